@@ -1,0 +1,102 @@
+import type { GPTConfig } from '../model/config';
+import type { NamedTensors } from '../tensors';
+
+/**
+ * A (B, T) batch of token ids. `targets[b, t]` is the token that should follow `inputs[b, t]`; a negative target,
+ * or a 0 in `mask`, leaves that position out of the loss.
+ */
+export interface Batch {
+  B: number;
+  T: number;
+  /** (B, T) token ids */
+  inputs: Int32Array;
+  /** (B, T) next-token ids; -1 = ignore */
+  targets: Int32Array;
+  /** (B, T) optional loss mask, 1 = counts, 0 = ignored */
+  mask?: Float32Array;
+}
+
+/** AdamW hyper-parameters, PyTorch's names and defaults as build-nanogpt sets them. */
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const DEFAULT_ADAMW: Omit<AdamWHyper, 'lr'> = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+/** AdamW state for checkpoints: the step count and the m and v of every parameter, by parameter name. */
+export interface OptimizerState {
+  step: number;
+  m: NamedTensors;
+  v: NamedTensors;
+}
+
+/** A decoding state for one batch of sequences, advanced one position per `step`. */
+export interface KVCache {
+  /** rows in the batch */
+  readonly batchSize: number;
+  /** positions filled so far */
+  readonly length: number;
+  dispose(): void;
+}
+
+/** A GPT-2 instance on some engine: its parameters, gradients and optimizer state live inside it. */
+export interface Model {
+  readonly config: GPTConfig;
+  /** engine name, e.g. "tfjs" */
+  readonly engine: string;
+
+  /**
+   * Forward and backward over one micro-batch. The gradients of `lossScale * loss` are added to the gradient
+   * buffers (so pass 1/gradAccumSteps for accumulation). Returns the unscaled mean loss over counted positions.
+   */
+  forwardBackward(batch: Batch, lossScale: number): Promise<number>;
+  /** Sets every gradient buffer to zero. */
+  zeroGrad(): void;
+  /** The global L2 norm of all gradients. */
+  gradNorm(): Promise<number>;
+  /** Multiplies every gradient by `factor` (used for clipping). */
+  scaleGrads(factor: number): void;
+  /** One AdamW update with decay on rank >= 2 tensors only, exactly as torch.optim.AdamW computes it. */
+  adamwStep(h: AdamWHyper): void;
+
+  /** Logits (B, T, vocabSize) of the real vocabulary, for a forward pass without gradients. */
+  logits(inputs: Int32Array, B: number, T: number): Promise<Float32Array>;
+  /** Per-position cross-entropy (B, T) of `targets` (NaN where not counted), without gradients. */
+  tokenLosses(batch: Batch): Promise<Float32Array>;
+
+  /** A KV cache for up to `maxLength` positions (<= blockSize) and `batchSize` rows. */
+  createCache(batchSize: number, maxLength?: number): KVCache;
+  /**
+   * Feeds `tokens` (batchSize, S) at the next S positions (S = 1 for one step, S = prompt length to prefill)
+   * and returns the logits (batchSize, vocabSize) at the last of them.
+   */
+  decodeStep(cache: KVCache, tokens: Int32Array, S?: number): Promise<Float32Array>;
+
+  /** Parameters by GPT-2 name, in engine layout (see ParamSpec). */
+  exportWeights(): Promise<NamedTensors>;
+  loadWeights(w: NamedTensors): void;
+  exportOptimizerState(): Promise<OptimizerState>;
+  loadOptimizerState(s: OptimizerState): void;
+
+  dispose(): void;
+}
+
+export interface EngineInfo {
+  name: string;
+  available: boolean;
+  /** e.g. the TF.js backend, or the BLAS in use */
+  detail: string;
+  /** why a faster option was not used, or why the engine is unavailable */
+  notes: string[];
+}
+
+export interface Engine {
+  readonly name: string;
+  info(): EngineInfo;
+  /** Builds a model from weights (engine layout), e.g. from initWeights() or an imported file. */
+  createModel(config: GPTConfig, weights: NamedTensors): Promise<Model>;
+}

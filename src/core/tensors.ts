@@ -1,0 +1,27 @@
+/** A tensor held in host memory, row-major. This is how weights move between files, engines and checkpoints. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Tensors by GPT-2 name (`wte.weight`, `h.0.attn.c_attn.weight`, ...), in the engine layout of ParamSpec. */
+export type NamedTensors = Map<string, HostTensor>;
+
+export function sumOfSquares(t: HostTensor): number {
+  let s = 0;
+  const d = t.data;
+  for (let i = 0; i < d.length; i++) s += d[i] * d[i];
+  return s;
+}
+
+/** Transposes a 2-D tensor [r, c] into a new [c, r] tensor. */
+export function transpose2d(t: HostTensor): HostTensor {
+  const [r, c] = t.shape;
+  const out = new Float32Array(r * c);
+  const src = t.data;
+  for (let i = 0; i < r; i++) {
+    const row = i * c;
+    for (let j = 0; j < c; j++) out[j * r + i] = src[row + j];
+  }
+  return { shape: [c, r], data: out };
+}

@@ -1,0 +1,46 @@
+import type { AdamWHyper, Batch, Model } from '../engine/types';
+
+export interface StepHyper {
+  adamw: AdamWHyper;
+  /** global-norm clipping threshold; 0 disables clipping */
+  gradClip: number;
+}
+
+export interface StepResult {
+  /** mean loss over the micro-steps (each micro-step's loss divided by their count, summed) */
+  loss: number;
+  /** global gradient norm before clipping */
+  norm: number;
+}
+
+/**
+ * One optimizer step of the build-nanogpt recipe: gradients accumulated over the micro-batches (each loss
+ * divided by their count), global-norm clipping as torch.nn.utils.clip_grad_norm_ does it, then AdamW.
+ */
+export async function trainStep(model: Model, micro: Batch[], h: StepHyper): Promise<StepResult> {
+  const n = micro.length;
+  model.zeroGrad();
+  let loss = 0;
+  for (const mb of micro) loss += (await model.forwardBackward(mb, 1 / n)) / n;
+  const norm = await model.gradNorm();
+  if (h.gradClip > 0) {
+    const coef = h.gradClip / (norm + 1e-6);
+    if (coef < 1) model.scaleGrads(coef);
+  }
+  model.adamwStep(h.adamw);
+  return { loss, norm };
+}
+
+/** Splits rows of T+1 tokens into (inputs, targets) = (row[:-1], row[1:]). */
+export function batchFromRows(rows: ArrayLike<number>[], T: number): Batch {
+  const B = rows.length;
+  const inputs = new Int32Array(B * T);
+  const targets = new Int32Array(B * T);
+  rows.forEach((r, b) => {
+    for (let t = 0; t < T; t++) {
+      inputs[b * T + t] = r[t];
+      targets[b * T + t] = r[t + 1];
+    }
+  });
+  return { B, T, inputs, targets };
+}

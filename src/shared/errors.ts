@@ -1,0 +1,54 @@
+/**
+ * One error type for the whole studio. It carries a machine-readable code, a message that says what was
+ * wrong (with the value and the file), and a hint that says what to do. At a process boundary it travels as
+ * a plain object (see toPlain / fromPlain).
+ */
+export const ErrorCode = {
+  BAD_ARGUMENT: 'BAD_ARGUMENT',
+  BAD_CONFIG: 'BAD_CONFIG',
+  FILE_NOT_FOUND: 'FILE_NOT_FOUND',
+  BAD_SAFETENSORS: 'BAD_SAFETENSORS',
+  BAD_WEIGHTS: 'BAD_WEIGHTS',
+  BAD_SHARD: 'BAD_SHARD',
+  BAD_DATA: 'BAD_DATA',
+  ENGINE_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
+  NUMERIC: 'NUMERIC',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface PlainError {
+  code: ErrorCode;
+  message: string;
+  hint: string;
+  stack?: string;
+}
+
+export class StudioError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string;
+
+  constructor(code: ErrorCode, message: string, hint = '', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StudioError';
+    this.code = code;
+    this.hint = hint;
+  }
+
+  toPlain(): PlainError {
+    return { code: this.code, message: this.message, hint: this.hint, stack: this.stack };
+  }
+
+  static fromPlain(p: PlainError): StudioError {
+    const e = new StudioError(p.code, p.message, p.hint);
+    if (p.stack) e.stack = p.stack;
+    return e;
+  }
+}
+
+/** Turns anything thrown into a plain error object, keeping a StudioError's code and hint. */
+export function toPlainError(e: unknown): PlainError {
+  if (e instanceof StudioError) return e.toPlain();
+  if (e instanceof Error) return { code: ErrorCode.INTERNAL, message: e.message, hint: '', stack: e.stack };
+  return { code: ErrorCode.INTERNAL, message: String(e), hint: '' };
+}
