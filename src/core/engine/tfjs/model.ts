@@ -56,32 +56,77 @@ function embed(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
   return f(table) as tf.Tensor2D;
 }
 
+/** Row i's target logit position in the flattened (N*V) logits. */
+function flatTargetIndex(N: number, V: number, targets: tf.Tensor1D): tf.Tensor1D {
+  return tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
+}
+
 /**
- * Mean cross-entropy over counted positions, fused: the gradient is (softmax - onehot) * w / sum(w), computed
- * directly instead of through the autodiff of logsumexp and a gather.
+ * log-sum-exp of each row, from the softmax: lse = max - log(softmax at the max). The softmax at the max is
+ * at least 1/V, so this never underflows, and it avoids a separate exp pass (slow on the wasm backend).
+ * Returns the softmax too. logits (N, V) -> probs (N, V), lse (N).
+ */
+function softmaxLse(logits: tf.Tensor2D): { probs: tf.Tensor2D; lse: tf.Tensor1D } {
+  const probs = tf.softmax(logits, -1) as tf.Tensor2D;
+  const lse = tf.sub(tf.max(logits, 1), tf.log(tf.max(probs, 1))) as tf.Tensor1D;
+  return { probs, lse };
+}
+
+/** Per-position cross-entropy of `targets` (no gradient). logits (N, V), targets (N) -> (N). */
+function tokenCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const [N, V] = logits.shape;
+  const { lse } = softmaxLse(logits);
+  return tf.sub(lse, tf.gather(tf.reshape(logits, [N * V]), flatTargetIndex(N, V, targets))) as tf.Tensor1D;
+}
+
+/**
+ * Mean cross-entropy over counted positions, fused: the gradient is (softmax - onehot) * w, computed directly
+ * (a softmax scaled per row, then the target entries patched in place) instead of by autodiff through a
+ * logsumexp, a gather and a one-hot.
  * logits (N, V); targets (N) int32 (0 where not counted); weights (N) = mask / count.
  */
 function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Tensor1D): tf.Scalar {
   const [N, V] = logits.shape;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const lg = args[0] as tf.Tensor;
-    (args[1] as tf.GradSaveFunc)([lg]);
-    const flatIdx = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), targets);
-    const targetLogit = tf.gather(tf.reshape(lg, [N * V]), flatIdx); // (N)
-    const lse = tf.logSumExp(lg, 1); // (N)
-    const value = tf.sum(tf.mul(tf.sub(lse, targetLogit), weights));
+    const lg = args[0] as tf.Tensor2D;
+    const { probs, lse } = softmaxLse(lg);
+    (args[1] as tf.GradSaveFunc)([probs]);
+    const flatIdx = flatTargetIndex(N, V, targets);
+    const value = tf.sum(tf.mul(tf.sub(lse, tf.gather(tf.reshape(lg, [N * V]), flatIdx)), weights));
     return {
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const probs = tf.softmax(saved[0]); // (N, V)
-        // int32 one-hot, then cast: the wasm backend's float32 OneHot writes integer bit patterns
-        const onehot = tf.cast(tf.oneHot(targets, V), 'float32');
-        const w = tf.reshape(tf.mul(weights, dy as tf.Tensor), [N, 1]);
-        return tf.mul(tf.sub(probs, onehot), w);
+        const w = tf.mul(weights, dy as tf.Tensor); // (N)
+        const g = tf.mul(saved[0], tf.reshape(w, [N, 1])); // (N, V): softmax * w
+        // tensors made in the forward function are gone by now (only `saved` survives): rebuild the indices
+        const at = tf.stack([tf.range(0, N, 1, 'int32'), targets], 1); // (N, 2)
+        const patched = tf.sub(tf.gather(tf.reshape(g, [N * V]), flatTargetIndex(N, V, targets)), w); // (softmax_t - 1) * w
+        return tf.tensorScatterUpdate(g, at, patched);
       },
     };
   });
   return f(logits) as tf.Scalar;
+}
+
+/**
+ * a (N, K) @ b (K, M) whose gradients use explicit transposes and plain matmuls: the wasm backend's
+ * transposed-operand matmul is about 10x slower than transposing first.
+ */
+function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const x = args[0] as tf.Tensor2D;
+    const y = args[1] as tf.Tensor2D;
+    // intermediate inputs are released after the forward pass unless saved
+    (args[2] as tf.GradSaveFunc)([x, y]);
+    return {
+      value: tf.matMul(x, y),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const d = dy as tf.Tensor2D;
+        return [tf.matMul(d, tf.transpose(saved[1])), tf.matMul(tf.transpose(saved[0]), d)];
+      },
+    };
+  });
+  return f(a, b) as tf.Tensor2D;
 }
 
 function layerNorm(x: tf.Tensor2D, w: tf.Tensor1D, b: tf.Tensor1D, eps: number): tf.Tensor2D {
@@ -91,7 +136,7 @@ function layerNorm(x: tf.Tensor2D, w: tf.Tensor1D, b: tf.Tensor1D, eps: number):
 
 /** y = x W^T + b with W in (out, in) layout. x (N, in) -> (N, out). */
 function linear(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
-  return tf.add(tf.matMul(x, w, false, true), b);
+  return tf.add(mm(x, tf.transpose(w)), b);
 }
 
 const GELU_K = Math.sqrt(2 / Math.PI);
@@ -200,7 +245,7 @@ export class TfjsModel implements Model {
   private head(p: Params, x: tf.Tensor2D): tf.Tensor2D {
     const { vocabSize: V, paddedVocabSize: Vp, nEmbd: C } = this.config;
     const w = Vp === V ? p.wte : tf.slice(p.wte, [0, 0], [V, C]);
-    return tf.matMul(x, w, false, true);
+    return mm(x, tf.transpose(w));
   }
 
   private checkBatch(B: number, T: number, ids: Int32Array, what = 'inputs'): void {
@@ -344,13 +389,11 @@ export class TfjsModel implements Model {
     this.checkBatch(B, T, batch.inputs);
     this.checkBatch(B, T, batch.targets, 'targets');
     const { targets, weights } = this.lossWeights(batch);
-    const V = this.config.vocabSize;
     const N = B * T;
     const out = tf.tidy(() => {
       const p = structure(this.params, this.config.nLayer);
       const lg = this.head(p, this.hidden(p, tf.tensor1d(batch.inputs, 'int32'), B, T, 0));
-      const flatIdx = tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), tf.tensor1d(targets, 'int32'));
-      return tf.sub(tf.logSumExp(lg, 1), tf.gather(tf.reshape(lg, [N * V]), flatIdx));
+      return tokenCrossEntropy(lg, tf.tensor1d(targets, 'int32'));
     });
     const data = (await out.data()) as Float32Array;
     out.dispose();

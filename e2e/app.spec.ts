@@ -1,0 +1,96 @@
+import { PAGES } from '../src/renderer/pages';
+import { expect, snap, test } from './fixtures';
+
+test.describe('serve mode', () => {
+  test('opens, reaches Settings with the keyboard, shows the workspace and engines, and switches theme', async ({ page, appUrl, workspace }) => {
+    const failed: string[] = [];
+    page.on('pageerror', (e) => failed.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') failed.push(m.text());
+    });
+
+    await page.goto(appUrl);
+    await expect(page.getByRole('heading', { level: 1, name: 'Runs' })).toBeVisible();
+    await expect(page.getByRole('heading', { name: 'Not built yet' })).toBeVisible();
+    await snap(page, 'runs');
+
+    // Tab through the page until the Settings link has focus, then follow it with Enter.
+    const settingsLink = page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: 'Settings' });
+    // (string expressions: this file is type-checked without the DOM library)
+    const focusedHref = () => page.evaluate<string | null>('document.activeElement?.getAttribute("href") ?? null');
+    for (let i = 0; i < 20 && (await focusedHref()) !== '#/settings'; i++) {
+      await page.keyboard.press('Tab');
+    }
+    await expect(settingsLink).toBeFocused();
+    await page.keyboard.press('Enter');
+
+    await expect(page).toHaveURL(/#\/settings$/);
+    await expect(page.getByRole('heading', { level: 1, name: 'Settings' })).toBeVisible();
+    await expect(settingsLink).toHaveAttribute('aria-current', 'page');
+    await expect(page.getByTestId('workspace-path')).toHaveText(workspace);
+
+    const engines = page.getByRole('table', { name: 'Engines' });
+    const tfjs = engines.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'tfjs' }) });
+    await expect(tfjs).toHaveCount(1);
+    await expect(tfjs.getByText(/^(Available|Unavailable)$/)).toBeVisible();
+    await expect(engines.getByRole('rowheader')).not.toHaveCount(0);
+    await snap(page, 'settings-light');
+
+    // Theme: starts light (Chromium's default scheme), switches to dark, and stays dark after a reload.
+    const html = page.locator('html');
+    await expect(html).toHaveAttribute('data-theme', 'light');
+    const bodyBackground = () => page.evaluate<string>('getComputedStyle(document.body).backgroundColor');
+    const lightBg = await bodyBackground();
+    await page.getByRole('button', { name: 'Switch to dark theme' }).click();
+    await expect(html).toHaveAttribute('data-theme', 'dark');
+    const darkBg = await bodyBackground();
+    expect(darkBg).not.toBe(lightBg);
+    await expect(tfjs).toHaveCount(1);
+    await snap(page, 'settings-dark');
+
+    await page.reload();
+    await expect(html).toHaveAttribute('data-theme', 'dark');
+    await page.getByRole('button', { name: 'Switch to light theme' }).click();
+    await expect(html).toHaveAttribute('data-theme', 'light');
+
+    expect(failed, 'no page errors and no console errors (a CSP violation is one)').toEqual([]);
+  });
+
+  test('every page of the navigation opens, and unbuilt ones say so', async ({ page, appUrl }) => {
+    await page.goto(appUrl);
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    for (const p of PAGES) {
+      await nav.getByRole('link', { name: p.title, exact: true }).click();
+      await expect(page).toHaveURL(new RegExp(`#/${p.id}$`));
+      await expect(page.getByRole('heading', { level: 1, name: p.title, exact: true })).toBeVisible();
+      if (p.id === 'settings') {
+        await expect(page.getByRole('heading', { name: 'Not built yet' })).toHaveCount(0);
+        await expect(page.getByRole('table', { name: 'Engines' })).toBeVisible();
+      } else {
+        await expect(page.getByRole('heading', { name: 'Not built yet' })).toBeVisible();
+      }
+      await snap(page, `page-${p.id}`);
+    }
+  });
+});
+
+test.describe('serve mode with a token', () => {
+  test.use({ token: 'e2e-secret-token-42' });
+
+  test('the token from the URL authorises requests and leaves the address bar', async ({ page, appUrl, server, workspace }) => {
+    await page.goto(appUrl + '#/settings');
+    await expect(page.getByTestId('workspace-path')).toHaveText(workspace);
+    await expect(page).not.toHaveURL(/token=/);
+
+    // Without the token the API refuses.
+    const res = await page.request.post(new URL('/api/invoke/app-info', server.url).href, { data: {} });
+    expect(res.status()).toBe(401);
+  });
+
+  test('without the token, Settings shows the error and its hint', async ({ page, server }) => {
+    await page.goto(server.url + '#/settings');
+    await expect(page.getByRole('alert').first()).toContainText('Missing or wrong token');
+    await expect(page.getByRole('alert').first()).toContainText('?token=');
+    await snap(page, 'settings-no-token');
+  });
+});

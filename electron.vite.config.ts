@@ -1,0 +1,35 @@
+import { resolve } from 'node:path';
+import react from '@vitejs/plugin-react';
+import { defineConfig } from 'electron-vite';
+
+const root = import.meta.dirname;
+
+export default defineConfig({
+  main: {
+    build: {
+      // Dependencies stay in node_modules (electron-builder packs them); the optional native TF.js backends too.
+      externalizeDeps: { include: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'] },
+      lib: { entry: resolve(root, 'src/main/index.ts') },
+      outDir: resolve(root, 'out/main'),
+    },
+  },
+  preload: {
+    build: {
+      lib: { entry: resolve(root, 'src/preload/index.ts') },
+      outDir: resolve(root, 'out/preload'),
+      // A sandboxed preload must be CommonJS: out/preload/index.cjs (src/main/index.ts loads that name).
+      rolldownOptions: { output: { format: 'cjs', entryFileNames: '[name].cjs' } },
+    },
+  },
+  renderer: {
+    root: resolve(root, 'src/renderer'),
+    base: './',
+    plugins: [react()],
+    build: {
+      outDir: resolve(root, 'out/renderer'),
+      // Also served over HTTP by `gpt2-studio serve`: keep it small.
+      minify: true,
+      rolldownOptions: { input: resolve(root, 'src/renderer/index.html') },
+    },
+  },
+});

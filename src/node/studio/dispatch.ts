@@ -1,0 +1,71 @@
+/**
+ * The transport-independent half of a request: checks its name and validates its argument with the zod schema,
+ * then calls the Studio. IPC and HTTP both go through here, so they validate identically.
+ */
+import { z } from 'zod';
+import type { HandlerName, InvokeResult, StudioHandlers } from '../../shared/contract';
+import { ErrorCode, toPlainError, type PlainError } from '../../shared/errors';
+import { handlerNames, isHandlerName, requestSchemas } from '../../shared/schemas';
+import type { Studio } from './index';
+
+/** The handler table of one Studio instance; `satisfies` makes a missing or mistyped handler a compile error. */
+export function handlersOf(studio: Studio): StudioHandlers {
+  return {
+    'app-info': () => studio.appInfo(),
+    'engines-list': () => studio.enginesList(),
+  } satisfies StudioHandlers;
+}
+
+export type ParsedRequest =
+  | { ok: true; name: HandlerName; arg: unknown }
+  | { ok: false; reason: 'unknown-handler' | 'bad-argument'; error: PlainError };
+
+/** Checks a request from outside: a known name and an argument that its schema accepts. */
+export function parseRequest(name: unknown, arg: unknown): ParsedRequest {
+  if (!isHandlerName(name)) {
+    const shown = typeof name === 'string' ? JSON.stringify(name.slice(0, 100)) : `a ${typeof name}`;
+    return {
+      ok: false,
+      reason: 'unknown-handler',
+      error: {
+        code: ErrorCode.BAD_ARGUMENT,
+        message: `Unknown request ${shown}.`,
+        hint: `Known requests: ${handlerNames.join(', ')}.`,
+      },
+    };
+  }
+  const parsed = requestSchemas[name].safeParse(arg);
+  if (!parsed.success) {
+    return {
+      ok: false,
+      reason: 'bad-argument',
+      error: {
+        code: ErrorCode.BAD_ARGUMENT,
+        message: `Bad argument for "${name}": ${z.prettifyError(parsed.error)}`,
+        hint: `See requestSchemas["${name}"] in src/shared/schemas.ts for what it takes.`,
+      },
+    };
+  }
+  return { ok: true, name, arg: parsed.data };
+}
+
+/** Calls an already validated request. */
+export async function callHandler(studio: Studio, name: HandlerName, arg: unknown): Promise<unknown> {
+  const handler = handlersOf(studio)[name] as (arg?: unknown) => Promise<unknown>;
+  return handler(arg);
+}
+
+/** Validates and calls; never throws: a failure comes back as `{ok: false, error}` with the reason. */
+export async function invokeStudio(
+  studio: Studio,
+  name: unknown,
+  arg: unknown,
+): Promise<InvokeResult & { reason?: 'unknown-handler' | 'bad-argument' | 'failed' }> {
+  const req = parseRequest(name, arg);
+  if (!req.ok) return { ok: false, error: req.error, reason: req.reason };
+  try {
+    return { ok: true, value: await callHandler(studio, req.name, req.arg) };
+  } catch (e) {
+    return { ok: false, error: toPlainError(e), reason: 'failed' };
+  }
+}

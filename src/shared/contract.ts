@@ -1,0 +1,106 @@
+/**
+ * The one contract between the Studio service and its three transports (Electron IPC, HTTP + SSE, the CLI).
+ *
+ * Handler types are derived from the service's own methods, so a change to a method's signature changes the
+ * contract (as actualbudget/actual derives `'tags-get': typeof getTags`). Only types are imported from src/node:
+ * nothing of the service reaches the renderer's bundle.
+ */
+import type { Studio } from '../node/studio';
+import type { PlainError } from './errors';
+
+/** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
+export type StudioHandlers = {
+  'app-info': Studio['appInfo'];
+  'engines-list': Studio['enginesList'];
+};
+
+export type HandlerName = keyof StudioHandlers;
+/** The arguments of a handler, as a tuple: `[]` for a handler that takes none. */
+export type HandlerArgs<K extends HandlerName> = Parameters<StudioHandlers[K]>;
+/** The single argument of a handler, `undefined` for one that takes none. */
+export type HandlerArg<K extends HandlerName> = HandlerArgs<K> extends [] ? undefined : HandlerArgs<K>[0];
+export type HandlerResult<K extends HandlerName> = Awaited<ReturnType<StudioHandlers[K]>>;
+
+/** How a run is doing. `interrupted` is a run whose worker died without saying why. */
+export type RunStatus = 'queued' | 'running' | 'paused' | 'stopped' | 'done' | 'failed' | 'interrupted';
+
+/** Push events: name -> payload. Subscribers get them in the order the service emits them. */
+export interface StudioEvents {
+  /** one optimizer step of a run */
+  'run-step': {
+    runId: string;
+    step: number;
+    loss: number;
+    lr: number;
+    /** global gradient norm before clipping */
+    norm: number;
+    dtMs: number;
+    tokensPerSec: number;
+    /** model FLOPs utilisation in [0, 1], where the device's peak is known */
+    mfu?: number;
+  };
+  /** a run changed state; `error` is set when it failed */
+  'run-status': { runId: string; status: RunStatus; error?: PlainError };
+  /** a download advanced */
+  'download-progress': {
+    id: string;
+    url: string;
+    bytes: number;
+    /** total size in bytes, when the server said */
+    total?: number;
+    bytesPerSec: number;
+    /** seconds left, when the total is known */
+    etaSec?: number;
+  };
+}
+
+export type EventName = keyof StudioEvents;
+export type EventListener<K extends EventName> = (payload: StudioEvents[K]) => void;
+
+// Compile-time check that every name is kebab-case `<domain>-<verb>`.
+type KebabName = `${Lowercase<string>}-${Lowercase<string>}`;
+type AssertKebab<T extends KebabName> = T;
+export type _HandlerNamesAreKebab = AssertKebab<HandlerName>;
+export type _EventNamesAreKebab = AssertKebab<EventName>;
+
+/** A reply as it travels over a transport: a value, or a plain error (see errors.ts). */
+export type InvokeResult<T = unknown> = { ok: true; value: T } | { ok: false; error: PlainError };
+
+/** What the renderer (and any other client) uses: one interface over IPC or HTTP + SSE. */
+export interface StudioClient {
+  /** Calls a handler; rejects with a StudioError when the service answers with an error. */
+  invoke<K extends HandlerName>(name: K, ...args: HandlerArgs<K>): Promise<HandlerResult<K>>;
+  /** Subscribes to a push event; returns the function that unsubscribes. */
+  on<K extends EventName>(name: K, cb: EventListener<K>): () => void;
+}
+
+/**
+ * The API that the Electron preload exposes as `window.studio`. Replies come as InvokeResult envelopes, because
+ * an Error loses its code and hint when it crosses the context bridge; the renderer's client unwraps them.
+ */
+export interface StudioBridge {
+  invoke<K extends HandlerName>(name: K, ...args: HandlerArgs<K>): Promise<InvokeResult<HandlerResult<K>>>;
+  on<K extends EventName>(name: K, cb: EventListener<K>): () => void;
+}
+
+/** Electron IPC channels. */
+export const IPC_INVOKE_CHANNEL = 'studio:invoke';
+export const IPC_EVENT_CHANNEL = 'studio:event';
+
+/** HTTP routes of `gpt2-studio serve`. */
+export const HTTP_INVOKE_PREFIX = '/api/invoke/';
+export const HTTP_EVENTS_PATH = '/api/events';
+/** The SSE `event:` field of every pushed message; its data is `{name, payload}` as JSON. */
+export const SSE_EVENT_TYPE = 'studio';
+
+/** The Content-Security-Policy of the renderer, wherever it is served from (the same text is in index.html). */
+export const RENDERER_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
