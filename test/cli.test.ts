@@ -1,6 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { readSafetensors, writeSafetensors } from '../src/node/safetensors';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import { hasFixture, repoRoot, sharedPath } from './shared';
@@ -27,6 +29,31 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
     r.losses.forEach((l: number, i: number) => expect(Math.abs(l - exp.forward.per_token_loss[0][i])).toBeLessThan(1e-4));
     const mean = r.losses.reduce((s: number, x: number) => s + x, 0) / r.losses.length;
     expect(r.meanLoss).toBeCloseTo(mean, 6);
+  });
+
+  it('a file with the transformer. prefix and an explicit lm_head.weight scores the same, unchanged', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'gpt2-variant-'));
+    try {
+      const raw = readSafetensors(path.join(tiny, 'model.safetensors'));
+      const variant = new Map([...raw].filter(([n]) => !n.endsWith('.attn.bias')).map(([n, t]) => [`transformer.${n}`, t]));
+      variant.set('lm_head.weight', raw.get('wte.weight')!);
+      writeSafetensors(path.join(dir, 'model.safetensors'), variant);
+      writeFileSync(path.join(dir, 'config.json'), readFileSync(path.join(tiny, 'config.json')));
+      const row: number[] = exp.forward.input_ids[1];
+      const a = JSON.parse((await run(['score', '--weights', tiny, '--tokens', row.join(','), '--json'])).out);
+      const b = JSON.parse((await run(['score', '--weights', dir, '--tokens', row.join(','), '--json'])).out);
+      expect(b.losses).toEqual(a.losses);
+      b.losses.forEach((l: number, i: number) => expect(Math.abs(l - exp.forward.per_token_loss[1][i])).toBeLessThan(1e-4));
+      // another head count: the same tensors read as 4 heads of 8 make another (valid) model
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(path.join(tiny, 'config.json'), 'utf8')), n_head: 4 }));
+      const info = await run(['info', '--weights', dir]);
+      expect(info.out).toContain('n_head 4');
+      const c = JSON.parse((await run(['score', '--weights', dir, '--tokens', row.join(','), '--json'])).out);
+      expect(c.losses.length).toBe(row.length - 1);
+      expect(c.losses).not.toEqual(a.losses);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('score --text prints a table and a mean', async () => {
