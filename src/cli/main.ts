@@ -1,11 +1,12 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError, toPlainError } from '../shared/errors';
 import { decayGroups, flopsPerToken, paramCount, type GPTConfig } from '../core/model/config';
 import { decode, encode, StreamDecoder } from '../core/tokenizer';
 import { generate } from '../core/sampling';
-import type { Model } from '../core/engine/types';
-import { describeEngines, getEngine } from '../node/engines';
+import { describeEngines } from '../node/engines';
 import { loadGpt2Weights } from '../node/weights';
+import { common, defaultIo, needWeights, num, openModel, parse, type CliIo } from './common';
+
+export type { CliIo };
 
 const USAGE = `gpt2-studio: train, sample and evaluate GPT-2 from the command line
 
@@ -14,6 +15,7 @@ Usage:
                      [--temperature 1] [--seed 42] [--engine E] [--json]
   gpt2-studio score  --weights W (--text TEXT | --tokens 1,2,3) [--engine E] [--json]
   gpt2-studio info   --weights W [--json]
+  gpt2-studio hellaswag --weights W [--data FILE] [--limit N] [--engine E] [--strict] [--json]
   gpt2-studio engines [--json]
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
 
@@ -21,54 +23,6 @@ W is a .safetensors file or a folder with model.safetensors (and config.json whe
 Hugging Face GPT-2 layout. Engines: auto (default), tfjs. The TF.js backend can be forced with
 --backend (tensorflow-gpu, tensorflow, wasm, cpu) or GPT2_STUDIO_TFJS_BACKEND.
 `;
-
-type Out = (s: string) => void;
-export interface CliIo {
-  out: Out;
-  err: Out;
-}
-const defaultIo: CliIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
-
-const common = {
-  weights: { type: 'string' },
-  engine: { type: 'string', default: 'auto' },
-  backend: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies ParseArgsConfig['options'];
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O, cmd: string) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
-  } catch (e) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd}: ${(e as Error).message}`, `Run "gpt2-studio ${cmd} --help" for the options.`);
-  }
-}
-
-function num(v: string | undefined, name: string, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  const bad = !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
-  if (bad) {
-    const range = [opts.int ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `--${name} ${v} is not valid: expected ${range}.`, `Pass --${name} as ${range}.`);
-  }
-  return n;
-}
-
-function needWeights(w: string | undefined, cmd: string): string {
-  if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file or a folder holding model.safetensors.');
-  return w;
-}
-
-async function openModel(weights: string, engineName: string, backend: string | undefined, io: CliIo): Promise<{ model: Model; notes: string[] }> {
-  const w = loadGpt2Weights(weights);
-  const engine = await getEngine(engineName, { backend });
-  io.err(`engine: ${engine.info().detail}\n`);
-  const model = await engine.createModel(w.config, w.tensors);
-  w.tensors.clear();
-  return { model, notes: w.notes };
-}
 
 function describeConfig(c: GPTConfig) {
   return {
@@ -229,6 +183,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'score': return await cmdScore(rest, io);
       case 'info': return await cmdInfo(rest, io);
       case 'engines': return await cmdEngines(rest, io);
+      case 'hellaswag': {
+        const { hellaswagCommand } = await import('./hellaswag');
+        return await hellaswagCommand(rest, io);
+      }
       case 'serve': {
         const { serveCommand } = await import('./serve');
         await serveCommand(rest);

@@ -13,6 +13,9 @@ export const ErrorCode = {
   BAD_DATA: 'BAD_DATA',
   ENGINE_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
   NUMERIC: 'NUMERIC',
+  CANCELLED: 'CANCELLED',
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  NOT_FOUND: 'NOT_FOUND',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

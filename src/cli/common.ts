@@ -1,0 +1,56 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ErrorCode, StudioError } from '../shared/errors';
+import type { Model } from '../core/engine/types';
+import { getEngine } from '../node/engines';
+import { loadGpt2Weights } from '../node/weights';
+
+/** Helpers shared by the CLI commands. */
+
+export type Out = (s: string) => void;
+export interface CliIo {
+  out: Out;
+  err: Out;
+}
+export const defaultIo: CliIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+export const common = {
+  weights: { type: 'string' },
+  engine: { type: 'string', default: 'auto' },
+  backend: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+export function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O, cmd: string) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+  } catch (e) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd}: ${(e as Error).message}`, `Run "gpt2-studio ${cmd} --help" for the options.`);
+  }
+}
+
+export function num(v: string | undefined, name: string, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  const bad = !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
+  if (bad) {
+    const range = [opts.int ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `--${name} ${v} is not valid: expected ${range}.`, `Pass --${name} as ${range}.`);
+  }
+  return n;
+}
+
+export function needWeights(w: string | undefined, cmd: string): string {
+  if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file or a folder holding model.safetensors.');
+  return w;
+}
+
+export async function openModel(weights: string, engineName: string, backend: string | undefined, io: CliIo): Promise<{ model: Model; notes: string[] }> {
+  const w = loadGpt2Weights(weights);
+  const engine = await getEngine(engineName, { backend });
+  io.err(`engine: ${engine.info().detail}\n`);
+  const model = await engine.createModel(w.config, w.tensors);
+  w.tensors.clear();
+  return { model, notes: w.notes };
+}
+
