@@ -1,4 +1,5 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
+import { MODEL_PRESETS, type ModelPresetName } from '../../shared/model-presets';
 
 /** GPT-2 model configuration, as in nanoGPT's GPTConfig. */
 export interface GPTConfig {
@@ -29,16 +30,7 @@ export const EOT_TOKEN = 50256;
 
 type PresetShape = Pick<GPTConfig, 'nLayer' | 'nHead' | 'nEmbd' | 'blockSize'>;
 
-/** Model presets. The gpt2* ones are OpenAI's released shapes; nano and micro train on a CPU. */
-export const MODEL_PRESETS = {
-  nano: { nLayer: 4, nHead: 4, nEmbd: 128, blockSize: 256 },
-  micro: { nLayer: 6, nHead: 6, nEmbd: 384, blockSize: 256 },
-  gpt2: { nLayer: 12, nHead: 12, nEmbd: 768, blockSize: 1024 },
-  'gpt2-medium': { nLayer: 24, nHead: 16, nEmbd: 1024, blockSize: 1024 },
-  'gpt2-large': { nLayer: 36, nHead: 20, nEmbd: 1280, blockSize: 1024 },
-  'gpt2-xl': { nLayer: 48, nHead: 25, nEmbd: 1600, blockSize: 1024 },
-} as const satisfies Record<string, PresetShape>;
-export type ModelPresetName = keyof typeof MODEL_PRESETS;
+export { MODEL_PRESETS, type ModelPresetName };
 
 export function isModelPreset(name: string): name is ModelPresetName {
   return Object.prototype.hasOwnProperty.call(MODEL_PRESETS, name);

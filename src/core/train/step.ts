@@ -14,21 +14,31 @@ export interface StepResult {
 }
 
 /**
- * One optimizer step of the build-nanogpt recipe: gradients accumulated over the micro-batches (each loss
- * divided by their count), global-norm clipping as torch.nn.utils.clip_grad_norm_ does it, then AdamW.
+ * Forward and backward over the micro-batches of one step, accumulating gradients (each loss divided by the
+ * number of micro-steps, as build-nanogpt does). Returns the mean loss and the global norm before clipping.
  */
-export async function trainStep(model: Model, micro: Batch[], h: StepHyper): Promise<StepResult> {
+export async function accumulateGradients(model: Model, micro: Batch[]): Promise<StepResult> {
   const n = micro.length;
   model.zeroGrad();
   let loss = 0;
   for (const mb of micro) loss += (await model.forwardBackward(mb, 1 / n)) / n;
-  const norm = await model.gradNorm();
+  return { loss, norm: await model.gradNorm() };
+}
+
+/** Clipping as torch.nn.utils.clip_grad_norm_ does it (coefficient max / (norm + 1e-6), only when < 1), then AdamW. */
+export function applyUpdate(model: Model, norm: number, h: StepHyper): void {
   if (h.gradClip > 0) {
     const coef = h.gradClip / (norm + 1e-6);
     if (coef < 1) model.scaleGrads(coef);
   }
   model.adamwStep(h.adamw);
-  return { loss, norm };
+}
+
+/** One optimizer step of the build-nanogpt recipe: accumulation, clipping, AdamW. */
+export async function trainStep(model: Model, micro: Batch[], h: StepHyper): Promise<StepResult> {
+  const r = await accumulateGradients(model, micro);
+  applyUpdate(model, r.norm, h);
+  return r;
 }
 
 /** Splits rows of T+1 tokens into (inputs, targets) = (row[:-1], row[1:]). */

@@ -1,0 +1,182 @@
+import { ErrorCode, StudioError } from '../../shared/errors';
+import { gradAccumSteps, totalSteps, type RunConfig } from '../../shared/run-config';
+import type { Batch, Model } from '../engine/types';
+import { decayGroups, flopsPerToken } from '../model/config';
+import { generate } from '../sampling';
+import { learningRate } from '../schedule';
+import { decode, encode } from '../tokenizer';
+import { checkStep, newGuardState, type GuardState } from './guard';
+import { accumulateGradients, applyUpdate } from './step';
+
+/** A stream of (B, T) batches whose position can be saved and restored exactly. */
+export interface BatchSource {
+  next(): Batch;
+  getState(): unknown;
+  setState(s: unknown): void;
+  /** back to the start (the val split is read from its start at every evaluation) */
+  reset(): void;
+}
+
+export interface StepEvent {
+  step: number;
+  loss: number;
+  lr: number;
+  norm: number;
+  dtMs: number;
+  tokensPerSec: number;
+  mfu?: number;
+  tokensSeen: number;
+  /** true when the guard skipped this update */
+  skipped: boolean;
+}
+
+/** What the trainer saves so that a resumed run continues exactly. */
+export interface TrainerState {
+  /** optimizer steps completed */
+  step: number;
+  tokensSeen: number;
+  data: unknown;
+  guard: GuardState;
+}
+
+export interface TrainerHooks {
+  onStep(e: StepEvent): void | Promise<void>;
+  onEval?(e: { step: number; valLoss: number }): void | Promise<void>;
+  onHellaswag?(e: { step: number; accNorm: number | null; n: number; note?: string }): void | Promise<void>;
+  onSample?(e: { step: number; prompt: string; samples: string[] }): void | Promise<void>;
+  onLog?(level: 'info' | 'warn', message: string): void | Promise<void>;
+  /** writes a checkpoint of the model, optimizer and this state */
+  saveCheckpoint?(state: TrainerState, metrics: Record<string, number>): Promise<void>;
+  /** polled between steps: 'stop' checkpoints and ends, 'pause' checkpoints and ends as paused */
+  control?(): 'run' | 'stop' | 'pause';
+  /** HellaSwag acc_norm, when the evals are available to the run */
+  hellaswag?(model: Model, step: number): Promise<{ accNorm: number; n: number } | null>;
+}
+
+export interface TrainerOptions {
+  config: RunConfig;
+  model: Model;
+  train: BatchSource;
+  val?: BatchSource;
+  hooks: TrainerHooks;
+  /** state to resume from (from a checkpoint) */
+  resume?: TrainerState;
+  /** the engine's peak FLOP/s, for MFU; absent when unknown */
+  peakFlops?: number;
+  now?: () => number;
+}
+
+export type TrainerOutcome = { status: 'done' | 'stopped' | 'paused'; step: number };
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+/** Mean val loss over `iters` batches from the start of the val split. */
+export async function evaluateValLoss(model: Model, val: BatchSource, iters: number): Promise<number> {
+  val.reset();
+  let sum = 0;
+  for (let i = 0; i < iters; i++) {
+    const b = val.next();
+    const losses = await model.tokenLosses(b);
+    let s = 0;
+    let n = 0;
+    for (const l of losses) if (!Number.isNaN(l)) { s += l; n++; }
+    sum += n ? s / n : 0;
+  }
+  return sum / iters;
+}
+
+/**
+ * The training loop of build-nanogpt, engine-agnostic: for each step, evaluations when due, then gradient
+ * accumulation over the micro-batches, the guard, clipping and AdamW with the scheduled learning rate, the log
+ * line, and checkpoints when due. Stops, pauses and resumes between steps.
+ */
+export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
+  const { config: c, model, train, val, hooks } = o;
+  const now = o.now ?? (() => performance.now());
+  const maxSteps = totalSteps(c);
+  const accum = gradAccumSteps(c);
+  const tokensPerStep = c.total_batch_size;
+  const sched = { maxLr: c.max_lr, minLrRatio: c.min_lr_ratio, warmupSteps: c.warmup_steps, maxSteps };
+  const guardOpts = { enabled: c.guard.enabled, zThreshold: c.guard.z_threshold, warmup: c.guard.warmup, maxConsecutiveSkips: c.guard.max_consecutive_skips };
+  const fpt = flopsPerToken(model.config, c.seq_len);
+  const log = async (level: 'info' | 'warn', m: string) => hooks.onLog?.(level, m);
+
+  let step = o.resume?.step ?? 0;
+  let tokensSeen = o.resume?.tokensSeen ?? 0;
+  const guard = o.resume ? structuredClone(o.resume.guard) : newGuardState();
+  if (o.resume) train.setState(o.resume.data);
+
+  const g = decayGroups(model.config);
+  await log('info', `num decayed parameter tensors: ${g.decayTensors}, with ${fmt(g.decayParams)} parameters`);
+  await log('info', `num non-decayed parameter tensors: ${g.noDecayTensors}, with ${fmt(g.noDecayParams)} parameters`);
+  await log('info', `total desired batch size: ${fmt(tokensPerStep)} => calculated gradient accumulation steps: ${accum}`);
+  if (o.resume) await log('info', `resuming at step ${step} of ${maxSteps}`);
+
+  let lastVal: number | undefined;
+  const state = (): TrainerState => ({ step, tokensSeen, data: train.getState(), guard: structuredClone(guard) });
+  const checkpoint = async () => {
+    if (hooks.saveCheckpoint) await hooks.saveCheckpoint(state(), lastVal !== undefined ? { 'val/loss': lastVal } : {});
+  };
+
+  while (step < maxSteps) {
+    const last = step === maxSteps - 1;
+    if (val && c.eval_interval > 0 && (step % c.eval_interval === 0 || last)) {
+      lastVal = await evaluateValLoss(model, val, c.eval_iters);
+      await hooks.onEval?.({ step, valLoss: lastVal });
+      await log('info', `validation loss: ${lastVal.toFixed(4)}`);
+    }
+    if (c.hellaswag_interval > 0 && (step % c.hellaswag_interval === 0 || last) && hooks.hellaswag) {
+      const h = await hooks.hellaswag(model, step);
+      if (h) await hooks.onHellaswag?.({ step, accNorm: h.accNorm, n: h.n });
+    }
+    if (c.sample_interval > 0 && ((step > 0 && step % c.sample_interval === 0) || last)) {
+      const prompt = encode(c.sample.prompt);
+      const rows = await generate(model, prompt, {
+        maxNewTokens: c.sample.max_tokens, numSequences: c.sample.count, seed: c.seed + step,
+        temperature: c.sample.temperature, topK: c.sample.top_k, topP: 1,
+      });
+      await hooks.onSample?.({ step, prompt: c.sample.prompt, samples: rows.map((r) => c.sample.prompt + decode(r)) });
+    }
+
+    const t0 = now();
+    const micro: Batch[] = [];
+    for (let i = 0; i < accum; i++) micro.push(train.next());
+    const { loss, norm } = await accumulateGradients(model, micro);
+    const lr = learningRate(sched, step);
+    const verdict = checkStep(guard, guardOpts, loss, norm);
+    if (verdict.skip) {
+      await log('warn', `step ${step}: update skipped: ${verdict.reason}`);
+      if (guard.consecutiveSkips >= guardOpts.maxConsecutiveSkips) {
+        throw new StudioError(
+          ErrorCode.NUMERIC,
+          `Training stopped at step ${step}: ${guard.consecutiveSkips} updates in a row were skipped (last: ${verdict.reason}).`,
+          'Lower max_lr, raise warmup_steps or grad_clip, or check the dataset; then resume from the last checkpoint.',
+        );
+      }
+    } else {
+      applyUpdate(model, norm, { gradClip: c.grad_clip, adamw: { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay } });
+    }
+    const dtMs = now() - t0;
+    tokensSeen += tokensPerStep;
+    const tokensPerSec = tokensPerStep / (dtMs / 1000);
+    const mfu = o.peakFlops ? (fpt * tokensPerSec) / o.peakFlops : undefined;
+    const ev: StepEvent = { step, loss, lr, norm, dtMs, tokensPerSec, mfu, tokensSeen, skipped: verdict.skip };
+    step++;
+    await hooks.onStep(ev);
+
+    const due = c.checkpoint_interval > 0 && (step % c.checkpoint_interval === 0 || step === maxSteps);
+    const ctl = hooks.control?.() ?? 'run';
+    if (due || (ctl !== 'run' && step < maxSteps)) await checkpoint();
+    if (ctl === 'stop') return { status: 'stopped', step };
+    if (ctl === 'pause') return { status: 'paused', step };
+  }
+  return { status: 'done', step };
+}
+
+/** The log line of a step, as build-nanogpt prints it (plus MFU where known). */
+export function formatStep(e: StepEvent): string {
+  let s = `step ${String(e.step).padStart(5)} | loss ${e.loss.toFixed(6)} | lr ${e.lr.toExponential(4)} | norm ${e.norm.toFixed(4)} | dt ${e.dtMs.toFixed(2)} ms | tok/sec ${e.tokensPerSec.toFixed(2)}`;
+  if (e.mfu !== undefined) s += ` | mfu ${(e.mfu * 100).toFixed(2)}%`;
+  if (e.skipped) s += ' | skipped';
+  return s;
+}

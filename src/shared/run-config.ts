@@ -1,0 +1,215 @@
+/**
+ * The run config: one typed object with commented defaults (build-nanogpt's for gpt2), validated with zod at
+ * every boundary. Keys are snake_case, as in the JSON files users write and in build-nanogpt.
+ */
+import { z } from 'zod';
+import { MODEL_PRESETS, MODEL_PRESET_NAMES } from './model-presets';
+
+const posInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).positive(`${what} must be > 0`);
+const nonNegInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).min(0, `${what} must be >= 0`);
+const unit = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`).max(1, `${what} must be <= 1`);
+
+export const modelSchema = z
+  .object({
+    /** a shape preset; the explicit fields below override it */
+    preset: z.enum(MODEL_PRESET_NAMES, { error: `model.preset must be one of ${MODEL_PRESET_NAMES.join(', ')}` }).optional(),
+    n_layer: posInt('model.n_layer').optional(),
+    n_head: posInt('model.n_head').optional(),
+    n_embd: posInt('model.n_embd').optional(),
+    /** context length (rows of wpe) */
+    block_size: posInt('model.block_size').optional(),
+    /** 50257 for GPT-2's BPE */
+    vocab_size: posInt('model.vocab_size').default(50257),
+    /** rows of wte; default: vocab_size rounded up to a multiple of 64 (50304) */
+    padded_vocab_size: posInt('model.padded_vocab_size').optional(),
+  })
+  .strict();
+
+export const sampleSchema = z
+  .object({
+    prompt: z.string().default("Hello, I'm a language model,"),
+    count: posInt('sample.count').max(32, 'sample.count must be <= 32').default(4),
+    max_tokens: posInt('sample.max_tokens').default(32),
+    top_k: nonNegInt('sample.top_k').default(50),
+    temperature: z.number().min(0, 'sample.temperature must be >= 0').default(1),
+  })
+  .strict();
+
+export const guardSchema = z
+  .object({
+    /** skip an update whose loss or grad norm is more than this many standard deviations above the recent mean */
+    z_threshold: z.number().positive('guard.z_threshold must be > 0').default(6),
+    /** steps of history before the guard acts */
+    warmup: nonNegInt('guard.warmup').default(20),
+    /** stop with an error after this many skipped updates in a row */
+    max_consecutive_skips: posInt('guard.max_consecutive_skips').default(5),
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+const runConfigBase = z
+  .object({
+    name: z.string().max(200, 'name must be at most 200 characters').optional(),
+    model: modelSchema.default({ preset: 'gpt2', vocab_size: 50257 }),
+    /** scratch: GPT-2 init from `seed`; weights: a .safetensors file or folder; checkpoint: a checkpoint folder */
+    init_from: z.enum(['scratch', 'weights', 'checkpoint'], { error: 'init_from must be scratch, weights or checkpoint' }).default('scratch'),
+    /** the file or folder for init_from weights / checkpoint */
+    init_path: z.string().optional(),
+    /** a dataset id of the workspace */
+    dataset: z.string({ error: 'dataset must be a dataset id' }).min(1, 'dataset must not be empty'),
+    /** SFT: the dataset holds prompt/response pairs and only response tokens count in the loss */
+    sft: z.boolean().default(false),
+    /** tokens per optimizer step (2**19 = 524,288 in build-nanogpt) */
+    total_batch_size: posInt('total_batch_size').default(524288),
+    /** micro-batch rows B */
+    batch_size: posInt('batch_size').default(64),
+    /** sequence length T */
+    seq_len: posInt('seq_len').default(1024),
+    /** optimizer steps (19,073 = 10B tokens / 2**19); or give token_budget instead */
+    max_steps: posInt('max_steps').optional(),
+    token_budget: posInt('token_budget').optional(),
+    max_lr: z.number({ error: 'max_lr must be a number' }).positive('max_lr must be > 0').max(1, 'max_lr must be <= 1').default(6e-4),
+    min_lr_ratio: unit('min_lr_ratio').default(0.1),
+    warmup_steps: nonNegInt('warmup_steps').default(715),
+    weight_decay: z.number().min(0, 'weight_decay must be >= 0').default(0.1),
+    beta1: z.number().min(0, 'beta1 must be in [0, 1)').lt(1, 'beta1 must be in [0, 1)').default(0.9),
+    beta2: z.number().min(0, 'beta2 must be in [0, 1)').lt(1, 'beta2 must be in [0, 1)').default(0.95),
+    eps: z.number().positive('eps must be > 0').default(1e-8),
+    /** global-norm clipping; 0 disables it */
+    grad_clip: z.number().min(0, 'grad_clip must be >= 0').default(1.0),
+    /** evaluate val loss every N steps (and at the last step); 0 disables */
+    eval_interval: nonNegInt('eval_interval').default(250),
+    /** val micro-batches per evaluation */
+    eval_iters: posInt('eval_iters').default(20),
+    hellaswag_interval: nonNegInt('hellaswag_interval').default(250),
+    /** examples per HellaSwag evaluation; absent = the whole split */
+    hellaswag_limit: posInt('hellaswag_limit').optional(),
+    sample_interval: nonNegInt('sample_interval').default(250),
+    sample: sampleSchema.default({ prompt: "Hello, I'm a language model,", count: 4, max_tokens: 32, top_k: 50, temperature: 1 }),
+    checkpoint_interval: nonNegInt('checkpoint_interval').default(5000),
+    /** checkpoints kept (older ones are deleted); 0 keeps all */
+    keep_last: nonNegInt('keep_last').default(3),
+    seed: z.number().int('seed must be an integer').default(1337),
+    engine: z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], { error: 'engine must be auto, tfjs, native-cpu or native-cuda' }).default('auto'),
+    precision: z.enum(['fp32', 'bf16', 'tf32'], { error: 'precision must be fp32, bf16 or tf32' }).default('fp32'),
+    /** data-parallel processes (GPUs) */
+    world_size: posInt('world_size').default(1),
+    /** shuffle shard order and document-aligned chunks each epoch */
+    shuffle: z.boolean().default(false),
+    guard: guardSchema.default({ z_threshold: 6, warmup: 20, max_consecutive_skips: 5, enabled: true }),
+  })
+  .strict();
+
+/** The model shape: the preset merged with the explicit fields. */
+export function resolveModelShape(m: z.infer<typeof modelSchema>) {
+  const base = m.preset ? MODEL_PRESETS[m.preset] : undefined;
+  return {
+    n_layer: m.n_layer ?? base?.nLayer,
+    n_head: m.n_head ?? base?.nHead,
+    n_embd: m.n_embd ?? base?.nEmbd,
+    block_size: m.block_size ?? base?.blockSize,
+    vocab_size: m.vocab_size,
+    padded_vocab_size: m.padded_vocab_size ?? Math.ceil(m.vocab_size / 64) * 64,
+  };
+}
+
+/** The nearest multiples of `unit` below and above `x` (the lower one at least `unit`). */
+function nearestMultiples(x: number, unit: number): [number, number] {
+  const lo = Math.max(unit, Math.floor(x / unit) * unit);
+  return [lo, Math.ceil(x / unit) * unit];
+}
+
+export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
+  const shape = resolveModelShape(c.model);
+  for (const k of ['n_layer', 'n_head', 'n_embd', 'block_size'] as const) {
+    if (shape[k] === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['model', k], message: `model.${k} is required when model.preset is not given` });
+    }
+  }
+  if (shape.n_embd !== undefined && shape.n_head !== undefined && shape.n_embd % shape.n_head !== 0) {
+    ctx.addIssue({ code: 'custom', path: ['model', 'n_head'], message: `model.n_embd = ${shape.n_embd} is not divisible by model.n_head = ${shape.n_head}` });
+  }
+  if (shape.padded_vocab_size < shape.vocab_size) {
+    ctx.addIssue({ code: 'custom', path: ['model', 'padded_vocab_size'], message: `model.padded_vocab_size = ${shape.padded_vocab_size} is smaller than model.vocab_size = ${shape.vocab_size}` });
+  }
+  if (shape.block_size !== undefined && c.seq_len > shape.block_size) {
+    ctx.addIssue({ code: 'custom', path: ['seq_len'], message: `seq_len = ${c.seq_len} exceeds the model's block_size = ${shape.block_size}` });
+  }
+  const unitTokens = c.batch_size * c.seq_len * c.world_size;
+  if (c.total_batch_size % unitTokens !== 0) {
+    const [lo, hi] = nearestMultiples(c.total_batch_size, unitTokens);
+    ctx.addIssue({
+      code: 'custom',
+      path: ['total_batch_size'],
+      message: `total_batch_size = ${c.total_batch_size} is not divisible by batch_size * seq_len * world_size = ${c.batch_size} * ${c.seq_len} * ${c.world_size} = ${unitTokens}; the nearest valid values are ${lo} and ${hi}`,
+    });
+  }
+  if (c.max_steps === undefined && c.token_budget === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['max_steps'], message: 'give max_steps or token_budget' });
+  }
+  if (c.max_steps !== undefined && c.token_budget !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['token_budget'], message: 'give max_steps or token_budget, not both' });
+  }
+  if (c.max_steps !== undefined && c.warmup_steps > c.max_steps) {
+    ctx.addIssue({ code: 'custom', path: ['warmup_steps'], message: `warmup_steps = ${c.warmup_steps} is more than max_steps = ${c.max_steps}` });
+  }
+  if (c.init_from !== 'scratch' && !c.init_path) {
+    ctx.addIssue({ code: 'custom', path: ['init_path'], message: `init_from = ${c.init_from} needs init_path (a weights file or folder, or a checkpoint folder)` });
+  }
+  if (c.precision !== 'fp32' && c.engine !== 'native-cuda' && c.engine !== 'auto') {
+    ctx.addIssue({ code: 'custom', path: ['precision'], message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32` });
+  }
+});
+
+export type RunConfigInput = z.input<typeof runConfigSchema>;
+export type RunConfig = z.output<typeof runConfigSchema>;
+
+/** Optimizer steps of a config (max_steps, or the token budget divided by the batch, rounded up). */
+export function totalSteps(c: RunConfig): number {
+  return c.max_steps ?? Math.ceil((c.token_budget ?? 0) / c.total_batch_size);
+}
+
+/** Micro-steps per optimizer step. */
+export function gradAccumSteps(c: RunConfig): number {
+  return c.total_batch_size / (c.batch_size * c.seq_len * c.world_size);
+}
+
+export interface FieldError {
+  /** dotted path, e.g. "model.n_head" */
+  field: string;
+  message: string;
+}
+
+/** Validates a config; returns the parsed config or the list of field errors. */
+export function checkRunConfig(input: unknown): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
+  const r = runConfigSchema.safeParse(input);
+  if (r.success) return { ok: true, config: r.data };
+  return {
+    ok: false,
+    errors: r.error.issues.map((i) => ({
+      field: i.path.join('.') || '(config)',
+      message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+    })),
+  };
+}
+
+/**
+ * Sets `key=value` on a config object (the CLI's --set): dotted keys reach nested objects, and values are
+ * parsed as JSON when they can be (numbers, booleans, null), else kept as strings.
+ */
+export function setConfigValue(cfg: Record<string, unknown>, key: string, raw: string): void {
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // a plain string
+  }
+  const parts = key.split('.');
+  let o: Record<string, unknown> = cfg;
+  for (const p of parts.slice(0, -1)) {
+    const next = o[p];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) o[p] = {};
+    o = o[p] as Record<string, unknown>;
+  }
+  o[parts[parts.length - 1]] = value;
+}
