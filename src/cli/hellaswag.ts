@@ -2,11 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { HELLASWAG_BASELINES, parseHellaswag, runHellaswag } from '../core/evals/hellaswag';
+import { hellaswagDataPath } from '../node/evals/paths';
 import { resolveHome } from '../node/workspace';
 import { common, needWeights, num, openModel, parse, type CliIo } from './common';
 
-/** Where `prepare hellaswag` keeps the validation split inside the workspace. */
-export const hellaswagDataPath = (home: string): string => path.join(home, 'datasets', 'hellaswag', 'hellaswag_val.jsonl');
 
 function findData(explicit: string | undefined, homeFlag: string | undefined): string {
   if (explicit) {

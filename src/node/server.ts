@@ -161,7 +161,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) {
-      return sendError(res, 403, ErrorCode.BAD_ARGUMENT, `Refused a cross-origin request from ${origin}.`, 'Open the studio from its own address.');
+      return sendError(res, 403, ErrorCode.UNAUTHORIZED, `Refused a cross-origin request from ${origin}.`, 'Open the studio from its own address.');
     }
     if (token !== undefined) {
       const auth = req.headers.authorization;
@@ -169,7 +169,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       const queryToken = url.pathname === HTTP_EVENTS_PATH ? (url.searchParams.get('token') ?? undefined) : undefined;
       if (!tokenMatches(bearer ?? queryToken, token)) {
         res.setHeader('WWW-Authenticate', 'Bearer realm="gpt2-studio"');
-        return sendError(res, 401, ErrorCode.BAD_ARGUMENT, 'Missing or wrong token.', 'Open the URL that `gpt2-studio serve` printed (it carries ?token=...).');
+        return sendError(res, 401, ErrorCode.UNAUTHORIZED, 'Missing or wrong token.', 'Open the URL that `gpt2-studio serve` printed (it carries ?token=...).');
       }
     }
 
@@ -216,7 +216,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       return sendJson(res, status, stripReason(reply));
     }
 
-    return sendError(res, 404, ErrorCode.BAD_ARGUMENT, `No API route ${url.pathname}.`, `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.`);
+    return sendError(res, 404, ErrorCode.NOT_FOUND, `No API route ${url.pathname}.`, `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.`);
   }
 
   function openEventStream(req: IncomingMessage, res: ServerResponse): void {

@@ -10,12 +10,17 @@ export const ErrorCode = {
   BAD_SAFETENSORS: 'BAD_SAFETENSORS',
   BAD_WEIGHTS: 'BAD_WEIGHTS',
   BAD_SHARD: 'BAD_SHARD',
+  BAD_CHECKPOINT: 'BAD_CHECKPOINT',
   BAD_DATA: 'BAD_DATA',
   ENGINE_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
   NUMERIC: 'NUMERIC',
   CANCELLED: 'CANCELLED',
   UNAUTHORIZED: 'UNAUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
+  /** studio.db is not a SQLite database, or is damaged */
+  BAD_DATABASE: 'BAD_DATABASE',
+  /** studio.db was written by a newer studio (its user_version is above the newest migration this build knows) */
+  DATABASE_TOO_NEW: 'DATABASE_TOO_NEW',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -28,7 +28,7 @@ export function parseRequest(name: unknown, arg: unknown): ParsedRequest {
       ok: false,
       reason: 'unknown-handler',
       error: {
-        code: ErrorCode.BAD_ARGUMENT,
+        code: ErrorCode.NOT_FOUND,
         message: `Unknown request ${shown}.`,
         hint: `Known requests: ${handlerNames.join(', ')}.`,
       },
@@ -42,7 +42,7 @@ export function parseRequest(name: unknown, arg: unknown): ParsedRequest {
       error: {
         code: ErrorCode.BAD_ARGUMENT,
         message: `Bad argument for "${name}": ${z.prettifyError(parsed.error)}`,
-        hint: `See requestSchemas["${name}"] in src/shared/schemas.ts for what it takes.`,
+        hint: 'Fix the named field and send the request again.',
       },
     };
   }
