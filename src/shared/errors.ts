@@ -21,6 +21,8 @@ export const ErrorCode = {
   BAD_DATABASE: 'BAD_DATABASE',
   /** studio.db was written by a newer studio (its user_version is above the newest migration this build knows) */
   DATABASE_TOO_NEW: 'DATABASE_TOO_NEW',
+  /** a run or eval whose process died (crash, kill, power loss) before it finished */
+  INTERRUPTED: 'INTERRUPTED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

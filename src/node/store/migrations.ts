@@ -1,0 +1,233 @@
+/**
+ * Numbered schema migrations, as in Signal-Desktop's ts/sql/migrations: each has a version one above the last;
+ * `PRAGMA user_version` records the last one applied; every pending migration runs in ONE transaction, so a
+ * failure leaves the database exactly as it was; and a database whose version is above the newest one this build
+ * knows (written by a newer studio) is refused rather than guessed at.
+ *
+ * Rules for new migrations:
+ * - Append; never edit or renumber a released one.
+ * - Do not change `PRAGMA foreign_keys` inside `up` (SQLite ignores it within a transaction). A migration that
+ *   rebuilds a table uses SQLite's 12-step procedure (create new, copy, drop old, rename) with
+ *   `PRAGMA defer_foreign_keys = ON` and ends with `PRAGMA foreign_key_check`.
+ */
+import type Database from 'better-sqlite3';
+import { ErrorCode, StudioError } from '../../shared/errors';
+
+export interface Migration {
+  version: number;
+  /** what it does, for messages */
+  name: string;
+  up(db: Database.Database): void;
+}
+
+const list = (xs: readonly string[]) => xs.map((x) => `'${x}'`).join(', ');
+
+/**
+ * Version 1: the whole schema of the first release. Tables are STRICT (a wrong type is an error, not a silent
+ * conversion); JSON columns are checked with json_valid.
+ */
+const v1: Migration = {
+  version: 1,
+  name: 'runs, metrics, samples, checkpoints, logs, evals, eval_examples, datasets',
+  up(db) {
+    db.exec(`
+      CREATE TABLE runs (
+        id                   TEXT PRIMARY KEY,
+        name                 TEXT NOT NULL,
+        status               TEXT NOT NULL DEFAULT 'created'
+                               CHECK (status IN (${list(['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'])})),
+        preset               TEXT,
+        config_json          TEXT NOT NULL CHECK (json_valid(config_json) AND json_type(config_json) = 'object'),
+        engine               TEXT,
+        created_at           INTEGER NOT NULL,
+        started_at           INTEGER,
+        ended_at             INTEGER,
+        steps_done           INTEGER NOT NULL DEFAULT 0 CHECK (steps_done >= 0),
+        tokens_seen          INTEGER NOT NULL DEFAULT 0 CHECK (tokens_seen >= 0),
+        best_val_loss        REAL,
+        last_checkpoint_step INTEGER,
+        error_json           TEXT CHECK (error_json IS NULL OR json_valid(error_json)),
+        tags                 TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tags) AND json_type(tags) = 'array'),
+        notes                TEXT NOT NULL DEFAULT '',
+        pid                  INTEGER
+      ) STRICT;
+      -- the runs list (newest first) and recover-on-start (status IN running, paused)
+      CREATE INDEX runs_by_created ON runs (created_at DESC, id DESC);
+      CREATE INDEX runs_by_status ON runs (status);
+
+      -- One row per (run, metric, step). The primary key is also the only index a chart query needs:
+      -- WHERE run_id = ? AND name = ? AND step > ? ORDER BY step. value NULL stores NaN.
+      CREATE TABLE metrics (
+        run_id      TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        name        TEXT NOT NULL CHECK (length(name) > 0),
+        step        INTEGER NOT NULL CHECK (step >= 0),
+        value       REAL,
+        wall_time   REAL NOT NULL,
+        tokens_seen INTEGER NOT NULL,
+        PRIMARY KEY (run_id, name, step)
+      ) STRICT, WITHOUT ROWID;
+
+      CREATE TABLE samples (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step       INTEGER NOT NULL,
+        idx        INTEGER NOT NULL,
+        prompt     TEXT NOT NULL,
+        text       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step, idx)
+      ) STRICT;
+
+      CREATE TABLE checkpoints (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step       INTEGER NOT NULL,
+        path       TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0),
+        val_loss   REAL,
+        hellaswag  REAL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, step)
+      ) STRICT;
+
+      -- seq is 1, 2, 3, ... per run (see Store.addLog)
+      CREATE TABLE logs (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        level   TEXT NOT NULL CHECK (level IN (${list(['debug', 'info', 'warn', 'error'])})),
+        message TEXT NOT NULL,
+        time    INTEGER NOT NULL,
+        PRIMARY KEY (run_id, seq)
+      ) STRICT, WITHOUT ROWID;
+
+      -- The target is either a run's checkpoint (run_id + step) or a weights path, never both. An eval of a run
+      -- goes with the run; deleting only the checkpoint keeps the result.
+      CREATE TABLE evals (
+        id           TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL CHECK (kind IN (${list(['hellaswag', 'val_loss'])})),
+        run_id       TEXT REFERENCES runs (id) ON DELETE CASCADE,
+        step         INTEGER,
+        weights_path TEXT,
+        status       TEXT NOT NULL DEFAULT 'running'
+                       CHECK (status IN (${list(['running', 'done', 'failed', 'cancelled', 'interrupted'])})),
+        params_json  TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(params_json)),
+        summary_json TEXT CHECK (summary_json IS NULL OR json_valid(summary_json)),
+        error_json   TEXT CHECK (error_json IS NULL OR json_valid(error_json)),
+        pid          INTEGER,
+        created_at   INTEGER NOT NULL,
+        finished_at  INTEGER,
+        CHECK ((run_id IS NOT NULL AND step IS NOT NULL AND weights_path IS NULL)
+            OR (run_id IS NULL AND step IS NULL AND weights_path IS NOT NULL))
+      ) STRICT;
+      CREATE INDEX evals_by_created ON evals (created_at DESC, id DESC);
+      CREATE INDEX evals_by_run ON evals (run_id, step) WHERE run_id IS NOT NULL;
+      CREATE INDEX evals_running ON evals (status) WHERE status = 'running';
+
+      CREATE TABLE eval_examples (
+        eval_id       TEXT NOT NULL REFERENCES evals (id) ON DELETE CASCADE,
+        ind           INTEGER NOT NULL,
+        label         INTEGER NOT NULL,
+        pred          INTEGER NOT NULL,
+        pred_norm     INTEGER NOT NULL,
+        sum_loss_json TEXT NOT NULL CHECK (json_valid(sum_loss_json)),
+        avg_loss_json TEXT NOT NULL CHECK (json_valid(avg_loss_json)),
+        PRIMARY KEY (eval_id, ind)
+      ) STRICT, WITHOUT ROWID;
+      -- "show me what it got wrong" without scanning the right ones
+      CREATE INDEX eval_examples_wrong ON eval_examples (eval_id, ind) WHERE pred_norm <> label;
+
+      CREATE TABLE datasets (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        source        TEXT NOT NULL,
+        manifest_path TEXT,
+        train_tokens  INTEGER NOT NULL DEFAULT 0 CHECK (train_tokens >= 0),
+        val_tokens    INTEGER NOT NULL DEFAULT 0 CHECK (val_tokens >= 0),
+        status        TEXT NOT NULL CHECK (status IN (${list(['preparing', 'ready', 'failed', 'interrupted'])})),
+        error_json    TEXT CHECK (error_json IS NULL OR json_valid(error_json)),
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      ) STRICT;
+    `);
+  },
+};
+
+/** Every migration, in order. The last one's version is the schema version this build writes. */
+export const MIGRATIONS: readonly Migration[] = [v1];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+export function userVersion(db: Database.Database): number {
+  return Number(db.pragma('user_version', { simple: true }));
+}
+
+/** Throws when the database was written by a newer studio than this one. */
+export function refuseFutureVersion(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): void {
+  const version = userVersion(db);
+  const supported = latestVersion(migrations);
+  if (version > supported) {
+    throw new StudioError(
+      ErrorCode.DATABASE_TOO_NEW,
+      `The database "${file}" has schema version ${version}, but this studio supports versions up to ${supported}: it was written by a newer GPT-2 Studio.`,
+      'Upgrade GPT-2 Studio to the version that wrote this workspace (or newer), or choose another workspace with --home DIR. The file was left untouched.',
+    );
+  }
+}
+
+export interface MigrateResult {
+  /** user_version before */
+  from: number;
+  /** user_version after */
+  to: number;
+  /** the versions applied now */
+  applied: number[];
+}
+
+/**
+ * Applies every pending migration in one IMMEDIATE transaction (it takes the write lock first, so that two
+ * processes opening the same workspace at once cannot both migrate: the second re-reads the version under the lock
+ * and finds nothing to do). Each step sets user_version; a throw rolls back every step, the version included.
+ */
+export function migrate(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): MigrateResult {
+  checkMigrationList(migrations);
+  refuseFutureVersion(db, file, migrations);
+  const run = db.transaction((): MigrateResult => {
+    // Re-read under the lock: another process may have migrated since the check above.
+    refuseFutureVersion(db, file, migrations);
+    const from = userVersion(db);
+    const applied: number[] = [];
+    for (const m of migrations) {
+      if (m.version <= from) continue;
+      try {
+        m.up(db);
+      } catch (e) {
+        throw new StudioError(
+          ErrorCode.BAD_DATABASE,
+          `Migrating the database "${file}" to version ${m.version} (${m.name}) failed: ${e instanceof Error ? e.message : String(e)}. Nothing was changed: it is still at version ${from}.`,
+          'Report this with the message above. Your data is as it was; an older GPT-2 Studio can still open it.',
+          { cause: e },
+        );
+      }
+      // user_version lives in the database header, which is part of the transaction.
+      db.pragma(`user_version = ${m.version}`);
+      applied.push(m.version);
+    }
+    return { from, to: userVersion(db), applied };
+  });
+  return run.immediate();
+}
+
+function latestVersion(migrations: readonly Migration[]): number {
+  return migrations.length ? migrations[migrations.length - 1].version : 0;
+}
+
+/** A programming error in the list (a gap, a repeat, a reorder) is caught before it touches a database. */
+function checkMigrationList(migrations: readonly Migration[]): void {
+  migrations.forEach((m, i) => {
+    if (!Number.isInteger(m.version) || m.version !== i + 1) {
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        `Migration "${m.name}" at position ${i} has version ${m.version}; versions must be 1, 2, 3, ... in order.`,
+        'This is a bug in the studio build: fix the MIGRATIONS list.',
+      );
+    }
+  });
+}
