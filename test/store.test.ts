@@ -410,7 +410,7 @@ describe('samples, checkpoints, logs', () => {
 });
 
 describe('recover on start', () => {
-  it("turns every 'running' or 'paused' run whose pid is gone into 'interrupted', and leaves the rest", () => {
+  it("turns every 'running' run whose pid is gone into 'interrupted', and leaves the rest (a paused run has no worker)", () => {
     const alive = new Set([4242]);
     const s = store({ isPidAlive: (pid) => alive.has(pid), now: () => 9_999_999 });
     const make = (name: string, status: 'created' | 'running' | 'paused' | 'done', pid: number | null) => {
@@ -426,14 +426,14 @@ describe('recover on start', () => {
     s.addCheckpoint(dead.id, { step: 40, path: '/c', sizeBytes: 1 });
 
     const recovered = s.recoverOnStart();
-    expect(recovered.map((r) => r.id).sort()).toEqual([dead.id, paused.id].sort());
+    expect(recovered.map((r) => r.id)).toEqual([dead.id]);
     const d = s.getRun(dead.id);
     expect(d).toMatchObject({ status: 'interrupted', pid: null, endedAt: 5000 });
     expect(d?.error?.code).toBe(ErrorCode.INTERRUPTED);
     expect(d?.error?.message).toContain('interrupted after 42 step(s)');
     expect(d?.error?.message).toContain('pid 1111');
     expect(d?.error?.hint).toContain(`step 40): gpt2-studio resume ${dead.id}`);
-    expect(s.getRun(paused.id)).toMatchObject({ status: 'interrupted', endedAt: 1000 });
+    expect(s.getRun(paused.id)).toMatchObject({ status: 'paused' });
     expect(s.getRun(live.id)).toMatchObject({ status: 'running', pid: 4242 });
     expect(s.getRun(done.id)?.status).toBe('done');
     expect(s.getRun(created.id)?.status).toBe('created');

@@ -16,6 +16,14 @@ Usage:
   gpt2-studio score  --weights W (--text TEXT | --tokens 1,2,3) [--engine E] [--json]
   gpt2-studio info   --weights W [--json]
   gpt2-studio hellaswag --weights W [--data FILE] [--limit N] [--engine E] [--strict] [--json]
+  gpt2-studio prepare SOURCE [--name N] [--url U | --file F] [--max-files K] [--max-tokens M] [--shard-size S]
+                     [--endpoint URL] [--home DIR]      (sources: tinyshakespeare, fineweb-edu-10bt, hellaswag, local, builtin)
+  gpt2-studio datasets [--home DIR] [--json]
+  gpt2-studio train  (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json]
+  gpt2-studio resume RUN_ID [--home DIR] [--json]
+  gpt2-studio stop   RUN_ID [--home DIR]
+  gpt2-studio runs   [--home DIR] [--json]
+  gpt2-studio export RUN_ID [--step N] --out model.safetensors [--home DIR]
   gpt2-studio engines [--json]
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
 
@@ -183,6 +191,15 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'score': return await cmdScore(rest, io);
       case 'info': return await cmdInfo(rest, io);
       case 'engines': return await cmdEngines(rest, io);
+      case 'train': case 'resume': case 'stop': case 'runs': case 'export': {
+        const m = await import('./runs');
+        const f = { train: m.trainCommand, resume: m.resumeCommand, stop: m.stopCommand, runs: m.runsCommand, export: m.exportCommand }[cmd];
+        return await f(rest, io);
+      }
+      case 'prepare': case 'datasets': {
+        const m = await import('./prepare');
+        return await (cmd === 'prepare' ? m.prepareCommand(rest, io) : m.datasetsCommand(rest, io));
+      }
       case 'hellaswag': {
         const { hellaswagCommand } = await import('./hellaswag');
         return await hellaswagCommand(rest, io);

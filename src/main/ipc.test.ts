@@ -84,8 +84,8 @@ describe('registerStudioIpc', () => {
   });
 
   it('relays push events until disposed', () => {
-    studio.emit('run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000 });
-    expect(sent).toEqual([['run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000 }]]);
+    studio.emit('run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000, tokensSeen: 1024, skipped: false });
+    expect(sent).toEqual([['run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000, tokensSeen: 1024, skipped: false }]]);
     dispose();
     expect(ipc.handlers.size).toBe(0);
     studio.emit('run-status', { runId: 'r', status: 'done' });

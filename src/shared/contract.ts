@@ -6,12 +6,27 @@
  * nothing of the service reaches the renderer's bundle.
  */
 import type { Studio } from '../node/studio';
+import type { RunStatus } from '../node/store';
 import type { PlainError } from './errors';
 
 /** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
 export type StudioHandlers = {
   'app-info': Studio['appInfo'];
   'engines-list': Studio['enginesList'];
+  'presets-list': Studio['presetsList'];
+  'config-validate': Studio['configValidate'];
+  'runs-create': Studio['runsCreate'];
+  'runs-list': Studio['runsList'];
+  'runs-get': Studio['runsGet'];
+  'runs-stop': Studio['runsStop'];
+  'runs-pause': Studio['runsPause'];
+  'runs-resume': Studio['runsResume'];
+  'runs-delete': Studio['runsDelete'];
+  'runs-update': Studio['runsUpdate'];
+  'runs-metrics': Studio['runsMetrics'];
+  'runs-logs': Studio['runsLogs'];
+  'runs-samples': Studio['runsSamples'];
+  'runs-checkpoints': Studio['runsCheckpoints'];
 };
 
 export type HandlerName = keyof StudioHandlers;
@@ -22,7 +37,7 @@ export type HandlerArg<K extends HandlerName> = HandlerArgs<K> extends [] ? unde
 export type HandlerResult<K extends HandlerName> = Awaited<ReturnType<StudioHandlers[K]>>;
 
 /** How a run is doing. `interrupted` is a run whose worker died without saying why. */
-export type RunStatus = 'queued' | 'running' | 'paused' | 'stopped' | 'done' | 'failed' | 'interrupted';
+export type { RunStatus };
 
 /** Push events: name -> payload. Subscribers get them in the order the service emits them. */
 export interface StudioEvents {
@@ -38,7 +53,20 @@ export interface StudioEvents {
     tokensPerSec: number;
     /** model FLOPs utilisation in [0, 1], where the device's peak is known */
     mfu?: number;
+    tokensSeen: number;
+    /** the loss-spike guard skipped this update */
+    skipped: boolean;
   };
+  /** an evaluation inside a run: val loss or HellaSwag acc_norm */
+  'run-eval': { runId: string; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number };
+  /** samples generated during a run */
+  'run-sample': { runId: string; step: number; prompt: string; samples: string[] };
+  /** a checkpoint was written */
+  'run-checkpoint': { runId: string; step: number; path: string; sizeBytes: number };
+  /** a line of a run's log */
+  'run-log': { runId: string; seq: number; level: 'debug' | 'info' | 'warn' | 'error'; message: string; time: number };
+  /** a run and its files were deleted */
+  'run-deleted': { runId: string };
   /** a run changed state; `error` is set when it failed */
   'run-status': { runId: string; status: RunStatus; error?: PlainError };
   /** a download advanced */

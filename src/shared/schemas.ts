@@ -5,6 +5,12 @@
 import { z } from 'zod';
 import type { HandlerArg, HandlerName } from './contract';
 
+/** A run id: the folder name runs/<id>/, so no separators or dots at the start. */
+const runId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'a run id such as run-20261128-193000-ab12');
+
+/** The run statuses (as the store defines them). */
+const RUN_STATUS_VALUES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;
+
 /** A handler that takes no argument: nothing, or (from a JSON body) an absent `arg`. */
 const noArgument = z.undefined({ error: 'this request takes no argument' });
 
@@ -15,6 +21,32 @@ const noArgument = z.undefined({ error: 'this request takes no argument' });
 export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = {
   'app-info': noArgument,
   'engines-list': noArgument,
+  'presets-list': noArgument,
+  'config-validate': z.unknown(),
+  'runs-create': z.object({
+    config: z.unknown(),
+    name: z.string().max(200).optional(),
+    preset: z.string().max(100).optional(),
+    tags: z.array(z.string().max(50)).max(20).optional(),
+    notes: z.string().max(10_000).optional(),
+    start: z.boolean().optional(),
+  }).strict(),
+  'runs-list': z.object({
+    status: z.union([z.enum(RUN_STATUS_VALUES), z.array(z.enum(RUN_STATUS_VALUES))]).optional(),
+    search: z.string().max(200).optional(),
+    limit: z.number().int().positive().max(10_000).optional(),
+    offset: z.number().int().min(0).optional(),
+  }).strict().optional(),
+  'runs-get': runId,
+  'runs-stop': runId,
+  'runs-pause': runId,
+  'runs-resume': runId,
+  'runs-delete': runId,
+  'runs-update': z.object({ id: runId, name: z.string().max(200).optional(), tags: z.array(z.string().max(50)).max(20).optional(), notes: z.string().max(10_000).optional() }).strict(),
+  'runs-metrics': z.object({ id: runId, names: z.array(z.string().max(100)).max(50).optional(), sinceStep: z.number().int().optional() }).strict(),
+  'runs-logs': z.object({ id: runId, afterSeq: z.number().int().min(0).optional() }).strict(),
+  'runs-samples': runId,
+  'runs-checkpoints': runId,
 };
 
 export const handlerNames = Object.keys(requestSchemas) as HandlerName[];

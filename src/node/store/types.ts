@@ -14,8 +14,8 @@ import type { PlainError } from '../../shared/errors';
 export const RUN_STATUSES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-/** Statuses in which a worker process is (or was, if it crashed) attached to the run. */
-export const ACTIVE_RUN_STATUSES = ['running', 'paused'] as const satisfies readonly RunStatus[];
+/** Statuses in which a worker process is (or was, if it crashed) attached to the run. A paused run has checkpointed and let its worker go. */
+export const ACTIVE_RUN_STATUSES = ['running'] as const satisfies readonly RunStatus[];
 
 export interface RunRow {
   id: string;

@@ -13,6 +13,20 @@ export function handlersOf(studio: Studio): StudioHandlers {
   return {
     'app-info': () => studio.appInfo(),
     'engines-list': () => studio.enginesList(),
+    'presets-list': () => studio.presetsList(),
+    'config-validate': (config) => studio.configValidate(config),
+    'runs-create': (input) => studio.runsCreate(input),
+    'runs-list': (filter) => studio.runsList(filter),
+    'runs-get': (id) => studio.runsGet(id),
+    'runs-stop': (id) => studio.runsStop(id),
+    'runs-pause': (id) => studio.runsPause(id),
+    'runs-resume': (id) => studio.runsResume(id),
+    'runs-delete': (id) => studio.runsDelete(id),
+    'runs-update': (arg) => studio.runsUpdate(arg),
+    'runs-metrics': (arg) => studio.runsMetrics(arg),
+    'runs-logs': (arg) => studio.runsLogs(arg),
+    'runs-samples': (id) => studio.runsSamples(id),
+    'runs-checkpoints': (id) => studio.runsCheckpoints(id),
   } satisfies StudioHandlers;
 }
 

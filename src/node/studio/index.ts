@@ -9,10 +9,17 @@ import pkg from '../../../package.json' with { type: 'json' };
 import type { EngineInfo } from '../../core/engine/types';
 import type { EventListener, EventName, StudioEvents } from '../../shared/contract';
 import { type AnyEventListener, StudioEmitter } from './emitter';
+import { openStore, type Run, type ListRunsFilter, type Store } from '../store';
+import { listPresets, type TrainingPreset } from '../presets';
+import { checkRunConfig, type FieldError } from '../../shared/run-config';
+import type { WorkerSpawner } from '../train/launcher';
+import { RunManager, type CreateRunInput } from './runs';
 
 export interface StudioOptions {
   /** absolute path of the workspace folder (resolveHome) */
   home: string;
+  /** how training workers start (Electron passes one built on utilityProcess); default child_process.fork */
+  spawnWorker?: WorkerSpawner;
 }
 
 export interface AppInfo {
@@ -33,9 +40,28 @@ export interface AppInfo {
 export class Studio {
   readonly home: string;
   private readonly events = new StudioEmitter();
+  private readonly opts: StudioOptions;
+  private storeRef: Store | null = null;
+  private runsRef: RunManager | null = null;
 
   constructor(opts: StudioOptions) {
     this.home = opts.home;
+    this.opts = opts;
+  }
+
+  /** The run store, opened on first use; runs left `running` by a dead worker become `interrupted` then. */
+  get store(): Store {
+    if (!this.storeRef) {
+      this.storeRef = openStore(this.home);
+      for (const r of this.storeRef.recoverOnStart()) this.emit('run-status', { runId: r.id, status: r.status, error: r.error ?? undefined });
+      this.storeRef.recoverEvalsOnStart();
+    }
+    return this.storeRef;
+  }
+
+  get runs(): RunManager {
+    if (!this.runsRef) this.runsRef = new RunManager(this.home, this.store, (n, p) => this.emit(n, p), this.opts.spawnWorker);
+    return this.runsRef;
   }
 
   // ---- handlers (each is one entry of StudioHandlers) ----
@@ -59,6 +85,84 @@ export class Studio {
     return describeEngines();
   }
 
+  // ---- runs ----
+
+  /** Training presets (resources/presets). */
+  async presetsList(): Promise<TrainingPreset[]> {
+    return listPresets();
+  }
+
+  /** Checks a run config without creating anything; the list is empty when it is valid. */
+  async configValidate(config: unknown): Promise<FieldError[]> {
+    const r = checkRunConfig(config);
+    if (!r.ok) return r.errors;
+    try {
+      this.runs.validate(config);
+      return [];
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      const m = /^The run config is not valid: (.*)\.$/s.exec(msg);
+      return (m ? m[1].split('; ') : [msg]).map((part) => {
+        const i = part.indexOf(': ');
+        return i > 0 ? { field: part.slice(0, i), message: part.slice(i + 2) } : { field: '(config)', message: part };
+      });
+    }
+  }
+
+  /** Creates a run from a config and starts its worker. */
+  async runsCreate(input: CreateRunInput): Promise<Run> {
+    return this.runs.create(input);
+  }
+
+  async runsList(filter?: ListRunsFilter): Promise<Run[]> {
+    return this.runs.list(filter);
+  }
+
+  async runsGet(id: string): Promise<Run> {
+    return this.runs.get(id);
+  }
+
+  async runsStop(id: string): Promise<Run> {
+    return this.runs.control(id, 'stop');
+  }
+
+  async runsPause(id: string): Promise<Run> {
+    return this.runs.control(id, 'pause');
+  }
+
+  /** Resumes a stopped, paused, interrupted or failed run from its last checkpoint. */
+  async runsResume(id: string): Promise<Run> {
+    return this.runs.resume(id);
+  }
+
+  /** Deletes a run that is not running, with its checkpoints and files. */
+  async runsDelete(id: string): Promise<void> {
+    this.runs.delete(id);
+  }
+
+  async runsUpdate(arg: { id: string; name?: string; tags?: string[]; notes?: string }): Promise<Run> {
+    this.runs.get(arg.id);
+    const { id, ...patch } = arg;
+    return this.store.updateRun(id, patch);
+  }
+
+  /** Metric series of a run (all, or the named ones), optionally only after a step. */
+  async runsMetrics(arg: { id: string; names?: string[]; sinceStep?: number }) {
+    return this.runs.metrics(arg.id, arg.names, arg.sinceStep);
+  }
+
+  async runsLogs(arg: { id: string; afterSeq?: number }) {
+    return this.runs.logs(arg.id, arg.afterSeq);
+  }
+
+  async runsSamples(id: string) {
+    return this.runs.samples(id);
+  }
+
+  async runsCheckpoints(id: string) {
+    return this.runs.checkpoints(id);
+  }
+
   // ---- push events ----
 
   /** Subscribes to one event; returns the unsubscribe function. */
@@ -76,8 +180,17 @@ export class Studio {
     this.events.emit(name, payload);
   }
 
-  /** Drops every subscriber. */
+  /** Stops the attached runs (each checkpoints first), closes the store and drops every subscriber. */
+  async shutdown(timeoutMs?: number): Promise<void> {
+    if (this.runsRef) await this.runsRef.shutdown(timeoutMs);
+    this.close();
+  }
+
+  /** Closes the store and drops every subscriber. */
   close(): void {
+    this.storeRef?.close();
+    this.storeRef = null;
+    this.runsRef = null;
     this.events.clear();
   }
 }

@@ -1,0 +1,183 @@
+/**
+ * Run commands: train, resume, stop, runs, export. Each works on the same workspace the app uses, through the
+ * Studio service (so a CLI run is recorded in SQLite and appears in the app).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, StudioError } from '../shared/errors';
+import { setConfigValue } from '../shared/run-config';
+import type { StudioEvents } from '../shared/contract';
+import { formatStep } from '../core/train/trainer';
+import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../node/checkpoints';
+import { getPreset } from '../node/presets';
+import { Studio } from '../node/studio';
+import { runDirOf } from '../node/train/paths';
+import { exportGpt2Weights } from '../node/weights';
+import { resolveHome } from '../node/workspace';
+import { num, parse, type CliIo } from './common';
+
+const homeOpt = { home: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } as const;
+
+function readConfigFile(file: string): Record<string, unknown> {
+  const p = path.resolve(file);
+  if (!fs.existsSync(p)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `Config file ${p} does not exist.`, 'Pass --config with a JSON run config, or --preset NAME.');
+  try {
+    const v = JSON.parse(fs.readFileSync(p, 'utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+    // a preset file ({title, description, config}) works as a config file too
+    return (v.config && typeof v.config === 'object' ? v.config : v) as Record<string, unknown>;
+  } catch (e) {
+    throw new StudioError(ErrorCode.BAD_CONFIG, `Config file ${p} is not a JSON object: ${(e as Error).message}.`, 'Write the run config as JSON (see resources/presets for examples).');
+  }
+}
+
+/** Prints a run's events until its worker ends; Ctrl-C asks it to checkpoint and stop. Returns the exit code. */
+async function follow(studio: Studio, runId: string, io: CliIo, json: boolean): Promise<number> {
+  const out = (name: string, payload: object) => io.out(JSON.stringify({ event: name, ...payload }) + '\n');
+  const mine = <K extends keyof StudioEvents>(name: K, print: (p: StudioEvents[K]) => void) =>
+    studio.on(name, (p) => {
+      if ((p as { runId: string }).runId !== runId) return;
+      if (json) out(name, p);
+      else print(p);
+    });
+  const subs = [
+    mine('run-step', (p) => io.out(formatStep(p) + '\n')),
+    mine('run-eval', (p) => io.out(p.name === 'val/loss' ? `validation loss: ${p.value.toFixed(4)}\n` : `HellaSwag acc_norm: ${p.value.toFixed(4)}\n`)),
+    mine('run-sample', (p) => p.samples.forEach((s, i) => io.out(`sample ${i}: ${s}\n`))),
+    mine('run-checkpoint', (p) => io.out(`checkpoint: step ${p.step} -> ${p.path}\n`)),
+    mine('run-log', (p) => (p.level === 'info' ? io.out(`${p.message}\n`) : io.err(`${p.level}: ${p.message}\n`))),
+    mine('run-status', (p) => {
+      if (p.error) io.err(`error: ${p.error.message}\n${p.error.hint ? `hint: ${p.error.hint}\n` : ''}`);
+      io.out(`run ${runId}: ${p.status}\n`);
+    }),
+  ];
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.err('\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n');
+      studio.runsStop(runId).catch(() => {});
+    } else {
+      io.err('aborting\n');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const run = await studio.runs.wait(runId);
+    return run.status === 'done' || run.status === 'stopped' || run.status === 'paused' ? 0 : 1;
+  } finally {
+    process.off('SIGINT', onSigint);
+    for (const u of subs) u();
+  }
+}
+
+/** gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] */
+export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
+  const a = parse(argv, { ...homeOpt, config: { type: 'string' }, preset: { type: 'string' }, set: { type: 'string', multiple: true }, name: { type: 'string' } }, 'train');
+  if (a.help) {
+    io.out('gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json]\n');
+    return 0;
+  }
+  if ((a.config === undefined) === (a.preset === undefined)) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'train needs exactly one of --config FILE or --preset NAME.', 'Presets: nano, micro, gpt2-124m, gpt2-medium (resources/presets).');
+  }
+  const config = a.config !== undefined ? readConfigFile(a.config) : getPreset(a.preset!).config;
+  for (const kv of a.set ?? []) {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `--set ${kv} is not key=value.`, 'Example: --set max_steps=100 --set model.n_layer=2');
+    setConfigValue(config, kv.slice(0, i), kv.slice(i + 1));
+  }
+  const studio = new Studio({ home: resolveHome({ flag: a.home }) });
+  try {
+    const run = await studio.runsCreate({ config, preset: a.preset, name: a.name, start: false });
+    if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
+    else io.out(`run ${run.id} in ${studio.home}\n`);
+    const done = follow(studio, run.id, io, a.json);
+    studio.runs.start(run.id);
+    return await done;
+  } finally {
+    studio.close();
+  }
+}
+
+/** gpt2-studio resume RUN_ID [--home DIR] [--json] */
+export async function resumeCommand(argv: string[], io: CliIo): Promise<number> {
+  const [id, ...rest] = argv;
+  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'resume needs a run id.', 'Usage: gpt2-studio resume RUN_ID [--home DIR]. List runs with "gpt2-studio runs".');
+  const a = parse(rest, homeOpt, 'resume');
+  const studio = new Studio({ home: resolveHome({ flag: a.home }) });
+  try {
+    studio.runs.get(id);
+    if (a.json) io.out(JSON.stringify({ event: 'run', runId: id, home: studio.home }) + '\n');
+    const done = follow(studio, id, io, a.json);
+    studio.runs.resume(id);
+    return await done;
+  } finally {
+    studio.close();
+  }
+}
+
+/** gpt2-studio stop RUN_ID [--home DIR] */
+export async function stopCommand(argv: string[], io: CliIo): Promise<number> {
+  const [id, ...rest] = argv;
+  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'stop needs a run id.', 'Usage: gpt2-studio stop RUN_ID [--home DIR].');
+  const a = parse(rest, homeOpt, 'stop');
+  const studio = new Studio({ home: resolveHome({ flag: a.home }) });
+  try {
+    await studio.runsStop(id);
+    io.out(`asked run ${id} to stop: it saves a checkpoint after its current step, then ends\n`);
+    return 0;
+  } finally {
+    studio.close();
+  }
+}
+
+/** gpt2-studio runs [--home DIR] [--json] */
+export async function runsCommand(argv: string[], io: CliIo): Promise<number> {
+  const a = parse(argv, homeOpt, 'runs');
+  const studio = new Studio({ home: resolveHome({ flag: a.home }) });
+  try {
+    const runs = await studio.runsList();
+    if (a.json) {
+      io.out(JSON.stringify(runs) + '\n');
+      return 0;
+    }
+    if (runs.length === 0) {
+      io.out(`no runs in ${studio.home}\n`);
+      return 0;
+    }
+    io.out(`${'id'.padEnd(26)} ${'status'.padEnd(11)} ${'steps'.padStart(7)} ${'tokens'.padStart(13)} ${'best val'.padStart(8)}  name\n`);
+    for (const r of runs) {
+      const best = r.bestValLoss === null || r.bestValLoss === undefined ? '-' : r.bestValLoss.toFixed(4);
+      io.out(`${r.id.padEnd(26)} ${r.status.padEnd(11)} ${String(r.stepsDone).padStart(7)} ${r.tokensSeen.toLocaleString('en-US').padStart(13)} ${best.padStart(8)}  ${r.name}\n`);
+    }
+    return 0;
+  } finally {
+    studio.close();
+  }
+}
+
+/** gpt2-studio export RUN_ID [--step N] --out model.safetensors|DIR [--home DIR] */
+export async function exportCommand(argv: string[], io: CliIo): Promise<number> {
+  const [id, ...rest] = argv;
+  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'export needs a run id.', 'Usage: gpt2-studio export RUN_ID [--step N] --out model.safetensors');
+  const a = parse(rest, { ...homeOpt, step: { type: 'string' }, out: { type: 'string' } }, 'export');
+  if (!a.out) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'export needs --out.', 'Pass --out model.safetensors (a config.json is written beside it) or --out FOLDER.');
+  const home = resolveHome({ flag: a.home });
+  const runDir = runDirOf(home, id);
+  const steps = listCheckpointSteps(runDir);
+  if (steps.length === 0) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoints in ${checkpointsDir(runDir)}.`, 'Checkpoints are written every checkpoint_interval steps and when a run stops.');
+  const step = num(a.step, 'step', { int: true, min: 0 }) ?? steps[steps.length - 1];
+  if (!steps.includes(step)) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoint at step ${step}.`, `Checkpoints: ${steps.join(', ')}.`);
+  const ck = readCheckpoint(path.join(checkpointsDir(runDir), checkpointDirName(step)));
+  const out = path.resolve(a.out);
+  const isFile = out.endsWith('.safetensors');
+  const dir = isFile ? path.dirname(out) : out;
+  const written = exportGpt2Weights(dir, ck.state.modelConfig, ck.weights);
+  if (isFile && written.modelFile !== out) fs.renameSync(written.modelFile, out);
+  const file = isFile ? out : written.modelFile;
+  if (a.json) io.out(JSON.stringify({ runId: id, step, file, config: written.configFile }) + '\n');
+  else io.out(`exported run ${id} step ${step} to ${file} (config: ${written.configFile})\n`);
+  return 0;
+}

@@ -1,0 +1,37 @@
+/**
+ * Messages between the Studio service (parent) and a training worker process. Discriminated unions; every
+ * worker message carries a per-run sequence number so the parent can order and de-duplicate them.
+ */
+import type { PlainError } from '../../shared/errors';
+import type { RunConfig } from '../../shared/run-config';
+import type { StepEvent } from '../../core/train/trainer';
+
+export type ParentMessage =
+  | {
+      type: 'start';
+      runId: string;
+      home: string;
+      config: RunConfig;
+      /** checkpoint folder to resume from */
+      resumeFrom?: string;
+    }
+  | { type: 'stop' }
+  | { type: 'pause' };
+
+export type WorkerMessage = { seq: number } & (
+  | { type: 'ready'; engine: string; params: number; modelConfig: Record<string, number>; resumedAt: number }
+  | ({ type: 'step' } & StepEvent)
+  | { type: 'eval'; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number }
+  | { type: 'sample'; step: number; prompt: string; samples: string[] }
+  | { type: 'checkpoint'; step: number; dir: string; sizeBytes: number; valLoss: number | null }
+  | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
+  | { type: 'done'; status: 'done' | 'stopped' | 'paused'; step: number }
+  | { type: 'error'; error: PlainError }
+);
+
+/** Distributes Omit over a union (plain Omit collapses it). */
+export type WithoutSeq<T> = T extends unknown ? Omit<T, 'seq'> : never;
+export type WorkerPayload = WithoutSeq<WorkerMessage>;
+
+/** The file a run's worker polls between steps: "stop" or "pause" written there by any process. */
+export const CONTROL_FILE = 'control';

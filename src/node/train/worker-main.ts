@@ -1,0 +1,44 @@
+/**
+ * Process glue of the training worker: reads ParentMessages from the IPC channel (child_process.fork's
+ * process.send, or Electron utilityProcess's parentPort), runs the job, numbers every outgoing message, and
+ * exits once the last one is delivered.
+ */
+import type { ParentMessage, WorkerMessage, WorkerPayload } from './protocol';
+import { runWorker } from './worker';
+
+interface ParentPort {
+  on(ev: 'message', cb: (e: { data: ParentMessage }) => void): void;
+  postMessage(m: WorkerMessage): void;
+}
+
+export async function startWorkerProcess(): Promise<void> {
+  const port = (process as unknown as { parentPort?: ParentPort }).parentPort;
+  let seq = 0;
+  const listeners: ((m: ParentMessage) => void)[] = [];
+  const post = (m: WorkerPayload): Promise<void> => {
+    const msg = { ...m, seq: ++seq } as WorkerMessage;
+    if (port) {
+      port.postMessage(msg);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      if (!process.send) return resolve();
+      process.send(msg, undefined, {}, () => resolve());
+    });
+  };
+  const pending: Promise<void>[] = [];
+  const start = await new Promise<Extract<ParentMessage, { type: 'start' }>>((resolve) => {
+    const onMsg = (m: ParentMessage) => {
+      if (m.type === 'start') resolve(m);
+      for (const l of listeners) l(m);
+    };
+    if (port) port.on('message', (e) => onMsg(e.data));
+    else process.on('message', (m) => onMsg(m as ParentMessage));
+  });
+  await runWorker(start, {
+    send: (m) => { pending.push(post(m)); },
+    onMessage: (cb) => { listeners.push(cb); },
+  });
+  await Promise.all(pending);
+  process.exit(0);
+}

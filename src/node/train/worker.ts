@@ -1,0 +1,142 @@
+/**
+ * The training worker: one process per run. It receives `start` (then `stop` / `pause`) from the parent and
+ * reports every event as a WorkerMessage; the parent records them in SQLite before relaying them.
+ * It runs under child_process.fork (Node) or utilityProcess (Electron) through the same entry file.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { toPlainError } from '../../shared/errors';
+import { resolveModelShape, type RunConfig } from '../../shared/run-config';
+import { parseHellaswag, runHellaswag, type HellaswagExample } from '../../core/evals/hellaswag';
+import { makeConfig, paramCount, type GPTConfig } from '../../core/model/config';
+import { initWeights } from '../../core/model/init';
+import type { Model } from '../../core/engine/types';
+import { runTraining, type TrainerState } from '../../core/train/trainer';
+import { hellaswagDataPath } from '../evals/paths';
+import { getEngine } from '../engines';
+import { pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../checkpoints';
+import { loadGpt2Weights } from '../weights';
+import { openTrainingData } from './data';
+import { runDirOf } from './paths';
+import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
+
+
+/** The model config of a run config. */
+export function modelConfigOf(c: RunConfig): GPTConfig {
+  const s = resolveModelShape(c.model);
+  return makeConfig({
+    nLayer: s.n_layer!, nHead: s.n_head!, nEmbd: s.n_embd!, blockSize: s.block_size!,
+    vocabSize: s.vocab_size, paddedVocabSize: s.padded_vocab_size,
+  });
+}
+
+export interface WorkerIo {
+  send(m: WorkerPayload): void;
+  onMessage(cb: (m: ParentMessage) => void): void;
+}
+
+/** Runs one training job to its end; resolves when the final message has been sent. */
+export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<void> {
+  const { runId, home, config } = start;
+  const runDir = runDirOf(home, runId);
+  const controlFile = path.join(runDir, CONTROL_FILE);
+  let control: 'run' | 'stop' | 'pause' = 'run';
+  io.onMessage((m) => {
+    if (m.type === 'stop' || m.type === 'pause') control = m.type;
+  });
+  const readControl = (): 'run' | 'stop' | 'pause' => {
+    if (control !== 'run') return control;
+    try {
+      const c = fs.readFileSync(controlFile, 'utf8').trim();
+      if (c === 'stop' || c === 'pause') {
+        control = c;
+        fs.rmSync(controlFile, { force: true });
+      }
+    } catch {
+      // no control file
+    }
+    return control;
+  };
+  const log = (level: 'info' | 'warn' | 'error', message: string) => io.send({ type: 'log', level, message });
+
+  let model: Model | null = null;
+  try {
+    fs.mkdirSync(runDir, { recursive: true });
+    const engine = await getEngine(config.engine);
+    let mc = modelConfigOf(config);
+    let resume: TrainerState | undefined;
+    if (start.resumeFrom) {
+      const ck = readCheckpoint(start.resumeFrom);
+      mc = ck.state.modelConfig;
+      model = await engine.createModel(mc, ck.weights);
+      model.loadOptimizerState(ck.optimizer);
+      resume = ck.state.trainer;
+      log('info', `resumed from ${ck.dir} (step ${ck.state.step})`);
+    } else if (config.init_from === 'weights') {
+      const w = loadGpt2Weights(config.init_path!, { paddedVocabSize: mc.paddedVocabSize });
+      mc = { ...w.config };
+      model = await engine.createModel(mc, w.tensors);
+      log('info', `initialized from weights ${w.file}`);
+    } else if (config.init_from === 'checkpoint') {
+      const ck = readCheckpoint(config.init_path!);
+      mc = ck.state.modelConfig;
+      model = await engine.createModel(mc, ck.weights);
+      log('info', `initialized from the weights of checkpoint ${ck.dir}`);
+    } else {
+      model = await engine.createModel(mc, initWeights(mc, config.seed));
+    }
+    io.send({
+      type: 'ready', engine: engine.info().detail, params: paramCount(mc), resumedAt: resume?.step ?? 0,
+      modelConfig: { n_layer: mc.nLayer, n_head: mc.nHead, n_embd: mc.nEmbd, block_size: mc.blockSize, vocab_size: mc.vocabSize, padded_vocab_size: mc.paddedVocabSize },
+    });
+
+    const data = openTrainingData(home, config);
+    let hsExamples: HellaswagExample[] | null | undefined;
+    const m = model;
+    const outcome = await runTraining({
+      config,
+      model: m,
+      train: data.train,
+      val: data.val,
+      resume,
+      hooks: {
+        onStep: (e) => io.send({ type: 'step', ...e }),
+        onEval: (e) => io.send({ type: 'eval', step: e.step, name: 'val/loss', value: e.valLoss }),
+        onHellaswag: (e) => { if (e.accNorm !== null) io.send({ type: 'eval', step: e.step, name: 'hellaswag/acc_norm', value: e.accNorm }); },
+        onSample: (e) => io.send({ type: 'sample', step: e.step, prompt: e.prompt, samples: e.samples }),
+        onLog: (level, message) => log(level, message),
+        control: readControl,
+        hellaswag: async (mdl) => {
+          if (hsExamples === undefined) {
+            const file = hellaswagDataPath(home);
+            if (fs.existsSync(file)) {
+              hsExamples = parseHellaswag(fs.readFileSync(file, 'utf8'), { source: file }).examples;
+            } else {
+              hsExamples = null;
+              log('info', 'HellaSwag: not available (no data in the workspace; run "gpt2-studio prepare hellaswag")');
+            }
+          }
+          if (!hsExamples) return null;
+          const r = await runHellaswag(mdl, hsExamples, { limit: config.hellaswag_limit });
+          log('info', `HellaSwag accuracy: ${r.summary.correctNorm}/${r.summary.n}=${r.summary.accNorm.toFixed(4)}`);
+          return { accNorm: r.summary.accNorm, n: r.summary.n };
+        },
+        saveCheckpoint: async (state, metrics) => {
+          const { dir, sizeBytes } = writeCheckpoint(runDir, {
+            state: { step: state.step, runId, runConfig: config, modelConfig: mc, trainer: state, engine: engine.name, metrics },
+            weights: await m.exportWeights(),
+            optimizer: await m.exportOptimizerState(),
+          });
+          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null });
+          const dropped = pruneCheckpoints(runDir, config.keep_last);
+          if (dropped.length) log('info', `removed old checkpoints at steps ${dropped.join(', ')} (keep_last ${config.keep_last})`);
+        },
+      },
+    });
+    io.send({ type: 'done', status: outcome.status, step: outcome.step });
+  } catch (e) {
+    io.send({ type: 'error', error: toPlainError(e) });
+  } finally {
+    model?.dispose();
+  }
+}
