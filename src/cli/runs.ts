@@ -31,8 +31,11 @@ function readConfigFile(file: string): Record<string, unknown> {
   }
 }
 
-/** Prints a run's events until its worker ends; Ctrl-C asks it to checkpoint and stop. Returns the exit code. */
-async function follow(studio: Studio, runId: string, io: CliIo, json: boolean): Promise<number> {
+/**
+ * Subscribes to a run's events, calls `begin` (which starts its worker), and prints the events until the worker
+ * ends; Ctrl-C asks it to checkpoint and stop. Returns the exit code.
+ */
+async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, begin: () => void): Promise<number> {
   const out = (name: string, payload: object) => io.out(JSON.stringify({ event: name, ...payload }) + '\n');
   const mine = <K extends keyof StudioEvents>(name: K, print: (p: StudioEvents[K]) => void) =>
     studio.on(name, (p) => {
@@ -42,7 +45,8 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean): 
     });
   const subs = [
     mine('run-step', (p) => io.out(formatStep(p) + '\n')),
-    mine('run-eval', (p) => io.out(p.name === 'val/loss' ? `validation loss: ${p.value.toFixed(4)}\n` : `HellaSwag acc_norm: ${p.value.toFixed(4)}\n`)),
+    // evaluations are printed through the run's log lines (validation loss, HellaSwag accuracy)
+    mine('run-eval', () => {}),
     mine('run-sample', (p) => p.samples.forEach((s, i) => io.out(`sample ${i}: ${s}\n`))),
     mine('run-checkpoint', (p) => io.out(`checkpoint: step ${p.step} -> ${p.path}\n`)),
     mine('run-log', (p) => (p.level === 'info' ? io.out(`${p.message}\n`) : io.err(`${p.level}: ${p.message}\n`))),
@@ -64,6 +68,7 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean): 
   };
   process.on('SIGINT', onSigint);
   try {
+    begin();
     const run = await studio.runs.wait(runId);
     return run.status === 'done' || run.status === 'stopped' || run.status === 'paused' ? 0 : 1;
   } finally {
@@ -93,9 +98,7 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
     const run = await studio.runsCreate({ config, preset: a.preset, name: a.name, start: false });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
-    const done = follow(studio, run.id, io, a.json);
-    studio.runs.start(run.id);
-    return await done;
+    return await follow(studio, run.id, io, a.json, () => studio.runs.start(run.id));
   } finally {
     studio.close();
   }
@@ -110,9 +113,7 @@ export async function resumeCommand(argv: string[], io: CliIo): Promise<number> 
   try {
     studio.runs.get(id);
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: id, home: studio.home }) + '\n');
-    const done = follow(studio, id, io, a.json);
-    studio.runs.resume(id);
-    return await done;
+    return await follow(studio, id, io, a.json, () => studio.runs.resume(id));
   } finally {
     studio.close();
   }

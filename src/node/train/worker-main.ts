@@ -33,7 +33,11 @@ export async function startWorkerProcess(): Promise<void> {
       for (const l of listeners) l(m);
     };
     if (port) port.on('message', (e) => onMsg(e.data));
-    else process.on('message', (m) => onMsg(m as ParentMessage));
+    else {
+      process.on('message', (m) => onMsg(m as ParentMessage));
+      // the parent is gone: nobody records this run any more, so stop (its last checkpoint is the resume point)
+      process.on('disconnect', () => process.exit(1));
+    }
   });
   await runWorker(start, {
     send: (m) => { pending.push(post(m)); },
