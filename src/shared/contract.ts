@@ -7,12 +7,19 @@
  */
 import type { Studio } from '../node/studio';
 import type { RunStatus } from '../node/store';
+import type { DatasetProgressEvent, DatasetStatusEvent } from '../node/datasets/types';
 import type { PlainError } from './errors';
 
 /** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
 export type StudioHandlers = {
   'app-info': Studio['appInfo'];
   'engines-list': Studio['enginesList'];
+  'datasets-list': Studio['datasetsList'];
+  'datasets-sources': Studio['datasetsSources'];
+  'datasets-prepare': Studio['datasetsPrepare'];
+  'datasets-cancel': Studio['datasetsCancel'];
+  'datasets-jobs': Studio['datasetsJobs'];
+  'datasets-remove': Studio['datasetsRemove'];
   'presets-list': Studio['presetsList'];
   'config-validate': Studio['configValidate'];
   'runs-create': Studio['runsCreate'];
@@ -67,6 +74,10 @@ export interface StudioEvents {
   'run-log': { runId: string; seq: number; level: 'debug' | 'info' | 'warn' | 'error'; message: string; time: number };
   /** a run and its files were deleted */
   'run-deleted': { runId: string };
+  /** a dataset preparation advanced */
+  'dataset-progress': DatasetProgressEvent;
+  /** a dataset preparation started, finished, failed or was cancelled */
+  'dataset-status': DatasetStatusEvent;
   /** a run changed state; `error` is set when it failed */
   'run-status': { runId: string; status: RunStatus; error?: PlainError };
   /** a download advanced */

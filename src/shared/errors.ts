@@ -15,6 +15,8 @@ export const ErrorCode = {
   ENGINE_UNAVAILABLE: 'ENGINE_UNAVAILABLE',
   NUMERIC: 'NUMERIC',
   CANCELLED: 'CANCELLED',
+  NETWORK: 'NETWORK',
+  DISK_FULL: 'DISK_FULL',
   UNAUTHORIZED: 'UNAUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   /** studio.db is not a SQLite database, or is damaged */

@@ -11,6 +11,25 @@ const runId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'a run id suc
 /** The run statuses (as the store defines them). */
 const RUN_STATUS_VALUES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;
 
+/** A dataset preparation request (see PrepareRequest). */
+const prepareRequest = z.object({
+  source: z.string().min(1).max(100),
+  name: z.string().max(100).optional(),
+  url: z.string().max(4000).optional(),
+  file: z.string().max(4000).optional(),
+  maxFiles: z.number().int().min(1).optional(),
+  maxTokens: z.number().int().min(1).optional(),
+  shardSize: z.number().int().min(1).max(2_147_483_647).optional(),
+  valTokens: z.number().int().min(0).optional(),
+  endpoint: z.string().max(2000).optional(),
+  hfToken: z.string().max(500).optional(),
+  sizeMb: z.number().positive().max(10_000).optional(),
+  seed: z.number().int().min(0).max(4_294_967_295).optional(),
+  workers: z.number().int().min(1).max(256).optional(),
+  keepDownloads: z.boolean().optional(),
+  overwrite: z.boolean().optional(),
+}).strict();
+
 /** A handler that takes no argument: nothing, or (from a JSON body) an absent `arg`. */
 const noArgument = z.undefined({ error: 'this request takes no argument' });
 
@@ -21,6 +40,12 @@ const noArgument = z.undefined({ error: 'this request takes no argument' });
 export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = {
   'app-info': noArgument,
   'engines-list': noArgument,
+  'datasets-list': noArgument,
+  'datasets-sources': noArgument,
+  'datasets-jobs': noArgument,
+  'datasets-prepare': prepareRequest,
+  'datasets-cancel': z.object({ jobId: z.string().min(1).max(200) }).strict(),
+  'datasets-remove': z.object({ id: z.string().min(1).max(200) }).strict(),
   'presets-list': noArgument,
   'config-validate': z.unknown(),
   'runs-create': z.object({

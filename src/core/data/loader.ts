@@ -6,7 +6,11 @@
  *   if pos + B*T*world + 1 > len(tokens): next shard (wrapping at the end), pos = B*T*rank
  *
  * Rank r of `world` processes reads at `offset + B*T*r`, where `offset` is the same on every rank: the state
- * saved in a checkpoint is rank-independent. Shards come from a ShardSource (files in src/node/datasets/loader.ts,
+ * saved in a checkpoint is rank-independent. One deliberate difference: DataLoaderLite tests for the end of a shard
+ * with each rank's own position (`B*T*rank` ahead of rank 0's), so near a shard's end a higher rank can move on a
+ * step before rank 0 and the ranks read different shards. Here every rank uses the shared position (rank 0's
+ * test), so at every step the ranks read consecutive, disjoint slices of the same shard. With world = 1 the two are
+ * identical. Shards come from a ShardSource (files in src/node/datasets/loader.ts,
  * arrays in tests), so this module does no I/O of its own.
  *
  * Optional seeded shuffling, redone each epoch (one pass over the shards):

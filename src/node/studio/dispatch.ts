@@ -13,6 +13,12 @@ export function handlersOf(studio: Studio): StudioHandlers {
   return {
     'app-info': () => studio.appInfo(),
     'engines-list': () => studio.enginesList(),
+    'datasets-list': () => studio.datasetsList(),
+    'datasets-sources': () => studio.datasetsSources(),
+    'datasets-prepare': (r) => studio.datasetsPrepare(r),
+    'datasets-cancel': (a) => studio.datasetsCancel(a),
+    'datasets-jobs': () => studio.datasetsJobs(),
+    'datasets-remove': (a) => studio.datasetsRemove(a),
     'presets-list': () => studio.presetsList(),
     'config-validate': (config) => studio.configValidate(config),
     'runs-create': (input) => studio.runsCreate(input),

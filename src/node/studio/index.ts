@@ -14,6 +14,8 @@ import { listPresets, type TrainingPreset } from '../presets';
 import { checkRunConfig, type FieldError } from '../../shared/run-config';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
+import { DatasetService } from './datasets';
+import type { DatasetJob, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
 
 export interface StudioOptions {
   /** absolute path of the workspace folder (resolveHome) */
@@ -43,10 +45,37 @@ export class Studio {
   private readonly opts: StudioOptions;
   private storeRef: Store | null = null;
   private runsRef: RunManager | null = null;
+  private readonly datasets: DatasetService;
 
   constructor(opts: StudioOptions) {
     this.home = opts.home;
     this.opts = opts;
+    this.datasets = new DatasetService({
+      home: opts.home,
+      events: {
+        progress: (p) => this.emit('dataset-progress', p),
+        status: (p) => {
+          this.indexDataset(p);
+          this.emit('dataset-status', p);
+        },
+        download: (p) => this.emit('download-progress', p),
+      },
+    });
+  }
+
+  /** Keeps the SQLite dataset index in step with preparations. */
+  private indexDataset(p: StudioEvents['dataset-status']): void {
+    if (p.status === 'running') return;
+    const d = p.dataset;
+    const status = p.status === 'done' ? 'ready' : p.status === 'cancelled' ? 'interrupted' : 'failed';
+    try {
+      this.store.upsertDataset({
+        id: p.datasetId, name: d?.title ?? p.datasetId, source: p.source, status,
+        manifestPath: d ? `${d.path}/manifest.json` : undefined, trainTokens: d?.tokens.train, valTokens: d?.tokens.val, error: p.error,
+      });
+    } catch {
+      // the index is a convenience: the manifest on disk stays the truth
+    }
   }
 
   /** The run store, opened on first use; runs left `running` by a dead worker become `interrupted` then. */
@@ -83,6 +112,34 @@ export class Studio {
     // Loaded on first use: TF.js is large, and the window or server should not wait for it to start.
     const { describeEngines } = await import('../engines');
     return describeEngines();
+  }
+
+  // ---- datasets ----
+
+  async datasetsList(): Promise<DatasetSummary[]> {
+    return this.datasets.list();
+  }
+
+  /** The dataset sources (Tiny Shakespeare, FineWeb-edu, HellaSwag, local files, builtin). */
+  async datasetsSources(): Promise<SourceInfo[]> {
+    return this.datasets.sources();
+  }
+
+  /** Starts preparing a dataset; progress comes as dataset-progress / download-progress events. */
+  async datasetsPrepare(req: PrepareRequest): Promise<PrepareStarted> {
+    return this.datasets.prepare(req);
+  }
+
+  async datasetsCancel(arg: { jobId: string }): Promise<{ cancelled: boolean }> {
+    return this.datasets.cancel(arg);
+  }
+
+  async datasetsJobs(): Promise<DatasetJob[]> {
+    return this.datasets.jobs();
+  }
+
+  async datasetsRemove(arg: { id: string }): Promise<{ removed: boolean }> {
+    return this.datasets.remove(arg);
   }
 
   // ---- runs ----
@@ -188,6 +245,7 @@ export class Studio {
 
   /** Closes the store and drops every subscriber. */
   close(): void {
+    void this.datasets.close();
     this.storeRef?.close();
     this.storeRef = null;
     this.runsRef = null;

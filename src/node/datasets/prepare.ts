@@ -1,0 +1,675 @@
+/**
+ * Preparing a dataset: plan (sources.ts) → fetch inputs (download.ts) → read units (readers.ts) → tokenize in the
+ * worker pool (pool.ts) → llm.c shards (shards.ts) → manifest.json.
+ *
+ * Everything is written into `<home>/datasets/.<id>.partial/`, which the listing shows as partial and the loader
+ * never reads. After every unit (a few MB of text, or a parquet row group) the shard being filled is fsynced and a
+ * checkpoint (progress.json) records the input position, so a cancelled, failed or killed preparation continues
+ * where it stopped when run again with the same request. When all is written, the manifest goes in and the folder
+ * is renamed to `<home>/datasets/<id>/` in one step: a dataset is either complete or not there.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ErrorCode, StudioError } from '../../shared/errors';
+import { EOT_TOKEN, GPT2_VOCAB_SIZE } from '../../core/model/config';
+import { splitForTokenizer } from '../../core/data/text';
+import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, splitFromFileName, shardFileName, type Split } from '../../core/data/shard';
+import { CancelledError, fsError, throwIfCancelled } from './errors';
+import { DownloadQueue, downloadFile, type DownloadOptions, type DownloadProgress } from './download';
+import { ensureDir, fsyncDir, readJsonIfPresent, sha256File, writeFileAtomic } from './fsutil';
+import {
+  checkDatasetId,
+  datasetDir,
+  datasetsDir,
+  downloadsDir,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  partialDir,
+  readManifest,
+  summarize,
+  writeManifest,
+  type DatasetManifest,
+  type ManifestFile,
+  type ManifestInput,
+  type PartialInfo,
+} from './manifest';
+import { defaultWorkerCount, TokenizerPool, type Piece } from './pool';
+import { RateMeter, throttle } from './progress';
+import { readUnits, type Cursor } from './readers';
+import { EMPTY_SINK, PartialMismatchError, ShardSink, sha256FileSync, readShardLayout, readShardTokens, writeShardFile, type SinkState } from './shards';
+import { getSource, type PlannedInput, type SourcePlan } from './sources';
+import type { DatasetSummary, PrepareRequest, PrepareStage } from './types';
+
+const CHECKPOINT_FILE = 'progress.json';
+const LOCK_FILE = 'lock.json';
+/** characters of text per tokenizer request */
+const TASK_CHARS = 256 * 1024;
+const TOKENIZER_LIBRARY = 'gpt-tokenizer 4 (r50k_base)';
+
+/** Progress of a preparation (the service adds the job's ids to make a DatasetProgressEvent). */
+export interface PrepareProgress {
+  stage: PrepareStage;
+  filesDone: number;
+  filesTotal: number;
+  file?: string;
+  tokens: number;
+  tokensTotal?: number;
+  textBytes: number;
+  textBytesTotal?: number;
+  tokensPerSec: number;
+  bytesPerSec: number;
+  etaSec?: number;
+  shards: number;
+}
+
+export interface PrepareHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: PrepareProgress) => void;
+  onDownload?: (p: DownloadProgress) => void;
+  /** called after each checkpoint with the number of units committed by this call (tests interrupt with it) */
+  afterCommit?: (units: number) => void;
+  /** download tuning (tests shorten the back-off) */
+  download?: Pick<DownloadOptions, 'retries' | 'backoffMs' | 'maxBackoffMs' | 'connectTimeoutMs' | 'idleTimeoutMs'>;
+  /** a running pool to use (the caller closes it); else one is started for this preparation */
+  pool?: TokenizerPool;
+  /** downloads at once (default 2) */
+  downloadConcurrency?: number;
+  /** time between progress reports (default 250 ms) */
+  progressIntervalMs?: number;
+  /** characters per unit of text (default 4M; tests make it small to get many checkpoints) */
+  unitChars?: number;
+}
+
+export interface PrepareOutcome {
+  id: string;
+  dir: string;
+  manifest: DatasetManifest;
+  summary: DatasetSummary;
+  /** the dataset existed and `overwrite` was not set: nothing was done */
+  alreadyPrepared: boolean;
+  /** an interrupted preparation was continued */
+  resumed: boolean;
+  seconds: number;
+}
+
+/** What progress.json holds. */
+interface Checkpoint {
+  version: 1;
+  fingerprint: string;
+  source: string;
+  title: string;
+  description: string;
+  /** the input being read, and where in it */
+  input: number;
+  cursor: Cursor | null;
+  sink: SinkState;
+  /** finished inputs */
+  inputs: ManifestInput[];
+  documents: number;
+  textBytes: number;
+  skipped: number;
+  skippedNotes: string[];
+}
+
+/** The dataset id a request prepares: its name, else the source's default (for `local`, the file's name). */
+export function resolveDatasetId(req: PrepareRequest): string {
+  if (req.name !== undefined) return checkDatasetId(req.name);
+  const def = getSource(req.source);
+  if (req.source === 'local' && (req.file ?? req.url)) {
+    const from = req.file !== undefined ? path.basename(path.resolve(req.file)) : new URL(req.url!).pathname.split('/').pop() ?? '';
+    const base = from.replace(/\.[A-Za-z0-9]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80);
+    if (base) return checkDatasetId(base);
+  }
+  return checkDatasetId(def.info.defaultName);
+}
+
+/** The listing's view of a partial folder (its checkpoint). */
+export function readPartialInfo(dir: string): PartialInfo | undefined {
+  const c = readJsonIfPresent(path.join(dir, CHECKPOINT_FILE)) as Checkpoint | undefined;
+  if (!c || c.version !== 1) return undefined;
+  const shards = c.sink?.shards ?? [];
+  const val = shards.filter((s) => s.split === 'val').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'val' ? c.sink.open.tokens : 0);
+  const train = shards.filter((s) => s.split === 'train').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'train' ? c.sink.open.tokens : 0);
+  return { source: c.source, title: c.title, description: c.description, tokens: { train, val }, shards: shards.length };
+}
+
+/** Preparations running in this process, by dataset folder (another process is kept out by lock.json). */
+const active = new Set<string>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function acquireLock(dir: string, id: string): void {
+  const file = path.join(dir, LOCK_FILE);
+  const held = readJsonIfPresent(file) as { pid?: number; host?: string } | undefined;
+  if (held && typeof held.pid === 'number' && held.pid !== process.pid && held.host === os.hostname() && pidAlive(held.pid)) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" is being prepared by another process (pid ${held.pid}).`, 'Wait for it to finish, or stop that process; then run this again.');
+  }
+  writeFileAtomic(file, JSON.stringify({ pid: process.pid, host: os.hostname(), started: new Date().toISOString() }));
+}
+
+/** Prepares (or continues preparing) the dataset of `req` in the workspace `home`. */
+export async function prepareDataset(home: string, req: PrepareRequest, env: NodeJS.ProcessEnv = process.env, hooks: PrepareHooks = {}): Promise<PrepareOutcome> {
+  const t0 = performance.now();
+  const source = getSource(req.source);
+  const id = resolveDatasetId(req);
+  const finalDir = datasetDir(home, id);
+  const part = partialDir(home, id);
+  ensureDir(datasetsDir(home));
+  const done = (manifest: DatasetManifest, alreadyPrepared: boolean, resumed: boolean): PrepareOutcome => ({
+    id, dir: finalDir, manifest, summary: summarize(finalDir, manifest), alreadyPrepared, resumed, seconds: (performance.now() - t0) / 1000,
+  });
+
+  if (fs.existsSync(path.join(finalDir, MANIFEST_FILE)) && !req.overwrite) {
+    return done(readManifest(path.join(finalDir, MANIFEST_FILE)), true, false);
+  }
+  if (active.has(finalDir)) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" is already being prepared.`, 'Wait for that preparation to finish or cancel it.');
+  }
+  active.add(finalDir);
+  let locked = false;
+  try {
+    // a preparation that wrote its manifest but was stopped before the final rename
+    if (fs.existsSync(path.join(part, MANIFEST_FILE)) && !fs.existsSync(path.join(part, CHECKPOINT_FILE))) {
+      const m = readManifest(path.join(part, MANIFEST_FILE));
+      moveIntoPlace(home, id, !!req.overwrite);
+      return done(m, false, true);
+    }
+    hooks.onProgress?.({ stage: 'listing', filesDone: 0, filesTotal: 0, tokens: 0, textBytes: 0, tokensPerSec: 0, bytesPerSec: 0, shards: 0 });
+    throwIfCancelled(hooks.signal, `The preparation of "${id}"`);
+    const plan = await source.plan(req, { env, signal: hooks.signal });
+    const fingerprint = JSON.stringify(plan.fingerprint);
+    ensureDir(part);
+    acquireLock(part, id);
+    locked = true;
+
+    let ckpt = readJsonIfPresent(path.join(part, CHECKPOINT_FILE)) as Checkpoint | undefined;
+    let resumed = !!ckpt && ckpt.version === 1 && ckpt.fingerprint === fingerprint;
+    if (!resumed) ckpt = freshCheckpoint(part, fingerprint, req.source, plan);
+    const run = new Preparation(home, id, req, plan, ckpt!, hooks);
+    let manifest: DatasetManifest;
+    try {
+      manifest = await run.execute();
+    } catch (e) {
+      if (!(e instanceof PartialMismatchError)) throw e;
+      // the partial folder does not match its checkpoint (files removed by hand?): start over
+      resumed = false;
+      const fresh = new Preparation(home, id, req, plan, freshCheckpoint(part, fingerprint, req.source, plan), hooks);
+      manifest = await fresh.execute();
+    }
+    writeManifest(part, manifest);
+    fs.rmSync(path.join(part, CHECKPOINT_FILE), { force: true });
+    fs.rmSync(path.join(part, LOCK_FILE), { force: true });
+    moveIntoPlace(home, id, !!req.overwrite);
+    if (!req.keepDownloads) fs.rmSync(downloadsDir(home, id), { recursive: true, force: true });
+    return done(manifest, false, resumed);
+  } catch (e) {
+    // the partial folder stays for a resume (only our lock goes), unless nothing was done in it: then the
+    // workspace is left as it was (downloaded parts stay in downloads/, where a new attempt continues them)
+    if (locked) {
+      fs.rmSync(path.join(part, LOCK_FILE), { force: true });
+      if (nothingDone(part)) fs.rmSync(part, { recursive: true, force: true });
+    }
+    if (hooks.signal?.aborted && !(e instanceof CancelledError)) throw new CancelledError(`The preparation of "${id}"`);
+    throw e;
+  } finally {
+    active.delete(finalDir);
+  }
+}
+
+/** Whether a partial folder holds no progress (only a checkpoint at the start), or no checkpoint at all. */
+function nothingDone(part: string): boolean {
+  const c = readJsonIfPresent(path.join(part, CHECKPOINT_FILE)) as Checkpoint | undefined;
+  if (fs.existsSync(path.join(part, MANIFEST_FILE))) return false;
+  if (!c) return fs.existsSync(part) && fs.readdirSync(part).length === 0;
+  return c.input === 0 && c.cursor === null && c.sink.shards.length === 0 && !c.sink.open;
+}
+
+/** Empties the partial folder (keeping the lock) and returns a checkpoint at the start. */
+function freshCheckpoint(part: string, fingerprint: string, source: string, plan: SourcePlan): Checkpoint {
+  for (const f of fs.readdirSync(part)) if (f !== LOCK_FILE) fs.rmSync(path.join(part, f), { recursive: true, force: true });
+  const c: Checkpoint = {
+    version: 1, fingerprint, source, title: plan.title, description: plan.description, input: 0, cursor: null, sink: EMPTY_SINK,
+    inputs: [], documents: 0, textBytes: 0, skipped: 0, skippedNotes: [],
+  };
+  writeFileAtomic(path.join(part, CHECKPOINT_FILE), JSON.stringify(c));
+  return c;
+}
+
+/** Renames the finished partial folder to the dataset's folder (replacing an older one when overwriting). */
+function moveIntoPlace(home: string, id: string, overwrite: boolean): void {
+  const finalDir = datasetDir(home, id);
+  const part = partialDir(home, id);
+  let old: string | undefined;
+  try {
+    if (fs.existsSync(finalDir)) {
+      if (!overwrite && fs.existsSync(path.join(finalDir, MANIFEST_FILE))) {
+        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" appeared while this one was prepared.`, 'Prepare under another --name, or pass --overwrite.');
+      }
+      old = path.join(datasetsDir(home), `.${id}.old-${process.pid}`);
+      fs.renameSync(finalDir, old);
+    }
+    fs.renameSync(part, finalDir);
+    fsyncDir(datasetsDir(home));
+  } catch (e) {
+    throw fsError(e, 'moving the finished dataset to', finalDir);
+  }
+  if (old) fs.rmSync(old, { recursive: true, force: true });
+}
+
+interface FetchedInput {
+  path: string;
+  bytes: number;
+  /** absent for generated input (builtin) */
+  sha256?: string;
+  downloaded: boolean;
+}
+
+/** One run of a preparation, from its checkpoint. */
+class Preparation {
+  private readonly part: string;
+  private readonly queue: DownloadQueue;
+  private readonly fetched = new Map<number, Promise<FetchedInput>>();
+  private readonly tokenRate = new RateMeter();
+  private readonly byteRate = new RateMeter();
+  private readonly tick: (force?: boolean) => boolean;
+  private stage: PrepareStage = 'listing';
+  private liveTextBytes: number;
+  private textBytesTotal: number | undefined;
+  private currentFile: string | undefined;
+  private sink: ShardSink | undefined;
+  private committedUnits = 0;
+
+  constructor(
+    private readonly home: string,
+    private readonly id: string,
+    private readonly req: PrepareRequest,
+    private readonly plan: SourcePlan,
+    private readonly ckpt: Checkpoint,
+    private readonly hooks: PrepareHooks,
+  ) {
+    this.part = partialDir(home, id);
+    this.queue = new DownloadQueue(hooks.downloadConcurrency ?? 2);
+    this.tick = throttle(hooks.progressIntervalMs ?? 250);
+    this.liveTextBytes = ckpt.textBytes;
+    this.textBytesTotal = plan.textBytesTotal;
+  }
+
+  async execute(): Promise<DatasetManifest> {
+    if (this.plan.kind === 'raw') return this.raw();
+    if (this.plan.kind === 'shards') return this.importShards();
+    return this.tokenize();
+  }
+
+  private what(): string {
+    return `The preparation of "${this.id}"`;
+  }
+
+  // ---- inputs ----
+
+  /** The local file of input i, downloading it first if needed; starts the downloads of the next inputs too. */
+  private input(i: number): Promise<FetchedInput> {
+    const ahead = this.queue.limit;
+    for (let k = i; k < Math.min(this.plan.inputs.length, i + 1 + ahead); k++) {
+      if (this.fetched.has(k)) continue;
+      const p = this.fetch(this.plan.inputs[k]);
+      p.catch(() => undefined); // awaited when its turn comes; no unhandled rejection meanwhile
+      this.fetched.set(k, p);
+    }
+    return this.fetched.get(i)!;
+  }
+
+  private async fetch(inp: PlannedInput): Promise<FetchedInput> {
+    if (inp.format === 'builtin') return { path: '', bytes: 0, downloaded: false };
+    if (inp.path) {
+      let bytes: number;
+      try {
+        bytes = fs.statSync(inp.path).size;
+      } catch (e) {
+        throw fsError(e, 'reading', inp.path);
+      }
+      return { path: inp.path, bytes, sha256: await sha256File(inp.path, this.hooks.signal), downloaded: false };
+    }
+    if (!inp.url) throw new StudioError(ErrorCode.INTERNAL, `Input "${inp.name}" has neither a URL nor a path.`, '');
+    const dest = path.join(downloadsDir(this.home, this.id), inp.name);
+    const r = await this.queue.run(() =>
+      downloadFile(
+        { url: inp.url!, dest, sha256: inp.sha256, size: inp.size, headers: inp.headers },
+        { ...this.hooks.download, signal: this.hooks.signal, networkHint: this.plan.networkHint, onProgress: (p) => this.hooks.onDownload?.(p) },
+      ),
+    );
+    return { path: r.file, bytes: r.bytes, sha256: r.sha256, downloaded: true };
+  }
+
+  private async awaitInput(i: number): Promise<FetchedInput> {
+    const inp = this.plan.inputs[i];
+    this.currentFile = inp.name;
+    if (inp.url) this.setStage('downloading');
+    const f = await this.input(i);
+    if (this.textBytesTotal === undefined && this.plan.inputs.length === 1 && inp.format !== 'parquet') this.textBytesTotal = f.bytes;
+    return f;
+  }
+
+  private record(i: number, f: FetchedInput): ManifestInput {
+    const inp = this.plan.inputs[i];
+    const m: ManifestInput = { name: inp.name, bytes: f.bytes };
+    if (f.sha256) m.sha256 = f.sha256;
+    if (inp.url) m.url = inp.url;
+    if (inp.path) m.path = inp.path;
+    return m;
+  }
+
+  // ---- progress ----
+
+  private setStage(stage: PrepareStage): void {
+    if (this.stage === stage) return;
+    this.stage = stage;
+    this.report(true);
+  }
+
+  private report(force = false): void {
+    if (!this.hooks.onProgress || !this.tick(force)) return;
+    const tokens = this.sink?.tokens ?? 0;
+    this.tokenRate.add(tokens);
+    this.byteRate.add(this.liveTextBytes);
+    const tokensTotal = this.req.maxTokens;
+    const eta = tokensTotal !== undefined ? this.tokenRate.eta(tokensTotal) : this.byteRate.eta(this.textBytesTotal);
+    this.hooks.onProgress({
+      stage: this.stage,
+      filesDone: this.ckpt.input,
+      filesTotal: this.plan.inputs.length,
+      file: this.currentFile,
+      tokens,
+      tokensTotal,
+      textBytes: this.liveTextBytes,
+      textBytesTotal: this.textBytesTotal,
+      tokensPerSec: this.tokenRate.rate,
+      bytesPerSec: this.byteRate.rate,
+      etaSec: eta,
+      shards: this.sink?.shards.length ?? 0,
+    });
+  }
+
+  // ---- checkpoints ----
+
+  private saveCheckpoint(): void {
+    writeFileAtomic(path.join(this.part, CHECKPOINT_FILE), JSON.stringify(this.ckpt));
+  }
+
+  // ---- tokens ----
+
+  private async tokenize(): Promise<DatasetManifest> {
+    const { plan, req, ckpt, hooks } = this;
+    const sink = new ShardSink({ dir: this.part, name: this.id, shardSize: plan.shardSize, split: plan.split }, ckpt.sink);
+    this.sink = sink;
+    const maxTokens = req.maxTokens;
+    let pool = hooks.pool;
+    let limitHit = maxTokens !== undefined && sink.tokens >= maxTokens;
+    let finished = false;
+
+    interface Job {
+      tokens: Promise<Uint16Array>;
+      split?: Split;
+      textBytes: number;
+      /** set on a unit's last job: what to checkpoint once it is written */
+      end?: { input: number; cursor: Cursor; documents: number; textBytes: number; skipped: number; firstSkipped?: string };
+    }
+    const inflight: Job[] = [];
+
+    try {
+      const startInput = ckpt.input;
+      if (!limitHit && startInput < plan.inputs.length) {
+        // start the first download before the pool: the workers start while it runs
+        if (plan.inputs[startInput].url) {
+          this.currentFile = plan.inputs[startInput].name;
+          this.setStage('downloading');
+        }
+        void this.input(startInput);
+        pool ??= await TokenizerPool.start(req.workers ?? defaultWorkerCount());
+      }
+      const maxInflight = (pool?.size ?? 1) * 2 + 2;
+
+      const consume = async (): Promise<void> => {
+        throwIfCancelled(hooks.signal, this.what());
+        const job = inflight.shift()!;
+        let tokens = await job.tokens;
+        if (limitHit) return;
+        if (maxTokens !== undefined && sink.tokens + tokens.length >= maxTokens) {
+          tokens = tokens.subarray(0, maxTokens - sink.tokens);
+          limitHit = true;
+        }
+        sink.append(tokens, job.split);
+        this.liveTextBytes += job.textBytes;
+        if (job.end && !limitHit) {
+          ckpt.sink = sink.commit();
+          ckpt.input = job.end.input;
+          ckpt.cursor = job.end.cursor;
+          ckpt.documents += job.end.documents;
+          ckpt.textBytes += job.end.textBytes;
+          if (job.end.skipped > 0) {
+            ckpt.skipped += job.end.skipped;
+            if (ckpt.skippedNotes.length < 5 && job.end.firstSkipped) ckpt.skippedNotes.push(`${plan.inputs[job.end.input].name}: ${job.end.firstSkipped}`);
+          }
+          this.saveCheckpoint();
+          this.committedUnits++;
+          hooks.afterCommit?.(this.committedUnits);
+        } else if (job.end) {
+          ckpt.documents += job.end.documents;
+        }
+        this.report();
+      };
+
+      for (let i = startInput; i < plan.inputs.length && !limitHit; i++) {
+        const f = await this.awaitInput(i);
+        this.setStage('tokenizing');
+        const inp = plan.inputs[i];
+        const format = inp.format;
+        if (format === 'raw' || format === 'shard') throw new StudioError(ErrorCode.INTERNAL, `Input "${inp.name}" of format ${format} in a token preparation.`, '');
+        const from = i === startInput ? ckpt.cursor : null;
+        for await (const unit of readUnits(f.path, format, from, { eot: plan.eot, signal: hooks.signal, unitChars: hooks.unitChars, builtin: plan.builtin })) {
+          throwIfCancelled(hooks.signal, this.what());
+          const tasks = toTasks(unit.pieces);
+          const end = { input: i, cursor: unit.next, documents: unit.documents, textBytes: unit.textBytes, skipped: unit.skipped, firstSkipped: unit.firstSkipped };
+          if (tasks.length === 0) inflight.push({ tokens: Promise.resolve(new Uint16Array(0)), split: unit.split, textBytes: 0, end });
+          tasks.forEach((t, k) => {
+            const p = pool!.encode(t.pieces);
+            p.catch(() => undefined);
+            inflight.push({ tokens: p, split: unit.split, textBytes: t.bytes, end: k === tasks.length - 1 ? end : undefined });
+          });
+          while (inflight.length >= maxInflight && !limitHit) await consume();
+          if (limitHit) break;
+        }
+        while (inflight.length > 0 && !limitHit) await consume();
+        throwIfCancelled(hooks.signal, this.what());
+        ckpt.inputs.push(this.record(i, f));
+        if (!limitHit) {
+          ckpt.input = i + 1;
+          ckpt.cursor = null;
+          this.saveCheckpoint();
+          if (f.downloaded && !req.keepDownloads) fs.rmSync(f.path, { force: true });
+        }
+      }
+      const state = sink.finish();
+      finished = true;
+      this.setStage('finishing');
+      return this.tokenManifest(state);
+    } finally {
+      if (!finished) sink.abandon();
+      if (pool && pool !== hooks.pool) await pool.close();
+    }
+  }
+
+  private tokenManifest(state: SinkState): DatasetManifest {
+    const { plan, ckpt } = this;
+    const files: ManifestFile[] = state.shards.map((s) => ({ file: s.file, split: s.split, tokens: s.tokens, bytes: s.bytes, sha256: s.sha256 }));
+    const sum = (split: Split): number => state.shards.filter((s) => s.split === split).reduce((n, s) => n + s.tokens, 0);
+    const tokens = { train: sum('train'), val: sum('val') };
+    if (tokens.train + tokens.val === 0) {
+      throw new StudioError(ErrorCode.BAD_DATA, `The inputs of "${this.id}" hold no text to tokenize (${plan.inputs.map((i) => i.name).join(', ')}).`, 'Check the files: JSONL needs a "text" string on each line, parquet a "text" column.');
+    }
+    const notes = [...plan.notes];
+    if (ckpt.skipped > 0) notes.push(`Skipped ${ckpt.skipped} rows or lines without a "text" string (first: ${ckpt.skippedNotes.join('; ')}).`);
+    if (this.req.maxTokens !== undefined && tokens.train + tokens.val >= this.req.maxTokens) notes.push(`Stopped at --max-tokens ${this.req.maxTokens.toLocaleString('en-US')}.`);
+    if (tokens.train === 0) notes.push('There are no train tokens: the whole input went to val. Use --val-tokens or a larger input.');
+    if (tokens.val === 0) notes.push('There is no val shard.');
+    return {
+      ...this.manifestBase('tokens', ckpt.inputs),
+      tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: TOKENIZER_LIBRARY, vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: plan.eot },
+      shardFormat: { name: 'llm.c', magic: SHARD_MAGIC, version: SHARD_VERSION, headerBytes: SHARD_HEADER_BYTES, dtype: 'uint16' },
+      shardSize: plan.shardSize,
+      files,
+      tokens,
+      documents: ckpt.documents,
+      notes,
+    };
+  }
+
+  private manifestBase(kind: 'tokens' | 'raw', inputs: ManifestInput[]): DatasetManifest {
+    const { plan } = this;
+    const source: DatasetManifest['source'] = { id: this.req.source, options: plan.options };
+    if (plan.url) source.url = plan.url;
+    if (plan.file) source.file = plan.file;
+    if (plan.endpoint) source.endpoint = plan.endpoint;
+    return {
+      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, id: this.id, title: plan.title, description: plan.description, kind, source,
+      files: [], inputs, tokens: { train: 0, val: 0 }, created: new Date().toISOString(), notes: [...plan.notes],
+    };
+  }
+
+  // ---- raw (HellaSwag) ----
+
+  private async raw(): Promise<DatasetManifest> {
+    const f = await this.awaitInput(0);
+    throwIfCancelled(this.hooks.signal, this.what());
+    this.setStage('finishing');
+    const inp = this.plan.inputs[0];
+    const { examples, notes } = checkHellaswag(f.path);
+    const dest = path.join(this.part, inp.name);
+    try {
+      if (f.downloaded) fs.renameSync(f.path, dest);
+      else {
+        const tmp = `${dest}.tmp-${process.pid}`;
+        fs.copyFileSync(f.path, tmp);
+        const fd = fs.openSync(tmp, 'r+');
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+        fs.renameSync(tmp, dest);
+      }
+      fsyncDir(this.part);
+    } catch (e) {
+      throw fsError(e, 'copying', dest);
+    }
+    return {
+      ...this.manifestBase('raw', [this.record(0, f)]),
+      files: [{ file: inp.name, bytes: f.bytes, sha256: f.sha256 ?? sha256FileSync(dest) }],
+      examples,
+      notes: [...this.plan.notes, ...notes],
+    };
+  }
+
+  // ---- imported shards ----
+
+  private async importShards(): Promise<DatasetManifest> {
+    const inputs: FetchedInput[] = [];
+    for (let i = 0; i < this.plan.inputs.length; i++) inputs.push(await this.awaitInput(i));
+    this.setStage('finishing');
+    // every file is checked before anything is written
+    const layouts = inputs.map((f) => readShardLayout(f.path));
+    const named = inputs.map((f) => splitFromFileName(f.path));
+    const anyVal = named.includes('val');
+    const splits: Split[] = named.map((s, i) => (s ?? (anyVal ? 'train' : i === 0 ? 'val' : 'train')));
+    // val shards first (shard 0), then train, each in file-name order
+    const order = inputs.map((_, i) => i).sort((a, b) => (splits[a] === splits[b] ? a - b : splits[a] === 'val' ? -1 : 1));
+    const files: ManifestFile[] = [];
+    let index = 0;
+    for (const i of order) {
+      throwIfCancelled(this.hooks.signal, this.what());
+      const file = shardFileName(this.id, splits[i], index++);
+      const dest = path.join(this.part, file);
+      const tokens = readShardTokens(inputs[i].path);
+      writeShardFile(dest, tokens);
+      files.push({ file, split: splits[i], tokens: layouts[i].tokens, bytes: SHARD_HEADER_BYTES + 2 * layouts[i].tokens, sha256: sha256FileSync(dest) });
+    }
+    const sum = (split: Split): number => files.filter((f) => f.split === split).reduce((n, f) => n + (f.tokens ?? 0), 0);
+    const notes = [...this.plan.notes];
+    if (layouts.some((l) => l.format === 'npy')) notes.push('build-nanogpt .npy shards were converted to llm.c .bin shards (same tokens).');
+    if (!anyVal) notes.push(`No file name says "val": the first file (${path.basename(inputs[0].path)}) is the val shard.`);
+    return {
+      ...this.manifestBase('tokens', inputs.map((f, i) => this.record(i, f))),
+      tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: 'imported', vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: true },
+      shardFormat: { name: 'llm.c', magic: SHARD_MAGIC, version: SHARD_VERSION, headerBytes: SHARD_HEADER_BYTES, dtype: 'uint16' },
+      files,
+      tokens: { train: sum('train'), val: sum('val') },
+      notes,
+    };
+  }
+}
+
+/** Groups and cuts pieces into tokenizer requests of about TASK_CHARS characters. */
+function toTasks(pieces: Piece[]): Array<{ pieces: Piece[]; bytes: number }> {
+  const tasks: Array<{ pieces: Piece[]; bytes: number }> = [];
+  let cur: Piece[] = [];
+  let chars = 0;
+  const flush = (): void => {
+    if (cur.length === 0) return;
+    tasks.push({ pieces: cur, bytes: cur.reduce((n, p) => n + Buffer.byteLength(p.text, 'utf8'), 0) });
+    cur = [];
+    chars = 0;
+  };
+  for (const p of pieces) {
+    const parts = p.text.length > TASK_CHARS ? splitForTokenizer(p.text, TASK_CHARS) : [p.text];
+    parts.forEach((text, k) => {
+      if (chars + text.length > TASK_CHARS) flush();
+      cur.push({ text, eot: p.eot && k === 0 });
+      chars += text.length;
+    });
+  }
+  flush();
+  return tasks;
+}
+
+/** Checks that a file looks like HellaSwag's JSONL; counts its examples and the lines that are not JSON. */
+function checkHellaswag(file: string): { examples: number; notes: string[] } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw fsError(e, 'reading', file);
+  }
+  const lines = text.split('\n');
+  let examples = 0;
+  let bad = 0;
+  let firstBad = 0;
+  let firstChecked = false;
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      bad++;
+      firstBad ||= i + 1;
+      return;
+    }
+    if (!firstChecked) {
+      firstChecked = true;
+      const o = obj as { ctx?: unknown; endings?: unknown };
+      if (typeof o?.ctx !== 'string' || !Array.isArray(o.endings)) {
+        throw new StudioError(ErrorCode.BAD_DATA, `"${file}" does not look like HellaSwag: line ${i + 1} has no "ctx" string and "endings" list.`, 'Check the URL (--url) or the file (--file): it should be hellaswag_val.jsonl.');
+      }
+    }
+    examples++;
+  });
+  if (examples === 0) {
+    throw new StudioError(ErrorCode.BAD_DATA, `"${file}" holds no HellaSwag examples (${bad} lines that are not JSON${firstBad ? `, the first at line ${firstBad}` : ''}).`, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.');
+  }
+  return { examples, notes: bad > 0 ? [`${bad} lines are not JSON (first: line ${firstBad}); the evaluation reports them.`] : [] };
+}
