@@ -93,9 +93,16 @@ async function main(): Promise<void> {
   app.on('window-all-closed', () => {
     if (process.platform !== 'darwin') app.quit();
   });
-  app.on('will-quit', () => {
-    disposeIpc();
-    studio.close();
+  // A clean shutdown: running runs checkpoint and stop before the app goes, so none is left marked `running`.
+  let quitting = false;
+  app.on('before-quit', (e) => {
+    if (quitting) return;
+    e.preventDefault();
+    quitting = true;
+    void studio.shutdown(60_000).finally(() => {
+      disposeIpc();
+      app.quit();
+    });
   });
 }
 

@@ -308,9 +308,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       closing ??= new Promise<void>((resolveClose) => {
         for (const res of streams) res.end();
         streams.clear();
-        server.close(() => resolveClose());
+        const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
-        if (ownsStudio) studio.close();
+        // runs this server started checkpoint and stop before the studio closes
+        void Promise.all([closed, ownsStudio ? studio.shutdown() : undefined]).then(() => resolveClose());
       });
       return closing;
     },
