@@ -127,8 +127,9 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
             weights: await m.exportWeights(),
             optimizer: await m.exportOptimizerState(),
           });
-          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null });
+          // prune first, so that the parent's index drops the removed ones when it records this one
           const dropped = pruneCheckpoints(runDir, config.keep_last);
+          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null });
           if (dropped.length) log('info', `removed old checkpoints at steps ${dropped.join(', ')} (keep_last ${config.keep_last})`);
         },
       },

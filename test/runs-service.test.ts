@@ -1,0 +1,82 @@
+/**
+ * The Studio service's run handlers: the checks that only the workspace can make, and a run started through the
+ * service, recorded in SQLite and relayed as events.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main';
+import { Studio } from '../src/node/studio';
+import type { StudioEvents } from '../src/shared/contract';
+
+const quiet = { out: () => {}, err: () => {} };
+const base = {
+  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 }, dataset: 'builtin', total_batch_size: 128, batch_size: 4, seq_len: 32,
+  max_steps: 6, warmup_steps: 1, eval_interval: 3, eval_iters: 2, hellaswag_interval: 0, sample_interval: 5,
+  sample: { prompt: 'Once', count: 1, max_tokens: 4 }, checkpoint_interval: 3, keep_last: 1,
+};
+
+describe('runs through the Studio service', () => {
+  let home: string;
+  let studio: Studio;
+  beforeAll(async () => {
+    home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-svc-'));
+    expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], quiet)).toBe(0);
+    studio = new Studio({ home });
+  });
+  afterAll(async () => {
+    await studio.shutdown(5000);
+    fs.rmSync(home, { recursive: true, force: true });
+  });
+
+  const reject = async (patch: Record<string, unknown>, field: string, msg: RegExp) => {
+    const errors = await studio.configValidate({ ...base, ...patch });
+    const e = errors.find((x) => x.field === field);
+    expect(e, JSON.stringify(errors)).toBeDefined();
+    expect(e!.message).toMatch(msg);
+    await expect(studio.runsCreate({ config: { ...base, ...patch } })).rejects.toThrow(new RegExp(field.replace('.', '\\.')));
+  };
+
+  it('rejects an unknown dataset, a missing weights file and a corrupt checkpoint, naming the field', async () => {
+    await reject({ dataset: 'nope' }, 'dataset', /no dataset "nope" in the workspace/);
+    await reject({ init_from: 'weights', init_path: path.join(home, 'missing.safetensors') }, 'init_path', /missing\.safetensors does not exist/);
+    const bad = path.join(home, 'bad-ckpt');
+    fs.mkdirSync(bad);
+    fs.writeFileSync(path.join(bad, 'state.json'), '{"format": "something else"}');
+    await reject({ init_from: 'checkpoint', init_path: bad }, 'init_path', /format is "something else"/);
+    await reject({ world_size: 2, total_batch_size: 256 }, 'world_size', /data parallel/);
+    expect(await studio.configValidate(base)).toEqual([]);
+    expect(studio.store.listRuns()).toHaveLength(0);
+  });
+
+  it('trains a run, writing every event to SQLite before relaying it', async () => {
+    const seen: { name: keyof StudioEvents; inDb: boolean }[] = [];
+    const un = studio.onAny((name, payload) => {
+      if (name === 'run-step') {
+        const p = payload as StudioEvents['run-step'];
+        const m = studio.store.getMetrics(p.runId, ['train/loss']);
+        seen.push({ name, inDb: m['train/loss']?.steps.includes(p.step) ?? false });
+      }
+    });
+    const run = await studio.runsCreate({ config: base, name: 'svc' });
+    expect(run.status).toBe('running');
+    const end = await studio.runs.wait(run.id);
+    un();
+    expect(end.status).toBe('done');
+    expect(seen.length).toBe(6);
+    expect(seen.every((s) => s.inDb)).toBe(true);
+    const metrics = await studio.runsMetrics({ id: run.id });
+    expect(metrics['val/loss'].steps).toEqual([0, 3, 5]);
+    expect((await studio.runsSamples(run.id)).map((s) => s.step)).toEqual([5]);
+    // keep_last 1: only the final checkpoint is left, on disk and in the index
+    expect((await studio.runsCheckpoints(run.id)).map((c) => c.step)).toEqual([6]);
+    expect(fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints'))).toEqual(['step_000006']);
+    const logs = await studio.runsLogs({ id: run.id });
+    expect(logs.some((l) => l.message.startsWith('num decayed parameter tensors'))).toBe(true);
+    await expect(studio.runsResume(run.id)).rejects.toThrow(/already finished its 6 steps/);
+    await studio.runsDelete(run.id);
+    expect(fs.existsSync(path.join(home, 'runs', run.id))).toBe(false);
+    expect(studio.store.getRun(run.id)).toBeUndefined();
+  });
+});
