@@ -8,6 +8,7 @@ import { ErrorCode, StudioError } from '../shared/errors';
 import { resolveHome } from '../node/workspace';
 import { DatasetService } from '../node/studio/datasets';
 import { listSources } from '../node/datasets/sources';
+import { prepareSftDataset } from '../node/datasets/sft';
 import { isCancelled } from '../node/datasets/errors';
 import type { PrepareProgress } from '../node/datasets/prepare';
 import type { DatasetProgressEvent, DatasetSummary, DownloadProgressEvent, PrepareRequest } from '../node/datasets/types';
@@ -22,6 +23,8 @@ Usage:
 
 Sources:
 ${'\0'}
+  sft                Chat examples for fine-tuning: --file data.jsonl of {"prompt","response"} or
+                     {"messages":[{"role","content"}]}; only the assistant's tokens count in the loss
 Counts take K, M and B suffixes (--max-tokens 50M, --shard-size 100M). The Hugging Face endpoint is --endpoint,
 else HF_ENDPOINT (e.g. https://hf-mirror.com), else https://huggingface.co; a token is read from HF_TOKEN.
 An interrupted preparation (Ctrl-C, a network failure) continues where it stopped when run again.
@@ -178,6 +181,17 @@ export interface PrepareCommandOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/** `prepare sft --file data.jsonl [--name N] [--overwrite] [--json]`: chat examples with a loss mask. */
+function prepareSft(a: { file?: string; name?: string; overwrite?: boolean; json?: boolean; home?: string }, io: CliIo): number {
+  if (!a.file) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'prepare sft needs --file.', 'Pass a JSONL file of {"prompt","response"} or {"messages":[{"role","content"}]} objects.');
+  const home = resolveHome({ flag: a.home });
+  const r = prepareSftDataset(home, { file: a.file, name: a.name, overwrite: a.overwrite });
+  for (const s of r.skipped) io.err(`warning: line ${s.line}: ${s.message}; skipped\n`);
+  if (a.json) io.out(JSON.stringify(r) + '\n');
+  else io.out(`${r.id}: ${r.examples.train} train + ${r.examples.val} val conversations, ${r.tokens.train.toLocaleString('en-US')} + ${r.tokens.val.toLocaleString('en-US')} tokens -> ${r.dir}\n`);
+  return 0;
+}
+
 /** `gpt2-studio prepare <source> ...`; returns the exit code (130 when interrupted). */
 export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCommandOptions = {}): Promise<number> {
   const { values: a, positionals } = parse(argv, {
@@ -209,6 +223,7 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
       `Sources: ${listSources().map((s) => s.id).join(', ')}. Example: gpt2-studio prepare tinyshakespeare`,
     );
   }
+  if (positionals[0] === 'sft') return prepareSft(a, io);
   const req: PrepareRequest = { source: positionals[0] };
   if (a.name !== undefined) req.name = a.name;
   if (a.url !== undefined) req.url = a.url;

@@ -38,7 +38,7 @@ export const manifestSchema = z.object({
   id: z.string(),
   title: z.string(),
   description: z.string(),
-  kind: z.enum(['tokens', 'raw']),
+  kind: z.enum(['tokens', 'raw', 'sft']),
   source: z.object({
     id: z.string(),
     url: z.string().optional(),
@@ -149,7 +149,7 @@ export function summarize(dir: string, m: DatasetManifest): DatasetSummary {
     path: dir,
     description: m.description,
     tokens: m.tokens,
-    shards: m.kind === 'tokens' ? m.files.length : 0,
+    shards: m.kind === 'raw' ? 0 : m.files.filter((f) => f.file.endsWith('.bin') || f.file.endsWith('.npy')).length,
     bytes: folderBytes(dir),
     created: m.created,
     notes: m.notes,

@@ -38,7 +38,7 @@ export interface PrepareRequest {
   overwrite?: boolean;
 }
 
-export type DatasetKind = 'tokens' | 'raw';
+export type DatasetKind = 'tokens' | 'raw' | 'sft';
 
 /** A dataset as the Datasets page lists it. */
 export interface DatasetSummary {

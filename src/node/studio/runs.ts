@@ -14,6 +14,7 @@ import { forkWorker, type WorkerHandle, type WorkerSpawner } from '../train/laun
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
 import { runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
+import { isSftDataset } from '../datasets/sft';
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
@@ -62,6 +63,11 @@ export class RunManager {
     const errors: { field: string; message: string }[] = [];
     if (!datasetExists(this.home, c.dataset)) {
       errors.push({ field: 'dataset', message: `no dataset "${c.dataset}" in the workspace ${this.home} (prepare it with "gpt2-studio prepare", or list them with "gpt2-studio datasets")` });
+    }
+    else if (isSftDataset(this.home, c.dataset) !== c.sft) {
+      errors.push(c.sft
+        ? { field: 'sft', message: `sft is true but "${c.dataset}" is not an SFT dataset (prepare one with "gpt2-studio prepare sft --file data.jsonl")` }
+        : { field: 'sft', message: `"${c.dataset}" is an SFT dataset: set sft to true (the loss then counts only the assistant's tokens)` });
     }
     if (c.init_from === 'weights' && c.init_path && !fs.existsSync(path.resolve(c.init_path))) {
       errors.push({ field: 'init_path', message: `weights file or folder ${path.resolve(c.init_path)} does not exist` });

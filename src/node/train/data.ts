@@ -7,6 +7,7 @@ import type { RunConfig } from '../../shared/run-config';
 import type { DataLoader, LoaderPosition } from '../../core/data/loader';
 import type { BatchSource } from '../../core/train/trainer';
 import { datasetShardFiles, openDatasetLoader } from '../datasets';
+import { fitRows, isSftDataset, readSftSplit, sftSource } from '../datasets/sft';
 
 /** Whether the workspace has a finished dataset with this id. */
 export function datasetExists(home: string, id: string): boolean {
@@ -24,6 +25,13 @@ function source(l: DataLoader): BatchSource {
 }
 
 export function openTrainingData(home: string, c: RunConfig): { train: BatchSource; val?: BatchSource } {
+  if (isSftDataset(home, c.dataset)) {
+    // SFT: one packed stream per split with a loss mask over the assistant's tokens
+    const train = readSftSplit(home, c.dataset, 'train');
+    const val = readSftSplit(home, c.dataset, 'val');
+    const valOk = val !== null && fitRows(val.tokens.length, c.batch_size, c.seq_len) !== null;
+    return { train: sftSource(train!, c.batch_size, c.seq_len), val: valOk ? sftSource(val!, c.batch_size, c.seq_len, { shrinkToFit: true }) : undefined };
+  }
   const opts = { B: c.batch_size, T: c.seq_len, rank: 0, world: c.world_size, shuffle: c.shuffle, seed: c.seed };
   const train = source(openDatasetLoader(home, c.dataset, 'train', opts));
   const hasVal = datasetShardFiles(home, c.dataset, 'val').length > 0;
