@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import fs, { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Studio } from '../src/node/studio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import type { Model } from '../src/core/engine/types';
@@ -43,6 +46,33 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
     check(r.examples);
     expect(r.summary.acc).toBeCloseTo(expected!.acc, 10);
     expect(r.summary.accNorm).toBeCloseTo(expected!.acc_norm, 10);
+  });
+
+  it('reproduces them through the service, stores each example, and filters the wrong ones', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-hs-'));
+    const studio = new Studio({ home });
+    try {
+      const progress: number[] = [];
+      const un = studio.on('eval-progress', (p) => { progress.push(p.done); });
+      const ev = await studio.evalsHellaswag({ target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl'), limit: 40 });
+      // a second job waits in the queue and can be cancelled there
+      const second = await studio.evalsHellaswag({ target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl') });
+      expect(await studio.evalsCancel(second.id)).toEqual({ cancelled: true });
+      const done = await studio.waitEval(ev.id);
+      un();
+      expect(done.status).toBe('done');
+      expect(progress.at(-1)).toBe(40);
+      expect(done.summary).toMatchObject({ n: 40, acc: expected!.acc, accNorm: expected!.acc_norm });
+      const rows = await studio.evalsExamples({ evalId: ev.id });
+      const byInd = new Map(rows.map((r) => [r.ind, r]));
+      check(expected!.examples.map((e) => byInd.get(e.ind)!));
+      const wrong = await studio.evalsExamples({ evalId: ev.id, wrongOnly: true });
+      expect(wrong.length).toBe(28);
+      expect((await studio.evalsGet(second.id)).status).toBe('cancelled');
+    } finally {
+      await studio.shutdown(1000);
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('prints "acc: a/n=x acc_norm: b/n=y"', async () => {

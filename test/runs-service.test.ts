@@ -9,20 +9,24 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import { Studio } from '../src/node/studio';
 import type { StudioEvents } from '../src/shared/contract';
+import { hasFixture, sharedPath } from './shared';
 
 const quiet = { out: () => {}, err: () => {} };
 const base = {
-  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 32 }, dataset: 'builtin', total_batch_size: 128, batch_size: 4, seq_len: 32,
-  max_steps: 6, warmup_steps: 1, eval_interval: 3, eval_iters: 2, hellaswag_interval: 0, sample_interval: 5,
+  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 128 }, dataset: 'builtin', total_batch_size: 128, batch_size: 4, seq_len: 32,
+  max_steps: 6, warmup_steps: 1, eval_interval: 3, eval_iters: 2, hellaswag_interval: 3, hellaswag_limit: 4, sample_interval: 5,
   sample: { prompt: 'Once', count: 1, max_tokens: 4 }, checkpoint_interval: 3, keep_last: 1,
 };
 
-describe('runs through the Studio service', () => {
+describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the Studio service', () => {
   let home: string;
   let studio: Studio;
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-svc-'));
     expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], quiet)).toBe(0);
+    // HellaSwag data where `prepare hellaswag` puts it, so that the run evaluates it in training
+    fs.mkdirSync(path.join(home, 'datasets', 'hellaswag'), { recursive: true });
+    fs.copyFileSync(sharedPath('data/hellaswag_val_1000.jsonl'), path.join(home, 'datasets', 'hellaswag', 'hellaswag_val.jsonl'));
     studio = new Studio({ home });
   });
   afterAll(async () => {
@@ -68,6 +72,11 @@ describe('runs through the Studio service', () => {
     expect(seen.every((s) => s.inDb)).toBe(true);
     const metrics = await studio.runsMetrics({ id: run.id });
     expect(metrics['val/loss'].steps).toEqual([0, 3, 5]);
+    expect(metrics['hellaswag/acc_norm'].steps).toEqual([0, 3, 5]);
+    // the CLI evaluates the run's last checkpoint by id
+    let hs = '';
+    expect(await main(['hellaswag', '--run', run.id, '--limit', '4', '--home', home], { out: (x) => (hs += x), err: () => {} })).toBe(0);
+    expect(hs).toMatch(/^acc: \d\/4=/);
     expect((await studio.runsSamples(run.id)).map((s) => s.step)).toEqual([5]);
     // keep_last 1: only the final checkpoint is left, on disk and in the index
     expect((await studio.runsCheckpoints(run.id)).map((c) => c.step)).toEqual([6]);

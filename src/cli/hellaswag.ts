@@ -4,7 +4,17 @@ import { ErrorCode, StudioError } from '../shared/errors';
 import { HELLASWAG_BASELINES, parseHellaswag, runHellaswag } from '../core/evals/hellaswag';
 import { hellaswagDataPath } from '../node/evals/paths';
 import { resolveHome } from '../node/workspace';
-import { common, needWeights, num, openModel, parse, type CliIo } from './common';
+import { loadTarget } from '../node/studio/evals';
+import { getEngine } from '../node/engines';
+import type { Model } from '../core/engine/types';
+import { common, num, openModel, parse, type CliIo } from './common';
+
+async function openRunCheckpoint(home: string, runId: string, step: number | undefined, engineName: string, backend: string | undefined, io: CliIo): Promise<{ model: Model }> {
+  const t = loadTarget(home, { runId, step });
+  const engine = await getEngine(engineName, { backend });
+  io.err(`model: ${t.label}; engine: ${engine.info().detail}\n`);
+  return { model: await engine.createModel(t.config, t.weights) };
+}
 
 
 function findData(explicit: string | undefined, homeFlag: string | undefined): string {
@@ -35,15 +45,18 @@ export async function hellaswagCommand(argv: string[], io: CliIo): Promise<numbe
     io.out('gpt2-studio hellaswag (--weights W | --run ID [--step N]) [--data FILE] [--limit N] [--engine E] [--strict] [--json]\n');
     return 0;
   }
-  if (a.run !== undefined) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `--run ${a.run}: this build has no run store yet, so runs cannot be evaluated by id.`, 'Export the checkpoint and pass --weights with its model.safetensors.');
+  if ((a.run === undefined) === (a.weights === undefined)) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'hellaswag needs exactly one of --weights W or --run ID.', 'Example: --weights model.safetensors, or --run run-20261128-193000-ab12 --step 5000.');
   }
+  if (a.step !== undefined && a.run === undefined) throw new StudioError(ErrorCode.BAD_ARGUMENT, '--step goes with --run.', 'Pass --run ID --step N.');
   const limit = num(a.limit, 'limit', { int: true, min: 1 });
   const file = findData(a.data, a.home);
   const parsed = parseHellaswag(readFileSync(file, 'utf8'), { strict: a.strict, source: file });
   for (const s of parsed.skipped) io.err(`warning: ${file}, line ${s.line}: ${s.message}; skipped\n`);
   if (parsed.skipped.length) io.err(`${parsed.skipped.length} malformed line(s) skipped (use --strict to stop on the first)\n`);
-  const { model } = await openModel(needWeights(a.weights, 'hellaswag'), a.engine, a.backend, io);
+  const { model } = a.weights !== undefined
+    ? await openModel(a.weights, a.engine, a.backend, io)
+    : await openRunCheckpoint(resolveHome({ flag: a.home }), a.run!, num(a.step, 'step', { int: true, min: 0 }), a.engine, a.backend, io);
   try {
     const tty = process.stderr.isTTY === true;
     let lastPrint = 0;

@@ -20,6 +20,13 @@ export type StudioHandlers = {
   'datasets-cancel': Studio['datasetsCancel'];
   'datasets-jobs': Studio['datasetsJobs'];
   'datasets-remove': Studio['datasetsRemove'];
+  'evals-hellaswag': Studio['evalsHellaswag'];
+  'evals-cancel': Studio['evalsCancel'];
+  'evals-list': Studio['evalsList'];
+  'evals-get': Studio['evalsGet'];
+  'evals-examples': Studio['evalsExamples'];
+  'evals-val-loss': Studio['evalsValLoss'];
+  'tokens-score': Studio['tokensScore'];
   'presets-list': Studio['presetsList'];
   'config-validate': Studio['configValidate'];
   'runs-create': Studio['runsCreate'];
@@ -74,6 +81,10 @@ export interface StudioEvents {
   'run-log': { runId: string; seq: number; level: 'debug' | 'info' | 'warn' | 'error'; message: string; time: number };
   /** a run and its files were deleted */
   'run-deleted': { runId: string };
+  /** an evaluation was queued, started, or ended */
+  'eval-status': { evalId: string; status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled'; error?: PlainError };
+  /** a HellaSwag evaluation advanced */
+  'eval-progress': { evalId: string; done: number; total: number; accNorm: number };
   /** a dataset preparation advanced */
   'dataset-progress': DatasetProgressEvent;
   /** a dataset preparation started, finished, failed or was cancelled */

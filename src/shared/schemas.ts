@@ -8,6 +8,14 @@ import type { HandlerArg, HandlerName } from './contract';
 /** A run id: the folder name runs/<id>/, so no separators or dots at the start. */
 const runId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'a run id such as run-20261128-193000-ab12');
 
+/** A model to evaluate: a run's checkpoint (its last one unless `step` is given) or a weights file or folder. */
+const modelTarget = z.union([
+  z.object({ runId, step: z.number().int().min(0).optional() }).strict(),
+  z.object({ weightsPath: z.string().min(1).max(4000) }).strict(),
+]);
+const evalId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'an evaluation id');
+const engineName = z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda']);
+
 /** The run statuses (as the store defines them). */
 const RUN_STATUS_VALUES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;
 
@@ -46,6 +54,13 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'datasets-prepare': prepareRequest,
   'datasets-cancel': z.object({ jobId: z.string().min(1).max(200) }).strict(),
   'datasets-remove': z.object({ id: z.string().min(1).max(200) }).strict(),
+  'evals-hellaswag': z.object({ target: modelTarget, data: z.string().max(4000).optional(), limit: z.number().int().positive().optional(), engine: engineName.optional() }).strict(),
+  'evals-cancel': evalId,
+  'evals-list': z.object({ kind: z.enum(['hellaswag', 'val_loss']).optional(), status: z.enum(['running', 'done', 'failed', 'cancelled', 'interrupted']).optional(), runId: runId.optional(), limit: z.number().int().positive().max(10_000).optional() }).strict().optional(),
+  'evals-get': evalId,
+  'evals-examples': z.object({ evalId, wrongOnly: z.boolean().optional(), limit: z.number().int().positive().max(20_000).optional(), offset: z.number().int().min(0).optional() }).strict(),
+  'evals-val-loss': z.object({ target: modelTarget, dataset: z.string().min(1).max(100), iters: z.number().int().positive().max(10_000).optional(), batchSize: z.number().int().positive().max(1024).optional(), seqLen: z.number().int().positive().max(100_000).optional() }).strict(),
+  'tokens-score': z.object({ target: modelTarget, text: z.string().min(1).max(100_000) }).strict(),
   'presets-list': noArgument,
   'config-validate': z.unknown(),
   'runs-create': z.object({

@@ -5,6 +5,7 @@
  * methods (see src/shared/contract.ts, whose handler types are derived from them). It is constructed with the
  * workspace folder, resolved once by the caller (see resolveHome).
  */
+import { ErrorCode, StudioError } from '../../shared/errors';
 import pkg from '../../../package.json' with { type: 'json' };
 import type { EngineInfo } from '../../core/engine/types';
 import type { EventListener, EventName, StudioEvents } from '../../shared/contract';
@@ -15,6 +16,8 @@ import { checkRunConfig, type FieldError } from '../../shared/run-config';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
+import { EvalService, type HellaswagRequest, type ModelTarget } from './evals';
+import type { Eval, EvalExample, ListEvalsFilter } from '../store';
 import type { DatasetJob, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
 
 export interface StudioOptions {
@@ -46,10 +49,12 @@ export class Studio {
   private storeRef: Store | null = null;
   private runsRef: RunManager | null = null;
   private readonly datasets: DatasetService;
+  private readonly evals: EvalService;
 
   constructor(opts: StudioOptions) {
     this.home = opts.home;
     this.opts = opts;
+    this.evals = new EvalService(opts.home, () => this.store, (n, p) => this.emit(n, p));
     this.datasets = new DatasetService({
       home: opts.home,
       events: {
@@ -140,6 +145,47 @@ export class Studio {
 
   async datasetsRemove(arg: { id: string }): Promise<{ removed: boolean }> {
     return this.datasets.remove(arg);
+  }
+
+  // ---- evaluations ----
+
+  /** Queues a HellaSwag evaluation of a checkpoint or of weights; see eval-progress and eval-status. */
+  async evalsHellaswag(req: HellaswagRequest): Promise<Eval> {
+    return this.evals.hellaswag(req);
+  }
+
+  async evalsCancel(evalId: string): Promise<{ cancelled: boolean }> {
+    return { cancelled: this.evals.cancel(evalId) };
+  }
+
+  async evalsList(filter?: ListEvalsFilter): Promise<Eval[]> {
+    return this.store.listEvals(filter);
+  }
+
+  async evalsGet(evalId: string): Promise<Eval> {
+    const e = this.store.getEval(evalId);
+    if (!e) throw new StudioError(ErrorCode.NOT_FOUND, `No evaluation "${evalId}".`, 'List them with evals-list.');
+    return e;
+  }
+
+  /** Per-example HellaSwag results, optionally only the wrong ones (acc_norm). */
+  async evalsExamples(arg: { evalId: string; wrongOnly?: boolean; limit?: number; offset?: number }): Promise<EvalExample[]> {
+    return this.store.listEvalExamples(arg.evalId, { wrongOnly: arg.wrongOnly, limit: arg.limit, offset: arg.offset });
+  }
+
+  /** Val loss of a checkpoint or weights on a dataset's val split. */
+  async evalsValLoss(arg: { target: ModelTarget; dataset: string; iters?: number; batchSize?: number; seqLen?: number }) {
+    return this.evals.valLoss(arg);
+  }
+
+  /** The loss of each token of a text under a model (the token-loss view). */
+  async tokensScore(arg: { target: ModelTarget; text: string }) {
+    return this.evals.score(arg);
+  }
+
+  /** Resolves when an evaluation has ended (for the CLI and tests). */
+  waitEval(evalId: string): Promise<Eval> {
+    return this.evals.wait(evalId);
   }
 
   // ---- runs ----
@@ -245,6 +291,7 @@ export class Studio {
 
   /** Closes the store and drops every subscriber. */
   close(): void {
+    this.evals.close();
     void this.datasets.close();
     this.storeRef?.close();
     this.storeRef = null;
