@@ -14,6 +14,7 @@ import { Studio } from '../node/studio';
 import { resolveHome } from '../node/workspace';
 import { makeRendererUrlCheck, registerStudioIpc } from './ipc';
 import { isNavigationAllowed, isOwnOrigin } from './security';
+import { utilityWorkerSpawner } from './worker';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererFile = join(here, '../renderer/index.html');
@@ -41,7 +42,9 @@ async function main(): Promise<void> {
     app.exit(1);
     return;
   }
-  const studio = new Studio({ home });
+  // The worker entry loads the TypeScript sources through tsx, from the app folder (development builds).
+  const workerEntry = join(app.getAppPath(), 'src', 'node', 'train', 'worker-entry.mjs');
+  const studio = new Studio({ home, spawnWorker: utilityWorkerSpawner(workerEntry) });
 
   app.on('web-contents-created', (_event, contents) => {
     contents.on('will-navigate', (event, url) => {
