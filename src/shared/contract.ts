@@ -7,7 +7,8 @@
  */
 import type { Studio } from '../node/studio';
 import type { RunStatus } from '../node/store';
-import type { DatasetProgressEvent, DatasetStatusEvent } from '../node/datasets/types';
+import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../node/datasets/types';
+import type { StepEvent } from '../core/train/trainer';
 import type { PlainError } from './errors';
 
 /** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
@@ -55,22 +56,8 @@ export type { RunStatus };
 
 /** Push events: name -> payload. Subscribers get them in the order the service emits them. */
 export interface StudioEvents {
-  /** one optimizer step of a run */
-  'run-step': {
-    runId: string;
-    step: number;
-    loss: number;
-    lr: number;
-    /** global gradient norm before clipping */
-    norm: number;
-    dtMs: number;
-    tokensPerSec: number;
-    /** model FLOPs utilisation in [0, 1], where the device's peak is known */
-    mfu?: number;
-    tokensSeen: number;
-    /** the loss-spike guard skipped this update */
-    skipped: boolean;
-  };
+  /** one optimizer step of a run (loss, lr, norm before clipping, dt, tok/s, mfu where known, skipped by the guard) */
+  'run-step': { runId: string } & StepEvent;
   /** an evaluation inside a run: val loss or HellaSwag acc_norm */
   'run-eval': { runId: string; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number };
   /** samples generated during a run */
@@ -92,16 +79,7 @@ export interface StudioEvents {
   /** a run changed state; `error` is set when it failed */
   'run-status': { runId: string; status: RunStatus; error?: PlainError };
   /** a download advanced */
-  'download-progress': {
-    id: string;
-    url: string;
-    bytes: number;
-    /** total size in bytes, when the server said */
-    total?: number;
-    bytesPerSec: number;
-    /** seconds left, when the total is known */
-    etaSec?: number;
-  };
+  'download-progress': DownloadProgressEvent;
 }
 
 export type EventName = keyof StudioEvents;
