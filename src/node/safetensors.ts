@@ -10,6 +10,7 @@
  * field of the header is checked before any data is read. F16, BF16 and F64 are converted to F32 on the way in.
  * Writing is F32 only, and atomic (temporary file, fsync, rename).
  */
+import { fsyncDir } from './fsutil';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
@@ -491,15 +492,5 @@ function writeAll(fd: number, file: string, bytes: Uint8Array, position: number)
   return position + done;
 }
 
-/** Makes a rename durable where the platform allows it (directories cannot be fsynced on Windows). */
-export function fsyncDir(dir: string): void {
-  let fd: number | null = null;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // best effort
-  } finally {
-    if (fd !== null) fs.closeSync(fd);
-  }
-}
+/** Re-exported for the weights and checkpoint code. */
+export { fsyncDir };

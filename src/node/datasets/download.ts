@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { CancelledError, DatasetErrorCode, fsError, throwIfCancelled } from './errors';
-import { fsyncDir, readJsonIfPresent, sha256File } from './fsutil';
+import { fsyncDir, readJsonIfPresent, sha256File } from '../fsutil';
 import { RateMeter, throttle } from './progress';
 
 export interface DownloadRequest {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, type Split } from '../../core/data/shard';
-import { folderBytes, readJsonIfPresent, writeFileAtomic } from './fsutil';
+import { folderBytes, readJsonIfPresent, writeFileAtomic } from '../fsutil';
 import type { DatasetSummary } from './types';
 
 export const MANIFEST_FILE = 'manifest.json';

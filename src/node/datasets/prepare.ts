@@ -17,7 +17,7 @@ import { splitForTokenizer } from '../../core/data/text';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, splitFromFileName, shardFileName, type Split } from '../../core/data/shard';
 import { CancelledError, fsError, throwIfCancelled } from './errors';
 import { DownloadQueue, downloadFile, type DownloadOptions, type DownloadProgress } from './download';
-import { ensureDir, fsyncDir, readJsonIfPresent, sha256File, writeFileAtomic } from './fsutil';
+import { ensureDir, fsyncDir, readJsonIfPresent, sha256File, writeFileAtomic } from '../fsutil';
 import {
   checkDatasetId,
   datasetDir,

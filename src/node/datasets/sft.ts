@@ -13,7 +13,7 @@ import { GPT2_VOCAB_SIZE, EOT_TOKEN } from '../../core/model/config';
 import type { Batch } from '../../core/engine/types';
 import type { BatchSource } from '../../core/train/trainer';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION } from '../../core/data/shard';
-import { ensureDir, fsyncDir, writeFileAtomic } from './fsutil';
+import { ensureDir, fsyncDir, writeFileAtomic } from '../fsutil';
 import { checkDatasetId, datasetDir, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, openDataset, readManifest, type DatasetManifest } from './manifest';
 import { readShardTokens, sha256FileSync, writeShardFile } from './shards';
 

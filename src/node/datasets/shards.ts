@@ -20,7 +20,7 @@ import {
   type Split,
 } from '../../core/data/shard';
 import { fsError } from './errors';
-import { fsyncDir } from './fsutil';
+import { fsyncDir, writeFileAtomic } from '../fsutil';
 
 /** The layout of a shard file, read from its header and checked against its size. */
 export function readShardLayout(file: string): ShardLayout {
@@ -55,22 +55,7 @@ export function readShardTokens(file: string): Uint16Array {
 
 /** Writes tokens as an llm.c shard, atomically (temporary file, fsync, rename). */
 export function writeShardFile(file: string, tokens: Uint16Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'w');
-    fs.writeSync(fd, encodeShardHeader(tokens.length));
-    fs.writeSync(fd, new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength));
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-    fsyncDir(path.dirname(file));
-  } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    throw fsError(e, 'writing the shard', file);
-  }
+  writeFileAtomic(file, [encodeShardHeader(tokens.length), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)], 'writing the shard');
 }
 
 /** The sha256 of a file, read synchronously (shards are read back right after they are written, from the cache). */

@@ -1,8 +1,8 @@
-/** File helpers shared by the datasets code: atomic writes, directory fsync, hashing. */
+/** File helpers: atomic writes, directory fsync, hashing. */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CancelledError, fsError } from './errors';
+import { CancelledError, fsError } from './datasets/errors';
 
 /** fsync a folder, so that a rename or a new file in it survives a crash (a no-op where folders cannot be opened). */
 export function fsyncDir(dir: string): void {
@@ -17,13 +17,17 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Writes `data` to `file` atomically: a temporary file beside it, fsync, rename, fsync of the folder. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+/**
+ * Writes `data` (or its parts, in order) to `file` atomically: a temporary file beside it, fsync, rename, fsync
+ * of the folder. `what` names the write in an error message.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[], what = 'writing'): void {
   const tmp = `${file}.tmp-${process.pid}`;
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'w');
-    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    const parts = typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
+    for (const p of parts) fs.writeSync(fd, p);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -32,7 +36,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   } catch (e) {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw fsError(e, 'writing', file);
+    throw fsError(e, what, file);
   }
 }
 
