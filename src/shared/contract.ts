@@ -28,6 +28,8 @@ export type StudioHandlers = {
   'evals-examples': Studio['evalsExamples'];
   'evals-val-loss': Studio['evalsValLoss'];
   'tokens-score': Studio['tokensScore'];
+  'settings-get': Studio['settingsGet'];
+  'settings-set': Studio['settingsSet'];
   'presets-list': Studio['presetsList'];
   'config-validate': Studio['configValidate'];
   'runs-create': Studio['runsCreate'];

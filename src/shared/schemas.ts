@@ -61,6 +61,8 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'evals-examples': z.object({ evalId, wrongOnly: z.boolean().optional(), limit: z.number().int().positive().max(20_000).optional(), offset: z.number().int().min(0).optional() }).strict(),
   'evals-val-loss': z.object({ target: modelTarget, dataset: z.string().min(1).max(100), iters: z.number().int().positive().max(10_000).optional(), batchSize: z.number().int().positive().max(1024).optional(), seqLen: z.number().int().positive().max(100_000).optional() }).strict(),
   'tokens-score': z.object({ target: modelTarget, text: z.string().min(1).max(100_000) }).strict(),
+  'settings-get': noArgument,
+  'settings-set': z.object({ hfEndpoint: z.string().max(2000).nullable().optional(), hfToken: z.string().max(500).nullable().optional() }).strict(),
   'presets-list': noArgument,
   'config-validate': z.unknown(),
   'runs-create': z.object({

@@ -26,6 +26,8 @@ export function handlersOf(studio: Studio): StudioHandlers {
     'evals-examples': (a) => studio.evalsExamples(a),
     'evals-val-loss': (a) => studio.evalsValLoss(a),
     'tokens-score': (a) => studio.tokensScore(a),
+    'settings-get': () => studio.settingsGet(),
+    'settings-set': (p) => studio.settingsSet(p),
     'presets-list': () => studio.presetsList(),
     'config-validate': (config) => studio.configValidate(config),
     'runs-create': (input) => studio.runsCreate(input),

@@ -16,6 +16,7 @@ import { checkRunConfig, type FieldError } from '../../shared/run-config';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
+import { publicSettings, readSettings, updateSettings, type PublicSettings } from '../settings';
 import { EvalService, type HellaswagRequest, type ModelTarget } from './evals';
 import type { Eval, EvalExample, ListEvalsFilter } from '../store';
 import type { DatasetJob, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
@@ -65,6 +66,7 @@ export class Studio {
         },
         download: (p) => this.emit('download-progress', p),
       },
+      settings: () => readSettings(this.home),
     });
   }
 
@@ -117,6 +119,18 @@ export class Studio {
     // Loaded on first use: TF.js is large, and the window or server should not wait for it to start.
     const { describeEngines } = await import('../engines');
     return describeEngines();
+  }
+
+  // ---- settings ----
+
+  /** The workspace settings (the HF token only as set or not). */
+  async settingsGet(): Promise<PublicSettings> {
+    return publicSettings(readSettings(this.home));
+  }
+
+  /** Sets (string), clears (null) or keeps (absent) the HF endpoint and token. */
+  async settingsSet(patch: { hfEndpoint?: string | null; hfToken?: string | null }): Promise<PublicSettings> {
+    return publicSettings(updateSettings(this.home, patch));
   }
 
   // ---- datasets ----
