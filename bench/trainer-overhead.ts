@@ -52,7 +52,7 @@ async function run(): Promise<void> {
           onStep: (e) => {
             const step = stepBase + e.step;
             store.recordStep(runRow.id, {
-              step, wallTime: Date.now() / 1000, tokensSeen: e.tokensSeen,
+              step, wallTime: Date.now(), tokensSeen: e.tokensSeen,
               metrics: { 'train/loss': e.loss, 'train/lr': e.lr, 'train/norm': e.norm, 'train/dt_ms': e.dtMs, 'train/tok_per_sec': e.tokensPerSec },
             });
             JSON.stringify({ type: 'step', seq: step, ...e }); // what the worker sends over IPC

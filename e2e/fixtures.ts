@@ -57,5 +57,41 @@ export { expect };
 /** Saves a full-page screenshot as e2e/__screenshots__/<name>.png. */
 export async function snap(page: Page, name: string): Promise<void> {
   mkdirSync(screenshotDir, { recursive: true });
+  // from the top, so that sticky parts (sidebar, planner) sit where a reader expects them
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+}
+
+/** Calls the Studio service over the server's HTTP API (as the renderer does), and returns the value or throws. */
+export async function invoke(server: RunningServer, name: string, arg?: unknown, token?: string): Promise<unknown> {
+  const res = await fetch(new URL(`/api/invoke/${name}`, server.url), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(arg === undefined ? {} : { arg }),
+  });
+  const body = (await res.json()) as { ok: true; value: unknown } | { ok: false; error: { message: string } };
+  if (!body.ok) throw new Error(`${name}: ${body.error.message}`);
+  return body.value;
+}
+
+/**
+ * Prepares the builtin dataset (1 MB of synthetic stories, a few seconds) in the test's workspace through the
+ * service (datasets-prepare), and waits until datasets-list has it.
+ */
+export async function prepareBuiltin(server: RunningServer): Promise<void> {
+  const { jobId } = (await invoke(server, 'datasets-prepare', { source: 'builtin', sizeMb: 1 })) as { jobId: string };
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const list = (await invoke(server, 'datasets-list')) as { id: string; status: string }[];
+    if (list.some((d) => d.id === 'builtin' && d.status === 'ready')) return;
+    const jobs = (await invoke(server, 'datasets-jobs')) as { jobId: string }[];
+    if (!jobs.some((j) => j.jobId === jobId)) {
+      // the job ended: it succeeded (between the two requests) or failed
+      const after = (await invoke(server, 'datasets-list')) as { id: string; status: string }[];
+      if (after.some((d) => d.id === 'builtin' && d.status === 'ready')) return;
+      throw new Error(`preparing the builtin dataset failed: datasets-list = ${JSON.stringify(after)}`);
+    }
+    if (Date.now() > deadline) throw new Error('the builtin dataset was not ready within 60 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -1,39 +1,61 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef } from 'react';
 import { Icon } from './components/Icon';
 import { NotBuiltYet } from './components/EmptyState';
+import { NewRunPage } from './features/new-run/NewRunPage';
+import { RunPage } from './features/run/RunPage';
+import { RunsPage } from './features/runs/RunsPage';
 import { SettingsPage } from './features/settings/SettingsPage';
-import { PAGES, type PageId, pageFromHash } from './pages';
+import { PAGES } from './pages';
+import { href, navPageOf, useRoute, type Route } from './router';
 import { useTheme } from './theme';
 
-function useHashPage(): PageId {
-  const [page, setPage] = useState<PageId>(() => pageFromHash(window.location.hash));
-  useEffect(() => {
-    const onChange = () => setPage(pageFromHash(window.location.hash));
-    window.addEventListener('hashchange', onChange);
-    return () => window.removeEventListener('hashchange', onChange);
-  }, []);
-  return page;
+function routeKey(r: Route): string {
+  return href(r);
 }
 
 export function App() {
-  const page = useHashPage();
+  const route = useRoute();
   const [theme, toggleTheme] = useTheme();
-  const current = PAGES.find((p) => p.id === page) ?? PAGES[0];
-  const heading = useRef<HTMLHeadingElement>(null);
+  const navPage = navPageOf(route);
+  const current = PAGES.find((p) => p.id === navPage) ?? PAGES[0];
+  const mainRef = useRef<HTMLElement>(null);
   const first = useRef(true);
+  const key = routeKey(route);
 
   useEffect(() => {
-    document.title = `${current.title} · GPT-2 Studio`;
+    if (route.page !== 'run') document.title = `${current.title} · GPT-2 Studio`;
     // After a navigation, move focus to the new page's heading (not on first load).
-    if (first.current) first.current = false;
-    else heading.current?.focus();
-  }, [current]);
+    if (first.current) {
+      first.current = false;
+      return;
+    }
+    // the page may render its heading after loading: try now and on the next frames
+    let tries = 0;
+    let raf = 0;
+    const focus = () => {
+      const h = mainRef.current?.querySelector<HTMLElement>('h1');
+      if (h) {
+        if (!h.hasAttribute('tabindex')) h.tabIndex = -1;
+        h.focus({ preventScroll: false });
+      } else if (tries++ < 30) raf = requestAnimationFrame(focus);
+    };
+    focus();
+    return () => cancelAnimationFrame(raf);
+  }, [key, current, route.page]);
 
   const nextTheme = theme === 'dark' ? 'light' : 'dark';
+  const wide = route.page === 'runs' || route.page === 'run' || route.page === 'new-run';
 
   return (
     <div className="shell">
-      <a className="skip-link" href={`#/${page}`} onClick={(e) => { e.preventDefault(); heading.current?.focus(); }}>
+      <a
+        className="skip-link"
+        href={href(route)}
+        onClick={(e) => {
+          e.preventDefault();
+          mainRef.current?.querySelector<HTMLElement>('h1')?.focus();
+        }}
+      >
         Skip to content
       </a>
       <aside className="sidebar">
@@ -47,7 +69,7 @@ export function App() {
           <ul className="nav">
             {PAGES.map((p) => (
               <li key={p.id}>
-                <a href={`#/${p.id}`} className="nav-link" aria-current={p.id === page ? 'page' : undefined}>
+                <a href={`#/${p.id}`} className="nav-link" aria-current={p.id === navPage ? 'page' : undefined}>
                   <Icon name={p.id} />
                   <span>{p.title}</span>
                 </a>
@@ -68,15 +90,32 @@ export function App() {
           </button>
         </div>
       </aside>
-      <main className="main" id="main">
-        <header className="page-header">
-          <h1 ref={heading} tabIndex={-1}>
-            {current.title}
-          </h1>
-          <p className="muted">{current.summary}</p>
-        </header>
-        {page === 'settings' ? <SettingsPage /> : <NotBuiltYet page={page} summary={current.summary} />}
+      <main className={`main${wide ? ' main-wide' : ''}`} id="main" ref={mainRef}>
+        {route.page !== 'run' && (
+          <header className="page-header">
+            <h1 tabIndex={-1}>{current.title}</h1>
+            <p className="muted">{current.summary}</p>
+          </header>
+        )}
+        <Page route={route} key={key} />
       </main>
     </div>
   );
+}
+
+function Page({ route }: { route: Route }) {
+  switch (route.page) {
+    case 'runs':
+      return <RunsPage />;
+    case 'new-run':
+      return <NewRunPage from={route.from} />;
+    case 'run':
+      return <RunPage runId={route.runId} />;
+    case 'settings':
+      return <SettingsPage />;
+    default: {
+      const p = PAGES.find((x) => x.id === route.page) ?? PAGES[0];
+      return <NotBuiltYet page={p.id} summary={p.summary} />;
+    }
+  }
 }

@@ -45,7 +45,3 @@ export const PAGES = [
 export type PageId = (typeof PAGES)[number]['id'];
 export const DEFAULT_PAGE: PageId = 'runs';
 
-export function pageFromHash(hash: string): PageId {
-  const id = hash.replace(/^#\/?/, '').split(/[/?]/)[0];
-  return PAGES.some((p) => p.id === id) ? (id as PageId) : DEFAULT_PAGE;
-}

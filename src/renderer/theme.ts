@@ -31,3 +31,15 @@ export function useTheme(): [Theme, () => void] {
   const toggle = useCallback(() => setTheme((t) => (t === 'dark' ? 'light' : 'dark')), []);
   return [theme, toggle];
 }
+
+/** The theme in effect (<html data-theme>), following changes made anywhere (for canvases that read colours). */
+export function useThemeName(): Theme {
+  const read = (): Theme => (document.documentElement.dataset.theme === 'dark' ? 'dark' : 'light');
+  const [theme, setTheme] = useState<Theme>(read);
+  useEffect(() => {
+    const mo = new MutationObserver(() => setTheme(read()));
+    mo.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
+    return () => mo.disconnect();
+  }, []);
+  return theme;
+}

@@ -86,7 +86,7 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'runs-delete': runId,
   'runs-update': z.object({ id: runId, name: z.string().max(200).optional(), tags: z.array(z.string().max(50)).max(20).optional(), notes: z.string().max(10_000).optional() }).strict(),
   'runs-metrics': z.object({ id: runId, names: z.array(z.string().max(100)).max(50).optional(), sinceStep: z.number().int().optional() }).strict(),
-  'runs-logs': z.object({ id: runId, afterSeq: z.number().int().min(0).optional() }).strict(),
+  'runs-logs': z.object({ id: runId, afterSeq: z.number().int().min(0).optional(), tail: z.number().int().positive().max(10_000).optional() }).strict(),
   'runs-samples': runId,
   'runs-checkpoints': runId,
 };

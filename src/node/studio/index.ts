@@ -268,8 +268,9 @@ export class Studio {
     return this.runs.metrics(arg.id, arg.names, arg.sinceStep);
   }
 
-  async runsLogs(arg: { id: string; afterSeq?: number }) {
-    return this.runs.logs(arg.id, arg.afterSeq);
+  /** A run's log lines after `afterSeq`, or its last `tail` lines. */
+  async runsLogs(arg: { id: string; afterSeq?: number; tail?: number }) {
+    return this.runs.logs(arg.id, arg.afterSeq, arg.tail);
   }
 
   async runsSamples(id: string) {

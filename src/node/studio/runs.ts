@@ -47,6 +47,8 @@ interface Attached {
 
 export class RunManager {
   private readonly attached = new Map<string, Attached>();
+  /** set by shutdown: the store is about to close, so late worker messages and exits are ignored */
+  private closed = false;
 
   constructor(
     private readonly home: string,
@@ -177,7 +179,12 @@ export class RunManager {
     for (const [, a] of all) a.worker.send({ type: 'stop' });
     const timer = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
     await Promise.race([Promise.all(all.map(([, a]) => a.done)), timer]);
-    for (const [, a] of this.attached) a.worker.kill('SIGKILL');
+    // a worker that did not stop in time: mark its run interrupted now, while the store is open
+    for (const [id, a] of [...this.attached]) {
+      this.onExit(id, a, null, 'SIGKILL (the studio was closing)');
+      a.worker.kill('SIGKILL');
+    }
+    this.closed = true;
   }
 
   private log(runId: string, level: LogEntry['level'], message: string): void {
@@ -186,6 +193,7 @@ export class RunManager {
   }
 
   private onMessage(runId: string, a: Attached, m: WorkerMessage): void {
+    if (this.closed) return;
     try {
       switch (m.type) {
         case 'ready':
@@ -196,13 +204,13 @@ export class RunManager {
             'train/loss': m.loss, 'train/lr': m.lr, 'train/norm': m.norm, 'train/dt_ms': m.dtMs, 'train/tok_per_sec': m.tokensPerSec,
           };
           if (m.mfu !== undefined) metrics['train/mfu'] = m.mfu;
-          this.store.recordStep(runId, { step: m.step, metrics, wallTime: Date.now() / 1000, tokensSeen: m.tokensSeen });
+          this.store.recordStep(runId, { step: m.step, metrics, wallTime: Date.now(), tokensSeen: m.tokensSeen });
           this.emit('run-step', { runId, step: m.step, loss: m.loss, lr: m.lr, norm: m.norm, dtMs: m.dtMs, tokensPerSec: m.tokensPerSec, mfu: m.mfu, tokensSeen: m.tokensSeen, skipped: m.skipped });
           break;
         }
         case 'eval': {
           const run = this.store.getRun(runId);
-          this.store.recordStep(runId, { step: m.step, metrics: { [m.name]: m.value }, wallTime: Date.now() / 1000, tokensSeen: run?.tokensSeen ?? 0 });
+          this.store.recordStep(runId, { step: m.step, metrics: { [m.name]: m.value }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
           this.emit('run-eval', { runId, step: m.step, name: m.name, value: m.value });
           break;
         }
@@ -248,7 +256,7 @@ export class RunManager {
   }
 
   private onExit(runId: string, a: Attached, code: number | null, signal: string | null): void {
-    if (a.finished) return;
+    if (a.finished || this.closed) return;
     a.finished = true;
     this.attached.delete(runId);
     const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
@@ -287,7 +295,7 @@ export class RunManager {
     return this.store.listCheckpoints(id);
   }
 
-  logs(id: string, afterSeq?: number): LogEntry[] {
-    return this.store.listLogs(id, { afterSeq });
+  logs(id: string, afterSeq?: number, tail?: number): LogEntry[] {
+    return this.store.listLogs(id, tail ? { afterSeq, tail: true, limit: tail } : { afterSeq });
   }
 }

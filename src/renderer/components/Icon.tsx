@@ -1,7 +1,9 @@
 import type { PageId } from '../pages';
 
 /** Small line icons (24x24, stroke = currentColor), drawn for this app. */
-const PATHS: Record<PageId | 'sun' | 'moon' | 'logo', string> = {
+export type IconName = PageId | 'sun' | 'moon' | 'logo' | 'edit' | 'trash' | 'search';
+
+const PATHS: Record<IconName, string> = {
   runs: 'M3 17l5-6 4 3 5-8 4 5M3 21h18',
   'new-run': 'M12 5v14M5 12h14',
   compare: 'M4 20V10M10 20V4M16 20v-7M22 20H2',
@@ -14,9 +16,12 @@ const PATHS: Record<PageId | 'sun' | 'moon' | 'logo', string> = {
   sun: 'M12 17a5 5 0 1 0 0-10 5 5 0 0 0 0 10zM12 1v2M12 21v2M4.2 4.2l1.4 1.4M18.4 18.4l1.4 1.4M1 12h2M21 12h2M4.2 19.8l1.4-1.4M18.4 5.6l1.4-1.4',
   moon: 'M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z',
   logo: 'M12 3l2.2 6.8L21 12l-6.8 2.2L12 21l-2.2-6.8L3 12l6.8-2.2z',
+  edit: 'M12 20h9M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z',
+  trash: 'M3 6h18M8 6V4h8v2M19 6l-1 14H6L5 6M10 11v6M14 11v6',
+  search: 'M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5',
 };
 
-export function Icon({ name, size = 18 }: { name: keyof typeof PATHS; size?: number }) {
+export function Icon({ name, size = 18 }: { name: IconName; size?: number }) {
   return (
     <svg
       className="icon"

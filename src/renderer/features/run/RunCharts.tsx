@@ -1,0 +1,112 @@
+import { useMemo } from 'react';
+import { Chart, type ChartLine } from '../../components/Chart';
+import { compact } from '../../format';
+import { debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from './series';
+
+export interface ChartOptions {
+  smoothing: number;
+  logY: boolean;
+  xKind: XKind;
+  clip: boolean;
+}
+
+interface Panel {
+  id: string;
+  title: string;
+  unit?: string;
+  lines: ChartLine[];
+  data: (number | null)[][];
+  yFormat?: (v: number) => string;
+}
+
+const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
+const compactY = (v: number) => compact(v);
+const lrTick = (v: number) => (v === 0 ? '0' : v.toExponential(1));
+const lrValue = (v: number) => v.toExponential(3);
+
+/** The run's curves: loss (train and val), learning rate, gradient norm, throughput, and HellaSwag when measured. */
+export function RunCharts({ series, version, options, syncKey }: { series: Record<string, Series>; version: number; options: ChartOptions; syncKey: string }) {
+  const { smoothing, logY, xKind, clip } = options;
+
+  const panels = useMemo((): Panel[] => {
+    void version; // the series are mutated in place; `version` says when
+    const t0 = wallOrigin(Object.values(series));
+    const get = (name: string) => series[name];
+    const y = (col: readonly (number | null)[]) => (logY ? positiveOnly(col) : col);
+    const smoothed = (s: Series) => y(finiteOnly(debiasedEma(s.values, smoothing)));
+    const raw = (s: Series) => y(finiteOnly(s.values));
+    const table = (s: Series | undefined, cols: (s: Series) => (readonly (number | null)[])[]): XYTable | null =>
+      s && s.steps.length ? decimate({ x: xValues(s, xKind, t0), ys: cols(s) }) : null;
+    const smoothedLines = (label: string, color: string): ChartLine[] =>
+      smoothing > 0
+        ? [
+            { label, color, width: 2 },
+            { label: `${label} (raw)`, color, width: 1, alpha: 0.28 },
+          ]
+        : [{ label, color, width: 1.6 }];
+    const smoothedCols = (s: Series) => (smoothing > 0 ? [smoothed(s), raw(s)] : [raw(s)]);
+    const nLines = (lines: ChartLine[]) => lines.length;
+    const join = (tables: (XYTable | null)[], widths: number[]) =>
+      joinTables(tables.map((t, i) => t ?? { x: [], ys: Array.from({ length: widths[i] }, () => []) }));
+
+    const out: Panel[] = [];
+    {
+      const train = smoothedLines('train', '--chart-1');
+      const val: ChartLine = { label: 'val', color: '--chart-2', width: 2, points: true };
+      out.push({
+        id: 'loss',
+        title: 'Loss',
+        unit: 'cross-entropy, nats',
+        lines: [...train, val],
+        data: join([table(get('train/loss'), smoothedCols), table(get('val/loss'), (s) => [raw(s)])], [nLines(train), 1]),
+      });
+    }
+    out.push({
+      id: 'lr',
+      title: 'Learning rate',
+      lines: [{ label: 'lr', color: '--chart-3', width: 1.8, format: lrValue }],
+      data: join([table(get('train/lr'), (s) => [raw(s)])], [1]),
+      yFormat: lrTick,
+    });
+    {
+      const lines = smoothedLines('norm', '--chart-4');
+      out.push({ id: 'norm', title: 'Gradient norm', unit: 'before clipping', lines, data: join([table(get('train/norm'), smoothedCols)], [lines.length]) });
+    }
+    {
+      const lines = smoothedLines('tok/s', '--chart-5').map((l) => ({ ...l, format: compactY }));
+      out.push({ id: 'tok-per-sec', title: 'Throughput', unit: 'tokens / s', lines, data: join([table(get('train/tok_per_sec'), smoothedCols)], [lines.length]) });
+    }
+    const hs = get('hellaswag/acc_norm');
+    if (hs && hs.steps.length) {
+      out.push({
+        id: 'hellaswag',
+        title: 'HellaSwag',
+        unit: 'acc_norm',
+        lines: [{ label: 'acc_norm', color: '--chart-6', width: 2, points: true, format: pct }],
+        data: join([table(hs, (s) => [raw(s)])], [1]),
+        yFormat: pct,
+      });
+    }
+    return out;
+  }, [series, version, smoothing, logY, xKind]);
+
+  return (
+    <div className="chart-grid">
+      {panels.map((p) => (
+        <Chart
+          key={p.id}
+          testId={`chart-${p.id}`}
+          title={p.title}
+          unit={p.unit}
+          data={p.data}
+          lines={p.lines}
+          xKind={xKind}
+          logY={logY}
+          clip={clip}
+          syncKey={syncKey}
+          yFormat={p.yFormat}
+        />
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,56 @@
+/** What the pages derive from a Run: its step budget, its shape, what can be done with it. */
+import type { HandlerResult } from '../shared/contract';
+import type { RunStatus } from '../shared/contract';
+
+export type Run = HandlerResult<'runs-get'>;
+
+export const RUN_STATUS_LIST: readonly RunStatus[] = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'];
+
+export const STATUS_LABEL: Record<RunStatus, string> = {
+  created: 'Created',
+  running: 'Running',
+  paused: 'Paused',
+  stopped: 'Stopped',
+  done: 'Done',
+  failed: 'Failed',
+  interrupted: 'Interrupted',
+};
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** The run's optimizer steps in all (max_steps, or token_budget / total_batch_size), when its config says. */
+export function plannedSteps(run: Pick<Run, 'config'>): number | undefined {
+  const c = run.config;
+  const max = num(c.max_steps);
+  if (max !== undefined) return max;
+  const budget = num(c.token_budget);
+  const tbs = num(c.total_batch_size);
+  return budget !== undefined && tbs ? Math.ceil(budget / tbs) : undefined;
+}
+
+/** The model preset (or "custom") of a run's config, e.g. "nano". */
+export function modelLabel(run: Pick<Run, 'config'>): string {
+  const m = run.config.model as Record<string, unknown> | undefined;
+  return typeof m?.preset === 'string' ? m.preset : 'custom';
+}
+
+export const canStop = (s: RunStatus) => s === 'running';
+export const canResume = (s: RunStatus) => s === 'stopped' || s === 'paused' || s === 'interrupted' || s === 'failed' || s === 'created';
+export const canDelete = (s: RunStatus) => s !== 'running';
+
+/** Seconds the run has been (or was) training since its last start. */
+export function runSeconds(run: Pick<Run, 'startedAt' | 'endedAt' | 'status'>, now: number): number | undefined {
+  if (!run.startedAt) return undefined;
+  const end = run.status === 'running' ? now : (run.endedAt ?? now);
+  return Math.max(0, (end - run.startedAt) / 1000);
+}
+
+/** "a, b ,, c" -> ["a", "b", "c"] (trimmed, unique, at most 50 characters each). */
+export function parseTags(text: string): string[] {
+  const out: string[] = [];
+  for (const t of text.split(',')) {
+    const tag = t.trim().slice(0, 50);
+    if (tag && !out.includes(tag)) out.push(tag);
+  }
+  return out;
+}
