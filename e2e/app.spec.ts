@@ -89,6 +89,25 @@ test.describe('serve mode', () => {
     await page.getByRole('link', { name: 'Back to the runs' }).click();
     await expect(page).toHaveURL(/#\/runs$/);
   });
+
+  test('Settings keeps the Hugging Face endpoint and token, and never shows the token', async ({ page, appUrl, workspace }) => {
+    await page.goto(appUrl + '#/settings');
+    await page.getByTestId('hf-endpoint').fill('not a url');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByRole('status').filter({ hasText: 'is not a URL' })).toBeVisible();
+    await page.getByTestId('hf-endpoint').fill('https://hf-mirror.com');
+    await page.getByTestId('hf-token').fill('hf_e2e_secret');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect(page.getByText('Token (set)')).toBeVisible();
+    await expect(page.getByTestId('hf-token')).toHaveValue('');
+    await snap(page, 'settings-hub');
+    await page.reload();
+    await expect(page.getByTestId('hf-endpoint')).toHaveValue('https://hf-mirror.com');
+    await expect(page.locator('body')).not.toContainText('hf_e2e_secret');
+    await page.getByRole('button', { name: 'Forget the token' }).click();
+    await expect(page.getByText('Token (not set)')).toBeVisible();
+    expect(workspace.length).toBeGreaterThan(0);
+  });
 });
 
 test.describe('serve mode with a token', () => {

@@ -91,7 +91,9 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
   for (const kv of a.set ?? []) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `--set ${kv} is not key=value.`, 'Example: --set max_steps=100 --set model.n_layer=2');
-    setConfigValue(config, kv.slice(0, i), kv.slice(i + 1));
+    // a path typed on the command line is relative to the current folder (in a config file, to the workspace)
+    const key = kv.slice(0, i);
+    setConfigValue(config, key, key === 'init_path' ? path.resolve(kv.slice(i + 1)) : kv.slice(i + 1));
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {

@@ -53,7 +53,7 @@ const runConfigBase = z
     model: modelSchema.default({ preset: 'gpt2', vocab_size: 50257 }),
     /** scratch: GPT-2 init from `seed`; weights: a .safetensors file or folder; checkpoint: a checkpoint folder */
     init_from: z.enum(['scratch', 'weights', 'checkpoint'], { error: 'init_from must be scratch, weights or checkpoint' }).default('scratch'),
-    /** the file or folder for init_from weights / checkpoint */
+    /** the file or folder for init_from weights / checkpoint; a relative path is taken in the workspace */
     init_path: z.string().optional(),
     /** a dataset id of the workspace */
     dataset: z.string({ error: 'dataset must be a dataset id' }).min(1, 'dataset must not be empty'),

@@ -12,7 +12,7 @@ import { listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointS
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
 import { forkWorker, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
-import { runDirOf } from '../train/paths';
+import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
 import { isSftDataset } from '../datasets/sft';
 
@@ -71,12 +71,12 @@ export class RunManager {
         ? { field: 'sft', message: `sft is true but "${c.dataset}" is not an SFT dataset (prepare one with "gpt2-studio prepare sft --file data.jsonl")` }
         : { field: 'sft', message: `"${c.dataset}" is an SFT dataset: set sft to true (the loss then counts only the assistant's tokens)` });
     }
-    if (c.init_from === 'weights' && c.init_path && !fs.existsSync(path.resolve(c.init_path))) {
-      errors.push({ field: 'init_path', message: `weights file or folder ${path.resolve(c.init_path)} does not exist` });
+    if (c.init_from === 'weights' && c.init_path && !fs.existsSync(initPathOf(this.home, c.init_path))) {
+      errors.push({ field: 'init_path', message: `weights file or folder ${initPathOf(this.home, c.init_path)} does not exist (a relative path is taken in the workspace)` });
     }
     if (c.init_from === 'checkpoint' && c.init_path) {
       try {
-        readCheckpointState(c.init_path);
+        readCheckpointState(initPathOf(this.home, c.init_path));
       } catch (e) {
         errors.push({ field: 'init_path', message: e instanceof Error ? e.message : String(e) });
       }

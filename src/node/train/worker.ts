@@ -17,7 +17,7 @@ import { getEngine } from '../engines';
 import { pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../checkpoints';
 import { loadGpt2Weights } from '../weights';
 import { openTrainingData } from './data';
-import { runDirOf } from './paths';
+import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
 
 
@@ -73,12 +73,12 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
       resume = ck.state.trainer;
       log('info', `resumed from ${ck.dir} (step ${ck.state.step})`);
     } else if (config.init_from === 'weights') {
-      const w = loadGpt2Weights(config.init_path!, { paddedVocabSize: mc.paddedVocabSize });
+      const w = loadGpt2Weights(initPathOf(home, config.init_path!), { paddedVocabSize: mc.paddedVocabSize });
       mc = { ...w.config };
       model = await engine.createModel(mc, w.tensors);
       log('info', `initialized from weights ${w.file}`);
     } else if (config.init_from === 'checkpoint') {
-      const ck = readCheckpoint(config.init_path!);
+      const ck = readCheckpoint(initPathOf(home, config.init_path!));
       mc = ck.state.modelConfig;
       model = await engine.createModel(mc, ck.weights);
       log('info', `initialized from the weights of checkpoint ${ck.dir}`);

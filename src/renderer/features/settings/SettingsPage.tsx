@@ -1,5 +1,66 @@
+import { useEffect, useId, useState, type FormEvent } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
 import { useClient, useInvoke } from '../../useInvoke';
+
+/** The Hugging Face endpoint (a mirror works) and token that dataset downloads use. */
+function HubSettings() {
+  const client = useClient();
+  const [settings, reload] = useInvoke('settings-get');
+  const [endpoint, setEndpoint] = useState('');
+  const [token, setToken] = useState('');
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const eid = useId();
+  const tid = useId();
+  useEffect(() => {
+    if (settings.status === 'ok') setEndpoint(settings.data.hfEndpoint ?? '');
+  }, [settings]);
+
+  async function save(e: FormEvent, clearToken = false) {
+    e.preventDefault();
+    setMessage(null);
+    try {
+      const next = await client.invoke('settings-set', {
+        hfEndpoint: endpoint.trim() === '' ? null : endpoint.trim(),
+        ...(clearToken ? { hfToken: null } : token !== '' ? { hfToken: token } : {}),
+      });
+      setToken('');
+      setMessage({ ok: true, text: `Saved. Token ${next.hfTokenSet ? 'set' : 'not set'}.` });
+      reload();
+    } catch (err) {
+      setMessage({ ok: false, text: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  return (
+    <section className="card" aria-labelledby="hub-title">
+      <header className="card-header">
+        <h2 id="hub-title">Hugging Face</h2>
+      </header>
+      <p className="muted small">
+        Where FineWeb-edu is downloaded from. Leave the endpoint empty for HF_ENDPOINT or https://huggingface.co; a mirror
+        such as https://hf-mirror.com works. The token is kept in the workspace, readable only by you, and never shown again.
+      </p>
+      {settings.status === 'error' && <ErrorNote error={settings.error} onRetry={reload} />}
+      <form className="form-grid form-grid-2" onSubmit={(e) => void save(e)}>
+        <div className="field">
+          <label htmlFor={eid}>Endpoint</label>
+          <input id={eid} data-testid="hf-endpoint" value={endpoint} placeholder="https://huggingface.co" onChange={(e) => setEndpoint(e.target.value)} />
+        </div>
+        <div className="field">
+          <label htmlFor={tid}>Token {settings.status === 'ok' && settings.data.hfTokenSet ? '(set)' : '(not set)'}</label>
+          <input id={tid} data-testid="hf-token" type="password" autoComplete="off" value={token} placeholder="hf_…" onChange={(e) => setToken(e.target.value)} />
+        </div>
+        <div className="field field-wide" style={{ flexDirection: 'row', gap: 8 }}>
+          <button type="submit" className="button">Save</button>
+          {settings.status === 'ok' && settings.data.hfTokenSet && (
+            <button type="button" className="button" onClick={(e) => void save(e, true)}>Forget the token</button>
+          )}
+        </div>
+        {message && <p className={message.ok ? 'field-hint' : 'field-error'} role="status">{message.text}</p>}
+      </form>
+    </section>
+  );
+}
 
 export function SettingsPage() {
   const client = useClient();
@@ -83,6 +144,8 @@ export function SettingsPage() {
           </table>
         )}
       </section>
+
+      <HubSettings />
     </div>
   );
 }
