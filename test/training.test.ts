@@ -147,8 +147,21 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
       const names = rows.filter((x) => x.step === s).map((x) => x.name).sort();
       expect(names, `step ${s}`).toEqual(['train/dt_ms', 'train/loss', 'train/lr', 'train/norm', 'train/tok_per_sec']);
     }
-    // the orphaned worker notices that its parent is gone and exits; a new studio marks the run interrupted
-    await new Promise((res) => setTimeout(res, 1500));
+    // the orphaned worker notices that its parent is gone (between two steps) and exits; then a new studio marks
+    // the run interrupted
+    const db2 = new Database(path.join(home, 'studio.db'), { readonly: true });
+    const pid = (db2.prepare('SELECT pid FROM runs WHERE id = ?').get(runId) as { pid: number | null }).pid;
+    db2.close();
+    const alive = (p: number) => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (let i = 0; i < 600 && pid && alive(pid); i++) await new Promise((res) => setTimeout(res, 100));
+    expect(pid && alive(pid)).toBeFalsy();
     let out = '';
     await main(['runs', '--home', home, '--json'], { out: (s) => (out += s), err: () => {} });
     const run = (JSON.parse(out) as { id: string; status: string }[]).find((x) => x.id === runId);

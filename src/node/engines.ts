@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Engine, EngineInfo } from '../core/engine/types';
 import { TfjsEngine } from '../core/engine/tfjs';
+import { checkParity, nativeCpuEngine, nativeCudaReason, type NativeCpuEngine, type ParityResult } from './native';
+import { checkFixtureParity, findFixture, type FixtureParity } from './native/fixture-parity';
 
 /** TF.js backends, fastest first. The two native ones are optional dependencies that need libtensorflow. */
 export const TFJS_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -82,23 +84,74 @@ export async function selectTfjsBackend(pref?: string, env: NodeJS.ProcessEnv = 
 
 export const ENGINE_NAMES = ['tfjs', 'native-cpu', 'native-cuda'] as const;
 
-/** The engine by name (default: the fastest available; today that is tfjs). */
-export async function getEngine(name = 'auto', opts: { backend?: string } = {}): Promise<Engine> {
-  if (name === 'auto' || name === 'tfjs') {
+export interface EngineOptions {
+  /** TF.js backend (tfjs only); asking for one makes "auto" mean tfjs */
+  backend?: string;
+  /** native-cpu matrix-multiply backend (default: BLAS when the build has one, else the built-in SGEMM) */
+  gemm?: 'blas' | 'builtin';
+  /** native-cpu OpenMP threads (default: OMP_NUM_THREADS, else every core) */
+  threads?: number;
+}
+
+/** Parity of native-cpu with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
+const parityRuns = new Map<string, Promise<ParityResult>>();
+
+function nativeParity(engine: NativeCpuEngine): Promise<ParityResult> {
+  const key = engine.gemm;
+  let p = parityRuns.get(key);
+  if (!p) {
+    p = (async () => {
+      const reference = await getEngine('tfjs');
+      return checkParity(engine, reference);
+    })();
+    parityRuns.set(key, p);
+  }
+  return p;
+}
+
+/** Parity with the PyTorch fixture, when it is reachable (a development checkout), once per process and GEMM. */
+const fixtureRuns = new Map<string, Promise<FixtureParity>>();
+
+function nativeFixtureParity(engine: NativeCpuEngine, dir: string): Promise<FixtureParity> {
+  let p = fixtureRuns.get(engine.gemm);
+  if (!p) {
+    p = checkFixtureParity(engine, dir);
+    fixtureRuns.set(engine.gemm, p);
+  }
+  return p;
+}
+
+/**
+ * The engine by name. "auto" (the default) is the fastest engine that is available and passes parity: native-cpu
+ * (the C++ engine, about 10x tfjs on a CPU) when its addon loads and its self-check against tfjs passes, else
+ * tfjs, whose notes then say why native-cpu was passed over.
+ */
+export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promise<Engine> {
+  if (name === 'tfjs' || (name === 'auto' && opts.backend)) {
     const choice = await selectTfjsBackend(opts.backend);
     return new TfjsEngine(choice.notes);
   }
-  if (name === 'native-cpu' || name === 'native-cuda') {
-    throw new StudioError(
-      ErrorCode.ENGINE_UNAVAILABLE,
-      `The ${name} engine is not part of this build.`,
-      'Use --engine tfjs (the default).',
-    );
+  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
+  if (name === 'auto') {
+    let why: string;
+    try {
+      const native = nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
+      const parity = await nativeParity(native);
+      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads }, [`default engine: parity ${parity.summary}`]);
+      why = `native-cpu failed its parity check (${parity.summary})`;
+    } catch (e) {
+      why = `native-cpu: ${reason(e)}`;
+    }
+    const choice = await selectTfjsBackend();
+    return new TfjsEngine([...choice.notes, why]);
+  }
+  if (name === 'native-cuda') {
+    throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${nativeCudaReason()}.`, 'Use --engine native-cpu or tfjs.');
   }
   throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown engine "${name}".`, `Use one of: auto, ${ENGINE_NAMES.join(', ')}.`);
 }
 
-/** Every engine with its availability and the reasons, for `gpt2-studio engines` and Settings. */
+/** Every engine with its availability, its parity and the reasons, for `gpt2-studio engines` and Settings. */
 export async function describeEngines(): Promise<EngineInfo[]> {
   const out: EngineInfo[] = [];
   try {
@@ -106,8 +159,30 @@ export async function describeEngines(): Promise<EngineInfo[]> {
   } catch (e) {
     out.push({ name: 'tfjs', available: false, detail: '', notes: [reason(e)] });
   }
-  for (const n of ['native-cpu', 'native-cuda']) {
-    out.push({ name: n, available: false, detail: '', notes: ['not part of this build yet'] });
+  try {
+    const native = nativeCpuEngine();
+    const info = native.info();
+    const parity: string[] = [];
+    try {
+      parity.push(`parity: ${(await nativeParity(native)).summary}`);
+    } catch (e) {
+      parity.push(`parity: could not run: ${reason(e)}`);
+    }
+    const fixture = findFixture();
+    if (fixture) {
+      try {
+        parity.push(`fixture parity: ${(await nativeFixtureParity(native, fixture)).summary}`);
+      } catch (e) {
+        parity.push(`fixture parity: could not run: ${reason(e)}`);
+      }
+    } else {
+      parity.push('fixture parity: not checked (the gpt2-tiny fixture is not here; set GPT2_STUDIO_SHARED to its shared folder)');
+    }
+    out.push({ ...info, notes: [...parity, ...info.notes] });
+  } catch (e) {
+    const hint = e instanceof StudioError && e.hint ? [e.hint] : [];
+    out.push({ name: 'native-cpu', available: false, detail: '', notes: [reason(e), ...hint] });
   }
+  out.push({ name: 'native-cuda', available: false, detail: '', notes: [nativeCudaReason()] });
   return out;
 }

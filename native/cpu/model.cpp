@@ -1,0 +1,774 @@
+// The CPU GPT-2 model: buffers, the training forward/backward, AdamW, evaluation and the KV-cache decode.
+// Implements the C API of native/include/gpt2.h.
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "../include/gpt2.h"
+#include "gemm.h"
+#include "layers.h"
+#include "memory.h"
+#include "simd.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+using namespace gpt2cpu;
+
+namespace {
+
+thread_local std::string tl_error;
+
+int fail(int code, const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  tl_error = buf;
+  return code;
+}
+
+/** Pointers to one layer's tensors inside a parameter-shaped buffer (params, grads, m or v). */
+struct LayerTensors {
+  float* ln1w;      // (C)
+  float* ln1b;      // (C)
+  float* qkvw;      // (3C, C)   attn.c_attn.weight
+  float* qkvb;      // (3C)
+  float* attprojw;  // (C, C)    attn.c_proj.weight
+  float* attprojb;  // (C)
+  float* ln2w;      // (C)
+  float* ln2b;      // (C)
+  float* fcw;       // (4C, C)   mlp.c_fc.weight
+  float* fcb;       // (4C)
+  float* fcprojw;   // (C, 4C)   mlp.c_proj.weight
+  float* fcprojb;   // (C)
+};
+
+/** Every tensor inside a parameter-shaped buffer, in paramSpecs order. */
+struct Tensors {
+  float* wte;  // (Vp, C)
+  float* wpe;  // (maxT, C)
+  std::vector<LayerTensors> layers;
+  float* lnfw;  // (C)
+  float* lnfb;  // (C)
+};
+
+constexpr int kPerLayer = 12;
+
+/** Activations of one training forward pass, kept for the backward. One allocation, sized from (B, T). */
+struct Activations {
+  int B = 0, T = 0;
+  size_t capacity = 0;  // floats allocated
+  float* mem = nullptr;
+  float* encoded;    // (B, T, C)
+  float* ln1;        // (L, B, T, C)
+  float* ln1_mean;   // (L, B, T)
+  float* ln1_rstd;   // (L, B, T)
+  float* qkv;        // (L, B, T, 3C)
+  float* atty;       // (L, B, T, C)   attention output before c_proj
+  float* att;        // (L, B, NH, T, T) softmax rows
+  float* residual2;  // (L, B, T, C)   after the attention block
+  float* ln2;        // (L, B, T, C)
+  float* ln2_mean;   // (L, B, T)
+  float* ln2_rstd;   // (L, B, T)
+  float* fch;        // (L, B, T, 4C)  c_fc output (GELU input)
+  float* fch_gelu;   // (L, B, T, 4C)
+  float* residual3;  // (L, B, T, C)   after the MLP block
+  float* lnf;        // (B, T, C)
+  float* lnf_mean;   // (B, T)
+  float* lnf_rstd;   // (B, T)
+  float* logits;     // (B, T, V)       logits; dlogits in place after the loss
+  float* losses;     // (B, T)
+  float* weights;    // (B, T)          loss weight per position: mask / count
+  int* targets;      // (B, T)
+  int* inputs;       // (B, T)          kept for the encoder backward
+  float* dres;       // (B, T, C)       backward: gradient of the residual stream
+  float* dbuf_c;     // (B, T, C)       backward: gradient of a layernorm output / of atty
+  float* dbuf_4c;    // (B, T, 4C)      backward: gradient of fch, or of qkv (3C)
+};
+
+}  // namespace
+
+struct GPT2 {
+  GPT2Config cfg;
+  Ctx cx;
+  std::vector<size_t> sizes;     // element count of each tensor, paramSpecs order
+  std::vector<size_t> offsets;   // element offset of each tensor
+  std::vector<char> decay;       // weight decay applies (rank >= 2)
+  size_t num_params = 0;
+  float* params = nullptr;  // (num_params)
+  float* grads = nullptr;   // (num_params), allocated by the first backward
+  float* m = nullptr;       // (num_params) AdamW first moment, allocated by the first update
+  float* v = nullptr;       // (num_params) AdamW second moment
+  Tensors p;                // views into params
+  Tensors g;                // views into grads (valid once grads exists)
+  Activations acts;
+  float* scratch = nullptr;  // layer scratch (layer_scratch_floats)
+  int scratch_threads = 0;
+};
+
+struct GPT2Cache {
+  int B, max_len, length;
+  int L, NH, hs, C;
+  float* k;  // (L, B, NH, max_len, hs)
+  float* v;  // (L, B, NH, max_len, hs)
+  // scratch for S new positions per row, grown on demand
+  int cap_S = 0;
+  float* x = nullptr;     // (B, S, C) residual stream
+  float* ln = nullptr;    // (B, S, C)
+  float* qkv = nullptr;   // (B, S, 3C)
+  float* atty = nullptr;  // (B, S, C)
+  float* fch = nullptr;   // (B, S, 4C)
+  float* att = nullptr;   // (threads, max_len) softmax rows
+  int att_threads = 0;
+  float* last = nullptr;  // (B, C) final positions after ln_f
+};
+
+namespace {
+
+Tensors view(const GPT2& M, float* base) {
+  Tensors t;
+  auto at = [&](size_t i) { return base + M.offsets[i]; };
+  t.wte = at(0);
+  t.wpe = at(1);
+  const int L = M.cfg.num_layers;
+  t.layers.resize(L);
+  for (int l = 0; l < L; l++) {
+    size_t o = 2 + (size_t)l * kPerLayer;
+    LayerTensors& x = t.layers[l];
+    x.ln1w = at(o + 0); x.ln1b = at(o + 1);
+    x.qkvw = at(o + 2); x.qkvb = at(o + 3);
+    x.attprojw = at(o + 4); x.attprojb = at(o + 5);
+    x.ln2w = at(o + 6); x.ln2b = at(o + 7);
+    x.fcw = at(o + 8); x.fcb = at(o + 9);
+    x.fcprojw = at(o + 10); x.fcprojb = at(o + 11);
+  }
+  size_t f = 2 + (size_t)L * kPerLayer;
+  t.lnfw = at(f);
+  t.lnfb = at(f + 1);
+  return t;
+}
+
+/** Sets the OpenMP thread count of this (calling) thread for the model's work. */
+void enter(const GPT2* M) {
+#ifdef _OPENMP
+  omp_set_num_threads(M->cx.threads);
+#endif
+  (void)M;
+}
+
+int ensure_scratch(GPT2* M) {
+  if (M->scratch && M->scratch_threads >= M->cx.threads) return GPT2_OK;
+  free_floats(M->scratch);
+  M->scratch = alloc_floats(layer_scratch_floats(M->cx.threads, M->cfg.channels, M->cfg.max_seq_len));
+  M->scratch_threads = M->scratch ? M->cx.threads : 0;
+  return M->scratch ? GPT2_OK : fail(GPT2_ERR_MEMORY, "out of memory for the layer scratch");
+}
+
+/** Sizes the activations for (B, T); reallocates only when they grow (steady-state steps never allocate). */
+int ensure_acts(GPT2* M, int B, int T) {
+  Activations& a = M->acts;
+  const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
+  const size_t BT = (size_t)B * T;
+  const size_t sizes[] = {
+      BT * C,                                       // encoded
+      L * BT * C, L * BT, L * BT,                   // ln1, mean, rstd
+      L * BT * 3 * C, L * BT * C,                   // qkv, atty
+      L * B * NH * T * T,                           // att
+      L * BT * C,                                   // residual2
+      L * BT * C, L * BT, L * BT,                   // ln2, mean, rstd
+      L * BT * 4 * C, L * BT * 4 * C,               // fch, fch_gelu
+      L * BT * C,                                   // residual3
+      BT * C, BT, BT,                               // lnf, mean, rstd
+      BT * V, BT, BT, BT, BT,                       // logits, losses, weights, targets, inputs
+      BT * C, BT * C, BT * 4 * C,                   // dres, dbuf_c, dbuf_4c
+  };
+  size_t total = 0;
+  for (size_t s : sizes) total += (s + 15) / 16 * 16;  // each buffer 64-byte aligned
+  if (total > a.capacity) {
+    free_floats(a.mem);
+    a.mem = alloc_floats(total);
+    if (!a.mem) {
+      a.capacity = 0;
+      return fail(GPT2_ERR_MEMORY, "out of memory for the activations of B=%d, T=%d (%.1f GB)", B, T, total * 4.0 / 1e9);
+    }
+    a.capacity = total;
+  }
+  float* p = a.mem;
+  int i = 0;
+  auto take = [&]() {
+    float* r = p;
+    p += (sizes[i++] + 15) / 16 * 16;
+    return r;
+  };
+  a.encoded = take();
+  a.ln1 = take(); a.ln1_mean = take(); a.ln1_rstd = take();
+  a.qkv = take(); a.atty = take();
+  a.att = take();
+  a.residual2 = take();
+  a.ln2 = take(); a.ln2_mean = take(); a.ln2_rstd = take();
+  a.fch = take(); a.fch_gelu = take();
+  a.residual3 = take();
+  a.lnf = take(); a.lnf_mean = take(); a.lnf_rstd = take();
+  a.logits = take(); a.losses = take(); a.weights = take();
+  a.targets = reinterpret_cast<int*>(take());
+  a.inputs = reinterpret_cast<int*>(take());
+  a.dres = take(); a.dbuf_c = take(); a.dbuf_4c = take();
+  a.B = B;
+  a.T = T;
+  return GPT2_OK;
+}
+
+int check_ids(const GPT2* M, const int* ids, size_t n, bool allowNegative, const char* what) {
+  const int V = M->cfg.vocab_size;
+  for (size_t i = 0; i < n; i++) {
+    const int t = ids[i];
+    if (t >= V || (t < 0 && !allowNegative))
+      return fail(GPT2_ERR_ARGUMENT, "token id %d at %s[%zu] is outside the vocabulary (0..%d)", t, what, i, V - 1);
+  }
+  return GPT2_OK;
+}
+
+int check_bt(const GPT2* M, int B, int T) {
+  if (B <= 0 || T <= 0) return fail(GPT2_ERR_ARGUMENT, "batch shape B=%d, T=%d must be positive", B, T);
+  if (T > M->cfg.max_seq_len)
+    return fail(GPT2_ERR_ARGUMENT, "sequence length %d exceeds the model's context of %d positions", T, M->cfg.max_seq_len);
+  return GPT2_OK;
+}
+
+/** The transformer over (B, T) from position 0, keeping every activation; ends with lnf (B, T, C). */
+void forward_hidden(GPT2* M, const int* inputs, int B, int T) {
+  const Ctx& cx = M->cx;
+  const int L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads;
+  const float eps = M->cfg.ln_eps;
+  const int N = B * T;
+  Activations& a = M->acts;
+  const size_t NC = (size_t)N * C;
+  encoder_forward(cx, a.encoded, inputs, M->p.wte, M->p.wpe, B, T, C, 0);
+  for (int l = 0; l < L; l++) {
+    const LayerTensors& w = M->p.layers[l];
+    const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
+    float* ln1 = a.ln1 + l * NC;
+    float* qkv = a.qkv + l * NC * 3;
+    float* atty = a.atty + l * NC;
+    float* att = a.att + (size_t)l * B * NH * T * T;
+    float* residual2 = a.residual2 + l * NC;
+    float* ln2 = a.ln2 + l * NC;
+    float* fch = a.fch + l * NC * 4;
+    float* fch_gelu = a.fch_gelu + l * NC * 4;
+    float* residual3 = a.residual3 + l * NC;
+    layernorm_forward(cx, ln1, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps);
+    matmul_forward(cx, qkv, ln1, w.qkvw, w.qkvb, nullptr, N, C, 3 * C);
+    attention_forward(cx, atty, att, qkv, B, T, C, NH);
+    matmul_forward(cx, residual2, atty, w.attprojw, w.attprojb, residual, N, C, C);
+    layernorm_forward(cx, ln2, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps);
+    matmul_forward(cx, fch, ln2, w.fcw, w.fcb, nullptr, N, C, 4 * C);
+    gelu_forward(cx, fch_gelu, fch, NC * 4);
+    matmul_forward(cx, residual3, fch_gelu, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C);
+  }
+  layernorm_forward(cx, a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, M->p.lnfw, M->p.lnfb, N, C, eps);
+}
+
+/** logits (N, V) = lnf (N, C) @ wte[:V]^T: the tied head over the real vocabulary only. */
+void head_forward(GPT2* M, float* logits, const float* lnf, int N) {
+  const int C = M->cfg.channels, V = M->cfg.vocab_size;
+  sgemm(M->cx, false, true, N, V, C, 1.f, lnf, C, M->p.wte, C, 0.f, logits, V);
+}
+
+/** Backward from dlogits (in acts.logits) down to the embeddings; gradients are added into M->grads. */
+void backward(GPT2* M, int B, int T) {
+  const Ctx& cx = M->cx;
+  const int L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
+  const int N = B * T;
+  const size_t NC = (size_t)N * C;
+  Activations& a = M->acts;
+  Tensors& g = M->g;
+  float* dres = a.dres;
+  // head: dlnf (N, C) = dlogits (N, V) @ wte[:V] (V, C); dwte[:V] += dlogits^T @ lnf
+  sgemm(cx, false, false, N, C, V, 1.f, a.logits, V, M->p.wte, C, 0.f, a.dbuf_c, C);
+  sgemm(cx, true, false, V, C, N, 1.f, a.logits, V, a.lnf, C, 1.f, g.wte, C);
+  std::memset(dres, 0, sizeof(float) * NC);
+  layernorm_backward(cx, dres, g.lnfw, g.lnfb, a.dbuf_c, a.residual3 + (L - 1) * NC, M->p.lnfw, a.lnf_mean,
+                     a.lnf_rstd, N, C);
+  for (int l = L - 1; l >= 0; l--) {
+    const LayerTensors& w = M->p.layers[l];
+    const LayerTensors& dw = g.layers[l];
+    const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
+    // MLP block: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2)))); dres holds d residual3
+    matmul_backward(cx, a.dbuf_4c, dw.fcprojw, dw.fcprojb, dres, a.fch_gelu + l * NC * 4, w.fcprojw, N, 4 * C, C);
+    gelu_backward(cx, a.dbuf_4c, a.fch + l * NC * 4, NC * 4);
+    matmul_backward(cx, a.dbuf_c, dw.fcw, dw.fcb, a.dbuf_4c, a.ln2 + l * NC, w.fcw, N, C, 4 * C);
+    layernorm_backward(cx, dres, dw.ln2w, dw.ln2b, a.dbuf_c, a.residual2 + l * NC, w.ln2w, a.ln2_mean + l * N,
+                       a.ln2_rstd + l * N, N, C);
+    // attention block: residual2 = residual + attproj(attention(c_attn(ln1(residual)))); dres holds d residual2
+    matmul_backward(cx, a.dbuf_c, dw.attprojw, dw.attprojb, dres, a.atty + l * NC, w.attprojw, N, C, C);
+    attention_backward(cx, a.dbuf_4c, M->scratch, a.dbuf_c, a.qkv + l * NC * 3, a.att + (size_t)l * B * NH * T * T, B, T, C, NH);
+    matmul_backward(cx, a.dbuf_c, dw.qkvw, dw.qkvb, a.dbuf_4c, a.ln1 + l * NC, w.qkvw, N, C, 3 * C);
+    layernorm_backward(cx, dres, dw.ln1w, dw.ln1b, a.dbuf_c, residual, w.ln1w, a.ln1_mean + l * N,
+                       a.ln1_rstd + l * N, N, C);
+  }
+  encoder_backward(cx, g.wte, g.wpe, dres, a.inputs, B, T, C);
+}
+
+/** targets and weights (mask / count) into the activations; returns the count of positions in the loss. */
+int prepare_targets(GPT2* M, const int* targets, const float* mask, int N) {
+  Activations& a = M->acts;
+  int count = 0;
+  for (int i = 0; i < N; i++) {
+    const bool on = targets[i] >= 0 && (!mask || mask[i] != 0.f);
+    a.targets[i] = on ? targets[i] : -1;
+    a.weights[i] = on ? 1.f : 0.f;
+    count += on;
+  }
+  if (count > 0)
+    for (int i = 0; i < N; i++) a.weights[i] /= (float)count;
+  return count;
+}
+
+}  // namespace
+
+// ---- C API ------------------------------------------------------------------------------------------------------
+
+extern "C" {
+
+const char* gpt2_last_error(void) { return tl_error.c_str(); }
+
+const char* gpt2_build_info(void) {
+  static char buf[512];
+  if (!buf[0]) {
+#ifdef _OPENMP
+    const char* omp = "OpenMP";
+#else
+    const char* omp = "no OpenMP (single thread)";
+#endif
+#if defined(__clang__)
+    const char* cc = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    const char* cc = "gcc " __VERSION__;
+#else
+    const char* cc = "c++";
+#endif
+    std::snprintf(buf, sizeof buf, "%s, %s, %d-lane SIMD, built-in SGEMM %s, BLAS: %s", cc, omp, VL, builtin_description(),
+                  blas_description());
+  }
+  return buf;
+}
+
+int gpt2_has_blas(void) { return blas_linked() ? 1 : 0; }
+
+int gpt2_create(const GPT2Config* cfg, GPT2** out) {
+  if (!cfg || !out) return fail(GPT2_ERR_ARGUMENT, "gpt2_create: null argument");
+  *out = nullptr;
+  const GPT2Config& c = *cfg;
+  if (c.num_layers <= 0 || c.num_heads <= 0 || c.channels <= 0 || c.max_seq_len <= 0 || c.vocab_size <= 0 ||
+      c.padded_vocab_size < c.vocab_size || c.channels % c.num_heads != 0 || !(c.ln_eps > 0))
+    return fail(GPT2_ERR_ARGUMENT, "bad config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d eps=%g", c.num_layers, c.num_heads,
+                c.channels, c.max_seq_len, c.vocab_size, c.padded_vocab_size, (double)c.ln_eps);
+  GPT2* M = new (std::nothrow) GPT2();
+  if (!M) return fail(GPT2_ERR_MEMORY, "out of memory");
+  M->cfg = c;
+#ifdef _OPENMP
+  M->cx = {blas_linked() ? GemmBackend::Blas : GemmBackend::Builtin, std::max(1, omp_get_max_threads())};
+#else
+  M->cx = {blas_linked() ? GemmBackend::Blas : GemmBackend::Builtin, 1};
+#endif
+  const size_t C = c.channels;
+  auto add = [&](size_t n, bool decay) {
+    M->offsets.push_back(M->num_params);
+    M->sizes.push_back(n);
+    M->decay.push_back(decay);
+    M->num_params += n;
+  };
+  add((size_t)c.padded_vocab_size * C, true);  // wte
+  add((size_t)c.max_seq_len * C, true);        // wpe
+  for (int l = 0; l < c.num_layers; l++) {
+    add(C, false); add(C, false);                  // ln_1
+    add(3 * C * C, true); add(3 * C, false);       // attn.c_attn
+    add(C * C, true); add(C, false);               // attn.c_proj
+    add(C, false); add(C, false);                  // ln_2
+    add(4 * C * C, true); add(4 * C, false);       // mlp.c_fc
+    add(4 * C * C, true); add(C, false);           // mlp.c_proj
+  }
+  add(C, false); add(C, false);  // ln_f
+  M->params = alloc_floats(M->num_params);
+  if (!M->params) {
+    size_t n = M->num_params;
+    delete M;
+    return fail(GPT2_ERR_MEMORY, "out of memory for %zu parameters", n);
+  }
+  M->p = view(*M, M->params);
+  if (ensure_scratch(M) != GPT2_OK) {
+    gpt2_destroy(M);
+    return GPT2_ERR_MEMORY;
+  }
+  *out = M;
+  return GPT2_OK;
+}
+
+void gpt2_destroy(GPT2* M) {
+  if (!M) return;
+  free_floats(M->params);
+  free_floats(M->grads);
+  free_floats(M->m);
+  free_floats(M->v);
+  free_floats(M->acts.mem);
+  free_floats(M->scratch);
+  delete M;
+}
+
+int gpt2_set_threads(GPT2* M, int threads) {
+  if (!M || threads < 1 || threads > 1024) return fail(GPT2_ERR_ARGUMENT, "threads must be between 1 and 1024, got %d", threads);
+#ifdef _OPENMP
+  M->cx.threads = threads;
+#endif
+  return ensure_scratch(M);
+}
+
+int gpt2_set_gemm(GPT2* M, int gemm) {
+  if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  if (gemm == GPT2_GEMM_BLAS) {
+    if (!blas_linked()) return fail(GPT2_ERR_ARGUMENT, "this build has no BLAS (it was not found when the engine was built)");
+    M->cx.gemm = GemmBackend::Blas;
+  } else if (gemm == GPT2_GEMM_BUILTIN) {
+    M->cx.gemm = GemmBackend::Builtin;
+  } else {
+    return fail(GPT2_ERR_ARGUMENT, "unknown GEMM backend %d", gemm);
+  }
+  return GPT2_OK;
+}
+
+int gpt2_set_precision(GPT2* M, int precision) {
+  if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  if (precision != GPT2_PRECISION_FP32) return fail(GPT2_ERR_ARGUMENT, "the CPU engine computes in FP32 only (precision %d asked)", precision);
+  return GPT2_OK;
+}
+
+int gpt2_num_tensors(const GPT2* M) { return M ? (int)M->sizes.size() : 0; }
+size_t gpt2_tensor_numel(const GPT2* M, int i) { return M && i >= 0 && i < (int)M->sizes.size() ? M->sizes[i] : 0; }
+size_t gpt2_num_parameters(const GPT2* M) { return M ? M->num_params : 0; }
+
+static float** buffer_slot(GPT2* M, int which) {
+  switch (which) {
+    case GPT2_BUF_PARAMS: return &M->params;
+    case GPT2_BUF_GRADS: return &M->grads;
+    case GPT2_BUF_M: return &M->m;
+    case GPT2_BUF_V: return &M->v;
+    default: return nullptr;
+  }
+}
+
+int gpt2_read(GPT2* M, int which, size_t offset, float* dst, size_t count) {
+  if (!M || !dst) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  float** slot = buffer_slot(M, which);
+  if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
+  if (offset > M->num_params || count > M->num_params - offset)
+    return fail(GPT2_ERR_ARGUMENT, "read of %zu floats at %zu is past the %zu parameters", count, offset, M->num_params);
+  if (*slot) std::memcpy(dst, *slot + offset, count * sizeof(float));
+  else std::memset(dst, 0, count * sizeof(float));
+  return GPT2_OK;
+}
+
+static int ensure_buffer(GPT2* M, float** slot, const char* what) {
+  if (*slot) return GPT2_OK;
+  *slot = alloc_floats(M->num_params);
+  if (!*slot) return fail(GPT2_ERR_MEMORY, "out of memory for the %s (%zu floats)", what, M->num_params);
+  if (slot == &M->grads) M->g = view(*M, M->grads);
+  return GPT2_OK;
+}
+
+int gpt2_write(GPT2* M, int which, size_t offset, const float* src, size_t count) {
+  if (!M || !src) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  float** slot = buffer_slot(M, which);
+  if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
+  if (offset > M->num_params || count > M->num_params - offset)
+    return fail(GPT2_ERR_ARGUMENT, "write of %zu floats at %zu is past the %zu parameters", count, offset, M->num_params);
+  if (int rc = ensure_buffer(M, slot, "buffer")) return rc;
+  std::memcpy(*slot + offset, src, count * sizeof(float));
+  return GPT2_OK;
+}
+
+int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float loss_scale,
+                          float* loss) {
+  if (!M || !inputs || !targets || !loss) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  if (int rc = check_bt(M, B, T)) return rc;
+  const int N = B * T;
+  if (int rc = check_ids(M, inputs, N, false, "inputs")) return rc;
+  if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
+  if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
+  if (int rc = ensure_acts(M, B, T)) return rc;
+  enter(M);
+  Activations& a = M->acts;
+  const int count = prepare_targets(M, targets, mask, N);
+  *loss = 0.f;
+  if (count == 0) return GPT2_OK;
+  std::memcpy(a.inputs, inputs, sizeof(int) * N);
+  forward_hidden(M, inputs, B, T);
+  head_forward(M, a.logits, a.lnf, N);
+  const double total = crossentropy(M->cx, a.logits, a.losses, a.targets, a.weights, N, M->cfg.vocab_size, true, loss_scale);
+  *loss = (float)total;
+  backward(M, B, T);
+  return GPT2_OK;
+}
+
+int gpt2_zero_grad(GPT2* M) {
+  if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  if (M->grads) std::memset(M->grads, 0, M->num_params * sizeof(float));
+  return GPT2_OK;
+}
+
+int gpt2_grad_norm(GPT2* M, double* norm) {
+  if (!M || !norm) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  *norm = 0;
+  if (!M->grads) return GPT2_OK;
+  enter(M);
+  // fixed-size chunks summed in order: the result does not depend on the thread count
+  const size_t n = M->num_params, chunk = 1 << 16, chunks = (n + chunk - 1) / chunk;
+  std::vector<double> part(chunks);
+  const float* g = M->grads;
+#pragma omp parallel for num_threads(M->cx.threads) schedule(static)
+  for (long c = 0; c < (long)chunks; c++) {
+    const size_t i0 = c * chunk, i1 = std::min(n, i0 + chunk);
+    vfloat acc{};
+    size_t i = i0;
+    for (; i + VL <= i1; i += VL) {
+      const vfloat x = vload(g + i);
+      acc += x * x;
+    }
+    double s = 0;
+    for (int j = 0; j < VL; j++) s += acc[j];
+    for (; i < i1; i++) s += (double)g[i] * g[i];
+    part[c] = s;
+  }
+  double s = 0;
+  for (double x : part) s += x;
+  *norm = std::sqrt(s);
+  return GPT2_OK;
+}
+
+int gpt2_scale_grads(GPT2* M, float factor) {
+  if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  if (!M->grads) return GPT2_OK;
+  enter(M);
+  float* g = M->grads;
+#pragma omp parallel for num_threads(M->cx.threads) schedule(static)
+  for (long i = 0; i < (long)M->num_params; i++) g[i] *= factor;
+  return GPT2_OK;
+}
+
+int gpt2_adamw(GPT2* M, double lr, double beta1d, double beta2d, double epsd, double weight_decay, int t) {
+  if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  if (t < 1) return fail(GPT2_ERR_ARGUMENT, "AdamW step number must be >= 1, got %d", t);
+  if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
+  if (int rc = ensure_buffer(M, &M->m, "AdamW m")) return rc;
+  if (int rc = ensure_buffer(M, &M->v, "AdamW v")) return rc;
+  enter(M);
+  // the scalars as torch.optim.AdamW computes them (Python floats), then used in float32
+  const float decay_factor = (float)(1.0 - lr * weight_decay);
+  const float step_size = (float)(lr / (1.0 - std::pow(beta1d, t)));
+  const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(beta2d, t));
+  const float beta1 = (float)beta1d, beta2 = (float)beta2d, eps = (float)epsd;
+  const float one_m_b1 = (float)(1.0 - beta1d), one_m_b2 = (float)(1.0 - beta2d);
+  float* P = M->params;
+  float* G = M->grads;
+  float* Mo = M->m;
+  float* Vo = M->v;
+#pragma omp parallel num_threads(M->cx.threads)
+  for (size_t ti = 0; ti < M->sizes.size(); ti++) {
+    const size_t o = M->offsets[ti], n = M->sizes[ti];
+    const bool dec = M->decay[ti] && weight_decay != 0.0;
+#pragma omp for schedule(static) nowait
+    for (long j = 0; j < (long)n; j++) {
+      const size_t i = o + j;
+      float p = P[i];
+      if (dec) p *= decay_factor;
+      const float g = G[i];
+      const float m = Mo[i] * beta1 + g * one_m_b1;
+      const float v = Vo[i] * beta2 + g * g * one_m_b2;
+      const float denom = std::sqrt(v) / bc2_sqrt + eps;
+      P[i] = p - step_size * (m / denom);
+      Mo[i] = m;
+      Vo[i] = v;
+    }
+  }
+  return GPT2_OK;
+}
+
+int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
+  if (!M || !inputs || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  if (int rc = check_bt(M, B, T)) return rc;
+  if (int rc = check_ids(M, inputs, (size_t)B * T, false, "inputs")) return rc;
+  if (int rc = ensure_acts(M, B, T)) return rc;
+  enter(M);
+  forward_hidden(M, inputs, B, T);
+  head_forward(M, out, M->acts.lnf, B * T);  // straight into the caller's (B, T, V)
+  return GPT2_OK;
+}
+
+int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float* out) {
+  if (!M || !inputs || !targets || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  if (int rc = check_bt(M, B, T)) return rc;
+  const int N = B * T;
+  if (int rc = check_ids(M, inputs, N, false, "inputs")) return rc;
+  if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
+  if (int rc = ensure_acts(M, B, T)) return rc;
+  enter(M);
+  Activations& a = M->acts;
+  prepare_targets(M, targets, mask, N);
+  forward_hidden(M, inputs, B, T);
+  head_forward(M, a.logits, a.lnf, N);
+  crossentropy(M->cx, a.logits, out, a.targets, a.weights, N, M->cfg.vocab_size, false, 0.f);
+  return GPT2_OK;
+}
+
+// ---- KV cache -----------------------------------------------------------------------------------------------------
+
+int gpt2_cache_create(GPT2* M, int batch, int max_len, GPT2Cache** out) {
+  if (!M || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  *out = nullptr;
+  if (batch <= 0 || max_len <= 0 || max_len > M->cfg.max_seq_len)
+    return fail(GPT2_ERR_ARGUMENT, "KV cache of %d rows x %d positions: rows must be > 0 and positions in 1..%d", batch, max_len,
+                M->cfg.max_seq_len);
+  GPT2Cache* c = new (std::nothrow) GPT2Cache();
+  if (!c) return fail(GPT2_ERR_MEMORY, "out of memory");
+  c->B = batch;
+  c->max_len = max_len;
+  c->length = 0;
+  c->L = M->cfg.num_layers;
+  c->NH = M->cfg.num_heads;
+  c->C = M->cfg.channels;
+  c->hs = c->C / c->NH;
+  const size_t n = (size_t)c->L * batch * c->C * max_len;
+  c->k = alloc_floats(n);
+  c->v = alloc_floats(n);
+  c->last = alloc_floats((size_t)batch * c->C);
+  if (!c->k || !c->v || !c->last) {
+    gpt2_cache_destroy(c);
+    return fail(GPT2_ERR_MEMORY, "out of memory for a KV cache of %.1f MB", 2.0 * n * 4 / 1e6);
+  }
+  *out = c;
+  return GPT2_OK;
+}
+
+void gpt2_cache_destroy(GPT2Cache* c) {
+  if (!c) return;
+  for (float* p : {c->k, c->v, c->x, c->ln, c->qkv, c->atty, c->fch, c->att, c->last}) free_floats(p);
+  delete c;
+}
+
+int gpt2_cache_length(const GPT2Cache* c) { return c ? c->length : 0; }
+
+static int cache_scratch(GPT2Cache* c, int S, int threads) {
+  if (S > c->cap_S) {
+    const size_t rows = (size_t)c->B * S, C = c->C;
+    for (float** p : {&c->x, &c->ln, &c->qkv, &c->atty, &c->fch}) {
+      free_floats(*p);
+      *p = nullptr;
+    }
+    c->x = alloc_floats(rows * C);
+    c->ln = alloc_floats(rows * C);
+    c->qkv = alloc_floats(rows * 3 * C);
+    c->atty = alloc_floats(rows * C);
+    c->fch = alloc_floats(rows * 4 * C);
+    if (!c->x || !c->ln || !c->qkv || !c->atty || !c->fch) {
+      c->cap_S = 0;
+      return fail(GPT2_ERR_MEMORY, "out of memory for decoding %d positions", S);
+    }
+    c->cap_S = S;
+  }
+  if (threads > c->att_threads) {
+    free_floats(c->att);
+    c->att = alloc_floats((size_t)threads * c->max_len);
+    if (!c->att) {
+      c->att_threads = 0;
+      return fail(GPT2_ERR_MEMORY, "out of memory");
+    }
+    c->att_threads = threads;
+  }
+  return GPT2_OK;
+}
+
+int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
+  if (!M || !c || !tokens || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  if (c->C != M->cfg.channels || c->L != M->cfg.num_layers) return fail(GPT2_ERR_ARGUMENT, "the cache belongs to another model");
+  if (S <= 0) return fail(GPT2_ERR_ARGUMENT, "decode needs at least one position, got %d", S);
+  if (c->length + S > c->max_len)
+    return fail(GPT2_ERR_STATE, "the KV cache holds %d positions; %d are used and %d more were fed", c->max_len, c->length, S);
+  const int B = c->B, C = c->C, NH = c->NH, hs = c->hs, L = c->L;
+  const int N = B * S, pos = c->length, maxLen = c->max_len;
+  if (int rc = check_ids(M, tokens, (size_t)N, false, "tokens")) return rc;
+  if (int rc = cache_scratch(c, S, M->cx.threads)) return rc;
+  enter(M);
+  const Ctx& cx = M->cx;
+  const float eps = M->cfg.ln_eps;
+  const float scale = 1.f / std::sqrt((float)hs);
+  encoder_forward(cx, c->x, tokens, M->p.wte, M->p.wpe, B, S, C, pos);
+  for (int l = 0; l < L; l++) {
+    const LayerTensors& w = M->p.layers[l];
+    float* K = c->k + (size_t)l * B * NH * maxLen * hs;  // (B, NH, maxLen, hs)
+    float* Vc = c->v + (size_t)l * B * NH * maxLen * hs;
+    layernorm_forward(cx, c->ln, nullptr, nullptr, c->x, w.ln1w, w.ln1b, N, C, eps);
+    matmul_forward(cx, c->qkv, c->ln, w.qkvw, w.qkvb, nullptr, N, C, 3 * C);
+    // append the new keys and values at positions pos .. pos+S-1
+    for (int b = 0; b < B; b++)
+      for (int s = 0; s < S; s++)
+        for (int h = 0; h < NH; h++) {
+          const float* src = c->qkv + ((size_t)b * S + s) * 3 * C + h * hs;
+          const size_t dst = (((size_t)b * NH + h) * maxLen + pos + s) * hs;
+          std::memcpy(K + dst, src + C, sizeof(float) * hs);
+          std::memcpy(Vc + dst, src + 2 * C, sizeof(float) * hs);
+        }
+    // query s (absolute position pos + s) attends to keys 0 .. pos + s
+#pragma omp parallel num_threads(cx.threads) if ((size_t)B * NH * S * (pos + S) * hs >= (1u << 15))
+    {
+#ifdef _OPENMP
+      float* row = c->att + (size_t)omp_get_thread_num() * maxLen;
+#else
+      float* row = c->att;
+#endif
+#pragma omp for collapse(3) schedule(static)
+      for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+          for (int s = 0; s < S; s++) {
+            const float* q = c->qkv + ((size_t)b * S + s) * 3 * C + h * hs;
+            const float* kh = K + ((size_t)b * NH + h) * maxLen * hs;
+            const float* vh = Vc + ((size_t)b * NH + h) * maxLen * hs;
+            const int n = pos + s + 1;
+            float maxv = -INFINITY;
+            for (int t2 = 0; t2 < n; t2++) {
+              row[t2] = vdot(q, kh + (size_t)t2 * hs, hs) * scale;
+              maxv = std::max(maxv, row[t2]);
+            }
+            float sum = 0.f;
+            for (int t2 = 0; t2 < n; t2++) {
+              row[t2] = sexp(row[t2] - maxv);
+              sum += row[t2];
+            }
+            const float inv = 1.f / sum;
+            float* o = c->atty + ((size_t)b * S + s) * C + h * hs;
+            std::memset(o, 0, sizeof(float) * hs);
+            for (int t2 = 0; t2 < n; t2++) vaxpy(o, row[t2] * inv, vh + (size_t)t2 * hs, hs);
+          }
+    }
+    matmul_forward(cx, c->x, c->atty, w.attprojw, w.attprojb, c->x, N, C, C);
+    layernorm_forward(cx, c->ln, nullptr, nullptr, c->x, w.ln2w, w.ln2b, N, C, eps);
+    matmul_forward(cx, c->fch, c->ln, w.fcw, w.fcb, nullptr, N, C, 4 * C);
+    gelu_forward(cx, c->fch, c->fch, (size_t)N * 4 * C);
+    matmul_forward(cx, c->x, c->fch, w.fcprojw, w.fcprojb, c->x, N, 4 * C, C);
+  }
+  // ln_f and the head at the last new position of each row only
+  for (int b = 0; b < B; b++) std::memcpy(c->ln + (size_t)b * C, c->x + ((size_t)b * S + S - 1) * C, sizeof(float) * C);
+  layernorm_forward(cx, c->last, nullptr, nullptr, c->ln, M->p.lnfw, M->p.lnfb, B, C, eps);
+  head_forward(M, out, c->last, B);
+  c->length += S;
+  return GPT2_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,534 @@
+// The Node-API binding of the native GPT-2 engine (node-addon-api). It exposes:
+//   Model(config)  one GPT2 of native/include/gpt2.h; the long operations (forwardBackward, logits, tokenLosses,
+//                  decode) run on the libuv thread pool and return Promises, the short ones are synchronous.
+//   Cache          a KV cache made by model.createCache(batch, maxLen).
+//   buildInfo(), hasBlas(), layerCheck(...)  (the last runs one layer's forward and backward, for the tests).
+// src/node/native/ wraps this in the Engine / Model interfaces; nothing else should call it directly.
+#include <napi.h>
+
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../cpu/layers.h"
+#include "../include/gpt2.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+std::string last_error(const char* what) {
+  std::string m = gpt2_last_error();
+  return std::string(what) + ": " + (m.empty() ? "failed" : m);
+}
+
+void check(Napi::Env env, int rc, const char* what) {
+  if (rc != GPT2_OK) throw Napi::Error::New(env, last_error(what));
+}
+
+int int_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+double num_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+/** A copy of an Int32Array argument of exactly n elements. */
+std::vector<int> ints_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* name) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be an Int32Array");
+  auto a = info[i].As<Napi::Int32Array>();
+  if (a.ElementLength() != n)
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " holds " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
+  return std::vector<int>(a.Data(), a.Data() + n);
+}
+
+/** A Float32Array argument of exactly n elements (n = 0: any length). */
+Napi::Float32Array floats_arg(const Napi::CallbackInfo& info, size_t i, size_t n, const char* name) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a Float32Array");
+  auto a = info[i].As<Napi::Float32Array>();
+  if (n && a.ElementLength() != n)
+    throw Napi::RangeError::New(info.Env(), std::string(name) + " holds " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
+  return a;
+}
+
+/**
+ * The one thread that runs every OpenMP computation of every model. OpenMP keeps a pool of worker threads per
+ * thread that starts parallel regions, and idle workers spin for a while before they sleep: were the work spread
+ * over the libuv pool's threads (and the JS thread), a finished operation's pool would still be spinning while the
+ * next one runs on another, and on a small machine the two would fight for the cores (half the speed, measured).
+ */
+class Executor {
+ public:
+  static Executor& get() {
+    static Executor* e = new Executor();  // never destroyed: the thread is detached and lives as long as the process
+    return *e;
+  }
+  void post(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(fn));
+    }
+    cv_.notify_one();
+  }
+  /** Runs fn on the executor and waits for it (for the short synchronous operations). */
+  int run_sync(const std::function<int()>& fn, std::string* err) {
+    std::promise<int> done;
+    std::future<int> f = done.get_future();
+    post([&]() {
+      int rc = fn();
+      if (rc != GPT2_OK) *err = gpt2_last_error();
+      done.set_value(rc);
+    });
+    return f.get();
+  }
+
+ private:
+  Executor() { std::thread([this]() { loop(); }).detach(); }
+  void loop() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this]() { return !queue_.empty(); });
+        fn = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      fn();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+};
+
+/** Runs a short operation on the executor and throws its error on the JS thread. */
+void run_sync(Napi::Env env, const std::function<int()>& fn, const char* what) {
+  std::string err;
+  if (Executor::get().run_sync(fn, &err) != GPT2_OK) throw Napi::Error::New(env, std::string(what) + ": " + (err.empty() ? "failed" : err));
+}
+
+/**
+ * One long operation: `work` runs on the executor, then, back on the JS thread, `done` runs and the promise
+ * resolves with `result` (or rejects with the error). `keep` holds JS values (the model, arrays) alive meanwhile.
+ */
+struct Job {
+  Napi::Promise::Deferred deferred;
+  std::function<int()> work;
+  std::function<Napi::Value(Napi::Env)> result;
+  std::function<void()> done;
+  std::vector<Napi::Reference<Napi::Value>> keep;
+  Napi::ThreadSafeFunction tsfn;
+  int rc = GPT2_OK;
+  std::string err;
+
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+
+  static Napi::Promise Start(Napi::Env env, Job* job) {
+    Napi::Promise p = job->deferred.Promise();
+    job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "gpt2-native", 0, 1);
+    Executor::get().post([job]() {
+      job->rc = job->work();
+      if (job->rc != GPT2_OK) job->err = gpt2_last_error();
+      Napi::ThreadSafeFunction tsfn = job->tsfn;  // job is deleted by the callback
+      tsfn.BlockingCall([job](Napi::Env e, Napi::Function) {
+        if (job->done) job->done();
+        if (job->rc == GPT2_OK) job->deferred.Resolve(job->result(e));
+        else job->deferred.Reject(Napi::Error::New(e, job->err.empty() ? "native call failed" : job->err).Value());
+        delete job;
+      });
+      tsfn.Release();
+    });
+    return p;
+  }
+};
+
+/** Per-environment data (a worker thread has its own): the Cache constructor. */
+struct AddonData {
+  Napi::FunctionReference cacheCtor;
+};
+
+class Cache : public Napi::ObjectWrap<Cache> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Cache", {InstanceAccessor<&Cache::Length>("length"), InstanceMethod<&Cache::Dispose>("dispose")});
+  }
+  explicit Cache(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cache>(info) {}
+  ~Cache() override {
+    if (!inflight) gpt2_cache_destroy(ptr);  // see ~Model
+  }
+  GPT2Cache* ptr = nullptr;
+  GPT2* owner = nullptr;
+  int batch = 0;
+  bool inflight = false;        // a decode is running on it
+  bool disposeLater = false;    // dispose() came meanwhile
+  void DecodeDone() {
+    inflight = false;
+    if (disposeLater) {
+      gpt2_cache_destroy(ptr);
+      ptr = nullptr;
+    }
+  }
+
+ private:
+  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ptr ? gpt2_cache_length(ptr) : 0); }
+  void Dispose(const Napi::CallbackInfo&) {
+    if (inflight) {
+      disposeLater = true;
+      return;
+    }
+    gpt2_cache_destroy(ptr);
+    ptr = nullptr;
+  }
+};
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Model",
+                       {
+                           InstanceMethod<&Model::NumTensors>("numTensors"),
+                           InstanceMethod<&Model::TensorNumel>("tensorNumel"),
+                           InstanceMethod<&Model::SetThreads>("setThreads"),
+                           InstanceMethod<&Model::SetGemm>("setGemm"),
+                           InstanceMethod<&Model::Read>("read"),
+                           InstanceMethod<&Model::Write>("write"),
+                           InstanceMethod<&Model::ForwardBackward>("forwardBackward"),
+                           InstanceMethod<&Model::ZeroGrad>("zeroGrad"),
+                           InstanceMethod<&Model::GradNorm>("gradNorm"),
+                           InstanceMethod<&Model::ScaleGrads>("scaleGrads"),
+                           InstanceMethod<&Model::AdamW>("adamw"),
+                           InstanceMethod<&Model::Logits>("logits"),
+                           InstanceMethod<&Model::TokenLosses>("tokenLosses"),
+                           InstanceMethod<&Model::CreateCache>("createCache"),
+                           InstanceMethod<&Model::Decode>("decode"),
+                           InstanceMethod<&Model::Dispose>("dispose"),
+                       });
+  }
+
+  /** new Model({numLayers, numHeads, channels, maxSeqLen, vocabSize, paddedVocabSize, lnEps}) */
+  explicit Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Model(config): config must be an object");
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto get = [&](const char* k) {
+      Napi::Value v = o.Get(k);
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("Model config.") + k + " must be a number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    GPT2Config c;
+    c.num_layers = (int)get("numLayers");
+    c.num_heads = (int)get("numHeads");
+    c.channels = (int)get("channels");
+    c.max_seq_len = (int)get("maxSeqLen");
+    c.vocab_size = (int)get("vocabSize");
+    c.padded_vocab_size = (int)get("paddedVocabSize");
+    c.ln_eps = (float)get("lnEps");
+    check(env, gpt2_create(&c, &ptr_), "creating the model");
+    vocab_ = c.vocab_size;
+  }
+  // A job still running when the environment goes away (a worker thread terminated mid-call) owns the model:
+  // leak it rather than free memory the executor is using.
+  ~Model() override {
+    if (!busy_) gpt2_destroy(ptr_);
+  }
+
+  /** Called when a job ends: frees the model if dispose() came while it ran. */
+  void JobDone() {
+    busy_ = false;
+    if (disposed_ && ptr_) {
+      gpt2_destroy(ptr_);
+      ptr_ = nullptr;
+    }
+  }
+
+ private:
+  GPT2* ptr_ = nullptr;
+  int vocab_ = 0;
+  bool busy_ = false;
+  bool disposed_ = false;
+
+  /** The model for a call; throws if disposed or (for anything but reads of state) while a job runs. */
+  GPT2* Live(Napi::Env env) {
+    if (disposed_ || !ptr_) throw Napi::Error::New(env, "this native model was disposed");
+    if (busy_) throw Napi::Error::New(env, "the native model is busy with another operation; await it first");
+    return ptr_;
+  }
+
+  /** Starts a long operation; the model is busy until it ends. */
+  Napi::Promise Start(Napi::Env env, std::function<int()> work, std::function<Napi::Value(Napi::Env)> result, Napi::Value out,
+                      std::function<void()> done = nullptr) {
+    Job* job = new Job(env);
+    job->work = std::move(work);
+    job->result = std::move(result);
+    job->keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
+    if (!out.IsUndefined()) job->keep.push_back(Napi::Persistent(out));
+    job->done = [this, done]() {
+      if (done) done();
+      JobDone();
+    };
+    busy_ = true;
+    return Job::Start(env, job);
+  }
+
+  Napi::Value NumTensors(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), gpt2_num_tensors(Live(info.Env()))); }
+  Napi::Value TensorNumel(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), (double)gpt2_tensor_numel(Live(info.Env()), int_arg(info, 0, "index")));
+  }
+  void SetThreads(const Napi::CallbackInfo& info) {
+    check(info.Env(), gpt2_set_threads(Live(info.Env()), int_arg(info, 0, "threads")), "setThreads");
+  }
+  void SetGemm(const Napi::CallbackInfo& info) {
+    std::string s = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    int g = s == "blas" ? GPT2_GEMM_BLAS : s == "builtin" ? GPT2_GEMM_BUILTIN : -1;
+    if (g < 0) throw Napi::TypeError::New(info.Env(), "setGemm: use \"blas\" or \"builtin\"");
+    check(info.Env(), gpt2_set_gemm(Live(info.Env()), g), "setGemm");
+  }
+  /** read(which, offset, out: Float32Array) copies out.length floats of buffer `which` from `offset`. */
+  void Read(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    auto out = floats_arg(info, 2, 0, "out");
+    check(info.Env(), gpt2_read(m, int_arg(info, 0, "which"), (size_t)num_arg(info, 1, "offset"), out.Data(), out.ElementLength()), "read");
+  }
+  void Write(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    auto src = floats_arg(info, 2, 0, "src");
+    check(info.Env(), gpt2_write(m, int_arg(info, 0, "which"), (size_t)num_arg(info, 1, "offset"), src.Data(), src.ElementLength()), "write");
+  }
+
+  /** forwardBackward(inputs, targets, mask | null, B, T, lossScale) -> Promise<number> */
+  Napi::Value ForwardBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    const int B = int_arg(info, 3, "B"), T = int_arg(info, 4, "T");
+    const float scale = (float)num_arg(info, 5, "lossScale");
+    const size_t n = (size_t)B * T;
+    auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, n, "inputs"));
+    auto targets = std::make_shared<std::vector<int>>(ints_arg(info, 1, n, "targets"));
+    auto mask = std::make_shared<std::vector<float>>();
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      auto a = floats_arg(info, 2, n, "mask");
+      mask->assign(a.Data(), a.Data() + n);
+    }
+    auto loss = std::make_shared<float>(0.f);
+    return Start(
+        env, [=]() { return gpt2_forward_backward(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, scale, loss.get()); },
+        [loss](Napi::Env e) { return Napi::Number::New(e, *loss); }, env.Undefined());
+  }
+  void ZeroGrad(const Napi::CallbackInfo& info) { check(info.Env(), gpt2_zero_grad(Live(info.Env())), "zeroGrad"); }
+  Napi::Value GradNorm(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    double norm = 0;
+    run_sync(info.Env(), [&]() { return gpt2_grad_norm(m, &norm); }, "gradNorm");
+    return Napi::Number::New(info.Env(), norm);
+  }
+  void ScaleGrads(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    const float f = (float)num_arg(info, 0, "factor");
+    run_sync(info.Env(), [&]() { return gpt2_scale_grads(m, f); }, "scaleGrads");
+  }
+  /** adamw(lr, beta1, beta2, eps, weightDecay, t) */
+  void AdamW(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    const double lr = num_arg(info, 0, "lr"), b1 = num_arg(info, 1, "beta1"), b2 = num_arg(info, 2, "beta2"), eps = num_arg(info, 3, "eps"),
+                 wd = num_arg(info, 4, "weightDecay");
+    const int t = int_arg(info, 5, "t");
+    run_sync(info.Env(), [&]() { return gpt2_adamw(m, lr, b1, b2, eps, wd, t); }, "adamw");
+  }
+  /** logits(inputs, B, T, out (B*T*V)) -> Promise<void> */
+  Napi::Value Logits(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    const int B = int_arg(info, 1, "B"), T = int_arg(info, 2, "T");
+    auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, (size_t)B * T, "inputs"));
+    auto out = floats_arg(info, 3, (size_t)B * T * vocab_, "out");
+    float* dst = out.Data();
+    return Start(env, [=]() { return gpt2_logits(m, inputs->data(), B, T, dst); }, [](Napi::Env e) { return e.Undefined(); }, out);
+  }
+  /** tokenLosses(inputs, targets, mask | null, B, T, out (B*T)) -> Promise<void> */
+  Napi::Value TokenLosses(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    const int B = int_arg(info, 3, "B"), T = int_arg(info, 4, "T");
+    const size_t n = (size_t)B * T;
+    auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, n, "inputs"));
+    auto targets = std::make_shared<std::vector<int>>(ints_arg(info, 1, n, "targets"));
+    auto mask = std::make_shared<std::vector<float>>();
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      auto a = floats_arg(info, 2, n, "mask");
+      mask->assign(a.Data(), a.Data() + n);
+    }
+    auto out = floats_arg(info, 5, n, "out");
+    float* dst = out.Data();
+    return Start(
+        env, [=]() { return gpt2_token_losses(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, dst); },
+        [](Napi::Env e) { return e.Undefined(); }, out);
+  }
+  /** createCache(batch, maxLen) -> Cache */
+  Napi::Value CreateCache(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    GPT2Cache* c = nullptr;
+    const int batch = int_arg(info, 0, "batch");
+    check(env, gpt2_cache_create(m, batch, int_arg(info, 1, "maxLen"), &c), "createCache");
+    Napi::Object obj = env.GetInstanceData<AddonData>()->cacheCtor.New({});
+    Cache* w = Cache::Unwrap(obj);
+    w->ptr = c;
+    w->owner = m;
+    w->batch = batch;
+    return obj;
+  }
+  /** decode(cache, tokens (batch*S), S, out (batch*V)) -> Promise<void> */
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->cacheCtor.Value()))
+      throw Napi::TypeError::New(env, "decode: the first argument must be a Cache of this model");
+    Cache* cw = Cache::Unwrap(info[0].As<Napi::Object>());
+    if (!cw->ptr) throw Napi::Error::New(env, "decode: the KV cache was disposed");
+    if (cw->owner != m) throw Napi::Error::New(env, "decode: the KV cache belongs to another model");
+    const int S = int_arg(info, 2, "S");
+    if (S <= 0) throw Napi::RangeError::New(env, "decode: S must be >= 1");
+    auto tokens = std::make_shared<std::vector<int>>(ints_arg(info, 1, (size_t)cw->batch * S, "tokens"));
+    auto out = floats_arg(info, 3, (size_t)cw->batch * vocab_, "out");
+    float* dst = out.Data();
+    GPT2Cache* c = cw->ptr;
+    cw->inflight = true;
+    Napi::Object cacheObj = info[0].As<Napi::Object>();
+    auto keepCache = std::make_shared<Napi::ObjectReference>(Napi::Persistent(cacheObj));  // alive until done
+    return Start(
+        env, [=]() { return gpt2_decode(m, c, tokens->data(), S, dst); }, [](Napi::Env e) { return e.Undefined(); }, out,
+        [cw, keepCache]() { cw->DecodeDone(); });
+  }
+  void Dispose(const Napi::CallbackInfo&) {
+    if (disposed_) return;
+    disposed_ = true;
+    if (!busy_ && ptr_) {  // else JobDone frees it
+      gpt2_destroy(ptr_);
+      ptr_ = nullptr;
+    }
+  }
+};
+
+// ---- layerCheck: one layer's forward and backward on given arrays, for the tests --------------------------------
+
+/**
+ * layerCheck(name, arrays, dims, gemm) -> {name: Float32Array}
+ *   encoder:      inp (B*T int), wte (V*C), wpe (T*C), dout (B*T*C)      -> out, dwte, dwpe
+ *   layernorm:    x (N*C), w (C), b (C), dout (N*C)                      -> out, dx, dw, db
+ *   matmul:       x (N*IC), W (OC*IC), bias (OC), dout (N*OC)            -> out, dx, dW, dbias
+ *   attention:    qkv (B*T*3C), dout (B*T*C)                             -> out, dqkv
+ *   gelu:         x (n), dout (n)                                        -> out, dx
+ *   crossentropy: logits (N*V), targets (N int), weights (N), scale     -> losses, dlogits
+ * dims: {B, T, C, N, IC, OC, NH, V}; gemm: "blas" | "builtin"; threads from the optional 5th argument.
+ */
+Napi::Value LayerCheck(const Napi::CallbackInfo& info) {
+  using namespace gpt2cpu;
+  Napi::Env env = info.Env();
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object arr = info[1].As<Napi::Object>();
+  Napi::Object dims = info[2].As<Napi::Object>();
+  const std::string gemm = info[3].As<Napi::String>().Utf8Value();
+  const int threads = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().Int32Value() : 2;
+  if (gemm == "blas" && !gpt2_has_blas()) throw Napi::Error::New(env, "layerCheck: this build has no BLAS");
+  Ctx cx{gemm == "blas" ? GemmBackend::Blas : GemmBackend::Builtin, threads};
+  auto dim = [&](const char* k) {
+    Napi::Value v = dims.Get(k);
+    return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : 0;
+  };
+  auto f32 = [&](const char* k) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string("layerCheck: missing array ") + k);
+    return v.As<Napi::Float32Array>().Data();
+  };
+  auto i32 = [&](const char* k) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string("layerCheck: missing array ") + k);
+    return v.As<Napi::Int32Array>().Data();
+  };
+  Napi::Object res = Napi::Object::New(env);
+  auto out = [&](const char* k, size_t n) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, n);
+    std::fill(a.Data(), a.Data() + n, 0.f);
+    res.Set(k, a);
+    return a.Data();
+  };
+  const int B = dim("B"), T = dim("T"), C = dim("C"), N = dim("N"), NH = dim("NH"), V = dim("V");
+  std::vector<float> scratch(layer_scratch_floats(threads, std::max(C, 1), std::max(T, 1)) + 64);
+  if (name == "encoder") {
+    const int* inp = i32("inp");
+    encoder_forward(cx, out("out", (size_t)B * T * C), inp, f32("wte"), f32("wpe"), B, T, C, 0);
+    encoder_backward(cx, out("dwte", (size_t)V * C), out("dwpe", (size_t)T * C), f32("dout"), inp, B, T, C);
+  } else if (name == "layernorm") {
+    std::vector<float> mean(N), rstd(N);
+    const float* x = f32("x");
+    const float* w = f32("w");
+    layernorm_forward(cx, out("out", (size_t)N * C), mean.data(), rstd.data(), x, w, f32("b"), N, C, 1e-5f);
+    layernorm_backward(cx, out("dx", (size_t)N * C), out("dw", C), out("db", C), f32("dout"), x, w, mean.data(),
+                       rstd.data(), N, C);
+  } else if (name == "matmul") {
+    const int IC = dim("IC"), OC = dim("OC");
+    const float* x = f32("x");
+    const float* W = f32("W");
+    matmul_forward(cx, out("out", (size_t)N * OC), x, W, f32("bias"), nullptr, N, IC, OC);
+    matmul_backward(cx, out("dx", (size_t)N * IC), out("dW", (size_t)OC * IC), out("dbias", OC), f32("dout"), x, W, N, IC, OC);
+  } else if (name == "attention") {
+    std::vector<float> att((size_t)B * NH * T * T);
+    const float* qkv = f32("qkv");
+    attention_forward(cx, out("out", (size_t)B * T * C), att.data(), qkv, B, T, C, NH);
+    attention_backward(cx, out("dqkv", (size_t)B * T * 3 * C), scratch.data(), f32("dout"), qkv, att.data(), B, T, C, NH);
+  } else if (name == "gelu") {
+    const float* x = f32("x");
+    float* dx = out("dx", N);
+    gelu_forward(cx, out("out", N), x, N);
+    std::copy(f32("dout"), f32("dout") + N, dx);
+    gelu_backward(cx, dx, x, N);
+  } else if (name == "crossentropy") {
+    float* d = out("dlogits", (size_t)N * V);
+    std::copy(f32("logits"), f32("logits") + (size_t)N * V, d);
+    const float scale = (float)dims.Get("scale").As<Napi::Number>().DoubleValue();
+    crossentropy(cx, d, out("losses", N), i32("targets"), f32("weights"), N, V, true, scale);
+  } else {
+    throw Napi::Error::New(env, "layerCheck: unknown layer " + name);
+  }
+  return res;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function model = Model::Init(env);
+  Napi::Function cache = Cache::Init(env);
+  AddonData* data = new AddonData();
+  data->cacheCtor = Napi::Persistent(cache);
+  env.SetInstanceData(data);
+  exports.Set("Model", model);
+  exports.Set("Cache", cache);
+  exports.Set("apiVersion", Napi::Number::New(env, GPT2_API_VERSION));
+  exports.Set("buildInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), gpt2_build_info()); }));
+  exports.Set("defaultThreads", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+#ifdef _OPENMP
+                return Napi::Number::New(info.Env(), omp_get_max_threads());  // OMP_NUM_THREADS, else the cores
+#else
+                return Napi::Number::New(info.Env(), 1);
+#endif
+              }));
+  exports.Set("hasBlas", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gpt2_has_blas() != 0); }));
+  exports.Set("layerCheck", Napi::Function::New(env, LayerCheck));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(gpt2_native, Init)

@@ -1,0 +1,240 @@
+/*
+ * A standalone parity harness for the C API of native/include/gpt2.h, with no Node: it loads two builds of the
+ * engine (shared libraries) and checks that they agree on a small random GPT-2. Typical uses:
+ *
+ *   test_parity build/libgpt2_cpu.so build/libgpt2_cuda.so          CUDA against the CPU engine (on a GPU box)
+ *   test_parity build/libgpt2_cpu.so build/libgpt2_cpu.so --b-builtin   BLAS against the built-in SGEMM
+ *
+ * Checked: logits, per-token losses (with a mask and an ignored target), four AdamW steps with gradient
+ * accumulation and clipping (loss and gradient norm per step, then the weights), and the KV-cache decode against
+ * the full logits. Exit status 0 when everything is within tolerance.
+ * Options: --a-builtin / --b-builtin (GEMM of each side), --tf32-b (TF32 matmuls on side B, looser tolerances).
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../include/gpt2.h"
+
+typedef struct {
+  const char* path;
+  void* so;
+  const char* (*last_error)(void);
+  const char* (*build_info)(void);
+  int (*create)(const GPT2Config*, GPT2**);
+  void (*destroy)(GPT2*);
+  int (*set_gemm)(GPT2*, int);
+  int (*set_precision)(GPT2*, int);
+  size_t (*num_parameters)(const GPT2*);
+  int (*read)(GPT2*, int, size_t, float*, size_t);
+  int (*write)(GPT2*, int, size_t, const float*, size_t);
+  int (*forward_backward)(GPT2*, const int*, const int*, const float*, int, int, float, float*);
+  int (*zero_grad)(GPT2*);
+  int (*grad_norm)(GPT2*, double*);
+  int (*scale_grads)(GPT2*, float);
+  int (*adamw)(GPT2*, double, double, double, double, double, int);
+  int (*logits)(GPT2*, const int*, int, int, float*);
+  int (*token_losses)(GPT2*, const int*, const int*, const float*, int, int, float*);
+  int (*cache_create)(GPT2*, int, int, GPT2Cache**);
+  void (*cache_destroy)(GPT2Cache*);
+  int (*decode)(GPT2*, GPT2Cache*, const int*, int, float*);
+} Engine;
+
+static void* sym(Engine* e, const char* name) {
+  void* p = dlsym(e->so, name);
+  if (!p) {
+    fprintf(stderr, "%s: missing symbol %s\n", e->path, name);
+    exit(2);
+  }
+  return p;
+}
+
+static void load(Engine* e, const char* path) {
+  e->path = path;
+  /* RTLD_LOCAL: both libraries export the same names */
+  e->so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!e->so) {
+    fprintf(stderr, "cannot load %s: %s\n", path, dlerror());
+    exit(2);
+  }
+  *(void**)&e->last_error = sym(e, "gpt2_last_error");
+  *(void**)&e->build_info = sym(e, "gpt2_build_info");
+  *(void**)&e->create = sym(e, "gpt2_create");
+  *(void**)&e->destroy = sym(e, "gpt2_destroy");
+  *(void**)&e->set_gemm = sym(e, "gpt2_set_gemm");
+  *(void**)&e->set_precision = sym(e, "gpt2_set_precision");
+  *(void**)&e->num_parameters = sym(e, "gpt2_num_parameters");
+  *(void**)&e->read = sym(e, "gpt2_read");
+  *(void**)&e->write = sym(e, "gpt2_write");
+  *(void**)&e->forward_backward = sym(e, "gpt2_forward_backward");
+  *(void**)&e->zero_grad = sym(e, "gpt2_zero_grad");
+  *(void**)&e->grad_norm = sym(e, "gpt2_grad_norm");
+  *(void**)&e->scale_grads = sym(e, "gpt2_scale_grads");
+  *(void**)&e->adamw = sym(e, "gpt2_adamw");
+  *(void**)&e->logits = sym(e, "gpt2_logits");
+  *(void**)&e->token_losses = sym(e, "gpt2_token_losses");
+  *(void**)&e->cache_create = sym(e, "gpt2_cache_create");
+  *(void**)&e->cache_destroy = sym(e, "gpt2_cache_destroy");
+  *(void**)&e->decode = sym(e, "gpt2_decode");
+}
+
+static void ok(Engine* e, int rc, const char* what) {
+  if (rc != GPT2_OK) {
+    fprintf(stderr, "%s: %s failed: %s\n", e->path, what, e->last_error());
+    exit(2);
+  }
+}
+
+/* A fixed pseudo-random sequence (xorshift), so both sides get the same numbers. */
+static unsigned long long rng_state = 88172645463325252ULL;
+static double urand(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (rng_state >> 11) * (1.0 / 9007199254740992.0);
+}
+static float nrand(void) { return (float)(sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.283185307179586 * urand())); }
+
+static int failures = 0;
+static void expect_close(const char* what, const float* a, const float* b, size_t n, double tol) {
+  double worst = 0, scale = 1;
+  for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(a[i]) && isnan(b[i])) continue;
+    double d = fabs((double)a[i] - b[i]) / scale;
+    if (!(d <= worst)) worst = isnan(d) ? INFINITY : d;
+  }
+  int pass = worst < tol;
+  failures += !pass;
+  printf("%-44s max rel diff %.2e (tolerance %.0e) %s\n", what, worst, tol, pass ? "ok" : "FAIL");
+}
+static void expect_near(const char* what, double a, double b, double tol) {
+  double d = fabs(a - b) / fmax(fabs(b), 1e-12);
+  int pass = d < tol;
+  failures += !pass;
+  printf("%-44s %.8g vs %.8g, rel %.2e (tolerance %.0e) %s\n", what, a, b, d, tol, pass ? "ok" : "FAIL");
+}
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: %s LIB_A.so LIB_B.so [--a-builtin] [--b-builtin] [--tf32-b]\n", argv[0]);
+    return 2;
+  }
+  int a_builtin = 0, b_builtin = 0, tf32 = 0;
+  for (int i = 3; i < argc; i++) {
+    if (!strcmp(argv[i], "--a-builtin")) a_builtin = 1;
+    else if (!strcmp(argv[i], "--b-builtin")) b_builtin = 1;
+    else if (!strcmp(argv[i], "--tf32-b")) tf32 = 1;
+  }
+  Engine E[2];
+  load(&E[0], argv[1]);
+  load(&E[1], argv[2]);
+  printf("A: %s\n   %s\nB: %s\n   %s\n", argv[1], E[0].build_info(), argv[2], E[1].build_info());
+
+  /* a small GPT-2 with a padded vocabulary and sizes that are not multiples of any vector width */
+  const GPT2Config cfg = {.num_layers = 2, .num_heads = 3, .channels = 48, .max_seq_len = 40, .vocab_size = 301,
+                          .padded_vocab_size = 320, .ln_eps = 1e-5f};
+  GPT2* M[2];
+  for (int s = 0; s < 2; s++) {
+    ok(&E[s], E[s].create(&cfg, &M[s]), "create");
+    if ((s == 0 && a_builtin) || (s == 1 && b_builtin)) ok(&E[s], E[s].set_gemm(M[s], GPT2_GEMM_BUILTIN), "set_gemm");
+    if (s == 1 && tf32) ok(&E[s], E[s].set_precision(M[s], GPT2_PRECISION_TF32), "set_precision");
+  }
+  const size_t P = E[0].num_parameters(M[0]);
+  if (E[1].num_parameters(M[1]) != P) {
+    fprintf(stderr, "parameter counts differ: %zu vs %zu\n", P, E[1].num_parameters(M[1]));
+    return 1;
+  }
+  float* w = malloc(P * sizeof(float));
+  for (size_t i = 0; i < P; i++) w[i] = 0.05f * nrand();
+  for (int s = 0; s < 2; s++) ok(&E[s], E[s].write(M[s], GPT2_BUF_PARAMS, 0, w, P), "write");
+
+  const double tol = tf32 ? 5e-3 : 1e-4;  /* forward values and gradients */
+  const int B = 3, T = 37, N = B * T, V = cfg.vocab_size;
+  int* inp = malloc(N * sizeof(int));
+  int* tgt = malloc(N * sizeof(int));
+  float* mask = malloc(N * sizeof(float));
+  for (int i = 0; i < N; i++) {
+    inp[i] = (int)(urand() * V);
+    tgt[i] = (int)(urand() * V);
+    mask[i] = i % 7 == 3 ? 0.f : 1.f;
+  }
+  tgt[5] = -1;
+  float* out[2];
+  for (int s = 0; s < 2; s++) {
+    out[s] = malloc((size_t)N * V * sizeof(float));
+    ok(&E[s], E[s].logits(M[s], inp, B, T, out[s]), "logits");
+  }
+  expect_close("logits (B, T, V)", out[1], out[0], (size_t)N * V, tol);
+  for (int s = 0; s < 2; s++) ok(&E[s], E[s].token_losses(M[s], inp, tgt, mask, B, T, out[s]), "token_losses");
+  expect_close("per-token losses (masked)", out[1], out[0], N, tol);
+
+  /* four AdamW steps of two micro-batches each, clipped at norm 1 */
+  for (int step = 1; step <= 4; step++) {
+    double loss[2] = {0, 0}, norm[2];
+    for (int s = 0; s < 2; s++) ok(&E[s], E[s].zero_grad(M[s]), "zero_grad");
+    for (int micro = 0; micro < 2; micro++) {
+      for (int i = 0; i < N; i++) {
+        inp[i] = (int)(urand() * V);
+        tgt[i] = (int)(urand() * V);
+      }
+      for (int s = 0; s < 2; s++) {
+        float l;
+        ok(&E[s], E[s].forward_backward(M[s], inp, tgt, micro ? mask : NULL, B, T, 0.5f, &l), "forward_backward");
+        loss[s] += 0.5 * l;
+      }
+    }
+    for (int s = 0; s < 2; s++) {
+      ok(&E[s], E[s].grad_norm(M[s], &norm[s]), "grad_norm");
+      if (norm[s] > 1.0) ok(&E[s], E[s].scale_grads(M[s], (float)(1.0 / (norm[s] + 1e-6))), "scale_grads");
+      ok(&E[s], E[s].adamw(M[s], 3e-3, 0.9, 0.95, 1e-8, 0.1, step), "adamw");
+    }
+    char what[64];
+    snprintf(what, sizeof what, "step %d loss", step);
+    expect_near(what, loss[1], loss[0], tf32 ? 1e-3 : 1e-5);
+    snprintf(what, sizeof what, "step %d gradient norm", step);
+    expect_near(what, norm[1], norm[0], tf32 ? 1e-2 : 1e-4);
+  }
+  float* pa = malloc(P * sizeof(float));
+  float* pb = malloc(P * sizeof(float));
+  ok(&E[0], E[0].read(M[0], GPT2_BUF_PARAMS, 0, pa, P), "read");
+  ok(&E[1], E[1].read(M[1], GPT2_BUF_PARAMS, 0, pb, P), "read");
+  expect_close("weights after 4 steps", pb, pa, P, tf32 ? 1e-3 : 1e-5);
+  ok(&E[0], E[0].read(M[0], GPT2_BUF_V, 0, pa, P), "read");
+  ok(&E[1], E[1].read(M[1], GPT2_BUF_V, 0, pb, P), "read");
+  expect_close("AdamW v after 4 steps", pb, pa, P, tf32 ? 1e-2 : 1e-4);
+
+  /* KV cache on side B: prefill 9 positions of 2 rows, then single steps, against side B's full logits */
+  {
+    const int R = 2, L = 20, S0 = 9;
+    int* seq = malloc(R * L * sizeof(int));
+    for (int i = 0; i < R * L; i++) seq[i] = (int)(urand() * V);
+    float* full = malloc((size_t)R * L * V * sizeof(float));
+    ok(&E[1], E[1].logits(M[1], seq, R, L, full), "logits");
+    GPT2Cache* cache;
+    ok(&E[1], E[1].cache_create(M[1], R, L, &cache), "cache_create");
+    int* tok = malloc(R * L * sizeof(int));
+    float* got = malloc((size_t)R * V * sizeof(float));
+    float* want = malloc((size_t)R * V * sizeof(float));
+    double worst = 0;
+    for (int pos = 0; pos < L;) {
+      const int S = pos == 0 ? S0 : 1;
+      for (int r = 0; r < R; r++)
+        for (int s = 0; s < S; s++) tok[r * S + s] = seq[r * L + pos + s];
+      ok(&E[1], E[1].decode(M[1], cache, tok, S, got), "decode");
+      pos += S;
+      for (int r = 0; r < R; r++) memcpy(want + (size_t)r * V, full + ((size_t)r * L + pos - 1) * V, V * sizeof(float));
+      for (int i = 0; i < R * V; i++) worst = fmax(worst, fabs(got[i] - want[i]));
+    }
+    int pass = worst < 1e-4;
+    failures += !pass;
+    printf("%-44s max abs diff %.2e (tolerance 1e-04) %s\n", "B: KV-cache decode vs full logits", worst, pass ? "ok" : "FAIL");
+    E[1].cache_destroy(cache);
+    free(seq), free(full), free(tok), free(got), free(want);
+  }
+  for (int s = 0; s < 2; s++) E[s].destroy(M[s]);
+  printf("%s\n", failures ? "PARITY FAILED" : "parity ok");
+  return failures ? 1 : 0;
+}

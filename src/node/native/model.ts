@@ -1,0 +1,348 @@
+/**
+ * The native-cpu engine behind the Engine / Model interfaces of src/core/engine/types.ts. The numbers are
+ * computed by the C++ engine (native/cpu); this file checks arguments with the same messages as the tfjs engine,
+ * moves tensors in and out by GPT-2 name, and serializes the asynchronous calls (the addon runs one at a time).
+ */
+import { ErrorCode, StudioError } from '../../shared/errors';
+import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/model/config';
+import type { NamedTensors } from '../../core/tensors';
+import type { AdamWHyper, Batch, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
+import { NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeModelHandle } from './addon';
+
+export interface NativeCpuOptions {
+  /** matrix-multiply backend: BLAS when the build has one (default), or the built-in SGEMM */
+  gemm?: GemmBackend;
+  /** OpenMP threads (default: OMP_NUM_THREADS, else every core) */
+  threads?: number;
+}
+
+/** Options from the environment: GPT2_STUDIO_NATIVE_GEMM=blas|builtin, GPT2_STUDIO_THREADS=N. */
+export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NativeCpuOptions {
+  const o: NativeCpuOptions = {};
+  const g = env.GPT2_STUDIO_NATIVE_GEMM;
+  if (g !== undefined && g !== '') {
+    if (g !== 'blas' && g !== 'builtin') {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_NATIVE_GEMM = "${g}" is not a GEMM backend.`, 'Use "blas" or "builtin", or unset it.');
+    }
+    o.gemm = g;
+  }
+  const t = env.GPT2_STUDIO_THREADS;
+  if (t !== undefined && t !== '') {
+    const n = Number(t);
+    if (!Number.isInteger(n) || n < 1) throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_THREADS = "${t}" is not a positive integer.`, 'Set it to a thread count, or unset it.');
+    o.threads = n;
+  }
+  return o;
+}
+
+function nativeError(what: string, e: unknown): StudioError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT : ErrorCode.INTERNAL;
+  return new StudioError(code, `native-cpu ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
+}
+
+function checkTensor(w: NamedTensors, s: ParamSpec, what = 'weights'): { data: Float32Array } {
+  const t = w.get(s.name);
+  if (!t) throw new StudioError(ErrorCode.BAD_WEIGHTS, `The ${what} have no tensor "${s.name}" (expected shape [${s.shape}]).`, 'Use weights made for this model config.');
+  if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.data.length !== numel(s.shape)) {
+    throw new StudioError(
+      ErrorCode.BAD_WEIGHTS,
+      `The ${what} tensor "${s.name}" has shape [${t.shape}], expected [${s.shape}].`,
+      'The weights were made for another model config; pick the matching preset or config.',
+    );
+  }
+  return t;
+}
+
+interface NativeKVCache extends KVCache {
+  handle: NativeCacheHandle;
+  maxLength: number;
+}
+
+export class NativeCpuModel implements Model {
+  readonly engine = 'native-cpu';
+  readonly config: GPTConfig;
+  private readonly specs: ParamSpec[];
+  /** element offset of each tensor in the native buffers (paramSpecs order) */
+  private readonly offsets: number[];
+  private handle: NativeModelHandle | null;
+  private step = 0;
+  /** the asynchronous call in flight, if any: calls are chained so that one runs at a time */
+  private tail: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+
+  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeCpuOptions = {}) {
+    this.config = config;
+    this.specs = paramSpecs(config);
+    try {
+      this.handle = new addon.Model({
+        numLayers: config.nLayer,
+        numHeads: config.nHead,
+        channels: config.nEmbd,
+        maxSeqLen: config.blockSize,
+        vocabSize: config.vocabSize,
+        paddedVocabSize: config.paddedVocabSize,
+        lnEps: config.layerNormEps,
+      });
+    } catch (e) {
+      throw nativeError('could not create the model', e);
+    }
+    // the native layout must be paramSpecs': same tensors, same order, same sizes
+    const h = this.handle;
+    if (h.numTensors() !== this.specs.length || this.specs.some((s, i) => h.tensorNumel(i) !== numel(s.shape))) {
+      h.dispose();
+      throw new StudioError(ErrorCode.INTERNAL, 'The native engine lays out the parameters differently from paramSpecs().', 'Rebuild the native engine (npm run build:native).');
+    }
+    this.offsets = [];
+    let o = 0;
+    for (const s of this.specs) {
+      this.offsets.push(o);
+      o += numel(s.shape);
+    }
+    if (opts.threads !== undefined) h.setThreads(opts.threads);
+    if (opts.gemm !== undefined) h.setGemm(opts.gemm);
+    this.loadWeights(weights);
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------------------------
+
+  private live(): NativeModelHandle {
+    if (!this.handle) throw new StudioError(ErrorCode.INTERNAL, 'This model was disposed.', 'Create a new model.');
+    return this.handle;
+  }
+
+  /** For synchronous calls: the handle, once no asynchronous call is in flight. */
+  private idle(what: string): NativeModelHandle {
+    const h = this.live();
+    if (this.pending > 0) {
+      throw new StudioError(ErrorCode.INTERNAL, `native-cpu ${what} was called while another call is still running.`, 'Await forwardBackward / logits / decodeStep before the next call.');
+    }
+    return h;
+  }
+
+  /** Runs an asynchronous native call after the previous one. */
+  private serial<T>(what: string, fn: (h: NativeModelHandle) => Promise<T>): Promise<T> {
+    this.pending++;
+    const run = this.tail.then(async () => {
+      try {
+        return await fn(this.live());
+      } catch (e) {
+        throw e instanceof StudioError ? e : nativeError(what, e);
+      } finally {
+        this.pending--;
+      }
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private checkBatch(B: number, T: number, ids: Int32Array, what = 'inputs'): void {
+    const { blockSize, vocabSize } = this.config;
+    if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch shape B=${B}, T=${T} must be positive integers.`);
+    }
+    if (T > blockSize) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Sequence length ${T} exceeds the model's context of ${blockSize} positions.`, `Use at most ${blockSize} tokens.`);
+    }
+    if (ids.length !== B * T) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch ${what} hold ${ids.length} ids, expected B*T = ${B}*${T} = ${B * T}.`);
+    }
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i];
+      if (t >= vocabSize || (what === 'inputs' && t < 0)) {
+        throw new StudioError(ErrorCode.BAD_ARGUMENT, `Token id ${t} at ${what}[${i}] is outside the vocabulary (0..${vocabSize - 1}).`);
+      }
+    }
+  }
+
+  private checkMask(batch: Batch): Float32Array | null {
+    if (!batch.mask) return null;
+    if (batch.mask.length !== batch.B * batch.T) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch mask holds ${batch.mask.length} values, expected B*T = ${batch.B * batch.T}.`);
+    }
+    return batch.mask;
+  }
+
+  // ---- training ------------------------------------------------------------------------------------------------
+
+  async forwardBackward(batch: Batch, lossScale: number): Promise<number> {
+    this.live();
+    const { B, T } = batch;
+    this.checkBatch(B, T, batch.inputs);
+    this.checkBatch(B, T, batch.targets, 'targets');
+    const mask = this.checkMask(batch);
+    return this.serial('forwardBackward', (h) => h.forwardBackward(batch.inputs, batch.targets, mask, B, T, lossScale));
+  }
+
+  zeroGrad(): void {
+    this.idle('zeroGrad').zeroGrad();
+  }
+
+  async gradNorm(): Promise<number> {
+    await this.tail;
+    return this.idle('gradNorm').gradNorm();
+  }
+
+  scaleGrads(factor: number): void {
+    this.idle('scaleGrads').scaleGrads(factor);
+  }
+
+  adamwStep(h: AdamWHyper): void {
+    const handle = this.idle('adamwStep');
+    this.step++;
+    handle.adamw(h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, this.step);
+  }
+
+  // ---- evaluation ----------------------------------------------------------------------------------------------
+
+  async logits(inputs: Int32Array, B: number, T: number): Promise<Float32Array> {
+    this.live();
+    this.checkBatch(B, T, inputs);
+    const out = new Float32Array(B * T * this.config.vocabSize);
+    return this.serial('logits', async (h) => {
+      await h.logits(inputs, B, T, out);
+      return out;
+    });
+  }
+
+  async tokenLosses(batch: Batch): Promise<Float32Array> {
+    this.live();
+    const { B, T } = batch;
+    this.checkBatch(B, T, batch.inputs);
+    this.checkBatch(B, T, batch.targets, 'targets');
+    const mask = this.checkMask(batch);
+    const out = new Float32Array(B * T);
+    return this.serial('tokenLosses', async (h) => {
+      await h.tokenLosses(batch.inputs, batch.targets, mask, B, T, out);
+      return out;
+    });
+  }
+
+  // ---- sampling ------------------------------------------------------------------------------------------------
+
+  createCache(batchSize: number, maxLength = this.config.blockSize): KVCache {
+    const h = this.live();
+    if (!Number.isInteger(batchSize) || batchSize < 1) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `A KV cache needs a positive integer batch size, got ${batchSize}.`);
+    }
+    const len = Math.min(maxLength, this.config.blockSize);
+    let handle: NativeCacheHandle;
+    try {
+      handle = h.createCache(batchSize, len);
+    } catch (e) {
+      throw nativeError('createCache', e);
+    }
+    const cache: NativeKVCache = {
+      batchSize,
+      maxLength: len,
+      handle,
+      get length() {
+        return handle.length;
+      },
+      dispose() {
+        handle.dispose();
+      },
+    };
+    return cache;
+  }
+
+  async decodeStep(cacheIn: KVCache, tokens: Int32Array, S = 1): Promise<Float32Array> {
+    this.live();
+    const cache = cacheIn as NativeKVCache;
+    if (!cache.handle) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'This KV cache was not made by a native-cpu model.', 'Use model.createCache() of the same model.');
+    const B = cache.batchSize;
+    if (cache.length + S > cache.maxLength) {
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The KV cache holds ${cache.maxLength} positions; ${cache.length} are used and ${S} more were fed.`,
+        'Start a new cache, or generate fewer tokens (the model context is the limit).',
+      );
+    }
+    this.checkBatch(B, S, tokens);
+    const out = new Float32Array(B * this.config.vocabSize);
+    return this.serial('decodeStep', async (h) => {
+      await h.decode(cache.handle, tokens, S, out);
+      return out;
+    });
+  }
+
+  // ---- state ---------------------------------------------------------------------------------------------------
+
+  private readAll(which: NativeBuffer): NamedTensors {
+    const h = this.idle('export');
+    const out: NamedTensors = new Map();
+    this.specs.forEach((s, i) => {
+      const data = new Float32Array(numel(s.shape));
+      h.read(which, this.offsets[i], data);
+      out.set(s.name, { shape: [...s.shape], data });
+    });
+    return out;
+  }
+
+  private writeAll(which: NativeBuffer, w: NamedTensors, what: string): void {
+    const h = this.idle('load');
+    const tensors = this.specs.map((s) => checkTensor(w, s, what)); // all checked before anything is written
+    tensors.forEach((t, i) => h.write(which, this.offsets[i], t.data));
+  }
+
+  async exportWeights(): Promise<NamedTensors> {
+    await this.tail;
+    return this.readAll(NativeBuffer.params);
+  }
+
+  loadWeights(w: NamedTensors): void {
+    this.writeAll(NativeBuffer.params, w, 'weights');
+  }
+
+  async exportOptimizerState(): Promise<OptimizerState> {
+    await this.tail;
+    return { step: this.step, m: this.readAll(NativeBuffer.m), v: this.readAll(NativeBuffer.v) };
+  }
+
+  loadOptimizerState(s: OptimizerState): void {
+    for (const sp of this.specs) {
+      checkTensor(s.m, sp, 'optimizer m');
+      checkTensor(s.v, sp, 'optimizer v');
+    }
+    this.writeAll(NativeBuffer.m, s.m, 'optimizer m');
+    this.writeAll(NativeBuffer.v, s.v, 'optimizer v');
+    this.step = s.step;
+  }
+
+  dispose(): void {
+    // the addon frees the memory once a call in flight has finished
+    this.handle?.dispose();
+    this.handle = null;
+  }
+}
+
+/** The llm.c-style C++ engine on the CPU (OpenMP; BLAS or the built-in SGEMM). */
+export class NativeCpuEngine implements Engine {
+  readonly name = 'native-cpu';
+
+  constructor(
+    private readonly addon: NativeAddon,
+    private readonly opts: NativeCpuOptions = {},
+    private readonly notes: string[] = [],
+  ) {}
+
+  /** The GEMM backend models get: the one asked for, else BLAS when linked, else the built-in one. */
+  get gemm(): GemmBackend {
+    return this.opts.gemm ?? (this.addon.hasBlas() ? 'blas' : 'builtin');
+  }
+
+  info(): EngineInfo {
+    const n = this.opts.threads ?? this.addon.defaultThreads();
+    const threads = `${n} thread${n === 1 ? '' : 's'}`;
+    const notes = [...this.notes];
+    if (!this.addon.hasBlas()) notes.push('no BLAS was found when the engine was built; it uses the built-in SGEMM (install libopenblas-dev and run npm run build:native for BLAS)');
+    return { name: this.name, available: true, detail: `C++ engine, GEMM: ${this.gemm}, ${threads} (${this.addon.buildInfo()})`, notes };
+  }
+
+  async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {
+    if (this.opts.gemm === 'blas' && !this.addon.hasBlas()) {
+      throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, 'The native engine was built without BLAS, so GEMM "blas" is not available.', 'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.');
+    }
+    return new NativeCpuModel(this.addon, config, weights, this.opts);
+  }
+}
