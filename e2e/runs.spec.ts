@@ -102,9 +102,9 @@ test.describe('runs', () => {
     await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5);
     await expect(loss.locator('.u-legend')).toContainText(/Step\s*\d+/);
     await expect(loss.locator('.u-legend')).toContainText(/train\s*\d+\.\d+/);
-    await page.getByRole('radio', { name: 'Tokens' }).click();
+    await page.getByRole('radio', { name: 'Tokens', exact: true }).click();
     await expect(loss.locator('.u-legend')).toContainText('Tokens');
-    await page.getByRole('radio', { name: 'Wall time' }).click();
+    await page.getByRole('radio', { name: 'Wall time', exact: true }).click();
     await expect(loss.locator('.u-legend')).toContainText('Time');
     await page.getByRole('checkbox', { name: 'Log y' }).check();
     await page.getByRole('checkbox', { name: 'Clip outliers' }).check();
@@ -113,7 +113,7 @@ test.describe('runs', () => {
     await expect(loss.locator('.u-legend')).not.toContainText('raw');
     await expect(loss).toHaveAttribute('data-points', String(stoppedAt));
     await snap(page, 'run-chart-options');
-    await page.getByRole('radio', { name: 'Step' }).click();
+    await page.getByRole('radio', { name: 'Step', exact: true }).click();
     await page.getByRole('checkbox', { name: 'Log y' }).uncheck();
     await page.getByRole('checkbox', { name: 'Clip outliers' }).uncheck();
 
@@ -184,7 +184,7 @@ test.describe('runs', () => {
     await expect(maxLr.locator('.field-error')).toHaveCount(0);
 
     // the JSON view edits the same config, and lists the problems with their fields
-    await page.getByRole('radio', { name: 'JSON' }).click();
+    await page.getByRole('radio', { name: 'JSON', exact: true }).click();
     const json = page.getByRole('textbox', { name: 'Run config (JSON)' });
     await expect(json).toHaveValue(/"max_lr": 0.001/);
     await json.fill(JSON.stringify({ model: { preset: 'nano', n_head: 5 }, dataset: 'builtin', max_steps: 10, batch_size: 8, seq_len: 128, total_batch_size: 1024, warmup_steps: 2, colour: 'blue' }));
@@ -197,7 +197,7 @@ test.describe('runs', () => {
 
     // back in the form, the field errors are where they belong; the unknown key is listed above the form
     await json.fill(JSON.stringify({ model: { preset: 'nano', n_head: 5 }, dataset: 'builtin', max_steps: 10, colour: 'blue' }));
-    await page.getByRole('radio', { name: 'Form' }).click();
+    await page.getByRole('radio', { name: 'Form', exact: true }).click();
     await expect(page.locator('[data-field="model.n_head"] .field-error')).toContainText('model.n_embd = 128 is not divisible by model.n_head = 5');
     await expect(page.getByTestId('config-errors')).toContainText('unknown field(s): colour');
 
