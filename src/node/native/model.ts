@@ -5,7 +5,7 @@
  */
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/model/config';
-import type { NamedTensors } from '../../core/tensors';
+import { checkParamTensor, type NamedTensors } from '../../core/tensors';
 import type { AdamWHyper, Batch, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
 import { NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeModelHandle } from './addon';
 
@@ -41,18 +41,6 @@ function nativeError(what: string, e: unknown): StudioError {
   return new StudioError(code, `native-cpu ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
 }
 
-function checkTensor(w: NamedTensors, s: ParamSpec, what = 'weights'): { data: Float32Array } {
-  const t = w.get(s.name);
-  if (!t) throw new StudioError(ErrorCode.BAD_WEIGHTS, `The ${what} have no tensor "${s.name}" (expected shape [${s.shape}]).`, 'Use weights made for this model config.');
-  if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.data.length !== numel(s.shape)) {
-    throw new StudioError(
-      ErrorCode.BAD_WEIGHTS,
-      `The ${what} tensor "${s.name}" has shape [${t.shape}], expected [${s.shape}].`,
-      'The weights were made for another model config; pick the matching preset or config.',
-    );
-  }
-  return t;
-}
 
 interface NativeKVCache extends KVCache {
   handle: NativeCacheHandle;
@@ -281,7 +269,7 @@ export class NativeCpuModel implements Model {
 
   private writeAll(which: NativeBuffer, w: NamedTensors, what: string): void {
     const h = this.idle('load');
-    const tensors = this.specs.map((s) => checkTensor(w, s, what)); // all checked before anything is written
+    const tensors = this.specs.map((s) => checkParamTensor(w, s, what)); // all checked before anything is written
     tensors.forEach((t, i) => h.write(which, this.offsets[i], t.data));
   }
 
@@ -301,8 +289,8 @@ export class NativeCpuModel implements Model {
 
   loadOptimizerState(s: OptimizerState): void {
     for (const sp of this.specs) {
-      checkTensor(s.m, sp, 'optimizer m');
-      checkTensor(s.v, sp, 'optimizer v');
+      checkParamTensor(s.m, sp, 'optimizer m');
+      checkParamTensor(s.v, sp, 'optimizer v');
     }
     this.writeAll(NativeBuffer.m, s.m, 'optimizer m');
     this.writeAll(NativeBuffer.v, s.v, 'optimizer v');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, StudioError } from '../../../shared/errors';
-import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../model/config';
-import type { NamedTensors } from '../../tensors';
+import { paramSpecs, type GPTConfig, type ParamSpec } from '../../model/config';
+import { checkParamTensor, type NamedTensors } from '../../tensors';
 import type { AdamWHyper, Batch, KVCache, Model, OptimizerState } from '../types';
 
 /** Index of every parameter in the fixed order of paramSpecs. */
@@ -175,7 +175,7 @@ export class TfjsModel implements Model {
   constructor(config: GPTConfig, weights: NamedTensors) {
     this.config = config;
     this.specs = paramSpecs(config);
-    this.params = this.specs.map((s) => tf.tensor(checkTensor(weights, s).data, s.shape, 'float32'));
+    this.params = this.specs.map((s) => tf.tensor(checkParamTensor(weights, s).data, s.shape, 'float32'));
   }
 
   // ---- forward -------------------------------------------------------------------------------------------
@@ -463,7 +463,7 @@ export class TfjsModel implements Model {
 
   loadWeights(w: NamedTensors): void {
     this.assertLive();
-    const next = this.specs.map((s) => tf.tensor(checkTensor(w, s).data, s.shape, 'float32'));
+    const next = this.specs.map((s) => tf.tensor(checkParamTensor(w, s).data, s.shape, 'float32'));
     for (const p of this.params) p.dispose();
     this.params = next;
   }
@@ -480,8 +480,8 @@ export class TfjsModel implements Model {
 
   loadOptimizerState(s: OptimizerState): void {
     this.assertLive();
-    const m = this.specs.map((sp) => tf.tensor(checkTensor(s.m, sp, 'optimizer m').data, sp.shape, 'float32'));
-    const v = this.specs.map((sp) => tf.tensor(checkTensor(s.v, sp, 'optimizer v').data, sp.shape, 'float32'));
+    const m = this.specs.map((sp) => tf.tensor(checkParamTensor(s.m, sp, 'optimizer m').data, sp.shape, 'float32'));
+    const v = this.specs.map((sp) => tf.tensor(checkParamTensor(s.v, sp, 'optimizer v').data, sp.shape, 'float32'));
     for (const t of [...(this.m ?? []), ...(this.v ?? [])]) t.dispose();
     this.m = m;
     this.v = v;
@@ -500,15 +500,3 @@ export class TfjsModel implements Model {
   }
 }
 
-function checkTensor(w: NamedTensors, s: ParamSpec, what = 'weights'): { data: Float32Array } {
-  const t = w.get(s.name);
-  if (!t) throw new StudioError(ErrorCode.BAD_WEIGHTS, `The ${what} have no tensor "${s.name}" (expected shape [${s.shape}]).`, 'Use weights made for this model config.');
-  if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.data.length !== numel(s.shape)) {
-    throw new StudioError(
-      ErrorCode.BAD_WEIGHTS,
-      `The ${what} tensor "${s.name}" has shape [${t.shape}], expected [${s.shape}].`,
-      'The weights were made for another model config; pick the matching preset or config.',
-    );
-  }
-  return t;
-}
