@@ -40,7 +40,7 @@ import { RateMeter, throttle } from './progress';
 import { readUnits, type Cursor } from './readers';
 import { EMPTY_SINK, PartialMismatchError, ShardSink, sha256FileSync, readShardLayout, readShardTokens, writeShardFile, type SinkState } from './shards';
 import { getSource, type PlannedInput, type SourcePlan } from './sources';
-import type { DatasetSummary, PrepareRequest, PrepareStage } from './types';
+import type { DatasetProgressEvent, DatasetSummary, PrepareRequest, PrepareStage } from './types';
 
 const CHECKPOINT_FILE = 'progress.json';
 const LOCK_FILE = 'lock.json';
@@ -49,20 +49,7 @@ const TASK_CHARS = 256 * 1024;
 const TOKENIZER_LIBRARY = 'gpt-tokenizer 4 (r50k_base)';
 
 /** Progress of a preparation (the service adds the job's ids to make a DatasetProgressEvent). */
-export interface PrepareProgress {
-  stage: PrepareStage;
-  filesDone: number;
-  filesTotal: number;
-  file?: string;
-  tokens: number;
-  tokensTotal?: number;
-  textBytes: number;
-  textBytesTotal?: number;
-  tokensPerSec: number;
-  bytesPerSec: number;
-  etaSec?: number;
-  shards: number;
-}
+export type PrepareProgress = Omit<DatasetProgressEvent, 'jobId' | 'datasetId' | 'source'>;
 
 export interface PrepareHooks {
   signal?: AbortSignal;
