@@ -8,6 +8,7 @@ import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/mo
 import { checkParamTensor, type NamedTensors } from '../../core/tensors';
 import type { AdamWHyper, Batch, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
 import { NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeModelHandle } from './addon';
+import { checkTokenBatch } from '../../core/engine/check';
 
 export interface NativeCpuOptions {
   /** matrix-multiply backend: BLAS when the build has one (default), or the built-in SGEMM */
@@ -124,23 +125,8 @@ export class NativeCpuModel implements Model {
     return run;
   }
 
-  private checkBatch(B: number, T: number, ids: Int32Array, what = 'inputs'): void {
-    const { blockSize, vocabSize } = this.config;
-    if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch shape B=${B}, T=${T} must be positive integers.`);
-    }
-    if (T > blockSize) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Sequence length ${T} exceeds the model's context of ${blockSize} positions.`, `Use at most ${blockSize} tokens.`);
-    }
-    if (ids.length !== B * T) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch ${what} hold ${ids.length} ids, expected B*T = ${B}*${T} = ${B * T}.`);
-    }
-    for (let i = 0; i < ids.length; i++) {
-      const t = ids[i];
-      if (t >= vocabSize || (what === 'inputs' && t < 0)) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `Token id ${t} at ${what}[${i}] is outside the vocabulary (0..${vocabSize - 1}).`);
-      }
-    }
+  private checkBatch(B: number, T: number, ids: Int32Array, what: 'inputs' | 'targets' = 'inputs'): void {
+    checkTokenBatch(this.config, B, T, ids, what);
   }
 
   private checkMask(batch: Batch): Float32Array | null {

@@ -3,6 +3,7 @@ import { ErrorCode, StudioError } from '../../../shared/errors';
 import { paramSpecs, type GPTConfig, type ParamSpec } from '../../model/config';
 import { checkParamTensor, type NamedTensors } from '../../tensors';
 import type { AdamWHyper, Batch, KVCache, Model, OptimizerState } from '../types';
+import { checkTokenBatch } from '../check';
 
 /** Index of every parameter in the fixed order of paramSpecs. */
 interface LayerParams {
@@ -248,20 +249,8 @@ export class TfjsModel implements Model {
     return mm(x, tf.transpose(w));
   }
 
-  private checkBatch(B: number, T: number, ids: Int32Array, what = 'inputs'): void {
-    const { blockSize, vocabSize } = this.config;
-    if (T > blockSize) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Sequence length ${T} exceeds the model's context of ${blockSize} positions.`, `Use at most ${blockSize} tokens.`);
-    }
-    if (ids.length !== B * T) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch ${what} hold ${ids.length} ids, expected B*T = ${B}*${T} = ${B * T}.`);
-    }
-    for (let i = 0; i < ids.length; i++) {
-      const t = ids[i];
-      if (t >= vocabSize || (what === 'inputs' && t < 0)) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `Token id ${t} at ${what}[${i}] is outside the vocabulary (0..${vocabSize - 1}).`);
-      }
-    }
+  private checkBatch(B: number, T: number, ids: Int32Array, what: 'inputs' | 'targets' = 'inputs'): void {
+    checkTokenBatch(this.config, B, T, ids, what);
   }
 
   /** Targets with ignored positions set to 0, and weights mask/count. */
