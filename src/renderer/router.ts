@@ -55,3 +55,27 @@ export function useRoute(): Route {
   }, []);
   return route;
 }
+
+/** The query of the current hash (`#/chat?model=ckpt:run-1:200` -> model=...), updated on navigation. */
+export function useHashQuery(): URLSearchParams {
+  const [query, setQuery] = useState(() => hashQuery(window.location.hash));
+  useEffect(() => {
+    const onChange = () => setQuery(hashQuery(window.location.hash));
+    window.addEventListener('hashchange', onChange);
+    return () => window.removeEventListener('hashchange', onChange);
+  }, []);
+  return query;
+}
+
+export function hashQuery(hash: string): URLSearchParams {
+  const i = hash.indexOf('?');
+  return new URLSearchParams(i >= 0 ? hash.slice(i + 1) : '');
+}
+
+/** A link to a page with query parameters, e.g. pageHref('chat', {model: 'model:gpt2'}). */
+export function pageHref(page: Exclude<PageId, 'new-run'>, params: Record<string, string | undefined> = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v);
+  const s = q.toString();
+  return `#/${page}${s ? `?${s}` : ''}`;
+}

@@ -10,6 +10,7 @@ import type { RunStatus } from '../node/store';
 import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../node/datasets/types';
 import type { StepEvent } from '../core/train/trainer';
 import type { PlainError } from './errors';
+import type { GenerateDoneEvent, GenerateTokenEvent } from '../node/studio/generation';
 
 /** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
 export type StudioHandlers = {
@@ -21,6 +22,26 @@ export type StudioHandlers = {
   'datasets-cancel': Studio['datasetsCancel'];
   'datasets-jobs': Studio['datasetsJobs'];
   'datasets-remove': Studio['datasetsRemove'];
+  'datasets-preview': Studio['datasetsPreview'];
+  'datasets-estimate': Studio['datasetsEstimate'];
+  'files-browse': Studio['filesBrowse'];
+  'models-list': Studio['modelsList'];
+  'models-import': Studio['modelsImport'];
+  'models-remove': Studio['modelsRemove'];
+  'generate-start': Studio['generateStart'];
+  'generate-stop': Studio['generateStop'];
+  'generate-sample': Studio['generateSample'];
+  'chats-list': Studio['chatsList'];
+  'chats-get': Studio['chatsGet'];
+  'chats-create': Studio['chatsCreate'];
+  'chats-update': Studio['chatsUpdate'];
+  'chats-delete': Studio['chatsDelete'];
+  'chats-send': Studio['chatsSend'];
+  'checkpoints-list': Studio['checkpointsList'];
+  'checkpoints-delete': Studio['checkpointsDelete'];
+  'checkpoints-export': Studio['checkpointsExport'];
+  'checkpoints-branch': Studio['checkpointsBranch'];
+  'evals-delete': Studio['evalsDelete'];
   'evals-hellaswag': Studio['evalsHellaswag'];
   'evals-cancel': Studio['evalsCancel'];
   'evals-list': Studio['evalsList'];
@@ -82,6 +103,10 @@ export interface StudioEvents {
   'run-status': { runId: string; status: RunStatus; error?: PlainError };
   /** a download advanced */
   'download-progress': DownloadProgressEvent;
+  /** new text of a generation (chat, sampling) */
+  'generate-token': GenerateTokenEvent;
+  /** a generation ended */
+  'generate-done': GenerateDoneEvent;
 }
 
 export type EventName = keyof StudioEvents;

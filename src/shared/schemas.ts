@@ -11,8 +11,22 @@ const runId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'a run id suc
 /** A model to evaluate: a run's checkpoint (its last one unless `step` is given) or a weights file or folder. */
 const modelTarget = z.union([
   z.object({ runId, step: z.number().int().min(0).optional() }).strict(),
+  z.object({ modelId: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'an imported model id (see models-list)') }).strict(),
   z.object({ weightsPath: z.string().min(1).max(4000) }).strict(),
 ]);
+
+/** Sampling settings; each is optional (the service fills in defaults). */
+const sampling = {
+  temperature: z.number().min(0).max(10).optional(),
+  topK: z.number().int().min(0).max(100_000).optional(),
+  topP: z.number().gt(0).max(1).optional(),
+  maxTokens: z.number().int().min(1).max(100_000).optional(),
+  seed: z.number().int().min(0).max(4_294_967_295).optional(),
+};
+const chatMessage = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(100_000) }).strict();
+const chatSettings = z.object({ ...sampling, system: z.string().max(10_000).optional() }).strict();
+const chatId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'a conversation id');
+const step = z.number().int().min(0);
 const evalId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'an evaluation id');
 const engineName = z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda']);
 
@@ -54,6 +68,26 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'datasets-prepare': prepareRequest,
   'datasets-cancel': z.object({ jobId: z.string().min(1).max(200) }).strict(),
   'datasets-remove': z.object({ id: z.string().min(1).max(200) }).strict(),
+  'datasets-preview': z.object({ id: z.string().min(1).max(200), chars: z.number().int().min(1).max(100_000).optional() }).strict(),
+  'datasets-estimate': prepareRequest,
+  'files-browse': z.object({ path: z.string().max(4000).optional(), extensions: z.array(z.string().max(20)).max(20).optional(), showHidden: z.boolean().optional() }).strict().optional(),
+  'models-list': noArgument,
+  'models-import': z.object({ path: z.string().min(1).max(4000), name: z.string().max(100).optional() }).strict(),
+  'models-remove': z.object({ id: z.string().min(1).max(100) }).strict(),
+  'generate-start': z.object({ target: modelTarget, prompt: z.string().max(100_000).optional(), messages: z.array(chatMessage).max(1000).optional(), engine: engineName.optional(), ...sampling }).strict(),
+  'generate-stop': z.object({ genId: z.string().min(1).max(200) }).strict(),
+  'generate-sample': z.object({ targets: z.array(modelTarget).min(1).max(10), prompt: z.string().max(100_000), engine: engineName.optional(), ...sampling }).strict(),
+  'chats-list': noArgument,
+  'chats-get': z.object({ id: chatId }).strict(),
+  'chats-create': z.object({ target: modelTarget, title: z.string().max(200).optional(), settings: chatSettings.optional() }).strict(),
+  'chats-update': z.object({ id: chatId, title: z.string().max(200).optional(), target: modelTarget.optional(), settings: chatSettings.optional() }).strict(),
+  'chats-delete': z.object({ id: chatId }).strict(),
+  'chats-send': z.object({ id: chatId, content: z.string().min(1).max(100_000) }).strict(),
+  'checkpoints-list': z.object({ runId: runId.optional() }).strict().optional(),
+  'checkpoints-delete': z.object({ runId, step }).strict(),
+  'checkpoints-export': z.object({ runId, step, dest: z.string().min(1).max(4000), overwrite: z.boolean().optional() }).strict(),
+  'checkpoints-branch': z.object({ runId, step, name: z.string().max(200).optional(), start: z.boolean().optional() }).strict(),
+  'evals-delete': evalId,
   'evals-hellaswag': z.object({ target: modelTarget, data: z.string().max(4000).optional(), limit: z.number().int().positive().optional(), engine: engineName.optional() }).strict(),
   'evals-cancel': evalId,
   'evals-list': z.object({ kind: z.enum(['hellaswag', 'val_loss']).optional(), status: z.enum(['running', 'done', 'failed', 'cancelled', 'interrupted']).optional(), runId: runId.optional(), limit: z.number().int().positive().max(10_000).optional() }).strict().optional(),

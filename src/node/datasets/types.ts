@@ -150,3 +150,27 @@ export interface DownloadProgressEvent {
   bytesPerSec: number;
   etaSec?: number;
 }
+
+/** `datasets-preview`: the start of a dataset, decoded. */
+export interface DatasetPreview {
+  id: string;
+  /** which part was decoded: the val shard, the first train shard, or a raw file's first lines */
+  split: 'val' | 'train' | 'raw';
+  text: string;
+  /** tokens decoded (0 for a raw dataset) */
+  tokens: number;
+}
+
+/** `datasets-estimate`: what a preparation will take, before it starts; null where it cannot be known. */
+export interface DatasetEstimate {
+  /** bytes to download (0 for a local or builtin source) */
+  downloadBytes: number | null;
+  /** tokens it will write */
+  tokens: number | null;
+  /** bytes of shards on disk (2 per token, plus headers) */
+  diskBytes: number | null;
+  /** seconds to download and tokenize on this machine */
+  seconds: number | null;
+  /** how each figure was reached, one line each */
+  notes: string[];
+}

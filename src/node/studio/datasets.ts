@@ -11,7 +11,9 @@ import { datasetDir, downloadsDir, listDatasets, partialDir, checkDatasetId } fr
 import { prepareDataset, readPartialInfo, resolveDatasetId, type PrepareHooks, type PrepareOutcome } from '../datasets/prepare';
 import { getSource, listSources } from '../datasets/sources';
 import type {
+  DatasetEstimate,
   DatasetJob,
+  DatasetPreview,
   DatasetProgressEvent,
   DatasetStatusEvent,
   DatasetSummary,
@@ -151,6 +153,18 @@ export class DatasetService {
     const existed = dirs.some((d) => fs.existsSync(d));
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     return { removed: existed };
+  }
+
+  /** The start of a dataset, decoded (the dataset list's preview). */
+  async preview(arg: { id: string; chars?: number }): Promise<DatasetPreview> {
+    void arg;
+    throw new StudioError(ErrorCode.INTERNAL, 'Dataset previews are not built yet.', '');
+  }
+
+  /** Size and time estimates of a preparation, before it starts. */
+  async estimate(req: PrepareRequest): Promise<DatasetEstimate> {
+    void req;
+    throw new StudioError(ErrorCode.INTERNAL, 'Dataset estimates are not built yet.', '');
   }
 
   /** The outcome of a job, running or recently ended (the CLI waits on it); rejects as the preparation does. */

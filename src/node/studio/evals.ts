@@ -20,11 +20,12 @@ import type { Eval, EvalTarget, Store } from '../store';
 import { openDatasetLoader } from '../datasets';
 import { runDirOf } from '../train/paths';
 import { loadGpt2Weights } from '../weights';
+import type { ModelTarget } from '../../shared/models';
+import { resolveModelTarget } from './models';
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
-/** A model to evaluate: a run's checkpoint (the last one when `step` is absent) or a weights file/folder. */
-export type ModelTarget = { runId: string; step?: number } | { weightsPath: string };
+export type { ModelTarget };
 
 export interface LoadedTarget {
   config: GPTConfig;
@@ -35,7 +36,8 @@ export interface LoadedTarget {
 }
 
 /** Resolves and loads a target's weights. */
-export function loadTarget(home: string, t: ModelTarget): LoadedTarget {
+export function loadTarget(home: string, target: ModelTarget): LoadedTarget {
+  const t = resolveModelTarget(home, target);
   if ('weightsPath' in t) {
     const w = loadGpt2Weights(t.weightsPath);
     return { config: w.config, weights: w.tensors, target: { weightsPath: w.file }, label: w.file };
@@ -88,7 +90,8 @@ export class EvalService {
     const data = this.dataFile(req.data);
     if (!fs.existsSync(data)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No HellaSwag data at ${data}.`, 'Download it with "gpt2-studio prepare hellaswag" (or the Datasets page), or give a file.');
     // check the target now, so that a bad one fails the request instead of the job
-    const target: EvalTarget = 'weightsPath' in req.target ? { weightsPath: path.resolve(req.target.weightsPath) } : { runId: req.target.runId, step: req.target.step ?? this.lastStep(req.target.runId) };
+    const resolved = resolveModelTarget(this.home, req.target);
+    const target: EvalTarget = 'weightsPath' in resolved ? { weightsPath: path.resolve(resolved.weightsPath) } : { runId: resolved.runId, step: resolved.step ?? this.lastStep(resolved.runId) };
     const ev = this.store().createEval({ kind: 'hellaswag', target, params: { limit: req.limit ?? null, data, engine: req.engine ?? 'auto' }, pid: process.pid });
     const job: Job = { evalId: ev.id, req: { ...req, data, target: 'weightsPath' in target ? target : { runId: target.runId, step: target.step } }, abort: new AbortController() };
     this.finished.set(ev.id, new Promise((r) => this.resolvers.set(ev.id, r)));

@@ -17,9 +17,15 @@ import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
 import { publicSettings, readSettings, updateSettings, type PublicSettings } from '../settings';
-import { EvalService, type HellaswagRequest, type ModelTarget } from './evals';
+import { EvalService, type HellaswagRequest } from './evals';
 import type { Eval, EvalExample, ListEvalsFilter } from '../store';
-import type { DatasetJob, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
+import type { DatasetEstimate, DatasetJob, DatasetPreview, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
+import type { ModelEntry, ModelTarget } from '../../shared/models';
+import { ModelService } from './models';
+import { GenerationService, type GenerateRequest, type GenerateStarted, type SampleRequest, type SampleResult } from './generation';
+import { ChatService, type ChatMessageEntry, type ChatSent, type ChatSettings, type Conversation } from './chats';
+import { CheckpointService, type CheckpointEntry } from './checkpoints';
+import { browseFiles, type FolderListing } from './files';
 
 export interface StudioOptions {
   /** absolute path of the workspace folder (resolveHome) */
@@ -51,11 +57,19 @@ export class Studio {
   private runsRef: RunManager | null = null;
   private readonly datasets: DatasetService;
   private readonly evals: EvalService;
+  private readonly models: ModelService;
+  private readonly generation: GenerationService;
+  private readonly chats: ChatService;
+  private readonly checkpointService: CheckpointService;
 
   constructor(opts: StudioOptions) {
     this.home = opts.home;
     this.opts = opts;
     this.evals = new EvalService(opts.home, () => this.store, (n, p) => this.emit(n, p));
+    this.models = new ModelService(opts.home, () => this.store);
+    this.generation = new GenerationService(opts.home, (n, p) => this.emit(n, p));
+    this.chats = new ChatService(() => this.store, this.generation);
+    this.checkpointService = new CheckpointService(opts.home, () => this.store, () => this.runs);
     this.datasets = new DatasetService({
       home: opts.home,
       events: {
@@ -161,6 +175,99 @@ export class Studio {
     return this.datasets.remove(arg);
   }
 
+  /** The start of a dataset, decoded. */
+  async datasetsPreview(arg: { id: string; chars?: number }): Promise<DatasetPreview> {
+    return this.datasets.preview(arg);
+  }
+
+  /** Size and time estimates of a preparation, before it starts. */
+  async datasetsEstimate(req: PrepareRequest): Promise<DatasetEstimate> {
+    return this.datasets.estimate(req);
+  }
+
+  /** One folder of this machine, for the file picker. */
+  async filesBrowse(arg?: { path?: string; extensions?: string[]; showHidden?: boolean }): Promise<FolderListing> {
+    return browseFiles(this.home, arg);
+  }
+
+  // ---- models ----
+
+  /** Imported GPT-2 weights and every checkpoint: what a model picker offers. */
+  async modelsList(): Promise<ModelEntry[]> {
+    return this.models.list();
+  }
+
+  /** Imports GPT-2 weights (a .safetensors file, or a folder with model.safetensors and config.json). */
+  async modelsImport(arg: { path: string; name?: string }): Promise<ModelEntry> {
+    return this.models.import(arg);
+  }
+
+  async modelsRemove(arg: { id: string }): Promise<{ removed: boolean }> {
+    return this.models.remove(arg);
+  }
+
+  // ---- generation and chat ----
+
+  /** Starts generating; text streams as generate-token events, the end is generate-done. */
+  async generateStart(req: GenerateRequest): Promise<GenerateStarted> {
+    return this.generation.start(req);
+  }
+
+  async generateStop(arg: { genId: string }): Promise<{ stopped: boolean }> {
+    return this.generation.stop(arg);
+  }
+
+  /** The same prompt and seed across models (the sample gallery). */
+  async generateSample(req: SampleRequest): Promise<SampleResult[]> {
+    return this.generation.sample(req);
+  }
+
+  async chatsList(): Promise<Conversation[]> {
+    return this.chats.list();
+  }
+
+  async chatsGet(arg: { id: string }): Promise<{ conversation: Conversation; messages: ChatMessageEntry[] }> {
+    return this.chats.get(arg);
+  }
+
+  async chatsCreate(arg: { target: ModelTarget; title?: string; settings?: Partial<ChatSettings> }): Promise<Conversation> {
+    return this.chats.create(arg);
+  }
+
+  async chatsUpdate(arg: { id: string; title?: string; target?: ModelTarget; settings?: Partial<ChatSettings> }): Promise<Conversation> {
+    return this.chats.update(arg);
+  }
+
+  async chatsDelete(arg: { id: string }): Promise<{ deleted: boolean }> {
+    return this.chats.remove(arg);
+  }
+
+  /** Stores a user message and starts the answer (generate-token / generate-done with the returned genId). */
+  async chatsSend(arg: { id: string; content: string }): Promise<ChatSent> {
+    return this.chats.send(arg);
+  }
+
+  // ---- checkpoints ----
+
+  /** Checkpoints of one run, or of every run (newest first). */
+  async checkpointsList(arg?: { runId?: string }): Promise<CheckpointEntry[]> {
+    return this.checkpointService.list(arg);
+  }
+
+  async checkpointsDelete(arg: { runId: string; step: number }): Promise<{ deleted: boolean }> {
+    return this.checkpointService.remove(arg);
+  }
+
+  /** Writes a checkpoint's weights as an HF GPT-2 folder (model.safetensors + config.json). */
+  async checkpointsExport(arg: { runId: string; step: number; dest: string; overwrite?: boolean }): Promise<{ dir: string; modelFile: string; configFile: string }> {
+    return this.checkpointService.export(arg);
+  }
+
+  /** "Resume from here": a new run that continues from a checkpoint; the original run is left as it is. */
+  async checkpointsBranch(arg: { runId: string; step: number; name?: string; start?: boolean }): Promise<Run> {
+    return this.checkpointService.branch(arg);
+  }
+
   // ---- evaluations ----
 
   /** Queues a HellaSwag evaluation of a checkpoint or of weights; see eval-progress and eval-status. */
@@ -174,6 +281,10 @@ export class Studio {
 
   async evalsList(filter?: ListEvalsFilter): Promise<Eval[]> {
     return this.store.listEvals(filter);
+  }
+
+  async evalsDelete(evalId: string): Promise<{ deleted: boolean }> {
+    return { deleted: this.store.deleteEval(evalId) };
   }
 
   async evalsGet(evalId: string): Promise<Eval> {
@@ -306,6 +417,7 @@ export class Studio {
 
   /** Closes the store and drops every subscriber. */
   close(): void {
+    void this.generation.close();
     this.evals.close();
     void this.datasets.close();
     this.storeRef?.close();

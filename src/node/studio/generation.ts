@@ -1,0 +1,310 @@
+/**
+ * Generation: text continued (or a conversation answered) token by token with the KV cache, streamed as
+ * `generate-token` events and ended by one `generate-done`. One generation runs at a time; the last model used is
+ * kept loaded, so the next message of a chat does not load it again. Also the sample gallery: one prompt and seed
+ * across several models, answered at once.
+ */
+import { randomUUID } from 'node:crypto';
+import { ErrorCode, StudioError, toPlainError, type PlainError } from '../../shared/errors';
+import type { StudioEvents } from '../../shared/contract';
+import { DEFAULT_SAMPLING_SETTINGS, targetKey, type ModelTarget, type SamplingSettings } from '../../shared/models';
+import type { Model } from '../../core/engine/types';
+import { chatPrompt, type ChatMessage } from '../../core/chat';
+import { Rng } from '../../core/random';
+import { sampleToken, validateSampling } from '../../core/sampling';
+import { EOT, StreamDecoder, encode } from '../../core/tokenizer';
+import { getEngine } from '../engines';
+import { loadTarget } from './evals';
+
+type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
+
+export interface GenerateRequest extends Partial<SamplingSettings> {
+  target: ModelTarget;
+  /** text to continue */
+  prompt?: string;
+  /** a conversation to answer, rendered with the chat template (see src/core/chat.ts) */
+  messages?: ChatMessage[];
+  engine?: string;
+}
+
+export interface GenerateStarted {
+  genId: string;
+  /** tokens in the prompt (after it was cut to fit the context) */
+  promptTokens: number;
+  /** the model's label */
+  label: string;
+}
+
+export type GenerateEndReason = 'eot' | 'length' | 'stopped' | 'error';
+
+/** Push event `generate-token`: new text of a generation. */
+export interface GenerateTokenEvent {
+  genId: string;
+  /** the new text (whole characters only) */
+  text: string;
+  /** tokens generated so far */
+  tokens: number;
+  tokensPerSec: number;
+}
+
+/** Push event `generate-done`: a generation ended. */
+export interface GenerateDoneEvent {
+  genId: string;
+  /** all the generated text */
+  text: string;
+  tokens: number;
+  tokensPerSec: number;
+  reason: GenerateEndReason;
+  error?: PlainError;
+}
+
+export interface SampleRequest extends Partial<SamplingSettings> {
+  targets: ModelTarget[];
+  prompt: string;
+  engine?: string;
+}
+
+export interface SampleResult {
+  key: string;
+  label: string;
+  text: string;
+  tokens: number;
+  tokensPerSec: number;
+  error?: PlainError;
+}
+
+/** In a conversation, the model starting the next user turn ends its answer. */
+const TURN_END = /\n\s*User:/;
+
+interface Job {
+  genId: string;
+  req: GenerateRequest;
+  stop: boolean;
+  onDone?: (d: GenerateDoneEvent) => void;
+}
+
+export class GenerationService {
+  private cached: { key: string; engine: string; model: Model; label: string } | null = null;
+  private readonly queue: Job[] = [];
+  private current: Job | null = null;
+  private busy: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly home: string,
+    private readonly emit: Emit,
+  ) {}
+
+  /** A model, loaded (or the cached one when it is the same). Callers hold the service's lock. */
+  private async model(target: ModelTarget, engine = 'auto'): Promise<{ model: Model; label: string }> {
+    const key = targetKey(target);
+    if (this.cached && this.cached.key === key && this.cached.engine === engine && !('runId' in target && target.step === undefined)) {
+      return this.cached;
+    }
+    this.dropCache();
+    const loaded = loadTarget(this.home, target);
+    const e = await getEngine(engine);
+    const model = await e.createModel(loaded.config, loaded.weights);
+    loaded.weights.clear();
+    const label = 'modelId' in target ? target.modelId : loaded.label;
+    this.cached = { key, engine, model, label };
+    return this.cached;
+  }
+
+  private dropCache(): void {
+    this.cached?.model.dispose();
+    this.cached = null;
+  }
+
+  /** Runs `fn` after everything queued before it (one model use at a time). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn);
+    this.busy = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /** Starts a generation; its text comes as generate-token events and its end as generate-done. */
+  async start(req: GenerateRequest, hooks: { onDone?: (d: GenerateDoneEvent) => void } = {}): Promise<GenerateStarted> {
+    if (this.closed) throw new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '');
+    if ((req.prompt === undefined) === (req.messages === undefined)) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, 'A generation needs a prompt or messages (one of the two).', 'Send {prompt: "..."} to continue a text, or {messages: [...]} to answer a conversation.');
+    }
+    const s = settingsOf(req);
+    validateSampling(s);
+    const job: Job = { genId: `gen-${randomUUID()}`, req, stop: false, onDone: hooks.onDone };
+    // load the model now, so that a bad target fails the request rather than the stream
+    const { promptTokens, label } = await this.exclusive(async () => {
+      const { model, label } = await this.model(req.target, req.engine);
+      return { promptTokens: this.promptOf(req, model.config.blockSize, s.maxTokens).length, label };
+    });
+    this.queue.push(job);
+    void this.pump();
+    return { genId: job.genId, promptTokens, label };
+  }
+
+  /** Stops a generation (what it generated so far is kept); a queued one ends without starting. */
+  stop(arg: { genId: string }): { stopped: boolean } {
+    if (this.current?.genId === arg.genId) {
+      this.current.stop = true;
+      return { stopped: true };
+    }
+    const i = this.queue.findIndex((j) => j.genId === arg.genId);
+    if (i < 0) return { stopped: false };
+    const [job] = this.queue.splice(i, 1);
+    this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+    return { stopped: true };
+  }
+
+  private promptOf(req: GenerateRequest, blockSize: number, maxTokens: number): number[] {
+    const ids = req.messages ? chatPrompt(req.messages) : [EOT, ...encode(req.prompt ?? '')];
+    // keep the end of a long prompt: room for at least a quarter of the context (or maxTokens) to answer in
+    const room = Math.min(Math.max(1, maxTokens), Math.floor(blockSize / 4)) || 1;
+    const keep = Math.max(1, blockSize - room);
+    return ids.length > keep ? ids.slice(ids.length - keep) : ids;
+  }
+
+  private finish(job: Job, d: GenerateDoneEvent): void {
+    this.emit('generate-done', d);
+    try {
+      job.onDone?.(d);
+    } catch (e) {
+      console.error('A generation listener failed:', e);
+    }
+  }
+
+  private async pump(): Promise<void> {
+    if (this.current) return;
+    const job = this.queue.shift();
+    if (!job) return;
+    this.current = job;
+    try {
+      await this.exclusive(() => this.runJob(job));
+    } finally {
+      this.current = null;
+      void this.pump();
+    }
+  }
+
+  private async runJob(job: Job): Promise<void> {
+    const s = settingsOf(job.req);
+    let text = '';
+    let tokens = 0;
+    let t0 = performance.now();
+    const rate = () => (tokens > 0 ? tokens / Math.max(1e-6, (performance.now() - t0) / 1000) : 0);
+    try {
+      const { model } = await this.model(job.req.target, job.req.engine);
+      const prompt = this.promptOf(job.req, model.config.blockSize, s.maxTokens);
+      const maxNew = Math.min(s.maxTokens, model.config.blockSize - prompt.length);
+      const V = model.config.vocabSize;
+      const rng = new Rng(s.seed);
+      const decoder = new StreamDecoder();
+      const chat = job.req.messages !== undefined;
+      const cache = model.createCache(1, prompt.length + maxNew);
+      let reason: GenerateEndReason = 'length';
+      t0 = performance.now();
+      try {
+        let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
+        for (let i = 0; i < maxNew; i++) {
+          if (job.stop || this.closed) {
+            reason = 'stopped';
+            break;
+          }
+          const tok = sampleToken(logits.subarray(0, V), s, rng);
+          if (tok === EOT) {
+            reason = 'eot';
+            break;
+          }
+          tokens++;
+          let piece = decoder.push(tok);
+          if (chat) {
+            const m = TURN_END.exec(text + piece);
+            if (m) {
+              piece = (text + piece).slice(text.length, m.index);
+              text += piece;
+              if (piece) this.emit('generate-token', { genId: job.genId, text: piece, tokens, tokensPerSec: rate() });
+              reason = 'eot';
+              break;
+            }
+          }
+          text += piece;
+          if (piece) this.emit('generate-token', { genId: job.genId, text: piece, tokens, tokensPerSec: rate() });
+          if (i === maxNew - 1) break;
+          logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
+          // let the event loop deliver the events (and a stop request) between tokens
+          await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        cache.dispose();
+      }
+      const rest = decoder.flush();
+      if (rest) {
+        text += rest;
+        this.emit('generate-token', { genId: job.genId, text: rest, tokens, tokensPerSec: rate() });
+      }
+      this.finish(job, { genId: job.genId, text: chat ? text.trim() : text, tokens, tokensPerSec: rate(), reason });
+    } catch (e) {
+      this.dropCache();
+      this.finish(job, { genId: job.genId, text, tokens, tokensPerSec: rate(), reason: 'error', error: toPlainError(e) });
+    }
+  }
+
+  /** The same prompt and seed across models (the sample gallery); a model that fails gets its error instead. */
+  async sample(req: SampleRequest): Promise<SampleResult[]> {
+    const s = settingsOf(req);
+    validateSampling(s);
+    const out: SampleResult[] = [];
+    for (const target of req.targets) {
+      out.push(await this.exclusive(async () => {
+        const key = targetKey(target);
+        try {
+          const { model, label } = await this.model(target, req.engine);
+          const prompt = this.promptOf({ target, prompt: req.prompt }, model.config.blockSize, s.maxTokens);
+          const maxNew = Math.min(s.maxTokens, model.config.blockSize - prompt.length);
+          const rng = new Rng(s.seed);
+          const V = model.config.vocabSize;
+          const cache = model.createCache(1, prompt.length + maxNew);
+          const ids: number[] = [];
+          const t0 = performance.now();
+          try {
+            let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
+            for (let i = 0; i < maxNew; i++) {
+              const tok = sampleToken(logits.subarray(0, V), s, rng);
+              if (tok === EOT) break;
+              ids.push(tok);
+              if (i === maxNew - 1) break;
+              logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
+            }
+          } finally {
+            cache.dispose();
+          }
+          const d = new StreamDecoder();
+          const text = d.push(ids) + d.flush();
+          return { key, label, text, tokens: ids.length, tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000) };
+        } catch (e) {
+          return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, error: toPlainError(e) };
+        }
+      }));
+    }
+    return out;
+  }
+
+  /** Stops the running generation, ends the queued ones and frees the cached model. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const j of this.queue.splice(0)) this.finish(j, { genId: j.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+    if (this.current) this.current.stop = true;
+    await this.busy;
+    this.dropCache();
+  }
+}
+
+function settingsOf(r: Partial<SamplingSettings>): SamplingSettings {
+  const d = DEFAULT_SAMPLING_SETTINGS;
+  return {
+    temperature: r.temperature ?? d.temperature,
+    topK: r.topK ?? d.topK,
+    topP: r.topP ?? d.topP,
+    maxTokens: r.maxTokens ?? d.maxTokens,
+    seed: r.seed ?? d.seed,
+  };
+}
