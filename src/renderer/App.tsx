@@ -1,10 +1,14 @@
 import { useEffect, useRef } from 'react';
 import { Icon } from './components/Icon';
-import { NotBuiltYet } from './components/EmptyState';
 import { NewRunPage } from './features/new-run/NewRunPage';
 import { RunPage } from './features/run/RunPage';
 import { RunsPage } from './features/runs/RunsPage';
 import { SettingsPage } from './features/settings/SettingsPage';
+import { ComparePage } from './features/compare/ComparePage';
+import { CheckpointsPage } from './features/checkpoints/CheckpointsPage';
+import { ChatPage } from './features/chat/ChatPage';
+import { DatasetsPage } from './features/datasets/DatasetsPage';
+import { EvalsPage } from './features/evals/EvalsPage';
 import { PAGES } from './pages';
 import { href, navPageOf, useRoute, type Route } from './router';
 import { useTheme } from './theme';
@@ -44,7 +48,7 @@ export function App() {
   }, [key, current, route.page]);
 
   const nextTheme = theme === 'dark' ? 'light' : 'dark';
-  const wide = route.page === 'runs' || route.page === 'run' || route.page === 'new-run';
+  const wide = route.page !== 'settings';
 
   return (
     <div className="shell">
@@ -113,9 +117,19 @@ function Page({ route }: { route: Route }) {
       return <RunPage runId={route.runId} />;
     case 'settings':
       return <SettingsPage />;
+    case 'compare':
+      return <ComparePage />;
+    case 'checkpoints':
+      return <CheckpointsPage />;
+    case 'chat':
+      return <ChatPage />;
+    case 'datasets':
+      return <DatasetsPage />;
+    case 'evals':
+      return <EvalsPage />;
     default: {
-      const p = PAGES.find((x) => x.id === route.page) ?? PAGES[0];
-      return <NotBuiltYet page={p.id} summary={p.summary} />;
+      const never: never = route;
+      return never;
     }
   }
 }
