@@ -104,6 +104,11 @@ export class Store {
     this.recordStepTx = this.db.transaction((runId: string, input: RecordStepInput) => this.writeStep(runId, input));
   }
 
+  /** The open connection, for the parts of the store kept in their own files (chats.ts). */
+  get database(): Database.Database {
+    return this.db;
+  }
+
   close(): void {
     this.stmts.clear();
     if (this.db.open) this.db.close();
@@ -488,6 +493,11 @@ export class Store {
         ? this.all<CheckpointRow>('SELECT * FROM checkpoints ORDER BY created_at DESC, run_id, step DESC')
         : this.all<CheckpointRow>('SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step', runId);
     return rows.map(toCheckpoint);
+  }
+
+  /** Records the HellaSwag acc_norm measured on a checkpoint; false when there is no such checkpoint row. */
+  setCheckpointHellaswag(runId: string, step: number, accNorm: number): boolean {
+    return this.run('UPDATE checkpoints SET hellaswag = ? WHERE run_id = ? AND step = ?', accNorm, runId, checkInt(step, 'step')).changes > 0;
   }
 
   /** Forgets a checkpoint row (the caller removes its folder); updates last_checkpoint_step. */
