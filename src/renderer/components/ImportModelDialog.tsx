@@ -1,0 +1,89 @@
+/**
+ * Import GPT-2 weights: a model.safetensors file, or a folder with model.safetensors and config.json (as
+ * transformers saves them). The service checks every tensor before it copies anything into the workspace.
+ */
+import { useId, useState } from 'react';
+import type { ModelEntry } from '../../shared/models';
+import { bytes, compact } from '../format';
+import { useClient } from '../useInvoke';
+import { Dialog } from './Dialog';
+import { ErrorNote } from './ErrorNote';
+
+export function ImportModelDialog({ onClose, onImported }: { onClose: () => void; onImported: (m: ModelEntry) => void }) {
+  const client = useClient();
+  const [source, setSource] = useState('');
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<ModelEntry | null>(null);
+  const ids = { path: useId(), name: useId(), form: useId() };
+
+  const submit = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const m = await client.invoke('models-import', { path: source.trim(), name: name.trim() || undefined });
+      setDone(m);
+      onImported(m);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="Import GPT-2 weights"
+      onClose={onClose}
+      testId="import-model-dialog"
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose}>
+            {done ? 'Close' : 'Cancel'}
+          </button>
+          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !source.trim()}>
+            {busy ? 'Checking and copying…' : 'Import'}
+          </button>
+        </>
+      }
+    >
+      <form
+        id={ids.form}
+        className="form-grid"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void submit();
+        }}
+      >
+        <div className="field">
+          <label htmlFor={ids.path}>File or folder</label>
+          <input
+            id={ids.path}
+            value={source}
+            placeholder="/path/to/gpt2/model.safetensors"
+            spellCheck={false}
+            onChange={(e) => setSource(e.target.value)}
+            aria-describedby={`${ids.path}-hint`}
+            autoFocus
+          />
+          <p className="field-hint" id={`${ids.path}-hint`}>
+            A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding <code>model.safetensors</code> and its{' '}
+            <code>config.json</code> (what <code>save_pretrained</code> writes). Pickled <code>.bin</code> files are not read.
+          </p>
+        </div>
+        <div className="field">
+          <label htmlFor={ids.name}>Name</label>
+          <input id={ids.name} value={name} maxLength={60} placeholder="gpt2" onChange={(e) => setName(e.target.value)} />
+        </div>
+        {busy && <progress aria-label="Importing" />}
+        {error != null && <ErrorNote error={error} />}
+        {done && (
+          <p role="status" className="muted">
+            Imported {done.label}: {compact(done.params)} parameters, {done.nLayer} layers, context {done.blockSize}, {bytes(done.sizeBytes)}.
+          </p>
+        )}
+      </form>
+    </Dialog>
+  );
+}
