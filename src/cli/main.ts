@@ -24,6 +24,8 @@ Usage:
   gpt2-studio stop   RUN_ID [--home DIR]
   gpt2-studio runs   [--home DIR] [--json]
   gpt2-studio export RUN_ID [--step N] --out model.safetensors [--home DIR]
+  gpt2-studio import PATH [--name N] [--home DIR] [--json]
+  gpt2-studio models [--home DIR] [--json]
   gpt2-studio engines [--json]
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
 
@@ -203,6 +205,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'hellaswag': {
         const { hellaswagCommand } = await import('./hellaswag');
         return await hellaswagCommand(rest, io);
+      }
+      case 'import': case 'models': {
+        const m = await import('./models');
+        return await (cmd === 'import' ? m.importCommand(rest, io) : m.modelsCommand(rest, io));
       }
       case 'serve': {
         const { serveCommand } = await import('./serve');

@@ -1,0 +1,36 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main';
+import { hasFixture, sharedPath } from './shared';
+
+async function run(argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (s) => (out += s), err: (s) => (err += s) });
+  return { code, out, err };
+}
+
+describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('gpt2-studio import / models', () => {
+  it('imports the fixture into the workspace and lists it; a bad file is refused with its name', async () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-cli-models-'));
+    try {
+      const empty = await run(['models', '--home', home]);
+      expect(empty.out).toContain('No models in');
+      const imp = await run(['import', sharedPath('fixtures/gpt2-tiny'), '--name', 'tiny', '--home', home]);
+      expect(imp.code).toBe(0);
+      expect(imp.out).toContain('1,637,792 parameters');
+      const list = await run(['models', '--home', home, '--json']);
+      expect(JSON.parse(list.out).map((m: { key: string }) => m.key)).toEqual(['model:tiny']);
+      const bad = await run(['import', sharedPath('fixtures/bad-inputs/st_empty.safetensors'), '--home', home]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toContain('st_empty.safetensors');
+      expect(bad.err).toContain('hint:');
+      const none = await run(['import', '--home', home]);
+      expect(none.err).toContain('import needs a path');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+});
