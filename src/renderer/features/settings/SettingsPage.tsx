@@ -1,6 +1,7 @@
 import { useEffect, useId, useState, type FormEvent } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
 import { useClient, useInvoke } from '../../useInvoke';
+import { ModelsCard } from './ModelsCard';
 
 /** The Hugging Face endpoint (a mirror works) and token that dataset downloads use. */
 function HubSettings() {
@@ -144,6 +145,8 @@ export function SettingsPage() {
           </table>
         )}
       </section>
+
+      <ModelsCard />
 
       <HubSettings />
     </div>
