@@ -424,6 +424,47 @@ export class Store {
     return tx.immediate();
   }
 
+  /**
+   * For a run branched from another's checkpoint at `upToStep`: copies the metrics and samples of the steps before
+   * it (what a run resuming from that checkpoint keeps; the same boundary as rewindRun) from `fromRunId` to
+   * `toRunId`, replacing any the target has at those steps, and sets the target's steps_done, tokens_seen and
+   * best_val_loss from what it then holds. All in ONE transaction. Returns the number of rows copied.
+   */
+  copyRunHistory(fromRunId: string, toRunId: string, upToStep: number): { metrics: number; samples: number } {
+    const step = checkInt(upToStep, 'upToStep');
+    if (fromRunId === toRunId) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `copyRunHistory got the same run "${fromRunId}" as source and target.`, 'Copy the history into another run.');
+    }
+    const tx = this.db.transaction((): { metrics: number; samples: number } => {
+      this.requireRun(fromRunId);
+      this.requireRun(toRunId);
+      const metrics = this.run(
+        `INSERT INTO metrics (run_id, name, step, value, wall_time, tokens_seen)
+         SELECT @to, name, step, value, wall_time, tokens_seen FROM metrics WHERE run_id = @from AND step < @step
+         ON CONFLICT (run_id, name, step) DO UPDATE
+           SET value = excluded.value, wall_time = excluded.wall_time, tokens_seen = excluded.tokens_seen`,
+        { from: fromRunId, to: toRunId, step },
+      ).changes;
+      const samples = this.run(
+        `INSERT INTO samples (run_id, step, idx, prompt, text, created_at)
+         SELECT @to, step, idx, prompt, text, created_at FROM samples WHERE run_id = @from AND step < @step
+         ON CONFLICT (run_id, step, idx) DO UPDATE
+           SET prompt = excluded.prompt, text = excluded.text, created_at = excluded.created_at`,
+        { from: fromRunId, to: toRunId, step },
+      ).changes;
+      this.run(
+        `UPDATE runs SET
+           steps_done = COALESCE((SELECT MAX(step) + 1 FROM metrics WHERE run_id = @id), 0),
+           tokens_seen = COALESCE((SELECT MAX(tokens_seen) FROM metrics WHERE run_id = @id), 0),
+           best_val_loss = (SELECT MIN(value) FROM metrics WHERE run_id = @id AND name = 'val/loss' AND abs(value) < 9e999)
+         WHERE id = @id`,
+        { id: toRunId },
+      );
+      return { metrics, samples };
+    });
+    return tx.immediate();
+  }
+
   // ---- samples ---------------------------------------------------------------------------------------------------
 
   /** Adds (or replaces, for the same step and idx) a generated sample. */
