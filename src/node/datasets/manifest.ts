@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, type Split } from '../../core/data/shard';
 import { folderBytes, readJsonIfPresent, writeFileAtomic } from '../fsutil';
-import type { DatasetSummary } from './types';
+import type { DatasetSummary, PrepareRequest } from './types';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'gpt2-studio-dataset';
@@ -165,6 +165,8 @@ export interface PartialInfo {
   description: string;
   tokens: { train: number; val: number };
   shards: number;
+  /** the request that started it (without the Hugging Face token) */
+  request?: PrepareRequest;
 }
 
 /** Every dataset in the workspace, finished or partial, sorted by id. */
@@ -190,6 +192,7 @@ export function listDatasets(home: string, readPartial?: (dir: string) => Partia
         shards: info?.shards ?? 0,
         bytes: folderBytes(dir),
         notes: ['The preparation was interrupted. Run the same prepare again to continue, or remove it.'],
+        ...(info?.request ? { request: info.request } : {}),
       });
       continue;
     }

@@ -98,6 +98,15 @@ interface Checkpoint {
   textBytes: number;
   skipped: number;
   skippedNotes: string[];
+  /** the request (without the Hugging Face token), so that the listing can offer to resume it */
+  request?: PrepareRequest;
+}
+
+/** A request as it may be stored or shown: without the Hugging Face token. */
+export function publicRequest(req: PrepareRequest): PrepareRequest {
+  const out: PrepareRequest = { ...req };
+  delete out.hfToken;
+  return out;
 }
 
 /** The dataset id a request prepares: its name, else the source's default (for `local`, the file's name). */
@@ -119,7 +128,9 @@ export function readPartialInfo(dir: string): PartialInfo | undefined {
   const shards = c.sink?.shards ?? [];
   const val = shards.filter((s) => s.split === 'val').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'val' ? c.sink.open.tokens : 0);
   const train = shards.filter((s) => s.split === 'train').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'train' ? c.sink.open.tokens : 0);
-  return { source: c.source, title: c.title, description: c.description, tokens: { train, val }, shards: shards.length };
+  const info: PartialInfo = { source: c.source, title: c.title, description: c.description, tokens: { train, val }, shards: shards.length };
+  if (c.request && typeof c.request === 'object' && typeof c.request.source === 'string') info.request = publicRequest(c.request);
+  return info;
 }
 
 /** Preparations running in this process, by dataset folder (another process is kept out by lock.json). */
@@ -180,7 +191,8 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
 
     let ckpt = readJsonIfPresent(path.join(part, CHECKPOINT_FILE)) as Checkpoint | undefined;
     let resumed = !!ckpt && ckpt.version === 1 && ckpt.fingerprint === fingerprint;
-    if (!resumed) ckpt = freshCheckpoint(part, fingerprint, req.source, plan);
+    if (!resumed) ckpt = freshCheckpoint(part, fingerprint, req.source, plan, req);
+    else if (!ckpt!.request) ckpt!.request = publicRequest(req);
     const run = new Preparation(home, id, req, plan, ckpt!, hooks);
     let manifest: DatasetManifest;
     try {
@@ -189,7 +201,7 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
       if (!(e instanceof PartialMismatchError)) throw e;
       // the partial folder does not match its checkpoint (files removed by hand?): start over
       resumed = false;
-      const fresh = new Preparation(home, id, req, plan, freshCheckpoint(part, fingerprint, req.source, plan), hooks);
+      const fresh = new Preparation(home, id, req, plan, freshCheckpoint(part, fingerprint, req.source, plan, req), hooks);
       manifest = await fresh.execute();
     }
     writeManifest(part, manifest);
@@ -221,11 +233,11 @@ function nothingDone(part: string): boolean {
 }
 
 /** Empties the partial folder (keeping the lock) and returns a checkpoint at the start. */
-function freshCheckpoint(part: string, fingerprint: string, source: string, plan: SourcePlan): Checkpoint {
+function freshCheckpoint(part: string, fingerprint: string, source: string, plan: SourcePlan, req: PrepareRequest): Checkpoint {
   for (const f of fs.readdirSync(part)) if (f !== LOCK_FILE) fs.rmSync(path.join(part, f), { recursive: true, force: true });
   const c: Checkpoint = {
     version: 1, fingerprint, source, title: plan.title, description: plan.description, input: 0, cursor: null, sink: EMPTY_SINK,
-    inputs: [], documents: 0, textBytes: 0, skipped: 0, skippedNotes: [],
+    inputs: [], documents: 0, textBytes: 0, skipped: 0, skippedNotes: [], request: publicRequest(req),
   };
   writeFileAtomic(path.join(part, CHECKPOINT_FILE), JSON.stringify(c));
   return c;

@@ -15,7 +15,7 @@ import type { DatasetKind, PrepareRequest, SourceInfo } from './types';
 
 export const DEFAULT_SHARD_SIZE = 100_000_000;
 /** GPT-2's BPE averages a little over 4 bytes of English per token; used only to estimate sizes. */
-const BYTES_PER_TOKEN_ESTIMATE = 4.2;
+export const BYTES_PER_TOKEN_ESTIMATE = 4.2;
 
 /** One input of a plan: a URL to download, or a local file. */
 export interface PlannedInput {
@@ -167,6 +167,9 @@ function countSplit(req: PrepareRequest, shardSize: number, expectedTokens: numb
 // tinyshakespeare
 
 export const TINYSHAKESPEARE_URL = 'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt';
+/** input.txt's size, and its GPT-2 tokens (301,966 train + 36,059 val, as nanoGPT splits it) */
+export const TINYSHAKESPEARE_BYTES = 1_115_394;
+export const TINYSHAKESPEARE_TOKENS = 338_025;
 
 registerSource({
   info: {
@@ -211,6 +214,13 @@ registerSource({
 
 export const FINEWEB_REPO = 'HuggingFaceFW/fineweb-edu';
 export const FINEWEB_FOLDER = 'sample/10BT';
+/**
+ * What the Hub lists for sample/10BT, for estimates before the listing: about 10B GPT-2 tokens in 14 parquet files
+ * (000_00000.parquet to 013_00000.parquet) of about 28 GB in all. The preparation itself uses the live listing.
+ */
+export const FINEWEB_FILES = 14;
+export const FINEWEB_TOKENS = 10_000_000_000;
+export const FINEWEB_BYTES = 28_000_000_000;
 
 registerSource({
   info: {
@@ -294,6 +304,8 @@ function localFiles(p: string, allowed: Array<InputFormat | 'shard'>): PlannedIn
 // hellaswag
 
 export const HELLASWAG_URL = 'https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl';
+/** about the size of hellaswag_val.jsonl (10,042 examples), for estimates */
+export const HELLASWAG_BYTES = 11_000_000;
 
 registerSource({
   info: {

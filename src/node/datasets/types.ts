@@ -63,6 +63,11 @@ export interface DatasetSummary {
   /** ISO time of completion (ready datasets) */
   created?: string;
   notes: string[];
+  /**
+   * partial datasets: the request of the interrupted preparation (without the Hugging Face token), so that it can
+   * be resumed from the list; absent when the preparation was started by an older version
+   */
+  request?: PrepareRequest;
 }
 
 /** A source in the registry, as the wizard shows it. */
@@ -91,6 +96,8 @@ export interface DatasetJob {
   stage: PrepareStage;
   /** ISO time it started */
   started: string;
+  /** what was asked (without the Hugging Face token): `prepare` with it again resumes the job once it stops */
+  request: PrepareRequest;
 }
 
 /** `datasets-prepare` answers at once; progress and the end come as events. */

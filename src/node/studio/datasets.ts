@@ -8,7 +8,9 @@ import fs from 'node:fs';
 import { ErrorCode, StudioError, toPlainError } from '../../shared/errors';
 import { isCancelled } from '../datasets/errors';
 import { datasetDir, downloadsDir, listDatasets, partialDir, checkDatasetId } from '../datasets/manifest';
-import { prepareDataset, readPartialInfo, resolveDatasetId, type PrepareHooks, type PrepareOutcome } from '../datasets/prepare';
+import { estimatePreparation } from '../datasets/estimate';
+import { prepareDataset, publicRequest, readPartialInfo, resolveDatasetId, type PrepareHooks, type PrepareOutcome } from '../datasets/prepare';
+import { DEFAULT_PREVIEW_CHARS, previewDataset } from '../datasets/preview';
 import { getSource, listSources } from '../datasets/sources';
 import type {
   DatasetEstimate,
@@ -80,7 +82,7 @@ export class DatasetService {
 
   /** Running preparations. */
   async jobs(): Promise<DatasetJob[]> {
-    return [...this.jobsById.values()].map((j) => ({ ...j.info }));
+    return [...this.jobsById.values()].map((j) => ({ ...j.info, request: { ...j.info.request } }));
   }
 
   /**
@@ -102,7 +104,7 @@ export class DatasetService {
 
     const jobId = `prepare-${randomUUID()}`;
     const controller = new AbortController();
-    const info: DatasetJob = { jobId, datasetId, source: req.source, stage: 'listing', started: new Date().toISOString() };
+    const info: DatasetJob = { jobId, datasetId, source: req.source, stage: 'listing', started: new Date().toISOString(), request: publicRequest(req) };
     const ids = { jobId, datasetId, source: req.source };
     const events = this.opts.events ?? {};
     deliver(events.status, { ...ids, status: 'running' });
@@ -155,16 +157,17 @@ export class DatasetService {
     return { removed: existed };
   }
 
-  /** The start of a dataset, decoded (the dataset list's preview). */
+  /**
+   * The start of a dataset, decoded (the dataset list's preview): about `chars` characters (default 2,000) of its
+   * val shard (else its first train shard), or a raw dataset's first lines.
+   */
   async preview(arg: { id: string; chars?: number }): Promise<DatasetPreview> {
-    void arg;
-    throw new StudioError(ErrorCode.INTERNAL, 'Dataset previews are not built yet.', '');
+    return previewDataset(this.opts.home, arg.id, arg.chars ?? DEFAULT_PREVIEW_CHARS);
   }
 
-  /** Size and time estimates of a preparation, before it starts. */
+  /** Size and time estimates of a preparation, before it starts (nothing is downloaded). */
   async estimate(req: PrepareRequest): Promise<DatasetEstimate> {
-    void req;
-    throw new StudioError(ErrorCode.INTERNAL, 'Dataset estimates are not built yet.', '');
+    return estimatePreparation(req);
   }
 
   /** The outcome of a job, running or recently ended (the CLI waits on it); rejects as the preparation does. */
