@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatTicks, logSplits, tick } from './Chart';
+import { formatTicks, logSplits, nearestIndex, tick, withBaselines } from './Chart';
 
 describe('chart ticks', () => {
   it('gives a narrow log range evenly spaced nice ticks, and a wide one 1-2-5 per decade', () => {
@@ -23,5 +23,29 @@ describe('chart ticks', () => {
     expect(tick(2.5)).toBe('2.5');
     expect(tick(0.00025)).toBe('2.5e-4');
     expect(tick(125000)).toBe('125K');
+  });
+});
+
+describe('reference lines and nearest values', () => {
+  it('widens a y range to show the reference values, and leaves it when they are inside', () => {
+    expect(withBaselines([4, 6], [5])).toEqual([4, 6]);
+    const [lo, hi] = withBaselines([4, 6], [3.2924]);
+    expect(lo).toBeLessThan(3.2924);
+    expect(hi).toBe(6);
+    const [lo2, hi2] = withBaselines([0.25, 0.3], [0.2955, 0.337]);
+    expect(lo2).toBe(0.25);
+    expect(hi2).toBeGreaterThan(0.337);
+    // a log axis ignores non-positive values
+    expect(withBaselines([1, 10], [-1, 0], true)).toEqual([1, 10]);
+    expect(withBaselines([1, 10], [20], true)[1]).toBeGreaterThan(20);
+  });
+
+  it('finds the nearest point of a line along x', () => {
+    const xs = [0, 1, 2, 10, 11];
+    expect(nearestIndex([null, 5, null, null, 7], xs, 1)).toBe(1);
+    expect(nearestIndex([null, 5, null, null, 7], xs, 2)).toBe(1); // 1 away vs 9 away
+    expect(nearestIndex([null, 5, null, null, 7], xs, 3)).toBe(4);
+    expect(nearestIndex([null, null, null, null, 7], xs, 0)).toBe(4);
+    expect(nearestIndex([null, null], [0, 1], 1)).toBe(-1);
   });
 });

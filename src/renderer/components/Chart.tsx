@@ -2,9 +2,10 @@
  * One uPlot line chart: theme colours from CSS variables, a linear or log y axis, an x axis of steps, tokens or
  * wall time, optional outlier clipping, a live legend with the values under the cursor (synchronised across the
  * charts of one key), drag to zoom and double-click to reset. It redraws with setData when `data` changes and is
- * rebuilt only when its shape or options change.
+ * rebuilt only when its shape or options change. Reference values (a published loss, say) can be drawn as
+ * labelled horizontal dashed lines, and the chart can be rendered to an image with its title and legend.
  */
-import { useEffect, useMemo, useRef } from 'react';
+import { useEffect, useImperativeHandle, useMemo, useRef, type Ref } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { clock, compact, metric } from '../format';
@@ -13,14 +14,32 @@ import { useThemeName } from '../theme';
 
 export interface ChartLine {
   label: string;
-  /** a CSS variable holding the colour, e.g. "--chart-1" */
+  /** a CSS variable holding the colour ("--chart-1" or "var(--chart-1)"), or a CSS colour ("#5048e5") */
   color: string;
   width?: number;
   alpha?: number;
+  /** a dash pattern in CSS pixels, e.g. [6, 4]; solid when absent */
+  dash?: number[];
   /** draw the points (for sparse series such as val loss) */
   points?: boolean;
   /** value formatter for the legend */
   format?: (v: number) => string;
+}
+
+/** A horizontal reference line: a labelled, dashed line at `value` across the plot. */
+export interface ChartBaseline {
+  label: string;
+  value: number;
+  /** as ChartLine.color */
+  color: string;
+  /** the dash pattern; [6, 4] when absent */
+  dash?: number[];
+}
+
+/** What a parent can do with a chart (through `ref`). */
+export interface ChartHandle {
+  /** The chart as it is drawn now, with its title above and a legend of its lines and reference lines below. */
+  toImage(): HTMLCanvasElement | null;
 }
 
 export interface ChartProps {
@@ -39,12 +58,69 @@ export interface ChartProps {
   unit?: string;
   /** the y axis' tick format */
   yFormat?: (v: number) => string;
+  /** horizontal reference lines (the y range is widened to show them) */
+  baselines?: ChartBaseline[];
+  /**
+   * The legend shows, for each line, its point nearest the cursor rather than its value at the cursor's row
+   * (for lines with different x values, as several runs joined on one x axis).
+   */
+  nearestLegend?: boolean;
+  ref?: Ref<ChartHandle>;
 }
 
 const X_LABEL: Record<XKind, string> = { step: 'Step', tokens: 'Tokens', wall: 'Time' };
 
 function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
+}
+
+/** A colour given as a CSS variable ("--chart-1", "var(--chart-1)") or as a CSS colour, resolved for a canvas. */
+export function resolveColor(color: string): string {
+  const m = /^var\((--[\w-]+)\)$/.exec(color.trim());
+  if (m) return cssVar(m[1]);
+  return color.startsWith('--') ? cssVar(color) : color;
+}
+
+/**
+ * A y range widened to include the reference values (with a 5% margin of the result on the side that grew), so
+ * that a switched-on baseline is always in view.
+ */
+export function withBaselines(range: [number, number], values: readonly number[], log = false): [number, number] {
+  const vs = values.filter((v) => Number.isFinite(v) && (!log || v > 0));
+  if (vs.length === 0) return range;
+  let [min, max] = range;
+  const lo = Math.min(...vs);
+  const hi = Math.max(...vs);
+  if (lo >= min && hi <= max) return range;
+  if (log) {
+    const [a, b] = [Math.log10(Math.min(min, lo)), Math.log10(Math.max(max, hi))];
+    const pad = (b - a || 1) * 0.05;
+    return [lo < min ? 10 ** (a - pad) : min, hi > max ? 10 ** (b + pad) : max];
+  }
+  const a = Math.min(min, lo);
+  const b = Math.max(max, hi);
+  const pad = (b - a || Math.abs(b) || 1) * 0.05;
+  if (lo < min) min = a - pad;
+  if (hi > max) max = b + pad;
+  return [min, max];
+}
+
+/**
+ * The index of the non-null value of `col` nearest to row `idx` along `xs` (itself when it has one; the earlier
+ * one on a tie); -1 when the column has none.
+ */
+export function nearestIndex(col: ArrayLike<number | null | undefined>, xs: ArrayLike<number | null | undefined>, idx: number): number {
+  const has = (i: number) => col[i] !== null && col[i] !== undefined;
+  if (idx < 0 || idx >= col.length) return -1;
+  if (has(idx)) return idx;
+  let l = idx - 1;
+  while (l >= 0 && !has(l)) l--;
+  let r = idx + 1;
+  while (r < col.length && !has(r)) r++;
+  if (l < 0) return r < col.length ? r : -1;
+  if (r >= col.length) return l;
+  const x = Number(xs[idx]);
+  return Math.abs(x - Number(xs[r])) < Math.abs(x - Number(xs[l])) ? r : l;
 }
 
 /** A tick label: short, without trailing zeros. */
@@ -148,19 +224,162 @@ function xFormat(kind: XKind): (v: number) => string {
   return (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
 }
 
-export function Chart({ title, testId, data, lines, xKind, logY = false, clip = false, syncKey, height = 190, unit, yFormat }: ChartProps) {
+const BASELINE_DASH = [6, 4];
+const LABEL_FONT = '11px system-ui, sans-serif';
+
+/** Draws the reference lines over the plot, each with its label at its right end (a hook of uPlot's draw). */
+function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boolean): void {
+  if (baselines.length === 0) return;
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  const ratio = uPlot.pxRatio;
+  const surface = cssVar('--surface');
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width, height);
+  ctx.clip();
+  ctx.font = LABEL_FONT.replace(/^\d+px/, (m) => `${Math.round(parseFloat(m) * ratio)}px`);
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'bottom';
+  for (const b of baselines) {
+    if (!Number.isFinite(b.value) || (log && b.value <= 0)) continue;
+    const y = Math.round(u.valToPos(b.value, 'y', true)) + 0.5;
+    if (y < top || y > top + height) continue;
+    const color = resolveColor(b.color);
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 1.25 * ratio;
+    ctx.setLineDash((b.dash ?? BASELINE_DASH).map((d) => d * ratio));
+    ctx.beginPath();
+    ctx.moveTo(left, y);
+    ctx.lineTo(left + width, y);
+    ctx.stroke();
+    const text = b.label;
+    const tw = ctx.measureText(text).width;
+    const x = left + width - 4 * ratio;
+    const th = 13 * ratio;
+    // above the line, or below it when there is no room above
+    const above = y - th - 2 * ratio >= top;
+    const ty = above ? y - 2 * ratio : y + th + 1 * ratio;
+    ctx.globalAlpha = 0.85;
+    ctx.fillStyle = surface;
+    ctx.fillRect(x - tw - 3 * ratio, ty - th + 1 * ratio, tw + 6 * ratio, th);
+    ctx.globalAlpha = 1;
+    ctx.fillStyle = color;
+    ctx.fillText(text, x, ty);
+  }
+  ctx.restore();
+}
+
+interface LegendItem {
+  label: string;
+  color: string;
+  width: number;
+  dash?: number[];
+  /** a hidden line (switched off in the legend) is drawn faint */
+  faint?: boolean;
+}
+
+/**
+ * The chart as an image: the title (and unit) above the plot as uPlot drew it, and below it a legend of the lines
+ * and the reference lines, wrapped to the plot's width, on the theme's surface colour.
+ */
+function composeImage(u: uPlot, title: string, unit: string | undefined, items: readonly LegendItem[]): HTMLCanvasElement {
+  const src = u.ctx.canvas;
+  const ratio = src.width / Math.max(1, u.width);
+  const pad = 14;
+  const w = u.width + pad * 2;
+  const probe = document.createElement('canvas').getContext('2d')!;
+  probe.font = '12px system-ui, sans-serif';
+  // lay the legend out in rows
+  const rows: { item: LegendItem; x: number }[][] = [[]];
+  let x = 0;
+  for (const item of items) {
+    const iw = 22 + probe.measureText(item.label).width + 16;
+    if (x > 0 && x + iw > u.width) {
+      rows.push([]);
+      x = 0;
+    }
+    rows[rows.length - 1].push({ item, x });
+    x += iw;
+  }
+  const titleH = 26;
+  const rowH = 18;
+  const legendH = items.length ? rows.length * rowH + 8 : 0;
+  const h = pad + titleH + u.height + legendH + pad;
+  const out = document.createElement('canvas');
+  out.width = Math.round(w * ratio);
+  out.height = Math.round(h * ratio);
+  const ctx = out.getContext('2d')!;
+  ctx.scale(ratio, ratio);
+  ctx.fillStyle = cssVar('--surface');
+  ctx.fillRect(0, 0, w, h);
+  ctx.textBaseline = 'middle';
+  ctx.fillStyle = cssVar('--text');
+  ctx.font = '600 14px system-ui, sans-serif';
+  ctx.fillText(title, pad, pad + titleH / 2 - 2);
+  if (unit) {
+    const tw = ctx.measureText(title).width;
+    ctx.font = '12px system-ui, sans-serif';
+    ctx.fillStyle = cssVar('--muted');
+    ctx.fillText(` · ${unit}`, pad + tw, pad + titleH / 2 - 2);
+  }
+  ctx.drawImage(src, pad, pad + titleH, u.width, u.height);
+  ctx.font = '12px system-ui, sans-serif';
+  let y = pad + titleH + u.height + 8 + rowH / 2;
+  for (const row of rows) {
+    for (const { item, x: ix } of row) {
+      const x0 = pad + ix;
+      ctx.globalAlpha = item.faint ? 0.35 : 1;
+      ctx.strokeStyle = item.color;
+      ctx.lineWidth = Math.max(1.5, item.width);
+      ctx.setLineDash(item.dash ?? []);
+      ctx.beginPath();
+      ctx.moveTo(x0, y);
+      ctx.lineTo(x0 + 16, y);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = cssVar('--text');
+      ctx.fillText(item.label, x0 + 22, y);
+      ctx.globalAlpha = 1;
+    }
+    y += rowH;
+  }
+  return out;
+}
+
+export function Chart({
+  title,
+  testId,
+  data,
+  lines,
+  xKind,
+  logY = false,
+  clip = false,
+  syncKey,
+  height = 190,
+  unit,
+  yFormat,
+  baselines,
+  nearestLegend = false,
+  ref,
+}: ChartProps) {
   const wrap = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const dataRef = useRef(data);
   dataRef.current = data;
   const clipRef = useRef(clip);
   clipRef.current = clip;
+  const baselinesRef = useRef<readonly ChartBaseline[]>(baselines ?? []);
+  baselinesRef.current = baselines ?? [];
+  const baselinesKey = JSON.stringify(baselinesRef.current);
   const zoomed = useRef(false);
   const theme = useThemeName();
   // rebuild when the lines' labels or colours change, not on every render
-  const linesKey = JSON.stringify(lines.map((l) => [l.label, l.color, l.width, l.alpha, l.points]));
+  const linesKey = JSON.stringify(lines.map((l) => [l.label, l.color, l.width, l.alpha, l.points, l.dash]));
   const linesRef = useRef(lines);
   linesRef.current = lines;
+  const titleRef = useRef({ title, unit });
+  titleRef.current = { title, unit };
 
   useEffect(() => {
     const el = wrap.current;
@@ -169,12 +388,21 @@ export function Chart({ title, testId, data, lines, xKind, logY = false, clip = 
     const axis = cssVar('--chart-axis');
     const fmtX = xFormat(xKind);
     let drawStart = 0;
+    let draws = 0;
     const yRange: uPlot.Range.Function = (u, min, max) => {
+      const refs = baselinesRef.current.map((b) => b.value);
       if (clipRef.current) {
         const r = clippedRange(u.data.slice(1) as (number | null)[][], logY);
-        if (r) return r;
+        if (r) return withBaselines(r, refs, logY);
       }
-      if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return logY ? [0.1, 10] : [0, 1];
+      if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
+        const finite = refs.filter((v) => Number.isFinite(v) && (!logY || v > 0));
+        if (finite.length === 0) return logY ? [0.1, 10] : [0, 1];
+        min = Math.min(...finite);
+        max = Math.max(...finite);
+      } else {
+        [min, max] = withBaselines([min, max], refs, logY);
+      }
       if (logY) return uPlot.rangeLog(min, max, 10, false);
       return uPlot.rangeNum(min, max, 0.08, true);
     };
@@ -221,18 +449,25 @@ export function Chart({ title, testId, data, lines, xKind, logY = false, clip = 
           },
         },
         ...linesRef.current.map((l): uPlot.Series => {
-          const color = cssVar(l.color);
+          const color = resolveColor(l.color);
           return {
             label: l.label,
             stroke: color,
             width: l.width ?? 1.6,
             alpha: l.alpha,
+            dash: l.dash,
             spanGaps: true,
             // sparse series (val loss, HellaSwag) show their points while there are few of them
             points: l.points ? { show: (u, sidx) => countValues(u.data[sidx]) <= 120, size: 5, fill: color, stroke: color } : { show: false },
-            // the value under the cursor; the latest one while the cursor is away
+            // the value under the cursor (or the line's nearest point); the latest one while the cursor is away
             value: (u, v, sidx, idx) => {
-              const y = idx === null ? lastValue(u.data[sidx]) : v;
+              let y: number | null | undefined = v;
+              if (idx === null) y = lastValue(u.data[sidx]);
+              else if (nearestLegend && (y === null || y === undefined)) {
+                const col = u.data[sidx];
+                const at = nearestIndex(col, u.data[0], idx);
+                y = at >= 0 ? col[at] : null;
+              }
               return y === null || y === undefined ? '—' : (l.format ?? metric)(y);
             },
           };
@@ -240,7 +475,13 @@ export function Chart({ title, testId, data, lines, xKind, logY = false, clip = 
       ],
       hooks: {
         drawClear: [() => (drawStart = performance.now())],
-        draw: [() => el.setAttribute('data-draw-ms', (performance.now() - drawStart).toFixed(2))],
+        draw: [
+          (u) => {
+            drawBaselines(u, baselinesRef.current, logY);
+            el.setAttribute('data-draw-ms', (performance.now() - drawStart).toFixed(2));
+            el.setAttribute('data-draws', String(++draws));
+          },
+        ],
         setSelect: [(u) => { if (u.select.width > 0) zoomed.current = true; }],
       },
     };
@@ -262,33 +503,52 @@ export function Chart({ title, testId, data, lines, xKind, logY = false, clip = 
       u.destroy();
       plot.current = null;
     };
-  }, [linesKey, xKind, logY, height, syncKey, theme, yFormat]);
+  }, [linesKey, xKind, logY, height, syncKey, theme, yFormat, nearestLegend]);
 
   useEffect(() => {
     plot.current?.setData(data as uPlot.AlignedData, !zoomed.current);
   }, [data]);
 
+  // clipping and reference lines change the y range: recompute it (and leave any zoom)
   useEffect(() => {
     const u = plot.current;
     if (u) u.setData(u.data, true);
     zoomed.current = false;
-  }, [clip]);
+  }, [clip, baselinesKey]);
 
-  const points = useMemo(() => {
-    const col = data[1] ?? [];
-    let n = 0;
-    for (const v of col) if (v !== null && v !== undefined) n++;
-    return n;
-  }, [data]);
+  useImperativeHandle(
+    ref,
+    () => ({
+      toImage: () => {
+        const u = plot.current;
+        if (!u) return null;
+        const items: LegendItem[] = [
+          ...linesRef.current.map((l, i) => ({
+            label: l.label,
+            color: resolveColor(l.color),
+            width: l.width ?? 1.6,
+            dash: l.dash,
+            faint: u.series[i + 1]?.show === false,
+          })),
+          ...baselinesRef.current.map((b) => ({ label: b.label, color: resolveColor(b.color), width: 1.25, dash: b.dash ?? BASELINE_DASH })),
+        ];
+        return composeImage(u, titleRef.current.title, titleRef.current.unit, items);
+      },
+    }),
+    [],
+  );
+
+  const counts = useMemo(() => data.slice(1).map(countValues), [data]);
+  const points = counts[0] ?? 0;
 
   return (
-    <figure className="chart" data-testid={testId} data-points={points}>
+    <figure className="chart" data-testid={testId} data-points={points} data-line-points={counts.join(',')}>
       <figcaption className="chart-title">
         {title}
         {unit && <span className="muted"> · {unit}</span>}
       </figcaption>
       <div className="chart-plot" ref={wrap} />
-      {points === 0 && <div className="chart-empty muted small">No points yet</div>}
+      {counts.every((n) => n === 0) && <div className="chart-empty muted small">No points yet</div>}
     </figure>
   );
 }
