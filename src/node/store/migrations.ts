@@ -150,8 +150,46 @@ const v1: Migration = {
   },
 };
 
+/**
+ * Version 2: chat conversations. A conversation keeps its model (target_json, a ModelTarget) and its sampling
+ * settings (settings_json); title NULL means "not named yet" (the first message names it). Messages are numbered
+ * 1, 2, 3, ... per conversation (see ChatStore.addMessage) and go with their conversation.
+ */
+const v2: Migration = {
+  version: 2,
+  name: 'conversations, chat_messages',
+  up(db) {
+    db.exec(`
+      CREATE TABLE conversations (
+        id            TEXT PRIMARY KEY,
+        title         TEXT CHECK (title IS NULL OR length(title) > 0),
+        target_json   TEXT NOT NULL CHECK (json_valid(target_json) AND json_type(target_json) = 'object'),
+        settings_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(settings_json) AND json_type(settings_json) = 'object'),
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+      ) STRICT;
+      -- the conversations list, newest first
+      CREATE INDEX conversations_by_updated ON conversations (updated_at DESC, id DESC);
+
+      CREATE TABLE chat_messages (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        role            TEXT NOT NULL CHECK (role IN (${list(['user', 'assistant'])})),
+        content         TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        -- assistant messages: tokens generated, their rate, why generation ended, and the error if it failed
+        tokens          INTEGER CHECK (tokens IS NULL OR tokens >= 0),
+        tokens_per_sec  REAL CHECK (tokens_per_sec IS NULL OR tokens_per_sec >= 0),
+        reason          TEXT CHECK (reason IS NULL OR reason IN (${list(['eot', 'length', 'stopped', 'error'])})),
+        error_json      TEXT CHECK (error_json IS NULL OR (json_valid(error_json) AND json_type(error_json) = 'object')),
+        PRIMARY KEY (conversation_id, seq)
+      ) STRICT, WITHOUT ROWID;
+    `);
+  },
+};
+
 /** Every migration, in order. The last one's version is the schema version this build writes. */
-export const MIGRATIONS: readonly Migration[] = [v1];
+export const MIGRATIONS: readonly Migration[] = [v1, v2];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 
