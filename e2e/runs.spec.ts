@@ -130,7 +130,7 @@ test.describe('runs', () => {
     await expect(row).toBeVisible();
     await expect(row.getByRole('link', { name: 'e2e nano' })).toBeVisible();
     await expect(row).toHaveAttribute('data-status', /running|done/);
-    await expect(row.locator('td').nth(2)).toContainText('/30'); // steps column: n/30
+    await expect(row.locator('td').nth(3)).toContainText('/30'); // steps column (after the compare tick box): n/30
     await snap(page, 'page-runs');
 
     // and back to its page from the table

@@ -2,7 +2,7 @@ import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int, metric, timeOfDay } from '../../format';
-import { href } from '../../router';
+import { href, pageHref } from '../../router';
 import { canResume, canStop, modelLabel, plannedSteps, runSeconds, type Run } from '../../run-info';
 import { useClient } from '../../useInvoke';
 import { useTicker } from '../../useTicker';
@@ -153,6 +153,9 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
             {pending === 'resume' ? 'Resuming…' : status === 'created' ? 'Start' : 'Resume'}
           </button>
         )}
+        <a className="button" href={pageHref('checkpoints', { run: run.id })}>
+          Checkpoints
+        </a>
         <a className="button" href={href({ page: 'new-run', from: run.id })}>
           New run from this config
         </a>

@@ -5,7 +5,7 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { Icon } from '../../components/Icon';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int } from '../../format';
-import { href } from '../../router';
+import { href, pageHref } from '../../router';
 import { canDelete, modelLabel, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
 import { useClient } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
@@ -119,6 +119,9 @@ export function RunsPage() {
   const now = useTicker(anyRunning);
   const searchId = useId();
   const filterId = useId();
+  const [picked, setPicked] = useState<string[]>([]);
+  const pickedLive = picked.filter((id) => runs.some((r) => r.id === id));
+  const togglePick = (id: string) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id]));
 
   if (load.status === 'loading') return <p className="muted" aria-busy="true">Loading the runs…</p>;
   if (load.status === 'error') return <ErrorNote error={load.error} onRetry={reload} />;
@@ -166,6 +169,15 @@ export function RunsPage() {
         <span className="muted small" aria-live="polite">
           {shown.length === runs.length ? `${runs.length} run${runs.length === 1 ? '' : 's'}` : `${shown.length} of ${runs.length} runs`}
         </span>
+        {pickedLive.length >= 2 && pickedLive.length <= 10 ? (
+          <a className="button" href={pageHref('compare', { runs: pickedLive.join(',') })}>
+            Compare {pickedLive.length} runs
+          </a>
+        ) : (
+          <button type="button" className="button" disabled title="Tick 2 to 10 runs to compare them">
+            Compare{pickedLive.length > 10 ? ` (at most 10, ${pickedLive.length} ticked)` : ''}
+          </button>
+        )}
         <a className="button button-primary" href={href({ page: 'new-run' })}>
           New run
         </a>
@@ -175,6 +187,9 @@ export function RunsPage() {
         <table className="table table-dense runs-table" aria-label="Runs">
           <thead>
             <tr>
+              <th scope="col" className="pick-cell">
+                <span className="visually-hidden">Compare</span>
+              </th>
               <th scope="col">Name</th>
               <th scope="col">Status</th>
               <th scope="col">Preset</th>
@@ -193,14 +208,23 @@ export function RunsPage() {
           <tbody>
             {shown.length === 0 && (
               <tr>
-                <td colSpan={11} className="muted table-empty">
+                <td colSpan={12} className="muted table-empty">
                   No run matches{search ? ` “${search}”` : ''}
                   {statusFilter !== 'all' ? ` with status ${STATUS_LABEL[statusFilter]}` : ''}.
                 </td>
               </tr>
             )}
             {shown.map((r) => (
-              <RunRow key={r.id} run={r} extra={extras[r.id]} now={now} onEdit={() => setEditing(r)} onDelete={() => setDeleting(r)} />
+              <RunRow
+                key={r.id}
+                run={r}
+                extra={extras[r.id]}
+                now={now}
+                picked={picked.includes(r.id)}
+                onPick={() => togglePick(r.id)}
+                onEdit={() => setEditing(r)}
+                onDelete={() => setDeleting(r)}
+              />
             ))}
           </tbody>
         </table>
@@ -235,12 +259,31 @@ function stepCount(n: number, planned: number | undefined): string {
   return (planned ?? n) >= 10_000 ? compact(n) : int(n);
 }
 
-function RunRow({ run, extra, now, onEdit, onDelete }: { run: Run; extra?: Extra; now: number; onEdit: () => void; onDelete: () => void }) {
+function RunRow({
+  run,
+  extra,
+  now,
+  picked,
+  onPick,
+  onEdit,
+  onDelete,
+}: {
+  run: Run;
+  extra?: Extra;
+  now: number;
+  picked: boolean;
+  onPick: () => void;
+  onEdit: () => void;
+  onDelete: () => void;
+}) {
   const planned = plannedSteps(run);
   const progress = planned ? Math.min(1, run.stepsDone / planned) : 0;
   const deletable = canDelete(run.status);
   return (
     <tr data-run-id={run.id} data-status={run.status}>
+      <td className="pick-cell">
+        <input type="checkbox" checked={picked} onChange={onPick} aria-label={`Compare ${run.name}`} />
+      </td>
       <th scope="row" className="run-name-cell">
         <a href={href({ page: 'run', runId: run.id })} className="run-link" title={run.id}>
           {run.name}
