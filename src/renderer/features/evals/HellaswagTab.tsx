@@ -1,0 +1,527 @@
+/**
+ * The HellaSwag tab: the data it needs, one click to evaluate the chosen model (with progress, rate, ETA and
+ * cancel), every evaluation with the reference points, and the per-example browser of the selected one.
+ */
+import { useCallback, useEffect, useId, useMemo, useState } from 'react';
+import { StudioError } from '../../../shared/errors';
+import type { ModelEntry } from '../../../shared/models';
+import { Dialog } from '../../components/Dialog';
+import { EmptyState } from '../../components/EmptyState';
+import { ErrorNote } from '../../components/ErrorNote';
+import { Icon } from '../../components/Icon';
+import { ModelPicker } from '../../components/ModelPicker';
+import { dateTime, duration, fixed, fullDateTime, int } from '../../format';
+import { useStudioEvent } from '../../useEvent';
+import { useClient } from '../../useInvoke';
+import { ExampleBrowser } from './ExampleBrowser';
+import { HellaswagData, useHellaswagData } from './HellaswagData';
+import {
+  BASELINES,
+  evalLimit,
+  evalModelLabel,
+  parseLimit,
+  progressRate,
+  stdErr,
+  summaryOf,
+  type Eval,
+  type HellaswagSummary,
+  type Progress,
+} from './evals-info';
+
+type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+
+const STATUS_TEXT: Record<string, string> = {
+  queued: 'Queued',
+  running: 'Running',
+  done: 'Done',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  interrupted: 'Interrupted',
+};
+
+export function HellaswagTab({
+  modelKey,
+  model,
+  onModel,
+  selectedEval,
+  onSelectEval,
+}: {
+  modelKey: string | undefined;
+  model: ModelEntry | undefined;
+  onModel: (m: ModelEntry | undefined) => void;
+  selectedEval: string | undefined;
+  onSelectEval: (id: string | undefined, ev?: Eval) => void;
+}) {
+  const client = useClient();
+  const [evals, setEvals] = useState<Eval[]>([]);
+  const [load, setLoad] = useState<Load>({ status: 'loading' });
+  const [progress, setProgress] = useState<Record<string, Progress>>({});
+  const [queued, setQueued] = useState<Set<string>>(new Set());
+  const [limitText, setLimitText] = useState('');
+  const [runError, setRunError] = useState<unknown>(null);
+  const [starting, setStarting] = useState(false);
+  const [deleting, setDeleting] = useState<Eval | null>(null);
+  const [data, reloadData] = useHellaswagData();
+  const limitId = useId();
+  const pickerId = useId();
+
+  const reload = useCallback(async () => {
+    try {
+      setEvals(await client.invoke('evals-list', { kind: 'hellaswag' }));
+      setLoad({ status: 'ok' });
+    } catch (error) {
+      setLoad({ status: 'error', error });
+    }
+  }, [client]);
+
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+
+  useStudioEvent('eval-status', (p) => {
+    setQueued((q) => {
+      const n = new Set(q);
+      if (p.status === 'queued') n.add(p.evalId);
+      else n.delete(p.evalId);
+      return n;
+    });
+    if (p.status !== 'queued' && p.status !== 'running') {
+      setProgress((pr) => {
+        const { [p.evalId]: _gone, ...rest } = pr;
+        return rest;
+      });
+    }
+    void reload();
+  });
+  useStudioEvent('eval-progress', (p) => {
+    const now = Date.now();
+    setProgress((pr) => {
+      const old = pr[p.evalId];
+      return { ...pr, [p.evalId]: { done: p.done, total: p.total, accNorm: p.accNorm, t0: old?.t0 ?? now, done0: old?.done0 ?? p.done, t: now } };
+    });
+  });
+
+  const limit = parseLimit(limitText);
+  const dataReady = data.status === 'ok' && data.dataset?.status === 'ready';
+  const active = evals.filter((e) => e.status === 'running');
+  const selected = evals.find((e) => e.id === selectedEval);
+
+  const run = async () => {
+    if (!model || 'error' in limit) return;
+    setRunError(null);
+    setStarting(true);
+    try {
+      const ev = await client.invoke('evals-hellaswag', { target: model.target, ...(limit.limit !== null ? { limit: limit.limit } : {}) });
+      setEvals((list) => (list.some((e) => e.id === ev.id) ? list : [ev, ...list]));
+      onSelectEval(ev.id, ev);
+    } catch (e) {
+      setRunError(e);
+    } finally {
+      setStarting(false);
+    }
+  };
+
+  const cancel = async (id: string) => {
+    try {
+      await client.invoke('evals-cancel', id);
+    } catch (e) {
+      setRunError(e);
+    }
+  };
+
+  const why = !model ? 'Choose a model first.' : !dataReady ? 'Prepare the HellaSwag data first.' : 'error' in limit ? limit.error : null;
+
+  return (
+    <div className="stack">
+      <section className="card" aria-labelledby="hs-run-title">
+        <div className="card-header">
+          <h2 id="hs-run-title">Run HellaSwag</h2>
+        </div>
+        <p className="muted small">
+          Each example is a context and four endings; the model picks the ending with the lowest loss per token (acc_norm), as
+          build-nanogpt&apos;s hellaswag.py does. The full validation set is 10,042 examples; a limit takes the first ones, for a
+          quick, noisier figure.
+        </p>
+        <HellaswagData state={data} onReload={reloadData} />
+        <form
+          className="hs-run-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run();
+          }}
+        >
+          <ModelPicker id={pickerId} value={modelKey} onChange={onModel} />
+          <div className={`field hs-limit${'error' in limit ? ' field-invalid' : ''}`}>
+            <label htmlFor={limitId}>Examples</label>
+            <input
+              id={limitId}
+              inputMode="numeric"
+              placeholder="all (10,042)"
+              value={limitText}
+              aria-invalid={'error' in limit}
+              aria-describedby={`${limitId}-hint`}
+              onChange={(e) => setLimitText(e.target.value)}
+            />
+            <span id={`${limitId}-hint`} className={'error' in limit ? 'field-error' : 'field-hint'}>
+              {'error' in limit ? limit.error : 'Empty: every example.'}
+            </span>
+          </div>
+          <div className="hs-run-actions">
+            <button type="submit" className="button button-primary" disabled={why !== null || starting}>
+              Run HellaSwag
+            </button>
+            {why && <span className="muted small">{why}</span>}
+          </div>
+        </form>
+        {runError != null && <ErrorNote error={runError} />}
+      </section>
+
+      {active.map((e) => (
+        <RunProgress key={e.id} ev={e} progress={progress[e.id]} queued={queued.has(e.id)} onCancel={() => cancel(e.id)} />
+      ))}
+
+      <section className="card card-flush" aria-labelledby="hs-results-title">
+        <div className="card-header hs-results-header">
+          <h2 id="hs-results-title">Results</h2>
+          <span className="muted small">acc_norm against the reference points (full validation set)</span>
+        </div>
+        {load.status === 'loading' && <p className="muted hs-pad" aria-busy="true">Loading the evaluations…</p>}
+        {load.status === 'error' && <ErrorNote error={load.error} onRetry={reload} />}
+        {load.status === 'ok' && (
+          <ResultsTable
+            evals={evals}
+            selected={selectedEval}
+            progress={progress}
+            queued={queued}
+            onSelect={(e) => onSelectEval(e.id, e)}
+            onCancel={(e) => cancel(e.id)}
+            onDelete={setDeleting}
+          />
+        )}
+      </section>
+
+      {selected && <SelectedEval ev={selected} progress={progress[selected.id]} />}
+      {!selected && load.status === 'ok' && evals.length > 0 && (
+        <p className="muted small">Choose “Examples” on a finished evaluation to browse its examples.</p>
+      )}
+
+      {deleting && (
+        <Dialog
+          title="Delete this evaluation?"
+          tone="danger"
+          onClose={() => setDeleting(null)}
+          footer={
+            <>
+              <button type="button" className="button" onClick={() => setDeleting(null)}>
+                Keep it
+              </button>
+              <button
+                type="button"
+                className="button button-danger-solid"
+                onClick={async () => {
+                  const d = deleting;
+                  setDeleting(null);
+                  try {
+                    if (d.status === 'running') await client.invoke('evals-cancel', d.id);
+                    await client.invoke('evals-delete', d.id);
+                    if (selectedEval === d.id) onSelectEval(undefined);
+                  } catch (e) {
+                    setRunError(e);
+                  }
+                  void reload();
+                }}
+              >
+                Delete
+              </button>
+            </>
+          }
+        >
+          <p>
+            The HellaSwag evaluation of <strong>{evalModelLabel(deleting)}</strong> from {fullDateTime(deleting.createdAt)} and its
+            per-example results will be removed. A score recorded on a checkpoint stays.
+          </p>
+        </Dialog>
+      )}
+    </div>
+  );
+}
+
+function RunProgress({ ev, progress, queued, onCancel }: { ev: Eval; progress?: Progress; queued: boolean; onCancel: () => void }) {
+  const rate = progress ? progressRate(progress) : { perSec: null, etaSec: null };
+  const frac = progress && progress.total > 0 ? progress.done / progress.total : 0;
+  return (
+    <section className="card card-tight hs-progress-card" aria-label={`Evaluating ${evalModelLabel(ev)}`} data-testid="eval-progress">
+      <div className="toolbar">
+        <strong>Evaluating {evalModelLabel(ev)}</strong>
+        <span className="spacer" />
+        <button type="button" className="button button-danger" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+      <div
+        className="progress hs-bar"
+        role="progressbar"
+        aria-label="HellaSwag examples scored"
+        aria-valuemin={0}
+        aria-valuemax={progress?.total ?? 1}
+        aria-valuenow={progress?.done ?? 0}
+      >
+        <span style={{ width: `${(frac * 100).toFixed(1)}%` }} />
+      </div>
+      <p className="small hs-progress-text" aria-live="polite" data-testid="eval-progress-text">
+        {progress
+          ? `${int(progress.done)} / ${int(progress.total)} examples · acc_norm so far ${fixed(progress.accNorm, 4)}` +
+            (rate.perSec !== null ? ` · ${rate.perSec >= 10 ? int(rate.perSec) : fixed(rate.perSec, 1)} examples/s` : '') +
+            (rate.etaSec !== null ? ` · ${duration(rate.etaSec)} left` : '')
+          : queued
+            ? 'Queued: it starts when the evaluation before it ends.'
+            : 'Loading the model and the examples…'}
+      </p>
+    </section>
+  );
+}
+
+/** Where acc_norm values sit between chance and the references, with ±1 standard error. */
+function AccScale({ value, n, label }: { value: number; n: number; label: string }) {
+  const lo = 0.2;
+  const hi = Math.max(0.4, Math.ceil((value + 0.05) * 20) / 20);
+  const pos = (x: number) => `${(((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * 100).toFixed(2)}%`;
+  const se = stdErr(value, n);
+  return (
+    <figure className="hs-scale" aria-label={`acc_norm ${fixed(value, 4)} of ${label} against the reference points`}>
+      <div className="hs-scale-track">
+        {BASELINES.map((b) => (
+          <span key={b.label} className="hs-scale-ref" style={{ left: pos(b.accNorm) }} title={`${b.label}: ${fixed(b.accNorm, 4)}`}>
+            <span className="hs-scale-ref-label">
+              {b.label} {fixed(b.accNorm, 3)}
+            </span>
+          </span>
+        ))}
+        {Number.isFinite(se) && <span className="hs-scale-err" style={{ left: pos(value - se), right: `calc(100% - ${pos(value + se)})` }} />}
+        <span className="hs-scale-value" style={{ left: pos(value) }} title={`${label}: ${fixed(value, 4)} ± ${fixed(se, 4)}`} />
+      </div>
+      <figcaption className="muted small">
+        {label}: <strong>{fixed(value, 4)}</strong> ± {fixed(se, 3)} (one standard error on {int(n)} examples)
+      </figcaption>
+    </figure>
+  );
+}
+
+function ResultsTable({
+  evals,
+  selected,
+  progress,
+  queued,
+  onSelect,
+  onCancel,
+  onDelete,
+}: {
+  evals: Eval[];
+  selected: string | undefined;
+  progress: Record<string, Progress>;
+  queued: Set<string>;
+  onSelect: (e: Eval) => void;
+  onCancel: (e: Eval) => void;
+  onDelete: (e: Eval) => void;
+}) {
+  return (
+    <div className="table-wrap">
+      <table className="table table-dense hs-results" aria-label="HellaSwag results">
+        <thead>
+          <tr>
+            <th scope="col">Model</th>
+            <th scope="col" className="num">
+              Examples
+            </th>
+            <th scope="col" className="num">
+              acc
+            </th>
+            <th scope="col" className="num">
+              acc_norm
+            </th>
+            <th scope="col">Status</th>
+            <th scope="col">Date</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {evals.length === 0 && (
+            <tr>
+              <td colSpan={7} className="muted table-empty">
+                No HellaSwag evaluations yet: choose a model above and run one. The reference points are below.
+              </td>
+            </tr>
+          )}
+          {evals.map((e) => (
+            <ResultRow
+              key={e.id}
+              ev={e}
+              isSelected={e.id === selected}
+              progress={progress[e.id]}
+              queued={queued.has(e.id)}
+              onSelect={() => onSelect(e)}
+              onCancel={() => onCancel(e)}
+              onDelete={() => onDelete(e)}
+            />
+          ))}
+        </tbody>
+        <tbody className="hs-baselines">
+          <tr>
+            <th scope="rowgroup" colSpan={7} className="hs-baselines-head">
+              Reference points (10,042 validation examples)
+            </th>
+          </tr>
+          {BASELINES.map((b) => (
+            <tr key={b.label} className="hs-baseline-row" data-baseline={b.label}>
+              <th scope="row">
+                {b.label} <span className="muted small">· {b.note}</span>
+              </th>
+              <td className="num">{b.label === 'Random' ? '—' : '10,042'}</td>
+              <td className="num">{fixed(b.acc, 4)}</td>
+              <td className="num">
+                <strong>{fixed(b.accNorm, 4)}</strong>
+              </td>
+              <td>
+                <span className="muted small">reference</span>
+              </td>
+              <td />
+              <td />
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function ResultRow({
+  ev,
+  isSelected,
+  progress,
+  queued,
+  onSelect,
+  onCancel,
+  onDelete,
+}: {
+  ev: Eval;
+  isSelected: boolean;
+  progress?: Progress;
+  queued: boolean;
+  onSelect: () => void;
+  onCancel: () => void;
+  onDelete: () => void;
+}) {
+  const s = summaryOf(ev);
+  const label = evalModelLabel(ev);
+  const limit = evalLimit(ev);
+  const status = ev.status === 'running' && queued ? 'queued' : ev.status;
+  const beat = s ? BASELINES.filter((b) => b.label !== 'Random' && s.accNorm > b.accNorm).map((b) => b.label) : [];
+  return (
+    <tr data-eval-id={ev.id} data-status={status} aria-selected={isSelected} className={isSelected ? 'hs-row-selected' : undefined}>
+      <th scope="row" className="hs-model-cell">
+        <span title={label}>{label}</span>
+        {ev.error && (
+          <span className="run-sub hs-row-error" title={ev.error.hint}>
+            {ev.error.message}
+          </span>
+        )}
+      </th>
+      <td className="num">
+        {s ? int(s.n) : progress ? `${int(progress.done)} / ${int(progress.total)}` : limit !== null ? `${int(limit)} asked` : 'all'}
+      </td>
+      <td className="num">{s ? fixed(s.acc, 4) : '—'}</td>
+      <td className="num" title={s ? `± ${fixed(stdErr(s.accNorm, s.n), 4)} (one standard error)${beat.length ? `; above ${beat.join(' and ')}` : ''}` : undefined}>
+        {s ? <strong>{fixed(s.accNorm, 4)}</strong> : progress ? <span className="muted">{fixed(progress.accNorm, 4)}</span> : '—'}
+      </td>
+      <td>
+        <span className={`pill status-${status}`} data-status={status}>
+          {STATUS_TEXT[status] ?? status}
+        </span>
+      </td>
+      <td title={fullDateTime(ev.createdAt)}>{dateTime(ev.createdAt)}</td>
+      <td>
+        <div className="row-actions">
+          {ev.status === 'done' && (
+            <button type="button" className="button" aria-pressed={isSelected} onClick={onSelect} aria-label={`Examples of ${label}, ${dateTime(ev.createdAt)}`}>
+              Examples
+            </button>
+          )}
+          {ev.status === 'running' && (
+            <button type="button" className="button" onClick={onCancel}>
+              Cancel
+            </button>
+          )}
+          <button type="button" className="icon-button icon-button-danger" onClick={onDelete} aria-label={`Delete the evaluation of ${label}, ${dateTime(ev.createdAt)}`} title="Delete">
+            <Icon name="trash" />
+          </button>
+        </div>
+      </td>
+    </tr>
+  );
+}
+
+function SelectedEval({ ev, progress }: { ev: Eval; progress?: Progress }) {
+  const s = summaryOf(ev);
+  const label = evalModelLabel(ev);
+  const skipped = useMemo(() => (s ? [...(s.skipped ?? []), ...(s.malformed ?? [])] : []), [s]);
+  if (ev.status === 'running') {
+    return (
+      <p className="muted small" data-testid="selected-eval-pending">
+        The examples of {label} appear here when the evaluation ends{progress ? ` (${int(progress.done)} of ${int(progress.total)} scored)` : ''}.
+      </p>
+    );
+  }
+  if (ev.status !== 'done' || !s) {
+    return (
+      <EmptyState icon="evals" title={`No examples: the evaluation ${STATUS_TEXT[ev.status]?.toLowerCase() ?? ev.status}`}>
+        {ev.error ? <ErrorNote error={StudioError.fromPlain(ev.error)} /> : <p>Run it again to get a result.</p>}
+      </EmptyState>
+    );
+  }
+  return (
+    <>
+      <section className="card hs-summary" aria-label={`Result of ${label}`} data-testid="eval-summary">
+        <div className="stat-strip">
+          <Stat label="acc_norm" value={fixed(s.accNorm, 4)} sub={`${int(s.correctNorm)}/${int(s.n)}`} />
+          <Stat label="acc" value={fixed(s.acc, 4)} sub={`${int(s.correct)}/${int(s.n)}`} />
+          <Stat label="Examples" value={int(s.n)} sub={skipped.length ? `${int(skipped.length)} skipped` : undefined} />
+          <Stat label="vs GPT-2 124M" value={signed(s.accNorm - 0.2955)} />
+        </div>
+        <AccScale value={s.accNorm} n={s.n} label={label} />
+        {skipped.length > 0 && (
+          <details className="small">
+            <summary>
+              {int(skipped.length)} example{skipped.length === 1 ? '' : 's'} not scored (longer than the model&apos;s context, or malformed)
+            </summary>
+            <ul className="notes">
+              {skipped.slice(0, 20).map((k) => (
+                <li key={`${k.line}-${k.message}`}>
+                  line {k.line}: {k.message}
+                </li>
+              ))}
+              {skipped.length > 20 && <li>… and {int(skipped.length - 20)} more</li>}
+            </ul>
+          </details>
+        )}
+      </section>
+      <ExampleBrowser key={ev.id} ev={ev} summary={s as HellaswagSummary} />
+    </>
+  );
+}
+
+function Stat({ label, value, sub }: { label: string; value: string; sub?: string }) {
+  return (
+    <div className="stat">
+      <span className="stat-label">{label}</span>
+      <span className="stat-value">
+        {value} {sub && <span className="muted">{sub}</span>}
+      </span>
+    </div>
+  );
+}
+
+function signed(x: number): string {
+  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
+}
