@@ -1,8 +1,474 @@
-import { NotBuiltYet } from '../../components/EmptyState';
-import { PAGES } from '../../pages';
+/**
+ * The Checkpoints page: every run's checkpoints in one sortable table (filtered by run with #/checkpoints?run=<id>),
+ * with per-row actions (sample, chat, HellaSwag, export, resume from here, delete) and a sample gallery across
+ * the checkpoints ticked in the table. Kept live by run-checkpoint, run-deleted, run-status and eval-* events.
+ */
+import { useCallback, useEffect, useId, useMemo, useRef, useState } from 'react';
+import { StudioError } from '../../../shared/errors';
+import { EmptyState } from '../../components/EmptyState';
+import { ErrorNote } from '../../components/ErrorNote';
+import { Icon } from '../../components/Icon';
+import { StatusPill } from '../../components/StatusPill';
+import { bytes, dateTime, fixed, fullDateTime, int } from '../../format';
+import { href, pageHref, useHashQuery } from '../../router';
+import { plannedSteps, type Run } from '../../run-info';
+import { useStudioEvent } from '../../useEvent';
+import { useClient } from '../../useInvoke';
+import { usePersistentState } from '../../usePersistentState';
+import { BranchDialog, DeleteDialog, ExportDialog, SampleDialog } from './CheckpointDialogs';
+import {
+  branchBlocked,
+  ckptKey,
+  deleteBlocked,
+  firstDir,
+  GALLERY_MAX,
+  GALLERY_MIN,
+  SORT_KEYS,
+  sortCheckpoints,
+  type CheckpointEntry,
+  type SortDir,
+  type SortKey,
+} from './checkpoints-view';
+import { SampleGallery } from './SampleGallery';
+import './checkpoints.css';
 
-/** The Checkpoints page (placeholder until it is built). */
+type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+type Action = { kind: 'sample' | 'export' | 'branch' | 'delete'; c: CheckpointEntry };
+
+/** A HellaSwag evaluation started from (or found running for) a row. */
+interface EvalState {
+  evalId: string;
+  status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+  done?: number;
+  total?: number;
+  accNorm?: number;
+  error?: unknown;
+}
+
+const COLUMNS: { key: SortKey; label: string; num?: boolean }[] = [
+  { key: 'step', label: 'Step', num: true },
+  { key: 'run', label: 'Run' },
+  { key: 'valLoss', label: 'Val loss', num: true },
+  { key: 'hellaswag', label: 'HellaSwag', num: true },
+  { key: 'size', label: 'Size', num: true },
+  { key: 'created', label: 'Created' },
+];
+
 export function CheckpointsPage() {
-  const p = PAGES.find((x) => x.id === 'checkpoints')!;
-  return <NotBuiltYet page={p.id} summary={p.summary} />;
+  const client = useClient();
+  const query = useHashQuery();
+  const runFilter = query.get('run') ?? '';
+  const [list, setList] = useState<CheckpointEntry[]>([]);
+  const [runs, setRuns] = useState<Run[]>([]);
+  const [load, setLoad] = useState<Load>({ status: 'loading' });
+  const [home, setHome] = useState<string>();
+  const [sortKey, setSortKey] = usePersistentState<string>('checkpoints.sort', 'created');
+  const [sortDir, setSortDir] = usePersistentState<string>('checkpoints.dir', 'desc');
+  const [selected, setSelected] = useState<string[]>([]);
+  const [gallery, setGallery] = useState(false);
+  const [action, setAction] = useState<Action | null>(null);
+  const [evals, setEvals] = useState<Record<string, EvalState>>({});
+  const [evalError, setEvalError] = useState<unknown>(null);
+  const [notice, setNotice] = useState('');
+  const filterId = useId();
+  const seq = useRef(0);
+
+  const reload = useCallback(async () => {
+    const mine = ++seq.current;
+    try {
+      const [cks, rs] = await Promise.all([client.invoke('checkpoints-list', undefined), client.invoke('runs-list', { limit: 1000 })]);
+      if (mine !== seq.current) return;
+      setList(cks);
+      setRuns(rs);
+      setLoad({ status: 'ok' });
+    } catch (error) {
+      if (mine === seq.current) setLoad({ status: 'error', error });
+    }
+  }, [client]);
+
+  useEffect(() => {
+    void reload();
+    client.invoke('app-info').then(
+      (i) => setHome(i.home),
+      () => undefined,
+    );
+    // HellaSwag evaluations already queued or running (from here earlier, or from the Evals page)
+    client.invoke('evals-list', { kind: 'hellaswag', status: 'running' }).then(
+      (es) => {
+        const found: Record<string, EvalState> = {};
+        for (const e of es) if ('runId' in e.target) found[ckptKey(e.target)] = { evalId: e.id, status: 'running' };
+        setEvals((x) => ({ ...found, ...x }));
+      },
+      () => undefined,
+    );
+  }, [client, reload]);
+
+  useStudioEvent('run-checkpoint', () => void reload());
+  useStudioEvent('run-deleted', () => void reload());
+  useStudioEvent('run-status', (p) => {
+    // the delete guard depends on whether the run is running
+    if (list.some((c) => c.runId === p.runId)) void reload();
+  });
+  // every eval event by id, also those that arrive before evals-hellaswag has answered with the id
+  const seen = useRef(new Map<string, Partial<EvalState>>());
+  const evalsRef = useRef(evals);
+  evalsRef.current = evals;
+  const keyOfEval = (evalId: string) => Object.entries(evalsRef.current).find(([, e]) => e.evalId === evalId)?.[0];
+  const fetchResult = useCallback(
+    (key: string, evalId: string) => {
+      client.invoke('evals-get', evalId).then(
+        (e) => {
+          const acc = typeof e.summary?.accNorm === 'number' ? e.summary.accNorm : undefined;
+          setEvals((x) => (x[key]?.evalId === evalId ? { ...x, [key]: { ...x[key], status: 'done', accNorm: acc ?? x[key].accNorm } } : x));
+        },
+        () => undefined,
+      );
+      void reload();
+    },
+    [client, reload],
+  );
+  const applyEval = (evalId: string, patch: Partial<EvalState>) => {
+    seen.current.set(evalId, { ...seen.current.get(evalId), ...patch });
+    const key = keyOfEval(evalId);
+    if (!key) {
+      if (patch.status === 'done') void reload();
+      return;
+    }
+    setEvals((x) => ({ ...x, [key]: { ...x[key], ...patch } }));
+    if (patch.status === 'done') fetchResult(key, evalId);
+  };
+  useStudioEvent('eval-progress', (p) => applyEval(p.evalId, { status: 'running', done: p.done, total: p.total, accNorm: p.accNorm }));
+  useStudioEvent('eval-status', (p) => applyEval(p.evalId, { status: p.status, error: p.error ? StudioError.fromPlain(p.error) : undefined }));
+
+  const evaluate = async (c: CheckpointEntry) => {
+    setEvalError(null);
+    const key = ckptKey(c);
+    try {
+      const e = await client.invoke('evals-hellaswag', { target: { runId: c.runId, step: c.step } });
+      const early = seen.current.get(e.id);
+      setEvals((x) => ({ ...x, [key]: { evalId: e.id, status: 'queued', ...early } }));
+      if (early?.status === 'done') fetchResult(key, e.id);
+    } catch (e) {
+      setEvalError(e);
+    }
+  };
+
+  const sort = { key: (SORT_KEYS as readonly string[]).includes(sortKey) ? (sortKey as SortKey) : 'created', dir: (sortDir === 'asc' ? 'asc' : 'desc') as SortDir };
+  const shown = useMemo(() => sortCheckpoints(runFilter ? list.filter((c) => c.runId === runFilter) : list, sort), [list, runFilter, sort.key, sort.dir]);
+  const byKey = useMemo(() => new Map(list.map((c) => [ckptKey(c), c])), [list]);
+  // a ticked checkpoint that was deleted leaves the selection
+  const chosen = selected.map((k) => byKey.get(k)).filter((c): c is CheckpointEntry => c !== undefined);
+  const runById = useMemo(() => new Map(runs.map((r) => [r.id, r])), [runs]);
+  const runsWithCkpts = useMemo(() => {
+    const counts = new Map<string, number>();
+    for (const c of list) counts.set(c.runId, (counts.get(c.runId) ?? 0) + 1);
+    return { counts, runs: runs.filter((r) => counts.has(r.id) || r.id === runFilter) };
+  }, [list, runs, runFilter]);
+
+  const setRunFilter = (id: string) => {
+    window.location.hash = pageHref('checkpoints', { run: id || undefined }).slice(1);
+  };
+  const toggle = (key: string) => setSelected((s) => (s.includes(key) ? s.filter((k) => k !== key) : [...s, key]));
+  const clickSort = (key: SortKey) => {
+    if (sort.key === key) setSortDir(sort.dir === 'asc' ? 'desc' : 'asc');
+    else {
+      setSortKey(key);
+      setSortDir(firstDir(key));
+    }
+  };
+
+  if (load.status === 'loading') return <p className="muted" aria-busy="true">Loading the checkpoints…</p>;
+  if (load.status === 'error') return <ErrorNote error={load.error} onRetry={reload} />;
+
+  if (list.length === 0) {
+    return (
+      <EmptyState icon="checkpoints" title="No checkpoints yet">
+        <p>
+          A run writes a checkpoint every <code>checkpoint_interval</code> steps, at its end, and when it is stopped or paused; <code>keep_last</code> sets how
+          many it keeps. Start a run and its checkpoints appear here as they are written.
+        </p>
+        <a className="button button-primary" href={href({ page: 'new-run' })}>
+          New run
+        </a>
+      </EmptyState>
+    );
+  }
+
+  const filteredRun = runFilter ? runById.get(runFilter) : undefined;
+  const canGallery = chosen.length >= GALLERY_MIN && chosen.length <= GALLERY_MAX;
+
+  return (
+    <div className="stack">
+      <div className="toolbar">
+        <div className="inline-select">
+          <label className="muted small" htmlFor={filterId}>
+            Run
+          </label>
+          <select id={filterId} value={runFilter} onChange={(e) => setRunFilter(e.target.value)}>
+            <option value="">All runs ({list.length})</option>
+            {runsWithCkpts.runs.map((r) => (
+              <option key={r.id} value={r.id}>
+                {r.name} ({runsWithCkpts.counts.get(r.id) ?? 0})
+              </option>
+            ))}
+            {runFilter && !runById.has(runFilter) && <option value={runFilter}>{runFilter} (not found)</option>}
+          </select>
+        </div>
+        {filteredRun && (
+          <a className="small" href={href({ page: 'run', runId: filteredRun.id })}>
+            Open the run
+          </a>
+        )}
+        <span className="spacer" />
+        <span className="muted small" aria-live="polite">
+          {shown.length} checkpoint{shown.length === 1 ? '' : 's'}
+          {chosen.length > 0 ? ` · ${chosen.length} chosen` : ''}
+        </span>
+        {chosen.length > 0 && (
+          <button type="button" className="button" onClick={() => setSelected([])}>
+            Clear choice
+          </button>
+        )}
+        <button
+          type="button"
+          className="button button-primary"
+          onClick={() => setGallery(true)}
+          disabled={!canGallery}
+          title={canGallery ? 'Sample each chosen checkpoint with one prompt and seed' : `Tick ${GALLERY_MIN} to ${GALLERY_MAX} checkpoints in the table first`}
+        >
+          Compare samples{chosen.length ? ` (${chosen.length})` : ''}
+        </button>
+      </div>
+
+      {notice && (
+        <div className="ckpt-notice" role="status">
+          <span>{notice}</span>
+          <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => setNotice('')}>
+            ×
+          </button>
+        </div>
+      )}
+      {evalError !== null && (
+        <div className="ckpt-eval-error">
+          <ErrorNote error={evalError} />
+          <button type="button" className="button" onClick={() => setEvalError(null)}>
+            Dismiss
+          </button>
+        </div>
+      )}
+
+      {gallery && (
+        <SampleGallery
+          chosen={chosen}
+          onClose={() => setGallery(false)}
+          onUnselect={(k) => setSelected((s) => s.filter((x) => x !== k))}
+        />
+      )}
+
+      <div className="table-wrap card card-flush">
+        <table className="table table-dense ckpt-table" aria-label="Checkpoints">
+          <thead>
+            <tr>
+              <th scope="col" className="ckpt-check">
+                <span className="visually-hidden">Choose for the sample gallery</span>
+              </th>
+              {COLUMNS.map((col) => (
+                <th
+                  key={col.key}
+                  scope="col"
+                  className={col.num ? 'num' : undefined}
+                  aria-sort={sort.key === col.key ? (sort.dir === 'asc' ? 'ascending' : 'descending') : undefined}
+                >
+                  <button type="button" className="ckpt-sort" onClick={() => clickSort(col.key)} data-sort={col.key}>
+                    {col.label}
+                    <span className="ckpt-sort-mark" aria-hidden="true">
+                      {sort.key === col.key ? (sort.dir === 'asc' ? '▲' : '▼') : ''}
+                    </span>
+                  </button>
+                </th>
+              ))}
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {shown.length === 0 && (
+              <tr>
+                <td colSpan={COLUMNS.length + 2} className="muted table-empty">
+                  {filteredRun ? `“${filteredRun.name}” has no checkpoints yet.` : `No run "${runFilter}" with checkpoints.`}{' '}
+                  <a href={pageHref('checkpoints')}>Show every run&apos;s</a>
+                </td>
+              </tr>
+            )}
+            {shown.map((c) => (
+              <CheckpointRow
+                key={ckptKey(c)}
+                c={c}
+                run={runById.get(c.runId)}
+                chosen={selected.includes(ckptKey(c))}
+                onToggle={() => toggle(ckptKey(c))}
+                ev={evals[ckptKey(c)]}
+                onAction={(kind) => setAction({ kind, c })}
+                onEvaluate={() => void evaluate(c)}
+              />
+            ))}
+          </tbody>
+        </table>
+      </div>
+
+      {action?.kind === 'sample' && <SampleDialog c={action.c} onClose={() => setAction(null)} />}
+      {action?.kind === 'export' && <ExportDialog c={action.c} home={home} onClose={() => setAction(null)} />}
+      {action?.kind === 'branch' && (
+        <BranchDialog c={action.c} plannedSteps={(() => { const r = runById.get(action.c.runId); return r ? plannedSteps(r) : undefined; })()} onClose={() => setAction(null)} />
+      )}
+      {action?.kind === 'delete' && (
+        <DeleteDialog
+          c={action.c}
+          all={list}
+          onClose={() => setAction(null)}
+          onDeleted={(msg) => {
+            const k = ckptKey(action.c);
+            setList((l) => l.filter((x) => ckptKey(x) !== k));
+            setSelected((s) => s.filter((x) => x !== k));
+            setAction(null);
+            setNotice(msg);
+            void reload();
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+function HellaswagCell({ c, ev }: { c: CheckpointEntry; ev?: EvalState }) {
+  const active = ev && (ev.status === 'queued' || ev.status === 'running');
+  if (active) {
+    const frac = ev.total ? (ev.done ?? 0) / ev.total : 0;
+    return (
+      <span className="ckpt-eval" data-testid="eval-progress">
+        <span className="small">
+          {ev.status === 'queued' ? 'Queued' : ev.total ? `${int(ev.done)}/${int(ev.total)}` : 'Starting'}
+          {ev.accNorm !== undefined && Number.isFinite(ev.accNorm) ? ` · ${(ev.accNorm * 100).toFixed(1)}%` : ''}
+        </span>
+        <span className="progress progress-thin" role="progressbar" aria-label={`HellaSwag of step ${c.step}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(frac * 100)}>
+          <span style={{ width: `${(frac * 100).toFixed(1)}%` }} />
+        </span>
+        <a className="small" href={pageHref('evals')}>
+          Evals
+        </a>
+      </span>
+    );
+  }
+  const value = c.hellaswag ?? (ev?.status === 'done' ? ev.accNorm : undefined);
+  return (
+    <span className="ckpt-eval">
+      {value !== undefined && value !== null ? <span title="HellaSwag acc_norm">{(value * 100).toFixed(1)}%</span> : <span className="muted">—</span>}
+      {ev?.status === 'failed' && (
+        <span className="ckpt-eval-failed small" title={ev.error instanceof Error ? `${ev.error.message}${ev.error instanceof StudioError && ev.error.hint ? `\n${ev.error.hint}` : ''}` : undefined}>
+          failed: {ev.error instanceof Error ? ev.error.message : 'see Evals'}
+        </span>
+      )}
+      {ev?.status === 'cancelled' && <span className="muted small">cancelled</span>}
+    </span>
+  );
+}
+
+function CheckpointRow({
+  c,
+  run,
+  chosen,
+  onToggle,
+  ev,
+  onAction,
+  onEvaluate,
+}: {
+  c: CheckpointEntry;
+  run: Run | undefined;
+  chosen: boolean;
+  onToggle: () => void;
+  ev?: EvalState;
+  onAction: (kind: Action['kind']) => void;
+  onEvaluate: () => void;
+}) {
+  const what = `step ${c.step} of ${c.runName}`;
+  const delBlocked = deleteBlocked(c);
+  const planned = run ? plannedSteps(run) : undefined;
+  const brBlocked = branchBlocked(c, planned);
+  const evaluating = ev !== undefined && (ev.status === 'queued' || ev.status === 'running');
+  return (
+    <tr data-key={ckptKey(c)} data-run-id={c.runId} data-step={c.step} className={chosen ? 'ckpt-chosen' : undefined}>
+      <td className="ckpt-check">
+        <input type="checkbox" checked={chosen} onChange={onToggle} aria-label={`Choose ${what} for the sample gallery`} />
+      </td>
+      <th scope="row" className="num">
+        <span className="ckpt-step">
+          {int(c.step)}
+          {planned !== undefined && <span className="muted">/{int(planned)}</span>}
+        </span>
+        {c.latest && (
+          <span className="tag ckpt-latest" title="The run's newest checkpoint: resuming the run continues from it">
+            latest
+          </span>
+        )}
+      </th>
+      <td className="ckpt-run">
+        <a href={href({ page: 'run', runId: c.runId })} className="run-link" title={c.runId}>
+          {c.runName}
+        </a>
+        <span className="ckpt-run-sub">
+          <StatusPill status={c.runStatus} />
+          {c.sft && <span className="tag">SFT</span>}
+          <span className="muted small" title="keep_last: how many checkpoints the run keeps (0 = all)">
+            keep {c.keepLast === 0 ? 'all' : c.keepLast}
+          </span>
+        </span>
+      </td>
+      <td className="num" data-col="val-loss">
+        {fixed(c.valLoss, 4)}
+      </td>
+      <td className="num" data-col="hellaswag">
+        <HellaswagCell c={c} ev={ev} />
+      </td>
+      <td className="num" data-col="size">
+        {bytes(c.sizeBytes)}
+      </td>
+      <td className="nowrap" title={fullDateTime(c.createdAt)}>
+        {dateTime(c.createdAt)}
+      </td>
+      <td>
+        <div className="ckpt-actions" role="group" aria-label={`Actions for ${what}`}>
+          <button type="button" className="button ckpt-btn" onClick={() => onAction('sample')} title={`Generate text from ${what}`}>
+            Sample
+          </button>
+          <a className="button ckpt-btn" href={pageHref('chat', { model: ckptKey(c) })} title={`Chat with ${what}`}>
+            Chat
+          </a>
+          <button type="button" className="button ckpt-btn" onClick={onEvaluate} disabled={evaluating} title={evaluating ? 'Evaluating…' : `HellaSwag accuracy of ${what}`}>
+            Evaluate
+          </button>
+          <button type="button" className="button ckpt-btn" onClick={() => onAction('export')} title={`Export ${what} as an HF GPT-2 folder`}>
+            Export
+          </button>
+          <button
+            type="button"
+            className="button ckpt-btn"
+            onClick={() => onAction('branch')}
+            disabled={brBlocked !== null}
+            title={brBlocked ?? `A new run that continues from ${what}; the original stays`}
+          >
+            Resume from here
+          </button>
+          <button
+            type="button"
+            className="icon-button icon-button-danger"
+            onClick={() => onAction('delete')}
+            disabled={delBlocked !== null}
+            aria-label={`Delete ${what}`}
+            title={delBlocked ?? `Delete ${what}`}
+          >
+            <Icon name="trash" size={16} />
+          </button>
+        </div>
+      </td>
+    </tr>
+  );
 }

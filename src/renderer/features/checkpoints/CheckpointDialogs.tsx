@@ -1,0 +1,416 @@
+/** The per-checkpoint dialogs of the Checkpoints page: Sample, Export, Resume from here, Delete. */
+import { useEffect, useId, useState } from 'react';
+import { StudioError } from '../../../shared/errors';
+import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
+import type { HandlerResult } from '../../../shared/contract';
+import { Dialog } from '../../components/Dialog';
+import { ErrorNote } from '../../components/ErrorNote';
+import { bytes, fixed } from '../../format';
+import { href, navigate } from '../../router';
+import { useClient } from '../../useInvoke';
+import { deleteBlocked, deleteConsequences, type CheckpointEntry } from './checkpoints-view';
+
+/** The prompt the sample dialog and the gallery start with. */
+export const DEFAULT_PROMPT = 'Once upon a time';
+
+/** One checkpoint, as dialogs name it. */
+export function CheckpointName({ c }: { c: CheckpointEntry }) {
+  return (
+    <span className="ckpt-name">
+      step <strong>{c.step}</strong> of <strong>{c.runName}</strong>
+    </span>
+  );
+}
+
+/** Integer input parsing: the value, or null when it is not a whole number in [min, max]. */
+export function parseIntIn(text: string, min: number, max: number): number | null {
+  if (!/^\s*\d+\s*$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= min && n <= max ? n : null;
+}
+
+/** Prompt, seed and max tokens: the sampling inputs shared by the sample dialog and the gallery. */
+export function SampleInputs({
+  prompt,
+  seed,
+  maxTokens,
+  onPrompt,
+  onSeed,
+  onMaxTokens,
+  disabled,
+}: {
+  prompt: string;
+  seed: string;
+  maxTokens: string;
+  onPrompt: (v: string) => void;
+  onSeed: (v: string) => void;
+  onMaxTokens: (v: string) => void;
+  disabled?: boolean;
+}) {
+  const ids = { prompt: useId(), seed: useId(), max: useId() };
+  const seedBad = parseIntIn(seed, 0, 4_294_967_295) === null;
+  const maxBad = parseIntIn(maxTokens, 1, 1024) === null;
+  return (
+    <div className="ckpt-sample-inputs">
+      <div className="field field-wide">
+        <label htmlFor={ids.prompt}>Prompt</label>
+        <textarea id={ids.prompt} rows={3} value={prompt} maxLength={100_000} onChange={(e) => onPrompt(e.target.value)} disabled={disabled} />
+      </div>
+      <div className="field">
+        <label htmlFor={ids.seed}>Seed</label>
+        <input id={ids.seed} inputMode="numeric" value={seed} onChange={(e) => onSeed(e.target.value)} aria-invalid={seedBad} aria-describedby={`${ids.seed}-e`} disabled={disabled} />
+        <p className="field-error" id={`${ids.seed}-e`}>
+          {seedBad ? 'A whole number from 0 to 4294967295' : ''}
+        </p>
+      </div>
+      <div className="field">
+        <label htmlFor={ids.max}>Max tokens</label>
+        <input id={ids.max} inputMode="numeric" value={maxTokens} onChange={(e) => onMaxTokens(e.target.value)} aria-invalid={maxBad} aria-describedby={`${ids.max}-e`} disabled={disabled} />
+        <p className="field-error" id={`${ids.max}-e`}>
+          {maxBad ? 'A whole number from 1 to 1024' : ''}
+        </p>
+      </div>
+    </div>
+  );
+}
+
+type SampleResult = HandlerResult<'generate-sample'>[number];
+
+/** A generated text: the prompt (muted) and what the model wrote. */
+export function SampleText({ prompt, result }: { prompt: string; result: SampleResult }) {
+  if (result.error) return <ErrorNote error={StudioError.fromPlain(result.error)} />;
+  return (
+    <div className="ckpt-sample-text" data-testid="sample-text">
+      <span className="ckpt-sample-prompt">{prompt}</span>
+      {result.text}
+      {result.tokens === 0 && <span className="muted"> (the model ended the text at once)</span>}
+    </div>
+  );
+}
+
+export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () => void }) {
+  const client = useClient();
+  const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
+  const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
+  const [maxTokens, setMaxTokens] = useState('64');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [result, setResult] = useState<{ prompt: string; r: SampleResult } | null>(null);
+  const formId = useId();
+  const s = parseIntIn(seed, 0, 4_294_967_295);
+  const m = parseIntIn(maxTokens, 1, 1024);
+
+  const generate = async () => {
+    if (s === null || m === null) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
+      setResult({ prompt, r });
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="Sample from a checkpoint"
+      onClose={onClose}
+      testId="sample-dialog"
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose}>
+            Close
+          </button>
+          <button type="submit" form={formId} className="button button-primary" disabled={busy || s === null || m === null}>
+            {busy ? 'Generating…' : result ? 'Generate again' : 'Generate'}
+          </button>
+        </>
+      }
+    >
+      <p className="muted">
+        <CheckpointName c={c} />. The same prompt and seed give the same text, so checkpoints can be compared.
+      </p>
+      <form
+        id={formId}
+        onSubmit={(e) => {
+          e.preventDefault();
+          void generate();
+        }}
+      >
+        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={setPrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
+      </form>
+      {busy && (
+        <div className="ckpt-busy" role="status" aria-live="polite">
+          <span className="ckpt-spinner" aria-hidden="true" />
+          Loading the checkpoint and generating up to {m} tokens…
+        </div>
+      )}
+      {error !== null && <ErrorNote error={error} onRetry={generate} />}
+      {result && !busy && (
+        <section aria-label="Sample" className="ckpt-sample-out">
+          <SampleText prompt={result.prompt} result={result.r} />
+          {!result.r.error && (
+            <p className="muted small">
+              {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s · temperature {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
+            </p>
+          )}
+        </section>
+      )}
+    </Dialog>
+  );
+}
+
+/** A folder name from a run name: letters, digits, "-", "_" and "." only. */
+export function folderName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 60) || 'checkpoint';
+}
+
+export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: string | undefined; onClose: () => void }) {
+  const client = useClient();
+  const sep = home?.includes('\\') && !home.includes('/') ? '\\' : '/';
+  const suggested = home ? `${home.replace(/[\\/]+$/, '')}${sep}exports${sep}${folderName(c.runName)}-step${c.step}` : '';
+  const [dest, setDest] = useState(suggested);
+  const [touched, setTouched] = useState(false);
+  const [overwrite, setOverwrite] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<HandlerResult<'checkpoints-export'> | null>(null);
+  const ids = { dest: useId(), over: useId(), form: useId() };
+  // the suggestion arrives with app-info; keep what the user typed
+  useEffect(() => {
+    if (!touched && suggested) setDest(suggested);
+  }, [suggested, touched]);
+
+  const run = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      setDone(await client.invoke('checkpoints-export', { runId: c.runId, step: c.step, dest: dest.trim(), overwrite }));
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="Export to Hugging Face safetensors"
+      onClose={onClose}
+      testId="export-dialog"
+      footer={
+        done ? (
+          <button type="button" className="button button-primary" onClick={onClose} autoFocus>
+            Done
+          </button>
+        ) : (
+          <>
+            <button type="button" className="button" onClick={onClose}>
+              Cancel
+            </button>
+            <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !dest.trim()}>
+              {busy ? 'Exporting…' : 'Export'}
+            </button>
+          </>
+        )
+      }
+    >
+      <p>
+        Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as <code>model.safetensors</code> and{' '}
+        <code>config.json</code>, a folder that <code>GPT2LMHeadModel.from_pretrained</code> loads.
+      </p>
+      {done ? (
+        <div className="ckpt-done" role="status">
+          <strong>Exported.</strong>
+          <dl className="facts">
+            <dt>Folder</dt>
+            <dd>
+              <code data-testid="export-dir">{done.dir}</code>
+            </dd>
+            <dt>Weights</dt>
+            <dd>
+              <code>{done.modelFile}</code>
+            </dd>
+            <dt>Config</dt>
+            <dd>
+              <code>{done.configFile}</code>
+            </dd>
+          </dl>
+        </div>
+      ) : (
+        <form
+          id={ids.form}
+          className="form-grid"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run();
+          }}
+        >
+          <div className="field">
+            <label htmlFor={ids.dest}>Destination folder</label>
+            <input
+              id={ids.dest}
+              value={dest}
+              spellCheck={false}
+              placeholder="/path/to/exported-model"
+              onChange={(e) => {
+                setTouched(true);
+                setDest(e.target.value);
+              }}
+              disabled={busy}
+              aria-describedby={`${ids.dest}-hint`}
+            />
+            <p className="field-hint" id={`${ids.dest}-hint`}>
+              On the machine that runs the studio. A new or empty folder; a relative path is taken from the studio&apos;s working folder.
+            </p>
+          </div>
+          <div className="field field-bool">
+            <label htmlFor={ids.over}>Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)</label>
+            <input id={ids.over} type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} disabled={busy} />
+          </div>
+        </form>
+      )}
+      {busy && (
+        <div className="ckpt-busy" role="status" aria-live="polite">
+          <span className="ckpt-spinner" aria-hidden="true" />
+          Writing the folder…
+        </div>
+      )}
+      {error !== null && <ErrorNote error={error} />}
+    </Dialog>
+  );
+}
+
+export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry; plannedSteps: number | undefined; onClose: () => void }) {
+  const client = useClient();
+  const [name, setName] = useState(`${c.runName} from step ${c.step}`);
+  const [start, setStart] = useState(true);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const ids = { name: useId(), start: useId(), form: useId() };
+
+  const run = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await client.invoke('checkpoints-branch', { runId: c.runId, step: c.step, name: name.trim() || undefined, start });
+      onClose();
+      navigate({ page: 'run', runId: r.id });
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog
+      title="Resume from here in a new run?"
+      onClose={onClose}
+      testId="branch-dialog"
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" form={ids.form} className="button button-primary" disabled={busy}>
+            {busy ? 'Creating…' : start ? 'Create and start' : 'Create run'}
+          </button>
+        </>
+      }
+    >
+      <p>
+        A new run is created with the config of <a href={href({ page: 'run', runId: c.runId })}>{c.runName}</a>. It continues from <CheckpointName c={c} />{' '}
+        with that checkpoint&apos;s weights, optimizer state and data position
+        {plannedSteps !== undefined ? `, up to step ${plannedSteps}` : ''}. Its curves start with the original&apos;s metrics before step {c.step}.
+      </p>
+      <p>
+        <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard links, so it takes no extra disk space
+        where the disk allows them.
+      </p>
+      <form
+        id={ids.form}
+        className="form-grid"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void run();
+        }}
+      >
+        <div className="field">
+          <label htmlFor={ids.name}>Name of the new run</label>
+          <input id={ids.name} value={name} maxLength={200} onChange={(e) => setName(e.target.value)} disabled={busy} />
+        </div>
+        <div className="field field-bool">
+          <label htmlFor={ids.start}>Start training now</label>
+          <input id={ids.start} type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} disabled={busy} />
+        </div>
+      </form>
+      {error !== null && <ErrorNote error={error} />}
+    </Dialog>
+  );
+}
+
+export function DeleteDialog({
+  c,
+  all,
+  onClose,
+  onDeleted,
+}: {
+  c: CheckpointEntry;
+  all: readonly CheckpointEntry[];
+  onClose: () => void;
+  onDeleted: (message: string) => void;
+}) {
+  const client = useClient();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const blocked = deleteBlocked(c);
+  const remove = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const res = await client.invoke('checkpoints-delete', { runId: c.runId, step: c.step });
+      const note = 'note' in res && typeof res.note === 'string' ? ` ${res.note}` : '';
+      onDeleted(`Deleted checkpoint step ${c.step} of “${c.runName}”.${note}`);
+    } catch (e) {
+      setError(e);
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog
+      title={`Delete checkpoint step ${c.step}?`}
+      onClose={onClose}
+      tone="danger"
+      testId="delete-checkpoint-dialog"
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose} autoFocus>
+            Cancel
+          </button>
+          <button type="button" className="button button-danger-solid" onClick={remove} disabled={busy || blocked !== null}>
+            {busy ? 'Deleting…' : 'Delete checkpoint'}
+          </button>
+        </>
+      }
+    >
+      <p>
+        This deletes the folder <code>runs/{c.runId}/checkpoints/step_{String(c.step).padStart(6, '0')}/</code> ({bytes(c.sizeBytes)}) of{' '}
+        <strong>{c.runName}</strong>
+        {c.valLoss !== null ? `, val loss ${fixed(c.valLoss, 4)}` : ''}. The run&apos;s metrics and samples are kept. It cannot be undone.
+      </p>
+      {blocked ? (
+        <p className="ckpt-warn">{blocked}</p>
+      ) : (
+        deleteConsequences(c, all).map((t) => (
+          <p key={t} className={t.startsWith('This is the') ? 'ckpt-warn' : 'muted'}>
+            {t}
+          </p>
+        ))
+      )}
+      {error !== null && <ErrorNote error={error} />}
+    </Dialog>
+  );
+}
