@@ -1,0 +1,198 @@
+import { useEffect, useState, type ReactNode } from 'react';
+import type { HandlerResult } from '../../../shared/contract';
+import { Dialog } from '../../components/Dialog';
+import { ErrorNote } from '../../components/ErrorNote';
+import { Icon } from '../../components/Icon';
+import { bytes, dateTime, fullDateTime, int } from '../../format';
+import { useClient } from '../../useInvoke';
+import type { DatasetSummary } from './request';
+
+type Preview = HandlerResult<'datasets-preview'>;
+
+export function DatasetTable({ datasets, running, onPreview, onResume, onDelete }: {
+  datasets: DatasetSummary[];
+  running: Set<string>;
+  onPreview: (d: DatasetSummary) => void;
+  onResume: (d: DatasetSummary) => void;
+  onDelete: (d: DatasetSummary) => void;
+}) {
+  return (
+    <div className="table-wrap card card-flush">
+      <table className="table table-dense ds-table" aria-label="Datasets">
+        <thead>
+          <tr>
+            <th scope="col">Dataset</th>
+            <th scope="col">Source</th>
+            <th scope="col">Status</th>
+            <th scope="col" className="num">Train tokens</th>
+            <th scope="col" className="num">Val tokens</th>
+            <th scope="col" className="num">Shards</th>
+            <th scope="col" className="num">Size</th>
+            <th scope="col">Created</th>
+            <th scope="col">
+              <span className="visually-hidden">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {datasets.map((d) => {
+            const busy = running.has(d.id);
+            const raw = d.kind === 'raw';
+            return (
+              <tr key={`${d.id}-${d.status}`} data-dataset={d.id} data-status={d.status}>
+                <th scope="row" className="ds-name-cell">
+                  <span className="ds-title">{d.title}</span>
+                  <span className="ds-sub">
+                    <code>{d.id}</code>
+                    {d.kind === 'sft' && <span className="tag">SFT</span>}
+                    {raw && d.examples !== undefined && <span className="muted small">{int(d.examples)} examples</span>}
+                  </span>
+                  {d.notes.length > 0 && (
+                    <span className="ds-notes-snippet muted small" title={d.notes.join('\n')}>
+                      {d.notes[0]}
+                    </span>
+                  )}
+                </th>
+                <td>{d.source}</td>
+                <td>
+                  <span className={`pill ${busy ? 'status-running' : d.status === 'ready' ? 'pill-ok' : 'status-interrupted'}`} data-testid="dataset-status">
+                    {busy ? 'Preparing' : d.status === 'ready' ? 'Ready' : 'Partial'}
+                  </span>
+                </td>
+                <td className="num" data-testid="train-tokens">{raw ? '—' : int(d.tokens.train)}</td>
+                <td className="num" data-testid="val-tokens">{raw ? '—' : int(d.tokens.val)}</td>
+                <td className="num">{raw ? '—' : int(d.shards)}</td>
+                <td className="num" title={`${int(d.bytes)} bytes`}>{bytes(d.bytes)}</td>
+                <td className="nowrap" title={d.created ? fullDateTime(Date.parse(d.created)) : undefined}>
+                  {d.created ? dateTime(Date.parse(d.created)) : <span className="muted">—</span>}
+                </td>
+                <td className="row-actions">
+                  {d.status === 'ready' && (
+                    <button type="button" className="button ds-row-button" onClick={() => onPreview(d)} aria-label={`Preview ${d.id}`}>
+                      Preview
+                    </button>
+                  )}
+                  {d.status === 'partial' && (
+                    <button
+                      type="button"
+                      className="button ds-row-button"
+                      onClick={() => onResume(d)}
+                      disabled={busy || !d.request}
+                      aria-label={`Resume ${d.id}`}
+                      title={busy ? 'It is being prepared now' : d.request ? 'Continue the preparation where it stopped' : 'Its request is not known: start the same preparation again from the form'}
+                    >
+                      Resume
+                    </button>
+                  )}
+                  <button
+                    type="button"
+                    className="icon-button icon-button-danger"
+                    onClick={() => onDelete(d)}
+                    disabled={busy}
+                    aria-label={`Delete ${d.id}`}
+                    title={busy ? 'Pause or cancel the preparation first' : 'Delete the dataset and its files'}
+                  >
+                    <Icon name="trash" size={16} />
+                  </button>
+                </td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; onClose: () => void }) {
+  const client = useClient();
+  const [state, setState] = useState<{ preview?: Preview; error?: unknown }>({});
+  useEffect(() => {
+    let live = true;
+    client.invoke('datasets-preview', { id: dataset.id }).then(
+      (preview) => live && setState({ preview }),
+      (error: unknown) => live && setState({ error }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, dataset.id]);
+  const p = state.preview;
+  return (
+    <Dialog
+      title={`Preview of ${dataset.id}`}
+      onClose={onClose}
+      testId="dataset-preview"
+      footer={
+        <button type="button" className="button" onClick={onClose} autoFocus>
+          Close
+        </button>
+      }
+    >
+      <div className="ds-preview">
+        {!p && state.error === undefined && <p className="muted" aria-busy="true">Decoding…</p>}
+        {state.error !== undefined && <ErrorNote error={state.error} />}
+        {p && (
+          <>
+            <p className="muted small">
+              {p.split === 'raw'
+                ? 'The first lines of the file, as it is.'
+                : `The first ${int(p.tokens)} tokens of the ${p.split} shard, decoded (${int(p.text.length)} characters). <|endoftext|> marks where a document starts.`}
+            </p>
+            <pre className="ds-preview-text" data-testid="preview-text" tabIndex={0}>
+              {p.text}
+            </pre>
+          </>
+        )}
+      </div>
+    </Dialog>
+  );
+}
+
+export function ConfirmDialog({ title, children, confirm, busyLabel, onConfirm, onClose, testId }: {
+  title: string;
+  children: ReactNode;
+  confirm: string;
+  busyLabel: string;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+  testId: string;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <Dialog
+      title={title}
+      onClose={onClose}
+      tone="danger"
+      testId={testId}
+      footer={
+        <>
+          <button type="button" className="button" onClick={onClose} autoFocus>
+            Keep it
+          </button>
+          <button
+            type="button"
+            className="button button-danger-solid"
+            disabled={busy}
+            onClick={async () => {
+              setBusy(true);
+              setError(null);
+              try {
+                await onConfirm();
+              } catch (e) {
+                setError(e);
+                setBusy(false);
+              }
+            }}
+          >
+            {busy ? busyLabel : confirm}
+          </button>
+        </>
+      }
+    >
+      {children}
+      {error !== null && <ErrorNote error={error} />}
+    </Dialog>
+  );
+}
