@@ -2,7 +2,7 @@
  * Whether the workspace has the HellaSwag validation data, and a button that prepares it (datasets-prepare
  * {source: 'hellaswag'}) with download progress, an optional mirror URL, and cancel.
  */
-import { useCallback, useEffect, useId, useState } from 'react';
+import { useCallback, useEffect, useId, useRef, useState } from 'react';
 import type { HandlerResult } from '../../../shared/contract';
 import { StudioError } from '../../../shared/errors';
 import { ErrorNote } from '../../components/ErrorNote';
@@ -49,6 +49,8 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
   const [error, setError] = useState<unknown>(null);
   const [url, setUrl] = useState('');
   const [starting, setStarting] = useState(false);
+  // jobs whose end has been seen (an event may come before the answer to datasets-prepare)
+  const ended = useRef(new Set<string>());
   const urlId = useId();
 
   // a preparation started elsewhere (the Datasets page, before a reload) shows here too
@@ -56,7 +58,7 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
     client.invoke('datasets-jobs').then(
       (jobs) => {
         const j = jobs.find((x) => x.datasetId === HELLASWAG_DATASET);
-        if (j) setJob((cur) => cur ?? { jobId: j.jobId, stage: j.stage, bytes: 0 });
+        if (j && !ended.current.has(j.jobId)) setJob((cur) => cur ?? { jobId: j.jobId, stage: j.stage, bytes: 0 });
       },
       () => undefined,
     );
@@ -68,12 +70,13 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
       setJob((cur) => cur ?? { jobId: p.jobId, stage: 'listing', bytes: 0 });
       return;
     }
+    ended.current.add(p.jobId);
     setJob(null);
     if (p.status === 'failed' && p.error) setError(StudioError.fromPlain(p.error));
     if (p.status === 'cancelled') setError(null);
   });
   useStudioEvent('dataset-progress', (p) => {
-    if (p.datasetId === HELLASWAG_DATASET) setJob((cur) => ({ ...(cur ?? { bytes: 0 }), jobId: p.jobId, stage: p.stage }));
+    if (p.datasetId === HELLASWAG_DATASET && !ended.current.has(p.jobId)) setJob((cur) => ({ ...(cur ?? { bytes: 0 }), jobId: p.jobId, stage: p.stage }));
   });
   useStudioEvent('download-progress', (p) => {
     setJob((cur) => (cur && cur.jobId === p.id ? { ...cur, bytes: p.bytes, total: p.total, bytesPerSec: p.bytesPerSec, etaSec: p.etaSec } : cur));
@@ -85,7 +88,8 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
     try {
       const u = url.trim();
       const started = await client.invoke('datasets-prepare', { source: 'hellaswag', ...(u ? { url: u } : {}) });
-      setJob((cur) => (cur?.jobId === started.jobId ? cur : { jobId: started.jobId, stage: 'listing', bytes: 0 }));
+      if (!ended.current.has(started.jobId)) setJob((cur) => (cur?.jobId === started.jobId ? cur : { jobId: started.jobId, stage: 'listing', bytes: 0 }));
+      else onReload();
     } catch (e) {
       setError(e);
     } finally {

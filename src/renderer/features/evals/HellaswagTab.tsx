@@ -129,7 +129,7 @@ export function HellaswagTab({
     }
   };
 
-  const why = !model ? 'Choose a model first.' : !dataReady ? 'Prepare the HellaSwag data first.' : 'error' in limit ? limit.error : null;
+  const why = !model ? 'Choose a model first.' : !dataReady ? 'Prepare the HellaSwag data first.' : 'error' in limit ? 'Fix the number of examples.' : null;
 
   return (
     <div className="stack">
@@ -293,7 +293,7 @@ function AccScale({ value, n, label }: { value: number; n: number; label: string
         {BASELINES.map((b) => (
           <span key={b.label} className="hs-scale-ref" style={{ left: pos(b.accNorm) }} title={`${b.label}: ${fixed(b.accNorm, 4)}`}>
             <span className="hs-scale-ref-label">
-              {b.label} {fixed(b.accNorm, 3)}
+              {b.label} {fixed(b.accNorm, 4)}
             </span>
           </span>
         ))}
@@ -376,7 +376,7 @@ function ResultsTable({
           {BASELINES.map((b) => (
             <tr key={b.label} className="hs-baseline-row" data-baseline={b.label}>
               <th scope="row">
-                {b.label} <span className="muted small">· {b.note}</span>
+                {b.label} <span className="muted small hs-baseline-note">{b.note}</span>
               </th>
               <td className="num">{b.label === 'Random' ? '—' : '10,042'}</td>
               <td className="num">{fixed(b.acc, 4)}</td>
