@@ -225,11 +225,22 @@ function xFormat(kind: XKind): (v: number) => string {
 }
 
 const BASELINE_DASH = [6, 4];
+
+/** The stroke colour of a series (uPlot keeps it as a function once the chart is built). */
+function lineStroke(u: uPlot, si: number): string {
+  const stroke = u.series[si]?.stroke;
+  const c = typeof stroke === 'function' ? stroke(u, si) : stroke;
+  return typeof c === 'string' ? c : '';
+}
 const LABEL_FONT = '11px system-ui, sans-serif';
 
-/** Draws the reference lines over the plot, each with its label at its right end (a hook of uPlot's draw). */
-function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boolean): void {
-  if (baselines.length === 0) return;
+/**
+ * Draws the reference lines over the plot, each with its label at its right end (a hook of uPlot's draw), and
+ * returns the labels of those drawn (in the y range).
+ */
+function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boolean): string[] {
+  const drawn: string[] = [];
+  if (baselines.length === 0) return drawn;
   const ctx = u.ctx;
   const { left, top, width, height } = u.bbox;
   const ratio = uPlot.pxRatio;
@@ -266,8 +277,10 @@ function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boole
     ctx.globalAlpha = 1;
     ctx.fillStyle = color;
     ctx.fillText(text, x, ty);
+    drawn.push(b.label);
   }
   ctx.restore();
+  return drawn;
 }
 
 interface LegendItem {
@@ -410,7 +423,8 @@ export function Chart({
       width: Math.max(200, el.clientWidth),
       height,
       pxAlign: false,
-      legend: { live: true },
+      // the legend's marker is a short bar in the line's colour
+      legend: { live: true, markers: { width: 0, fill: (u, si) => lineStroke(u, si) } },
       cursor: {
         sync: syncKey ? { key: syncKey, setSeries: false } : undefined,
         drag: { x: true, y: false, setScale: true },
@@ -477,7 +491,8 @@ export function Chart({
         drawClear: [() => (drawStart = performance.now())],
         draw: [
           (u) => {
-            drawBaselines(u, baselinesRef.current, logY);
+            // the reference lines drawn, for tests and tools that read the page
+            el.setAttribute('data-baselines', drawBaselines(u, baselinesRef.current, logY).join('|'));
             el.setAttribute('data-draw-ms', (performance.now() - drawStart).toFixed(2));
             el.setAttribute('data-draws', String(++draws));
           },

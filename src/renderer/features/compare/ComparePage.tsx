@@ -250,9 +250,19 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
   const loading = runs.filter((r) => (data.runs[r.id]?.status ?? 'loading') === 'loading');
   const failed = runs.filter((r) => data.runs[r.id]?.status === 'error');
 
+  // each chart's table, kept while what it depends on is unchanged (a smoothing change leaves the lr and the evals)
+  const tables = useRef(new Map<string, { key: string; data: (number | null)[][] }>());
   const panels = useMemo(() => {
-    void data.version; // the series are mutated in place; `version` says when
     const opts = { smoothing, logY, xKind, buckets: chartWidth };
+    const tableOf = (p: MetricPanel) => {
+      // the series are mutated in place; `version` says when
+      const key = [data.version, idsKey, logY, xKind, chartWidth, p.smooth ? smoothing : ''].join('|');
+      const hit = tables.current.get(p.id);
+      if (hit && hit.key === key) return hit.data;
+      const table = panelTable(p, loaded, opts);
+      tables.current.set(p.id, { key, data: table });
+      return table;
+    };
     return PANELS.filter((p) => !p.optional || hasMetric(loaded, p.metric)).map((p) => {
       const { format, yFormat } = panelFormats(p);
       const lines: ChartLine[] = runs.map((r) => ({
@@ -262,7 +272,7 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
         points: p.points,
         format,
       }));
-      return { panel: p, lines, yFormat, data: panelTable(p, loaded, opts) };
+      return { panel: p, lines, yFormat, data: tableOf(p) };
     });
     // `loaded` is rebuilt on each render from data.runs; the version and the ids say when it changed
   }, [data.version, idsKey, smoothing, logY, xKind, chartWidth, labels, colors]);

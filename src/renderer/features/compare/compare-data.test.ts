@@ -16,6 +16,7 @@ import {
   RUN_COLORS,
   runLabels,
   toggleSelection,
+  type RunSeries,
 } from './compare-data';
 
 const panel = (metric: string) => PANELS.find((p) => p.metric === metric)!;
@@ -69,7 +70,7 @@ describe('chart tables', () => {
   const opts = { smoothing: 0, logY: false, xKind: 'step' as const, buckets: 500 };
 
   it('joins the runs on the union of their steps, one column per run, in order, with gaps', () => {
-    const runs = [
+    const runs: RunSeries[] = [
       { id: 'a', series: { 'train/loss': series([0, 1, 2], [5, 4, 3]) } },
       { id: 'b', series: { 'train/loss': series([1, 3], [6, 2]) } },
       { id: 'c', series: {} },
