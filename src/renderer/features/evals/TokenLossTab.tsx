@@ -74,7 +74,7 @@ export function TokenLossTab({ modelKey, model, onModel }: { modelKey: string | 
               }}
             />
             <span id={`${textId}-hint`} className="field-hint">
-              Ctrl+Enter scores.{' '}
+              Ctrl+Enter scores.{model ? ` The first ${int(model.blockSize + 1)} tokens are scored (the model's context is ${int(model.blockSize)}).` : ''}{' '}
               {text === '' && (
                 <button type="button" className="evals-link-button" onClick={() => setText(SAMPLE)}>
                   Use a sample sentence
