@@ -18,7 +18,7 @@ import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
 import { publicSettings, readSettings, updateSettings, type PublicSettings } from '../settings';
 import { EvalService, type HellaswagRequest } from './evals';
-import type { Eval, EvalExample, ListEvalsFilter } from '../store';
+import type { Eval, ListEvalsFilter } from '../store';
 import type { DatasetEstimate, DatasetJob, DatasetPreview, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
 import type { ModelEntry, ModelTarget } from '../../shared/models';
 import { ModelService } from './models';
@@ -284,7 +284,7 @@ export class Studio {
   }
 
   async evalsDelete(evalId: string): Promise<{ deleted: boolean }> {
-    return { deleted: this.store.deleteEval(evalId) };
+    return this.evals.remove(evalId);
   }
 
   async evalsGet(evalId: string): Promise<Eval> {
@@ -294,8 +294,8 @@ export class Studio {
   }
 
   /** Per-example HellaSwag results, optionally only the wrong ones (acc_norm). */
-  async evalsExamples(arg: { evalId: string; wrongOnly?: boolean; limit?: number; offset?: number }): Promise<EvalExample[]> {
-    return this.store.listEvalExamples(arg.evalId, { wrongOnly: arg.wrongOnly, limit: arg.limit, offset: arg.offset });
+  async evalsExamples(arg: { evalId: string; wrongOnly?: boolean; limit?: number; offset?: number }) {
+    return this.evals.examples(arg);
   }
 
   /** Val loss of a checkpoint or weights on a dataset's val split. */
