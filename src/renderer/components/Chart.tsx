@@ -4,8 +4,9 @@
  * charts of one key), drag to zoom and double-click to reset. It redraws with setData when `data` changes and is
  * rebuilt only when its shape or options change. Reference values (a published loss, say) can be drawn as
  * labelled horizontal dashed lines, and the chart can be rendered to an image with its title and legend.
+ * ChartToolbar holds the options that a page of charts shares.
  */
-import { useEffect, useImperativeHandle, useMemo, useRef, type Ref } from 'react';
+import { useEffect, useId, useImperativeHandle, useMemo, useRef, type Ref } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { clock, compact, metric } from '../format';
@@ -232,7 +233,6 @@ function lineStroke(u: uPlot, si: number): string {
   const c = typeof stroke === 'function' ? stroke(u, si) : stroke;
   return typeof c === 'string' ? c : '';
 }
-const LABEL_FONT = '11px system-ui, sans-serif';
 
 /**
  * Draws the reference lines over the plot, each with its label at its right end (a hook of uPlot's draw), and
@@ -249,7 +249,7 @@ function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boole
   ctx.beginPath();
   ctx.rect(left, top, width, height);
   ctx.clip();
-  ctx.font = LABEL_FONT.replace(/^\d+px/, (m) => `${Math.round(parseFloat(m) * ratio)}px`);
+  ctx.font = `${Math.round(11 * ratio)}px system-ui, sans-serif`;
   ctx.textAlign = 'right';
   ctx.textBaseline = 'bottom';
   for (const b of baselines) {
@@ -565,5 +565,58 @@ export function Chart({
       <div className="chart-plot" ref={wrap} />
       {counts.every((n) => n === 0) && <div className="chart-empty muted small">No points yet</div>}
     </figure>
+  );
+}
+
+/** The options of a set of charts: smoothing, the x axis (step, tokens, wall time), log y and outlier clipping. */
+export function ChartToolbar(p: {
+  smoothing: number;
+  setSmoothing: (v: number) => void;
+  logY: boolean;
+  setLogY: (v: boolean) => void;
+  xKind: XKind;
+  setXKind: (v: XKind) => void;
+  clip: boolean;
+  setClip: (v: boolean) => void;
+}) {
+  const sid = useId();
+  return (
+    <div className="toolbar chart-toolbar">
+      <label className="slider" htmlFor={sid}>
+        <span>Smoothing</span>
+        <input
+          id={sid}
+          type="range"
+          min={0}
+          max={0.99}
+          step={0.01}
+          value={p.smoothing}
+          onChange={(e) => p.setSmoothing(Number(e.target.value))}
+          aria-valuetext={p.smoothing.toFixed(2)}
+        />
+        <output className="mono">{p.smoothing.toFixed(2)}</output>
+      </label>
+      <div className="segmented" role="radiogroup" aria-label="X axis">
+        {(
+          [
+            ['step', 'Step'],
+            ['tokens', 'Tokens'],
+            ['wall', 'Wall time'],
+          ] as const
+        ).map(([k, label]) => (
+          <button key={k} type="button" role="radio" aria-checked={p.xKind === k} className="segmented-item" onClick={() => p.setXKind(k)}>
+            {label}
+          </button>
+        ))}
+      </div>
+      <label className="check">
+        <input type="checkbox" checked={p.logY} onChange={(e) => p.setLogY(e.target.checked)} />
+        Log y
+      </label>
+      <label className="check" title="Scale the y axis to the 5th–95th percentile, as TensorBoard's 'ignore outliers'">
+        <input type="checkbox" checked={p.clip} onChange={(e) => p.setClip(e.target.checked)} />
+        Clip outliers
+      </label>
+    </div>
   );
 }
