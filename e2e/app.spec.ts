@@ -64,6 +64,8 @@ test.describe('serve mode', () => {
       runs: () => expect(page.getByRole('heading', { name: 'No runs yet' })).toBeVisible(),
       'new-run': () => expect(page.getByRole('heading', { name: 'Plan' })).toBeVisible(),
       settings: () => expect(page.getByRole('table', { name: 'Engines' })).toBeVisible(),
+      compare: () => expect(page.getByRole('heading', { name: 'No runs to compare yet' })).toBeVisible(),
+      evals: () => expect(page.getByRole('heading', { name: 'Run HellaSwag' })).toBeVisible(),
     };
     for (const p of PAGES) {
       await nav.getByRole('link', { name: p.title, exact: true }).click();
