@@ -269,3 +269,33 @@ describe.skipIf(!present)('the request travels with a job and an interrupted pre
     expect(done.summary.status).toBe('ready');
   });
 });
+
+describe('download progress while the server stalls', () => {
+  it('reports the bytes received so far even when no more arrive (a heartbeat, not only on data)', async () => {
+    const http = await import('node:http');
+    const { downloadFile } = await import('../src/node/datasets/download');
+    const body = Buffer.alloc(300_000, 97);
+    const sockets = new Set<import('node:net').Socket>();
+    const srv = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length) });
+      res.write(body.subarray(0, 200_000)); // then nothing, until the client gives up
+    });
+    srv.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as import('node:net').AddressInfo).port;
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const p = downloadFile({ url: `http://127.0.0.1:${port}/x.txt`, dest: path.join(home, 'dl', 'x.txt') }, {
+      retries: 0, signal: ac.signal, progressIntervalMs: 250,
+      onProgress: (e) => {
+        seen.push(e.bytes);
+        if (e.bytes === 200_000) ac.abort();
+      },
+    });
+    const err = await p.catch((e: unknown) => e);
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => srv.close(() => r()));
+    expect(isCancelled(err)).toBe(true);
+    expect(seen.at(-1)).toBe(200_000);
+  });
+});

@@ -250,48 +250,66 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   const meter = new RateMeter();
   const tick = throttle(opts.progressIntervalMs ?? 250);
   let total = req.size ?? validators.total;
-  const report = (bytes: number, done: boolean): void => {
-    if (!opts.onProgress || !tick(done)) return;
+  const emit = (bytes: number, done: boolean): void => {
     meter.add(bytes);
-    opts.onProgress({ url: req.url, file: req.dest, bytes, total, bytesPerSec: meter.rate, etaSec: meter.eta(total), done });
+    opts.onProgress?.({ url: req.url, file: req.dest, bytes, total, bytesPerSec: meter.rate, etaSec: meter.eta(total), done });
   };
+  let lastBytes = -1;
+  const report = (bytes: number, done: boolean): void => {
+    lastBytes = bytes;
+    if (!opts.onProgress || !tick(done)) return;
+    emit(bytes, done);
+  };
+  // while bytes arrive faster than the interval, the last ones of a burst are throttled away; and while the
+  // server sends nothing, no report is due. A heartbeat reports the bytes so far when none went out for an
+  // interval, so the count is never stale and the rate falls during a stall.
+  const heartbeat = opts.onProgress
+    ? setInterval(() => {
+      if (lastBytes >= 0 && tick()) emit(lastBytes, false);
+    }, Math.max(250, opts.progressIntervalMs ?? 250))
+    : undefined;
+  heartbeat?.unref?.();
 
   let attempts = 0;
   let lastError: unknown;
-  for (let attempt = 0; attempt <= retries; attempt++) {
-    throwIfCancelled(signal, label);
-    if (attempt > 0) {
-      const base = Math.min(opts.maxBackoffMs ?? 30_000, (opts.backoffMs ?? 1000) * 2 ** (attempt - 1));
-      const wait = lastError instanceof RetryableError && lastError.retryAfterMs !== undefined
-        ? Math.min(lastError.retryAfterMs, opts.maxBackoffMs ?? 30_000)
-        : base * (0.75 + Math.random() * 0.5);
-      await sleep(wait, signal);
+  try {
+    for (let attempt = 0; attempt <= retries; attempt++) {
       throwIfCancelled(signal, label);
+      if (attempt > 0) {
+        const base = Math.min(opts.maxBackoffMs ?? 30_000, (opts.backoffMs ?? 1000) * 2 ** (attempt - 1));
+        const wait = lastError instanceof RetryableError && lastError.retryAfterMs !== undefined
+          ? Math.min(lastError.retryAfterMs, opts.maxBackoffMs ?? 30_000)
+          : base * (0.75 + Math.random() * 0.5);
+        await sleep(wait, signal);
+        throwIfCancelled(signal, label);
+      }
+      // the validators the last attempt saw (it may have failed after writing them)
+      const seen = readJsonIfPresent(metaFile) as PartMeta | undefined;
+      if (seen && seen.url === req.url) validators = seen;
+      let have = Math.max(0, fileSize(part));
+      if (total !== undefined && have === total && have > 0) break; // finished before a crash, not yet renamed
+      if (total !== undefined && have > total) {
+        fs.rmSync(part, { force: true });
+        have = 0;
+      }
+      attempts++;
+      try {
+        const r = await attemptDownload(req, part, have, validators, opts, report, (t) => {
+          total = req.size ?? t ?? total;
+        });
+        validators = r.validators;
+        total = r.total ?? total;
+        lastError = undefined;
+        break;
+      } catch (e) {
+        if (signal?.aborted) throw new CancelledError(label);
+        if (!(e instanceof RetryableError)) throw e;
+        lastError = e;
+        if (e instanceof NotRetryable) break;
+      }
     }
-    // the validators the last attempt saw (it may have failed after writing them)
-    const seen = readJsonIfPresent(metaFile) as PartMeta | undefined;
-    if (seen && seen.url === req.url) validators = seen;
-    let have = Math.max(0, fileSize(part));
-    if (total !== undefined && have === total && have > 0) break; // finished before a crash, not yet renamed
-    if (total !== undefined && have > total) {
-      fs.rmSync(part, { force: true });
-      have = 0;
-    }
-    attempts++;
-    try {
-      const r = await attemptDownload(req, part, have, validators, opts, report, (t) => {
-        total = req.size ?? t ?? total;
-      });
-      validators = r.validators;
-      total = r.total ?? total;
-      lastError = undefined;
-      break;
-    } catch (e) {
-      if (signal?.aborted) throw new CancelledError(label);
-      if (!(e instanceof RetryableError)) throw e;
-      lastError = e;
-      if (e instanceof NotRetryable) break;
-    }
+  } finally {
+    clearInterval(heartbeat);
   }
   if (lastError) {
     const host = hostOf(req.url);

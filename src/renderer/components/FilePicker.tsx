@@ -318,7 +318,7 @@ export function FilePicker(props: {
           ))}
           {listing && shown.length === 0 && (
             <li className="fp-empty muted" role="presentation">
-              {filter ? `Nothing here matches “${filter}”.` : hasExt && onlyExt ? `No folders or ${extensions!.join(', ')} files here.` : 'This folder is empty.'}
+              {filter ? `Nothing here matches “${filter}”.` : hasExt && onlyExt ? `No folders or ${extensions!.map((x) => (x.startsWith('.') ? x : `.${x}`)).join(', ')} files here.` : 'This folder is empty.'}
             </li>
           )}
         </ul>

@@ -72,7 +72,7 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
       <header className="ds-job-head">
         <div className="ds-job-title">
           <h3>
-            {view.datasetId} <span className="muted small">from {view.source}</span>
+            {view.datasetId} {view.source !== view.datasetId && <span className="muted small">from {view.source}</span>}
           </h3>
           <span className={`pill ds-state ds-state-${state}`} data-testid="job-state">
             {STATE_LABEL[state]}

@@ -152,9 +152,12 @@ export function Wizard({ sources, datasets, running, onStart }: {
               <span className="ds-source-top">
                 <input type="radio" name={id('source')} value={s.id} checked={s.id === form.source} onChange={() => setForm((f) => formFor(s, f))} />
                 <span className="preset-title">{s.title}</span>
-                <span className={`tag ds-net${s.network ? '' : ' ds-offline'}`}>{s.network ? 'download' : 'offline'}</span>
               </span>
               <span className="preset-desc muted small">{s.description}</span>
+              <span className="ds-source-foot">
+                <span className={`tag ds-net${s.network ? '' : ' ds-offline'}`}>{s.network ? 'downloads' : 'no network'}</span>
+                <span className="muted small">{s.kind === 'raw' ? 'kept as is' : 'GPT-2 tokens'}</span>
+              </span>
             </label>
           ))}
         </fieldset>

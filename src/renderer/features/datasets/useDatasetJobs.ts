@@ -150,7 +150,9 @@ export function useDatasetJobs(onChanged: (done?: { datasetId: string }) => void
   useStudioEvent('dataset-status', (p) => {
     const v = viewsRef.current[p.datasetId];
     if (p.status === 'running') {
-      if (!v || (v.jobId !== p.jobId && v.state !== 'starting')) void reload();
+      // our own start, before its answer: the job id is known from here on
+      if (v?.state === 'starting' && !v.jobId) patch(p.datasetId, (cur) => ({ ...cur, jobId: p.jobId }));
+      else if (!v || v.jobId !== p.jobId) void reload();
       return;
     }
     ended.current.add(p.jobId);
@@ -174,11 +176,12 @@ export function useDatasetJobs(onChanged: (done?: { datasetId: string }) => void
 
   useStudioEvent('dataset-progress', (p) => {
     const v = viewsRef.current[p.datasetId];
-    if (!v || v.jobId !== p.jobId) {
+    const ours = v && (v.jobId === p.jobId || (v.state === 'starting' && !v.jobId));
+    if (!ours) {
       if (!v || v.state === 'running') void reload();
       return;
     }
-    patch(p.datasetId, (cur) => ({ ...cur, stage: p.stage, progress: p }));
+    patch(p.datasetId, (cur) => ({ ...cur, jobId: cur.jobId ?? p.jobId, stage: p.stage, progress: p }));
   });
 
   useStudioEvent('download-progress', (p) => {
