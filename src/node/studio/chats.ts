@@ -242,7 +242,7 @@ export class ChatService {
       chats.addMessage(id, { role: 'assistant', content: d.text, tokens: d.tokens, tokensPerSec: d.tokensPerSec, reason: d.reason, error: d.error ?? null });
     } catch (e) {
       // the studio closed (the store with it) before the answer ended
-      console.error(`The answer of conversation ${id} could not be stored:`, e);
+      console.error(`The answer of conversation ${id} could not be stored: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 }
