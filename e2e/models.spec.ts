@@ -26,7 +26,16 @@ test('imports GPT-2 weights from Settings with the keyboard, lists them, and rem
   await page.keyboard.type(join(shared, 'fixtures', 'bad-inputs', 'st_offsets_past_end.safetensors'));
   await page.keyboard.press('Enter');
   await expect(dialog.getByRole('alert')).toContainText('st_offsets_past_end.safetensors');
-  await dialog.getByLabel('File or folder').fill(tiny);
+  // the file picker: go to the fixture's folder and pick its model.safetensors
+  await dialog.getByRole('button', { name: 'Browse…' }).click();
+  const picker = page.getByRole('dialog', { name: 'Choose GPT-2 weights' });
+  await picker.getByLabel('Folder path').fill(tiny);
+  await picker.getByLabel('Folder path').press('Enter');
+  await picker.getByRole('option', { name: /model\.safetensors/ }).click();
+  await snap(page, 'import-file-picker');
+  await picker.getByRole('button', { name: 'Select', exact: true }).click();
+  await expect(picker).toHaveCount(0);
+  await expect(dialog.getByLabel('File or folder')).toHaveValue(join(tiny, 'model.safetensors'));
   await dialog.getByLabel('Name').fill('GPT-2 tiny');
   await snap(page, 'import-dialog');
   await page.keyboard.press('Enter');

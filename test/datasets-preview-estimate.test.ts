@@ -95,11 +95,11 @@ describe('datasets-estimate', () => {
     expect((await caught(estimatePreparation({ source: 'fineweb-edu-10bt', url: 'ftp://x/y.parquet' }))).code).toBe('BAD_ARGUMENT');
   });
 
-  it('HellaSwag: one ~11 MB JSONL kept as it is, no tokens, no tokenizing time', async () => {
+  it('HellaSwag: one ~7.5 MB JSONL kept as it is, no tokens, no tokenizing time', async () => {
     const e = await estimatePreparation({ source: 'hellaswag' });
     expect(e.tokens).toBe(0);
-    expect(e.downloadBytes).toBe(11_000_000);
-    expect(e.diskBytes).toBe(11_000_000);
+    expect(e.downloadBytes).toBe(7_500_000);
+    expect(e.diskBytes).toBe(7_500_000);
     expect(e.seconds).toBe(0);
     expect(e.notes.join('\n')).toMatch(/no tokens/);
   });

@@ -136,7 +136,7 @@ export class EvalService {
         : new StudioError(
             ErrorCode.FILE_NOT_FOUND,
             `This workspace has no HellaSwag data yet (${data} is missing).`,
-            'Prepare it once: "Prepare HellaSwag data" on the Evals page, HellaSwag (val) on the Datasets page, or "gpt2-studio prepare hellaswag" (about 11 MB from github.com/rowanz/hellaswag).',
+            'Prepare it once: "Prepare HellaSwag data" on the Evals page, HellaSwag (val) on the Datasets page, or "gpt2-studio prepare hellaswag" (about 7.5 MB from github.com/rowanz/hellaswag).',
           );
     }
     if (req.limit !== undefined && (!Number.isSafeInteger(req.limit) || req.limit < 1)) {

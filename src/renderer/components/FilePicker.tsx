@@ -3,7 +3,7 @@ import type { HandlerResult } from '../../shared/contract';
 import { bytes } from '../format';
 import { useClient } from '../useInvoke';
 import { Dialog } from './Dialog';
-import '../features/datasets/file-picker.css';
+import './FilePicker.css';
 import { ErrorNote } from './ErrorNote';
 
 type Listing = HandlerResult<'files-browse'>;

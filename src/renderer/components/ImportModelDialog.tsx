@@ -8,6 +8,7 @@ import { bytes, compact } from '../format';
 import { useClient } from '../useInvoke';
 import { Dialog } from './Dialog';
 import { ErrorNote } from './ErrorNote';
+import { FilePicker } from './FilePicker';
 
 export function ImportModelDialog({ onClose, onImported }: { onClose: () => void; onImported: (m: ModelEntry) => void }) {
   const client = useClient();
@@ -16,6 +17,7 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<ModelEntry | null>(null);
+  const [browsing, setBrowsing] = useState(false);
   const ids = { path: useId(), name: useId(), form: useId() };
 
   const submit = async () => {
@@ -58,15 +60,20 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
       >
         <div className="field">
           <label htmlFor={ids.path}>File or folder</label>
-          <input
-            id={ids.path}
-            value={source}
-            placeholder="/path/to/gpt2/model.safetensors"
-            spellCheck={false}
-            onChange={(e) => setSource(e.target.value)}
-            aria-describedby={`${ids.path}-hint`}
-            autoFocus
-          />
+          <div className="model-picker-row">
+            <input
+              id={ids.path}
+              value={source}
+              placeholder="/path/to/gpt2/model.safetensors"
+              spellCheck={false}
+              onChange={(e) => setSource(e.target.value)}
+              aria-describedby={`${ids.path}-hint`}
+              autoFocus
+            />
+            <button type="button" className="button" onClick={() => setBrowsing(true)}>
+              Browse…
+            </button>
+          </div>
           <p className="field-hint" id={`${ids.path}-hint`}>
             A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding <code>model.safetensors</code> and its{' '}
             <code>config.json</code> (what <code>save_pretrained</code> writes). Pickled <code>.bin</code> files are not read.
@@ -84,6 +91,19 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
           </p>
         )}
       </form>
+      {browsing && (
+        <FilePicker
+          title="Choose GPT-2 weights"
+          mode="either"
+          extensions={['.safetensors']}
+          initialPath={source.trim() || undefined}
+          onPick={(p) => {
+            setSource(p);
+            setBrowsing(false);
+          }}
+          onClose={() => setBrowsing(false)}
+        />
+      )}
     </Dialog>
   );
 }

@@ -126,7 +126,7 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
       <p className="small">
         {d?.status === 'partial'
           ? 'An earlier download of the HellaSwag validation set stopped before it finished. Preparing again continues it.'
-          : 'This workspace has no HellaSwag validation set yet. It is one 11 MB file of 10,042 examples (github.com/rowanz/hellaswag), downloaded once and kept in the workspace.'}{' '}
+          : 'This workspace has no HellaSwag validation set yet. It is one file of about 7.5 MB with 10,042 examples (github.com/rowanz/hellaswag), downloaded once and kept in the workspace.'}{' '}
         The command line does the same: <code>gpt2-studio prepare hellaswag</code>.
       </p>
       {job ? (
