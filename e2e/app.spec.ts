@@ -65,6 +65,7 @@ test.describe('serve mode', () => {
       'new-run': () => expect(page.getByRole('heading', { name: 'Plan' })).toBeVisible(),
       settings: () => expect(page.getByRole('table', { name: 'Engines' })).toBeVisible(),
       compare: () => expect(page.getByRole('heading', { name: 'No runs to compare yet' })).toBeVisible(),
+      chat: () => expect(page.getByRole('heading', { name: 'No models to chat with' })).toBeVisible(),
       datasets: () => expect(page.getByRole('heading', { name: 'No datasets yet' })).toBeVisible(),
       evals: () => expect(page.getByRole('heading', { name: 'Run HellaSwag' })).toBeVisible(),
     };

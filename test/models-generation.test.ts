@@ -106,6 +106,22 @@ describe.skipIf(!have)('models and generation', () => {
     expect(await studio.generateStop({ genId })).toEqual({ stopped: false });
   });
 
+  it('queues a generation behind a running one without waiting for it; a queued one can be stopped', async () => {
+    const first = await studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'A', temperature: 1, topK: 0, maxTokens: 100, seed: 5 });
+    const second = await studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'B', maxTokens: 5 });
+    await expect(studio.generateStart({ target: { runId: 'run-none' }, prompt: 'C' })).rejects.toThrow(/no checkpoint/);
+    expect(await studio.generateStop({ genId: second.genId })).toEqual({ stopped: true });
+    const d2 = await waitDone(second.genId);
+    expect(d2).toMatchObject({ reason: 'stopped', tokens: 0, text: '' });
+    const third = await studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'B', temperature: 0, maxTokens: 5 });
+    const d1 = await waitDone(first.genId);
+    const d3 = await waitDone(third.genId);
+    expect(d1.error).toBeUndefined();
+    expect(d3.error).toBeUndefined();
+    // the queued one ran after the first
+    expect(done.findIndex((d) => d.genId === third.genId)).toBeGreaterThan(done.findIndex((d) => d.genId === first.genId));
+  });
+
   it('answers a conversation with the chat template', async () => {
     const { genId } = await studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, messages: [{ role: 'user', content: 'Hello there' }], temperature: 0, maxTokens: 16 });
     const d = await waitDone(genId);

@@ -59,7 +59,7 @@ function studioError(fn: () => unknown): StudioError {
   throw new Error('expected a StudioError, but nothing was thrown');
 }
 
-const TABLES = ['checkpoints', 'datasets', 'eval_examples', 'evals', 'logs', 'metrics', 'runs', 'samples'];
+const TABLES = ['chat_messages', 'checkpoints', 'conversations', 'datasets', 'eval_examples', 'evals', 'logs', 'metrics', 'runs', 'samples'];
 
 describe('opening and migrations', () => {
   it('creates and migrates a new database: every table, user_version, WAL, foreign keys, synchronous NORMAL', () => {

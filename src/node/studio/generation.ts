@@ -15,6 +15,10 @@ import { sampleToken, validateSampling } from '../../core/sampling';
 import { EOT, StreamDecoder, encode } from '../../core/tokenizer';
 import { getEngine } from '../engines';
 import { loadTarget } from './evals';
+import { listCheckpointSteps } from '../checkpoints';
+import { runDirOf } from '../train/paths';
+import { resolveModelTarget } from './models';
+import fs from 'node:fs';
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
@@ -132,14 +136,27 @@ export class GenerationService {
     const s = settingsOf(req);
     validateSampling(s);
     const job: Job = { genId: `gen-${randomUUID()}`, req, stop: false, onDone: hooks.onDone };
-    // load the model now, so that a bad target fails the request rather than the stream
-    const { promptTokens, label } = await this.exclusive(async () => {
-      const { model, label } = await this.model(req.target, req.engine);
-      return { promptTokens: this.promptOf(req, model.config.blockSize, s.maxTokens).length, label };
-    });
+    let started: { promptTokens: number; label: string };
+    if (this.current || this.queue.length > 0) {
+      // another generation holds the model: check the target without loading it, and queue (it can be stopped there)
+      const t = resolveModelTarget(this.home, req.target);
+      if ('runId' in t) {
+        const steps = listCheckpointSteps(runDirOf(this.home, t.runId));
+        if (!steps.length || (t.step !== undefined && !steps.includes(t.step))) {
+          throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoint${t.step !== undefined ? ` at step ${t.step}` : ''}.`, steps.length ? `Checkpoints: ${steps.join(', ')}.` : 'Wait for its first checkpoint.');
+        }
+      } else if (!fs.existsSync(t.weightsPath)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No weights at ${t.weightsPath}.`, 'Pick another model.');
+      started = { promptTokens: this.promptOf(req, Number.MAX_SAFE_INTEGER, s.maxTokens).length, label: targetKey(req.target) };
+    } else {
+      // load the model now, so that a bad target fails the request rather than the stream
+      started = await this.exclusive(async () => {
+        const { model, label } = await this.model(req.target, req.engine);
+        return { promptTokens: this.promptOf(req, model.config.blockSize, s.maxTokens).length, label };
+      });
+    }
     this.queue.push(job);
     void this.pump();
-    return { genId: job.genId, promptTokens, label };
+    return { genId: job.genId, ...started };
   }
 
   /** Stops a generation (what it generated so far is kept); a queued one ends without starting. */

@@ -411,6 +411,8 @@ export class Studio {
 
   /** Stops the attached runs (each checkpoints first), closes the store and drops every subscriber. */
   async shutdown(timeoutMs?: number): Promise<void> {
+    // a generation ends first, so that its answer is stored before the store closes
+    await this.generation.close();
     if (this.runsRef) await this.runsRef.shutdown(timeoutMs);
     this.close();
   }

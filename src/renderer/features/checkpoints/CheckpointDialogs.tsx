@@ -4,11 +4,12 @@ import { StudioError } from '../../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
 import type { HandlerResult } from '../../../shared/contract';
 import { Dialog } from '../../components/Dialog';
+import { FilePicker } from '../../components/FilePicker';
 import { ErrorNote } from '../../components/ErrorNote';
 import { bytes, fixed } from '../../format';
 import { href, navigate } from '../../router';
 import { useClient } from '../../useInvoke';
-import { deleteBlocked, deleteConsequences, type CheckpointEntry } from './checkpoints-view';
+import { branchBlocked, deleteBlocked, deleteConsequences, type CheckpointEntry } from './checkpoints-view';
 
 /** The prompt the sample dialog and the gallery start with. */
 export const DEFAULT_PROMPT = 'Once upon a time';
@@ -168,10 +169,19 @@ export function folderName(s: string): string {
   return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 60) || 'checkpoint';
 }
 
+/** The folder that holds a path ("/a/b" -> "/a"), or "" for a bare name. */
+export function parentOf(p: string): string {
+  const t = p.replace(/[\\/]+$/, '');
+  const i = Math.max(t.lastIndexOf('/'), t.lastIndexOf('\\'));
+  return i < 0 ? '' : i === 0 ? t.slice(0, 1) : t.slice(0, i);
+}
+
 export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: string | undefined; onClose: () => void }) {
   const client = useClient();
   const sep = home?.includes('\\') && !home.includes('/') ? '\\' : '/';
-  const suggested = home ? `${home.replace(/[\\/]+$/, '')}${sep}exports${sep}${folderName(c.runName)}-step${c.step}` : '';
+  const leaf = `${folderName(c.runName)}-step${c.step}`;
+  const suggested = home ? `${home.replace(/[\\/]+$/, '')}${sep}exports${sep}${leaf}` : '';
+  const [picking, setPicking] = useState(false);
   const [dest, setDest] = useState(suggested);
   const [touched, setTouched] = useState(false);
   const [overwrite, setOverwrite] = useState(false);
@@ -251,20 +261,26 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
         >
           <div className="field">
             <label htmlFor={ids.dest}>Destination folder</label>
-            <input
-              id={ids.dest}
-              value={dest}
-              spellCheck={false}
-              placeholder="/path/to/exported-model"
-              onChange={(e) => {
-                setTouched(true);
-                setDest(e.target.value);
-              }}
-              disabled={busy}
-              aria-describedby={`${ids.dest}-hint`}
-            />
+            <div className="ckpt-path-row">
+              <input
+                id={ids.dest}
+                value={dest}
+                spellCheck={false}
+                placeholder="/path/to/exported-model"
+                onChange={(e) => {
+                  setTouched(true);
+                  setDest(e.target.value);
+                }}
+                disabled={busy}
+                aria-describedby={`${ids.dest}-hint`}
+              />
+              <button type="button" className="button" onClick={() => setPicking(true)} disabled={busy}>
+                Browse…
+              </button>
+            </div>
             <p className="field-hint" id={`${ids.dest}-hint`}>
-              On the machine that runs the studio. A new or empty folder; a relative path is taken from the studio&apos;s working folder.
+              On the machine that runs the studio: a new or empty folder (a relative path is taken from the studio&apos;s working folder). Browse picks
+              the folder to create <code>{leaf}</code> in.
             </p>
           </div>
           <div className="field field-bool">
@@ -272,6 +288,20 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
             <input id={ids.over} type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} disabled={busy} />
           </div>
         </form>
+      )}
+      {picking && (
+        <FilePicker
+          title="Choose where to export"
+          mode="folder"
+          initialPath={parentOf(dest.trim()) || home}
+          onClose={() => setPicking(false)}
+          onPick={(p) => {
+            const s2 = p.includes('\\') && !p.includes('/') ? '\\' : '/';
+            setTouched(true);
+            setDest(`${p.replace(/[\\/]+$/, '')}${s2}${leaf}`);
+            setPicking(false);
+          }}
+        />
       )}
       {busy && (
         <div className="ckpt-busy" role="status" aria-live="polite">
@@ -291,8 +321,10 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const ids = { name: useId(), start: useId(), form: useId() };
+  const blocked = branchBlocked(c, plannedSteps);
 
   const run = async () => {
+    if (blocked) return;
     setBusy(true);
     setError(null);
     try {
@@ -315,7 +347,7 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
           <button type="button" className="button" onClick={onClose}>
             Cancel
           </button>
-          <button type="submit" form={ids.form} className="button button-primary" disabled={busy}>
+          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || blocked !== null}>
             {busy ? 'Creating…' : start ? 'Create and start' : 'Create run'}
           </button>
         </>
@@ -330,6 +362,7 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
         <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard links, so it takes no extra disk space
         where the disk allows them.
       </p>
+      {blocked && <p className="ckpt-warn">{blocked}</p>}
       <form
         id={ids.form}
         className="form-grid"

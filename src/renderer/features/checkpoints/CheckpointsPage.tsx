@@ -157,7 +157,11 @@ export function CheckpointsPage() {
   const shown = useMemo(() => sortCheckpoints(runFilter ? list.filter((c) => c.runId === runFilter) : list, sort), [list, runFilter, sort.key, sort.dir]);
   const byKey = useMemo(() => new Map(list.map((c) => [ckptKey(c), c])), [list]);
   // a ticked checkpoint that was deleted leaves the selection
-  const chosen = selected.map((k) => byKey.get(k)).filter((c): c is CheckpointEntry => c !== undefined);
+  // (the gallery shows them by run, then by step, so that training progress reads left to right)
+  const chosen = selected
+    .map((k) => byKey.get(k))
+    .filter((c): c is CheckpointEntry => c !== undefined)
+    .sort((a, b) => a.runName.localeCompare(b.runName) || a.runId.localeCompare(b.runId) || a.step - b.step);
   const runById = useMemo(() => new Map(runs.map((r) => [r.id, r])), [runs]);
   const runsWithCkpts = useMemo(() => {
     const counts = new Map<string, number>();
@@ -195,6 +199,8 @@ export function CheckpointsPage() {
   }
 
   const filteredRun = runFilter ? runById.get(runFilter) : undefined;
+  const branchRun = action?.kind === 'branch' ? runById.get(action.c.runId) : undefined;
+  const branchPlanned = branchRun ? plannedSteps(branchRun) : undefined;
   const canGallery = chosen.length >= GALLERY_MIN && chosen.length <= GALLERY_MAX;
 
   return (
@@ -318,7 +324,7 @@ export function CheckpointsPage() {
       {action?.kind === 'sample' && <SampleDialog c={action.c} onClose={() => setAction(null)} />}
       {action?.kind === 'export' && <ExportDialog c={action.c} home={home} onClose={() => setAction(null)} />}
       {action?.kind === 'branch' && (
-        <BranchDialog c={action.c} plannedSteps={(() => { const r = runById.get(action.c.runId); return r ? plannedSteps(r) : undefined; })()} onClose={() => setAction(null)} />
+        <BranchDialog c={action.c} plannedSteps={branchPlanned} onClose={() => setAction(null)} />
       )}
       {action?.kind === 'delete' && (
         <DeleteDialog
@@ -452,7 +458,7 @@ function CheckpointRow({
             type="button"
             className="button ckpt-btn"
             onClick={() => onAction('branch')}
-            disabled={brBlocked !== null}
+            aria-disabled={brBlocked !== null || undefined}
             title={brBlocked ?? `A new run that continues from ${what}; the original stays`}
           >
             Resume from here
@@ -461,7 +467,7 @@ function CheckpointRow({
             type="button"
             className="icon-button icon-button-danger"
             onClick={() => onAction('delete')}
-            disabled={delBlocked !== null}
+            aria-disabled={delBlocked !== null || undefined}
             aria-label={`Delete ${what}`}
             title={delBlocked ?? `Delete ${what}`}
           >
