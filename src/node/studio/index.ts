@@ -24,7 +24,7 @@ import type { ModelEntry, ModelTarget } from '../../shared/models';
 import { ModelService } from './models';
 import { GenerationService, type GenerateRequest, type GenerateStarted, type SampleRequest, type SampleResult } from './generation';
 import { ChatService, type ChatMessageEntry, type ChatSent, type ChatSettings, type Conversation } from './chats';
-import { CheckpointService, type CheckpointEntry } from './checkpoints';
+import { CheckpointService, type CheckpointDeleted, type CheckpointEntry } from './checkpoints';
 import { browseFiles, type FolderListing } from './files';
 
 export interface StudioOptions {
@@ -254,7 +254,7 @@ export class Studio {
     return this.checkpointService.list(arg);
   }
 
-  async checkpointsDelete(arg: { runId: string; step: number }): Promise<{ deleted: boolean }> {
+  async checkpointsDelete(arg: { runId: string; step: number }): Promise<CheckpointDeleted> {
     return this.checkpointService.remove(arg);
   }
 
