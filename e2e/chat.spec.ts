@@ -7,23 +7,12 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Page } from '@playwright/test';
 import type { RunningServer } from '../src/node/server';
-import { expect, invoke, snap, test } from './fixtures';
+import { expect, invoke, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const shared = resolve(process.env.GPT2_STUDIO_SHARED ?? join(repo, '..', 'shared'));
 const tiny = join(shared, 'fixtures', 'gpt2-tiny');
-
-/** Collects page errors and console errors (a CSP violation is one). */
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') failed.push(m.text());
-  });
-  return failed;
-}
 
 interface Decoder {
   decodeStep: (...args: unknown[]) => Promise<unknown>;

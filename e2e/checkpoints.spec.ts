@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from '@playwright/test';
 import type { RunningServer } from '../src/node/server';
-import { expect, invoke, prepareBuiltin, snap, test } from './fixtures';
+import { expect, invoke, prepareBuiltin, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const sharedDir = process.env.GPT2_STUDIO_SHARED ?? resolve(repo, '..', 'shared');
@@ -32,15 +32,6 @@ async function trainedRun(server: RunningServer, name: string): Promise<RunInfo>
     if (Date.now() > deadline) throw new Error(`run ${run.id} did not finish within 180 s`);
     await new Promise((res) => setTimeout(res, 250));
   }
-}
-
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') failed.push(m.text());
-  });
-  return failed;
 }
 
 const rowOf = (page: Page, runId: string, step: number) => page.locator(`tr[data-key="ckpt:${runId}:${step}"]`);

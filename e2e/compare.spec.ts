@@ -2,17 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
 import { openStore } from '../src/node/store';
-import { expect, invoke, prepareBuiltin, screenshotDir, snap, test } from './fixtures';
-
-/** Collects page errors and console errors (a CSP violation is one). */
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') failed.push(m.text());
-  });
-  return failed;
-}
+import { expect, invoke, prepareBuiltin, screenshotDir, snap, test, watchErrors } from './fixtures';
 
 interface SeedRun {
   name: string;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from '@playwright/test';
-import { expect, invoke, snap, test } from './fixtures';
+import { expect, invoke, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const shared = process.env.GPT2_STUDIO_SHARED ?? path.resolve(repo, '..', 'shared');
@@ -88,14 +88,6 @@ const fmt = (n: number) => n.toLocaleString('en-US');
 /** The download bar's byte count (data-bytes). */
 const downloaded = async (page: Page) => Number((await page.getByTestId('download-progress').getAttribute('data-bytes')) ?? 0);
 
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) failed.push(m.text());
-  });
-  return failed;
-}
 
 test.describe('datasets', () => {
   test.skip(!present, `the Tiny Shakespeare fixture is absent (${shakespearePath})`);
@@ -118,7 +110,7 @@ test.describe('datasets', () => {
 
   test('Tiny Shakespeare through the wizard: estimate, progress, reload, pause, resume, ready with its tokens, preview, delete', async ({ page, appUrl }) => {
     test.setTimeout(180_000);
-    const failed = watchErrors(page);
+    const failed = watchErrors(page, { ignore: /Failed to load resource/ });
     await page.goto(appUrl + '#/datasets');
     await expect(page.getByRole('heading', { level: 1, name: 'Datasets' })).toBeVisible();
     await expect(page.getByRole('heading', { name: 'No datasets yet' })).toBeVisible();
@@ -208,7 +200,7 @@ test.describe('datasets', () => {
 
   test('the local source through the file picker: browse by keyboard, pick a text file, prepare it', async ({ page, appUrl, server }) => {
     test.setTimeout(120_000);
-    const failed = watchErrors(page);
+    const failed = watchErrors(page, { ignore: /Failed to load resource/ });
     const dir = mkdtempSync(path.join(tmpdir(), 'gpt2-e2e-pick-'));
     try {
       mkdirSync(path.join(dir, 'more'));

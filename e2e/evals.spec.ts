@@ -8,8 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Page } from '@playwright/test';
-import { expect, invoke, snap, test } from './fixtures';
+import { expect, invoke, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const shared = path.resolve(process.env.GPT2_STUDIO_SHARED ?? path.resolve(repo, '..', 'shared'));
@@ -29,16 +28,6 @@ const correct = first.filter((e) => e.pred === e.label).length;
 const wrong = N - correctNorm;
 /** the examples in the order the browser shows them (by HellaSwag ind) */
 const byInd = [...first].sort((a, b) => a.ind - b.ind);
-
-/** Collects page errors and console errors (a CSP violation is one). */
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') failed.push(m.text());
-  });
-  return failed;
-}
 
 /** A loopback server with the HellaSwag file at /hellaswag_val.jsonl (and nothing else). */
 async function serveHellaswag(): Promise<{ url: string; hits: () => number; close: () => Promise<void> }> {

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type Page } from '@playwright/test';
 import { type RunningServer, startServer } from '../src/node/server';
@@ -13,6 +13,8 @@ import { resolveHome } from '../src/node/workspace';
 const repo = fileURLToPath(new URL('..', import.meta.url));
 export const rendererDir = join(repo, 'out', 'renderer');
 export const screenshotDir = join(repo, 'e2e', '__screenshots__');
+/** The shared fixtures folder: GPT2_STUDIO_SHARED, else ../shared beside the repository. */
+export const sharedDir = resolve(process.env.GPT2_STUDIO_SHARED ?? join(repo, '..', 'shared'));
 
 interface Fixtures {
   /** the token the server requires; none by default (set with test.use({ token })) */
@@ -94,4 +96,17 @@ export async function prepareBuiltin(server: RunningServer): Promise<void> {
     if (Date.now() > deadline) throw new Error('the builtin dataset was not ready within 60 s');
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * Collects page errors and console errors (a CSP violation is one); a test expects the list to stay empty.
+ * `ignore` leaves out console errors a test causes on purpose (e.g. a 404 it asked for).
+ */
+export function watchErrors(page: Page, opts: { ignore?: RegExp } = {}): string[] {
+  const failed: string[] = [];
+  page.on('pageerror', (e) => failed.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !opts.ignore?.test(m.text())) failed.push(m.text());
+  });
+  return failed;
 }

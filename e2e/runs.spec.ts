@@ -1,17 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from '@playwright/test';
-import { expect, invoke, prepareBuiltin, snap, test } from './fixtures';
-
-/** Collects page errors and console errors (a CSP violation is one). */
-function watchErrors(page: Page): string[] {
-  const failed: string[] = [];
-  page.on('pageerror', (e) => failed.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error') failed.push(m.text());
-  });
-  return failed;
-}
+import { expect, invoke, prepareBuiltin, snap, test, watchErrors } from './fixtures';
 
 /** Sets a New run field by its config path (e.g. "max_steps"). */
 async function setField(page: Page, path: string, value: string): Promise<void> {
