@@ -33,10 +33,14 @@ export function RunCharts({ series, version, options, syncKey }: { series: Recor
     const t0 = wallOrigin(Object.values(series));
     const get = (name: string) => series[name];
     const y = (col: readonly (number | null)[]) => (logY ? positiveOnly(col) : col);
-    const smoothed = (s: Series) => y(finiteOnly(debiasedEma(s.values, smoothing)));
-    const raw = (s: Series) => y(finiteOnly(s.values));
-    const table = (s: Series | undefined, cols: (s: Series) => (readonly (number | null)[])[]): XYTable | null =>
-      s && s.steps.length ? decimate({ x: xValues(s, xKind, t0), ys: cols(s) }) : null;
+    const smoothed = (s: Series) => y(debiasedEma(s.values, smoothing));
+    const raw = (s: Series) => y(s.values);
+    // thinned first (decimate skips NaN and infinities), then what is left has its non-finite values turned into gaps
+    const table = (s: Series | undefined, cols: (s: Series) => (readonly (number | null)[])[]): XYTable | null => {
+      if (!s || !s.steps.length) return null;
+      const d = decimate({ x: xValues(s, xKind, t0), ys: cols(s) });
+      return { x: d.x, ys: d.ys.map(finiteOnly) };
+    };
     const smoothedLines = (label: string, color: string): ChartLine[] =>
       smoothing > 0
         ? [

@@ -96,4 +96,18 @@ describe('decimate', () => {
     for (let i = 1; i < d.x.length; i++) expect(d.x[i]).toBeGreaterThan(d.x[i - 1]);
     expect(Math.max(...(d.ys[1] as number[]))).toBe(99.5);
   });
+
+  it('never picks NaN, an infinity or a gap as the min or max of a bucket', () => {
+    const n = 10_000;
+    const x = Array.from({ length: n }, (_, i) => i);
+    const y: (number | null)[] = x.map((i) => (i % 100) / 100);
+    y[150] = Number.NaN;
+    y[250] = Infinity;
+    y[350] = -Infinity;
+    y[450] = null;
+    const d = decimate({ x, ys: [y] }, 100);
+    for (const i of [150, 250, 350, 450]) expect(d.x).not.toContain(i);
+    expect(d.ys[0].every((v) => v !== null && Number.isFinite(v))).toBe(true);
+    expect(d.x).toContain(199); // the max of bucket 1 (0.99)
+  });
 });

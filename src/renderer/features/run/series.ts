@@ -170,8 +170,8 @@ export function positiveOnly(col: readonly (number | null)[]): (number | null)[]
 }
 
 /** NaN and infinities become gaps (uPlot draws null as a gap). */
-export function finiteOnly(col: readonly number[]): (number | null)[] {
-  return col.map((v) => (Number.isFinite(v) ? v : null));
+export function finiteOnly(col: readonly (number | null)[]): (number | null)[] {
+  return col.map((v) => (v !== null && Number.isFinite(v) ? v : null));
 }
 
 /**
@@ -184,27 +184,47 @@ export function decimate(t: XYTable, buckets = 1000): XYTable {
   if (n <= buckets * 4) return t;
   const keep: number[] = [];
   const size = n / buckets;
-  const picked = new Set<number>();
+  const picked: number[] = [];
   for (let b = 0; b < buckets; b++) {
     const from = Math.floor(b * size);
     const to = Math.min(n, Math.floor((b + 1) * size));
     if (to <= from) continue;
-    picked.clear();
-    picked.add(from);
+    picked.length = 0;
+    picked.push(from);
     for (const col of t.ys) {
       let lo = -1;
       let hi = -1;
+      let vlo = Infinity;
+      let vhi = -Infinity;
       for (let i = from; i < to; i++) {
         const v = col[i];
-        if (v === null || !Number.isFinite(v)) continue;
-        if (lo < 0 || v < (col[lo] as number)) lo = i;
-        if (hi < 0 || v > (col[hi] as number)) hi = i;
+        // null and non-finite values are never picked (v - v is NaN for them)
+        if (v === null || v - v !== 0) continue;
+        if (v < vlo) {
+          vlo = v;
+          lo = i;
+        }
+        if (v > vhi) {
+          vhi = v;
+          hi = i;
+        }
       }
-      if (lo >= 0) picked.add(lo);
-      if (hi >= 0) picked.add(hi);
+      if (lo >= 0) picked.push(lo);
+      if (hi >= 0) picked.push(hi);
     }
-    keep.push(...[...picked].sort((a, b2) => a - b2));
+    // a few indices per bucket: sort, then keep each once
+    picked.sort((x, y) => x - y);
+    for (let j = 0; j < picked.length; j++) if (j === 0 || picked[j] !== picked[j - 1]) keep.push(picked[j]);
   }
   if (keep[keep.length - 1] !== n - 1) keep.push(n - 1);
-  return { x: keep.map((i) => t.x[i]), ys: t.ys.map((col) => keep.map((i) => col[i])) };
+  const x = new Array<number>(keep.length);
+  for (let j = 0; j < keep.length; j++) x[j] = t.x[keep[j]];
+  return {
+    x,
+    ys: t.ys.map((col) => {
+      const out = new Array<number | null>(keep.length);
+      for (let j = 0; j < keep.length; j++) out[j] = col[keep[j]];
+      return out;
+    }),
+  };
 }
