@@ -211,6 +211,18 @@ test.describe('runs', () => {
     await expect(rowB).toBeVisible();
     await expect(rowA.locator('[data-status]').first()).toHaveText('Created');
 
+    // tick both, from the keyboard, to compare them
+    await expect(page.getByRole('button', { name: 'Compare' })).toBeDisabled();
+    await rowA.getByRole('checkbox', { name: 'Compare alpha' }).focus();
+    await page.keyboard.press('Space');
+    await rowB.getByRole('checkbox', { name: 'Compare bravo' }).check();
+    const compare = page.getByRole('link', { name: 'Compare 2 runs' });
+    await expect(compare).toHaveAttribute('href', `#/compare?runs=${encodeURIComponent(`${a.id},${b.id}`)}`);
+    await compare.click();
+    await expect(page.getByRole('heading', { level: 1, name: 'Compare' })).toBeVisible();
+    await expect(page.getByRole('checkbox', { name: /alpha/ })).toBeChecked();
+    await page.goBack();
+
     // tags and notes
     await rowA.getByRole('button', { name: 'Edit name, tags and notes of alpha' }).click();
     const edit = page.getByTestId('edit-run-dialog');
