@@ -13,7 +13,7 @@ import { StudioError } from '../shared/errors';
 import { Studio } from '../node/studio';
 import { resolveHome } from '../node/workspace';
 import { makeRendererUrlCheck, registerStudioIpc } from './ipc';
-import { isNavigationAllowed, isOwnOrigin } from './security';
+import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './security';
 import { utilityWorkerSpawner } from './worker';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -60,8 +60,8 @@ async function main(): Promise<void> {
   await app.whenReady();
 
   const ses = session.defaultSession;
-  ses.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
-  ses.setPermissionCheckHandler(() => false);
+  ses.setPermissionRequestHandler((_wc, permission, callback) => callback(isPermissionAllowed(permission)));
+  ses.setPermissionCheckHandler((_wc, permission) => isPermissionAllowed(permission));
   ses.webRequest.onHeadersReceived((details, callback) => {
     if (!isOwnOrigin(details.url, devServerUrl)) return callback({});
     const headers = { ...details.responseHeaders };

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IPC_INVOKE_CHANNEL, type InvokeResult } from '../shared/contract';
 import { Studio } from '../node/studio';
 import { type InvokeEventLike, type IpcMainLike, makeRendererUrlCheck, registerStudioIpc } from './ipc';
-import { isNavigationAllowed, isOwnOrigin } from './security';
+import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './security';
 
 const RENDERER = 'file:///opt/GPT-2%20Studio/resources/app.asar/out/renderer/index.html';
 
@@ -113,5 +113,9 @@ describe('security helpers', () => {
     expect(isOwnOrigin(RENDERER)).toBe(true);
     expect(isOwnOrigin('http://localhost:5173/x', 'http://localhost:5173')).toBe(true);
     expect(isOwnOrigin('https://huggingface.co/x', 'http://localhost:5173')).toBe(false);
+  });
+  it('grants only clipboard writes (the copy buttons)', () => {
+    expect(isPermissionAllowed('clipboard-sanitized-write')).toBe(true);
+    for (const p of ['clipboard-read', 'media', 'notifications', 'geolocation', 'openExternal', 'fullscreen']) expect(isPermissionAllowed(p)).toBe(false);
   });
 });

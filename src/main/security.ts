@@ -26,3 +26,11 @@ export function isOwnOrigin(url: string, devServerUrl?: string): boolean {
     return false;
   }
 }
+
+/**
+ * The only permission the window gets: writing text to the clipboard (the copy buttons). Camera, microphone,
+ * notifications, geolocation, clipboard reads and the rest are refused.
+ */
+export function isPermissionAllowed(permission: string): boolean {
+  return permission === 'clipboard-sanitized-write';
+}
