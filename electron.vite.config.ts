@@ -9,7 +9,16 @@ export default defineConfig({
     build: {
       // Dependencies stay in node_modules (electron-builder packs them); the optional native TF.js backends too.
       externalizeDeps: { include: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'] },
-      lib: { entry: resolve(root, 'src/main/index.ts') },
+      lib: {
+        entry: {
+          index: resolve(root, 'src/main/index.ts'),
+          // the training worker (utilityProcess) and the tokenizer threads, bundled: the built app needs no tsx
+          'train-worker': resolve(root, 'src/node/train/worker-process.ts'),
+          'tokenize-worker': resolve(root, 'src/node/datasets/tokenize-worker.ts'),
+        },
+      },
+      // worker_threads takes the tokenizer as an ES module only by its .mjs name
+      rolldownOptions: { output: { entryFileNames: (chunk) => (chunk.name === 'tokenize-worker' ? '[name].mjs' : '[name].js') } },
       outDir: resolve(root, 'out/main'),
     },
   },

@@ -15,6 +15,7 @@ import { resolveHome } from '../node/workspace';
 import { makeRendererUrlCheck, registerStudioIpc } from './ipc';
 import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './security';
 import { utilityWorkerSpawner } from './worker';
+import { setTokenizeWorkerEntry } from '../node/datasets/pool';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererFile = join(here, '../renderer/index.html');
@@ -42,8 +43,9 @@ async function main(): Promise<void> {
     app.exit(1);
     return;
   }
-  // The worker entry loads the TypeScript sources through tsx, from the app folder (development builds).
-  const workerEntry = join(app.getAppPath(), 'src', 'node', 'train', 'worker-entry.mjs');
+  // The training worker and the tokenizer threads start from their bundles beside this file (electron.vite.config.ts).
+  const workerEntry = join(here, 'train-worker.js');
+  setTokenizeWorkerEntry(join(here, 'tokenize-worker.mjs'));
   const studio = new Studio({ home, spawnWorker: utilityWorkerSpawner(workerEntry) });
 
   app.on('web-contents-created', (_event, contents) => {

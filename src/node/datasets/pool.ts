@@ -46,6 +46,14 @@ interface Slot {
 /** Requests a worker holds at once: two, so that it never waits for the next message. */
 const PER_WORKER = 2;
 
+/** The tokenizer worker's entry: the sources' tokenize-worker.mjs, unless the built app sets its bundled one. */
+let tokenizeWorkerEntry: URL | string = new URL('./tokenize-worker.mjs', import.meta.url);
+
+/** Sets the file tokenizer worker threads start from (the Electron main: out/main/tokenize-worker.mjs). */
+export function setTokenizeWorkerEntry(file: string): void {
+  tokenizeWorkerEntry = file;
+}
+
 export class TokenizerPool {
   readonly size: number;
   private readonly slots: Slot[] = [];
@@ -77,7 +85,7 @@ export class TokenizerPool {
 
   private spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(new URL('./tokenize-worker.mjs', import.meta.url));
+      const worker = new Worker(tokenizeWorkerEntry);
       this.workers.push(worker);
       const slot: Slot = { worker, busy: new Map() };
       let started = false;

@@ -19,8 +19,15 @@ export type WorkerSpawner = () => WorkerHandle;
 /** The worker's entry file (it loads the TypeScript sources through tsx). */
 export const WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.mjs', import.meta.url));
 
-export const forkWorker: WorkerSpawner = () => {
-  const child = fork(WORKER_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+/** A spawner that forks `entry` (the sources' worker-entry.mjs, or the built app's train-worker.js). */
+export function forkWorkerFrom(entry: string): WorkerSpawner {
+  return () => forkOne(entry);
+}
+
+export const forkWorker: WorkerSpawner = forkWorkerFrom(WORKER_ENTRY);
+
+function forkOne(entry: string): WorkerHandle {
+  const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
   return {
     get pid() {
       return child.pid;
@@ -34,4 +41,4 @@ export const forkWorker: WorkerSpawner = () => {
       child.kill(signal);
     },
   };
-};
+}
