@@ -15,10 +15,12 @@ export default defineConfig({
           // the training worker (utilityProcess) and the tokenizer threads, bundled: the built app needs no tsx
           'train-worker': resolve(root, 'src/node/train/worker-process.ts'),
           'tokenize-worker': resolve(root, 'src/node/datasets/tokenize-worker.ts'),
+          // models for chat, sampling and evaluations, off the main process' event loop
+          'model-worker': resolve(root, 'src/node/studio/model-worker.ts'),
         },
       },
-      // worker_threads takes the tokenizer as an ES module only by its .mjs name
-      rolldownOptions: { output: { entryFileNames: (chunk) => (chunk.name === 'tokenize-worker' ? '[name].mjs' : '[name].js') } },
+      // worker_threads takes a worker as an ES module only by its .mjs name
+      rolldownOptions: { output: { entryFileNames: (chunk) => (chunk.name.endsWith('-worker') && chunk.name !== 'train-worker' ? '[name].mjs' : '[name].js') } },
       outDir: resolve(root, 'out/main'),
     },
   },

@@ -11,18 +11,21 @@ import { fileURLToPath } from 'node:url';
 import { setTokenizeWorkerEntry } from '../src/node/datasets/pool';
 import { Studio } from '../src/node/studio';
 import { forkWorkerFrom } from '../src/node/train/launcher';
+import { setModelWorkerEntry } from '../src/node/studio/remote-model';
 import { expect, test } from './fixtures';
 
 const outMain = fileURLToPath(new URL('../out/main/', import.meta.url));
 
-test('the bundled tokenizer threads and training worker prepare a dataset and train a run', async () => {
+test('the bundled tokenizer threads, training worker and model worker prepare a dataset, train a run and sample from it', async () => {
   test.setTimeout(120_000);
   const trainWorker = join(outMain, 'train-worker.js');
   const tokenizeWorker = join(outMain, 'tokenize-worker.mjs');
+  const modelWorker = join(outMain, 'model-worker.mjs');
   expect(existsSync(trainWorker), `${trainWorker} (built by electron-vite build)`).toBe(true);
   expect(existsSync(tokenizeWorker)).toBe(true);
   const home = mkdtempSync(join(tmpdir(), 'gpt2-bundle-'));
   setTokenizeWorkerEntry(tokenizeWorker);
+  setModelWorkerEntry(modelWorker);
   const studio = new Studio({ home, spawnWorker: forkWorkerFrom(trainWorker) });
   try {
     await studio.datasetsPrepare({ source: 'builtin', sizeMb: 1, workers: 2 });
@@ -42,8 +45,14 @@ test('the bundled tokenizer threads and training worker prepare a dataset and tr
     const losses = (await studio.runsMetrics({ id: run.id, names: ['train/loss'] }))['train/loss'].values;
     expect(losses).toHaveLength(4);
     expect(losses.every((l) => l !== null && Number.isFinite(l) && l > 0)).toBe(true);
+
+    // the checkpoint, sampled in the bundled model worker
+    const [sample] = await studio.generateSample({ targets: [{ runId: run.id, step: 4 }], prompt: 'Once upon a time', seed: 1, maxTokens: 8, temperature: 0 });
+    expect(sample.error).toBeUndefined();
+    expect(sample.tokens).toBeGreaterThan(0);
   } finally {
     setTokenizeWorkerEntry(fileURLToPath(new URL('../src/node/datasets/tokenize-worker.mjs', import.meta.url)));
+    setModelWorkerEntry(fileURLToPath(new URL('../src/node/studio/model-worker.mjs', import.meta.url)));
     await studio.shutdown(5000);
     rmSync(home, { recursive: true, force: true });
   }

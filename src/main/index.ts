@@ -16,6 +16,7 @@ import { makeRendererUrlCheck, registerStudioIpc } from './ipc';
 import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './security';
 import { utilityWorkerSpawner } from './worker';
 import { setTokenizeWorkerEntry } from '../node/datasets/pool';
+import { setModelWorkerEntry } from '../node/studio/remote-model';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererFile = join(here, '../renderer/index.html');
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   // The training worker and the tokenizer threads start from their bundles beside this file (electron.vite.config.ts).
   const workerEntry = join(here, 'train-worker.js');
   setTokenizeWorkerEntry(join(here, 'tokenize-worker.mjs'));
+  setModelWorkerEntry(join(here, 'model-worker.mjs'));
   const studio = new Studio({ home, spawnWorker: utilityWorkerSpawner(workerEntry) });
 
   app.on('web-contents-created', (_event, contents) => {

@@ -14,7 +14,6 @@ import { HELLASWAG_BASELINES, parseHellaswag, runHellaswag, type HellaswagExampl
 import { evaluateValLoss } from '../../core/train/trainer';
 import { decode, encode } from '../../core/tokenizer';
 import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../checkpoints';
-import { getEngine } from '../engines';
 import { hellaswagDataPath } from '../evals/paths';
 import type { Eval, EvalExample, EvalTarget, Store } from '../store';
 import { openDatasetLoader } from '../datasets';
@@ -22,6 +21,7 @@ import { runDirOf } from '../train/paths';
 import { loadGpt2Weights } from '../weights';
 import { targetKey, type ModelTarget } from '../../shared/models';
 import { importedModelPath, resolveModelTarget } from './models';
+import { openRemoteModel } from './remote-model';
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
@@ -69,12 +69,10 @@ export function loadTarget(home: string, target: ModelTarget): LoadedTarget {
   return { config: ck.state.modelConfig, weights: ck.weights, target: { runId: t.runId, step }, label: `${t.runId} step ${step}` };
 }
 
-async function openModel(home: string, t: ModelTarget, engine?: string): Promise<{ model: Model; loaded: LoadedTarget }> {
-  const loaded = loadTarget(home, t);
-  const e = await getEngine(engine ?? 'auto');
-  const model = await e.createModel(loaded.config, loaded.weights);
-  loaded.weights.clear();
-  return { model, loaded };
+/** Opens a model in a worker thread (remote-model.ts), so that its forward passes never block the service. */
+async function openModel(home: string, t: ModelTarget, engine?: string): Promise<{ model: Model; loaded: Omit<LoadedTarget, 'weights'> }> {
+  const opened = await openRemoteModel(home, t, engine ?? 'auto');
+  return { model: opened.model, loaded: { config: opened.config, label: opened.label, target: opened.target } };
 }
 
 export interface HellaswagRequest {

@@ -13,8 +13,7 @@ import { chatPrompt, type ChatMessage } from '../../core/chat';
 import { Rng } from '../../core/random';
 import { sampleToken, validateSampling } from '../../core/sampling';
 import { EOT, StreamDecoder, encode } from '../../core/tokenizer';
-import { getEngine } from '../engines';
-import { loadTarget } from './evals';
+import { openRemoteModel } from './remote-model';
 import { listCheckpointSteps } from '../checkpoints';
 import { runDirOf } from '../train/paths';
 import { resolveModelTarget } from './models';
@@ -106,11 +105,10 @@ export class GenerationService {
       return this.cached;
     }
     this.dropCache();
-    const loaded = loadTarget(this.home, target);
-    const e = await getEngine(engine);
-    const model = await e.createModel(loaded.config, loaded.weights);
-    loaded.weights.clear();
-    const label = 'modelId' in target ? target.modelId : loaded.label;
+    // in a worker thread: loading and decoding a large model never blocks the service
+    const opened = await openRemoteModel(this.home, target, engine);
+    const model = opened.model;
+    const label = 'modelId' in target ? target.modelId : opened.label;
     this.cached = { key, engine, model, label };
     return this.cached;
   }
