@@ -33,7 +33,7 @@ export const PAGES = [
   {
     id: 'evals',
     title: 'Evals',
-    summary: 'HellaSwag accuracy of any checkpoint in one click, and fine-tuning (SFT).',
+    summary: 'HellaSwag accuracy of any checkpoint or imported model in one click, and the loss of each token of a text.',
   },
   {
     id: 'settings',
