@@ -10,7 +10,7 @@ import { getEngine } from '../src/node/engines';
 import { loadGpt2Weights } from '../src/node/weights';
 import { generate } from '../src/core/sampling';
 import { EOT, decode, encode } from '../src/core/tokenizer';
-import type { GenerateDoneEvent, GenerateTokenEvent } from '../src/node/studio/generation';
+import { turnStartAt, type GenerateDoneEvent, type GenerateTokenEvent } from '../src/node/studio/generation';
 import { StudioError } from '../src/shared/errors';
 import { hasFixture, sharedPath } from './shared';
 
@@ -101,7 +101,8 @@ describe.skipIf(!have)('models and generation', () => {
     for (let i = 0; i < 400 && !tokens.some((t) => t.genId === genId); i++) await new Promise((r) => setTimeout(r, 5));
     await expect(studio.generateStop({ genId })).resolves.toEqual({ stopped: true });
     const d = await waitDone(genId);
-    expect(['stopped', 'eot']).toContain(d.reason);
+    expect(d.reason).toBe('stopped');
+    expect(d.tokens).toBeLessThan(100);
     expect(d.text).toBe(tokens.filter((t) => t.genId === genId).map((t) => t.text).join(''));
     expect(await studio.generateStop({ genId })).toEqual({ stopped: false });
   });
@@ -120,6 +121,15 @@ describe.skipIf(!have)('models and generation', () => {
     expect(d3.error).toBeUndefined();
     // the queued one ran after the first
     expect(done.findIndex((d) => d.genId === third.genId)).toBeGreaterThan(done.findIndex((d) => d.genId === first.genId));
+  });
+
+  it('a generation whose model is still loading when the studio closes does not start', async () => {
+    const other = new Studio({ home });
+    const pending = other.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'Late', maxTokens: 5 });
+    await other.shutdown(1000);
+    await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
+    const after = await other.generateSample({ targets: [{ modelId: 'tiny-gpt-2' }], prompt: 'x', maxTokens: 2 });
+    expect(after[0].error?.code).toBe('CANCELLED');
   });
 
   it('answers a conversation with the chat template', async () => {
@@ -149,5 +159,18 @@ describe.skipIf(!have)('models and generation', () => {
     await expect(studio.generateStart({ target: { modelId: 'tiny-gpt-2' } })).rejects.toThrow(/prompt or messages/);
     await expect(studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/top-p/);
     await expect(studio.generateStart({ target: { modelId: 'nope' }, prompt: 'x' })).rejects.toThrow(/No imported model "nope"/);
+  });
+});
+
+describe('the end of a chat answer', () => {
+  it('holds back a tail that may still become the next "User:" turn, and nothing else', () => {
+    expect(turnStartAt('Hello there.')).toBe(12);
+    expect(turnStartAt('Hello there.\n')).toBe(12);
+    expect(turnStartAt('Hello there.\n\nUs')).toBe(12);
+    expect(turnStartAt('Hello there.\n\nUser')).toBe(12);
+    expect(turnStartAt('Hello there.\n \n User')).toBe(12);
+    expect(turnStartAt('Hello there.\n\nUsed cars')).toBe('Hello there.\n\nUsed cars'.length);
+    expect(turnStartAt('line one\nline two')).toBe('line one\nline two'.length);
+    expect(turnStartAt('a\nb\n\nU')).toBe(3);
   });
 });

@@ -78,6 +78,14 @@ export interface SampleResult {
 
 /** In a conversation, the model starting the next user turn ends its answer. */
 const TURN_END = /\n\s*User:/;
+/** The end of a text that may still become TURN_END as more tokens come: a line break, spaces, part of "User". */
+const TURN_START = /\n\s*(?:U(?:s(?:e(?:r)?)?)?)?$/;
+
+/** Where a possible start of the next user turn begins at the end of `text` (its length when there is none). */
+export function turnStartAt(text: string): number {
+  const m = TURN_START.exec(text);
+  return m ? m.index : text.length;
+}
 
 interface Job {
   genId: string;
@@ -152,6 +160,8 @@ export class GenerationService {
         return { promptTokens: this.promptOf(req, model.config.blockSize, s.maxTokens).length, label };
       });
     }
+    // the studio may have closed while the model loaded: nothing may start (or load) after that
+    if (this.closed) throw new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '');
     this.queue.push(job);
     void this.pump();
     return { genId: job.genId, ...started };
@@ -203,9 +213,19 @@ export class GenerationService {
   private async runJob(job: Job): Promise<void> {
     const s = settingsOf(job.req);
     let text = '';
+    /** characters of `text` already sent as generate-token */
+    let sent = 0;
     let tokens = 0;
     let t0 = performance.now();
     const rate = () => (tokens > 0 ? tokens / Math.max(1e-6, (performance.now() - t0) / 1000) : 0);
+    const send = (upTo: number) => {
+      if (upTo > sent) this.emit('generate-token', { genId: job.genId, text: text.slice(sent, upTo), tokens, tokensPerSec: rate() });
+      sent = Math.max(sent, upTo);
+    };
+    if (this.closed) {
+      this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+      return;
+    }
     try {
       const { model } = await this.model(job.req.target, job.req.engine);
       const prompt = this.promptOf(job.req, model.config.blockSize, s.maxTokens);
@@ -230,19 +250,18 @@ export class GenerationService {
             break;
           }
           tokens++;
-          let piece = decoder.push(tok);
+          text += decoder.push(tok);
           if (chat) {
-            const m = TURN_END.exec(text + piece);
+            const m = TURN_END.exec(text);
             if (m) {
-              piece = (text + piece).slice(text.length, m.index);
-              text += piece;
-              if (piece) this.emit('generate-token', { genId: job.genId, text: piece, tokens, tokensPerSec: rate() });
+              // the model began the next user turn: the answer ends before it
+              text = text.slice(0, m.index);
               reason = 'eot';
               break;
             }
-          }
-          text += piece;
-          if (piece) this.emit('generate-token', { genId: job.genId, text: piece, tokens, tokensPerSec: rate() });
+            // hold back what may still become "\n\nUser:" (it is several tokens)
+            send(turnStartAt(text));
+          } else send(text.length);
           if (i === maxNew - 1) break;
           logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
           // let the event loop deliver the events (and a stop request) between tokens
@@ -251,15 +270,13 @@ export class GenerationService {
       } finally {
         cache.dispose();
       }
-      const rest = decoder.flush();
-      if (rest) {
-        text += rest;
-        this.emit('generate-token', { genId: job.genId, text: rest, tokens, tokensPerSec: rate() });
-      }
+      text += decoder.flush();
+      if (chat) text = text.slice(0, turnStartAt(text)).trimEnd();
+      send(text.length);
       this.finish(job, { genId: job.genId, text: chat ? text.trim() : text, tokens, tokensPerSec: rate(), reason });
     } catch (e) {
       this.dropCache();
-      this.finish(job, { genId: job.genId, text, tokens, tokensPerSec: rate(), reason: 'error', error: toPlainError(e) });
+      this.finish(job, { genId: job.genId, text: text.slice(0, sent), tokens, tokensPerSec: rate(), reason: 'error', error: toPlainError(e) });
     }
   }
 
@@ -271,6 +288,7 @@ export class GenerationService {
     for (const target of req.targets) {
       out.push(await this.exclusive(async () => {
         const key = targetKey(target);
+        if (this.closed) return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, error: toPlainError(new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '')) };
         try {
           const { model, label } = await this.model(target, req.engine);
           const prompt = this.promptOf({ target, prompt: req.prompt }, model.config.blockSize, s.maxTokens);
@@ -296,6 +314,8 @@ export class GenerationService {
           const text = d.push(ids) + d.flush();
           return { key, label, text, tokens: ids.length, tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000) };
         } catch (e) {
+          // a model that failed (its worker may have died) is not kept for the next request
+          this.dropCache();
           return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, error: toPlainError(e) };
         }
       }));
