@@ -106,14 +106,21 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(evals.examples({ evalId: ev.id, wrongOnly: true, offset: 2, limit: 2 }).map((x) => x.ind)).toEqual(wrongInds.slice(2, 4));
   });
 
-  it('records acc_norm on the checkpoint it measured, and labels it with the run\'s name and step', async () => {
+  it('records acc_norm on the checkpoint it measured (a whole data file only), and labels it with the run\'s name and step', async () => {
     const runId = checkpointRun(40);
     expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeNull();
-    const ev = evals.hellaswag({ target: { runId }, data, limit: N });
+    // a data file of the first N examples, evaluated whole
+    const firstN = path.join(home, `hellaswag-first-${N}.jsonl`);
+    fs.writeFileSync(firstN, fs.readFileSync(data, 'utf8').split('\n').slice(0, N).join('\n') + '\n');
+    const ev = evals.hellaswag({ target: { runId }, data: firstN });
     expect(ev.target).toEqual({ runId, step: 40 });
     expect(ev.params).toMatchObject({ modelKey: `ckpt:${runId}:40`, model: 'tiny run · step 40' });
     const done = await evals.wait(ev.id);
     expect(done.status).toBe('done');
+    expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeCloseTo(correctNorm / N, 12);
+    // a quick run on the first few examples does not replace it
+    const quick = await evals.wait(evals.hellaswag({ target: { runId }, data: firstN, limit: 3 }).id);
+    expect(quick.status).toBe('done');
     expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeCloseTo(correctNorm / N, 12);
     // what every model picker shows
     const entry = (await studio.modelsList()).find((m) => m.key === `ckpt:${runId}:40`);

@@ -259,8 +259,9 @@ export class EvalService {
       const params = this.store().getEval(job.evalId)?.params as Partial<HellaswagParams> | undefined;
       const summary = { ...res.summary, malformed: parsed.skipped, baselines: HELLASWAG_BASELINES, model: params?.model ?? opened.loaded.label, modelKey: params?.modelKey };
       const t = opened.loaded.target;
-      // a checkpoint's score is kept with it (models-list, the Checkpoints page)
-      if ('runId' in t && res.summary.n > 0) this.store().setCheckpointHellaswag(t.runId, t.step, res.summary.accNorm);
+      // a checkpoint's score is kept with it (models-list, the Checkpoints page), when it covers the whole data file:
+      // a quick run on the first few examples must not replace a full one
+      if ('runId' in t && res.summary.n > 0 && res.summary.n >= parsed.examples.length) this.store().setCheckpointHellaswag(t.runId, t.step, res.summary.accNorm);
       this.end(job, 'done', summary, null, res.examples);
     } catch (e) {
       const cancelled = job.abort.signal.aborted || (e instanceof StudioError && e.code === ErrorCode.CANCELLED);
