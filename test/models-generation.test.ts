@@ -63,6 +63,15 @@ describe.skipIf(!have)('models and generation', () => {
     expect((await studio.modelsList()).map((x) => x.key)).not.toContain('model:tiny-gpt-2-2');
   });
 
+  it('removes only folders it imported', async () => {
+    fs.mkdirSync(path.join(home, 'models', 'hand-placed'), { recursive: true });
+    fs.writeFileSync(path.join(home, 'models', 'hand-placed', 'model.safetensors'), 'x');
+    await expect(studio.modelsRemove({ id: 'hand-placed' })).rejects.toThrow(/not a model imported by the studio/);
+    expect(fs.existsSync(path.join(home, 'models', 'hand-placed', 'model.safetensors'))).toBe(true);
+    expect(await studio.modelsRemove({ id: 'never-there' })).toEqual({ removed: false });
+    fs.rmSync(path.join(home, 'models', 'hand-placed'), { recursive: true });
+  });
+
   it('refuses malformed weights with the file named, and leaves nothing behind', async () => {
     const bad = sharedPath('fixtures/bad-inputs/st_header_not_json.safetensors');
     const err = await studio.modelsImport({ path: bad }).then(() => null, (e: unknown) => e);

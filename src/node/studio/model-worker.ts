@@ -8,6 +8,7 @@ import { ErrorCode, StudioError, toPlainError } from '../../shared/errors';
 import type { KVCache, Model } from '../../core/engine/types';
 import { getEngine } from '../engines';
 import { loadTarget } from './evals';
+import { loadGpt2Weights } from '../weights';
 import type { ModelWorkerReply, ModelWorkerRequest } from './remote-model';
 
 const port = parentPort;
@@ -62,6 +63,11 @@ async function handle(m: ModelWorkerRequest): Promise<{ value: unknown; transfer
       if (c && !(c instanceof StudioError)) c.dispose();
       caches.delete(m.cacheId);
       return { value: null };
+    }
+    case 'inspect': {
+      const w = loadGpt2Weights(m.path);
+      w.tensors.clear();
+      return { value: { config: w.config, file: w.file, notes: w.notes } };
     }
     case 'dispose':
       for (const c of caches.values()) if (!(c instanceof StudioError)) c.dispose();

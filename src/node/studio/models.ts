@@ -10,7 +10,7 @@ import { paramCount, toHfConfig, type GPTConfig } from '../../core/model/config'
 import { readCheckpointState } from '../checkpoints';
 import { fsyncDir, folderBytes, writeFileAtomic } from '../fsutil';
 import type { Store } from '../store';
-import { loadGpt2Weights } from '../weights';
+import { inspectWeights } from './remote-model';
 
 export const MODELS_DIR = 'models';
 const META_FILE = 'meta.json';
@@ -126,13 +126,13 @@ export class ModelService {
    * checked by loading them, then copied into models/<id>/ through a temporary folder, so that a failed import
    * leaves nothing behind.
    */
-  import(arg: { path: string; name?: string }): ModelEntry {
+  async import(arg: { path: string; name?: string }): Promise<ModelEntry> {
     const src = path.resolve(arg.path);
     if (!fs.existsSync(src)) {
       throw new StudioError(ErrorCode.FILE_NOT_FOUND, `Nothing to import at ${src}.`, 'Pick a model.safetensors file, or a folder that holds one (with its config.json).');
     }
-    const loaded = loadGpt2Weights(src);
-    loaded.tensors.clear();
+    // read and check in a worker thread, and copy asynchronously: a 500 MB file does not hold up the service
+    const loaded = await inspectWeights(src);
     const fallback = fs.statSync(src).isDirectory() ? path.basename(src) : path.basename(path.dirname(loaded.file));
     const name = (arg.name ?? '').trim() || fallback || 'gpt2';
     const id = newModelId(this.home, name);
@@ -141,7 +141,7 @@ export class ModelService {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { recursive: true });
     try {
-      fs.copyFileSync(loaded.file, path.join(tmp, 'model.safetensors'));
+      await fs.promises.copyFile(loaded.file, path.join(tmp, 'model.safetensors'));
       const meta: ModelMeta = {
         format: 'gpt2-studio-model', version: 1, id, name, source: loaded.file, importedAt: Date.now(), config: loaded.config, notes: loaded.notes,
       };
@@ -164,12 +164,22 @@ export class ModelService {
     }
   }
 
-  /** Deletes an imported model's folder. */
+  /**
+   * Deletes an imported model. Only a folder the studio imported (with its meta.json) is removed, and it is first
+   * renamed out of the way, so that a crash never leaves a half-deleted model in the list.
+   */
   remove(arg: { id: string }): { removed: boolean } {
     const dir = modelDir(this.home, arg.id);
-    const existed = fs.existsSync(dir);
-    fs.rmSync(dir, { recursive: true, force: true });
-    return { removed: existed };
+    if (!fs.existsSync(dir)) return { removed: false };
+    if (!readMeta(dir)) {
+      throw new StudioError(ErrorCode.NOT_FOUND, `${dir} is not a model imported by the studio (it has no ${META_FILE}).`, 'Only imported models are removed here; delete other folders yourself.');
+    }
+    const trash = path.join(modelsDir(this.home), `.deleting-${arg.id}-${process.pid}`);
+    fs.rmSync(trash, { recursive: true, force: true });
+    fs.renameSync(dir, trash);
+    fsyncDir(modelsDir(this.home));
+    fs.rmSync(trash, { recursive: true, force: true });
+    return { removed: true };
   }
 
 }

@@ -20,6 +20,7 @@ export type ModelWorkerRequest = { id: number } & (
   | { op: 'decode'; cacheId: number; tokens: Int32Array; S: number }
   | { op: 'cacheDispose'; cacheId: number }
   | { op: 'dispose' }
+  | { op: 'inspect'; path: string }
 );
 
 export type ModelWorkerReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: PlainError };
@@ -185,5 +186,27 @@ export async function openRemoteModel(home: string, target: ModelTarget, engine 
   } catch (e) {
     await worker.terminate();
     throw e;
+  }
+}
+
+/** What checking GPT-2 weights found (loadGpt2Weights, without the tensors). */
+export interface InspectedWeights {
+  config: GPTConfig;
+  /** the safetensors file that was read */
+  file: string;
+  notes: string[];
+}
+
+/**
+ * Reads and checks GPT-2 weights (every tensor) in a worker thread, so that a 500 MB file does not hold the
+ * service's event loop; throws the loader's error (which names the file) when they are not valid.
+ */
+export async function inspectWeights(weightsPath: string): Promise<InspectedWeights> {
+  const worker = new Worker(modelWorkerEntry);
+  const client = new WorkerClient(worker);
+  try {
+    return (await client.call('inspect', { path: weightsPath })) as InspectedWeights;
+  } finally {
+    await worker.terminate();
   }
 }

@@ -44,8 +44,8 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
           <button type="button" className="button" onClick={onClose}>
             {done ? 'Close' : 'Cancel'}
           </button>
-          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !source.trim()}>
-            {busy ? 'Checking and copying…' : 'Import'}
+          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !source.trim() || done !== null}>
+            {busy ? 'Checking and copying…' : done ? 'Imported' : 'Import'}
           </button>
         </>
       }
@@ -66,7 +66,10 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
               value={source}
               placeholder="/path/to/gpt2/model.safetensors"
               spellCheck={false}
-              onChange={(e) => setSource(e.target.value)}
+              onChange={(e) => {
+                setSource(e.target.value);
+                setDone(null);
+              }}
               aria-describedby={`${ids.path}-hint`}
               autoFocus
             />
@@ -81,7 +84,16 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
         </div>
         <div className="field">
           <label htmlFor={ids.name}>Name</label>
-          <input id={ids.name} value={name} maxLength={60} placeholder="gpt2" onChange={(e) => setName(e.target.value)} />
+          <input
+            id={ids.name}
+            value={name}
+            maxLength={60}
+            placeholder="gpt2"
+            onChange={(e) => {
+              setName(e.target.value);
+              setDone(null);
+            }}
+          />
         </div>
         {busy && <progress aria-label="Importing" />}
         {error != null && <ErrorNote error={error} />}
@@ -99,6 +111,7 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
           initialPath={source.trim() || undefined}
           onPick={(p) => {
             setSource(p);
+            setDone(null);
             setBrowsing(false);
           }}
           onClose={() => setBrowsing(false)}
