@@ -266,6 +266,17 @@ test.describe('chat', () => {
     await expect(page.getByTestId('composer')).toHaveValue('Are you there?');
     await expect(page.getByTestId('message-user')).toHaveCount(0);
     expect(((await invoke(server, 'chats-get', { id: c.id })) as { messages: unknown[] }).messages).toEqual([]);
+
+    // the first message of a new conversation with that model: the error shows on the draft, and no empty
+    // conversation is left behind
+    await page.goto(appUrl + `#/chat?model=${encodeURIComponent(model.key)}`);
+    await expect(page.getByLabel('Model', { exact: true })).toHaveValue(model.key);
+    await page.getByTestId('composer').fill('Hello?');
+    await page.getByTestId('composer').press('Enter');
+    await expect(page.getByRole('alert')).toContainText('model.safetensors');
+    await expect(page).toHaveURL(/#\/chat\?model=/);
+    await expect(page.getByTestId('composer')).toHaveValue('Hello?');
+    await expect.poll(async () => ((await invoke(server, 'chats-list')) as { id: string }[]).map((x) => x.id)).toEqual([c.id]);
     expect(failed.filter((f) => !/Failed to load resource/.test(f))).toEqual([]);
   });
 });

@@ -303,12 +303,15 @@ export function ChatPage() {
     setSendError(null);
     setComposer('');
     let key = streamKey;
+    /** the conversation this send created (taken back when its first message cannot be sent) */
+    let created: string | undefined;
     sending.current++;
     updateStreams((s) => ({ ...s, [key]: { convId: key, genId: null, phase: 'loading', text: '', tokens: 0, tokensPerSec: 0, stopRequested: false, joined: false, pendingUser: content } }));
     setAnnounce('Sending; loading the model…');
     try {
       if (!selectedId) {
         const c = await client.invoke('chats-create', { target: draftModel!.target, settings: { ...parsed.settings, system } });
+        created = c.id;
         formFor.current = c.id;
         const st = streamsRef.current[NEW];
         dropStream(NEW);
@@ -332,6 +335,15 @@ export function ChatPage() {
       void reloadList();
     } catch (error) {
       dropStream(key);
+      if (created !== undefined) {
+        // the first message of a new conversation failed: no empty conversation is left behind, and the draft
+        // (with its model and settings) is where the error shows
+        const id = created;
+        void client.invoke('chats-delete', { id }).catch(() => undefined);
+        setList((l) => (l.status === 'ok' ? { status: 'ok', data: l.data.filter((c) => c.id !== id) } : l));
+        key = NEW;
+        go({ model: draftModelKey });
+      }
       setSendError({ key, error });
       setComposer((c) => (c === '' ? content : c));
       setAnnounce('The message was not sent.');
