@@ -52,6 +52,13 @@ test('imports GPT-2 weights from Settings with the keyboard, lists them, and rem
   expect(models.map((m) => m.key)).toEqual(['model:gpt-2-tiny']);
   await expect(row.getByRole('link', { name: 'Chat' })).toHaveAttribute('href', '#/chat?model=model%3Agpt-2-tiny');
 
+  // New run offers it to fine-tune from: init_path becomes its folder in the workspace
+  await page.goto(appUrl + '#/new-run');
+  await page.getByLabel('Initialize from').selectOption('weights');
+  await page.getByLabel('Start from a model of this workspace').selectOption('model:gpt-2-tiny');
+  await expect(page.getByLabel('Weights or checkpoint path')).toHaveValue('models/gpt-2-tiny');
+  await page.goto(appUrl + '#/settings');
+
   await row.getByRole('button', { name: /^Remove/ }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click();
   await expect(card.getByText('No imported weights yet.')).toBeVisible();

@@ -9,6 +9,7 @@ import { navigate } from '../../router';
 import { parseTags } from '../../run-info';
 import { useClient, useInvoke } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
+import { InitFromModel } from './InitFromModel';
 import { DEFAULTS, errorsByField, fieldId, getAt, parseNumberText, SECTIONS, setAt, textOf, type Config, type FieldDef, type SectionDef } from './config-form';
 import { LrPreview } from './LrPreview';
 import { PlannerPanel } from './PlannerPanel';
@@ -312,6 +313,7 @@ function FormSection({
             engines={engines}
           />
         ))}
+        {visible.some((f) => f.path === 'init_path') && <InitFromModel config={config} onChange={onChange} />}
       </div>
       {extra}
     </>
