@@ -40,6 +40,8 @@ test('imports GPT-2 weights from Settings with the keyboard, lists them, and rem
   await snap(page, 'import-dialog');
   await page.keyboard.press('Enter');
   await expect(dialog.getByRole('status')).toContainText('2 layers, context 128');
+  // the same weights cannot be imported twice by pressing Import again
+  await expect(dialog.getByRole('button', { name: 'Imported' })).toBeDisabled();
   await dialog.getByRole('button', { name: 'Close' }).click();
 
   const row = card.getByRole('row').filter({ has: page.getByRole('rowheader', { name: 'GPT-2 tiny' }) });
