@@ -2,8 +2,8 @@
  * How long the service's event loop is held while a model loads and computes: the longest gap between 5 ms timer
  * ticks while a gpt2-shaped (124M) random model is opened from its safetensors, and during the token-loss view's
  * work (per-token losses of 1,024 tokens, three times), with the model in a worker thread (how the studio runs
- * it) against the same model in the service's own thread (the peer). A last line compares the time of the work
- * itself: the cost of the worker.
+ * it) against the same model in the service's own thread (the peer); the same for importing the weights into the
+ * workspace. A last line compares the time of the work itself: the cost of the worker.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import { initWeights } from '../src/core/model/init';
 import type { Model } from '../src/core/engine/types';
 import { getEngine } from '../src/node/engines';
 import { openRemoteModel } from '../src/node/studio/remote-model';
+import { Studio } from '../src/node/studio';
 import { exportGpt2Weights, loadGpt2Weights } from '../src/node/weights';
 import { printResult } from './lib';
 
@@ -73,7 +74,25 @@ async function main(): Promise<void> {
     } finally {
       remote.model.dispose();
     }
+    // importing the weights: the studio's import (checked in a worker, copied asynchronously) against the same
+    // check and copy done in the service thread
+    const home = path.join(dir, 'home');
+    const studio = new Studio({ home });
+    let importOff: { stallMs: number };
+    let importHere: { stallMs: number };
+    try {
+      importOff = await stallDuring(() => studio.modelsImport({ path: dir, name: 'bench' }));
+      importHere = await stallDuring(async () => {
+        const w = loadGpt2Weights(dir);
+        w.tensors.clear();
+        fs.copyFileSync(w.file, path.join(dir, 'copy.safetensors'));
+      });
+    } finally {
+      studio.close();
+    }
+
     const config_ = { model: 'gpt2 (124M, random)', T, calls: 3, engine: engine.info().detail };
+    printResult({ name: 'event-loop-stall-import-weights', figure: importOff.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'check and copy in the service thread', peerFigure: importHere.stallMs, ratio: importOff.stallMs / importHere.stallMs, config: config_ });
     printResult({ name: 'event-loop-stall-open-model', figure: openOff.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'same model in the service thread', peerFigure: openHere.stallMs, ratio: openOff.stallMs / openHere.stallMs, config: config_ });
     printResult({ name: 'event-loop-stall-token-losses', figure: off.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'same model in the service thread', peerFigure: here.stallMs, ratio: off.stallMs / here.stallMs, config: config_ });
     printResult({ name: 'token-losses-time-worker', figure: off.workMs, unit: 'ms for 3 calls', peer: 'same model in the service thread', peerFigure: here.workMs, ratio: off.workMs / here.workMs, config: config_ });

@@ -141,7 +141,15 @@ export class ModelService {
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { recursive: true });
     try {
-      await fs.promises.copyFile(loaded.file, path.join(tmp, 'model.safetensors'));
+      const copy = path.join(tmp, 'model.safetensors');
+      await fs.promises.copyFile(loaded.file, copy);
+      // on disk before the folder is renamed into place, so that a crash never leaves a short file in models/
+      const fh = await fs.promises.open(copy, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       const meta: ModelMeta = {
         format: 'gpt2-studio-model', version: 1, id, name, source: loaded.file, importedAt: Date.now(), config: loaded.config, notes: loaded.notes,
       };
