@@ -1,6 +1,7 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import type { Model } from '../engine/types';
 import { encode } from '../tokenizer';
+import { REFERENCE } from '../../shared/reference';
 
 /** One HellaSwag example, as in hellaswag_val.jsonl (other fields are kept but unused). */
 export interface HellaswagExample {
@@ -188,7 +189,7 @@ export async function runHellaswag(
 
 /** Reference HellaSwag results (10,042 validation examples, completion style). */
 export const HELLASWAG_BASELINES = [
-  { model: 'GPT-2 124M', acc: 0.2859, accNorm: 0.2955 },
-  { model: 'GPT-2 XL', acc: 0.3842, accNorm: 0.4893 },
-  { model: 'GPT-3 124M (paper)', acc: null, accNorm: 0.337 },
+  { model: 'GPT-2 124M', ...REFERENCE.hellaswag.gpt2 },
+  { model: 'GPT-2 XL', ...REFERENCE.hellaswag.gpt2Xl },
+  { model: 'GPT-3 124M (paper)', ...REFERENCE.hellaswag.gpt3 },
 ] as const;

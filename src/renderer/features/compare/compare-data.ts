@@ -3,6 +3,7 @@
  * reference lines, the flattened config table and the CSV export.
  */
 import { toSeconds, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from '../run/series';
+import { REFERENCE } from '../../../shared/reference';
 
 export const MIN_RUNS = 2;
 export const MAX_RUNS = 10;
@@ -111,31 +112,34 @@ export interface ReferenceLine {
  * "Let's reproduce GPT-2"), and the HellaSwag acc_norm of GPT-2 124M and of GPT-3 124M (GPT-3 paper, table of
  * zero-shot results).
  */
+/** 0.2955 -> "29.55%" */
+const percent = (v: number): string => `${Number((v * 100).toFixed(2))}%`;
+
 export const REFERENCE_LINES: readonly ReferenceLine[] = [
   {
     id: 'gpt2-val',
     metric: 'val/loss',
-    value: 3.2924,
-    label: 'GPT-2 124M · 3.2924',
-    description: 'GPT-2 124M val loss on FineWeb-edu (3.2924)',
+    value: REFERENCE.gpt2ValLoss,
+    label: `GPT-2 124M · ${REFERENCE.gpt2ValLoss}`,
+    description: `GPT-2 124M val loss on FineWeb-edu (${REFERENCE.gpt2ValLoss})`,
     color: '--muted',
     dash: [6, 4],
   },
   {
     id: 'gpt2-hellaswag',
     metric: 'hellaswag/acc_norm',
-    value: 0.2955,
-    label: 'GPT-2 124M · 29.55%',
-    description: 'GPT-2 124M HellaSwag (0.2955)',
+    value: REFERENCE.hellaswag.gpt2.accNorm,
+    label: `GPT-2 124M · ${percent(REFERENCE.hellaswag.gpt2.accNorm)}`,
+    description: `GPT-2 124M HellaSwag (${REFERENCE.hellaswag.gpt2.accNorm})`,
     color: '--muted',
     dash: [6, 4],
   },
   {
     id: 'gpt3-hellaswag',
     metric: 'hellaswag/acc_norm',
-    value: 0.337,
-    label: 'GPT-3 124M · 33.7%',
-    description: 'GPT-3 124M HellaSwag (0.337)',
+    value: REFERENCE.hellaswag.gpt3.accNorm,
+    label: `GPT-3 124M · ${percent(REFERENCE.hellaswag.gpt3.accNorm)}`,
+    description: `GPT-3 124M HellaSwag (${REFERENCE.hellaswag.gpt3.accNorm})`,
     color: '--warn',
     dash: [2, 3],
   },

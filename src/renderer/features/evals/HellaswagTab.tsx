@@ -27,6 +27,7 @@ import {
   type HellaswagSummary,
   type Progress,
 } from './evals-info';
+import { REFERENCE } from '../../../shared/reference';
 
 type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
 
@@ -487,7 +488,7 @@ function SelectedEval({ ev, progress }: { ev: Eval; progress?: Progress }) {
           <Stat label="acc_norm" value={fixed(s.accNorm, 4)} sub={`${int(s.correctNorm)}/${int(s.n)}`} />
           <Stat label="acc" value={fixed(s.acc, 4)} sub={`${int(s.correct)}/${int(s.n)}`} />
           <Stat label="Examples" value={int(s.n)} sub={skipped.length ? `${int(skipped.length)} skipped` : undefined} />
-          <Stat label="vs GPT-2 124M" value={signed(s.accNorm - 0.2955)} />
+          <Stat label="vs GPT-2 124M" value={signed(s.accNorm - REFERENCE.hellaswag.gpt2.accNorm)} />
         </div>
         <AccScale value={s.accNorm} n={s.n} label={label} />
         {skipped.length > 0 && (

@@ -1,5 +1,6 @@
 /** What the Evals page derives from evaluations and token scores: baselines, labels, paging, the loss colour scale. */
 import type { HandlerResult } from '../../../shared/contract';
+import { REFERENCE } from '../../../shared/reference';
 
 export type Eval = HandlerResult<'evals-get'>;
 export type TokenScores = HandlerResult<'tokens-score'>;
@@ -15,9 +16,9 @@ export interface Baseline {
 
 /** HellaSwag reference points (10,042 validation examples, completion style), and chance with four endings. */
 export const BASELINES: readonly Baseline[] = [
-  { label: 'Random', acc: 0.25, accNorm: 0.25, note: 'chance: one of four endings' },
-  { label: 'GPT-2 124M', acc: 0.2859, accNorm: 0.2955, note: 'OpenAI GPT-2 small, as build-nanogpt measures it' },
-  { label: 'GPT-3 124M', acc: null, accNorm: 0.337, note: 'the GPT-3 paper\'s Small model, trained on 300B tokens' },
+  { label: 'Random', ...REFERENCE.hellaswag.random, note: 'chance: one of four endings' },
+  { label: 'GPT-2 124M', ...REFERENCE.hellaswag.gpt2, note: 'OpenAI GPT-2 small, as build-nanogpt measures it' },
+  { label: 'GPT-3 124M', ...REFERENCE.hellaswag.gpt3, note: 'the GPT-3 paper\'s Small model, trained on 300B tokens' },
 ];
 
 /** The HellaSwag summary of a finished eval (the service's summary_json), or null. */
