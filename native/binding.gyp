@@ -8,7 +8,7 @@
   'targets': [
     {
       'target_name': 'gpt2_native',
-      'sources': ['node/binding.cpp', 'cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp'],
+      'sources': ['node/binding.cpp', 'cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")", 'include'],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', '<!@(node -p "process.env.GPT2_NATIVE_DEFINES || \'\'")'],
       'cflags!': ['-fno-exceptions'],
@@ -17,6 +17,7 @@
                     '<!@(node -p "process.env.GPT2_NATIVE_CFLAGS || \'\'")'],
       'libraries': ['<!@(node -p "process.env.GPT2_NATIVE_LIBS || \'\'")'],
       'conditions': [
+        ['OS=="linux"', {'libraries': ['-ldl', '-lrt']}],
         ['OS=="mac"', {
           'xcode_settings': {
             'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',

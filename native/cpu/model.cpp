@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../include/gpt2.h"
+#include "../common/comm_shm.h"
 #include "gemm.h"
 #include "layers.h"
 #include "memory.h"
@@ -768,6 +769,58 @@ int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
   layernorm_forward(cx, c->last, nullptr, nullptr, c->ln, M->p.lnfw, M->p.lnfb, B, C, eps);
   head_forward(M, out, c->last, B);
   c->length += S;
+  return GPT2_OK;
+}
+
+
+// ---- data parallel: the shared-memory communicator (one machine) --------------------------------------------------
+
+struct GPT2Comm {
+  gpt2shm::Comm* shm;
+};
+
+int gpt2_comm_new_id(const char* kind, char* id) {
+  if (!id) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  if (kind && std::strcmp(kind, "shm") != 0)
+    return fail(GPT2_ERR_ARGUMENT, "the CPU engine has only the shared-memory communicator (\"shm\"), not \"%s\"", kind);
+  std::string err;
+  if (int rc = gpt2shm::new_id(id, GPT2_COMM_ID_BYTES, &err)) return fail(rc, "%s", err.c_str());
+  return GPT2_OK;
+}
+
+int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out) {
+  if (!id || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  *out = nullptr;
+  std::string err;
+  gpt2shm::Comm* c = nullptr;
+  if (int rc = gpt2shm::create(id, rank, world, timeout_ms, &c, &err)) return fail(rc, "%s", err.c_str());
+  *out = new GPT2Comm{c};
+  return GPT2_OK;
+}
+
+void gpt2_comm_abort(GPT2Comm* comm) {
+  if (comm) gpt2shm::abort(comm->shm);
+}
+
+void gpt2_comm_destroy(GPT2Comm* comm) {
+  if (!comm) return;
+  gpt2shm::destroy(comm->shm);
+  delete comm;
+}
+
+int gpt2_allreduce_grads(GPT2* M, GPT2Comm* comm) {
+  if (!M || !comm) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  // a rank whose micro-batches had no counted position has no gradient buffer yet: it takes part with zeros
+  if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
+  std::string err;
+  if (int rc = gpt2shm::allreduce_mean(comm->shm, M->grads, M->num_params, &err)) return fail(rc, "%s", err.c_str());
+  return GPT2_OK;
+}
+
+int gpt2_comm_allreduce_mean(GPT2Comm* comm, double* values, int n) {
+  if (!comm || (!values && n > 0)) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  std::string err;
+  if (int rc = gpt2shm::allreduce_mean_f64(comm->shm, values, n, &err)) return fail(rc, "%s", err.c_str());
   return GPT2_OK;
 }
 

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define GPT2_API_VERSION 1
+#define GPT2_API_VERSION 2
 
 enum {
   GPT2_OK = 0,
@@ -106,6 +106,35 @@ void gpt2_cache_destroy(GPT2Cache* cache);
 int gpt2_cache_length(const GPT2Cache* cache);
 /** Feeds tokens (batch, S) at the next S positions; out (batch, V) = the logits at the last of them. */
 int gpt2_decode(GPT2* model, GPT2Cache* cache, const int* tokens, int S, float* out);
+
+
+/* ---- Data parallel ------------------------------------------------------------------------------------------------
+ * One process per rank, each with its own GPT2 of the same config and the same initial parameters. After the
+ * micro-steps of an optimizer step, gpt2_allreduce_grads replaces every rank's gradients with their mean over the
+ * ranks; the norm, clipping and AdamW then run identically everywhere, so the parameters stay equal.
+ *
+ * A communicator id is text (at most GPT2_COMM_ID_BYTES - 1 characters), made once by the first rank with
+ * gpt2_comm_new_id and handed to the others by the parent process:
+ *   "shm:<name>"  a POSIX shared-memory segment on one machine (every build; the CUDA build stages through the host)
+ *   "nccl:<hex>"  an ncclUniqueId (the CUDA build with NCCL); one GPU per rank, device = rank % device count
+ * The reductions sum the ranks in rank order, so every rank gets the same bits.
+ */
+#define GPT2_COMM_ID_BYTES 512
+
+typedef struct GPT2Comm GPT2Comm;
+
+/** Writes a new communicator id (NUL-terminated) into id. kind: "shm", "nccl", or NULL for the build's best. */
+int gpt2_comm_new_id(const char* kind, char* id);
+/** Joins rank `rank` of `world` to the communicator `id`. Blocks until every rank has joined, or fails after
+ * timeout_ms (0 = the default, 120 s). The CUDA build selects this rank's device here, before gpt2_create. */
+int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out);
+/** Tells the other ranks that this one failed: their waiting calls return GPT2_ERR_STATE instead of hanging. */
+void gpt2_comm_abort(GPT2Comm* comm);
+void gpt2_comm_destroy(GPT2Comm* comm);
+/** Replaces the model's gradients with their mean over all ranks (every rank calls it, in the same order). */
+int gpt2_allreduce_grads(GPT2* model, GPT2Comm* comm);
+/** Replaces values[0..n) with their mean over all ranks (n <= 64), e.g. the step's loss. */
+int gpt2_comm_allreduce_mean(GPT2Comm* comm, double* values, int n);
 
 #ifdef __cplusplus
 }

@@ -3,12 +3,17 @@
 //                  decode) run on the libuv thread pool and return Promises, the short ones are synchronous.
 //   Cache          a KV cache made by model.createCache(batch, maxLen).
 //   buildInfo(), hasBlas(), layerCheck(...)  (the last runs one layer's forward and backward, for the tests).
+//   loadLibrary(path)  another build of the same C API as a shared library (the CUDA engine, libgpt2_cuda.so):
+//                  a Library whose models (new Model(config, library)) run through its functions.
+//   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel.
 // src/node/native/ wraps this in the Engine / Model interfaces; nothing else should call it directly.
 #include <napi.h>
 
 #include <cmath>
 #include <condition_variable>
 #include <deque>
+#include <dlfcn.h>
+#include <map>
 #include <functional>
 #include <future>
 #include <memory>
@@ -26,14 +31,60 @@
 
 namespace {
 
-std::string last_error(const char* what) {
-  std::string m = gpt2_last_error();
-  return std::string(what) + ": " + (m.empty() ? "failed" : m);
+// ---- the C API as a table of functions: the linked CPU engine, or a library loaded at run time --------------------
+
+#define GPT2_API_FUNCTIONS(X)                                                                                          \
+  X(last_error) X(build_info) X(has_blas) X(create) X(destroy) X(set_threads) X(set_gemm) X(set_precision)             \
+  X(num_tensors) X(tensor_numel) X(num_parameters) X(read) X(write) X(forward_backward) X(zero_grad) X(grad_norm)      \
+  X(scale_grads) X(adamw) X(logits) X(token_losses) X(cache_create) X(cache_destroy) X(cache_length) X(decode)         \
+  X(comm_new_id) X(comm_create) X(comm_abort) X(comm_destroy) X(allreduce_grads) X(comm_allreduce_mean)
+
+struct Api {
+#define GPT2_API_FIELD(name) decltype(&gpt2_##name) name;
+  GPT2_API_FUNCTIONS(GPT2_API_FIELD)
+#undef GPT2_API_FIELD
+  std::string path;  // "" for the linked engine
+};
+
+const Api* linked_api() {
+  static const Api api = [] {
+    Api a;
+#define GPT2_API_LINK(name) a.name = &gpt2_##name;
+    GPT2_API_FUNCTIONS(GPT2_API_LINK)
+#undef GPT2_API_LINK
+    return a;
+  }();
+  return &api;
 }
 
-void check(Napi::Env env, int rc, const char* what) {
-  if (rc != GPT2_OK) throw Napi::Error::New(env, last_error(what));
+/** Loads a shared library with the C API once per process (it is never unloaded). Throws a message on failure. */
+const Api* load_api(const std::string& path) {
+  static std::mutex mu;
+  static std::map<std::string, Api*> loaded;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = loaded.find(path);
+  if (it != loaded.end()) return it->second;
+  void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char* e = dlerror();
+    throw std::runtime_error(std::string("cannot load ") + path + ": " + (e ? e : "dlopen failed"));
+  }
+  Api* a = new Api();
+  a->path = path;
+#define GPT2_API_LOAD(name)                                                                                            \
+  a->name = reinterpret_cast<decltype(a->name)>(dlsym(h, "gpt2_" #name));                                             \
+  if (!a->name) {                                                                                                      \
+    delete a;                                                                                                          \
+    dlclose(h);                                                                                                        \
+    throw std::runtime_error(path + " lacks gpt2_" #name ": it was built from another version of native/include/gpt2.h; rebuild it"); \
+  }
+  GPT2_API_FUNCTIONS(GPT2_API_LOAD)
+#undef GPT2_API_LOAD
+  loaded[path] = a;
+  return a;
 }
+
+
 
 int int_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
@@ -85,12 +136,12 @@ class Executor {
     cv_.notify_one();
   }
   /** Runs fn on the executor and waits for it (for the short synchronous operations). */
-  int run_sync(const std::function<int()>& fn, std::string* err) {
+  int run_sync(const Api* api, const std::function<int()>& fn, std::string* err) {
     std::promise<int> done;
     std::future<int> f = done.get_future();
     post([&]() {
       int rc = fn();
-      if (rc != GPT2_OK) *err = gpt2_last_error();
+      if (rc != GPT2_OK) *err = api->last_error();
       done.set_value(rc);
     });
     return f.get();
@@ -116,9 +167,9 @@ class Executor {
 };
 
 /** Runs a short operation on the executor and throws its error on the JS thread. */
-void run_sync(Napi::Env env, const std::function<int()>& fn, const char* what) {
+void run_sync(Napi::Env env, const Api* api, const std::function<int()>& fn, const char* what) {
   std::string err;
-  if (Executor::get().run_sync(fn, &err) != GPT2_OK) throw Napi::Error::New(env, std::string(what) + ": " + (err.empty() ? "failed" : err));
+  if (Executor::get().run_sync(api, fn, &err) != GPT2_OK) throw Napi::Error::New(env, std::string(what) + ": " + (err.empty() ? "failed" : err));
 }
 
 /**
@@ -126,6 +177,7 @@ void run_sync(Napi::Env env, const std::function<int()>& fn, const char* what) {
  * resolves with `result` (or rejects with the error). `keep` holds JS values (the model, arrays) alive meanwhile.
  */
 struct Job {
+  const Api* api;
   Napi::Promise::Deferred deferred;
   std::function<int()> work;
   std::function<Napi::Value(Napi::Env)> result;
@@ -135,14 +187,14 @@ struct Job {
   int rc = GPT2_OK;
   std::string err;
 
-  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Job(Napi::Env env, const Api* a) : api(a), deferred(Napi::Promise::Deferred::New(env)) {}
 
   static Napi::Promise Start(Napi::Env env, Job* job) {
     Napi::Promise p = job->deferred.Promise();
     job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "gpt2-native", 0, 1);
     Executor::get().post([job]() {
       job->rc = job->work();
-      if (job->rc != GPT2_OK) job->err = gpt2_last_error();
+      if (job->rc != GPT2_OK) job->err = job->api->last_error();
       Napi::ThreadSafeFunction tsfn = job->tsfn;  // job is deleted by the callback
       tsfn.BlockingCall([job](Napi::Env e, Napi::Function) {
         if (job->done) job->done();
@@ -159,7 +211,44 @@ struct Job {
 /** Per-environment data (a worker thread has its own): the Cache constructor. */
 struct AddonData {
   Napi::FunctionReference cacheCtor;
+  Napi::FunctionReference libraryCtor;
+  Napi::FunctionReference commCtor;
 };
+
+/** A loaded library (loadLibrary(path)): passed to new Model(config, library) and joinComm(..., library). */
+class Library : public Napi::ObjectWrap<Library> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Library", {InstanceAccessor<&Library::Path>("path"), InstanceMethod<&Library::BuildInfo>("buildInfo")});
+  }
+  explicit Library(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Library>(info) {}
+  const Api* api = nullptr;
+
+ private:
+  Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), api ? api->path : ""); }
+  Napi::Value BuildInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), api ? api->build_info() : ""); }
+};
+
+/** Frees a model: at once for the linked engine; on the executor for a loaded library, whose device calls belong there. */
+void destroy_model(const Api* api, GPT2* m) {
+  if (!m) return;
+  if (api == linked_api()) api->destroy(m);
+  else Executor::get().post([api, m]() { api->destroy(m); });
+}
+void destroy_cache(const Api* api, GPT2Cache* c) {
+  if (!c) return;
+  if (api == linked_api()) api->cache_destroy(c);
+  else Executor::get().post([api, c]() { api->cache_destroy(c); });
+}
+
+/** The API of an optional Library argument (the linked engine when it is absent or undefined). */
+const Api* api_arg(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return linked_api();
+  if (!info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->libraryCtor.Value()))
+    throw Napi::TypeError::New(env, "expected a Library from loadLibrary()");
+  return Library::Unwrap(info[i].As<Napi::Object>())->api;
+}
 
 class Cache : public Napi::ObjectWrap<Cache> {
  public:
@@ -168,8 +257,9 @@ class Cache : public Napi::ObjectWrap<Cache> {
   }
   explicit Cache(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cache>(info) {}
   ~Cache() override {
-    if (!inflight) gpt2_cache_destroy(ptr);  // see ~Model
+    if (!inflight) destroy_cache(api, ptr);  // see ~Model
   }
+  const Api* api = linked_api();
   GPT2Cache* ptr = nullptr;
   GPT2* owner = nullptr;
   int batch = 0;
@@ -178,20 +268,91 @@ class Cache : public Napi::ObjectWrap<Cache> {
   void DecodeDone() {
     inflight = false;
     if (disposeLater) {
-      gpt2_cache_destroy(ptr);
+      destroy_cache(api, ptr);
       ptr = nullptr;
     }
   }
 
  private:
-  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ptr ? gpt2_cache_length(ptr) : 0); }
+  Napi::Value Length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ptr ? api->cache_length(ptr) : 0); }
   void Dispose(const Napi::CallbackInfo&) {
     if (inflight) {
       disposeLater = true;
       return;
     }
-    gpt2_cache_destroy(ptr);
+    destroy_cache(api, ptr);
     ptr = nullptr;
+  }
+};
+
+
+/** A data-parallel communicator (joinComm): this process's rank among `world`. */
+class Comm : public Napi::ObjectWrap<Comm> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Comm",
+                       {InstanceAccessor<&Comm::Rank>("rank"), InstanceAccessor<&Comm::World>("world"),
+                        InstanceMethod<&Comm::AllReduceMean>("allReduceMean"), InstanceMethod<&Comm::Abort>("abort"),
+                        InstanceMethod<&Comm::Dispose>("dispose")});
+  }
+  explicit Comm(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Comm>(info) {}
+  ~Comm() override {
+    if (!inflight && ptr) Release();
+  }
+  const Api* api = linked_api();
+  GPT2Comm* ptr = nullptr;
+  int rank = 0, world = 1;
+  int inflight = 0;
+  bool disposeLater = false;
+
+  GPT2Comm* Live(Napi::Env env) {
+    if (!ptr || disposeLater) throw Napi::Error::New(env, "this communicator was disposed");
+    return ptr;
+  }
+  void OpDone() {
+    if (--inflight == 0 && disposeLater) Release();
+  }
+
+ private:
+  void Release() {
+    GPT2Comm* c = ptr;
+    const Api* a = api;
+    ptr = nullptr;
+    if (a == linked_api()) a->comm_destroy(c);
+    else Executor::get().post([a, c]() { a->comm_destroy(c); });
+  }
+  Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rank); }
+  Napi::Value World(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), world); }
+  /** allReduceMean(values: Float64Array) -> Promise<void>: values become their mean over the ranks. */
+  Napi::Value AllReduceMean(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2Comm* c = Live(env);
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw Napi::TypeError::New(env, "allReduceMean: values must be a Float64Array");
+    auto values = info[0].As<Napi::Float64Array>();
+    double* data = values.Data();
+    const int n = (int)values.ElementLength();
+    const Api* a = api;
+    Job* job = new Job(env, a);
+    job->work = [a, c, data, n]() { return a->comm_allreduce_mean(c, data, n); };
+    job->result = [](Napi::Env e) { return e.Undefined(); };
+    job->keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
+    job->keep.push_back(Napi::Persistent(info[0]));
+    job->done = [this]() { OpDone(); };
+    inflight++;
+    return Job::Start(env, job);
+  }
+  /** Makes the other ranks' waiting calls fail instead of hang (call it when this rank gives up). */
+  void Abort(const Napi::CallbackInfo&) {
+    if (ptr) api->comm_abort(ptr);
+  }
+  void Dispose(const Napi::CallbackInfo&) {
+    if (!ptr) return;
+    if (inflight) {
+      disposeLater = true;
+      return;
+    }
+    Release();
   }
 };
 
@@ -215,6 +376,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::TokenLosses>("tokenLosses"),
                            InstanceMethod<&Model::CreateCache>("createCache"),
                            InstanceMethod<&Model::Decode>("decode"),
+                           InstanceMethod<&Model::AllReduceGrads>("allReduceGrads"),
                            InstanceMethod<&Model::Dispose>("dispose"),
                        });
   }
@@ -237,25 +399,31 @@ class Model : public Napi::ObjectWrap<Model> {
     c.vocab_size = (int)get("vocabSize");
     c.padded_vocab_size = (int)get("paddedVocabSize");
     c.ln_eps = (float)get("lnEps");
-    check(env, gpt2_create(&c, &ptr_), "creating the model");
+    api_ = api_arg(info, 1);
+    const Api* api = api_;
+    GPT2* created = nullptr;
+    // on the executor, as every call: a CUDA build binds the model to the device that thread selected
+    run_sync(env, api, [&]() { return api->create(&c, &created); }, "creating the model");
+    ptr_ = created;
     vocab_ = c.vocab_size;
   }
   // A job still running when the environment goes away (a worker thread terminated mid-call) owns the model:
   // leak it rather than free memory the executor is using.
   ~Model() override {
-    if (!busy_) gpt2_destroy(ptr_);
+    if (!busy_) destroy_model(api_, ptr_);
   }
 
   /** Called when a job ends: frees the model if dispose() came while it ran. */
   void JobDone() {
     busy_ = false;
     if (disposed_ && ptr_) {
-      gpt2_destroy(ptr_);
+      destroy_model(api_, ptr_);
       ptr_ = nullptr;
     }
   }
 
  private:
+  const Api* api_ = linked_api();
   GPT2* ptr_ = nullptr;
   int vocab_ = 0;
   bool busy_ = false;
@@ -271,7 +439,7 @@ class Model : public Napi::ObjectWrap<Model> {
   /** Starts a long operation; the model is busy until it ends. */
   Napi::Promise Start(Napi::Env env, std::function<int()> work, std::function<Napi::Value(Napi::Env)> result, Napi::Value out,
                       std::function<void()> done = nullptr) {
-    Job* job = new Job(env);
+    Job* job = new Job(env, api_);
     job->work = std::move(work);
     job->result = std::move(result);
     job->keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
@@ -284,29 +452,44 @@ class Model : public Napi::ObjectWrap<Model> {
     return Job::Start(env, job);
   }
 
-  Napi::Value NumTensors(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), gpt2_num_tensors(Live(info.Env()))); }
+  Napi::Value NumTensors(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), api_->num_tensors(Live(info.Env()))); }
   Napi::Value TensorNumel(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), (double)gpt2_tensor_numel(Live(info.Env()), int_arg(info, 0, "index")));
+    return Napi::Number::New(info.Env(), (double)api_->tensor_numel(Live(info.Env()), int_arg(info, 0, "index")));
   }
   void SetThreads(const Napi::CallbackInfo& info) {
-    check(info.Env(), gpt2_set_threads(Live(info.Env()), int_arg(info, 0, "threads")), "setThreads");
+    GPT2* m = Live(info.Env());
+    const int n = int_arg(info, 0, "threads");
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->set_threads(m, n); }, "setThreads");
   }
   void SetGemm(const Napi::CallbackInfo& info) {
     std::string s = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
     int g = s == "blas" ? GPT2_GEMM_BLAS : s == "builtin" ? GPT2_GEMM_BUILTIN : -1;
     if (g < 0) throw Napi::TypeError::New(info.Env(), "setGemm: use \"blas\" or \"builtin\"");
-    check(info.Env(), gpt2_set_gemm(Live(info.Env()), g), "setGemm");
+    GPT2* m = Live(info.Env());
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->set_gemm(m, g); }, "setGemm");
   }
   /** read(which, offset, out: Float32Array) copies out.length floats of buffer `which` from `offset`. */
   void Read(const Napi::CallbackInfo& info) {
     GPT2* m = Live(info.Env());
     auto out = floats_arg(info, 2, 0, "out");
-    check(info.Env(), gpt2_read(m, int_arg(info, 0, "which"), (size_t)num_arg(info, 1, "offset"), out.Data(), out.ElementLength()), "read");
+    const int which = int_arg(info, 0, "which");
+    const size_t offset = (size_t)num_arg(info, 1, "offset");
+    float* dst = out.Data();
+    const size_t n = out.ElementLength();
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->read(m, which, offset, dst, n); }, "read");
   }
   void Write(const Napi::CallbackInfo& info) {
     GPT2* m = Live(info.Env());
     auto src = floats_arg(info, 2, 0, "src");
-    check(info.Env(), gpt2_write(m, int_arg(info, 0, "which"), (size_t)num_arg(info, 1, "offset"), src.Data(), src.ElementLength()), "write");
+    const int which = int_arg(info, 0, "which");
+    const size_t offset = (size_t)num_arg(info, 1, "offset");
+    const float* from = src.Data();
+    const size_t n = src.ElementLength();
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->write(m, which, offset, from, n); }, "write");
   }
 
   /** forwardBackward(inputs, targets, mask | null, B, T, lossScale) -> Promise<number> */
@@ -325,20 +508,24 @@ class Model : public Napi::ObjectWrap<Model> {
     }
     auto loss = std::make_shared<float>(0.f);
     return Start(
-        env, [=]() { return gpt2_forward_backward(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, scale, loss.get()); },
+        env, [=]() { return api_->forward_backward(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, scale, loss.get()); },
         [loss](Napi::Env e) { return Napi::Number::New(e, *loss); }, env.Undefined());
   }
-  void ZeroGrad(const Napi::CallbackInfo& info) { check(info.Env(), gpt2_zero_grad(Live(info.Env())), "zeroGrad"); }
+  void ZeroGrad(const Napi::CallbackInfo& info) {
+    GPT2* m = Live(info.Env());
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->zero_grad(m); }, "zeroGrad");
+  }
   Napi::Value GradNorm(const Napi::CallbackInfo& info) {
     GPT2* m = Live(info.Env());
     double norm = 0;
-    run_sync(info.Env(), [&]() { return gpt2_grad_norm(m, &norm); }, "gradNorm");
+    run_sync(info.Env(), api_, [&]() { return api_->grad_norm(m, &norm); }, "gradNorm");
     return Napi::Number::New(info.Env(), norm);
   }
   void ScaleGrads(const Napi::CallbackInfo& info) {
     GPT2* m = Live(info.Env());
     const float f = (float)num_arg(info, 0, "factor");
-    run_sync(info.Env(), [&]() { return gpt2_scale_grads(m, f); }, "scaleGrads");
+    run_sync(info.Env(), api_, [&]() { return api_->scale_grads(m, f); }, "scaleGrads");
   }
   /** adamw(lr, beta1, beta2, eps, weightDecay, t) */
   void AdamW(const Napi::CallbackInfo& info) {
@@ -346,7 +533,7 @@ class Model : public Napi::ObjectWrap<Model> {
     const double lr = num_arg(info, 0, "lr"), b1 = num_arg(info, 1, "beta1"), b2 = num_arg(info, 2, "beta2"), eps = num_arg(info, 3, "eps"),
                  wd = num_arg(info, 4, "weightDecay");
     const int t = int_arg(info, 5, "t");
-    run_sync(info.Env(), [&]() { return gpt2_adamw(m, lr, b1, b2, eps, wd, t); }, "adamw");
+    run_sync(info.Env(), api_, [&]() { return api_->adamw(m, lr, b1, b2, eps, wd, t); }, "adamw");
   }
   /** logits(inputs, B, T, out (B*T*V)) -> Promise<void> */
   Napi::Value Logits(const Napi::CallbackInfo& info) {
@@ -356,7 +543,7 @@ class Model : public Napi::ObjectWrap<Model> {
     auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, (size_t)B * T, "inputs"));
     auto out = floats_arg(info, 3, (size_t)B * T * vocab_, "out");
     float* dst = out.Data();
-    return Start(env, [=]() { return gpt2_logits(m, inputs->data(), B, T, dst); }, [](Napi::Env e) { return e.Undefined(); }, out);
+    return Start(env, [=]() { return api_->logits(m, inputs->data(), B, T, dst); }, [](Napi::Env e) { return e.Undefined(); }, out);
   }
   /** tokenLosses(inputs, targets, mask | null, B, T, out (B*T)) -> Promise<void> */
   Napi::Value TokenLosses(const Napi::CallbackInfo& info) {
@@ -374,7 +561,7 @@ class Model : public Napi::ObjectWrap<Model> {
     auto out = floats_arg(info, 5, n, "out");
     float* dst = out.Data();
     return Start(
-        env, [=]() { return gpt2_token_losses(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, dst); },
+        env, [=]() { return api_->token_losses(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, dst); },
         [](Napi::Env e) { return e.Undefined(); }, out);
   }
   /** createCache(batch, maxLen) -> Cache */
@@ -383,9 +570,12 @@ class Model : public Napi::ObjectWrap<Model> {
     GPT2* m = Live(env);
     GPT2Cache* c = nullptr;
     const int batch = int_arg(info, 0, "batch");
-    check(env, gpt2_cache_create(m, batch, int_arg(info, 1, "maxLen"), &c), "createCache");
+    const int maxLen = int_arg(info, 1, "maxLen");
+    const Api* api = api_;
+    run_sync(env, api, [&]() { return api->cache_create(m, batch, maxLen, &c); }, "createCache");
     Napi::Object obj = env.GetInstanceData<AddonData>()->cacheCtor.New({});
     Cache* w = Cache::Unwrap(obj);
+    w->api = api_;
     w->ptr = c;
     w->owner = m;
     w->batch = batch;
@@ -410,14 +600,29 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Object cacheObj = info[0].As<Napi::Object>();
     auto keepCache = std::make_shared<Napi::ObjectReference>(Napi::Persistent(cacheObj));  // alive until done
     return Start(
-        env, [=]() { return gpt2_decode(m, c, tokens->data(), S, dst); }, [](Napi::Env e) { return e.Undefined(); }, out,
+        env, [=]() { return api_->decode(m, c, tokens->data(), S, dst); }, [](Napi::Env e) { return e.Undefined(); }, out,
         [cw, keepCache]() { cw->DecodeDone(); });
+  }
+  /** allReduceGrads(comm) -> Promise<void>: the gradients become their mean over the communicator's ranks. */
+  Napi::Value AllReduceGrads(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2* m = Live(env);
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->commCtor.Value()))
+      throw Napi::TypeError::New(env, "allReduceGrads: the argument must be a Comm from joinComm()");
+    Comm* cw = Comm::Unwrap(info[0].As<Napi::Object>());
+    GPT2Comm* c = cw->Live(env);
+    if (cw->api != api_) throw Napi::Error::New(env, "allReduceGrads: the communicator belongs to another engine library");
+    const Api* api = api_;
+    cw->inflight++;
+    return Start(
+        env, [api, m, c]() { return api->allreduce_grads(m, c); }, [](Napi::Env e) { return e.Undefined(); }, info[0],
+        [cw]() { cw->OpDone(); });
   }
   void Dispose(const Napi::CallbackInfo&) {
     if (disposed_) return;
     disposed_ = true;
     if (!busy_ && ptr_) {  // else JobDone frees it
-      gpt2_destroy(ptr_);
+      destroy_model(api_, ptr_);
       ptr_ = nullptr;
     }
   }
@@ -507,11 +712,62 @@ Napi::Value LayerCheck(const Napi::CallbackInfo& info) {
   return res;
 }
 
+/** loadLibrary(path) -> Library: a shared library with the C API (e.g. build/libgpt2_cuda.so). */
+Napi::Value LoadLibrary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "loadLibrary(path): path must be a string");
+  const Api* api = nullptr;
+  try {
+    api = load_api(info[0].As<Napi::String>().Utf8Value());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Object obj = env.GetInstanceData<AddonData>()->libraryCtor.New({});
+  Library::Unwrap(obj)->api = api;
+  return obj;
+}
+
+/** newCommId(kind: "shm" | "nccl" | null, library?) -> string */
+Napi::Value NewCommId(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const Api* api = api_arg(info, 1);
+  std::vector<char> id(GPT2_COMM_ID_BYTES, 0);
+  run_sync(env, api, [&]() { return api->comm_new_id(kind.empty() ? nullptr : kind.c_str(), id.data()); }, "newCommId");
+  return Napi::String::New(env, id.data());
+}
+
+/** joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>; resolves once every rank has joined. */
+Napi::Value JoinComm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "joinComm: id must be a string");
+  auto id = std::make_shared<std::string>(info[0].As<Napi::String>().Utf8Value());
+  const int rank = int_arg(info, 1, "rank"), world = int_arg(info, 2, "world"), timeout = int_arg(info, 3, "timeoutMs");
+  const Api* api = api_arg(info, 4);
+  auto out = std::make_shared<GPT2Comm*>(nullptr);
+  Job* job = new Job(env, api);
+  job->work = [api, id, rank, world, timeout, out]() { return api->comm_create(id->c_str(), rank, world, timeout, out.get()); };
+  job->result = [api, out, rank, world](Napi::Env e) -> Napi::Value {
+    Napi::Object obj = e.GetInstanceData<AddonData>()->commCtor.New({});
+    Comm* c = Comm::Unwrap(obj);
+    c->api = api;
+    c->ptr = *out;
+    c->rank = rank;
+    c->world = world;
+    return obj;
+  };
+  return Job::Start(env, job);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function model = Model::Init(env);
   Napi::Function cache = Cache::Init(env);
+  Napi::Function library = Library::Init(env);
+  Napi::Function comm = Comm::Init(env);
   AddonData* data = new AddonData();
   data->cacheCtor = Napi::Persistent(cache);
+  data->libraryCtor = Napi::Persistent(library);
+  data->commCtor = Napi::Persistent(comm);
   env.SetInstanceData(data);
   exports.Set("Model", model);
   exports.Set("Cache", cache);
@@ -526,6 +782,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               }));
   exports.Set("hasBlas", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gpt2_has_blas() != 0); }));
   exports.Set("layerCheck", Napi::Function::New(env, LayerCheck));
+  exports.Set("loadLibrary", Napi::Function::New(env, LoadLibrary));
+  exports.Set("newCommId", Napi::Function::New(env, NewCommId));
+  exports.Set("joinComm", Napi::Function::New(env, JoinComm));
   return exports;
 }
 

@@ -85,6 +85,30 @@ export interface Model {
   dispose(): void;
 }
 
+/**
+ * Data parallel: this process's place among `world` processes that train one model together, each on its own
+ * share of every batch. Every rank makes the same calls in the same order.
+ */
+export interface Collective {
+  readonly rank: number;
+  readonly world: number;
+  /** Replaces the gradients of `model` with their mean over all ranks (the same bits on every rank). */
+  allReduceGrads(model: Model): Promise<void>;
+  /** The element-wise mean of `values` over all ranks. */
+  allReduceMean(values: number[]): Promise<number[]>;
+  /** Makes the other ranks' waiting calls fail instead of hang (when this rank gives up). */
+  abort(): void;
+  dispose(): void;
+}
+
+/** How an engine joins processes into a Collective. */
+export interface DataParallel {
+  /** A new communicator id, made by rank 0 and handed to the other ranks by the parent process. */
+  newId(): string;
+  /** Joins rank `rank` of `world`; resolves once every rank has joined. */
+  join(id: string, rank: number, world: number, timeoutMs?: number): Promise<Collective>;
+}
+
 export interface EngineInfo {
   name: string;
   available: boolean;
@@ -99,4 +123,6 @@ export interface Engine {
   info(): EngineInfo;
   /** Builds a model from weights (engine layout), e.g. from initWeights() or an imported file. */
   createModel(config: GPTConfig, weights: NamedTensors): Promise<Model>;
+  /** Data parallel over processes, for the engines that have it. */
+  readonly dataParallel?: DataParallel;
 }

@@ -16,12 +16,15 @@ export interface StepResult {
 /**
  * Forward and backward over the micro-batches of one step, accumulating gradients (each loss divided by the
  * number of micro-steps, as build-nanogpt does). Returns the mean loss and the global norm before clipping.
+ * `reduce`, under data parallel, averages the gradients over the ranks (the loss returned is this rank's).
  */
-export async function accumulateGradients(model: Model, micro: Batch[]): Promise<StepResult> {
+export async function accumulateGradients(model: Model, micro: Batch[], reduce?: (m: Model) => Promise<void>): Promise<StepResult> {
   const n = micro.length;
   model.zeroGrad();
   let loss = 0;
   for (const mb of micro) loss += (await model.forwardBackward(mb, 1 / n)) / n;
+  // data parallel: the gradients become their mean over the ranks before the norm is taken
+  if (reduce) await reduce(model);
   return { loss, norm: await model.gradNorm() };
 }
 

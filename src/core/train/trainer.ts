@@ -1,6 +1,6 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { gradAccumSteps, totalSteps, type RunConfig } from '../../shared/run-config';
-import type { Batch, Model } from '../engine/types';
+import type { Batch, Collective, Model } from '../engine/types';
 import { decayGroups, flopsPerToken } from '../model/config';
 import { generate } from '../sampling';
 import { learningRate } from '../schedule';
@@ -63,6 +63,12 @@ export interface TrainerOptions {
   resume?: TrainerState;
   /** the engine's peak FLOP/s, for MFU; absent when unknown */
   peakFlops?: number;
+  /**
+   * Data parallel: this process's rank among the processes training together. Every rank reads its own share of
+   * each step's batches; gradients, the loss and stop/pause requests are averaged over the ranks, so the ranks
+   * take the same steps. Only rank 0 evaluates, samples and checkpoints.
+   */
+  dist?: Collective;
   now?: () => number;
 }
 
@@ -100,6 +106,8 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   const guardOpts = { enabled: c.guard.enabled, zThreshold: c.guard.z_threshold, warmup: c.guard.warmup, maxConsecutiveSkips: c.guard.max_consecutive_skips };
   const fpt = flopsPerToken(model.config, c.seq_len);
   const log = async (level: 'info' | 'warn', m: string) => hooks.onLog?.(level, m);
+  const dist = o.dist && o.dist.world > 1 ? o.dist : undefined;
+  const lead = !dist || dist.rank === 0;
 
   let step = o.resume?.step ?? 0;
   let tokensSeen = o.resume?.tokensSeen ?? 0;
@@ -110,6 +118,7 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   await log('info', `num decayed parameter tensors: ${g.decayTensors}, with ${fmt(g.decayParams)} parameters`);
   await log('info', `num non-decayed parameter tensors: ${g.noDecayTensors}, with ${fmt(g.noDecayParams)} parameters`);
   await log('info', `total desired batch size: ${fmt(tokensPerStep)} => calculated gradient accumulation steps: ${accum}`);
+  if (dist) await log('info', `data parallel: ${dist.world} processes, each ${accum} micro-step${accum === 1 ? '' : 's'} of ${c.batch_size} x ${c.seq_len} tokens per step`);
   if (o.resume) await log('info', `resuming at step ${step} of ${maxSteps}`);
 
   let lastVal: number | undefined;
@@ -120,16 +129,16 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
 
   while (step < maxSteps) {
     const last = step === maxSteps - 1;
-    if (val && c.eval_interval > 0 && (step % c.eval_interval === 0 || last)) {
+    if (lead && val && c.eval_interval > 0 && (step % c.eval_interval === 0 || last)) {
       lastVal = await evaluateValLoss(model, val, c.eval_iters);
       await hooks.onEval?.({ step, valLoss: lastVal });
       await log('info', `validation loss: ${lastVal.toFixed(4)}`);
     }
-    if (c.hellaswag_interval > 0 && (step % c.hellaswag_interval === 0 || last) && hooks.hellaswag) {
+    if (lead && c.hellaswag_interval > 0 && (step % c.hellaswag_interval === 0 || last) && hooks.hellaswag) {
       const h = await hooks.hellaswag(model, step);
       if (h) await hooks.onHellaswag?.({ step, accNorm: h.accNorm, n: h.n });
     }
-    if (c.sample_interval > 0 && ((step > 0 && step % c.sample_interval === 0) || last)) {
+    if (lead && c.sample_interval > 0 && ((step > 0 && step % c.sample_interval === 0) || last)) {
       const prompt = encode(c.sample.prompt);
       const rows = await generate(model, prompt, {
         maxNewTokens: c.sample.max_tokens, numSequences: c.sample.count, seed: c.seed + step,
@@ -141,7 +150,17 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     const t0 = now();
     const micro: Batch[] = [];
     for (let i = 0; i < accum; i++) micro.push(train.next());
-    const { loss, norm } = await accumulateGradients(model, micro);
+    const acc = await accumulateGradients(model, micro, dist ? (m) => dist.allReduceGrads(m) : undefined);
+    const norm = acc.norm;
+    let loss = acc.loss;
+    let ctl: 'run' | 'stop' | 'pause' = 'run';
+    if (dist) {
+      // the step's loss over all ranks, and whether any rank was asked to stop or pause: every rank then agrees
+      const local = hooks.control?.() ?? 'run';
+      const [l, stopVotes, pauseVotes] = await dist.allReduceMean([loss, local === 'stop' ? 1 : 0, local === 'pause' ? 1 : 0]);
+      loss = l;
+      ctl = stopVotes > 0 ? 'stop' : pauseVotes > 0 ? 'pause' : 'run';
+    }
     const lr = learningRate(sched, step);
     const verdict = checkStep(guard, guardOpts, loss, norm);
     if (verdict.skip) {
@@ -165,8 +184,8 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     await hooks.onStep(ev);
 
     const due = c.checkpoint_interval > 0 && (step % c.checkpoint_interval === 0 || step === maxSteps);
-    const ctl = hooks.control?.() ?? 'run';
-    if (due || (ctl !== 'run' && step < maxSteps)) await checkpoint();
+    if (!dist) ctl = hooks.control?.() ?? 'run';
+    if (lead && (due || (ctl !== 'run' && step < maxSteps))) await checkpoint();
     if (ctl === 'stop') return { status: 'stopped', step };
     if (ctl === 'pause') return { status: 'paused', step };
   }

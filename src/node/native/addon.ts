@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The API version this TypeScript expects (GPT2_API_VERSION in native/include/gpt2.h). */
-export const NATIVE_API_VERSION = 1;
+export const NATIVE_API_VERSION = 2;
 
 export type GemmBackend = 'blas' | 'builtin';
 
@@ -50,6 +50,24 @@ export interface NativeModelHandle {
   tokenLosses(inputs: Int32Array, targets: Int32Array, mask: Float32Array | null, B: number, T: number, out: Float32Array): Promise<void>;
   createCache(batch: number, maxLen: number): NativeCacheHandle;
   decode(cache: NativeCacheHandle, tokens: Int32Array, S: number, out: Float32Array): Promise<void>;
+  /** The gradients become their mean over the communicator's ranks. */
+  allReduceGrads(comm: NativeCommHandle): Promise<void>;
+  dispose(): void;
+}
+
+/** Another build of the C API loaded at run time (Library in native/node/binding.cpp), e.g. libgpt2_cuda.so. */
+export interface NativeLibraryHandle {
+  readonly path: string;
+  buildInfo(): string;
+}
+
+/** A data-parallel communicator (Comm in native/node/binding.cpp). */
+export interface NativeCommHandle {
+  readonly rank: number;
+  readonly world: number;
+  /** values become their element-wise mean over the ranks */
+  allReduceMean(values: Float64Array): Promise<void>;
+  abort(): void;
   dispose(): void;
 }
 
@@ -61,7 +79,13 @@ export interface NativeAddon {
   hasBlas(): boolean;
   /** the OpenMP threads a model uses unless told otherwise (OMP_NUM_THREADS, else every core) */
   defaultThreads(): number;
-  Model: new (config: NativeConfig) => NativeModelHandle;
+  Model: new (config: NativeConfig, library?: NativeLibraryHandle) => NativeModelHandle;
+  /** Loads a shared library with the same C API (throws with the reason). */
+  loadLibrary(path: string): NativeLibraryHandle;
+  /** A new communicator id: "shm:..." (one machine) or "nccl:..." (a CUDA build with NCCL). */
+  newCommId(kind: 'shm' | 'nccl' | null, library?: NativeLibraryHandle): string;
+  /** Joins a communicator; resolves once all `world` ranks have joined (rejects after timeoutMs). */
+  joinComm(id: string, rank: number, world: number, timeoutMs: number, library?: NativeLibraryHandle): Promise<NativeCommHandle>;
   /** One layer's forward and backward on the given arrays (see LayerCheck in native/node/binding.cpp); for tests. */
   layerCheck(
     name: LayerName,
@@ -83,7 +107,7 @@ export interface NativeBuildStatus {
   blas?: string | null;
   buildInfo?: string;
   /** the CUDA probe: nvcc and cuBLAS found or not, and the CUDA library (native/cuda) when it was built */
-  cuda?: { available: boolean; reason?: string; nvcc?: string; library?: string };
+  cuda?: { available: boolean; reason?: string; nvcc?: string; library?: string; nccl?: boolean };
 }
 
 export type AddonLoad =

@@ -6,8 +6,10 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/model/config';
 import { checkParamTensor, type NamedTensors } from '../../core/tensors';
-import type { AdamWHyper, Batch, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
-import { NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeModelHandle } from './addon';
+import type { AdamWHyper, Batch, Collective, DataParallel, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
+import {
+  NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeCommHandle, type NativeLibraryHandle, type NativeModelHandle,
+} from './addon';
 import { checkTokenBatch } from '../../core/engine/check';
 
 export interface NativeCpuOptions {
@@ -36,11 +38,22 @@ export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Nati
   return o;
 }
 
-function nativeError(what: string, e: unknown): StudioError {
+function nativeError(what: string, e: unknown, engine = 'native-cpu'): StudioError {
   const msg = e instanceof Error ? e.message : String(e);
-  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT : ErrorCode.INTERNAL;
-  return new StudioError(code, `native-cpu ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
+  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT
+    : /data parallel/.test(msg) ? ErrorCode.ENGINE_UNAVAILABLE : ErrorCode.INTERNAL;
+  return new StudioError(code, `${engine} ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
 }
+
+/** Which build of the C API a native engine runs: the addon's own (native-cpu) or a loaded library. */
+export interface NativeBackend {
+  /** the engine name models report, e.g. "native-cuda" */
+  name: string;
+  /** absent: the CPU engine linked into the addon */
+  library?: NativeLibraryHandle;
+}
+
+const LINKED: NativeBackend = { name: 'native-cpu' };
 
 
 interface NativeKVCache extends KVCache {
@@ -49,7 +62,7 @@ interface NativeKVCache extends KVCache {
 }
 
 export class NativeCpuModel implements Model {
-  readonly engine = 'native-cpu';
+  readonly engine: string;
   readonly config: GPTConfig;
   private readonly specs: ParamSpec[];
   /** element offset of each tensor in the native buffers (paramSpecs order) */
@@ -60,8 +73,9 @@ export class NativeCpuModel implements Model {
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
 
-  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeCpuOptions = {}) {
+  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeCpuOptions = {}, backend: NativeBackend = LINKED) {
     this.config = config;
+    this.engine = backend.name;
     this.specs = paramSpecs(config);
     try {
       this.handle = new addon.Model({
@@ -72,9 +86,9 @@ export class NativeCpuModel implements Model {
         vocabSize: config.vocabSize,
         paddedVocabSize: config.paddedVocabSize,
         lnEps: config.layerNormEps,
-      });
+      }, backend.library);
     } catch (e) {
-      throw nativeError('could not create the model', e);
+      throw nativeError('could not create the model', e, backend.name);
     }
     // the native layout must be paramSpecs': same tensors, same order, same sizes
     const h = this.handle;
@@ -104,7 +118,7 @@ export class NativeCpuModel implements Model {
   private idle(what: string): NativeModelHandle {
     const h = this.live();
     if (this.pending > 0) {
-      throw new StudioError(ErrorCode.INTERNAL, `native-cpu ${what} was called while another call is still running.`, 'Await forwardBackward / logits / decodeStep before the next call.');
+      throw new StudioError(ErrorCode.INTERNAL, `${this.engine} ${what} was called while another call is still running.`, 'Await forwardBackward / logits / decodeStep before the next call.');
     }
     return h;
   }
@@ -116,7 +130,7 @@ export class NativeCpuModel implements Model {
       try {
         return await fn(this.live());
       } catch (e) {
-        throw e instanceof StudioError ? e : nativeError(what, e);
+        throw e instanceof StudioError ? e : nativeError(what, e, this.engine);
       } finally {
         this.pending--;
       }
@@ -159,6 +173,12 @@ export class NativeCpuModel implements Model {
 
   scaleGrads(factor: number): void {
     this.idle('scaleGrads').scaleGrads(factor);
+  }
+
+  /** The gradients become their mean over the ranks of `comm` (data parallel). */
+  allReduceGrads(comm: NativeCommHandle): Promise<void> {
+    this.live();
+    return this.serial('allReduceGrads', (h) => h.allReduceGrads(comm));
   }
 
   adamwStep(h: AdamWHyper): void {
@@ -204,7 +224,7 @@ export class NativeCpuModel implements Model {
     try {
       handle = h.createCache(batchSize, len);
     } catch (e) {
-      throw nativeError('createCache', e);
+      throw nativeError('createCache', e, this.engine);
     }
     const cache: NativeKVCache = {
       batchSize,
@@ -290,22 +310,79 @@ export class NativeCpuModel implements Model {
   }
 }
 
-/** The llm.c-style C++ engine on the CPU (OpenMP; BLAS or the built-in SGEMM). */
+/** A Collective over the addon's communicator (shared memory on one machine, or NCCL in a CUDA build). */
+class NativeCollective implements Collective {
+  constructor(private readonly comm: NativeCommHandle, private readonly engineName: string) {}
+  get rank(): number {
+    return this.comm.rank;
+  }
+  get world(): number {
+    return this.comm.world;
+  }
+  async allReduceGrads(model: Model): Promise<void> {
+    if (!(model instanceof NativeCpuModel) || model.engine !== this.engineName) {
+      throw new StudioError(ErrorCode.INTERNAL, `A ${this.engineName} communicator cannot reduce the gradients of a ${model.engine} model.`, 'Train every rank on the same engine.');
+    }
+    await model.allReduceGrads(this.comm);
+  }
+  async allReduceMean(values: number[]): Promise<number[]> {
+    const buf = Float64Array.from(values);
+    try {
+      await this.comm.allReduceMean(buf);
+    } catch (e) {
+      throw nativeError('allReduceMean', e, this.engineName);
+    }
+    return Array.from(buf);
+  }
+  abort(): void {
+    this.comm.abort();
+  }
+  dispose(): void {
+    this.comm.dispose();
+  }
+}
+
+/** The llm.c-style C++ engine: on the CPU (OpenMP; BLAS or the built-in SGEMM), or a loaded build of the same C API. */
 export class NativeCpuEngine implements Engine {
-  readonly name = 'native-cpu';
+  readonly name: string;
+  readonly dataParallel: DataParallel;
 
   constructor(
     private readonly addon: NativeAddon,
     private readonly opts: NativeCpuOptions = {},
     private readonly notes: string[] = [],
-  ) {}
+    private readonly backend: NativeBackend = LINKED,
+  ) {
+    this.name = backend.name;
+    const lib = backend.library;
+    this.dataParallel = {
+      newId: () => {
+        try {
+          return addon.newCommId(null, lib);
+        } catch (e) {
+          throw nativeError('could not make a communicator', e, this.name);
+        }
+      },
+      join: async (id, rank, world, timeoutMs = 120_000) => {
+        try {
+          return new NativeCollective(await addon.joinComm(id, rank, world, timeoutMs, lib), this.name);
+        } catch (e) {
+          throw nativeError(`rank ${rank} could not join the other ${world - 1} process${world === 2 ? '' : 'es'}`, e, this.name);
+        }
+      },
+    };
+  }
 
   /** The GEMM backend models get: the one asked for, else BLAS when linked, else the built-in one. */
   get gemm(): GemmBackend {
+    if (this.backend.library) return 'blas';
     return this.opts.gemm ?? (this.addon.hasBlas() ? 'blas' : 'builtin');
   }
 
   info(): EngineInfo {
+    if (this.backend.library) {
+      return { name: this.name, available: true, detail: `${this.backend.library.buildInfo()} (${this.backend.library.path})`, notes: [...this.notes] };
+    }
     const n = this.opts.threads ?? this.addon.defaultThreads();
     const threads = `${n} thread${n === 1 ? '' : 's'}`;
     const notes = [...this.notes];
@@ -314,9 +391,9 @@ export class NativeCpuEngine implements Engine {
   }
 
   async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {
-    if (this.opts.gemm === 'blas' && !this.addon.hasBlas()) {
+    if (!this.backend.library && this.opts.gemm === 'blas' && !this.addon.hasBlas()) {
       throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, 'The native engine was built without BLAS, so GEMM "blas" is not available.', 'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.');
     }
-    return new NativeCpuModel(this.addon, config, weights, this.opts);
+    return new NativeCpuModel(this.addon, config, weights, this.backend.library ? {} : this.opts, this.backend);
   }
 }

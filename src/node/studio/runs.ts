@@ -10,7 +10,7 @@ import { checkRunConfig, totalSteps, type RunConfig } from '../../shared/run-con
 import type { StudioEvents } from '../../shared/contract';
 import { listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointState } from '../checkpoints';
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
-import { forkWorker, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
+import { forkWorker, spawnGroup, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
 import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
@@ -81,7 +81,10 @@ export class RunManager {
         errors.push({ field: 'init_path', message: e instanceof Error ? e.message : String(e) });
       }
     }
-    if (c.world_size > 1) errors.push({ field: 'world_size', message: `world_size = ${c.world_size} needs data parallel over GPUs, which this build does not have; use 1` });
+    if (c.world_size > 1 && c.engine === 'tfjs') {
+      errors.push({ field: 'world_size', message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1` });
+    }
+    if (c.world_size > 1 && c.sft) errors.push({ field: 'world_size', message: 'fine-tuning (sft) runs in one process; set world_size to 1' });
     if (errors.length) throw configError(errors);
     return c;
   }
@@ -126,7 +129,8 @@ export class RunManager {
     this.store.rewindRun(id, last ?? 0);
     const resumeFrom = last !== undefined ? path.join(checkpointsDir(runDir), checkpointDirName(last)) : undefined;
 
-    const worker = this.spawn();
+    // data parallel: one process per rank, seen here as one worker
+    const worker = config.world_size > 1 ? spawnGroup(this.spawn, config.world_size) : this.spawn();
     let resolve!: (r: Run) => void;
     const done = new Promise<Run>((r) => (resolve = r));
     const a: Attached = { worker, finished: false, done, resolve };

@@ -14,6 +14,10 @@ export type ParentMessage =
       config: RunConfig;
       /** checkpoint folder to resume from */
       resumeFrom?: string;
+      /** data parallel (config.world_size > 1): this process's rank; 0 when absent */
+      rank?: number;
+      /** data parallel: the communicator id that rank 0 made (absent for rank 0, which makes it) */
+      commId?: string;
     }
   | { type: 'stop' }
   | { type: 'pause' };
@@ -27,6 +31,8 @@ export type WorkerMessage = { seq: number } & (
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'done'; status: 'done' | 'stopped' | 'paused'; step: number }
   | { type: 'error'; error: PlainError }
+  /** data parallel: rank 0's communicator id, which the parent hands to the other ranks (not recorded) */
+  | { type: 'comm-id'; id: string }
 );
 
 /** Distributes Omit over a union (plain Omit collapses it). */

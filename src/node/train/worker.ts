@@ -4,13 +4,14 @@
  * It runs under child_process.fork (Node) or utilityProcess (Electron) through the same entry file.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { toPlainError } from '../../shared/errors';
+import { ErrorCode, StudioError, toPlainError } from '../../shared/errors';
 import { resolveModelShape, type RunConfig } from '../../shared/run-config';
 import { parseHellaswag, runHellaswag, type HellaswagExample } from '../../core/evals/hellaswag';
 import { makeConfig, paramCount, type GPTConfig } from '../../core/model/config';
 import { initWeights } from '../../core/model/init';
-import type { Model } from '../../core/engine/types';
+import type { Collective, Engine, Model } from '../../core/engine/types';
 import { runTraining, type TrainerState } from '../../core/train/trainer';
 import { hellaswagDataPath } from '../evals/paths';
 import { getEngine } from '../engines';
@@ -35,9 +36,35 @@ export interface WorkerIo {
   onMessage(cb: (m: ParentMessage) => void): void;
 }
 
+/**
+ * Data parallel: joins this process to the others of the run. Rank 0 makes the communicator and sends its id
+ * (the parent hands it to the other ranks); every rank then waits until all have joined. This comes before the
+ * model is built, since a CUDA engine picks the rank's GPU here.
+ */
+async function joinRanks(engine: Engine, start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<Collective> {
+  const world = start.config.world_size;
+  const rank = start.rank ?? 0;
+  if (!engine.dataParallel) {
+    throw new StudioError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      `world_size = ${world} needs data parallel, which the ${engine.name} engine does not have.`,
+      'Use engine native-cpu or native-cuda, or set world_size to 1.',
+    );
+  }
+  let id = start.commId;
+  if (rank === 0) {
+    id = engine.dataParallel.newId();
+    io.send({ type: 'comm-id', id });
+  }
+  if (!id) throw new StudioError(ErrorCode.INTERNAL, `Rank ${rank} of run ${start.runId} started without a communicator id.`, 'Start the run again.');
+  return engine.dataParallel.join(id, rank, world);
+}
+
 /** Runs one training job to its end; resolves when the final message has been sent. */
 export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<void> {
   const { runId, home, config } = start;
+  const rank = start.rank ?? 0;
+  const lead = rank === 0;
   const runDir = runDirOf(home, runId);
   const controlFile = path.join(runDir, CONTROL_FILE);
   let control: 'run' | 'stop' | 'pause' = 'run';
@@ -57,12 +84,21 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     }
     return control;
   };
-  const log = (level: 'info' | 'warn' | 'error', message: string) => io.send({ type: 'log', level, message });
+  // only rank 0 reports the run; the other ranks report nothing but their errors
+  const log = (level: 'info' | 'warn' | 'error', message: string) => {
+    if (lead) io.send({ type: 'log', level, message });
+  };
 
   let model: Model | null = null;
+  let dist: Collective | undefined;
   try {
     fs.mkdirSync(runDir, { recursive: true });
-    const engine = await getEngine(config.engine);
+    const world = config.world_size;
+    // data parallel on the CPU: the processes share the cores
+    const threads = world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
+      ? Math.max(1, Math.floor(os.availableParallelism() / world)) : undefined;
+    const engine = await getEngine(config.engine, { threads });
+    if (world > 1) dist = await joinRanks(engine, start, io);
     let mc = modelConfigOf(config);
     let resume: TrainerState | undefined;
     if (start.resumeFrom) {
@@ -85,22 +121,23 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     } else {
       model = await engine.createModel(mc, initWeights(mc, config.seed));
     }
-    io.send({
+    if (lead) io.send({
       type: 'ready', engine: engine.info().detail, params: paramCount(mc), resumedAt: resume?.step ?? 0,
       modelConfig: { n_layer: mc.nLayer, n_head: mc.nHead, n_embd: mc.nEmbd, block_size: mc.blockSize, vocab_size: mc.vocabSize, padded_vocab_size: mc.paddedVocabSize },
     });
 
-    const data = openTrainingData(home, config);
+    const data = openTrainingData(home, config, rank);
     let hsExamples: HellaswagExample[] | null | undefined;
     const m = model;
     const outcome = await runTraining({
       config,
       model: m,
       train: data.train,
-      val: data.val,
+      val: lead ? data.val : undefined,
       resume,
+      dist,
       hooks: {
-        onStep: (e) => io.send({ type: 'step', ...e }),
+        onStep: (e) => { if (lead) io.send({ type: 'step', ...e }); },
         onEval: (e) => io.send({ type: 'eval', step: e.step, name: 'val/loss', value: e.valLoss }),
         onHellaswag: (e) => { if (e.accNorm !== null) io.send({ type: 'eval', step: e.step, name: 'hellaswag/acc_norm', value: e.accNorm }); },
         onSample: (e) => io.send({ type: 'sample', step: e.step, prompt: e.prompt, samples: e.samples }),
@@ -121,7 +158,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
           log('info', `HellaSwag accuracy: ${r.summary.correctNorm}/${r.summary.n}=${r.summary.accNorm.toFixed(4)}`);
           return { accNorm: r.summary.accNorm, n: r.summary.n };
         },
-        saveCheckpoint: async (state, metrics) => {
+        saveCheckpoint: !lead ? undefined : async (state, metrics) => {
           const { dir, sizeBytes } = writeCheckpoint(runDir, {
             state: { step: state.step, runId, runConfig: config, modelConfig: mc, trainer: state, engine: engine.name, metrics },
             weights: await m.exportWeights(),
@@ -136,8 +173,10 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     });
     io.send({ type: 'done', status: outcome.status, step: outcome.step });
   } catch (e) {
+    dist?.abort(); // the other ranks would wait for this one forever
     io.send({ type: 'error', error: toPlainError(e) });
   } finally {
     model?.dispose();
+    dist?.dispose();
   }
 }
