@@ -217,6 +217,7 @@ int create(const char* id, int rank, int world, int timeout_ms, Comm** out, std:
   rc = barrier(c, timeout_ms, err, "joining");
   if (rc) {
     k->aborted.store(1 + rank);
+    shm_unlink(c->name.c_str());  // the run cannot go on: leave nothing behind
     destroy(c);
     return rc;
   }
