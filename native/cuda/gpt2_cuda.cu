@@ -1,30 +1,46 @@
 // The CUDA GPT-2 engine: the C API of native/include/gpt2.h on one GPU, in the layout and numerics of the CPU
 // engine (native/cpu/model.cpp), whose structure it follows function for function.
 //
-// - Matmuls: cuBLAS SGEMM (row-major wrappers), FP32 or TF32 tensor cores (gpt2_set_precision); FP32 master
-//   weights, gradients and AdamW state.
-// - Attention: q, k, v permuted to (B, NH, T, hs), scores and the weighted sum by strided-batched SGEMM, a causal
-//   softmax kernel in between (llm.c's first CUDA version). The softmax rows (B, NH, T, T) of every layer are kept
-//   for the backward.
-// - Everything else: one kernel per layer function (encoder, layernorm, bias, GELU, residual, cross-entropy,
-//   AdamW, norm), FP32.
+// - Matmuls: cuBLAS, FP32 (SGEMM), TF32 tensor cores, or BF16 (gpt2_set_precision): BF16 runs cublasGemmEx with
+//   bf16 A and B and FP32 accumulation and output; the weights come from a bf16 mirror of the parameters, refreshed
+//   lazily after every change (gpt2_write, gpt2_adamw), and every other operand is rounded into a scratch buffer just
+//   before its GEMM. Master weights, gradients and AdamW state stay FP32 in every mode.
+// - Attention (training and evaluation): a fused flash-style kernel by default. The forward is an online softmax over
+//   32-key tiles that keeps only the per-row logsumexp (B, NH, T); the backward recomputes the probabilities from q,
+//   k and that logsumexp, with D = rowsum(dO * O) precomputed, in two kernels (dK and dV per key tile, dQ per query
+//   tile), so no atomics and no (T, T) rows. FP32 math throughout. GPT2_CUDA_ATTENTION=naive (read at gpt2_create)
+//   selects the first version instead: q, k, v permuted to (B, NH, T, hs), scores and the weighted sum by
+//   strided-batched SGEMM around a causal softmax kernel, the softmax rows (B, NH, T, T) of every layer kept.
+// - Everything else: one kernel per layer function (encoder, layernorm, GELU, cross-entropy with its gradient,
+//   AdamW, norm); the residual adds and the biases are folded into the GEMMs (bias prefill, beta = 1), FP32.
+// - Data parallel: gpt2_comm_* and gpt2_allreduce_grads over NCCL (built with -DGPT2_USE_NCCL; "nccl:" ids) or over
+//   the shared-memory communicator of native/common/comm_shm.h ("shm:" ids, staging the gradients through the host).
 //
-// Not yet verified on a GPU: native/test/test_parity.c checks it against the CPU engine where one is present.
-// Next steps (issue 3): a fused flash-style attention (online softmax) instead of the stored (T, T) rows, a BF16
-// matmul path, and the Node binding (the native-cuda engine).
+// The kernels run on the legacy default stream of the model's device (recorded at gpt2_create: the device that
+// gpt2_comm_create selected, when it ran first on the thread); every API call selects that device again.
+// native/test/gpu/gpu-check.sh checks this engine against the CPU engine on a GPU machine.
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#ifdef GPT2_USE_NCCL
+#include <nccl.h>
+#endif
 
 #include <algorithm>
 #include <cfloat>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "../common/comm_shm.h"
 #include "../include/gpt2.h"
 
 namespace {
@@ -290,6 +306,305 @@ __global__ void softmax_causal_backward_kernel(float* dpre, const float* datt, c
   for (int j = lane; j < T; j += 32) dp[j] = j <= t ? a[j] * (da[j] - s) * scale : 0.f;
 }
 
+// ---- flash-style causal attention (fused; no (T, T) rows) -------------------------------------------------------
+//
+// q, k, v are read in place from qkv (B, T, 3C) (head h at columns h*hs, C + h*hs, 2C + h*hs) and the output goes
+// straight to (B, T, C). A block of 256 threads works on one (b, h) and one tile of 32 rows (queries, or keys in the
+// dK/dV kernel): thread (r, sub) = (threadIdx.x / 8, threadIdx.x % 8) owns row r of the tile; of the 32 columns of a
+// score tile it computes j = sub, sub + 8, sub + 16, sub + 24, and of the hs output dims d = sub + 8 k. The 8
+// threads of a row are 8 consecutive lanes of one warp (row reductions are three xor shuffles). Tiles of hs floats
+// are stored with a row stride of hs + 1 and score tiles with 33, so the column reads do not hit one bank. Rows past T
+// are loaded as zeros, masked out of every score, and never written. D (a template parameter) bounds the output
+// dims per thread: hs <= 8 D.
+
+constexpr int kFlashTile = 32;
+constexpr int kFlashLanes = 8;
+constexpr int kFlashThreads = kFlashTile * kFlashLanes;
+constexpr int kFlashCols = kFlashTile / kFlashLanes;  // score columns per thread
+constexpr int kFlashMaxHs = 256;
+
+__device__ inline float row_max8(float v) {
+  for (int o = kFlashLanes / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ inline float row_sum8(float v) {
+  for (int o = kFlashLanes / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+/** dst (32, ld) = rows t0 .. t0+31 of src (row stride `stride`, hs floats each), zeros past T. */
+__device__ inline void flash_load_tile(float* dst, int ld, const float* src, size_t stride, int t0, int T, int hs) {
+  for (int i = threadIdx.x; i < kFlashTile * hs; i += blockDim.x) {
+    const int r = i / hs, d = i % hs, t = t0 + r;
+    dst[r * ld + d] = t < T ? src[(size_t)t * stride + d] : 0.f;
+  }
+}
+
+inline size_t flash_forward_smem(int hs) { return (3 * (size_t)kFlashTile * (hs + 1) + kFlashTile * 33) * sizeof(float); }
+inline size_t flash_dkdv_smem(int hs) { return (4 * (size_t)kFlashTile * (hs + 1) + 2 * kFlashTile * 33 + 2 * kFlashTile) * sizeof(float); }
+inline size_t flash_dq_smem(int hs) { return (4 * (size_t)kFlashTile * (hs + 1) + kFlashTile * 33) * sizeof(float); }
+
+/**
+ * out (B, T, C) = softmax(scale q k^T, causal) v per head; lse (B, NH, T) = the logsumexp of each row's scaled
+ * scores. Grid (ceil(T / 32), B * NH). Online softmax: per key tile, m' = max(m, tile max), l = l e^(m - m') + sum
+ * e^(s - m'), o = o e^(m - m') + P v; at the end out = o / l and lse = m + log l.
+ */
+template <int D>
+__global__ void __launch_bounds__(kFlashThreads) flash_attention_forward_kernel(float* out, float* lse, const float* qkv, int T, int NH,
+                                                                                 int hs, float scale) {
+  extern __shared__ float smem[];
+  const int ld = hs + 1, C = NH * hs;
+  float* Qs = smem;
+  float* Ks = Qs + kFlashTile * ld;
+  float* Vs = Ks + kFlashTile * ld;
+  float* Ps = Vs + kFlashTile * ld;  // (32, 33)
+  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int q0 = blockIdx.x * kFlashTile;
+  const int r = threadIdx.x / kFlashLanes, sub = threadIdx.x % kFlashLanes;
+  const int qi = q0 + r;
+  const int qlim = min(qi, T - 1);  // the last key this row sees; a row past T mirrors row T-1 and writes nothing
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * hs;
+  flash_load_tile(Qs, ld, base, stride, q0, T, hs);
+  float o[D];
+#pragma unroll
+  for (int k = 0; k < D; k++) o[k] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  const int kend = min(q0 + kFlashTile, T);
+  // every key tile starts at k0 <= q0 <= qlim, so each row has at least one live score per tile: m stays finite
+  for (int k0 = 0; k0 < kend; k0 += kFlashTile) {
+    __syncthreads();  // the previous tile's readers are done
+    flash_load_tile(Ks, ld, base + C, stride, k0, T, hs);
+    flash_load_tile(Vs, ld, base + 2 * C, stride, k0, T, hs);
+    __syncthreads();
+    float s[kFlashCols];
+#pragma unroll
+    for (int jj = 0; jj < kFlashCols; jj++) s[jj] = 0.f;
+    for (int d = 0; d < hs; d++) {
+      const float qd = Qs[r * ld + d];
+#pragma unroll
+      for (int jj = 0; jj < kFlashCols; jj++) s[jj] += qd * Ks[(sub + kFlashLanes * jj) * ld + d];
+    }
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int jj = 0; jj < kFlashCols; jj++) {
+      s[jj] = k0 + sub + kFlashLanes * jj <= qlim ? s[jj] * scale : -INFINITY;
+      tmax = fmaxf(tmax, s[jj]);
+    }
+    const float mnew = fmaxf(m, row_max8(tmax));
+    const float alpha = expf(m - mnew);  // 0 on the first tile (m = -inf)
+    float psum = 0.f;
+#pragma unroll
+    for (int jj = 0; jj < kFlashCols; jj++) {
+      const float p = expf(s[jj] - mnew);  // 0 where masked
+      Ps[r * 33 + sub + kFlashLanes * jj] = p;
+      psum += p;
+    }
+    l = l * alpha + row_sum8(psum);
+    m = mnew;
+    __syncthreads();  // Ps complete
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) {
+        float acc = 0.f;
+        for (int j = 0; j < kFlashTile; j++) acc += Ps[r * 33 + j] * Vs[j * ld + d];
+        o[k] = o[k] * alpha + acc;
+      }
+    }
+  }
+  if (qi < T) {
+    const float inv = 1.f / l;
+    float* orow = out + ((size_t)b * T + qi) * C + (size_t)h * hs;
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) orow[d] = o[k] * inv;
+    }
+    if (sub == 0) lse[(size_t)bh * T + qi] = m + logf(l);
+  }
+}
+
+/** Drow (B, NH, T) = sum over d of dout * out for each (b, t, h), both (B, T, C). One warp per (b, t, h). */
+__global__ void flash_attention_rowdot_kernel(float* Drow, const float* dout, const float* out, int B, int T, int NH, int hs) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= B * T * NH) return;
+  const int h = row % NH, t = row / NH % T, b = row / (NH * T);
+  const size_t o = ((size_t)b * T + t) * NH * hs + (size_t)h * hs;
+  float s = 0.f;
+  for (int d = lane; d < hs; d += 32) s += dout[o + d] * out[o + d];
+  s = warp_sum(s);
+  if (lane == 0) Drow[((size_t)b * NH + h) * T + t] = s;
+}
+
+/**
+ * dK and dV of one tile of 32 keys (grid (ceil(T / 32), B * NH)), over the query tiles at or after it:
+ * P = exp(scale q k^T - lse) (0 where the key is after the query), dV += P^T dO, dS = P (dO v^T - D), dK += scale dS^T q.
+ * Writes the k and v parts of dqkv (B, T, 3C).
+ */
+template <int D>
+__global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv,
+                                                                                       const float* lse, const float* Drow, int T, int NH,
+                                                                                       int hs, float scale) {
+  extern __shared__ float smem[];
+  const int ld = hs + 1, C = NH * hs;
+  float* Ks = smem;
+  float* Vs = Ks + kFlashTile * ld;
+  float* Qs = Vs + kFlashTile * ld;
+  float* dOs = Qs + kFlashTile * ld;
+  float* Ps = dOs + kFlashTile * ld;  // (32 keys, 33)
+  float* dSs = Ps + kFlashTile * 33;  // (32 keys, 33)
+  float* lse_s = dSs + kFlashTile * 33;
+  float* D_s = lse_s + kFlashTile;
+  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int k0 = blockIdx.x * kFlashTile;
+  const int r = threadIdx.x / kFlashLanes, sub = threadIdx.x % kFlashLanes;
+  const int kj = k0 + r;  // this thread's key
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * hs;
+  const float* dbase = dout + (size_t)b * T * C + (size_t)h * hs;
+  flash_load_tile(Ks, ld, base + C, stride, k0, T, hs);
+  flash_load_tile(Vs, ld, base + 2 * C, stride, k0, T, hs);
+  float dk[D], dv[D];
+#pragma unroll
+  for (int k = 0; k < D; k++) dk[k] = dv[k] = 0.f;
+  for (int q0 = k0; q0 < T; q0 += kFlashTile) {
+    __syncthreads();  // the previous tile's readers are done
+    flash_load_tile(Qs, ld, base, stride, q0, T, hs);
+    flash_load_tile(dOs, ld, dbase, (size_t)C, q0, T, hs);
+    for (int i = threadIdx.x; i < kFlashTile; i += blockDim.x) {
+      const int t = q0 + i;
+      lse_s[i] = t < T ? lse[(size_t)bh * T + t] : 0.f;
+      D_s[i] = t < T ? Drow[(size_t)bh * T + t] : 0.f;
+    }
+    __syncthreads();
+    float s[kFlashCols], dp[kFlashCols];
+#pragma unroll
+    for (int ii = 0; ii < kFlashCols; ii++) s[ii] = dp[ii] = 0.f;
+    for (int d = 0; d < hs; d++) {
+      const float kd = Ks[r * ld + d], vd = Vs[r * ld + d];
+#pragma unroll
+      for (int ii = 0; ii < kFlashCols; ii++) {
+        const int i = sub + kFlashLanes * ii;
+        s[ii] += Qs[i * ld + d] * kd;
+        dp[ii] += dOs[i * ld + d] * vd;
+      }
+    }
+#pragma unroll
+    for (int ii = 0; ii < kFlashCols; ii++) {
+      const int i = sub + kFlashLanes * ii, qi = q0 + i;
+      const bool live = qi < T && kj <= qi;
+      const float p = live ? expf(s[ii] * scale - lse_s[i]) : 0.f;
+      Ps[r * 33 + i] = p;
+      dSs[r * 33 + i] = live ? p * (dp[ii] - D_s[i]) : 0.f;
+    }
+    __syncthreads();  // Ps and dSs complete
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) {
+        float av = 0.f, ak = 0.f;
+        for (int i = 0; i < kFlashTile; i++) {
+          av += Ps[r * 33 + i] * dOs[i * ld + d];
+          ak += dSs[r * 33 + i] * Qs[i * ld + d];
+        }
+        dv[k] += av;
+        dk[k] += ak;
+      }
+    }
+  }
+  if (kj < T) {
+    float* row = dqkv + ((size_t)b * T + kj) * stride + (size_t)h * hs;
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) {
+        row[C + d] = dk[k] * scale;
+        row[2 * C + d] = dv[k];
+      }
+    }
+  }
+}
+
+/**
+ * dQ of one tile of 32 queries (grid (ceil(T / 32), B * NH)), over the key tiles at or before it:
+ * dS = P (dO v^T - D) as above, dQ = scale dS k. Writes the q part of dqkv (B, T, 3C).
+ */
+template <int D>
+__global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv,
+                                                                                     const float* lse, const float* Drow, int T, int NH,
+                                                                                     int hs, float scale) {
+  extern __shared__ float smem[];
+  const int ld = hs + 1, C = NH * hs;
+  float* Qs = smem;
+  float* dOs = Qs + kFlashTile * ld;
+  float* Ks = dOs + kFlashTile * ld;
+  float* Vs = Ks + kFlashTile * ld;
+  float* dSs = Vs + kFlashTile * ld;  // (32 queries, 33)
+  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int q0 = blockIdx.x * kFlashTile;
+  const int r = threadIdx.x / kFlashLanes, sub = threadIdx.x % kFlashLanes;
+  const int qi = q0 + r;
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * hs;
+  flash_load_tile(Qs, ld, base, stride, q0, T, hs);
+  flash_load_tile(dOs, ld, dout + (size_t)b * T * C + (size_t)h * hs, (size_t)C, q0, T, hs);
+  const float lse_i = qi < T ? lse[(size_t)bh * T + qi] : 0.f;
+  const float D_i = qi < T ? Drow[(size_t)bh * T + qi] : 0.f;
+  float dq[D];
+#pragma unroll
+  for (int k = 0; k < D; k++) dq[k] = 0.f;
+  const int kend = min(q0 + kFlashTile, T);
+  for (int k0 = 0; k0 < kend; k0 += kFlashTile) {
+    __syncthreads();  // the previous tile's readers are done (and Qs, dOs are published the first time)
+    flash_load_tile(Ks, ld, base + C, stride, k0, T, hs);
+    flash_load_tile(Vs, ld, base + 2 * C, stride, k0, T, hs);
+    __syncthreads();
+    float s[kFlashCols], dp[kFlashCols];
+#pragma unroll
+    for (int jj = 0; jj < kFlashCols; jj++) s[jj] = dp[jj] = 0.f;
+    for (int d = 0; d < hs; d++) {
+      const float qd = Qs[r * ld + d], od = dOs[r * ld + d];
+#pragma unroll
+      for (int jj = 0; jj < kFlashCols; jj++) {
+        const int j = sub + kFlashLanes * jj;
+        s[jj] += qd * Ks[j * ld + d];
+        dp[jj] += od * Vs[j * ld + d];
+      }
+    }
+#pragma unroll
+    for (int jj = 0; jj < kFlashCols; jj++) {
+      const int j = sub + kFlashLanes * jj;
+      const bool live = qi < T && k0 + j <= qi;
+      const float p = live ? expf(s[jj] * scale - lse_i) : 0.f;
+      dSs[r * 33 + j] = live ? p * (dp[jj] - D_i) : 0.f;
+    }
+    __syncthreads();  // dSs complete
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) {
+        float acc = 0.f;
+        for (int j = 0; j < kFlashTile; j++) acc += dSs[r * 33 + j] * Ks[j * ld + d];
+        dq[k] += acc;
+      }
+    }
+  }
+  if (qi < T) {
+    float* row = dqkv + ((size_t)b * T + qi) * stride + (size_t)h * hs;
+#pragma unroll
+    for (int k = 0; k < D; k++) {
+      const int d = sub + kFlashLanes * k;
+      if (d < hs) row[d] = dq[k] * scale;
+    }
+  }
+}
+
+/** out[i] = in[i] rounded to bf16 (nearest, ties to even). */
+__global__ void to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) out[i] = __float2bfloat16(in[i]);
+}
+
 /**
  * One block per row of logits (N, V): the loss lse - x[target] (NaN when the position does not count), and with
  * grad the row becomes (softmax - onehot) * weight * scale in place (zero when it does not count).
@@ -434,7 +749,7 @@ struct Activations {
   float* ln1_rstd;   // (L, B, T)
   float* qkv;        // (L, B, T, 3C)
   float* atty;       // (L, B, T, C)
-  float* att;        // (L, B, NH, T, T) softmax rows
+  float* att;        // naive: (L, B, NH, T, T) softmax rows; flash: (L, B, NH, T) the logsumexp of each row
   float* residual2;  // (L, B, T, C)
   float* ln2;        // (L, B, T, C)
   float* ln2_mean;   // (L, B, T)
@@ -450,11 +765,11 @@ struct Activations {
   float* weights;    // (B, T)
   int* targets;      // (B, T)
   int* inputs;       // (B, T)
-  float* q;          // (B, NH, T, hs)  attention scratch (one layer)
+  float* q;          // (B, NH, T, hs)  naive attention scratch (one layer); empty with flash
   float* k;          // (B, NH, T, hs)
   float* v;          // (B, NH, T, hs)
   float* y;          // (B, NH, T, hs)
-  float* datt;       // (B, NH, T, T)
+  float* datt;       // naive: (B, NH, T, T); flash: (B, NH, T) the rows' D = sum(dO * O)
   float* dres;       // (B, T, C)
   float* dbuf_c;     // (B, T, C)
   float* dbuf_4c;    // (B, T, 4C)
@@ -467,8 +782,16 @@ constexpr int kNormBlocks = 1024;
 
 struct GPT2 {
   GPT2Config cfg;
+  int device = 0;  // the CUDA device it lives on (current at gpt2_create)
   cublasHandle_t blas = nullptr;
   int precision = GPT2_PRECISION_FP32;
+  bool flash = true;  // fused attention; false: GPT2_CUDA_ATTENTION=naive
+  // BF16 matmuls: a bf16 mirror of the parameters (stale after every write or update, refreshed before the next GEMM
+  // that reads a weight) and two scratch buffers for the other operands
+  __nv_bfloat16* params_bf16 = nullptr;  // device (num_params)
+  bool bf16_stale = true;
+  __nv_bfloat16* scratch_bf16[2] = {nullptr, nullptr};
+  size_t scratch_cap[2] = {0, 0};
   std::vector<size_t> sizes, offsets;
   std::vector<char> decay;
   size_t num_params = 0;
@@ -485,6 +808,7 @@ struct GPT2 {
 
 struct GPT2Cache {
   int B, max_len, length, L, NH, hs, C;
+  int device = 0;
   float* k = nullptr;  // device (L, B, NH, max_len, hs)
   float* v = nullptr;
   int cap_S = 0;
@@ -531,10 +855,64 @@ int dev_alloc(float** p, size_t n) {
 
 // ---- row-major cuBLAS (the CPU engine's sgemm contract) ----------------------------------------------------------
 
-/** C (M, N) = alpha op(A) op(B) + beta C, row-major: cuBLAS (column-major) computes C^T = op(B)^T op(A)^T. */
+/** Selects the model's device on the calling thread (every API call on a model starts with it). */
+int use_device(int device) {
+  int cur = -1;
+  if (cudaGetDevice(&cur) == cudaSuccess && cur == device) return GPT2_OK;
+  CU(cudaSetDevice(device));
+  return GPT2_OK;
+}
+
+/**
+ * The bf16 form of a GEMM operand of `span` floats at X: the parameters' mirror when X is a parameter (refreshed
+ * first when stale), else X rounded into scratch buffer `slot` (grown on demand; only the first steps grow it).
+ */
+int bf16_operand(GPT2* M, const float* X, size_t span, int slot, const __nv_bfloat16** out) {
+  const uintptr_t x = reinterpret_cast<uintptr_t>(X), p0 = reinterpret_cast<uintptr_t>(M->params);
+  if (x >= p0 && x < p0 + M->num_params * sizeof(float)) {
+    if (!M->params_bf16) CU(cudaMalloc(&M->params_bf16, M->num_params * sizeof(__nv_bfloat16)));
+    if (M->bf16_stale) {
+      to_bf16_kernel<<<blocks_for(M->num_params), kThreads>>>(M->params_bf16, M->params, M->num_params);
+      LAUNCHED();
+      M->bf16_stale = false;
+    }
+    *out = M->params_bf16 + (X - M->params);
+    return GPT2_OK;
+  }
+  if (span > M->scratch_cap[slot]) {
+    CU(cudaFree(M->scratch_bf16[slot]));
+    M->scratch_bf16[slot] = nullptr;
+    M->scratch_cap[slot] = 0;
+    if (cudaMalloc(&M->scratch_bf16[slot], span * sizeof(__nv_bfloat16)) != cudaSuccess)
+      return fail(GPT2_ERR_MEMORY, "out of GPU memory for a bf16 operand of %zu elements", span);
+    M->scratch_cap[slot] = span;
+  }
+  to_bf16_kernel<<<blocks_for(span), kThreads>>>(M->scratch_bf16[slot], X, span);
+  LAUNCHED();
+  *out = M->scratch_bf16[slot];
+  return GPT2_OK;
+}
+
+/**
+ * C (M, N) = alpha op(A) op(B) + beta C, row-major: cuBLAS (column-major) computes C^T = op(B)^T op(A)^T.
+ * FP32 and TF32: SGEMM (the math mode set by gpt2_set_precision). BF16: A and B rounded to bf16, the products
+ * accumulated in FP32 into the FP32 C (cublasGemmEx, CUBLAS_COMPUTE_32F).
+ */
 int gemm(GPT2* M, bool tA, bool tB, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
          float* C, int ldc) {
-  CB(cublasSgemm(M->blas, tB ? CUBLAS_OP_T : CUBLAS_OP_N, tA ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, B, ldb, A, lda, &beta, C, ldc));
+  const cublasOperation_t opA = tA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (M->precision != GPT2_PRECISION_BF16) {
+    CB(cublasSgemm(M->blas, opB, opA, n, m, k, &alpha, B, ldb, A, lda, &beta, C, ldc));
+    return GPT2_OK;
+  }
+  // the stored (row-major) extent of each operand: A is (m, k), or (k, m) when transposed; B is (k, n), or (n, k)
+  const size_t spanA = (size_t)((tA ? k : m) - 1) * lda + (tA ? m : k);
+  const size_t spanB = (size_t)((tB ? n : k) - 1) * ldb + (tB ? k : n);
+  const __nv_bfloat16 *A16 = nullptr, *B16 = nullptr;
+  TRY(bf16_operand(M, A, spanA, 0, &A16));
+  TRY(bf16_operand(M, B, spanB, 1, &B16));
+  CB(cublasGemmEx(M->blas, opB, opA, n, m, k, &alpha, B16, CUDA_R_16BF, ldb, A16, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc,
+                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return GPT2_OK;
 }
 
@@ -582,9 +960,46 @@ int matmul_backward(GPT2* M, float* dinp, float* dW, float* dbias, const float* 
   return GPT2_OK;
 }
 
-int attention_forward(GPT2* M, float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
-  Activations& a = M->acts;
+/** Raises a kernel's dynamic shared memory limit when it needs more than the default 48 KB (large head sizes). */
+template <typename K>
+int allow_smem(K kernel, size_t bytes) {
+  if (bytes > 48 * 1024) CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+  return GPT2_OK;
+}
+
+template <int D>
+int flash_forward(float* out, float* lse, const float* qkv, int B, int T, int NH, int hs) {
+  const size_t smem = flash_forward_smem(hs);
+  TRY(allow_smem(flash_attention_forward_kernel<D>, smem));
+  const dim3 grid((T + kFlashTile - 1) / kFlashTile, B * NH);
+  flash_attention_forward_kernel<D><<<grid, kFlashThreads, smem>>>(out, lse, qkv, T, NH, hs, 1.f / sqrtf((float)hs));
+  LAUNCHED();
+  return GPT2_OK;
+}
+
+template <int D>
+int flash_backward(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* Drow, int B, int T, int NH, int hs) {
+  const dim3 grid((T + kFlashTile - 1) / kFlashTile, B * NH);
+  const float scale = 1.f / sqrtf((float)hs);
+  const size_t smem_kv = flash_dkdv_smem(hs), smem_q = flash_dq_smem(hs);
+  TRY(allow_smem(flash_attention_backward_dkdv_kernel<D>, smem_kv));
+  TRY(allow_smem(flash_attention_backward_dq_kernel<D>, smem_q));
+  flash_attention_backward_dkdv_kernel<D><<<grid, kFlashThreads, smem_kv>>>(dqkv, dout, qkv, lse, Drow, T, NH, hs, scale);
+  LAUNCHED();
+  flash_attention_backward_dq_kernel<D><<<grid, kFlashThreads, smem_q>>>(dqkv, dout, qkv, lse, Drow, T, NH, hs, scale);
+  LAUNCHED();
+  return GPT2_OK;
+}
+
+/**
+ * out (B, T, C) = causal self-attention of qkv (B, T, 3C). `saved` keeps what the backward needs: the logsumexp
+ * rows (B, NH, T) with flash, the softmax rows (B, NH, T, T) with the naive path.
+ */
+int attention_forward(GPT2* M, float* out, float* saved, const float* qkv, int B, int T, int C, int NH) {
   const int hs = C / NH;
+  if (M->flash) return hs <= 8 * 8 ? flash_forward<8>(out, saved, qkv, B, T, NH, hs) : flash_forward<kFlashMaxHs / 8>(out, saved, qkv, B, T, NH, hs);
+  float* att = saved;
+  Activations& a = M->acts;
   const size_t n = (size_t)B * NH * T * hs;
   permute_kernel<<<blocks_for(n), kThreads>>>(a.q, a.k, a.v, qkv, B, T, NH, hs);
   LAUNCHED();
@@ -600,10 +1015,22 @@ int attention_forward(GPT2* M, float* out, float* att, const float* qkv, int B, 
   return GPT2_OK;
 }
 
-/** dqkv (B, T, 3C) from dout (B, T, C); qkv and att as saved. Reuses q, k, v, y, datt and dbuf_c of the activations. */
-int attention_backward(GPT2* M, float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH) {
+/**
+ * dqkv (B, T, 3C) (overwritten) from dout (B, T, C); out, qkv and saved as the forward left them. Flash uses datt for
+ * the rows' D; the naive path reuses q, k, v, y, datt and dbuf_4c of the activations.
+ */
+int attention_backward(GPT2* M, float* dqkv, const float* dout, const float* out, const float* qkv, const float* saved, int B, int T, int C,
+                       int NH) {
   Activations& a = M->acts;
   const int hs = C / NH, BH = B * NH;
+  if (M->flash) {
+    const int rows = B * T * NH;
+    flash_attention_rowdot_kernel<<<(rows + 7) / 8, 256>>>(a.datt, dout, out, B, T, NH, hs);
+    LAUNCHED();
+    return hs <= 8 * 8 ? flash_backward<8>(dqkv, dout, qkv, saved, a.datt, B, T, NH, hs)
+                       : flash_backward<kFlashMaxHs / 8>(dqkv, dout, qkv, saved, a.datt, B, T, NH, hs);
+  }
+  const float* att = saved;
   const size_t n = (size_t)BH * T * hs;
   const long long sTh = (long long)T * hs, sTT = (long long)T * T;
   permute_kernel<<<blocks_for(n), kThreads>>>(a.q, a.k, a.v, qkv, B, T, NH, hs);  // recomputed, not stored per layer
@@ -632,18 +1059,21 @@ int ensure_acts(GPT2* M, int B, int T) {
   Activations& a = M->acts;
   const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
   const size_t BT = (size_t)B * T;
+  const bool naive = !M->flash;
+  const size_t scratch = naive ? BT * C : 0;  // q, k, v, y of the naive attention
+  const size_t saved = naive ? B * NH * (size_t)T * T : B * NH * (size_t)T;  // per layer: softmax rows, or logsumexp
   const size_t sizes[] = {
       BT * C,
       L * BT * C, L * BT, L * BT,
       L * BT * 3 * C, L * BT * C,
-      L * B * NH * T * T,
+      L * saved,
       L * BT * C,
       L * BT * C, L * BT, L * BT,
       L * BT * 4 * C, L * BT * 4 * C,
       L * BT * C,
       BT * C, BT, BT,
       BT * V, BT, BT, BT, BT,
-      BT * C, BT * C, BT * C, BT * C, B * NH * T * T,  // q, k, v, y, datt
+      scratch, scratch, scratch, scratch, saved,  // q, k, v, y, datt (flash: the rows' D)
       BT * C, BT * C, BT * 4 * C,
   };
   size_t total = 0;
@@ -676,6 +1106,7 @@ int ensure_acts(GPT2* M, int B, int T) {
   a.targets = reinterpret_cast<int*>(take());
   a.inputs = reinterpret_cast<int*>(take());
   a.q = take(); a.k = take(); a.v = take(); a.y = take(); a.datt = take();
+  if (!naive) a.q = a.k = a.v = a.y = nullptr;
   a.dres = take(); a.dbuf_c = take(); a.dbuf_4c = take();
   a.B = B;
   a.T = T;
@@ -683,6 +1114,11 @@ int ensure_acts(GPT2* M, int B, int T) {
   M->host_weights.resize(BT);
   M->host_targets.resize(BT);
   return GPT2_OK;
+}
+
+/** Floats per layer of what the attention forward keeps for the backward (Activations::att). */
+size_t saved_per_layer(const GPT2* M, int B, int T) {
+  return (size_t)B * M->cfg.num_heads * T * (M->flash ? 1 : (size_t)T);
 }
 
 int forward_hidden(GPT2* M, int B, int T) {
@@ -698,7 +1134,7 @@ int forward_hidden(GPT2* M, int B, int T) {
     float* ln1 = a.ln1 + l * NC;
     float* qkv = a.qkv + l * NC * 3;
     float* atty = a.atty + l * NC;
-    float* att = a.att + (size_t)l * B * NH * T * T;
+    float* att = a.att + l * saved_per_layer(M, B, T);
     float* residual2 = a.residual2 + l * NC;
     float* ln2 = a.ln2 + l * NC;
     float* fch = a.fch + l * NC * 4;
@@ -739,7 +1175,7 @@ int backward(GPT2* M, int B, int T) {
     // the attention backward works in dbuf_4c (dq, dk, dv) and writes dqkv into... a buffer it does not read: qkv's
     // gradient goes to the fch slot of this layer's activations, which the backward of this layer no longer needs
     float* dqkv = a.fch + l * NC * 4;
-    TRY(attention_backward(M, dqkv, a.dbuf_c, a.qkv + l * NC * 3, a.att + (size_t)l * B * NH * T * T, B, T, C, NH));
+    TRY(attention_backward(M, dqkv, a.dbuf_c, a.atty + l * NC, a.qkv + l * NC * 3, a.att + l * saved_per_layer(M, B, T), B, T, C, NH));
     TRY(matmul_backward(M, a.dbuf_c, dw.qkvw, dw.qkvb, dqkv, a.ln1 + l * NC, w.qkvw, N, C, 3 * C));
     TRY(layernorm_backward(a.dres, dw.ln1w, dw.ln1b, a.dbuf_c, residual, w.ln1w, a.ln1_mean + l * N, a.ln1_rstd + l * N, N, C));
   }
@@ -815,7 +1251,14 @@ const char* gpt2_build_info(void) {
     cudaGetDeviceProperties(&prop, dev);
     cudaRuntimeGetVersion(&rt);
     cudaDriverGetVersion(&drv);
-    std::snprintf(buf, sizeof buf, "CUDA runtime %d, driver %d, %s (sm_%d%d), cuBLAS SGEMM (FP32/TF32)", rt, drv, prop.name, prop.major, prop.minor);
+    std::snprintf(buf, sizeof buf, "CUDA runtime %d, driver %d, %s (sm_%d%d), cuBLAS (FP32/TF32/BF16), flash attention, %s", rt, drv,
+                  prop.name, prop.major, prop.minor,
+#ifdef GPT2_USE_NCCL
+                  "NCCL and shm data parallel"
+#else
+                  "shm data parallel (no NCCL)"
+#endif
+    );
   }
   return buf;
 }
@@ -830,9 +1273,20 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
       c.padded_vocab_size < c.vocab_size || c.channels % c.num_heads != 0 || !(c.ln_eps > 0))
     return fail(GPT2_ERR_ARGUMENT, "bad config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d", c.num_layers, c.num_heads, c.channels, c.max_seq_len,
                 c.vocab_size, c.padded_vocab_size);
+  // the attention path: GPT2_CUDA_ATTENTION=flash (the default) or naive, read once here
+  bool flash = true;
+  if (const char* att = std::getenv("GPT2_CUDA_ATTENTION"); att && *att) {
+    if (!std::strcmp(att, "naive")) flash = false;
+    else if (std::strcmp(att, "flash")) return fail(GPT2_ERR_ARGUMENT, "GPT2_CUDA_ATTENTION must be flash or naive, got \"%s\"", att);
+  }
+  if (c.channels / c.num_heads > kFlashMaxHs) flash = false;  // the fused kernels hold at most 256 dims per head
+  int device = 0;
+  CU(cudaGetDevice(&device));
   GPT2* M = new (std::nothrow) GPT2();
   if (!M) return fail(GPT2_ERR_MEMORY, "out of memory");
   M->cfg = c;
+  M->device = device;
+  M->flash = flash;
   const size_t C = c.channels;
   auto add = [&](size_t n, bool decay) {
     M->offsets.push_back(M->num_params);
@@ -865,7 +1319,9 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
 
 void gpt2_destroy(GPT2* M) {
   if (!M) return;
+  use_device(M->device);
   for (float* p : {M->params, M->grads, M->m, M->v, M->acts.mem}) cudaFree(p);
+  for (__nv_bfloat16* p : {M->params_bf16, M->scratch_bf16[0], M->scratch_bf16[1]}) cudaFree(p);
   cudaFree(M->partials);
   if (M->blas) cublasDestroy(M->blas);
   delete M;
@@ -884,10 +1340,13 @@ int gpt2_set_gemm(GPT2* M, int gemm) {
 
 int gpt2_set_precision(GPT2* M, int precision) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
-  if (precision == GPT2_PRECISION_FP32) CB(cublasSetMathMode(M->blas, CUBLAS_DEFAULT_MATH));
+  TRY(use_device(M->device));
+  // BF16 runs its GEMMs through cublasGemmEx; the SGEMMs left (the naive attention's batched ones) stay FP32
+  if (precision == GPT2_PRECISION_FP32 || precision == GPT2_PRECISION_BF16) CB(cublasSetMathMode(M->blas, CUBLAS_DEFAULT_MATH));
   else if (precision == GPT2_PRECISION_TF32) CB(cublasSetMathMode(M->blas, CUBLAS_TF32_TENSOR_OP_MATH));
-  else return fail(GPT2_ERR_ARGUMENT, "the CUDA engine has FP32 and TF32 matmuls (BF16 is not built yet)");
+  else return fail(GPT2_ERR_ARGUMENT, "unknown precision %d (FP32 = 0, TF32 = 1, BF16 = 2)", precision);
   M->precision = precision;
+  M->bf16_stale = true;
   return GPT2_OK;
 }
 
@@ -897,6 +1356,7 @@ size_t gpt2_num_parameters(const GPT2* M) { return M ? M->num_params : 0; }
 
 int gpt2_read(GPT2* M, int which, size_t offset, float* dst, size_t count) {
   if (!M || !dst) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   float** slot = buffer_slot(M, which);
   if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
   if (offset > M->num_params || count > M->num_params - offset) return fail(GPT2_ERR_ARGUMENT, "read past the parameters");
@@ -907,16 +1367,19 @@ int gpt2_read(GPT2* M, int which, size_t offset, float* dst, size_t count) {
 
 int gpt2_write(GPT2* M, int which, size_t offset, const float* src, size_t count) {
   if (!M || !src) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   float** slot = buffer_slot(M, which);
   if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
   if (offset > M->num_params || count > M->num_params - offset) return fail(GPT2_ERR_ARGUMENT, "write past the parameters");
   TRY(ensure_buffer(M, slot));
   CU(cudaMemcpy(*slot + offset, src, count * sizeof(float), cudaMemcpyHostToDevice));
+  if (which == GPT2_BUF_PARAMS) M->bf16_stale = true;
   return GPT2_OK;
 }
 
 int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float loss_scale, float* loss) {
   if (!M || !inputs || !targets || !loss) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   TRY(check_bt(M, B, T));
   const int N = B * T;
   TRY(check_ids(M, inputs, N, false, "inputs"));
@@ -944,12 +1407,14 @@ int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const 
 
 int gpt2_zero_grad(GPT2* M) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  TRY(use_device(M->device));
   if (M->grads) CU(cudaMemset(M->grads, 0, M->num_params * sizeof(float)));
   return GPT2_OK;
 }
 
 int gpt2_grad_norm(GPT2* M, double* norm) {
   if (!M || !norm) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   *norm = 0;
   if (!M->grads) return GPT2_OK;
   sumsq_kernel<<<kNormBlocks, 256>>>(M->partials, M->grads, M->num_params);
@@ -964,6 +1429,7 @@ int gpt2_grad_norm(GPT2* M, double* norm) {
 
 int gpt2_scale_grads(GPT2* M, float factor) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  TRY(use_device(M->device));
   if (!M->grads) return GPT2_OK;
   scale_kernel<<<blocks_for(M->num_params), kThreads>>>(M->grads, factor, M->num_params);
   LAUNCHED();
@@ -972,6 +1438,7 @@ int gpt2_scale_grads(GPT2* M, float factor) {
 
 int gpt2_adamw(GPT2* M, double lr, double beta1, double beta2, double eps, double weight_decay, int t) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
+  TRY(use_device(M->device));
   if (t < 1) return fail(GPT2_ERR_ARGUMENT, "AdamW step number must be >= 1, got %d", t);
   TRY(ensure_buffer(M, &M->grads));
   TRY(ensure_buffer(M, &M->m));
@@ -986,11 +1453,13 @@ int gpt2_adamw(GPT2* M, double lr, double beta1, double beta2, double eps, doubl
                                               step_size, bc2_sqrt, (float)eps);
     LAUNCHED();
   }
+  M->bf16_stale = true;
   return GPT2_OK;
 }
 
 int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
   if (!M || !inputs || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   TRY(check_bt(M, B, T));
   TRY(check_ids(M, inputs, (size_t)B * T, false, "inputs"));
   TRY(ensure_acts(M, B, T));
@@ -1004,6 +1473,7 @@ int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
 
 int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float* out) {
   if (!M || !inputs || !targets || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   TRY(check_bt(M, B, T));
   const int N = B * T, V = M->cfg.vocab_size, C = M->cfg.channels;
   TRY(check_ids(M, inputs, N, false, "inputs"));
@@ -1022,11 +1492,13 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
 
 int gpt2_cache_create(GPT2* M, int batch, int max_len, GPT2Cache** out) {
   if (!M || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   *out = nullptr;
   if (batch <= 0 || max_len <= 0 || max_len > M->cfg.max_seq_len)
     return fail(GPT2_ERR_ARGUMENT, "KV cache of %d rows x %d positions: rows must be > 0 and positions in 1..%d", batch, max_len, M->cfg.max_seq_len);
   GPT2Cache* c = new (std::nothrow) GPT2Cache();
   if (!c) return fail(GPT2_ERR_MEMORY, "out of memory");
+  c->device = M->device;
   c->B = batch;
   c->max_len = max_len;
   c->length = 0;
@@ -1050,6 +1522,7 @@ int gpt2_cache_create(GPT2* M, int batch, int max_len, GPT2Cache** out) {
 
 void gpt2_cache_destroy(GPT2Cache* c) {
   if (!c) return;
+  use_device(c->device);
   for (float* p : {c->k, c->v, c->x, c->ln, c->qkv, c->atty, c->fch, c->last, c->lastln, c->out}) cudaFree(p);
   cudaFree(c->tokens);
   delete c;
@@ -1059,6 +1532,7 @@ int gpt2_cache_length(const GPT2Cache* c) { return c ? c->length : 0; }
 
 int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
   if (!M || !c || !tokens || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  TRY(use_device(M->device));
   if (c->C != M->cfg.channels || c->L != M->cfg.num_layers) return fail(GPT2_ERR_ARGUMENT, "the cache belongs to another model");
   if (S <= 0) return fail(GPT2_ERR_ARGUMENT, "decode needs at least one position, got %d", S);
   if (c->length + S > c->max_len)
@@ -1109,6 +1583,319 @@ int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
   CU(cudaMemcpy(out, c->out, (size_t)B * V * sizeof(float), cudaMemcpyDeviceToHost));
   c->length += S;
   return GPT2_OK;
+}
+
+}  // extern "C"
+
+// ---- data parallel -----------------------------------------------------------------------------------------------
+
+struct GPT2Comm {
+  int rank = 0, world = 1, device = 0;
+  bool aborted = false;
+  gpt2shm::Comm* shm = nullptr;  // "shm:" ids: the host stages the gradients
+  float* host = nullptr;         // (host_cap) staging, pinned when cudaMallocHost allows it
+  size_t host_cap = 0;
+  bool host_pinned = false;
+#ifdef GPT2_USE_NCCL
+  ncclComm_t nccl = nullptr;     // "nccl:" ids (nonblocking, so that joins and failures can be waited on with a limit)
+  cudaStream_t stream = nullptr; // the collectives' stream; it waits for the model's work through `ready`
+  cudaEvent_t ready = nullptr;
+  double* dev_values = nullptr;  // device (64), for gpt2_comm_allreduce_mean
+#endif
+};
+
+namespace {
+
+constexpr int kCommMaxValues = 64;
+
+/** gpt2shm's codes pass through when they are the API's; anything else is a failed exchange (GPT2_ERR_STATE). */
+int shm_fail(int rc, const std::string& err, const char* what) {
+  const int code = rc >= GPT2_ERR_ARGUMENT && rc <= GPT2_ERR_DEVICE ? rc : GPT2_ERR_STATE;
+  return fail(code, "%s: %s", what, err.empty() ? "the shared-memory communicator failed" : err.c_str());
+}
+
+#ifdef GPT2_USE_NCCL
+constexpr int kCommDefaultTimeoutMs = 120000;  // gpt2_comm_create's timeout_ms = 0 (the shm communicator has its own)
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+#define NC(call)                                                                                                   \
+  do {                                                                                                             \
+    ncclResult_t r_ = (call);                                                                                      \
+    if (r_ != ncclSuccess && r_ != ncclInProgress)                                                                 \
+      return fail(GPT2_ERR_DEVICE, "%s: %s (%s:%d)", #call, ncclGetErrorString(r_), __FILE__, __LINE__);          \
+  } while (0)
+
+void nccl_abort(GPT2Comm* c) {
+  if (c->nccl) ncclCommAbort(c->nccl);
+  c->nccl = nullptr;
+  c->aborted = true;
+}
+
+/**
+ * Waits until the nonblocking communicator has finished its last call (ncclCommGetAsyncError leaves
+ * ncclInProgress). An NCCL error, or no progress within timeout_ms (0: no limit), aborts it: GPT2_ERR_STATE.
+ */
+int nccl_settle(GPT2Comm* c, const char* what, int timeout_ms) {
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    ncclResult_t st = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(c->nccl, &st);
+    if (r != ncclSuccess) st = r;
+    if (st == ncclSuccess) return GPT2_OK;
+    if (st != ncclInProgress) {
+      nccl_abort(c);
+      return fail(GPT2_ERR_STATE, "%s: NCCL reports \"%s\"; the communicator is aborted", what, ncclGetErrorString(st));
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    if (timeout_ms > 0 && ms > timeout_ms) {
+      nccl_abort(c);
+      return fail(GPT2_ERR_STATE, "%s: not done after %d ms (did every rank join with the same id and world?)", what, timeout_ms);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+/** Waits for the work queued on the communicator's stream, watching NCCL's error state (a failed peer aborts it). */
+int nccl_wait(GPT2Comm* c, const char* what) {
+  for (;;) {
+    const cudaError_t e = cudaStreamQuery(c->stream);
+    if (e == cudaSuccess) return GPT2_OK;
+    if (e != cudaErrorNotReady) return fail(GPT2_ERR_DEVICE, "%s: %s", what, cudaGetErrorString(e));
+    ncclResult_t st = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(c->nccl, &st);
+    if (r != ncclSuccess) st = r;
+    if (st != ncclSuccess && st != ncclInProgress) {
+      nccl_abort(c);
+      return fail(GPT2_ERR_STATE, "%s: NCCL reports \"%s\" (did another rank fail?); the communicator is aborted", what, ncclGetErrorString(st));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+}
+#endif
+
+void comm_free(GPT2Comm* c) {
+  if (!c) return;
+  if (c->shm) gpt2shm::destroy(c->shm);
+#ifdef GPT2_USE_NCCL
+  if (c->nccl) {
+    // finalize flushes what is queued; a peer that is gone must not hang it: nccl_settle aborts after 10 s
+    const ncclResult_t r = ncclCommFinalize(c->nccl);
+    if ((r == ncclSuccess || r == ncclInProgress) && nccl_settle(c, "ncclCommFinalize", 10000) == GPT2_OK) ncclCommDestroy(c->nccl);
+    else nccl_abort(c);
+    c->nccl = nullptr;
+  }
+  if (c->ready) cudaEventDestroy(c->ready);
+  if (c->stream) cudaStreamDestroy(c->stream);
+  cudaFree(c->dev_values);
+#endif
+  if (c->host) {
+    if (c->host_pinned) cudaFreeHost(c->host);
+    else std::free(c->host);
+  }
+  delete c;
+}
+
+}  // namespace
+
+extern "C" {
+
+int gpt2_comm_new_id(const char* kind, char* id) {
+  if (!id) return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_new_id: null id");
+  id[0] = '\0';
+#ifdef GPT2_USE_NCCL
+  const bool have_nccl = true;
+#else
+  const bool have_nccl = false;
+#endif
+  if (kind && std::strcmp(kind, "nccl") && std::strcmp(kind, "shm"))
+    return fail(GPT2_ERR_ARGUMENT, "unknown communicator kind \"%s\" (nccl, shm, or NULL for the build's best)", kind);
+  const bool nccl = kind ? !std::strcmp(kind, "nccl") : have_nccl;
+  if (!nccl) {
+    std::string err;
+    const int rc = gpt2shm::new_id(id, GPT2_COMM_ID_BYTES, &err);
+    return rc == 0 ? GPT2_OK : shm_fail(rc, err, "gpt2_comm_new_id(shm)");
+  }
+#ifdef GPT2_USE_NCCL
+  ncclUniqueId uid;
+  NC(ncclGetUniqueId(&uid));
+  static const char digits[] = "0123456789abcdef";
+  static_assert(5 + 2 * sizeof(ncclUniqueId) < GPT2_COMM_ID_BYTES, "an NCCL id fits a communicator id");
+  std::memcpy(id, "nccl:", 5);
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&uid);
+  for (size_t i = 0; i < sizeof uid; i++) {
+    id[5 + 2 * i] = digits[bytes[i] >> 4];
+    id[6 + 2 * i] = digits[bytes[i] & 15];
+  }
+  id[5 + 2 * sizeof uid] = '\0';
+  return GPT2_OK;
+#else
+  return fail(GPT2_ERR_ARGUMENT, "this CUDA build has no NCCL (it was built without -DGPT2_USE_NCCL); use a \"shm\" communicator");
+#endif
+}
+
+int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out) {
+  if (!id || !out) return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_create: null argument");
+  *out = nullptr;
+  if (world < 1 || rank < 0 || rank >= world || timeout_ms < 0)
+    return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_create: rank %d of world %d (timeout %d ms) is not valid", rank, world, timeout_ms);
+  const bool is_shm = !std::strncmp(id, "shm:", 4), is_nccl = !std::strncmp(id, "nccl:", 5);
+  if (!is_shm && !is_nccl) return fail(GPT2_ERR_ARGUMENT, "communicator id \"%.40s\" is neither shm:<name> nor nccl:<hex>", id);
+#ifndef GPT2_USE_NCCL
+  if (is_nccl) return fail(GPT2_ERR_ARGUMENT, "this CUDA build has no NCCL (it was built without -DGPT2_USE_NCCL); use a \"shm\" communicator");
+#endif
+  // one GPU per rank: select it now, so that the model this thread creates next lives on it
+  int ndev = 0;
+  const cudaError_t e = cudaGetDeviceCount(&ndev);
+  if (e != cudaSuccess || ndev < 1) return fail(GPT2_ERR_DEVICE, "no CUDA device for rank %d (%s)", rank, cudaGetErrorString(e));
+  const int device = rank % ndev;
+  CU(cudaSetDevice(device));
+  GPT2Comm* c = new (std::nothrow) GPT2Comm();
+  if (!c) return fail(GPT2_ERR_MEMORY, "out of memory");
+  c->rank = rank;
+  c->world = world;
+  c->device = device;
+  if (is_shm) {
+    std::string err;
+    const int rc = gpt2shm::create(id, rank, world, timeout_ms, &c->shm, &err);
+    if (rc != 0) {
+      c->shm = nullptr;
+      comm_free(c);
+      return shm_fail(rc, err, "gpt2_comm_create(shm)");
+    }
+    *out = c;
+    return GPT2_OK;
+  }
+#ifdef GPT2_USE_NCCL
+  ncclUniqueId uid;
+  const char* hex = id + 5;
+  bool good = std::strlen(hex) == 2 * sizeof uid;
+  unsigned char* bytes = reinterpret_cast<unsigned char*>(&uid);
+  for (size_t i = 0; good && i < sizeof uid; i++) {
+    const int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+    good = hi >= 0 && lo >= 0;
+    bytes[i] = (unsigned char)(hi * 16 + lo);
+  }
+  if (!good) {
+    comm_free(c);
+    return fail(GPT2_ERR_ARGUMENT, "communicator id nccl:<hex> must carry %zu hex digits", 2 * sizeof uid);
+  }
+  int rc = GPT2_OK;
+  if (cudaStreamCreate(&c->stream) != cudaSuccess || cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming) != cudaSuccess ||
+      cudaMalloc(&c->dev_values, kCommMaxValues * sizeof(double)) != cudaSuccess)
+    rc = fail(GPT2_ERR_DEVICE, "rank %d: cannot make the communicator's stream and buffers on device %d", rank, device);
+  if (rc == GPT2_OK) {
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    const ncclResult_t r = ncclCommInitRankConfig(&c->nccl, world, uid, rank, &config);
+    if (r != ncclSuccess && r != ncclInProgress) {
+      rc = fail(GPT2_ERR_DEVICE, "ncclCommInitRankConfig (rank %d of %d, device %d): %s", rank, world, device, ncclGetErrorString(r));
+      nccl_abort(c);
+    } else {
+      rc = nccl_settle(c, "ncclCommInitRank", timeout_ms > 0 ? timeout_ms : kCommDefaultTimeoutMs);
+    }
+  }
+  if (rc != GPT2_OK) {
+    comm_free(c);
+    return rc;
+  }
+  *out = c;
+  return GPT2_OK;
+#else
+  comm_free(c);
+  return fail(GPT2_ERR_ARGUMENT, "unreachable");
+#endif
+}
+
+void gpt2_comm_abort(GPT2Comm* c) {
+  if (!c) return;
+  if (c->shm) gpt2shm::abort(c->shm);
+#ifdef GPT2_USE_NCCL
+  if (c->nccl) nccl_abort(c);
+#endif
+  c->aborted = true;
+}
+
+void gpt2_comm_destroy(GPT2Comm* c) {
+  if (!c) return;
+  use_device(c->device);
+  comm_free(c);
+}
+
+int gpt2_allreduce_grads(GPT2* M, GPT2Comm* c) {
+  if (!M || !c) return fail(GPT2_ERR_ARGUMENT, "gpt2_allreduce_grads: null argument");
+  if (c->aborted) return fail(GPT2_ERR_STATE, "gpt2_allreduce_grads: the communicator was aborted");
+  TRY(use_device(M->device));
+  TRY(ensure_buffer(M, &M->grads));  // a rank without a backward yet contributes zeros
+  if (c->world == 1) return GPT2_OK;
+  const size_t n = M->num_params;
+#ifdef GPT2_USE_NCCL
+  if (c->nccl) {
+    if (c->device != M->device)
+      return fail(GPT2_ERR_ARGUMENT, "the model is on device %d but rank %d's communicator on device %d (create the communicator first, on the same thread)",
+                  M->device, c->rank, c->device);
+    // the collective starts after the model's queued work (the legacy default stream), then the mean is taken there
+    CU(cudaEventRecord(c->ready, 0));
+    CU(cudaStreamWaitEvent(c->stream, c->ready, 0));
+    NC(ncclAllReduce(M->grads, M->grads, n, ncclFloat, ncclSum, c->nccl, c->stream));
+    TRY(nccl_settle(c, "ncclAllReduce", 0));
+    TRY(nccl_wait(c, "ncclAllReduce"));
+    scale_kernel<<<blocks_for(n), kThreads>>>(M->grads, 1.f / (float)c->world, n);
+    LAUNCHED();
+    return GPT2_OK;
+  }
+#endif
+  if (!c->shm) return fail(GPT2_ERR_STATE, "gpt2_allreduce_grads: the communicator has no transport");
+  if (n > c->host_cap) {
+    if (c->host) {
+      if (c->host_pinned) cudaFreeHost(c->host);
+      else std::free(c->host);
+    }
+    c->host = nullptr;
+    c->host_cap = 0;
+    c->host_pinned = cudaMallocHost(&c->host, n * sizeof(float)) == cudaSuccess;
+    if (!c->host_pinned) {
+      cudaGetLastError();  // pinned memory is a speed-up only; fall back to plain memory
+      c->host = static_cast<float*>(std::malloc(n * sizeof(float)));
+    }
+    if (!c->host) return fail(GPT2_ERR_MEMORY, "out of host memory for the gradients' staging (%zu floats)", n);
+    c->host_cap = n;
+  }
+  CU(cudaMemcpy(c->host, M->grads, n * sizeof(float), cudaMemcpyDeviceToHost));
+  std::string err;
+  const int rc = gpt2shm::allreduce_mean(c->shm, c->host, n, &err);
+  if (rc != 0) return shm_fail(rc, err, "gpt2_allreduce_grads(shm)");
+  CU(cudaMemcpy(M->grads, c->host, n * sizeof(float), cudaMemcpyHostToDevice));
+  return GPT2_OK;
+}
+
+int gpt2_comm_allreduce_mean(GPT2Comm* c, double* values, int n) {
+  if (!c || (!values && n > 0)) return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_allreduce_mean: null argument");
+  if (n < 0 || n > kCommMaxValues) return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_allreduce_mean: %d values (0..%d)", n, kCommMaxValues);
+  if (c->aborted) return fail(GPT2_ERR_STATE, "gpt2_comm_allreduce_mean: the communicator was aborted");
+  if (n == 0 || c->world == 1) return GPT2_OK;
+#ifdef GPT2_USE_NCCL
+  if (c->nccl) {
+    TRY(use_device(c->device));
+    CU(cudaMemcpyAsync(c->dev_values, values, n * sizeof(double), cudaMemcpyHostToDevice, c->stream));
+    NC(ncclAllReduce(c->dev_values, c->dev_values, n, ncclDouble, ncclSum, c->nccl, c->stream));
+    TRY(nccl_settle(c, "ncclAllReduce", 0));
+    double sums[kCommMaxValues];
+    CU(cudaMemcpyAsync(sums, c->dev_values, n * sizeof(double), cudaMemcpyDeviceToHost, c->stream));
+    TRY(nccl_wait(c, "ncclAllReduce"));
+    for (int i = 0; i < n; i++) values[i] = sums[i] / c->world;
+    return GPT2_OK;
+  }
+#endif
+  if (!c->shm) return fail(GPT2_ERR_STATE, "gpt2_comm_allreduce_mean: the communicator has no transport");
+  std::string err;
+  const int rc = gpt2shm::allreduce_mean_f64(c->shm, values, n, &err);
+  return rc == 0 ? GPT2_OK : shm_fail(rc, err, "gpt2_comm_allreduce_mean(shm)");
 }
 
 }  // extern "C"
