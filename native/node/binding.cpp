@@ -365,6 +365,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            InstanceMethod<&Model::TensorNumel>("tensorNumel"),
                            InstanceMethod<&Model::SetThreads>("setThreads"),
                            InstanceMethod<&Model::SetGemm>("setGemm"),
+                           InstanceMethod<&Model::SetPrecision>("setPrecision"),
                            InstanceMethod<&Model::Read>("read"),
                            InstanceMethod<&Model::Write>("write"),
                            InstanceMethod<&Model::ForwardBackward>("forwardBackward"),
@@ -469,6 +470,15 @@ class Model : public Napi::ObjectWrap<Model> {
     GPT2* m = Live(info.Env());
     const Api* api = api_;
     run_sync(info.Env(), api, [&]() { return api->set_gemm(m, g); }, "setGemm");
+  }
+  /** setPrecision("fp32" | "tf32" | "bf16"): the matmul precision; an engine refuses the ones it does not have. */
+  void SetPrecision(const Napi::CallbackInfo& info) {
+    std::string s = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    int p = s == "fp32" ? GPT2_PRECISION_FP32 : s == "tf32" ? GPT2_PRECISION_TF32 : s == "bf16" ? GPT2_PRECISION_BF16 : -1;
+    if (p < 0) throw Napi::TypeError::New(info.Env(), "setPrecision: use \"fp32\", \"tf32\" or \"bf16\"");
+    GPT2* m = Live(info.Env());
+    const Api* api = api_;
+    run_sync(info.Env(), api, [&]() { return api->set_precision(m, p); }, "setPrecision");
   }
   /** read(which, offset, out: Float32Array) copies out.length floats of buffer `which` from `offset`. */
   void Read(const Napi::CallbackInfo& info) {

@@ -2,7 +2,10 @@ import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Engine, EngineInfo } from '../core/engine/types';
 import { TfjsEngine } from '../core/engine/tfjs';
-import { checkParity, nativeCpuEngine, nativeCudaReason, type NativeCpuEngine, type ParityResult } from './native';
+import { checkParity, nativeCpuEngine, nativeCudaEngine, type NativeCpuEngine, type ParityResult } from './native';
+import type { Precision } from './native/addon';
+import { makeConfig } from '../core/model/config';
+import { initWeights } from '../core/model/init';
 import { checkFixtureParity, findFixture, type FixtureParity } from './native/fixture-parity';
 
 /** TF.js backends, fastest first. The two native ones are optional dependencies that need libtensorflow. */
@@ -91,13 +94,15 @@ export interface EngineOptions {
   gemm?: 'blas' | 'builtin';
   /** native-cpu OpenMP threads (default: OMP_NUM_THREADS, else every core) */
   threads?: number;
+  /** native-cuda matmul precision (default fp32) */
+  precision?: Precision;
 }
 
 /** Parity of native-cpu with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
 const parityRuns = new Map<string, Promise<ParityResult>>();
 
 function nativeParity(engine: NativeCpuEngine): Promise<ParityResult> {
-  const key = engine.gemm;
+  const key = `${engine.name}:${engine.gemm}`;
   let p = parityRuns.get(key);
   if (!p) {
     p = (async () => {
@@ -113,40 +118,72 @@ function nativeParity(engine: NativeCpuEngine): Promise<ParityResult> {
 const fixtureRuns = new Map<string, Promise<FixtureParity>>();
 
 function nativeFixtureParity(engine: NativeCpuEngine, dir: string): Promise<FixtureParity> {
-  let p = fixtureRuns.get(engine.gemm);
+  const key = `${engine.name}:${engine.gemm}`;
+  let p = fixtureRuns.get(key);
   if (!p) {
     p = checkFixtureParity(engine, dir);
-    fixtureRuns.set(engine.gemm, p);
+    fixtureRuns.set(key, p);
+  }
+  return p;
+}
+
+/** Whether the native-cuda engine can build a model here (it needs a GPU): null if so, else why not. */
+const cudaProbes = new Map<string, Promise<string | null>>();
+function cudaProbe(engine: NativeCpuEngine): Promise<string | null> {
+  let p = cudaProbes.get(engine.name);
+  if (!p) {
+    p = (async () => {
+      try {
+        const cfg = makeConfig({ nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8, vocabSize: 16 });
+        (await engine.createModel(cfg, initWeights(cfg, 1))).dispose();
+        return null;
+      } catch (e) {
+        return reason(e);
+      }
+    })();
+    cudaProbes.set(engine.name, p);
   }
   return p;
 }
 
 /**
- * The engine by name. "auto" (the default) is the fastest engine that is available and passes parity: native-cpu
- * (the C++ engine, about 10x tfjs on a CPU) when its addon loads and its self-check against tfjs passes, else
- * tfjs, whose notes then say why native-cpu was passed over.
+ * The engine by name. "auto" (the default) is the fastest engine that is available and passes parity: native-cuda
+ * when its library loads, a GPU answers and it agrees with tfjs; else native-cpu (the C++ engine, about 10x tfjs
+ * on a CPU) when its addon loads and its self-check against tfjs passes; else tfjs, whose notes then say why the
+ * native engines were passed over.
  */
 export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promise<Engine> {
   if (name === 'tfjs' || (name === 'auto' && opts.backend)) {
     const choice = await selectTfjsBackend(opts.backend);
     return new TfjsEngine(choice.notes);
   }
-  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
+  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: opts.precision });
+  if (name === 'native-cuda') return nativeCudaEngine({ precision: opts.precision });
   if (name === 'auto') {
+    let cudaWhy = '';
+    try {
+      const cuda = nativeCudaEngine({ precision: opts.precision });
+      const probe = await cudaProbe(cuda);
+      if (probe) cudaWhy = `native-cuda: ${probe}`;
+      else {
+        const parity = await nativeParity(cuda);
+        if (parity.pass) return nativeCudaEngine({ precision: opts.precision }, [`default engine: parity ${parity.summary}`]);
+        cudaWhy = `native-cuda failed its parity check (${parity.summary})`;
+      }
+    } catch (e) {
+      cudaWhy = `native-cuda: ${reason(e)}`;
+    }
     let why: string;
     try {
       const native = nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
       const parity = await nativeParity(native);
-      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads }, [`default engine: parity ${parity.summary}`]);
+      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: opts.precision }, [`default engine: parity ${parity.summary}`, cudaWhy]);
       why = `native-cpu failed its parity check (${parity.summary})`;
     } catch (e) {
       why = `native-cpu: ${reason(e)}`;
     }
     const choice = await selectTfjsBackend();
-    return new TfjsEngine([...choice.notes, why]);
-  }
-  if (name === 'native-cuda') {
-    throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${nativeCudaReason()}.`, 'Use --engine native-cpu or tfjs.');
+    return new TfjsEngine([...choice.notes, cudaWhy, why]);
   }
   throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown engine "${name}".`, `Use one of: auto, ${ENGINE_NAMES.join(', ')}.`);
 }
@@ -159,30 +196,43 @@ export async function describeEngines(): Promise<EngineInfo[]> {
   } catch (e) {
     out.push({ name: 'tfjs', available: false, detail: '', notes: [reason(e)] });
   }
-  try {
-    const native = nativeCpuEngine();
-    const info = native.info();
-    const parity: string[] = [];
+  for (const name of ['native-cpu', 'native-cuda'] as const) {
     try {
-      parity.push(`parity: ${(await nativeParity(native)).summary}`);
-    } catch (e) {
-      parity.push(`parity: could not run: ${reason(e)}`);
-    }
-    const fixture = findFixture();
-    if (fixture) {
-      try {
-        parity.push(`fixture parity: ${(await nativeFixtureParity(native, fixture)).summary}`);
-      } catch (e) {
-        parity.push(`fixture parity: could not run: ${reason(e)}`);
+      const native = name === 'native-cpu' ? nativeCpuEngine() : nativeCudaEngine();
+      const info = native.info();
+      if (name === 'native-cuda') {
+        const probe = await cudaProbe(native);
+        if (probe) {
+          out.push({ ...info, available: false, notes: [`the CUDA library loads, but no model can be built: ${probe}`, ...info.notes] });
+          continue;
+        }
       }
-    } else {
-      parity.push('fixture parity: not checked (the gpt2-tiny fixture is not here; set GPT2_STUDIO_SHARED to its shared folder)');
+      out.push({ ...info, notes: [...(await parityNotes(native)), ...info.notes] });
+    } catch (e) {
+      const hint = e instanceof StudioError && e.hint ? [e.hint] : [];
+      out.push({ name, available: false, detail: '', notes: [reason(e), ...hint] });
     }
-    out.push({ ...info, notes: [...parity, ...info.notes] });
-  } catch (e) {
-    const hint = e instanceof StudioError && e.hint ? [e.hint] : [];
-    out.push({ name: 'native-cpu', available: false, detail: '', notes: [reason(e), ...hint] });
   }
-  out.push({ name: 'native-cuda', available: false, detail: '', notes: [nativeCudaReason()] });
   return out;
+}
+
+/** The parity lines of a native engine: against tfjs, and against the PyTorch fixture where it is reachable. */
+async function parityNotes(native: NativeCpuEngine): Promise<string[]> {
+  const parity: string[] = [];
+  try {
+    parity.push(`parity: ${(await nativeParity(native)).summary}`);
+  } catch (e) {
+    parity.push(`parity: could not run: ${reason(e)}`);
+  }
+  const fixture = findFixture();
+  if (fixture) {
+    try {
+      parity.push(`fixture parity: ${(await nativeFixtureParity(native, fixture)).summary}`);
+    } catch (e) {
+      parity.push(`fixture parity: could not run: ${reason(e)}`);
+    }
+  } else {
+    parity.push('fixture parity: not checked (the gpt2-tiny fixture is not here; set GPT2_STUDIO_SHARED to its shared folder)');
+  }
+  return parity;
 }

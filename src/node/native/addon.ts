@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 export const NATIVE_API_VERSION = 2;
 
 export type GemmBackend = 'blas' | 'builtin';
+/** Matmul precision (master weights stay fp32); the CPU engine has fp32 only. */
+export type Precision = 'fp32' | 'tf32' | 'bf16';
 
 /** Buffers of a native model, as gpt2_read / gpt2_write number them. */
 export const NativeBuffer = { params: 0, grads: 1, m: 2, v: 3 } as const;
@@ -39,6 +41,7 @@ export interface NativeModelHandle {
   tensorNumel(i: number): number;
   setThreads(n: number): void;
   setGemm(g: GemmBackend): void;
+  setPrecision(p: Precision): void;
   read(which: NativeBuffer, offset: number, out: Float32Array): void;
   write(which: NativeBuffer, offset: number, src: Float32Array): void;
   forwardBackward(inputs: Int32Array, targets: Int32Array, mask: Float32Array | null, B: number, T: number, lossScale: number): Promise<number>;

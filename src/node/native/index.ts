@@ -1,6 +1,8 @@
 /** The native engines: the addon loader, the native-cpu Engine, and its parity self-check against tfjs. */
 import { ErrorCode, StudioError } from '../../shared/errors';
-import { loadNativeAddon, type AddonLoad } from './addon';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { loadNativeAddon, nativeRoot, type AddonLoad, type NativeLibraryHandle } from './addon';
 import { NativeCpuEngine, nativeOptionsFromEnv, type NativeCpuOptions } from './model';
 
 export { loadNativeAddon, NativeCpuEngine, nativeOptionsFromEnv };
@@ -14,10 +16,42 @@ export function nativeCpuEngine(opts: NativeCpuOptions = {}, notes: string[] = [
   return new NativeCpuEngine(load.addon, { ...nativeOptionsFromEnv(), ...opts }, notes);
 }
 
-/** Why native-cuda is not available in this build (it is not built yet; the build's CUDA probe says more). */
+/** The CUDA library the native-cuda engine loads: GPT2_STUDIO_CUDA_LIB, else the one the build made. */
+export function cudaLibraryPath(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.GPT2_STUDIO_CUDA_LIB) return path.resolve(env.GPT2_STUDIO_CUDA_LIB);
+  const dir = nativeRoot();
+  if (!dir) return null;
+  const built = loadNativeAddon().status?.cuda?.library;
+  return built ? path.resolve(dir, '..', built) : path.join(dir, 'build', 'libgpt2_cuda.so');
+}
+
+/** Why native-cuda is not built here (the build's CUDA probe). */
 export function nativeCudaReason(): string {
   const load = loadNativeAddon();
   const cuda = load.status?.cuda;
-  const probe = cuda ? (cuda.reason ?? 'nvcc and cuBLAS were found') : 'the native build has not run';
-  return `the CUDA engine is not part of this build yet (build probe: ${probe})`;
+  if (!cuda) return 'the native build has not run';
+  return cuda.available ? 'the CUDA library was built but is missing now; run npm run build:native' : (cuda.reason ?? 'the CUDA probe found no CUDA toolkit');
+}
+
+const CUDA_HINT = 'On a machine with an NVIDIA GPU, install the CUDA toolkit with cuBLAS (or the nvidia-cublas wheel) and run "npm run build:native"; meanwhile use --engine native-cpu.';
+
+/**
+ * The native-cuda engine: the CUDA build of the same C API (native/cuda, libgpt2_cuda.so) driven through the
+ * addon, or a StudioError (ENGINE_UNAVAILABLE) that says why not. Models fail to build when the machine has no GPU.
+ */
+export function nativeCudaEngine(opts: NativeCpuOptions = {}, notes: string[] = []): NativeCpuEngine {
+  const load = loadNativeAddon();
+  if (!load.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${load.reason}.`, load.hint);
+  const file = cudaLibraryPath();
+  if (!file || !existsSync(file)) {
+    throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${nativeCudaReason()}.`, CUDA_HINT);
+  }
+  let library: NativeLibraryHandle;
+  try {
+    library = load.addon.loadLibrary(file);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${msg}.`, CUDA_HINT);
+  }
+  return new NativeCpuEngine(load.addon, opts, notes, { name: 'native-cuda', library });
 }

@@ -8,7 +8,7 @@ import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/mo
 import { checkParamTensor, type NamedTensors } from '../../core/tensors';
 import type { AdamWHyper, Batch, Collective, DataParallel, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
 import {
-  NativeBuffer, type GemmBackend, type NativeAddon, type NativeCacheHandle, type NativeCommHandle, type NativeLibraryHandle, type NativeModelHandle,
+  NativeBuffer, type GemmBackend, type Precision, type NativeAddon, type NativeCacheHandle, type NativeCommHandle, type NativeLibraryHandle, type NativeModelHandle,
 } from './addon';
 import { checkTokenBatch } from '../../core/engine/check';
 
@@ -17,6 +17,8 @@ export interface NativeCpuOptions {
   gemm?: GemmBackend;
   /** OpenMP threads (default: OMP_NUM_THREADS, else every core) */
   threads?: number;
+  /** matmul precision (native-cuda: fp32, tf32 or bf16; native-cpu: fp32) */
+  precision?: Precision;
 }
 
 /** Options from the environment: GPT2_STUDIO_NATIVE_GEMM=blas|builtin, GPT2_STUDIO_THREADS=N. */
@@ -104,6 +106,14 @@ export class NativeCpuModel implements Model {
     }
     if (opts.threads !== undefined) h.setThreads(opts.threads);
     if (opts.gemm !== undefined) h.setGemm(opts.gemm);
+    if (opts.precision !== undefined && opts.precision !== 'fp32') {
+      try {
+        h.setPrecision(opts.precision);
+      } catch (e) {
+        h.dispose();
+        throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `${this.engine} cannot compute in ${opts.precision}: ${e instanceof Error ? e.message : String(e)}`, 'Set precision to fp32, or use the native-cuda engine.');
+      }
+    }
     this.loadWeights(weights);
   }
 
@@ -394,6 +404,7 @@ export class NativeCpuEngine implements Engine {
     if (!this.backend.library && this.opts.gemm === 'blas' && !this.addon.hasBlas()) {
       throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, 'The native engine was built without BLAS, so GEMM "blas" is not available.', 'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.');
     }
-    return new NativeCpuModel(this.addon, config, weights, this.backend.library ? {} : this.opts, this.backend);
+    const opts = this.backend.library ? { precision: this.opts.precision } : this.opts;
+    return new NativeCpuModel(this.addon, config, weights, opts, this.backend);
   }
 }

@@ -97,7 +97,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     // data parallel on the CPU: the processes share the cores
     const threads = world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
       ? Math.max(1, Math.floor(os.availableParallelism() / world)) : undefined;
-    const engine = await getEngine(config.engine, { threads });
+    const engine = await getEngine(config.engine, { threads, precision: config.precision });
     if (world > 1) dist = await joinRanks(engine, start, io);
     let mc = modelConfigOf(config);
     let resume: TrainerState | undefined;
