@@ -160,7 +160,7 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
   if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: opts.precision });
   if (name === 'native-cuda') return nativeCudaEngine({ precision: opts.precision });
   if (name === 'auto') {
-    let cudaWhy = '';
+    let cudaWhy: string;
     try {
       const cuda = nativeCudaEngine({ precision: opts.precision });
       const probe = await cudaProbe(cuda);
