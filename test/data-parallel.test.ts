@@ -191,8 +191,8 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     expect(logs.map((l) => l.message).join('\n')).toMatch(/data parallel: 2 processes, each 1 micro-step of 8 x 64 tokens per step/);
   }, 180_000);
 
-  it('stops both ranks on a stop request, with a checkpoint to resume from', async () => {
-    const run = await studio.runsCreate({ config: config(2, { max_steps: 200, checkpoint_interval: 0 }) });
+  it('stops both ranks on a stop request, and resumes from the checkpoint to the end', async () => {
+    const run = await studio.runsCreate({ config: config(2, { max_steps: 12, checkpoint_interval: 0, eval_interval: 0 }) });
     await new Promise<void>((resolve) => {
       const un = studio.on('run-step', (e) => {
         if (e.runId === run.id && e.step >= 1) {
@@ -204,7 +204,14 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     });
     const done = await studio.runs.wait(run.id);
     expect(done.status).toBe('stopped');
-    expect(listCheckpointSteps(path.join(home, 'runs', run.id)).length).toBe(1);
+    const [stoppedAt] = listCheckpointSteps(path.join(home, 'runs', run.id));
+    expect(stoppedAt).toBeGreaterThanOrEqual(2);
+    expect(stoppedAt).toBeLessThan(12);
+    await studio.runsResume(run.id);
+    const resumed = await studio.runs.wait(run.id);
+    expect(resumed.status, JSON.stringify(resumed.error)).toBe('done');
+    const m = await studio.runsMetrics({ id: run.id, names: ['train/loss'] });
+    expect(m['train/loss'].steps).toEqual([...Array(12).keys()]);
   }, 120_000);
 
   it('a killed rank interrupts the run and takes the other rank down with it', async () => {
