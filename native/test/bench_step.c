@@ -2,11 +2,13 @@
  * Training-step throughput of one build of the C API (native/include/gpt2.h), with no Node: a GPT-2 of the given
  * shape with random weights (normal, std 0.02) trains on random tokens with the build-nanogpt step (zero_grad,
  * forward_backward, global norm, clip at 1.0, AdamW), `--warmup` untimed steps, then `--steps` timed ones.
- * Prints ONE JSON line: {"lib", "build", "precision", "B", "T", "params", "tokens_per_step", "median_step_s",
- * "tokens_per_sec", "flops_per_token", "tflops"}. The loss and norm of every step are read back, so each timed step
- * includes its device work.
+ * Prints ONE JSON line: {"lib", "build", "precision", "attention", "B", "T", "params", "tokens_per_step",
+ * "median_step_s", "tokens_per_sec", "flops_per_token", "tflops", "last_loss"}, and with --peak-tflops P also
+ * "peak_tflops" and "mfu" (tflops / P: the model FLOPs utilization against the device's peak for that precision).
+ * "attention" is GPT2_CUDA_ATTENTION as the CUDA engine reads it at creation ("default" when unset). The loss and
+ * norm of every step are read back, so each timed step includes its device work.
  *
- *   bench_step build/libgpt2_cuda.so --precision tf32 --B 16 --T 1024        gpt2 (124M) on a GPU
+ *   bench_step build/libgpt2_cuda.so --precision bf16 --B 16 --T 1024 --peak-tflops 989   gpt2 (124M) on an H200
  *   bench_step build/libgpt2_cpu.so --layers 2 --heads 2 --channels 64 --seq 64 --B 2 --T 64   a quick CPU check
  */
 #include <dlfcn.h>
@@ -69,7 +71,7 @@ static const char* arg_str(int argc, char** argv, const char* name, const char* 
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    fprintf(stderr, "usage: %s LIB.so [--layers 12 --heads 12 --channels 768 --seq 1024 --vocab 50257 --padded 50304 --B 16 --T 1024 --steps 10 --warmup 3 --precision fp32|tf32|bf16]\n", argv[0]);
+    fprintf(stderr, "usage: %s LIB.so [--layers 12 --heads 12 --channels 768 --seq 1024 --vocab 50257 --padded 50304 --B 16 --T 1024 --steps 10 --warmup 3 --precision fp32|tf32|bf16 --peak-tflops P]\n", argv[0]);
     return 2;
   }
   const char* path = argv[1];
@@ -106,6 +108,8 @@ int main(int argc, char** argv) {
   const int warmup = arg_int(argc, argv, "--warmup", 3);
   const char* precision = arg_str(argc, argv, "--precision", "fp32");
   const int prec = strcmp(precision, "tf32") == 0 ? GPT2_PRECISION_TF32 : strcmp(precision, "bf16") == 0 ? GPT2_PRECISION_BF16 : GPT2_PRECISION_FP32;
+  const double peak_tflops = atof(arg_str(argc, argv, "--peak-tflops", "0"));
+  const char* attention = getenv("GPT2_CUDA_ATTENTION") && *getenv("GPT2_CUDA_ATTENTION") ? getenv("GPT2_CUDA_ATTENTION") : "default";
 
 #define CHECK(call)                                                                     \
   do {                                                                                  \
@@ -159,10 +163,13 @@ int main(int argc, char** argv) {
   const double tokens = (double)B * T;
   /* build-nanogpt's count: 6 N + 12 L C T per token (the attention's matmuls), N without wpe's share is close enough */
   const double flops_per_token = 6.0 * (double)n + 12.0 * cfg.num_layers * cfg.channels * (double)T;
-  printf("{\"lib\": \"%s\", \"build\": \"%s\", \"precision\": \"%s\", \"B\": %d, \"T\": %d, \"params\": %zu, \"tokens_per_step\": %.0f, "
-         "\"median_step_s\": %.6f, \"tokens_per_sec\": %.1f, \"flops_per_token\": %.0f, \"tflops\": %.3f, \"last_loss\": %.5f}\n",
-         path, build_info(), precision, B, T, n, tokens, med, med > 0 ? tokens / med : 0.0, flops_per_token,
-         med > 0 ? tokens / med * flops_per_token / 1e12 : 0.0, loss);
+  const double tflops = med > 0 ? tokens / med * flops_per_token / 1e12 : 0.0;
+  char mfu[96] = "";
+  if (peak_tflops > 0) snprintf(mfu, sizeof mfu, ", \"peak_tflops\": %.1f, \"mfu\": %.4f", peak_tflops, tflops / peak_tflops);
+  printf("{\"lib\": \"%s\", \"build\": \"%s\", \"precision\": \"%s\", \"attention\": \"%s\", \"B\": %d, \"T\": %d, \"params\": %zu, "
+         "\"tokens_per_step\": %.0f, \"median_step_s\": %.6f, \"tokens_per_sec\": %.1f, \"flops_per_token\": %.0f, \"tflops\": %.3f, "
+         "\"last_loss\": %.5f%s}\n",
+         path, build_info(), precision, attention, B, T, n, tokens, med, med > 0 ? tokens / med : 0.0, flops_per_token, tflops, loss, mfu);
   destroy(model);
   free(inputs);
   free(targets);

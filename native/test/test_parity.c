@@ -4,11 +4,16 @@
  *
  *   test_parity build/libgpt2_cpu.so build/libgpt2_cuda.so          CUDA against the CPU engine (on a GPU box)
  *   test_parity build/libgpt2_cpu.so build/libgpt2_cpu.so --b-builtin   BLAS against the built-in SGEMM
+ *   test_parity build/libgpt2_cuda.so build/libgpt2_cuda.so --a-env GPT2_CUDA_ATTENTION=naive
+ *                                                                   the CUDA engine's flash attention against its naive one
  *
  * Checked: logits, per-token losses (with a mask and an ignored target), four AdamW steps with gradient
  * accumulation and clipping (loss and gradient norm per step, then the weights), and the KV-cache decode against
  * the full logits. Exit status 0 when everything is within tolerance.
- * Options: --a-builtin / --b-builtin (GEMM of each side), --tf32-b (TF32 matmuls on side B, looser tolerances).
+ * Options: --a-builtin / --b-builtin (GEMM of each side); --b-precision fp32|tf32|bf16 (side B's matmuls, with the
+ * tolerances of that precision; --tf32-b = --b-precision tf32); --a-env NAME=VALUE / --b-env NAME=VALUE (set while
+ * that side's model is created, e.g. GPT2_CUDA_ATTENTION, which the CUDA engine reads there); --comm (side B: a
+ * one-rank communicator of each kind leaves the gradients and scalars exactly as they are).
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -40,6 +45,12 @@ typedef struct {
   int (*cache_create)(GPT2*, int, int, GPT2Cache**);
   void (*cache_destroy)(GPT2Cache*);
   int (*decode)(GPT2*, GPT2Cache*, const int*, int, float*);
+  /* data parallel (optional: NULL when the library predates it) */
+  int (*comm_new_id)(const char*, char*);
+  int (*comm_create)(const char*, int, int, int, GPT2Comm**);
+  void (*comm_destroy)(GPT2Comm*);
+  int (*allreduce_grads)(GPT2*, GPT2Comm*);
+  int (*comm_allreduce_mean)(GPT2Comm*, double*, int);
 } Engine;
 
 static void* sym(Engine* e, const char* name) {
@@ -78,6 +89,45 @@ static void load(Engine* e, const char* path) {
   *(void**)&e->cache_create = sym(e, "gpt2_cache_create");
   *(void**)&e->cache_destroy = sym(e, "gpt2_cache_destroy");
   *(void**)&e->decode = sym(e, "gpt2_decode");
+  *(void**)&e->comm_new_id = dlsym(e->so, "gpt2_comm_new_id");
+  *(void**)&e->comm_create = dlsym(e->so, "gpt2_comm_create");
+  *(void**)&e->comm_destroy = dlsym(e->so, "gpt2_comm_destroy");
+  *(void**)&e->allreduce_grads = dlsym(e->so, "gpt2_allreduce_grads");
+  *(void**)&e->comm_allreduce_mean = dlsym(e->so, "gpt2_comm_allreduce_mean");
+}
+
+/* NAME=VALUE settings applied while one side's model is created, then put back */
+#define MAX_ENV 8
+typedef struct {
+  int n;
+  char name[MAX_ENV][64];
+  const char* value[MAX_ENV];
+  char* saved[MAX_ENV];
+} EnvSet;
+
+static void env_add(EnvSet* e, const char* kv) {
+  const char* eq = strchr(kv, '=');
+  if (!eq || eq == kv || eq - kv >= 64 || e->n >= MAX_ENV) {
+    fprintf(stderr, "bad --a-env / --b-env setting \"%s\" (NAME=VALUE, at most %d)\n", kv, MAX_ENV);
+    exit(2);
+  }
+  memcpy(e->name[e->n], kv, (size_t)(eq - kv));
+  e->name[e->n][eq - kv] = '\0';
+  e->value[e->n] = eq + 1;
+  e->n++;
+}
+static void env_apply(EnvSet* e) {
+  for (int i = 0; i < e->n; i++) {
+    const char* old = getenv(e->name[i]);
+    e->saved[i] = old ? strdup(old) : NULL;
+    setenv(e->name[i], e->value[i], 1);
+  }
+}
+static void env_restore(EnvSet* e) {
+  for (int i = 0; i < e->n; i++) {
+    if (e->saved[i]) setenv(e->name[i], e->saved[i], 1), free(e->saved[i]);
+    else unsetenv(e->name[i]);
+  }
 }
 
 static void ok(Engine* e, int rc, const char* what) {
@@ -110,6 +160,27 @@ static void expect_close(const char* what, const float* a, const float* b, size_
   failures += !pass;
   printf("%-44s max rel diff %.2e (tolerance %.0e) %s\n", what, worst, tol, pass ? "ok" : "FAIL");
 }
+/*
+ * Tolerances by side B's matmul precision. FP32: the two engines differ only in summation order. TF32 rounds each
+ * GEMM input to 10 explicit mantissa bits (unit roundoff 2^-11 = 4.9e-4). BF16 keeps 7 (unit roundoff 2^-8 =
+ * 3.9e-3), 8 times coarser than TF32, so the forward, loss and norm bounds are TF32's times 8. The weights after four
+ * AdamW steps are bounded differently: Adam's step is close to lr in magnitude whatever the gradient's size, so an
+ * element whose gradient is near zero can move by up to lr (3e-3) per step in the opposite direction on the two
+ * sides: 4 steps x 2 x 3e-3 = 2.4e-2 is the worst case that still means nothing is wrong; a wrong layout or a wrong
+ * kernel shows up in the logits, the losses and the norms long before. The second moment v (about g^2) doubles the
+ * gradients' relative error. The KV-cache check compares two computations on side B with different GEMM shapes,
+ * whose inputs round to different low bits once they differ at all, so it follows the forward tolerance.
+ */
+typedef struct {
+  const char* name;
+  double forward, loss, norm, weights, adam_v, decode;
+} Tolerances;
+static const Tolerances kTolerances[] = {
+    {"fp32", 1e-4, 1e-5, 1e-4, 1e-5, 1e-4, 1e-4},
+    {"tf32", 5e-3, 1e-3, 1e-2, 1e-3, 1e-2, 5e-3},
+    {"bf16", 4e-2, 8e-3, 8e-2, 2.5e-2, 1.6e-1, 4e-2},
+};
+
 static void expect_near(const char* what, double a, double b, double tol) {
   double d = fabs(a - b) / fmax(fabs(b), 1e-12);
   int pass = d < tol;
@@ -119,15 +190,38 @@ static void expect_near(const char* what, double a, double b, double tol) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s LIB_A.so LIB_B.so [--a-builtin] [--b-builtin] [--tf32-b]\n", argv[0]);
+    fprintf(stderr, "usage: %s LIB_A.so LIB_B.so [--a-builtin] [--b-builtin] [--b-precision fp32|tf32|bf16] [--tf32-b] "
+                    "[--a-env NAME=VALUE] [--b-env NAME=VALUE] [--comm]\n", argv[0]);
     return 2;
   }
-  int a_builtin = 0, b_builtin = 0, tf32 = 0;
+  int a_builtin = 0, b_builtin = 0, precision = GPT2_PRECISION_FP32, comm = 0;
+  EnvSet env[2];
+  memset(env, 0, sizeof env);
   for (int i = 3; i < argc; i++) {
     if (!strcmp(argv[i], "--a-builtin")) a_builtin = 1;
     else if (!strcmp(argv[i], "--b-builtin")) b_builtin = 1;
-    else if (!strcmp(argv[i], "--tf32-b")) tf32 = 1;
+    else if (!strcmp(argv[i], "--tf32-b")) precision = GPT2_PRECISION_TF32;
+    else if (!strcmp(argv[i], "--comm")) comm = 1;
+    else if (!strcmp(argv[i], "--b-precision") && i + 1 < argc) {
+      const char* p = argv[++i];
+      precision = !strcmp(p, "tf32") ? GPT2_PRECISION_TF32 : !strcmp(p, "bf16") ? GPT2_PRECISION_BF16 : GPT2_PRECISION_FP32;
+      if (precision == GPT2_PRECISION_FP32 && strcmp(p, "fp32")) {
+        fprintf(stderr, "--b-precision: fp32, tf32 or bf16, not %s\n", p);
+        return 2;
+      }
+    } else if ((!strcmp(argv[i], "--a-env") || !strcmp(argv[i], "--b-env")) && i + 1 < argc) {
+      env_add(&env[argv[i][2] == 'b'], argv[i + 1]);
+      i++;
+    } else {
+      fprintf(stderr, "unknown option %s\n", argv[i]);
+      return 2;
+    }
   }
+  const Tolerances* tl = &kTolerances[precision];
+  printf("side B matmuls: %s (tolerances: forward %.0e, loss %.0e, norm %.0e, weights %.1e, AdamW v %.1e, decode %.0e)\n", tl->name,
+         tl->forward, tl->loss, tl->norm, tl->weights, tl->adam_v, tl->decode);
+  for (int s = 0; s < 2; s++)
+    for (int i = 0; i < env[s].n; i++) printf("side %c: %s=%s while its model is created\n", "AB"[s], env[s].name[i], env[s].value[i]);
   Engine E[2];
   load(&E[0], argv[1]);
   load(&E[1], argv[2]);
@@ -138,9 +232,12 @@ int main(int argc, char** argv) {
                           .padded_vocab_size = 320, .ln_eps = 1e-5f};
   GPT2* M[2];
   for (int s = 0; s < 2; s++) {
-    ok(&E[s], E[s].create(&cfg, &M[s]), "create");
+    env_apply(&env[s]);
+    const int rc = E[s].create(&cfg, &M[s]);
+    env_restore(&env[s]);
+    ok(&E[s], rc, "create");
     if ((s == 0 && a_builtin) || (s == 1 && b_builtin)) ok(&E[s], E[s].set_gemm(M[s], GPT2_GEMM_BUILTIN), "set_gemm");
-    if (s == 1 && tf32) ok(&E[s], E[s].set_precision(M[s], GPT2_PRECISION_TF32), "set_precision");
+    if (s == 1 && precision != GPT2_PRECISION_FP32) ok(&E[s], E[s].set_precision(M[s], precision), "set_precision");
   }
   const size_t P = E[0].num_parameters(M[0]);
   if (E[1].num_parameters(M[1]) != P) {
@@ -151,7 +248,7 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < P; i++) w[i] = 0.05f * nrand();
   for (int s = 0; s < 2; s++) ok(&E[s], E[s].write(M[s], GPT2_BUF_PARAMS, 0, w, P), "write");
 
-  const double tol = tf32 ? 5e-3 : 1e-4;  /* forward values and gradients */
+  const double tol = tl->forward; /* forward values */
   const int B = 3, T = 37, N = B * T, V = cfg.vocab_size;
   int* inp = malloc(N * sizeof(int));
   int* tgt = malloc(N * sizeof(int));
@@ -193,18 +290,18 @@ int main(int argc, char** argv) {
     }
     char what[64];
     snprintf(what, sizeof what, "step %d loss", step);
-    expect_near(what, loss[1], loss[0], tf32 ? 1e-3 : 1e-5);
+    expect_near(what, loss[1], loss[0], tl->loss);
     snprintf(what, sizeof what, "step %d gradient norm", step);
-    expect_near(what, norm[1], norm[0], tf32 ? 1e-2 : 1e-4);
+    expect_near(what, norm[1], norm[0], tl->norm);
   }
   float* pa = malloc(P * sizeof(float));
   float* pb = malloc(P * sizeof(float));
   ok(&E[0], E[0].read(M[0], GPT2_BUF_PARAMS, 0, pa, P), "read");
   ok(&E[1], E[1].read(M[1], GPT2_BUF_PARAMS, 0, pb, P), "read");
-  expect_close("weights after 4 steps", pb, pa, P, tf32 ? 1e-3 : 1e-5);
+  expect_close("weights after 4 steps", pb, pa, P, tl->weights);
   ok(&E[0], E[0].read(M[0], GPT2_BUF_V, 0, pa, P), "read");
   ok(&E[1], E[1].read(M[1], GPT2_BUF_V, 0, pb, P), "read");
-  expect_close("AdamW v after 4 steps", pb, pa, P, tf32 ? 1e-2 : 1e-4);
+  expect_close("AdamW v after 4 steps", pb, pa, P, tl->adam_v);
 
   /* KV cache on side B: prefill 9 positions of 2 rows, then single steps, against side B's full logits */
   {
@@ -228,11 +325,43 @@ int main(int argc, char** argv) {
       for (int r = 0; r < R; r++) memcpy(want + (size_t)r * V, full + ((size_t)r * L + pos - 1) * V, V * sizeof(float));
       for (int i = 0; i < R * V; i++) worst = fmax(worst, fabs(got[i] - want[i]));
     }
-    int pass = worst < 1e-4;
+    int pass = worst < tl->decode;
     failures += !pass;
-    printf("%-44s max abs diff %.2e (tolerance 1e-04) %s\n", "B: KV-cache decode vs full logits", worst, pass ? "ok" : "FAIL");
+    printf("%-44s max abs diff %.2e (tolerance %.0e) %s\n", "B: KV-cache decode vs full logits", worst, tl->decode, pass ? "ok" : "FAIL");
     E[1].cache_destroy(cache);
     free(seq), free(full), free(tok), free(got), free(want);
+  }
+  /* a one-rank communicator of each kind on side B: the mean over one rank is the identity, to the bit */
+  if (comm) {
+    Engine* e = &E[1];
+    if (!e->comm_new_id || !e->comm_create || !e->comm_destroy || !e->allreduce_grads || !e->comm_allreduce_mean) {
+      printf("%-44s FAIL (the library has no gpt2_comm_* functions)\n", "B: one-rank communicator");
+      failures++;
+    } else {
+      const char* kinds[] = {"shm", NULL};
+      float* g0 = malloc(P * sizeof(float));
+      float* g1 = malloc(P * sizeof(float));
+      ok(e, e->forward_backward(M[1], inp, tgt, mask, B, T, 1.f, &(float){0}), "forward_backward");
+      ok(e, e->read(M[1], GPT2_BUF_GRADS, 0, g0, P), "read");
+      for (int k = 0; k < 2; k++) {
+        char id[GPT2_COMM_ID_BYTES];
+        GPT2Comm* c = NULL;
+        ok(e, e->comm_new_id(kinds[k], id), "comm_new_id");
+        ok(e, e->comm_create(id, 0, 1, 10000, &c), "comm_create");
+        ok(e, e->allreduce_grads(M[1], c), "allreduce_grads");
+        double vals[3] = {1.5, -2.25, 1e-300};
+        ok(e, e->comm_allreduce_mean(c, vals, 3), "comm_allreduce_mean");
+        e->comm_destroy(c);
+        ok(e, e->read(M[1], GPT2_BUF_GRADS, 0, g1, P), "read");
+        const int same = !memcmp(g0, g1, P * sizeof(float)) && vals[0] == 1.5 && vals[1] == -2.25 && vals[2] == 1e-300;
+        failures += !same;
+        char what[64];
+        const char* colon = strchr(id, ':');
+        snprintf(what, sizeof what, "B: one-rank communicator (%s: %.*s)", kinds[k] ? kinds[k] : "default", colon ? (int)(colon - id) : 8, id);
+        printf("%-44s gradients and scalars %s %s\n", what, same ? "unchanged" : "CHANGED", same ? "ok" : "FAIL");
+      }
+      free(g0), free(g1);
+    }
   }
   for (int s = 0; s < 2; s++) E[s].destroy(M[s]);
   printf("%s\n", failures ? "PARITY FAILED" : "parity ok");

@@ -8,7 +8,9 @@ GPT-2 as build-nanogpt trains it on a GPU:
 - vocabulary padded to 50304, weight tying, and GPT-2 init.
 
 It times `--steps` steps after `--warmup` untimed ones on random tokens, and prints ONE JSON line:
-  {"peer", "device", "dtype", "compile", "B", "T", "params", "median_step_s", "tokens_per_sec", "torch_version"}
+  {"peer", "device", "dtype", "compile", "B", "T", "params", "median_step_s", "tokens_per_sec", "flops_per_token",
+   "tflops", "torch_version"}, and with --peak-tflops P also "peak_tflops" and "mfu" (tflops / P). The FLOPs per token
+are build-nanogpt's count, as native/test/bench_step.c counts them: 6 params + 12 L C T.
 
 Each step is zero_grad, forward + cross-entropy, backward, clip_grad_norm_(1.0), then AdamW.
 Without a GPU (or with --device cpu) it runs as given, which is only useful as a check of the script itself.
@@ -95,6 +97,7 @@ def main():
     p.add_argument("--dtype", choices=["bf16", "tf32", "fp32"], default="bf16")
     p.add_argument("--compile", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--peak-tflops", type=float, default=0.0)
     a = p.parse_args()
 
     dev = torch.device(a.device)
@@ -132,11 +135,14 @@ def main():
         if s >= a.warmup:
             times.append(dt)
     med = statistics.median(times)
+    flops_per_token = 6.0 * params + 12.0 * a.layers * a.channels * a.T
+    tflops = a.B * a.T / med * flops_per_token / 1e12
+    extra_out = {"peak_tflops": a.peak_tflops, "mfu": round(tflops / a.peak_tflops, 4)} if a.peak_tflops > 0 else {}
     print(json.dumps({
         "peer": "pytorch build-nanogpt settings", "device": str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if cuda else ""),
         "dtype": a.dtype, "compile": compiled, "fused_adamw": bool(extra), "B": a.B, "T": a.T, "params": params,
-        "median_step_s": round(med, 6), "tokens_per_sec": round(a.B * a.T / med, 1), "last_loss": round(float(loss), 5),
-        "torch_version": torch.__version__,
+        "median_step_s": round(med, 6), "tokens_per_sec": round(a.B * a.T / med, 1), "flops_per_token": flops_per_token,
+        "tflops": round(tflops, 3), "last_loss": round(float(loss), 5), "torch_version": torch.__version__, **extra_out,
     }))
 
 

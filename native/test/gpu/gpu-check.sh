@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# The CUDA engine's check on a GPU machine, with no Node (only a C/C++ compiler, nvcc with cuBLAS, and Python with
-# PyTorch for the peer):
-#   1. builds the CPU engine and the CUDA engine as shared libraries, and the two C harnesses;
-#   2. parity: the CUDA engine against the CPU engine (native/test/test_parity.c), FP32 and TF32;
-#   3. throughput: gpt2 (124M) training steps, B=16 T=1024, of the CUDA engine (FP32, TF32) against PyTorch with
-#      build-nanogpt's settings (bf16 autocast, flash attention, fused AdamW, torch.compile) on the same GPU.
-# Everything it prints is also written under $OUT (default native/build/gpu-check): parity-*.txt, bench.jsonl, build.log.
+# The CUDA engine's check on a GPU machine, with no Node (only a C/C++ compiler, nvcc with cuBLAS, NCCL if present,
+# and Python with PyTorch for the peer):
+#   1. builds the CPU engine and the CUDA engine as shared libraries (each with the shared-memory communicator,
+#      native/common/comm_shm.cpp, and -Bsymbolic, as the studio dlopens them inside a process that has the same
+#      symbols), and the C harnesses (test_parity, bench_step, test_dp);
+#   2. parity (native/test/test_parity.c): the CUDA engine against the CPU engine in FP32 (with a one-rank
+#      communicator of each kind), TF32 and BF16 (each with its tolerances, stated in test_parity.c), the naive
+#      attention against the CPU engine, and the CUDA engine's flash attention against its naive attention;
+#   3. data parallel (native/test/gpu/test_dp.c): two ranks over the shared-memory communicator (on one GPU, or one
+#      each), and over NCCL where the machine has two GPUs or more and the build has NCCL;
+#   4. throughput: gpt2 (124M) training steps, B=16 T=1024, of the CUDA engine in FP32, TF32 and BF16 (flash
+#      attention), and TF32 with the naive attention, against PyTorch with build-nanogpt's settings (bf16 autocast,
+#      flash attention, fused AdamW, torch.compile) on the same GPU; tokens/s and MFU against the H200's dense peaks.
+# Everything it prints is also written under $OUT (default native/build/gpu-check): summary.txt, parity-*.txt,
+# dp-*.txt, bench.jsonl, build.log.
 #
 #   bash native/test/gpu/gpu-check.sh              on the GPU machine
 #   bash native/test/gpu/gpu-check.sh --cpu-only   here: the CPU half, with tiny shapes (a check of the script)
+# Environment: NVCC, CUDA_HOME, GPT2_STUDIO_CUDA_ARCH (default native), GPT2_STUDIO_NCCL=0 (build without NCCL),
+# PYTHON, CC, CXX, and the peaks for MFU in TFLOP/s: PEAK_FP32 (default 67), PEAK_TF32 (494), PEAK_BF16 (989).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -23,20 +33,33 @@ say() { echo "[gpu-check] $*" | tee -a "$OUT/summary.txt"; }
 : > "$OUT/summary.txt"
 : > "$OUT/bench.jsonl"
 
+# H200 SXM dense peaks (TFLOP/s): BF16 tensor cores 989, TF32 tensor cores 494, FP32 CUDA cores 67
+PEAK_FP32=${PEAK_FP32:-67}
+PEAK_TF32=${PEAK_TF32:-494}
+PEAK_BF16=${PEAK_BF16:-989}
+
+# the shared-memory communicator, where the tree has it
+COMM_SRC=()
+[ -f "$ROOT/native/common/comm_shm.cpp" ] && COMM_SRC=("$ROOT/native/common/comm_shm.cpp")
+
 CXX=${CXX:-g++}
 CC=${CC:-gcc}
 say "CPU engine: $CXX"
 if ! "$CXX" -std=c++17 -O3 -march=native -fopenmp -fPIC -shared \
-  "$ROOT/native/cpu/model.cpp" "$ROOT/native/cpu/layers.cpp" "$ROOT/native/cpu/gemm.cpp" \
-  -o "$BUILD/libgpt2_cpu.so" >>"$LOG" 2>&1; then
+  "$ROOT/native/cpu/model.cpp" "$ROOT/native/cpu/layers.cpp" "$ROOT/native/cpu/gemm.cpp" "${COMM_SRC[@]}" \
+  -o "$BUILD/libgpt2_cpu.so" -Wl,-Bsymbolic -lrt -pthread >>"$LOG" 2>&1; then
   say "FAILED: the CPU engine does not build (see $LOG)"; exit 1
 fi
-for h in test_parity bench_step; do
-  if ! "$CC" -O2 "$ROOT/native/test/$h.c" -o "$BUILD/$h" -ldl -lm >>"$LOG" 2>&1; then
-    say "FAILED: native/test/$h.c does not build (see $LOG)"; exit 1
+for h in test/test_parity test/bench_step test/gpu/test_dp; do
+  if ! "$CC" -O2 "$ROOT/native/$h.c" -o "$BUILD/$(basename "$h")" -ldl -lm >>"$LOG" 2>&1; then
+    say "FAILED: native/$h.c does not build (see $LOG)"; exit 1
   fi
 done
 
+# a Python package's folder (works for namespace packages such as the nvidia-* wheels' too)
+wheel_dir() { python3 -c "import $1 as m; print(list(m.__path__)[0])" 2>/dev/null || true; }
+
+NCCL_BUILT=0
 if [ "$CPU_ONLY" = 1 ]; then
   B_LIB=$BUILD/libgpt2_cpu.so
   PARITY_ARGS=(--b-builtin)
@@ -56,7 +79,7 @@ else
   for d in "$CUDA_DIR/include" "$CUDA_DIR/targets/x86_64-linux/include"; do [ -f "$d/cublas_v2.h" ] && INC=$d; done
   for d in "$CUDA_DIR/lib64" "$CUDA_DIR/lib" "$CUDA_DIR/targets/x86_64-linux/lib"; do ls "$d"/libcublas.so* >/dev/null 2>&1 && LIB=$d; done
   if [ -z "$INC" ] || [ -z "$LIB" ]; then
-    WHEEL=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))' 2>/dev/null || true)
+    WHEEL=$(wheel_dir nvidia.cublas)
     if [ -n "$WHEEL" ]; then
       [ -f "$WHEEL/include/cublas_v2.h" ] && INC=$WHEEL/include
       ls "$WHEEL"/lib/libcublas.so* >/dev/null 2>&1 && LIB=$WHEEL/lib
@@ -64,35 +87,85 @@ else
     fi
   fi
   if [ -z "$INC" ] || [ -z "$LIB" ]; then say "FAILED: cuBLAS not found next to $NVCC nor in a Python nvidia-cublas wheel"; exit 1; fi
+  # NCCL: the toolkit's, the system's (libnccl-dev), or a Python nvidia-nccl wheel's; without it, shm only
+  NCCL_FLAGS=()
+  if [ "${GPT2_STUDIO_NCCL:-1}" != 0 ]; then
+    NINC=""; NLIB=""
+    for d in "$CUDA_DIR/include" "$CUDA_DIR/targets/x86_64-linux/include" /usr/include; do [ -z "$NINC" ] && [ -f "$d/nccl.h" ] && NINC=$d; done
+    for d in "$CUDA_DIR/lib64" "$CUDA_DIR/lib" "$CUDA_DIR/targets/x86_64-linux/lib" /usr/lib/x86_64-linux-gnu /usr/lib64; do
+      [ -z "$NLIB" ] && ls "$d"/libnccl.so* >/dev/null 2>&1 && NLIB=$d
+    done
+    if [ -z "$NINC" ] || [ -z "$NLIB" ]; then
+      NW=$(wheel_dir nvidia.nccl)
+      if [ -n "$NW" ] && [ -f "$NW/include/nccl.h" ] && ls "$NW"/lib/libnccl.so* >/dev/null 2>&1; then NINC=$NW/include; NLIB=$NW/lib; fi
+    fi
+    if [ -n "$NINC" ] && [ -n "$NLIB" ]; then
+      NLINK=$NLIB
+      if [ ! -e "$NLIB/libnccl.so" ]; then mkdir -p "$BUILD/nccl-link"; ln -sf "$(ls "$NLIB"/libnccl.so.* | head -1)" "$BUILD/nccl-link/libnccl.so"; NLINK=$BUILD/nccl-link; fi
+      NCCL_FLAGS=(-DGPT2_USE_NCCL "-I$NINC" "-L$NLINK" "-Xlinker=-rpath,$NLIB" -lnccl)
+      NCCL_BUILT=1
+      say "NCCL: $NINC / $NLIB"
+    else
+      say "NCCL: not found (no nccl.h and libnccl.so in $CUDA_DIR, /usr, or a Python nvidia-nccl wheel); data parallel over shm only"
+    fi
+  fi
   ARCH=${GPT2_STUDIO_CUDA_ARCH:-native}
   say "CUDA engine: $NVCC (-arch=$ARCH), cuBLAS $INC / $LIB"
   nvidia-smi -L 2>&1 | tee -a "$OUT/summary.txt"
   T0=$(date +%s)
-  if ! "$NVCC" -std=c++17 -O3 "-arch=$ARCH" -shared -Xcompiler -fPIC "-I$INC" "$ROOT/native/cuda/gpt2_cuda.cu" \
-    -o "$BUILD/libgpt2_cuda.so" "-L${LINKDIR:-$LIB}" "-L$LIB" "-Xlinker=-rpath,$LIB" -lcublas >>"$LOG" 2>&1; then
+  if ! "$NVCC" -std=c++17 -O3 "-arch=$ARCH" -shared -Xcompiler -fPIC "-I$INC" "$ROOT/native/cuda/gpt2_cuda.cu" "${COMM_SRC[@]}" \
+    -o "$BUILD/libgpt2_cuda.so" "${NCCL_FLAGS[@]}" "-L${LINKDIR:-$LIB}" "-L$LIB" "-Xlinker=-rpath,$LIB" -Xlinker -Bsymbolic -lcublas -lrt >>"$LOG" 2>&1; then
     say "FAILED: nvcc on native/cuda/gpt2_cuda.cu (the errors are in $LOG):"; grep -m 20 -i "error" "$LOG" | tee -a "$OUT/summary.txt"; exit 1
   fi
   say "built libgpt2_cuda.so in $(( $(date +%s) - T0 )) s"
   B_LIB=$BUILD/libgpt2_cuda.so
   PARITY_ARGS=()
   SHAPE=(--B 16 --T 1024 --steps 10 --warmup 3)
-  PRECISIONS=(fp32 tf32)
-  TORCH_ARGS=(--dtype bf16 --compile 1)
+  PRECISIONS=(fp32 tf32 bf16)
+  TORCH_ARGS=(--dtype bf16 --compile 1 --peak-tflops "$PEAK_BF16")
 fi
 
 STATUS=0
+# parity NAME LIB_A ARGS...: test_parity of LIB_A against $B_LIB, into parity-NAME.txt
+parity() {
+  local name=$1 a=$2; shift 2
+  if timeout 300 "$BUILD/test_parity" "$a" "$B_LIB" "$@" >"$OUT/parity-$name.txt" 2>&1; then say "parity $name: pass"; else say "parity $name: FAIL"; STATUS=1; fi
+  tail -n 22 "$OUT/parity-$name.txt"
+}
 say "parity: $(basename "$B_LIB") against libgpt2_cpu.so"
-if timeout 300 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" "${PARITY_ARGS[@]}" >"$OUT/parity-fp32.txt" 2>&1; then say "parity FP32: pass"; else say "parity FP32: FAIL"; STATUS=1; fi
-tail -n 15 "$OUT/parity-fp32.txt"
+if timeout 300 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" "${PARITY_ARGS[@]}" --comm >"$OUT/parity-fp32.txt" 2>&1; then say "parity FP32: pass"; else say "parity FP32: FAIL"; STATUS=1; fi
+tail -n 22 "$OUT/parity-fp32.txt"
 if [ "$CPU_ONLY" = 0 ]; then
-  if timeout 300 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" --tf32-b >"$OUT/parity-tf32.txt" 2>&1; then say "parity TF32: pass"; else say "parity TF32: FAIL"; STATUS=1; fi
-  tail -n 15 "$OUT/parity-tf32.txt"
+  parity TF32 "$BUILD/libgpt2_cpu.so" --b-precision tf32
+  parity BF16 "$BUILD/libgpt2_cpu.so" --b-precision bf16
+  parity naive-FP32 "$BUILD/libgpt2_cpu.so" --b-env GPT2_CUDA_ATTENTION=naive
+  say "parity: flash attention (B) against the naive attention (A), both CUDA FP32"
+  parity flash-vs-naive "$B_LIB" --a-env GPT2_CUDA_ATTENTION=naive
 fi
 
+# data parallel: two ranks (two processes); shm everywhere, NCCL with two GPUs or more
+dp() {
+  local kind=$1
+  if timeout 300 "$BUILD/test_dp" "$B_LIB" --kind "$kind" >"$OUT/dp-$kind.txt" 2>&1; then say "data parallel ($kind, 2 ranks): pass"; else say "data parallel ($kind, 2 ranks): FAIL"; STATUS=1; fi
+  tail -n 6 "$OUT/dp-$kind.txt"
+}
+dp shm
+if [ "$CPU_ONLY" = 0 ]; then
+  NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  if [ "$NCCL_BUILT" = 1 ] && [ "${NGPU:-0}" -ge 2 ]; then dp nccl; else say "data parallel (nccl): skipped (NCCL built: $NCCL_BUILT, GPUs: ${NGPU:-0}; it needs NCCL and 2 GPUs)"; fi
+fi
+
+# the device's peak for a precision (0 = none: no MFU for the CPU run)
+peak_of() { [ "$CPU_ONLY" = 1 ] && { echo 0; return; }; case $1 in bf16) echo "$PEAK_BF16" ;; tf32) echo "$PEAK_TF32" ;; *) echo "$PEAK_FP32" ;; esac; }
+[ "$CPU_ONLY" = 0 ] && say "MFU against the H200's dense peaks: BF16 $PEAK_BF16, TF32 $PEAK_TF32, FP32 $PEAK_FP32 TFLOP/s (PyTorch bf16 autocast: $PEAK_BF16)"
 for p in "${PRECISIONS[@]}"; do
   say "throughput: $(basename "$B_LIB") $p"
-  timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$p" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
+  timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$p" --peak-tflops "$(peak_of "$p")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
 done
+if [ "$CPU_ONLY" = 0 ]; then
+  say "throughput: $(basename "$B_LIB") tf32 with the naive attention (stored (T, T) rows)"
+  GPT2_CUDA_ATTENTION=naive timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision tf32 --peak-tflops "$PEAK_TF32" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
+fi
 # a Python that has torch: $PYTHON, else python3, else the system one (where Debian's python3-torch lives)
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
@@ -102,5 +175,25 @@ fi
 say "throughput: PyTorch with $PY (${TORCH_ARGS[*]})"
 TORCH_SHAPE=("${SHAPE[@]}")
 timeout 400 "$PY" "$ROOT/native/test/gpu/bench_torch.py" "${TORCH_SHAPE[@]}" "${TORCH_ARGS[@]}" 2>>"$LOG" | tee -a "$OUT/bench.jsonl" || { say "PyTorch peer failed (see $LOG)"; STATUS=1; }
+
+# one table: tokens/s, TFLOP/s, MFU and the ratio to PyTorch (lines that are not JSON, e.g. errors, are skipped)
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$OUT/bench.jsonl" <<'PYEOF' | tee -a "$OUT/summary.txt"
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    try:
+        rows.append(json.loads(line))
+    except ValueError:
+        pass
+peer = next((r for r in rows if "peer" in r), None)
+print("%-34s %12s %9s %7s %9s" % ("run", "tokens/s", "TFLOP/s", "MFU", "vs torch"))
+for r in rows:
+    name = ("pytorch " + r.get("dtype", "")) if "peer" in r else ("engine %s %s" % (r.get("precision"), r.get("attention")))
+    mfu = "%.1f%%" % (100 * r["mfu"]) if "mfu" in r else "-"
+    ratio = "%.2f" % (r["tokens_per_sec"] / peer["tokens_per_sec"]) if peer and peer.get("tokens_per_sec") else "-"
+    print("%-34s %12.1f %9s %7s %9s" % (name, r.get("tokens_per_sec", 0), r.get("tflops", "-"), mfu, ratio))
+PYEOF
+fi
 say "done, status $STATUS; results in $OUT"
 exit $STATUS
