@@ -69,6 +69,30 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
     expect(rssMb() - start).toBeLessThan(100); // six models that were not freed would hold ~900 MB
   });
 
+  it.skipIf(!!skip)('evaluates in one layer\'s activations, not the training buffers of every layer, with the same results', async () => {
+    // 8 layers of (4 x 256) positions: training keeps ~100 MB of activations; an evaluation needs ~13 MB
+    const deep = makeConfig({ nLayer: 8, nHead: 4, nEmbd: 128, blockSize: 256, vocabSize: 2000, paddedVocabSize: 2048 });
+    const rng = new Rng(9);
+    const batch = randomBatch(rng, 4, 256);
+    const weights = initWeights(deep, 1);
+    const engine = await getEngine('native-cpu', { gemm, threads: 2 });
+    const evalOnly = await engine.createModel(deep, weights);
+    const start = rssMb();
+    const a = await evalOnly.tokenLosses(batch);
+    const evalGrowth = rssMb() - start;
+    evalOnly.dispose();
+    const trained = await engine.createModel(deep, weights);
+    const before = rssMb();
+    await trained.forwardBackward(batch, 1);
+    const trainGrowth = rssMb() - before;
+    const b = await trained.tokenLosses(batch); // through the training buffers, now that they exist
+    trained.dispose();
+    if (process.env.GPT2_STUDIO_MEM_REPORT) console.log(`RSS growth: evaluation ${evalGrowth.toFixed(1)} MB, training forward ${trainGrowth.toFixed(1)} MB`);
+    expect(maxAbsDiff(a, b)).toBe(0);
+    expect(trainGrowth).toBeGreaterThan(80);
+    expect(evalGrowth).toBeLessThan(trainGrowth / 3);
+  });
+
   it.skipIf(!!skip)('gives the same losses for the same seed and data (deterministic), and accumulates micro-steps', async () => {
     const [a, b] = [await make(), await make()];
     try {

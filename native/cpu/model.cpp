@@ -67,6 +67,7 @@ constexpr int kPerLayer = 12;
 /** Activations of one training forward pass, kept for the backward. One allocation, sized from (B, T). */
 struct Activations {
   int B = 0, T = 0;
+  int layers = 0;       // layers whose activations are kept: L for training; 1 for evaluation (reused per layer)
   size_t capacity = 0;  // floats allocated
   float* mem = nullptr;
   float* encoded;    // (B, T, C)
@@ -111,7 +112,8 @@ struct GPT2 {
   float* v = nullptr;       // (num_params) AdamW second moment
   Tensors p;                // views into params
   Tensors g;                // views into grads (valid once grads exists)
-  Activations acts;
+  Activations acts;        // training: every layer's activations, for the backward
+  Activations eval_acts;   // evaluation without a training buffer big enough: one layer's, reused
   float* scratch = nullptr;  // layer scratch (layer_scratch_floats)
   int scratch_threads = 0;
 };
@@ -174,26 +176,16 @@ int ensure_scratch(GPT2* M) {
   return M->scratch ? GPT2_OK : fail(GPT2_ERR_MEMORY, "out of memory for the layer scratch");
 }
 
-/** Sizes the activations for (B, T); reallocates only when they grow (steady-state steps never allocate). */
-int ensure_acts(GPT2* M, int B, int T) {
-  Activations& a = M->acts;
-  const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
-  const size_t BT = (size_t)B * T;
-  const size_t sizes[] = {
-      BT * C,                                       // encoded
-      L * BT * C, L * BT, L * BT,                   // ln1, mean, rstd
-      L * BT * 3 * C, L * BT * C,                   // qkv, atty
-      L * B * NH * T * T,                           // att
-      L * BT * C,                                   // residual2
-      L * BT * C, L * BT, L * BT,                   // ln2, mean, rstd
-      L * BT * 4 * C, L * BT * 4 * C,               // fch, fch_gelu
-      L * BT * C,                                   // residual3
-      BT * C, BT, BT,                               // lnf, mean, rstd
-      BT * V, BT, BT, BT, BT,                       // logits, losses, weights, targets, inputs
-      BT * C, BT * C, BT * 4 * C,                   // dres, dbuf_c, dbuf_4c
-  };
-  size_t total = 0;
-  for (size_t s : sizes) total += (s + 15) / 16 * 16;  // each buffer 64-byte aligned
+/** The floats of the activations for (B, T): every layer's and the backward buffers (training), or one layer's. */
+size_t acts_floats(const GPT2* M, int B, int T, bool training, size_t* sizes_out = nullptr);
+
+/**
+ * Sizes activations for (B, T); reallocates only when they grow (steady-state steps never allocate). Training
+ * keeps every layer's activations for the backward; evaluation keeps one layer's and reuses it layer after layer.
+ */
+int ensure_acts(GPT2* M, Activations& a, int B, int T, bool training) {
+  size_t sizes[25];
+  const size_t total = acts_floats(M, B, T, training, sizes);
   if (total > a.capacity) {
     free_floats(a.mem);
     a.mem = alloc_floats(total);
@@ -225,7 +217,45 @@ int ensure_acts(GPT2* M, int B, int T) {
   a.dres = take(); a.dbuf_c = take(); a.dbuf_4c = take();
   a.B = B;
   a.T = T;
+  a.layers = training ? M->cfg.num_layers : 1;
   return GPT2_OK;
+}
+
+int ensure_acts(GPT2* M, int B, int T) { return ensure_acts(M, M->acts, B, T, true); }
+
+/**
+ * Activations for an evaluation forward of (B, T): the training ones when they are already big enough (no new
+ * memory during a run's val loss), else the one-layer evaluation buffers (a fraction of the memory).
+ */
+Activations* eval_acts_for(GPT2* M, int B, int T) {
+  if (M->acts.mem && M->acts.capacity >= acts_floats(M, B, T, true)) {
+    return ensure_acts(M, M->acts, B, T, true) == GPT2_OK ? &M->acts : nullptr;
+  }
+  return ensure_acts(M, M->eval_acts, B, T, false) == GPT2_OK ? &M->eval_acts : nullptr;
+}
+
+size_t acts_floats(const GPT2* M, int B, int T, bool training, size_t* sizes_out) {
+  const size_t L = training ? M->cfg.num_layers : 1, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
+  const size_t BT = (size_t)B * T;
+  const size_t D = training ? 1 : 0;  // the backward buffers
+  const size_t sizes[] = {
+      BT * C,                                       // encoded
+      L * BT * C, L * BT, L * BT,                   // ln1, mean, rstd
+      L * BT * 3 * C, L * BT * C,                   // qkv, atty
+      L * B * NH * T * T,                           // att
+      L * BT * C,                                   // residual2
+      L * BT * C, L * BT, L * BT,                   // ln2, mean, rstd
+      L * BT * 4 * C, L * BT * 4 * C,               // fch, fch_gelu
+      L * BT * C,                                   // residual3
+      BT * C, BT, BT,                               // lnf, mean, rstd
+      BT * V, BT, BT, BT, BT,                       // logits, losses, weights, targets, inputs
+      D * BT * C, D * BT * C, D * BT * 4 * C,       // dres, dbuf_c, dbuf_4c
+  };
+  static_assert(sizeof sizes / sizeof sizes[0] == 25, "25 buffers");
+  size_t total = 0;
+  for (size_t s : sizes) total += (s + 15) / 16 * 16;  // each buffer 64-byte aligned
+  if (sizes_out) std::memcpy(sizes_out, sizes, sizeof sizes);
+  return total;
 }
 
 int check_ids(const GPT2* M, const int* ids, size_t n, bool allowNegative, const char* what) {
@@ -245,37 +275,44 @@ int check_bt(const GPT2* M, int B, int T) {
   return GPT2_OK;
 }
 
-/** The transformer over (B, T) from position 0, keeping every activation; ends with lnf (B, T, C). */
-void forward_hidden(GPT2* M, const int* inputs, int B, int T) {
+/**
+ * The transformer over (B, T) from position 0; ends with lnf (B, T, C). With training activations every layer's
+ * are kept; with evaluation ones (a.layers == 1) each layer overwrites the previous one's (layer l reads the
+ * residual stream from the slot it then rewrites, only after reading it).
+ */
+void forward_hidden(GPT2* M, Activations& a, const int* inputs, int B, int T) {
   const Ctx& cx = M->cx;
   const int L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads;
   const float eps = M->cfg.ln_eps;
   const int N = B * T;
-  Activations& a = M->acts;
   const size_t NC = (size_t)N * C;
+  const bool keep = a.layers == L;
   encoder_forward(cx, a.encoded, inputs, M->p.wte, M->p.wpe, B, T, C, 0);
   for (int l = 0; l < L; l++) {
     const LayerTensors& w = M->p.layers[l];
-    const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-    float* ln1 = a.ln1 + l * NC;
-    float* qkv = a.qkv + l * NC * 3;
-    float* atty = a.atty + l * NC;
-    float* att = a.att + (size_t)l * B * NH * T * T;
-    float* residual2 = a.residual2 + l * NC;
-    float* ln2 = a.ln2 + l * NC;
-    float* fch = a.fch + l * NC * 4;
-    float* fch_gelu = a.fch_gelu + l * NC * 4;
-    float* residual3 = a.residual3 + l * NC;
-    layernorm_forward(cx, ln1, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps);
+    const size_t k = keep ? (size_t)l : 0;  // the activation slot of this layer
+    const float* residual = l == 0 ? a.encoded : a.residual3 + (keep ? (size_t)(l - 1) : 0) * NC;
+    float* ln1 = a.ln1 + k * NC;
+    float* qkv = a.qkv + k * NC * 3;
+    float* atty = a.atty + k * NC;
+    float* att = a.att + k * B * NH * T * T;
+    float* residual2 = a.residual2 + k * NC;
+    float* ln2 = a.ln2 + k * NC;
+    float* fch = a.fch + k * NC * 4;
+    float* fch_gelu = a.fch_gelu + k * NC * 4;
+    float* residual3 = a.residual3 + k * NC;
+    layernorm_forward(cx, ln1, a.ln1_mean + k * N, a.ln1_rstd + k * N, residual, w.ln1w, w.ln1b, N, C, eps);
     matmul_forward(cx, qkv, ln1, w.qkvw, w.qkvb, nullptr, N, C, 3 * C);
     attention_forward(cx, atty, att, qkv, B, T, C, NH);
+    // residual is last read here (residual2 = residual + proj); only then may residual3 overwrite its slot
     matmul_forward(cx, residual2, atty, w.attprojw, w.attprojb, residual, N, C, C);
-    layernorm_forward(cx, ln2, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps);
+    layernorm_forward(cx, ln2, a.ln2_mean + k * N, a.ln2_rstd + k * N, residual2, w.ln2w, w.ln2b, N, C, eps);
     matmul_forward(cx, fch, ln2, w.fcw, w.fcb, nullptr, N, C, 4 * C);
     gelu_forward(cx, fch_gelu, fch, NC * 4);
     matmul_forward(cx, residual3, fch_gelu, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C);
   }
-  layernorm_forward(cx, a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, M->p.lnfw, M->p.lnfb, N, C, eps);
+  const float* last = a.residual3 + (keep ? (size_t)(L - 1) : 0) * NC;
+  layernorm_forward(cx, a.lnf, a.lnf_mean, a.lnf_rstd, last, M->p.lnfw, M->p.lnfb, N, C, eps);
 }
 
 /** logits (N, V) = lnf (N, C) @ wte[:V]^T: the tied head over the real vocabulary only. */
@@ -320,8 +357,7 @@ void backward(GPT2* M, int B, int T) {
 }
 
 /** targets and weights (mask / count) into the activations; returns the count of positions in the loss. */
-int prepare_targets(GPT2* M, const int* targets, const float* mask, int N) {
-  Activations& a = M->acts;
+int prepare_targets(Activations& a, const int* targets, const float* mask, int N) {
   int count = 0;
   for (int i = 0; i < N; i++) {
     const bool on = targets[i] >= 0 && (!mask || mask[i] != 0.f);
@@ -421,6 +457,7 @@ void gpt2_destroy(GPT2* M) {
   free_floats(M->m);
   free_floats(M->v);
   free_floats(M->acts.mem);
+  free_floats(M->eval_acts.mem);
   free_floats(M->scratch);
   delete M;
 }
@@ -505,13 +542,17 @@ int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const 
   if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
   if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
   if (int rc = ensure_acts(M, B, T)) return rc;
+  if (M->eval_acts.mem) {  // evaluations use the training activations from now on
+    free_floats(M->eval_acts.mem);
+    M->eval_acts = Activations();
+  }
   enter(M);
   Activations& a = M->acts;
-  const int count = prepare_targets(M, targets, mask, N);
+  const int count = prepare_targets(a, targets, mask, N);
   *loss = 0.f;
   if (count == 0) return GPT2_OK;
   std::memcpy(a.inputs, inputs, sizeof(int) * N);
-  forward_hidden(M, inputs, B, T);
+  forward_hidden(M, a, inputs, B, T);
   head_forward(M, a.logits, a.lnf, N);
   const double total = crossentropy(M->cx, a.logits, a.losses, a.targets, a.weights, N, M->cfg.vocab_size, true, loss_scale);
   *loss = (float)total;
@@ -606,10 +647,11 @@ int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
   if (!M || !inputs || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
   if (int rc = check_bt(M, B, T)) return rc;
   if (int rc = check_ids(M, inputs, (size_t)B * T, false, "inputs")) return rc;
-  if (int rc = ensure_acts(M, B, T)) return rc;
+  Activations* a = eval_acts_for(M, B, T);
+  if (!a) return GPT2_ERR_MEMORY;
   enter(M);
-  forward_hidden(M, inputs, B, T);
-  head_forward(M, out, M->acts.lnf, B * T);  // straight into the caller's (B, T, V)
+  forward_hidden(M, *a, inputs, B, T);
+  head_forward(M, out, a->lnf, B * T);  // straight into the caller's (B, T, V)
   return GPT2_OK;
 }
 
@@ -619,11 +661,12 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
   const int N = B * T;
   if (int rc = check_ids(M, inputs, N, false, "inputs")) return rc;
   if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
-  if (int rc = ensure_acts(M, B, T)) return rc;
+  Activations* ap = eval_acts_for(M, B, T);
+  if (!ap) return GPT2_ERR_MEMORY;
+  Activations& a = *ap;
   enter(M);
-  Activations& a = M->acts;
-  prepare_targets(M, targets, mask, N);
-  forward_hidden(M, inputs, B, T);
+  prepare_targets(a, targets, mask, N);
+  forward_hidden(M, a, inputs, B, T);
   head_forward(M, a.logits, a.lnf, N);
   crossentropy(M->cx, a.logits, out, a.targets, a.weights, N, M->cfg.vocab_size, false, 0.f);
   return GPT2_OK;
