@@ -77,7 +77,7 @@ export const SECTIONS: SectionDef[] = [
       { path: 'total_batch_size', label: 'Tokens per step', kind: 'int', hint: '2^19 = 524,288 in build-nanogpt' },
       { path: 'batch_size', label: 'Micro-batch rows (B)', kind: 'int' },
       { path: 'seq_len', label: 'Sequence length (T)', kind: 'int' },
-      { path: 'world_size', label: 'Processes (GPUs)', kind: 'int' },
+      { path: 'world_size', label: 'Processes (data parallel)', kind: 'int', hint: 'one per GPU with native-cuda; on the CPU they share the cores' },
     ],
   },
   {
