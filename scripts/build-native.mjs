@@ -7,7 +7,8 @@
 //
 // Steps: probe the C++ compiler, OpenMP, -march, and a BLAS (OpenBLAS through pkg-config, Accelerate on macOS),
 // each with a tiny test program; run node-gyp with what was found; load the addon in a child process and run a
-// tiny model; probe CUDA (nvcc and cuBLAS) and record why the CUDA engine is or is not built.
+// tiny model; probe CUDA (nvcc, cuBLAS, and NCCL for data parallel over GPUs) and record why the CUDA engine is or is
+// not built, and whether it has NCCL (status.cuda.nccl, with status.cuda.ncclReason).
 //
 // Options:  --strict   exit 1 when the build fails (for by-hand builds)
 //           --test     also build and run the C test harnesses (native/test)
@@ -17,6 +18,7 @@
 //   GPT2_STUDIO_NATIVE_BLAS=0        build without BLAS (the built-in SGEMM only)
 //   GPT2_STUDIO_NATIVE_MARCH=...     the -march value (default: native; "none" for no -march flag)
 //   CXX                              the C++ compiler (default: c++)
+//   GPT2_STUDIO_NCCL=0               build the CUDA engine without NCCL (data parallel over shared memory only)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -107,6 +109,36 @@ function finish(status) {
 
 // ---- CUDA: detect, and say why not --------------------------------------------------------------------------------
 
+/** The folder of a Python package (also a namespace package, as the nvidia-* wheels are), or null. */
+function wheelDir(pkg) {
+  const py = run('python3', ['-c', `import ${pkg} as m; print(list(m.__path__)[0])`]);
+  return py.ok && py.out.trim() ? py.out.trim().split('\n').pop() : null;
+}
+
+/**
+ * NCCL for the CUDA engine's data parallel: nccl.h and libnccl.so(.2) in the CUDA home, the system (libnccl-dev), or a
+ * Python nvidia-nccl wheel. Returns {nccl, ncclReason, ncclInclude?, ncclLib?, ncclSoname?}.
+ */
+function detectNccl(cudaHome) {
+  if (process.env.GPT2_STUDIO_NCCL === '0') return { nccl: false, ncclReason: 'disabled by GPT2_STUDIO_NCCL=0; data parallel over shared memory only' };
+  const dirs = [cudaHome, '/usr'];
+  const wheel = wheelDir('nvidia.nccl');
+  if (wheel) dirs.push(wheel);
+  const libDirs = (d) => ['lib64', 'lib', path.join('lib', 'x86_64-linux-gnu'), path.join('lib', 'aarch64-linux-gnu'), path.join('targets', 'x86_64-linux', 'lib')].map((l) => path.join(d, l));
+  for (const d of dirs) {
+    const inc = [path.join(d, 'include'), path.join(d, 'targets', 'x86_64-linux', 'include')].find((i) => existsSync(path.join(i, 'nccl.h')));
+    if (!inc) continue;
+    for (const l of libDirs(d)) {
+      const soname = ['libnccl.so', 'libnccl.so.2'].find((f) => existsSync(path.join(l, f)));
+      if (soname) return { nccl: true, ncclReason: `NCCL in ${l}`, ncclInclude: inc, ncclLib: l, ncclSoname: soname };
+    }
+  }
+  return {
+    nccl: false,
+    ncclReason: `no nccl.h and libnccl.so under ${[...new Set(dirs)].join(', ')}; data parallel over shared memory only (install libnccl-dev or the nvidia-nccl wheel for NCCL)`,
+  };
+}
+
 function detectCuda() {
   const homes = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean);
   let nvcc = null;
@@ -119,13 +151,13 @@ function detectCuda() {
   // cuBLAS: the toolkit's own, or the headers and libraries of a Python nvidia-cublas wheel
   const home = path.resolve(path.dirname(nvcc), '..');
   const dirs = [...homes, home];
-  const py = run('python3', ['-c', 'import nvidia.cublas, os; print(os.path.dirname(nvidia.cublas.__file__))']);
-  if (py.ok && py.out.trim()) dirs.push(py.out.trim());
+  const py = wheelDir('nvidia.cublas');
+  if (py) dirs.push(py);
   for (const d of dirs) {
     const inc = [path.join(d, 'include', 'cublas_v2.h'), path.join(d, 'targets', 'x86_64-linux', 'include', 'cublas_v2.h')].find(existsSync);
     const lib = ['lib64', 'lib', path.join('targets', 'x86_64-linux', 'lib')].map((l) => path.join(d, l)).find((l) =>
       existsSync(path.join(l, 'libcublas.so')) || existsSync(path.join(l, 'libcublas.so.12')) || existsSync(path.join(l, 'libcublas.so.13')));
-    if (inc && lib) return { available: true, nvcc, cublasInclude: path.dirname(inc), cublasLib: lib };
+    if (inc && lib) return { available: true, nvcc, cublasInclude: path.dirname(inc), cublasLib: lib, ...detectNccl(home) };
   }
   return {
     available: false,
@@ -142,7 +174,7 @@ if (process.platform === 'win32') {
 }
 
 const status = { ok: false, compiler: null, openmp: false, march: null, blas: null, cuda: detectCuda() };
-say(`CUDA: ${status.cuda.available ? `nvcc ${status.cuda.nvcc}, cuBLAS in ${status.cuda.cublasLib}` : status.cuda.reason}`);
+say(`CUDA: ${status.cuda.available ? `nvcc ${status.cuda.nvcc}, cuBLAS in ${status.cuda.cublasLib}; NCCL: ${status.cuda.nccl ? 'yes' : 'no'} (${status.cuda.ncclReason})` : status.cuda.reason}`);
 
 // compiler
 const ver = run(cxx, ['--version']);
@@ -274,7 +306,7 @@ if (runTests) {
   // the engine as a plain shared library, and the Node-free parity harness: BLAS against the built-in SGEMM
   const lib = path.join(buildDir, 'libgpt2_cpu.so');
   const cpuSources = ['model.cpp', 'layers.cpp', 'gemm.cpp'].map((f) => path.join(nativeDir, 'cpu', f));
-  const l = run(cxx, [...flags, '-fPIC', '-shared', ...cpuSources, '-o', lib, ...libs]);
+  const l = run(cxx, [...flags, '-fPIC', '-shared', ...cpuSources, path.join(nativeDir, 'common', 'comm_shm.cpp'), '-o', lib, '-Wl,-Bsymbolic', ...libs, '-lrt']);
   log.push(l.out);
   if (!l.ok) finish({ ...status, reason: `libgpt2_cpu.so does not build: ${compilerErrors(l.out)}` });
   const harness = path.join(buildDir, 'test_parity');
@@ -293,9 +325,26 @@ if (status.cuda.available) {
   const cudaLib = path.join(buildDir, 'libgpt2_cuda.so');
   const gpu = run('nvidia-smi', ['-L']);
   const arch = process.env.GPT2_STUDIO_CUDA_ARCH ?? (gpu.ok ? 'native' : 'all-major');
-  say(`CUDA: building ${path.relative(root, cudaLib)} (-arch=${arch})`);
-  const c = run(status.cuda.nvcc, ['-std=c++17', '-O3', `-arch=${arch}`, '-shared', '-Xcompiler', '-fPIC', `-I${status.cuda.cublasInclude}`,
-    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'), '-o', cudaLib, `-L${status.cuda.cublasLib}`, `-Xlinker=-rpath,${status.cuda.cublasLib}`, '-lcublas']);
+  // NCCL: -lnccl needs a libnccl.so; a wheel ships only libnccl.so.2, linked by its full path instead
+  const ncclFlags = status.cuda.nccl
+    ? ['-DGPT2_USE_NCCL', `-I${status.cuda.ncclInclude}`, `-Xlinker=-rpath,${status.cuda.ncclLib}`,
+        ...(status.cuda.ncclSoname === 'libnccl.so' ? [`-L${status.cuda.ncclLib}`, '-lnccl'] : [path.join(status.cuda.ncclLib, status.cuda.ncclSoname)])]
+    : [];
+  say(`CUDA: building ${path.relative(root, cudaLib)} (-arch=${arch}, ${status.cuda.nccl ? 'with NCCL' : 'without NCCL'})`);
+  // the shared-memory communicator is compiled in (the "shm:" data parallel of every build); -Bsymbolic keeps the
+  // library's own symbols bound to itself when it is loaded into a process that has the CPU engine's same names
+  const cudaArgs = (withNccl) => ['-std=c++17', '-O3', `-arch=${arch}`, '-shared', '-Xcompiler', '-fPIC', `-I${status.cuda.cublasInclude}`,
+    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'), path.join(nativeDir, 'common', 'comm_shm.cpp'), '-o', cudaLib, ...(withNccl ? ncclFlags : []),
+    `-L${status.cuda.cublasLib}`, `-Xlinker=-rpath,${status.cuda.cublasLib}`, '-Xlinker', '-Bsymbolic', '-lcublas', '-lrt'];
+  let c = run(status.cuda.nvcc, cudaArgs(status.cuda.nccl));
+  if (!c.ok && status.cuda.nccl) {
+    // an NCCL that does not build or link (e.g. too old for ncclCommInitRankConfig): the engine without it
+    log.push(c.out);
+    const why = compilerErrors(c.out).split('\n')[0];
+    say(`CUDA: the build with NCCL failed (${why}); building without NCCL`);
+    status.cuda = { ...status.cuda, nccl: false, ncclReason: `NCCL was found in ${status.cuda.ncclLib}, but the build with it failed: ${why}` };
+    c = run(status.cuda.nvcc, cudaArgs(false));
+  }
   log.push(c.out);
   if (c.ok) {
     status.cuda = { ...status.cuda, library: path.relative(root, cudaLib), reason: 'the CUDA library is built; its Node binding (the native-cuda engine) is not written yet' };
