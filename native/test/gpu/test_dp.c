@@ -148,6 +148,8 @@ int main(int argc, char** argv) {
     if (pid[r] < 0) return 2;
     if (pid[r] == 0) {
       alarm(300); /* a rank that never finishes fails the check instead of hanging it */
+      close(r == 0 ? idp[0] : idp[1]); /* rank 1's read ends when rank 0 exits without an id */
+      close(hp[0]);
       exit(run_rank(argv[1], kind, r, idp[0], idp[1], hp[1]));
     }
   }
