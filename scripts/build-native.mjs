@@ -319,8 +319,9 @@ if (runTests) {
   if (!p.ok) finish({ ...status, reason: 'the C parity harness failed (see the log)' });
 }
 
-// CUDA: the engine as a shared library with the same C API, when nvcc and cuBLAS are there. It has no Node binding
-// yet (native-cuda stays unavailable); native/test/test_parity.c checks it against the CPU library on a GPU box.
+// CUDA: the engine as a shared library with the same C API, when nvcc and cuBLAS are there. The addon loads it at
+// run time as the native-cuda engine (src/node/native); native/test/test_parity.c checks it against the CPU library
+// on a GPU box without Node.
 if (status.cuda.available) {
   const cudaLib = path.join(buildDir, 'libgpt2_cuda.so');
   const gpu = run('nvidia-smi', ['-L']);
@@ -347,7 +348,7 @@ if (status.cuda.available) {
   }
   log.push(c.out);
   if (c.ok) {
-    status.cuda = { ...status.cuda, library: path.relative(root, cudaLib), reason: 'the CUDA library is built; its Node binding (the native-cuda engine) is not written yet' };
+    status.cuda = { ...status.cuda, library: path.relative(root, cudaLib), reason: undefined }; // the addon loads it as the native-cuda engine
     say('CUDA: built; check it with native/build/test_parity native/build/libgpt2_cpu.so native/build/libgpt2_cuda.so (node scripts/build-native.mjs --test builds both)');
   } else {
     status.cuda = { ...status.cuda, available: false, reason: `nvcc failed on native/cuda/gpt2_cuda.cu: ${compilerErrors(c.out)}` };

@@ -368,8 +368,14 @@ export class NativeCpuEngine implements Engine {
     this.dataParallel = {
       newId: () => {
         try {
-          return addon.newCommId(null, lib);
+          // GPT2_STUDIO_COMM=shm: the shared-memory communicator even where NCCL is built (e.g. more ranks than GPUs)
+          const kind = process.env.GPT2_STUDIO_COMM || null;
+          if (kind !== null && kind !== 'shm' && kind !== 'nccl') {
+            throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_COMM = "${kind}" is not a communicator kind.`, 'Use "shm" or "nccl", or unset it.');
+          }
+          return addon.newCommId(kind, lib);
         } catch (e) {
+          if (e instanceof StudioError) throw e;
           throw nativeError('could not make a communicator', e, this.name);
         }
       },
