@@ -857,6 +857,8 @@ int dev_alloc(float** p, size_t n) {
 
 /** Selects the model's device on the calling thread (every API call on a model starts with it). */
 int use_device(int device) {
+  // a failed allocation of an earlier call leaves CUDA's last error set; the next launch check would report it
+  (void)cudaGetLastError();
   int cur = -1;
   if (cudaGetDevice(&cur) == cudaSuccess && cur == device) return GPT2_OK;
   CU(cudaSetDevice(device));
@@ -969,6 +971,7 @@ int allow_smem(K kernel, size_t bytes) {
 
 template <int D>
 int flash_forward(float* out, float* lse, const float* qkv, int B, int T, int NH, int hs) {
+  if ((long)B * NH > 65535) return fail(GPT2_ERR_ARGUMENT, "flash attention: B * heads = %ld exceeds 65535; use a smaller batch", (long)B * NH);
   const size_t smem = flash_forward_smem(hs);
   TRY(allow_smem(flash_attention_forward_kernel<D>, smem));
   const dim3 grid((T + kFlashTile - 1) / kFlashTile, B * NH);
@@ -979,6 +982,7 @@ int flash_forward(float* out, float* lse, const float* qkv, int B, int T, int NH
 
 template <int D>
 int flash_backward(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* Drow, int B, int T, int NH, int hs) {
+  if ((long)B * NH > 65535) return fail(GPT2_ERR_ARGUMENT, "flash attention: B * heads = %ld exceeds 65535; use a smaller batch", (long)B * NH);
   const dim3 grid((T + kFlashTile - 1) / kFlashTile, B * NH);
   const float scale = 1.f / sqrtf((float)hs);
   const size_t smem_kv = flash_dkdv_smem(hs), smem_q = flash_dq_smem(hs);
@@ -1281,6 +1285,7 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
   }
   if (c.channels / c.num_heads > kFlashMaxHs) flash = false;  // the fused kernels hold at most 256 dims per head
   int device = 0;
+  (void)cudaGetLastError();  // see use_device
   CU(cudaGetDevice(&device));
   GPT2* M = new (std::nothrow) GPT2();
   if (!M) return fail(GPT2_ERR_MEMORY, "out of memory");
@@ -1885,9 +1890,10 @@ int gpt2_comm_allreduce_mean(GPT2Comm* c, double* values, int n) {
     CU(cudaMemcpyAsync(c->dev_values, values, n * sizeof(double), cudaMemcpyHostToDevice, c->stream));
     NC(ncclAllReduce(c->dev_values, c->dev_values, n, ncclDouble, ncclSum, c->nccl, c->stream));
     TRY(nccl_settle(c, "ncclAllReduce", 0));
-    double sums[kCommMaxValues];
-    CU(cudaMemcpyAsync(sums, c->dev_values, n * sizeof(double), cudaMemcpyDeviceToHost, c->stream));
+    // wait (watching for a failed peer) before the copy: a copy to pageable memory would block in the driver
     TRY(nccl_wait(c, "ncclAllReduce"));
+    double sums[kCommMaxValues];
+    CU(cudaMemcpy(sums, c->dev_values, n * sizeof(double), cudaMemcpyDeviceToHost));
     for (int i = 0; i < n; i++) values[i] = sums[i] / c->world;
     return GPT2_OK;
   }

@@ -191,10 +191,10 @@ static void expect_near(const char* what, double a, double b, double tol) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s LIB_A.so LIB_B.so [--a-builtin] [--b-builtin] [--b-precision fp32|tf32|bf16] [--tf32-b] "
-                    "[--a-env NAME=VALUE] [--b-env NAME=VALUE] [--comm]\n", argv[0]);
+                    "[--a-env NAME=VALUE] [--b-env NAME=VALUE] [--comm] [--heads N] [--channels C]\n", argv[0]);
     return 2;
   }
-  int a_builtin = 0, b_builtin = 0, precision = GPT2_PRECISION_FP32, comm = 0;
+  int a_builtin = 0, b_builtin = 0, precision = GPT2_PRECISION_FP32, comm = 0, heads = 0, channels = 0;
   EnvSet env[2];
   memset(env, 0, sizeof env);
   for (int i = 3; i < argc; i++) {
@@ -202,6 +202,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--b-builtin")) b_builtin = 1;
     else if (!strcmp(argv[i], "--tf32-b")) precision = GPT2_PRECISION_TF32;
     else if (!strcmp(argv[i], "--comm")) comm = 1;
+    else if (!strcmp(argv[i], "--heads") && i + 1 < argc) heads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--channels") && i + 1 < argc) channels = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--b-precision") && i + 1 < argc) {
       const char* p = argv[++i];
       precision = !strcmp(p, "tf32") ? GPT2_PRECISION_TF32 : !strcmp(p, "bf16") ? GPT2_PRECISION_BF16 : GPT2_PRECISION_FP32;
@@ -228,8 +230,16 @@ int main(int argc, char** argv) {
   printf("A: %s\n   %s\nB: %s\n   %s\n", argv[1], E[0].build_info(), argv[2], E[1].build_info());
 
   /* a small GPT-2 with a padded vocabulary and sizes that are not multiples of any vector width */
-  const GPT2Config cfg = {.num_layers = 2, .num_heads = 3, .channels = 48, .max_seq_len = 40, .vocab_size = 301,
-                          .padded_vocab_size = 320, .ln_eps = 1e-5f};
+  GPT2Config cfg = {.num_layers = 2, .num_heads = 3, .channels = 48, .max_seq_len = 40, .vocab_size = 301,
+                    .padded_vocab_size = 320, .ln_eps = 1e-5f};
+  /* --heads/--channels: other head sizes (e.g. 1 x 128 reaches the CUDA attention's wide-head kernels) */
+  if (heads > 0) cfg.num_heads = heads;
+  if (channels > 0) cfg.channels = channels;
+  if (cfg.channels % cfg.num_heads != 0) {
+    fprintf(stderr, "--channels %d is not a multiple of --heads %d\n", cfg.channels, cfg.num_heads);
+    return 2;
+  }
+  printf("config: %d layers, %d heads of %d, T = 37\n", cfg.num_layers, cfg.num_heads, cfg.channels / cfg.num_heads);
   GPT2* M[2];
   for (int s = 0; s < 2; s++) {
     env_apply(&env[s]);

@@ -139,6 +139,9 @@ if [ "$CPU_ONLY" = 0 ]; then
   parity TF32 "$BUILD/libgpt2_cpu.so" --b-precision tf32
   parity BF16 "$BUILD/libgpt2_cpu.so" --b-precision bf16
   parity naive-FP32 "$BUILD/libgpt2_cpu.so" --b-env GPT2_CUDA_ATTENTION=naive
+  # wide heads: hs 128 and 256 take the flash kernels' second tiling and more than 48 KB of shared memory
+  parity FP32-hs128 "$BUILD/libgpt2_cpu.so" --heads 1 --channels 128
+  parity FP32-hs256 "$BUILD/libgpt2_cpu.so" --heads 2 --channels 512
   say "parity: flash attention (B) against the naive attention (A), both CUDA FP32"
   parity flash-vs-naive "$B_LIB" --a-env GPT2_CUDA_ATTENTION=naive
 fi
