@@ -116,6 +116,17 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
     expect(waiting.error).toMatch(/data parallel: rank 1 failed, so rank 0 stops/);
   }, 120_000);
 
+  it('ranks with different models fail with the reason instead of mixing their gradients', async () => {
+    const id = await newId();
+    const [r0, r1] = await Promise.all([
+      runRank(dir, { id, rank: 0, world: 2, mode: 'step' }),
+      runRank(dir, { id, rank: 1, world: 2, mode: 'step', nLayer: 1 }),
+    ]);
+    expect(r0.ok).toBe(false);
+    expect(r1.ok).toBe(false);
+    expect(r0.error).toMatch(/rank 0 reduces \d+ values but rank 1 reduces \d+ \(different models\?\)/);
+  }, 120_000);
+
   it('a rank whose peers never come gives up after its timeout, saying how many arrived', async () => {
     const before = new Set(segments());
     const id = await newId();

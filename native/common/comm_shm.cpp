@@ -43,6 +43,7 @@ struct Control {
   alignas(64) std::atomic<uint32_t> generation;
   alignas(64) std::atomic<uint32_t> aborted;  // 1 + the rank that aborted, or 0
   alignas(64) std::atomic<uint64_t> capacity;  // floats per slot
+  alignas(64) uint64_t count[kMaxWorld];       // each rank's element count in the current reduction (must agree)
 };
 static_assert(sizeof(Control) <= kControlBytes, "control page");
 static_assert(std::atomic<uint32_t>::is_always_lock_free && std::atomic<uint64_t>::is_always_lock_free, "lock-free atomics");
@@ -79,16 +80,22 @@ void futex_wake_all(std::atomic<uint32_t>* addr) {
 
 }  // namespace
 
+/**
+ * A rank's view of the segment: the control page and scalar rows are mapped once for the communicator's life (so
+ * abort() never races with a remap); the float slots behind them are mapped separately and remapped when they grow.
+ */
 struct Comm {
   int rank = 0;
   int world = 1;
   int fd = -1;
   std::string name;
-  unsigned char* base = nullptr;
-  size_t mapped = 0;
-  Control* ctl() const { return reinterpret_cast<Control*>(base); }
-  double* scalars(int r) const { return reinterpret_cast<double*>(base + kControlBytes) + (size_t)r * kMaxScalars; }
-  float* slot(int r) const { return reinterpret_cast<float*>(base + kDataOffset) + (size_t)r * ctl()->capacity.load(); }
+  unsigned char* head = nullptr;  // [0, kDataOffset): control page and scalar rows
+  float* data = nullptr;          // [kDataOffset, ...): world + 1 slots
+  size_t data_bytes = 0;
+  size_t slot_floats = 0;         // the capacity this rank's data mapping was made for
+  Control* ctl() const { return reinterpret_cast<Control*>(head); }
+  double* scalars(int r) const { return reinterpret_cast<double*>(head + kControlBytes) + (size_t)r * kMaxScalars; }
+  float* slot(int r) const { return data + (size_t)r * slot_floats; }
 };
 
 namespace {
@@ -120,34 +127,44 @@ int barrier(Comm* c, int timeout_ms, std::string* err, const char* what) {
   }
 }
 
-int map(Comm* c, size_t bytes, std::string* err) {
-  if (c->base && c->mapped >= bytes) return GPT2_OK;
-  if (c->base) munmap(c->base, c->mapped);
-  c->base = nullptr;
-  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+/** Maps the slots for `cap` floats each; the old mapping stays in place if the new one fails. */
+int map_data(Comm* c, size_t cap, std::string* err) {
+  const size_t bytes = (size_t)(c->world + 1) * cap * sizeof(float);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, (off_t)kDataOffset);
   if (p == MAP_FAILED) return set_err(err, GPT2_ERR_MEMORY, "data parallel: mapping %zu bytes of shared memory failed: %s", bytes, std::strerror(errno));
-  c->base = static_cast<unsigned char*>(p);
-  c->mapped = bytes;
+  if (c->data) munmap(c->data, c->data_bytes);
+  c->data = static_cast<float*>(p);
+  c->data_bytes = bytes;
+  c->slot_floats = cap;
   return GPT2_OK;
 }
 
 /** Makes every slot hold at least n floats. Every rank calls it with the same n. */
 int ensure_capacity(Comm* c, size_t n, std::string* err) {
-  if (c->ctl()->capacity.load() >= n && c->mapped >= kDataOffset + (size_t)(c->world + 1) * n * sizeof(float)) return GPT2_OK;
+  if (c->data && c->slot_floats >= n) return GPT2_OK;
   // grow: everyone stops using the old mapping, rank 0 resizes, everyone remaps
   int rc = barrier(c, 0, err, "growing the exchange buffer");
   if (rc) return rc;
   const size_t bytes = kDataOffset + (size_t)(c->world + 1) * n * sizeof(float);
   if (c->rank == 0 && c->ctl()->capacity.load() < n) {
-    if (ftruncate(c->fd, (off_t)bytes) != 0)
-      return set_err(err, GPT2_ERR_MEMORY, "data parallel: growing the shared-memory segment to %zu bytes failed: %s (is /dev/shm large enough?)",
-                     bytes, std::strerror(errno));
+    // reserve the memory now: on tmpfs, ftruncate alone reserves nothing and a write past the limit is a SIGBUS
+    const int e = posix_fallocate(c->fd, 0, (off_t)bytes);
+    if (e != 0)
+      return set_err(err, GPT2_ERR_MEMORY,
+                     "data parallel: the shared-memory segment needs %.1f MB for %d ranks, but /dev/shm has no room (%s); give it "
+                     "more space (docker: --shm-size) or use fewer processes",
+                     bytes / 1e6, c->world, std::strerror(e));
     c->ctl()->capacity.store(n);
   }
   rc = barrier(c, 0, err, "growing the exchange buffer");
   if (rc) return rc;
-  const size_t cap = c->ctl()->capacity.load();
-  return map(c, kDataOffset + (size_t)(c->world + 1) * cap * sizeof(float), err);
+  return map_data(c, c->ctl()->capacity.load(), err);
+}
+
+/** An error inside a collective: the other ranks must not wait for this one. */
+int failed(Comm* c, int rc) {
+  if (rc) abort(c);
+  return rc;
 }
 
 }  // namespace
@@ -184,58 +201,70 @@ int create(const char* id, int rank, int world, int timeout_ms, Comm** out, std:
   *out = nullptr;
   if (!id || std::strncmp(id, "shm:", 4) != 0)
     return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: \"%s\" is not a shared-memory communicator id (shm:<name>)", id ? id : "(null)");
-  if (world < 1 || world > kMaxWorld) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: world %d is outside [1, %d]", world, kMaxWorld);
-  if (rank < 0 || rank >= world) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d is outside [0, %d)", rank, world);
+  const std::string name = id + 4;
+  // any failure to join ends the run: remove the name so that nothing is left behind in /dev/shm
+  auto give_up = [&](int code) {
+    shm_unlink(name.c_str());
+    return code;
+  };
+  if (world < 1 || world > kMaxWorld)
+    return give_up(set_err(err, GPT2_ERR_ARGUMENT, "data parallel: world %d is outside [1, %d]", world, kMaxWorld));
+  if (rank < 0 || rank >= world)
+    return give_up(set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d is outside [0, %d)", rank, world));
   if (timeout_ms <= 0) timeout_ms = 120000;
   Comm* c = new Comm();
   c->rank = rank;
   c->world = world;
-  c->name = id + 4;
+  c->name = name;
   c->fd = shm_open(c->name.c_str(), O_RDWR, 0600);
   if (c->fd < 0) {
     const int e = errno;
     delete c;
     return set_err(err, GPT2_ERR_STATE, "data parallel: rank %d cannot open shared memory %s: %s (the first rank makes it; did it exit?)", rank,
-                   id + 4, std::strerror(e));
+                   name.c_str(), std::strerror(e));
   }
-  int rc = map(c, kDataOffset, err);
-  if (rc) {
+  void* p = mmap(nullptr, kDataOffset, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
     destroy(c);
-    return rc;
+    return give_up(set_err(err, GPT2_ERR_MEMORY, "data parallel: mapping shared memory failed: %s", std::strerror(e)));
   }
+  c->head = static_cast<unsigned char*>(p);
   Control* k = c->ctl();
   if (k->magic.load(std::memory_order_acquire) != kMagic) {
     destroy(c);
-    return set_err(err, GPT2_ERR_STATE, "data parallel: %s is not a communicator segment", id);
+    return give_up(set_err(err, GPT2_ERR_STATE, "data parallel: %s is not a communicator segment", id));
   }
   int expected = 0;
   __atomic_compare_exchange_n(&k->world, &expected, world, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
   if (expected != 0 && expected != world) {
+    abort(c);
     destroy(c);
-    return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d joins with world %d, but the communicator has world %d", rank, world, expected);
+    return give_up(set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d joins with world %d, but the communicator has world %d", rank, world, expected));
   }
-  rc = barrier(c, timeout_ms, err, "joining");
+  const int rc = barrier(c, timeout_ms, err, "joining");
   if (rc) {
-    k->aborted.store(1 + rank);
-    shm_unlink(c->name.c_str());  // the run cannot go on: leave nothing behind
+    abort(c);
     destroy(c);
-    return rc;
+    return give_up(rc);
   }
-  // everyone has it open: the name is no longer needed, and removing it now leaves nothing behind after a crash
-  if (rank == 0) shm_unlink(c->name.c_str());
+  // everyone has it open: the name is no longer needed, and removing it now (every rank tries, so that one that
+  // dies here does not leave it) means a crash leaves nothing behind
+  shm_unlink(c->name.c_str());
   *out = c;
   return GPT2_OK;
 }
 
 void abort(Comm* c) {
-  if (!c || !c->base) return;
+  if (!c || !c->head) return;
   uint32_t zero = 0;
   c->ctl()->aborted.compare_exchange_strong(zero, 1 + c->rank);  // waiters recheck the flag at least every 50 ms
 }
 
 void destroy(Comm* c) {
   if (!c) return;
-  if (c->base) munmap(c->base, c->mapped);
+  if (c->data) munmap(c->data, c->data_bytes);
+  if (c->head) munmap(c->head, kDataOffset);
   if (c->fd >= 0) close(c->fd);
   delete c;
 }
@@ -246,8 +275,18 @@ int world(const Comm* c) { return c ? c->world : 1; }
 int allreduce_mean(Comm* c, float* data, size_t n, std::string* err) {
   if (!c) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: no communicator");
   if (c->world == 1 || n == 0) return GPT2_OK;
-  int rc = ensure_capacity(c, n, err);
+  // the ranks must reduce the same number of elements (the same model), or their barriers would not line up
+  Control* k = c->ctl();
+  k->count[c->rank] = n;
+  int rc = barrier(c, 0, err, "exchanging gradients");
   if (rc) return rc;
+  for (int r = 0; r < c->world; r++) {
+    if (k->count[r] != n)
+      return failed(c, set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d reduces %zu values but rank %d reduces %" PRIu64 " (different models?)",
+                               c->rank, n, r, k->count[r]));
+  }
+  rc = ensure_capacity(c, n, err);
+  if (rc) return failed(c, rc);
   std::memcpy(c->slot(c->rank), data, n * sizeof(float));
   rc = barrier(c, 0, err, "exchanging gradients");
   if (rc) return rc;
@@ -265,8 +304,8 @@ int allreduce_mean(Comm* c, float* data, size_t n, std::string* err) {
   rc = barrier(c, 0, err, "exchanging gradients");
   if (rc) return rc;
   std::memcpy(data, res, n * sizeof(float));
-  // The next call writes this rank's slot only after the others have passed its first barrier, which they reach
-  // only after copying this result out; so no third barrier is needed.
+  // The next call writes this rank's slot (and count) only after the others have passed its first barrier, which
+  // they reach only after copying this result out; so no third barrier is needed.
   return GPT2_OK;
 }
 

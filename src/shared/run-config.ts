@@ -93,7 +93,7 @@ const runConfigBase = z
     engine: z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], { error: 'engine must be auto, tfjs, native-cpu or native-cuda' }).default('auto'),
     precision: z.enum(['fp32', 'bf16', 'tf32'], { error: 'precision must be fp32, bf16 or tf32' }).default('fp32'),
     /** data-parallel processes (GPUs) */
-    world_size: posInt('world_size').default(1),
+    world_size: posInt('world_size').max(64, { error: 'world_size must be at most 64 processes' }).default(1),
     /** shuffle shard order and document-aligned chunks each epoch */
     shuffle: z.boolean().default(false),
     guard: guardSchema.default({ z_threshold: 6, warmup: 20, max_consecutive_skips: 5, enabled: true }),

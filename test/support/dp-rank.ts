@@ -4,7 +4,7 @@
  * JOB: {id, rank, world, out, mode}. mode "step": a native-cpu model from initWeights(seed 5), one micro-batch
  * (this rank's), the gradients averaged over the ranks, one AdamW step; writes the averaged gradients, the new
  * parameters and the averaged loss to OUT (JSON). mode "fail": joins, then aborts; mode "wait": joins and waits
- * for an exchange that the other rank (in mode "fail") never makes.
+ * for an exchange that the other rank (in mode "fail") never makes. nLayer overrides the model's depth.
  */
 import fs from 'node:fs';
 import { makeConfig, paramCount } from '../../src/core/model/config';
@@ -13,7 +13,7 @@ import { getEngine } from '../../src/node/engines';
 import { NativeBuffer } from '../../src/node/native/addon';
 import { dpBatch, DP_CONFIG } from './dp-common';
 
-interface Job { id: string; rank: number; world: number; out: string; mode: 'step' | 'fail' | 'wait'; timeoutMs?: number }
+interface Job { id: string; rank: number; world: number; out: string; mode: 'step' | 'fail' | 'wait'; timeoutMs?: number; nLayer?: number }
 
 const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as Job;
 const write = (o: unknown) => fs.writeFileSync(job.out, JSON.stringify(o));
@@ -25,7 +25,7 @@ try {
     write({ ok: true });
     process.exit(0);
   }
-  const cfg = makeConfig(DP_CONFIG);
+  const cfg = makeConfig({ ...DP_CONFIG, nLayer: job.nLayer ?? DP_CONFIG.nLayer });
   const model = await engine.createModel(cfg, initWeights(cfg, 5));
   model.zeroGrad();
   const loss = await model.forwardBackward(dpBatch(job.rank), 1);

@@ -42,8 +42,15 @@ export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Nati
 
 function nativeError(what: string, e: unknown, engine = 'native-cpu'): StudioError {
   const msg = e instanceof Error ? e.message : String(e);
-  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT
-    : /data parallel/.test(msg) ? ErrorCode.ENGINE_UNAVAILABLE : ErrorCode.INTERNAL;
+  if (/data parallel/.test(msg)) {
+    // another rank failed or never came, or shared memory ran out: say where to look
+    const hint = /\/dev\/shm has no room/.test(msg) ? 'Give /dev/shm more space, or train with fewer processes (world_size).'
+      : /failed, so rank/.test(msg) ? 'Another process of this run failed first; its own error is in the run\'s log. Resume the run from its last checkpoint once that is fixed.'
+        : 'Check that every process of the run could start (the run\'s log says why one did not), then resume it from its last checkpoint.';
+    const code = /no room|out of memory|mapping/.test(msg) ? ErrorCode.DISK_FULL : ErrorCode.INTERRUPTED;
+    return new StudioError(code, `${engine} ${what}: ${msg}`, hint, { cause: e });
+  }
+  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT : ErrorCode.INTERNAL;
   return new StudioError(code, `${engine} ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
 }
 

@@ -197,7 +197,8 @@ export class RunManager {
   }
 
   private onMessage(runId: string, a: Attached, m: WorkerMessage): void {
-    if (this.closed) return;
+    // nothing after the run has ended (e.g. a data-parallel rank that has not noticed yet)
+    if (this.closed || a.finished) return;
     try {
       switch (m.type) {
         case 'ready':

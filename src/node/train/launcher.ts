@@ -3,6 +3,8 @@
  * child_process.fork, and the Electron main passes a spawner built on utilityProcess.fork over the same entry.
  */
 import { fork } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParentMessage, WorkerMessage } from './protocol';
 
@@ -46,33 +48,47 @@ function forkOne(entry: string): WorkerHandle {
 /** How long an error that only reports another rank's failure waits for that rank's own error. */
 const CONSEQUENCE_WAIT_MS = 2_000;
 const CONSEQUENCE = /rank \d+ failed, so rank \d+ stops/;
+/** How long the other ranks get to stop by themselves after one reported an error, before they are killed. */
+const ERROR_GRACE_MS = 3_000;
 
 /**
  * Data parallel: `world` worker processes that look like one WorkerHandle to the Studio service.
- *   - `start` goes to rank 0, which makes the communicator and answers with its id (`comm-id`); then ranks
- *     1..world-1 start with that id. `stop` and `pause` go to every rank (they agree on when to stop).
- *   - Rank 0 reports the run (steps, evals, checkpoints); the other ranks report only their errors.
- *     Messages are renumbered, so the service sees one sequence.
- *   - When a rank dies, the others are killed (they would wait for it forever); the group has exited when every
- *     process has, with rank 0's exit code, or the first failure's.
+ *   - Every rank's process starts at once (they boot in parallel); `start` goes to rank 0, which makes the
+ *     communicator and answers with its id and the engine it resolved (`comm-id`); the other ranks then get `start`
+ *     with both, so that every rank runs the same engine. `stop` and `pause` go to every rank (they vote on when
+ *     to stop).
+ *   - Rank 0 reports the run (steps, evals, checkpoints); the other ranks report only their errors. Messages are
+ *     renumbered, so the service sees one sequence. An error that only says another rank failed waits a moment
+ *     for that rank's own.
+ *   - When a rank dies or reports an error, the others are killed (soon after, for an error): they would wait for
+ *     it forever. The group has exited when every process has, with rank 0's exit code, or the first failure's.
+ *     A shared-memory communicator's name is removed then, in case a rank died before everyone had joined.
  */
 export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
-  const ranks: (WorkerHandle | null)[] = new Array(world).fill(null);
+  const ranks: WorkerHandle[] = [];
   const alive = new Set<number>();
   const messageCbs: ((m: WorkerMessage) => void)[] = [];
   const exitCbs: ((code: number | null, signal: string | null) => void)[] = [];
   let seq = 0;
   let start: Extract<ParentMessage, { type: 'start' }> | null = null;
+  let othersStarted = false;
   let pendingControl: ParentMessage[] = [];
   let firstFailure: { code: number | null; signal: string | null } | null = null;
   let rank0Exit: { code: number | null; signal: string | null } | null = null;
   let heldError: { m: WorkerMessage; timer: NodeJS.Timeout } | null = null;
   let errorSent = false;
+  let killed = false;
   let exited = false;
+  let graceTimer: NodeJS.Timeout | null = null;
+  let commId: string | null = null;
 
   const relay = (m: WorkerMessage) => {
     const out = { ...m, seq: ++seq } as WorkerMessage;
     for (const cb of messageCbs) cb(out);
+  };
+  const killAll = (signal: NodeJS.Signals = 'SIGTERM') => {
+    killed = true;
+    for (const r of alive) ranks[r].kill(signal);
   };
   const relayError = (m: WorkerMessage) => {
     if (errorSent) return;
@@ -80,20 +96,20 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     if (heldError) clearTimeout(heldError.timer);
     heldError = null;
     relay(m);
-  };
-  const killAll = (signal: NodeJS.Signals = 'SIGTERM') => {
-    for (const r of alive) ranks[r]?.kill(signal);
+    // the run has failed: the ranks that are still running would wait for the failed one
+    graceTimer = setTimeout(() => killAll(), ERROR_GRACE_MS);
+    graceTimer.unref?.();
   };
   const onRankMessage = (r: number, m: WorkerMessage) => {
     if (m.type === 'comm-id') {
-      if (r === 0 && start) launchOthers(m.id);
+      if (r === 0) startOthers(m.id, m.engine);
       return;
     }
     if (m.type === 'error') {
       const err = r === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${r}: ${m.error.message}` } } as WorkerMessage);
-      if (m.type === 'error' && CONSEQUENCE.test(m.error.message) && !heldError && !errorSent) {
-        // this rank stopped because another one failed: give that one a moment to say why
-        heldError = { m: err, timer: setTimeout(() => heldError && relayError(heldError.m), CONSEQUENCE_WAIT_MS) };
+      if (CONSEQUENCE.test(m.error.message)) {
+        // this rank stopped because another one failed: give that one a moment to say why (keep the first such)
+        if (!heldError && !errorSent) heldError = { m: err, timer: setTimeout(() => heldError && relayError(heldError.m), CONSEQUENCE_WAIT_MS) };
         return;
       }
       relayError(err);
@@ -110,38 +126,50 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     }
     if (alive.size === 0 && !exited) {
       exited = true;
+      if (graceTimer) clearTimeout(graceTimer);
       if (heldError) relayError(heldError.m);
+      removeSegment(commId);
       const e = firstFailure ?? rank0Exit ?? { code: 0, signal: null };
       for (const cb of exitCbs) cb(e.code, e.signal);
     }
   };
-  const launch = (r: number, m: ParentMessage) => {
-    const h = spawn();
-    ranks[r] = h;
-    alive.add(r);
-    h.onMessage((msg) => onRankMessage(r, msg));
-    h.onExit((code, signal) => onRankExit(r, code, signal));
-    h.send(m);
-  };
-  const launchOthers = (commId: string) => {
-    if (!start || firstFailure) return;
-    for (let r = 1; r < world; r++) launch(r, { ...start, rank: r, commId });
-    for (const c of pendingControl) for (let r = 1; r < world; r++) ranks[r]?.send(c);
+  const startOthers = (id: string, engine: string) => {
+    commId = id;
+    if (!start || killed || othersStarted) return;
+    othersStarted = true;
+    for (let r = 1; r < world; r++) {
+      if (!alive.has(r)) continue;
+      ranks[r].send({ ...start, rank: r, commId: id, engine });
+      for (const c of pendingControl) ranks[r].send(c);
+    }
     pendingControl = [];
   };
 
-  const group: WorkerHandle = {
+  // every process boots now; ranks 1.. wait for their start message
+  for (let r = 0; r < world; r++) {
+    const h = spawn();
+    ranks.push(h);
+    alive.add(r);
+    h.onMessage((msg) => onRankMessage(r, msg));
+    h.onExit((code, signal) => onRankExit(r, code, signal));
+  }
+
+  return {
     get pid() {
-      return ranks[0]?.pid;
+      return ranks[0].pid;
     },
     send(m) {
       if (m.type === 'start') {
         start = m;
-        launch(0, { ...m, rank: 0 });
+        ranks[0].send({ ...m, rank: 0 });
         return;
       }
-      for (const r of alive) ranks[r]?.send(m);
-      if (ranks.slice(1).some((h) => h === null)) pendingControl.push(m);
+      if (alive.has(0)) ranks[0].send(m);
+      if (!othersStarted) {
+        pendingControl.push(m);
+        return;
+      }
+      for (let r = 1; r < world; r++) if (alive.has(r)) ranks[r].send(m);
     },
     onMessage: (cb) => void messageCbs.push(cb),
     onExit: (cb) => void exitCbs.push(cb),
@@ -149,5 +177,15 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
       killAll(signal);
     },
   };
-  return group;
+}
+
+/** Removes a shared-memory communicator's name if it is still there (Linux keeps them in /dev/shm). */
+function removeSegment(id: string | null): void {
+  const m = id ? /^shm:\/([A-Za-z0-9._-]+)$/.exec(id) : null;
+  if (!m || process.platform !== 'linux') return;
+  try {
+    rmSync(path.join('/dev/shm', m[1]), { force: true });
+  } catch {
+    // already gone
+  }
 }

@@ -18,6 +18,8 @@ export type ParentMessage =
       rank?: number;
       /** data parallel: the communicator id that rank 0 made (absent for rank 0, which makes it) */
       commId?: string;
+      /** data parallel: the engine rank 0 resolved (config.engine may be "auto"), which every rank must run */
+      engine?: string;
     }
   | { type: 'stop' }
   | { type: 'pause' };
@@ -32,7 +34,7 @@ export type WorkerMessage = { seq: number } & (
   | { type: 'done'; status: 'done' | 'stopped' | 'paused'; step: number }
   | { type: 'error'; error: PlainError }
   /** data parallel: rank 0's communicator id, which the parent hands to the other ranks (not recorded) */
-  | { type: 'comm-id'; id: string }
+  | { type: 'comm-id'; id: string; engine: string }
 );
 
 /** Distributes Omit over a union (plain Omit collapses it). */

@@ -15,6 +15,8 @@ export async function startWorkerProcess(): Promise<void> {
   const port = (process as unknown as { parentPort?: ParentPort }).parentPort;
   let seq = 0;
   const listeners: ((m: ParentMessage) => void)[] = [];
+  // messages that arrive before the job listens (e.g. a stop right behind the start) are kept for it
+  const early: ParentMessage[] = [];
   const post = (m: WorkerPayload): Promise<void> => {
     const msg = { ...m, seq: ++seq } as WorkerMessage;
     if (port) {
@@ -30,6 +32,7 @@ export async function startWorkerProcess(): Promise<void> {
   const start = await new Promise<Extract<ParentMessage, { type: 'start' }>>((resolve) => {
     const onMsg = (m: ParentMessage) => {
       if (m.type === 'start') resolve(m);
+      else if (listeners.length === 0) early.push(m);
       for (const l of listeners) l(m);
     };
     if (port) port.on('message', (e) => onMsg(e.data));
@@ -39,10 +42,14 @@ export async function startWorkerProcess(): Promise<void> {
       process.on('disconnect', () => process.exit(1));
     }
   });
-  await runWorker(start, {
+  const ok = await runWorker(start, {
     send: (m) => { pending.push(post(m)); },
-    onMessage: (cb) => { listeners.push(cb); },
+    onMessage: (cb) => {
+      listeners.push(cb);
+      for (const m of early.splice(0)) cb(m);
+    },
   });
   await Promise.all(pending);
-  process.exit(0);
+  // a failed job exits with 1, so that a data-parallel group stops its other ranks at once
+  process.exit(ok ? 0 : 1);
 }

@@ -54,14 +54,14 @@ async function joinRanks(engine: Engine, start: Extract<ParentMessage, { type: '
   let id = start.commId;
   if (rank === 0) {
     id = engine.dataParallel.newId();
-    io.send({ type: 'comm-id', id });
+    io.send({ type: 'comm-id', id, engine: engine.name });
   }
   if (!id) throw new StudioError(ErrorCode.INTERNAL, `Rank ${rank} of run ${start.runId} started without a communicator id.`, 'Start the run again.');
   return engine.dataParallel.join(id, rank, world);
 }
 
-/** Runs one training job to its end; resolves when the final message has been sent. */
-export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<void> {
+/** Runs one training job to its end; resolves when the final message has been sent: true unless it failed. */
+export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<boolean> {
   const { runId, home, config } = start;
   const rank = start.rank ?? 0;
   const lead = rank === 0;
@@ -97,7 +97,8 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     // data parallel on the CPU: the processes share the cores
     const threads = world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
       ? Math.max(1, Math.floor(os.availableParallelism() / world)) : undefined;
-    const engine = await getEngine(config.engine, { threads, precision: config.precision });
+    // the other ranks run the engine rank 0 resolved ("auto" could resolve differently in each process)
+    const engine = await getEngine(rank > 0 && start.engine ? start.engine : config.engine, { threads, precision: config.precision });
     if (world > 1) dist = await joinRanks(engine, start, io);
     let mc = modelConfigOf(config);
     let resume: TrainerState | undefined;
@@ -172,9 +173,11 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
       },
     });
     io.send({ type: 'done', status: outcome.status, step: outcome.step });
+    return true;
   } catch (e) {
     dist?.abort(); // the other ranks would wait for this one forever
     io.send({ type: 'error', error: toPlainError(e) });
+    return false;
   } finally {
     model?.dispose();
     dist?.dispose();
