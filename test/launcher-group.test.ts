@@ -38,9 +38,9 @@ class FakeWorker implements WorkerHandle {
   }
 }
 
-const start: Extract<ParentMessage, { type: 'start' }> = {
-  type: 'start', runId: 'r1', home: '/tmp/h', config: checkRunConfig({ dataset: 'd', world_size: 2 }).config!,
-};
+const parsed = checkRunConfig({ dataset: 'd', world_size: 2 });
+if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
+const start: Extract<ParentMessage, { type: 'start' }> = { type: 'start', runId: 'r1', home: '/tmp/h', config: parsed.config };
 const error = (message: string): WorkerPayload => ({ type: 'error', error: { code: 'INTERNAL', message, hint: '' } });
 
 function group(world: number) {
@@ -141,6 +141,6 @@ describe('spawnGroup (data-parallel worker group)', () => {
   it('the run config refuses more than 64 processes', () => {
     const r = checkRunConfig({ dataset: 'd', world_size: 65, total_batch_size: 65 * 64 * 1024, batch_size: 64, seq_len: 1024 });
     expect(r.ok).toBe(false);
-    expect(JSON.stringify(r.errors)).toMatch(/world_size must be at most 64 processes/);
+    expect(JSON.stringify(r.ok ? [] : r.errors)).toMatch(/world_size must be at most 64 processes/);
   });
 });
