@@ -38,7 +38,7 @@ class FakeWorker implements WorkerHandle {
   }
 }
 
-const parsed = checkRunConfig({ dataset: 'd', world_size: 2, max_steps: 10 });
+const parsed = checkRunConfig({ dataset: 'd', world_size: 2, max_steps: 10, warmup_steps: 2 });
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
 const start: Extract<ParentMessage, { type: 'start' }> = { type: 'start', runId: 'r1', home: '/tmp/h', config: parsed.config };
 const error = (message: string): WorkerPayload => ({ type: 'error', error: { code: 'INTERNAL', message, hint: '' } });
@@ -139,7 +139,7 @@ describe('spawnGroup (data-parallel worker group)', () => {
   });
 
   it('the run config refuses more than 64 processes', () => {
-    const r = checkRunConfig({ dataset: 'd', max_steps: 10, world_size: 65, total_batch_size: 65 * 64 * 1024, batch_size: 64, seq_len: 1024 });
+    const r = checkRunConfig({ dataset: 'd', max_steps: 10, warmup_steps: 2, world_size: 65, total_batch_size: 65 * 64 * 1024, batch_size: 64, seq_len: 1024 });
     expect(r.ok).toBe(false);
     expect(JSON.stringify(r.ok ? [] : r.errors)).toMatch(/world_size must be at most 64 processes/);
   });
