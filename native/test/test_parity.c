@@ -164,8 +164,9 @@ static void expect_close(const char* what, const float* a, const float* b, size_
  * Tolerances by side B's matmul precision. FP32: the two engines differ only in summation order. TF32 rounds each
  * GEMM input to 10 explicit mantissa bits (unit roundoff 2^-11 = 4.9e-4). BF16 keeps 7 (unit roundoff 2^-8 =
  * 3.9e-3), 8 times coarser than TF32, so the forward, loss and norm bounds are TF32's times 8. The weights after four
- * AdamW steps are bounded differently: Adam's step is close to lr in magnitude whatever the gradient's size, so an
- * element whose gradient is near zero can move by up to lr (3e-3) per step in the opposite direction on the two
+ * AdamW steps are bounded differently, and alike in both reduced precisions (TF32 reaches 3.7e-3 in the CPU
+ * emulation of native/test/emu): Adam's step is close to lr in magnitude whatever the gradient's size, so an element
+ * whose gradient is near zero can move by up to lr (3e-3) per step in the opposite direction on the two
  * sides: 4 steps x 2 x 3e-3 = 2.4e-2 is the worst case that still means nothing is wrong; a wrong layout or a wrong
  * kernel shows up in the logits, the losses and the norms long before. The second moment v (about g^2) doubles the
  * gradients' relative error. The KV-cache check compares two computations on side B with different GEMM shapes,
@@ -177,7 +178,7 @@ typedef struct {
 } Tolerances;
 static const Tolerances kTolerances[] = {
     {"fp32", 1e-4, 1e-5, 1e-4, 1e-5, 1e-4, 1e-4},
-    {"tf32", 5e-3, 1e-3, 1e-2, 1e-3, 1e-2, 5e-3},
+    {"tf32", 5e-3, 1e-3, 1e-2, 2.5e-2, 1e-2, 5e-3},
     {"bf16", 4e-2, 8e-3, 8e-2, 2.5e-2, 1.6e-1, 4e-2},
 };
 
@@ -374,6 +375,7 @@ int main(int argc, char** argv) {
     }
   }
   for (int s = 0; s < 2; s++) E[s].destroy(M[s]);
+  free(w), free(inp), free(tgt), free(mask), free(out[0]), free(out[1]), free(pa), free(pb);
   printf("%s\n", failures ? "PARITY FAILED" : "parity ok");
   return failures ? 1 : 0;
 }

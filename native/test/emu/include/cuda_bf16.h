@@ -1,0 +1,30 @@
+// CPU emulation of the CUDA toolkit for tests (see ../README.md): bfloat16, rounded to nearest even as the GPU does.
+#ifndef GPT2_EMU_CUDA_BF16_H
+#define GPT2_EMU_CUDA_BF16_H
+#include <cstdint>
+#include <cstring>
+
+struct __nv_bfloat16 {
+  uint16_t x;
+};
+
+inline __nv_bfloat16 __float2bfloat16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  __nv_bfloat16 r;
+  if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN stays a (quiet) NaN
+    r.x = (uint16_t)((u >> 16) | 0x40u);
+    return r;
+  }
+  u += 0x7fffu + ((u >> 16) & 1u);
+  r.x = (uint16_t)(u >> 16);
+  return r;
+}
+
+inline float __bfloat162float(__nv_bfloat16 h) {
+  const uint32_t u = (uint32_t)h.x << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+#endif
