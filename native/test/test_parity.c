@@ -161,8 +161,10 @@ static void expect_close(const char* what, const float* a, const float* b, size_
   printf("%-44s max rel diff %.2e (tolerance %.0e) %s\n", what, worst, tol, pass ? "ok" : "FAIL");
 }
 /*
- * Tolerances by side B's matmul precision. FP32: the two engines differ only in summation order. TF32 rounds each
- * GEMM input to 10 explicit mantissa bits (unit roundoff 2^-11 = 4.9e-4). BF16 keeps 7 (unit roundoff 2^-8 =
+ * Tolerances by side B's matmul precision. FP32: the two engines differ only in summation order; the weights after
+ * four AdamW steps still get 1e-4, as an element whose gradient is about eps (1e-8) takes an Adam step that follows
+ * the gradient's last bits (1.2e-5 measured with one 128-wide head in the CPU emulation of native/test/emu).
+ * TF32 rounds each GEMM input to 10 explicit mantissa bits (unit roundoff 2^-11 = 4.9e-4). BF16 keeps 7 (unit roundoff 2^-8 =
  * 3.9e-3), 8 times coarser than TF32, so the forward, loss and norm bounds are TF32's times 8. The weights after four
  * AdamW steps are bounded differently, and alike in both reduced precisions (TF32 reaches 3.7e-3 in the CPU
  * emulation of native/test/emu): Adam's step is close to lr in magnitude whatever the gradient's size, so an element
@@ -177,7 +179,7 @@ typedef struct {
   double forward, loss, norm, weights, adam_v, decode;
 } Tolerances;
 static const Tolerances kTolerances[] = {
-    {"fp32", 1e-4, 1e-5, 1e-4, 1e-5, 1e-4, 1e-4},
+    {"fp32", 1e-4, 1e-5, 1e-4, 1e-4, 1e-4, 1e-4},
     {"tf32", 5e-3, 1e-3, 1e-2, 2.5e-2, 1e-2, 5e-3},
     {"bf16", 4e-2, 8e-3, 8e-2, 2.5e-2, 1.6e-1, 4e-2},
 };

@@ -67,10 +67,13 @@ void require_device(const void* p, size_t bytes, const char* what, const char* k
 
 // ---- fibers ------------------------------------------------------------------------------------------------------
 // A context switch is a hand-written register swap on x86-64 (glibc's swapcontext also saves the signal mask, a
-// system call that took 90% of the run time); elsewhere, and under AddressSanitizer (which knows about swapcontext),
-// it is ucontext's.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define EMU_FAST_SWITCH 1
+// system call that took 90% of the run time), ucontext's elsewhere. Under AddressSanitizer every switch is announced
+// to it (__sanitizer_start/finish_switch_fiber), so that it knows which stack is live.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN 1
+#endif
+#if defined(__x86_64__)
 extern "C" void gpt2_emu_switch(void** save_sp, void* to_sp);
 asm(R"(
   .text
@@ -97,8 +100,11 @@ gpt2_emu_switch:
 )");
 struct Context {
   void* sp = nullptr;
+  const void* bottom = nullptr;  // the stack, for AddressSanitizer
+  size_t size = 0;
+  void* fake = nullptr;
 };
-inline void switch_context(Context& from, Context& to) { gpt2_emu_switch(&from.sp, to.sp); }
+inline void raw_switch(Context& from, Context& to) { gpt2_emu_switch(&from.sp, to.sp); }
 /** Prepares `c` to start entry() on the stack [stack, stack + bytes) at its next switch. */
 inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack) + bytes) & ~uintptr_t(15);
@@ -107,13 +113,18 @@ inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()
   *--sp = reinterpret_cast<void*>(entry);        // where the switch's ret goes
   for (int i = 0; i < 6; i++) *--sp = nullptr;   // rbp, rbx, r12 to r15
   c.sp = sp;
+  c.bottom = stack;
+  c.size = bytes;
 }
 #else
 struct Context {
   ucontext_t uc;
   bool ready = false;
+  const void* bottom = nullptr;
+  size_t size = 0;
+  void* fake = nullptr;
 };
-inline void switch_context(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void raw_switch(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
 inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()) {
   if (!c.ready) getcontext(&c.uc);
   c.ready = true;
@@ -121,8 +132,26 @@ inline void start_context(Context& c, char* stack, size_t bytes, void (*entry)()
   c.uc.uc_stack.ss_size = bytes;
   c.uc.uc_link = nullptr;
   makecontext(&c.uc, entry, 0);
+  c.bottom = stack;
+  c.size = bytes;
 }
 #endif
+
+/**
+ * Runs `to` until it switches back; `last`: `from` never resumes (a fiber that ended). Fibers only switch to and
+ * from the scheduler, so the stack that `from` is resumed from is `to`'s: AddressSanitizer's report of it keeps
+ * the scheduler's stack bounds, which the fibers' switches back need.
+ */
+inline void switch_context(Context& from, Context& to, bool last = false) {
+#ifdef EMU_ASAN
+  __sanitizer_start_switch_fiber(last ? nullptr : &from.fake, to.bottom, to.size);
+#endif
+  raw_switch(from, to);
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(from.fake, &to.bottom, &to.size);
+#endif
+  (void)last;
+}
 
 enum FiberState { kRunnable, kAtBlockBarrier, kAtWarpBarrier, kDone };
 
@@ -205,10 +234,13 @@ uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width) {
 
 static void fiber_main() {
   Runner* r = tl_runner;
+#ifdef EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &r->sched.bottom, &r->sched.size);
+#endif
   (*r->body)();
   Fiber* f = reinterpret_cast<Fiber*>(tl_thread);
   f->state = kDone;
-  switch_context(f->ctx, r->sched);  // never resumed
+  switch_context(f->ctx, r->sched, true);  // never resumed
 }
 
 static void run_block_on_fibers(Runner& r, unsigned nthreads) {
@@ -243,6 +275,14 @@ static void run_block_on_fibers(Runner& r, unsigned nthreads) {
       }
       if (waiting == 0 || waiting != alive) continue;
       for (unsigned i = lo; i < hi; i++) {
+        const Fiber& f = *r.fibers[i];
+        if (f.state != kAtWarpBarrier) continue;
+        for (unsigned l = 0; l < 32; l++)
+          if ((f.shfl_members >> l) & 1u && (lo + l >= hi || r.fibers[lo + l]->state == kDone))
+            die("kernel %s, block (%u, %u, %u): thread %u shuffles with mask 0x%08x, but lane %u of its warp has exited", r.kernel,
+                tl_block_idx.x, tl_block_idx.y, tl_block_idx.z, i, f.shfl_members, l);
+      }
+      for (unsigned i = lo; i < hi; i++) {
         Fiber& f = *r.fibers[i];
         if (f.state != kAtWarpBarrier) continue;
         if (f.shfl_lane_mask != r.fibers[lo]->shfl_lane_mask && r.fibers[lo]->state == kAtWarpBarrier)
@@ -256,6 +296,9 @@ static void run_block_on_fibers(Runner& r, unsigned nthreads) {
     }
     if (released) continue;
     if (at_block == live) {
+      if (live < nthreads)
+        die("kernel %s, block (%u, %u, %u): divergent __syncthreads(): %u threads wait there, %u have exited without reaching it",
+            r.kernel, tl_block_idx.x, tl_block_idx.y, tl_block_idx.z, live, nthreads - live);
       for (unsigned i = 0; i < nthreads; i++)
         if (r.fibers[i]->state == kAtBlockBarrier) r.fibers[i]->state = kRunnable;
       continue;
@@ -558,6 +601,18 @@ void gather(std::vector<float>& out, const void* X, Elem e, bool trans, int rows
     }
 }
 
+/** A dot product in 16 interleaved partial sums, which the compiler turns into vector code (no fast-math needed). */
+float dot(const float* a, const float* b, int k) {
+  float acc[16] = {0};
+  int p = 0;
+  for (; p + 16 <= k; p += 16)
+    for (int l = 0; l < 16; l++) acc[l] += a[p + l] * b[p + l];
+  float s = 0.f;
+  for (; p < k; p++) s += a[p] * b[p];
+  for (int l = 0; l < 16; l++) s += acc[l];
+  return s;
+}
+
 /** The bytes that a column-major operand of `rows` x `cols` (as stored) with leading dimension ld spans. */
 size_t span_bytes(int rows, int cols, int ld, size_t elem) { return rows == 0 || cols == 0 ? 0 : ((size_t)(cols - 1) * ld + rows) * elem; }
 
@@ -586,8 +641,7 @@ cublasStatus_t gemm(cublasHandle_t h, const char* fn, cublasOperation_t ta, cubl
     for (int i = 0; i < m; i++) {
       const float* ai = &a[(size_t)i * k];
       const float* bj = &b[(size_t)j * k];
-      float s = 0.f;
-      for (int p = 0; p < k; p++) s += ai[p] * bj[p];
+      float s = dot(ai, bj, k);
       float& c = C[(size_t)i + (size_t)j * ldc];
       c = beta == 0.f ? alpha * s : alpha * s + beta * c;  // beta = 0: C is not read (it may hold NaNs)
     }

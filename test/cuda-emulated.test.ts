@@ -1,0 +1,224 @@
+/**
+ * The CUDA engine (native/cuda/gpt2_cuda.cu) run without a GPU: native/test/emu emulates the CUDA runtime, the
+ * kernels' threads (one fiber each, with real barriers and warp shuffles) and cuBLAS's GEMMs on the CPU, and its
+ * build script compiles the engine's unchanged source against it (see native/test/emu/README.md). So the kernels'
+ * index math, their shared memory and barriers, the host code's buffers, launches and copies, and the data-parallel
+ * path are checked here on every run, against the CPU engine and the PyTorch fixture:
+ * - the emulation's own checks, including the bugs it promises to expose (a missing barrier, a divergent barrier,
+ *   a deadlock, a host pointer passed to a kernel, a shared-memory overflow under AddressSanitizer);
+ * - the C parity harness (native/test/test_parity.c) in FP32, TF32 and BF16, with both attention paths, wide heads,
+ *   threads run in reverse order, and under AddressSanitizer;
+ * - two ranks over the shared-memory communicator (native/test/gpu/test_dp.c);
+ * - through the studio: the fixture suite, `engines`, and a two-process run that takes the same steps as the CPU engine.
+ * What it cannot show is speed, and what only hardware does (the memory model, real concurrency): that is
+ * native/test/gpu/gpu-check.sh's job on a GPU machine.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeEngines, getEngine } from '../src/node/engines';
+import { loadNativeAddon } from '../src/node/native/addon';
+import { main } from '../src/cli/main';
+import { Studio } from '../src/node/studio';
+import { fixtureSuite } from './support/fixture-suite';
+import { hasFixture, repoRoot, sharedPath } from './shared';
+
+const native = loadNativeAddon();
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-cuda-emu-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const cxx = process.env.CXX || 'g++';
+const haveCxx = spawnSync(cxx, ['--version']).status === 0;
+const EMU = path.join(repoRoot, 'native/test/emu/build.sh');
+const lib = path.join(dir, 'libgpt2_cuda_emu.so');
+const asanLib = path.join(dir, 'asan', 'libgpt2_cuda_emu.so');
+
+function build(args: string[]): void {
+  const r = spawnSync('bash', [EMU, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, CXX: cxx } });
+  if (r.status !== 0) throw new Error(`bash native/test/emu/build.sh ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
+}
+function compile(args: string[]): void {
+  const r = spawnSync(args[0], args.slice(1), { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
+}
+
+interface Ran { status: number | null; out: string }
+/** Runs a program to its end without blocking the event loop, so that two can run at once. */
+function runAsync(file: string, args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, out }));
+  });
+}
+
+// the libraries and programs, built once (each build takes a few seconds)
+let built = false;
+const ensureBuilt = (): void => {
+  if (built) return;
+  build([dir]);
+  build([path.join(dir, 'asan'), '--asan']);
+  build([dir, '--selftest']);
+  build([path.join(dir, 'asan'), '--selftest', '--asan']);
+  const cpuSrc = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'].map((f) => path.join('native', f));
+  compile([cxx, '-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-Wl,-Bsymbolic', ...cpuSrc, '-o', path.join(dir, 'libgpt2_cpu.so'), '-lrt', '-pthread']);
+  const cc = process.env.CC || 'gcc';
+  compile([cc, '-O2', 'native/test/test_parity.c', '-o', path.join(dir, 'test_parity'), '-ldl', '-lm']);
+  compile([cc, '-O1', '-g', '-fsanitize=address', 'native/test/test_parity.c', '-o', path.join(dir, 'asan', 'test_parity'), '-ldl', '-lm']);
+  compile([cc, '-O2', 'native/test/gpu/test_dp.c', '-o', path.join(dir, 'test_dp'), '-ldl', '-lm']);
+  built = true;
+};
+
+describe.skipIf(!haveCxx)('the CPU emulation of the CUDA toolkit (native/test/emu)', () => {
+  beforeAll(ensureBuilt, 120_000);
+  const selftest = (c: string, asan = false) => runAsync(path.join(dir, asan ? 'asan' : '', 'emu_selftest'), [c], { ASAN_OPTIONS: 'detect_leaks=0' });
+
+  it.each(['reduce', 'barrier', 'limits', 'bf16', 'gemm'])('behaves as the GPU does: %s', async (c) => {
+    const r = await selftest(c);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain('ok');
+  });
+
+  it('exposes a missing __syncthreads(): the reader runs before the writer', async () => {
+    const r = await selftest('missing-barrier');
+    expect(r.status).toBe(1);
+    expect(r.out).toMatch(/check failed: out\[i\] ==/);
+  });
+
+  it.each([
+    ['divergent-barrier', /divergent __syncthreads\(\): 16 threads wait there, 16 have exited/],
+    ['deadlock', /deadlock: of 32 live threads, 16 wait at __syncthreads\(\) and 16 at a warp shuffle/],
+    ['host-pointer', /fill_kernel: a kernel argument \(argument 0.*\) is not inside one device allocation/],
+  ])('stops with the reason on a planted bug: %s', async (c, reason) => {
+    const r = await selftest(c);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toMatch(reason);
+  });
+
+  it('finds a shared-memory overflow under AddressSanitizer, at its line', async () => {
+    const r = await selftest('smem-overflow', true);
+    expect(r.status).not.toBe(0);
+    expect(r.out).toMatch(/heap-buffer-overflow[\s\S]*smem_overflow_kernel[^\n]*selftest\.cu/);
+  });
+});
+
+describe.skipIf(!haveCxx)('the CUDA engine under the emulation against the CPU engine (native/test/test_parity.c)', () => {
+  beforeAll(ensureBuilt, 120_000);
+  const parity = (args: string[], env: Record<string, string> = {}, asan = false) =>
+    runAsync(path.join(dir, asan ? 'asan' : '', 'test_parity'), [path.join(dir, 'libgpt2_cpu.so'), asan ? asanLib : lib, ...args], {
+      ASAN_OPTIONS: 'detect_leaks=1',
+      ...env,
+    });
+  const expectPass = (r: Ran) => {
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toMatch(/parity ok/);
+    expect(r.out).not.toMatch(/FAIL/);
+  };
+
+  const matrix: [string, string[]][] = [
+    ['FP32, flash attention', []],
+    ['TF32', ['--b-precision', 'tf32']],
+    ['BF16', ['--b-precision', 'bf16']],
+    ['the naive attention', ['--b-env', 'GPT2_CUDA_ATTENTION=naive']],
+    ['the naive attention, TF32', ['--b-env', 'GPT2_CUDA_ATTENTION=naive', '--b-precision', 'tf32']],
+    ['one-rank communicators', ['--comm']],
+    ['heads of 128 (the wide flash kernels)', ['--heads', '1', '--channels', '128']],
+    ['heads of 256, BF16', ['--heads', '1', '--channels', '256', '--b-precision', 'bf16']],
+  ];
+  it.each(matrix)('%s', async (_name, args) => {
+    expectPass(await parity(args));
+  }, 120_000);
+
+  it('threads and blocks run in reverse order give the same results (no kernel depends on the order)', async () => {
+    expectPass(await parity([], { GPT2_CUDA_EMU_ORDER: 'reverse' }));
+  }, 120_000);
+
+  it('flash attention against the naive attention, both on the CUDA engine', async () => {
+    const r = await runAsync(path.join(dir, 'test_parity'), [lib, lib, '--a-env', 'GPT2_CUDA_ATTENTION=naive']);
+    expectPass(r);
+  }, 120_000);
+
+  it('under AddressSanitizer, every case of the matrix: no out-of-bounds access, no leak', async () => {
+    for (const [name, args] of matrix) {
+      const r = await parity(args, {}, true);
+      expect(r.out, name).not.toMatch(/ERROR: (AddressSanitizer|LeakSanitizer)/);
+      expectPass(r);
+    }
+  }, 600_000);
+
+  it('two ranks over the shared-memory communicator average their gradients to the bit', async () => {
+    const r = await runAsync(path.join(dir, 'test_dp'), [lib, '--kind', 'shm']);
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toMatch(/both ranks hold the same gradient bits/);
+    expect(r.out).toMatch(/data parallel ok/);
+  }, 120_000);
+});
+
+// ---- through the studio: the addon loads the emulated build as native-cuda -----------------------------------------
+
+const studioSkip = !haveCxx ? 'no C++ compiler' : !native.ok ? 'the addon is not built' : undefined;
+const withEmulated = async <T>(fn: () => Promise<T>): Promise<T> => {
+  ensureBuilt();
+  const before = process.env.GPT2_STUDIO_CUDA_LIB;
+  process.env.GPT2_STUDIO_CUDA_LIB = lib;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env.GPT2_STUDIO_CUDA_LIB;
+    else process.env.GPT2_STUDIO_CUDA_LIB = before;
+  }
+};
+
+fixtureSuite('native-cuda (the CUDA engine under the CPU emulation) against the PyTorch fixture', async () => {
+  const engine = await withEmulated(() => getEngine('native-cuda'));
+  expect(engine.info().detail).toMatch(/CPU emulation of sm_90/);
+  return engine;
+}, studioSkip);
+
+describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', () => {
+  it('is listed as available, with parity against tfjs and the fixture', async () => {
+    const infos = await withEmulated(() => describeEngines());
+    const cuda = infos.find((i) => i.name === 'native-cuda')!;
+    expect(cuda.available, cuda.notes.join('\n')).toBe(true);
+    const notes = cuda.notes.join('\n');
+    expect(notes).toMatch(/parity: pass against tfjs/);
+    if (hasFixture('fixtures/gpt2-tiny/expected.json')) expect(notes).toMatch(/fixture parity: pass/);
+  }, 180_000);
+
+  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))('a two-process native-cuda run takes the same steps as a one-process native-cpu run', async () => {
+    const home = fs.mkdtempSync(path.join(dir, 'home-'));
+    const quiet = { out: () => {}, err: () => {} };
+    expect(await main(['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home], quiet)).toBe(0);
+    const config = (engine: string, world: number) => ({
+      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 }, dataset: 'tinyshakespeare', engine,
+      total_batch_size: 512, batch_size: 4, seq_len: 64, max_steps: 3, warmup_steps: 1, max_lr: 3e-3, world_size: world,
+      eval_interval: 3, eval_iters: 1, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0, keep_last: 0, seed: 7,
+    });
+    await withEmulated(async () => {
+      const studio = new Studio({ home });
+      try {
+        const losses: Record<string, number[][]> = {};
+        for (const [engine, world] of [['native-cpu', 1], ['native-cuda', 2]] as const) {
+          const run = await studio.runsCreate({ config: config(engine, world) });
+          const done = await studio.runs.wait(run.id);
+          expect(done.status, JSON.stringify(done.error)).toBe('done');
+          const m = await studio.runsMetrics({ id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
+          losses[engine] = [m['train/loss'].values, m['train/norm'].values, m['val/loss'].values];
+          if (engine === 'native-cuda') {
+            const logs = (await studio.runsLogs({ id: run.id })).map((l) => l.message).join('\n');
+            expect(logs).toMatch(/data parallel: 2 processes/);
+          }
+        }
+        const [a, b] = [losses['native-cpu'], losses['native-cuda']];
+        expect(a[0]).toHaveLength(3);
+        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(b[s][i] - v), `series ${s} step ${i}`).toBeLessThan(1e-4)));
+      } finally {
+        await studio.shutdown(5000);
+      }
+    });
+  }, 300_000);
+});
