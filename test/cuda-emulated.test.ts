@@ -33,6 +33,7 @@ const haveCxx = spawnSync(cxx, ['--version']).status === 0;
 const EMU = path.join(repoRoot, 'native/test/emu/build.sh');
 const lib = path.join(dir, 'libgpt2_cuda_emu.so');
 const asanLib = path.join(dir, 'asan', 'libgpt2_cuda_emu.so');
+const exactLib = path.join(dir, 'exact', 'libgpt2_cuda_emu.so');
 
 function build(args: string[]): void {
   const r = spawnSync('bash', [EMU, ...args], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, CXX: cxx } });
@@ -62,6 +63,7 @@ const ensureBuilt = (): void => {
   if (built) return;
   build([dir]);
   build([path.join(dir, 'asan'), '--asan']);
+  build([path.join(dir, 'exact'), '--exact-bf16']);
   build([dir, '--selftest']);
   build([path.join(dir, 'asan'), '--selftest', '--asan']);
   const cpuSrc = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'].map((f) => path.join('native', f));
@@ -128,6 +130,8 @@ describe.skipIf(!haveCxx)('the CUDA engine under the emulation against the CPU e
     ['one-rank communicators', ['--comm']],
     ['heads of 128 (the wide flash kernels)', ['--heads', '1', '--channels', '128']],
     ['heads of 256, BF16', ['--heads', '1', '--channels', '256', '--b-precision', 'bf16']],
+    ['BF16 with heads of 64 over three 64-row tiles (the tensor-core attention)', ['--heads', '2', '--channels', '128', '--seq', '150', '--b-precision', 'bf16']],
+    ['BF16, the naive attention (TF32 batched GEMMs)', ['--b-env', 'GPT2_CUDA_ATTENTION=naive', '--b-precision', 'bf16']],
   ];
   it.each(matrix)('%s', async (_name, args) => {
     expectPass(await parity(args));
@@ -135,6 +139,19 @@ describe.skipIf(!haveCxx)('the CUDA engine under the emulation against the CPU e
 
   it('threads and blocks run in reverse order give the same results (no kernel depends on the order)', async () => {
     expectPass(await parity([], { GPT2_CUDA_EMU_ORDER: 'reverse' }));
+    expectPass(await parity(['--heads', '2', '--channels', '128', '--seq', '150', '--b-precision', 'bf16'], { GPT2_CUDA_EMU_ORDER: 'reverse' }));
+  }, 120_000);
+
+  // BF16's tolerances are loose enough to hide a wrong mask on the diagonal (tried: the planted bug passed them). The
+  // exact-bf16 build keeps every bit, so the BF16 code paths must match the CPU engine to FP32's tolerances.
+  it.each([
+    ['the tensor-core attention over three tiles, the last one partial', ['--heads', '2', '--channels', '128', '--seq', '150']],
+    ['the tensor-core attention in one partial tile', ['--heads', '1', '--channels', '64']],
+    ['the BF16 GEMM operands with the FP32 attention (heads of 16)', []],
+  ])('the BF16 paths match FP32 when bf16 keeps every bit: %s', async (_name, args) => {
+    const r = await runAsync(path.join(dir, 'test_parity'), [path.join(dir, 'libgpt2_cpu.so'), exactLib, ...args, '--b-precision', 'bf16', '--tolerances', 'fp32']);
+    expectPass(r);
+    expect(r.out).toMatch(/side B matmuls: bf16 \(tolerances of fp32/);
   }, 120_000);
 
   it('flash attention against the naive attention, both on the CUDA engine', async () => {
@@ -156,6 +173,26 @@ describe.skipIf(!haveCxx)('the CUDA engine under the emulation against the CPU e
     expect(r.out).toMatch(/both ranks hold the same gradient bits/);
     expect(r.out).toMatch(/data parallel ok/);
   }, 120_000);
+});
+
+describe.skipIf(!haveCxx)('the GPU machine\'s check (native/test/gpu/gpu-check.sh), dry run on the emulated library', () => {
+  beforeAll(ensureBuilt, 120_000);
+  it('runs every GPU step: the parity cases, two ranks, each throughput line, and the table', async () => {
+    const out = fs.mkdtempSync(path.join(dir, 'gpu-check-'));
+    const r = await runAsync('bash', [path.join(repoRoot, 'native/test/gpu/gpu-check.sh'), '--emulated', lib], { OUT: out, GPU_CHECK_BUILD: path.join(out, 'build') });
+    const summary = fs.readFileSync(path.join(out, 'summary.txt'), 'utf8');
+    for (const name of ['FP32', 'TF32', 'BF16', 'naive-FP32', 'FP32-hs128', 'FP32-hs256', 'BF16-hs64-tensor-cores', 'flash-vs-naive'])
+      expect(summary, r.out).toContain(`parity ${name}: pass`);
+    expect(summary).toContain('data parallel (shm, 2 ranks): pass');
+    const engine = fs.readFileSync(path.join(out, 'bench.jsonl'), 'utf8').trim().split('\n')
+      .map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return null; } })
+      .filter((l): l is Record<string, unknown> => !!l && 'lib' in l);
+    expect(engine.map((l) => `${l.precision} ${l.attention}`)).toEqual(['fp32 default', 'tf32 default', 'bf16 default', 'tf32 naive', 'bf16 naive', 'bf16 flash32']);
+    for (const l of engine) expect(Number.isFinite(l.last_loss as number), JSON.stringify(l)).toBe(true);
+    expect(summary).toMatch(/engine bf16 default\s+\d/);
+    // the PyTorch peer runs where torch is installed; without it the script says so and exits 1
+    expect(r.status === 0 || /PyTorch peer failed/.test(summary), r.out).toBe(true);
+  }, 400_000);
 });
 
 // ---- through the studio: the addon loads the emulated build as native-cuda -----------------------------------------

@@ -8,9 +8,12 @@
 // - Attention (training and evaluation): a fused flash-style kernel by default. The forward is an online softmax over
 //   32-key tiles that keeps only the per-row logsumexp (B, NH, T); the backward recomputes the probabilities from q,
 //   k and that logsumexp, with D = rowsum(dO * O) precomputed, in two kernels (dK and dV per key tile, dQ per query
-//   tile), so no atomics and no (T, T) rows. FP32 math throughout. GPT2_CUDA_ATTENTION=naive (read at gpt2_create)
+//   tile), so no atomics and no (T, T) rows. FP32 math, except in BF16 with heads of 64 (every GPT-2 size): there the
+//   same algorithm runs its products on tensor cores (wmma, bf16 operands, FP32 accumulators and softmax) in 64-row
+//   tiles; GPT2_CUDA_ATTENTION=flash32 keeps the FP32 kernels. GPT2_CUDA_ATTENTION=naive (read at gpt2_create)
 //   selects the first version instead: q, k, v permuted to (B, NH, T, hs), scores and the weighted sum by
-//   strided-batched SGEMM around a causal softmax kernel, the softmax rows (B, NH, T, T) of every layer kept.
+//   strided-batched SGEMM (TF32 in TF32 and BF16) around a causal softmax kernel, the softmax rows (B, NH, T, T) of
+//   every layer kept.
 // - Everything else: one kernel per layer function (encoder, layernorm, GELU, cross-entropy with its gradient,
 //   AdamW, norm); the residual adds and the biases are folded into the GEMMs (bias prefill, beta = 1), FP32.
 // - Data parallel: gpt2_comm_* and gpt2_allreduce_grads over NCCL (built with -DGPT2_USE_NCCL; "nccl:" ids) or over
@@ -18,10 +21,12 @@
 //
 // The kernels run on the legacy default stream of the model's device (recorded at gpt2_create: the device that
 // gpt2_comm_create selected, when it ran first on the thread); every API call selects that device again.
-// native/test/gpu/gpu-check.sh checks this engine against the CPU engine on a GPU machine.
+// native/test/gpu/gpu-check.sh checks this engine against the CPU engine on a GPU machine; native/test/emu runs it on
+// the CPU (test/cuda-emulated.test.ts).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #ifdef GPT2_USE_NCCL
 #include <nccl.h>
 #endif
@@ -600,6 +605,262 @@ __global__ void __launch_bounds__(kFlashThreads) flash_attention_backward_dq_ker
   }
 }
 
+// ---- tensor-core flash attention (BF16 precision, heads of 64) ---------------------------------------------------
+// The same algorithm as the kernels above, with its four products per tile on tensor cores (nvcuda::wmma, 16 x 16 x
+// 16 bf16 tiles accumulated in FP32): q, k, v and dO are rounded to bf16 as they are loaded into shared memory, the
+// probabilities and dS as they are stored for the next product; the softmax, its running max and sum, and every
+// accumulator stay FP32. A block of 4 warps takes a tile of 64 rows, each warp 16 of them, against tiles of 64 keys
+// (or, for dK and dV, 64 keys against tiles of 64 queries). Used when the run's precision is BF16 and the head size
+// 64 (every GPT-2 size); GPT2_CUDA_ATTENTION=flash32 keeps the FP32 kernels.
+
+constexpr int kTcHs = 64;                      // head size
+constexpr int kTcTile = 64;                    // rows per block, and rows per tile of the other operand
+constexpr int kTcThreads = 128;                // 4 warps of 16 rows
+constexpr int kTcLd = kTcHs + 8;               // bf16 tiles' row stride (a multiple of 8, off the 128-byte banks)
+constexpr int kTcLdf = kTcTile + 4;            // FP32 tiles' row stride (a multiple of 4)
+constexpr size_t kTcTileBf16 = (size_t)kTcTile * kTcLd * sizeof(__nv_bfloat16);
+constexpr size_t kTcTileF32 = (size_t)kTcTile * kTcLdf * sizeof(float);
+constexpr size_t kTcForwardSmem = 4 * kTcTileBf16 + 2 * kTcTileF32;              // Q K V P; S O
+constexpr size_t kTcDqSmem = 5 * kTcTileBf16 + 2 * kTcTileF32 + 2 * kTcTile * sizeof(float);   // Q dO K V dS; S dP; lse D
+constexpr size_t kTcDkdvSmem = 6 * kTcTileBf16 + 2 * kTcTileF32 + 2 * kTcTile * sizeof(float); // K V Q dO P dS; S dP; lse D
+
+using FragA = nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
+using FragBRow = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>;
+using FragBCol = nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::col_major>;
+using FragC = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>;
+
+/** dst (64, kTcLd) bf16 = rows t0 .. t0+63 of src (row stride `stride`, 64 floats each), zeros past T. */
+__device__ inline void tc_load_tile(__nv_bfloat16* dst, const float* src, size_t stride, int t0, int T) {
+  for (int i = threadIdx.x; i < kTcTile * kTcHs; i += blockDim.x) {
+    const int r = i / kTcHs, d = i % kTcHs, t = t0 + r;
+    dst[r * kTcLd + d] = __float2bfloat16(t < T ? src[(size_t)t * stride + d] : 0.f);
+  }
+}
+
+/**
+ * out (16, 64) FP32 at ld kTcLdf = A (16, 64) times B^T, B (64, 64) both row-major bf16 at ld kTcLd: the warp's rows
+ * of A against the 64 rows of B (scores: q k^T, or dO v^T).
+ */
+__device__ inline void tc_rows_times_rows_t(float* out, const __nv_bfloat16* A, const __nv_bfloat16* B) {
+  for (int n = 0; n < kTcTile / 16; n++) {
+    FragC c;
+    nvcuda::wmma::fill_fragment(c, 0.f);
+    for (int k = 0; k < kTcHs / 16; k++) {
+      FragA a;
+      FragBCol b;  // B^T (d, j) = B[j][d]: B read column-major
+      nvcuda::wmma::load_matrix_sync(a, A + k * 16, kTcLd);
+      nvcuda::wmma::load_matrix_sync(b, B + n * 16 * kTcLd + k * 16, kTcLd);
+      nvcuda::wmma::mma_sync(c, a, b, c);
+    }
+    nvcuda::wmma::store_matrix_sync(out + n * 16, c, kTcLdf, nvcuda::wmma::mem_row_major);
+  }
+}
+
+/** acc[n] += A (16, 64) times B (64, 64), both row-major bf16 at ld kTcLd, for the 4 column blocks n of B. */
+__device__ inline void tc_accumulate(FragC* acc, const __nv_bfloat16* A, const __nv_bfloat16* B) {
+  for (int k = 0; k < kTcTile / 16; k++) {
+    FragA a;
+    nvcuda::wmma::load_matrix_sync(a, A + k * 16, kTcLd);
+    for (int n = 0; n < kTcHs / 16; n++) {
+      FragBRow b;
+      nvcuda::wmma::load_matrix_sync(b, B + k * 16 * kTcLd + n * 16, kTcLd);
+      nvcuda::wmma::mma_sync(acc[n], a, b, acc[n]);
+    }
+  }
+}
+
+/** Forward: as flash_attention_forward_kernel. O is kept in shared memory, so that each row can be rescaled. */
+__global__ void __launch_bounds__(kTcThreads) tc_flash_forward_kernel(float* out, float* lse, const float* qkv, int T, int NH, float scale) {
+  extern __shared__ __align__(128) float smem[];
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Ks = Qs + kTcTile * kTcLd;
+  __nv_bfloat16* Vs = Ks + kTcTile * kTcLd;
+  __nv_bfloat16* Ps = Vs + kTcTile * kTcLd;
+  float* Ss = reinterpret_cast<float*>(Ps + kTcTile * kTcLd);
+  float* Os = Ss + kTcTile * kTcLdf;
+  const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int q0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = warp * 16 + lane / 2, half = lane % 2;  // this lane's row of the tile, and its 32 columns
+  const int qi = q0 + row, qlim = min(qi, T - 1);
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
+  tc_load_tile(Qs, base, stride, q0, T);
+  for (int c = 0; c < 32; c++) Os[row * kTcLdf + half * 32 + c] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  const int kend = min(q0 + kTcTile, T);
+  for (int k0 = 0; k0 < kend; k0 += kTcTile) {
+    __syncthreads();  // the previous tile's readers are done (and Qs is published the first time)
+    tc_load_tile(Ks, base + C, stride, k0, T);
+    tc_load_tile(Vs, base + 2 * C, stride, k0, T);
+    __syncthreads();
+    tc_rows_times_rows_t(Ss + warp * 16 * kTcLdf, Qs + warp * 16 * kTcLd, Ks);
+    __syncwarp();  // the stored scores are visible to every lane of the warp
+    float* srow = Ss + row * kTcLdf + half * 32;
+    float tmax = -INFINITY;
+    for (int c = 0; c < 32; c++) {
+      const float s = k0 + half * 32 + c <= qlim ? srow[c] * scale : -INFINITY;
+      srow[c] = s;
+      tmax = fmaxf(tmax, s);
+    }
+    const float mnew = fmaxf(m, fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1)));
+    const float alpha = expf(m - mnew);  // 0 on the first tile (m = -inf); every tile has a live key per row
+    float psum = 0.f;
+    __nv_bfloat16* prow = Ps + row * kTcLd + half * 32;
+    float* orow = Os + row * kTcLdf + half * 32;
+    for (int c = 0; c < 32; c++) {
+      const float p = expf(srow[c] - mnew);
+      prow[c] = __float2bfloat16(p);
+      psum += p;
+      orow[c] *= alpha;
+    }
+    l = l * alpha + psum + __shfl_xor_sync(0xffffffffu, psum, 1);
+    m = mnew;
+    __syncwarp();  // the warp's P rows and rescaled O rows are complete
+    FragC acc[kTcHs / 16];
+    for (int n = 0; n < kTcHs / 16; n++)
+      nvcuda::wmma::load_matrix_sync(acc[n], Os + warp * 16 * kTcLdf + n * 16, kTcLdf, nvcuda::wmma::mem_row_major);
+    tc_accumulate(acc, Ps + warp * 16 * kTcLd, Vs);
+    for (int n = 0; n < kTcHs / 16; n++)
+      nvcuda::wmma::store_matrix_sync(Os + warp * 16 * kTcLdf + n * 16, acc[n], kTcLdf, nvcuda::wmma::mem_row_major);
+  }
+  __syncwarp();
+  if (qi < T) {
+    const float inv = 1.f / l;
+    float* dst = out + ((size_t)b * T + qi) * C + (size_t)h * kTcHs + half * 32;
+    const float* orow = Os + row * kTcLdf + half * 32;
+    for (int c = 0; c < 32; c++) dst[c] = orow[c] * inv;
+    if (half == 0) lse[(size_t)bh * T + qi] = m + logf(l);
+  }
+}
+
+/** dQ of one tile of 64 queries, over the key tiles at or before it (as flash_attention_backward_dq_kernel). */
+__global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dq_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                                                          const float* Drow, int T, int NH, float scale) {
+  extern __shared__ __align__(128) float smem[];
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* dOs = Qs + kTcTile * kTcLd;
+  __nv_bfloat16* Ks = dOs + kTcTile * kTcLd;
+  __nv_bfloat16* Vs = Ks + kTcTile * kTcLd;
+  __nv_bfloat16* dSs = Vs + kTcTile * kTcLd;
+  float* Ss = reinterpret_cast<float*>(dSs + kTcTile * kTcLd);
+  float* dPs = Ss + kTcTile * kTcLdf;
+  const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int q0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = warp * 16 + lane / 2, half = lane % 2;
+  const int qi = q0 + row;
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
+  tc_load_tile(Qs, base, stride, q0, T);
+  tc_load_tile(dOs, dout + (size_t)b * T * C + (size_t)h * kTcHs, (size_t)C, q0, T);
+  const float lse_i = qi < T ? lse[(size_t)bh * T + qi] : 0.f;
+  const float D_i = qi < T ? Drow[(size_t)bh * T + qi] : 0.f;
+  FragC dq[kTcHs / 16];
+  for (int n = 0; n < kTcHs / 16; n++) nvcuda::wmma::fill_fragment(dq[n], 0.f);
+  const int kend = min(q0 + kTcTile, T);
+  for (int k0 = 0; k0 < kend; k0 += kTcTile) {
+    __syncthreads();
+    tc_load_tile(Ks, base + C, stride, k0, T);
+    tc_load_tile(Vs, base + 2 * C, stride, k0, T);
+    __syncthreads();
+    tc_rows_times_rows_t(Ss + warp * 16 * kTcLdf, Qs + warp * 16 * kTcLd, Ks);
+    tc_rows_times_rows_t(dPs + warp * 16 * kTcLdf, dOs + warp * 16 * kTcLd, Vs);
+    __syncwarp();
+    const float* srow = Ss + row * kTcLdf + half * 32;
+    const float* dprow = dPs + row * kTcLdf + half * 32;
+    __nv_bfloat16* dsrow = dSs + row * kTcLd + half * 32;
+    for (int c = 0; c < 32; c++) {
+      const bool live = qi < T && k0 + half * 32 + c <= qi;
+      const float p = live ? expf(srow[c] * scale - lse_i) : 0.f;
+      dsrow[c] = __float2bfloat16(live ? p * (dprow[c] - D_i) : 0.f);
+    }
+    __syncwarp();
+    tc_accumulate(dq, dSs + warp * 16 * kTcLd, Ks);
+  }
+  for (int n = 0; n < kTcHs / 16; n++)
+    nvcuda::wmma::store_matrix_sync(Ss + warp * 16 * kTcLdf + n * 16, dq[n], kTcLdf, nvcuda::wmma::mem_row_major);
+  __syncwarp();
+  if (qi < T) {
+    float* dst = dqkv + ((size_t)b * T + qi) * stride + (size_t)h * kTcHs + half * 32;
+    const float* src = Ss + row * kTcLdf + half * 32;
+    for (int c = 0; c < 32; c++) dst[c] = src[c] * scale;
+  }
+}
+
+/**
+ * dK and dV of one tile of 64 keys, over the query tiles at or after it (as flash_attention_backward_dkdv_kernel):
+ * in the transposed view, S^T = k q^T and dP^T = v dO^T per warp's 16 keys, then dV += P^T dO and dK += dS^T q.
+ */
+__global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dkdv_kernel(float* dqkv, const float* dout, const float* qkv, const float* lse,
+                                                                            const float* Drow, int T, int NH, float scale) {
+  extern __shared__ __align__(128) float smem[];
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Vs = Ks + kTcTile * kTcLd;
+  __nv_bfloat16* Qs = Vs + kTcTile * kTcLd;
+  __nv_bfloat16* dOs = Qs + kTcTile * kTcLd;
+  __nv_bfloat16* Pts = dOs + kTcTile * kTcLd;
+  __nv_bfloat16* dSts = Pts + kTcTile * kTcLd;
+  float* Sts = reinterpret_cast<float*>(dSts + kTcTile * kTcLd);
+  float* dPts = Sts + kTcTile * kTcLdf;
+  float* lse_s = dPts + kTcTile * kTcLdf;
+  float* D_s = lse_s + kTcTile;
+  const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const int k0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int krow = warp * 16 + lane / 2, half = lane % 2;  // this lane's key of the tile, and its 32 query columns
+  const int kj = k0 + krow;
+  const size_t stride = 3 * (size_t)C;
+  const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
+  const float* dbase = dout + (size_t)b * T * C + (size_t)h * kTcHs;
+  tc_load_tile(Ks, base + C, stride, k0, T);
+  tc_load_tile(Vs, base + 2 * C, stride, k0, T);
+  FragC dk[kTcHs / 16], dv[kTcHs / 16];
+  for (int n = 0; n < kTcHs / 16; n++) {
+    nvcuda::wmma::fill_fragment(dk[n], 0.f);
+    nvcuda::wmma::fill_fragment(dv[n], 0.f);
+  }
+  for (int q0 = k0; q0 < T; q0 += kTcTile) {
+    __syncthreads();  // the previous tile's readers are done (and Ks, Vs are published the first time)
+    tc_load_tile(Qs, base, stride, q0, T);
+    tc_load_tile(dOs, dbase, (size_t)C, q0, T);
+    for (int i = threadIdx.x; i < kTcTile; i += blockDim.x) {
+      lse_s[i] = q0 + i < T ? lse[(size_t)bh * T + q0 + i] : 0.f;
+      D_s[i] = q0 + i < T ? Drow[(size_t)bh * T + q0 + i] : 0.f;
+    }
+    __syncthreads();
+    tc_rows_times_rows_t(Sts + warp * 16 * kTcLdf, Ks + warp * 16 * kTcLd, Qs);
+    tc_rows_times_rows_t(dPts + warp * 16 * kTcLdf, Vs + warp * 16 * kTcLd, dOs);
+    __syncwarp();
+    const float* srow = Sts + krow * kTcLdf + half * 32;
+    const float* dprow = dPts + krow * kTcLdf + half * 32;
+    __nv_bfloat16* prow = Pts + krow * kTcLd + half * 32;
+    __nv_bfloat16* dsrow = dSts + krow * kTcLd + half * 32;
+    for (int c = 0; c < 32; c++) {
+      const int i = half * 32 + c, qi = q0 + i;
+      const bool live = kj < T && qi < T && kj <= qi;
+      const float p = live ? expf(srow[c] * scale - lse_s[i]) : 0.f;
+      prow[c] = __float2bfloat16(p);
+      dsrow[c] = __float2bfloat16(live ? p * (dprow[c] - D_s[i]) : 0.f);
+    }
+    __syncwarp();
+    tc_accumulate(dv, Pts + warp * 16 * kTcLd, dOs);
+    tc_accumulate(dk, dSts + warp * 16 * kTcLd, Qs);
+  }
+  float* stage = Sts + warp * 16 * kTcLdf;
+  const float* src = Sts + krow * kTcLdf + half * 32;
+  float* dst = dqkv + ((size_t)b * T + kj) * stride + (size_t)C + (size_t)h * kTcHs + half * 32;  // the k part
+  __syncwarp();
+#pragma unroll
+  for (int n = 0; n < kTcHs / 16; n++) nvcuda::wmma::store_matrix_sync(stage + n * 16, dk[n], kTcLdf, nvcuda::wmma::mem_row_major);
+  __syncwarp();
+  if (kj < T)
+    for (int c = 0; c < 32; c++) dst[c] = src[c] * scale;
+  __syncwarp();
+#pragma unroll
+  for (int n = 0; n < kTcHs / 16; n++) nvcuda::wmma::store_matrix_sync(stage + n * 16, dv[n], kTcLdf, nvcuda::wmma::mem_row_major);
+  __syncwarp();
+  if (kj < T)
+    for (int c = 0; c < 32; c++) dst[C + c] = src[c];  // the v part
+}
+
 /** out[i] = in[i] rounded to bf16 (nearest, ties to even). */
 __global__ void to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) out[i] = __float2bfloat16(in[i]);
@@ -786,6 +1047,7 @@ struct GPT2 {
   cublasHandle_t blas = nullptr;
   int precision = GPT2_PRECISION_FP32;
   bool flash = true;  // fused attention; false: GPT2_CUDA_ATTENTION=naive
+  bool flash32 = false;  // GPT2_CUDA_ATTENTION=flash32: the FP32 fused kernels even in BF16
   // BF16 matmuls: a bf16 mirror of the parameters (stale after every write or update, refreshed before the next GEMM
   // that reads a weight) and two scratch buffers for the other operands
   __nv_bfloat16* params_bf16 = nullptr;  // device (num_params)
@@ -995,12 +1257,39 @@ int flash_backward(float* dqkv, const float* dout, const float* qkv, const float
   return GPT2_OK;
 }
 
+/** The tensor-core kernels' launches (BF16, heads of 64): grid (ceil(T / 64), B * NH). */
+int tc_flash_forward(float* out, float* lse, const float* qkv, int B, int T, int NH) {
+  if ((long)B * NH > 65535) return fail(GPT2_ERR_ARGUMENT, "flash attention: B * heads = %ld exceeds 65535; use a smaller batch", (long)B * NH);
+  TRY(allow_smem(tc_flash_forward_kernel, kTcForwardSmem));
+  const dim3 grid((T + kTcTile - 1) / kTcTile, B * NH);
+  tc_flash_forward_kernel<<<grid, kTcThreads, kTcForwardSmem>>>(out, lse, qkv, T, NH, 1.f / sqrtf((float)kTcHs));
+  LAUNCHED();
+  return GPT2_OK;
+}
+
+int tc_flash_backward(float* dqkv, const float* dout, const float* qkv, const float* lse, const float* Drow, int B, int T, int NH) {
+  if ((long)B * NH > 65535) return fail(GPT2_ERR_ARGUMENT, "flash attention: B * heads = %ld exceeds 65535; use a smaller batch", (long)B * NH);
+  TRY(allow_smem(tc_flash_backward_dkdv_kernel, kTcDkdvSmem));
+  TRY(allow_smem(tc_flash_backward_dq_kernel, kTcDqSmem));
+  const dim3 grid((T + kTcTile - 1) / kTcTile, B * NH);
+  const float scale = 1.f / sqrtf((float)kTcHs);
+  tc_flash_backward_dkdv_kernel<<<grid, kTcThreads, kTcDkdvSmem>>>(dqkv, dout, qkv, lse, Drow, T, NH, scale);
+  LAUNCHED();
+  tc_flash_backward_dq_kernel<<<grid, kTcThreads, kTcDqSmem>>>(dqkv, dout, qkv, lse, Drow, T, NH, scale);
+  LAUNCHED();
+  return GPT2_OK;
+}
+
+/** Whether the attention runs on the tensor-core kernels: flash, BF16, heads of 64, unless GPT2_CUDA_ATTENTION=flash32. */
+inline bool use_tc_attention(const GPT2* M, int hs) { return M->flash && !M->flash32 && M->precision == GPT2_PRECISION_BF16 && hs == kTcHs; }
+
 /**
  * out (B, T, C) = causal self-attention of qkv (B, T, 3C). `saved` keeps what the backward needs: the logsumexp
  * rows (B, NH, T) with flash, the softmax rows (B, NH, T, T) with the naive path.
  */
 int attention_forward(GPT2* M, float* out, float* saved, const float* qkv, int B, int T, int C, int NH) {
   const int hs = C / NH;
+  if (use_tc_attention(M, hs)) return tc_flash_forward(out, saved, qkv, B, T, NH);
   if (M->flash) return hs <= 8 * 8 ? flash_forward<8>(out, saved, qkv, B, T, NH, hs) : flash_forward<kFlashMaxHs / 8>(out, saved, qkv, B, T, NH, hs);
   float* att = saved;
   Activations& a = M->acts;
@@ -1031,6 +1320,7 @@ int attention_backward(GPT2* M, float* dqkv, const float* dout, const float* out
     const int rows = B * T * NH;
     flash_attention_rowdot_kernel<<<(rows + 7) / 8, 256>>>(a.datt, dout, out, B, T, NH, hs);
     LAUNCHED();
+    if (use_tc_attention(M, hs)) return tc_flash_backward(dqkv, dout, qkv, saved, a.datt, B, T, NH);
     return hs <= 8 * 8 ? flash_backward<8>(dqkv, dout, qkv, saved, a.datt, B, T, NH, hs)
                        : flash_backward<kFlashMaxHs / 8>(dqkv, dout, qkv, saved, a.datt, B, T, NH, hs);
   }
@@ -1278,10 +1568,12 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
     return fail(GPT2_ERR_ARGUMENT, "bad config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d", c.num_layers, c.num_heads, c.channels, c.max_seq_len,
                 c.vocab_size, c.padded_vocab_size);
   // the attention path: GPT2_CUDA_ATTENTION=flash (the default) or naive, read once here
-  bool flash = true;
+  bool flash = true, flash32 = false;
   if (const char* att = std::getenv("GPT2_CUDA_ATTENTION"); att && *att) {
     if (!std::strcmp(att, "naive")) flash = false;
-    else if (std::strcmp(att, "flash")) return fail(GPT2_ERR_ARGUMENT, "GPT2_CUDA_ATTENTION must be flash or naive, got \"%s\"", att);
+    else if (!std::strcmp(att, "flash32")) flash32 = true;
+    else if (std::strcmp(att, "flash"))
+      return fail(GPT2_ERR_ARGUMENT, "GPT2_CUDA_ATTENTION must be flash, flash32 or naive, got \"%s\"", att);
   }
   if (c.channels / c.num_heads > kFlashMaxHs) flash = false;  // the fused kernels hold at most 256 dims per head
   int device = 0;
@@ -1292,6 +1584,7 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
   M->cfg = c;
   M->device = device;
   M->flash = flash;
+  M->flash32 = flash32;
   const size_t C = c.channels;
   auto add = [&](size_t n, bool decay) {
     M->offsets.push_back(M->num_params);
@@ -1346,9 +1639,10 @@ int gpt2_set_gemm(GPT2* M, int gemm) {
 int gpt2_set_precision(GPT2* M, int precision) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
   TRY(use_device(M->device));
-  // BF16 runs its GEMMs through cublasGemmEx; the SGEMMs left (the naive attention's batched ones) stay FP32
-  if (precision == GPT2_PRECISION_FP32 || precision == GPT2_PRECISION_BF16) CB(cublasSetMathMode(M->blas, CUBLAS_DEFAULT_MATH));
-  else if (precision == GPT2_PRECISION_TF32) CB(cublasSetMathMode(M->blas, CUBLAS_TF32_TENSOR_OP_MATH));
+  // BF16 runs its GEMMs through cublasGemmEx; the SGEMMs left (the naive attention's batched ones) use TF32 tensor
+  // cores, finer than bf16 and far faster than FP32
+  if (precision == GPT2_PRECISION_FP32) CB(cublasSetMathMode(M->blas, CUBLAS_DEFAULT_MATH));
+  else if (precision == GPT2_PRECISION_TF32 || precision == GPT2_PRECISION_BF16) CB(cublasSetMathMode(M->blas, CUBLAS_TF32_TENSOR_OP_MATH));
   else return fail(GPT2_ERR_ARGUMENT, "unknown precision %d (FP32 = 0, TF32 = 1, BF16 = 2)", precision);
   M->precision = precision;
   M->bf16_stale = true;

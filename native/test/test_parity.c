@@ -13,7 +13,9 @@
  * Options: --a-builtin / --b-builtin (GEMM of each side); --b-precision fp32|tf32|bf16 (side B's matmuls, with the
  * tolerances of that precision; --tf32-b = --b-precision tf32); --a-env NAME=VALUE / --b-env NAME=VALUE (set while
  * that side's model is created, e.g. GPT2_CUDA_ATTENTION, which the CUDA engine reads there); --comm (side B: a
- * one-rank communicator of each kind leaves the gradients and scalars exactly as they are).
+ * one-rank communicator of each kind leaves the gradients and scalars exactly as they are); --heads N, --channels C
+ * and --seq T (default 3 heads of 16, T = 37) change the model's shape; --tolerances fp32|tf32|bf16 overrides the
+ * tolerances that side B's precision implies (the CPU emulation's exact-bf16 build holds BF16 to FP32's).
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -194,10 +196,10 @@ static void expect_near(const char* what, double a, double b, double tol) {
 int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: %s LIB_A.so LIB_B.so [--a-builtin] [--b-builtin] [--b-precision fp32|tf32|bf16] [--tf32-b] "
-                    "[--a-env NAME=VALUE] [--b-env NAME=VALUE] [--comm] [--heads N] [--channels C]\n", argv[0]);
+                    "[--a-env NAME=VALUE] [--b-env NAME=VALUE] [--comm] [--heads N] [--channels C] [--seq T] [--tolerances fp32|tf32|bf16]\n", argv[0]);
     return 2;
   }
-  int a_builtin = 0, b_builtin = 0, precision = GPT2_PRECISION_FP32, comm = 0, heads = 0, channels = 0;
+  int a_builtin = 0, b_builtin = 0, precision = GPT2_PRECISION_FP32, comm = 0, heads = 0, channels = 0, seq = 37, tolerances = -1;
   EnvSet env[2];
   memset(env, 0, sizeof env);
   for (int i = 3; i < argc; i++) {
@@ -207,11 +209,19 @@ int main(int argc, char** argv) {
     else if (!strcmp(argv[i], "--comm")) comm = 1;
     else if (!strcmp(argv[i], "--heads") && i + 1 < argc) heads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--channels") && i + 1 < argc) channels = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seq") && i + 1 < argc) seq = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--b-precision") && i + 1 < argc) {
       const char* p = argv[++i];
       precision = !strcmp(p, "tf32") ? GPT2_PRECISION_TF32 : !strcmp(p, "bf16") ? GPT2_PRECISION_BF16 : GPT2_PRECISION_FP32;
       if (precision == GPT2_PRECISION_FP32 && strcmp(p, "fp32")) {
         fprintf(stderr, "--b-precision: fp32, tf32 or bf16, not %s\n", p);
+        return 2;
+      }
+    } else if (!strcmp(argv[i], "--tolerances") && i + 1 < argc) {
+      const char* p = argv[++i];
+      tolerances = !strcmp(p, "fp32") ? GPT2_PRECISION_FP32 : !strcmp(p, "tf32") ? GPT2_PRECISION_TF32 : !strcmp(p, "bf16") ? GPT2_PRECISION_BF16 : -2;
+      if (tolerances == -2) {
+        fprintf(stderr, "--tolerances: fp32, tf32 or bf16, not %s\n", p);
         return 2;
       }
     } else if ((!strcmp(argv[i], "--a-env") || !strcmp(argv[i], "--b-env")) && i + 1 < argc) {
@@ -222,8 +232,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const Tolerances* tl = &kTolerances[precision];
-  printf("side B matmuls: %s (tolerances: forward %.0e, loss %.0e, norm %.0e, weights %.1e, AdamW v %.1e, decode %.0e)\n", tl->name,
+  const Tolerances* tl = &kTolerances[tolerances >= 0 ? tolerances : precision];
+  printf("side B matmuls: %s (tolerances of %s: forward %.0e, loss %.0e, norm %.0e, weights %.1e, AdamW v %.1e, decode %.0e)\n", kTolerances[precision].name, tl->name,
          tl->forward, tl->loss, tl->norm, tl->weights, tl->adam_v, tl->decode);
   for (int s = 0; s < 2; s++)
     for (int i = 0; i < env[s].n; i++) printf("side %c: %s=%s while its model is created\n", "AB"[s], env[s].name[i], env[s].value[i]);
@@ -238,11 +248,17 @@ int main(int argc, char** argv) {
   /* --heads/--channels: other head sizes (e.g. 1 x 128 reaches the CUDA attention's wide-head kernels) */
   if (heads > 0) cfg.num_heads = heads;
   if (channels > 0) cfg.channels = channels;
+  /* --seq: a longer sequence (e.g. 150 spans three of the CUDA attention's 64-row tiles, the last one partial) */
+  if (seq < 20) {
+    fprintf(stderr, "--seq %d: at least 20 (the KV-cache check decodes 20 positions)\n", seq);
+    return 2;
+  }
+  cfg.max_seq_len = seq + 3;
   if (cfg.channels % cfg.num_heads != 0) {
     fprintf(stderr, "--channels %d is not a multiple of --heads %d\n", cfg.channels, cfg.num_heads);
     return 2;
   }
-  printf("config: %d layers, %d heads of %d, T = 37\n", cfg.num_layers, cfg.num_heads, cfg.channels / cfg.num_heads);
+  printf("config: %d layers, %d heads of %d, T = %d\n", cfg.num_layers, cfg.num_heads, cfg.channels / cfg.num_heads, seq);
   GPT2* M[2];
   for (int s = 0; s < 2; s++) {
     env_apply(&env[s]);
@@ -262,7 +278,7 @@ int main(int argc, char** argv) {
   for (int s = 0; s < 2; s++) ok(&E[s], E[s].write(M[s], GPT2_BUF_PARAMS, 0, w, P), "write");
 
   const double tol = tl->forward; /* forward values */
-  const int B = 3, T = 37, N = B * T, V = cfg.vocab_size;
+  const int B = 3, T = seq, N = B * T, V = cfg.vocab_size;
   int* inp = malloc(N * sizeof(int));
   int* tgt = malloc(N * sizeof(int));
   float* mask = malloc(N * sizeof(float));

@@ -2,11 +2,12 @@
 # Builds the CUDA engine (native/cuda/gpt2_cuda.cu) for the CPU emulation of the CUDA toolkit in this folder, as a
 # shared library with the C API of native/include/gpt2.h: libgpt2_cuda_emu.so (see README.md); with --selftest,
 # the emulation's own checks (selftest.cu) as the program emu_selftest instead.
-#   bash native/test/emu/build.sh OUT_DIR [--asan] [--selftest]
+#   bash native/test/emu/build.sh OUT_DIR [--asan] [--selftest] [--exact-bf16]
 # The source is compiled by the C++ compiler, not nvcc, after two rewrites: kernel<<<grid, block, smem, stream>>>(args)
-# becomes emu::launch(kernel, "kernel", grid, block, smem, stream)(args), and `extern __shared__ T name[];` becomes a
+# becomes emu::launch(kernel, "kernel", grid, block, smem, stream)(args), and `extern __shared__ [__align__(N)] T name[];` becomes a
 # pointer to the launch's dynamic shared memory. --asan adds AddressSanitizer, which then also watches the kernels'
-# reads and writes of device and shared memory.
+# reads and writes of device and shared memory. --exact-bf16 makes bf16 values keep all of a float's bits, so that
+# the BF16 paths (the GEMM operands, the tensor-core attention) can be held to FP32 tolerances.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
@@ -14,9 +15,11 @@ OUT=${1:?usage: build.sh OUT_DIR [--asan] [--selftest]}
 shift
 ASAN=0
 SELFTEST=0
+EXTRA=()
 for a in "$@"; do
   case "$a" in
     --asan) ASAN=1 ;;
+    --exact-bf16) EXTRA+=(-DGPT2_EMU_EXACT_BF16) ;;
     --selftest) SELFTEST=1 ;;
     *) echo "build.sh: unknown option $a" >&2; exit 2 ;;
   esac
@@ -31,7 +34,7 @@ if [ "$SELFTEST" = 1 ]; then CU=$HERE/selftest.cu; SRC=$OUT/emu_selftest.cpp; fi
   echo "#line 1 \"$CU\""
   sed -E \
     -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z0-9_]+>)?)<<<(.*)>>>\(/::emu::launch(\1, "\1", \3)(/' \
-    -e 's/extern __shared__ ([A-Za-z_][A-Za-z0-9_]*) ([A-Za-z_][A-Za-z0-9_]*)\[\];/\1* \2 = static_cast<\1*>(::emu::dynamic_shared());/' \
+    -e 's/extern __shared__ (__align__\([0-9]+\) )?([A-Za-z_][A-Za-z0-9_]*) ([A-Za-z_][A-Za-z0-9_]*)\[\];/\2* \3 = static_cast<\2*>(::emu::dynamic_shared());/' \
     "$CU"
 } > "$SRC"
 if grep -n '<<<\|extern __shared__' "$SRC"; then
@@ -40,6 +43,7 @@ if grep -n '<<<\|extern __shared__' "$SRC"; then
 fi
 FLAGS=(-std=c++17 -g -fPIC -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-subobject-linkage -I "$HERE/include" -I "$ROOT/native/cuda")
 [ "$ASAN" = 1 ] && FLAGS+=(-fsanitize=address -fno-omit-frame-pointer)
+FLAGS+=("${EXTRA[@]}")
 # the emulation itself (its GEMMs are most of the time) optimized; the engine at -O1, quick to build, easy to debug
 "$CXX" "${FLAGS[@]}" -O3 -c "$HERE/emu.cpp" -o "$OUT/emu.o"
 if [ "$SELFTEST" = 1 ]; then

@@ -178,7 +178,8 @@ struct Runner {
   const std::function<void()>* body = nullptr;
   bool on_fibers = false, synced = false;
   const char* kernel = "";
-  std::vector<unsigned char> smem;
+  unsigned char* smem = nullptr;  // the launch's dynamic shared memory, 128-byte aligned, exactly its size
+  size_t smem_bytes = 0;
   ThreadState direct;
 };
 
@@ -199,7 +200,7 @@ void set_max_dynamic_shared(const void* kernel, int bytes) {
 void* dynamic_shared() {
   Runner* r = tl_runner;
   if (!r) die("dynamic shared memory used outside a kernel");
-  return r->smem.empty() ? nullptr : r->smem.data();
+  return r->smem;
 }
 
 static Fiber* current_fiber(const char* what) {
@@ -230,6 +231,19 @@ uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width) {
   f->state = kAtWarpBarrier;
   switch_context(f->ctx, r->sched);
   return f->shfl_out;
+}
+
+int lane_id() {
+  const uint3 t = tl_thread->idx;
+  return (int)((t.x + tl_block_dim.x * (t.y + tl_block_dim.y * t.z)) % 32);
+}
+
+void warp_barrier(const char* what) { shfl_xor(0xffffffffu, 0, 0, 32); (void)what; }
+
+void wmma_check(const void* p, size_t ld_bytes, const char* what) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0 || ld_bytes % 16 != 0)
+    die("kernel %s: %s at %p with a leading dimension of %zu bytes: the pointer must be 32-byte aligned and the leading "
+        "dimension a multiple of 16 bytes", tl_runner ? tl_runner->kernel : "?", what, p, ld_bytes);
 }
 
 static void fiber_main() {
@@ -334,7 +348,10 @@ cudaError_t run(const void* kernel, const char* name, dim3 grid, dim3 block, siz
   r.body = &body;
   r.kernel = name;
   r.synced = false;
-  r.smem.assign(smem, 0xff);
+  std::free(r.smem);
+  r.smem = nullptr;
+  r.smem_bytes = smem;
+  if (smem && posix_memalign(reinterpret_cast<void**>(&r.smem), 128, smem) != 0) die("%s: no memory for %zu bytes of shared memory", name, smem);
   r.on_fibers = !info.sync_free_known || std::getenv("GPT2_CUDA_EMU_FIBERS");
   if (r.on_fibers && r.fibers.size() < nthreads) {
     const size_t had = r.fibers.size();
@@ -353,7 +370,7 @@ cudaError_t run(const void* kernel, const char* name, dim3 grid, dim3 block, siz
   for (unsigned long long bj = 0; bj < nblocks; bj++) {
     const unsigned long long b = g_reverse ? nblocks - 1 - bj : bj;
     tl_block_idx = {(unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
-    if (smem) std::memset(r.smem.data(), 0xff, smem);  // shared memory starts as garbage: NaN bytes
+    if (smem) std::memset(r.smem, 0xff, smem);  // shared memory starts as garbage: NaN bytes
     for (unsigned i = 0; i < nthreads; i++) {
       ThreadState& t = r.on_fibers ? r.fibers[i]->t : r.direct;
       t.idx = {i % block.x, (i / block.x) % block.y, i / (block.x * block.y)};

@@ -6,26 +6,37 @@
 #      symbols), and the C harnesses (test_parity, bench_step, test_dp);
 #   2. parity (native/test/test_parity.c): the CUDA engine against the CPU engine in FP32 (with a one-rank
 #      communicator of each kind), TF32 and BF16 (each with its tolerances, stated in test_parity.c), the naive
-#      attention against the CPU engine, and the CUDA engine's flash attention against its naive attention;
+#      attention against the CPU engine, wide heads, BF16 with heads of 64 (the tensor-core attention), and the CUDA
+#      engine's flash attention against its naive attention;
 #   3. data parallel (native/test/gpu/test_dp.c): two ranks over the shared-memory communicator (on one GPU, or one
 #      each), and over NCCL where the machine has two GPUs or more and the build has NCCL;
 #   4. throughput: gpt2 (124M) training steps, B=16 T=1024, of the CUDA engine in FP32, TF32 and BF16 (flash
-#      attention), and TF32 with the naive attention, against PyTorch with build-nanogpt's settings (bf16 autocast,
+#      attention; tensor cores in BF16), TF32 and BF16 with the naive attention, and BF16 with the FP32 flash
+#      kernels, against PyTorch with build-nanogpt's settings (bf16 autocast,
 #      flash attention, fused AdamW, torch.compile) on the same GPU; tokens/s and MFU against the H200's dense peaks.
 # Everything it prints is also written under $OUT (default native/build/gpu-check): summary.txt, parity-*.txt,
 # dp-*.txt, bench.jsonl, build.log.
 #
 #   bash native/test/gpu/gpu-check.sh              on the GPU machine
 #   bash native/test/gpu/gpu-check.sh --cpu-only   here: the CPU half, with tiny shapes (a check of the script)
-# Environment: NVCC, CUDA_HOME, GPT2_STUDIO_CUDA_ARCH (default native), GPT2_STUDIO_NCCL=0 (build without NCCL),
+#   bash native/test/gpu/gpu-check.sh --emulated LIB   here: every GPU step, with tiny shapes, on a prebuilt library
+#                                                  of the C API instead of the nvcc build (the CPU emulation's,
+#                                                  native/test/emu): a dry run of the whole script
+# Environment: GPU_CHECK_BUILD (where it builds; default native/build/gpu), NVCC, CUDA_HOME, GPT2_STUDIO_CUDA_ARCH (default native), GPT2_STUDIO_NCCL=0 (build without NCCL),
 # PYTHON, CC, CXX, and the peaks for MFU in TFLOP/s: PEAK_FP32 (default 67), PEAK_TF32 (494), PEAK_BF16 (989).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 OUT=${OUT:-$ROOT/native/build/gpu-check}
-BUILD=$ROOT/native/build/gpu
+BUILD=${GPU_CHECK_BUILD:-$ROOT/native/build/gpu}  # the libraries and harnesses
 CPU_ONLY=0
-[ "${1:-}" = "--cpu-only" ] && CPU_ONLY=1
+EMU_LIB=""
+REAL_GPU=1
+[ "${1:-}" = "--cpu-only" ] && CPU_ONLY=1 && REAL_GPU=0
+if [ "${1:-}" = "--emulated" ]; then
+  EMU_LIB=$(readlink -f "${2:?--emulated needs a library of the C API}")
+  REAL_GPU=0
+fi
 mkdir -p "$OUT" "$BUILD"
 LOG=$OUT/build.log
 : > "$LOG"
@@ -65,6 +76,14 @@ if [ "$CPU_ONLY" = 1 ]; then
   PARITY_ARGS=(--b-builtin)
   SHAPE=(--layers 2 --heads 2 --channels 64 --seq 64 --B 2 --T 64 --steps 3 --warmup 1)
   PRECISIONS=(fp32)
+  TORCH_ARGS=(--device cpu --dtype fp32 --compile 0)
+elif [ -n "$EMU_LIB" ]; then
+  say "CUDA engine: $EMU_LIB (prebuilt; a dry run)"
+  B_LIB=$EMU_LIB
+  PARITY_ARGS=()
+  # heads of 64 and two 64-row tiles, so that BF16 takes the tensor-core attention
+  SHAPE=(--layers 2 --heads 2 --channels 128 --seq 128 --B 1 --T 128 --steps 1 --warmup 1)
+  PRECISIONS=(fp32 tf32 bf16)
   TORCH_ARGS=(--device cpu --dtype fp32 --compile 0)
 else
   # nvcc and cuBLAS: CUDA_HOME, else the toolkit on PATH; cuBLAS from the toolkit, else a Python nvidia-cublas wheel
@@ -142,6 +161,8 @@ if [ "$CPU_ONLY" = 0 ]; then
   # wide heads: hs 128 and 256 take the flash kernels' second tiling and more than 48 KB of shared memory
   parity FP32-hs128 "$BUILD/libgpt2_cpu.so" --heads 1 --channels 128
   parity FP32-hs256 "$BUILD/libgpt2_cpu.so" --heads 2 --channels 512
+  # BF16 with heads of 64: the tensor-core attention, over three 64-row tiles (the last one partial)
+  parity BF16-hs64-tensor-cores "$BUILD/libgpt2_cpu.so" --b-precision bf16 --heads 2 --channels 128 --seq 150
   say "parity: flash attention (B) against the naive attention (A), both CUDA FP32"
   parity flash-vs-naive "$B_LIB" --a-env GPT2_CUDA_ATTENTION=naive
 fi
@@ -159,15 +180,19 @@ if [ "$CPU_ONLY" = 0 ]; then
 fi
 
 # the device's peak for a precision (0 = none: no MFU for the CPU run)
-peak_of() { [ "$CPU_ONLY" = 1 ] && { echo 0; return; }; case $1 in bf16) echo "$PEAK_BF16" ;; tf32) echo "$PEAK_TF32" ;; *) echo "$PEAK_FP32" ;; esac; }
-[ "$CPU_ONLY" = 0 ] && say "MFU against the H200's dense peaks: BF16 $PEAK_BF16, TF32 $PEAK_TF32, FP32 $PEAK_FP32 TFLOP/s (PyTorch bf16 autocast: $PEAK_BF16)"
+peak_of() { [ "$REAL_GPU" = 0 ] && { echo 0; return; }; case $1 in bf16) echo "$PEAK_BF16" ;; tf32) echo "$PEAK_TF32" ;; *) echo "$PEAK_FP32" ;; esac; }
+[ "$REAL_GPU" = 1 ] && say "MFU against the H200's dense peaks: BF16 $PEAK_BF16, TF32 $PEAK_TF32, FP32 $PEAK_FP32 TFLOP/s (PyTorch bf16 autocast: $PEAK_BF16)"
 for p in "${PRECISIONS[@]}"; do
   say "throughput: $(basename "$B_LIB") $p"
   timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$p" --peak-tflops "$(peak_of "$p")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
 done
 if [ "$CPU_ONLY" = 0 ]; then
-  say "throughput: $(basename "$B_LIB") tf32 with the naive attention (stored (T, T) rows)"
-  GPT2_CUDA_ATTENTION=naive timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision tf32 --peak-tflops "$PEAK_TF32" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
+  # the other attention paths: bf16 above runs the tensor-core kernels (heads of 64)
+  for v in "tf32 naive" "bf16 naive" "bf16 flash32"; do
+    set -- $v
+    say "throughput: $(basename "$B_LIB") $1 with GPT2_CUDA_ATTENTION=$2"
+    GPT2_CUDA_ATTENTION=$2 timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$1" --peak-tflops "$(peak_of "$1")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
+  done
 fi
 # a Python that has torch: $PYTHON, else python3, else the system one (where Debian's python3-torch lives)
 PY=${PYTHON:-}

@@ -4,6 +4,15 @@
 #include <cstdint>
 #include <cstring>
 
+#ifdef GPT2_EMU_EXACT_BF16
+// build.sh --exact-bf16: a "bf16" that keeps all of a float's bits, so that the BF16 code paths can be checked
+// against FP32 results with FP32 tolerances (the rounding itself is checked by the normal build)
+struct __nv_bfloat16 {
+  float x;
+};
+inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16{f}; }
+inline float __bfloat162float(__nv_bfloat16 h) { return h.x; }
+#else
 struct __nv_bfloat16 {
   uint16_t x;
 };
@@ -27,4 +36,5 @@ inline float __bfloat162float(__nv_bfloat16 h) {
   std::memcpy(&f, &u, 4);
   return f;
 }
+#endif
 #endif

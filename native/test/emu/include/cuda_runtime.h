@@ -87,6 +87,12 @@ extern thread_local dim3 tl_block_dim, tl_grid_dim;
 void syncthreads();
 uint64_t shfl_xor(unsigned mask, uint64_t bits, int lane_mask, int width);
 void* dynamic_shared();
+/** A barrier of the calling thread's warp (every live lane must reach it): __syncwarp and the wmma functions. */
+void warp_barrier(const char* what);
+/** Fails the run unless a wmma pointer is 32-byte aligned and its leading dimension (in bytes) a multiple of 16. */
+void wmma_check(const void* p, size_t ld_bytes, const char* what);
+/** The calling thread's lane in its warp. */
+int lane_id();
 /** Fails the test run (message on stderr, abort) unless [p, p + bytes) lies in one device allocation. */
 void require_device(const void* p, size_t bytes, const char* what, const char* kernel, int arg);
 void set_max_dynamic_shared(const void* kernel, int bytes);
@@ -129,6 +135,8 @@ Launch<K> launch(K kernel, const char* name, dim3 grid, dim3 block, size_t smem 
 #define gridDim (::emu::tl_grid_dim)
 
 inline void __syncthreads() { ::emu::syncthreads(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::emu::warp_barrier("__syncwarp()"); }
+#define __align__(n) alignas(n)
 
 template <typename T>
 T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
