@@ -9,7 +9,8 @@
  * - the C parity harness (native/test/test_parity.c) in FP32, TF32 and BF16, with both attention paths, wide heads,
  *   threads run in reverse order, and under AddressSanitizer;
  * - two ranks over the shared-memory communicator (native/test/gpu/test_dp.c);
- * - through the studio: the fixture suite, `engines`, and a two-process run that takes the same steps as the CPU engine.
+ * - through the studio: the fixture suite, `engines`, a two-process run that takes the same steps as the CPU engine,
+ *   and a BF16 run (the tensor-core attention) that follows them to bf16's precision.
  * What it cannot show is speed, and what only hardware does (the memory model, real concurrency): that is
  * native/test/gpu/gpu-check.sh's job on a GPU machine.
  */
@@ -226,12 +227,12 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
     if (hasFixture('fixtures/gpt2-tiny/expected.json')) expect(notes).toMatch(/fixture parity: pass/);
   }, 180_000);
 
-  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))('a two-process native-cuda run takes the same steps as a one-process native-cpu run', async () => {
+  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))('a two-process native-cuda run takes the same steps as a one-process native-cpu run, and a BF16 run nearly', async () => {
     const home = fs.mkdtempSync(path.join(dir, 'home-'));
     const quiet = { out: () => {}, err: () => {} };
     expect(await main(['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home], quiet)).toBe(0);
-    const config = (engine: string, world: number) => ({
-      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 }, dataset: 'tinyshakespeare', engine,
+    const config = (engine: string, world: number, precision = 'fp32') => ({
+      model: { n_layer: 2, n_head: 2, n_embd: 128, block_size: 64 }, dataset: 'tinyshakespeare', engine, precision,
       total_batch_size: 512, batch_size: 4, seq_len: 64, max_steps: 3, warmup_steps: 1, max_lr: 3e-3, world_size: world,
       eval_interval: 3, eval_iters: 1, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0, keep_last: 0, seed: 7,
     });
@@ -239,13 +240,15 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
       const studio = new Studio({ home });
       try {
         const losses: Record<string, number[][]> = {};
-        for (const [engine, world] of [['native-cpu', 1], ['native-cuda', 2]] as const) {
-          const run = await studio.runsCreate({ config: config(engine, world) });
+        for (const [key, engine, world, precision] of [
+          ['native-cpu', 'native-cpu', 1, 'fp32'], ['native-cuda', 'native-cuda', 2, 'fp32'], ['bf16', 'native-cuda', 1, 'bf16'],
+        ] as const) {
+          const run = await studio.runsCreate({ config: config(engine, world, precision) });
           const done = await studio.runs.wait(run.id);
           expect(done.status, JSON.stringify(done.error)).toBe('done');
           const m = await studio.runsMetrics({ id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
-          losses[engine] = [m['train/loss'].values, m['train/norm'].values, m['val/loss'].values];
-          if (engine === 'native-cuda') {
+          losses[key] = [m['train/loss'].values, m['train/norm'].values, m['val/loss'].values];
+          if (key === 'native-cuda') {
             const logs = (await studio.runsLogs({ id: run.id })).map((l) => l.message).join('\n');
             expect(logs).toMatch(/data parallel: 2 processes/);
           }
@@ -253,6 +256,9 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
         const [a, b] = [losses['native-cpu'], losses['native-cuda']];
         expect(a[0]).toHaveLength(3);
         a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(b[s][i] - v), `series ${s} step ${i}`).toBeLessThan(1e-4)));
+        // BF16 (tensor-core attention: heads of 64) follows the same steps to bf16's precision
+        const c = losses['bf16'];
+        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(c[s][i] - v) / Math.abs(v), `bf16 series ${s} step ${i}`).toBeLessThan(2e-2)));
       } finally {
         await studio.shutdown(5000);
       }
