@@ -23,6 +23,7 @@ import { describeEngines, getEngine } from '../src/node/engines';
 import { loadNativeAddon } from '../src/node/native/addon';
 import { main } from '../src/cli/main';
 import { Studio } from '../src/node/studio';
+import { withCudaLibrary } from './support/cuda-library';
 import { fixtureSuite } from './support/fixture-suite';
 import { hasFixture, repoRoot, sharedPath } from './shared';
 
@@ -199,16 +200,9 @@ describe.skipIf(!haveCxx)('the GPU machine\'s check (native/test/gpu/gpu-check.s
 // ---- through the studio: the addon loads the emulated build as native-cuda -----------------------------------------
 
 const studioSkip = !haveCxx ? 'no C++ compiler' : !native.ok ? 'the addon is not built' : undefined;
-const withEmulated = async <T>(fn: () => Promise<T>): Promise<T> => {
+const withEmulated = <T>(fn: () => Promise<T>): Promise<T> => {
   ensureBuilt();
-  const before = process.env.GPT2_STUDIO_CUDA_LIB;
-  process.env.GPT2_STUDIO_CUDA_LIB = lib;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.GPT2_STUDIO_CUDA_LIB;
-    else process.env.GPT2_STUDIO_CUDA_LIB = before;
-  }
+  return withCudaLibrary(lib, fn);
 };
 
 fixtureSuite('native-cuda (the CUDA engine under the CPU emulation) against the PyTorch fixture', async () => {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getEngine, describeEngines } from '../src/node/engines';
 import { loadNativeAddon } from '../src/node/native/addon';
+import { withCudaLibrary } from './support/cuda-library';
 import { fixtureSuite } from './support/fixture-suite';
 import { repoRoot } from './shared';
 
@@ -33,16 +34,7 @@ function buildCpuLibrary(): string | null {
 const skip = buildCpuLibrary();
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const withLibrary = async <T>(file: string, fn: () => Promise<T>): Promise<T> => {
-  const before = process.env.GPT2_STUDIO_CUDA_LIB;
-  process.env.GPT2_STUDIO_CUDA_LIB = file;
-  try {
-    return await fn();
-  } finally {
-    if (before === undefined) delete process.env.GPT2_STUDIO_CUDA_LIB;
-    else process.env.GPT2_STUDIO_CUDA_LIB = before;
-  }
-};
+const withLibrary = withCudaLibrary;
 
 fixtureSuite('native-cuda path (a loaded library, here the CPU build) against the PyTorch fixture', async () => {
   const engine = await withLibrary(lib, () => getEngine('native-cuda'));

@@ -41,7 +41,7 @@ if grep -n '<<<\|extern __shared__' "$SRC"; then
   echo "build.sh: launches or shared memory declarations left that the rewrite does not understand (above)" >&2
   exit 1
 fi
-FLAGS=(-std=c++17 -g -fPIC -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-subobject-linkage -I "$HERE/include" -I "$ROOT/native/cuda")
+FLAGS=(-std=c++17 -g -fPIC -Wall -Wno-unused-function -Wno-unknown-pragmas -Wno-subobject-linkage -I "$HERE/include" -I "$ROOT/native/test/stubs" -I "$ROOT/native/cuda")
 [ "$ASAN" = 1 ] && FLAGS+=(-fsanitize=address -fno-omit-frame-pointer)
 FLAGS+=("${EXTRA[@]}")
 # the emulation itself (its GEMMs are most of the time) optimized; the engine at -O1, quick to build, easy to debug

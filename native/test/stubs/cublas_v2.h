@@ -1,7 +1,8 @@
-// A compile-check stand-in for cuBLAS's cublas_v2.h, and nothing more: it declares only the types, enums and
-// functions that native/cuda/gpt2_cuda.cu uses, with cuBLAS 12's signatures, so that the CUDA engine can be
-// compile-checked (test/cuda-compile.test.ts) on a machine that has nvcc but no cuBLAS. It is never linked and
-// never shipped; real builds use the toolkit's header.
+// A stand-in for cuBLAS's cublas_v2.h: it declares only the types, enums and functions that
+// native/cuda/gpt2_cuda.cu uses, with cuBLAS 12's signatures and status values, so that the CUDA engine can be
+// compile-checked (test/cuda-compile.test.ts) on a machine that has nvcc but no cuBLAS. The CPU emulation
+// (native/test/emu, whose emu.cpp defines the functions) uses it too. It is never shipped; real builds use the
+// toolkit's header.
 #ifndef GPT2_STUB_CUBLAS_V2_H
 #define GPT2_STUB_CUBLAS_V2_H
 
@@ -9,7 +10,12 @@
 #include <library_types.h>
 
 typedef struct cublasContext* cublasHandle_t;
-typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1 } cublasStatus_t;
+typedef enum {
+  CUBLAS_STATUS_SUCCESS = 0,
+  CUBLAS_STATUS_NOT_INITIALIZED = 1,
+  CUBLAS_STATUS_INVALID_VALUE = 7,
+  CUBLAS_STATUS_NOT_SUPPORTED = 15
+} cublasStatus_t;
 typedef enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1, CUBLAS_OP_C = 2 } cublasOperation_t;
 typedef enum { CUBLAS_DEFAULT_MATH = 0, CUBLAS_TENSOR_OP_MATH = 1, CUBLAS_PEDANTIC_MATH = 2, CUBLAS_TF32_TENSOR_OP_MATH = 3 } cublasMath_t;
 typedef enum { CUBLAS_COMPUTE_32F = 68, CUBLAS_COMPUTE_32F_FAST_TF32 = 77 } cublasComputeType_t;
