@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import statistics
+import sys
 import time
 
 import torch
@@ -117,15 +118,26 @@ def main():
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, a.vocab, (a.B, a.T), generator=g).to(dev)
     y = torch.randint(0, a.vocab, (a.B, a.T), generator=g).to(dev)
+    def forward(m):
+        if a.dtype == "bf16" and cuda:
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+                return m(x, y)
+        return m(x, y)
+
     times = []
+    compile_error = None
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        if a.dtype == "bf16" and cuda:
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
-                loss = step_model(x, y)
-        else:
-            loss = step_model(x, y)
+        try:
+            loss = forward(step_model)
+        except Exception as e:  # torch.compile fails at its first call (no Triton, no compiler): measure eager instead
+            if not compiled or s > 0:
+                raise
+            compile_error = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+            print("torch.compile failed (%s); measuring eager mode" % compile_error, file=sys.stderr)
+            compiled, step_model = False, model
+            loss = forward(step_model)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -143,6 +155,7 @@ def main():
         "dtype": a.dtype, "compile": compiled, "fused_adamw": bool(extra), "B": a.B, "T": a.T, "params": params,
         "median_step_s": round(med, 6), "tokens_per_sec": round(a.B * a.T / med, 1), "flops_per_token": flops_per_token,
         "tflops": round(tflops, 3), "last_loss": round(float(loss), 5), "torch_version": torch.__version__, **extra_out,
+        **({"compile_error": compile_error} if compile_error else {}),
     }))
 
 

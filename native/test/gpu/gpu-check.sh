@@ -217,7 +217,7 @@ for line in open(sys.argv[1]):
 peer = next((r for r in rows if "peer" in r), None)
 print("%-34s %12s %9s %7s %9s" % ("run", "tokens/s", "TFLOP/s", "MFU", "vs torch"))
 for r in rows:
-    name = ("pytorch " + r.get("dtype", "")) if "peer" in r else ("engine %s %s" % (r.get("precision"), r.get("attention")))
+    name = ("pytorch %s %s" % (r.get("dtype", ""), "compiled" if r.get("compile") else "eager")) if "peer" in r else ("engine %s %s" % (r.get("precision"), r.get("attention")))
     mfu = "%.1f%%" % (100 * r["mfu"]) if "mfu" in r else "-"
     ratio = "%.2f" % (r["tokens_per_sec"] / peer["tokens_per_sec"]) if peer and peer.get("tokens_per_sec") else "-"
     print("%-34s %12.1f %9s %7s %9s" % (name, r.get("tokens_per_sec", 0), r.get("tflops", "-"), mfu, ratio))
