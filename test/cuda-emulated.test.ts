@@ -189,7 +189,7 @@ describe.skipIf(!haveCxx)('the GPU machine\'s check (native/test/gpu/gpu-check.s
     const engine = fs.readFileSync(path.join(out, 'bench.jsonl'), 'utf8').trim().split('\n')
       .map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return null; } })
       .filter((l): l is Record<string, unknown> => !!l && 'lib' in l);
-    expect(engine.map((l) => `${l.precision} ${l.attention}`)).toEqual(['fp32 default', 'tf32 default', 'bf16 default', 'tf32 naive', 'bf16 naive', 'bf16 flash32']);
+    expect(engine.map((l) => `${l.precision} ${l.attention}`)).toEqual(['bf16 default', 'fp32 default', 'tf32 default', 'tf32 naive', 'bf16 naive', 'bf16 flash32']);
     for (const l of engine) expect(Number.isFinite(l.last_loss as number), JSON.stringify(l)).toBe(true);
     expect(summary).toMatch(/engine bf16 default\s+\d/);
     // the PyTorch peer runs where torch is installed; without it the script says so and exits 1

@@ -145,55 +145,40 @@ else
 fi
 
 STATUS=0
+# Most important first, so that a run cut short (the device's time is short) still has the headline: FP32 parity,
+# the BF16 tensor-core parity, the BF16 step and its PyTorch peer; then the other parity cases, data parallel, and
+# the other steps. Every result is written under $OUT as it comes.
+
 # parity NAME LIB_A ARGS...: test_parity of LIB_A against $B_LIB, into parity-NAME.txt
 parity() {
   local name=$1 a=$2; shift 2
-  if timeout 300 "$BUILD/test_parity" "$a" "$B_LIB" "$@" >"$OUT/parity-$name.txt" 2>&1; then say "parity $name: pass"; else say "parity $name: FAIL"; STATUS=1; fi
+  if timeout 150 "$BUILD/test_parity" "$a" "$B_LIB" "$@" >"$OUT/parity-$name.txt" 2>&1; then say "parity $name: pass"; else say "parity $name: FAIL"; STATUS=1; fi
   tail -n 22 "$OUT/parity-$name.txt"
 }
-say "parity: $(basename "$B_LIB") against libgpt2_cpu.so"
-if timeout 300 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" "${PARITY_ARGS[@]}" --comm >"$OUT/parity-fp32.txt" 2>&1; then say "parity FP32: pass"; else say "parity FP32: FAIL"; STATUS=1; fi
-tail -n 22 "$OUT/parity-fp32.txt"
-if [ "$CPU_ONLY" = 0 ]; then
-  parity TF32 "$BUILD/libgpt2_cpu.so" --b-precision tf32
-  parity BF16 "$BUILD/libgpt2_cpu.so" --b-precision bf16
-  parity naive-FP32 "$BUILD/libgpt2_cpu.so" --b-env GPT2_CUDA_ATTENTION=naive
-  # wide heads: hs 128 and 256 take the flash kernels' second tiling and more than 48 KB of shared memory
-  parity FP32-hs128 "$BUILD/libgpt2_cpu.so" --heads 1 --channels 128
-  parity FP32-hs256 "$BUILD/libgpt2_cpu.so" --heads 2 --channels 512
-  # BF16 with heads of 64: the tensor-core attention, over three 64-row tiles (the last one partial)
-  parity BF16-hs64-tensor-cores "$BUILD/libgpt2_cpu.so" --b-precision bf16 --heads 2 --channels 128 --seq 150
-  say "parity: flash attention (B) against the naive attention (A), both CUDA FP32"
-  parity flash-vs-naive "$B_LIB" --a-env GPT2_CUDA_ATTENTION=naive
-fi
-
+# the device's peak for a precision (0 = none: no MFU off the GPU)
+peak_of() { [ "$REAL_GPU" = 0 ] && { echo 0; return; }; case $1 in bf16) echo "$PEAK_BF16" ;; tf32) echo "$PEAK_TF32" ;; *) echo "$PEAK_FP32" ;; esac; }
+# bench PRECISION [ATTENTION]: one training-step measurement (bench_step) into bench.jsonl
+bench() {
+  local p=$1 att=${2:-}
+  say "throughput: $(basename "$B_LIB") $p${att:+ with GPT2_CUDA_ATTENTION=$att}"
+  GPT2_CUDA_ATTENTION=$att timeout 180 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$p" --peak-tflops "$(peak_of "$p")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
+}
 # data parallel: two ranks (two processes); shm everywhere, NCCL with two GPUs or more
 dp() {
   local kind=$1
-  if timeout 300 "$BUILD/test_dp" "$B_LIB" --kind "$kind" >"$OUT/dp-$kind.txt" 2>&1; then say "data parallel ($kind, 2 ranks): pass"; else say "data parallel ($kind, 2 ranks): FAIL"; STATUS=1; fi
+  if timeout 150 "$BUILD/test_dp" "$B_LIB" --kind "$kind" >"$OUT/dp-$kind.txt" 2>&1; then say "data parallel ($kind, 2 ranks): pass"; else say "data parallel ($kind, 2 ranks): FAIL"; STATUS=1; fi
   tail -n 6 "$OUT/dp-$kind.txt"
 }
-dp shm
-if [ "$CPU_ONLY" = 0 ]; then
-  NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-  if [ "$NCCL_BUILT" = 1 ] && [ "${NGPU:-0}" -ge 2 ]; then dp nccl; else say "data parallel (nccl): skipped (NCCL built: $NCCL_BUILT, GPUs: ${NGPU:-0}; it needs NCCL and 2 GPUs)"; fi
-fi
 
-# the device's peak for a precision (0 = none: no MFU for the CPU run)
-peak_of() { [ "$REAL_GPU" = 0 ] && { echo 0; return; }; case $1 in bf16) echo "$PEAK_BF16" ;; tf32) echo "$PEAK_TF32" ;; *) echo "$PEAK_FP32" ;; esac; }
+say "parity: $(basename "$B_LIB") against libgpt2_cpu.so"
+if timeout 150 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" "${PARITY_ARGS[@]}" --comm >"$OUT/parity-fp32.txt" 2>&1; then say "parity FP32: pass"; else say "parity FP32: FAIL"; STATUS=1; fi
+tail -n 22 "$OUT/parity-fp32.txt"
+# BF16 with heads of 64: the tensor-core attention, over three 64-row tiles (the last one partial)
+[ "$CPU_ONLY" = 0 ] && parity BF16-hs64-tensor-cores "$BUILD/libgpt2_cpu.so" --b-precision bf16 --heads 2 --channels 128 --seq 150
+
 [ "$REAL_GPU" = 1 ] && say "MFU against the H200's dense peaks: BF16 $PEAK_BF16, TF32 $PEAK_TF32, FP32 $PEAK_FP32 TFLOP/s (PyTorch bf16 autocast: $PEAK_BF16)"
-for p in "${PRECISIONS[@]}"; do
-  say "throughput: $(basename "$B_LIB") $p"
-  timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$p" --peak-tflops "$(peak_of "$p")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
-done
-if [ "$CPU_ONLY" = 0 ]; then
-  # the other attention paths: bf16 above runs the tensor-core kernels (heads of 64)
-  for v in "tf32 naive" "bf16 naive" "bf16 flash32"; do
-    set -- $v
-    say "throughput: $(basename "$B_LIB") $1 with GPT2_CUDA_ATTENTION=$2"
-    GPT2_CUDA_ATTENTION=$2 timeout 300 "$BUILD/bench_step" "$B_LIB" "${SHAPE[@]}" --precision "$1" --peak-tflops "$(peak_of "$1")" 2>&1 | tee -a "$OUT/bench.jsonl" || STATUS=1
-  done
-fi
+HEADLINE=${PRECISIONS[${#PRECISIONS[@]}-1]}  # bf16 on the GPU
+bench "$HEADLINE"
 # a Python that has torch: $PYTHON, else python3, else the system one (where Debian's python3-torch lives)
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
@@ -201,8 +186,32 @@ if [ -z "$PY" ]; then
 fi
 [ -z "$PY" ] && PY=python3
 say "throughput: PyTorch with $PY (${TORCH_ARGS[*]})"
-TORCH_SHAPE=("${SHAPE[@]}")
-timeout 400 "$PY" "$ROOT/native/test/gpu/bench_torch.py" "${TORCH_SHAPE[@]}" "${TORCH_ARGS[@]}" 2>>"$LOG" | tee -a "$OUT/bench.jsonl" || { say "PyTorch peer failed (see $LOG)"; STATUS=1; }
+timeout 400 "$PY" "$ROOT/native/test/gpu/bench_torch.py" "${SHAPE[@]}" "${TORCH_ARGS[@]}" 2>>"$LOG" | tee -a "$OUT/bench.jsonl" || { say "PyTorch peer failed (see $LOG)"; STATUS=1; }
+
+if [ "$CPU_ONLY" = 0 ]; then
+  parity TF32 "$BUILD/libgpt2_cpu.so" --b-precision tf32
+  parity BF16 "$BUILD/libgpt2_cpu.so" --b-precision bf16
+  parity naive-FP32 "$BUILD/libgpt2_cpu.so" --b-env GPT2_CUDA_ATTENTION=naive
+  # wide heads: hs 128 and 256 take the flash kernels' second tiling and more than 48 KB of shared memory
+  parity FP32-hs128 "$BUILD/libgpt2_cpu.so" --heads 1 --channels 128
+  parity FP32-hs256 "$BUILD/libgpt2_cpu.so" --heads 2 --channels 512
+  say "parity: flash attention (B) against the naive attention (A), both CUDA FP32"
+  parity flash-vs-naive "$B_LIB" --a-env GPT2_CUDA_ATTENTION=naive
+fi
+
+dp shm
+if [ "$CPU_ONLY" = 0 ]; then
+  NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  if [ "$NCCL_BUILT" = 1 ] && [ "${NGPU:-0}" -ge 2 ]; then dp nccl; else say "data parallel (nccl): skipped (NCCL built: $NCCL_BUILT, GPUs: ${NGPU:-0}; it needs NCCL and 2 GPUs)"; fi
+fi
+
+for p in "${PRECISIONS[@]}"; do [ "$p" != "$HEADLINE" ] && bench "$p"; done
+if [ "$CPU_ONLY" = 0 ]; then
+  # the other attention paths: bf16 above runs the tensor-core kernels (heads of 64)
+  bench tf32 naive
+  bench bf16 naive
+  bench bf16 flash32
+fi
 
 # one table: tokens/s, TFLOP/s, MFU and the ratio to PyTorch (lines that are not JSON, e.g. errors, are skipped)
 if command -v python3 >/dev/null 2>&1; then
