@@ -221,6 +221,17 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
     if (hasFixture('fixtures/gpt2-tiny/expected.json')) expect(notes).toMatch(/fixture parity: pass/);
   }, 180_000);
 
+  it('precision auto is bf16 on native-cuda and fp32 on native-cpu', async () => {
+    const cuda = await withEmulated(() => getEngine('native-cuda', { precision: 'auto' }));
+    expect(cuda.info().detail).toMatch(/^bf16 matmuls; /);
+    expect((await withEmulated(() => getEngine('native-cuda'))).info().detail).toMatch(/^fp32 matmuls; /);
+    const cpu = await getEngine('native-cpu', { precision: 'auto' });
+    const { makeConfig } = await import('../src/core/model/config');
+    const { initWeights } = await import('../src/core/model/init');
+    const cfg = makeConfig({ nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 8, vocabSize: 16 });
+    await expect(cpu.createModel(cfg, initWeights(cfg, 1))).resolves.toBeTruthy();  // fp32: the CPU engine has no other
+  }, 60_000);
+
   it.skipIf(!hasFixture('data/tinyshakespeare.txt'))('a two-process native-cuda run takes the same steps as a one-process native-cpu run, and a BF16 run nearly', async () => {
     const home = fs.mkdtempSync(path.join(dir, 'home-'));
     const quiet = { out: () => {}, err: () => {} };

@@ -94,8 +94,14 @@ export interface EngineOptions {
   gemm?: 'blas' | 'builtin';
   /** native-cpu OpenMP threads (default: OMP_NUM_THREADS, else every core) */
   threads?: number;
-  /** native-cuda matmul precision (default fp32) */
-  precision?: Precision;
+  /** matmul precision (default fp32); "auto" is bf16 on native-cuda and fp32 on the other engines */
+  precision?: Precision | 'auto';
+}
+
+/** The precision an engine computes in for a requested one: "auto" is bf16 on native-cuda, fp32 elsewhere. */
+export function resolvePrecision(engine: string, precision: Precision | 'auto' | undefined): Precision | undefined {
+  if (precision !== 'auto') return precision;
+  return engine === 'native-cuda' ? 'bf16' : undefined;
 }
 
 /** Parity of native-cpu with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
@@ -157,17 +163,19 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     const choice = await selectTfjsBackend(opts.backend);
     return new TfjsEngine(choice.notes);
   }
-  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: opts.precision });
-  if (name === 'native-cuda') return nativeCudaEngine({ precision: opts.precision });
+  const cpuPrecision = resolvePrecision('native-cpu', opts.precision);
+  const cudaPrecision = resolvePrecision('native-cuda', opts.precision);
+  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision });
+  if (name === 'native-cuda') return nativeCudaEngine({ precision: cudaPrecision });
   if (name === 'auto') {
     let cudaWhy: string;
     try {
-      const cuda = nativeCudaEngine({ precision: opts.precision });
+      const cuda = nativeCudaEngine({ precision: cudaPrecision });
       const probe = await cudaProbe(cuda);
       if (probe) cudaWhy = `native-cuda: ${probe}`;
       else {
         const parity = await nativeParity(cuda);
-        if (parity.pass) return nativeCudaEngine({ precision: opts.precision }, [`default engine: parity ${parity.summary}`]);
+        if (parity.pass) return nativeCudaEngine({ precision: cudaPrecision }, [`default engine: parity ${parity.summary}`]);
         cudaWhy = `native-cuda failed its parity check (${parity.summary})`;
       }
     } catch (e) {
@@ -177,7 +185,7 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     try {
       const native = nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
       const parity = await nativeParity(native);
-      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: opts.precision }, [`default engine: parity ${parity.summary}`, cudaWhy]);
+      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision }, [`default engine: parity ${parity.summary}`, cudaWhy]);
       why = `native-cpu failed its parity check (${parity.summary})`;
     } catch (e) {
       why = `native-cpu: ${reason(e)}`;

@@ -18,6 +18,13 @@ describe('run config', () => {
     expect(totalSteps(c)).toBe(19073);
   });
 
+  it('computes in bf16 on native-cuda and fp32 elsewhere unless told: precision auto, valid with every engine', () => {
+    for (const engine of ['auto', 'tfjs', 'native-cpu', 'native-cuda']) {
+      const r = checkRunConfig({ dataset: 'fineweb', max_steps: 1000, engine });
+      expect(r.ok && r.config.precision, JSON.stringify(r)).toBe('auto');
+    }
+  });
+
   it('turns a token budget into steps', () => {
     const r = checkRunConfig({ dataset: 'd', token_budget: 10_000_000_000 });
     expect(r.ok && totalSteps(r.config)).toBe(19074);

@@ -91,7 +91,8 @@ const runConfigBase = z
     keep_last: nonNegInt('keep_last').default(3),
     seed: z.number().int('seed must be an integer').default(1337),
     engine: z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], { error: 'engine must be auto, tfjs, native-cpu or native-cuda' }).default('auto'),
-    precision: z.enum(['fp32', 'bf16', 'tf32'], { error: 'precision must be fp32, bf16 or tf32' }).default('fp32'),
+    /** matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines */
+    precision: z.enum(['auto', 'fp32', 'bf16', 'tf32'], { error: 'precision must be auto, fp32, bf16 or tf32' }).default('auto'),
     /** data-parallel processes (GPUs) */
     world_size: posInt('world_size').max(64, { error: 'world_size must be at most 64 processes' }).default(1),
     /** shuffle shard order and document-aligned chunks each epoch */
@@ -156,7 +157,7 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
   if (c.init_from !== 'scratch' && !c.init_path) {
     ctx.addIssue({ code: 'custom', path: ['init_path'], message: `init_from = ${c.init_from} needs init_path (a weights file or folder, or a checkpoint folder)` });
   }
-  if (c.precision !== 'fp32' && c.engine !== 'native-cuda' && c.engine !== 'auto') {
+  if (c.precision !== 'fp32' && c.precision !== 'auto' && c.engine !== 'native-cuda' && c.engine !== 'auto') {
     ctx.addIssue({ code: 'custom', path: ['precision'], message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32` });
   }
 });

@@ -404,7 +404,8 @@ export class NativeCpuEngine implements Engine {
 
   info(): EngineInfo {
     if (this.backend.library) {
-      return { name: this.name, available: true, detail: `${this.backend.library.buildInfo()} (${this.backend.library.path})`, notes: [...this.notes] };
+      const precision = this.opts.precision ?? 'fp32';
+      return { name: this.name, available: true, detail: `${precision} matmuls; ${this.backend.library.buildInfo()} (${this.backend.library.path})`, notes: [...this.notes] };
     }
     const n = this.opts.threads ?? this.addon.defaultThreads();
     const threads = `${n} thread${n === 1 ? '' : 's'}`;

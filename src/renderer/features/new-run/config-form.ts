@@ -48,7 +48,7 @@ export const SECTIONS: SectionDef[] = [
       { path: 'name', label: 'Name', kind: 'text', hint: 'default: "<model> on <dataset>"' },
       { path: 'dataset', label: 'Dataset', kind: 'select', hint: 'a tokenized dataset of this workspace' },
       { path: 'engine', label: 'Engine', kind: 'select', options: [['auto', 'auto — the fastest available'], ['tfjs', 'tfjs'], ['native-cpu', 'native-cpu'], ['native-cuda', 'native-cuda']] },
-      { path: 'precision', label: 'Precision', kind: 'select', options: [['fp32', 'fp32'], ['bf16', 'bf16 (native-cuda)'], ['tf32', 'tf32 (native-cuda)']] },
+      { path: 'precision', label: 'Precision', kind: 'select', options: [['auto', 'auto (bf16 on native-cuda)'], ['fp32', 'fp32'], ['bf16', 'bf16 (native-cuda)'], ['tf32', 'tf32 (native-cuda)']] },
       { path: 'seed', label: 'Seed', kind: 'int' },
       { path: 'init_from', label: 'Initialize from', kind: 'select', options: [['scratch', 'scratch (GPT-2 init)'], ['weights', 'weights file or folder'], ['checkpoint', 'a checkpoint']] },
       { path: 'init_path', label: 'Weights or checkpoint path', kind: 'text', wide: true, hint: 'for init_from weights or checkpoint' },
