@@ -147,8 +147,8 @@ __global__ void encoder_backward_kernel(float* dwte, float* dwpe, const float* d
 }
 
 /** One warp per row: out (N, C), mean, rstd (N) (may be null). */
-__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
-                                         int C, float eps) {
+__global__ void layernorm_forward_kernel(float* out, __nv_bfloat16* out16, float* mean, float* rstd, const float* inp, const float* w,
+                                         const float* b, int N, int C, float eps) {
   const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (row >= N) return;
   const float* x = inp + (size_t)row * C;
@@ -161,8 +161,13 @@ __global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, c
     v += d * d;
   }
   const float r = rsqrtf(warp_sum(v) / C + eps);
-  float* o = out + (size_t)row * C;
-  for (int i = lane; i < C; i += 32) o[i] = (x[i] - m) * r * w[i] + b[i];
+  float* o = out ? out + (size_t)row * C : nullptr;
+  __nv_bfloat16* o16 = out16 ? out16 + (size_t)row * C : nullptr;
+  for (int i = lane; i < C; i += 32) {
+    const float y = (x[i] - m) * r * w[i] + b[i];
+    if (o) o[i] = y;
+    if (o16) o16[i] = __float2bfloat16(y);
+  }
   if (lane == 0) {
     if (mean) mean[row] = m;
     if (rstd) rstd[row] = r;
@@ -230,10 +235,13 @@ __global__ void bias_backward_kernel(float* dbias, const float* dout, int N, int
 constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
 constexpr float kGeluA = 0.044715f;
 
-__global__ void gelu_forward_kernel(float* out, const float* inp, size_t n) {
+/** out and/or out16 (bf16) = GELU(inp) */
+__global__ void gelu_forward_kernel(float* out, __nv_bfloat16* out16, const float* inp, size_t n) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     const float x = inp[i];
-    out[i] = 0.5f * x * (1.f + tanhf(kGeluK * (x + kGeluA * x * x * x)));
+    const float y = 0.5f * x * (1.f + tanhf(kGeluK * (x + kGeluA * x * x * x)));
+    if (out) out[i] = y;
+    if (out16) out16[i] = __float2bfloat16(y);
   }
 }
 
@@ -867,33 +875,49 @@ __global__ void to_bf16_kernel(__nv_bfloat16* out, const float* in, size_t n) {
 }
 
 /**
- * One block per row of logits (N, V): the loss lse - x[target] (NaN when the position does not count), and with
- * grad the row becomes (softmax - onehot) * weight * scale in place (zero when it does not count).
+ * One block per row of logits (N rows of V, `stride` floats apart): the loss lse - x[target] (NaN when the position
+ * does not count). With grad, the row's gradient (softmax - onehot) * weight * scale (zero when the position does not
+ * count) replaces the row in place, or, when grad16 is set, goes there in bf16 (same stride) and the logits stay.
+ * One pass finds the max and the sum of exponentials together (each thread rescales its sum when its max grows).
  */
-__global__ void crossentropy_kernel(float* logits, float* losses, const int* targets, const float* weights, int V, bool grad, float scale) {
+__global__ void crossentropy_kernel(float* logits, float* losses, const int* targets, const float* weights, int V, size_t stride, bool grad,
+                                    float scale, __nv_bfloat16* grad16) {
   const int row = blockIdx.x;
-  float* x = logits + (size_t)row * V;
+  float* x = logits + (size_t)row * stride;
+  __nv_bfloat16* x16 = grad16 ? grad16 + (size_t)row * stride : nullptr;
   const int tgt = targets[row];
   const float w = weights[row];
   if (tgt < 0 || w == 0.f) {
     if (threadIdx.x == 0) losses[row] = NAN;
     if (grad)
-      for (int j = threadIdx.x; j < V; j += blockDim.x) x[j] = 0.f;
+      for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        if (x16) x16[j] = __float2bfloat16(0.f);
+        else x[j] = 0.f;
+      }
     return;
   }
   const float xt = x[tgt];
-  float mx = -FLT_MAX;
-  for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, x[j]);
-  mx = block_max(mx);
-  float s = 0.f;
-  for (int j = threadIdx.x; j < V; j += blockDim.x) s += expf(x[j] - mx);
-  s = block_sum(s);
+  float m = -FLT_MAX, s = 0.f;
+  for (int j = threadIdx.x; j < V; j += blockDim.x) {
+    const float xj = x[j];
+    if (xj > m) {
+      s = s * expf(m - xj) + 1.f;
+      m = xj;
+    } else {
+      s += expf(xj - m);
+    }
+  }
+  const float mx = block_max(m);
+  s = block_sum(s * expf(m - mx));
   if (threadIdx.x == 0) losses[row] = mx + logf(s) - xt;
   if (grad) {
     const float f = w * scale / s;
-    for (int j = threadIdx.x; j < V; j += blockDim.x) x[j] = expf(x[j] - mx) * f;
-    __syncthreads();
-    if (threadIdx.x == 0) x[tgt] -= w * scale;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+      float gj = expf(x[j] - mx) * f;
+      if (j == tgt) gj -= w * scale;
+      if (x16) x16[j] = __float2bfloat16(gj);
+      else x[j] = gj;
+    }
   }
 }
 
@@ -1005,6 +1029,8 @@ struct Activations {
   size_t capacity = 0;
   float* mem = nullptr;
   float* encoded;    // (B, T, C)
+  // BF16 keeps the inputs of the GEMMs that are made by a layernorm or GELU only in bf16 (the *16 buffers); their
+  // FP32 forms (ln1, ln2, fch_gelu) are then null. The bf16 forms serve the forward GEMM and the weight-gradient GEMM.
   float* ln1;        // (L, B, T, C)
   float* ln1_mean;   // (L, B, T)
   float* ln1_rstd;   // (L, B, T)
@@ -1021,7 +1047,9 @@ struct Activations {
   float* lnf;        // (B, T, C)
   float* lnf_mean;   // (B, T)
   float* lnf_rstd;   // (B, T)
-  float* logits;     // (B, T, V)
+  float* logits;     // (B, T, V) with rows Vp floats apart, so that every row is aligned for the GEMMs
+  // the forward-backward's logits gradient: in place in `logits`, or in BF16 as bf16 in scratch slot 0 (same layout)
+  const __nv_bfloat16* dlogits16 = nullptr;
   float* losses;     // (B, T)
   float* weights;    // (B, T)
   int* targets;      // (B, T)
@@ -1034,6 +1062,11 @@ struct Activations {
   float* dres;       // (B, T, C)
   float* dbuf_c;     // (B, T, C)
   float* dbuf_4c;    // (B, T, 4C)
+  __nv_bfloat16* ln1_16 = nullptr;   // BF16 only: (L, B, T, C)
+  __nv_bfloat16* atty16 = nullptr;   // (L, B, T, C), rounded from atty
+  __nv_bfloat16* ln2_16 = nullptr;   // (L, B, T, C)
+  __nv_bfloat16* fchg16 = nullptr;   // (L, B, T, 4C)
+  __nv_bfloat16* lnf16 = nullptr;    // (B, T, C), besides lnf
 };
 
 constexpr int kPerLayer = 12;
@@ -1127,6 +1160,18 @@ int use_device(int device) {
   return GPT2_OK;
 }
 
+/** Makes bf16 scratch buffer `slot` hold at least `span` elements (only the first steps grow it). */
+int bf16_scratch(GPT2* M, int slot, size_t span) {
+  if (span <= M->scratch_cap[slot]) return GPT2_OK;
+  CU(cudaFree(M->scratch_bf16[slot]));
+  M->scratch_bf16[slot] = nullptr;
+  M->scratch_cap[slot] = 0;
+  if (cudaMalloc(&M->scratch_bf16[slot], span * sizeof(__nv_bfloat16)) != cudaSuccess)
+    return fail(GPT2_ERR_MEMORY, "out of GPU memory for a bf16 operand of %zu elements", span);
+  M->scratch_cap[slot] = span;
+  return GPT2_OK;
+}
+
 /**
  * The bf16 form of a GEMM operand of `span` floats at X: the parameters' mirror when X is a parameter (refreshed
  * first when stale), else X rounded into scratch buffer `slot` (grown on demand; only the first steps grow it).
@@ -1143,14 +1188,7 @@ int bf16_operand(GPT2* M, const float* X, size_t span, int slot, const __nv_bflo
     *out = M->params_bf16 + (X - M->params);
     return GPT2_OK;
   }
-  if (span > M->scratch_cap[slot]) {
-    CU(cudaFree(M->scratch_bf16[slot]));
-    M->scratch_bf16[slot] = nullptr;
-    M->scratch_cap[slot] = 0;
-    if (cudaMalloc(&M->scratch_bf16[slot], span * sizeof(__nv_bfloat16)) != cudaSuccess)
-      return fail(GPT2_ERR_MEMORY, "out of GPU memory for a bf16 operand of %zu elements", span);
-    M->scratch_cap[slot] = span;
-  }
+  TRY(bf16_scratch(M, slot, span));
   to_bf16_kernel<<<blocks_for(span), kThreads>>>(M->scratch_bf16[slot], X, span);
   LAUNCHED();
   *out = M->scratch_bf16[slot];
@@ -1160,10 +1198,12 @@ int bf16_operand(GPT2* M, const float* X, size_t span, int slot, const __nv_bflo
 /**
  * C (M, N) = alpha op(A) op(B) + beta C, row-major: cuBLAS (column-major) computes C^T = op(B)^T op(A)^T.
  * FP32 and TF32: SGEMM (the math mode set by gpt2_set_precision). BF16: A and B rounded to bf16, the products
- * accumulated in FP32 into the FP32 C (cublasGemmEx, CUBLAS_COMPUTE_32F).
+ * accumulated in FP32 into the FP32 C (cublasGemmEx, CUBLAS_COMPUTE_32F). A16, when given, is A already in bf16
+ * (same layout), and so is B16 for B: an operand used by two GEMMs is rounded once, and one made in bf16 (a layernorm's
+ * output, a gradient) is not rounded again; A or B may then be null.
  */
 int gemm(GPT2* M, bool tA, bool tB, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb, float beta,
-         float* C, int ldc) {
+         float* C, int ldc, const __nv_bfloat16* A16 = nullptr, const __nv_bfloat16* B16 = nullptr) {
   const cublasOperation_t opA = tA ? CUBLAS_OP_T : CUBLAS_OP_N, opB = tB ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (M->precision != GPT2_PRECISION_BF16) {
     CB(cublasSgemm(M->blas, opB, opA, n, m, k, &alpha, B, ldb, A, lda, &beta, C, ldc));
@@ -1172,9 +1212,8 @@ int gemm(GPT2* M, bool tA, bool tB, int m, int n, int k, float alpha, const floa
   // the stored (row-major) extent of each operand: A is (m, k), or (k, m) when transposed; B is (k, n), or (n, k)
   const size_t spanA = (size_t)((tA ? k : m) - 1) * lda + (tA ? m : k);
   const size_t spanB = (size_t)((tB ? n : k) - 1) * ldb + (tB ? k : n);
-  const __nv_bfloat16 *A16 = nullptr, *B16 = nullptr;
-  TRY(bf16_operand(M, A, spanA, 0, &A16));
-  TRY(bf16_operand(M, B, spanB, 1, &B16));
+  if (!A16) TRY(bf16_operand(M, A, spanA, 0, &A16));
+  if (!B16) TRY(bf16_operand(M, B, spanB, 1, &B16));
   CB(cublasGemmEx(M->blas, opB, opA, n, m, k, &alpha, B16, CUDA_R_16BF, ldb, A16, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, ldc,
                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return GPT2_OK;
@@ -1189,8 +1228,9 @@ int gemm_batched(GPT2* M, bool tA, bool tB, int m, int n, int k, float alpha, co
 
 // ---- layer functions (as native/cpu/layers.h) --------------------------------------------------------------------
 
-int layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N, int C, float eps) {
-  layernorm_forward_kernel<<<(N + 7) / 8, 256>>>(out, mean, rstd, inp, w, b, N, C, eps);
+int layernorm_forward(float* out, __nv_bfloat16* out16, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
+                      int C, float eps) {
+  layernorm_forward_kernel<<<(N + 7) / 8, 256>>>(out, out16, mean, rstd, inp, w, b, N, C, eps);
   LAUNCHED();
   return GPT2_OK;
 }
@@ -1203,19 +1243,26 @@ int layernorm_backward(float* dinp, float* dw, float* db, const float* dout, con
   return GPT2_OK;
 }
 
-int matmul_forward(GPT2* M, float* out, const float* inp, const float* W, const float* bias, const float* add, int N, int IC, int OC) {
+/** out = inp W^T + bias (+ add). inp16: inp in bf16 (BF16; inp may then be null). */
+int matmul_forward(GPT2* M, float* out, const float* inp, const __nv_bfloat16* inp16, const float* W, const float* bias, const float* add, int N,
+                   int IC, int OC) {
   float beta = 0.f;
   if (bias || add) {
     bias_prefill_kernel<<<blocks_for((size_t)N * OC), kThreads>>>(out, add, bias, N, OC);
     LAUNCHED();
     beta = 1.f;
   }
-  return gemm(M, false, true, N, OC, IC, 1.f, inp, IC, W, IC, beta, out, OC);
+  return gemm(M, false, true, N, OC, IC, 1.f, inp, IC, W, IC, beta, out, OC, inp16);
 }
 
-int matmul_backward(GPT2* M, float* dinp, float* dW, float* dbias, const float* dout, const float* inp, const float* W, int N, int IC, int OC) {
-  TRY(gemm(M, false, false, N, IC, OC, 1.f, dout, OC, W, IC, 0.f, dinp, IC));
-  TRY(gemm(M, true, false, OC, IC, N, 1.f, dout, OC, inp, IC, 1.f, dW, IC));
+/** dinp = dout W, dW += dout^T inp, dbias += column sums of dout. inp16: as matmul_forward's. */
+int matmul_backward(GPT2* M, float* dinp, float* dW, float* dbias, const float* dout, const float* inp, const __nv_bfloat16* inp16, const float* W,
+                    int N, int IC, int OC) {
+  // BF16: dout is an operand of both GEMMs; round it once (scratch slot 0, which neither GEMM's other operand uses)
+  const __nv_bfloat16* dout16 = nullptr;
+  if (M->precision == GPT2_PRECISION_BF16) TRY(bf16_operand(M, dout, (size_t)N * OC, 0, &dout16));
+  TRY(gemm(M, false, false, N, IC, OC, 1.f, dout, OC, W, IC, 0.f, dinp, IC, dout16));
+  TRY(gemm(M, true, false, OC, IC, N, 1.f, dout, OC, inp, IC, 1.f, dW, IC, dout16, inp16));
   if (dbias) {
     dim3 grid((OC + 31) / 32, std::min((N + 31) / 32, 64));
     bias_backward_kernel<<<grid, dim3(32, 32)>>>(dbias, dout, N, OC);
@@ -1351,24 +1398,28 @@ int attention_backward(GPT2* M, float* dqkv, const float* dout, const float* out
 
 int ensure_acts(GPT2* M, int B, int T) {
   Activations& a = M->acts;
-  const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
+  const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, Vp = M->cfg.padded_vocab_size;
   const size_t BT = (size_t)B * T;
-  const bool naive = !M->flash;
-  const size_t scratch = naive ? BT * C : 0;  // q, k, v, y of the naive attention
+  const bool naive = !M->flash, bf16 = M->precision == GPT2_PRECISION_BF16;
+  const size_t scratch = naive ? BT * C : 0;
+  const size_t f32 = bf16 ? 0 : 1, h16 = bf16 ? 1 : 0;  // FP32-only and BF16-only buffers
+  auto in_floats = [](size_t n16) { return (n16 * sizeof(__nv_bfloat16) + sizeof(float) - 1) / sizeof(float); };  // q, k, v, y of the naive attention
   const size_t saved = naive ? B * NH * (size_t)T * T : B * NH * (size_t)T;  // per layer: softmax rows, or logsumexp
   const size_t sizes[] = {
       BT * C,
-      L * BT * C, L * BT, L * BT,
+      f32 * L * BT * C, L * BT, L * BT,
       L * BT * 3 * C, L * BT * C,
       L * saved,
       L * BT * C,
-      L * BT * C, L * BT, L * BT,
-      L * BT * 4 * C, L * BT * 4 * C,
+      f32 * L * BT * C, L * BT, L * BT,
+      L * BT * 4 * C, f32 * L * BT * 4 * C,
       L * BT * C,
       BT * C, BT, BT,
-      BT * V, BT, BT, BT, BT,
+      BT * Vp, BT, BT, BT, BT,
       scratch, scratch, scratch, scratch, saved,  // q, k, v, y, datt (flash: the rows' D)
       BT * C, BT * C, BT * 4 * C,
+      h16 * in_floats(L * BT * C), h16 * in_floats(L * BT * C), h16 * in_floats(L * BT * C), h16 * in_floats(L * BT * 4 * C),
+      h16 * in_floats(BT * C),  // the bf16 buffers
   };
   size_t total = 0;
   for (size_t s : sizes) total += (s + 63) / 64 * 64;
@@ -1402,6 +1453,10 @@ int ensure_acts(GPT2* M, int B, int T) {
   a.q = take(); a.k = take(); a.v = take(); a.y = take(); a.datt = take();
   if (!naive) a.q = a.k = a.v = a.y = nullptr;
   a.dres = take(); a.dbuf_c = take(); a.dbuf_4c = take();
+  auto take16 = [&]() { return reinterpret_cast<__nv_bfloat16*>(take()); };
+  a.ln1_16 = take16(); a.atty16 = take16(); a.ln2_16 = take16(); a.fchg16 = take16(); a.lnf16 = take16();
+  if (bf16) a.ln1 = a.ln2 = a.fch_gelu = nullptr;
+  else a.ln1_16 = a.atty16 = a.ln2_16 = a.fchg16 = a.lnf16 = nullptr;
   a.B = B;
   a.T = T;
   M->host_losses.resize(BT);
@@ -1425,52 +1480,61 @@ int forward_hidden(GPT2* M, int B, int T) {
   for (int l = 0; l < L; l++) {
     const LayerTensors& w = M->p.layers[l];
     const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-    float* ln1 = a.ln1 + l * NC;
+    float* ln1 = a.ln1 ? a.ln1 + l * NC : nullptr;
+    __nv_bfloat16* ln1_16 = a.ln1_16 ? a.ln1_16 + l * NC : nullptr;
     float* qkv = a.qkv + l * NC * 3;
     float* atty = a.atty + l * NC;
+    __nv_bfloat16* atty16 = a.atty16 ? a.atty16 + l * NC : nullptr;
     float* att = a.att + l * saved_per_layer(M, B, T);
     float* residual2 = a.residual2 + l * NC;
-    float* ln2 = a.ln2 + l * NC;
+    float* ln2 = a.ln2 ? a.ln2 + l * NC : nullptr;
+    __nv_bfloat16* ln2_16 = a.ln2_16 ? a.ln2_16 + l * NC : nullptr;
     float* fch = a.fch + l * NC * 4;
-    float* fch_gelu = a.fch_gelu + l * NC * 4;
+    float* fch_gelu = a.fch_gelu ? a.fch_gelu + l * NC * 4 : nullptr;
+    __nv_bfloat16* fchg16 = a.fchg16 ? a.fchg16 + l * NC * 4 : nullptr;
     float* residual3 = a.residual3 + l * NC;
-    TRY(layernorm_forward(ln1, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps));
-    TRY(matmul_forward(M, qkv, ln1, w.qkvw, w.qkvb, nullptr, N, C, 3 * C));
+    TRY(layernorm_forward(ln1, ln1_16, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps));
+    TRY(matmul_forward(M, qkv, ln1, ln1_16, w.qkvw, w.qkvb, nullptr, N, C, 3 * C));
     TRY(attention_forward(M, atty, att, qkv, B, T, C, NH));
-    TRY(matmul_forward(M, residual2, atty, w.attprojw, w.attprojb, residual, N, C, C));
-    TRY(layernorm_forward(ln2, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps));
-    TRY(matmul_forward(M, fch, ln2, w.fcw, w.fcb, nullptr, N, C, 4 * C));
-    gelu_forward_kernel<<<blocks_for(NC * 4), kThreads>>>(fch_gelu, fch, NC * 4);
+    if (atty16) {  // the attention backward needs atty in FP32; the GEMMs take this copy
+      to_bf16_kernel<<<blocks_for(NC), kThreads>>>(atty16, atty, NC);
+      LAUNCHED();
+    }
+    TRY(matmul_forward(M, residual2, atty, atty16, w.attprojw, w.attprojb, residual, N, C, C));
+    TRY(layernorm_forward(ln2, ln2_16, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps));
+    TRY(matmul_forward(M, fch, ln2, ln2_16, w.fcw, w.fcb, nullptr, N, C, 4 * C));
+    gelu_forward_kernel<<<blocks_for(NC * 4), kThreads>>>(fch_gelu, fchg16, fch, NC * 4);
     LAUNCHED();
-    TRY(matmul_forward(M, residual3, fch_gelu, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C));
+    TRY(matmul_forward(M, residual3, fch_gelu, fchg16, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C));
   }
-  return layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, M->p.lnfw, M->p.lnfb, N, C, eps);
+  return layernorm_forward(a.lnf, a.lnf16, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, M->p.lnfw, M->p.lnfb, N, C, eps);
 }
 
 int backward(GPT2* M, int B, int T) {
-  const int L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size, N = B * T;
+  const int L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size, Vp = M->cfg.padded_vocab_size;
+  const int N = B * T;
   const size_t NC = (size_t)N * C;
   Activations& a = M->acts;
   Tensors& g = M->g;
-  TRY(gemm(M, false, false, N, C, V, 1.f, a.logits, V, M->p.wte, C, 0.f, a.dbuf_c, C));
-  TRY(gemm(M, true, false, V, C, N, 1.f, a.logits, V, a.lnf, C, 1.f, g.wte, C));
+  TRY(gemm(M, false, false, N, C, V, 1.f, a.logits, Vp, M->p.wte, C, 0.f, a.dbuf_c, C, a.dlogits16));
+  TRY(gemm(M, true, false, V, C, N, 1.f, a.logits, Vp, a.lnf, C, 1.f, g.wte, C, a.dlogits16, a.lnf16));
   CU(cudaMemset(a.dres, 0, NC * sizeof(float)));
   TRY(layernorm_backward(a.dres, g.lnfw, g.lnfb, a.dbuf_c, a.residual3 + (L - 1) * NC, M->p.lnfw, a.lnf_mean, a.lnf_rstd, N, C));
   for (int l = L - 1; l >= 0; l--) {
     const LayerTensors& w = M->p.layers[l];
     const LayerTensors& dw = g.layers[l];
     const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-    TRY(matmul_backward(M, a.dbuf_4c, dw.fcprojw, dw.fcprojb, a.dres, a.fch_gelu + l * NC * 4, w.fcprojw, N, 4 * C, C));
+    TRY(matmul_backward(M, a.dbuf_4c, dw.fcprojw, dw.fcprojb, a.dres, a.fch_gelu ? a.fch_gelu + l * NC * 4 : nullptr, a.fchg16 ? a.fchg16 + l * NC * 4 : nullptr, w.fcprojw, N, 4 * C, C));
     gelu_backward_kernel<<<blocks_for(NC * 4), kThreads>>>(a.dbuf_4c, a.fch + l * NC * 4, NC * 4);
     LAUNCHED();
-    TRY(matmul_backward(M, a.dbuf_c, dw.fcw, dw.fcb, a.dbuf_4c, a.ln2 + l * NC, w.fcw, N, C, 4 * C));
+    TRY(matmul_backward(M, a.dbuf_c, dw.fcw, dw.fcb, a.dbuf_4c, a.ln2 ? a.ln2 + l * NC : nullptr, a.ln2_16 ? a.ln2_16 + l * NC : nullptr, w.fcw, N, C, 4 * C));
     TRY(layernorm_backward(a.dres, dw.ln2w, dw.ln2b, a.dbuf_c, a.residual2 + l * NC, w.ln2w, a.ln2_mean + l * N, a.ln2_rstd + l * N, N, C));
-    TRY(matmul_backward(M, a.dbuf_c, dw.attprojw, dw.attprojb, a.dres, a.atty + l * NC, w.attprojw, N, C, C));
+    TRY(matmul_backward(M, a.dbuf_c, dw.attprojw, dw.attprojb, a.dres, a.atty + l * NC, a.atty16 ? a.atty16 + l * NC : nullptr, w.attprojw, N, C, C));
     // the attention backward works in dbuf_4c (dq, dk, dv) and writes dqkv into... a buffer it does not read: qkv's
     // gradient goes to the fch slot of this layer's activations, which the backward of this layer no longer needs
     float* dqkv = a.fch + l * NC * 4;
     TRY(attention_backward(M, dqkv, a.dbuf_c, a.atty + l * NC, a.qkv + l * NC * 3, a.att + l * saved_per_layer(M, B, T), B, T, C, NH));
-    TRY(matmul_backward(M, a.dbuf_c, dw.qkvw, dw.qkvb, dqkv, a.ln1 + l * NC, w.qkvw, N, C, 3 * C));
+    TRY(matmul_backward(M, a.dbuf_c, dw.qkvw, dw.qkvb, dqkv, a.ln1 ? a.ln1 + l * NC : nullptr, a.ln1_16 ? a.ln1_16 + l * NC : nullptr, w.qkvw, N, C, 3 * C));
     TRY(layernorm_backward(a.dres, dw.ln1w, dw.ln1b, a.dbuf_c, residual, w.ln1w, a.ln1_mean + l * N, a.ln1_rstd + l * N, N, C));
   }
   encoder_backward_kernel<<<blocks_for(NC), kThreads>>>(g.wte, g.wpe, a.dres, a.inputs, N, T, C);
@@ -1691,10 +1755,18 @@ int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const 
   if (count == 0) return GPT2_OK;
   Activations& a = M->acts;
   TRY(forward_hidden(M, B, T));
-  const int V = M->cfg.vocab_size, C = M->cfg.channels;
-  TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, V));
-  crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, true, loss_scale);
+  const int V = M->cfg.vocab_size, Vp = M->cfg.padded_vocab_size, C = M->cfg.channels;
+  TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, Vp, a.lnf16));
+  // BF16: the gradient is only ever a bf16 GEMM operand, so it is written in bf16 straight away
+  a.dlogits16 = nullptr;
+  __nv_bfloat16* dlogits16 = nullptr;
+  if (M->precision == GPT2_PRECISION_BF16) {
+    TRY(bf16_scratch(M, 0, (size_t)N * Vp));
+    dlogits16 = M->scratch_bf16[0];
+  }
+  crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, Vp, true, loss_scale, dlogits16);
   LAUNCHED();
+  a.dlogits16 = dlogits16;
   TRY(backward(M, B, T));
   CU(cudaMemcpy(M->host_losses.data(), a.losses, N * sizeof(float), cudaMemcpyDeviceToHost));
   double total = 0;
@@ -1762,11 +1834,11 @@ int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
   TRY(check_bt(M, B, T));
   TRY(check_ids(M, inputs, (size_t)B * T, false, "inputs"));
   TRY(ensure_acts(M, B, T));
-  const int N = B * T, V = M->cfg.vocab_size, C = M->cfg.channels;
+  const int N = B * T, V = M->cfg.vocab_size, Vp = M->cfg.padded_vocab_size, C = M->cfg.channels;
   CU(cudaMemcpy(M->acts.inputs, inputs, N * sizeof(int), cudaMemcpyHostToDevice));
   TRY(forward_hidden(M, B, T));
-  TRY(gemm(M, false, true, N, V, C, 1.f, M->acts.lnf, C, M->p.wte, C, 0.f, M->acts.logits, V));
-  CU(cudaMemcpy(out, M->acts.logits, (size_t)N * V * sizeof(float), cudaMemcpyDeviceToHost));
+  TRY(gemm(M, false, true, N, V, C, 1.f, M->acts.lnf, C, M->p.wte, C, 0.f, M->acts.logits, Vp, M->acts.lnf16));
+  CU(cudaMemcpy2D(out, (size_t)V * sizeof(float), M->acts.logits, (size_t)Vp * sizeof(float), (size_t)V * sizeof(float), N, cudaMemcpyDeviceToHost));
   return GPT2_OK;
 }
 
@@ -1774,7 +1846,7 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
   if (!M || !inputs || !targets || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
   TRY(use_device(M->device));
   TRY(check_bt(M, B, T));
-  const int N = B * T, V = M->cfg.vocab_size, C = M->cfg.channels;
+  const int N = B * T, V = M->cfg.vocab_size, Vp = M->cfg.padded_vocab_size, C = M->cfg.channels;
   TRY(check_ids(M, inputs, N, false, "inputs"));
   TRY(check_ids(M, targets, N, true, "targets"));
   TRY(ensure_acts(M, B, T));
@@ -1782,8 +1854,8 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
   TRY(upload_batch(M, inputs, targets, mask, N, &count));
   Activations& a = M->acts;
   TRY(forward_hidden(M, B, T));
-  TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, V));
-  crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, false, 0.f);
+  TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, Vp, a.lnf16));
+  crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, Vp, false, 0.f, nullptr);
   LAUNCHED();
   CU(cudaMemcpy(out, a.losses, N * sizeof(float), cudaMemcpyDeviceToHost));
   return GPT2_OK;
@@ -1861,23 +1933,23 @@ int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
     const LayerTensors& w = M->p.layers[l];
     float* K = c->k + (size_t)l * B * NH * maxLen * hs;
     float* Vc = c->v + (size_t)l * B * NH * maxLen * hs;
-    TRY(layernorm_forward(c->ln, nullptr, nullptr, c->x, w.ln1w, w.ln1b, N, C, eps));
-    TRY(matmul_forward(M, c->qkv, c->ln, w.qkvw, w.qkvb, nullptr, N, C, 3 * C));
+    TRY(layernorm_forward(c->ln, nullptr, nullptr, nullptr, c->x, w.ln1w, w.ln1b, N, C, eps));
+    TRY(matmul_forward(M, c->qkv, c->ln, nullptr, w.qkvw, w.qkvb, nullptr, N, C, 3 * C));
     kv_append_kernel<<<blocks_for((size_t)N * C), kThreads>>>(K, Vc, c->qkv, B, S, NH, hs, maxLen, pos);
     LAUNCHED();
     decode_attention_kernel<<<B * NH * S, 128, maxLen * sizeof(float)>>>(c->atty, c->qkv, K, Vc, S, NH, hs, maxLen, pos, 1.f / sqrtf((float)hs));
     LAUNCHED();
-    TRY(matmul_forward(M, c->x, c->atty, w.attprojw, w.attprojb, c->x, N, C, C));
-    TRY(layernorm_forward(c->ln, nullptr, nullptr, c->x, w.ln2w, w.ln2b, N, C, eps));
-    TRY(matmul_forward(M, c->fch, c->ln, w.fcw, w.fcb, nullptr, N, C, 4 * C));
-    gelu_forward_kernel<<<blocks_for((size_t)N * 4 * C), kThreads>>>(c->fch, c->fch, (size_t)N * 4 * C);
+    TRY(matmul_forward(M, c->x, c->atty, nullptr, w.attprojw, w.attprojb, c->x, N, C, C));
+    TRY(layernorm_forward(c->ln, nullptr, nullptr, nullptr, c->x, w.ln2w, w.ln2b, N, C, eps));
+    TRY(matmul_forward(M, c->fch, c->ln, nullptr, w.fcw, w.fcb, nullptr, N, C, 4 * C));
+    gelu_forward_kernel<<<blocks_for((size_t)N * 4 * C), kThreads>>>(c->fch, nullptr, c->fch, (size_t)N * 4 * C);
     LAUNCHED();
-    TRY(matmul_forward(M, c->x, c->fch, w.fcprojw, w.fcprojb, c->x, N, 4 * C, C));
+    TRY(matmul_forward(M, c->x, c->fch, nullptr, w.fcprojw, w.fcprojb, c->x, N, 4 * C, C));
   }
   // the last new position of each row: rows b*S + S-1 of x, gathered by a strided copy
   CU(cudaMemcpy2D(c->last, C * sizeof(float), c->x + (size_t)(S - 1) * C, (size_t)S * C * sizeof(float), C * sizeof(float), B,
                   cudaMemcpyDeviceToDevice));
-  TRY(layernorm_forward(c->lastln, nullptr, nullptr, c->last, M->p.lnfw, M->p.lnfb, B, C, eps));
+  TRY(layernorm_forward(c->lastln, nullptr, nullptr, nullptr, c->last, M->p.lnfw, M->p.lnfb, B, C, eps));
   TRY(gemm(M, false, true, B, V, C, 1.f, c->lastln, C, M->p.wte, C, 0.f, c->out, V));
   CU(cudaMemcpy(out, c->out, (size_t)B * V * sizeof(float), cudaMemcpyDeviceToHost));
   c->length += S;
