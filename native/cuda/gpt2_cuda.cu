@@ -646,6 +646,19 @@ __device__ inline void tc_load_tile(__nv_bfloat16* dst, const float* src, size_t
 }
 
 /**
+ * The warp's 16 rows of 64 floats (src, ld kTcLdf) times f into rows t0 .. t0+15 of dst (`stride` floats apart; rows
+ * at or past T are skipped). The whole warp writes each row, so that every store is one coalesced 128-byte line.
+ */
+__device__ inline void tc_store_rows(float* dst, size_t stride, const float* src, int t0, int T, float f) {
+  const int lane = threadIdx.x % 32;
+  for (int r = 0; r < 16 && t0 + r < T; r++) {
+    float* d = dst + (size_t)(t0 + r) * stride;
+    d[lane] = src[r * kTcLdf + lane] * f;
+    d[lane + 32] = src[r * kTcLdf + lane + 32] * f;
+  }
+}
+
+/**
  * out (16, 64) FP32 at ld kTcLdf = A (16, 64) times B^T, B (64, 64) both row-major bf16 at ld kTcLd: the warp's rows
  * of A against the 64 rows of B (scores: q k^T, or dO v^T).
  */
@@ -689,6 +702,9 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_forward_kernel(float* out
   const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
   const int q0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row = warp * 16 + lane / 2, half = lane % 2;  // this lane's row of the tile, and its 32 columns
+  // the lanes walk their 32 columns from different starts, so that the 32 lanes of a warp touch 32 different shared
+  // memory banks (rows are kTcLdf = 68 floats apart: without it, 4 lanes would share each bank)
+  const int rot = 2 * half + (lane >= 16);
   const int qi = q0 + row, qlim = min(qi, T - 1);
   const size_t stride = 3 * (size_t)C;
   const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
@@ -705,7 +721,8 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_forward_kernel(float* out
     __syncwarp();  // the stored scores are visible to every lane of the warp
     float* srow = Ss + row * kTcLdf + half * 32;
     float tmax = -INFINITY;
-    for (int c = 0; c < 32; c++) {
+    for (int c0 = 0; c0 < 32; c0++) {
+      const int c = (c0 + rot) & 31;
       const float s = k0 + half * 32 + c <= qlim ? srow[c] * scale : -INFINITY;
       srow[c] = s;
       tmax = fmaxf(tmax, s);
@@ -715,7 +732,8 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_forward_kernel(float* out
     float psum = 0.f;
     __nv_bfloat16* prow = Ps + row * kTcLd + half * 32;
     float* orow = Os + row * kTcLdf + half * 32;
-    for (int c = 0; c < 32; c++) {
+    for (int c0 = 0; c0 < 32; c0++) {
+      const int c = (c0 + rot) & 31;
       const float p = expf(srow[c] - mnew);
       prow[c] = __float2bfloat16(p);
       psum += p;
@@ -732,13 +750,12 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_forward_kernel(float* out
       nvcuda::wmma::store_matrix_sync(Os + warp * 16 * kTcLdf + n * 16, acc[n], kTcLdf, nvcuda::wmma::mem_row_major);
   }
   __syncwarp();
-  if (qi < T) {
-    const float inv = 1.f / l;
-    float* dst = out + ((size_t)b * T + qi) * C + (size_t)h * kTcHs + half * 32;
-    const float* orow = Os + row * kTcLdf + half * 32;
-    for (int c = 0; c < 32; c++) dst[c] = orow[c] * inv;
-    if (half == 0) lse[(size_t)bh * T + qi] = m + logf(l);
-  }
+  const float inv = 1.f / l;  // every row, also one past T, has a live key: l > 0
+  float* orow = Os + row * kTcLdf + half * 32;
+  for (int c0 = 0; c0 < 32; c0++) orow[(c0 + rot) & 31] *= inv;
+  if (qi < T && half == 0) lse[(size_t)bh * T + qi] = m + logf(l);
+  __syncwarp();
+  tc_store_rows(out + (size_t)b * T * C + (size_t)h * kTcHs, (size_t)C, Os + warp * 16 * kTcLdf, q0 + warp * 16, T, 1.f);
 }
 
 /** dQ of one tile of 64 queries, over the key tiles at or before it (as flash_attention_backward_dq_kernel). */
@@ -754,7 +771,7 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dq_kernel(float*
   float* dPs = Ss + kTcTile * kTcLdf;
   const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
   const int q0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = warp * 16 + lane / 2, half = lane % 2;
+  const int row = warp * 16 + lane / 2, half = lane % 2, rot = 2 * half + (lane >= 16);  // rot: as in the forward
   const int qi = q0 + row;
   const size_t stride = 3 * (size_t)C;
   const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
@@ -776,7 +793,8 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dq_kernel(float*
     const float* srow = Ss + row * kTcLdf + half * 32;
     const float* dprow = dPs + row * kTcLdf + half * 32;
     __nv_bfloat16* dsrow = dSs + row * kTcLd + half * 32;
-    for (int c = 0; c < 32; c++) {
+    for (int c0 = 0; c0 < 32; c0++) {
+      const int c = (c0 + rot) & 31;
       const bool live = qi < T && k0 + half * 32 + c <= qi;
       const float p = live ? expf(srow[c] * scale - lse_i) : 0.f;
       dsrow[c] = __float2bfloat16(live ? p * (dprow[c] - D_i) : 0.f);
@@ -787,11 +805,7 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dq_kernel(float*
   for (int n = 0; n < kTcHs / 16; n++)
     nvcuda::wmma::store_matrix_sync(Ss + warp * 16 * kTcLdf + n * 16, dq[n], kTcLdf, nvcuda::wmma::mem_row_major);
   __syncwarp();
-  if (qi < T) {
-    float* dst = dqkv + ((size_t)b * T + qi) * stride + (size_t)h * kTcHs + half * 32;
-    const float* src = Ss + row * kTcLdf + half * 32;
-    for (int c = 0; c < 32; c++) dst[c] = src[c] * scale;
-  }
+  tc_store_rows(dqkv + (size_t)b * T * stride + (size_t)h * kTcHs, stride, Ss + warp * 16 * kTcLdf, q0 + warp * 16, T, scale);
 }
 
 /**
@@ -814,6 +828,7 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dkdv_kernel(floa
   const int C = NH * kTcHs, bh = blockIdx.y, b = bh / NH, h = bh % NH;
   const int k0 = blockIdx.x * kTcTile, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int krow = warp * 16 + lane / 2, half = lane % 2;  // this lane's key of the tile, and its 32 query columns
+  const int rot = 2 * half + (lane >= 16);                 // as in the forward
   const int kj = k0 + krow;
   const size_t stride = 3 * (size_t)C;
   const float* base = qkv + (size_t)b * T * stride + (size_t)h * kTcHs;
@@ -841,8 +856,8 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dkdv_kernel(floa
     const float* dprow = dPts + krow * kTcLdf + half * 32;
     __nv_bfloat16* prow = Pts + krow * kTcLd + half * 32;
     __nv_bfloat16* dsrow = dSts + krow * kTcLd + half * 32;
-    for (int c = 0; c < 32; c++) {
-      const int i = half * 32 + c, qi = q0 + i;
+    for (int c0 = 0; c0 < 32; c0++) {
+      const int c = (c0 + rot) & 31, i = half * 32 + c, qi = q0 + i;
       const bool live = kj < T && qi < T && kj <= qi;
       const float p = live ? expf(srow[c] * scale - lse_s[i]) : 0.f;
       prow[c] = __float2bfloat16(p);
@@ -853,20 +868,17 @@ __global__ void __launch_bounds__(kTcThreads) tc_flash_backward_dkdv_kernel(floa
     tc_accumulate(dk, dSts + warp * 16 * kTcLd, Qs);
   }
   float* stage = Sts + warp * 16 * kTcLdf;
-  const float* src = Sts + krow * kTcLdf + half * 32;
-  float* dst = dqkv + ((size_t)b * T + kj) * stride + (size_t)C + (size_t)h * kTcHs + half * 32;  // the k part
+  float* dst = dqkv + (size_t)b * T * stride + (size_t)C + (size_t)h * kTcHs;  // the k part; the v part is C further
   __syncwarp();
 #pragma unroll
   for (int n = 0; n < kTcHs / 16; n++) nvcuda::wmma::store_matrix_sync(stage + n * 16, dk[n], kTcLdf, nvcuda::wmma::mem_row_major);
   __syncwarp();
-  if (kj < T)
-    for (int c = 0; c < 32; c++) dst[c] = src[c] * scale;
+  tc_store_rows(dst, stride, stage, k0 + warp * 16, T, scale);
   __syncwarp();
 #pragma unroll
   for (int n = 0; n < kTcHs / 16; n++) nvcuda::wmma::store_matrix_sync(stage + n * 16, dv[n], kTcLdf, nvcuda::wmma::mem_row_major);
   __syncwarp();
-  if (kj < T)
-    for (int c = 0; c < 32; c++) dst[C + c] = src[c];  // the v part
+  tc_store_rows(dst + C, stride, stage, k0 + warp * 16, T, 1.f);
 }
 
 /** out[i] = in[i] rounded to bf16 (nearest, ties to even). */
