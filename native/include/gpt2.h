@@ -128,7 +128,11 @@ int gpt2_comm_new_id(const char* kind, char* id);
 /** Joins rank `rank` of `world` to the communicator `id`. Blocks until every rank has joined, or fails after
  * timeout_ms (0 = the default, 120 s). The CUDA build selects this rank's device here, before gpt2_create. */
 int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out);
-/** Tells the other ranks that this one failed: their waiting calls return GPT2_ERR_STATE instead of hanging. */
+/**
+ * Tells the other ranks that this one failed. Over "shm" their waiting calls return GPT2_ERR_STATE instead of hanging.
+ * Over "nccl" the peers learn of it only if NCCL reports an error, which it may never do for a peer that is gone: the
+ * process that started the ranks must end the others when one fails (the studio's launcher does).
+ */
 void gpt2_comm_abort(GPT2Comm* comm);
 void gpt2_comm_destroy(GPT2Comm* comm);
 /** Replaces the model's gradients with their mean over all ranks (every rank calls it, in the same order). */
