@@ -192,6 +192,9 @@ describe.skipIf(!haveCxx)('the GPU machine\'s check (native/test/gpu/gpu-check.s
     expect(engine.map((l) => `${l.precision} ${l.attention}`)).toEqual(['bf16 default', 'fp32 default', 'tf32 default', 'tf32 naive', 'bf16 naive', 'bf16 flash32']);
     for (const l of engine) expect(Number.isFinite(l.last_loss as number), JSON.stringify(l)).toBe(true);
     expect(summary).toMatch(/engine bf16 default\s+\d/);
+    // GPT2_CUDA_PROFILE=1: the headline step's GPU time by section, with the matmuls' TFLOP/s
+    expect(summary).toMatch(/\[gpt2 cuda profile\] 4 forward-backward calls .*bf16 matmuls, attention flash on tensor cores/);
+    expect(summary).toMatch(/matmul fc backward\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+%\s+[\d.]+/);
     // the PyTorch peer runs where torch is installed; without it the script says so and exits 1
     expect(r.status === 0 || /PyTorch peer failed/.test(summary), r.out).toBe(true);
   }, 400_000);

@@ -1111,6 +1111,27 @@ struct GPT2 {
   double* partials = nullptr;  // device (kNormBlocks)
   std::vector<float> host_losses, host_weights;
   std::vector<int> host_targets;
+  // GPT2_CUDA_PROFILE=1 (read at gpt2_create): the GPU time of each section of the step, from CUDA events around it,
+  // summed over the model's life and printed to stderr by gpt2_destroy
+  struct Profile {
+    bool on = false;
+    std::vector<cudaEvent_t> events;  // a pool, reused after each flush
+    size_t used = 0;
+    struct Span {
+      const char* name;
+      size_t start, end;
+      double flops;
+    };
+    std::vector<Span> spans;  // recorded, not yet read back
+    struct Total {
+      const char* name;
+      double ms, flops;
+      long calls;
+    };
+    std::vector<Total> totals;  // in the order first seen
+    long steps = 0;
+    int B = 0, T = 0;
+  } prof;
 };
 
 struct GPT2Cache {
@@ -1160,6 +1181,91 @@ int dev_alloc(float** p, size_t n) {
   return GPT2_OK;
 }
 
+// ---- profile (GPT2_CUDA_PROFILE=1) --------------------------------------------------------------------------------
+
+/** Records the next event of the pool on the model's stream; its index. */
+size_t prof_mark(GPT2* M) {
+  GPT2::Profile& P = M->prof;
+  if (P.used == P.events.size()) {
+    cudaEvent_t e = nullptr;
+    if (cudaEventCreate(&e) != cudaSuccess) {  // profiling is best effort: it stops, the run goes on
+      (void)cudaGetLastError();
+      P.on = false;
+      return 0;
+    }
+    P.events.push_back(e);
+  }
+  (void)cudaEventRecord(P.events[P.used], 0);
+  return P.used++;
+}
+
+/** Waits for the recorded spans and adds their times to the totals. */
+void prof_flush(GPT2* M) {
+  GPT2::Profile& P = M->prof;
+  if (!P.spans.empty() && P.used > 0 && cudaEventSynchronize(P.events[P.used - 1]) == cudaSuccess) {
+    for (const GPT2::Profile::Span& sp : P.spans) {
+      float ms = 0.f;
+      if (cudaEventElapsedTime(&ms, P.events[sp.start], P.events[sp.end]) != cudaSuccess) ms = 0.f;
+      auto t = std::find_if(P.totals.begin(), P.totals.end(), [&](const GPT2::Profile::Total& x) { return !std::strcmp(x.name, sp.name); });
+      if (t == P.totals.end()) t = P.totals.insert(P.totals.end(), GPT2::Profile::Total{sp.name, 0.0, 0.0, 0});
+      t->ms += ms;
+      t->flops += sp.flops;
+      t->calls++;
+    }
+  }
+  (void)cudaGetLastError();
+  P.spans.clear();
+  P.used = 0;
+}
+
+inline bool use_tc_attention(const GPT2* M, int hs);
+
+void prof_print(GPT2* M) {
+  GPT2::Profile& P = M->prof;
+  prof_flush(M);
+  if (P.totals.empty()) return;
+  double sum = 0;
+  for (const auto& t : P.totals) sum += t.ms;
+  std::vector<GPT2::Profile::Total> rows = P.totals;
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  const char* prec = M->precision == GPT2_PRECISION_BF16 ? "bf16" : M->precision == GPT2_PRECISION_TF32 ? "tf32" : "fp32";
+  const int hs = M->cfg.channels / M->cfg.num_heads;
+  const char* att = !M->flash ? "naive" : use_tc_attention(M, hs) ? "flash on tensor cores" : "flash (FP32 kernels)";
+  std::fprintf(stderr, "[gpt2 cuda profile] %ld forward-backward calls (last B=%d, T=%d), %s matmuls, attention %s; GPU time by section:\n",
+               P.steps, P.B, P.T, prec, att);
+  std::fprintf(stderr, "  %-26s %7s %11s %10s %7s %9s\n", "section", "calls", "total ms", "ms/call", "share", "TFLOP/s");
+  for (const auto& t : rows) {
+    char tf[32] = "-";
+    if (t.flops > 0 && t.ms > 0) std::snprintf(tf, sizeof tf, "%.1f", t.flops / (t.ms * 1e-3) / 1e12);
+    std::fprintf(stderr, "  %-26s %7ld %11.2f %10.3f %6.1f%% %9s\n", t.name, t.calls, t.ms, t.ms / t.calls, sum > 0 ? 100.0 * t.ms / sum : 0.0, tf);
+  }
+  std::fprintf(stderr, "  %-26s %7s %11.2f   (TFLOP/s: useful FLOPs; causal attention counts half of T x T)\n", "all sections", "", sum);
+}
+
+/** A profiled section: events around its lifetime when GPT2_CUDA_PROFILE is on (flops: the work it does, or 0). */
+struct Timed {
+  GPT2* M;
+  const char* name;
+  double flops;
+  size_t start = 0;
+  Timed(GPT2* m, const char* n, double f = 0) : M(m), name(n), flops(f) {
+    if (M->prof.on) start = prof_mark(M);
+  }
+  ~Timed() {
+    if (M->prof.on) {
+      const size_t end = prof_mark(M);
+      if (M->prof.on) M->prof.spans.push_back({name, start, end, flops});
+    }
+  }
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+};
+#define TIMED(name, flops, ...)   \
+  do {                            \
+    Timed timed_(M, name, flops); \
+    __VA_ARGS__;                  \
+  } while (0)
+
 // ---- row-major cuBLAS (the CPU engine's sgemm contract) ----------------------------------------------------------
 
 /** Selects the model's device on the calling thread (every API call on a model starts with it). */
@@ -1184,6 +1290,17 @@ int bf16_scratch(GPT2* M, int slot, size_t span) {
   return GPT2_OK;
 }
 
+/** Brings the parameters' bf16 mirror up to date (allocated on first use). */
+int refresh_bf16_params(GPT2* M) {
+  if (!M->params_bf16) CU(cudaMalloc(&M->params_bf16, M->num_params * sizeof(__nv_bfloat16)));
+  if (M->bf16_stale) {
+    to_bf16_kernel<<<blocks_for(M->num_params), kThreads>>>(M->params_bf16, M->params, M->num_params);
+    LAUNCHED();
+    M->bf16_stale = false;
+  }
+  return GPT2_OK;
+}
+
 /**
  * The bf16 form of a GEMM operand of `span` floats at X: the parameters' mirror when X is a parameter (refreshed
  * first when stale), else X rounded into scratch buffer `slot` (grown on demand; only the first steps grow it).
@@ -1191,12 +1308,7 @@ int bf16_scratch(GPT2* M, int slot, size_t span) {
 int bf16_operand(GPT2* M, const float* X, size_t span, int slot, const __nv_bfloat16** out) {
   const uintptr_t x = reinterpret_cast<uintptr_t>(X), p0 = reinterpret_cast<uintptr_t>(M->params);
   if (x >= p0 && x < p0 + M->num_params * sizeof(float)) {
-    if (!M->params_bf16) CU(cudaMalloc(&M->params_bf16, M->num_params * sizeof(__nv_bfloat16)));
-    if (M->bf16_stale) {
-      to_bf16_kernel<<<blocks_for(M->num_params), kThreads>>>(M->params_bf16, M->params, M->num_params);
-      LAUNCHED();
-      M->bf16_stale = false;
-    }
+    TRY(refresh_bf16_params(M));
     *out = M->params_bf16 + (X - M->params);
     return GPT2_OK;
   }
@@ -1487,8 +1599,9 @@ int forward_hidden(GPT2* M, int B, int T) {
   const float eps = M->cfg.ln_eps;
   Activations& a = M->acts;
   const size_t NC = (size_t)N * C;
-  encoder_forward_kernel<<<blocks_for(NC), kThreads>>>(a.encoded, a.inputs, M->p.wte, M->p.wpe, N, T, C, 0);
-  LAUNCHED();
+  const double mm = 2.0 * N * C * C, att_flops = 2.0 * B * T * (double)T * C;  // a C x C matmul; the causal attention
+  if (M->precision == GPT2_PRECISION_BF16 && M->bf16_stale) TIMED("bf16 weights", 0, TRY(refresh_bf16_params(M)));
+  TIMED("encoder", 0, encoder_forward_kernel<<<blocks_for(NC), kThreads>>>(a.encoded, a.inputs, M->p.wte, M->p.wpe, N, T, C, 0); LAUNCHED());
   for (int l = 0; l < L; l++) {
     const LayerTensors& w = M->p.layers[l];
     const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
@@ -1505,20 +1618,19 @@ int forward_hidden(GPT2* M, int B, int T) {
     float* fch_gelu = a.fch_gelu ? a.fch_gelu + l * NC * 4 : nullptr;
     __nv_bfloat16* fchg16 = a.fchg16 ? a.fchg16 + l * NC * 4 : nullptr;
     float* residual3 = a.residual3 + l * NC;
-    TRY(layernorm_forward(ln1, ln1_16, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps));
-    TRY(matmul_forward(M, qkv, ln1, ln1_16, w.qkvw, w.qkvb, nullptr, N, C, 3 * C));
-    TRY(attention_forward(M, atty, att, qkv, B, T, C, NH));
+    TIMED("layernorm", 0, TRY(layernorm_forward(ln1, ln1_16, a.ln1_mean + l * N, a.ln1_rstd + l * N, residual, w.ln1w, w.ln1b, N, C, eps)));
+    TIMED("matmul qkv", 3 * mm, TRY(matmul_forward(M, qkv, ln1, ln1_16, w.qkvw, w.qkvb, nullptr, N, C, 3 * C)));
+    TIMED("attention", att_flops, TRY(attention_forward(M, atty, att, qkv, B, T, C, NH)));
     if (atty16) {  // the attention backward needs atty in FP32; the GEMMs take this copy
-      to_bf16_kernel<<<blocks_for(NC), kThreads>>>(atty16, atty, NC);
-      LAUNCHED();
+      TIMED("attention bf16 copy", 0, to_bf16_kernel<<<blocks_for(NC), kThreads>>>(atty16, atty, NC); LAUNCHED());
     }
-    TRY(matmul_forward(M, residual2, atty, atty16, w.attprojw, w.attprojb, residual, N, C, C));
-    TRY(layernorm_forward(ln2, ln2_16, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps));
-    TRY(matmul_forward(M, fch, ln2, ln2_16, w.fcw, w.fcb, nullptr, N, C, 4 * C));
-    gelu_forward_kernel<<<blocks_for(NC * 4), kThreads>>>(fch_gelu, fchg16, fch, NC * 4);
-    LAUNCHED();
-    TRY(matmul_forward(M, residual3, fch_gelu, fchg16, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C));
+    TIMED("matmul attproj", mm, TRY(matmul_forward(M, residual2, atty, atty16, w.attprojw, w.attprojb, residual, N, C, C)));
+    TIMED("layernorm", 0, TRY(layernorm_forward(ln2, ln2_16, a.ln2_mean + l * N, a.ln2_rstd + l * N, residual2, w.ln2w, w.ln2b, N, C, eps)));
+    TIMED("matmul fc", 4 * mm, TRY(matmul_forward(M, fch, ln2, ln2_16, w.fcw, w.fcb, nullptr, N, C, 4 * C)));
+    TIMED("gelu", 0, gelu_forward_kernel<<<blocks_for(NC * 4), kThreads>>>(fch_gelu, fchg16, fch, NC * 4); LAUNCHED());
+    TIMED("matmul fcproj", 4 * mm, TRY(matmul_forward(M, residual3, fch_gelu, fchg16, w.fcprojw, w.fcprojb, residual2, N, 4 * C, C)));
   }
+  Timed timed(M, "layernorm");
   return layernorm_forward(a.lnf, a.lnf16, a.lnf_mean, a.lnf_rstd, a.residual3 + (L - 1) * NC, M->p.lnfw, M->p.lnfb, N, C, eps);
 }
 
@@ -1528,29 +1640,43 @@ int backward(GPT2* M, int B, int T) {
   const size_t NC = (size_t)N * C;
   Activations& a = M->acts;
   Tensors& g = M->g;
-  TRY(gemm(M, false, false, N, C, V, 1.f, a.logits, Vp, M->p.wte, C, 0.f, a.dbuf_c, C, a.dlogits16));
-  TRY(gemm(M, true, false, V, C, N, 1.f, a.logits, Vp, a.lnf, C, 1.f, g.wte, C, a.dlogits16, a.lnf16));
+  const double mm = 4.0 * N * C * C, att_flops = 4.0 * B * T * (double)T * C;  // backward: twice the forward's work
+  TIMED("logits backward", 4.0 * N * (double)V * C, {
+    TRY(gemm(M, false, false, N, C, V, 1.f, a.logits, Vp, M->p.wte, C, 0.f, a.dbuf_c, C, a.dlogits16));
+    TRY(gemm(M, true, false, V, C, N, 1.f, a.logits, Vp, a.lnf, C, 1.f, g.wte, C, a.dlogits16, a.lnf16));
+  });
   CU(cudaMemset(a.dres, 0, NC * sizeof(float)));
-  TRY(layernorm_backward(a.dres, g.lnfw, g.lnfb, a.dbuf_c, a.residual3 + (L - 1) * NC, M->p.lnfw, a.lnf_mean, a.lnf_rstd, N, C));
+  TIMED("layernorm backward", 0,
+        TRY(layernorm_backward(a.dres, g.lnfw, g.lnfb, a.dbuf_c, a.residual3 + (L - 1) * NC, M->p.lnfw, a.lnf_mean, a.lnf_rstd, N, C)));
   for (int l = L - 1; l >= 0; l--) {
     const LayerTensors& w = M->p.layers[l];
     const LayerTensors& dw = g.layers[l];
     const float* residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * NC;
-    TRY(matmul_backward(M, a.dbuf_4c, dw.fcprojw, dw.fcprojb, a.dres, a.fch_gelu ? a.fch_gelu + l * NC * 4 : nullptr, a.fchg16 ? a.fchg16 + l * NC * 4 : nullptr, w.fcprojw, N, 4 * C, C));
-    gelu_backward_kernel<<<blocks_for(NC * 4), kThreads>>>(a.dbuf_4c, a.fch + l * NC * 4, NC * 4);
-    LAUNCHED();
-    TRY(matmul_backward(M, a.dbuf_c, dw.fcw, dw.fcb, a.dbuf_4c, a.ln2 ? a.ln2 + l * NC : nullptr, a.ln2_16 ? a.ln2_16 + l * NC : nullptr, w.fcw, N, C, 4 * C));
-    TRY(layernorm_backward(a.dres, dw.ln2w, dw.ln2b, a.dbuf_c, a.residual2 + l * NC, w.ln2w, a.ln2_mean + l * N, a.ln2_rstd + l * N, N, C));
-    TRY(matmul_backward(M, a.dbuf_c, dw.attprojw, dw.attprojb, a.dres, a.atty + l * NC, a.atty16 ? a.atty16 + l * NC : nullptr, w.attprojw, N, C, C));
+    const float* fch_gelu = a.fch_gelu ? a.fch_gelu + l * NC * 4 : nullptr;
+    const __nv_bfloat16* fchg16 = a.fchg16 ? a.fchg16 + l * NC * 4 : nullptr;
+    const float* ln2 = a.ln2 ? a.ln2 + l * NC : nullptr;
+    const __nv_bfloat16* ln2_16 = a.ln2_16 ? a.ln2_16 + l * NC : nullptr;
+    const __nv_bfloat16* atty16 = a.atty16 ? a.atty16 + l * NC : nullptr;
+    const float* ln1 = a.ln1 ? a.ln1 + l * NC : nullptr;
+    const __nv_bfloat16* ln1_16 = a.ln1_16 ? a.ln1_16 + l * NC : nullptr;
+    TIMED("matmul fcproj backward", 4 * mm,
+          TRY(matmul_backward(M, a.dbuf_4c, dw.fcprojw, dw.fcprojb, a.dres, fch_gelu, fchg16, w.fcprojw, N, 4 * C, C)));
+    TIMED("gelu backward", 0, gelu_backward_kernel<<<blocks_for(NC * 4), kThreads>>>(a.dbuf_4c, a.fch + l * NC * 4, NC * 4); LAUNCHED());
+    TIMED("matmul fc backward", 4 * mm, TRY(matmul_backward(M, a.dbuf_c, dw.fcw, dw.fcb, a.dbuf_4c, ln2, ln2_16, w.fcw, N, C, 4 * C)));
+    TIMED("layernorm backward", 0,
+          TRY(layernorm_backward(a.dres, dw.ln2w, dw.ln2b, a.dbuf_c, a.residual2 + l * NC, w.ln2w, a.ln2_mean + l * N, a.ln2_rstd + l * N, N, C)));
+    TIMED("matmul attproj backward", mm,
+          TRY(matmul_backward(M, a.dbuf_c, dw.attprojw, dw.attprojb, a.dres, a.atty + l * NC, atty16, w.attprojw, N, C, C)));
     // the attention backward works in dbuf_4c (dq, dk, dv) and writes dqkv into... a buffer it does not read: qkv's
     // gradient goes to the fch slot of this layer's activations, which the backward of this layer no longer needs
     float* dqkv = a.fch + l * NC * 4;
-    TRY(attention_backward(M, dqkv, a.dbuf_c, a.atty + l * NC, a.qkv + l * NC * 3, a.att + l * saved_per_layer(M, B, T), B, T, C, NH));
-    TRY(matmul_backward(M, a.dbuf_c, dw.qkvw, dw.qkvb, dqkv, a.ln1 ? a.ln1 + l * NC : nullptr, a.ln1_16 ? a.ln1_16 + l * NC : nullptr, w.qkvw, N, C, 3 * C));
-    TRY(layernorm_backward(a.dres, dw.ln1w, dw.ln1b, a.dbuf_c, residual, w.ln1w, a.ln1_mean + l * N, a.ln1_rstd + l * N, N, C));
+    TIMED("attention backward", att_flops,
+          TRY(attention_backward(M, dqkv, a.dbuf_c, a.atty + l * NC, a.qkv + l * NC * 3, a.att + l * saved_per_layer(M, B, T), B, T, C, NH)));
+    TIMED("matmul qkv backward", 3 * mm, TRY(matmul_backward(M, a.dbuf_c, dw.qkvw, dw.qkvb, dqkv, ln1, ln1_16, w.qkvw, N, C, 3 * C)));
+    TIMED("layernorm backward", 0,
+          TRY(layernorm_backward(a.dres, dw.ln1w, dw.ln1b, a.dbuf_c, residual, w.ln1w, a.ln1_mean + l * N, a.ln1_rstd + l * N, N, C)));
   }
-  encoder_backward_kernel<<<blocks_for(NC), kThreads>>>(g.wte, g.wpe, a.dres, a.inputs, N, T, C);
-  LAUNCHED();
+  TIMED("encoder backward", 0, encoder_backward_kernel<<<blocks_for(NC), kThreads>>>(g.wte, g.wpe, a.dres, a.inputs, N, T, C); LAUNCHED());
   return GPT2_OK;
 }
 
@@ -1661,6 +1787,7 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
   M->device = device;
   M->flash = flash;
   M->flash32 = flash32;
+  if (const char* prof = std::getenv("GPT2_CUDA_PROFILE"); prof && *prof && std::strcmp(prof, "0")) M->prof.on = true;
   const size_t C = c.channels;
   auto add = [&](size_t n, bool decay) {
     M->offsets.push_back(M->num_params);
@@ -1694,6 +1821,8 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
 void gpt2_destroy(GPT2* M) {
   if (!M) return;
   use_device(M->device);
+  if (M->prof.on) prof_print(M);
+  for (cudaEvent_t e : M->prof.events) cudaEventDestroy(e);
   for (float* p : {M->params, M->grads, M->m, M->v, M->acts.mem}) cudaFree(p);
   for (__nv_bfloat16* p : {M->params_bf16, M->scratch_bf16[0], M->scratch_bf16[1]}) cudaFree(p);
   cudaFree(M->partials);
@@ -1768,7 +1897,7 @@ int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const 
   Activations& a = M->acts;
   TRY(forward_hidden(M, B, T));
   const int V = M->cfg.vocab_size, Vp = M->cfg.padded_vocab_size, C = M->cfg.channels;
-  TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, Vp, a.lnf16));
+  TIMED("logits", 2.0 * N * (double)V * C, TRY(gemm(M, false, true, N, V, C, 1.f, a.lnf, C, M->p.wte, C, 0.f, a.logits, Vp, a.lnf16)));
   // BF16: the gradient is only ever a bf16 GEMM operand, so it is written in bf16 straight away
   a.dlogits16 = nullptr;
   __nv_bfloat16* dlogits16 = nullptr;
@@ -1776,11 +1905,16 @@ int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const 
     TRY(bf16_scratch(M, 0, (size_t)N * Vp));
     dlogits16 = M->scratch_bf16[0];
   }
-  crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, Vp, true, loss_scale, dlogits16);
-  LAUNCHED();
+  TIMED("crossentropy", 0, crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, Vp, true, loss_scale, dlogits16); LAUNCHED());
   a.dlogits16 = dlogits16;
   TRY(backward(M, B, T));
   CU(cudaMemcpy(M->host_losses.data(), a.losses, N * sizeof(float), cudaMemcpyDeviceToHost));
+  if (M->prof.on) {
+    M->prof.steps++;
+    M->prof.B = B;
+    M->prof.T = T;
+    prof_flush(M);
+  }
   double total = 0;
   for (int i = 0; i < N; i++)
     if (M->host_weights[i] != 0.f) total += (double)M->host_losses[i] * M->host_weights[i];
@@ -1800,8 +1934,7 @@ int gpt2_grad_norm(GPT2* M, double* norm) {
   TRY(use_device(M->device));
   *norm = 0;
   if (!M->grads) return GPT2_OK;
-  sumsq_kernel<<<kNormBlocks, 256>>>(M->partials, M->grads, M->num_params);
-  LAUNCHED();
+  TIMED("grad norm", 0, sumsq_kernel<<<kNormBlocks, 256>>>(M->partials, M->grads, M->num_params); LAUNCHED());
   double part[kNormBlocks];
   CU(cudaMemcpy(part, M->partials, sizeof part, cudaMemcpyDeviceToHost));
   double s = 0;
@@ -1829,6 +1962,7 @@ int gpt2_adamw(GPT2* M, double lr, double beta1, double beta2, double eps, doubl
   const float decay_factor = (float)(1.0 - lr * weight_decay);
   const float step_size = (float)(lr / (1.0 - std::pow(beta1, t)));
   const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(beta2, t));
+  Timed timed(M, "adamw");
   for (size_t i = 0; i < M->sizes.size(); i++) {
     const size_t o = M->offsets[i], n = M->sizes[i];
     adamw_kernel<<<blocks_for(n), kThreads>>>(M->params + o, M->grads + o, M->m + o, M->v + o, n, M->decay[i] && weight_decay != 0.0,
@@ -2216,6 +2350,7 @@ int gpt2_allreduce_grads(GPT2* M, GPT2Comm* c) {
   TRY(use_device(M->device));
   TRY(ensure_buffer(M, &M->grads));  // a rank without a backward yet contributes zeros
   if (c->world == 1) return GPT2_OK;
+  Timed timed(M, "allreduce");
   const size_t n = M->num_params;
 #ifdef GPT2_USE_NCCL
   if (c->nccl) {

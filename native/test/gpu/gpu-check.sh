@@ -187,6 +187,12 @@ fi
 [ -z "$PY" ] && PY=python3
 say "throughput: PyTorch with $PY (${TORCH_ARGS[*]})"
 timeout 400 "$PY" "$ROOT/native/test/gpu/bench_torch.py" "${SHAPE[@]}" "${TORCH_ARGS[@]}" 2>>"$LOG" | tee -a "$OUT/bench.jsonl" || { say "PyTorch peer failed (see $LOG)"; STATUS=1; }
+# where the headline step's time goes: GPU time per section (GPT2_CUDA_PROFILE=1, CUDA events), a few steps
+if [ "$CPU_ONLY" = 0 ]; then
+  say "profile: $(basename "$B_LIB") $HEADLINE, GPU time by section"
+  GPT2_CUDA_PROFILE=1 timeout 120 "$BUILD/bench_step" "$B_LIB" --steps 3 --warmup 1 "${SHAPE[@]}" --precision "$HEADLINE" >/dev/null 2>"$OUT/profile-$HEADLINE.txt" || STATUS=1
+  tee -a "$OUT/summary.txt" <"$OUT/profile-$HEADLINE.txt"
+fi
 
 if [ "$CPU_ONLY" = 0 ]; then
   parity TF32 "$BUILD/libgpt2_cpu.so" --b-precision tf32
