@@ -1985,6 +1985,7 @@ int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
   TRY(forward_hidden(M, B, T));
   TRY(gemm(M, false, true, N, V, C, 1.f, M->acts.lnf, C, M->p.wte, C, 0.f, M->acts.logits, Vp, M->acts.lnf16));
   CU(cudaMemcpy2D(out, (size_t)V * sizeof(float), M->acts.logits, (size_t)Vp * sizeof(float), (size_t)V * sizeof(float), N, cudaMemcpyDeviceToHost));
+  if (M->prof.on) prof_flush(M);  // evaluation's sections count too; the pool of events stays small
   return GPT2_OK;
 }
 
@@ -2004,6 +2005,7 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
   crossentropy_kernel<<<N, 512>>>(a.logits, a.losses, a.targets, a.weights, V, Vp, false, 0.f, nullptr);
   LAUNCHED();
   CU(cudaMemcpy(out, a.losses, N * sizeof(float), cudaMemcpyDeviceToHost));
+  if (M->prof.on) prof_flush(M);
   return GPT2_OK;
 }
 
