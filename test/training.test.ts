@@ -29,8 +29,9 @@ const CONFIG = {
 interface Ev { event: string; runId?: string; step?: number; loss?: number; status?: string }
 
 /** Runs the CLI in a child process, calling onEvent for each JSON line. */
-function cli(args: string[], onEvent: (e: Ev, child: ChildProcess) => void = () => {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; events: Ev[]; stderr: string }> } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function cli(args: string[], onEvent: (e: Ev, child: ChildProcess) => void = () => {}, opts: { group?: boolean } = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; events: Ev[]; stderr: string }> } {
+  // group: the CLI leads a process group of its own, as a command typed in a terminal does (Ctrl-C signals the group)
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
   const events: Ev[] = [];
   let buf = '';
   let stderr = '';
@@ -124,6 +125,59 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
     db.close();
     expect(steps.map((s) => s.step)).toEqual(Array.from({ length: 24 }, (_, i) => i));
     expect(status).toBe('done');
+  });
+
+  it('Ctrl-C in a terminal (SIGINT to the whole process group) checkpoints the run and stops it', async () => {
+    let runId = '';
+    const r = cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'ctrl-c'], (e, child) => {
+      if (e.event === 'run') runId = e.runId!;
+      if (e.event === 'run-step' && e.step === 2) process.kill(-child.pid!, 'SIGINT');
+    }, { group: true });
+    const k = await r.done;
+    expect(k.code, k.stderr).toBe(0);
+    expect(k.stderr).toMatch(/stopping: the run saves a checkpoint/);
+    expect(k.events.at(-1)).toMatchObject({ event: 'run-status', status: 'stopped' });
+    const steps = listCheckpointSteps(path.join(home, 'runs', runId));
+    expect(steps.length).toBe(1);
+    expect(steps[0]).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a reader that goes away ("train --json | head") stops the run with a checkpoint instead of crashing it', async () => {
+    let runId = '';
+    const r = cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'epipe'], (e, child) => {
+      if (e.event === 'run') runId = e.runId!;
+      if (e.event === 'run-step' && e.step === 1) child.stdout!.destroy();
+    });
+    const k = await r.done;
+    expect(k.code, k.stderr).toBe(0);
+    expect(k.stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(k.stderr).toMatch(/output closed: the run saves a checkpoint/);
+    const db = new Database(path.join(home, 'studio.db'), { readonly: true });
+    const status = (db.prepare('SELECT status FROM runs WHERE id = ?').get(runId) as { status: string }).status;
+    db.close();
+    expect(status).toBe('stopped');
+    expect(listCheckpointSteps(path.join(home, 'runs', runId)).length).toBe(1);
+  });
+
+  it('resuming a run that never saved a checkpoint says that it starts again from step 0', async () => {
+    let runId = '';
+    const killed = await cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'no-checkpoint'], (e) => {
+      if (e.event === 'run') runId = e.runId!;
+      if (e.event === 'run-step' && e.step === 2) {
+        const db = new Database(path.join(home, 'studio.db'), { readonly: true, fileMustExist: true });
+        const row = db.prepare('SELECT pid FROM runs WHERE id = ?').get(runId) as { pid: number };
+        db.close();
+        process.kill(row.pid, 'SIGKILL');
+      }
+    }).done;
+    expect((killed.events.at(-1) as { error?: { hint?: string } }).error?.hint).toMatch(/It had no checkpoint yet, so resuming starts it again from step 0/);
+    const again = cli(['resume', runId, '--home', home, '--json'], (e, child) => {
+      if (e.event === 'run-step') child.kill('SIGKILL');
+    });
+    const r = await again.done;
+    const warn = r.events.find((e) => e.event === 'run-log' && /has no checkpoint, so it starts again from step 0/.test((e as { message?: string }).message ?? ''));
+    expect(warn, r.stderr).toBeDefined();
+    expect(r.events.find((e) => e.event === 'run-step')?.step).toBe(0);
   });
 
   it('after a SIGKILL of the parent mid-run, integrity_check is ok and every acknowledged step is in the database', async () => {

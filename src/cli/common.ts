@@ -10,8 +10,53 @@ export type Out = (s: string) => void;
 export interface CliIo {
   out: Out;
   err: Out;
+  /** Calls cb once when standard output is closed by its reader (e.g. "| head"); returns an unsubscribe. */
+  onOutputClosed?: (cb: () => void) => () => void;
 }
-export const defaultIo: CliIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+/**
+ * The process's streams. A reader that goes away (EPIPE: "gpt2-studio train --json | head") is not an error: later
+ * output is dropped, and the commands that run long hear of it through onOutputClosed (a run then checkpoints and
+ * stops).
+ */
+function processIo(): CliIo {
+  let closed = false;
+  const closedCbs = new Set<() => void>();
+  const watch = (stream: NodeJS.WriteStream, isStdout: boolean) =>
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      if (!isStdout || closed) return;
+      closed = true;
+      for (const cb of [...closedCbs]) cb();
+    });
+  let watching = false;
+  const ensureWatching = () => {
+    if (watching) return;
+    watching = true;
+    watch(process.stdout, true);
+    watch(process.stderr, false);
+  };
+  return {
+    out: (s) => {
+      ensureWatching();
+      if (!closed) process.stdout.write(s);
+    },
+    err: (s) => {
+      ensureWatching();
+      if (!process.stderr.destroyed) process.stderr.write(s);
+    },
+    onOutputClosed: (cb) => {
+      ensureWatching();
+      if (closed) {
+        queueMicrotask(cb);
+        return () => {};
+      }
+      closedCbs.add(cb);
+      return () => closedCbs.delete(cb);
+    },
+  };
+}
+export const defaultIo: CliIo = processIo();
 
 export const common = {
   weights: { type: 'string' },

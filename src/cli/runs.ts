@@ -67,12 +67,20 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     }
   };
   process.on('SIGINT', onSigint);
+  // whoever read the output has gone ("| head"): stop as after one Ctrl-C, so that the run keeps a checkpoint
+  const offClosed = io.onOutputClosed?.(() => {
+    if (interrupts > 0) return;
+    interrupts++;
+    io.err('output closed: the run saves a checkpoint after the current step, then stops\n');
+    studio.runsStop(runId).catch(() => {});
+  });
   try {
     begin();
     const run = await studio.runs.wait(runId);
     return run.status === 'done' || run.status === 'stopped' || run.status === 'paused' ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
+    offClosed?.();
     for (const u of subs) u();
   }
 }

@@ -141,6 +141,8 @@ export class RunManager {
     const updated = this.store.updateRun(id, { status: 'running', startedAt: Date.now(), endedAt: null, error: null, pid: worker.pid ?? null });
     this.emit('run-status', { runId: id, status: 'running' });
     if (resumeFrom) this.log(id, 'info', `resuming from checkpoint step ${last}`);
+    else if (run.stepsDone > 0)
+      this.log(id, 'warn', `run ${id} has no checkpoint, so it starts again from step 0 (the earlier attempt reached step ${run.stepsDone - 1}); set checkpoint_interval to keep progress`);
     return updated;
   }
 
@@ -265,10 +267,13 @@ export class RunManager {
     a.finished = true;
     this.attached.delete(runId);
     const why = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+    const checkpointed = listCheckpointSteps(runDirOf(this.home, runId)).length > 0;
     const [run] = this.store.markInterrupted([runId], {
       code: ErrorCode.INTERRUPTED,
       message: `The training worker of run ${runId} ${why} without finishing.`,
-      hint: `Resume it from its last checkpoint: gpt2-studio resume ${runId}`,
+      hint: checkpointed
+        ? `Resume it from its last checkpoint: gpt2-studio resume ${runId}`
+        : `It had no checkpoint yet, so resuming starts it again from step 0: gpt2-studio resume ${runId}`,
     });
     const r = run ?? this.store.getRun(runId)!;
     this.emit('run-status', { runId, status: 'interrupted', error: r.error ?? undefined });

@@ -12,6 +12,9 @@ interface ParentPort {
 }
 
 export async function startWorkerProcess(): Promise<void> {
+  // Ctrl-C in a terminal signals the whole process group. The parent turns it into a stop (a checkpoint first), or
+  // on a second Ctrl-C ends, which disconnects this process: the worker must not die of the signal itself.
+  process.on('SIGINT', () => {});
   const port = (process as unknown as { parentPort?: ParentPort }).parentPort;
   let seq = 0;
   const listeners: ((m: ParentMessage) => void)[] = [];
