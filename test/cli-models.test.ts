@@ -29,6 +29,20 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('gpt2-studi
       expect(bad.err).toContain('hint:');
       const none = await run(['import', '--home', home]);
       expect(none.err).toContain('import needs a path');
+
+      // the names that "models" prints work as --weights in the other commands
+      expect(imp.out).toContain('--weights model:tiny');
+      const info = await run(['info', '--weights', 'model:tiny', '--home', home, '--json']);
+      expect(info.code, info.err).toBe(0);
+      expect(JSON.parse(info.out).parameters).toBe(1_637_792);
+      const sample = await run(['sample', '--weights', 'model:tiny', '--home', home, '--engine', 'tfjs', '--num', '1', '--max-new-tokens', '4', '--json']);
+      expect(sample.code, sample.err).toBe(0);
+      expect(JSON.parse(sample.out).samples[0].tokens).toHaveLength(4);
+      const missing = await run(['info', '--weights', 'model:nope', '--home', home]);
+      expect(missing.code).not.toBe(0);
+      expect(missing.err).toContain('No imported model "nope"');
+      const noCkpt = await run(['info', '--weights', 'ckpt:run-x:5', '--home', home]);
+      expect(noCkpt.err).toContain('run run-x has no checkpoint at step 5');
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }

@@ -10,6 +10,7 @@ import { encode as referenceEncode } from 'gpt-tokenizer/encoding/r50k_base';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StudioError } from '../src/shared/errors';
+import { parseHellaswag } from '../src/core/evals/hellaswag';
 import { downloadFile } from '../src/node/datasets/download';
 import { prepareDataset, type PrepareHooks } from '../src/node/datasets/prepare';
 import { listDatasets, readManifest } from '../src/node/datasets/manifest';
@@ -402,6 +403,20 @@ describe.skipIf(!present)('other sources', () => {
     const denied = await caught(prepareDataset(home, { source: 'tinyshakespeare', url: `${server.url}/secret.txt` }, {}, FAST));
     expect(denied.message).toMatch(/HTTP 401/);
     expect(fs.readdirSync(path.join(home, 'datasets'))).toEqual(['hellaswag']);
+  });
+
+  it('hellaswag: a file with malformed lines counts only the usable examples and names the first bad line', async () => {
+    const h = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-hs-bad-'));
+    try {
+      const file = sharedPath('fixtures/bad-inputs/hellaswag_bad_lines.jsonl');
+      const r = await prepareDataset(h, { source: 'hellaswag', file, name: 'hsbad' }, {}, FAST);
+      const parsed = parseHellaswag(fs.readFileSync(file, 'utf8'));
+      expect(parsed.skipped.length).toBeGreaterThan(0);
+      expect(r.summary.examples).toBe(parsed.examples.length);
+      expect(r.summary.notes.join(' ')).toMatch(new RegExp(`${parsed.skipped.length} malformed lines are skipped \\(first: line ${parsed.skipped[0].line}`));
+    } finally {
+      fs.rmSync(h, { recursive: true, force: true });
+    }
   });
 
   it('local: a folder of .txt files, JSONL (skipping bad lines) and parquet, one document each', async () => {

@@ -50,6 +50,10 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     fs.writeFileSync(path.join(bad, 'state.json'), '{"format": "something else"}');
     await reject({ init_from: 'checkpoint', init_path: bad }, 'init_path', /format is "something else"/);
     await reject({ world_size: 2, total_batch_size: 256, engine: 'tfjs' }, 'world_size', /data parallel, which the tfjs engine/);
+    // a schema error and the workspace's answer come together, so that one try shows both
+    const both = await studio.configValidate({ ...base, dataset: 'tinyshakespeare', warmup_steps: 99 });
+    expect(both.map((e) => e.field).sort()).toEqual(['dataset', 'warmup_steps']);
+    expect(both.find((e) => e.field === 'dataset')!.message).toContain('prepare it with "gpt2-studio prepare tinyshakespeare"');
     expect(await studio.configValidate(base)).toEqual([]);
     expect(studio.store.listRuns()).toHaveLength(0);
   });

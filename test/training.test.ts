@@ -159,6 +159,13 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
     expect(listCheckpointSteps(path.join(home, 'runs', runId)).length).toBe(1);
   });
 
+  it('--set max_steps below the warmup lowers the warmup to fit, and says so', async () => {
+    const r = await cli(['train', '--config', configFile, '--home', home, '--json', '--set', 'max_steps=2']).done;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('note: warmup_steps lowered from 4 to 2 to fit max_steps');
+    expect(r.events.filter((e) => e.event === 'run-step').map((e) => e.step)).toEqual([0, 1]);
+  });
+
   it('resuming a run that never saved a checkpoint says that it starts again from step 0', async () => {
     let runId = '';
     const killed = await cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'no-checkpoint'], (e) => {

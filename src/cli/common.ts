@@ -1,8 +1,14 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Model } from '../core/engine/types';
+import { checkpointDirName, checkpointsDir, listCheckpointSteps } from '../node/checkpoints';
 import { getEngine } from '../node/engines';
+import { importedModelPath } from '../node/studio/models';
+import { runDirOf } from '../node/train/paths';
 import { loadGpt2Weights } from '../node/weights';
+import { resolveHome } from '../node/workspace';
 
 /** Helpers shared by the CLI commands. */
 
@@ -60,6 +66,7 @@ export const defaultIo: CliIo = processIo();
 
 export const common = {
   weights: { type: 'string' },
+  home: { type: 'string' },
   engine: { type: 'string', default: 'auto' },
   backend: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -85,8 +92,26 @@ export function num(v: string | undefined, name: string, opts: { int?: boolean; 
   return n;
 }
 
-export function needWeights(w: string | undefined, cmd: string): string {
-  if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file or a folder holding model.safetensors.');
+/**
+ * --weights W: a path, or a name that "gpt2-studio models" lists in the workspace (--home): model:ID for imported
+ * weights, ckpt:RUN_ID:STEP for a checkpoint. Returns what the weights loader reads.
+ */
+export function needWeights(w: string | undefined, cmd: string, homeFlag?: string): string {
+  if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file, a folder holding model.safetensors, or a name that "gpt2-studio models" lists.');
+  if (existsSync(w)) return w;
+  const model = /^model:(.+)$/.exec(w);
+  if (model) return importedModelPath(resolveHome({ flag: homeFlag }), model[1]);
+  const ckpt = /^ckpt:([^:]+):(\d+)$/.exec(w);
+  if (ckpt) {
+    const runDir = runDirOf(resolveHome({ flag: homeFlag }), ckpt[1]);
+    const steps = listCheckpointSteps(runDir);
+    const step = Number(ckpt[2]);
+    if (!steps.includes(step)) {
+      throw new StudioError(ErrorCode.NOT_FOUND, `--weights ${w}: run ${ckpt[1]} has no checkpoint at step ${step} (in ${checkpointsDir(runDir)}).`,
+        steps.length ? `Its checkpoints: ${steps.join(', ')}. "gpt2-studio models" lists every model.` : 'List the models with "gpt2-studio models".');
+    }
+    return path.join(checkpointsDir(runDir), checkpointDirName(step));
+  }
   return w;
 }
 

@@ -7,7 +7,7 @@ import { resolveHome } from '../node/workspace';
 import { loadTarget } from '../node/studio/evals';
 import { getEngine } from '../node/engines';
 import type { Model } from '../core/engine/types';
-import { common, num, openModel, parse, type CliIo } from './common';
+import { common, needWeights, num, openModel, parse, type CliIo } from './common';
 
 async function openRunCheckpoint(home: string, runId: string, step: number | undefined, engineName: string, backend: string | undefined, io: CliIo): Promise<{ model: Model }> {
   const t = loadTarget(home, { runId, step });
@@ -55,7 +55,7 @@ export async function hellaswagCommand(argv: string[], io: CliIo): Promise<numbe
   for (const s of parsed.skipped) io.err(`warning: ${file}, line ${s.line}: ${s.message}; skipped\n`);
   if (parsed.skipped.length) io.err(`${parsed.skipped.length} malformed line(s) skipped (use --strict to stop on the first)\n`);
   const { model } = a.weights !== undefined
-    ? await openModel(a.weights, a.engine, a.backend, io)
+    ? await openModel(needWeights(a.weights, 'hellaswag', a.home), a.engine, a.backend, io)
     : await openRunCheckpoint(resolveHome({ flag: a.home }), a.run!, num(a.step, 'step', { int: true, min: 0 }), a.engine, a.backend, io);
   try {
     const tty = process.stderr.isTTY === true;

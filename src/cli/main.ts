@@ -12,12 +12,14 @@ const USAGE = `gpt2-studio: train, sample and evaluate GPT-2 from the command li
 
 Usage:
   gpt2-studio sample --weights W [--prompt TEXT] [--num 5] [--max-new-tokens 30] [--top-k 50] [--top-p 1]
-                     [--temperature 1] [--seed 42] [--engine E] [--json]
-  gpt2-studio score  --weights W (--text TEXT | --tokens 1,2,3) [--engine E] [--json]
-  gpt2-studio info   --weights W [--json]
-  gpt2-studio hellaswag --weights W [--data FILE] [--limit N] [--engine E] [--strict] [--json]
+                     [--temperature 1] [--seed 42] [--engine E] [--home DIR] [--json]
+  gpt2-studio score  --weights W (--text TEXT | --tokens 1,2,3) [--engine E] [--home DIR] [--json]
+  gpt2-studio info   --weights W [--home DIR] [--json]
+  gpt2-studio hellaswag (--weights W | --run ID [--step N]) [--data FILE] [--limit N] [--engine E] [--strict]
+                     [--home DIR] [--json]
   gpt2-studio prepare SOURCE [--name N] [--url U | --file F] [--max-files K] [--max-tokens M] [--shard-size S]
-                     [--endpoint URL] [--home DIR]      (sources: tinyshakespeare, fineweb-edu-10bt, hellaswag, local, builtin)
+                     [--endpoint URL] [--overwrite] [--home DIR]
+                     (sources: builtin, tinyshakespeare, fineweb-edu-10bt, hellaswag, local, sft)
   gpt2-studio datasets [--home DIR] [--json]
   gpt2-studio train  (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json]
   gpt2-studio resume RUN_ID [--home DIR] [--json]
@@ -28,10 +30,14 @@ Usage:
   gpt2-studio models [--home DIR] [--json]
   gpt2-studio engines [--json]
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
+                     (without --port, a free port; the address to open is printed)
 
-W is a .safetensors file or a folder with model.safetensors (and config.json when present), in the
-Hugging Face GPT-2 layout. Engines: auto (default), tfjs. The TF.js backend can be forced with
+W is a .safetensors file, a folder with model.safetensors (and config.json when present) in the Hugging Face
+GPT-2 layout, or a name that "gpt2-studio models" lists: model:ID (imported) or ckpt:RUN_ID:STEP (a checkpoint).
+Engines (--engine, and a run's "engine"): auto (default: the fastest that passes its parity check), native-cuda,
+native-cpu, tfjs; "gpt2-studio engines" says which this machine has. The TF.js backend can be forced with
 --backend (tensorflow-gpu, tensorflow, wasm, cpu) or GPT2_STUDIO_TFJS_BACKEND.
+The workspace is --home DIR, else GPT2_STUDIO_HOME, else ~/.gpt2-studio.
 `;
 
 function describeConfig(c: GPTConfig) {
@@ -61,9 +67,13 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
     temperature: num(a.temperature, 'temperature', { min: 0 })!,
     seed: num(a.seed, 'seed', { int: true })!,
   };
-  const { model } = await openModel(needWeights(a.weights, 'sample'), a.engine, a.backend, io);
+  const { model } = await openModel(needWeights(a.weights, 'sample', a.home), a.engine, a.backend, io);
   try {
     const prompt = encode(a.prompt);
+    const room = model.config.blockSize - prompt.length;
+    if (opts.maxNewTokens > room && room > 0) {
+      io.err(`note: the model's context is ${model.config.blockSize} tokens; after the ${prompt.length}-token prompt, each sample stops at ${room} new tokens\n`);
+    }
     const samples: { text: string; tokens: number[]; tokensPerSec: number }[] = [];
     // one row at a time, so that each streams to the terminal as it is generated
     for (let i = 0; i < numSeq; i++) {
@@ -111,7 +121,7 @@ async function cmdScore(argv: string[], io: CliIo): Promise<number> {
   if (tokens.length < 2) {
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `score needs at least 2 tokens; got ${tokens.length}.`, 'Each loss is that of a next token, so give two or more.');
   }
-  const { model } = await openModel(needWeights(a.weights, 'score'), a.engine, a.backend, io);
+  const { model } = await openModel(needWeights(a.weights, 'score', a.home), a.engine, a.backend, io);
   try {
     const T = tokens.length - 1;
     if (T > model.config.blockSize) {
@@ -136,7 +146,7 @@ async function cmdScore(argv: string[], io: CliIo): Promise<number> {
 async function cmdInfo(argv: string[], io: CliIo): Promise<number> {
   const a = parse(argv, common, 'info');
   if (a.help) return usage(io);
-  const w = loadGpt2Weights(needWeights(a.weights, 'info'));
+  const w = loadGpt2Weights(needWeights(a.weights, 'info', a.home));
   const c = w.config;
   const info = {
     file: w.file,
@@ -166,7 +176,7 @@ async function cmdInfo(argv: string[], io: CliIo): Promise<number> {
 }
 
 async function cmdEngines(argv: string[], io: CliIo): Promise<number> {
-  const a = parse(argv, { json: common.json, help: common.help }, 'engines');
+  const a = parse(argv, { json: common.json, help: common.help, home: common.home }, 'engines');
   if (a.help) return usage(io);
   const list = await describeEngines();
   if (a.json) io.out(JSON.stringify(list) + '\n');

@@ -20,7 +20,7 @@ export async function importCommand(argv: string[], io: CliIo): Promise<number> 
   try {
     const m = await studio.modelsImport({ path: src, name: a.name });
     if (a.json) io.out(JSON.stringify(m) + '\n');
-    else io.out(`imported ${m.label} as "${m.target && 'modelId' in m.target ? m.target.modelId : m.key}": ${m.params.toLocaleString('en-US')} parameters, ${m.nLayer} layers, context ${m.blockSize}\n`);
+    else io.out(`imported ${src} as ${m.key}: ${m.params.toLocaleString('en-US')} parameters, ${m.nLayer} layers, context ${m.blockSize} (commands take it as --weights ${m.key})\n`);
     return 0;
   } finally {
     studio.close();
@@ -35,7 +35,10 @@ export async function modelsCommand(argv: string[], io: CliIo): Promise<number> 
     const list = await studio.modelsList();
     if (a.json) io.out(JSON.stringify(list) + '\n');
     else if (list.length === 0) io.out(`No models in ${studio.home}. Import GPT-2 weights with "gpt2-studio import PATH", or train a run.\n`);
-    else for (const m of list) io.out(`${m.key.padEnd(40)} ${m.params.toLocaleString('en-US').padStart(14)} params  ${m.label}\n`);
+    else {
+      for (const m of list) io.out(`${m.key.padEnd(40)} ${m.params.toLocaleString('en-US').padStart(14)} params  ${m.label}\n`);
+      io.out('(a name above works as --weights NAME in sample, score, info and hellaswag)\n');
+    }
     return 0;
   } finally {
     studio.close();

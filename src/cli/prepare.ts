@@ -270,7 +270,9 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
     view.end();
     if (a.json) io.out(JSON.stringify({ ...outcome.summary, alreadyPrepared: outcome.alreadyPrepared, resumed: outcome.resumed, seconds: outcome.seconds }) + '\n');
     else {
-      if (outcome.alreadyPrepared) io.err(`"${outcome.id}" is already prepared (pass --overwrite to prepare it again).\n`);
+      if (outcome.alreadyPrepared && outcome.summary.source !== req.source) {
+        io.err(`"${outcome.id}" already exists, prepared from ${outcome.summary.source}: nothing was done. Pass --name to prepare this under another name, or --overwrite to replace it.\n`);
+      } else if (outcome.alreadyPrepared) io.err(`"${outcome.id}" is already prepared (pass --overwrite to prepare it again).\n`);
       else if (outcome.resumed) io.err('continued an interrupted preparation\n');
       io.out(summaryLine(outcome.summary, outcome.alreadyPrepared ? undefined : outcome.seconds) + '\n');
       for (const n of outcome.summary.notes) io.out(`note: ${n}\n`);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
-import { setConfigValue } from '../shared/run-config';
+import { DEFAULT_WARMUP_STEPS, setConfigValue } from '../shared/run-config';
 import type { StudioEvents } from '../shared/contract';
 import { formatStep } from '../core/train/trainer';
 import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../node/checkpoints';
@@ -102,6 +102,15 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
     // a path typed on the command line is relative to the current folder (in a config file, to the workspace)
     const key = kv.slice(0, i);
     setConfigValue(config, key, key === 'init_path' ? path.resolve(kv.slice(i + 1)) : kv.slice(i + 1));
+  }
+  // a shorter run asked for on the command line keeps its warmup inside it, unless the warmup was asked for too
+  const setKeys = new Set((a.set ?? []).map((kv) => kv.slice(0, kv.indexOf('='))));
+  if (setKeys.has('max_steps') && !setKeys.has('warmup_steps') && typeof config.max_steps === 'number') {
+    const warmup = typeof config.warmup_steps === 'number' ? config.warmup_steps : DEFAULT_WARMUP_STEPS;
+    if (warmup > config.max_steps && Number.isInteger(config.max_steps) && config.max_steps > 0) {
+      config.warmup_steps = config.max_steps;
+      io.err(`note: warmup_steps lowered from ${warmup} to ${config.max_steps} to fit max_steps (set warmup_steps to choose another)\n`);
+    }
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {

@@ -29,7 +29,10 @@ let chosen: BackendChoice | null = null;
 
 function reason(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0].slice(0, 200);
+  const line = msg.split('\n')[0];
+  if (line.length <= 500) return line;
+  const cut = line.lastIndexOf(' ', 500);
+  return `${line.slice(0, cut > 400 ? cut : 500)}…`;
 }
 
 async function tryBackend(name: TfjsBackendName): Promise<string | null> {

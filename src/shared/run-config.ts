@@ -5,6 +5,9 @@
 import { z } from 'zod';
 import { MODEL_PRESETS, MODEL_PRESET_NAMES } from './model-presets';
 
+/** build-nanogpt's warmup for gpt2 (124M) */
+export const DEFAULT_WARMUP_STEPS = 715;
+
 const posInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).positive(`${what} must be > 0`);
 const nonNegInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).min(0, `${what} must be >= 0`);
 const unit = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`).max(1, `${what} must be <= 1`);
@@ -70,7 +73,7 @@ const runConfigBase = z
     token_budget: posInt('token_budget').optional(),
     max_lr: z.number({ error: 'max_lr must be a number' }).positive('max_lr must be > 0').max(1, 'max_lr must be <= 1').default(6e-4),
     min_lr_ratio: unit('min_lr_ratio').default(0.1),
-    warmup_steps: nonNegInt('warmup_steps').default(715),
+    warmup_steps: nonNegInt('warmup_steps').default(DEFAULT_WARMUP_STEPS),
     weight_decay: z.number().min(0, 'weight_decay must be >= 0').default(0.1),
     beta1: z.number().min(0, 'beta1 must be in [0, 1)').lt(1, 'beta1 must be in [0, 1)').default(0.9),
     beta2: z.number().min(0, 'beta2 must be in [0, 1)').lt(1, 'beta2 must be in [0, 1)').default(0.95),

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { EOT_TOKEN, GPT2_VOCAB_SIZE } from '../../core/model/config';
 import { splitForTokenizer } from '../../core/data/text';
+import { parseHellaswag } from '../../core/evals/hellaswag';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, splitFromFileName, shardFileName, type Split } from '../../core/data/shard';
 import { CancelledError, fsError, throwIfCancelled } from './errors';
 import { DownloadQueue, downloadFile, type DownloadOptions, type DownloadProgress } from './download';
@@ -635,7 +636,7 @@ function toTasks(pieces: Piece[]): Array<{ pieces: Piece[]; bytes: number }> {
   return tasks;
 }
 
-/** Checks that a file looks like HellaSwag's JSONL; counts its examples and the lines that are not JSON. */
+/** Checks that a file looks like HellaSwag's JSONL; counts its usable examples and the malformed lines. */
 function checkHellaswag(file: string): { examples: number; notes: string[] } {
   let text: string;
   try {
@@ -643,32 +644,28 @@ function checkHellaswag(file: string): { examples: number; notes: string[] } {
   } catch (e) {
     throw fsError(e, 'reading', file);
   }
-  const lines = text.split('\n');
-  let examples = 0;
-  let bad = 0;
-  let firstBad = 0;
-  let firstChecked = false;
-  lines.forEach((line, i) => {
-    if (line.trim() === '') return;
+  // the first line that parses must look like HellaSwag (a proxy's HTML page, or another data set, does not)
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim() === '') continue;
     let obj: unknown;
     try {
       obj = JSON.parse(line);
     } catch {
-      bad++;
-      firstBad ||= i + 1;
-      return;
+      continue;
     }
-    if (!firstChecked) {
-      firstChecked = true;
-      const o = obj as { ctx?: unknown; endings?: unknown };
-      if (typeof o?.ctx !== 'string' || !Array.isArray(o.endings)) {
-        throw new StudioError(ErrorCode.BAD_DATA, `"${file}" does not look like HellaSwag: line ${i + 1} has no "ctx" string and "endings" list.`, 'Check the URL (--url) or the file (--file): it should be hellaswag_val.jsonl.');
-      }
+    const o = obj as { ctx?: unknown; endings?: unknown };
+    if (typeof o?.ctx !== 'string' || !Array.isArray(o.endings)) {
+      throw new StudioError(ErrorCode.BAD_DATA, `"${file}" does not look like HellaSwag: line ${i + 1} has no "ctx" string and "endings" list.`, 'Check the URL (--url) or the file (--file): it should be hellaswag_val.jsonl.');
     }
-    examples++;
-  });
-  if (examples === 0) {
-    throw new StudioError(ErrorCode.BAD_DATA, `"${file}" holds no HellaSwag examples (${bad} lines that are not JSON${firstBad ? `, the first at line ${firstBad}` : ''}).`, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.');
+    break;
   }
-  return { examples, notes: bad > 0 ? [`${bad} lines are not JSON (first: line ${firstBad}); the evaluation reports them.`] : [] };
+  const parsed = parseHellaswag(text, { source: file });
+  const bad = parsed.skipped.length;
+  if (parsed.examples.length === 0) {
+    throw new StudioError(ErrorCode.BAD_DATA, `"${file}" holds no usable HellaSwag examples (${bad} malformed line${bad === 1 ? '' : 's'}${bad ? `, the first at line ${parsed.skipped[0].line}: ${parsed.skipped[0].message}` : ''}).`, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.');
+  }
+  const notes = bad > 0
+    ? [`${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0].line}, ${parsed.skipped[0].message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`]
+    : [];
+  return { examples: parsed.examples.length, notes };
 }

@@ -12,7 +12,7 @@ import type { EventListener, EventName, StudioEvents } from '../../shared/contra
 import { type AnyEventListener, StudioEmitter } from './emitter';
 import { openStore, type Run, type ListRunsFilter, type Store } from '../store';
 import { listPresets, type TrainingPreset } from '../presets';
-import { checkRunConfig, type FieldError } from '../../shared/run-config';
+import type { FieldError } from '../../shared/run-config';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
@@ -322,19 +322,8 @@ export class Studio {
 
   /** Checks a run config without creating anything; the list is empty when it is valid. */
   async configValidate(config: unknown): Promise<FieldError[]> {
-    const r = checkRunConfig(config);
-    if (!r.ok) return r.errors;
-    try {
-      this.runs.validate(config);
-      return [];
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      const m = /^The run config is not valid: (.*)\.$/s.exec(msg);
-      return (m ? m[1].split('; ') : [msg]).map((part) => {
-        const i = part.indexOf(': ');
-        return i > 0 ? { field: part.slice(0, i), message: part.slice(i + 2) } : { field: '(config)', message: part };
-      });
-    }
+    const r = this.runs.check(config);
+    return r.ok ? [] : r.errors;
   }
 
   /** Creates a run from a config and starts its worker. */

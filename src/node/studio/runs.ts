@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
-import { checkRunConfig, totalSteps, type RunConfig } from '../../shared/run-config';
+import { checkRunConfig, totalSteps, type FieldError, type RunConfig } from '../../shared/run-config';
 import type { StudioEvents } from '../../shared/contract';
 import { listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointState } from '../checkpoints';
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
@@ -15,6 +15,9 @@ import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
 import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
 import { isSftDataset } from '../datasets/sft';
+
+/** Dataset sources whose dataset takes the source's name by default (src/node/datasets/sources.ts). */
+const BUILT_IN_SOURCES = ['builtin', 'tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag'];
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
@@ -59,12 +62,29 @@ export class RunManager {
 
   /** Validates a config, including what only the workspace can tell (dataset, weights, checkpoint). */
   validate(input: unknown): RunConfig {
-    const r = checkRunConfig(input);
+    const r = this.check(input);
     if (!r.ok) throw configError(r.errors);
+    return r.config;
+  }
+
+  /** Every problem of a config at once: the schema's, and what only the workspace can tell. */
+  check(input: unknown): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
+    const r = checkRunConfig(input);
+    const missingDataset = (name: string) => {
+      // a dataset named after a source (builtin, tinyshakespeare, ...) is prepared by that name
+      const how = BUILT_IN_SOURCES.includes(name) ? `prepare it with "gpt2-studio prepare ${name}"` : 'prepare it with "gpt2-studio prepare"';
+      return { field: 'dataset', message: `no dataset "${name}" in the workspace ${this.home} (${how}, or list them with "gpt2-studio datasets")` };
+    };
+    if (!r.ok) {
+      // report the workspace's answer too, so that one try shows every problem
+      const dataset = (input as { dataset?: unknown } | null)?.dataset;
+      const extra = typeof dataset === 'string' && dataset && !datasetExists(this.home, dataset) ? [missingDataset(dataset)] : [];
+      return { ok: false, errors: [...r.errors, ...extra] };
+    }
     const c = r.config;
     const errors: { field: string; message: string }[] = [];
     if (!datasetExists(this.home, c.dataset)) {
-      errors.push({ field: 'dataset', message: `no dataset "${c.dataset}" in the workspace ${this.home} (prepare it with "gpt2-studio prepare", or list them with "gpt2-studio datasets")` });
+      errors.push(missingDataset(c.dataset));
     }
     else if (isSftDataset(this.home, c.dataset) !== c.sft) {
       errors.push(c.sft
@@ -85,8 +105,7 @@ export class RunManager {
       errors.push({ field: 'world_size', message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1` });
     }
     if (c.world_size > 1 && c.sft) errors.push({ field: 'world_size', message: 'fine-tuning (sft) runs in one process; set world_size to 1' });
-    if (errors.length) throw configError(errors);
-    return c;
+    return errors.length ? { ok: false, errors } : { ok: true, config: c };
   }
 
   async create(input: CreateRunInput): Promise<Run> {
