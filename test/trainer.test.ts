@@ -94,3 +94,37 @@ describe('gradient accumulation', () => {
     }
   });
 });
+
+describe('checkpoints and evaluations', () => {
+  it('a checkpoint at a step that evaluates records that evaluation (of its own weights), made before it is saved', async () => {
+    const cfg = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 8, vocabSize: 64, paddedVocabSize: 64 });
+    const rng = new Rng(3);
+    const batches = Array.from({ length: 4 }, () => batchFromRows(Array.from({ length: 2 }, () => Array.from({ length: 9 }, () => rng.int(64))), 8));
+    const config = parse({
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 8, vocab_size: 64, padded_vocab_size: 64 }, dataset: 'x', seq_len: 8, batch_size: 2,
+      total_batch_size: 16, max_steps: 6, warmup_steps: 1, max_lr: 1e-2, eval_interval: 2, eval_iters: 1, hellaswag_interval: 0, sample_interval: 0,
+      checkpoint_interval: 2,
+    });
+    const model = await (await getEngine('tfjs')).createModel(cfg, initWeights(cfg, 1));
+    const order: string[] = [];
+    const evals = new Map<number, number>();
+    const saved: { step: number; valLoss: number | undefined }[] = [];
+    try {
+      await runTraining({
+        config, model, train: listSource(batches), val: listSource(batches.slice(0, 1)),
+        hooks: {
+          onStep: () => {},
+          onEval: (e) => { evals.set(e.step, e.valLoss); order.push(`eval ${e.step}`); },
+          saveCheckpoint: async (state, metrics) => { saved.push({ step: state.step, valLoss: metrics['val/loss'] }); order.push(`checkpoint ${state.step}`); },
+        },
+      });
+    } finally {
+      model.dispose();
+    }
+    // evaluations at 0, 2, 4 and the last step (5); checkpoints at 2, 4 and 6
+    expect(order).toEqual(['eval 0', 'eval 2', 'checkpoint 2', 'eval 4', 'checkpoint 4', 'eval 5', 'checkpoint 6']);
+    expect(saved[0]).toEqual({ step: 2, valLoss: evals.get(2) });
+    expect(saved[1]).toEqual({ step: 4, valLoss: evals.get(4) });
+    expect(saved[2]).toEqual({ step: 6, valLoss: evals.get(5) });
+  });
+});

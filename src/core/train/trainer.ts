@@ -122,18 +122,27 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   if (o.resume) await log('info', `resuming at step ${step} of ${maxSteps}`);
 
   let lastVal: number | undefined;
+  let lastValStep = -1;
+  /** The validation loss of the weights after `step` updates, when that step evaluates (once per step). */
+  const evaluateIfDue = async () => {
+    // step maxSteps is not a step of the run (metrics count steps 0 .. maxSteps-1): the last evaluation is at maxSteps-1
+    if (!lead || !val || c.eval_interval <= 0 || lastValStep === step || step >= maxSteps) return;
+    if (step % c.eval_interval !== 0 && step !== maxSteps - 1) return;
+    lastVal = await evaluateValLoss(model, val, c.eval_iters);
+    lastValStep = step;
+    await hooks.onEval?.({ step, valLoss: lastVal });
+    await log('info', `validation loss: ${lastVal.toFixed(4)}`);
+  };
   const state = (): TrainerState => ({ step, tokensSeen, data: train.getState(), guard: structuredClone(guard) });
   const checkpoint = async () => {
+    // a checkpoint at a step that evaluates gets that evaluation (of its own weights), not the previous one
+    await evaluateIfDue();
     if (hooks.saveCheckpoint) await hooks.saveCheckpoint(state(), lastVal !== undefined ? { 'val/loss': lastVal } : {});
   };
 
   while (step < maxSteps) {
     const last = step === maxSteps - 1;
-    if (lead && val && c.eval_interval > 0 && (step % c.eval_interval === 0 || last)) {
-      lastVal = await evaluateValLoss(model, val, c.eval_iters);
-      await hooks.onEval?.({ step, valLoss: lastVal });
-      await log('info', `validation loss: ${lastVal.toFixed(4)}`);
-    }
+    await evaluateIfDue();
     if (lead && c.hellaswag_interval > 0 && (step % c.hellaswag_interval === 0 || last) && hooks.hellaswag) {
       const h = await hooks.hellaswag(model, step);
       if (h) await hooks.onHellaswag?.({ step, accNorm: h.accNorm, n: h.n });
