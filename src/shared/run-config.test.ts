@@ -32,6 +32,7 @@ describe('run config', () => {
 
   const bad: [string, Record<string, unknown>, string, RegExp][] = [
     ['a non-divisible batch', { total_batch_size: 500000 }, 'total_batch_size', /nearest valid values are 458752 and 524288/],
+    ['a batch smaller than one micro-step', { total_batch_size: 1000, batch_size: 1, seq_len: 1024 }, 'total_batch_size', /the nearest valid value is 1024$/],
     ['n_embd % n_head', { model: { preset: 'gpt2', n_head: 7 } }, 'model.n_head', /768 is not divisible by model.n_head = 7/],
     ['T > block_size', { model: { preset: 'nano' }, seq_len: 512, batch_size: 4, total_batch_size: 2048 }, 'seq_len', /512 exceeds the model's block_size = 256/],
     ['a negative lr', { max_lr: -1 }, 'max_lr', /> 0/],

@@ -145,7 +145,7 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
     ctx.addIssue({
       code: 'custom',
       path: ['total_batch_size'],
-      message: `total_batch_size = ${c.total_batch_size} is not divisible by batch_size * seq_len * world_size = ${c.batch_size} * ${c.seq_len} * ${c.world_size} = ${unitTokens}; the nearest valid values are ${lo} and ${hi}`,
+      message: `total_batch_size = ${c.total_batch_size} is not divisible by batch_size * seq_len * world_size = ${c.batch_size} * ${c.seq_len} * ${c.world_size} = ${unitTokens}; ${lo === hi ? `the nearest valid value is ${lo}` : `the nearest valid values are ${lo} and ${hi}`}`,
     });
   }
   if (c.max_steps === undefined && c.token_budget === undefined) {

@@ -398,7 +398,7 @@ const RUN_FACTS: { label: string; value: (r: Run) => string }[] = [
   { label: 'steps done', value: (r) => int(r.stepsDone) },
   { label: 'tokens seen', value: (r) => int(r.tokensSeen) },
   { label: 'best val loss', value: (r) => metric(r.bestValLoss) },
-  { label: 'engine', value: (r) => r.engine ?? '—' },
+  { label: 'engine used', value: (r) => r.engine ?? '—' }, // the config's "engine" is what was asked for (e.g. auto)
   { label: 'created', value: (r) => dateTime(r.createdAt) },
 ];
 

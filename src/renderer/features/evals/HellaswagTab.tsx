@@ -102,8 +102,13 @@ export function HellaswagTab({
     });
   });
 
-  const limit = parseLimit(limitText);
   const dataReady = data.status === 'ok' && data.dataset?.status === 'ready';
+  // the examples this workspace holds (a prepared file may be a subset of the 10,042)
+  const available = data.status === 'ok' && data.dataset?.status === 'ready' ? data.dataset.examples : undefined;
+  const parsed = parseLimit(limitText);
+  const limit = !('error' in parsed) && parsed.limit !== null && available !== undefined && parsed.limit > available
+    ? { error: `The workspace has ${int(available)} examples; give at most that, or leave it empty.` }
+    : parsed;
   const active = evals.filter((e) => e.status === 'running');
   const selected = evals.find((e) => e.id === selectedEval);
 
@@ -157,7 +162,7 @@ export function HellaswagTab({
             <input
               id={limitId}
               inputMode="numeric"
-              placeholder="all (10,042)"
+              placeholder={available !== undefined ? `all (${int(available)})` : 'all'}
               value={limitText}
               aria-invalid={'error' in limit}
               aria-describedby={`${limitId}-hint`}

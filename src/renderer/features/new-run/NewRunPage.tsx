@@ -40,11 +40,25 @@ export function NewRunPage({ from }: { from?: string }) {
   const [submitError, setSubmitError] = useState<unknown>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
 
-  const replaceConfig = (c: Config, preset: string | undefined) => {
+  /** the dataset is a preset's choice (not a copied run's or the user's): it may give way to a ready one */
+  const [datasetFromPreset, setDatasetFromPreset] = useState(false);
+  const replaceConfig = (c: Config, preset: string | undefined, fromPreset = false) => {
     setConfigState(c);
     setPresetName(preset);
+    setDatasetFromPreset(fromPreset);
     setGeneration((g) => g + 1);
   };
+
+  // A preset names a dataset (nano: the builtin stories). When the workspace does not have it but has other
+  // datasets ready, the form starts on the first of them rather than on an error.
+  useEffect(() => {
+    if (!datasetFromPreset || !config || datasets.status !== 'ok') return;
+    setDatasetFromPreset(false);
+    const ready = datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready');
+    if (config.sft === true || ready.length === 0 || ready.some((d) => d.id === config.dataset)) return;
+    setConfigState({ ...config, dataset: ready[0].id });
+    setGeneration((g) => g + 1);
+  }, [datasetFromPreset, config, datasets]);
 
   // The starting config: the run given by ?from=, else the nano preset (or the first one).
   const started = useRef(false);
@@ -68,8 +82,8 @@ export function NewRunPage({ from }: { from?: string }) {
     started.current = true;
     const list = presets.status === 'ok' ? presets.data : [];
     const p = list.find((x) => x.name === 'nano') ?? list[0];
-    if (p) replaceConfig(structuredClone(p.config), p.name);
-    else replaceConfig(structuredClone(FALLBACK), undefined);
+    if (p) replaceConfig(structuredClone(p.config), p.name, true);
+    else replaceConfig(structuredClone(FALLBACK), undefined, true);
   }, [client, from, presets]);
 
   const setConfig = (c: Config) => {
@@ -163,7 +177,7 @@ export function NewRunPage({ from }: { from?: string }) {
       {loadError !== null && <ErrorNote error={loadError} />}
       {presets.status === 'error' && <ErrorNote error={presets.error} />}
       {presets.status === 'ok' && presets.data.length > 0 && (
-        <PresetPicker presets={presets.data} selected={presetName} onPick={(p) => replaceConfig(structuredClone(p.config), p.name)} />
+        <PresetPicker presets={presets.data} selected={presetName} onPick={(p) => replaceConfig(structuredClone(p.config), p.name, true)} />
       )}
 
       <div className="new-run-grid">
@@ -247,7 +261,17 @@ function PresetPicker({ presets, selected, onPick }: { presets: Preset[]; select
       <legend className="visually-hidden">Preset</legend>
       {presets.map((p) => (
         <label key={p.name} className={`preset${selected === p.name ? ' preset-selected' : ''}`} data-preset={p.name}>
-          <input type="radio" name="preset" className="visually-hidden" checked={selected === p.name} onChange={() => onPick(p)} />
+          <input
+            type="radio"
+            name="preset"
+            className="visually-hidden"
+            checked={selected === p.name}
+            onChange={() => onPick(p)}
+            // picking the selected preset again restores its values (a radio that is already checked fires no change)
+            onClick={() => {
+              if (selected === p.name) onPick(p);
+            }}
+          />
           <span className="preset-title">{p.title}</span>
           <span className="preset-desc muted small">{p.description}</span>
         </label>

@@ -183,11 +183,15 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
     void version;
     const dt = series['train/dt_ms'];
     let meanDt: number | undefined;
+    // the time of every recorded step, over all the run's attempts (stop, resume): its training time
+    let trainSec: number | undefined;
     if (dt && dt.values.length) {
       const tail = dt.values.slice(-20).filter(Number.isFinite);
       if (tail.length) meanDt = tail.reduce((a, b) => a + b, 0) / tail.length;
+      trainSec = dt.values.reduce<number>((a, b) => (b !== null && Number.isFinite(b) ? a + b : a), 0) / 1000;
     }
     return {
+      trainSec,
       loss: last(series['train/loss']),
       tokPerSec: last(series['train/tok_per_sec']),
       hellaswag: last(series['hellaswag/acc_norm']),
@@ -218,7 +222,11 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
       <Stat label="tok/s" value={compact(stats.tokPerSec)} />
       {live.mfu !== undefined && <Stat label="MFU" value={`${(live.mfu * 100).toFixed(1)}%`} />}
       {stats.hellaswag !== undefined && <Stat label="HellaSwag" value={`${(stats.hellaswag * 100).toFixed(1)}%`} />}
-      <Stat label={run.status === 'running' ? 'Elapsed' : 'Duration'} value={duration(elapsed)} />
+      {stats.trainSec !== undefined ? (
+        <Stat label="Train time" value={duration(stats.trainSec)} title={`The steps' own time over every attempt; ${duration(elapsed)} since it was last started`} />
+      ) : (
+        <Stat label={run.status === 'running' ? 'Elapsed' : 'Duration'} value={duration(elapsed)} />
+      )}
       <Stat label="ETA" value={eta !== undefined ? duration(eta) : '—'} />
       <Stat label="Checkpoint" value={run.lastCheckpointStep !== null ? `step ${run.lastCheckpointStep}` : '—'} testId="stat-checkpoint" />
       {live.skipped > 0 && <Stat label="Skipped updates" value={String(live.skipped)} />}

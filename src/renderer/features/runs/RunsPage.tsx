@@ -199,7 +199,7 @@ export function RunsPage() {
               <th scope="col" className="num">HellaSwag</th>
               <th scope="col" className="num">tok/s</th>
               <th scope="col">Started</th>
-              <th scope="col" className="num">Duration</th>
+              <th scope="col" className="num" title="Since the run was last started or resumed (its page shows the training time over every attempt)">Duration</th>
               <th scope="col">
                 <span className="visually-hidden">Actions</span>
               </th>
