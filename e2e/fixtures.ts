@@ -80,20 +80,20 @@ export async function invoke(server: RunningServer, name: string, arg?: unknown,
  * Prepares the builtin dataset (1 MB of synthetic stories, a few seconds) in the test's workspace through the
  * service (datasets-prepare), and waits until datasets-list has it.
  */
-export async function prepareBuiltin(server: RunningServer): Promise<void> {
-  const { jobId } = (await invoke(server, 'datasets-prepare', { source: 'builtin', sizeMb: 1 })) as { jobId: string };
+export async function prepareBuiltin(server: RunningServer, name = 'builtin'): Promise<void> {
+  const { jobId } = (await invoke(server, 'datasets-prepare', { source: 'builtin', sizeMb: 1, ...(name !== 'builtin' ? { name } : {}) })) as { jobId: string };
   const deadline = Date.now() + 60_000;
   for (;;) {
     const list = (await invoke(server, 'datasets-list')) as { id: string; status: string }[];
-    if (list.some((d) => d.id === 'builtin' && d.status === 'ready')) return;
+    if (list.some((d) => d.id === name && d.status === 'ready')) return;
     const jobs = (await invoke(server, 'datasets-jobs')) as { jobId: string }[];
     if (!jobs.some((j) => j.jobId === jobId)) {
       // the job ended: it succeeded (between the two requests) or failed
       const after = (await invoke(server, 'datasets-list')) as { id: string; status: string }[];
-      if (after.some((d) => d.id === 'builtin' && d.status === 'ready')) return;
-      throw new Error(`preparing the builtin dataset failed: datasets-list = ${JSON.stringify(after)}`);
+      if (after.some((d) => d.id === name && d.status === 'ready')) return;
+      throw new Error(`preparing the builtin dataset as "${name}" failed: datasets-list = ${JSON.stringify(after)}`);
     }
-    if (Date.now() > deadline) throw new Error('the builtin dataset was not ready within 60 s');
+    if (Date.now() > deadline) throw new Error(`the builtin dataset "${name}" was not ready within 60 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -139,6 +139,23 @@ test.describe('runs', () => {
     expect(failed, 'no page errors and no console errors').toEqual([]);
   });
 
+  test('a preset whose dataset is missing starts on a ready one; picking the selected preset again restores its values', async ({ page, appUrl, server }) => {
+    const failed = watchErrors(page);
+    await prepareBuiltin(server, 'stories'); // ready, but not the "builtin" that the nano preset names
+    await page.goto(appUrl + '#/new-run');
+    await expect(page.locator('[data-preset="nano"]')).toHaveClass(/preset-selected/);
+    const dataset = page.locator('[data-field="dataset"]');
+    await expect(dataset.locator('select')).toHaveValue('stories');
+    await expect(dataset.locator('.field-error')).toHaveCount(0);
+    const maxSteps = page.locator('[data-field="max_steps"] input');
+    await expect(maxSteps).toHaveValue('300');
+    await setField(page, 'max_steps', '77');
+    await expect(maxSteps).toHaveValue('77');
+    await page.locator('[data-preset="nano"]').click();
+    await expect(maxSteps).toHaveValue('300');
+    expect(failed).toEqual([]);
+  });
+
   test('a bad config shows its error at the field, from the schema and from the workspace', async ({ page, appUrl }) => {
     const failed = watchErrors(page);
     await page.goto(appUrl + '#/new-run');
