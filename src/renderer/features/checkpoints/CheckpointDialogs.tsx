@@ -13,6 +13,8 @@ import { branchBlocked, deleteBlocked, deleteConsequences, type CheckpointEntry 
 
 /** The prompt the sample dialog and the gallery start with. */
 export const DEFAULT_PROMPT = 'Once upon a time';
+/** new tokens per sample, in the Sample dialog and the gallery alike */
+export const DEFAULT_MAX_TOKENS = '48';
 
 /** One checkpoint, as dialogs name it. */
 export function CheckpointName({ c }: { c: CheckpointEntry }) {
@@ -93,7 +95,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
   const client = useClient();
   const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
-  const [maxTokens, setMaxTokens] = useState('64');
+  const [maxTokens, setMaxTokens] = useState(DEFAULT_MAX_TOKENS);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [result, setResult] = useState<{ prompt: string; r: SampleResult } | null>(null);

@@ -10,7 +10,7 @@ import type { HandlerResult } from '../../../shared/contract';
 import { ErrorNote } from '../../components/ErrorNote';
 import { fixed } from '../../format';
 import { useClient } from '../../useInvoke';
-import { DEFAULT_PROMPT, parseIntIn, SampleInputs, SampleText } from './CheckpointDialogs';
+import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, parseIntIn, SampleInputs, SampleText } from './CheckpointDialogs';
 import { ckptKey, GALLERY_MAX, GALLERY_MIN, type CheckpointEntry } from './checkpoints-view';
 
 type SampleResult = HandlerResult<'generate-sample'>[number];
@@ -19,7 +19,7 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
   const client = useClient();
   const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
-  const [maxTokens, setMaxTokens] = useState('48');
+  const [maxTokens, setMaxTokens] = useState(DEFAULT_MAX_TOKENS);
   const [results, setResults] = useState<Record<string, SampleResult>>({});
   const [usedPrompt, setUsedPrompt] = useState('');
   const [running, setRunning] = useState<{ done: number; total: number; current: string } | null>(null);
