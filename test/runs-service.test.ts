@@ -53,7 +53,7 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     // a schema error and the workspace's answer come together, so that one try shows both
     const both = await studio.configValidate({ ...base, dataset: 'tinyshakespeare', warmup_steps: 99 });
     expect(both.map((e) => e.field).sort()).toEqual(['dataset', 'warmup_steps']);
-    expect(both.find((e) => e.field === 'dataset')!.message).toContain('prepare it with "gpt2-studio prepare tinyshakespeare"');
+    expect(both.find((e) => e.field === 'dataset')!.message).toContain('prepare it on the Datasets page or with "gpt2-studio prepare tinyshakespeare"');
     expect(await studio.configValidate(base)).toEqual([]);
     expect(studio.store.listRuns()).toHaveLength(0);
   });

@@ -72,8 +72,8 @@ export class RunManager {
     const r = checkRunConfig(input);
     const missingDataset = (name: string) => {
       // a dataset named after a source (builtin, tinyshakespeare, ...) is prepared by that name
-      const how = BUILT_IN_SOURCES.includes(name) ? `prepare it with "gpt2-studio prepare ${name}"` : 'prepare it with "gpt2-studio prepare"';
-      return { field: 'dataset', message: `no dataset "${name}" in the workspace ${this.home} (${how}, or list them with "gpt2-studio datasets")` };
+      const how = BUILT_IN_SOURCES.includes(name) ? `"gpt2-studio prepare ${name}"` : '"gpt2-studio prepare"';
+      return { field: 'dataset', message: `no dataset "${name}" in the workspace ${this.home} (prepare it on the Datasets page or with ${how}; "gpt2-studio datasets" lists them)` };
     };
     if (!r.ok) {
       // report the workspace's answer too, so that one try shows every problem
