@@ -33,6 +33,8 @@ export function App() {
       first.current = false;
       return;
     }
+    // a new page starts at its top, whatever the previous one was scrolled to
+    window.scrollTo(0, 0);
     // the page may render its heading after loading: try now and on the next frames
     let tries = 0;
     let raf = 0;
@@ -40,7 +42,7 @@ export function App() {
       const h = mainRef.current?.querySelector<HTMLElement>('h1');
       if (h) {
         if (!h.hasAttribute('tabindex')) h.tabIndex = -1;
-        h.focus({ preventScroll: false });
+        h.focus({ preventScroll: true });
       } else if (tries++ < 30) raf = requestAnimationFrame(focus);
     };
     focus();
