@@ -119,7 +119,7 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
         notes.push(
           req.url !== undefined
             ? `One parquet file from ${req.url}: sized as an average sample-10BT file (about ${mb(perFileBytes)}, ${num(perFileTokens)} tokens).`
-            : `sample-10BT is about ${num(FINEWEB_TOKENS)} tokens in ${FINEWEB_FILES} parquet files (about ${mb(FINEWEB_BYTES)}): about ${mb(perFileBytes)} and ${num(perFileTokens)} tokens a file. ${files < FINEWEB_FILES ? `With --max-files ${files}: ${files} file${files === 1 ? '' : 's'}.` : 'All files.'}`,
+            : `sample-10BT is about ${num(FINEWEB_TOKENS)} tokens in ${FINEWEB_FILES} parquet files (about ${mb(FINEWEB_BYTES)}): about ${mb(perFileBytes)} and ${num(perFileTokens)} tokens a file. ${files < FINEWEB_FILES ? `Limited to ${files} file${files === 1 ? '' : 's'}.` : 'All files.'}`,
         );
         textBytes = tokens * BYTES_PER_TOKEN_ESTIMATE;
       }

@@ -227,7 +227,7 @@ registerSource({
     id: 'fineweb-edu-10bt',
     title: 'FineWeb-edu sample-10BT',
     description:
-      'About 10B GPT-2 tokens of educational web pages (HuggingFaceFW/fineweb-edu, sample/10BT), the data of build-nanogpt. Parquet files from the Hugging Face Hub (about 28 GB), tokenized into 100M-token shards; shard 0 is val. Limit it with --max-files or --max-tokens.',
+      'About 10B GPT-2 tokens of educational web pages (HuggingFaceFW/fineweb-edu, sample/10BT), the data of build-nanogpt. Parquet files from the Hugging Face Hub (about 28 GB), tokenized into 100M-token shards; shard 0 is val. Limit it to a number of files or of tokens (--max-files, --max-tokens on the command line).',
     network: true,
     kind: 'tokens',
     defaultName: 'fineweb-edu-10bt',
@@ -351,7 +351,7 @@ registerSource({
     id: 'local',
     title: 'Your own text',
     description:
-      'A text file (split 90/10 by characters), a folder of .txt files (one document each), JSONL with a "text" field, or parquet with a "text" column, from this machine (--file) or a URL. Existing llm.c .bin or build-nanogpt .npy shards are imported as they are.',
+      'A text file (split 90/10 by characters), a folder of .txt files (one document each), JSONL with a "text" field, or parquet with a "text" column, from this machine or a URL. Existing llm.c .bin or build-nanogpt .npy shards are imported as they are.',
     network: false,
     kind: 'tokens',
     defaultName: 'local',
