@@ -108,6 +108,8 @@ test.describe('checkpoints', () => {
     await page.keyboard.press('Enter');
     const sample = page.getByTestId('sample-dialog');
     await expect(sample).toBeVisible();
+    // it starts from the prompt the run samples with (the config's sample.prompt, here its default)
+    await expect(sample.getByLabel('Prompt')).toHaveValue("Hello, I'm a language model,");
     await sample.getByLabel('Prompt').fill('Once upon a time');
     await sample.getByLabel('Max tokens').fill('16');
     await sample.getByRole('button', { name: 'Generate' }).click();

@@ -1,5 +1,5 @@
 /** The per-checkpoint dialogs of the Checkpoints page: Sample, Export, Resume from here, Delete. */
-import { useEffect, useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { StudioError } from '../../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
 import type { HandlerResult } from '../../../shared/contract';
@@ -103,6 +103,26 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
   const s = parseIntIn(seed, 0, 4_294_967_295);
   const m = parseIntIn(maxTokens, 1, 1024);
 
+  // start from the prompt the run samples with during training (its config's sample.prompt), unless one was typed
+  const typed = useRef(false);
+  const typePrompt = (v: string) => {
+    typed.current = true;
+    setPrompt(v);
+  };
+  useEffect(() => {
+    let live = true;
+    client.invoke('runs-get', c.runId).then(
+      (run) => {
+        const p = (run.config as { sample?: { prompt?: unknown } }).sample?.prompt;
+        if (live && !typed.current && typeof p === 'string' && p.trim() !== '') setPrompt(p);
+      },
+      () => {}, // the default prompt stays
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, c.runId]);
+
   const generate = async () => {
     if (s === null || m === null) return;
     setBusy(true);
@@ -143,7 +163,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
           void generate();
         }}
       >
-        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={setPrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
+        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={typePrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
       </form>
       {busy && (
         <div className="ckpt-busy" role="status" aria-live="polite">
