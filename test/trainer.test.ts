@@ -126,5 +126,27 @@ describe('checkpoints and evaluations', () => {
     expect(saved[0]).toEqual({ step: 2, valLoss: evals.get(2) });
     expect(saved[1]).toEqual({ step: 4, valLoss: evals.get(4) });
     expect(saved[2]).toEqual({ step: 6, valLoss: evals.get(5) });
+
+    // a stop does not evaluate the step it stops before (that step has not trained): its checkpoint keeps the last one
+    const again = await (await getEngine('tfjs')).createModel(cfg, initWeights(cfg, 1));
+    const order2: string[] = [];
+    const saved2: { step: number; valLoss: number | undefined }[] = [];
+    let steps = 0;
+    try {
+      const out = await runTraining({
+        config, model: again, train: listSource(batches), val: listSource(batches.slice(0, 1)),
+        hooks: {
+          onStep: () => { steps++; },
+          control: () => (steps === 4 ? 'stop' : 'run'),
+          onEval: (e) => { order2.push(`eval ${e.step}`); },
+          saveCheckpoint: async (state, metrics) => { saved2.push({ step: state.step, valLoss: metrics['val/loss'] }); order2.push(`checkpoint ${state.step}`); },
+        },
+      });
+      expect(out).toEqual({ status: 'stopped', step: 4 });
+    } finally {
+      again.dispose();
+    }
+    expect(order2).toEqual(['eval 0', 'eval 2', 'checkpoint 2', 'checkpoint 4']);
+    expect(saved2[1].valLoss).toBe(saved2[0].valLoss);
   });
 });

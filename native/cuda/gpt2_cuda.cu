@@ -1525,9 +1525,9 @@ int ensure_acts(GPT2* M, int B, int T) {
   const size_t L = M->cfg.num_layers, C = M->cfg.channels, NH = M->cfg.num_heads, Vp = M->cfg.padded_vocab_size;
   const size_t BT = (size_t)B * T;
   const bool naive = !M->flash, bf16 = M->precision == GPT2_PRECISION_BF16;
-  const size_t scratch = naive ? BT * C : 0;
+  const size_t scratch = naive ? BT * C : 0;  // q, k, v, y of the naive attention
   const size_t f32 = bf16 ? 0 : 1, h16 = bf16 ? 1 : 0;  // FP32-only and BF16-only buffers
-  auto in_floats = [](size_t n16) { return (n16 * sizeof(__nv_bfloat16) + sizeof(float) - 1) / sizeof(float); };  // q, k, v, y of the naive attention
+  auto in_floats = [](size_t n16) { return (n16 * sizeof(__nv_bfloat16) + sizeof(float) - 1) / sizeof(float); };
   const size_t saved = naive ? B * NH * (size_t)T * T : B * NH * (size_t)T;  // per layer: softmax rows, or logsumexp
   const size_t sizes[] = {
       BT * C,

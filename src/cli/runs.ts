@@ -56,11 +56,15 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     }),
   ];
   let interrupts = 0;
+  let stopping = false; // asked to stop already (the output was closed)
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1) {
-      io.err('\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n');
-      studio.runsStop(runId).catch(() => {});
+      io.err(stopping
+        ? '\na stop is already under way: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n'
+        : '\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n');
+      if (!stopping) studio.runsStop(runId).catch(() => {});
+      stopping = true;
     } else {
       io.err('aborting\n');
       process.exit(130);
@@ -69,8 +73,8 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
   process.on('SIGINT', onSigint);
   // whoever read the output has gone ("| head"): stop as after one Ctrl-C, so that the run keeps a checkpoint
   const offClosed = io.onOutputClosed?.(() => {
-    if (interrupts > 0) return;
-    interrupts++;
+    if (stopping) return;
+    stopping = true;
     io.err('output closed: the run saves a checkpoint after the current step, then stops\n');
     studio.runsStop(runId).catch(() => {});
   });

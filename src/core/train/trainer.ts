@@ -134,9 +134,10 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     await log('info', `validation loss: ${lastVal.toFixed(4)}`);
   };
   const state = (): TrainerState => ({ step, tokensSeen, data: train.getState(), guard: structuredClone(guard) });
-  const checkpoint = async () => {
-    // a checkpoint at a step that evaluates gets that evaluation (of its own weights), not the previous one
-    await evaluateIfDue();
+  const checkpoint = async (evaluate: boolean) => {
+    // a periodic checkpoint at a step that evaluates gets that evaluation (of its own weights), not the previous one;
+    // a stop or pause does not evaluate first (the step it stops before has not trained, and is evaluated on resume)
+    if (evaluate) await evaluateIfDue();
     if (hooks.saveCheckpoint) await hooks.saveCheckpoint(state(), lastVal !== undefined ? { 'val/loss': lastVal } : {});
   };
 
@@ -194,7 +195,7 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
 
     const due = c.checkpoint_interval > 0 && (step % c.checkpoint_interval === 0 || step === maxSteps);
     if (!dist) ctl = hooks.control?.() ?? 'run';
-    if (lead && (due || (ctl !== 'run' && step < maxSteps))) await checkpoint();
+    if (lead && (due || (ctl !== 'run' && step < maxSteps))) await checkpoint(due && ctl === 'run');
     if (ctl === 'stop') return { status: 'stopped', step };
     if (ctl === 'pause') return { status: 'paused', step };
   }

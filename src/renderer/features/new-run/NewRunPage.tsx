@@ -54,8 +54,10 @@ export function NewRunPage({ from }: { from?: string }) {
   useEffect(() => {
     if (!datasetFromPreset || !config || datasets.status !== 'ok') return;
     setDatasetFromPreset(false);
+    // a dataset that is listed (ready, or still being prepared) stays
+    if (config.sft === true || datasets.data.some((d) => d.id === config.dataset)) return;
     const ready = datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready');
-    if (config.sft === true || ready.length === 0 || ready.some((d) => d.id === config.dataset)) return;
+    if (ready.length === 0) return;
     setConfigState({ ...config, dataset: ready[0].id });
     setGeneration((g) => g + 1);
   }, [datasetFromPreset, config, datasets]);
@@ -87,6 +89,8 @@ export function NewRunPage({ from }: { from?: string }) {
   }, [client, from, presets]);
 
   const setConfig = (c: Config) => {
+    // a dataset the user chose is theirs: the preset's fallback no longer applies
+    if (c.dataset !== config?.dataset) setDatasetFromPreset(false);
     setConfigState(c);
   };
 
