@@ -272,7 +272,7 @@ export function CheckpointsPage() {
       )}
 
       <div className="table-wrap card card-flush">
-        <table className="table table-dense ckpt-table" aria-label="Checkpoints">
+        <table className="table table-dense table-sticky-actions ckpt-table" aria-label="Checkpoints">
           <thead>
             <tr>
               <th scope="col" className="ckpt-check">

@@ -184,7 +184,7 @@ export function RunsPage() {
       </div>
 
       <div className="table-wrap card card-flush">
-        <table className="table table-dense runs-table" aria-label="Runs">
+        <table className="table table-dense table-sticky-actions runs-table" aria-label="Runs">
           <thead>
             <tr>
               <th scope="col" className="pick-cell">
