@@ -92,7 +92,7 @@ describe.skipIf(!hasFixture('fixtures/bad-inputs/hellaswag_bad_lines.jsonl'))('m
     expect(p.examples[1].label).toBe(2);
     expect(p.skipped.map((s) => s.line)).toEqual([2, 3, 4, 5]);
     expect(p.skipped[0].message).toContain('not valid JSON');
-    expect(p.skipped[1].message).toContain('4 strings, found 3');
+    expect(p.skipped[1].message).toBe('"endings" must hold 4 strings; found 3');
     expect(p.skipped[2].message).toContain('found 7');
     expect(p.skipped[3].message).toContain('ctx');
   });
@@ -103,6 +103,20 @@ describe.skipIf(!hasFixture('fixtures/bad-inputs/hellaswag_bad_lines.jsonl'))('m
     const code = await main(['hellaswag', '--weights', 'unused', '--data', file, '--strict'], { out: () => {}, err: (s) => (err += s) });
     expect(code).toBe(1);
     expect(err).toContain('line 2');
+  });
+});
+
+describe('HellaSwag data with nothing to score', () => {
+  it('a file of only malformed lines, or an empty one, is an error (never acc 0/0); a folder for --data is named', async () => {
+    expect(() => parseHellaswag('{"ctx": 1}\nnot json\n', { source: 'x.jsonl' })).toThrow(/x\.jsonl holds no valid HellaSwag example: all 2 lines are malformed \(line 1: /);
+    expect(() => parseHellaswag('\n\n', { source: 'empty.jsonl' })).toThrow(/empty\.jsonl holds no HellaSwag example: it is empty/);
+    expect(() => parseHellaswag('{"ctx": "a", "endings": ["a", "b", 3, "d"], "label": 0}\n{"ctx": "a", "endings": ["a", "b", "c", "d"], "label": 0}', { strict: true }))
+      .toThrow(/"endings" must hold 4 strings; ending 3 is 3/);
+    let err = '';
+    const code = await main(['hellaswag', '--weights', 'unused', '--data', os.tmpdir()], { out: () => {}, err: (s) => (err += s) });
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/is a folder, not a file/);
+    expect(err).not.toMatch(/EISDIR| {4}at /);
   });
 });
 

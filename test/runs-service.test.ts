@@ -92,4 +92,49 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(fs.existsSync(path.join(home, 'runs', run.id))).toBe(false);
     expect(studio.store.getRun(run.id)).toBeUndefined();
   });
+
+  it('records what ran: the engine that trained (never "auto"), its backend, the model shape and the host, per attempt', async () => {
+    const small = { ...base, hellaswag_interval: 0, sample_interval: 0 };
+    const native = await studio.runs.wait((await studio.runsCreate({ config: small, name: 'native' })).id);
+    const tfjs = await studio.runs.wait((await studio.runsCreate({ config: { ...small, engine: 'tfjs' }, name: 'tfjs' })).id);
+    expect(native.status).toBe('done');
+    expect(tfjs.status).toBe('done');
+    expect(native.engine).toMatch(/^native-(cpu|cuda)$/);
+    expect(native.attempts).toHaveLength(1);
+    expect(native.attempts[0]).toMatchObject({ engine: native.engine, fromStep: 0, precision: 'fp32', worldSize: 1, initFrom: 'scratch' });
+    expect(['blas', 'builtin']).toContain(native.attempts[0].backend);
+    expect(native.attempts[0].threads).toBeGreaterThan(0);
+    expect(native.attempts[0].model).toEqual({ n_layer: 1, n_head: 2, n_embd: 32, block_size: 128, vocab_size: 50257, params: native.attempts[0].model.params });
+    expect(native.attempts[0].host.cores).toBeGreaterThan(0);
+    expect(native.attempts[0].studioVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(tfjs.engine).toBe('tfjs');
+    expect(tfjs.attempts[0]).toMatchObject({ engine: 'tfjs', precision: 'fp32' });
+    // the time outside the steps is measured, for estimates: evaluations and checkpoints
+    const m = await studio.runsMetrics({ id: native.id });
+    expect(m['time/eval_ms'].steps).toEqual([0, 3, 5]);
+    expect(m['time/checkpoint_ms'].steps).toEqual([2, 5]);
+    expect(native.stepsDone).toBe(6);
+  });
+
+  it('a checkpoint written on stop carries the step its val loss was measured at', async () => {
+    const long = { ...base, max_steps: 400, warmup_steps: 1, eval_interval: 2, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0 };
+    const run = await studio.runsCreate({ config: long, name: 'stopped' });
+    // stop once a step after an evaluated one has been recorded
+    await new Promise<void>((resolve) => {
+      const un = studio.on('run-step', (p) => {
+        if (p.runId === run.id && p.step === 3) {
+          un();
+          void studio.runsStop(run.id).then(() => resolve());
+        }
+      });
+    });
+    const end = await studio.runs.wait(run.id);
+    expect(end.status).toBe('stopped');
+    const [ck] = await studio.runsCheckpoints(run.id);
+    expect(ck.valLoss).not.toBeNull();
+    expect(ck.valLossStep).not.toBeNull();
+    // evaluations happen at even steps; a stop checkpoint at an odd step carries the last even one
+    expect(ck.valLossStep! % 2).toBe(0);
+    if (ck.step % 2 === 1) expect(ck.valLossStep).toBeLessThan(ck.step);
+  });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { HELLASWAG_BASELINES, parseHellaswag, runHellaswag } from '../core/evals/hellaswag';
@@ -21,6 +21,10 @@ function findData(explicit: string | undefined, homeFlag: string | undefined): s
   if (explicit) {
     const p = path.resolve(explicit);
     if (!existsSync(p)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `HellaSwag data file ${p} does not exist.`, 'Pass --data with the path of hellaswag_val.jsonl.');
+    if (!statSync(p).isFile()) {
+      const inside = path.join(p, 'hellaswag_val.jsonl');
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `HellaSwag data ${p} is a folder, not a file.`, existsSync(inside) ? `Pass --data ${inside}.` : 'Pass --data with the path of hellaswag_val.jsonl.');
+    }
     return p;
   }
   const p = hellaswagDataPath(resolveHome({ flag: homeFlag }));

@@ -47,7 +47,10 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     mine('run-step', (p) => io.out(formatStep(p) + '\n')),
     // evaluations are printed through the run's log lines (validation loss, HellaSwag accuracy)
     mine('run-eval', () => {}),
-    mine('run-sample', (p) => p.samples.forEach((s, i) => io.out(`sample ${i}: ${s}\n`))),
+    // the guard's actions are printed through the run's log lines too
+    mine('run-guard', () => {}),
+    // the end-of-text token is a marker, not output: a base model ends a document there and begins another
+    mine('run-sample', (p) => p.samples.forEach((s, i) => io.out(`sample ${i}: ${s.split('<|endoftext|>').join(' ⟨end of text⟩ ')}\n`))),
     mine('run-checkpoint', (p) => io.out(`checkpoint: step ${p.step} -> ${p.path}\n`)),
     mine('run-log', (p) => (p.level === 'info' ? io.out(`${p.message}\n`) : io.err(`${p.level}: ${p.message}\n`))),
     mine('run-status', (p) => {
@@ -91,9 +94,10 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
 
 /** gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] */
 export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
-  const a = parse(argv, { ...homeOpt, config: { type: 'string' }, preset: { type: 'string' }, set: { type: 'string', multiple: true }, name: { type: 'string' } }, 'train');
+  const a = parse(argv, { ...homeOpt, config: { type: 'string' }, preset: { type: 'string' }, set: { type: 'string', multiple: true }, name: { type: 'string' }, force: { type: 'boolean' } }, 'train');
   if (a.help) {
-    io.out('gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json]\n');
+    io.out('gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] [--force]\n');
+    io.out('  --force  start even when the plan says the run does not fit in this machine\'s memory\n');
     return 0;
   }
   if ((a.config === undefined) === (a.preset === undefined)) {
@@ -103,9 +107,8 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
   for (const kv of a.set ?? []) {
     const i = kv.indexOf('=');
     if (i <= 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `--set ${kv} is not key=value.`, 'Example: --set max_steps=100 --set model.n_layer=2');
-    // a path typed on the command line is relative to the current folder (in a config file, to the workspace)
-    const key = kv.slice(0, i);
-    setConfigValue(config, key, key === 'init_path' ? path.resolve(kv.slice(i + 1)) : kv.slice(i + 1));
+    // a relative init_path is taken in the workspace, here as in config files, presets and the app
+    setConfigValue(config, kv.slice(0, i), kv.slice(i + 1));
   }
   // a shorter run asked for on the command line keeps its warmup inside it, unless the warmup was asked for too
   const setKeys = new Set((a.set ?? []).map((kv) => kv.slice(0, kv.indexOf('='))));
@@ -118,7 +121,7 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const run = await studio.runsCreate({ config, preset: a.preset, name: a.name, start: false });
+    const run = await studio.runsCreate({ config, preset: a.preset, name: a.name, start: false, force: a.force === true });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
     return await follow(studio, run.id, io, a.json, () => studio.runs.start(run.id));

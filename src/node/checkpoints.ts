@@ -145,16 +145,34 @@ export function readCheckpoint(dir: string): Checkpoint {
   return { dir: abs, state, weights, optimizer: { step, m, v } };
 }
 
-/** Step numbers of a run's complete checkpoints, ascending. */
+/** The files every complete checkpoint folder holds. */
+const CHECKPOINT_FILES = ['state.json', 'model.safetensors', 'optimizer.safetensors'];
+
+const isComplete = (dir: string) => CHECKPOINT_FILES.every((f) => fs.existsSync(path.join(dir, f)));
+
+/**
+ * Step numbers of a run's complete checkpoints, ascending. A folder under a checkpoint's name that lacks one of its
+ * files (left by an older studio killed while pruning) is not listed, so nothing offers it to load.
+ */
 export function listCheckpointSteps(runDir: string): number[] {
   const parent = checkpointsDir(runDir);
   if (!fs.existsSync(parent)) return [];
   return fs
     .readdirSync(parent)
     .map((n) => /^step_(\d{6,})$/.exec(n))
-    .filter((m): m is RegExpExecArray => m !== null)
+    .filter((m): m is RegExpExecArray => m !== null && isComplete(path.join(parent, m[0])))
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
+}
+
+/** Removes a checkpoint folder so that no crash can leave it half-deleted under its real name: rename, then delete. */
+function removeCheckpointDir(parent: string, name: string): void {
+  const from = path.join(parent, name);
+  if (!fs.existsSync(from)) return;
+  const doomed = path.join(parent, `.deleting-${name}-${process.pid}-${Date.now()}`);
+  fs.renameSync(from, doomed);
+  fsyncDir(parent);
+  fs.rmSync(doomed, { recursive: true, force: true });
 }
 
 /** Deletes all but the newest `keepLast` checkpoints (0 keeps all); returns the deleted steps. */
@@ -162,6 +180,60 @@ export function pruneCheckpoints(runDir: string, keepLast: number): number[] {
   if (keepLast <= 0) return [];
   const steps = listCheckpointSteps(runDir);
   const drop = steps.slice(0, Math.max(0, steps.length - keepLast));
-  for (const s of drop) fs.rmSync(path.join(checkpointsDir(runDir), checkpointDirName(s)), { recursive: true, force: true });
+  for (const s of drop) removeCheckpointDir(checkpointsDir(runDir), checkpointDirName(s));
   return drop;
+}
+
+function sizeOf(p: string): number {
+  let total = 0;
+  const st = fs.lstatSync(p);
+  if (!st.isDirectory()) return st.size;
+  for (const f of fs.readdirSync(p)) total += sizeOf(path.join(p, f));
+  return total;
+}
+
+export interface LeftoverCleanup {
+  /** folders removed: partial writes (.tmp-*), interrupted deletions (.deleting-*), incomplete checkpoints */
+  removed: string[];
+  /** a checkpoint put back under its name (a crash between the two renames of a re-save) */
+  restored: string[];
+  freedBytes: number;
+}
+
+/**
+ * Finishes what a killed process left in a run's checkpoints folder: removes partial writes (`.tmp-step_*`),
+ * interrupted deletions (`.deleting-*`) and incomplete folders under a checkpoint's name, and puts back a
+ * checkpoint that a re-save had moved aside (`.old-step_*`) when its name is free. Run only while no worker of the
+ * run is alive.
+ */
+export function cleanCheckpointLeftovers(runDir: string): LeftoverCleanup {
+  const out: LeftoverCleanup = { removed: [], restored: [], freedBytes: 0 };
+  const parent = checkpointsDir(runDir);
+  if (!fs.existsSync(parent)) return out;
+  const drop = (name: string) => {
+    const p = path.join(parent, name);
+    try {
+      out.freedBytes += sizeOf(p);
+    } catch {
+      // gone meanwhile
+    }
+    fs.rmSync(p, { recursive: true, force: true });
+    out.removed.push(name);
+  };
+  for (const name of fs.readdirSync(parent)) {
+    const old = /^\.old-(step_\d{6,})-\d+$/.exec(name);
+    if (old) {
+      const final = path.join(parent, old[1]);
+      if (!fs.existsSync(final) && isComplete(path.join(parent, name))) {
+        fs.renameSync(path.join(parent, name), final);
+        out.restored.push(old[1]);
+      } else drop(name);
+    } else if (name.startsWith('.tmp-') || name.startsWith('.deleting-')) {
+      drop(name);
+    } else if (/^step_\d{6,}$/.test(name) && !isComplete(path.join(parent, name))) {
+      drop(name);
+    }
+  }
+  if (out.removed.length || out.restored.length) fsyncDir(parent);
+  return out;
 }

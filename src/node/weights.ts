@@ -50,6 +50,8 @@ export interface LoadGpt2Options {
   paddedVocabSize?: number;
   /** n_head when the folder has no config.json and n_embd is not one of OpenAI's shapes. */
   nHead?: number;
+  /** check the names and shapes and return the config, without reading any tensor data (tensors come back empty) */
+  headerOnly?: boolean;
 }
 
 export interface LoadedGpt2Weights {
@@ -302,6 +304,7 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
 
     // ---- read, one tensor at a time ----
     const tensors: NamedTensors = new Map();
+    if (opts.headerOnly) return { config, tensors, file, notes };
     const C = nEmbd;
     for (const spec of specs) {
       const e = byName.get(spec.name)!;

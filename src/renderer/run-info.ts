@@ -1,6 +1,7 @@
 /** What the pages derive from a Run: its step budget, its shape, what can be done with it. */
 import type { HandlerResult } from '../shared/contract';
 import type { RunStatus } from '../shared/contract';
+import { engineLabel, mixedEngines, shapeLabel } from '../shared/run-facts';
 
 export type Run = HandlerResult<'runs-get'>;
 
@@ -29,9 +30,24 @@ export function plannedSteps(run: Pick<Run, 'config'>): number | undefined {
 }
 
 /** The model preset (or "custom") of a run's config, e.g. "nano". */
-export function modelLabel(run: Pick<Run, 'config'>): string {
+/**
+ * The model of a run: the shape that actually trained once an attempt has recorded it (a fine-tune takes the shape
+ * of its weights), else the config's preset, else its explicit shape.
+ */
+export function modelLabel(run: Pick<Run, 'config'> & { attempts?: Run['attempts'] }): string {
+  const a = run.attempts?.length ? run.attempts[run.attempts.length - 1] : undefined;
   const m = run.config.model as Record<string, unknown> | undefined;
-  return typeof m?.preset === 'string' ? m.preset : 'custom';
+  if (a) return `${typeof m?.preset === 'string' ? `${m.preset} · ` : ''}${shapeLabel(a.model)}`;
+  if (typeof m?.preset === 'string') return m.preset;
+  if (typeof m?.n_layer === 'number' && typeof m?.n_head === 'number' && typeof m?.n_embd === 'number') return `${m.n_layer}L·${m.n_head}H·${m.n_embd}C`;
+  return 'custom';
+}
+
+/** The engine that ran the run's latest attempt ("native-cpu (blas, 2 threads, fp32)"), or what the config asked for. */
+export function engineUsedLabel(run: Pick<Run, 'engine' | 'attempts'>): string {
+  const a = run.attempts?.length ? run.attempts[run.attempts.length - 1] : undefined;
+  if (a) return engineLabel(a) + (mixedEngines(run.attempts) ? ' (earlier attempts ran on another engine)' : '');
+  return run.engine && run.engine !== 'auto' ? run.engine : '—';
 }
 
 export const canStop = (s: RunStatus) => s === 'running';

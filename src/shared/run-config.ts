@@ -16,15 +16,17 @@ export const modelSchema = z
   .object({
     /** a shape preset; the explicit fields below override it */
     preset: z.enum(MODEL_PRESET_NAMES, { error: `model.preset must be one of ${MODEL_PRESET_NAMES.join(', ')}` }).optional(),
-    n_layer: posInt('model.n_layer').optional(),
-    n_head: posInt('model.n_head').optional(),
-    n_embd: posInt('model.n_embd').optional(),
+    // upper bounds far above GPT-2 XL (48 layers, 25 heads, 1600 wide, 1024 context), so that a typo is an error at
+    // the field instead of an allocation that fails (or eats the machine's memory) in the engine
+    n_layer: posInt('model.n_layer').max(512, 'model.n_layer must be <= 512 (GPT-2 XL has 48)').optional(),
+    n_head: posInt('model.n_head').max(512, 'model.n_head must be <= 512 (GPT-2 XL has 25)').optional(),
+    n_embd: posInt('model.n_embd').max(32768, 'model.n_embd must be <= 32768 (GPT-2 XL is 1600 wide)').optional(),
     /** context length (rows of wpe) */
-    block_size: posInt('model.block_size').optional(),
-    /** 50257 for GPT-2's BPE */
-    vocab_size: posInt('model.vocab_size').default(50257),
+    block_size: posInt('model.block_size').max(131072, 'model.block_size must be <= 131072 (GPT-2 has 1024)').optional(),
+    /** 50257 for GPT-2's BPE; shards store uint16 token ids, so at most 65536 */
+    vocab_size: posInt('model.vocab_size').max(65536, 'model.vocab_size must be <= 65536 (shards hold 16-bit token ids; GPT-2 has 50257)').default(50257),
     /** rows of wte; default: vocab_size rounded up to a multiple of 64 (50304) */
-    padded_vocab_size: posInt('model.padded_vocab_size').optional(),
+    padded_vocab_size: posInt('model.padded_vocab_size').max(1 << 20, 'model.padded_vocab_size must be <= 1048576 (GPT-2 pads to 50304)').optional(),
   })
   .strict();
 
@@ -40,13 +42,24 @@ export const sampleSchema = z
 
 export const guardSchema = z
   .object({
-    /** skip an update whose loss or grad norm is more than this many standard deviations above the recent mean */
+    /**
+     * judge loss spikes: skip an update whose loss is more than z_threshold robust standard deviations above the
+     * median of the recent losses. Off by default, as in llm.c: clipping bounds every step, and a NaN or Inf is
+     * always caught (skipped, then rolled back) whether this is on or not.
+     */
+    enabled: z.boolean().default(false),
+    /** robust z-score (median and MAD of the window) above which a loss is a spike */
     z_threshold: z.number().positive('guard.z_threshold must be > 0').default(6),
-    /** steps of history before the guard acts */
+    /** accepted steps of history before spikes are judged */
     warmup: nonNegInt('guard.warmup').default(20),
-    /** stop with an error after this many skipped updates in a row */
-    max_consecutive_skips: posInt('guard.max_consecutive_skips').default(5),
-    enabled: z.boolean().default(true),
+    /** recent accepted losses the baseline is taken over */
+    window: posInt('guard.window').min(5, 'guard.window must be >= 5').default(50),
+    /** skips in a row after which the guard rolls back to its last snapshot (never a failure by itself) */
+    max_consecutive_skips: posInt('guard.max_consecutive_skips').default(3),
+    /** rollbacks in a row a NaN or Inf may survive; the run fails after that, saying what was tried */
+    max_rollbacks: nonNegInt('guard.max_rollbacks').default(2),
+    /** steps between the in-memory snapshots a rollback restores (weights and optimizer state); 0: none */
+    snapshot_interval: nonNegInt('guard.snapshot_interval').default(100),
   })
   .strict();
 
@@ -83,7 +96,7 @@ const runConfigBase = z
     /** evaluate val loss every N steps (and at the last step); 0 disables */
     eval_interval: nonNegInt('eval_interval').default(250),
     /** val micro-batches per evaluation */
-    eval_iters: posInt('eval_iters').default(20),
+    eval_iters: posInt('eval_iters').max(100_000, 'eval_iters must be <= 100000 (each is one micro-batch of the val split; build-nanogpt uses 20)').default(20),
     hellaswag_interval: nonNegInt('hellaswag_interval').default(250),
     /** examples per HellaSwag evaluation; absent = the whole split */
     hellaswag_limit: posInt('hellaswag_limit').optional(),
@@ -92,7 +105,7 @@ const runConfigBase = z
     checkpoint_interval: nonNegInt('checkpoint_interval').default(5000),
     /** checkpoints kept (older ones are deleted); 0 keeps all */
     keep_last: nonNegInt('keep_last').default(3),
-    seed: z.number().int('seed must be an integer').default(1337),
+    seed: z.number({ error: 'seed must be a number' }).int('seed must be an integer').min(0, 'seed must be >= 0').max(2 ** 32 - 1, 'seed must be < 2^32').default(1337),
     engine: z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], { error: 'engine must be auto, tfjs, native-cpu or native-cuda' }).default('auto'),
     /** matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines */
     precision: z.enum(['auto', 'fp32', 'bf16', 'tf32'], { error: 'precision must be auto, fp32, bf16 or tf32' }).default('auto'),
@@ -100,7 +113,7 @@ const runConfigBase = z
     world_size: posInt('world_size').max(64, { error: 'world_size must be at most 64 processes' }).default(1),
     /** shuffle shard order and document-aligned chunks each epoch */
     shuffle: z.boolean().default(false),
-    guard: guardSchema.default({ z_threshold: 6, warmup: 20, max_consecutive_skips: 5, enabled: true }),
+    guard: guardSchema.default({ enabled: false, z_threshold: 6, warmup: 20, window: 50, max_consecutive_skips: 3, max_rollbacks: 2, snapshot_interval: 100 }),
   })
   .strict();
 
@@ -138,6 +151,9 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
   }
   if (shape.block_size !== undefined && c.seq_len > shape.block_size) {
     ctx.addIssue({ code: 'custom', path: ['seq_len'], message: `seq_len = ${c.seq_len} exceeds the model's block_size = ${shape.block_size}` });
+  }
+  if (shape.block_size !== undefined && c.sample_interval > 0 && c.sample.max_tokens >= shape.block_size) {
+    ctx.addIssue({ code: 'custom', path: ['sample', 'max_tokens'], message: `sample.max_tokens = ${c.sample.max_tokens} leaves no room for the prompt in the model's context of ${shape.block_size} tokens; use at most ${shape.block_size - 1}` });
   }
   const unitTokens = c.batch_size * c.seq_len * c.world_size;
   if (c.total_batch_size % unitTokens !== 0) {

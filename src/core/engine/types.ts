@@ -116,6 +116,22 @@ export interface EngineInfo {
   detail: string;
   /** why a faster option was not used, or why the engine is unavailable */
   notes: string[];
+  /** what runs, field by field (for the run's record): present when the engine is available */
+  facts?: EngineFacts;
+}
+
+/** The engine a run actually trained on, as recorded on the run. */
+export interface EngineFacts {
+  /** native-cpu, native-cuda or tfjs */
+  engine: string;
+  /** the compute backend: e.g. "blas" or "builtin" GEMM (native-cpu), "cublas" (native-cuda), "wasm" (tfjs) */
+  backend: string;
+  /** the build: compiler, SIMD, BLAS, CUDA arch, TF.js version */
+  build: string;
+  /** CPU threads, where the engine uses them */
+  threads?: number;
+  /** matmul precision: fp32, tf32 or bf16 */
+  precision: string;
 }
 
 export interface Engine {

@@ -48,6 +48,16 @@ export function parseHellaswag(text: string, opts: { strict?: boolean; source?: 
       examples.push(problem);
     }
   }
+  if (examples.length === 0) {
+    // an accuracy over nothing (acc 0/0) would read as a result
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      skipped.length
+        ? `${src} holds no valid HellaSwag example: all ${skipped.length} line${skipped.length === 1 ? ' is' : 's are'} malformed (line ${skipped[0].line}: ${skipped[0].message}).`
+        : `${src} holds no HellaSwag example: it is empty.`,
+      'Pass the validation split as JSONL, one {"ctx", "endings": [4 strings], "label"} object a line ("gpt2-studio prepare hellaswag" downloads it).',
+    );
+  }
   return { examples, skipped };
 }
 
@@ -62,8 +72,10 @@ function checkLine(raw: string, line: number): HellaswagExample | string {
   const r = o as Record<string, unknown>;
   if (typeof r.ctx !== 'string' || r.ctx === '') return 'no "ctx" string';
   if (!Array.isArray(r.endings) || r.endings.length !== 4 || !r.endings.every((e) => typeof e === 'string')) {
-    const n = Array.isArray(r.endings) ? r.endings.length : 0;
-    return `"endings" must be 4 strings, found ${Array.isArray(r.endings) ? n : typeof r.endings}`;
+    if (!Array.isArray(r.endings)) return `"endings" must be a list of 4 strings; found ${r.endings === undefined ? 'no "endings"' : typeof r.endings}`;
+    if (r.endings.length !== 4) return `"endings" must hold 4 strings; found ${r.endings.length}`;
+    const bad = r.endings.findIndex((e) => typeof e !== 'string');
+    return `"endings" must hold 4 strings; ending ${bad + 1} is ${JSON.stringify(r.endings[bad])}`;
   }
   const label = typeof r.label === 'string' && /^\d+$/.test(r.label.trim()) ? Number(r.label) : r.label;
   if (typeof label !== 'number' || !Number.isInteger(label) || label < 0 || label > 3) {

@@ -1,11 +1,11 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { gradAccumSteps, totalSteps, type RunConfig } from '../../shared/run-config';
 import type { Batch, Collective, Model } from '../engine/types';
-import { decayGroups, flopsPerToken } from '../model/config';
+import { decayGroups, EOT_TOKEN, flopsPerToken } from '../model/config';
 import { generate } from '../sampling';
 import { learningRate } from '../schedule';
 import { decode, encode } from '../tokenizer';
-import { checkStep, newGuardState, type GuardState } from './guard';
+import { judgeStep, newGuardState, restoreGuardState, type GuardAction, type GuardState } from './guard';
 import { accumulateGradients, applyUpdate } from './step';
 
 /** A stream of (B, T) batches whose position can be saved and restored exactly. */
@@ -26,8 +26,24 @@ export interface StepEvent {
   tokensPerSec: number;
   mfu?: number;
   tokensSeen: number;
-  /** true when the guard skipped this update */
+  /** true when the guard did not apply this update (a skip or a rollback) */
   skipped: boolean;
+}
+
+/** An action of the guard: every one is reported, logged and marked on the loss chart. */
+export interface GuardEvent {
+  step: number;
+  action: 'skip' | 'rollback' | 'rebaseline';
+  reason: string;
+  /** rollback: the step whose weights were restored (the batches from it to `step` were skipped) */
+  toStep?: number;
+}
+
+/** Time spent outside the training steps, for estimates that hold. */
+export interface TimingEvent {
+  step: number;
+  what: 'eval' | 'hellaswag' | 'sample' | 'checkpoint';
+  ms: number;
 }
 
 /** What the trainer saves so that a resumed run continues exactly. */
@@ -45,6 +61,8 @@ export interface TrainerHooks {
   onHellaswag?(e: { step: number; accNorm: number | null; n: number; note?: string }): void | Promise<void>;
   onSample?(e: { step: number; prompt: string; samples: string[] }): void | Promise<void>;
   onLog?(level: 'info' | 'warn', message: string): void | Promise<void>;
+  onGuard?(e: GuardEvent): void | Promise<void>;
+  onTiming?(e: TimingEvent): void | Promise<void>;
   /** writes a checkpoint of the model, optimizer and this state */
   saveCheckpoint?(state: TrainerState, metrics: Record<string, number>): Promise<void>;
   /** polled between steps: 'stop' checkpoints and ends, 'pause' checkpoints and ends as paused */
@@ -70,6 +88,19 @@ export interface TrainerOptions {
    */
   dist?: Collective;
   now?: () => number;
+}
+
+/** The guard's in-memory copy of a good state. */
+interface Snapshot {
+  step: number;
+  weights: Awaited<ReturnType<Model['exportWeights']>>;
+  optimizer: Awaited<ReturnType<Model['exportOptimizerState']>>;
+}
+
+/** A fine-tune's sample ends where the next "User:" turn would begin (the answer is over by then). */
+function cutAtNextTurn(text: string): string {
+  const at = text.search(/\n\s*User:/);
+  return at < 0 ? text : text.slice(0, at);
 }
 
 export type TrainerOutcome = { status: 'done' | 'stopped' | 'paused'; step: number };
@@ -103,15 +134,24 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   const accum = gradAccumSteps(c);
   const tokensPerStep = c.total_batch_size;
   const sched = { maxLr: c.max_lr, minLrRatio: c.min_lr_ratio, warmupSteps: c.warmup_steps, maxSteps };
-  const guardOpts = { enabled: c.guard.enabled, zThreshold: c.guard.z_threshold, warmup: c.guard.warmup, maxConsecutiveSkips: c.guard.max_consecutive_skips };
+  const guardOpts = {
+    enabled: c.guard.enabled, zThreshold: c.guard.z_threshold, warmup: c.guard.warmup,
+    maxConsecutiveSkips: c.guard.max_consecutive_skips, maxRollbacks: c.guard.max_rollbacks, window: c.guard.window,
+  };
   const fpt = flopsPerToken(model.config, c.seq_len);
   const log = async (level: 'info' | 'warn', m: string) => hooks.onLog?.(level, m);
   const dist = o.dist && o.dist.world > 1 ? o.dist : undefined;
   const lead = !dist || dist.rank === 0;
+  const timed = async <T>(what: TimingEvent['what'], at: number, f: () => Promise<T>): Promise<T> => {
+    const t = now();
+    const r = await f();
+    await hooks.onTiming?.({ step: at, what, ms: now() - t });
+    return r;
+  };
 
   let step = o.resume?.step ?? 0;
   let tokensSeen = o.resume?.tokensSeen ?? 0;
-  const guard = o.resume ? structuredClone(o.resume.guard) : newGuardState();
+  const guard = o.resume ? restoreGuardState(o.resume.guard) : newGuardState();
   if (o.resume) train.setState(o.resume.data);
 
   const g = decayGroups(model.config);
@@ -121,6 +161,13 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   if (dist) await log('info', `data parallel: ${dist.world} processes, each ${accum} micro-step${accum === 1 ? '' : 's'} of ${c.batch_size} x ${c.seq_len} tokens per step`);
   if (o.resume) await log('info', `resuming at step ${step} of ${maxSteps}`);
 
+  // The guard's last good state, in memory: what a rollback restores. Every rank keeps its own (they are equal).
+  let snapshot: Snapshot | undefined;
+  const takeSnapshot = async () => {
+    snapshot = { step, weights: await model.exportWeights(), optimizer: await model.exportOptimizerState() };
+  };
+  if (c.guard.snapshot_interval > 0) await takeSnapshot();
+
   let lastVal: number | undefined;
   let lastValStep = -1;
   /** The validation loss of the weights after `step` updates, when that step evaluates (once per step). */
@@ -128,7 +175,7 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     // step maxSteps is not a step of the run (metrics count steps 0 .. maxSteps-1): the last evaluation is at maxSteps-1
     if (!lead || !val || c.eval_interval <= 0 || lastValStep === step || step >= maxSteps) return;
     if (step % c.eval_interval !== 0 && step !== maxSteps - 1) return;
-    lastVal = await evaluateValLoss(model, val, c.eval_iters);
+    lastVal = await timed('eval', step, () => evaluateValLoss(model, val, c.eval_iters));
     lastValStep = step;
     await hooks.onEval?.({ step, valLoss: lastVal });
     await log('info', `validation loss: ${lastVal.toFixed(4)}`);
@@ -136,25 +183,59 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   const state = (): TrainerState => ({ step, tokensSeen, data: train.getState(), guard: structuredClone(guard) });
   const checkpoint = async (evaluate: boolean) => {
     // a periodic checkpoint at a step that evaluates gets that evaluation (of its own weights), not the previous one;
-    // a stop or pause does not evaluate first (the step it stops before has not trained, and is evaluated on resume)
+    // a stop or pause does not evaluate first (the step it stops before has not trained, and is evaluated on resume),
+    // so its checkpoint carries the step its val loss was measured at
     if (evaluate) await evaluateIfDue();
-    if (hooks.saveCheckpoint) await hooks.saveCheckpoint(state(), lastVal !== undefined ? { 'val/loss': lastVal } : {});
+    if (!hooks.saveCheckpoint) return;
+    const metrics: Record<string, number> = lastVal !== undefined ? { 'val/loss': lastVal, 'val/loss_step': lastValStep } : {};
+    // recorded at the last step trained (a final checkpoint's step is one past the run's last step)
+    await timed('checkpoint', Math.max(0, step - 1), () => hooks.saveCheckpoint!(state(), metrics));
+  };
+  /** Acts on the guard's verdict: true when the update is to be applied. */
+  const actOnGuard = async (v: GuardAction): Promise<boolean> => {
+    if (v.kind === 'apply') return true;
+    if (v.kind === 'fail') {
+      throw new StudioError(
+        ErrorCode.NUMERIC,
+        `Training stopped at step ${step}: ${v.reason}.`,
+        'Lower max_lr, raise warmup_steps, or check the dataset; then resume from the last checkpoint (or start again with the changed config).',
+      );
+    }
+    let e: GuardEvent;
+    if (v.kind === 'rollback') {
+      const to = snapshot!;
+      model.loadWeights(to.weights);
+      model.loadOptimizerState(to.optimizer);
+      const batches = (step - to.step + 1) * accum;
+      e = { step, action: 'rollback', reason: v.reason, toStep: to.step };
+      await log('warn', `step ${step}: guard: ${v.reason}; rolled back the weights and optimizer state to step ${to.step} and skipped the ${fmt(batches)} batch${batches === 1 ? '' : 'es'} since`);
+    } else if (v.kind === 'skip') {
+      e = { step, action: 'skip', reason: v.reason };
+      await log('warn', `step ${step}: guard: update skipped: ${v.reason}`);
+    } else {
+      e = { step, action: 'rebaseline', reason: v.reason };
+      await log('warn', `step ${step}: guard: ${v.reason}`);
+    }
+    if (lead) await hooks.onGuard?.(e);
+    return v.kind === 'rebaseline';
   };
 
   while (step < maxSteps) {
     const last = step === maxSteps - 1;
     await evaluateIfDue();
     if (lead && c.hellaswag_interval > 0 && (step % c.hellaswag_interval === 0 || last) && hooks.hellaswag) {
-      const h = await hooks.hellaswag(model, step);
+      const h = await timed('hellaswag', step, () => hooks.hellaswag!(model, step));
       if (h) await hooks.onHellaswag?.({ step, accNorm: h.accNorm, n: h.n });
     }
     if (lead && c.sample_interval > 0 && ((step > 0 && step % c.sample_interval === 0) || last)) {
       const prompt = encode(c.sample.prompt);
-      const rows = await generate(model, prompt, {
+      const rows = await timed('sample', step, () => generate(model, prompt, {
         maxNewTokens: c.sample.max_tokens, numSequences: c.sample.count, seed: c.seed + step,
         temperature: c.sample.temperature, topK: c.sample.top_k, topP: 1,
-      });
-      await hooks.onSample?.({ step, prompt: c.sample.prompt, samples: rows.map((r) => c.sample.prompt + decode(r)) });
+        // a fine-tune's answer ends at the end-of-text token that closes each example
+        stopTokens: c.sft ? [EOT_TOKEN] : undefined,
+      }));
+      await hooks.onSample?.({ step, prompt: c.sample.prompt, samples: rows.map((r) => c.sample.prompt + (c.sft ? cutAtNextTurn(decode(r)) : decode(r))) });
     }
 
     const t0 = now();
@@ -172,26 +253,19 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
       ctl = stopVotes > 0 ? 'stop' : pauseVotes > 0 ? 'pause' : 'run';
     }
     const lr = learningRate(sched, step);
-    const verdict = checkStep(guard, guardOpts, loss, norm);
-    if (verdict.skip) {
-      await log('warn', `step ${step}: update skipped: ${verdict.reason}`);
-      if (guard.consecutiveSkips >= guardOpts.maxConsecutiveSkips) {
-        throw new StudioError(
-          ErrorCode.NUMERIC,
-          `Training stopped at step ${step}: ${guard.consecutiveSkips} updates in a row were skipped (last: ${verdict.reason}).`,
-          'Lower max_lr, raise warmup_steps or grad_clip, or check the dataset; then resume from the last checkpoint.',
-        );
-      }
-    } else {
-      applyUpdate(model, norm, { gradClip: c.grad_clip, adamw: { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay } });
-    }
+    // every rank sees the same loss and norm (both are over all ranks), so every rank takes the same action
+    const verdict = judgeStep(guard, guardOpts, loss, norm, snapshot !== undefined);
+    const apply = await actOnGuard(verdict);
+    if (apply) applyUpdate(model, norm, { gradClip: c.grad_clip, adamw: { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay } });
     const dtMs = now() - t0;
     tokensSeen += tokensPerStep;
     const tokensPerSec = tokensPerStep / (dtMs / 1000);
     const mfu = o.peakFlops ? (fpt * tokensPerSec) / o.peakFlops : undefined;
-    const ev: StepEvent = { step, loss, lr, norm, dtMs, tokensPerSec, mfu, tokensSeen, skipped: verdict.skip };
+    const ev: StepEvent = { step, loss, lr, norm, dtMs, tokensPerSec, mfu, tokensSeen, skipped: !apply };
     step++;
     await hooks.onStep(ev);
+    // a good state to come back to: after an applied update, never in the middle of a streak
+    if (c.guard.snapshot_interval > 0 && apply && guard.consecutiveSkips === 0 && step % c.guard.snapshot_interval === 0) await takeSnapshot();
 
     const due = c.checkpoint_interval > 0 && (step % c.checkpoint_interval === 0 || step === maxSteps);
     if (!dist) ctl = hooks.control?.() ?? 'run';

@@ -405,13 +405,20 @@ export class NativeCpuEngine implements Engine {
   info(): EngineInfo {
     if (this.backend.library) {
       const precision = this.opts.precision ?? 'fp32';
-      return { name: this.name, available: true, detail: `${precision} matmuls; ${this.backend.library.buildInfo()} (${this.backend.library.path})`, notes: [...this.notes] };
+      const build = this.backend.library.buildInfo();
+      return {
+        name: this.name, available: true, detail: `${precision} matmuls; ${build} (${this.backend.library.path})`, notes: [...this.notes],
+        facts: { engine: this.name, backend: 'cublas', build, precision },
+      };
     }
     const n = this.opts.threads ?? this.addon.defaultThreads();
     const threads = `${n} thread${n === 1 ? '' : 's'}`;
     const notes = [...this.notes];
     if (!this.addon.hasBlas()) notes.push('no BLAS was found when the engine was built; it uses the built-in SGEMM (install libopenblas-dev and run npm run build:native for BLAS)');
-    return { name: this.name, available: true, detail: `C++ engine, GEMM: ${this.gemm}, ${threads} (${this.addon.buildInfo()})`, notes };
+    return {
+      name: this.name, available: true, detail: `C++ engine, GEMM: ${this.gemm}, ${threads} (${this.addon.buildInfo()})`, notes,
+      facts: { engine: this.name, backend: this.gemm, build: this.addon.buildInfo(), threads: n, precision: this.opts.precision ?? 'fp32' },
+    };
   }
 
   async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {

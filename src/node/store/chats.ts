@@ -1,5 +1,5 @@
 /**
- * Chat conversations and their messages in studio.db (tables of migration 2), on the store's connection
+ * Chat conversations and their messages in studio.db (tables of migrations 2 and 3), on the store's connection
  * (`new ChatStore(store.database)`). Synchronous like the rest of the store: a method returns once its
  * transaction is committed. JSON columns are parsed here; callers see plain objects.
  */
@@ -15,7 +15,8 @@ export interface StoredChatSettings extends SamplingSettings {
 
 export const CHAT_ROLES = ['user', 'assistant'] as const;
 export type StoredChatRole = (typeof CHAT_ROLES)[number];
-export const CHAT_END_REASONS = ['eot', 'length', 'stopped', 'error'] as const;
+/** why an answer ended (EndReason of src/core/sampling.ts), or 'error' when it failed (migration 3) */
+export const CHAT_END_REASONS = ['eot', 'length', 'context', 'stop', 'error'] as const;
 export type StoredEndReason = (typeof CHAT_END_REASONS)[number];
 
 export interface StoredConversation {
@@ -39,6 +40,8 @@ export interface StoredChatMessage {
   tokens: number | null;
   tokensPerSec: number | null;
   reason: StoredEndReason | null;
+  /** the model's context (block_size) in tokens when the answer was generated; null for a user message */
+  contextTokens: number | null;
   error: PlainError | null;
 }
 
@@ -49,6 +52,7 @@ export interface AddChatMessageInput {
   tokens?: number | null;
   tokensPerSec?: number | null;
   reason?: StoredEndReason | null;
+  contextTokens?: number | null;
   error?: PlainError | null;
 }
 
@@ -70,6 +74,7 @@ interface MessageRow {
   tokens: number | null;
   tokens_per_sec: number | null;
   reason: string | null;
+  context_tokens: number | null;
   error_json: string | null;
 }
 
@@ -140,7 +145,7 @@ export class ChatStore {
   messages(id: string): StoredChatMessage[] {
     return this.db
       .prepare<[string], MessageRow>(
-        'SELECT seq, role, content, created_at, tokens, tokens_per_sec, reason, error_json FROM chat_messages WHERE conversation_id = ? ORDER BY seq',
+        'SELECT seq, role, content, created_at, tokens, tokens_per_sec, reason, context_tokens, error_json FROM chat_messages WHERE conversation_id = ? ORDER BY seq',
       )
       .all(id)
       .map(toMessage);
@@ -158,8 +163,8 @@ export class ChatStore {
       const seq = (this.db.prepare<[string], { n: number | null }>('SELECT max(seq) AS n FROM chat_messages WHERE conversation_id = ?').get(id)?.n ?? 0) + 1;
       this.db
         .prepare(
-          `INSERT INTO chat_messages (conversation_id, seq, role, content, created_at, tokens, tokens_per_sec, reason, error_json)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO chat_messages (conversation_id, seq, role, content, created_at, tokens, tokens_per_sec, reason, context_tokens, error_json)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           id,
@@ -170,6 +175,7 @@ export class ChatStore {
           input.tokens ?? null,
           input.tokensPerSec === undefined || input.tokensPerSec === null || !Number.isFinite(input.tokensPerSec) ? null : input.tokensPerSec,
           input.reason ?? null,
+          input.contextTokens ? input.contextTokens : null,
           input.error ? JSON.stringify({ code: input.error.code, message: input.error.message, hint: input.error.hint }) : null,
         );
       return seq;
@@ -218,6 +224,7 @@ function toMessage(r: MessageRow): StoredChatMessage {
     tokens: r.tokens,
     tokensPerSec: r.tokens_per_sec,
     reason: r.reason as StoredEndReason | null,
+    contextTokens: r.context_tokens,
     error: r.error_json ? (JSON.parse(r.error_json) as PlainError) : null,
   };
 }

@@ -188,8 +188,66 @@ const v2: Migration = {
   },
 };
 
+/**
+ * Version 3: chat answers end for the reasons every generation path reports (EndReason in src/core/sampling.ts):
+ * 'context' (the model's context filled before max tokens) is new and 'stopped' becomes 'stop'. context_tokens
+ * keeps the model's context at the time, so that "context full (256 tokens)" stays true after the conversation's
+ * model changes. SQLite cannot alter a CHECK, so chat_messages is rebuilt (create new, copy, drop old, rename).
+ */
+const v3: Migration = {
+  version: 3,
+  name: "chat_messages: end reasons 'context' and 'stop', context_tokens",
+  up(db) {
+    db.pragma('defer_foreign_keys = ON');
+    db.exec(`
+      CREATE TABLE chat_messages_v3 (
+        conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        role            TEXT NOT NULL CHECK (role IN (${list(['user', 'assistant'])})),
+        content         TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        -- assistant messages: tokens generated, their rate, why generation ended, the model's context (tokens),
+        -- and the error if it failed
+        tokens          INTEGER CHECK (tokens IS NULL OR tokens >= 0),
+        tokens_per_sec  REAL CHECK (tokens_per_sec IS NULL OR tokens_per_sec >= 0),
+        reason          TEXT CHECK (reason IS NULL OR reason IN (${list(['eot', 'length', 'context', 'stop', 'error'])})),
+        context_tokens  INTEGER CHECK (context_tokens IS NULL OR context_tokens >= 1),
+        error_json      TEXT CHECK (error_json IS NULL OR (json_valid(error_json) AND json_type(error_json) = 'object')),
+        PRIMARY KEY (conversation_id, seq)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO chat_messages_v3 (conversation_id, seq, role, content, created_at, tokens, tokens_per_sec, reason, error_json)
+        SELECT conversation_id, seq, role, content, created_at, tokens, tokens_per_sec,
+               CASE reason WHEN 'stopped' THEN 'stop' ELSE reason END, error_json
+        FROM chat_messages;
+      DROP TABLE chat_messages;
+      ALTER TABLE chat_messages_v3 RENAME TO chat_messages;
+    `);
+    const broken = db.pragma('foreign_key_check') as unknown[];
+    if (broken.length > 0) throw new Error(`${broken.length} chat messages lost their conversation while chat_messages was rebuilt`);
+  },
+};
+
+/**
+ * Version 4: what ran, and where values come from.
+ * - runs.attempts_json: one RunAttempt (src/shared/run-facts.ts) per start or resume: the engine, backend, build,
+ *   threads and precision that actually ran, the model shape trained, the host and the studio's version and commit.
+ * - checkpoints.val_loss_step: the step whose weights val_loss was measured on (a checkpoint written on stop or
+ *   pause carries an earlier step's value); NULL for checkpoints recorded before this version.
+ */
+const v4: Migration = {
+  version: 4,
+  name: 'runs.attempts_json, checkpoints.val_loss_step',
+  up(db) {
+    db.exec(`
+      ALTER TABLE runs ADD COLUMN attempts_json TEXT NOT NULL DEFAULT '[]'
+        CHECK (json_valid(attempts_json) AND json_type(attempts_json) = 'array');
+      ALTER TABLE checkpoints ADD COLUMN val_loss_step INTEGER CHECK (val_loss_step IS NULL OR val_loss_step >= 0);
+    `);
+  },
+};
+
 /** Every migration, in order. The last one's version is the schema version this build writes. */
-export const MIGRATIONS: readonly Migration[] = [v1, v2];
+export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

@@ -8,6 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
+import type { RunAttempt } from '../../shared/run-facts';
 import { openDatabase, type OpenDatabaseOptions } from './database';
 import { checkId, newId } from './ids';
 import {
@@ -200,6 +201,19 @@ export class Store {
                  ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`;
     params.push(checkLimit(filter.limit, 1000), checkInt(filter.offset ?? 0, 'offset'));
     return this.all<RunRow>(sql, ...params).map(toRun);
+  }
+
+  /**
+   * Records what an attempt of the run actually ran on (appended to its attempts), and sets the run's engine to the
+   * engine that ran (the config may say "auto").
+   */
+  addRunAttempt(id: string, attempt: RunAttempt): Run {
+    const r = this.run(
+      `UPDATE runs SET attempts_json = json_insert(attempts_json, '$[#]', json(?)), engine = ? WHERE id = ?`,
+      JSON.stringify(attempt), checkText(attempt.engine, 'engine'), id,
+    );
+    if (r.changes === 0) throw runNotFound(id);
+    return this.getRun(id)!;
   }
 
   /** Changes the given fields and returns the run as it is now. Throws NOT_FOUND for an unknown id. */
@@ -508,17 +522,19 @@ export class Store {
       path: checkText(input.path, 'checkpoint path'),
       size_bytes: checkInt(input.sizeBytes, 'sizeBytes'),
       val_loss: input.valLoss ?? null,
+      val_loss_step: input.valLossStep ?? null,
       hellaswag: input.hellaswag ?? null,
       created_at: checkInt(input.createdAt ?? this.now(), 'createdAt'),
     };
     const tx = this.db.transaction(() => {
       this.withRun(runId, () =>
         this.run(
-          `INSERT INTO checkpoints (run_id, step, path, size_bytes, val_loss, hellaswag, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)
+          `INSERT INTO checkpoints (run_id, step, path, size_bytes, val_loss, val_loss_step, hellaswag, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (run_id, step) DO UPDATE SET path = excluded.path, size_bytes = excluded.size_bytes,
-             val_loss = excluded.val_loss, hellaswag = excluded.hellaswag, created_at = excluded.created_at`,
-          row.run_id, row.step, row.path, row.size_bytes, row.val_loss, row.hellaswag, row.created_at,
+             val_loss = excluded.val_loss, val_loss_step = excluded.val_loss_step, hellaswag = excluded.hellaswag,
+             created_at = excluded.created_at`,
+          row.run_id, row.step, row.path, row.size_bytes, row.val_loss, row.val_loss_step, row.hellaswag, row.created_at,
         ),
       );
       this.syncLastCheckpoint(runId);
@@ -931,6 +947,7 @@ function toRun(r: RunRow): Run {
     tags: JSON.parse(r.tags) as string[],
     notes: r.notes,
     pid: r.pid,
+    attempts: JSON.parse(r.attempts_json) as RunAttempt[],
   };
 }
 
@@ -945,6 +962,7 @@ function toCheckpoint(r: CheckpointRow): Checkpoint {
     path: r.path,
     sizeBytes: r.size_bytes,
     valLoss: r.val_loss,
+    valLossStep: r.val_loss_step,
     hellaswag: r.hellaswag,
     createdAt: r.created_at,
   };

@@ -1,3 +1,4 @@
+import type { RunAttempt } from '../../shared/run-facts';
 /**
  * The store's types. Two layers:
  * - `*Row`: one row as SQLite returns it (snake_case columns, JSON still as text). Only store.ts sees these.
@@ -35,6 +36,7 @@ export interface RunRow {
   tags: string;
   notes: string;
   pid: number | null;
+  attempts_json: string;
 }
 
 export interface Run {
@@ -62,6 +64,8 @@ export interface Run {
   notes: string;
   /** the worker process's pid while running or paused; null otherwise */
   pid: number | null;
+  /** what each attempt (the first start and every resume) actually ran on, oldest first */
+  attempts: RunAttempt[];
 }
 
 export interface CreateRunInput {
@@ -199,6 +203,7 @@ export interface CheckpointRow {
   path: string;
   size_bytes: number;
   val_loss: number | null;
+  val_loss_step: number | null;
   hellaswag: number | null;
   created_at: number;
 }
@@ -210,6 +215,11 @@ export interface Checkpoint {
   path: string;
   sizeBytes: number;
   valLoss: number | null;
+  /**
+   * the step whose weights valLoss was measured on: the checkpoint's own step when it was evaluated before it was
+   * saved, an earlier one for a checkpoint written on stop or pause (null: unknown, from an older studio)
+   */
+  valLossStep: number | null;
   /** HellaSwag acc_norm, when it was measured */
   hellaswag: number | null;
   createdAt: number;
@@ -220,6 +230,7 @@ export interface AddCheckpointInput {
   path: string;
   sizeBytes: number;
   valLoss?: number | null;
+  valLossStep?: number | null;
   hellaswag?: number | null;
   createdAt?: number;
 }

@@ -4,17 +4,24 @@
  * that dies without saying why leaves its run `interrupted` with its last checkpoint.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
+import { ErrorCode, StudioError, toPlainError, type PlainError } from '../../shared/errors';
 import { checkRunConfig, totalSteps, type FieldError, type RunConfig } from '../../shared/run-config';
 import type { StudioEvents } from '../../shared/contract';
-import { listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointState } from '../checkpoints';
+import { cleanCheckpointLeftovers, listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointState } from '../checkpoints';
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
 import { forkWorker, spawnGroup, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
 import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
 import { isSftDataset } from '../datasets/sft';
+import { loadGpt2Weights } from '../weights';
+import type { GPTConfig } from '../../core/model/config';
+import { MODEL_PRESETS } from '../../shared/model-presets';
+import { engineLabel } from '../../shared/run-facts';
+import { planRun } from '../../shared/planner';
+import { hostFacts } from '../run-facts';
 
 /** Dataset sources whose dataset takes the source's name by default (src/node/datasets/sources.ts). */
 const BUILT_IN_SOURCES = ['builtin', 'tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag'];
@@ -30,6 +37,91 @@ export interface CreateRunInput {
   notes?: string;
   /** create the run without starting it */
   start?: boolean;
+  /** create it even when the plan says it does not fit in this machine's memory */
+  force?: boolean;
+}
+
+/** Memory this machine can give a new process now: MemAvailable on Linux (it counts reclaimable caches), else free. */
+export function availableMemory(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB$/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return os.freemem();
+}
+
+/** What a training process needs besides the plan's tensors: Node, the engine's code, the tokenizer, buffers. */
+const PROCESS_OVERHEAD = 400 * 2 ** 20;
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 2 : 1)} GiB`;
+
+/**
+ * Refuses a run whose plan cannot fit in the memory the machine has now (RAM, for the CPU engines), with the
+ * estimate and the largest batch_size that fits. A run on a GPU is judged by its GPU's memory, which this check does
+ * not read: it is skipped for native-cuda and for "auto" on a machine with an NVIDIA GPU.
+ */
+export function checkMemoryFits(c: RunConfig, shape: GPTConfig | undefined, available = availableMemory(), gpus = hostGpus()): void {
+  if (c.engine === 'native-cuda' || (c.engine === 'auto' && gpus.length > 0)) return;
+  const opts = shape ? { shape: { nLayer: shape.nLayer, nHead: shape.nHead, nEmbd: shape.nEmbd, blockSize: shape.blockSize, vocabSize: shape.vocabSize, paddedVocabSize: shape.paddedVocabSize } } : {};
+  const need = (cfg: RunConfig) => {
+    const p = planRun(cfg, opts);
+    // the guard's snapshot keeps another copy of the weights and AdamW's m and v
+    const snapshot = cfg.guard.snapshot_interval > 0 ? p.memory.params + p.memory.optimizer : 0;
+    return p.memory.total + snapshot + PROCESS_OVERHEAD;
+  };
+  const per = c.world_size;
+  const total = need(c) * per;
+  if (total <= available) return;
+  // the largest micro-batch that fits and still divides the step's tokens (the rest becomes gradient accumulation)
+  let fit: number | undefined;
+  for (let b = c.batch_size - 1; b >= 1; b--) {
+    if (c.total_batch_size % (b * c.seq_len * per) !== 0) continue;
+    if (need({ ...c, batch_size: b }) * per <= available) {
+      fit = b;
+      break;
+    }
+  }
+  throw new StudioError(
+    ErrorCode.OUT_OF_MEMORY,
+    `This run needs about ${gib(total)} of memory (weights, gradients, AdamW state, the guard's snapshot and one micro-batch of ${c.batch_size} x ${c.seq_len} activations${per > 1 ? `, in each of ${per} processes` : ''}), but this machine has ${gib(available)} available.`,
+    fit !== undefined
+      ? `Lower batch_size to ${fit} (gradient accumulation keeps total_batch_size), or pass --force (the app: "Create anyway") to start it all the same.`
+      : `No batch_size fits at seq_len ${c.seq_len}: pick a smaller model or seq_len, or pass --force to start it all the same.`,
+  );
+}
+
+function hostGpus(): string[] {
+  return hostFacts().gpus;
+}
+
+/** "4 layers, 4 heads, 128 wide, context 128" */
+const describeShape = (s: { n_layer?: number; n_head?: number; n_embd?: number; block_size?: number }) =>
+  [s.n_layer !== undefined ? `n_layer ${s.n_layer}` : '', s.n_head !== undefined ? `n_head ${s.n_head}` : '', s.n_embd !== undefined ? `n_embd ${s.n_embd}` : '', s.block_size !== undefined ? `block_size ${s.block_size}` : '']
+    .filter(Boolean).join(', ');
+
+/**
+ * The shape fields given in a raw config (a model preset, or explicit fields over it) that differ from the shape
+ * of the init weights; null when none does. Fields left unset are taken from the weights.
+ */
+export function shapeConflict(input: unknown, w: GPTConfig): string | null {
+  const model = (input as { model?: unknown } | null)?.model;
+  if (!model || typeof model !== 'object') return null;
+  const m = model as Record<string, unknown>;
+  const preset = typeof m.preset === 'string' ? (MODEL_PRESETS as Record<string, { nLayer: number; nHead: number; nEmbd: number; blockSize: number } | undefined>)[m.preset] : undefined;
+  const given = {
+    n_layer: typeof m.n_layer === 'number' ? m.n_layer : preset?.nLayer,
+    n_head: typeof m.n_head === 'number' ? m.n_head : preset?.nHead,
+    n_embd: typeof m.n_embd === 'number' ? m.n_embd : preset?.nEmbd,
+    block_size: typeof m.block_size === 'number' ? m.block_size : preset?.blockSize,
+  };
+  const weights = { n_layer: w.nLayer, n_head: w.nHead, n_embd: w.nEmbd, block_size: w.blockSize };
+  const differs = (Object.keys(given) as (keyof typeof given)[]).some((k) => given[k] !== undefined && given[k] !== weights[k]);
+  const vocabDiffers = typeof m.vocab_size === 'number' && m.vocab_size !== w.vocabSize;
+  if (!differs && !vocabDiffers) return null;
+  const asked = `${preset ? `model.preset ${String(m.preset)} (` : ''}${describeShape(given)}${vocabDiffers ? `, vocab_size ${String(m.vocab_size)}` : ''}${preset ? ')' : ''}`;
+  return `the config asks for ${asked}, but the init weights have ${describeShape(weights)}, vocab_size ${w.vocabSize}; remove the model fields (the shape is taken from the weights) or pick weights of that shape`;
 }
 
 /** A run config with every problem listed by field, as one error. */
@@ -61,14 +153,14 @@ export class RunManager {
   ) {}
 
   /** Validates a config, including what only the workspace can tell (dataset, weights, checkpoint). */
-  validate(input: unknown): RunConfig {
-    const r = this.check(input);
+  validate(input: unknown, opts: { shapeFromInit?: boolean } = {}): RunConfig {
+    const r = this.check(input, opts);
     if (!r.ok) throw configError(r.errors);
     return r.config;
   }
 
   /** Every problem of a config at once: the schema's, and what only the workspace can tell. */
-  check(input: unknown): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
+  check(input: unknown, opts: { shapeFromInit?: boolean } = {}): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
     const r = checkRunConfig(input);
     const missingDataset = (name: string) => {
       // a dataset named after a source (builtin, tinyshakespeare, ...) is prepared by that name
@@ -91,27 +183,53 @@ export class RunManager {
         ? { field: 'sft', message: `sft is true but "${c.dataset}" is not an SFT dataset (prepare one with "gpt2-studio prepare sft --file data.jsonl")` }
         : { field: 'sft', message: `"${c.dataset}" is an SFT dataset: set sft to true (the loss then counts only the assistant's tokens)` });
     }
-    if (c.init_from === 'weights' && c.init_path && !fs.existsSync(initPathOf(this.home, c.init_path))) {
-      errors.push({ field: 'init_path', message: `weights file or folder ${initPathOf(this.home, c.init_path)} does not exist (a relative path is taken in the workspace)` });
-    }
-    if (c.init_from === 'checkpoint' && c.init_path) {
-      try {
-        readCheckpointState(initPathOf(this.home, c.init_path));
-      } catch (e) {
-        errors.push({ field: 'init_path', message: e instanceof Error ? e.message : String(e) });
+    let initShape: GPTConfig | undefined;
+    if (c.init_from !== 'scratch' && c.init_path) {
+      const abs = initPathOf(this.home, c.init_path);
+      if (!fs.existsSync(abs)) {
+        // a path typed relative to the shell's folder is the likely slip: say so, with the path that would work
+        const fromCwd = path.resolve(c.init_path);
+        const cwdHint = !path.isAbsolute(c.init_path) && fs.existsSync(fromCwd) ? `; ${fromCwd} exists: give that absolute path to use it` : '';
+        errors.push({ field: 'init_path', message: `${c.init_from === 'weights' ? 'weights file or folder' : 'checkpoint folder'} ${abs} does not exist (a relative path is taken in the workspace ${this.home}${cwdHint})` });
+      } else {
+        try {
+          initShape = c.init_from === 'weights'
+            ? loadGpt2Weights(abs, { headerOnly: true }).config
+            : readCheckpointState(abs).modelConfig;
+        } catch (e) {
+          errors.push({ field: 'init_path', message: e instanceof Error ? e.message : String(e) });
+        }
       }
+    }
+    if (initShape && opts.shapeFromInit !== false) {
+      // the weights set the shape: a shape field given beside them must agree, and an unset one is taken from them
+      const conflict = shapeConflict(input, initShape);
+      if (conflict) errors.push({ field: 'model', message: conflict });
     }
     if (c.world_size > 1 && c.engine === 'tfjs') {
       errors.push({ field: 'world_size', message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1` });
     }
     if (c.world_size > 1 && c.sft) errors.push({ field: 'world_size', message: 'fine-tuning (sft) runs in one process; set world_size to 1' });
-    return errors.length ? { ok: false, errors } : { ok: true, config: c };
+    if (errors.length) return { ok: false, errors };
+    // the config as the run records it: the init path resolved, and the shape that will actually train
+    const out: RunConfig = { ...c };
+    if (c.init_path) out.init_path = initPathOf(this.home, c.init_path);
+    if (initShape && opts.shapeFromInit !== false) {
+      out.model = {
+        n_layer: initShape.nLayer, n_head: initShape.nHead, n_embd: initShape.nEmbd, block_size: initShape.blockSize,
+        vocab_size: initShape.vocabSize, ...(c.model.padded_vocab_size !== undefined ? { padded_vocab_size: c.model.padded_vocab_size } : {}),
+      };
+    }
+    return { ok: true, config: out };
   }
 
   async create(input: CreateRunInput): Promise<Run> {
     const config = this.validate(input.config);
+    if (!input.force) checkMemoryFits(config, this.initShape(config));
     const run = this.store.createRun({
-      name: input.name ?? config.name ?? `${config.model.preset ?? 'custom'} on ${config.dataset}`,
+      name: input.name ?? config.name ?? (config.init_from === 'scratch' || !config.init_path
+        ? `${config.model.preset ?? 'custom'} on ${config.dataset}`
+        : `${path.basename(config.init_path)} on ${config.dataset}`),
       config,
       preset: input.preset,
       engine: config.engine,
@@ -136,9 +254,13 @@ export class RunManager {
   /** Starts (or restarts from its last checkpoint) a run that is not running. */
   start(id: string): Run {
     const run = this.checkNotAttached(id);
-    const config = this.validate(run.config);
+    // the stored config was checked when the run was created; a run from an older studio may name a model preset
+    // beside weights of another shape, and trains the weights' shape as it did then
+    const config = this.validate(run.config, { shapeFromInit: false });
     const runDir = runDirOf(this.home, id);
     fs.rmSync(path.join(runDir, CONTROL_FILE), { force: true });
+    // what a killed attempt left half-written or half-deleted goes before the checkpoints are listed
+    const leftovers = this.cleanLeftovers(id);
     const steps = listCheckpointSteps(runDir);
     const last = steps.length ? steps[steps.length - 1] : undefined;
     if (last !== undefined && last >= totalSteps(config)) {
@@ -159,10 +281,43 @@ export class RunManager {
     worker.send({ type: 'start', runId: id, home: this.home, config, resumeFrom });
     const updated = this.store.updateRun(id, { status: 'running', startedAt: Date.now(), endedAt: null, error: null, pid: worker.pid ?? null });
     this.emit('run-status', { runId: id, status: 'running' });
+    if (leftovers) this.log(id, 'info', leftovers);
     if (resumeFrom) this.log(id, 'info', `resuming from checkpoint step ${last}`);
     else if (run.stepsDone > 0)
       this.log(id, 'warn', `run ${id} has no checkpoint, so it starts again from step 0 (the earlier attempt reached step ${run.stepsDone - 1}); set checkpoint_interval to keep progress`);
     return updated;
+  }
+
+  /**
+   * Cleans what a killed worker left in a run's checkpoints folder (see cleanCheckpointLeftovers) and says what was
+   * done, or null when there was nothing. Only for a run without a live worker.
+   */
+  cleanLeftovers(id: string): string | null {
+    const r = cleanCheckpointLeftovers(runDirOf(this.home, id));
+    if (!r.removed.length && !r.restored.length) return null;
+    const parts: string[] = [];
+    if (r.removed.length) parts.push(`removed ${r.removed.length} unfinished checkpoint folder${r.removed.length === 1 ? '' : 's'} (${r.removed.join(', ')}), freeing ${(r.freedBytes / 2 ** 20).toFixed(1)} MiB`);
+    if (r.restored.length) parts.push(`put back checkpoint${r.restored.length === 1 ? '' : 's'} ${r.restored.join(', ')}`);
+    return `a stopped worker left its checkpoints unfinished: ${parts.join('; ')}`;
+  }
+
+  /** At studio start: cleans the leftovers of every run that has no live worker, logging what it freed. */
+  cleanAllLeftovers(): void {
+    for (const run of this.store.listRuns({ limit: 1000 })) {
+      if (run.status === 'running') continue;
+      try {
+        const msg = this.cleanLeftovers(run.id);
+        if (msg) this.log(run.id, 'info', msg);
+      } catch {
+        // a folder that cannot be cleaned now is cleaned when the run is resumed, which reports a failure
+      }
+    }
+  }
+
+  /** The shape of a validated config's init weights or checkpoint (its model fields already hold it). */
+  private initShape(c: RunConfig): GPTConfig | undefined {
+    if (c.init_from === 'scratch' || !c.init_path) return undefined;
+    return c.init_from === 'weights' ? loadGpt2Weights(c.init_path, { headerOnly: true }).config : readCheckpointState(c.init_path).modelConfig;
   }
 
   /** Resumes a stopped, paused, interrupted or failed run from its last checkpoint. */
@@ -222,9 +377,27 @@ export class RunManager {
     if (this.closed || a.finished) return;
     try {
       switch (m.type) {
-        case 'ready':
+        case 'ready': {
+          const run = this.store.addRunAttempt(runId, m.attempt);
+          const prev = run.attempts.length > 1 ? run.attempts[run.attempts.length - 2] : undefined;
           this.log(runId, 'info', `engine ${m.engine}; ${m.params.toLocaleString('en-US')} parameters`);
+          if (prev && engineLabel(prev) !== engineLabel(m.attempt)) {
+            this.log(runId, 'warn', `this attempt runs on ${engineLabel(m.attempt)}; the previous one ran on ${engineLabel(prev)}`);
+          }
+          this.emit('run-status', { runId, status: run.status });
           break;
+        }
+        case 'guard': {
+          const run = this.store.getRun(runId);
+          this.store.recordStep(runId, { step: m.step, metrics: { [`guard/${m.action}`]: m.toStep ?? 1 }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
+          this.emit('run-guard', { runId, step: m.step, action: m.action, reason: m.reason, toStep: m.toStep });
+          break;
+        }
+        case 'timing': {
+          const run = this.store.getRun(runId);
+          this.store.recordStep(runId, { step: m.step, metrics: { [`time/${m.what}_ms`]: m.ms }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
+          break;
+        }
         case 'step': {
           const metrics: Record<string, number> = {
             'train/loss': m.loss, 'train/lr': m.lr, 'train/norm': m.norm, 'train/dt_ms': m.dtMs, 'train/tok_per_sec': m.tokensPerSec,
@@ -245,7 +418,7 @@ export class RunManager {
           this.emit('run-sample', { runId, step: m.step, prompt: m.prompt, samples: m.samples });
           break;
         case 'checkpoint': {
-          this.store.addCheckpoint(runId, { step: m.step, path: m.dir, sizeBytes: m.sizeBytes, valLoss: m.valLoss ?? undefined });
+          this.store.addCheckpoint(runId, { step: m.step, path: m.dir, sizeBytes: m.sizeBytes, valLoss: m.valLoss ?? undefined, valLossStep: m.valLossStep });
           // rows of checkpoints that keep_last removed from disk
           for (const c of this.store.listCheckpoints(runId)) if (!fs.existsSync(c.path)) this.store.deleteCheckpoint(runId, c.step);
           this.emit('run-checkpoint', { runId, step: m.step, path: m.dir, sizeBytes: m.sizeBytes });
@@ -264,7 +437,7 @@ export class RunManager {
       }
     } catch (e) {
       // a store failure must not take the service down; it ends this run with the reason
-      const err = e instanceof StudioError ? e.toPlain() : { code: ErrorCode.INTERNAL, message: String(e), hint: '' };
+      const err = toPlainError(e);
       if (!a.finished) {
         a.worker.kill('SIGKILL');
         this.finish(runId, a, 'failed', err);

@@ -4,7 +4,8 @@
  */
 import type { PlainError } from '../../shared/errors';
 import type { RunConfig } from '../../shared/run-config';
-import type { StepEvent } from '../../core/train/trainer';
+import type { GuardEvent, StepEvent, TimingEvent } from '../../core/train/trainer';
+import type { RunAttempt } from '../../shared/run-facts';
 
 export type ParentMessage =
   | {
@@ -25,11 +26,13 @@ export type ParentMessage =
   | { type: 'pause' };
 
 export type WorkerMessage = { seq: number } & (
-  | { type: 'ready'; engine: string; params: number; modelConfig: Record<string, number>; resumedAt: number }
+  | { type: 'ready'; engine: string; params: number; modelConfig: Record<string, number>; resumedAt: number; attempt: RunAttempt }
   | ({ type: 'step' } & StepEvent)
   | { type: 'eval'; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number }
   | { type: 'sample'; step: number; prompt: string; samples: string[] }
-  | { type: 'checkpoint'; step: number; dir: string; sizeBytes: number; valLoss: number | null }
+  | { type: 'checkpoint'; step: number; dir: string; sizeBytes: number; valLoss: number | null; valLossStep: number | null }
+  | ({ type: 'guard' } & GuardEvent)
+  | ({ type: 'timing' } & TimingEvent)
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'done'; status: 'done' | 'stopped' | 'paused'; step: number }
   | { type: 'error'; error: PlainError }

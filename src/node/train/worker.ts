@@ -17,6 +17,7 @@ import { hellaswagDataPath } from '../evals/paths';
 import { getEngine } from '../engines';
 import { pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../checkpoints';
 import { loadGpt2Weights } from '../weights';
+import { attemptFacts } from '../run-facts';
 import { openTrainingData } from './data';
 import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
@@ -124,6 +125,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     }
     if (lead) io.send({
       type: 'ready', engine: engine.info().detail, params: paramCount(mc), resumedAt: resume?.step ?? 0,
+      attempt: attemptFacts(engine.info(), mc, { fromStep: resume?.step ?? 0, worldSize: world, initFrom: start.resumeFrom ? 'checkpoint (resume)' : config.init_from }),
       modelConfig: { n_layer: mc.nLayer, n_head: mc.nHead, n_embd: mc.nEmbd, block_size: mc.blockSize, vocab_size: mc.vocabSize, padded_vocab_size: mc.paddedVocabSize },
     });
 
@@ -143,6 +145,8 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
         onHellaswag: (e) => { if (e.accNorm !== null) io.send({ type: 'eval', step: e.step, name: 'hellaswag/acc_norm', value: e.accNorm }); },
         onSample: (e) => io.send({ type: 'sample', step: e.step, prompt: e.prompt, samples: e.samples }),
         onLog: (level, message) => log(level, message),
+        onGuard: (e) => io.send({ type: 'guard', ...e }),
+        onTiming: (e) => io.send({ type: 'timing', ...e }),
         control: readControl,
         hellaswag: async (mdl) => {
           if (hsExamples === undefined) {
@@ -167,7 +171,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
           });
           // prune first, so that the parent's index drops the removed ones when it records this one
           const dropped = pruneCheckpoints(runDir, config.keep_last);
-          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null });
+          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null, valLossStep: metrics['val/loss_step'] ?? null });
           if (dropped.length) log('info', `removed old checkpoints at steps ${dropped.join(', ')} (keep_last ${config.keep_last})`);
         },
       },

@@ -23,6 +23,8 @@ export interface ChartLine {
   dash?: number[];
   /** draw the points (for sparse series such as val loss) */
   points?: boolean;
+  /** marks only: points, never a line between them (e.g. the guard's actions on the loss curve) */
+  marks?: boolean;
   /** value formatter for the legend */
   format?: (v: number) => string;
 }
@@ -388,7 +390,7 @@ export function Chart({
   const zoomed = useRef(false);
   const theme = useThemeName();
   // rebuild when the lines' labels or colours change, not on every render
-  const linesKey = JSON.stringify(lines.map((l) => [l.label, l.color, l.width, l.alpha, l.points, l.dash]));
+  const linesKey = JSON.stringify(lines.map((l) => [l.label, l.color, l.width, l.alpha, l.points, l.marks, l.dash]));
   const linesRef = useRef(lines);
   linesRef.current = lines;
   const titleRef = useRef({ title, unit });
@@ -472,7 +474,10 @@ export function Chart({
             dash: l.dash,
             spanGaps: true,
             // sparse series (val loss, HellaSwag) show their points while there are few of them
-            points: l.points ? { show: (u, sidx) => countValues(u.data[sidx]) <= 120, size: 5, fill: color, stroke: color } : { show: false },
+            points: l.marks
+              ? { show: true, size: 9, fill: color, stroke: color }
+              : l.points ? { show: (u, sidx) => countValues(u.data[sidx]) <= 120, size: 5, fill: color, stroke: color } : { show: false },
+            ...(l.marks ? { paths: () => null, spanGaps: false } : {}),
             // the value under the cursor (or the line's nearest point); the latest one while the cursor is away
             value: (u, v, sidx, idx) => {
               let y: number | null | undefined = v;

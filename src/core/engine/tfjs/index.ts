@@ -14,7 +14,11 @@ export class TfjsEngine implements Engine {
   constructor(private readonly notes: string[] = []) {}
 
   info(): EngineInfo {
-    return { name: this.name, available: true, detail: `TF.js ${tf.version_core}, backend ${tf.getBackend()}`, notes: [...this.notes] };
+    const backend = tf.getBackend();
+    return {
+      name: this.name, available: true, detail: `TF.js ${tf.version_core}, backend ${backend}`, notes: [...this.notes],
+      facts: { engine: this.name, backend, build: `TF.js ${tf.version_core}`, precision: 'fp32' },
+    };
   }
 
   async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {

@@ -9,7 +9,7 @@ import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
 import { Icon } from '../../components/Icon';
 import { StatusPill } from '../../components/StatusPill';
-import { bytes, dateTime, fixed, fullDateTime, int } from '../../format';
+import { bytes, dateTime, fullDateTime, int } from '../../format';
 import { href, pageHref, useHashQuery } from '../../router';
 import { plannedSteps, type Run } from '../../run-info';
 import { useStudioEvent } from '../../useEvent';
@@ -25,6 +25,7 @@ import {
   GALLERY_MIN,
   SORT_KEYS,
   sortCheckpoints,
+  valLossText,
   type CheckpointEntry,
   type SortDir,
   type SortKey,
@@ -428,8 +429,8 @@ function CheckpointRow({
           </span>
         </span>
       </td>
-      <td className="num" data-col="val-loss">
-        {fixed(c.valLoss, 4)}
+      <td className="num" data-col="val-loss" title={valLossText(c).title}>
+        {valLossText(c).text}
       </td>
       <td className="num" data-col="hellaswag">
         <HellaswagCell c={c} ev={ev} />

@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { branchBlocked, deleteBlocked, deleteConsequences, sortCheckpoints, type CheckpointEntry } from './checkpoints-view';
+import { branchBlocked, deleteBlocked, deleteConsequences, sortCheckpoints, valLossText, type CheckpointEntry } from './checkpoints-view';
 
 const entry = (p: Partial<CheckpointEntry>): CheckpointEntry => ({
-  runId: 'run-a', step: 10, path: '/x', sizeBytes: 100, valLoss: null, hellaswag: null, createdAt: 1000,
+  runId: 'run-a', step: 10, path: '/x', sizeBytes: 100, valLoss: null, valLossStep: null, hellaswag: null, createdAt: 1000,
   runName: 'A', runStatus: 'done', keepLast: 3, latest: false, sft: false, ...p,
+});
+
+describe('a checkpoint\'s val loss says where it comes from', () => {
+  it('its own weights: the value; a stop or pause checkpoint: the step it was measured at', () => {
+    expect(valLossText(entry({ step: 50, valLoss: 3.14159, valLossStep: 50 })).text).toBe('3.1416');
+    expect(valLossText(entry({ step: 57, valLoss: 3.14159, valLossStep: 50 })).text).toBe('3.1416 @ step 50');
+    expect(valLossText(entry({ step: 57, valLoss: null, valLossStep: null })).text).toBe('—');
+  });
 });
 
 describe('checkpoint table helpers', () => {

@@ -3,6 +3,18 @@ import type { HandlerResult } from '../../../shared/contract';
 
 export type CheckpointEntry = HandlerResult<'checkpoints-list'>[number];
 
+/**
+ * A checkpoint's val loss, saying where it comes from: "3.1234" when it was measured on the checkpoint's own
+ * weights (or by an older studio, which did not record the step), "3.1234 @ step 50" when it is the last value
+ * measured before a stop or pause wrote the checkpoint.
+ */
+export function valLossText(c: Pick<CheckpointEntry, 'step' | 'valLoss' | 'valLossStep'>): { text: string; title?: string } {
+  if (c.valLoss === null || !Number.isFinite(c.valLoss)) return { text: '—' };
+  const v = c.valLoss.toFixed(4);
+  if (c.valLossStep === null || c.valLossStep === c.step) return { text: v, title: c.valLossStep === null ? undefined : 'measured on this checkpoint\'s weights' };
+  return { text: `${v} @ step ${c.valLossStep}`, title: `measured at step ${c.valLossStep}, before the run stopped at step ${c.step}; this checkpoint's own weights were not evaluated` };
+}
+
 /** A checkpoint's key, as models-list spells it (`ckpt:<runId>:<step>`): the Chat link and the row id. */
 export const ckptKey = (c: Pick<CheckpointEntry, 'runId' | 'step'>): string => `ckpt:${c.runId}:${c.step}`;
 

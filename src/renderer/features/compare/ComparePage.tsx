@@ -10,7 +10,8 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, fixed, int, metric } from '../../format';
 import { href, pageHref, useHashQuery } from '../../router';
-import { modelLabel, type Run } from '../../run-info';
+import { engineUsedLabel, modelLabel, type Run } from '../../run-info';
+import { shapeLabel, type HostFacts } from '../../../shared/run-facts';
 import { useStudioEvent } from '../../useEvent';
 import { useClient } from '../../useInvoke';
 import { usePersistentState } from '../../usePersistentState';
@@ -392,13 +393,18 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
   );
 }
 
+const hostShort = (h: HostFacts) => `${h.cpu}, ${h.cores} cores${h.gpus.length ? `, ${h.gpus.join(', ')}` : ''}`;
+
 /** What the table shows of each run besides its config. */
 const RUN_FACTS: { label: string; value: (r: Run) => string }[] = [
   { label: 'status', value: (r) => r.status },
   { label: 'steps done', value: (r) => int(r.stepsDone) },
   { label: 'tokens seen', value: (r) => int(r.tokensSeen) },
   { label: 'best val loss', value: (r) => metric(r.bestValLoss) },
-  { label: 'engine used', value: (r) => r.engine ?? '—' }, // the config's "engine" is what was asked for (e.g. auto)
+  // the config's "engine" is what was asked for (e.g. auto); this is what ran
+  { label: 'engine used', value: (r) => engineUsedLabel(r) },
+  { label: 'model trained', value: (r) => (r.attempts.length ? shapeLabel(r.attempts[r.attempts.length - 1].model) : '—') },
+  { label: 'host', value: (r) => (r.attempts.length ? hostShort(r.attempts[r.attempts.length - 1].host) : '—') },
   { label: 'created', value: (r) => dateTime(r.createdAt) },
 ];
 

@@ -128,10 +128,13 @@ export const SECTIONS: SectionDef[] = [
     folded: true,
     fields: [
       { path: 'shuffle', label: 'Shuffle shards and documents each epoch', kind: 'bool' },
-      { path: 'guard.enabled', label: 'Skip updates whose loss or norm spikes', kind: 'bool' },
-      { path: 'guard.z_threshold', label: 'Spike threshold (σ)', kind: 'number' },
+      { path: 'guard.enabled', label: 'Skip updates whose loss spikes (NaN and Inf are always caught)', kind: 'bool' },
+      { path: 'guard.z_threshold', label: 'Spike threshold (robust σ)', kind: 'number' },
       { path: 'guard.warmup', label: 'Guard warm-up steps', kind: 'int' },
-      { path: 'guard.max_consecutive_skips', label: 'Max skips in a row', kind: 'int' },
+      { path: 'guard.window', label: 'Baseline window (steps)', kind: 'int' },
+      { path: 'guard.max_consecutive_skips', label: 'Skips in a row before a rollback', kind: 'int' },
+      { path: 'guard.max_rollbacks', label: 'Rollbacks a NaN may survive', kind: 'int' },
+      { path: 'guard.snapshot_interval', label: 'Snapshot every (steps; 0 = none)', kind: 'int' },
     ],
   },
 ];

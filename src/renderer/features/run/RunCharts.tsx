@@ -1,6 +1,6 @@
 import { useMemo } from 'react';
 import { Chart, type ChartLine } from '../../components/Chart';
-import { compact } from '../../format';
+import { compact, metric } from '../../format';
 import { debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from './series';
 
 export interface ChartOptions {
@@ -17,6 +17,23 @@ interface Panel {
   lines: ChartLine[];
   data: (number | null)[][];
   yFormat?: (v: number) => string;
+}
+
+/** One series of the steps where the guard acted, valued at that step's train loss (so the mark sits on the curve). */
+export function guardMarks(loss: Series | undefined, actions: (Series | undefined)[]): Series | null {
+  const steps = [...new Set(actions.flatMap((a) => a?.steps ?? []))].sort((a, b) => a - b);
+  if (!loss || !steps.length) return null;
+  const at = new Map(loss.steps.map((st, i) => [st, i]));
+  const out: Series = { steps: [], values: [], wall: [], tokens: [] };
+  for (const st of steps) {
+    const i = at.get(st);
+    if (i === undefined) continue;
+    out.steps.push(st);
+    out.values.push(loss.values[i]);
+    out.wall.push(loss.wall[i]);
+    out.tokens.push(loss.tokens[i]);
+  }
+  return out.steps.length ? out : null;
 }
 
 const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
@@ -57,12 +74,18 @@ export function RunCharts({ series, version, options, syncKey }: { series: Recor
     {
       const train = smoothedLines('train', '--chart-1');
       const val: ChartLine = { label: 'val', color: '--chart-2', width: 2, points: true };
+      // the guard's actions, marked on the train loss of the step they judged
+      const guard = guardMarks(get('train/loss'), [get('guard/skip'), get('guard/rollback'), get('guard/rebaseline')]);
+      const marks: ChartLine[] = guard ? [{ label: 'guard', color: '--danger', marks: true, format: (v) => metric(v) }] : [];
       out.push({
         id: 'loss',
         title: 'Loss',
         unit: 'cross-entropy, nats',
-        lines: [...train, val],
-        data: join([table(get('train/loss'), smoothedCols), table(get('val/loss'), (s) => [raw(s)])], [nLines(train), 1]),
+        lines: [...train, val, ...marks],
+        data: join(
+          [table(get('train/loss'), smoothedCols), table(get('val/loss'), (s) => [raw(s)]), ...(guard ? [table(guard, (s) => [raw(s)])] : [])],
+          [nLines(train), 1, ...(guard ? [1] : [])],
+        ),
       });
     }
     out.push({

@@ -27,6 +27,7 @@ const LOG_PAGE = 1000;
 type RunEvent =
   | { kind: 'step'; p: StudioEvents['run-step'] }
   | { kind: 'eval'; p: StudioEvents['run-eval'] }
+  | { kind: 'guard'; p: StudioEvents['run-guard'] }
   | { kind: 'log'; p: StudioEvents['run-log'] }
   | { kind: 'sample'; p: StudioEvents['run-sample'] };
 
@@ -109,6 +110,12 @@ export function useRunData(runId: string): RunData {
           setRun((r) => (r ? { ...r, bestValLoss: r.bestValLoss === null ? p.value : Math.min(r.bestValLoss, p.value) } : r));
         }
         bump();
+      } else if (e.kind === 'guard') {
+        // stored as the metric guard/<action> (a rollback's value is the step it went back to), as the service records it
+        const p = e.p;
+        const tokens = s['train/loss']?.tokens.at(-1) ?? 0;
+        appendPoint((s[`guard/${p.action}`] ??= emptySeries()), p.step, p.toStep ?? 1, now, tokens);
+        bump();
       } else if (e.kind === 'log') {
         if (e.p.seq <= lastLogSeq.current) return;
         lastLogSeq.current = e.p.seq;
@@ -141,6 +148,7 @@ export function useRunData(runId: string): RunData {
     const subs = [
       client.on('run-step', (p) => p.runId === runId && onEvent({ kind: 'step', p })),
       client.on('run-eval', (p) => p.runId === runId && onEvent({ kind: 'eval', p })),
+      client.on('run-guard', (p) => p.runId === runId && onEvent({ kind: 'guard', p })),
       client.on('run-log', (p) => p.runId === runId && onEvent({ kind: 'log', p })),
       client.on('run-sample', (p) => p.runId === runId && onEvent({ kind: 'sample', p })),
     ];

@@ -6,7 +6,7 @@ import { Icon } from '../../components/Icon';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { href, pageHref } from '../../router';
-import { canDelete, modelLabel, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
+import { canDelete, engineUsedLabel, modelLabel, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
 import { useClient } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
 import { useTicker } from '../../useTicker';
@@ -192,7 +192,7 @@ export function RunsPage() {
               </th>
               <th scope="col">Name</th>
               <th scope="col">Status</th>
-              <th scope="col">Preset</th>
+              <th scope="col" title="The preset, the model that trained and the engine that ran it">Preset</th>
               <th scope="col" className="num">Steps</th>
               <th scope="col" className="num">Tokens</th>
               <th scope="col" className="num">Best val loss</th>
@@ -310,6 +310,11 @@ function RunRow({
         <span className="preset-cell">
           {run.preset ?? modelLabel(run)}
           {run.preset && run.preset !== modelLabel(run) && <span className="muted small">{modelLabel(run)}</span>}
+          {run.attempts.length > 0 && (
+            <span className="muted small" title={`engine: ${engineUsedLabel(run)}`}>
+              {run.attempts[run.attempts.length - 1].engine}
+            </span>
+          )}
         </span>
       </td>
       <td className="num">
