@@ -21,7 +21,7 @@ interface Decoder {
 /**
  * The tiny model writes a whole answer in a fraction of a second, too fast to look at it streaming or to press
  * Stop in time. This holds the next answer after its first token: the loaded model's next decode step waits until
- * the service has received generate-stop (then the answer ends as "stopped"), or until release() is called. The
+ * the service has received generate-stop (then the answer ends as "stop"), or until release() is called. The
  * server runs in this process (e2e/fixtures.ts), so the hold is set on its Studio object.
  */
 function holdNextAnswer(server: RunningServer): { release: () => void } {
@@ -115,7 +115,8 @@ test.describe('chat', () => {
     await expect(userMessages).toHaveCount(1);
     await expect(userMessages.first()).toContainText('Hello there!\nTell me about dragons.');
     await expect(answers).toHaveCount(1);
-    await expect(answers.first().getByTestId('answer-meta')).toContainText(/\d+ tokens · [\d.]+ tok\/s · (finished|max tokens reached)/);
+    // the tiny model's context is 128 tokens: the default max tokens (128) with this prompt ends at the context
+    await expect(answers.first().getByTestId('answer-meta')).toContainText(/\d+ tokens · [\d.]+ tok\/s · (ended at end of text|max tokens reached|context full \(128 tokens\))/);
     await expect(page).toHaveURL(/#\/chat\?c=chat-/);
     const convId = new URL(page.url()).hash.split('c=')[1];
     // named by its first words, and listed
@@ -134,8 +135,12 @@ test.describe('chat', () => {
     }
     await snap(page, 'chat');
 
-    // a long answer (max tokens high): watch it stream, then stop it with the button
+    // max tokens above the model's context is explained at the field and not saved
     await settings.getByLabel('Max tokens').fill('5000');
+    await expect(settings.getByText("5000 is more than the model's context of 128 tokens; lower it to 128 or less.")).toBeVisible();
+    await expect(settings.getByLabel('Max tokens')).toHaveAttribute('aria-invalid', 'true');
+    // a long answer (max tokens near the whole context): watch it stream, then stop it with the button
+    await settings.getByLabel('Max tokens').fill('120');
     await expect(page.getByTestId('settings-save-state')).toHaveText('Saved');
     let hold = holdNextAnswer(server);
     try {
@@ -156,7 +161,7 @@ test.describe('chat', () => {
       hold.release();
     }
     await expect(answers).toHaveCount(2);
-    await expect(answers.nth(1).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stopped');
+    await expect(answers.nth(1).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stop');
     await expect(answers.nth(1).getByTestId('answer-meta')).toContainText('stopped');
     await expect(page.getByTestId('chat-announce')).toContainText(/Answer stopped after \d+ tokens/);
 
@@ -172,9 +177,9 @@ test.describe('chat', () => {
       hold.release();
     }
     await expect(answers).toHaveCount(3);
-    await expect(answers.nth(2).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stopped');
+    await expect(answers.nth(2).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stop');
     stored = (await invoke(server, 'chats-get', { id: convId })) as { messages: StoredMessage[] };
-    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual(['user:', `assistant:${stored.messages[1].reason}`, 'user:', 'assistant:stopped', 'user:', 'assistant:stopped']);
+    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual(['user:', `assistant:${stored.messages[1].reason}`, 'user:', 'assistant:stop', 'user:', 'assistant:stop']);
     // a stopped answer is shorter than a whole one would be
     expect(stored.messages[3].tokens).toBeLessThan(50);
 
@@ -184,7 +189,7 @@ test.describe('chat', () => {
     await expect(userMessages).toHaveCount(3);
     await expect(answers).toHaveCount(3);
     await expect(answers.nth(1).getByTestId('answer-meta')).toContainText('stopped');
-    await expect(settings.getByLabel('Max tokens')).toHaveValue('5000');
+    await expect(settings.getByLabel('Max tokens')).toHaveValue('120');
     await expect(page.getByTestId('chat-item')).toHaveCount(1);
 
     // sampling settings: a bad value is explained and not saved; good ones are saved with the conversation

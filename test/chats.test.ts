@@ -53,8 +53,7 @@ describe('chat tables (migration 2)', () => {
     v1.close();
 
     const s = store();
-    expect(SCHEMA_VERSION).toBe(2);
-    expect(s.info().schemaVersion).toBe(2);
+    expect(s.info().schemaVersion).toBe(SCHEMA_VERSION);
     expect(s.getRun('run-old')?.name).toBe('kept');
     const db = s.database;
     const tables = db.prepare<[], { name: string; sql: string }>(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN ('conversations', 'chat_messages') ORDER BY name`).all();
@@ -74,6 +73,40 @@ describe('chat tables (migration 2)', () => {
     expect(() => db.prepare(`INSERT INTO chat_messages (conversation_id, seq, role, content, created_at, reason) VALUES (?, 1, 'assistant', 'hi', 1, 'tired')`).run(c.id)).toThrow(/CHECK constraint/);
   });
 
+  it("migrates version 2 to 3: a stored 'stopped' answer becomes 'stop'; 'context' and the context size are accepted", () => {
+    const file = path.join(home, DATABASE_FILE);
+    const v2 = new Database(file);
+    v2.pragma('foreign_keys = ON');
+    expect(migrate(v2, file, MIGRATIONS.slice(0, 2))).toEqual({ from: 0, to: 2, applied: [1, 2] });
+    v2.prepare(`INSERT INTO conversations (id, title, target_json, created_at, updated_at) VALUES ('chat-old', 'kept', '{"modelId":"gpt2"}', 1, 1)`).run();
+    const add = v2.prepare(`INSERT INTO chat_messages (conversation_id, seq, role, content, created_at, tokens, tokens_per_sec, reason) VALUES ('chat-old', ?, ?, ?, 1, ?, ?, ?)`);
+    add.run(1, 'user', 'hi', null, null, null);
+    add.run(2, 'assistant', 'hel', 3, 10, 'stopped');
+    add.run(3, 'user', 'again', null, null, null);
+    add.run(4, 'assistant', 'hello', 5, 12.5, 'length');
+    expect(migrate(v2, file, MIGRATIONS.slice(0, 3))).toEqual({ from: 2, to: 3, applied: [3] });
+    v2.close();
+
+    const s = store();
+    expect(s.info().schemaVersion).toBe(SCHEMA_VERSION);
+    const chats = new ChatStore(s.database);
+    expect(chats.messages('chat-old').map((m) => [m.seq, m.role, m.content, m.reason, m.contextTokens])).toEqual([
+      [1, 'user', 'hi', null, null],
+      [2, 'assistant', 'hel', 'stop', null],
+      [3, 'user', 'again', null, null],
+      [4, 'assistant', 'hello', 'length', null],
+    ]);
+    expect(chats.addMessage('chat-old', { role: 'assistant', content: 'a a a', tokens: 30, tokensPerSec: 9, reason: 'context', contextTokens: 32 })).toMatchObject({ seq: 5, reason: 'context', contextTokens: 32 });
+    const db = s.database;
+    expect(() => db.prepare(`UPDATE chat_messages SET reason = 'stopped' WHERE conversation_id = 'chat-old' AND seq = 2`).run()).toThrow(/CHECK constraint/);
+    expect(() => db.prepare(`UPDATE chat_messages SET context_tokens = 0 WHERE conversation_id = 'chat-old' AND seq = 5`).run()).toThrow(/CHECK constraint/);
+    // still STRICT, and still going with its conversation
+    expect(db.prepare<[], { sql: string }>(`SELECT sql FROM sqlite_master WHERE name = 'chat_messages'`).get()!.sql).toMatch(/\)\s*STRICT/);
+    expect(s.integrityCheck()).toEqual(['ok']);
+    expect(chats.remove('chat-old')).toBe(true);
+    expect(db.prepare('SELECT count(*) FROM chat_messages').pluck().get()).toBe(0);
+  });
+
   it('numbers messages, lists the most recently active first, undoes a failed send, and deletes with the messages', () => {
     let t = 1000;
     const s = store(() => t);
@@ -88,8 +121,8 @@ describe('chat tables (migration 2)', () => {
     t = 3000;
     expect(chats.addMessage(a.id, { role: 'user', content: 'hello' })).toMatchObject({ seq: 1, role: 'user', content: 'hello', createdAt: 3000, tokens: null, reason: null });
     t = 3500;
-    const answer = chats.addMessage(a.id, { role: 'assistant', content: 'hi there', tokens: 3, tokensPerSec: 42.5, reason: 'stopped' });
-    expect(answer).toMatchObject({ seq: 2, tokens: 3, tokensPerSec: 42.5, reason: 'stopped', error: null });
+    const answer = chats.addMessage(a.id, { role: 'assistant', content: 'hi there', tokens: 3, tokensPerSec: 42.5, reason: 'stop', contextTokens: 1024 });
+    expect(answer).toMatchObject({ seq: 2, tokens: 3, tokensPerSec: 42.5, reason: 'stop', contextTokens: 1024, error: null });
     const failed = chats.addMessage(a.id, { role: 'assistant', content: '', tokens: 0, tokensPerSec: 0, reason: 'error', error: { code: ErrorCode.NUMERIC, message: 'NaN logits', hint: 'Lower the learning rate.' } });
     expect(failed.error).toEqual({ code: ErrorCode.NUMERIC, message: 'NaN logits', hint: 'Lower the learning rate.' });
     // a message makes its conversation the most recent
@@ -240,8 +273,8 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect((await studioError(() => studio.chatsGet({ id: 'chat-nope' }))).code).toBe(ErrorCode.NOT_FOUND);
   });
 
-  it('stops an answer: the partial text is stored with reason "stopped"', async () => {
-    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: 10_000, topK: 0, temperature: 1 } });
+  it('stops an answer: the partial text is stored with reason "stop"', async () => {
+    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: model.blockSize, topK: 0, temperature: 1 } });
     let stopped: Promise<{ stopped: boolean }> | undefined;
     // stop at the first token
     const f = nextGeneration((e) => {
@@ -251,11 +284,11 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     const done = await f.done;
     expect(done.genId).toBe(genId);
     expect(await stopped).toEqual({ stopped: true });
-    expect(done.reason).toBe('stopped');
+    expect(done.reason).toBe('stop');
     expect(done.tokens).toBeGreaterThanOrEqual(1);
     expect(done.tokens).toBeLessThan(100);
     const got = await studio.chatsGet({ id: c.id });
-    expect(got.messages[1]).toMatchObject({ role: 'assistant', reason: 'stopped', tokens: done.tokens, content: done.text });
+    expect(got.messages[1]).toMatchObject({ role: 'assistant', reason: 'stop', tokens: done.tokens, content: done.text });
     expect(got.conversation.answering).toBe(false);
   });
 
@@ -277,7 +310,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
   });
 
   it('deletes a conversation with its messages, stopping its answer', async () => {
-    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: 10_000, topK: 0 } });
+    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: model.blockSize, topK: 0 } });
     let deleted: Promise<{ deleted: boolean }> | undefined;
     // deleted at the first token of its answer
     const f = nextGeneration(() => {
@@ -287,7 +320,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     const done = await f.done;
     expect(done.genId).toBe(genId);
     expect(await deleted).toEqual({ deleted: true });
-    expect(done.reason).toBe('stopped');
+    expect(done.reason).toBe('stop');
     expect((await studioError(() => studio.chatsGet({ id: c.id }))).code).toBe(ErrorCode.NOT_FOUND);
     expect(studio.store.database.prepare('SELECT count(*) FROM chat_messages WHERE conversation_id = ?').pluck().get(c.id)).toBe(0);
     expect((await studio.chatsList()).some((x) => x.id === c.id)).toBe(false);

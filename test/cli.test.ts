@@ -80,6 +80,25 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
     expect(j1.samples.length).toBe(2);
     expect(j1.samples[0].tokens.length).toBe(12);
     expect(j1.samples[0].text).toBe(lines[0].slice(2));
+    // each sample says why it ended
+    expect(j1.samples.map((x: { reason: string }) => x.reason)).toEqual(['length', 'length']);
+    expect(a.err).toContain('(sample 1: max tokens reached)');
+  });
+
+  it('sample: --max-new-tokens above the context is refused; within it, the context ends a sample as "context full"', async () => {
+    const over = await run(['sample', '--weights', tiny, '--max-new-tokens', '500']);
+    expect(over.code).toBe(2);
+    expect(over.err).toContain("error: --max-new-tokens 500 is more than the model's context of 128 tokens; lower it to 128 or less.");
+    const prompt = "Hello, I'm a language model,"; // 8 tokens: 120 more fit in the context of 128
+    const full = await run(['sample', '--weights', tiny, '--prompt', prompt, '--num', '1', '--max-new-tokens', '128', '--seed', '3', '--json']);
+    expect(full.code).toBe(0);
+    const j = JSON.parse(full.out);
+    expect(j.contextTokens).toBe(128);
+    expect(j.samples[0]).toMatchObject({ reason: 'context' });
+    expect(j.samples[0].tokens.length).toBe(120);
+    const text = await run(['sample', '--weights', tiny, '--prompt', prompt, '--num', '1', '--max-new-tokens', '128', '--seed', '3']);
+    expect(text.err).toContain('each sample ends at 120 new tokens at most (context full)');
+    expect(text.err).toContain('(sample 1: context full (128 tokens))');
   });
 
   it('rejects bad arguments with the value and a hint', async () => {

@@ -110,7 +110,7 @@ describe.skipIf(!have)('models and generation', () => {
     for (let i = 0; i < 400 && !tokens.some((t) => t.genId === genId); i++) await new Promise((r) => setTimeout(r, 5));
     await expect(studio.generateStop({ genId })).resolves.toEqual({ stopped: true });
     const d = await waitDone(genId);
-    expect(d.reason).toBe('stopped');
+    expect(d.reason).toBe('stop');
     expect(d.tokens).toBeLessThan(100);
     expect(d.text).toBe(tokens.filter((t) => t.genId === genId).map((t) => t.text).join(''));
     expect(await studio.generateStop({ genId })).toEqual({ stopped: false });
@@ -122,7 +122,7 @@ describe.skipIf(!have)('models and generation', () => {
     await expect(studio.generateStart({ target: { runId: 'run-none' }, prompt: 'C' })).rejects.toThrow(/no checkpoint/);
     expect(await studio.generateStop({ genId: second.genId })).toEqual({ stopped: true });
     const d2 = await waitDone(second.genId);
-    expect(d2).toMatchObject({ reason: 'stopped', tokens: 0, text: '' });
+    expect(d2).toMatchObject({ reason: 'stop', tokens: 0, text: '' });
     const third = await studio.generateStart({ target: { modelId: 'tiny-gpt-2' }, prompt: 'B', temperature: 0, maxTokens: 5 });
     const d1 = await waitDone(first.genId);
     const d3 = await waitDone(third.genId);

@@ -1,7 +1,7 @@
 import { ErrorCode, StudioError, toPlainError } from '../shared/errors';
 import { decayGroups, flopsPerToken, paramCount, type GPTConfig } from '../core/model/config';
-import { decode, encode, StreamDecoder } from '../core/tokenizer';
-import { generate } from '../core/sampling';
+import { decode, encode, EOT, StreamDecoder } from '../core/tokenizer';
+import { checkMaxTokens, generateRows, roomAfter, type EndReason } from '../core/sampling';
 import { describeEngines } from '../node/engines';
 import { loadGpt2Weights } from '../node/weights';
 import { common, defaultIo, needWeights, num, openModel, parse, type CliIo } from './common';
@@ -31,6 +31,9 @@ Usage:
   gpt2-studio engines [--json]
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
                      (without --port, a free port; the address to open is printed)
+
+A sample ends at <|endoftext|>, after --max-new-tokens, or when the model's context (block_size) is full; it says
+which. --max-new-tokens above the context is refused.
 
 W is a .safetensors file, a folder with model.safetensors (and config.json when present) in the Hugging Face
 GPT-2 layout, or a name that "gpt2-studio models" lists: model:ID (imported) or ckpt:RUN_ID:STEP (a checkpoint).
@@ -69,34 +72,55 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
   };
   const { model } = await openModel(needWeights(a.weights, 'sample', a.home), a.engine, a.backend, io);
   try {
+    const context = model.config.blockSize;
+    // the same rule as chat: max tokens above the context is refused; within it, the prompt shares the context
+    checkMaxTokens(opts.maxNewTokens, context, '--max-new-tokens');
     const prompt = encode(a.prompt);
-    const room = model.config.blockSize - prompt.length;
-    if (opts.maxNewTokens > room && room > 0) {
-      io.err(`note: the model's context is ${model.config.blockSize} tokens; after the ${prompt.length}-token prompt, each sample stops at ${room} new tokens\n`);
+    const room = roomAfter(prompt.length, context);
+    if (opts.maxNewTokens > room) {
+      io.err(`note: the model's context is ${context} tokens; after the ${prompt.length}-token prompt, each sample ends at ${room} new tokens at most (context full)\n`);
     }
-    const samples: { text: string; tokens: number[]; tokensPerSec: number }[] = [];
+    const samples: { text: string; tokens: number[]; tokensPerSec: number; reason: EndReason }[] = [];
     // one row at a time, so that each streams to the terminal as it is generated
     for (let i = 0; i < numSeq; i++) {
       const sd = new StreamDecoder();
       if (!a.json) io.out(`> ${a.prompt}`);
       const t0 = performance.now();
-      const [toks] = await generate(model, prompt, {
+      const [row] = await generateRows(model, prompt, {
         ...opts,
         seed: opts.seed + i,
         numSequences: 1,
+        stopTokens: [EOT],
         onToken: (_row, tok) => {
           if (!a.json) io.out(sd.push(tok));
         },
       });
       const dt = (performance.now() - t0) / 1000;
-      if (!a.json) io.out(sd.flush() + '\n');
-      samples.push({ text: a.prompt + decode(toks), tokens: toks, tokensPerSec: toks.length / dt });
+      if (!a.json) {
+        io.out(sd.flush() + '\n');
+        io.err(`(sample ${i + 1}: ${endReasonText(row.reason, context)})\n`);
+      }
+      samples.push({ text: a.prompt + decode(row.tokens), tokens: row.tokens, tokensPerSec: row.tokens.length / dt, reason: row.reason });
     }
-    if (a.json) io.out(JSON.stringify({ prompt: a.prompt, promptTokens: prompt, ...opts, samples }) + '\n');
+    if (a.json) io.out(JSON.stringify({ prompt: a.prompt, promptTokens: prompt, ...opts, contextTokens: context, samples }) + '\n');
     else io.err(`${(samples.reduce((s, x) => s + x.tokensPerSec, 0) / samples.length).toFixed(1)} tokens/s\n`);
     return 0;
   } finally {
     model.dispose();
+  }
+}
+
+/** Why a sample ended, in the words the app uses. */
+function endReasonText(reason: EndReason, context: number): string {
+  switch (reason) {
+    case 'eot':
+      return 'ended at end of text';
+    case 'length':
+      return 'max tokens reached';
+    case 'context':
+      return `context full (${context} tokens)`;
+    case 'stop':
+      return 'stopped';
   }
 }
 

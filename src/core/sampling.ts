@@ -88,35 +88,100 @@ function topKIndices(x: Float32Array, k: number): number[] {
   return idx;
 }
 
+/**
+ * Why a generated text ended, the same on every path (chat, the sample gallery, the CLI):
+ * - `eot`: the model wrote <|endoftext|> (50256), or one of the caller's stop tokens (in chat: it began the next turn)
+ * - `length`: max tokens were generated
+ * - `context`: the model's context (block_size) filled before max tokens: prompt and answer share the context
+ * - `stop`: the user (or the caller) stopped it
+ */
+export type EndReason = 'eot' | 'length' | 'context' | 'stop';
+
+/**
+ * Max tokens checked against the model's context, at every boundary that takes it (chat, generate-*, the CLI).
+ * A value above block_size could never be reached, so it is refused rather than silently cut. A value within it
+ * still shares the context with the prompt: a generation that fills the context first ends with `context`. (The
+ * window does not slide: the KV cache holds absolute positions up to block_size, so sliding would recompute the
+ * whole window at every token.)
+ */
+export function checkMaxTokens(maxTokens: number, blockSize: number, name = 'max tokens'): void {
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${name} ${maxTokens} must be a whole number >= 1.`, `Use a value from 1 to the model's context (${blockSize} tokens).`);
+  }
+  if (maxTokens > blockSize) {
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `${name} ${maxTokens} is more than the model's context of ${blockSize} tokens; lower it to ${blockSize} or less.`,
+      'The prompt and the generated tokens share the context: a generation that fills it ends early, as "context full".',
+    );
+  }
+}
+
+/** New tokens that fit after a prompt of `promptLength` tokens; throws when the prompt leaves no room at all. */
+export function roomAfter(promptLength: number, blockSize: number): number {
+  const room = blockSize - promptLength;
+  if (room <= 0) {
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The prompt has ${promptLength} tokens, which fills the model's context of ${blockSize} tokens: no room is left to generate.`,
+      `Shorten the prompt to ${blockSize - 1} tokens or less.`,
+    );
+  }
+  return room;
+}
+
+/**
+ * Why a row that neither stopped nor emitted a stop token ended after `generated` tokens: `context` when the
+ * context capped it below the tokens asked for, else `length`.
+ */
+export function limitReason(generated: number, maxTokens: number): EndReason {
+  return generated < maxTokens ? 'context' : 'length';
+}
+
 export interface GenerateOptions extends SamplingOptions {
+  /** new tokens per row, at most; the context may end a row sooner (its reason is then `context`) */
   maxNewTokens: number;
   /** number of sequences generated together */
   numSequences: number;
   seed: number;
-  /** stop a row when it emits one of these ids (not included in the output) */
+  /** stop a row when it emits one of these ids (not included in the output; its reason is then `eot`) */
   stopTokens?: number[];
-  /** called with each row's new token as it is generated; return false to stop early */
+  /** called with each row's new token as it is generated; return false to stop early (reason `stop`) */
   onToken?: (row: number, token: number) => boolean | void;
+}
+
+/** One generated row: its new tokens and why it ended. */
+export interface GeneratedRow {
+  tokens: number[];
+  reason: EndReason;
 }
 
 /**
  * Generates continuations of `prompt` with the KV cache: one prefill over the prompt, then one decode step per
- * token. Returns the new tokens of each row (the prompt is not repeated).
+ * token. Returns the new tokens of each row (the prompt is not repeated). See generateRows for why each ended.
  */
 export async function generate(model: Model, prompt: number[], o: GenerateOptions): Promise<number[][]> {
+  return (await generateRows(model, prompt, o)).map((r) => r.tokens);
+}
+
+/**
+ * generate, with each row's end reason. maxNewTokens above what fits after the prompt is not an error here (the
+ * trainer's samples rely on that); the row then ends with `context`, not `length`. Boundaries that take max tokens
+ * from a user refuse a value above the context first (checkMaxTokens).
+ */
+export async function generateRows(model: Model, prompt: number[], o: GenerateOptions): Promise<GeneratedRow[]> {
   validateSampling(o);
   if (prompt.length === 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'The prompt is empty.', 'Give at least one token (e.g. <|endoftext|>).');
   const B = o.numSequences;
-  const limit = model.config.blockSize;
-  const maxNew = Math.min(o.maxNewTokens, limit - prompt.length);
-  if (maxNew <= 0) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The prompt has ${prompt.length} tokens; the model's context is ${limit}.`, 'Shorten the prompt.');
+  const maxNew = Math.min(o.maxNewTokens, roomAfter(prompt.length, model.config.blockSize));
+  if (!(maxNew >= 1)) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `maxNewTokens = ${o.maxNewTokens} must be at least 1.`, 'Ask for one new token or more.');
   }
   const V = model.config.vocabSize;
   const rng = new Rng(o.seed);
   const cache = model.createCache(B, prompt.length + maxNew);
   const out: number[][] = Array.from({ length: B }, () => []);
-  const done = new Array<boolean>(B).fill(false);
+  const reasons = new Array<EndReason | null>(B).fill(null);
   const stop = new Set(o.stopTokens ?? []);
   try {
     const first = new Int32Array(B * prompt.length);
@@ -127,19 +192,21 @@ export async function generate(model: Model, prompt: number[], o: GenerateOption
       for (let b = 0; b < B; b++) {
         const tok = sampleToken(logits.subarray(b * V, (b + 1) * V), o, rng);
         next[b] = tok;
-        if (done[b]) continue;
+        if (reasons[b] !== null) continue;
         if (stop.has(tok)) {
-          done[b] = true;
+          reasons[b] = 'eot';
           continue;
         }
         out[b].push(tok);
-        if (o.onToken?.(b, tok) === false) done.fill(true);
+        if (o.onToken?.(b, tok) === false) {
+          for (let r = 0; r < B; r++) reasons[r] ??= 'stop';
+        }
       }
-      if (done.every(Boolean) || s === maxNew - 1) break;
+      if (reasons.every((r) => r !== null) || s === maxNew - 1) break;
       logits = await model.decodeStep(cache, next, 1);
     }
   } finally {
     cache.dispose();
   }
-  return out;
+  return out.map((tokens, b) => ({ tokens, reason: reasons[b] ?? limitReason(tokens.length, o.maxNewTokens) }));
 }

@@ -5,13 +5,18 @@
  *
  * Every model is prompted with the chat template of src/core/chat.ts: SFT checkpoints were trained on it, base
  * models (imported GPT-2, pretraining checkpoints) just continue the text it makes.
+ *
+ * Max tokens and the context: a send whose max tokens is above the model's context (block_size) is refused
+ * (BAD_ARGUMENT, naming both and the fix) and leaves the conversation as it was. Within it, the conversation and
+ * the answer share the context: a long conversation is cut from its start (see GenerationService.promptOf), and an
+ * answer that fills the context before max tokens ends with reason 'context', not 'length'.
  */
 import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS, type ModelTarget, type SamplingSettings } from '../../shared/models';
 import type { ChatMessage } from '../../core/chat';
 import { validateSampling } from '../../core/sampling';
 import { ChatStore, type Store, type StoredChatMessage, type StoredConversation } from '../store';
-import type { GenerateDoneEvent, GenerationService } from './generation';
+import type { GenerateDoneEvent, GenerateEndReason, GenerationService } from './generation';
 
 export interface ChatSettings extends SamplingSettings {
   /** an optional system message put before the conversation */
@@ -40,10 +45,12 @@ export interface ChatMessageEntry {
   role: 'user' | 'assistant';
   content: string;
   createdAt: number;
-  /** assistant messages: tokens generated, their rate, and why generation ended */
+  /** assistant messages: tokens generated, their rate, and why generation ended (see EndReason) */
   tokens?: number | null;
   tokensPerSec?: number | null;
-  reason?: 'eot' | 'length' | 'stopped' | 'error' | null;
+  reason?: GenerateEndReason | null;
+  /** assistant messages: the model's context (block_size) in tokens, what reason 'context' ran into */
+  contextTokens?: number | null;
   /** an answer that failed: what went wrong */
   error?: PlainError | null;
 }
@@ -87,7 +94,8 @@ export function chatSettings(s: Partial<ChatSettings>, base: ChatSettings = DEFA
   if (system !== undefined && system.trim() !== '') out.system = system;
   validateSampling(out);
   if (!Number.isInteger(out.maxTokens) || out.maxTokens < 1) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `max tokens = ${out.maxTokens} must be an integer >= 1.`, `Use ${DEFAULT_SAMPLING_SETTINGS.maxTokens} for a short answer; an answer never exceeds the model's context.`);
+    // the model's context is checked at send, when the model is loaded (a conversation's model can change)
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `max tokens = ${out.maxTokens} must be an integer >= 1.`, `Use ${DEFAULT_SAMPLING_SETTINGS.maxTokens} for a short answer; at most the model's context.`);
   }
   if (!Number.isInteger(out.seed) || out.seed < 0 || out.seed > 4_294_967_295) {
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `seed = ${out.seed} must be an integer from 0 to 4294967295.`, 'The same seed and settings give the same answer.');
@@ -239,7 +247,7 @@ export class ChatService {
     try {
       const chats = this.chats(store);
       if (!chats.get(id)) return; // deleted meanwhile
-      chats.addMessage(id, { role: 'assistant', content: d.text, tokens: d.tokens, tokensPerSec: d.tokensPerSec, reason: d.reason, error: d.error ?? null });
+      chats.addMessage(id, { role: 'assistant', content: d.text, tokens: d.tokens, tokensPerSec: d.tokensPerSec, reason: d.reason, contextTokens: d.contextTokens, error: d.error ?? null });
     } catch (e) {
       // the studio closed (the store with it) before the answer ended
       console.error(`The answer of conversation ${id} could not be stored: ${e instanceof Error ? e.message : String(e)}`);
@@ -256,5 +264,5 @@ function checkTitle(title: string): string {
 
 function entry(m: StoredChatMessage): ChatMessageEntry {
   if (m.role === 'user') return { seq: m.seq, role: m.role, content: m.content, createdAt: m.createdAt };
-  return { seq: m.seq, role: m.role, content: m.content, createdAt: m.createdAt, tokens: m.tokens, tokensPerSec: m.tokensPerSec, reason: m.reason, error: m.error };
+  return { seq: m.seq, role: m.role, content: m.content, createdAt: m.createdAt, tokens: m.tokens, tokensPerSec: m.tokensPerSec, reason: m.reason, contextTokens: m.contextTokens, error: m.error };
 }

@@ -11,7 +11,7 @@ import { DEFAULT_SAMPLING_SETTINGS, targetKey, type ModelTarget, type SamplingSe
 import type { Model } from '../../core/engine/types';
 import { chatPrompt, type ChatMessage } from '../../core/chat';
 import { Rng } from '../../core/random';
-import { sampleToken, validateSampling } from '../../core/sampling';
+import { checkMaxTokens, limitReason, roomAfter, sampleToken, validateSampling, type EndReason } from '../../core/sampling';
 import { EOT, StreamDecoder, encode } from '../../core/tokenizer';
 import { openRemoteModel } from './remote-model';
 import { listCheckpointSteps } from '../checkpoints';
@@ -38,7 +38,8 @@ export interface GenerateStarted {
   label: string;
 }
 
-export type GenerateEndReason = 'eot' | 'length' | 'stopped' | 'error';
+/** Why a generation ended (see EndReason in src/core/sampling.ts), or `error` when it failed. */
+export type GenerateEndReason = EndReason | 'error';
 
 /** Push event `generate-token`: new text of a generation. */
 export interface GenerateTokenEvent {
@@ -58,6 +59,8 @@ export interface GenerateDoneEvent {
   tokens: number;
   tokensPerSec: number;
   reason: GenerateEndReason;
+  /** the model's context (block_size) in tokens, what `context` ran into; 0 when the model did not load */
+  contextTokens: number;
   error?: PlainError;
 }
 
@@ -73,6 +76,10 @@ export interface SampleResult {
   text: string;
   tokens: number;
   tokensPerSec: number;
+  /** why the text ended (absent when the model failed: see error) */
+  reason?: EndReason;
+  /** the model's context (block_size) in tokens; 0 when the model did not load */
+  contextTokens: number;
   error?: PlainError;
 }
 
@@ -152,12 +159,17 @@ export class GenerationService {
           throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoint${t.step !== undefined ? ` at step ${t.step}` : ''}.`, steps.length ? `Checkpoints: ${steps.join(', ')}.` : 'Wait for its first checkpoint.');
         }
       } else if (!fs.existsSync(t.weightsPath)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No weights at ${t.weightsPath}.`, 'Pick another model.');
-      started = { promptTokens: this.promptOf(req, Number.MAX_SAFE_INTEGER, s.maxTokens).length, label: targetKey(req.target) };
+      // the context is known without loading when the queued job uses the loaded model (as a chat does); otherwise
+      // max tokens is checked when the job starts, and a refusal ends it with that error
+      const loaded = this.contextOf(req.target);
+      const maxTokens = loaded > 0 ? maxTokensFor(req, loaded) : s.maxTokens;
+      started = { promptTokens: this.promptOf(req, loaded || Number.MAX_SAFE_INTEGER, maxTokens).length, label: targetKey(req.target) };
     } else {
       // load the model now, so that a bad target fails the request rather than the stream
       started = await this.exclusive(async () => {
         const { model, label } = await this.model(req.target, req.engine);
-        return { promptTokens: this.promptOf(req, model.config.blockSize, s.maxTokens).length, label };
+        const maxTokens = maxTokensFor(req, model.config.blockSize);
+        return { promptTokens: this.promptOf(req, model.config.blockSize, maxTokens).length, label };
       });
     }
     // the studio may have closed while the model loaded: nothing may start (or load) after that
@@ -176,13 +188,22 @@ export class GenerationService {
     const i = this.queue.findIndex((j) => j.genId === arg.genId);
     if (i < 0) return { stopped: false };
     const [job] = this.queue.splice(i, 1);
-    this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+    this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(job.req.target) });
     return { stopped: true };
   }
 
+  /** The context of a target's loaded model, when it is the one loaded (0 otherwise). */
+  private contextOf(target: ModelTarget): number {
+    return this.cached && this.cached.key === targetKey(target) ? this.cached.model.config.blockSize : 0;
+  }
+
+  /**
+   * The prompt's tokens, cut to fit the context. Prompt and answer share the model's context (block_size): a long
+   * prompt (a long conversation) loses its start so that at least maxTokens, or a quarter of the context when
+   * that is less, is left to answer in. An answer that fills the rest before max tokens ends with `context`.
+   */
   private promptOf(req: GenerateRequest, blockSize: number, maxTokens: number): number[] {
     const ids = req.messages ? chatPrompt(req.messages) : [EOT, ...encode(req.prompt ?? '')];
-    // keep the end of a long prompt: room for at least a quarter of the context (or maxTokens) to answer in
     const room = Math.min(Math.max(1, maxTokens), Math.floor(blockSize / 4)) || 1;
     const keep = Math.max(1, blockSize - room);
     return ids.length > keep ? ids.slice(ids.length - keep) : ids;
@@ -222,26 +243,30 @@ export class GenerationService {
       if (upTo > sent) this.emit('generate-token', { genId: job.genId, text: text.slice(sent, upTo), tokens, tokensPerSec: rate() });
       sent = Math.max(sent, upTo);
     };
+    let contextTokens = 0;
     if (this.closed) {
-      this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+      this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(job.req.target) });
       return;
     }
     try {
       const { model } = await this.model(job.req.target, job.req.engine);
-      const prompt = this.promptOf(job.req, model.config.blockSize, s.maxTokens);
-      const maxNew = Math.min(s.maxTokens, model.config.blockSize - prompt.length);
+      contextTokens = model.config.blockSize;
+      const maxTokens = maxTokensFor(job.req, contextTokens);
+      const prompt = this.promptOf(job.req, contextTokens, maxTokens);
+      const maxNew = Math.min(maxTokens, roomAfter(prompt.length, contextTokens));
       const V = model.config.vocabSize;
       const rng = new Rng(s.seed);
       const decoder = new StreamDecoder();
       const chat = job.req.messages !== undefined;
       const cache = model.createCache(1, prompt.length + maxNew);
-      let reason: GenerateEndReason = 'length';
+      // max tokens, or the context when it capped the answer sooner (decided after the loop)
+      let reason: GenerateEndReason | null = null;
       t0 = performance.now();
       try {
         let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
         for (let i = 0; i < maxNew; i++) {
           if (job.stop || this.closed) {
-            reason = 'stopped';
+            reason = 'stop';
             break;
           }
           const tok = sampleToken(logits.subarray(0, V), s, rng);
@@ -273,10 +298,11 @@ export class GenerationService {
       text += decoder.flush();
       if (chat) text = text.slice(0, turnStartAt(text)).trimEnd();
       send(text.length);
-      this.finish(job, { genId: job.genId, text: chat ? text.trim() : text, tokens, tokensPerSec: rate(), reason });
+      this.finish(job, { genId: job.genId, text: chat ? text.trim() : text, tokens, tokensPerSec: rate(), reason: reason ?? limitReason(tokens, maxTokens), contextTokens });
     } catch (e) {
-      this.dropCache();
-      this.finish(job, { genId: job.genId, text: text.slice(0, sent), tokens, tokensPerSec: rate(), reason: 'error', error: toPlainError(e) });
+      // a refused setting (max tokens above the context) leaves the model loaded; a model that failed is not kept
+      if (!(e instanceof StudioError && e.code === ErrorCode.BAD_ARGUMENT)) this.dropCache();
+      this.finish(job, { genId: job.genId, text: text.slice(0, sent), tokens, tokensPerSec: rate(), reason: 'error', contextTokens, error: toPlainError(e) });
     }
   }
 
@@ -288,21 +314,28 @@ export class GenerationService {
     for (const target of req.targets) {
       out.push(await this.exclusive(async () => {
         const key = targetKey(target);
-        if (this.closed) return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, error: toPlainError(new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '')) };
+        if (this.closed) return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, contextTokens: 0, error: toPlainError(new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '')) };
+        let contextTokens = 0;
         try {
           const { model, label } = await this.model(target, req.engine);
-          const prompt = this.promptOf({ target, prompt: req.prompt }, model.config.blockSize, s.maxTokens);
-          const maxNew = Math.min(s.maxTokens, model.config.blockSize - prompt.length);
+          contextTokens = model.config.blockSize;
+          const maxTokens = maxTokensFor(req, contextTokens);
+          const prompt = this.promptOf({ target, prompt: req.prompt }, contextTokens, maxTokens);
+          const maxNew = Math.min(maxTokens, roomAfter(prompt.length, contextTokens));
           const rng = new Rng(s.seed);
           const V = model.config.vocabSize;
           const cache = model.createCache(1, prompt.length + maxNew);
           const ids: number[] = [];
+          let reason: EndReason | null = null;
           const t0 = performance.now();
           try {
             let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
             for (let i = 0; i < maxNew; i++) {
               const tok = sampleToken(logits.subarray(0, V), s, rng);
-              if (tok === EOT) break;
+              if (tok === EOT) {
+                reason = 'eot';
+                break;
+              }
               ids.push(tok);
               if (i === maxNew - 1) break;
               logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
@@ -312,11 +345,14 @@ export class GenerationService {
           }
           const d = new StreamDecoder();
           const text = d.push(ids) + d.flush();
-          return { key, label, text, tokens: ids.length, tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000) };
+          return {
+            key, label, text, tokens: ids.length, tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000),
+            reason: reason ?? limitReason(ids.length, maxTokens), contextTokens,
+          };
         } catch (e) {
-          // a model that failed (its worker may have died) is not kept for the next request
-          this.dropCache();
-          return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, error: toPlainError(e) };
+          // a refused setting leaves the model loaded; a model that failed (its worker may have died) is not kept
+          if (!(e instanceof StudioError && e.code === ErrorCode.BAD_ARGUMENT)) this.dropCache();
+          return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, contextTokens, error: toPlainError(e) };
         }
       }));
     }
@@ -326,11 +362,21 @@ export class GenerationService {
   /** Stops the running generation, ends the queued ones and frees the cached model. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const j of this.queue.splice(0)) this.finish(j, { genId: j.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stopped' });
+    for (const j of this.queue.splice(0)) this.finish(j, { genId: j.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(j.req.target) });
     if (this.current) this.current.stop = true;
     await this.busy;
     this.dropCache();
   }
+}
+
+/**
+ * Max tokens for a model with a context of `blockSize`: a value given above the context is refused (the same rule
+ * as chat and the CLI, see checkMaxTokens); none given is the default, lowered to the context of a small model.
+ */
+function maxTokensFor(r: Partial<SamplingSettings>, blockSize: number): number {
+  if (r.maxTokens === undefined) return Math.min(DEFAULT_SAMPLING_SETTINGS.maxTokens, blockSize);
+  checkMaxTokens(r.maxTokens, blockSize);
+  return r.maxTokens;
 }
 
 function settingsOf(r: Partial<SamplingSettings>): SamplingSettings {

@@ -19,6 +19,7 @@ import { usePersistentState } from '../../usePersistentState';
 import { DeleteChatDialog, RenameChatDialog, type Conversation } from './ChatDialogs';
 import { ChatSettingsCard, type SaveState } from './ChatSettingsCard';
 import { ChatThread, type ChatMessage, type Stream } from './ChatThread';
+import { endReasonText } from './end-reason';
 import { DEFAULT_FORM, formOf, parseForm, sameSettings, type SettingsForm } from './settings-form';
 import './chat.css';
 
@@ -192,12 +193,20 @@ export function ChatPage() {
     setList((l) => (l.status === 'ok' ? { status: 'ok', data: l.data.map((x) => (x.id === c.id ? c : x)) } : l));
   }, []);
 
-  const parsed = useMemo(() => parseForm(form), [form]);
+  // ---- the model ----
+  const draftModelKey = draftKey ?? (models.some((m) => m.key === lastModel) ? lastModel : models[0]?.key);
+  const modelKey = selectedId ? (conversation ? targetKey(conversation.target) : undefined) : draftModelKey;
+  const model = models.find((m) => m.key === modelKey);
+  const modelName = (key: string) => models.find((m) => m.key === key)?.label ?? key;
+
+  // max tokens is bounded by the model's context (the service refuses more): a value above it is a field error
+  const contextTokens = model?.blockSize;
+  const parsed = useMemo(() => parseForm(form, contextTokens), [form, contextTokens]);
 
   const scheduleSave = (nextForm: SettingsForm, nextSystem: string) => {
     const c = conversation;
     if (!c) return;
-    const p = parseForm(nextForm);
+    const p = parseForm(nextForm, contextTokens);
     if (!p.settings) {
       window.clearTimeout(saveTimer.current);
       pendingSave.current = null;
@@ -216,12 +225,6 @@ export function ChatPage() {
     saveTimer.current = window.setTimeout(() => void flushSave().catch(() => undefined), 500);
   };
 
-  // ---- the model ----
-  const draftModelKey = draftKey ?? (models.some((m) => m.key === lastModel) ? lastModel : models[0]?.key);
-  const modelKey = selectedId ? (conversation ? targetKey(conversation.target) : undefined) : draftModelKey;
-  const model = models.find((m) => m.key === modelKey);
-  const modelName = (key: string) => models.find((m) => m.key === key)?.label ?? key;
-
   const onModel = (m: ModelEntry | undefined) => {
     if (!m) return;
     if (!models.some((x) => x.key === m.key)) reloadModels();
@@ -239,14 +242,14 @@ export function ChatPage() {
     (key: string, e: GenerateDoneEvent) => {
       const st = streamsRef.current[key];
       dropStream(key);
-      if (e.reason === 'stopped') setAnnounce(`Answer stopped after ${e.tokens} tokens.`);
+      if (e.reason === 'stop') setAnnounce(`Answer stopped after ${e.tokens} tokens.`);
       else if (e.reason === 'error') setAnnounce(`The answer failed: ${e.error?.message ?? 'unknown error'}`);
-      else setAnnounce(`Answer finished: ${e.tokens} tokens at ${fixed(e.tokensPerSec, 1)} tokens per second${e.reason === 'length' ? ' (max tokens reached)' : ''}.`);
+      else setAnnounce(`Answer finished: ${e.tokens} tokens at ${fixed(e.tokensPerSec, 1)} tokens per second; ${endReasonText(e.reason, e.contextTokens)}.`);
       if (key === selectedRef.current) {
         // show the answer at once, then as the service stored it
         if (st?.userSeq !== undefined) {
           const answer: ChatMessage = {
-            seq: st.userSeq + 1, role: 'assistant', content: e.text, createdAt: Date.now(), tokens: e.tokens, tokensPerSec: e.tokensPerSec, reason: e.reason, error: e.error ?? null,
+            seq: st.userSeq + 1, role: 'assistant', content: e.text, createdAt: Date.now(), tokens: e.tokens, tokensPerSec: e.tokensPerSec, reason: e.reason, contextTokens: e.contextTokens, error: e.error ?? null,
           };
           setDetail((d) => (d?.status === 'ok' && d.data.conversation.id === key && !d.data.messages.some((m) => m.seq === answer.seq) ? { status: 'ok', data: { ...d.data, messages: [...d.data.messages, answer] } } : d));
         }

@@ -20,7 +20,7 @@ function hintOf(field: SamplingField, model: ModelEntry | undefined): string {
     case 'topP':
       return 'Nucleus sampling; 1 = off.';
     case 'maxTokens':
-      return model ? `Per answer; context ${int(model.blockSize)}.` : 'Per answer.';
+      return model ? `Per answer; at most the context, ${int(model.blockSize)}.` : 'Per answer.';
     case 'seed':
       return 'Same seed, settings and conversation: same answer.';
   }
@@ -31,7 +31,8 @@ const HELP: Record<SamplingField, string> = {
   temperature: 'Divides the logits: 0 always picks the likeliest token, 1 samples the model as it is, higher flattens it.',
   topK: 'Sample only among the k likeliest tokens (build-nanogpt samples with 50). 0 turns it off.',
   topP: 'Sample only among the likeliest tokens whose probabilities add up to p. 1 turns it off.',
-  maxTokens: 'An answer ends at <|endoftext|>, when the model starts a new “User:” turn, or after this many tokens; never past the model’s context.',
+  maxTokens:
+    'An answer ends at <|endoftext|>, when the model starts a new “User:” turn, after this many tokens, or when the model’s context is full: the conversation and the answer share it. At most the context.',
   seed: 'The random seed of sampling: the same seed, settings and conversation give the same answer.',
 };
 

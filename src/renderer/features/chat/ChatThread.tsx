@@ -1,12 +1,13 @@
 /**
  * The messages of a conversation, and the answer being generated: its text as it streams in, its token count
- * and rate. Each message can be copied; an answer says how it ended.
+ * and rate. Each message can be copied; an answer says how it ended (end of text, max tokens, context full, stopped).
  */
 import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
 import type { HandlerResult } from '../../../shared/contract';
 import { StudioError } from '../../../shared/errors';
 import { ErrorNote } from '../../components/ErrorNote';
 import { fixed, fullDateTime, int, timeOfDay } from '../../format';
+import { endReasonText } from './end-reason';
 
 export type ChatMessage = HandlerResult<'chats-get'>['messages'][number];
 
@@ -28,13 +29,6 @@ export interface Stream {
   userSeq?: number;
 }
 
-const REASON_TEXT: Record<string, string> = {
-  eot: 'finished',
-  length: 'max tokens reached',
-  stopped: 'stopped',
-  error: 'failed',
-};
-
 function Meta({ m }: { m: ChatMessage }) {
   if (m.role !== 'assistant') return null;
   return (
@@ -44,7 +38,7 @@ function Meta({ m }: { m: ChatMessage }) {
       {m.reason && (
         <>
           {' · '}
-          <span className={`chat-reason chat-reason-${m.reason}`}>{REASON_TEXT[m.reason] ?? m.reason}</span>
+          <span className={`chat-reason chat-reason-${m.reason}`}>{endReasonText(m.reason, m.contextTokens)}</span>
         </>
       )}
     </span>

@@ -22,6 +22,15 @@ describe('chat sampling settings form', () => {
     expect(parseForm({ ...DEFAULT_FORM, topP: '1.01' }).errors.topP).toMatch(/at most 1/);
   });
 
+  it('refuses max tokens above the chosen model\'s context, naming both and the fix', () => {
+    const over = parseForm({ ...DEFAULT_FORM, maxTokens: '5000' }, 256);
+    expect(over.settings).toBeNull();
+    expect(over.errors).toEqual({ maxTokens: "5000 is more than the model's context of 256 tokens; lower it to 256 or less." });
+    expect(parseForm({ ...DEFAULT_FORM, maxTokens: '256' }, 256).settings?.maxTokens).toBe(256);
+    // no model chosen yet: only the general bound applies
+    expect(parseForm({ ...DEFAULT_FORM, maxTokens: '5000' }).settings?.maxTokens).toBe(5000);
+  });
+
   it('compares settings with the system message, an absent one equal to an empty one', () => {
     expect(sameSettings(DEFAULT_SAMPLING_SETTINGS, { ...DEFAULT_SAMPLING_SETTINGS, system: '' })).toBe(true);
     expect(sameSettings(DEFAULT_SAMPLING_SETTINGS, { ...DEFAULT_SAMPLING_SETTINGS, system: 'Be brief.' })).toBe(false);

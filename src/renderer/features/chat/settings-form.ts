@@ -37,8 +37,12 @@ export interface ParsedForm {
 
 const MAX_SEED = 4_294_967_295;
 
-/** Parses every field; an error says what is wrong with the value and what is accepted. */
-export function parseForm(f: SettingsForm): ParsedForm {
+/**
+ * Parses every field; an error says what is wrong with the value and what is accepted. `contextTokens`, the chosen
+ * model's context (block_size), bounds max tokens as the service does: a value above it is refused at send, so it
+ * is marked here first.
+ */
+export function parseForm(f: SettingsForm, contextTokens?: number): ParsedForm {
   const errors: Partial<Record<SamplingField, string>> = {};
   const num = (field: SamplingField): number => {
     const raw = f[field].trim();
@@ -58,6 +62,9 @@ export function parseForm(f: SettingsForm): ParsedForm {
   if (!errors.topP && !(topP > 0 && topP <= 1)) errors.topP = `${topP} must be above 0 and at most 1 (1 = off).`;
   const maxTokens = num('maxTokens');
   if (!errors.maxTokens && (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 100_000)) errors.maxTokens = `${maxTokens} must be a whole number from 1 to 100000.`;
+  else if (!errors.maxTokens && contextTokens !== undefined && maxTokens > contextTokens) {
+    errors.maxTokens = `${maxTokens} is more than the model's context of ${contextTokens} tokens; lower it to ${contextTokens} or less.`;
+  }
   const seed = num('seed');
   if (!errors.seed && (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)) errors.seed = `${seed} must be a whole number from 0 to ${MAX_SEED}.`;
   const ok = Object.keys(errors).length === 0;

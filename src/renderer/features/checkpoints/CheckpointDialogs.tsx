@@ -9,6 +9,7 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { bytes, fixed } from '../../format';
 import { href, navigate } from '../../router';
 import { useClient } from '../../useInvoke';
+import { endReasonText } from '../chat/end-reason';
 import { branchBlocked, deleteBlocked, deleteConsequences, type CheckpointEntry } from './checkpoints-view';
 
 /** The prompt the sample dialog and the gallery start with. */
@@ -177,7 +178,9 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
           <SampleText prompt={result.prompt} result={result.r} />
           {!result.r.error && (
             <p className="muted small">
-              {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s · temperature {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
+              {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s
+              {result.r.reason && <span data-testid="sample-reason"> · {endReasonText(result.r.reason, result.r.contextTokens)}</span>} · temperature{' '}
+              {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
             </p>
           )}
         </section>

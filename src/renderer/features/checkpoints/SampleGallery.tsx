@@ -8,10 +8,10 @@ import { StudioError } from '../../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
 import type { HandlerResult } from '../../../shared/contract';
 import { ErrorNote } from '../../components/ErrorNote';
-import { fixed } from '../../format';
 import { useClient } from '../../useInvoke';
+import { endReasonText } from '../chat/end-reason';
 import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, parseIntIn, SampleInputs, SampleText } from './CheckpointDialogs';
-import { ckptKey, GALLERY_MAX, GALLERY_MIN, type CheckpointEntry } from './checkpoints-view';
+import { ckptKey, GALLERY_MAX, GALLERY_MIN, valLossText, type CheckpointEntry } from './checkpoints-view';
 
 type SampleResult = HandlerResult<'generate-sample'>[number];
 
@@ -113,7 +113,7 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
                 <div>
                   <strong>step {c.step}</strong> <span className="muted small">{c.runName}</span>
                 </div>
-                <div className="muted small">val loss {fixed(c.valLoss, 4)}</div>
+                <div className="muted small" title={valLossText(c).title}>val loss {valLossText(c).text}</div>
                 <button type="button" className="icon-button ckpt-gallery-remove" onClick={() => onUnselect(ckptKey(c))} disabled={busy} aria-label={`Remove step ${c.step} of ${c.runName} from the gallery`} title="Remove from the gallery">
                   ×
                 </button>
@@ -122,7 +122,14 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
                 r.error ? (
                   <ErrorNote error={StudioError.fromPlain(r.error)} />
                 ) : (
-                  <SampleText prompt={usedPrompt} result={r} />
+                  <>
+                    <SampleText prompt={usedPrompt} result={r} />
+                    {r.reason && (
+                      <p className="muted small" data-testid="sample-reason">
+                        {r.tokens} tokens · {endReasonText(r.reason, r.contextTokens)}
+                      </p>
+                    )}
+                  </>
                 )
               ) : (
                 <p className="muted small ckpt-gallery-wait">{busy ? 'Waiting…' : 'Not generated yet.'}</p>
