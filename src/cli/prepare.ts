@@ -6,7 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { resolveHome } from '../node/workspace';
-import { DatasetService } from '../node/studio/datasets';
+import { DatasetService, type DatasetServiceOptions } from '../node/studio/datasets';
 import { listSources } from '../node/datasets/sources';
 import { prepareSftDataset } from '../node/datasets/sft';
 import { isCancelled } from '../node/datasets/errors';
@@ -19,13 +19,17 @@ const PREPARE_USAGE = `gpt2-studio prepare: download and tokenize a dataset into
 Usage:
   gpt2-studio prepare <source> [--name N] [--url U | --file F] [--max-files K] [--max-tokens M]
                       [--shard-size S] [--val-tokens V] [--endpoint URL] [--size-mb MB] [--seed N]
-                      [--workers W] [--keep-downloads] [--overwrite] [--json] [--home DIR]
+                      [--workers W] [--max-bytes N] [--keep-downloads] [--overwrite] [--json] [--home DIR]
 
 Sources:
 ${'\0'}
   sft                Chat examples for fine-tuning: --file data.jsonl of {"prompt","response"} or
                      {"messages":[{"role","content"}]}; only the assistant's tokens count in the loss
-Counts take K, M and B suffixes (--max-tokens 50M, --shard-size 100M). The Hugging Face endpoint is --endpoint,
+Counts take K, M and B (or G) suffixes (--max-tokens 50M, --shard-size 100M). --max-bytes N is the largest input
+file to read or download (default 50G): a larger file, or a stream that does not end, stops with an error.
+Downloads are checked where the size or sha256 is known (Tiny Shakespeare, FineWeb's files); an HTML page served
+in place of a file (a proxy or sign-in page) is refused; a pipe or a device given with --file is refused.
+The Hugging Face endpoint is --endpoint,
 else HF_ENDPOINT (e.g. https://hf-mirror.com), else https://huggingface.co; a token is read from HF_TOKEN.
 An interrupted preparation (Ctrl-C, a network failure) continues where it stopped when run again.
 The dataset goes to <home>/datasets/<name>/ (shards and manifest.json).
@@ -179,6 +183,8 @@ export interface PrepareCommandOptions {
   intervalMs?: number;
   /** environment (HF_ENDPOINT, HF_TOKEN, GPT2_STUDIO_HOME; default process.env) */
   env?: NodeJS.ProcessEnv;
+  /** preparation tuning (tests: short back-off and stall time-outs) */
+  hooks?: DatasetServiceOptions['hooks'];
 }
 
 /** `prepare sft --file data.jsonl [--name N] [--overwrite] [--json]`: chat examples with a loss mask. */
@@ -206,6 +212,7 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
     'size-mb': { type: 'string' },
     seed: { type: 'string' },
     workers: { type: 'string' },
+    'max-bytes': { type: 'string' },
     'keep-downloads': { type: 'boolean', default: false },
     overwrite: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -229,13 +236,14 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
   if (a.url !== undefined) req.url = a.url;
   if (a.file !== undefined) req.file = a.file;
   if (a.endpoint !== undefined) req.endpoint = a.endpoint;
-  const counts: Array<[keyof PrepareRequest & ('maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'workers' | 'seed'), string | undefined, string, number]> = [
+  const counts: Array<[keyof PrepareRequest & ('maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'workers' | 'seed' | 'maxBytes'), string | undefined, string, number]> = [
     ['maxFiles', a['max-files'], 'max-files', 1],
     ['maxTokens', a['max-tokens'], 'max-tokens', 1],
     ['shardSize', a['shard-size'], 'shard-size', 1],
     ['valTokens', a['val-tokens'], 'val-tokens', 0],
     ['workers', a.workers, 'workers', 1],
     ['seed', a.seed, 'seed', 0],
+    ['maxBytes', a['max-bytes'], 'max-bytes', 1],
   ];
   for (const [key, v, flag, min] of counts) {
     const n = parseCount(v, flag, { min });
@@ -252,6 +260,7 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
   const svc = new DatasetService({
     home,
     env,
+    hooks: opts.hooks,
     events: {
       progress: (p: DatasetProgressEvent) => view.show(prepareLine(p), p.stage, p.stage === 'finishing'),
       download: (p: DownloadProgressEvent) => view.show(downloadLine(p), `download:${p.url}`, p.total !== undefined && p.bytes === p.total),

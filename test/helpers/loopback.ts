@@ -1,7 +1,9 @@
 /**
  * A loopback HTTP server for the dataset tests (127.0.0.1 only, a free port). It serves fixed bodies with the
- * behaviour downloads must cope with: Range requests (206, 416) and If-Range, a connection dropped after K bytes,
- * forced statuses (401, 403, 404, 500), slow bodies, and a Hugging Face style tree listing (`hfTree`).
+ * behaviour downloads must cope with: Range requests (206, 416) and If-Range, a connection dropped after K bytes
+ * (with a length, with chunked encoding, or a body without a length that just ends early), forced statuses (401,
+ * 403, 404, 429 with Retry-After, 5xx), a server that stalls before or in the body, one that ignores Range, one that
+ * answers a Range with the wrong bytes, slow and endless bodies, and a Hugging Face style tree listing (`hfTree`).
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -12,11 +14,28 @@ export interface Route {
   contentType?: string;
   /** answer with this status (and no body) every time */
   status?: number;
-  /** answer with `status` for the first `times` requests, then serve */
-  failFirst?: { status: number; times: number };
+  /** answer with `status` (and these headers, e.g. Retry-After) for the first `times` requests, then serve */
+  failFirst?: { status: number; times: number; headers?: Record<string, string> };
   etag?: string;
-  /** send `bytes` bytes of the body, then destroy the socket, for the next `times` requests */
+  /**
+   * send `bytes` bytes of the body, then destroy the socket, for the next `times` requests; with `noLength:
+   * 'close'` the response ends normally instead, as a server that closes a body without a length early does
+   */
   dropAfter?: { bytes: number; times: number };
+  /**
+   * send no Content-Length: `chunked` (Node's default without a length) or `close` (the body ends when the
+   * connection closes, so a body cut short looks finished to the client)
+   */
+  noLength?: 'chunked' | 'close';
+  /** send `bytes` bytes of the body (0: not even the headers), then send nothing more until the client goes away */
+  stallAfter?: { bytes: number; times: number };
+  /**
+   * answer the next `times` Range requests with a wrong 206: `shift` sends the bytes from 1000 further on (and says
+   * so), `garbage` a Content-Range that is not one, `total` another total size
+   */
+  badRange?: { kind: 'shift' | 'garbage' | 'total'; times: number };
+  /** after the body, keep sending `endless` bytes of filler, without a length, until the client goes away */
+  endless?: boolean;
   /** ignore Range headers (always 200 with the whole body) */
   noRange?: boolean;
   /** wait this long between 16 KiB chunks of the body */
@@ -92,8 +111,14 @@ export async function startLoopback(routes: Record<string, Route> = {}): Promise
     }
     if (route.failFirst && route.failFirst.times > 0) {
       route.failFirst.times--;
-      res.writeHead(route.failFirst.status, { 'content-type': 'text/plain' }).end('try again');
+      res.writeHead(route.failFirst.status, { 'content-type': 'text/plain', ...route.failFirst.headers }).end('try again');
       return;
+    }
+    let stall: number | undefined;
+    if (route.stallAfter && route.stallAfter.times > 0) {
+      route.stallAfter.times--;
+      stall = route.stallAfter.bytes;
+      if (stall === 0) return; // no headers either: the request just hangs (the socket goes at close())
     }
     const body = route.body;
     const headers: Record<string, string> = { 'content-type': route.contentType ?? 'application/octet-stream', 'accept-ranges': 'bytes', ...route.headers };
@@ -114,18 +139,36 @@ export async function startLoopback(routes: Record<string, Route> = {}): Promise
         }
         status = 206;
         headers['content-range'] = `bytes ${start}-${end}/${body.length}`;
+        if (route.badRange && route.badRange.times > 0) {
+          route.badRange.times--;
+          if (route.badRange.kind === 'shift') {
+            start = Math.min(body.length - 1, start + 1000);
+            headers['content-range'] = `bytes ${start}-${end}/${body.length}`;
+          } else if (route.badRange.kind === 'garbage') {
+            headers['content-range'] = 'bytes=oops';
+          } else {
+            headers['content-range'] = `bytes ${start}-${end}/${body.length + 5}`;
+          }
+        }
       }
     }
     const slice = body.subarray(start, end + 1);
-    headers['content-length'] = String(slice.length);
+    if (route.noLength === 'close' || route.endless) {
+      // no length and no chunked encoding: the body ends when the connection closes
+      res.useChunkedEncodingByDefault = false;
+      headers.connection = 'close';
+    } else if (route.noLength !== 'chunked') {
+      headers['content-length'] = String(slice.length);
+    }
     res.writeHead(status, headers);
     let limit = slice.length;
     let drop = false;
     if (route.dropAfter && route.dropAfter.times > 0) {
       route.dropAfter.times--;
       limit = Math.min(limit, route.dropAfter.bytes);
-      drop = true;
+      drop = route.noLength !== 'close';
     }
+    if (stall !== undefined) limit = Math.min(limit, stall);
     const CHUNK = 16 * 1024;
     for (let o = 0; o < limit; o += CHUNK) {
       const part = slice.subarray(o, Math.min(limit, o + CHUNK));
@@ -135,6 +178,21 @@ export async function startLoopback(routes: Record<string, Route> = {}): Promise
     }
     if (drop) {
       res.socket?.destroy();
+      return;
+    }
+    if (stall !== undefined) return; // the rest never comes; close() ends the socket
+    if (route.endless) {
+      const filler = Buffer.alloc(CHUNK, 0x61);
+      let closed = false;
+      const gone = new Promise<void>((resolve) => {
+        res.once('close', () => {
+          closed = true;
+          resolve();
+        });
+      });
+      while (!closed && !res.destroyed) {
+        await Promise.race([new Promise<void>((resolve) => res.write(filler, () => resolve())), gone]);
+      }
       return;
     }
     res.end();

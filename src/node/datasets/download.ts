@@ -3,20 +3,28 @@
  * - the bytes go to `<dest>.part`, with `<dest>.part.json` recording the URL and the server's validators, so a
  *   later attempt (or a later process) continues with an HTTP Range request; If-Range makes a server whose file
  *   changed send it whole instead;
- * - network failures, 408/429/5xx and dropped connections are retried with exponential back-off and jitter;
- *   401/403/404 are not, and say what to do;
- * - time-outs: until the response headers, and between body chunks;
- * - size and sha256 are checked where the source publishes them (Hugging Face's LFS oid is the sha256);
+ * - only what another attempt can fix is retried, with exponential back-off and jitter: dropped connections, resets,
+ *   time-outs, 408, 429 and 5xx (Retry-After honoured, capped), a refused connection to another machine (its server
+ *   may be restarting). A name that does not resolve, a refused connection on this machine (nothing listens on that
+ *   port), a rejected TLS certificate and the other 4xx fail at once and say what to do;
+ * - time-outs: until the response headers, and between body chunks (a stalled server);
+ * - size and sha256 are checked where the source publishes them (Hugging Face's LFS oid is the sha256). A body that
+ *   ends before the published size is a dropped connection even when the server sent no length, so it is resumed,
+ *   never accepted; a 206 whose Content-Range is not the range asked for is never spliced onto the partial file;
+ * - an HTML page in place of the file (a proxy's sign-in page, a mirror's error page) is refused;
+ * - a size limit (maxBytes) stops a body that never ends;
  * - an AbortSignal cancels (the partial file stays, for a later resume);
  * - progress `{bytes, total, bytesPerSec, etaSec}` a few times a second.
  * DownloadQueue limits how many run at once.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { CancelledError, DatasetErrorCode, fsError, throwIfCancelled } from './errors';
 import { fsyncDir, readJsonIfPresent, sha256File } from '../fsutil';
 import { RateMeter, throttle } from './progress';
+import { guardedFetch } from '../url-guard';
 
 export interface DownloadRequest {
   url: string;
@@ -28,6 +36,8 @@ export interface DownloadRequest {
   size?: number;
   /** extra request headers (Authorization) */
   headers?: Record<string, string>;
+  /** refuse a file larger than this (bytes); a body without a length is stopped when it gets there */
+  maxBytes?: number;
 }
 
 export interface DownloadProgress {
@@ -110,16 +120,89 @@ function causeCode(e: unknown): string | undefined {
   return undefined;
 }
 
-/** Words for a network failure. */
-function describeNetworkError(e: unknown, host: string): { what: string; permanent: boolean } {
+/** The addresses a failed connection tried (undici puts them on the cause, or on each error of an AggregateError). */
+function addressesOf(e: unknown): string[] {
+  const out: string[] = [];
+  let c: unknown = e;
+  for (let i = 0; i < 4 && c && typeof c === 'object'; i++) {
+    const o = c as { address?: unknown; errors?: unknown; cause?: unknown };
+    if (typeof o.address === 'string') out.push(o.address);
+    if (Array.isArray(o.errors)) for (const x of o.errors) if (typeof (x as { address?: unknown })?.address === 'string') out.push((x as { address: string }).address);
+    c = o.cause;
+  }
+  return out;
+}
+
+/** Whether a host (a URL's hostname, brackets removed) is this machine: localhost, 127/8 or ::1. */
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost') || h === '::1') return true;
+  if (net.isIPv4(h)) return h.startsWith('127.');
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+  return !!mapped && mapped[1].startsWith('127.');
+}
+
+/** TLS errors about the server's certificate: another attempt gets the same certificate. */
+const CERT_CODES = new Set([
+  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * Words for a network failure, whether another attempt can succeed, and (for the permanent ones) what to do.
+ * `url` is the address asked for: a refused connection to this machine means that nothing listens on that port,
+ * which waiting does not change, while another machine's server may be restarting.
+ */
+function describeNetworkError(e: unknown, url: string): { what: string; permanent: boolean; hint?: string } {
+  const host = hostOf(url);
   const code = causeCode(e);
+  if (code && CERT_CODES.has(code)) {
+    return {
+      what: `the TLS certificate of "${host}" was rejected (${code})`,
+      permanent: true,
+      hint: 'The server\'s certificate is not valid for this machine (expired, self-signed, or for another name); a proxy that intercepts TLS needs its certificate added (NODE_EXTRA_CA_CERTS=file.pem). Check the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).',
+    };
+  }
+  if (!code && /\bbad port\b/i.test(messageChain(e))) {
+    // fetch refuses some ports outright (the browsers' list: 1-25, 6000, ...), before any connection
+    let port = '';
+    try {
+      port = new URL(url).port;
+    } catch {
+      // not a URL: no port to name
+    }
+    return {
+      what: `fetch does not connect to port ${port || '(the default)'} of "${host}" (a blocked port, as in browsers)`,
+      permanent: true,
+      hint: 'Serve the file on another port (e.g. 8000) and give that URL (--url / HF_ENDPOINT / --endpoint).',
+    };
+  }
   switch (code) {
     case 'ENOTFOUND':
-      return { what: `the host name "${host}" could not be resolved (DNS lookup failed: ENOTFOUND)`, permanent: true };
+      return {
+        what: `the host name "${host}" could not be resolved (DNS lookup failed: ENOTFOUND)`,
+        permanent: true,
+        hint: 'Check the host name in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint), and this machine\'s DNS; without a network, use a local copy (--file).',
+      };
     case 'EAI_AGAIN':
       return { what: `the host name "${host}" could not be resolved (DNS lookup failed: EAI_AGAIN, no answer from the name server)`, permanent: false };
-    case 'ECONNREFUSED':
-      return { what: `the connection to "${host}" was refused (ECONNREFUSED)`, permanent: false };
+    case 'ECONNREFUSED': {
+      let hostname = host;
+      try {
+        hostname = new URL(url).hostname;
+      } catch {
+        // not a URL: judged by what was given
+      }
+      const local = isLoopbackHost(hostname) || addressesOf(e).some(isLoopbackHost);
+      return local
+        ? {
+          what: `the connection to "${host}" was refused (ECONNREFUSED): nothing listens on that port of this machine`,
+          permanent: true,
+          hint: `Start the server that should answer at ${host}, or check the port in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).`,
+        }
+        : { what: `the connection to "${host}" was refused (ECONNREFUSED)`, permanent: false };
+    }
     case 'ECONNRESET':
     case 'UND_ERR_SOCKET':
     case 'EPIPE':
@@ -132,11 +215,6 @@ function describeNetworkError(e: unknown, host: string): { what: string; permane
     case 'ENETUNREACH':
     case 'EHOSTUNREACH':
       return { what: `"${host}" is unreachable from this machine (${code})`, permanent: false };
-    case 'CERT_HAS_EXPIRED':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-      return { what: `the TLS certificate of "${host}" was rejected (${code})`, permanent: true };
     default:
       return { what: `${messageChain(e)}${code ? ` (${code})` : ''}`, permanent: false };
   }
@@ -205,10 +283,10 @@ function retryAfterMs(res: Response): number | undefined {
 }
 
 /** Parses `Content-Range: bytes a-b/total` (total may be `*`). */
-function parseContentRange(h: string | null): { start: number; total?: number } | null {
-  const m = h ? /^bytes\s+(\d+)-\d+\/(\d+|\*)$/i.exec(h.trim()) : null;
-  if (!m) return null;
-  return { start: Number(m[1]), total: m[2] === '*' ? undefined : Number(m[2]) };
+function parseContentRange(h: string | null): { start: number; end: number; total?: number } | null {
+  const m = h ? /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(h.trim()) : null;
+  if (!m || Number(m[2]) < Number(m[1])) return null;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
 }
 
 function fileSize(file: string): number {
@@ -228,6 +306,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   const metaFile = `${part}.json`;
   const label = `The download of ${req.url}`;
   throwIfCancelled(signal, label);
+  if (req.maxBytes !== undefined && req.size !== undefined && req.size > req.maxBytes) throw tooLargeError(req.url, req.size, req.maxBytes, false);
   fs.mkdirSync(path.dirname(req.dest), { recursive: true });
 
   // a finished file from an earlier run
@@ -312,14 +391,14 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
     clearInterval(heartbeat);
   }
   if (lastError) {
-    const host = hostOf(req.url);
     const cause = (lastError as Error).cause ?? lastError;
-    const net = describeNetworkError(cause, host);
+    const net = describeNetworkError(cause, req.url);
     const msg = lastError instanceof RetryableError && !(lastError.cause) ? lastError.message : net.what;
+    const kept = fileSize(part) > 0 ? ' The partial file is kept: run the same command again to resume.' : ' Then run the same command again.';
     throw new StudioError(
       DatasetErrorCode.network,
       `Could not download ${req.url}: ${msg} (${attempts} attempt${attempts === 1 ? '' : 's'}).`,
-      opts.networkHint ? `${opts.networkHint} The partial file is kept: run the same command again to resume.` : DEFAULT_NETWORK_HINT,
+      net.permanent && net.hint ? `${[net.hint, opts.networkHint].filter(Boolean).join(' ')}${kept}` : opts.networkHint ? `${opts.networkHint}${kept}` : DEFAULT_NETWORK_HINT,
       { cause: lastError },
     );
   }
@@ -328,7 +407,12 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   const bytes = fileSize(part);
   const expectedSize = req.size ?? total;
   if (expectedSize !== undefined && bytes !== expectedSize) {
-    throw new StudioError(ErrorCode.BAD_DATA, `${label} ended with ${bytes} bytes; expected ${expectedSize}.`, 'Run the command again; it continues the partial file.');
+    // (attemptDownload retries a short body; this is a safety net, and the partial file is resumable)
+    throw new StudioError(
+      DatasetErrorCode.network,
+      `${label} ended with ${bytes} bytes; the file has ${expectedSize}.`,
+      'The connection was cut short. Run the same command again: it continues the partial file.',
+    );
   }
   const sha = await sha256File(part, signal);
   if (req.sha256 !== undefined && sha !== req.sha256.toLowerCase()) {
@@ -337,7 +421,7 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
     throw new StudioError(
       ErrorCode.BAD_DATA,
       `The file downloaded from ${req.url} has sha256 ${sha}, but the source publishes ${req.sha256.toLowerCase()}.`,
-      'The download was corrupted or the mirror serves another version; the bad file was deleted. Run the command again, or try another endpoint.',
+      'The download was corrupted or the server serves another version; the bad file was deleted. Run the command again, or try another endpoint (HF_ENDPOINT / --endpoint) or URL (--url). To prepare a different file on purpose, use the local source: gpt2-studio prepare local --url URL.',
     );
   }
   try {
@@ -351,7 +435,59 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   return { file: req.dest, bytes, sha256: sha, resumedFrom, attempts, cached: false };
 }
 
-/** One HTTP request: appends to `part` from byte `have`. Throws RetryableError for what another attempt may fix. */
+/** Whether the URL names an HTML file itself (then an HTML body is what was asked for). */
+function asksForHtml(url: string): boolean {
+  try {
+    return /\.x?html?$/i.test(new URL(url).pathname);
+  } catch {
+    return false;
+  }
+}
+
+/** Bytes of a body's start that are enough to tell an HTML page from data. */
+const SNIFF_BYTES = 64;
+
+/** Whether a body starts as an HTML page does: `<!DOCTYPE html` or `<html`, after a UTF-8 BOM and white space. */
+export function looksLikeHtml(head: Uint8Array): boolean {
+  let i = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  while (i < head.length && (head[i] === 0x20 || head[i] === 0x09 || head[i] === 0x0a || head[i] === 0x0d)) i++;
+  const start = Buffer.from(head.subarray(i, i + 16)).toString('latin1').toLowerCase();
+  return /^<!doctype\s+html/.test(start) || /^<html[\s>]/.test(start) || start === '<html';
+}
+
+/** The error for an HTML page served in place of a data file. */
+function htmlError(url: string, why: string): StudioError {
+  return new StudioError(
+    ErrorCode.BAD_DATA,
+    `${url} answered with an HTML page (${why}) instead of the data file.`,
+    'A proxy, a sign-in page or a mirror\'s error page answered with HTML in place of the file. Check the URL (--url) and the Hugging Face endpoint (HF_ENDPOINT / --endpoint); behind a proxy that needs a sign-in, sign in first, or download the file by other means and pass it with --file.',
+  );
+}
+
+/** The error for a file over the size limit. */
+function tooLargeError(url: string, bytes: number, limit: number, soFar: boolean): StudioError {
+  return new StudioError(
+    ErrorCode.BAD_ARGUMENT,
+    soFar
+      ? `${url} sent ${bytes} bytes so far without ending, more than the limit of ${limit} bytes (--max-bytes); the download was stopped and its partial file deleted.`
+      : `${url} is ${bytes} bytes, more than the limit of ${limit} bytes (--max-bytes).`,
+    `If this file is what you want, pass a larger limit, e.g. --max-bytes ${Math.ceil((bytes * 2) / 1e9)}G. Otherwise check the URL (--url).`,
+  );
+}
+
+/** The error for a server that sends another size than the source publishes. */
+function wrongSizeError(url: string, bytes: number, expected: number, what: string): StudioError {
+  return new StudioError(
+    ErrorCode.BAD_DATA,
+    `${url} ${what} ${bytes} bytes, but the file has ${expected} bytes (as its source publishes).`,
+    'The URL serves another file, or a mirror another version. Check the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint). To prepare a different file on purpose, use the local source: gpt2-studio prepare local --url URL.',
+  );
+}
+
+/**
+ * One HTTP request: appends to `part` from byte `have`. Throws RetryableError for what another attempt may fix, a
+ * StudioError for what it will not.
+ */
 async function attemptDownload(
   req: DownloadRequest,
   part: string,
@@ -372,21 +508,22 @@ async function attemptDownload(
   let timer = setTimeout(() => timeout.abort(new RetryableError(`no response from the server within ${(opts.connectTimeoutMs ?? 30_000) / 1000} s`)), opts.connectTimeoutMs ?? 30_000);
   const idle = (): void => {
     clearTimeout(timer);
-    timer = setTimeout(() => timeout.abort(new RetryableError(`the server sent no data for ${(opts.idleTimeoutMs ?? 60_000) / 1000} s`)), opts.idleTimeoutMs ?? 60_000);
+    timer = setTimeout(() => timeout.abort(new RetryableError(`the server sent no data for ${(opts.idleTimeoutMs ?? 60_000) / 1000} s (a stalled connection)`)), opts.idleTimeoutMs ?? 60_000);
   };
   let fd: number | undefined;
   try {
     let res: Response;
     try {
-      res = await fetch(req.url, { headers, signal, redirect: 'follow' });
+      // checks each hop against the request's URL policy (no private addresses for a remote client)
+      res = await guardedFetch(req.url, { headers, signal });
     } catch (e) {
-      throw timeoutOr(timeout, e);
+      throw timeoutOr(timeout, e, req.url);
     }
     if (res.status === 416 && have > 0) {
       // nothing left to send: the partial file may already be whole
       const whole = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
       await res.body?.cancel();
-      if (whole && Number(whole[1]) === have) return { validators, total: have };
+      if (whole && Number(whole[1]) === have && (req.size === undefined || req.size === have)) return { validators, total: have };
       fs.rmSync(part, { force: true });
       throw new RetryableError(`the server rejected resuming at byte ${have} (HTTP 416); starting over`);
     }
@@ -398,25 +535,50 @@ async function attemptDownload(
       await res.body?.cancel();
       throw statusError(res.status, req.url, opts.networkHint);
     }
+    const htmlWanted = asksForHtml(req.url);
+    const type = res.headers.get('content-type') ?? '';
+    if (!htmlWanted && /^\s*(text\/html|application\/xhtml\+xml)\b/i.test(type)) {
+      await res.body?.cancel();
+      throw htmlError(req.url, `Content-Type: ${type.trim()}`);
+    }
+    const encoded = !!res.headers.get('content-encoding');
     let start = 0;
+    /** the whole file's size, as this response tells it */
     let total: number | undefined;
+    /** where this response's body must end, when it says */
+    let end: number | undefined;
     if (res.status === 206) {
       const cr = parseContentRange(res.headers.get('content-range'));
-      if (!cr) {
-        await res.body?.cancel();
-        throw new RetryableError('the server answered a range request without a valid Content-Range');
-      }
-      start = cr.start;
-      total = cr.total;
-      if (start !== have) {
+      // a range that is not the one asked for, or a file that changed size, must never be spliced onto the
+      // partial file: start over from byte 0 (the next attempt asks without a Range)
+      const restart = async (why: string): Promise<never> => {
         await res.body?.cancel();
         fs.rmSync(part, { force: true });
-        throw new RetryableError(`the server resumed at byte ${start} instead of ${have}; starting over`);
+        throw new RetryableError(`${why}; starting over`);
+      };
+      if (!cr) return restart(`the server answered a range request with an invalid Content-Range (${JSON.stringify(res.headers.get('content-range'))})`);
+      if (cr.start !== have) return restart(`the server sent bytes from ${cr.start} when asked for ${have}`);
+      if (cr.total !== undefined && cr.end >= cr.total) return restart(`the server sent an impossible Content-Range (${res.headers.get('content-range')})`);
+      if (cr.total !== undefined && validators.total !== undefined && cr.total !== validators.total) {
+        return restart(`the file on the server is now ${cr.total} bytes, not ${validators.total}`);
       }
+      if (cr.total !== undefined && req.size !== undefined && cr.total !== req.size) return restart(`the server says the file has ${cr.total} bytes, not ${req.size}`);
+      start = cr.start;
+      total = cr.total;
+      end = cr.end + 1;
     } else {
       const len = res.headers.get('content-length');
-      total = len !== null && /^\d+$/.test(len) ? Number(len) : undefined;
-      if (res.headers.get('content-encoding')) total = undefined; // the length of the encoded body, not of the file
+      total = len !== null && /^\d+$/.test(len) && !encoded ? Number(len) : undefined; // an encoded length is not the file's
+      end = total;
+      if (total !== undefined && req.size !== undefined && total !== req.size) {
+        await res.body?.cancel();
+        throw wrongSizeError(req.url, total, req.size, 'sends');
+      }
+    }
+    const limit = req.maxBytes;
+    if (limit !== undefined && total !== undefined && total > limit) {
+      await res.body?.cancel();
+      throw tooLargeError(req.url, total, limit, false);
     }
     const next: PartMeta = {
       url: req.url,
@@ -424,34 +586,78 @@ async function attemptDownload(
       lastModified: res.headers.get('last-modified') ?? undefined,
       total,
     };
-    fs.writeFileSync(`${part}.json`, JSON.stringify(next));
     setTotal(total);
-    try {
-      fd = fs.openSync(part, start === 0 ? 'w' : 'r+');
-    } catch (e) {
-      throw fsError(e, 'creating the partial download', part);
-    }
+    /** the size the file must reach: the source's, else the server's */
+    const fileTotal = req.size ?? total;
+    // the partial file is opened (and emptied, for a response from byte 0) only once the body is known to be data,
+    // so that a proxy's page in reply to a resume does not destroy the bytes already there
+    const open = (): number => {
+      if (fd !== undefined) return fd;
+      try {
+        fs.writeFileSync(`${part}.json`, JSON.stringify(next));
+        fd = fs.openSync(part, start === 0 ? 'w' : 'r+');
+      } catch (e) {
+        throw fsError(e, 'creating the partial download', part);
+      }
+      return fd;
+    };
     let pos = start;
+    const write = (chunk: Uint8Array): void => {
+      if (limit !== undefined && pos + chunk.length > limit) {
+        fs.rmSync(part, { force: true });
+        fs.rmSync(`${part}.json`, { force: true });
+        throw tooLargeError(req.url, pos + chunk.length, limit, true);
+      }
+      if (fileTotal !== undefined && pos + chunk.length > fileTotal) {
+        // more bytes than the file has: not this file (or a server that appends junk); nothing of it is kept
+        fs.rmSync(part, { force: true });
+        fs.rmSync(`${part}.json`, { force: true });
+        throw wrongSizeError(req.url, pos + chunk.length, fileTotal, 'sent at least');
+      }
+      const f = open();
+      let done = 0;
+      while (done < chunk.length) done += fs.writeSync(f, chunk, done, chunk.length - done, pos + done);
+      pos += chunk.length;
+      report(pos, false);
+    };
+    let head: Uint8Array[] | null = start === 0 && !htmlWanted ? [] : null;
+    let headBytes = 0;
+    const flushHead = (): void => {
+      if (!head) return;
+      const h = Buffer.concat(head);
+      head = null;
+      if (looksLikeHtml(h)) throw htmlError(req.url, `it starts with ${JSON.stringify(h.toString('utf8', 0, Math.min(h.length, 20)).trim())}`);
+      if (h.length > 0) write(h);
+    };
     report(pos, false);
     if (res.body) {
       idle();
       try {
         for await (const chunk of res.body) {
           idle();
-          let done = 0;
-          while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done, pos + done);
-          pos += chunk.length;
-          report(pos, false);
+          if (head) {
+            head.push(chunk);
+            headBytes += chunk.length;
+            if (headBytes >= SNIFF_BYTES) flushHead();
+            continue;
+          }
+          write(chunk);
         }
       } catch (e) {
         if (e instanceof StudioError) throw e;
         const code = causeCode(e);
         if (code === 'ENOSPC' || code === 'EDQUOT') throw fsError(e, 'writing the download', part);
-        throw timeoutOr(timeout, e);
+        throw timeoutOr(timeout, e, req.url);
       }
     }
-    fs.fsyncSync(fd);
-    if (total !== undefined && pos !== total) throw new RetryableError(`the connection ended after ${pos} of ${total} bytes`);
+    flushHead();
+    fs.fsyncSync(open());
+    // a body that stops short is a dropped connection, whether or not the server sent a length: a server that
+    // closes the connection early without one looks the same as a finished body, and only the size tells
+    if (end !== undefined && pos < end) throw new RetryableError(`the connection ended after ${pos} of ${total ?? end} bytes`);
+    if (fileTotal !== undefined && pos < fileTotal) {
+      throw new RetryableError(`the connection ended after ${pos} of ${fileTotal} bytes${res.headers.get('content-length') === null ? ' (the server sent no length)' : ''}`);
+    }
     return { validators: next, total: total ?? pos };
   } finally {
     clearTimeout(timer);
@@ -459,16 +665,21 @@ async function attemptDownload(
   }
 }
 
-/** The error to throw after an aborted or failed fetch: our time-out's reason, else a retryable network error. */
-function timeoutOr(timeout: AbortController, e: unknown): Error {
+/**
+ * The error to throw after an aborted or failed fetch: our time-out's reason, a NotRetryable for what another
+ * attempt cannot fix, else a retryable network error.
+ */
+function timeoutOr(timeout: AbortController, e: unknown, url: string): Error {
   if (timeout.signal.aborted && timeout.signal.reason instanceof RetryableError) return timeout.signal.reason;
   if (e instanceof StudioError) return e;
-  const code = causeCode(e);
-  if (code === 'ENOTFOUND' || code?.startsWith('CERT_') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT') {
-    // retrying will not make a name resolve or a certificate valid: fail now
-    return new NotRetryable(e);
-  }
+  // retrying will not make a name resolve, a certificate valid, or a server appear on a closed local port
+  if (describeNetworkError(e, url).permanent) return new NotRetryable(e);
   return new RetryableError((e as Error)?.message ?? String(e), undefined, { cause: e });
+}
+
+/** Whether another attempt could get past this network failure (for tests and callers that retry on their own). */
+export function isRetryableNetworkError(e: unknown, url: string): boolean {
+  return !describeNetworkError(e, url).permanent;
 }
 
 /** A network failure that retrying will not fix; downloadFile turns it into a StudioError. */
@@ -502,8 +713,8 @@ export class DownloadQueue {
 /** A StudioError for a network failure outside downloadFile (API listings), with the same words. */
 export function networkError(url: string, e: unknown, hint?: string): StudioError {
   if (e instanceof StudioError) return e;
-  const net = describeNetworkError(e, hostOf(url));
-  return new StudioError(DatasetErrorCode.network, `Could not reach ${url}: ${net.what}.`, hint ?? DEFAULT_NETWORK_HINT, { cause: e });
+  const net = describeNetworkError(e, url);
+  return new StudioError(DatasetErrorCode.network, `Could not reach ${url}: ${net.what}.`, net.permanent && net.hint ? [net.hint, hint].filter(Boolean).join(' ') : hint ?? DEFAULT_NETWORK_HINT, { cause: e });
 }
 
 export { statusError as httpStatusError };

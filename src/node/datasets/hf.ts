@@ -5,6 +5,7 @@
  */
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { checkUrl, httpStatusError, networkError } from './download';
+import { guardedFetch } from '../url-guard';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 
@@ -66,7 +67,7 @@ export async function listHfDatasetFiles(opts: {
     const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])]);
     let res: Response;
     try {
-      res = await fetch(url, { headers: { accept: 'application/json', 'user-agent': 'gpt2-studio', ...hfHeaders(opts.token) }, signal });
+      res = await guardedFetch(url, { headers: { accept: 'application/json', 'user-agent': 'gpt2-studio', ...hfHeaders(opts.token) }, signal });
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       throw networkError(url, e, HF_MIRROR_HINT);
@@ -74,6 +75,16 @@ export async function listHfDatasetFiles(opts: {
     if (!res.ok) {
       await res.body?.cancel();
       throw httpStatusError(res.status, url, HF_MIRROR_HINT);
+    }
+    // a proxy's sign-in page or a web page at the endpoint's address, rather than the Hub's API
+    const type = res.headers.get('content-type') ?? '';
+    if (/^\s*(text\/html|application\/xhtml\+xml)\b/i.test(type)) {
+      await res.body?.cancel();
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `The Hub's file listing at ${url} is an HTML page (Content-Type: ${type.trim()}), not the API's JSON.`,
+        `A proxy or a sign-in page answered, or the endpoint is not a Hugging Face Hub or mirror. Check HF_ENDPOINT / --endpoint; behind a proxy that needs a sign-in, sign in first. ${HF_MIRROR_HINT}`,
+      );
     }
     let body: unknown;
     try {
@@ -87,7 +98,9 @@ export async function listHfDatasetFiles(opts: {
     for (const e of body) {
       if (!isEntry(e) || e.type !== 'file') continue;
       const size = e.lfs?.size ?? e.size;
-      files.push({ path: e.path, size: typeof size === 'number' ? size : -1, sha256: typeof e.lfs?.oid === 'string' ? e.lfs.oid : undefined });
+      // the LFS oid is the sha256 of the file's bytes, which the download checks; anything else is not used
+      const oid = typeof e.lfs?.oid === 'string' && /^[0-9a-f]{64}$/i.test(e.lfs.oid) ? e.lfs.oid.toLowerCase() : undefined;
+      files.push({ path: e.path, size: typeof size === 'number' ? size : -1, sha256: oid });
     }
     url = nextLink(res.headers.get('link'), url);
   }

@@ -7,6 +7,11 @@
  * checkpoint (progress.json) records the input position, so a cancelled, failed or killed preparation continues
  * where it stopped when run again with the same request. When all is written, the manifest goes in and the folder
  * is renamed to `<home>/datasets/<id>/` in one step: a dataset is either complete or not there.
+ *
+ * Failures are of two kinds. Getting an input can fail in ways that running again fixes (the network, a proxy's
+ * page, a corrupted download, a full disk): the partial folder and partial downloads stay for the next run. An
+ * input whose content can never be prepared (empty, no text in it, a corrupt parquet file or shard) fails for good:
+ * nothing of the attempt is kept, so the workspace is as it was and nothing is listed as resumable.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,7 +45,7 @@ import { defaultWorkerCount, TokenizerPool, type Piece } from './pool';
 import { RateMeter, throttle } from './progress';
 import { readUnits, type Cursor } from './readers';
 import { EMPTY_SINK, PartialMismatchError, ShardSink, sha256FileSync, readShardLayout, readShardTokens, writeShardFile, type SinkState } from './shards';
-import { getSource, type PlannedInput, type SourcePlan } from './sources';
+import { getSource, maxBytesOf, type PlannedInput, type SourcePlan } from './sources';
 import type { DatasetProgressEvent, DatasetSummary, PrepareRequest, PrepareStage } from './types';
 
 const CHECKPOINT_FILE = 'progress.json';
@@ -175,6 +180,7 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
   }
   active.add(finalDir);
   let locked = false;
+  let current: Preparation | undefined;
   try {
     // a preparation that wrote its manifest but was stopped before the final rename
     if (fs.existsSync(path.join(part, MANIFEST_FILE)) && !fs.existsSync(path.join(part, CHECKPOINT_FILE))) {
@@ -184,6 +190,7 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
     }
     hooks.onProgress?.({ stage: 'listing', filesDone: 0, filesTotal: 0, tokens: 0, textBytes: 0, tokensPerSec: 0, bytesPerSec: 0, shards: 0 });
     throwIfCancelled(hooks.signal, `The preparation of "${id}"`);
+    maxBytesOf(req);
     const plan = await source.plan(req, { env, signal: hooks.signal });
     const fingerprint = JSON.stringify(plan.fingerprint);
     ensureDir(part);
@@ -195,6 +202,7 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
     if (!resumed) ckpt = freshCheckpoint(part, fingerprint, req.source, plan, req);
     else if (!ckpt!.request) ckpt!.request = publicRequest(req);
     const run = new Preparation(home, id, req, plan, ckpt!, hooks);
+    current = run;
     let manifest: DatasetManifest;
     try {
       manifest = await run.execute();
@@ -202,9 +210,13 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
       if (!(e instanceof PartialMismatchError)) throw e;
       // the partial folder does not match its checkpoint (files removed by hand?): start over
       resumed = false;
+      run.abandon();
       const fresh = new Preparation(home, id, req, plan, freshCheckpoint(part, fingerprint, req.source, plan, req), hooks);
+      current = fresh;
       manifest = await fresh.execute();
     }
+    // downloads started ahead for inputs that --max-tokens left unread stop here
+    current.abandon();
     writeManifest(part, manifest);
     fs.rmSync(path.join(part, CHECKPOINT_FILE), { force: true });
     fs.rmSync(path.join(part, LOCK_FILE), { force: true });
@@ -212,17 +224,41 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
     if (!req.keepDownloads) fs.rmSync(downloadsDir(home, id), { recursive: true, force: true });
     return done(manifest, false, resumed);
   } catch (e) {
-    // the partial folder stays for a resume (only our lock goes), unless nothing was done in it: then the
-    // workspace is left as it was (downloaded parts stay in downloads/, where a new attempt continues them)
+    // downloads of the next inputs, started ahead, stop too (their partial files stay)
+    current?.abandon();
+    // the partial folder stays for a resume (only our lock goes), unless nothing was done in it or the input can
+    // never be prepared: then the workspace is left as it was (downloaded parts stay in downloads/, where a new
+    // attempt continues them; a downloaded file found unusable goes)
     if (locked) {
       fs.rmSync(path.join(part, LOCK_FILE), { force: true });
-      if (nothingDone(part)) fs.rmSync(part, { recursive: true, force: true });
+      const final = isFinalFailure(e, hooks.signal);
+      if (final || nothingDone(part)) fs.rmSync(part, { recursive: true, force: true });
+      if (final) current?.discardFailedInput();
+    }
+    try {
+      // a download that failed before its first byte leaves an empty folder, which is not worth keeping
+      fs.rmdirSync(downloadsDir(home, id));
+    } catch {
+      // not empty (partial downloads, kept for a resume) or not there
     }
     if (hooks.signal?.aborted && !(e instanceof CancelledError)) throw new CancelledError(`The preparation of "${id}"`);
     throw e;
   } finally {
     active.delete(finalDir);
   }
+}
+
+/** Errors of getting an input (downloads, local files): running again may get past them. See the module comment. */
+const inputErrors = new WeakSet<object>();
+/** Errors about an input's content, thrown while it was read: the same input fails the same way every time. */
+const contentErrors = new WeakSet<object>();
+
+/** Codes of errors about an input's content. */
+const FINAL_CODES: ReadonlySet<string> = new Set([ErrorCode.BAD_DATA, ErrorCode.BAD_SHARD, ErrorCode.BAD_ARGUMENT]);
+
+/** Whether a preparation failed for good: its input's content is unusable (not the network, a cancel or the disk). */
+function isFinalFailure(e: unknown, signal: AbortSignal | undefined): boolean {
+  return !signal?.aborted && typeof e === 'object' && e !== null && contentErrors.has(e);
 }
 
 /** Whether a partial folder holds no progress (only a checkpoint at the start), or no checkpoint at all. */
@@ -278,6 +314,10 @@ class Preparation {
   private readonly part: string;
   private readonly queue: DownloadQueue;
   private readonly fetched = new Map<number, Promise<FetchedInput>>();
+  /** aborts the downloads of this run when it fails (see abandon) */
+  private readonly stop = new AbortController();
+  /** the input being read, once fetched */
+  private reading: FetchedInput | undefined;
   private readonly tokenRate = new RateMeter();
   private readonly byteRate = new RateMeter();
   private readonly tick: (force?: boolean) => boolean;
@@ -304,9 +344,28 @@ class Preparation {
   }
 
   async execute(): Promise<DatasetManifest> {
-    if (this.plan.kind === 'raw') return this.raw();
-    if (this.plan.kind === 'shards') return this.importShards();
-    return this.tokenize();
+    try {
+      if (this.plan.kind === 'raw') return await this.raw();
+      if (this.plan.kind === 'shards') return await this.importShards();
+      return await this.tokenize();
+    } catch (e) {
+      if (e instanceof StudioError && !(e instanceof CancelledError) && !inputErrors.has(e) && FINAL_CODES.has(e.code)) contentErrors.add(e);
+      throw e;
+    }
+  }
+
+  /** Stops the downloads started ahead for the next inputs (their partial files stay for a later run). */
+  abandon(): void {
+    this.stop.abort();
+  }
+
+  /**
+   * After a final failure: deletes the downloaded file of the input being read (its content is what failed, and a
+   * later run must fetch it again rather than fail on the same bytes).
+   */
+  discardFailedInput(): void {
+    const f = this.reading;
+    if (f?.downloaded) fs.rmSync(f.path, { force: true });
   }
 
   private what(): string {
@@ -329,21 +388,42 @@ class Preparation {
 
   private async fetch(inp: PlannedInput): Promise<FetchedInput> {
     if (inp.format === 'builtin') return { path: '', bytes: 0, downloaded: false };
+    const maxBytes = maxBytesOf(this.req);
     if (inp.path) {
-      let bytes: number;
+      let st: fs.Stats;
       try {
-        bytes = fs.statSync(inp.path).size;
+        st = fs.statSync(inp.path);
       } catch (e) {
         throw fsError(e, 'reading', inp.path);
       }
-      return { path: inp.path, bytes, sha256: await sha256File(inp.path, this.hooks.signal), downloaded: false };
+      // checked again here, when it is read: the file may have been replaced or grown since it was planned
+      if (!st.isFile()) {
+        throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${inp.path}" is not a regular file (a pipe, a device or a socket).`, 'Give a regular file or a folder with --file; save what a pipe or a device produces to a file first.');
+      }
+      if (st.size > maxBytes) {
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `"${inp.path}" is ${st.size} bytes, more than the limit of ${maxBytes} bytes (--max-bytes).`,
+          `If this file is what you want, pass a larger limit, e.g. --max-bytes ${Math.ceil((st.size * 2) / 1e9)}G.`,
+        );
+      }
+      const sha256 = await sha256File(inp.path, this.hooks.signal);
+      if ((inp.size !== undefined && st.size !== inp.size) || (inp.sha256 !== undefined && sha256 !== inp.sha256.toLowerCase())) {
+        throw new StudioError(
+          ErrorCode.BAD_DATA,
+          `"${inp.path}" is not the published ${this.plan.title} file: it has ${st.size} bytes and sha256 ${sha256}; the published one has ${inp.size ?? 'any number of'} bytes${inp.sha256 ? ` and sha256 ${inp.sha256.toLowerCase()}` : ''}.`,
+          'Pass the original file (a copy may have been cut short or changed, e.g. its line ends), or prepare your own text with the local source: gpt2-studio prepare local --file F.',
+        );
+      }
+      return { path: inp.path, bytes: st.size, sha256, downloaded: false };
     }
     if (!inp.url) throw new StudioError(ErrorCode.INTERNAL, `Input "${inp.name}" has neither a URL nor a path.`, '');
     const dest = path.join(downloadsDir(this.home, this.id), inp.name);
+    const signal = this.hooks.signal ? AbortSignal.any([this.hooks.signal, this.stop.signal]) : this.stop.signal;
     const r = await this.queue.run(() =>
       downloadFile(
-        { url: inp.url!, dest, sha256: inp.sha256, size: inp.size, headers: inp.headers },
-        { ...this.hooks.download, signal: this.hooks.signal, networkHint: this.plan.networkHint, onProgress: (p) => this.hooks.onDownload?.(p) },
+        { url: inp.url!, dest, sha256: inp.sha256, size: inp.size, headers: inp.headers, maxBytes },
+        { ...this.hooks.download, signal, networkHint: this.plan.networkHint, onProgress: (p) => this.hooks.onDownload?.(p) },
       ),
     );
     return { path: r.file, bytes: r.bytes, sha256: r.sha256, downloaded: true };
@@ -353,7 +433,14 @@ class Preparation {
     const inp = this.plan.inputs[i];
     this.currentFile = inp.name;
     if (inp.url) this.setStage('downloading');
-    const f = await this.input(i);
+    let f: FetchedInput;
+    try {
+      f = await this.input(i);
+    } catch (e) {
+      if (typeof e === 'object' && e !== null) inputErrors.add(e);
+      throw e;
+    }
+    this.reading = f;
     if (this.textBytesTotal === undefined && this.plan.inputs.length === 1 && inp.format !== 'parquet') this.textBytesTotal = f.bytes;
     return f;
   }
@@ -513,7 +600,11 @@ class Preparation {
     const sum = (split: Split): number => state.shards.filter((s) => s.split === split).reduce((n, s) => n + s.tokens, 0);
     const tokens = { train: sum('train'), val: sum('val') };
     if (tokens.train + tokens.val === 0) {
-      throw new StudioError(ErrorCode.BAD_DATA, `The inputs of "${this.id}" hold no text to tokenize (${plan.inputs.map((i) => i.name).join(', ')}).`, 'Check the files: JSONL needs a "text" string on each line, parquet a "text" column.');
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `The inputs of "${this.id}" hold no text to tokenize (${plan.inputs.map((i) => i.name).join(', ')}: ${ckpt.textBytes} bytes of text${ckpt.skipped > 0 ? `, ${ckpt.skipped} rows or lines without a "text" string` : ''}).`,
+        'Check the files: a text file must not be empty, JSONL needs a "text" string on each line, parquet a "text" column. Nothing of this attempt was kept; fix the input, then prepare it again.',
+      );
     }
     const notes = [...plan.notes];
     if (ckpt.skipped > 0) notes.push(`Skipped ${ckpt.skipped} rows or lines without a "text" string (first: ${ckpt.skippedNotes.join('; ')}).`);
@@ -551,7 +642,31 @@ class Preparation {
     throwIfCancelled(this.hooks.signal, this.what());
     this.setStage('finishing');
     const inp = this.plan.inputs[0];
+    // a download whose size is not published can only be checked by its structure: a connection closed early
+    // without a length usually ends the file inside a line, and the published file has a known number of examples
+    const refetch = (e: StudioError): StudioError => {
+      fs.rmSync(f.path, { force: true });
+      inputErrors.add(e);
+      return e;
+    };
+    if (f.downloaded) {
+      const cut = unfinishedLastLine(f.path);
+      if (cut !== undefined) {
+        throw refetch(new StudioError(
+          ErrorCode.NETWORK,
+          `The download of ${inp.url} ends inside a line (its last ${cut} bytes are not a whole JSON line): the connection was probably closed early.`,
+          'The file was deleted. Run the same command again to download it again; if it keeps ending early, check the URL (--url) or use a copy with --file.',
+        ));
+      }
+    }
     const { examples, notes } = checkHellaswag(f.path);
+    if (f.downloaded && inp.examples !== undefined && examples !== inp.examples) {
+      throw refetch(new StudioError(
+        ErrorCode.BAD_DATA,
+        `The HellaSwag file downloaded from ${inp.url} holds ${examples} usable examples; the published validation split has ${inp.examples}.`,
+        'The file was deleted. Run the same command again; if it happens again, the server sends another file: check the URL, or use a copy of hellaswag_val.jsonl with --file.',
+      ));
+    }
     const dest = path.join(this.part, inp.name);
     try {
       if (f.downloaded) fs.renameSync(f.path, dest);
@@ -636,6 +751,35 @@ function toTasks(pieces: Piece[]): Array<{ pieces: Piece[]; bytes: number }> {
   return tasks;
 }
 
+/**
+ * The length in bytes of a JSONL file's last line when it is cut short: it does not end with a newline and is not
+ * JSON. Undefined when the file ends with a whole line.
+ */
+function unfinishedLastLine(file: string): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) return undefined;
+    // HellaSwag's lines are about 750 bytes; 1 MB holds the last one whole
+    const n = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(n);
+    fs.readSync(fd, buf, 0, n, size - n);
+    if (buf[n - 1] === 0x0a) return undefined;
+    const tail = buf.subarray(buf.lastIndexOf(0x0a) + 1);
+    try {
+      JSON.parse(tail.toString('utf8'));
+      return undefined;
+    } catch {
+      return tail.length;
+    }
+  } catch (e) {
+    throw fsError(e, 'reading', file);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
 /** Checks that a file looks like HellaSwag's JSONL; counts its usable examples and the malformed lines. */
 function checkHellaswag(file: string): { examples: number; notes: string[] } {
   let text: string;
@@ -659,11 +803,15 @@ function checkHellaswag(file: string): { examples: number; notes: string[] } {
     }
     break;
   }
-  const parsed = parseHellaswag(text, { source: file });
-  const bad = parsed.skipped.length;
-  if (parsed.examples.length === 0) {
-    throw new StudioError(ErrorCode.BAD_DATA, `"${file}" holds no usable HellaSwag examples (${bad} malformed line${bad === 1 ? '' : 's'}${bad ? `, the first at line ${parsed.skipped[0].line}: ${parsed.skipped[0].message}` : ''}).`, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.');
+  let parsed: ReturnType<typeof parseHellaswag>;
+  try {
+    parsed = parseHellaswag(text, { source: file });
+  } catch (e) {
+    // nothing usable: more likely a wrong file or a proxy's page than a dataset to fix by hand
+    if (e instanceof StudioError) throw new StudioError(e.code, e.message, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.', { cause: e });
+    throw e;
   }
+  const bad = parsed.skipped.length;
   const notes = bad > 0
     ? [`${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0].line}, ${parsed.skipped[0].message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`]
     : [];

@@ -98,8 +98,12 @@ function fileSize(file: string): number {
 // ---------------------------------------------------------------------------------------------------------
 // text
 
-/** The byte offset at which the first `fraction` of the file's code points end (two passes over the bytes). */
-export async function codePointSplitOffset(file: string, fraction: number, signal?: AbortSignal): Promise<number> {
+/**
+ * The byte offset at which the first `fraction` of the file's code points end (two passes over the bytes). Only the
+ * file's first `size` bytes (default: its size now) count, as the readers read no further: a file that grows while
+ * it is read (a log being written) is still read to a fixed end.
+ */
+export async function codePointSplitOffset(file: string, fraction: number, signal?: AbortSignal, size = fileSize(file)): Promise<number> {
   const count = async (stopAt: number): Promise<{ n: number; at: number }> => {
     const fh = await fs.promises.open(file, 'r');
     try {
@@ -108,7 +112,8 @@ export async function codePointSplitOffset(file: string, fraction: number, signa
       let pos = 0;
       for (;;) {
         throwIfCancelled(signal, 'Reading the text');
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (pos >= size) return { n, at: pos };
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
         if (bytesRead === 0) return { n, at: pos };
         for (let i = 0; i < bytesRead; i++) {
           if ((buf[i] & 0xc0) !== 0x80) {
@@ -124,13 +129,13 @@ export async function codePointSplitOffset(file: string, fraction: number, signa
   };
   const total = (await count(-1)).n;
   const k = Math.floor(total * fraction); // nanoGPT: int(n * 0.9)
-  if (k >= total) return fileSize(file);
+  if (k >= total) return size;
   return (await count(k)).at;
 }
 
 async function* readTextSplit(file: string, from: Cursor | null, opts: ReadOptions): AsyncGenerator<Unit> {
   const size = fileSize(file);
-  const cut = await codePointSplitOffset(file, opts.trainFraction ?? 0.9, opts.signal);
+  const cut = await codePointSplitOffset(file, opts.trainFraction ?? 0.9, opts.signal, size);
   // part 0: val = [cut, size); part 1: train = [0, cut)
   const start = from ?? { part: 0, offset: cut };
   if (start.part === 0) {

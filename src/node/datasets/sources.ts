@@ -14,6 +14,12 @@ import { SYNTHETIC_DESCRIPTION } from './synthetic';
 import type { DatasetKind, PrepareRequest, SourceInfo } from './types';
 
 export const DEFAULT_SHARD_SIZE = 100_000_000;
+/**
+ * The largest input file a preparation reads or downloads, unless --max-bytes says otherwise: far above any real
+ * input (FineWeb's parquet files are about 2 GB each), and low enough that a stream that never ends (a URL that
+ * keeps sending, a file that keeps growing) stops with an error before it fills the disk.
+ */
+export const DEFAULT_MAX_INPUT_BYTES = 50_000_000_000;
 /** GPT-2's BPE averages a little over 4 bytes of English per token; used only to estimate sizes. */
 export const BYTES_PER_TOKEN_ESTIMATE = 4.2;
 
@@ -25,6 +31,8 @@ export interface PlannedInput {
   path?: string;
   sha256?: string;
   size?: number;
+  /** HellaSwag: the number of examples the published file holds, checked after the download */
+  examples?: number;
   headers?: Record<string, string>;
   /** `raw`: kept as it is (HellaSwag); `shard`: an existing .bin/.npy token shard */
   format: InputFormat | 'raw' | 'shard';
@@ -112,9 +120,37 @@ function onlyOne(req: PrepareRequest): void {
   if (req.url !== undefined && req.file !== undefined) throw bad('Give either --url or --file, not both.', '--url downloads a file; --file reads one from this machine.');
 }
 
+/** The limit on one input's size in bytes (--max-bytes). */
+export function maxBytesOf(req: PrepareRequest): number {
+  const v = req.maxBytes ?? DEFAULT_MAX_INPUT_BYTES;
+  if (!Number.isInteger(v) || v < 1) throw bad(`--max-bytes ${v} is not valid.`, 'Give --max-bytes as a whole number of bytes >= 1, e.g. 50G (the default).');
+  return v;
+}
+
+/** What a file that is neither a regular file nor a folder is, in words. */
+function kindOf(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a named pipe (FIFO)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The absolute path of --file: a regular file or a folder. A pipe or a device is refused before anything reads it:
+ * reading a FIFO waits for a writer that may never come, and /dev/zero never ends.
+ */
 function localPath(file: string): string {
   const p = path.resolve(file);
-  if (!fs.existsSync(p)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No such file or folder: "${p}".`, 'Check the path given with --file.');
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No such file or folder: "${p}".`, 'Check the path given with --file.');
+  }
+  if (!st.isFile() && !st.isDirectory()) {
+    throw bad(`--file "${p}" is ${kindOf(st)}, not a regular file.`, 'Give a regular file or a folder with --file. To prepare what a pipe or a device produces, save it to a file first (e.g. command > corpus.txt).');
+  }
   return p;
 }
 
@@ -169,6 +205,8 @@ function countSplit(req: PrepareRequest, shardSize: number, expectedTokens: numb
 export const TINYSHAKESPEARE_URL = 'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt';
 /** input.txt's size, and its GPT-2 tokens (301,966 train + 36,059 val, as nanoGPT splits it) */
 export const TINYSHAKESPEARE_BYTES = 1_115_394;
+/** input.txt's sha256: every download of it (from --url too) is checked against this and its size */
+export const TINYSHAKESPEARE_SHA256 = '86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed';
 export const TINYSHAKESPEARE_TOKENS = 338_025;
 
 registerSource({
@@ -186,9 +224,10 @@ registerSource({
   async plan(req) {
     onlyOne(req);
     const shardSize = shardSizeOf(req);
+    // a copy given with --file is checked as a download is: another text is the local source's job
     const input: PlannedInput = req.file !== undefined
-      ? { name: path.basename(req.file), path: localPath(req.file), format: 'text-split' }
-      : { name: 'input.txt', url: checkUrl(req.url ?? TINYSHAKESPEARE_URL).href, format: 'text-split' };
+      ? { name: path.basename(req.file), path: localPath(req.file), format: 'text-split', size: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 }
+      : { name: 'input.txt', url: checkUrl(req.url ?? TINYSHAKESPEARE_URL).href, format: 'text-split', size: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 };
     if (input.path && fs.statSync(input.path).isDirectory()) throw bad(`--file "${input.path}" is a folder; Tiny Shakespeare is one text file.`, 'Pass the input.txt file, or use the local source for a folder.');
     return {
       kind: 'tokens',
@@ -309,6 +348,12 @@ export const HELLASWAG_URL = 'https://raw.githubusercontent.com/rowanz/hellaswag
  * random sample of 1,000 of them.
  */
 export const HELLASWAG_BYTES = 7_500_000;
+/**
+ * The examples of the published hellaswag_val.jsonl. Its exact size and hash are not recorded here, so a download
+ * is checked by its structure instead: every line whole (a body cut short ends inside one) and, from the default
+ * URL, this many examples.
+ */
+export const HELLASWAG_EXAMPLES = 10_042;
 
 registerSource({
   info: {
@@ -325,7 +370,7 @@ registerSource({
     onlyOne(req);
     const input: PlannedInput = req.file !== undefined
       ? { name: 'hellaswag_val.jsonl', path: localPath(req.file), format: 'raw' }
-      : { name: 'hellaswag_val.jsonl', url: checkUrl(req.url ?? HELLASWAG_URL).href, format: 'raw' };
+      : { name: 'hellaswag_val.jsonl', url: checkUrl(req.url ?? HELLASWAG_URL).href, format: 'raw', ...(req.url === undefined ? { examples: HELLASWAG_EXAMPLES } : {}) };
     return {
       kind: 'raw',
       title: 'HellaSwag (val)',

@@ -32,6 +32,8 @@ export interface PrepareRequest {
   seed?: number;
   /** tokenizer worker threads (default: cores - 1) */
   workers?: number;
+  /** the largest input file to read or download, in bytes (default 50 GB); a larger one is an error */
+  maxBytes?: number;
   /** keep the downloaded source files after a successful preparation (default false) */
   keepDownloads?: boolean;
   /** prepare again when the dataset exists; the old one is replaced only when the new one is complete */
