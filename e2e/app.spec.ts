@@ -112,14 +112,26 @@ test.describe('serve mode', () => {
 test.describe('serve mode with a token', () => {
   test.use({ token: 'e2e-secret-token-42' });
 
-  test('the token from the URL authorises requests and leaves the address bar', async ({ page, appUrl, server, workspace }) => {
+  test('the token from the URL becomes an HttpOnly cookie, authorises requests and leaves the address bar', async ({ page, appUrl, server, workspace }) => {
+    expect(appUrl).toContain('?token=e2e-secret-token-42');
     await page.goto(appUrl + '#/settings');
     await expect(page.getByTestId('workspace-path')).toHaveText(workspace);
     await expect(page).not.toHaveURL(/token=/);
+    await expect(page).toHaveURL(/#\/settings$/);
 
-    // Without the token the API refuses.
-    const res = await page.request.post(new URL('/api/invoke/app-info', server.url).href, { data: {} });
-    expect(res.status()).toBe(401);
+    // the page holds a cookie that script cannot read, and not the token itself
+    const cookies = await page.context().cookies(server.url);
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    expect(cookies[0].value).not.toContain('e2e-secret-token-42');
+    expect(await page.evaluate<string>('document.cookie')).toBe('');
+    expect(await page.evaluate<string>('JSON.stringify(Object.assign({}, sessionStorage, localStorage))')).not.toContain('e2e-secret-token-42');
+
+    // with the cookie (the page's own request context shares it) the API answers; without it, it refuses
+    const api = new URL('/api/invoke/app-info', server.url).href;
+    expect((await page.request.post(api, { data: {} })).status()).toBe(200);
+    const bare = await fetch(api, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect(bare.status).toBe(401);
   });
 
   test('without the token, Settings shows the error and its hint', async ({ page, server }) => {

@@ -3,7 +3,7 @@
  * this spec (with a download held half-way, so that it can be seen, paused and resumed), the local source through
  * the file picker, and a download error.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -198,14 +198,27 @@ test.describe('datasets', () => {
     expect(failed).toEqual([]);
   });
 
-  test('the local source through the file picker: browse by keyboard, pick a text file, prepare it', async ({ page, appUrl, server }) => {
+  test('the local source through the file picker: allow the folder, browse by keyboard, pick a text file, prepare it', async ({ page, appUrl, server }) => {
     test.setTimeout(120_000);
     const failed = watchErrors(page, { ignore: /Failed to load resource/ });
-    const dir = mkdtempSync(path.join(tmpdir(), 'gpt2-e2e-pick-'));
+    const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'gpt2-e2e-pick-')));
     try {
       mkdirSync(path.join(dir, 'more'));
       writeFileSync(path.join(dir, 'corpus.txt'), shakespeare.subarray(0, 200_000));
       writeFileSync(path.join(dir, 'picture.png'), Buffer.alloc(10));
+      // the folder is outside the workspace: the studio may not read it until it is allowed in Settings
+      await page.goto(appUrl + '#/settings');
+      const allowedCard = page.getByTestId('allowed-folders');
+      await allowedCard.getByLabel('Folder to allow').fill('/etc');
+      await allowedCard.getByRole('button', { name: 'Add folder' }).click();
+      await expect(allowedCard.getByRole('alert')).toContainText('system folder /etc');
+      await allowedCard.getByLabel('Folder to allow').fill(dir);
+      await page.keyboard.press('Enter');
+      await expect(allowedCard.getByRole('status')).toContainText(`Allowed ${dir}.`);
+      await expect(allowedCard.getByRole('list', { name: 'Allowed folders' })).toContainText(dir);
+      await expect(allowedCard.getByLabel('Folder to allow')).toHaveValue('');
+      await snap(page, 'settings-allowed-folders');
+
       await page.goto(appUrl + '#/datasets');
       const local = page.getByRole('radio', { name: /^Your own text/ });
       await local.focus();
@@ -216,7 +229,15 @@ test.describe('datasets', () => {
       await page.getByRole('button', { name: 'Browse…' }).click();
       const picker = page.getByTestId('file-picker');
       await expect(picker).toBeVisible();
+      // it starts in the workspace, offers the allowed folders, and refuses the rest of the machine
+      const roots = picker.getByRole('group', { name: 'Folders the studio may open' });
+      await expect(roots.getByRole('button', { name: 'Workspace' })).toHaveAttribute('aria-pressed', 'true');
+      await expect(roots.getByRole('button', { name: path.basename(dir) })).toBeVisible();
       const pathField = picker.getByLabel('Folder path');
+      await pathField.fill('/etc');
+      await pathField.press('Enter');
+      await expect(picker.getByRole('alert')).toContainText('outside the folders the studio may use');
+      await expect(picker.getByRole('alert')).toContainText('Settings → Allowed folders');
       await pathField.fill(dir);
       await pathField.press('Enter');
       const list = picker.getByRole('listbox');

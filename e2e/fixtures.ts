@@ -1,14 +1,20 @@
 /**
  * Each test gets a fresh workspace (removed afterwards) and its own real server on a free loopback port, started
  * in-process with startServer, serving the built renderer (out/renderer, built by global-setup.ts).
+ *
+ * The server always has a token (its own, or the test's `token` option); `appUrl` is the address it prints, with
+ * the token, which the first page load exchanges for the session cookie. The workspace's settings allow the shared
+ * fixtures folder (the specs import weights and read data from it) and private URLs (the specs serve downloads from
+ * loopback servers of their own); a spec that needs another folder adds it, as a user would, in Settings.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type Page } from '@playwright/test';
 import { type RunningServer, startServer } from '../src/node/server';
 import { resolveHome } from '../src/node/workspace';
+import { updateSettings } from '../src/node/settings';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 export const rendererDir = join(repo, 'out', 'renderer');
@@ -17,13 +23,13 @@ export const screenshotDir = join(repo, 'e2e', '__screenshots__');
 export const sharedDir = resolve(process.env.GPT2_STUDIO_SHARED ?? join(repo, '..', 'shared'));
 
 interface Fixtures {
-  /** the token the server requires; none by default (set with test.use({ token })) */
+  /** the token the server requires; by default one it makes (set one with test.use({ token })) */
   token: string | undefined;
   /** a fresh workspace folder, removed after the test */
   workspace: string;
   /** the running server of this test */
   server: RunningServer;
-  /** the URL to open: the server's, with ?token= when one is set */
+  /** the URL to open: the server's, with ?token= (as `gpt2-studio serve` prints it) */
   appUrl: string;
 }
 
@@ -34,7 +40,9 @@ export const test = base.extend<Fixtures>({
   workspace: async ({}, use) => {
     const dir = mkdtempSync(join(tmpdir(), 'gpt2-e2e-'));
     try {
-      await use(resolveHome({ flag: join(dir, 'home'), env: {} }));
+      const home = resolveHome({ flag: join(dir, 'home'), env: {} });
+      updateSettings(home, { allowedFolders: existsSync(sharedDir) ? [sharedDir] : [], allowPrivateUrls: true });
+      await use(home);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -49,8 +57,8 @@ export const test = base.extend<Fixtures>({
     }
   },
 
-  appUrl: async ({ server, token }, use) => {
-    await use(token ? `${server.url}?token=${encodeURIComponent(token)}` : server.url);
+  appUrl: async ({ server }, use) => {
+    await use(server.openUrl);
   },
 });
 
@@ -64,11 +72,14 @@ export async function snap(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
 }
 
-/** Calls the Studio service over the server's HTTP API (as the renderer does), and returns the value or throws. */
-export async function invoke(server: RunningServer, name: string, arg?: unknown, token?: string): Promise<unknown> {
+/**
+ * Calls the Studio service over the server's HTTP API with its token (as a script would; the page uses its cookie),
+ * and returns the value or throws.
+ */
+export async function invoke(server: RunningServer, name: string, arg?: unknown, token: string = server.token): Promise<unknown> {
   const res = await fetch(new URL(`/api/invoke/${name}`, server.url), {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
     body: JSON.stringify(arg === undefined ? {} : { arg }),
   });
   const body = (await res.json()) as { ok: true; value: unknown } | { ok: false; error: { message: string } };

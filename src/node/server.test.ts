@@ -31,7 +31,7 @@ afterEach(async () => {
 });
 
 async function start(extra: Partial<Parameters<typeof startServer>[0]> = {}): Promise<RunningServer> {
-  const s = await startServer({ home, rendererDir, ...extra });
+  const s = await startServer({ home, rendererDir, log: () => undefined, ...extra });
   servers.push(s);
   return s;
 }
@@ -53,10 +53,11 @@ function raw(
   });
 }
 
+/** POST /api/invoke/<name>, with the server's token unless `headers` gives an Authorization of its own. */
 async function invoke(s: RunningServer, name: string, body: unknown = {}, headers: Record<string, string> = {}) {
   const res = await fetch(new URL(`/api/invoke/${name}`, s.url), {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...headers },
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.token}`, ...headers },
     body: JSON.stringify(body),
   });
   return { status: res.status, json: (await res.json()) as { ok: boolean; value?: unknown; error?: { code: string; message: string; hint: string } } };
@@ -128,26 +129,27 @@ describe('startServer', () => {
     const extraKey = await invoke(s, 'app-info', { arg: undefined, evil: true });
     expect(extraKey.status).toBe(400);
 
-    const notJson = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{nope' });
+    const notJson = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.token}` }, body: '{nope' });
     expect(notJson.status).toBe(400);
     expect(notJson.body).toContain('not JSON');
   });
 
   it('refuses a body without JSON content type, a wrong method and a body over the limit', async () => {
     const s = await start({ maxBodyBytes: 100 });
-    const form = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: '{}' });
+    const auth = { Authorization: `Bearer ${s.token}` };
+    const form = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'text/plain', ...auth }, body: '{}' });
     expect(form.status).toBe(415);
-    const get = await raw(s, '/api/invoke/app-info');
+    const get = await raw(s, '/api/invoke/app-info', { headers: auth });
     expect(get.status).toBe(405);
     const big = await invoke(s, 'app-info', { arg: 'x'.repeat(500) });
     expect(big.status).toBe(413);
   });
 
-  it('refuses cross-origin requests and foreign Host headers when no token is set', async () => {
+  it('refuses cross-origin requests and foreign Host headers on loopback, even with the token', async () => {
     const s = await start();
     const cross = await raw(s, '/api/invoke/app-info', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Origin: 'http://evil.example' },
+      headers: { 'Content-Type': 'application/json', Origin: 'http://evil.example', Authorization: `Bearer ${s.token}` },
       body: '{}',
     });
     expect(cross.status).toBe(403);
@@ -155,26 +157,32 @@ describe('startServer', () => {
     expect(rebound.status).toBe(403);
   });
 
-  it('requires the token on every /api request when one is set', async () => {
+  it('requires the token on every /api request', async () => {
     const token = 'correct-horse-battery';
     const s = await start({ token });
-    const none = await invoke(s, 'app-info');
+    const none = await invoke(s, 'app-info', {}, { Authorization: '' });
     expect(none.status).toBe(401);
     expect(none.json.ok).toBe(false);
     const wrong = await invoke(s, 'app-info', {}, { Authorization: 'Bearer correct-horse-batterX' });
     expect(wrong.status).toBe(401);
     const right = await invoke(s, 'app-info', {}, { Authorization: `Bearer ${token}` });
     expect(right.status).toBe(200);
-    // the query token is accepted on the event stream only
+    // a token in the query is no credential on the API (only the page exchanges it for the cookie)
     expect((await raw(s, `/api/invoke/app-info?token=${token}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status).toBe(401);
     expect((await raw(s, '/api/events')).status).toBe(401);
+    expect((await raw(s, `/api/events?token=${token}`)).status).toBe(401);
     // the static page itself needs no token (it holds no data)
     expect((await fetch(s.url)).status).toBe(200);
   });
 
-  it('refuses a non-loopback host without a token, with a hint', async () => {
-    await expect(startServer({ home, rendererDir, host: '0.0.0.0' })).rejects.toSatisfy(
-      (e: unknown) => e instanceof StudioError && /0\.0\.0\.0/.test(e.message) && /--token/.test(e.hint),
+  it('makes a long random token when none is given, and refuses a short one with a hint', async () => {
+    const a = await start();
+    const b = await start();
+    expect(a.token).toMatch(/^[A-Za-z0-9_-]{32,}$/);
+    expect(a.token).not.toBe(b.token);
+    expect(a.openUrl).toBe(`${a.url}?token=${a.token}`);
+    await expect(startServer({ home, rendererDir, token: 'short-token' })).rejects.toSatisfy(
+      (e: unknown) => e instanceof StudioError && /too short/.test(e.message) && /openssl rand/.test(e.hint),
     );
   });
 
@@ -184,12 +192,12 @@ describe('startServer', () => {
     );
   });
 
-  it('streams push events over SSE, with the token in the query', async () => {
-    const token = 'sse-token-123';
+  it('streams push events over SSE, with the Bearer token', async () => {
+    const token = 'sse-token-123456789';
     const studio = new Studio({ home });
     const s = await start({ token, studio });
     const controller = new AbortController();
-    const res = await fetch(new URL(`/api/events?token=${token}`, s.url), { signal: controller.signal });
+    const res = await fetch(new URL('/api/events', s.url), { signal: controller.signal, headers: { Authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();
@@ -207,7 +215,7 @@ describe('startServer', () => {
 
   it('closes while an event stream is open', async () => {
     const s = await startServer({ home, rendererDir });
-    const res = await fetch(new URL('/api/events', s.url));
+    const res = await fetch(new URL('/api/events', s.url), { headers: { Authorization: `Bearer ${s.token}` } });
     expect(res.status).toBe(200);
     await s.close();
     await expect(fetch(s.url)).rejects.toThrow();

@@ -2,11 +2,22 @@
  * The HTTP transport (`gpt2-studio serve`): the built renderer as static files, `POST /api/invoke/<name>` onto the
  * Studio service, and `GET /api/events` as Server-Sent Events of its push events. node:http only.
  *
- * Security: loopback only unless a token is set; with a token every /api request must carry it (compared in
- * constant time); without one, the Host header must name a loopback host (against DNS rebinding). A cross-origin
- * browser request is refused, and POST bodies must be JSON (so a form on another site cannot post here).
+ * Security (a GPU box is often shared, and any local user can reach a loopback port):
+ * - There is always a token, on loopback too (as Jupyter does): the given one, or one generated at start. The URL the
+ *   server prints carries it (`/?token=...`); the first page load exchanges it for an HttpOnly SameSite=Strict cookie
+ *   and redirects to the address without it. Every /api request needs that cookie or `Authorization: Bearer <token>`
+ *   (compared in constant time). The static files hold no data and need neither, so a page opened without the token
+ *   can say what is missing. The token is never written to the log.
+ * - Bound to loopback, the Host header must name a loopback host (against DNS rebinding). A cross-origin request is
+ *   refused, and POST bodies must be JSON (so a form on another site cannot post here).
+ * - Requests reach the Studio through invokeStudio, which confines their paths to the workspace and the allowed
+ *   folders, and their URLs to public http(s) addresses (src/node/studio/confine.ts).
+ * - Requests that change something are rate-limited per client (remote address and credential): a token bucket,
+ *   429 with Retry-After when it is empty.
+ * - An error answer is {code, message, hint, requestId}: the stack goes to the server's log (stderr) with the
+ *   request id, never into a response; stacks inside stored errors (a failed run's) are left out of answers too.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,21 +27,21 @@ import {
   HTTP_INVOKE_PREFIX,
   RENDERER_CSP,
   SSE_EVENT_TYPE,
-  type InvokeResult,
+  type HandlerName,
 } from '../shared/contract';
 import { ErrorCode, StudioError, type PlainError } from '../shared/errors';
 import { httpInvokeBodySchema, isHandlerName } from '../shared/schemas';
 import { Studio } from './studio';
-import { invokeStudio } from './studio/dispatch';
+import { invokeStudio, parseRequest } from './studio/dispatch';
 
 export interface ServerOptions {
   /** the workspace folder (resolveHome) */
   home: string;
-  /** interface to bind; anything but loopback needs a token. Default 127.0.0.1 */
+  /** interface to bind. Default 127.0.0.1 */
   host?: string;
   /** 0 picks a free port. Default 0 */
   port?: number;
-  /** when set, every /api request must carry it */
+  /** the token every /api request must carry (at least 16 characters); default: a random one, made at start */
   token?: string;
   /** the built renderer (out/renderer) */
   rendererDir: string;
@@ -40,11 +51,32 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** interval of SSE keep-alive comments. Default 25 s */
   heartbeatMs?: number;
+  /**
+   * requests that change something, per client: `requests` at once, refilled over `windowMs` (a token bucket).
+   * Default 30 per 10 s; false turns it off.
+   */
+  rateLimit?: RateLimit | false;
+  /** where error lines go (with their request id). Default stderr */
+  log?: (line: string) => void;
 }
+
+export interface RateLimit {
+  requests: number;
+  windowMs: number;
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { requests: 30, windowMs: 10_000 };
+
+/** The shortest token accepted. */
+export const MIN_TOKEN_LENGTH = 16;
 
 export interface RunningServer {
   /** e.g. http://127.0.0.1:41234/ (without the token) */
   url: string;
+  /** the address to open: `url` with ?token=...; print it once, to the person who started the server */
+  openUrl: string;
+  /** the token (given, or generated) */
+  token: string;
   port: number;
   host: string;
   studio: Studio;
@@ -96,24 +128,23 @@ function tokenMatches(given: string | undefined, expected: string): boolean {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 0;
-  const token = opts.token;
+  const token = opts.token ?? randomBytes(24).toString('base64url');
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
   const heartbeatMs = opts.heartbeatMs ?? 25_000;
+  const log = opts.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const limiter = opts.rateLimit === false ? undefined : new RateLimiter(opts.rateLimit ?? DEFAULT_RATE_LIMIT);
+  // Bound to loopback, only loopback names may reach it (a rebinding attack comes with the attacker's Host).
+  const loopbackOnly = isLoopbackHost(host);
 
-  if (token !== undefined && token.length < 8) {
+  if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
     throw new StudioError(
       ErrorCode.BAD_ARGUMENT,
-      `The token is too short (${token.length} characters).`,
-      'Use at least 8 characters, e.g. the output of `openssl rand -hex 16`.',
+      `The token is too short or holds spaces (${token.length} characters).`,
+      `Use at least ${MIN_TOKEN_LENGTH} characters without spaces, e.g. the output of \`openssl rand -hex 16\`, or leave --token out to have one made.`,
     );
   }
-  if (!isLoopbackHost(host) && token === undefined) {
-    throw new StudioError(
-      ErrorCode.BAD_ARGUMENT,
-      `Refusing to serve on "${host}" without a token: anyone who can reach it could drive the studio.`,
-      'Add --token <secret> (at least 8 characters), or serve on 127.0.0.1 and reach it through an SSH tunnel ' +
-        '(ssh -L 8080:127.0.0.1:8080 box).',
-    );
+  if (limiter && (!(limiter.limit.requests >= 1) || !(limiter.limit.windowMs > 0))) {
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad rate limit ${limiter.limit.requests} per ${limiter.limit.windowMs} ms.`, 'Give at least 1 request per a positive time, e.g. 30 per 10 s.');
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad port ${port}.`, 'Give a port from 0 to 65535 (0 picks a free one).');
@@ -131,46 +162,87 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const ownsStudio = opts.studio === undefined;
   const studio = opts.studio ?? new Studio({ home: opts.home });
   const streams = new Set<ServerResponse>();
+  // The cookie holds a value derived from the token, not the token. Its name carries the port: cookies are not
+  // kept apart by port, and two servers on one host must not overwrite each other's.
+  const cookieValue = createHash('sha256').update(`gpt2-studio session\0${token}`, 'utf8').digest('base64url');
+  let cookieName = 'gpt2-studio';
 
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      // A bug in the handler itself: answer 500 and let it show in the server's log.
-      console.error('gpt2-studio serve: request failed:', e);
+    const requestId = randomBytes(6).toString('hex');
+    handle(req, res, requestId).catch((e: unknown) => {
+      // A bug in the handler itself: the details go to the log, the answer says where to look.
+      log(`gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)}: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       if (!res.headersSent) {
-        sendJson(res, 500, { ok: false, error: { code: ErrorCode.INTERNAL, message: String(e), hint: '' } });
+        sendError(res, 500, requestId, ErrorCode.INTERNAL, 'The server failed to answer this request.', `See the server's log for request ${requestId}.`);
       } else {
         res.destroy();
       }
     });
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Sends an error answer and writes its line to the log. */
+  function fail(req: IncomingMessage, res: ServerResponse, requestId: string, status: number, error: PlainError): void {
+    log(`gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)} -> ${status} ${error.code}: ${error.message}`);
+    if (error.stack && error.code === ErrorCode.INTERNAL) log(error.stack);
+    sendError(res, status, requestId, error.code, error.message, error.hint);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    res.setHeader('X-Request-Id', requestId);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');
     } catch {
       return sendText(res, 400, 'Bad request URL.');
     }
-    if (token === undefined && !isLoopbackHost(hostnameOf(req.headers.host))) {
+    if (loopbackOnly && !isLoopbackHost(hostnameOf(req.headers.host))) {
       return sendText(res, 403, `Refused: Host "${req.headers.host ?? ''}" is not a loopback name.`);
     }
-    if (url.pathname === '/api' || url.pathname.startsWith('/api/')) return handleApi(req, res, url);
+    if (url.pathname === '/api' || url.pathname.startsWith('/api/')) return handleApi(req, res, url, requestId);
+    if (url.searchParams.has('token')) return exchangeToken(req, res, url);
     return serveStatic(req, res, url);
   }
 
-  async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  /** `/?token=...`: a right token becomes the session cookie, and the address loses it (history, screenshots). */
+  function exchangeToken(req: IncomingMessage, res: ServerResponse, url: URL): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
+    if (!tokenMatches(url.searchParams.get('token') ?? undefined, token)) {
+      return sendText(res, 401, 'The token in this address is wrong. Open the address that `gpt2-studio serve` printed when it started.');
+    }
+    url.searchParams.delete('token');
+    res.writeHead(302, {
+      ...SECURITY_HEADERS,
+      // one leading slash: "//host" would send the browser to another site
+      Location: '/' + url.pathname.replace(/^\/+/, '') + url.search,
+      'Set-Cookie': `${cookieName}=${cookieValue}; Path=/; HttpOnly; SameSite=Strict`,
+      'Cache-Control': 'no-store',
+      'Content-Length': '0',
+    });
+    res.end();
+  }
+
+  /** The caller's credential: the session cookie or a Bearer token; undefined when neither is right. */
+  function credentialOf(req: IncomingMessage): string | undefined {
+    const bearer = req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    if (bearer !== undefined && tokenMatches(bearer, token)) return 'bearer';
+    const cookie = cookieOf(req.headers.cookie, cookieName);
+    if (cookie !== undefined && tokenMatches(cookie, cookieValue)) return 'cookie';
+    return undefined;
+  }
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, requestId: string): Promise<void> {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) {
-      return sendError(res, 403, ErrorCode.UNAUTHORIZED, `Refused a cross-origin request from ${origin}.`, 'Open the studio from its own address.');
+      return fail(req, res, requestId, 403, { code: ErrorCode.UNAUTHORIZED, message: `Refused a cross-origin request from ${origin}.`, hint: 'Open the studio from its own address.' });
     }
-    if (token !== undefined) {
-      const auth = req.headers.authorization;
-      const bearer = auth?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-      const queryToken = url.pathname === HTTP_EVENTS_PATH ? (url.searchParams.get('token') ?? undefined) : undefined;
-      if (!tokenMatches(bearer ?? queryToken, token)) {
-        res.setHeader('WWW-Authenticate', 'Bearer realm="gpt2-studio"');
-        return sendError(res, 401, ErrorCode.UNAUTHORIZED, 'Missing or wrong token.', 'Open the URL that `gpt2-studio serve` printed (it carries ?token=...).');
-      }
+    const credential = credentialOf(req);
+    if (credential === undefined) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="gpt2-studio"');
+      return fail(req, res, requestId, 401, {
+        code: ErrorCode.UNAUTHORIZED,
+        message: 'Missing or wrong token.',
+        hint: 'Open the address that `gpt2-studio serve` printed (it carries ?token=...), or send Authorization: Bearer <token>.',
+      });
     }
 
     if (url.pathname === HTTP_EVENTS_PATH) {
@@ -183,40 +255,60 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       try {
         name = decodeURIComponent(url.pathname.slice(HTTP_INVOKE_PREFIX.length));
       } catch {
-        return sendError(res, 400, ErrorCode.BAD_ARGUMENT, 'Bad request name encoding.', '');
+        return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'Bad request name encoding.', hint: '' });
       }
       if (!isHandlerName(name)) {
-        const reply = await invokeStudio(studio, name, undefined); // the error that lists the known names
-        return sendJson(res, 404, stripReason(reply));
+        const unknown = parseRequest(name, undefined); // the error that lists the known names
+        if (!unknown.ok) return fail(req, res, requestId, 404, unknown.error);
       }
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (type !== 'application/json') {
-        return sendError(res, 415, ErrorCode.BAD_ARGUMENT, `Expected Content-Type application/json, got "${type}".`, 'Send the body as JSON: {"arg": ...}.');
+        return fail(req, res, requestId, 415, { code: ErrorCode.BAD_ARGUMENT, message: `Expected Content-Type application/json, got "${type}".`, hint: 'Send the body as JSON: {"arg": ...}.' });
       }
       const body = await readBody(req, maxBody);
       if (body === 'too-large') {
         res.setHeader('Connection', 'close');
-        return sendError(res, 413, ErrorCode.BAD_ARGUMENT, `The request body is larger than ${maxBody} bytes.`, 'Send a smaller request.');
+        return fail(req, res, requestId, 413, { code: ErrorCode.BAD_ARGUMENT, message: `The request body is larger than ${maxBody} bytes.`, hint: 'Send a smaller request.' });
       }
       let json: unknown = {};
       if (body.length > 0) {
         try {
           json = JSON.parse(body.toString('utf8'));
         } catch (e) {
-          return sendError(res, 400, ErrorCode.BAD_ARGUMENT, `The body is not JSON: ${(e as Error).message}`, 'Send {"arg": ...} as JSON.');
+          return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: `The body is not JSON: ${(e as Error).message}`, hint: 'Send {"arg": ...} as JSON.' });
         }
       }
       const envelope = httpInvokeBodySchema.safeParse(json);
       if (!envelope.success) {
-        return sendError(res, 400, ErrorCode.BAD_ARGUMENT, 'The body must be a JSON object {"arg": ...} with no other keys.', 'Send {"arg": ...}, or {} for a request without argument.');
+        return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'The body must be a JSON object {"arg": ...} with no other keys.', hint: 'Send {"arg": ...}, or {} for a request without argument.' });
+      }
+      if (limiter && changesSomething(name as HandlerName, envelope.data.arg)) {
+        const key = `${req.socket.remoteAddress ?? '?'}\0${credential}`;
+        const waitMs = limiter.take(key);
+        if (waitMs > 0) {
+          const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+          res.setHeader('Retry-After', String(seconds));
+          return fail(req, res, requestId, 429, {
+            code: ErrorCode.RATE_LIMITED,
+            message: `Too many requests: this client sent more than ${limiter.limit.requests} changes in ${limiter.limit.windowMs / 1000} s ("${name}" was refused).`,
+            hint: `Wait ${seconds} s and try again. The limit is set with \`gpt2-studio serve --rate-limit N/SECONDS\`.`,
+          });
+        }
       }
       const reply = await invokeStudio(studio, name, envelope.data.arg);
-      const status = reply.ok ? 200 : reply.reason === 'bad-argument' ? 400 : reply.error.code === ErrorCode.INTERNAL ? 500 : 422;
-      return sendJson(res, status, stripReason(reply));
+      if (reply.ok) return sendJson(res, 200, { ok: true, value: reply.value });
+      const status = reply.reason === 'bad-argument'
+        ? 400
+        : reply.error.code === ErrorCode.INTERNAL
+          ? 500
+          : reply.error.code === ErrorCode.FORBIDDEN
+            ? 403
+            : 422;
+      return fail(req, res, requestId, status, reply.error);
     }
 
-    return sendError(res, 404, ErrorCode.NOT_FOUND, `No API route ${url.pathname}.`, `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.`);
+    return fail(req, res, requestId, 404, { code: ErrorCode.NOT_FOUND, message: `No API route ${url.pathname}.`, hint: `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.` });
   }
 
   function openEventStream(req: IncomingMessage, res: ServerResponse): void {
@@ -230,7 +322,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     res.write('retry: 2000\n: connected\n\n');
     streams.add(res);
     const unsubscribe = studio.onAny((name, payload) => {
-      res.write(`event: ${SSE_EVENT_TYPE}\ndata: ${JSON.stringify({ name, payload })}\n\n`);
+      res.write(`event: ${SSE_EVENT_TYPE}\ndata: ${JSON.stringify({ name, payload }, withoutStacks)}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(': ping\n\n'), heartbeatMs);
     heartbeat.unref();
@@ -296,11 +388,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
 
   const address = server.address() as AddressInfo;
+  cookieName = `gpt2-studio-${address.port}`;
   const urlHost = address.family === 'IPv6' || host.includes(':') ? `[${address.address}]` : host;
+  const url = `http://${urlHost}:${address.port}/`;
   let closing: Promise<void> | undefined;
 
   return {
-    url: `http://${urlHost}:${address.port}/`,
+    url,
+    openUrl: `${url}?token=${encodeURIComponent(token)}`,
+    token,
     port: address.port,
     host,
     studio,
@@ -371,12 +467,84 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
   });
 }
 
-function stripReason(reply: InvokeResult & { reason?: string }): InvokeResult {
-  return reply.ok ? { ok: true, value: reply.value } : { ok: false, error: reply.error };
+/** The path of a request URL without its query (the query may hold the token: it is never logged). */
+function pathOnly(raw: string | undefined): string {
+  const p = (raw ?? '/').split('?')[0];
+  return p.length > 200 ? `${p.slice(0, 200)}…` : p;
+}
+
+/** One cookie's value from a Cookie header. */
+function cookieOf(header: string | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
+/**
+ * JSON.stringify's replacer for answers: no `stack` at any depth. Errors stored by the service (a failed run's,
+ * a failed preparation's) carry the stack of the process that failed, with absolute source paths.
+ */
+function withoutStacks(key: string, value: unknown): unknown {
+  return key === 'stack' ? undefined : value;
+}
+
+/**
+ * Requests that only read are not rate-limited (pages poll them); everything else, and any request added later,
+ * is. runs-calibrate reads a cached measurement unless `measure` asks for a new one (a training step).
+ */
+const READ_ONLY: ReadonlySet<HandlerName> = new Set<HandlerName>([
+  'app-info', 'engines-list', 'datasets-list', 'datasets-sources', 'datasets-jobs', 'datasets-preview', 'datasets-estimate',
+  'files-browse', 'models-list', 'chats-list', 'chats-get', 'checkpoints-list', 'evals-list', 'evals-get', 'evals-examples',
+  'settings-get', 'presets-list', 'config-validate', 'runs-list', 'runs-get', 'runs-metrics', 'runs-logs', 'runs-samples',
+  'runs-checkpoints', 'runs-shape',
+]);
+
+function changesSomething(name: HandlerName, arg: unknown): boolean {
+  if (name === 'runs-calibrate') return (arg as { measure?: unknown } | undefined)?.measure === true;
+  return !READ_ONLY.has(name);
+}
+
+/**
+ * A token bucket per client: `requests` at once, refilled evenly over `windowMs`. Buckets that are full again are
+ * dropped when the map grows, so that many clients do not grow it for ever.
+ */
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    readonly limit: RateLimit,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Takes one request from `key`'s bucket: 0 when allowed, else the milliseconds until one is free. */
+  take(key: string): number {
+    const perMs = this.limit.requests / this.limit.windowMs;
+    const t = this.now();
+    let b = this.buckets.get(key);
+    if (b === undefined) {
+      if (this.buckets.size >= 10_000) this.prune(t, perMs);
+      b = { tokens: this.limit.requests, at: t };
+      this.buckets.set(key, b);
+    }
+    b.tokens = Math.min(this.limit.requests, b.tokens + (t - b.at) * perMs);
+    b.at = t;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil((1 - b.tokens) / perMs);
+  }
+
+  private prune(t: number, perMs: number): void {
+    for (const [k, b] of this.buckets) if (b.tokens + (t - b.at) * perMs >= this.limit.requests) this.buckets.delete(k);
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = JSON.stringify(body, withoutStacks);
   res.writeHead(status, {
     ...SECURITY_HEADERS,
     'Content-Type': 'application/json; charset=utf-8',
@@ -386,8 +554,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, code: PlainError['code'], message: string, hint: string): void {
-  const error: PlainError = { code, message, hint };
+function sendError(res: ServerResponse, status: number, requestId: string, code: PlainError['code'], message: string, hint: string): void {
+  const error: PlainError = { code, message, hint, requestId };
   sendJson(res, status, { ok: false, error });
 }
 

@@ -37,24 +37,11 @@ export function createIpcClient(bridge: StudioBridge): RendererClient {
   };
 }
 
-const TOKEN_KEY = 'gpt2-studio.token';
-
 /**
- * The serve token: taken once from the page URL (`?token=`), kept for this tab only, and removed from the address
- * bar so that it does not end up in history or a screenshot.
+ * The client over HTTP + SSE. In the browser it needs no token: the server exchanged the one in the printed address
+ * for an HttpOnly cookie on the first load (script never sees it), and same-origin fetch and EventSource send it.
+ * `token` is for a client elsewhere (a script), which sends it as a Bearer header; EventSource cannot.
  */
-export function takeToken(loc: Location = window.location, store: Storage = window.sessionStorage): string | undefined {
-  const url = new URL(loc.href);
-  const fromUrl = url.searchParams.get('token');
-  if (fromUrl) {
-    store.setItem(TOKEN_KEY, fromUrl);
-    url.searchParams.delete('token');
-    window.history.replaceState(window.history.state, '', url.pathname + url.search + url.hash);
-    return fromUrl;
-  }
-  return store.getItem(TOKEN_KEY) ?? undefined;
-}
-
 export function createHttpClient(opts: { base?: string; token?: string } = {}): RendererClient {
   const base = opts.base ?? window.location.origin;
   const token = opts.token;
@@ -63,9 +50,7 @@ export function createHttpClient(opts: { base?: string; token?: string } = {}): 
 
   function openStream(): void {
     if (source) return;
-    const url = new URL(HTTP_EVENTS_PATH, base);
-    if (token) url.searchParams.set('token', token);
-    source = new EventSource(url);
+    source = new EventSource(new URL(HTTP_EVENTS_PATH, base));
     source.addEventListener(SSE_EVENT_TYPE, (e) => {
       let msg: { name: EventName; payload: unknown };
       try {
@@ -91,6 +76,7 @@ export function createHttpClient(opts: { base?: string; token?: string } = {}): 
         res = await fetch(new URL(HTTP_INVOKE_PREFIX + encodeURIComponent(name), base), {
           method: 'POST',
           headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+          credentials: 'same-origin',
           body: JSON.stringify(args.length > 0 ? { arg: (args as unknown[])[0] } : {}),
         });
       } catch (e) {
@@ -126,5 +112,5 @@ export function createHttpClient(opts: { base?: string; token?: string } = {}): 
 /** The client for this page: IPC when the preload is there, else HTTP to the page's own origin. */
 export function createClient(): RendererClient {
   if (window.studio) return createIpcClient(window.studio);
-  return createHttpClient({ token: takeToken() });
+  return createHttpClient();
 }

@@ -17,7 +17,13 @@ export const ErrorCode = {
   CANCELLED: 'CANCELLED',
   NETWORK: 'NETWORK',
   DISK_FULL: 'DISK_FULL',
+  /** the plan of a run does not fit in the memory this machine has */
+  OUT_OF_MEMORY: 'OUT_OF_MEMORY',
   UNAUTHORIZED: 'UNAUTHORIZED',
+  /** a path outside the workspace and the allowed folders, or a URL to a private address, asked for from outside */
+  FORBIDDEN: 'FORBIDDEN',
+  /** a client sent more changes than the server's rate limit allows */
+  RATE_LIMITED: 'RATE_LIMITED',
   NOT_FOUND: 'NOT_FOUND',
   /** studio.db is not a SQLite database, or is damaged */
   BAD_DATABASE: 'BAD_DATABASE',
@@ -34,6 +40,8 @@ export interface PlainError {
   message: string;
   hint: string;
   stack?: string;
+  /** the HTTP server's id of the request that failed (its log line carries the same id) */
+  requestId?: string;
 }
 
 export class StudioError extends Error {
@@ -59,8 +67,26 @@ export class StudioError extends Error {
 }
 
 /** Turns anything thrown into a plain error object, keeping a StudioError's code and hint. */
+/**
+ * A full disk, whoever noticed it: Node's ENOSPC, SQLite's SQLITE_FULL ("database or disk is full"), and the
+ * shared-memory file SQLite could not grow (SQLITE_IOERR_SHMSIZE) when the disk holds a few KB.
+ */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_SHMSIZE' || code === 'EDQUOT'
+    || (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message));
+}
+
 export function toPlainError(e: unknown): PlainError {
   if (e instanceof StudioError) return e.toPlain();
+  if (isDiskFull(e)) {
+    return {
+      code: ErrorCode.DISK_FULL,
+      message: `The disk is full: ${(e as Error).message}.`,
+      hint: 'Free space on the disk that holds the workspace (delete old checkpoints or datasets, or move the workspace with --home), then resume; nothing written before was lost.',
+      stack: (e as Error).stack,
+    };
+  }
   if (e instanceof Error) return { code: ErrorCode.INTERNAL, message: e.message, hint: '', stack: e.stack };
   return { code: ErrorCode.INTERNAL, message: String(e), hint: '' };
 }

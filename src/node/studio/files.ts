@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
+import { isWithin, resolveReal, type AllowedRoot } from '../path-guard';
 
 export interface FileEntry {
   name: string;
@@ -19,9 +20,17 @@ export interface FileEntry {
 export interface FolderListing {
   /** the absolute folder listed */
   path: string;
-  /** its parent, null at the root */
+  /** its parent, null at the root (of the file system, or of the allowed folder it is in) */
   parent: string | null;
   entries: FileEntry[];
+  /** the folders a picker may browse (the workspace, then the allowed folders); absent when not limited */
+  roots?: AllowedRoot[];
+}
+
+/** A path as the picker gives it, made absolute: a leading `~` is the user's home folder. */
+export function expandBrowsePath(raw: string): string {
+  if (raw === '~' || raw.startsWith('~/') || raw.startsWith(`~${path.sep}`)) return path.join(os.homedir(), raw.slice(1));
+  return path.resolve(raw);
 }
 
 /** ".TXT", "txt", "*.txt" -> ".txt" */
@@ -38,14 +47,15 @@ const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'bas
  * dot) are left out unless `showHidden`. The path is resolved with path.resolve (a leading `~` is the home
  * folder); the default is the user's home folder. `home` (the workspace) is not used to resolve paths: the picker
  * browses the machine, not the workspace.
+ *
+ * With `roots` (the workspace and the allowed folders), the default is the first root, the listing names the roots,
+ * and `parent` stops at the root the folder is in. It does not check the path: requests from outside are checked
+ * before they get here (src/node/studio/confine.ts).
  */
-export function browseFiles(home: string, arg?: { path?: string; extensions?: string[]; showHidden?: boolean }): FolderListing {
+export function browseFiles(home: string, arg?: { path?: string; extensions?: string[]; showHidden?: boolean }, roots?: AllowedRoot[]): FolderListing {
   void home;
   const raw = arg?.path?.trim();
-  let target: string;
-  if (!raw) target = os.homedir();
-  else if (raw === '~' || raw.startsWith('~/') || raw.startsWith(`~${path.sep}`)) target = path.join(os.homedir(), raw.slice(1));
-  else target = path.resolve(raw);
+  const target = raw ? expandBrowsePath(raw) : roots && roots.length > 0 ? roots[0].path : os.homedir();
 
   let st: fs.Stats;
   try {
@@ -85,7 +95,20 @@ export function browseFiles(home: string, arg?: { path?: string; extensions?: st
   }
   entries.sort((a, b) => (a.kind !== b.kind ? (a.kind === 'dir' ? -1 : 1) : collator.compare(a.name, b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
   const parent = path.dirname(target);
-  return { path: target, parent: parent === target ? null : parent, entries };
+  if (!roots) return { path: target, parent: parent === target ? null : parent, entries };
+  return { path: target, parent: parent === target || !insideRoots(target, parent, roots) ? null : parent, entries, roots };
+}
+
+/** Whether going up from `target` to `parent` stays inside a root (not from a root itself, nor out of all of them). */
+function insideRoots(target: string, parent: string, roots: readonly AllowedRoot[]): boolean {
+  try {
+    const realTarget = resolveReal(target);
+    if (roots.some((r) => r.path === realTarget)) return false;
+    const realParent = resolveReal(parent);
+    return roots.some((r) => isWithin(r.path, realParent));
+  } catch {
+    return false;
+  }
 }
 
 function browseError(e: unknown, target: string): StudioError {

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type KeyboardEvent } from 'react';
 import type { HandlerResult } from '../../shared/contract';
+import { ErrorCode, StudioError } from '../../shared/errors';
 import { bytes } from '../format';
 import { useClient } from '../useInvoke';
 import { Dialog } from './Dialog';
@@ -33,11 +34,17 @@ function FileGlyph() {
   );
 }
 
+/** What a root's button says: "Workspace", or the allowed folder's last segment. */
+function rootName(r: { path: string; label: string }): string {
+  return r.label === 'the workspace' ? 'Workspace' : splitPath(r.path)[1] || r.path;
+}
+
 /**
  * A file or folder picker over the machine the studio runs on (files-browse): the current folder, an editable path,
- * Up and Home, a name filter, an extension filter, and a keyboard-navigable list (arrows, Home/End, Enter opens a
- * folder or picks a file, Backspace goes up). Select picks the highlighted entry, or the current folder when
- * folders may be picked and nothing is highlighted.
+ * Up, one button per folder it may open (the workspace and the allowed folders of Settings; nothing outside them is
+ * listed), a name filter, an extension filter, and a keyboard-navigable list (arrows, Home/End, Enter opens a folder
+ * or picks a file, Backspace goes up). Select picks the highlighted entry, or the current folder when folders may be
+ * picked and nothing is highlighted.
  */
 export function FilePicker(props: {
   title: string;
@@ -66,7 +73,7 @@ export function FilePicker(props: {
   const hasExt = !!extensions && extensions.length > 0 && mode !== 'folder';
 
   const open = useCallback(
-    async (target: string | undefined, opts: { select?: string; focusList?: boolean; fallback?: boolean } = {}) => {
+    async (target: string | undefined, opts: { select?: string; focusList?: boolean; fallback?: boolean; note?: unknown } = {}) => {
       const my = ++seq.current;
       setLoading(true);
       try {
@@ -78,13 +85,18 @@ export function FilePicker(props: {
         if (my !== seq.current) return;
         setListing(l);
         setPathText(l.path);
-        setError(null);
+        setError(opts.note ?? null);
         setFilter('');
         const sel = opts.select ? l.entries.findIndex((e) => e.name === opts.select) : -1;
         setActive(sel);
         if (opts.focusList) listRef.current?.focus();
       } catch (e) {
         if (my !== seq.current) return;
+        // an initial path outside the allowed folders: open the workspace, and say why
+        if (opts.fallback && target && e instanceof StudioError && e.code === ErrorCode.FORBIDDEN) {
+          void open(undefined, { note: e });
+          return;
+        }
         // an initial path that is a file (or gone): open its folder with it highlighted
         if (opts.fallback && target) {
           const [dir, base] = splitPath(target);
@@ -240,9 +252,11 @@ export function FilePicker(props: {
           <button type="button" className="button" onClick={up} disabled={!listing?.parent || loading} aria-label="Up to the parent folder" title="Up to the parent folder (Backspace)">
             ↑ Up
           </button>
-          <button type="button" className="button" onClick={() => void open(undefined)} disabled={loading} title="Your home folder">
-            Home
-          </button>
+          {!listing?.roots && (
+            <button type="button" className="button" onClick={() => void open(undefined)} disabled={loading} title="Your home folder">
+              Home
+            </button>
+          )}
           <label className="visually-hidden" htmlFor={ids.path}>
             Folder path
           </label>
@@ -251,6 +265,24 @@ export function FilePicker(props: {
             Go
           </button>
         </form>
+        {listing?.roots && (
+          <div className="fp-roots" role="group" aria-label="Folders the studio may open">
+            {listing.roots.map((r) => (
+              <button
+                key={r.path}
+                type="button"
+                className="button"
+                title={r.path}
+                aria-pressed={listing.path === r.path}
+                disabled={loading}
+                onClick={() => void open(r.path, { focusList: true })}
+              >
+                {rootName(r)}
+              </button>
+            ))}
+            <span className="muted small">Other folders: add them in Settings → Allowed folders.</span>
+          </div>
+        )}
         <div className="fp-filters">
           <label className="visually-hidden" htmlFor={ids.filter}>
             Filter by name

@@ -1,6 +1,7 @@
 import { useEffect, useId, useState, type FormEvent } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
 import { useClient, useInvoke } from '../../useInvoke';
+import { AllowedFoldersCard } from './AllowedFoldersCard';
 import { ModelsCard } from './ModelsCard';
 
 /** The Hugging Face endpoint (a mirror works) and token that dataset downloads use. */
@@ -147,6 +148,8 @@ export function SettingsPage() {
       </section>
 
       <ModelsCard />
+
+      <AllowedFoldersCard workspace={info.status === 'ok' ? info.data.home : undefined} />
 
       <HubSettings />
     </div>
