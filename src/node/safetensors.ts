@@ -13,7 +13,7 @@
 import { fsyncDir } from './fsutil';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ErrorCode, StudioError } from '../shared/errors';
+import { ErrorCode, StudioError, isDiskFull } from '../shared/errors';
 import type { HostTensor } from '../core/tensors';
 
 /** The dtypes we can read, with their sizes in bytes. F64 is narrowed to F32. */
@@ -468,6 +468,9 @@ export function writeSafetensorsFrom(file: string, sources: readonly TensorSourc
     }
     fs.rmSync(tmp, { force: true });
     if (e instanceof StudioError) throw e;
+    if (isDiskFull(e)) {
+      throw new StudioError(ErrorCode.DISK_FULL, `The disk is full: ${abs} could not be written (${(e as Error).message}).`, `Free space on the disk that holds ${path.dirname(abs)} (delete old checkpoints or datasets, or move the workspace with --home), then resume; the file was not left half-written.`, { cause: e });
+    }
     throw bad(abs, `could not be written: ${(e as Error).message}.`, 'Check that the folder exists and is writable, and that the disk has free space.', e);
   }
   fsyncDir(path.dirname(abs));

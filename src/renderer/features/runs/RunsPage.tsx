@@ -6,7 +6,7 @@ import { Icon } from '../../components/Icon';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { href, pageHref } from '../../router';
-import { canDelete, engineUsedLabel, modelLabel, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
+import { canDelete, engineUsedLabel, modelLabel, shortShape, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
 import { useClient } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
 import { useTicker } from '../../useTicker';
@@ -309,7 +309,7 @@ function RunRow({
       <td>
         <span className="preset-cell">
           {run.preset ?? modelLabel(run)}
-          {run.preset && run.preset !== modelLabel(run) && <span className="muted small">{modelLabel(run)}</span>}
+          {run.preset && <span className="muted small" title={modelLabel(run)}>{shortShape(run)}</span>}
           {run.attempts.length > 0 && (
             <span className="muted small" title={`engine: ${engineUsedLabel(run)}`}>
               {run.attempts[run.attempts.length - 1].engine}
