@@ -9,6 +9,8 @@
  * - the C parity harness (native/test/test_parity.c) in FP32, TF32 and BF16, with both attention paths, wide heads,
  *   threads run in reverse order, and under AddressSanitizer;
  * - two ranks over the shared-memory communicator (native/test/gpu/test_dp.c);
+ * - each GPU's free memory before any model exists (gpt2_device_info, native/test/emu/test_device_info.c; through
+ *   the studio, cudaMemoryInfo), and that the question gives back the context it made and leaves a model's alone;
  * - through the studio: the fixture suite, `engines`, a two-process run that takes the same steps as the CPU engine,
  *   and a BF16 run (the tensor-core attention) that follows them to bf16's precision.
  * What it cannot show is speed, and what only hardware does (the memory model, real concurrency): that is
@@ -21,6 +23,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEngines, getEngine } from '../src/node/engines';
 import { loadNativeAddon } from '../src/node/native/addon';
+import { cudaMemoryInfo } from '../src/node/native';
 import { main } from '../src/cli/main';
 import { Studio } from '../src/node/studio';
 import { withCudaLibrary } from './support/cuda-library';
@@ -74,6 +77,7 @@ const ensureBuilt = (): void => {
   compile([cc, '-O2', 'native/test/test_parity.c', '-o', path.join(dir, 'test_parity'), '-ldl', '-lm']);
   compile([cc, '-O1', '-g', '-fsanitize=address', 'native/test/test_parity.c', '-o', path.join(dir, 'asan', 'test_parity'), '-ldl', '-lm']);
   compile([cc, '-O2', 'native/test/gpu/test_dp.c', '-o', path.join(dir, 'test_dp'), '-ldl', '-lm']);
+  compile([cc, '-O2', 'native/test/emu/test_device_info.c', '-o', path.join(dir, 'test_device_info'), '-ldl', '-lm']);
   built = true;
 };
 
@@ -177,6 +181,29 @@ describe.skipIf(!haveCxx)('the CUDA engine under the emulation against the CPU e
   }, 120_000);
 });
 
+describe.skipIf(!haveCxx)('each device\'s memory before any model exists (gpt2_device_info)', () => {
+  beforeAll(ensureBuilt, 120_000);
+  const deviceInfo = (env: Record<string, string> = {}) => runAsync(path.join(dir, 'test_device_info'), [lib], env);
+
+  it('reports the emulated device, gives back the context it made, and leaves a live model\'s context and memory alone', async () => {
+    const r = await deviceInfo();
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toMatch(/device info ok/);
+    expect(r.out).not.toMatch(/FAIL|skipped/);
+    // the emulated device is the host: its memory is the host's
+    const m = /device 0: CPU emulation of sm_90, (\d+) bytes free of (\d+)/.exec(r.out);
+    expect(m, r.out).not.toBeNull();
+    expect(Number(m![2])).toBe(os.totalmem());
+    expect(Number(m![1])).toBeLessThanOrEqual(Number(m![2]));
+  }, 60_000);
+
+  it('under GPT2_CUDA_EMU_MEMORY the device has that many bytes', async () => {
+    const r = await deviceInfo({ GPT2_CUDA_EMU_MEMORY: '123456789' });
+    expect(r.status, r.out).toBe(0);
+    expect(r.out).toContain('device 0: CPU emulation of sm_90, 123456789 bytes free of 123456789');
+  }, 60_000);
+});
+
 describe.skipIf(!haveCxx)('the GPU machine\'s check (native/test/gpu/gpu-check.sh), dry run on the emulated library', () => {
   beforeAll(ensureBuilt, 120_000);
   it('runs every GPU step: the parity cases, two ranks, each throughput line, and the table', async () => {
@@ -215,6 +242,46 @@ fixtureSuite('native-cuda (the CUDA engine under the CPU emulation) against the 
 }, studioSkip);
 
 describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', () => {
+  it('cudaMemoryInfo: each device\'s name, free and total bytes, before and while a model lives', async () => {
+    const all = await withEmulated(() => cudaMemoryInfo());
+    expect(all).toEqual([{ device: 0, name: 'CPU emulation of sm_90', freeBytes: expect.any(Number), totalBytes: os.totalmem() }]);
+    expect(all![0].freeBytes).toBeGreaterThan(0);
+    expect(all![0].freeBytes).toBeLessThanOrEqual(all![0].totalBytes);
+
+    // a device of 1 GiB: a model's parameters take their bytes from it, and give them back when it is disposed
+    const before = process.env.GPT2_CUDA_EMU_MEMORY;
+    process.env.GPT2_CUDA_EMU_MEMORY = String(1 << 30);
+    try {
+      const free = async () => {
+        const info = await withEmulated(() => cudaMemoryInfo());
+        expect(info).toHaveLength(1);
+        expect(info![0].totalBytes).toBe(1 << 30);
+        return info![0].freeBytes;
+      };
+      const idle = await free();
+      const { makeConfig, paramCount } = await import('../src/core/model/config');
+      const { initWeights } = await import('../src/core/model/init');
+      const cfg = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 64, blockSize: 16, vocabSize: 64 });
+      const engine = await withEmulated(() => getEngine('native-cuda'));
+      const model = await engine.createModel(cfg, initWeights(cfg, 1));
+      const busy = await free();
+      expect(idle - busy).toBeGreaterThanOrEqual(paramCount(cfg) * 4);
+      // the question left the model's context alone (the emulation stops the process on a reset under live memory)
+      const losses = await model.tokenLosses({ B: 1, T: 4, inputs: new Int32Array([1, 2, 3, 4]), targets: new Int32Array([2, 3, 4, 5]) });
+      expect(Array.from(losses).every(Number.isFinite)).toBe(true);
+      model.dispose();
+      expect(await free()).toBe(idle);
+    } finally {
+      if (before === undefined) delete process.env.GPT2_CUDA_EMU_MEMORY;
+      else process.env.GPT2_CUDA_EMU_MEMORY = before;
+    }
+  }, 120_000);
+
+  it('cudaMemoryInfo is null for a library that cannot tell (the CPU build loaded as the CUDA library)', async () => {
+    ensureBuilt();
+    expect(await withCudaLibrary(path.join(dir, 'libgpt2_cpu.so'), () => cudaMemoryInfo())).toBeNull();
+  }, 120_000);
+
   it('is listed as available, with parity against tfjs and the fixture', async () => {
     const infos = await withEmulated(() => describeEngines());
     const cuda = infos.find((i) => i.name === 'native-cuda')!;

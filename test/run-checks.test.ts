@@ -74,3 +74,13 @@ describe('a full disk is named as such, whoever noticed it', () => {
     expect(toPlainError(new Error('other')).code).toBe(ErrorCode.INTERNAL);
   });
 });
+
+describe('a GPU run is judged by the free memory CUDA reports', () => {
+  it('refuses a model whose weights, gradients and AdamW state alone exceed the GPU; the flagship preset fits an 80 GB GPU', () => {
+    const gpu = (free: number, input: Record<string, unknown>) => () => checkMemoryFits(parse({ engine: 'native-cuda', ...input }), undefined, 1 * GiB, ['NVIDIA H100'], [free]);
+    expect(gpu(79 * GiB, { model: { preset: 'gpt2' }, batch_size: 64, seq_len: 1024, total_batch_size: 524288 })).not.toThrow();
+    expect(gpu(8 * GiB, { model: { preset: 'gpt2-xl' }, batch_size: 1, seq_len: 1024, total_batch_size: 1024 })).toThrow(/weights, gradients and AdamW state alone need about [\d.]+ GiB of GPU memory per rank .* the GPU has 8\.00 GiB free/);
+    // without an answer from CUDA there is nothing to judge by
+    expect(() => checkMemoryFits(parse({ model: { preset: 'gpt2-xl' }, engine: 'native-cuda' }), undefined, 1 * GiB, [], undefined)).not.toThrow();
+  });
+});

@@ -140,6 +140,34 @@ int gpt2_allreduce_grads(GPT2* model, GPT2Comm* comm);
 /** Replaces values[0..n) with their mean over all ranks (n <= 64), e.g. the step's loss. */
 int gpt2_comm_allreduce_mean(GPT2Comm* comm, double* values, int n);
 
+
+/* ---- Devices (the CUDA build only) --------------------------------------------------------------------------------
+ * What a run's memory plan is checked against before the run starts: each visible GPU's free memory, without building
+ * a model. The CPU build does not define these two functions, so a caller that may hold either build looks them up
+ * with dlsym (native/node/binding.cpp does).
+ */
+#define GPT2_DEVICE_NAME_BYTES 256
+
+typedef struct {
+  int device;                        /* the CUDA device index (CUDA_VISIBLE_DEVICES applied) */
+  size_t free_bytes;                 /* cudaMemGetInfo: free now, whatever other processes hold */
+  size_t total_bytes;                /* cudaMemGetInfo: the device's memory (a MIG instance's, under MIG) */
+  char name[GPT2_DEVICE_NAME_BYTES]; /* cudaGetDeviceProperties, e.g. "NVIDIA H100 80GB HBM3"; NUL-terminated */
+} GPT2DeviceInfo;
+
+/** The number of visible CUDA devices. A machine without a device or a driver is GPT2_OK with *count = 0. */
+int gpt2_device_count(int* count);
+/**
+ * Device `device`'s free and total memory and name. cudaMemGetInfo needs the device's primary context: when the
+ * driver says that context was not active before the call, it is destroyed again (cudaDeviceReset), so a process
+ * that only asks keeps no memory on the GPU; an active one (a model, a communicator, another library's work) is
+ * left as it was. The query runs on a thread of its own, so the calling thread's current device does not change.
+ * Where the driver's context state cannot be read, the context stays: later calls use it as they would have
+ * created it, and it holds its few hundred MB until the process exits. Do not call this while another thread
+ * starts using a device that has no context yet: the reset could take the context from under it.
+ */
+int gpt2_device_info(int device, GPT2DeviceInfo* out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,7 +4,8 @@
 //   Cache          a KV cache made by model.createCache(batch, maxLen).
 //   buildInfo(), hasBlas(), layerCheck(...)  (the last runs one layer's forward and backward, for the tests).
 //   loadLibrary(path)  another build of the same C API as a shared library (the CUDA engine, libgpt2_cuda.so):
-//                  a Library whose models (new Model(config, library)) run through its functions.
+//                  a Library whose models (new Model(config, library)) run through its functions, and whose
+//                  deviceMemory() reports each GPU's free and total memory (gpt2_device_info).
 //   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel.
 // src/node/native/ wraps this in the Engine / Model interfaces; nothing else should call it directly.
 #include <napi.h>
@@ -43,6 +44,9 @@ struct Api {
 #define GPT2_API_FIELD(name) decltype(&gpt2_##name) name;
   GPT2_API_FUNCTIONS(GPT2_API_FIELD)
 #undef GPT2_API_FIELD
+  // Only the CUDA build has these (null otherwise): the CPU build, linked or loaded as a library, has no GPU to ask.
+  decltype(&gpt2_device_count) device_count = nullptr;
+  decltype(&gpt2_device_info) device_info = nullptr;
   std::string path;  // "" for the linked engine
 };
 
@@ -80,6 +84,8 @@ const Api* load_api(const std::string& path) {
   }
   GPT2_API_FUNCTIONS(GPT2_API_LOAD)
 #undef GPT2_API_LOAD
+  a->device_count = reinterpret_cast<decltype(a->device_count)>(dlsym(h, "gpt2_device_count"));
+  a->device_info = reinterpret_cast<decltype(a->device_info)>(dlsym(h, "gpt2_device_info"));
   loaded[path] = a;
   return a;
 }
@@ -219,7 +225,9 @@ struct AddonData {
 class Library : public Napi::ObjectWrap<Library> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Library", {InstanceAccessor<&Library::Path>("path"), InstanceMethod<&Library::BuildInfo>("buildInfo")});
+    return DefineClass(env, "Library",
+                       {InstanceAccessor<&Library::Path>("path"), InstanceMethod<&Library::BuildInfo>("buildInfo"),
+                        InstanceMethod<&Library::DeviceMemory>("deviceMemory")});
   }
   explicit Library(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Library>(info) {}
   const Api* api = nullptr;
@@ -227,6 +235,47 @@ class Library : public Napi::ObjectWrap<Library> {
  private:
   Napi::Value Path(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), api ? api->path : ""); }
   Napi::Value BuildInfo(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), api ? api->build_info() : ""); }
+  /**
+   * deviceMemory() -> Promise<{device, name, freeBytes, totalBytes}[] | null>: every visible GPU that answers (one
+   * that cannot, e.g. held by another process in exclusive mode, is left out); [] without a GPU; null when the
+   * library has no gpt2_device_info (a CPU build). On the executor: the question may reset a device's context, which
+   * must not happen while a model of this library is being created there.
+   */
+  Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Api* a = api;
+    if (!a || !a->device_count || !a->device_info) {
+      auto none = Napi::Promise::Deferred::New(env);
+      none.Resolve(env.Null());
+      return none.Promise();
+    }
+    auto devices = std::make_shared<std::vector<GPT2DeviceInfo>>();
+    Job* job = new Job(env, a);
+    job->work = [a, devices]() -> int {
+      int n = 0;
+      const int rc = a->device_count(&n);
+      if (rc != GPT2_OK) return rc;
+      for (int d = 0; d < n; d++) {
+        GPT2DeviceInfo di;
+        if (a->device_info(d, &di) == GPT2_OK) devices->push_back(di);
+      }
+      return GPT2_OK;
+    };
+    job->result = [devices](Napi::Env e) -> Napi::Value {
+      Napi::Array list = Napi::Array::New(e, devices->size());
+      for (size_t i = 0; i < devices->size(); i++) {
+        const GPT2DeviceInfo& di = (*devices)[i];
+        Napi::Object o = Napi::Object::New(e);
+        o.Set("device", Napi::Number::New(e, di.device));
+        o.Set("name", Napi::String::New(e, di.name));
+        o.Set("freeBytes", Napi::Number::New(e, (double)di.free_bytes));  // exact below 2^53 bytes (8 PiB)
+        o.Set("totalBytes", Napi::Number::New(e, (double)di.total_bytes));
+        list.Set((uint32_t)i, o);
+      }
+      return list;
+    };
+    return Job::Start(env, job);
+  }
 };
 
 /** Frees a model: at once for the linked engine; on the executor for a loaded library, whose device calls belong there. */

@@ -3,8 +3,10 @@
 // as the engine by build.sh.
 #include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
@@ -44,6 +46,12 @@ struct Alloc {
 };
 static std::mutex g_mem_mutex;
 static std::map<uintptr_t, Alloc> g_allocs;
+static size_t g_device_bytes = 0;  // live cudaMalloc bytes (cudaMemGetInfo under GPT2_CUDA_EMU_MEMORY)
+
+// The device's primary context, as the driver would report it (cuDevicePrimaryCtxGetState): made by the first call
+// that needs one (CUDA 12's cudaSetDevice included), ended by cudaDeviceReset. One device, one flag per process.
+static std::atomic<bool> g_context_active{false};
+static void context() { g_context_active = true; }
 
 /** The allocation holding [p, p + bytes), or nullptr. */
 static const Alloc* find_alloc(const void* p, size_t bytes, uintptr_t* base = nullptr) {
@@ -414,12 +422,14 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     *p = nullptr;
     return emu::last(cudaErrorMemoryAllocation);
   }
+  emu::context();
   void* m = std::malloc(bytes ? bytes : 1);
   if (!m) return emu::last(cudaErrorMemoryAllocation);
   std::memset(m, 0xff, bytes);  // device memory starts as garbage: NaN bytes
   {
     std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
     emu::g_allocs[reinterpret_cast<uintptr_t>(m)] = {bytes, false};
+    emu::g_device_bytes += bytes;
   }
   *p = m;
   return cudaSuccess;
@@ -433,6 +443,7 @@ static cudaError_t free_tracked(void* p, bool pinned) {
     if (it == emu::g_allocs.end() || it->second.pinned != pinned)
       die("%s(%p): not the start of a live %s allocation (a double free?)", pinned ? "cudaFreeHost" : "cudaFree", p,
           pinned ? "cudaMallocHost" : "cudaMalloc");
+    if (!pinned) emu::g_device_bytes -= it->second.bytes;
     emu::g_allocs.erase(it);
   }
   std::free(p);
@@ -442,6 +453,7 @@ static cudaError_t free_tracked(void* p, bool pinned) {
 cudaError_t cudaFree(void* p) { return free_tracked(p, false); }
 
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
+  emu::context();
   void* m = std::malloc(bytes ? bytes : 1);
   if (!m) return emu::last(cudaErrorMemoryAllocation);
   {
@@ -516,11 +528,44 @@ cudaError_t cudaGetDevice(int* dev) {
   *dev = 0;
   return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int dev) { return dev == 0 ? cudaSuccess : emu::last(cudaErrorInvalidDevice); }
+cudaError_t cudaSetDevice(int dev) {
+  if (dev != 0) return emu::last(cudaErrorInvalidDevice);
+  emu::context();  // CUDA 12 and later make the primary context here
+  return cudaSuccess;
+}
 cudaError_t cudaGetDeviceCount(int* n) {
   *n = 1;
   return cudaSuccess;
 }
+/**
+ * The emulated device's memory. Under GPT2_CUDA_EMU_MEMORY (the largest allocation it grants) the device has that
+ * many bytes, less what cudaMalloc holds; else it is the host's memory, which its allocations come from: the host's
+ * total and what Linux says is available (MemAvailable), which already counts the live allocations as used.
+ */
+static void device_memory(size_t* free_bytes, size_t* total_bytes) {
+  if (const char* limit = std::getenv("GPT2_CUDA_EMU_MEMORY"); limit && *limit) {
+    const size_t total = (size_t)std::strtoull(limit, nullptr, 10);
+    std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+    *total_bytes = total;
+    *free_bytes = total > emu::g_device_bytes ? total - emu::g_device_bytes : 0;
+    return;
+  }
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  *total_bytes = (size_t)sysconf(_SC_PHYS_PAGES) * page;
+  *free_bytes = (size_t)sysconf(_SC_AVPHYS_PAGES) * page;  // MemFree, if /proc/meminfo cannot say more
+  if (FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    unsigned long long kb = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+        *free_bytes = (size_t)kb * 1024;
+        break;
+      }
+    std::fclose(f);
+  }
+  *free_bytes = std::min(*free_bytes, *total_bytes);
+}
+
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev) {
   if (dev != 0) return emu::last(cudaErrorInvalidDevice);
   std::memset(prop, 0, sizeof *prop);
@@ -528,7 +573,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev) {
   prop->major = 9;
   prop->minor = 0;
   prop->multiProcessorCount = 1;
-  prop->totalGlobalMem = (size_t)16 << 30;
+  size_t free_bytes = 0;
+  device_memory(&free_bytes, &prop->totalGlobalMem);
   prop->sharedMemPerBlock = 48 * 1024;
   prop->sharedMemPerBlockOptin = 232448;
   prop->maxThreadsPerBlock = 1024;
@@ -542,7 +588,59 @@ cudaError_t cudaDriverGetVersion(int* v) {
   *v = 0;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+  emu::context();
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  if (!free_bytes || !total_bytes) return emu::last(cudaErrorInvalidValue);
+  emu::context();
+  device_memory(free_bytes, total_bytes);
+  return cudaSuccess;
+}
+
+// A reset destroys every allocation of the process on the device: code that resets a device it still uses (a model,
+// a communicator's buffers) breaks on a GPU only at its next access, so the emulation stops the run here instead.
+cudaError_t cudaDeviceReset(void) {
+  {
+    std::lock_guard<std::mutex> lock(emu::g_mem_mutex);
+    if (!emu::g_allocs.empty()) {
+      size_t bytes = 0;
+      for (const auto& a : emu::g_allocs) bytes += a.second.bytes;
+      die("cudaDeviceReset with %zu live allocations (%zu bytes, cudaMalloc and cudaMallocHost): it would destroy them under "
+          "the code that holds them",
+          emu::g_allocs.size(), bytes);
+    }
+  }
+  emu::g_context_active = false;
+  return cudaSuccess;
+}
+
+// The driver's primary-context functions, exported under the driver's names so that a test harness can read the state
+// too (native/test/emu/test_device_info.c). CUresult 0 is CUDA_SUCCESS, 101 CUDA_ERROR_INVALID_DEVICE.
+extern "C" int cuDeviceGet(int* dev, int ordinal) {
+  if (!dev) return 1;  // CUDA_ERROR_INVALID_VALUE
+  if (ordinal != 0) return 101;
+  *dev = 0;
+  return 0;
+}
+extern "C" int cuDevicePrimaryCtxGetState(int dev, unsigned* flags, int* active) {
+  if (!flags || !active) return 1;
+  if (dev != 0) return 101;
+  *flags = 0;
+  *active = emu::g_context_active ? 1 : 0;
+  return 0;
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** fn, unsigned, unsigned long long, cudaDriverEntryPointQueryResult* status) {
+  if (!symbol || !fn) return emu::last(cudaErrorInvalidValue);
+  *fn = !std::strcmp(symbol, "cuDevicePrimaryCtxGetState") ? reinterpret_cast<void*>(&cuDevicePrimaryCtxGetState)
+        : !std::strcmp(symbol, "cuDeviceGet")              ? reinterpret_cast<void*>(&cuDeviceGet)
+                                                            : nullptr;
+  if (status) *status = *fn ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
+  return cudaSuccess;
+}
 
 // streams and events: all work is done when its call returns
 struct CUstream_st {
@@ -552,6 +650,7 @@ struct CUevent_st {
   std::chrono::steady_clock::time_point at{};  // when it was recorded (the work before it is done by then)
 };
 cudaError_t cudaStreamCreate(cudaStream_t* s) {
+  emu::context();
   *s = new CUstream_st();
   return cudaSuccess;
 }
@@ -563,6 +662,7 @@ cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
+  emu::context();
   *e = new CUevent_st();
   return cudaSuccess;
 }
@@ -590,6 +690,7 @@ struct cublasContext {
 };
 
 cublasStatus_t cublasCreate(cublasHandle_t* h) {
+  emu::context();
   *h = new cublasContext();
   return CUBLAS_STATUS_SUCCESS;
 }

@@ -58,10 +58,26 @@ export interface NativeModelHandle {
   dispose(): void;
 }
 
+/** One GPU's memory as the CUDA build reports it (gpt2_device_info in native/include/gpt2.h). */
+export interface NativeDeviceMemory {
+  /** the CUDA device index (CUDA_VISIBLE_DEVICES applied) */
+  device: number;
+  /** e.g. "NVIDIA H100 80GB HBM3"; "CPU emulation of sm_90" under the test emulation */
+  name: string;
+  /** cudaMemGetInfo: free now, whatever other processes hold */
+  freeBytes: number;
+  totalBytes: number;
+}
+
 /** Another build of the C API loaded at run time (Library in native/node/binding.cpp), e.g. libgpt2_cuda.so. */
 export interface NativeLibraryHandle {
   readonly path: string;
   buildInfo(): string;
+  /**
+   * Each visible GPU's free and total memory, without building a model; [] without a GPU, null when the library
+   * cannot tell (a CPU build). Absent on an addon built before it existed.
+   */
+  deviceMemory?(): Promise<NativeDeviceMemory[] | null>;
 }
 
 /** A data-parallel communicator (Comm in native/node/binding.cpp). */

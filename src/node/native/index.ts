@@ -2,11 +2,13 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadNativeAddon, nativeRoot, type AddonLoad, type NativeLibraryHandle } from './addon';
+import { loadNativeAddon, nativeRoot, type AddonLoad, type NativeDeviceMemory, type NativeLibraryHandle } from './addon';
 import { NativeCpuEngine, nativeOptionsFromEnv, type NativeCpuOptions } from './model';
 
 export { loadNativeAddon, NativeCpuEngine, nativeOptionsFromEnv };
 export type { AddonLoad, NativeCpuOptions };
+/** One GPU's free and total memory and name (cudaMemoryInfo). */
+export type CudaDeviceMemory = NativeDeviceMemory;
 export { checkParity, PARITY_TOLERANCE, type ParityResult } from './parity';
 
 /** The native-cpu engine, or a StudioError (ENGINE_UNAVAILABLE) that says why not and what to do. */
@@ -54,4 +56,28 @@ export function nativeCudaEngine(opts: NativeCpuOptions = {}, notes: string[] = 
     throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${msg}.`, CUDA_HINT);
   }
   return new NativeCpuEngine(load.addon, opts, notes, { name: 'native-cuda', library });
+}
+
+/**
+ * Each visible GPU's free and total memory (cudaMemGetInfo) and name, read through the native-cuda library without
+ * building a model: what a run's memory plan is checked against before the run is created. The library gives back the
+ * GPU context that the question made, so the studio's process keeps no memory on a GPU it does not train on.
+ *
+ * null when it cannot be asked: the addon or the CUDA library is not built or does not load, or the library cannot
+ * tell (GPT2_STUDIO_CUDA_LIB at a CPU build, an addon older than this function, a failed device count). It never
+ * throws; without a library it answers at once. [] when CUDA works but sees no GPU. A GPU that does not answer (held
+ * by another process in exclusive mode) is left out, so match entries by `device`, not by position.
+ */
+export async function cudaMemoryInfo(): Promise<CudaDeviceMemory[] | null> {
+  const load = loadNativeAddon();
+  if (!load.ok) return null;
+  const file = cudaLibraryPath();
+  if (!file || !existsSync(file)) return null;
+  try {
+    const library = load.addon.loadLibrary(file);
+    if (typeof library.deviceMemory !== 'function') return null;
+    return await library.deviceMemory();
+  } catch {
+    return null;  // a library that does not load, or a driver error: the same as not knowing
+  }
 }

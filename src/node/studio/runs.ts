@@ -22,6 +22,7 @@ import { MODEL_PRESETS } from '../../shared/model-presets';
 import { engineLabel } from '../../shared/run-facts';
 import { planRun } from '../../shared/planner';
 import { hostFacts } from '../run-facts';
+import { cudaMemoryInfo } from '../native';
 
 /** Dataset sources whose dataset takes the source's name by default (src/node/datasets/sources.ts). */
 const BUILT_IN_SOURCES = ['builtin', 'tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag'];
@@ -54,6 +55,8 @@ export function availableMemory(): number {
 
 /** What a training process needs besides the plan's tensors: Node, the engine's code, the tokenizer, buffers. */
 const PROCESS_OVERHEAD = 400 * 2 ** 20;
+/** What a GPU rank needs besides the plan's tensors: the CUDA context, cuBLAS workspaces, NCCL buffers. */
+const GPU_OVERHEAD = 1024 * 2 ** 20;
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 2 : 1)} GiB`;
 
@@ -62,16 +65,23 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 2 : 1)} G
  * estimate and the largest batch_size that fits. A run on a GPU is judged by its GPU's memory, which this check does
  * not read: it is skipped for native-cuda and for "auto" on a machine with an NVIDIA GPU.
  */
-export function checkMemoryFits(c: RunConfig, shape: GPTConfig | undefined, available = availableMemory(), gpus = hostGpus()): void {
-  if (c.engine === 'native-cuda' || (c.engine === 'auto' && gpus.length > 0)) return;
+export function checkMemoryFits(c: RunConfig, shape: GPTConfig | undefined, available = availableMemory(), gpus = hostGpus(), gpuFree?: readonly number[]): void {
+  const onGpu = c.engine === 'native-cuda' || (c.engine === 'auto' && gpus.length > 0);
+  if (onGpu && !gpuFree?.length) return;
   const opts = shape ? { shape: { nLayer: shape.nLayer, nHead: shape.nHead, nEmbd: shape.nEmbd, blockSize: shape.blockSize, vocabSize: shape.vocabSize, paddedVocabSize: shape.paddedVocabSize } } : {};
   const need = (cfg: RunConfig) => {
     const p = planRun(cfg, opts);
-    // the guard's snapshot keeps another copy of the weights and AdamW's m and v
+    // on a GPU only what surely stays resident is judged (weights, gradients, AdamW state): the plan counts fp32
+    // activations and their gradients, which the CUDA engine keeps in less (bf16, reused buffers), so a run the
+    // plan calls too big may still fit, and the engine's own allocation reports it if not
+    if (onGpu) return p.memory.params + p.memory.grads + p.memory.optimizer + GPU_OVERHEAD;
+    // on the CPU the guard's snapshot keeps another copy of the weights and AdamW's m and v
     const snapshot = cfg.guard.snapshot_interval > 0 ? p.memory.params + p.memory.optimizer : 0;
     return p.memory.total + snapshot + PROCESS_OVERHEAD;
   };
-  const per = c.world_size;
+  // data parallel: on the CPU the ranks share the RAM; on GPUs each rank has its own device, judged by the fullest
+  const per = onGpu ? 1 : c.world_size;
+  if (onGpu) available = Math.min(...gpuFree!.slice(0, Math.max(1, c.world_size)));
   const total = need(c) * per;
   if (total <= available) return;
   // the largest micro-batch that fits and still divides the step's tokens (the rest becomes gradient accumulation)
@@ -85,7 +95,9 @@ export function checkMemoryFits(c: RunConfig, shape: GPTConfig | undefined, avai
   }
   throw new StudioError(
     ErrorCode.OUT_OF_MEMORY,
-    `This run needs about ${gib(total)} of memory (weights, gradients, AdamW state, the guard's snapshot and one micro-batch of ${c.batch_size} x ${c.seq_len} activations${per > 1 ? `, in each of ${per} processes` : ''}), but this machine has ${gib(available)} available.`,
+    onGpu
+      ? `This model's weights, gradients and AdamW state alone need about ${gib(total)} of GPU memory per rank (before any activations), but ${c.world_size > 1 ? 'the fullest of its GPUs has' : 'the GPU has'} ${gib(available)} free.`
+      : `This run needs about ${gib(total)} of memory (weights, gradients, AdamW state, the guard's snapshot and one micro-batch of ${c.batch_size} x ${c.seq_len} activations${per > 1 ? `, in each of ${per} processes` : ''}), but this machine has ${gib(available)} available.`,
     fit !== undefined
       ? `Lower batch_size to ${fit} (gradient accumulation keeps total_batch_size), or pass --force (the app: "Create anyway") to start it all the same.`
       : `No batch_size fits at seq_len ${c.seq_len}: pick a smaller model or seq_len, or pass --force to start it all the same.`,
@@ -225,7 +237,13 @@ export class RunManager {
 
   async create(input: CreateRunInput): Promise<Run> {
     const config = this.validate(input.config);
-    if (!input.force) checkMemoryFits(config, this.initShape(config));
+    if (!input.force) {
+      const gpus = hostGpus();
+      const onGpu = config.engine === 'native-cuda' || (config.engine === 'auto' && gpus.length > 0);
+      // a GPU run is judged by its devices' free memory, read through CUDA; null: CUDA cannot be asked here
+      const devices = onGpu ? await cudaMemoryInfo() : null;
+      checkMemoryFits(config, this.initShape(config), availableMemory(), gpus, devices?.map((d) => d.freeBytes));
+    }
     const run = this.store.createRun({
       name: input.name ?? config.name ?? (config.init_from === 'scratch' || !config.init_path
         ? `${config.model.preset ?? 'custom'} on ${config.dataset}`

@@ -21,6 +21,9 @@
 
 #include <library_types.h>
 
+// the runtime version this emulation stands for (CUDA 13.0), which the engine tests for the APIs it uses
+#define CUDART_VERSION 13000
+
 // ---- device-side keywords ----------------------------------------------------------------------------------------
 #define __global__
 #define __device__
@@ -43,6 +46,7 @@ typedef enum cudaError {
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorInsufficientDriver = 35,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidDeviceFunction = 98,
   cudaErrorNoDevice = 100,
@@ -61,6 +65,14 @@ typedef enum cudaMemcpyKind {
 typedef enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 } cudaFuncAttribute;
 
 #define cudaEventDisableTiming 0x02
+
+// driver entry points (cudaGetDriverEntryPointByVersion): the emulation has the primary-context state and cuDeviceGet
+#define cudaEnableDefault 0x0ULL
+enum cudaDriverEntryPointQueryResult {
+  cudaDriverEntryPointSuccess = 0,
+  cudaDriverEntryPointSymbolNotFound = 1,
+  cudaDriverEntryPointVersionNotSufficent = 2
+};
 
 typedef struct CUstream_st* cudaStream_t;
 typedef struct CUevent_st* cudaEvent_t;
@@ -203,6 +215,12 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev);
 cudaError_t cudaRuntimeGetVersion(int* v);
 cudaError_t cudaDriverGetVersion(int* v);
 cudaError_t cudaDeviceSynchronize(void);
+/** The emulated device's memory: GPT2_CUDA_EMU_MEMORY bytes when set, else the host's (device memory is host memory). */
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+/** Ends the device's primary context; stops the run when device or pinned allocations are still live. */
+cudaError_t cudaDeviceReset(void);
+cudaError_t cudaGetDriverEntryPointByVersion(const char* symbol, void** fn, unsigned cuda_version, unsigned long long flags,
+                                             cudaDriverEntryPointQueryResult* status = nullptr);
 cudaError_t cudaStreamCreate(cudaStream_t* s);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamQuery(cudaStream_t s);
