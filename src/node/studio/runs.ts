@@ -282,6 +282,13 @@ export class RunManager {
     const steps = listCheckpointSteps(runDir);
     const last = steps.length ? steps[steps.length - 1] : undefined;
     if (last !== undefined && last >= totalSteps(config)) {
+      if (run.status !== 'done') {
+        // killed after its final checkpoint was in place (while pruning, before it said done): nothing is left to train
+        const done = this.store.updateRun(id, { status: 'done', endedAt: Date.now(), error: null, pid: null });
+        this.log(id, 'info', `the run had saved its final checkpoint (step ${last}) before its worker stopped: it is done`);
+        this.emit('run-status', { runId: id, status: 'done' });
+        return done;
+      }
       throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} has already finished its ${totalSteps(config)} steps.`, 'Start a new run, or raise max_steps in a copy of its config.');
     }
     // forget what the interrupted attempt recorded after the checkpoint; the resumed run records it again
