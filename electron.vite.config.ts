@@ -17,6 +17,8 @@ export default defineConfig({
           'tokenize-worker': resolve(root, 'src/node/datasets/tokenize-worker.ts'),
           // models for chat, sampling and evaluations, off the main process' event loop
           'model-worker': resolve(root, 'src/node/studio/model-worker.ts'),
+          // the planner's calibration: a timed training step in a child process
+          'calibrate-worker': resolve(root, 'src/node/studio/calibrate-process.ts'),
         },
       },
       // worker_threads takes a worker as an ES module only by its .mjs name

@@ -17,6 +17,7 @@ import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './securit
 import { utilityWorkerSpawner } from './worker';
 import { setTokenizeWorkerEntry } from '../node/datasets/pool';
 import { setModelWorkerEntry } from '../node/studio/remote-model';
+import { setCalibrateWorkerEntry } from '../node/studio/calibrate';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererFile = join(here, '../renderer/index.html');
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
   const workerEntry = join(here, 'train-worker.js');
   setTokenizeWorkerEntry(join(here, 'tokenize-worker.mjs'));
   setModelWorkerEntry(join(here, 'model-worker.mjs'));
+  setCalibrateWorkerEntry(join(here, 'calibrate-worker.mjs'));
   const studio = new Studio({ home, spawnWorker: utilityWorkerSpawner(workerEntry) });
 
   app.on('web-contents-created', (_event, contents) => {

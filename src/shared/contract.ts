@@ -8,7 +8,7 @@
 import type { Studio } from '../node/studio';
 import type { RunStatus } from '../node/store';
 import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../node/datasets/types';
-import type { StepEvent } from '../core/train/trainer';
+import type { StepEvent, GuardEvent } from '../core/train/trainer';
 import type { PlainError } from './errors';
 import type { GenerateDoneEvent, GenerateTokenEvent } from '../node/studio/generation';
 
@@ -65,6 +65,8 @@ export type StudioHandlers = {
   'runs-logs': Studio['runsLogs'];
   'runs-samples': Studio['runsSamples'];
   'runs-checkpoints': Studio['runsCheckpoints'];
+  'runs-calibrate': Studio['runsCalibrate'];
+  'runs-shape': Studio['runsShape'];
 };
 
 export type HandlerName = keyof StudioHandlers;
@@ -85,6 +87,8 @@ export interface StudioEvents {
   'run-eval': { runId: string; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number };
   /** samples generated during a run */
   'run-sample': { runId: string; step: number; prompt: string; samples: string[] };
+  /** the training guard acted: skipped an update, rolled back to a snapshot, or took a new loss level as baseline */
+  'run-guard': { runId: string } & GuardEvent;
   /** a checkpoint was written */
   'run-checkpoint': { runId: string; step: number; path: string; sizeBytes: number };
   /** a line of a run's log */

@@ -32,7 +32,9 @@ describe('planner', () => {
     const r = checkRunConfig({ model: { preset: 'gpt2' }, dataset: 'fineweb-edu-10bt', max_steps: 19073 });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
-    const plan = planRun(r.config, { tokensPerSec: 1_000_000, runId: 'r', runName: 'r' });
+    // a timing without evaluations, samples or checkpoints: the time is the steps' alone (8 micro-steps each)
+    const timing = { engine: 'native-cuda', batchSize: 64, seqLen: 1024, microStepMs: 65.536, updateMs: 0 };
+    const plan = planRun(r.config, { timing: { kind: 'run', timing, runId: 'r', runName: 'r' } });
     expect(plan.tokensPerStep).toBe(524_288);
     expect(plan.gradAccumSteps).toBe(8);
     expect(plan.totalTokens).toBe(19073 * 524_288);
@@ -40,7 +42,10 @@ describe('planner', () => {
     expect(plan.memory.params).toBe(plan.params * 4);
     expect(plan.memory.total).toBe(16 * plan.params + plan.memory.activations);
     expect(plan.memory.activations).toBe(2 * 4 * activationFloats(plan.shape, 64, 1024));
-    expect(plan.seconds).toBeCloseTo((19073 * 524_288) / 1_000_000, 6);
+    expect(plan.time!.parts.steps).toBeCloseTo((19073 * 524_288) / 1_000_000, 6);
+    // with the preset's evaluations (HellaSwag has no prior, so it counts 0 until measured)
+    expect(plan.time!.counts).toMatchObject({ eval: 78, hellaswag: 78, sample: 77, checkpoint: 4 });
+    expect(plan.seconds).toBeGreaterThan(plan.time!.parts.steps);
   });
 
   it('has no time without a measured throughput, and keys shapes by layers, heads, width, context and vocab', () => {
@@ -48,8 +53,22 @@ describe('planner', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(planRun(r.config).seconds).toBeUndefined();
-    expect(planRun(r.config, { tokensPerSec: 0, runId: 'r', runName: 'r' }).seconds).toBeUndefined();
+    const none = { engine: 'tfjs', batchSize: 8, seqLen: 128, microStepMs: 0, updateMs: 0 };
+    expect(planRun(r.config, { timing: { kind: 'run', timing: none, runId: 'r', runName: 'r' } }).seconds).toBeUndefined();
     expect(shapeKey(planRun(r.config).shape)).toBe(shapeKey(shapeOf('nano')));
     expect(shapeKey(shapeOf('nano'))).not.toBe(shapeKey(shapeOf('micro')));
+  });
+
+  it('plans the shape the run trains: init weights of another shape replace the preset', () => {
+    const r = checkRunConfig({ model: { preset: 'nano' }, init_from: 'weights', init_path: 'models/tiny', dataset: 'builtin', max_steps: 10, total_batch_size: 1024, batch_size: 8, seq_len: 128, warmup_steps: 2 });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    // the 2-layer fixture (../shared/fixtures/gpt2-tiny) with the run's padded vocabulary
+    const tiny: PlanShape = { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 128, vocabSize: 50257, paddedVocabSize: 50304 };
+    const plan = planRun(r.config, { shape: tiny });
+    expect(plan.params).toBe(1_639_296);
+    expect(plan.shape.nLayer).toBe(2);
+    expect(plan.memory.params).toBe(1_639_296 * 4);
+    expect(planRun(r.config).params).toBe(paramCount(shapeOf('nano')));
   });
 });

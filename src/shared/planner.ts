@@ -5,6 +5,7 @@
  * The parameter count and FLOPs follow src/core/model/config.ts (paramSpecs, flopsPerToken), which
  * planner.test.ts checks against the core's own functions.
  */
+import { estimateRunTime, type StepTiming, type TimeEstimate } from './estimate';
 import { gradAccumSteps, resolveModelShape, totalSteps, type RunConfig } from './run-config';
 
 /** A complete model shape (the preset merged with the explicit fields). */
@@ -30,9 +31,29 @@ export function planShape(c: RunConfig): PlanShape {
   };
 }
 
+/**
+ * The shape a run actually trains: the config's when it starts from scratch; the init weights' or checkpoint's
+ * otherwise (the worker builds the model from those, whatever model.preset says). See runs-shape.
+ */
+export interface TrainedShape {
+  shape: PlanShape;
+  params: number;
+  source: 'config' | 'weights' | 'checkpoint';
+  /** the weights or checkpoint it was read from */
+  path?: string;
+}
+
 /** A key that is equal for two configs of the same model shape (layers, heads, width, context, vocab). */
 export function shapeKey(s: PlanShape): string {
   return `${s.nLayer}L-${s.nHead}H-${s.nEmbd}C-${s.blockSize}T-${s.paddedVocabSize}V`;
+}
+
+/**
+ * A key that is equal for two configs whose steps take the same time on one machine: the same model shape,
+ * micro-batch (B, T) and engine.
+ */
+export function timingKey(s: PlanShape, c: Pick<RunConfig, 'batch_size' | 'seq_len' | 'engine'>): string {
+  return `${shapeKey(s)}|${c.batch_size}x${c.seq_len}|${c.engine}`;
 }
 
 /**
@@ -80,13 +101,10 @@ export interface MemoryPlan {
   total: number;
 }
 
-export interface ThroughputSource {
-  /** measured tokens per second */
-  tokensPerSec: number;
-  /** the run it was measured in */
-  runId: string;
-  runName: string;
-}
+/** Where the plan's time comes from: a calibration of this machine, or a finished run of the same shape and batch. */
+export type TimingSource =
+  | { kind: 'calibration'; timing: StepTiming; measuredAt: number; runningRuns: number; microSteps: number }
+  | { kind: 'run'; timing: StepTiming; runId: string; runName: string };
 
 export interface RunPlan {
   shape: PlanShape;
@@ -99,16 +117,25 @@ export interface RunPlan {
   totalFlops: number;
   /** bytes */
   memory: MemoryPlan;
-  /** seconds, from a measured throughput; undefined when none is known */
+  /** seconds, from a measured timing; undefined when none is known */
   seconds?: number;
-  throughput?: ThroughputSource;
+  /** the parts of `seconds` (start-up, steps, evaluations, samples, checkpoints) */
+  time?: TimeEstimate;
+  timing?: TimingSource;
+}
+
+export interface PlanOptions {
+  /** the shape the run trains, when it is not the config's (init weights or checkpoint; see TrainedShape) */
+  shape?: PlanShape;
+  /** a timing of the same shape and micro-batch, for the time */
+  timing?: TimingSource;
 }
 
 const FP32 = 4;
 
-/** The plan of a validated config; `throughput` (a finished run of the same shape) gives the time. */
-export function planRun(c: RunConfig, throughput?: ThroughputSource): RunPlan {
-  const shape = planShape(c);
+/** The plan of a validated config, for the shape it trains; a timing of the same shape and micro-batch gives the time. */
+export function planRun(c: RunConfig, opts: PlanOptions = {}): RunPlan {
+  const shape = opts.shape ?? planShape(c);
   const params = paramCount(shape);
   const fpt = flopsPerToken(shape, c.seq_len);
   const steps = totalSteps(c);
@@ -132,9 +159,10 @@ export function planRun(c: RunConfig, throughput?: ThroughputSource): RunPlan {
     totalFlops: fpt * totalTokens,
     memory,
   };
-  if (throughput && throughput.tokensPerSec > 0) {
-    plan.throughput = throughput;
-    plan.seconds = totalTokens / throughput.tokensPerSec;
+  if (opts.timing && opts.timing.timing.microStepMs > 0) {
+    plan.timing = opts.timing;
+    plan.time = estimateRunTime(c, opts.timing.timing, { params });
+    plan.seconds = plan.time.seconds;
   }
   return plan;
 }

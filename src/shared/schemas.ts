@@ -96,7 +96,12 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'evals-val-loss': z.object({ target: modelTarget, dataset: z.string().min(1).max(100), iters: z.number().int().positive().max(10_000).optional(), batchSize: z.number().int().positive().max(1024).optional(), seqLen: z.number().int().positive().max(100_000).optional() }).strict(),
   'tokens-score': z.object({ target: modelTarget, text: z.string().min(1).max(100_000) }).strict(),
   'settings-get': noArgument,
-  'settings-set': z.object({ hfEndpoint: z.string().max(2000).nullable().optional(), hfToken: z.string().max(500).nullable().optional() }).strict(),
+  'settings-set': z.object({
+    hfEndpoint: z.string().max(2000).nullable().optional(),
+    hfToken: z.string().max(500).nullable().optional(),
+    allowedFolders: z.array(z.string().min(1).max(4000)).max(100).nullable().optional(),
+    allowPrivateUrls: z.boolean().nullable().optional(),
+  }).strict(),
   'presets-list': noArgument,
   'config-validate': z.unknown(),
   'runs-create': z.object({
@@ -106,6 +111,7 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
     tags: z.array(z.string().max(50)).max(20).optional(),
     notes: z.string().max(10_000).optional(),
     start: z.boolean().optional(),
+    force: z.boolean().optional(),
   }).strict(),
   'runs-list': z.object({
     status: z.union([z.enum(RUN_STATUS_VALUES), z.array(z.enum(RUN_STATUS_VALUES))]).optional(),
@@ -123,6 +129,8 @@ export const requestSchemas: { [K in HandlerName]: z.ZodType<HandlerArg<K>> } = 
   'runs-logs': z.object({ id: runId, afterSeq: z.number().int().min(0).optional(), tail: z.number().int().positive().max(10_000).optional() }).strict(),
   'runs-samples': runId,
   'runs-checkpoints': runId,
+  'runs-calibrate': z.object({ config: z.unknown(), measure: z.boolean().optional() }).strict(),
+  'runs-shape': z.object({ config: z.unknown() }).strict(),
 };
 
 export const handlerNames = Object.keys(requestSchemas) as HandlerName[];

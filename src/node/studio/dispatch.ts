@@ -7,6 +7,8 @@ import type { HandlerName, InvokeResult, StudioHandlers } from '../../shared/con
 import { ErrorCode, toPlainError, type PlainError } from '../../shared/errors';
 import { handlerNames, isHandlerName, requestSchemas } from '../../shared/schemas';
 import type { Studio } from './index';
+import { withUrlPolicy } from '../url-guard';
+import { confineRequest, requestLimits } from './confine';
 
 /** The handler table of one Studio instance; `satisfies` makes a missing or mistyped handler a compile error. */
 export function handlersOf(studio: Studio): StudioHandlers {
@@ -62,6 +64,8 @@ export function handlersOf(studio: Studio): StudioHandlers {
     'runs-logs': (arg) => studio.runsLogs(arg),
     'runs-samples': (id) => studio.runsSamples(id),
     'runs-checkpoints': (id) => studio.runsCheckpoints(id),
+    'runs-calibrate': (arg) => studio.runsCalibrate(arg),
+    'runs-shape': (arg) => studio.runsShape(arg),
   } satisfies StudioHandlers;
 }
 
@@ -104,7 +108,12 @@ export async function callHandler(studio: Studio, name: HandlerName, arg: unknow
   return handler(arg);
 }
 
-/** Validates and calls; never throws: a failure comes back as `{ok: false, error}` with the reason. */
+/**
+ * Validates and calls a request from outside the process (IPC from the desktop window, HTTP from a browser); never
+ * throws: a failure comes back as `{ok: false, error}` with the reason. Its paths and URLs are confined to the
+ * workspace, the allowed folders and public addresses (see ./confine.ts), and the downloads it starts stay under the
+ * same URL policy. (The CLI calls the Studio directly, with its user's own rights.)
+ */
 export async function invokeStudio(
   studio: Studio,
   name: unknown,
@@ -113,7 +122,9 @@ export async function invokeStudio(
   const req = parseRequest(name, arg);
   if (!req.ok) return { ok: false, error: req.error, reason: req.reason };
   try {
-    return { ok: true, value: await callHandler(studio, req.name, req.arg) };
+    const limits = requestLimits(studio.home);
+    const confined = await confineRequest(req.name, req.arg as never, limits, studio.home);
+    return { ok: true, value: await withUrlPolicy(limits.urls, () => callHandler(studio, req.name, confined)) };
   } catch (e) {
     return { ok: false, error: toPlainError(e), reason: 'failed' };
   }

@@ -16,7 +16,7 @@ import type { FieldError } from '../../shared/run-config';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager, type CreateRunInput } from './runs';
 import { DatasetService } from './datasets';
-import { publicSettings, readSettings, updateSettings, type PublicSettings } from '../settings';
+import { publicSettings, readSettings, updateSettings, type PublicSettings, type SettingsPatch } from '../settings';
 import { EvalService, type HellaswagRequest } from './evals';
 import type { Eval, ListEvalsFilter } from '../store';
 import type { DatasetEstimate, DatasetJob, DatasetPreview, DatasetSummary, PrepareRequest, PrepareStarted, SourceInfo } from '../datasets/types';
@@ -26,6 +26,10 @@ import { GenerationService, type GenerateRequest, type GenerateStarted, type Sam
 import { ChatService, type ChatMessageEntry, type ChatSent, type ChatSettings, type Conversation } from './chats';
 import { CheckpointService, type CheckpointDeleted, type CheckpointEntry } from './checkpoints';
 import { browseFiles, type FolderListing } from './files';
+import { requestLimits } from './confine';
+import { CalibrationService, planConfig, trainedShape } from './calibrate';
+import type { Calibration } from '../../shared/estimate';
+import type { TrainedShape } from '../../shared/planner';
 
 export interface StudioOptions {
   /** absolute path of the workspace folder (resolveHome) */
@@ -61,6 +65,7 @@ export class Studio {
   private readonly generation: GenerationService;
   private readonly chats: ChatService;
   private readonly checkpointService: CheckpointService;
+  private readonly calibration: CalibrationService;
 
   constructor(opts: StudioOptions) {
     this.home = opts.home;
@@ -70,6 +75,7 @@ export class Studio {
     this.generation = new GenerationService(opts.home, (n, p) => this.emit(n, p));
     this.chats = new ChatService(() => this.store, this.generation);
     this.checkpointService = new CheckpointService(opts.home, () => this.store, () => this.runs);
+    this.calibration = new CalibrationService(opts.home, () => this.store.listRuns({ status: 'running' }).length);
     this.datasets = new DatasetService({
       home: opts.home,
       events: {
@@ -110,7 +116,11 @@ export class Studio {
   }
 
   get runs(): RunManager {
-    if (!this.runsRef) this.runsRef = new RunManager(this.home, this.store, (n, p) => this.emit(n, p), this.opts.spawnWorker);
+    if (!this.runsRef) {
+      this.runsRef = new RunManager(this.home, this.store, (n, p) => this.emit(n, p), this.opts.spawnWorker);
+      // partial checkpoint writes and deletions of workers that were killed: up to a model's size each
+      this.runsRef.cleanAllLeftovers();
+    }
     return this.runsRef;
   }
 
@@ -142,8 +152,8 @@ export class Studio {
     return publicSettings(readSettings(this.home));
   }
 
-  /** Sets (string), clears (null) or keeps (absent) the HF endpoint and token. */
-  async settingsSet(patch: { hfEndpoint?: string | null; hfToken?: string | null }): Promise<PublicSettings> {
+  /** Sets (a value), clears (null) or keeps (absent) the HF endpoint and token, the allowed folders, private URLs. */
+  async settingsSet(patch: SettingsPatch): Promise<PublicSettings> {
     return publicSettings(updateSettings(this.home, patch));
   }
 
@@ -185,9 +195,9 @@ export class Studio {
     return this.datasets.estimate(req);
   }
 
-  /** One folder of this machine, for the file picker. */
+  /** One folder of this machine, for the file picker: it offers the workspace and the allowed folders as roots. */
   async filesBrowse(arg?: { path?: string; extensions?: string[]; showHidden?: boolean }): Promise<FolderListing> {
-    return browseFiles(this.home, arg);
+    return browseFiles(this.home, arg, requestLimits(this.home).paths.roots);
   }
 
   // ---- models ----
@@ -377,6 +387,20 @@ export class Studio {
     return this.runs.samples(id);
   }
 
+  /**
+   * How fast a run config trains on this machine: a real timed training step of its model shape and micro-batch
+   * on its engine, in a child process (seconds for a small model). The cached measurement, or null without
+   * `measure`; with it, a new one when none is cached.
+   */
+  async runsCalibrate(arg: { config: unknown; measure?: boolean }): Promise<Calibration | null> {
+    return this.calibration.calibrate(arg.config, arg.measure === true);
+  }
+
+  /** The model shape a run config trains: the config's, or that of its init weights or checkpoint. */
+  async runsShape(arg: { config: unknown }): Promise<TrainedShape> {
+    return trainedShape(this.home, planConfig(arg.config));
+  }
+
   async runsCheckpoints(id: string) {
     return this.runs.checkpoints(id);
   }
@@ -410,6 +434,7 @@ export class Studio {
   close(): void {
     void this.generation.close();
     this.evals.close();
+    this.calibration.close();
     void this.datasets.close();
     this.storeRef?.close();
     this.storeRef = null;

@@ -48,7 +48,7 @@ export function InitFromModel({ config, onChange }: { config: Config; onChange: 
       <p className="field-hint">
         {from === 'checkpoint'
           ? 'The run continues with the checkpoint’s weights, optimizer state and data position.'
-          : 'Fine-tuning: the run starts from these weights with a fresh optimizer; the model shape must match the run’s model.'}
+          : 'Fine-tuning: the run starts from these weights with a fresh optimizer and trains their shape, which the plan shows.'}
       </p>
     </div>
   );

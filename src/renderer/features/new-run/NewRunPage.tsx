@@ -13,7 +13,8 @@ import { InitFromModel } from './InitFromModel';
 import { DEFAULTS, errorsByField, fieldId, getAt, parseNumberText, SECTIONS, setAt, textOf, type Config, type FieldDef, type SectionDef } from './config-form';
 import { LrPreview } from './LrPreview';
 import { PlannerPanel } from './PlannerPanel';
-import { useThroughputs } from './useThroughputs';
+import { useCalibration, useRunTimings, useTrainedShape } from './useThroughputs';
+import { planShape } from '../../../shared/planner';
 
 type Preset = HandlerResult<'presets-list'>[number];
 type Dataset = HandlerResult<'datasets-list'>[number];
@@ -25,7 +26,7 @@ export function NewRunPage({ from }: { from?: string }) {
   const [presets] = useInvoke('presets-list');
   const [datasets, reloadDatasets] = useInvoke('datasets-list');
   const [engines] = useInvoke('engines-list');
-  const throughputs = useThroughputs();
+  const runTimings = useRunTimings();
 
   const [config, setConfigState] = useState<Config | null>(null);
   const [presetName, setPresetName] = useState<string | undefined>();
@@ -97,6 +98,10 @@ export function NewRunPage({ from }: { from?: string }) {
   const local = useMemo(() => (config ? checkRunConfig(config) : null), [config]);
   const lastValid = useRef<RunConfig | null>(null);
   if (local?.ok) lastValid.current = local.config;
+  // the plan: the shape the run trains (its init weights' when it has some), and a calibration of its step
+  const planned = local?.ok ? local.config : lastValid.current;
+  const trained = useTrainedShape(planned);
+  const calibration = useCalibration(planned, planned && !trained.loading ? (trained.value?.shape ?? planShape(planned)) : undefined);
 
   // Workspace checks (an unknown dataset, a missing weights file) from the service, once the local ones pass.
   const configJson = useMemo(() => JSON.stringify(config), [config]);
@@ -241,9 +246,11 @@ export function NewRunPage({ from }: { from?: string }) {
         </div>
 
         <PlannerPanel
-          config={local?.ok ? local.config : lastValid.current}
+          config={planned}
           stale={!local?.ok}
-          throughputs={throughputs}
+          runTimings={runTimings}
+          trained={trained}
+          calibration={calibration}
           datasetTokens={dataset?.tokens.train}
         >
           {submitError !== null && <ErrorNote error={submitError} />}

@@ -4,13 +4,17 @@ import { ChartToolbar } from '../../components/Chart';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int, metric, timeOfDay } from '../../format';
 import { href, pageHref } from '../../router';
-import { canResume, canStop, modelLabel, plannedSteps, runSeconds, type Run } from '../../run-info';
+import { canResume, canStop, engineUsedLabel, modelLabel, plannedSteps, runSeconds, type Run } from '../../run-info';
+import { RunFacts } from './RunFacts';
 import { useClient } from '../../useInvoke';
 import { useTicker } from '../../useTicker';
 import { usePersistentState } from '../../usePersistentState';
 import { RunCharts, type ChartOptions } from './RunCharts';
 import type { Series, XKind } from './series';
 import { useRunData, type LogLine, type SampleGroup } from './useRunData';
+import { EVENT_KINDS, EVENT_METRICS, estimateRemaining, estimateRunTime, type Calibration, type EventKind, type TimeEstimate } from '../../../shared/estimate';
+import { paramCount, planShape } from '../../../shared/planner';
+import { checkRunConfig } from '../../../shared/run-config';
 
 export function RunPage({ runId }: { runId: string }) {
   const data = useRunData(runId);
@@ -128,7 +132,7 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
           <span>model {model}</span>
           <span>dataset {dataset}</span>
           {run.preset && <span>preset {run.preset}</span>}
-          {run.engine && <span>engine {run.engine}</span>}
+          <span title={run.attempts.length ? run.attempts[run.attempts.length - 1].build : undefined}>engine {engineUsedLabel(run)}</span>
           <span title={fullDateTime(run.createdAt)}>created {dateTime(run.createdAt)}</span>
           {run.tags.map((t) => (
             <span key={t} className="tag">
@@ -137,6 +141,7 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
           ))}
         </p>
         {run.notes && <p className="run-notes">{run.notes}</p>}
+        <RunFacts run={run} />
       </div>
       <div className="run-actions" role="group" aria-label="Run controls">
         {canStop(status) && (
@@ -170,37 +175,125 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
   );
 }
 
+const EOT_TEXT = '<|endoftext|>';
+
+/**
+ * A sample's text with each end-of-text token shown as a marker, not as text that reads like output: a base model
+ * ends a document there and starts another.
+ */
+function WithEotMarks({ text }: { text: string }) {
+  const parts = text.split(EOT_TEXT);
+  if (parts.length === 1) return <>{text}</>;
+  return (
+    <>
+      {parts.map((p, i) => (
+        <span key={i}>
+          {i > 0 && (
+            <span className="eot-mark" title="end of text (token 50256): the model ended the document here and began another">
+              end of text
+            </span>
+          )}
+          {p}
+        </span>
+      ))}
+    </>
+  );
+}
+
 function last(s: Series | undefined): number | undefined {
   if (!s) return undefined;
   for (let i = s.values.length - 1; i >= 0; i--) if (Number.isFinite(s.values[i])) return s.values[i];
   return undefined;
 }
 
+/** A calibration of the run's step that the service already has (runs-calibrate without measuring), for the ETA. */
+function useCachedCalibration(run: Run): Calibration | undefined {
+  const client = useClient();
+  const [cal, setCal] = useState<Calibration | undefined>();
+  const running = run.status === 'running';
+  useEffect(() => {
+    if (!running) return;
+    let live = true;
+    client.invoke('runs-calibrate', { config: run.config }).then(
+      (c) => live && setCal(c ?? undefined),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [client, run.id, run.config, running]);
+  return cal;
+}
+
+const ETA_PARTS: [EventKind | 'steps', string][] = [
+  ['steps', 'steps'],
+  ['eval', 'val loss'],
+  ['hellaswag', 'HellaSwag'],
+  ['sample', 'samples'],
+  ['checkpoint', 'checkpoints'],
+  ['snapshot', 'guard snapshots'],
+];
+
+/** What the ETA is made of, for its tooltip. */
+function etaTitle(e: TimeEstimate): string {
+  const parts = ETA_PARTS.filter(([k]) => e.parts[k] > 0.5).map(([k, label]) =>
+    k === 'steps'
+      ? `${int(e.steps)} steps at ${Math.round(e.stepMs)} ms (the last 20 steps: their median and its capped excess) = ${duration(e.parts.steps)}`
+      : `${int(e.counts[k])} × ${label} at ${e.costs[k] < 1000 ? `${Math.round(e.costs[k])} ms` : duration(e.costs[k] / 1000)} (${e.sources[k] === 'measured' ? 'measured in this run' : e.sources[k] === 'wall-gap' ? 'read off this run’s wall clock' : e.sources[k] === 'timing' ? 'from a calibration' : 'a rough guess until it happens'}) = ${duration(e.parts[k])}`,
+  );
+  return parts.join('\n');
+}
+
 function StatStrip({ run, series, version, live }: { run: Run; series: Record<string, Series>; version: number; live: { skipped: number; mfu?: number; receivedAt?: number } }) {
   const now = useTicker(run.status === 'running');
   const planned = plannedSteps(run);
+  const calibration = useCachedCalibration(run);
   const stats = useMemo(() => {
     void version;
     const dt = series['train/dt_ms'];
-    let meanDt: number | undefined;
     // the time of every recorded step, over all the run's attempts (stop, resume): its training time
     let trainSec: number | undefined;
     if (dt && dt.values.length) {
-      const tail = dt.values.slice(-20).filter(Number.isFinite);
-      if (tail.length) meanDt = tail.reduce((a, b) => a + b, 0) / tail.length;
       trainSec = dt.values.reduce<number>((a, b) => (b !== null && Number.isFinite(b) ? a + b : a), 0) / 1000;
+    }
+    // the time left: the run's own recent steps, and what the evaluations, samples and checkpoints left cost
+    let eta: TimeEstimate | undefined;
+    /** before the first step: the plan from a calibration, counted from the run's start */
+    let planned: TimeEstimate | undefined;
+    const parsed = checkRunConfig(run.config);
+    if (parsed.ok && run.status === 'running' && run.stepsDone === 0 && calibration) planned = estimateRunTime(parsed.config, calibration);
+    if (dt && parsed.ok && run.status === 'running') {
+      const eventMs: Partial<Record<EventKind, number[]>> = {};
+      for (const k of EVENT_KINDS) {
+        const name = EVENT_METRICS[k];
+        if (name && series[name]) eventMs[k] = series[name].values;
+      }
+      // the shape trained (a fine-tune's is its weights'), for the rough costs of what has not happened yet
+      const params = run.attempts.at(-1)?.model.params ?? paramCount(planShape(parsed.config));
+      eta = estimateRemaining(
+        parsed.config,
+        { stepsDone: run.stepsDone, series: { steps: dt.steps, dtMs: dt.values, wallSec: dt.wall }, eventMs, startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined },
+        calibration,
+        { params },
+      );
     }
     return {
       trainSec,
       loss: last(series['train/loss']),
       tokPerSec: last(series['train/tok_per_sec']),
       hellaswag: last(series['hellaswag/acc_norm']),
-      meanDt,
+      eta,
+      planned,
     };
-  }, [series, version]);
+  }, [series, version, run, calibration]);
   const elapsed = runSeconds(run, now);
-  const remaining = planned !== undefined ? Math.max(0, planned - run.stepsDone) : undefined;
-  const eta = run.status === 'running' && remaining !== undefined && stats.meanDt !== undefined ? (remaining * stats.meanDt) / 1000 : undefined;
+  // counted down between steps from when the latest step arrived, so that it does not stand still during a long step
+  const sinceStep = live.receivedAt ? Math.max(0, (now - live.receivedAt) / 1000) : 0;
+  const eta = stats.eta
+    ? Math.max(0, stats.eta.seconds - Math.min(sinceStep, stats.eta.stepMs / 1000))
+    : stats.planned && elapsed !== undefined
+      ? Math.max(0, stats.planned.seconds - elapsed)
+      : undefined;
   const progress = planned ? Math.min(1, run.stepsDone / planned) : 0;
 
   return (
@@ -227,7 +320,12 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
       ) : (
         <Stat label={run.status === 'running' ? 'Elapsed' : 'Duration'} value={duration(elapsed)} />
       )}
-      <Stat label="ETA" value={eta !== undefined ? duration(eta) : '—'} />
+      <Stat
+        label="ETA"
+        value={eta !== undefined ? duration(eta) : '—'}
+        title={stats.eta ? etaTitle(stats.eta) : stats.planned ? 'the plan from a calibration of this step, until the first steps are done' : undefined}
+        testId="stat-eta"
+      />
       <Stat label="Checkpoint" value={run.lastCheckpointStep !== null ? `step ${run.lastCheckpointStep}` : '—'} testId="stat-checkpoint" />
       {live.skipped > 0 && <Stat label="Skipped updates" value={String(live.skipped)} />}
     </section>
@@ -361,10 +459,10 @@ function SamplesPanel({ groups }: { groups: SampleGroup[] }) {
                 {hasPrompt ? (
                   <>
                     <mark className="sample-prompt">{group.prompt}</mark>
-                    {text.slice(group.prompt.length)}
+                    <WithEotMarks text={text.slice(group.prompt.length)} />
                   </>
                 ) : (
-                  text
+                  <WithEotMarks text={text} />
                 )}
               </li>
             );
