@@ -15,6 +15,8 @@ import { forkWorker, spawnGroup, type WorkerHandle, type WorkerSpawner } from '.
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
 import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
+import { datasetShardFiles } from '../datasets';
+import { parseShardLayout, SHARD_PROBE_BYTES } from '../../core/data/shard';
 import { isSftDataset } from '../datasets/sft';
 import { loadGpt2Weights } from '../weights';
 import type { GPTConfig } from '../../core/model/config';
@@ -136,6 +138,31 @@ export function shapeConflict(input: unknown, w: GPTConfig): string | null {
   return `the config asks for ${asked}, but the init weights have ${describeShape(weights)}, vocab_size ${w.vocabSize}; remove the model fields (the shape is taken from the weights) or pick weights of that shape`;
 }
 
+/**
+ * The first problem of a token dataset's shards, from their headers and sizes (a few bytes a shard), or null: a
+ * damaged shard is refused before the run is created, not at its first step.
+ */
+function shardProblem(home: string, id: string): string | null {
+  try {
+    for (const split of ['train', 'val'] as const) {
+      for (const file of datasetShardFiles(home, id, split)) {
+        const size = fs.statSync(file).size;
+        const fd = fs.openSync(file, 'r');
+        try {
+          const head = new Uint8Array(Math.min(size, SHARD_PROBE_BYTES));
+          fs.readSync(fd, head, 0, head.length, 0);
+          parseShardLayout(head, size, file);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    }
+    return null;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
+
 /** A run config with every problem listed by field, as one error. */
 export function configError(errors: { field: string; message: string }[]): StudioError {
   return new StudioError(
@@ -187,8 +214,12 @@ export class RunManager {
     }
     const c = r.config;
     const errors: { field: string; message: string }[] = [];
+    let shardIssue: string | null;
     if (!datasetExists(this.home, c.dataset)) {
       errors.push(missingDataset(c.dataset));
+    }
+    else if (!isSftDataset(this.home, c.dataset) && (shardIssue = shardProblem(this.home, c.dataset))) {
+      errors.push({ field: 'dataset', message: shardIssue });
     }
     else if (isSftDataset(this.home, c.dataset) !== c.sft) {
       errors.push(c.sft

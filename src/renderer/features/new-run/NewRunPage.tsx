@@ -141,12 +141,12 @@ export function NewRunPage({ from }: { from?: string }) {
   const errors = local && !local.ok ? local.errors : serverErrors;
   const byField = useMemo(() => errorsByField(errors), [errors]);
 
-  const submit = async () => {
+  const submit = async (force = false) => {
     if (!config || !local?.ok) return;
     setSubmitting(true);
     setSubmitError(null);
     try {
-      const run = await client.invoke('runs-create', { config, preset: presetName, tags: parseTags(tags), notes: notes || undefined });
+      const run = await client.invoke('runs-create', { config, preset: presetName, tags: parseTags(tags), notes: notes || undefined, ...(force ? { force: true } : {}) });
       navigate({ page: 'run', runId: run.id });
     } catch (e) {
       setSubmitError(e);
@@ -254,6 +254,12 @@ export function NewRunPage({ from }: { from?: string }) {
           datasetTokens={dataset?.tokens.train}
         >
           {submitError !== null && <ErrorNote error={submitError} />}
+          {submitError instanceof StudioError && submitError.code === ErrorCode.OUT_OF_MEMORY && (
+            // the plan's memory estimate errs high; the user may know better
+            <button type="button" className="button button-danger button-block" disabled={submitting} onClick={() => void submit(true)}>
+              Create anyway
+            </button>
+          )}
           <button type="submit" className="button button-primary button-block" disabled={!local?.ok || submitting}>
             {submitting ? 'Creating…' : 'Create and start'}
           </button>
