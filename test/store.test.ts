@@ -59,7 +59,7 @@ function studioError(fn: () => unknown): StudioError {
   throw new Error('expected a StudioError, but nothing was thrown');
 }
 
-const TABLES = ['chat_messages', 'checkpoints', 'conversations', 'datasets', 'eval_examples', 'evals', 'logs', 'metrics', 'runs', 'samples'];
+const TABLES = ['chat_messages', 'checkpoints', 'conversations', 'eval_examples', 'evals', 'logs', 'metrics', 'runs', 'samples'];
 
 describe('opening and migrations', () => {
   it('creates and migrates a new database: every table, user_version, WAL, foreign keys, synchronous NORMAL', () => {
@@ -179,6 +179,30 @@ describe('opening and migrations', () => {
       // a gap in the list is a bug caught before anything runs
       const gap: Migration = { version: 3, name: 'gap', up: () => undefined };
       expect(studioError(() => migrate(db, 'scratch.db', [ok, gap])).code).toBe(ErrorCode.INTERNAL);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('migrates a version-4 database to version 5: the datasets table is dropped, every other row kept', () => {
+    const file = dbFile();
+    const v4 = new Database(file);
+    v4.pragma('foreign_keys = ON');
+    expect(migrate(v4, file, MIGRATIONS.slice(0, 4))).toEqual({ from: 0, to: 4, applied: [1, 2, 3, 4] });
+    v4.prepare(`INSERT INTO runs (id, name, config_json, created_at) VALUES ('run-old', 'kept', '{}', 1)`).run();
+    v4.prepare(`INSERT INTO datasets (id, name, source, status, created_at, updated_at) VALUES ('tiny', 'Tiny', 'tinyshakespeare', 'ready', 1, 1)`).run();
+    v4.close();
+
+    const s = store();
+    expect(s.info().schemaVersion).toBe(5);
+    expect(s.getRun('run-old')?.name).toBe('kept');
+    expect(s.integrityCheck()).toEqual(['ok']);
+    s.close();
+    const db = raw();
+    try {
+      expect(schemaOf(db).filter((o) => o.type === 'table').map((o) => o.name)).toEqual(TABLES);
+      expect(schemaOf(db).some((o) => o.name.includes('datasets'))).toBe(false);
+      expect(db.pragma('foreign_key_check')).toEqual([]);
     } finally {
       db.close();
     }
@@ -514,26 +538,5 @@ describe('evals', () => {
     expect(studioError(() => s.finishEval('eval-missing', { status: 'done' })).code).toBe(ErrorCode.NOT_FOUND);
     expect(s.deleteEval(a.id)).toBe(true);
     expect(s.getEval(a.id)).toBeUndefined();
-  });
-});
-
-describe('datasets', () => {
-  it('upserts (keeping created_at), lists, gets and deletes; refuses an id that is not a safe folder name', () => {
-    let t = 0;
-    const s = store({ now: () => (t += 1000) });
-    const ds = s.upsertDataset({ id: 'tinyshakespeare', name: 'Tiny Shakespeare', source: 'tinyshakespeare', status: 'preparing' });
-    expect(ds).toMatchObject({ trainTokens: 0, valTokens: 0, manifestPath: null, createdAt: 1000, updatedAt: 1000, error: null });
-    const ready = s.upsertDataset({
-      id: 'tinyshakespeare', name: 'Tiny Shakespeare', source: 'tinyshakespeare', status: 'ready',
-      manifestPath: '/ws/datasets/tinyshakespeare/manifest.json', trainTokens: 305_260, valTokens: 32_768,
-    });
-    expect(ready).toMatchObject({ status: 'ready', trainTokens: 305_260, valTokens: 32_768, createdAt: 1000, updatedAt: 2000 });
-    s.upsertDataset({ id: 'fw', name: 'FineWeb-edu', source: 'fineweb-edu-10BT', status: 'failed', error: { code: ErrorCode.BAD_DATA, message: 'm', hint: 'h' } });
-    expect(s.listDatasets().map((d) => d.id)).toEqual(['fw', 'tinyshakespeare']);
-    expect(s.listDatasets({ status: 'ready' }).map((d) => d.id)).toEqual(['tinyshakespeare']);
-    expect(s.getDataset('fw')?.error?.code).toBe('BAD_DATA');
-    expect(s.deleteDataset('fw')).toBe(true);
-    expect(s.getDataset('fw')).toBeUndefined();
-    expect(studioError(() => s.upsertDataset({ id: 'a/../b', name: 'x', source: 'y', status: 'ready' })).code).toBe(ErrorCode.BAD_ARGUMENT);
   });
 });

@@ -21,7 +21,8 @@ export interface OpenDatabaseOptions {
    * open replays the WAL. No fsync happens per commit (only at WAL checkpoints), which is what makes one
    * transaction per training step cheap. The trade-off: on power loss or an OS crash, the last transactions
    * before the latest checkpoint of the WAL may be lost; the database stays consistent (never corrupt), and
-   * those are metrics the resumed run recomputes. Checkpoint *files* are fsynced on their own (see DESIGN.md).
+   * those are metrics the resumed run recomputes. Checkpoint *files* are fsynced on their own (see
+   * docs/ARCHITECTURE.md, "Storage").
    * 'full': synchronous=FULL, an fsync of the WAL at every commit, for those who want power-loss durability.
    */
   durability?: 'normal' | 'full';

@@ -1,6 +1,6 @@
 /**
- * The workspace's SQLite store (studio.db): runs, metrics, samples, checkpoints, logs, evals and the dataset index.
- * See store.ts for the API and migrations.ts for the schema.
+ * The workspace's SQLite store (studio.db): runs, metrics, samples, checkpoints, logs, evals and chats.
+ * See store.ts for the API, the *-table.ts modules for each table, and migrations.ts for the schema.
  */
 export { openStore, Store, type StoreInfo, type StoreOptions } from './store';
 export { DATABASE_FILE, type OpenDatabaseOptions } from './database';

@@ -246,8 +246,21 @@ const v4: Migration = {
   },
 };
 
+/**
+ * Version 5: the datasets table goes. Its rows were written but never read: a dataset is its folder,
+ * datasets/<id>/, and the manifest there is the truth (src/node/datasets/manifest.ts). Nothing references the
+ * table, so dropping it touches no other row.
+ */
+const v5: Migration = {
+  version: 5,
+  name: 'drop datasets',
+  up(db) {
+    db.exec('DROP TABLE IF EXISTS datasets');
+  },
+};
+
 /** Every migration, in order. The last one's version is the schema version this build writes. */
-export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4];
+export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4, v5];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
 

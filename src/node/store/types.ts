@@ -1,22 +1,35 @@
-import type { RunAttempt } from '../../shared/run-facts';
 /**
  * The store's types. Two layers:
- * - `*Row`: one row as SQLite returns it (snake_case columns, JSON still as text). Only store.ts sees these.
- * - the domain objects (`Run`, `Checkpoint`, ...): camelCase, JSON parsed, what callers get.
+ * - `*Row`: one row as SQLite returns it (snake_case columns, JSON still as text). Only the table modules see these.
+ * - the records (`Run`, `Checkpoint`, ...): camelCase, JSON parsed, what callers get. They cross the process
+ *   boundary, so they are declared in src/shared/records.ts and re-exported here.
  *
  * Times are Unix epoch milliseconds everywhere (INTEGER columns, except metrics.wall_time, which keeps the
  * fraction the caller gives).
  */
 import type { PlainError } from '../../shared/errors';
+import type { EvalExample, EvalKind, EvalStatus, EvalTarget, LogLevel, RunStatus } from '../../shared/records';
+
+export { ACTIVE_RUN_STATUSES, EVAL_KINDS, EVAL_STATUSES, LOG_LEVELS, RUN_STATUSES } from '../../shared/records';
+export type {
+  Checkpoint,
+  Eval,
+  EvalExample,
+  EvalKind,
+  EvalStatus,
+  EvalTarget,
+  ListEvalsFilter,
+  ListRunsFilter,
+  LogEntry,
+  LogLevel,
+  MetricSeries,
+  Run,
+  RunStatus,
+  Sample,
+} from '../../shared/records';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Runs
-
-export const RUN_STATUSES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
-
-/** Statuses in which a worker process is (or was, if it crashed) attached to the run. A paused run has checkpointed and let its worker go. */
-export const ACTIVE_RUN_STATUSES = ['running'] as const satisfies readonly RunStatus[];
 
 export interface RunRow {
   id: string;
@@ -37,35 +50,6 @@ export interface RunRow {
   notes: string;
   pid: number | null;
   attempts_json: string;
-}
-
-export interface Run {
-  /** e.g. run-20261128-193000-ab12 (UTC time of creation + 4 random hex digits); also the folder runs/<id>/ */
-  id: string;
-  name: string;
-  status: RunStatus;
-  /** the model/training preset the config started from, if any */
-  preset: string | null;
-  /** the run config as stored; validate it with the run-config schema before use (it may be from an older studio) */
-  config: Record<string, unknown>;
-  engine: string | null;
-  createdAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  /** highest recorded step + 1 (steps count from 0, as in build-nanogpt's log line) */
-  stepsDone: number;
-  tokensSeen: number;
-  /** lowest finite val/loss recorded */
-  bestValLoss: number | null;
-  lastCheckpointStep: number | null;
-  /** why the run failed or was interrupted */
-  error: PlainError | null;
-  tags: string[];
-  notes: string;
-  /** the worker process's pid while running or paused; null otherwise */
-  pid: number | null;
-  /** what each attempt (the first start and every resume) actually ran on, oldest first */
-  attempts: RunAttempt[];
 }
 
 export interface CreateRunInput {
@@ -99,15 +83,6 @@ export interface RunPatch {
   tags?: string[];
   notes?: string;
   pid?: number | null;
-}
-
-export interface ListRunsFilter {
-  status?: RunStatus | readonly RunStatus[];
-  /** case-insensitive substring of the id, name, notes or any tag */
-  search?: string;
-  /** default 1000 */
-  limit?: number;
-  offset?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -147,14 +122,6 @@ export interface RecordStepInput {
   tokensSeen: number;
 }
 
-/** One metric's points in step order, as parallel arrays (what a chart wants). */
-export interface MetricSeries {
-  steps: number[];
-  values: number[];
-  wallTimes: number[];
-  tokensSeen: number[];
-}
-
 export interface GetMetricsOptions {
   /** only points with step > sinceStep (for polling: pass the last step you have) */
   sinceStep?: number;
@@ -170,16 +137,6 @@ export interface SampleRow {
   prompt: string;
   text: string;
   created_at: number;
-}
-
-export interface Sample {
-  runId: string;
-  step: number;
-  /** which of the step's samples (0-based) */
-  idx: number;
-  prompt: string;
-  text: string;
-  createdAt: number;
 }
 
 export interface AddSampleInput {
@@ -208,23 +165,6 @@ export interface CheckpointRow {
   created_at: number;
 }
 
-export interface Checkpoint {
-  runId: string;
-  step: number;
-  /** the checkpoint folder (runs/<id>/checkpoints/step_NNNNNN/) */
-  path: string;
-  sizeBytes: number;
-  valLoss: number | null;
-  /**
-   * the step whose weights valLoss was measured on: the checkpoint's own step when it was evaluated before it was
-   * saved, an earlier one for a checkpoint written on stop or pause (null: unknown, from an older studio)
-   */
-  valLossStep: number | null;
-  /** HellaSwag acc_norm, when it was measured */
-  hellaswag: number | null;
-  createdAt: number;
-}
-
 export interface AddCheckpointInput {
   step: number;
   path: string;
@@ -235,20 +175,8 @@ export interface AddCheckpointInput {
   createdAt?: number;
 }
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
 export interface LogRow {
   run_id: string;
-  seq: number;
-  level: LogLevel;
-  message: string;
-  time: number;
-}
-
-export interface LogEntry {
-  runId: string;
-  /** 1, 2, 3, ... per run, in the order the lines were added */
   seq: number;
   level: LogLevel;
   message: string;
@@ -267,15 +195,7 @@ export interface ListLogsOptions {
 // ---------------------------------------------------------------------------------------------------------------
 // Evals
 
-export const EVAL_KINDS = ['hellaswag', 'val_loss'] as const;
-export type EvalKind = (typeof EVAL_KINDS)[number];
-
-export const EVAL_STATUSES = ['running', 'done', 'failed', 'cancelled', 'interrupted'] as const;
-export type EvalStatus = (typeof EVAL_STATUSES)[number];
 export type EvalEndStatus = Exclude<EvalStatus, 'running' | 'interrupted'>;
-
-/** What an eval measured: a run's checkpoint at a step, or a weights file or folder. */
-export type EvalTarget = { runId: string; step: number } | { weightsPath: string };
 
 export interface EvalRow {
   id: string;
@@ -290,22 +210,6 @@ export interface EvalRow {
   pid: number | null;
   created_at: number;
   finished_at: number | null;
-}
-
-export interface Eval {
-  id: string;
-  kind: EvalKind;
-  target: EvalTarget;
-  status: EvalStatus;
-  /** what the eval was asked for (limit, split, ...) */
-  params: Record<string, unknown>;
-  /** the result (e.g. the HellaSwag summary), once done */
-  summary: Record<string, unknown> | null;
-  error: PlainError | null;
-  /** the process doing the work while running */
-  pid: number | null;
-  createdAt: number;
-  finishedAt: number | null;
 }
 
 export interface CreateEvalInput {
@@ -326,34 +230,13 @@ export interface FinishEvalInput {
   finishedAt?: number;
 }
 
-export interface ListEvalsFilter {
-  kind?: EvalKind;
-  status?: EvalStatus;
-  /** evals of this run's checkpoints */
-  runId?: string;
-  /** default 1000 */
-  limit?: number;
-}
-
 /**
- * One scored example. Its keys are those of the HellaSwag scorer's ExampleResult (src/core/evals/hellaswag.ts),
- * which follow build-nanogpt's hellaswag.py, so the scorer's results are passed in as they are.
+ * One scored example as finishEval takes it: an EvalExample without its eval id. Its keys are those of the
+ * HellaSwag scorer's ExampleResult (src/core/evals/hellaswag.ts), so the scorer's results are passed in as they are.
  */
-export interface EvalExampleInput {
-  ind: number;
-  label: number;
-  /** index of the lowest summed loss (acc) */
-  pred: number;
-  /** index of the lowest mean loss (acc_norm) */
-  pred_norm: number;
+export interface EvalExampleInput extends Omit<EvalExample, 'evalId' | 'sum_loss' | 'avg_loss'> {
   sum_loss: readonly number[];
   avg_loss: readonly number[];
-}
-
-export interface EvalExample extends EvalExampleInput {
-  evalId: string;
-  sum_loss: number[];
-  avg_loss: number[];
 }
 
 export interface EvalExampleRow {
@@ -372,50 +255,4 @@ export interface ListEvalExamplesOptions {
   /** default: all */
   limit?: number;
   offset?: number;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Datasets
-
-export const DATASET_STATUSES = ['preparing', 'ready', 'failed', 'interrupted'] as const;
-export type DatasetStatus = (typeof DATASET_STATUSES)[number];
-
-export interface DatasetRow {
-  id: string;
-  name: string;
-  source: string;
-  manifest_path: string | null;
-  train_tokens: number;
-  val_tokens: number;
-  status: DatasetStatus;
-  error_json: string | null;
-  created_at: number;
-  updated_at: number;
-}
-
-export interface Dataset {
-  /** also the folder datasets/<id>/ */
-  id: string;
-  name: string;
-  /** where it came from: 'tinyshakespeare', 'fineweb-edu-10BT', a file path, a URL */
-  source: string;
-  /** datasets/<id>/manifest.json once written */
-  manifestPath: string | null;
-  trainTokens: number;
-  valTokens: number;
-  status: DatasetStatus;
-  error: PlainError | null;
-  createdAt: number;
-  updatedAt: number;
-}
-
-export interface UpsertDatasetInput {
-  id: string;
-  name: string;
-  source: string;
-  status: DatasetStatus;
-  manifestPath?: string | null;
-  trainTokens?: number;
-  valTokens?: number;
-  error?: PlainError | null;
 }

@@ -80,29 +80,11 @@ export class Studio {
       home: opts.home,
       events: {
         progress: (p) => this.emit('dataset-progress', p),
-        status: (p) => {
-          this.indexDataset(p);
-          this.emit('dataset-status', p);
-        },
+        status: (p) => this.emit('dataset-status', p),
         download: (p) => this.emit('download-progress', p),
       },
       settings: () => readSettings(this.home),
     });
-  }
-
-  /** Keeps the SQLite dataset index in step with preparations. */
-  private indexDataset(p: StudioEvents['dataset-status']): void {
-    if (p.status === 'running') return;
-    const d = p.dataset;
-    const status = p.status === 'done' ? 'ready' : p.status === 'cancelled' ? 'interrupted' : 'failed';
-    try {
-      this.store.upsertDataset({
-        id: p.datasetId, name: d?.title ?? p.datasetId, source: p.source, status,
-        manifestPath: d ? `${d.path}/manifest.json` : undefined, trainTokens: d?.tokens.train, valTokens: d?.tokens.val, error: p.error,
-      });
-    } catch {
-      // the index is a convenience: the manifest on disk stays the truth
-    }
   }
 
   /** The run store, opened on first use; runs left `running` by a dead worker become `interrupted` then. */
