@@ -56,7 +56,7 @@ async function runCase(k: Case): Promise<void> {
 
     // before the first step: what the New run page says
     let t = performance.now();
-    const cal = await studio.runsCalibrate({ config: input, measure: true });
+    const cal = await studio.invoke('runs-calibrate', { config: input, measure: true });
     const calibrateSec = (performance.now() - t) / 1000;
     if (!cal) throw new Error('runs-calibrate measured nothing');
     const plan = estimateRunTime(c, cal, { params });
@@ -76,8 +76,8 @@ async function runCase(k: Case): Promise<void> {
       if (mid || midPending || stepsDone < at20) return;
       midPending = true;
       const elapsedSec = (performance.now() - t) / 1000;
-      const run = await studio.runsGet(runId);
-      const m = await studio.runsMetrics({ id: runId });
+      const run = await studio.invoke('runs-get', { id: runId });
+      const m = await studio.invoke('runs-metrics', { id: runId });
       const dt = m['train/dt_ms'];
       const eventMs: Partial<Record<EventKind, (number | null)[]>> = {};
       for (const e of EVENT_KINDS) {
@@ -99,16 +99,16 @@ async function runCase(k: Case): Promise<void> {
       if (p.runId === runId) void onStep(p.step + 1);
     });
     t = performance.now();
-    const run = await studio.runsCreate({ config: input });
+    const run = await studio.invoke('runs-create', { config: input });
     runId = run.id;
     const status = await ended;
     const actualSec = (performance.now() - t) / 1000;
     if (status !== 'done') throw new Error(`${k.name}: the run ended ${status}`);
     const loadAfter = os.loadavg()[0];
-    const metrics = await studio.runsMetrics({ id: runId });
+    const metrics = await studio.invoke('runs-metrics', { id: runId });
     const dts = metrics['train/dt_ms'].values.filter((v): v is number => v !== null);
     // where the wall time went, as the run recorded it (the parts the plan estimates)
-    const finished = await studio.runsGet(runId);
+    const finished = await studio.invoke('runs-get', { id: runId });
     const sumOf = (name: string) => (metrics[name]?.values ?? []).reduce<number>((a, v) => a + (v ?? 0), 0) / 1000;
     const firstWall = metrics['train/dt_ms'].wallTimes[0];
     const actualParts: Record<string, number> = {

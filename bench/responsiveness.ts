@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     let importOff: { stallMs: number };
     let importHere: { stallMs: number };
     try {
-      importOff = await stallDuring(() => studio.modelsImport({ path: dir, name: 'bench' }));
+      importOff = await stallDuring(() => studio.invoke('models-import', { path: dir, name: 'bench' }));
       importHere = await stallDuring(async () => {
         const w = loadGpt2Weights(dir);
         w.tensors.clear();

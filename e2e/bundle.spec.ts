@@ -28,26 +28,26 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
   setModelWorkerEntry(modelWorker);
   const studio = new Studio({ home, spawnWorker: forkWorkerFrom(trainWorker) });
   try {
-    await studio.datasetsPrepare({ source: 'builtin', sizeMb: 1, workers: 2 });
+    await studio.invoke('datasets-prepare', { source: 'builtin', sizeMb: 1, workers: 2 });
     let ready = false;
     for (let i = 0; i < 600 && !ready; i++) {
-      ready = (await studio.datasetsList()).some((d) => d.id === 'builtin' && d.status === 'ready');
+      ready = (await studio.invoke('datasets-list')).some((d) => d.id === 'builtin' && d.status === 'ready');
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     expect(ready).toBe(true);
 
     const config = { model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 4, warmup_steps: 1, eval_interval: 0, sample_interval: 0, checkpoint_interval: 4, eval_iters: 1 };
-    const run = await studio.runsCreate({ config, name: 'bundled worker' });
+    const run = await studio.invoke('runs-create', { config, name: 'bundled worker' });
     const done = await studio.runs.wait(run.id);
     expect(done.error).toBeNull();
     expect(done.status).toBe('done');
     expect(done.stepsDone).toBe(4);
-    const losses = (await studio.runsMetrics({ id: run.id, names: ['train/loss'] }))['train/loss'].values;
+    const losses = (await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] }))['train/loss'].values;
     expect(losses).toHaveLength(4);
     expect(losses.every((l) => l !== null && Number.isFinite(l) && l > 0)).toBe(true);
 
     // the checkpoint, sampled in the bundled model worker
-    const [sample] = await studio.generateSample({ targets: [{ runId: run.id, step: 4 }], prompt: 'Once upon a time', seed: 1, maxTokens: 8, temperature: 0 });
+    const [sample] = await studio.invoke('generate-sample', { targets: [{ runId: run.id, step: 4 }], prompt: 'Once upon a time', seed: 1, maxTokens: 8, temperature: 0 });
     expect(sample.error).toBeUndefined();
     expect(sample.tokens).toBeGreaterThan(0);
   } finally {

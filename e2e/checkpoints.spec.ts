@@ -26,7 +26,7 @@ async function trainedRun(server: RunningServer, name: string): Promise<RunInfo>
   const run = (await invoke(server, 'runs-create', { config, name })) as RunInfo;
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const r = (await invoke(server, 'runs-get', run.id)) as RunInfo;
+    const r = (await invoke(server, 'runs-get', { id: run.id })) as RunInfo;
     if (r.status === 'done') return r;
     if (r.status !== 'running' && r.status !== 'created') throw new Error(`run ${run.id} ended ${r.status}: ${JSON.stringify(r.error)}`);
     if (Date.now() > deadline) throw new Error(`run ${run.id} did not finish within 180 s`);

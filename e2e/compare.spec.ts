@@ -329,9 +329,9 @@ test.describe('compare', () => {
       const run = (await invoke(server, 'runs-create', { config: config(lr), name, preset: 'nano' })) as { id: string };
       ids.push(run.id);
       await expect
-        .poll(async () => ((await invoke(server, 'runs-get', run.id)) as { status: string }).status, { timeout: 100_000 })
+        .poll(async () => ((await invoke(server, 'runs-get', { id: run.id })) as { status: string }).status, { timeout: 100_000 })
         .toMatch(/done|failed|stopped|interrupted/);
-      expect(((await invoke(server, 'runs-get', run.id)) as { status: string }).status).toBe('done');
+      expect(((await invoke(server, 'runs-get', { id: run.id })) as { status: string }).status).toBe('done');
     }
     await page.goto(appUrl + `#/compare?runs=${ids.join(',')}`);
     await expect(page.getByTestId('chart-train-loss')).toHaveAttribute('data-line-points', '6,6');

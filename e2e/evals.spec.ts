@@ -227,7 +227,7 @@ test.describe('evals', () => {
     await importTiny(server);
     const ev = (await invoke(server, 'evals-hellaswag', { target: { modelId: 'gpt2-tiny' }, data: dataFile, limit: 5 })) as { id: string };
     for (;;) {
-      const got = (await invoke(server, 'evals-get', ev.id)) as { status: string };
+      const got = (await invoke(server, 'evals-get', { id: ev.id })) as { status: string };
       if (got.status !== 'running') {
         expect(got.status).toBe('done');
         break;

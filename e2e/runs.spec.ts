@@ -251,7 +251,7 @@ test.describe('runs', () => {
     await expect(edit).toHaveCount(0);
     await expect(rowA.locator('.tag')).toHaveText(['baseline', 'e2e']);
     await expect(rowA).toContainText('the first try');
-    const saved = (await invoke(server, 'runs-get', a.id)) as { tags: string[]; notes: string };
+    const saved = (await invoke(server, 'runs-get', { id: a.id })) as { tags: string[]; notes: string };
     expect(saved).toMatchObject({ tags: ['baseline', 'e2e'], notes: 'the first try' });
 
     // search (name, id, tags, notes) and the status filter
@@ -270,12 +270,12 @@ test.describe('runs', () => {
     await status.selectOption('all');
 
     // live status: a run started elsewhere (here, through the API) turns running, then stopped, without a reload
-    await invoke(server, 'runs-resume', a.id);
+    await invoke(server, 'runs-resume', { id: a.id });
     await expect(rowA).toHaveAttribute('data-status', 'running', { timeout: 30_000 });
     await expect(rowA.getByRole('button', { name: 'Delete alpha' })).toBeDisabled();
     await expect(rowA.locator('td.num').first()).not.toHaveText(/^0\//, { timeout: 60_000 }); // a step was taken
     await snap(page, 'runs-table');
-    await invoke(server, 'runs-stop', a.id);
+    await invoke(server, 'runs-stop', { id: a.id });
     await expect(rowA).toHaveAttribute('data-status', 'stopped', { timeout: 60_000 });
 
     // delete: cancel keeps it; confirming removes the run and its folder

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HandlerResult } from '../src/shared/contract';
 import { Studio } from '../src/node/studio';
-import { invokeStudio } from '../src/node/studio/dispatch';
 import { addon } from '../src/node/native/testing';
 import { estimateRunTime } from '../src/shared/estimate';
 import { planRun } from '../src/shared/planner';
@@ -35,7 +35,7 @@ describe('planning a run through the Studio service', () => {
 
   it.skipIf(!addon)('times a native-cpu training step in a child process, keeps the event loop free, and caches it by shape, batch and engine', async () => {
     // nothing is measured without being asked
-    expect(await studio.runsCalibrate({ config: tiny })).toBeNull();
+    expect(await studio.invoke('runs-calibrate', { config: tiny })).toBeNull();
     let maxLagMs = 0;
     let last = performance.now();
     const ticker = setInterval(() => {
@@ -45,13 +45,13 @@ describe('planning a run through the Studio service', () => {
     }, 5);
     let reply;
     try {
-      reply = await invokeStudio(studio, 'runs-calibrate', { config: tiny, measure: true });
+      reply = await studio.request('runs-calibrate', { config: tiny, measure: true });
     } finally {
       clearInterval(ticker);
     }
     expect(reply.ok, JSON.stringify(reply)).toBe(true);
     if (!reply.ok) return;
-    const cal = reply.value as NonNullable<Awaited<ReturnType<Studio['runsCalibrate']>>>;
+    const cal = reply.value as NonNullable<HandlerResult<'runs-calibrate'>>;
     expect(cal.engine).toBe('native-cpu');
     expect(cal.requestedEngine).toBe('native-cpu');
     expect(cal.shapeKey).toBe('2L-2H-64C-64T-50304V');
@@ -67,9 +67,9 @@ describe('planning a run through the Studio service', () => {
     expect(fs.readdirSync(home).filter((f) => f.startsWith('.calibrate-'))).toEqual([]);
 
     // the same shape and micro-batch, another schedule: the cached one; another micro-batch: none yet
-    const again = await studio.runsCalibrate({ config: { ...tiny, max_steps: 500, total_batch_size: 512 } });
+    const again = await studio.invoke('runs-calibrate', { config: { ...tiny, max_steps: 500, total_batch_size: 512 } });
     expect(again).toEqual(cal);
-    expect(await studio.runsCalibrate({ config: { ...tiny, batch_size: 8, total_batch_size: 512 } })).toBeNull();
+    expect(await studio.invoke('runs-calibrate', { config: { ...tiny, batch_size: 8, total_batch_size: 512 } })).toBeNull();
 
     // the plan of 500 steps of 2 micro-steps at the measured speed
     const c = checkRunConfig({ ...tiny, max_steps: 500, total_batch_size: 512 });
@@ -80,15 +80,15 @@ describe('planning a run through the Studio service', () => {
   });
 
   it('refuses an invalid config, naming the field', async () => {
-    await expect(studio.runsCalibrate({ config: { ...tiny, batch_size: 3 }, measure: true })).rejects.toThrow(/total_batch_size = 256 is not divisible by batch_size \* seq_len \* world_size/);
-    const r = await invokeStudio(studio, 'runs-calibrate', { config: tiny, measure: 'yes' });
+    await expect(studio.invoke('runs-calibrate', { config: { ...tiny, batch_size: 3 }, measure: true })).rejects.toThrow(/total_batch_size = 256 is not divisible by batch_size \* seq_len \* world_size/);
+    const r = await studio.request('runs-calibrate', { config: tiny, measure: 'yes' });
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.message).toMatch(/Bad argument for "runs-calibrate"/);
   });
 
   it.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('plans a fine-tune from weights with their shape: 2 layers and 1,639,296 parameters, not the preset', async () => {
     const config = { ...tiny, model: { preset: 'nano' }, init_from: 'weights', init_path: sharedPath('fixtures/gpt2-tiny'), batch_size: 8, seq_len: 128, total_batch_size: 1024 };
-    const trained = await studio.runsShape({ config });
+    const trained = await studio.invoke('runs-shape', { config });
     expect(trained.source).toBe('weights');
     expect(trained.shape).toMatchObject({ nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 128 });
     expect(trained.params).toBe(1_639_296);
@@ -102,7 +102,7 @@ describe('planning a run through the Studio service', () => {
     // a relative init_path is taken in the workspace, as the run takes it
     fs.mkdirSync(path.join(home, 'models'), { recursive: true });
     fs.cpSync(sharedPath('fixtures/gpt2-tiny'), path.join(home, 'models', 'tiny'), { recursive: true });
-    expect((await studio.runsShape({ config: { ...config, init_path: 'models/tiny' } })).params).toBe(1_639_296);
-    await expect(studio.runsShape({ config: { ...config, init_path: 'models/none' } })).rejects.toThrow(/models\/none/);
+    expect((await studio.invoke('runs-shape', { config: { ...config, init_path: 'models/tiny' } })).params).toBe(1_639_296);
+    await expect(studio.invoke('runs-shape', { config: { ...config, init_path: 'models/none' } })).rejects.toThrow(/models\/none/);
   });
 });

@@ -164,7 +164,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
   beforeAll(async () => {
     home = mkdtempSync(path.join(os.tmpdir(), 'gpt2-chats-'));
     studio = new Studio({ home });
-    model = await studio.modelsImport({ path: tinyPath });
+    model = await studio.invoke('models-import', { path: tinyPath });
   });
   afterAll(() => {
     studio?.close();
@@ -192,17 +192,17 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
   }
 
   it('stores the message, streams the answer, stores it with tokens, rate and reason, and names the conversation', async () => {
-    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: 24, seed: 7 } });
+    const c = await studio.invoke('chats-create', { target: model.target, settings: { maxTokens: 24, seed: 7 } });
     expect(c).toMatchObject({ title: 'New conversation', named: false, messageCount: 0, answering: false, settings: { ...DEFAULT_SAMPLING_SETTINGS, maxTokens: 24, seed: 7 } });
-    expect((await studio.chatsList()).map((x) => x.id)).toContain(c.id);
+    expect((await studio.invoke('chats-list')).map((x) => x.id)).toContain(c.id);
 
     const f = nextGeneration();
-    const sent = await studio.chatsSend({ id: c.id, content: 'Tell me a story about a dragon and a knight, please' });
+    const sent = await studio.invoke('chats-send', { id: c.id, content: 'Tell me a story about a dragon and a knight, please' });
     expect(sent.message).toMatchObject({ seq: 1, role: 'user', content: 'Tell me a story about a dragon and a knight, please' });
     // while it answers, the conversation says so, and refuses another message
-    const during = await studio.chatsGet({ id: c.id });
+    const during = await studio.invoke('chats-get', { id: c.id });
     expect(during.conversation).toMatchObject({ answering: true, answeringGenId: sent.genId, title: 'Tell me a story about a dragon and…', named: true });
-    const busy = await studioError(() => studio.chatsSend({ id: c.id, content: 'again' }));
+    const busy = await studioError(() => studio.invoke('chats-send', { id: c.id, content: 'again' }));
     expect(busy.message).toMatch(/still answering/);
 
     const done = await f.done;
@@ -216,7 +216,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect(done.tokens).toBeGreaterThan(0);
     expect(done.tokens).toBeLessThanOrEqual(24);
 
-    const after = await studio.chatsGet({ id: c.id });
+    const after = await studio.invoke('chats-get', { id: c.id });
     expect(after.conversation).toMatchObject({ answering: false, answeringGenId: null, messageCount: 2 });
     expect(after.messages).toHaveLength(2);
     expect(after.messages[1]).toMatchObject({ seq: 2, role: 'assistant', content: done.text, tokens: done.tokens, reason: done.reason, error: null });
@@ -224,14 +224,14 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
 
     // the next message is answered over the whole conversation, with the system message and the settings: the
     // same as a generation given those messages directly (same seed)
-    await studio.chatsUpdate({ id: c.id, settings: { system: 'You are a helpful assistant.', temperature: 0.5 } });
+    await studio.invoke('chats-update', { id: c.id, settings: { system: 'You are a helpful assistant.', temperature: 0.5 } });
     const f2 = nextGeneration();
-    const g2 = (await studio.chatsSend({ id: c.id, content: 'And then?' })).genId;
+    const g2 = (await studio.invoke('chats-send', { id: c.id, content: 'And then?' })).genId;
     const second = await f2.done;
     expect(second.genId).toBe(g2);
     const f3 = nextGeneration();
     const g3 = (
-      await studio.generateStart({
+      await studio.invoke('generate-start', {
         target: model.target,
         messages: [
           { role: 'system', content: 'You are a helpful assistant.' },
@@ -249,7 +249,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect(direct.genId).toBe(g3);
     expect(second.text).toBe(direct.text);
     expect(second.tokens).toBe(direct.tokens);
-    const third = await studio.chatsGet({ id: c.id });
+    const third = await studio.invoke('chats-get', { id: c.id });
     expect(third.messages.map((m) => [m.seq, m.role])).toEqual([[1, 'user'], [2, 'assistant'], [3, 'user'], [4, 'assistant']]);
     expect(third.messages[3].content).toBe(second.text);
     // named by the first message only
@@ -257,82 +257,84 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
   });
 
   it('keeps the settings per conversation, refuses bad ones, and renames', async () => {
-    const c = await studio.chatsCreate({ target: model.target, title: 'Settings' });
-    const u = await studio.chatsUpdate({ id: c.id, settings: { topK: 0, system: 'Be terse.' } });
+    const c = await studio.invoke('chats-create', { target: model.target, title: 'Settings' });
+    const u = await studio.invoke('chats-update', { id: c.id, settings: { topK: 0, system: 'Be terse.' } });
     expect(u.settings).toEqual({ ...DEFAULT_SAMPLING_SETTINGS, topK: 0, system: 'Be terse.' });
     // a partial update keeps the rest; an empty system message removes it
-    const v = await studio.chatsUpdate({ id: c.id, settings: { seed: 3, system: '' } });
+    const v = await studio.invoke('chats-update', { id: c.id, settings: { seed: 3, system: '' } });
     expect(v.settings).toEqual({ ...DEFAULT_SAMPLING_SETTINGS, topK: 0, seed: 3 });
-    expect((await studio.chatsGet({ id: c.id })).conversation.settings).toEqual(v.settings);
-    const bad = await studioError(() => studio.chatsUpdate({ id: c.id, settings: { topP: 1.5 } }));
+    expect((await studio.invoke('chats-get', { id: c.id })).conversation.settings).toEqual(v.settings);
+    // the request's schema refuses it first; the service itself refuses it too (with the value in words)
+    expect((await studioError(() => studio.invoke('chats-update', { id: c.id, settings: { topP: 1.5 } }))).message).toMatch(/settings\.topP/);
+    const bad = await studioError(async () => studio.chats.update({ id: c.id, settings: { topP: 1.5 } }));
     expect(bad.code).toBe(ErrorCode.BAD_ARGUMENT);
     expect(bad.message).toContain('top-p = 1.5');
-    expect((await studioError(() => studio.chatsCreate({ target: model.target, settings: { maxTokens: 0 } }))).message).toContain('max tokens = 0');
-    expect((await studio.chatsUpdate({ id: c.id, title: '  Renamed   twice ' })).title).toBe('Renamed twice');
-    expect((await studioError(() => studio.chatsUpdate({ id: c.id, title: '   ' }))).message).toMatch(/cannot be empty/);
-    expect((await studioError(() => studio.chatsGet({ id: 'chat-nope' }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect((await studioError(async () => studio.chats.create({ target: model.target, settings: { maxTokens: 0 } }))).message).toContain('max tokens = 0');
+    expect((await studio.invoke('chats-update', { id: c.id, title: '  Renamed   twice ' })).title).toBe('Renamed twice');
+    expect((await studioError(() => studio.invoke('chats-update', { id: c.id, title: '   ' }))).message).toMatch(/cannot be empty/);
+    expect((await studioError(() => studio.invoke('chats-get', { id: 'chat-nope' }))).code).toBe(ErrorCode.NOT_FOUND);
   });
 
   it('stops an answer: the partial text is stored with reason "stop"', async () => {
-    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: model.blockSize, topK: 0, temperature: 1 } });
+    const c = await studio.invoke('chats-create', { target: model.target, settings: { maxTokens: model.blockSize, topK: 0, temperature: 1 } });
     let stopped: Promise<{ stopped: boolean }> | undefined;
     // stop at the first token
     const f = nextGeneration((e) => {
-      stopped ??= studio.generateStop({ genId: e.genId });
+      stopped ??= studio.invoke('generate-stop', { genId: e.genId });
     });
-    const genId = (await studio.chatsSend({ id: c.id, content: 'Go on forever' })).genId;
+    const genId = (await studio.invoke('chats-send', { id: c.id, content: 'Go on forever' })).genId;
     const done = await f.done;
     expect(done.genId).toBe(genId);
     expect(await stopped).toEqual({ stopped: true });
     expect(done.reason).toBe('stop');
     expect(done.tokens).toBeGreaterThanOrEqual(1);
     expect(done.tokens).toBeLessThan(100);
-    const got = await studio.chatsGet({ id: c.id });
+    const got = await studio.invoke('chats-get', { id: c.id });
     expect(got.messages[1]).toMatchObject({ role: 'assistant', reason: 'stop', tokens: done.tokens, content: done.text });
     expect(got.conversation.answering).toBe(false);
   });
 
   it('a model that fails to load: the send fails with its error and leaves the conversation as it was', async () => {
     const missing = path.join(home, 'no-such-weights');
-    const c = await studio.chatsCreate({ target: { weightsPath: missing } });
-    const e = await studioError(() => studio.chatsSend({ id: c.id, content: 'Hello?' }));
+    const c = await studio.invoke('chats-create', { target: { weightsPath: missing } });
+    const e = await studioError(() => studio.invoke('chats-send', { id: c.id, content: 'Hello?' }));
     expect(e.message).toContain(missing);
     expect(e.hint).not.toBe('');
-    const got = await studio.chatsGet({ id: c.id });
+    const got = await studio.invoke('chats-get', { id: c.id });
     expect(got.messages).toEqual([]);
     expect(got.conversation).toMatchObject({ title: 'New conversation', named: false, answering: false, messageCount: 0 });
     // pointed at a model that loads, the same conversation answers
-    await studio.chatsUpdate({ id: c.id, target: model.target, settings: { maxTokens: 4 } });
+    await studio.invoke('chats-update', { id: c.id, target: model.target, settings: { maxTokens: 4 } });
     const f = nextGeneration();
-    const genId = (await studio.chatsSend({ id: c.id, content: 'Hello?' })).genId;
+    const genId = (await studio.invoke('chats-send', { id: c.id, content: 'Hello?' })).genId;
     expect((await f.done).genId).toBe(genId);
-    expect((await studio.chatsGet({ id: c.id })).messages.map((m) => m.role)).toEqual(['user', 'assistant']);
+    expect((await studio.invoke('chats-get', { id: c.id })).messages.map((m) => m.role)).toEqual(['user', 'assistant']);
   });
 
   it('deletes a conversation with its messages, stopping its answer', async () => {
-    const c = await studio.chatsCreate({ target: model.target, settings: { maxTokens: model.blockSize, topK: 0 } });
+    const c = await studio.invoke('chats-create', { target: model.target, settings: { maxTokens: model.blockSize, topK: 0 } });
     let deleted: Promise<{ deleted: boolean }> | undefined;
     // deleted at the first token of its answer
     const f = nextGeneration(() => {
-      deleted ??= studio.chatsDelete({ id: c.id });
+      deleted ??= studio.invoke('chats-delete', { id: c.id });
     });
-    const genId = (await studio.chatsSend({ id: c.id, content: 'Talk' })).genId;
+    const genId = (await studio.invoke('chats-send', { id: c.id, content: 'Talk' })).genId;
     const done = await f.done;
     expect(done.genId).toBe(genId);
     expect(await deleted).toEqual({ deleted: true });
     expect(done.reason).toBe('stop');
-    expect((await studioError(() => studio.chatsGet({ id: c.id }))).code).toBe(ErrorCode.NOT_FOUND);
+    expect((await studioError(() => studio.invoke('chats-get', { id: c.id }))).code).toBe(ErrorCode.NOT_FOUND);
     expect(studio.store.database.prepare('SELECT count(*) FROM chat_messages WHERE conversation_id = ?').pluck().get(c.id)).toBe(0);
-    expect((await studio.chatsList()).some((x) => x.id === c.id)).toBe(false);
-    expect(await studio.chatsDelete({ id: c.id })).toEqual({ deleted: false });
+    expect((await studio.invoke('chats-list')).some((x) => x.id === c.id)).toBe(false);
+    expect(await studio.invoke('chats-delete', { id: c.id })).toEqual({ deleted: false });
 
     // and a conversation with stored messages
-    const d = await studio.chatsCreate({ target: model.target, settings: { maxTokens: 3 } });
+    const d = await studio.invoke('chats-create', { target: model.target, settings: { maxTokens: 3 } });
     const f2 = nextGeneration();
-    await studio.chatsSend({ id: d.id, content: 'Hi' });
+    await studio.invoke('chats-send', { id: d.id, content: 'Hi' });
     await f2.done;
     expect(studio.store.database.prepare('SELECT count(*) FROM chat_messages WHERE conversation_id = ?').pluck().get(d.id)).toBe(2);
-    expect(await studio.chatsDelete({ id: d.id })).toEqual({ deleted: true });
+    expect(await studio.invoke('chats-delete', { id: d.id })).toEqual({ deleted: true });
     expect(studio.store.database.prepare('SELECT count(*) FROM chat_messages WHERE conversation_id = ?').pluck().get(d.id)).toBe(0);
   });
 });

@@ -35,7 +35,7 @@ describe('checkpoints through the Studio service', () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-ckpt-'));
     expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], quiet)).toBe(0);
     studio = new Studio({ home });
-    run = await studio.runsCreate({ config, name: 'ckpt source' });
+    run = await studio.invoke('runs-create', { config, name: 'ckpt source' });
     const end = await studio.runs.wait(run.id);
     expect(end.status, JSON.stringify(end.error)).toBe('done');
   });
@@ -45,7 +45,7 @@ describe('checkpoints through the Studio service', () => {
   });
 
   it('lists the checkpoints with their run, val loss, size, keep_last and which is the newest', async () => {
-    const list = await studio.checkpointsList({ runId: run.id });
+    const list = await studio.invoke('checkpoints-list', { runId: run.id });
     expect(list.map((c) => c.step)).toEqual([8, 6, 4, 2]);
     for (const c of list) {
       expect(c.runName).toBe('ckpt source');
@@ -58,13 +58,13 @@ describe('checkpoints through the Studio service', () => {
     }
     expect(list.filter((c) => c.latest).map((c) => c.step)).toEqual([8]);
     // every run's, too
-    expect((await studio.checkpointsList()).map((c) => `${c.runId}:${c.step}`)).toEqual(list.map((c) => `${run.id}:${c.step}`));
-    await expect(studio.checkpointsList({ runId: 'run-nope' })).rejects.toThrow(/No run "run-nope"/);
+    expect((await studio.invoke('checkpoints-list')).map((c) => `${c.runId}:${c.step}`)).toEqual(list.map((c) => `${run.id}:${c.step}`));
+    await expect(studio.invoke('checkpoints-list', { runId: 'run-nope' })).rejects.toThrow(/No run "run-nope"/);
   });
 
   it('exports a checkpoint as an HF folder whose tensors load back equal, refusing a non-empty folder unless overwrite', async () => {
     const dest = path.join(home, 'exports', 'step4');
-    const out = await studio.checkpointsExport({ runId: run.id, step: 4, dest });
+    const out = await studio.invoke('checkpoints-export', { runId: run.id, step: 4, dest });
     expect(out).toEqual({ dir: dest, modelFile: path.join(dest, 'model.safetensors'), configFile: path.join(dest, 'config.json') });
     expect(fs.readdirSync(dest).sort()).toEqual(['config.json', 'model.safetensors']);
     // nothing temporary left beside it
@@ -86,22 +86,22 @@ describe('checkpoints through the Studio service', () => {
 
     // a non-empty folder: refused, and left as it was
     fs.writeFileSync(path.join(dest, 'README.md'), 'mine');
-    await expect(studio.checkpointsExport({ runId: run.id, step: 8, dest })).rejects.toThrow(/is not empty \(3 items/);
+    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest })).rejects.toThrow(/is not empty \(3 items/);
     const before = fs.readFileSync(out.modelFile);
     // with overwrite: the two files are replaced, other files kept
-    await studio.checkpointsExport({ runId: run.id, step: 8, dest, overwrite: true });
+    await studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest, overwrite: true });
     expect(fs.readdirSync(dest).sort()).toEqual(['README.md', 'config.json', 'model.safetensors']);
     expect(fs.readFileSync(out.modelFile).equals(before)).toBe(false);
     expect(fs.readFileSync(out.modelFile).equals(fs.readFileSync(path.join(ckptDir(run.id, 8), 'model.safetensors')))).toBe(true);
     // an empty folder is fine; a file is not; a relative path is resolved
     const empty = path.join(home, 'exports', 'empty');
     fs.mkdirSync(empty);
-    await studio.checkpointsExport({ runId: run.id, step: 2, dest: empty });
+    await studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: empty });
     expect(fs.existsSync(path.join(empty, 'model.safetensors'))).toBe(true);
-    await expect(studio.checkpointsExport({ runId: run.id, step: 2, dest: path.join(dest, 'README.md') })).rejects.toThrow(/is a file, not a folder/);
+    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: path.join(dest, 'README.md') })).rejects.toThrow(/is a file, not a folder/);
     const rel = path.relative(process.cwd(), path.join(home, 'exports', 'rel'));
-    expect((await studio.checkpointsExport({ runId: run.id, step: 2, dest: rel })).dir).toBe(path.join(home, 'exports', 'rel'));
-    await expect(studio.checkpointsExport({ runId: run.id, step: 5, dest: path.join(home, 'x') })).rejects.toThrow(/no checkpoint at step 5.*/);
+    expect((await studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: rel })).dir).toBe(path.join(home, 'exports', 'rel'));
+    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 5, dest: path.join(home, 'x') })).rejects.toThrow(/no checkpoint at step 5.*/);
   });
 
   it('resumes from a checkpoint in a new run: history up to it copied, then the same losses as the original', async () => {
@@ -109,10 +109,10 @@ describe('checkpoints through the Studio service', () => {
     const un = studio.on('run-step', (p: StudioEvents['run-step']) => {
       if (!firstSteps.has(p.runId)) firstSteps.set(p.runId, p.step);
     });
-    const origMetrics = await studio.runsMetrics({ id: run.id });
+    const origMetrics = await studio.invoke('runs-metrics', { id: run.id });
     const origCkpts = fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints')).sort();
 
-    const branched = await studio.checkpointsBranch({ runId: run.id, step: 4 });
+    const branched = await studio.invoke('checkpoints-branch', { runId: run.id, step: 4 });
     expect(branched.id).not.toBe(run.id);
     expect(branched.name).toBe('ckpt source from step 4');
     expect(branched.status).toBe('running');
@@ -129,10 +129,10 @@ describe('checkpoints through the Studio service', () => {
     expect(end.status, JSON.stringify(end.error)).toBe('done');
     // the first step it trained is the one after the checkpoint (steps count from 0: step 4 is the 5th)
     expect(firstSteps.get(branched.id)).toBe(4);
-    expect((await studio.runsLogs({ id: branched.id })).map((l) => l.message)).toEqual(
+    expect((await studio.invoke('runs-logs', { id: branched.id })).map((l) => l.message)).toEqual(
       expect.arrayContaining([expect.stringMatching(/^branched from run .* at checkpoint step 4/), 'resuming from checkpoint step 4']),
     );
-    const m = await studio.runsMetrics({ id: branched.id });
+    const m = await studio.invoke('runs-metrics', { id: branched.id });
     const o = origMetrics['train/loss'];
     const b = m['train/loss'];
     expect(b.steps).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -143,39 +143,39 @@ describe('checkpoints through the Studio service', () => {
     for (let i = 4; i < 8; i++) expect(Math.abs(b.values[i] - o.values[i]), `train/loss at step ${i}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(o.values[i])));
     expect(m['val/loss'].steps).toEqual(origMetrics['val/loss'].steps);
     expect(end.stepsDone).toBe(8);
-    expect((await studio.checkpointsList({ runId: branched.id })).map((c) => c.step)).toEqual([8, 6, 4]);
+    expect((await studio.invoke('checkpoints-list', { runId: branched.id })).map((c) => c.step)).toEqual([8, 6, 4]);
     // the original is as it was
     expect(fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints')).sort()).toEqual(origCkpts);
-    expect((await studio.runsMetrics({ id: run.id }))['train/loss']).toEqual(o);
+    expect((await studio.invoke('runs-metrics', { id: run.id }))['train/loss']).toEqual(o);
     expect(studio.store.getRun(run.id)!.status).toBe('done');
 
     // a given name and start: false; the end of the run has nothing left to train
-    const idle = await studio.checkpointsBranch({ runId: run.id, step: 2, name: 'idle branch', start: false });
+    const idle = await studio.invoke('checkpoints-branch', { runId: run.id, step: 2, name: 'idle branch', start: false });
     expect(idle).toMatchObject({ name: 'idle branch', status: 'created', stepsDone: 2, lastCheckpointStep: 2 });
-    expect((await studio.runsMetrics({ id: idle.id, names: ['train/loss'] }))['train/loss'].steps).toEqual([0, 1]);
-    await studio.runsDelete(idle.id);
+    expect((await studio.invoke('runs-metrics', { id: idle.id, names: ['train/loss'] }))['train/loss'].steps).toEqual([0, 1]);
+    await studio.invoke('runs-delete', { id: idle.id });
     expect(fs.existsSync(ckptDir(run.id, 2))).toBe(true);
     const runsBefore = studio.store.listRuns().length;
-    await expect(studio.checkpointsBranch({ runId: run.id, step: 8 })).rejects.toThrow(/nothing left to train/);
-    await expect(studio.checkpointsBranch({ runId: run.id, step: 3 })).rejects.toThrow(/no checkpoint at step 3/);
+    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 8 })).rejects.toThrow(/nothing left to train/);
+    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 3 })).rejects.toThrow(/no checkpoint at step 3/);
     expect(studio.store.listRuns().length).toBe(runsBefore);
   });
 
   it('deletes a checkpoint (folder and row), saying what keep_last does; refuses the newest of a running run', async () => {
-    const res = await studio.checkpointsDelete({ runId: run.id, step: 2 });
+    const res = await studio.invoke('checkpoints-delete', { runId: run.id, step: 2 });
     expect(res.deleted).toBe(true);
     expect((res as { note?: string }).note).toMatch(/keep_last is 0 .* keeps every checkpoint/);
     expect(fs.existsSync(ckptDir(run.id, 2))).toBe(false);
     expect(fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints')).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(studio.store.listCheckpoints(run.id).map((c) => c.step)).toEqual([4, 6, 8]);
-    await expect(studio.checkpointsDelete({ runId: run.id, step: 2 })).rejects.toThrow(/no checkpoint at step 2.*/);
+    await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 2 })).rejects.toThrow(/no checkpoint at step 2.*/);
 
     // the newest checkpoint of a running run is refused, an older one is not
     studio.store.updateRun(run.id, { status: 'running' });
     try {
-      await expect(studio.checkpointsDelete({ runId: run.id, step: 8 })).rejects.toThrow(/newest checkpoint .* which is running/);
+      await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 8 })).rejects.toThrow(/newest checkpoint .* which is running/);
       expect(fs.existsSync(ckptDir(run.id, 8))).toBe(true);
-      const older = await studio.checkpointsDelete({ runId: run.id, step: 4 });
+      const older = await studio.invoke('checkpoints-delete', { runId: run.id, step: 4 });
       expect(older.deleted).toBe(true);
     } finally {
       studio.store.updateRun(run.id, { status: 'done' });
@@ -183,13 +183,13 @@ describe('checkpoints through the Studio service', () => {
 
     // a row whose folder is gone is not listed
     fs.rmSync(ckptDir(run.id, 6), { recursive: true });
-    expect((await studio.checkpointsList({ runId: run.id })).map((c) => c.step)).toEqual([8]);
+    expect((await studio.invoke('checkpoints-list', { runId: run.id })).map((c) => c.step)).toEqual([8]);
     // and keep_last > 0 is described
     const r2 = studio.store.createRun({ name: 'kept', config: { ...config, keep_last: 2 } });
     fs.mkdirSync(ckptDir(r2.id, 8), { recursive: true });
     fs.cpSync(ckptDir(run.id, 8), ckptDir(r2.id, 8), { recursive: true });
     studio.store.addCheckpoint(r2.id, { step: 8, path: ckptDir(r2.id, 8), sizeBytes: 1 });
-    expect((await studio.checkpointsDelete({ runId: r2.id, step: 8 }) as { note?: string }).note).toMatch(/keep_last is 2 .* when it is resumed, it keeps its newest 2 checkpoints/);
+    expect((await studio.invoke('checkpoints-delete', { runId: r2.id, step: 8 }) as { note?: string }).note).toMatch(/keep_last is 2 .* when it is resumed, it keeps its newest 2 checkpoints/);
   });
 });
 

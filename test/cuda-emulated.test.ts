@@ -318,13 +318,13 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
         for (const [key, engine, world, precision] of [
           ['native-cpu', 'native-cpu', 1, 'fp32'], ['native-cuda', 'native-cuda', 2, 'fp32'], ['bf16', 'native-cuda', 1, 'bf16'],
         ] as const) {
-          const run = await studio.runsCreate({ config: config(engine, world, precision) });
+          const run = await studio.invoke('runs-create', { config: config(engine, world, precision) });
           const done = await studio.runs.wait(run.id);
           expect(done.status, JSON.stringify(done.error)).toBe('done');
-          const m = await studio.runsMetrics({ id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
+          const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
           losses[key] = [m['train/loss'].values, m['train/norm'].values, m['val/loss'].values];
           if (key === 'native-cuda') {
-            const logs = (await studio.runsLogs({ id: run.id })).map((l) => l.message).join('\n');
+            const logs = (await studio.invoke('runs-logs', { id: run.id })).map((l) => l.message).join('\n');
             expect(logs).toMatch(/data parallel: 2 processes/);
           }
         }

@@ -171,10 +171,10 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
   });
 
   const trainToEnd = async (world: number) => {
-    const run = await studio.runsCreate({ config: config(world) });
+    const run = await studio.invoke('runs-create', { config: config(world) });
     const done = await studio.runs.wait(run.id);
     expect(done.status, JSON.stringify(done.error)).toBe('done');
-    const m = await studio.runsMetrics({ id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
+    const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
     return { run: done, m };
   };
 
@@ -198,17 +198,17 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     }
     if (process.env.GPT2_STUDIO_DP_REPORT) console.log(`max weight difference after 6 steps: ${maxDiff}`);
     expect(maxDiff).toBeLessThan(1e-4);
-    const logs = await studio.runsLogs({ id: two.run.id });
+    const logs = await studio.invoke('runs-logs', { id: two.run.id });
     expect(logs.map((l) => l.message).join('\n')).toMatch(/data parallel: 2 processes, each 1 micro-step of 8 x 64 tokens per step/);
   }, 180_000);
 
   it('stops both ranks on a stop request, and resumes from the checkpoint to the end', async () => {
-    const run = await studio.runsCreate({ config: config(2, { max_steps: 12, checkpoint_interval: 0, eval_interval: 0 }) });
+    const run = await studio.invoke('runs-create', { config: config(2, { max_steps: 12, checkpoint_interval: 0, eval_interval: 0 }) });
     await new Promise<void>((resolve) => {
       const un = studio.on('run-step', (e) => {
         if (e.runId === run.id && e.step >= 1) {
           un();
-          void studio.runsStop(run.id);
+          void studio.invoke('runs-stop', { id: run.id });
           resolve();
         }
       });
@@ -218,16 +218,16 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     const [stoppedAt] = listCheckpointSteps(path.join(home, 'runs', run.id));
     expect(stoppedAt).toBeGreaterThanOrEqual(2);
     expect(stoppedAt).toBeLessThan(12);
-    await studio.runsResume(run.id);
+    await studio.invoke('runs-resume', { id: run.id });
     const resumed = await studio.runs.wait(run.id);
     expect(resumed.status, JSON.stringify(resumed.error)).toBe('done');
-    const m = await studio.runsMetrics({ id: run.id, names: ['train/loss'] });
+    const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] });
     expect(m['train/loss'].steps).toEqual([...Array(12).keys()]);
   }, 120_000);
 
   it('a killed rank interrupts the run and takes the other rank down with it', async () => {
     spawned.length = 0;
-    const run = await studio.runsCreate({ config: config(2, { max_steps: 200, checkpoint_interval: 0 }) });
+    const run = await studio.invoke('runs-create', { config: config(2, { max_steps: 200, checkpoint_interval: 0 }) });
     await new Promise<void>((resolve) => {
       const un = studio.on('run-step', (e) => {
         if (e.runId === run.id && e.step >= 1) {

@@ -44,7 +44,7 @@ describe.skipIf(!mounted)(`a full disk during a run${mounted ? '' : `: skipped, 
       model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 }, dataset: 'builtin', total_batch_size: 128, batch_size: 2, seq_len: 64,
       max_steps: 50, warmup_steps: 1, eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 1, keep_last: 0,
     };
-    const run = await studio.runsCreate({ config, force: true });
+    const run = await studio.invoke('runs-create', { config, force: true });
     const end = await studio.runs.wait(run.id);
     expect(end.status).toBe('failed');
     expect(end.error?.code).toBe('DISK_FULL');

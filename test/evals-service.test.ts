@@ -68,7 +68,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
   }
 
   it('scores an imported model: labelled with its name, its modelId kept, the fixture\'s losses and accuracy', async () => {
-    const model = await studio.modelsImport({ path: tiny, name: 'gpt2-tiny' });
+    const model = await studio.invoke('models-import', { path: tiny, name: 'gpt2-tiny' });
     expect(model.target).toEqual({ modelId: 'gpt2-tiny' });
     const ev = evals.hellaswag({ target: { modelId: 'gpt2-tiny' }, data, limit: N });
     const params = ev.params as unknown as HellaswagParams;
@@ -123,7 +123,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(quick.status).toBe('done');
     expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeCloseTo(correctNorm / N, 12);
     // what every model picker shows
-    const entry = (await studio.modelsList()).find((m) => m.key === `ckpt:${runId}:40`);
+    const entry = (await studio.invoke('models-list')).find((m) => m.key === `ckpt:${runId}:40`);
     expect(entry?.hellaswag).toBeCloseTo(correctNorm / N, 12);
   });
 
@@ -178,7 +178,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
   });
 
   it('scores each token of a text; the ending\'s losses sum to the HellaSwag reference; a long text is cut to the context', async () => {
-    await studio.modelsImport({ path: tiny, name: 'gpt2-tiny' });
+    await studio.invoke('models-import', { path: tiny, name: 'gpt2-tiny' });
     const ex = parseHellaswag(fs.readFileSync(data, 'utf8')).examples[0];
     const e = expected[0];
     const ending = ' ' + ex.endings[e.label];

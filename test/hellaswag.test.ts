@@ -54,21 +54,21 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
     try {
       const progress: number[] = [];
       const un = studio.on('eval-progress', (p) => { progress.push(p.done); });
-      const ev = await studio.evalsHellaswag({ target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl'), limit: 40 });
+      const ev = await studio.invoke('evals-hellaswag', { target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl'), limit: 40 });
       // a second job waits in the queue and can be cancelled there
-      const second = await studio.evalsHellaswag({ target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl') });
-      expect(await studio.evalsCancel(second.id)).toEqual({ cancelled: true });
+      const second = await studio.invoke('evals-hellaswag', { target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl') });
+      expect(await studio.invoke('evals-cancel', { id: second.id })).toEqual({ cancelled: true });
       const done = await studio.waitEval(ev.id);
       un();
       expect(done.status).toBe('done');
       expect(progress.at(-1)).toBe(40);
       expect(done.summary).toMatchObject({ n: 40, acc: expected!.acc, accNorm: expected!.acc_norm });
-      const rows = await studio.evalsExamples({ evalId: ev.id });
+      const rows = await studio.invoke('evals-examples', { evalId: ev.id });
       const byInd = new Map(rows.map((r) => [r.ind, r]));
       check(expected!.examples.map((e) => byInd.get(e.ind)!));
-      const wrong = await studio.evalsExamples({ evalId: ev.id, wrongOnly: true });
+      const wrong = await studio.invoke('evals-examples', { evalId: ev.id, wrongOnly: true });
       expect(wrong.length).toBe(28);
-      expect((await studio.evalsGet(second.id)).status).toBe('cancelled');
+      expect((await studio.invoke('evals-get', { id: second.id })).status).toBe('cancelled');
     } finally {
       await studio.shutdown(1000);
       fs.rmSync(home, { recursive: true, force: true });

@@ -25,9 +25,9 @@ describe('shards named in a config are checked before a run exists', () => {
     const file = path.join(dir, shard);
     fs.truncateSync(file, fs.statSync(file).size - 1001);
     const config = { model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 64 }, dataset: 'builtin', total_batch_size: 128, batch_size: 2, seq_len: 64, max_steps: 2, warmup_steps: 1 };
-    const errors = await studio.configValidate(config);
+    const errors = await studio.invoke('config-validate', { config });
     expect(errors.find((e) => e.field === 'dataset')?.message).toContain(shard);
-    await expect(studio.runsCreate({ config })).rejects.toThrow(/dataset: .*builtin/);
-    expect(await studio.runsList()).toEqual([]);
+    await expect(studio.invoke('runs-create', { config })).rejects.toThrow(/dataset: .*builtin/);
+    expect(await studio.invoke('runs-list')).toEqual([]);
   });
 });

@@ -35,11 +35,11 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
   });
 
   const reject = async (patch: Record<string, unknown>, field: string, msg: RegExp) => {
-    const errors = await studio.configValidate({ ...base, ...patch });
+    const errors = await studio.invoke('config-validate', { config: { ...base, ...patch } });
     const e = errors.find((x) => x.field === field);
     expect(e, JSON.stringify(errors)).toBeDefined();
     expect(e!.message).toMatch(msg);
-    await expect(studio.runsCreate({ config: { ...base, ...patch } })).rejects.toThrow(new RegExp(field.replace('.', '\\.')));
+    await expect(studio.invoke('runs-create', { config: { ...base, ...patch } })).rejects.toThrow(new RegExp(field.replace('.', '\\.')));
   };
 
   it('rejects an unknown dataset, a missing weights file and a corrupt checkpoint, naming the field', async () => {
@@ -51,10 +51,10 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     await reject({ init_from: 'checkpoint', init_path: bad }, 'init_path', /format is "something else"/);
     await reject({ world_size: 2, total_batch_size: 256, engine: 'tfjs' }, 'world_size', /data parallel, which the tfjs engine/);
     // a schema error and the workspace's answer come together, so that one try shows both
-    const both = await studio.configValidate({ ...base, dataset: 'tinyshakespeare', warmup_steps: 99 });
+    const both = await studio.invoke('config-validate', { config: { ...base, dataset: 'tinyshakespeare', warmup_steps: 99 } });
     expect(both.map((e) => e.field).sort()).toEqual(['dataset', 'warmup_steps']);
     expect(both.find((e) => e.field === 'dataset')!.message).toContain('prepare it on the Datasets page or with "gpt2-studio prepare tinyshakespeare"');
-    expect(await studio.configValidate(base)).toEqual([]);
+    expect(await studio.invoke('config-validate', { config: base })).toEqual([]);
     expect(studio.store.listRuns()).toHaveLength(0);
   });
 
@@ -67,36 +67,36 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
         seen.push({ name, inDb: m['train/loss']?.steps.includes(p.step) ?? false });
       }
     });
-    const run = await studio.runsCreate({ config: base, name: 'svc' });
+    const run = await studio.invoke('runs-create', { config: base, name: 'svc' });
     expect(run.status).toBe('running');
     const end = await studio.runs.wait(run.id);
     un();
     expect(end.status).toBe('done');
     expect(seen.length).toBe(6);
     expect(seen.every((s) => s.inDb)).toBe(true);
-    const metrics = await studio.runsMetrics({ id: run.id });
+    const metrics = await studio.invoke('runs-metrics', { id: run.id });
     expect(metrics['val/loss'].steps).toEqual([0, 3, 5]);
     expect(metrics['hellaswag/acc_norm'].steps).toEqual([0, 3, 5]);
     // the CLI evaluates the run's last checkpoint by id
     let hs = '';
     expect(await main(['hellaswag', '--run', run.id, '--limit', '4', '--home', home], { out: (x) => (hs += x), err: () => {} })).toBe(0);
     expect(hs).toMatch(/^acc: \d\/4=/);
-    expect((await studio.runsSamples(run.id)).map((s) => s.step)).toEqual([5]);
+    expect((await studio.invoke('runs-samples', { id: run.id })).map((s) => s.step)).toEqual([5]);
     // keep_last 1: only the final checkpoint is left, on disk and in the index
-    expect((await studio.runsCheckpoints(run.id)).map((c) => c.step)).toEqual([6]);
+    expect((await studio.invoke('runs-checkpoints', { id: run.id })).map((c) => c.step)).toEqual([6]);
     expect(fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints'))).toEqual(['step_000006']);
-    const logs = await studio.runsLogs({ id: run.id });
+    const logs = await studio.invoke('runs-logs', { id: run.id });
     expect(logs.some((l) => l.message.startsWith('num decayed parameter tensors'))).toBe(true);
-    await expect(studio.runsResume(run.id)).rejects.toThrow(/already finished its 6 steps/);
-    await studio.runsDelete(run.id);
+    await expect(studio.invoke('runs-resume', { id: run.id })).rejects.toThrow(/already finished its 6 steps/);
+    await studio.invoke('runs-delete', { id: run.id });
     expect(fs.existsSync(path.join(home, 'runs', run.id))).toBe(false);
     expect(studio.store.getRun(run.id)).toBeUndefined();
   });
 
   it('records what ran: the engine that trained (never "auto"), its backend, the model shape and the host, per attempt', async () => {
     const small = { ...base, hellaswag_interval: 0, sample_interval: 0 };
-    const native = await studio.runs.wait((await studio.runsCreate({ config: small, name: 'native' })).id);
-    const tfjs = await studio.runs.wait((await studio.runsCreate({ config: { ...small, engine: 'tfjs' }, name: 'tfjs' })).id);
+    const native = await studio.runs.wait((await studio.invoke('runs-create', { config: small, name: 'native' })).id);
+    const tfjs = await studio.runs.wait((await studio.invoke('runs-create', { config: { ...small, engine: 'tfjs' }, name: 'tfjs' })).id);
     expect(native.status).toBe('done');
     expect(tfjs.status).toBe('done');
     expect(native.engine).toMatch(/^native-(cpu|cuda)$/);
@@ -110,7 +110,7 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(tfjs.engine).toBe('tfjs');
     expect(tfjs.attempts[0]).toMatchObject({ engine: 'tfjs', precision: 'fp32' });
     // the time outside the steps is measured, for estimates: evaluations and checkpoints
-    const m = await studio.runsMetrics({ id: native.id });
+    const m = await studio.invoke('runs-metrics', { id: native.id });
     expect(m['time/eval_ms'].steps).toEqual([0, 3, 5]);
     expect(m['time/checkpoint_ms'].steps).toEqual([2, 5]);
     expect(native.stepsDone).toBe(6);
@@ -118,19 +118,19 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
 
   it('a checkpoint written on stop carries the step its val loss was measured at', async () => {
     const long = { ...base, max_steps: 400, warmup_steps: 1, eval_interval: 2, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0 };
-    const run = await studio.runsCreate({ config: long, name: 'stopped' });
+    const run = await studio.invoke('runs-create', { config: long, name: 'stopped' });
     // stop once a step after an evaluated one has been recorded
     await new Promise<void>((resolve) => {
       const un = studio.on('run-step', (p) => {
         if (p.runId === run.id && p.step === 3) {
           un();
-          void studio.runsStop(run.id).then(() => resolve());
+          void studio.invoke('runs-stop', { id: run.id }).then(() => resolve());
         }
       });
     });
     const end = await studio.runs.wait(run.id);
     expect(end.status).toBe('stopped');
-    const [ck] = await studio.runsCheckpoints(run.id);
+    const [ck] = await studio.invoke('runs-checkpoints', { id: run.id });
     expect(ck.valLoss).not.toBeNull();
     expect(ck.valLossStep).not.toBeNull();
     // evaluations happen at even steps; a stop checkpoint at an odd step carries the last even one

@@ -61,11 +61,11 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('SFT', () =
         dataset: 'chat', sft: true, total_batch_size: 256, batch_size: 4, seq_len: 64, max_steps: 30, warmup_steps: 2, max_lr: 3e-3,
         eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0,
       };
-      const errs = await studio.configValidate({ ...config, sft: false });
+      const errs = await studio.invoke('config-validate', { config: { ...config, sft: false } });
       expect(errs.find((e) => e.field === 'sft')?.message).toMatch(/is an SFT dataset/);
       const losses: number[] = [];
       const un = studio.on('run-step', (e) => { losses.push(e.loss); });
-      const run = await studio.runsCreate({ config });
+      const run = await studio.invoke('runs-create', { config });
       const end = await studio.runs.wait(run.id);
       un();
       expect(end.status, JSON.stringify(end.error)).toBe('done');

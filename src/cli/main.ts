@@ -29,6 +29,8 @@ Usage:
   gpt2-studio import PATH [--name N] [--home DIR] [--json]
   gpt2-studio models [--home DIR] [--json]
   gpt2-studio engines [--json]
+  gpt2-studio call   NAME [JSON] [--home DIR]
+                     (any request of the service, validated as the app's are; "call list" names them)
   gpt2-studio serve  [--port P] [--host 127.0.0.1] [--token T] [--home DIR]
                      (without --port, a free port; the address to open is printed)
 
@@ -243,6 +245,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'import': case 'models': {
         const m = await import('./models');
         return await (cmd === 'import' ? m.importCommand(rest, io) : m.modelsCommand(rest, io));
+      }
+      case 'call': {
+        const { callCommand } = await import('./call');
+        return await callCommand(rest, io);
       }
       case 'serve': {
         const { serveCommand } = await import('./serve');

@@ -18,7 +18,7 @@ export async function importCommand(argv: string[], io: CliIo): Promise<number> 
   const a = parse(rest, { ...opts, name: { type: 'string' } }, 'import');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const m = await studio.modelsImport({ path: src, name: a.name });
+    const m = await studio.invoke('models-import', { path: src, name: a.name });
     if (a.json) io.out(JSON.stringify(m) + '\n');
     else io.out(`imported ${src} as ${m.key}: ${m.params.toLocaleString('en-US')} parameters, ${m.nLayer} layers, context ${m.blockSize} (commands take it as --weights ${m.key})\n`);
     return 0;
@@ -32,7 +32,7 @@ export async function modelsCommand(argv: string[], io: CliIo): Promise<number> 
   const a = parse(argv, opts, 'models');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const list = await studio.modelsList();
+    const list = await studio.invoke('models-list');
     if (a.json) io.out(JSON.stringify(list) + '\n');
     else if (list.length === 0) io.out(`No models in ${studio.home}. Import GPT-2 weights with "gpt2-studio import PATH", or train a run.\n`);
     else {

@@ -66,7 +66,7 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
       io.err(stopping
         ? '\na stop is already under way: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n'
         : '\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n');
-      if (!stopping) studio.runsStop(runId).catch(() => {});
+      if (!stopping) studio.invoke('runs-stop', { id: runId }).catch(() => {});
       stopping = true;
     } else {
       io.err('aborting\n');
@@ -79,7 +79,7 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     if (stopping) return;
     stopping = true;
     io.err('output closed: the run saves a checkpoint after the current step, then stops\n');
-    studio.runsStop(runId).catch(() => {});
+    studio.invoke('runs-stop', { id: runId }).catch(() => {});
   });
   try {
     begin();
@@ -121,7 +121,7 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const run = await studio.runsCreate({ config, preset: a.preset, name: a.name, start: false, force: a.force === true });
+    const run = await studio.invoke('runs-create', { config, preset: a.preset, name: a.name, start: false, force: a.force === true });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
     return await follow(studio, run.id, io, a.json, () => studio.runs.start(run.id));
@@ -152,7 +152,7 @@ export async function stopCommand(argv: string[], io: CliIo): Promise<number> {
   const a = parse(rest, homeOpt, 'stop');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    await studio.runsStop(id);
+    await studio.invoke('runs-stop', { id });
     io.out(`asked run ${id} to stop: it saves a checkpoint after its current step, then ends\n`);
     return 0;
   } finally {
@@ -165,7 +165,7 @@ export async function runsCommand(argv: string[], io: CliIo): Promise<number> {
   const a = parse(argv, homeOpt, 'runs');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const runs = await studio.runsList();
+    const runs = await studio.invoke('runs-list');
     if (a.json) {
       io.out(JSON.stringify(runs) + '\n');
       return 0;

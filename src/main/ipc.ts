@@ -5,7 +5,6 @@
 import { IPC_INVOKE_CHANNEL, type EventName, type InvokeResult, type StudioEvents } from '../shared/contract';
 import { ErrorCode } from '../shared/errors';
 import type { Studio } from '../node/studio';
-import { invokeStudio } from '../node/studio/dispatch';
 
 /** The part of Electron's IpcMainInvokeEvent this module reads. */
 export interface InvokeEventLike {
@@ -46,7 +45,7 @@ export function registerStudioIpc(opts: StudioIpcOptions): () => void {
         },
       };
     }
-    const reply = await invokeStudio(studio, name, arg);
+    const reply = await studio.request(name, arg);
     return reply.ok ? { ok: true, value: reply.value } : { ok: false, error: reply.error };
   });
   const unsubscribe = studio.onAny((name, payload) => broadcast(name, payload));

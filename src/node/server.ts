@@ -10,7 +10,7 @@
  *   can say what is missing. The token is never written to the log.
  * - Bound to loopback, the Host header must name a loopback host (against DNS rebinding). A cross-origin request is
  *   refused, and POST bodies must be JSON (so a form on another site cannot post here).
- * - Requests reach the Studio through invokeStudio, which confines their paths to the workspace and the allowed
+ * - Requests reach the Studio through its handler registry (studio.request), which confines their paths to the workspace and the allowed
  *   folders, and their URLs to public http(s) addresses (src/node/studio/confine.ts).
  * - Requests that change something are rate-limited per client (remote address and credential): a token bucket,
  *   429 with Retry-After when it is empty.
@@ -27,12 +27,10 @@ import {
   HTTP_INVOKE_PREFIX,
   RENDERER_CSP,
   SSE_EVENT_TYPE,
-  type HandlerName,
 } from '../shared/contract';
 import { ErrorCode, StudioError, type PlainError } from '../shared/errors';
-import { httpInvokeBodySchema, isHandlerName } from '../shared/schemas';
+import { httpInvokeBodySchema } from '../shared/schemas';
 import { Studio } from './studio';
-import { invokeStudio, parseRequest } from './studio/dispatch';
 
 export interface ServerOptions {
   /** the workspace folder (resolveHome) */
@@ -257,8 +255,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       } catch {
         return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'Bad request name encoding.', hint: '' });
       }
-      if (!isHandlerName(name)) {
-        const unknown = parseRequest(name, undefined); // the error that lists the known names
+      if (!studio.registry.has(name)) {
+        const unknown = studio.registry.parse(name, undefined); // the error that lists the known names
         if (!unknown.ok) return fail(req, res, requestId, 404, unknown.error);
       }
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
@@ -283,7 +281,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (!envelope.success) {
         return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'The body must be a JSON object {"arg": ...} with no other keys.', hint: 'Send {"arg": ...}, or {} for a request without argument.' });
       }
-      if (limiter && changesSomething(name as HandlerName, envelope.data.arg)) {
+      if (limiter && studio.registry.changesSomething(name, envelope.data.arg)) {
         const key = `${req.socket.remoteAddress ?? '?'}\0${credential}`;
         const waitMs = limiter.take(key);
         if (waitMs > 0) {
@@ -296,7 +294,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
           });
         }
       }
-      const reply = await invokeStudio(studio, name, envelope.data.arg);
+      const reply = await studio.request(name, envelope.data.arg);
       if (reply.ok) return sendJson(res, 200, { ok: true, value: reply.value });
       const status = reply.reason === 'bad-argument'
         ? 400
@@ -489,22 +487,6 @@ function cookieOf(header: string | undefined, name: string): string | undefined 
  */
 function withoutStacks(key: string, value: unknown): unknown {
   return key === 'stack' ? undefined : value;
-}
-
-/**
- * Requests that only read are not rate-limited (pages poll them); everything else, and any request added later,
- * is. runs-calibrate reads a cached measurement unless `measure` asks for a new one (a training step).
- */
-const READ_ONLY: ReadonlySet<HandlerName> = new Set<HandlerName>([
-  'app-info', 'engines-list', 'datasets-list', 'datasets-sources', 'datasets-jobs', 'datasets-preview', 'datasets-estimate',
-  'files-browse', 'models-list', 'chats-list', 'chats-get', 'checkpoints-list', 'evals-list', 'evals-get', 'evals-examples',
-  'settings-get', 'presets-list', 'config-validate', 'runs-list', 'runs-get', 'runs-metrics', 'runs-logs', 'runs-samples',
-  'runs-checkpoints', 'runs-shape',
-]);
-
-function changesSomething(name: HandlerName, arg: unknown): boolean {
-  if (name === 'runs-calibrate') return (arg as { measure?: unknown } | undefined)?.measure === true;
-  return !READ_ONLY.has(name);
 }
 
 /**

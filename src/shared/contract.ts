@@ -1,73 +1,33 @@
 /**
  * The one contract between the Studio service and its three transports (Electron IPC, HTTP + SSE, the CLI).
  *
- * Handler types are derived from the service's own methods, so a change to a method's signature changes the
- * contract (as actualbudget/actual derives `'tags-get': typeof getTags`). Only types are imported from src/node:
- * nothing of the service reaches the renderer's bundle.
+ * Each domain declares its requests' argument and result types in src/shared/api/<domain>.ts; their code (with the
+ * zod schema of the argument, beside the function) is in src/node/<domain>/handlers.ts, which the compiler holds to
+ * these types. `StudioHandlers` is the intersection of the domains' maps.
  */
-import type { Studio } from '../node/studio';
+import type { AppHandlers } from './api/app';
+import type { ChatsHandlers } from './api/chats';
+import type { CheckpointsHandlers } from './api/checkpoints';
+import type { DatasetsHandlers } from './api/datasets';
+import type { EvalsHandlers } from './api/evals';
+import type { GenerationHandlers } from './api/generation';
+import type { ModelsHandlers } from './api/models';
+import type { RunsHandlers } from './api/runs';
 import type { RunStatus } from '../node/store';
 import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../node/datasets/types';
 import type { StepEvent, GuardEvent } from '../core/train/trainer';
 import type { PlainError } from './errors';
 import type { GenerateDoneEvent, GenerateTokenEvent } from '../node/studio/generation';
 
-/** Request name -> the service method that answers it. Names are kebab-case `<domain>-<verb>`. */
-export type StudioHandlers = {
-  'app-info': Studio['appInfo'];
-  'engines-list': Studio['enginesList'];
-  'datasets-list': Studio['datasetsList'];
-  'datasets-sources': Studio['datasetsSources'];
-  'datasets-prepare': Studio['datasetsPrepare'];
-  'datasets-cancel': Studio['datasetsCancel'];
-  'datasets-jobs': Studio['datasetsJobs'];
-  'datasets-remove': Studio['datasetsRemove'];
-  'datasets-preview': Studio['datasetsPreview'];
-  'datasets-estimate': Studio['datasetsEstimate'];
-  'files-browse': Studio['filesBrowse'];
-  'models-list': Studio['modelsList'];
-  'models-import': Studio['modelsImport'];
-  'models-remove': Studio['modelsRemove'];
-  'generate-start': Studio['generateStart'];
-  'generate-stop': Studio['generateStop'];
-  'generate-sample': Studio['generateSample'];
-  'chats-list': Studio['chatsList'];
-  'chats-get': Studio['chatsGet'];
-  'chats-create': Studio['chatsCreate'];
-  'chats-update': Studio['chatsUpdate'];
-  'chats-delete': Studio['chatsDelete'];
-  'chats-send': Studio['chatsSend'];
-  'checkpoints-list': Studio['checkpointsList'];
-  'checkpoints-delete': Studio['checkpointsDelete'];
-  'checkpoints-export': Studio['checkpointsExport'];
-  'checkpoints-branch': Studio['checkpointsBranch'];
-  'evals-delete': Studio['evalsDelete'];
-  'evals-hellaswag': Studio['evalsHellaswag'];
-  'evals-cancel': Studio['evalsCancel'];
-  'evals-list': Studio['evalsList'];
-  'evals-get': Studio['evalsGet'];
-  'evals-examples': Studio['evalsExamples'];
-  'evals-val-loss': Studio['evalsValLoss'];
-  'tokens-score': Studio['tokensScore'];
-  'settings-get': Studio['settingsGet'];
-  'settings-set': Studio['settingsSet'];
-  'presets-list': Studio['presetsList'];
-  'config-validate': Studio['configValidate'];
-  'runs-create': Studio['runsCreate'];
-  'runs-list': Studio['runsList'];
-  'runs-get': Studio['runsGet'];
-  'runs-stop': Studio['runsStop'];
-  'runs-pause': Studio['runsPause'];
-  'runs-resume': Studio['runsResume'];
-  'runs-delete': Studio['runsDelete'];
-  'runs-update': Studio['runsUpdate'];
-  'runs-metrics': Studio['runsMetrics'];
-  'runs-logs': Studio['runsLogs'];
-  'runs-samples': Studio['runsSamples'];
-  'runs-checkpoints': Studio['runsCheckpoints'];
-  'runs-calibrate': Studio['runsCalibrate'];
-  'runs-shape': Studio['runsShape'];
-};
+/** Request name -> its function type. Names are kebab-case `<domain>-<verb>`; every request takes one argument (or none). */
+export type StudioHandlers = AppHandlers &
+  DatasetsHandlers &
+  ModelsHandlers &
+  GenerationHandlers &
+  ChatsHandlers &
+  CheckpointsHandlers &
+  EvalsHandlers &
+  RunsHandlers;
 
 export type HandlerName = keyof StudioHandlers;
 /** The arguments of a handler, as a tuple: `[]` for a handler that takes none. */

@@ -31,6 +31,8 @@ export const ErrorCode = {
   DATABASE_TOO_NEW: 'DATABASE_TOO_NEW',
   /** a run or eval whose process died (crash, kill, power loss) before it finished */
   INTERRUPTED: 'INTERRUPTED',
+  /** another process of a data-parallel group failed or vanished, so this one stopped */
+  PEER_FAILED: 'PEER_FAILED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

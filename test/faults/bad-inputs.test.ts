@@ -134,9 +134,9 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
   /** What the service lists: runs, models and datasets. */
   async function listed(): Promise<{ runs: string[]; models: string[]; datasets: string[] }> {
     return {
-      runs: (await studio.runsList()).map((r) => r.id),
-      models: (await studio.modelsList()).map((m) => m.key),
-      datasets: (await studio.datasetsList()).map((d) => d.id),
+      runs: (await studio.invoke('runs-list')).map((r) => r.id),
+      models: (await studio.invoke('models-list')).map((m) => m.key),
+      datasets: (await studio.invoke('datasets-list')).map((d) => d.id),
     };
   }
 
@@ -187,7 +187,7 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
       const info = await cli(['info', '--weights', file]);
       expectRefused(info, file, SAFETENSORS[name]);
 
-      const e1 = await caught(() => studio.modelsImport({ path: file }));
+      const e1 = await caught(() => studio.invoke('models-import', { path: file }));
       expect(e1.code).toBe(ErrorCode.BAD_SAFETENSORS);
       expect(e1.message).toContain(file);
       const e2 = await caught(() => loadGpt2Weights(file));
@@ -286,7 +286,7 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
   });
 
   it('the base config of the config cases is valid', async () => {
-    expect(await studio.configValidate(BASE)).toEqual([]);
+    expect(await studio.invoke('config-validate', { config: BASE })).toEqual([]);
   });
 
   it.each(CONFIGS)('train --config with %s exits non-zero naming %s (BAD_CONFIG); no run is made', async (label, field, patch) => {
@@ -303,9 +303,9 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
       expect(JSON.parse(runs.out)).toEqual([]);
       expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([]);
 
-      const errors = await studio.configValidate(config);
+      const errors = await studio.invoke('config-validate', { config });
       expect(errors.map((x) => x.field)).toEqual([field]);
-      const e = await caught(() => studio.runsCreate({ config }));
+      const e = await caught(() => studio.invoke('runs-create', { config }));
       expect(e.code).toBe(ErrorCode.BAD_CONFIG);
       record(label, 'train --config', r.exit, e.code);
     });

@@ -230,7 +230,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
       expect(c.state.trainer.step).toBe(s);
     }
     // what the Checkpoints page offers: each entry a complete checkpoint on disk
-    const listed = (await studio.checkpointsList({ runId })).map((c) => c.step);
+    const listed = (await studio.invoke('checkpoints-list', { runId })).map((c) => c.step);
     expect(listed.filter((s) => !steps.includes(s)), `index entries of ${runId} that are not complete on disk`).toEqual([]);
     figures.checkpointsLoaded += steps.length;
     return steps.length;
@@ -242,10 +242,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
   }
 
   it('an uninterrupted run of the config: the reference', async () => {
-    const run = await studio.runsCreate({ config: CONFIG, name: 'straight' });
+    const run = await studio.invoke('runs-create', { config: CONFIG, name: 'straight' });
     const end = await studio.runs.wait(run.id);
     expect(end.status, JSON.stringify(end.error)).toBe('done');
-    const m = await studio.runsMetrics({ id: run.id, names: ['train/loss', 'train/norm'] });
+    const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm'] });
     expect(m['train/loss'].steps).toEqual(Array.from({ length: MAX_STEPS }, (_, i) => i));
     const final = readCheckpoint(path.join(home, 'runs', run.id, 'checkpoints', checkpointDirName(MAX_STEPS)));
     straight = { loss: m['train/loss'].values, norm: m['train/norm'].values, tokens: m['train/loss'].tokensSeen, steps: m['train/loss'].steps, weights: final.weights };
@@ -255,7 +255,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
 
   it(`${KILLS} SIGKILLs during steps, checkpoint writes and prunes: each resume cleans up, the store stays sound, every checkpoint loads`, async () => {
     const plans = killPlans(SEED);
-    const created = await studio.runsCreate({ config: CONFIG, name: 'killed', start: false });
+    const created = await studio.invoke('runs-create', { config: CONFIG, name: 'killed', start: false });
     const runId = created.id;
     killedRunId = runId;
     const runDir = path.join(home, 'runs', runId);
@@ -274,7 +274,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     let unsubscribe = subscribe();
 
     try {
-      let run: Run = await studio.runsResume(runId);
+      let run: Run = await studio.invoke('runs-resume', { id: runId });
       for (let n = 1; n <= KILLS; n++) {
         const plan = plans[n - 1];
         const pid = studio.store.getRun(runId)!.pid;
@@ -335,17 +335,17 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
           expect(leftovers(ckDir), 'left after the studio started').toEqual([]);
           checkStore();
         }
-        run = await studio.runsResume(runId);
+        run = await studio.invoke('runs-resume', { id: runId });
         expect(run.status).toBe('running');
         // the new attempt's own .tmp- folder may already be there; nothing of a dead one may be
         expect(leftovers(ckDir, run.pid), `left after resume ${n}`).toEqual([]);
         expect(listCheckpointSteps(runDir)).toEqual(steps);
         if (left.length) {
-          const logs = (await studio.runsLogs({ id: runId })).map((l) => l.message).filter((m) => m.includes('left its checkpoints unfinished'));
+          const logs = (await studio.invoke('runs-logs', { id: runId })).map((l) => l.message).filter((m) => m.includes('left its checkpoints unfinished'));
           for (const name of left) expect(logs.some((m) => m.includes(name)), `a log line names the removed ${name}`).toBe(true);
           figures.leftoversCleaned += left.length;
         }
-        const resumeLog = (await studio.runsLogs({ id: runId, tail: 5 })).map((l) => l.message);
+        const resumeLog = (await studio.invoke('runs-logs', { id: runId, tail: 5 })).map((l) => l.message);
         expect(resumeLog).toContain(`resuming from checkpoint step ${steps[steps.length - 1]}`);
 
         kills.push({ n, target: plan.target, landed: landingOf(entries), lastStep, resumeFrom: steps[steps.length - 1] ?? null, left, processes, resumedBy, checkpointsVerified: verified });
@@ -372,7 +372,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
   it('the resumed run recorded bitwise the losses, norms and final weights of the uninterrupted run', async () => {
     expect(straight, 'the reference run').toBeDefined();
     expect(killedRunId).not.toBe('');
-    const m = await studio.runsMetrics({ id: killedRunId, names: ['train/loss', 'train/norm'] });
+    const m = await studio.invoke('runs-metrics', { id: killedRunId, names: ['train/loss', 'train/norm'] });
     // one series, without gaps or repeats: each resume forgot what the killed attempt had recorded past its checkpoint
     expect(m['train/loss'].steps).toEqual(straight!.steps);
     expect(m['train/loss'].tokensSeen).toEqual(straight!.tokens);
@@ -395,7 +395,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
   let finalRunId = '';
 
   it('a kill after the final checkpoint leaves the run interrupted, with every step recorded and the final checkpoint complete', async () => {
-    const run = await studio.runsCreate({ config: { ...CONFIG, max_steps: FINAL_STEPS }, name: 'killed after its final checkpoint', start: false });
+    const run = await studio.invoke('runs-create', { config: { ...CONFIG, max_steps: FINAL_STEPS }, name: 'killed after its final checkpoint', start: false });
     finalRunId = run.id;
     const runDir = path.join(home, 'runs', run.id);
     const ckDir = path.join(runDir, 'checkpoints');
@@ -410,7 +410,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
       killTree(pid);
     });
     try {
-      pid = (await studio.runsResume(run.id)).pid!;
+      pid = (await studio.invoke('runs-resume', { id: run.id })).pid!;
       const end = await studio.runs.wait(run.id);
       expect(fired).toBe(true);
       expect(end.status).toBe('interrupted');
@@ -420,7 +420,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     }
     expect(listCheckpointSteps(runDir)).toContain(FINAL_STEPS);
     expect(readCheckpoint(path.join(ckDir, finalName)).state.step).toBe(FINAL_STEPS);
-    const m = await studio.runsMetrics({ id: run.id, names: ['train/loss'] });
+    const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] });
     expect(m['train/loss'].steps).toEqual(Array.from({ length: FINAL_STEPS }, (_, i) => i));
     expect(m['train/loss'].values.every(Number.isFinite)).toBe(true);
   }, 60_000);
@@ -429,11 +429,11 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
   it('resuming a run killed after its final checkpoint brings it to done', async () => {
     expect(finalRunId).not.toBe('');
     try {
-      await studio.runsResume(finalRunId);
+      await studio.invoke('runs-resume', { id: finalRunId });
       const end = await studio.runs.wait(finalRunId);
       expect(end.status).toBe('done');
       expect(end.error).toBeNull();
-      const logs = await studio.runsLogs({ id: finalRunId });
+      const logs = await studio.invoke('runs-logs', { id: finalRunId });
       expect(logs.some((l) => /saved its final checkpoint \(step \d+\) before its worker stopped: it is done/.test(l.message))).toBe(true);
     } catch (e) {
       figures.knownDefect = `${e instanceof Error ? e.message : String(e)} (run left ${studio.runs.get(finalRunId).status})`;

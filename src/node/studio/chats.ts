@@ -192,7 +192,7 @@ export class ChatService {
    * send whose answer cannot start (the model does not load, a setting is refused) leaves the conversation as it
    * was and throws that error. A conversation answers one message at a time.
    */
-  async send(arg: { id: string; content: string }): Promise<ChatSent> {
+  async send(arg: { id: string; content: string; genId?: string }): Promise<ChatSent> {
     const store = this.store();
     const chats = this.chats(store);
     const c = this.need(arg.id, chats);
@@ -220,7 +220,7 @@ export class ChatService {
       messages.push({ role: 'user', content: arg.content });
       const { temperature, topK, topP, maxTokens, seed } = settings;
       const started = await this.generation.start(
-        { target: c.target, messages, temperature, topK, topP, maxTokens, seed },
+        { target: c.target, messages, temperature, topK, topP, maxTokens, seed, genId: arg.genId },
         { onDone: (d) => this.answered(store, arg.id, answer, d) },
       );
       answer.genId = started.genId;

@@ -28,6 +28,11 @@ export interface GenerateRequest extends Partial<SamplingSettings> {
   /** a conversation to answer, rendered with the chat template (see src/core/chat.ts) */
   messages?: ChatMessage[];
   engine?: string;
+  /**
+   * The id its events will carry, chosen by the client so that no event can arrive before the client knows it;
+   * the service picks one when it is absent. It must not be the id of a generation still going.
+   */
+  genId?: string;
 }
 
 export interface GenerateStarted {
@@ -148,7 +153,11 @@ export class GenerationService {
     }
     const s = settingsOf(req);
     validateSampling(s);
-    const job: Job = { genId: `gen-${randomUUID()}`, req, stop: false, onDone: hooks.onDone };
+    const genId = req.genId ?? `gen-${randomUUID()}`;
+    if (this.current?.genId === genId || this.queue.some((j) => j.genId === genId)) {
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `The generation id "${genId}" is already in use.`, 'Send a new id for each generation (or none, and use the one the reply gives).');
+    }
+    const job: Job = { genId, req, stop: false, onDone: hooks.onDone };
     let started: { promptTokens: number; label: string };
     if (this.current || this.queue.length > 0) {
       // another generation holds the model: check the target without loading it, and queue (it can be stopped there)

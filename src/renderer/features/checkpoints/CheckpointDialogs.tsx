@@ -112,7 +112,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
   };
   useEffect(() => {
     let live = true;
-    client.invoke('runs-get', c.runId).then(
+    client.invoke('runs-get', { id: c.runId }).then(
       (run) => {
         const p = (run.config as { sample?: { prompt?: unknown } }).sample?.prompt;
         if (live && !typed.current && typeof p === 'string' && p.trim() !== '') setPrompt(p);

@@ -117,7 +117,7 @@ export function CheckpointsPage() {
   const keyOfEval = (evalId: string) => Object.entries(evalsRef.current).find(([, e]) => e.evalId === evalId)?.[0];
   const fetchResult = useCallback(
     (key: string, evalId: string) => {
-      client.invoke('evals-get', evalId).then(
+      client.invoke('evals-get', { id: evalId }).then(
         (e) => {
           const acc = typeof e.summary?.accNorm === 'number' ? e.summary.accNorm : undefined;
           setEvals((x) => (x[key]?.evalId === evalId ? { ...x, [key]: { ...x[key], status: 'done', accNorm: acc ?? x[key].accNorm } } : x));

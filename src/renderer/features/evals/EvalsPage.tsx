@@ -47,7 +47,7 @@ export function EvalsPage() {
   useEffect(() => {
     if (!qEval || qModel) return;
     let live = true;
-    client.invoke('evals-get', qEval).then(
+    client.invoke('evals-get', { id: qEval }).then(
       (ev) => {
         if (live) setModelKey((k) => k ?? evalModelKey(ev));
       },

@@ -129,7 +129,7 @@ export function HellaswagTab({
 
   const cancel = async (id: string) => {
     try {
-      await client.invoke('evals-cancel', id);
+      await client.invoke('evals-cancel', { id });
     } catch (e) {
       setRunError(e);
     }
@@ -228,8 +228,8 @@ export function HellaswagTab({
                   const d = deleting;
                   setDeleting(null);
                   try {
-                    if (d.status === 'running') await client.invoke('evals-cancel', d.id);
-                    await client.invoke('evals-delete', d.id);
+                    if (d.status === 'running') await client.invoke('evals-cancel', { id: d.id });
+                    await client.invoke('evals-delete', { id: d.id });
                     if (selectedEval === d.id) onSelectEval(undefined);
                   } catch (e) {
                     setRunError(e);

@@ -69,7 +69,7 @@ export function NewRunPage({ from }: { from?: string }) {
     if (started.current) return;
     if (from) {
       started.current = true;
-      client.invoke('runs-get', from).then(
+      client.invoke('runs-get', { id: from }).then(
         (run) => {
           const c: Config = { ...run.config, name: `${run.name} (copy)` };
           replaceConfig(c, run.preset ?? undefined);
@@ -115,7 +115,7 @@ export function NewRunPage({ from }: { from?: string }) {
     const mine = ++seq.current;
     setChecking(true);
     const t = window.setTimeout(() => {
-      client.invoke('config-validate', config).then(
+      client.invoke('config-validate', { config }).then(
         (errs) => {
           if (mine !== seq.current) return;
           setServerErrors(errs);
@@ -152,7 +152,7 @@ export function NewRunPage({ from }: { from?: string }) {
       setSubmitError(e);
       setSubmitting(false);
       if (e instanceof StudioError && e.code === ErrorCode.BAD_CONFIG) {
-        client.invoke('config-validate', config).then(setServerErrors, () => undefined);
+        client.invoke('config-validate', { config }).then(setServerErrors, () => undefined);
       }
     }
   };

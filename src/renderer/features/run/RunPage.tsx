@@ -107,7 +107,7 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
     setPending(what);
     try {
       const name = what === 'stop' ? 'runs-stop' : what === 'pause' ? 'runs-pause' : 'runs-resume';
-      const r = await client.invoke(name, run.id);
+      const r = await client.invoke(name, { id: run.id });
       if (what === 'resume') setRun(r);
     } catch (e) {
       setActionError(e);

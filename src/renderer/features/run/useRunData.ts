@@ -155,9 +155,9 @@ export function useRunData(runId: string): RunData {
     (async () => {
       try {
         const [r, metrics, sampleRows] = await Promise.all([
-          client.invoke('runs-get', runId),
+          client.invoke('runs-get', { id: runId }),
           client.invoke('runs-metrics', { id: runId }),
-          client.invoke('runs-samples', runId),
+          client.invoke('runs-samples', { id: runId }),
         ]);
         const lines: LogLine[] = [];
         let after = 0;
@@ -205,7 +205,7 @@ export function useRunData(runId: string): RunData {
           // a (re)start: the service rewound the run to its last checkpoint; load it again
           reload();
         } else {
-          client.invoke('runs-get', runId).then(
+          client.invoke('runs-get', { id: runId }).then(
             (r) => setRun(r),
             () => undefined,
           );

@@ -84,7 +84,7 @@ export function DeleteRunDialog({ run, onClose, onDeleted }: { run: Run; onClose
     setBusy(true);
     setError(null);
     try {
-      await client.invoke('runs-delete', run.id);
+      await client.invoke('runs-delete', { id: run.id });
       onDeleted(run.id);
     } catch (e) {
       setError(e);

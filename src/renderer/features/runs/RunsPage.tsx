@@ -80,7 +80,7 @@ export function RunsPage() {
       return;
     }
     patchRun(p.runId, (r) => ({ ...r, status: p.status }));
-    client.invoke('runs-get', p.runId).then(
+    client.invoke('runs-get', { id: p.runId }).then(
       (r) => patchRun(p.runId, () => r),
       () => undefined,
     );
