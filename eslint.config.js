@@ -33,14 +33,15 @@ export default tseslint.config(
     },
   },
   {
+    // Shared by every process, the renderer included: it stands alone. Type-only imports are refused too, so that the
+    // renderer's typecheck never reads a file of src/node or src/core.
     files: ['src/shared/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      // Type-only imports are erased at build time, so the contract may derive its types from the service.
-      '@typescript-eslint/no-restricted-imports': ['error', {
+      'no-restricted-imports': ['error', {
         patterns: [
           { group: nodeBuiltins, message: 'src/shared is used by every process, the renderer included: no Node built-ins.' },
-          { group: ['electron', '**/core/**', '**/node/**', '**/main/**', '**/renderer/**', '**/cli/**'], allowTypeImports: true, message: 'src/shared imports nothing of the project at run time (import type is fine).' },
+          { group: ['electron', 'electron/*', '**/core/**', '**/node/**', '**/main/**', '**/preload/**', '**/renderer/**', '**/cli/**'], message: 'src/shared imports only src/shared and plain packages (zod), type-only imports included: declare a type that crosses the boundary here.' },
         ],
       }],
     },

@@ -18,7 +18,7 @@ import { readShardLayout, readShardTokens } from '../src/node/datasets/shards';
 import { openShardLoader } from '../src/node/datasets/loader';
 import { isCancelled } from '../src/node/datasets/errors';
 import { DatasetService } from '../src/node/studio/datasets';
-import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../src/node/datasets/types';
+import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../src/shared/api/datasets';
 import { hfTree, sha256, startLoopback, type Loopback } from './helpers/loopback';
 import { hasFixture, sharedPath } from './shared';
 

@@ -20,7 +20,7 @@ import { listDatasets, readManifest } from '../src/node/datasets/manifest';
 import { prepareDataset, readPartialInfo } from '../src/node/datasets/prepare';
 import { TINYSHAKESPEARE_BYTES, TINYSHAKESPEARE_SHA256 } from '../src/node/datasets/sources';
 import { DatasetService } from '../src/node/studio/datasets';
-import type { DatasetStatusEvent } from '../src/node/datasets/types';
+import type { DatasetStatusEvent } from '../src/shared/api/datasets';
 import { prepareCommand } from '../src/cli/prepare';
 import { sha256, startLoopback, type Loopback, type Route } from './helpers/loopback';
 import { hasFixture, sharedPath } from './shared';

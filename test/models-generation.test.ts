@@ -166,7 +166,9 @@ describe.skipIf(!have)('models and generation', () => {
 
   it('refuses a request without a prompt, or with a bad setting, before loading anything', async () => {
     await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' } })).rejects.toThrow(/prompt or messages/);
-    await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/top-p/);
+    // the request's schema refuses it, and so does the service itself, with the value in words
+    await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/at topP/);
+    await expect(studio.generation.start({ target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/top-p/);
     await expect(studio.invoke('generate-start', { target: { modelId: 'nope' }, prompt: 'x' })).rejects.toThrow(/No imported model "nope"/);
   });
 });

@@ -11,7 +11,7 @@ import { listSources } from '../node/datasets/sources';
 import { prepareSftDataset } from '../node/datasets/sft';
 import { isCancelled } from '../node/datasets/errors';
 import type { PrepareProgress } from '../node/datasets/prepare';
-import type { DatasetProgressEvent, DatasetSummary, DownloadProgressEvent, PrepareRequest } from '../node/datasets/types';
+import type { DatasetProgressEvent, DatasetSummary, DownloadProgressEvent, PrepareRequest } from '../shared/api/datasets';
 import type { CliIo } from './main';
 
 const PREPARE_USAGE = `gpt2-studio prepare: download and tokenize a dataset into llm.c shards

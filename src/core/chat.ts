@@ -10,12 +10,9 @@
  */
 import { ErrorCode, StudioError } from '../shared/errors';
 import { EOT, encode } from './tokenizer';
+import type { ChatRole, ChatMessage } from '../shared/models';
+export type { ChatRole, ChatMessage };
 
-export type ChatRole = 'system' | 'user' | 'assistant';
-export interface ChatMessage {
-  role: ChatRole;
-  content: string;
-}
 
 const LABEL: Record<ChatRole, string> = { system: 'System', user: 'User', assistant: 'Assistant' };
 

@@ -1,6 +1,8 @@
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Model } from './engine/types';
 import { Rng } from './random';
+import type { EndReason } from '../shared/models';
+export type { EndReason };
 
 export interface SamplingOptions {
   /** 0 = greedy (argmax); otherwise logits are divided by it */
@@ -88,14 +90,6 @@ function topKIndices(x: Float32Array, k: number): number[] {
   return idx;
 }
 
-/**
- * Why a generated text ended, the same on every path (chat, the sample gallery, the CLI):
- * - `eot`: the model wrote <|endoftext|> (50256), or one of the caller's stop tokens (in chat: it began the next turn)
- * - `length`: max tokens were generated
- * - `context`: the model's context (block_size) filled before max tokens: prompt and answer share the context
- * - `stop`: the user (or the caller) stopped it
- */
-export type EndReason = 'eot' | 'length' | 'context' | 'stop';
 
 /**
  * Max tokens checked against the model's context, at every boundary that takes it (chat, generate-*, the CLI).

@@ -18,14 +18,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
+import type { AllowedRoot } from '../shared/api/app';
+export type { AllowedRoot };
 
-/** One folder that requests may use. */
-export interface AllowedRoot {
-  /** its real path (no symlinks) */
-  path: string;
-  /** what a message calls it: "the workspace" or "an allowed folder" */
-  label: string;
-}
 
 /** The most symlinks followed while resolving one path (Linux's own limit is 40). */
 const MAX_LINKS = 40;

@@ -6,13 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, StudioError } from '../shared/errors';
+import type { TrainingPreset } from '../shared/api/runs';
+export type { TrainingPreset };
 
-export interface TrainingPreset {
-  name: string;
-  title: string;
-  description: string;
-  config: Record<string, unknown>;
-}
 
 /** The presets folder: GPT2_STUDIO_PRESETS, else resources/presets of the repository. */
 export function presetsDir(env: NodeJS.ProcessEnv = process.env): string {

@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { writeFileAtomic } from './fsutil';
+import type { PublicSettings, SettingsPatch } from '../shared/api/app';
+export type { PublicSettings, SettingsPatch };
 
 export interface Settings {
   /** a Hugging Face endpoint or mirror, e.g. https://hf-mirror.com; unset = HF_ENDPOINT, else huggingface.co */
@@ -22,22 +24,7 @@ export interface Settings {
   allowPrivateUrls?: boolean;
 }
 
-/** What a client sees: the token only as set or not. */
-export interface PublicSettings {
-  hfEndpoint: string | null;
-  hfTokenSet: boolean;
-  allowedFolders: string[];
-  allowPrivateUrls: boolean;
-}
 
-/** A change to the settings: a value sets it, null clears it, absent leaves it. */
-export interface SettingsPatch {
-  hfEndpoint?: string | null;
-  hfToken?: string | null;
-  /** the whole list (each folder must exist); null or [] clears it */
-  allowedFolders?: string[] | null;
-  allowPrivateUrls?: boolean | null;
-}
 
 /** The most allowed folders kept. */
 export const MAX_ALLOWED_FOLDERS = 100;

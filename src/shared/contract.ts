@@ -13,11 +13,11 @@ import type { EvalsHandlers } from './api/evals';
 import type { GenerationHandlers } from './api/generation';
 import type { ModelsHandlers } from './api/models';
 import type { RunsHandlers } from './api/runs';
-import type { RunStatus } from '../node/store';
-import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../node/datasets/types';
-import type { StepEvent, GuardEvent } from '../core/train/trainer';
+import type { RunStatus } from './records';
+import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from './api/datasets';
+import type { StepEvent, GuardEvent } from './api/runs';
 import type { PlainError } from './errors';
-import type { GenerateDoneEvent, GenerateTokenEvent } from '../node/studio/generation';
+import type { GenerateDoneEvent, GenerateTokenEvent } from './api/generation';
 
 /** Request name -> its function type. Names are kebab-case `<domain>-<verb>`; every request takes one argument (or none). */
 export type StudioHandlers = AppHandlers &

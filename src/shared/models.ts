@@ -57,3 +57,19 @@ export function targetKey(t: ModelTarget): string {
   if ('runId' in t) return `ckpt:${t.runId}:${t.step ?? 'last'}`;
   return `path:${t.weightsPath}`;
 }
+
+/**
+ * Why a generated text ended, the same on every path (chat, the sample gallery, the CLI):
+ * - `eot`: the model wrote <|endoftext|> (50256), or one of the caller's stop tokens (in chat: it began the next turn)
+ * - `length`: max tokens were generated
+ * - `context`: the model's context (block_size) filled before max tokens: prompt and answer share the context
+ * - `stop`: the user (or the caller) stopped it
+ */
+export type EndReason = 'eot' | 'length' | 'context' | 'stop';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}

@@ -1,5 +1,7 @@
 import type { GPTConfig } from '../model/config';
 import type { NamedTensors } from '../tensors';
+import type { EngineInfo, EngineFacts } from '../../shared/api/app';
+export type { EngineInfo, EngineFacts };
 
 /**
  * A (B, T) batch of token ids. `targets[b, t]` is the token that should follow `inputs[b, t]`; a negative target,
@@ -109,30 +111,7 @@ export interface DataParallel {
   join(id: string, rank: number, world: number, timeoutMs?: number): Promise<Collective>;
 }
 
-export interface EngineInfo {
-  name: string;
-  available: boolean;
-  /** e.g. the TF.js backend, or the BLAS in use */
-  detail: string;
-  /** why a faster option was not used, or why the engine is unavailable */
-  notes: string[];
-  /** what runs, field by field (for the run's record): present when the engine is available */
-  facts?: EngineFacts;
-}
 
-/** The engine a run actually trained on, as recorded on the run. */
-export interface EngineFacts {
-  /** native-cpu, native-cuda or tfjs */
-  engine: string;
-  /** the compute backend: e.g. "blas" or "builtin" GEMM (native-cpu), "cublas" (native-cuda), "wasm" (tfjs) */
-  backend: string;
-  /** the build: compiler, SIMD, BLAS, CUDA arch, TF.js version */
-  build: string;
-  /** CPU threads, where the engine uses them */
-  threads?: number;
-  /** matmul precision: fp32, tf32 or bf16 */
-  precision: string;
-}
 
 export interface Engine {
   readonly name: string;

@@ -7,6 +7,8 @@ import { learningRate } from '../schedule';
 import { decode, encode } from '../tokenizer';
 import { judgeStep, newGuardState, restoreGuardState, type GuardAction, type GuardState } from './guard';
 import { accumulateGradients, applyUpdate } from './step';
+import type { StepEvent, GuardEvent } from '../../shared/api/runs';
+export type { StepEvent, GuardEvent };
 
 /** A stream of (B, T) batches whose position can be saved and restored exactly. */
 export interface BatchSource {
@@ -17,27 +19,7 @@ export interface BatchSource {
   reset(): void;
 }
 
-export interface StepEvent {
-  step: number;
-  loss: number;
-  lr: number;
-  norm: number;
-  dtMs: number;
-  tokensPerSec: number;
-  mfu?: number;
-  tokensSeen: number;
-  /** true when the guard did not apply this update (a skip or a rollback) */
-  skipped: boolean;
-}
 
-/** An action of the guard: every one is reported, logged and marked on the loss chart. */
-export interface GuardEvent {
-  step: number;
-  action: 'skip' | 'rollback' | 'rebaseline';
-  reason: string;
-  /** rollback: the step whose weights were restored (the batches from it to `step` were skipped) */
-  toStep?: number;
-}
 
 /** Time spent outside the training steps, for estimates that hold. */
 export interface TimingEvent {

@@ -13,7 +13,7 @@ import { BYTES_PER_TOKEN_ESTIMATE, DEFAULT_BUILTIN_MB, DEFAULT_SHARD_SIZE, FINEW
 import { parquetTextBytes } from './readers';
 import { readShardLayout } from './shards';
 import { syntheticStory } from './synthetic';
-import type { DatasetEstimate, PrepareRequest } from './types';
+import type { DatasetEstimate, PrepareRequest } from '../../shared/api/datasets';
 
 /** The tokenizer's speed on one thread, measured on the sample; and the sample's bytes per token. */
 export interface TokenizerSpeed {

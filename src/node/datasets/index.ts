@@ -7,4 +7,4 @@ export { FileShardSource, openDatasetLoader, openShardLoader } from './loader';
 export { readShardLayout, readShardTokens, writeShardFile } from './shards';
 export { TokenizerPool, defaultWorkerCount } from './pool';
 export { isCancelled, CancelledError } from './errors';
-export type * from './types';
+export type * from '../../shared/api/datasets';

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, type Split } from '../../core/data/shard';
 import { folderBytes, readJsonIfPresent, writeFileAtomic } from '../fsutil';
-import type { DatasetSummary, PrepareRequest } from './types';
+import type { DatasetSummary, PrepareRequest } from '../../shared/api/datasets';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'gpt2-studio-dataset';

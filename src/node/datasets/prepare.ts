@@ -46,7 +46,7 @@ import { RateMeter, throttle } from './progress';
 import { readUnits, type Cursor } from './readers';
 import { EMPTY_SINK, PartialMismatchError, ShardSink, sha256FileSync, readShardLayout, readShardTokens, writeShardFile, type SinkState } from './shards';
 import { getSource, maxBytesOf, type PlannedInput, type SourcePlan } from './sources';
-import type { DatasetProgressEvent, DatasetSummary, PrepareRequest, PrepareStage } from './types';
+import type { DatasetProgressEvent, DatasetSummary, PrepareRequest, PrepareStage } from '../../shared/api/datasets';
 
 const CHECKPOINT_FILE = 'progress.json';
 const LOCK_FILE = 'lock.json';

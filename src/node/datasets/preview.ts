@@ -11,7 +11,7 @@ import { TOKEN_BYTES } from '../../core/data/shard';
 import { fsError } from './errors';
 import { openDataset } from './manifest';
 import { readShardLayout } from './shards';
-import type { DatasetPreview } from './types';
+import type { DatasetPreview } from '../../shared/api/datasets';
 
 export const DEFAULT_PREVIEW_CHARS = 2000;
 /** tokens decoded per step while looking for the end of the preview */

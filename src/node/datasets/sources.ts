@@ -11,7 +11,7 @@ import { checkUrl } from './download';
 import { HF_MIRROR_HINT, hfHeaders, hfResolveUrl, listHfDatasetFiles, resolveHfEndpoint, resolveHfToken } from './hf';
 import { parquetTextBytes, type InputFormat } from './readers';
 import { SYNTHETIC_DESCRIPTION } from './synthetic';
-import type { DatasetKind, PrepareRequest, SourceInfo } from './types';
+import type { DatasetKind, PrepareRequest, SourceInfo } from '../../shared/api/datasets';
 
 export const DEFAULT_SHARD_SIZE = 100_000_000;
 /**

@@ -11,56 +11,18 @@
  * the answer share the context: a long conversation is cut from its start (see GenerationService.promptOf), and an
  * answer that fills the context before max tokens ends with reason 'context', not 'length'.
  */
-import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
-import { DEFAULT_SAMPLING_SETTINGS, type ModelTarget, type SamplingSettings } from '../../shared/models';
+import { ErrorCode, StudioError } from '../../shared/errors';
+import { DEFAULT_SAMPLING_SETTINGS, type ModelTarget } from '../../shared/models';
 import type { ChatMessage } from '../../core/chat';
 import { validateSampling } from '../../core/sampling';
 import { ChatStore, type Store, type StoredChatMessage, type StoredConversation } from '../store';
-import type { GenerateDoneEvent, GenerateEndReason, GenerationService } from './generation';
+import type { GenerateDoneEvent, GenerationService } from './generation';
+import type { ChatSettings, Conversation, ChatMessageEntry, ChatSent } from '../../shared/api/chats';
+export type { ChatSettings, Conversation, ChatMessageEntry, ChatSent };
 
-export interface ChatSettings extends SamplingSettings {
-  /** an optional system message put before the conversation */
-  system?: string;
-}
 
-export interface Conversation {
-  id: string;
-  title: string;
-  /** false until the conversation was named (by the user, or by its first message) */
-  named: boolean;
-  target: ModelTarget;
-  settings: ChatSettings;
-  createdAt: number;
-  /** Unix ms of the last message */
-  updatedAt: number;
-  messageCount: number;
-  /** an answer is being generated now (its model may still be loading) */
-  answering: boolean;
-  /** the generation answering now, once it started (follow generate-token / generate-done) */
-  answeringGenId: string | null;
-}
 
-export interface ChatMessageEntry {
-  seq: number;
-  role: 'user' | 'assistant';
-  content: string;
-  createdAt: number;
-  /** assistant messages: tokens generated, their rate, and why generation ended (see EndReason) */
-  tokens?: number | null;
-  tokensPerSec?: number | null;
-  reason?: GenerateEndReason | null;
-  /** assistant messages: the model's context (block_size) in tokens, what reason 'context' ran into */
-  contextTokens?: number | null;
-  /** an answer that failed: what went wrong */
-  error?: PlainError | null;
-}
 
-export interface ChatSent {
-  /** the generation that answers; follow generate-token / generate-done */
-  genId: string;
-  /** the stored user message */
-  message: ChatMessageEntry;
-}
 
 /** What the conversations list shows for a conversation not named yet. */
 export const UNTITLED = 'New conversation';

@@ -9,33 +9,14 @@ import { totalSteps, checkRunConfig } from '../../shared/run-config';
 import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpointState, type CheckpointState } from '../checkpoints';
 import { fsyncDir } from '../fsutil';
 import { readSafetensorsHeader } from '../safetensors';
-import type { Checkpoint, Run, RunStatus, Store } from '../store';
+import type { Run, Store } from '../store';
 import { runDirOf } from '../train/paths';
 import type { RunManager } from './runs';
+import type { CheckpointEntry, CheckpointDeleted, CheckpointExported } from '../../shared/api/checkpoints';
+export type { CheckpointEntry, CheckpointDeleted, CheckpointExported };
 
-export interface CheckpointEntry extends Checkpoint {
-  runName: string;
-  runStatus: RunStatus;
-  /** the run's keep_last (0 = keep all) */
-  keepLast: number;
-  /** the run's newest checkpoint (resume continues from it) */
-  latest: boolean;
-  /** trained on an SFT dataset */
-  sft: boolean;
-}
 
-export interface CheckpointDeleted {
-  deleted: boolean;
-  /** what keep_last does for this run from now on, in one sentence for the user */
-  note: string;
-}
 
-export interface CheckpointExported {
-  /** the export folder (absolute) */
-  dir: string;
-  modelFile: string;
-  configFile: string;
-}
 
 /** The files of an HF GPT-2 folder, as a checkpoint holds them (written by exportGpt2Weights). */
 const HF_FILES = ['model.safetensors', 'config.json'] as const;

@@ -23,7 +23,7 @@ import type {
   PrepareRequest,
   PrepareStarted,
   SourceInfo,
-} from '../datasets/types';
+} from '../../shared/api/datasets';
 
 /** Where the service sends its events (the Studio relays them as StudioEvents). */
 export interface DatasetEventSinks {

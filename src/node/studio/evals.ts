@@ -15,13 +15,15 @@ import { evaluateValLoss } from '../../core/train/trainer';
 import { decode, encode } from '../../core/tokenizer';
 import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../checkpoints';
 import { hellaswagDataPath } from '../evals/paths';
-import type { Eval, EvalExample, EvalTarget, Store } from '../store';
+import type { Eval, EvalTarget, Store } from '../store';
 import { openDatasetLoader } from '../datasets';
 import { runDirOf } from '../train/paths';
 import { loadGpt2Weights } from '../weights';
 import { targetKey, type ModelTarget } from '../../shared/models';
 import { importedModelPath, resolveModelTarget } from './models';
 import { openRemoteModel } from './remote-model';
+import type { HellaswagRequest, HellaswagExampleView, TokenScores } from '../../shared/api/evals';
+export type { HellaswagRequest, HellaswagExampleView, TokenScores };
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
@@ -75,13 +77,6 @@ async function openModel(home: string, t: ModelTarget, engine?: string): Promise
   return { model: opened.model, loaded: { config: opened.config, label: opened.label, target: opened.target } };
 }
 
-export interface HellaswagRequest {
-  target: ModelTarget;
-  /** a hellaswag_val.jsonl; default: the workspace's (gpt2-studio prepare hellaswag) */
-  data?: string;
-  limit?: number;
-  engine?: string;
-}
 
 /** What a HellaSwag eval records in its params, besides the request's limit, data file and engine. */
 export interface HellaswagParams {
@@ -96,12 +91,6 @@ export interface HellaswagParams {
   model: string;
 }
 
-/** One example of an eval as the per-example browser shows it: the stored scores, with the example's text. */
-export interface HellaswagExampleView extends EvalExample {
-  /** the context and the four endings, from the eval's data file; null when that file is gone or changed */
-  ctx: string | null;
-  endings: string[] | null;
-}
 
 interface Job {
   evalId: string;
@@ -337,20 +326,3 @@ export class EvalService {
   }
 }
 
-export interface TokenScores {
-  /** the scored tokens (the first contextLength + 1 of the text) */
-  tokens: number[];
-  /** each token decoded on its own */
-  pieces: string[];
-  /** losses[i]: the loss (nats) of tokens[i + 1] given tokens[0..i] */
-  losses: number[];
-  meanLoss: number;
-  /** tokens in the whole text */
-  totalTokens: number;
-  /** the text was longer than the model's context and was cut */
-  truncated: boolean;
-  /** the model's context (block size) */
-  contextLength: number;
-  /** what the model is called */
-  model: string;
-}

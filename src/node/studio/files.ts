@@ -7,25 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { isWithin, resolveReal, type AllowedRoot } from '../path-guard';
+import type { FileEntry, FolderListing } from '../../shared/api/app';
+export type { FileEntry, FolderListing };
 
-export interface FileEntry {
-  name: string;
-  /** absolute path */
-  path: string;
-  kind: 'file' | 'dir';
-  /** bytes, files only */
-  size?: number;
-}
 
-export interface FolderListing {
-  /** the absolute folder listed */
-  path: string;
-  /** its parent, null at the root (of the file system, or of the allowed folder it is in) */
-  parent: string | null;
-  entries: FileEntry[];
-  /** the folders a picker may browse (the workspace, then the allowed folders); absent when not limited */
-  roots?: AllowedRoot[];
-}
 
 /** A path as the picker gives it, made absolute: a leading `~` is the user's home folder. */
 export function expandBrowsePath(raw: string): string {

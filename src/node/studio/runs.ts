@@ -25,24 +25,14 @@ import { engineLabel } from '../../shared/run-facts';
 import { planRun } from '../../shared/planner';
 import { hostFacts } from '../run-facts';
 import { cudaMemoryInfo } from '../native';
+import type { CreateRunInput } from '../../shared/api/runs';
+export type { CreateRunInput };
 
 /** Dataset sources whose dataset takes the source's name by default (src/node/datasets/sources.ts). */
 const BUILT_IN_SOURCES = ['builtin', 'tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag'];
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
-export interface CreateRunInput {
-  config: unknown;
-  name?: string;
-  /** the preset the config came from */
-  preset?: string;
-  tags?: string[];
-  notes?: string;
-  /** create the run without starting it */
-  start?: boolean;
-  /** create it even when the plan says it does not fit in this machine's memory */
-  force?: boolean;
-}
 
 /** Memory this machine can give a new process now: MemAvailable on Linux (it counts reclaimable caches), else free. */
 export function availableMemory(): number {

@@ -2,9 +2,49 @@
 import type { FieldError } from '../run-config';
 import type { Calibration } from '../estimate';
 import type { TrainedShape } from '../planner';
-import type { TrainingPreset } from '../../node/presets';
-import type { CreateRunInput } from '../../node/studio/runs';
-import type { Checkpoint, ListRunsFilter, LogEntry, MetricSeries, Run, Sample } from '../../node/store';
+import type { Checkpoint, ListRunsFilter, LogEntry, MetricSeries, Run, Sample } from '../records';
+
+export interface TrainingPreset {
+  name: string;
+  title: string;
+  description: string;
+  config: Record<string, unknown>;
+}
+
+export interface CreateRunInput {
+  config: unknown;
+  name?: string;
+  /** the preset the config came from */
+  preset?: string;
+  tags?: string[];
+  notes?: string;
+  /** create the run without starting it */
+  start?: boolean;
+  /** create it even when the plan says it does not fit in this machine's memory */
+  force?: boolean;
+}
+
+export interface StepEvent {
+  step: number;
+  loss: number;
+  lr: number;
+  norm: number;
+  dtMs: number;
+  tokensPerSec: number;
+  mfu?: number;
+  tokensSeen: number;
+  /** true when the guard did not apply this update (a skip or a rollback) */
+  skipped: boolean;
+}
+
+/** An action of the guard: every one is reported, logged and marked on the loss chart. */
+export interface GuardEvent {
+  step: number;
+  action: 'skip' | 'rollback' | 'rebaseline';
+  reason: string;
+  /** rollback: the step whose weights were restored (the batches from it to `step` were skipped) */
+  toStep?: number;
+}
 
 export type RunsHandlers = {
   'presets-list': () => Promise<TrainingPreset[]>;
