@@ -16,9 +16,9 @@ export default defineConfig({
           'train-worker': resolve(root, 'src/node/train/worker-process.ts'),
           'tokenize-worker': resolve(root, 'src/node/datasets/tokenize-worker.ts'),
           // models for chat, sampling and evaluations, off the main process' event loop
-          'model-worker': resolve(root, 'src/node/studio/model-worker.ts'),
+          'model-worker': resolve(root, 'src/node/generation/model-worker.ts'),
           // the planner's calibration: a timed training step in a child process
-          'calibrate-worker': resolve(root, 'src/node/studio/calibrate-process.ts'),
+          'calibrate-worker': resolve(root, 'src/node/runs/calibrate-process.ts'),
         },
       },
       // worker_threads takes a worker as an ES module only by its .mjs name

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Studio } from '../src/node/studio';
-import { getPreset } from '../src/node/presets';
+import { getPreset } from '../src/node/runs/presets';
 import { main as cli } from '../src/cli/main';
 import { estimateRemaining, estimateRunTime, EVENT_KINDS, EVENT_METRICS, type EventKind, type TimeEstimate } from '../src/shared/estimate';
 import { paramCount, planShape } from '../src/shared/planner';

@@ -9,7 +9,7 @@ import { parseHellaswag, runHellaswag } from '../src/core/evals/hellaswag';
 import { presetConfig } from '../src/core/model/config';
 import { initWeights } from '../src/core/model/init';
 import { describeEngines, getEngine } from '../src/node/engines';
-import { loadGpt2Weights } from '../src/node/weights';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { printResult } from './lib';
 
 const shared = path.resolve(process.env.GPT2_STUDIO_SHARED ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared'));

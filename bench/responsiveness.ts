@@ -12,9 +12,9 @@ import { presetConfig } from '../src/core/model/config';
 import { initWeights } from '../src/core/model/init';
 import type { Model } from '../src/core/engine/types';
 import { getEngine } from '../src/node/engines';
-import { openRemoteModel } from '../src/node/studio/remote-model';
+import { openRemoteModel } from '../src/node/generation/remote-model';
 import { Studio } from '../src/node/studio';
-import { exportGpt2Weights, loadGpt2Weights } from '../src/node/weights';
+import { exportGpt2Weights, loadGpt2Weights } from '../src/node/models/weights';
 import { printResult } from './lib';
 
 /** The longest gap between 5 ms ticks while `fn` runs, and how long it took. */

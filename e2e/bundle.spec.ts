@@ -8,10 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTokenizeWorkerEntry } from '../src/node/datasets/pool';
 import { Studio } from '../src/node/studio';
 import { forkWorkerFrom } from '../src/node/train/launcher';
-import { setModelWorkerEntry } from '../src/node/studio/remote-model';
 import { expect, test } from './fixtures';
 
 const outMain = fileURLToPath(new URL('../out/main/', import.meta.url));
@@ -24,9 +22,7 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
   expect(existsSync(trainWorker), `${trainWorker} (built by electron-vite build)`).toBe(true);
   expect(existsSync(tokenizeWorker)).toBe(true);
   const home = mkdtempSync(join(tmpdir(), 'gpt2-bundle-'));
-  setTokenizeWorkerEntry(tokenizeWorker);
-  setModelWorkerEntry(modelWorker);
-  const studio = new Studio({ home, spawnWorker: forkWorkerFrom(trainWorker) });
+  const studio = new Studio({ home, workers: { train: forkWorkerFrom(trainWorker), tokenize: tokenizeWorker, model: modelWorker } });
   try {
     await studio.invoke('datasets-prepare', { source: 'builtin', sizeMb: 1, workers: 2 });
     let ready = false;
@@ -51,8 +47,6 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
     expect(sample.error).toBeUndefined();
     expect(sample.tokens).toBeGreaterThan(0);
   } finally {
-    setTokenizeWorkerEntry(fileURLToPath(new URL('../src/node/datasets/tokenize-worker.mjs', import.meta.url)));
-    setModelWorkerEntry(fileURLToPath(new URL('../src/node/studio/model-worker.mjs', import.meta.url)));
     await studio.shutdown(5000);
     rmSync(home, { recursive: true, force: true });
   }

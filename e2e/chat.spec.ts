@@ -7,7 +7,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunningServer } from '../src/node/server';
+import type { RunningServer } from '../src/node/serve/server';
 import { expect, invoke, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));

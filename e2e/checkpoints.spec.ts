@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from '@playwright/test';
-import type { RunningServer } from '../src/node/server';
+import type { RunningServer } from '../src/node/serve/server';
 import { expect, invoke, prepareBuiltin, snap, test, watchErrors } from './fixtures';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));

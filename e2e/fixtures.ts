@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test as base, expect, type Page } from '@playwright/test';
-import { type RunningServer, startServer } from '../src/node/server';
+import { type RunningServer, startServer } from '../src/node/serve/server';
 import { resolveHome } from '../src/node/workspace';
-import { updateSettings } from '../src/node/settings';
+import { updateSettings } from '../src/node/app/settings';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 export const rendererDir = join(repo, 'out', 'renderer');

@@ -12,8 +12,8 @@ import { ErrorCode, StudioError } from '../src/shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS, type ModelEntry } from '../src/shared/models';
 import { ChatStore, DATABASE_FILE, MIGRATIONS, SCHEMA_VERSION, migrate, openStore, type Store } from '../src/node/store';
 import { Studio } from '../src/node/studio';
-import { titleFrom } from '../src/node/studio/chats';
-import type { GenerateDoneEvent, GenerateTokenEvent } from '../src/node/studio/generation';
+import { titleFrom } from '../src/node/chats/service';
+import type { GenerateDoneEvent, GenerateTokenEvent } from '../src/node/generation/service';
 import { hasFixture, sharedPath } from './shared';
 
 /** Runs fn and returns the StudioError it throws (failing the test if it throws anything else or nothing). */

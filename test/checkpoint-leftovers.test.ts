@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeConfig, paramSpecs } from '../src/core/model/config';
 import { initWeights } from '../src/core/model/init';
 import { checkRunConfig } from '../src/shared/run-config';
-import { cleanCheckpointLeftovers, listCheckpointSteps, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../src/node/checkpoints';
+import { cleanCheckpointLeftovers, listCheckpointSteps, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../src/node/checkpoints/files';
 
 const mc = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, vocabSize: 64, paddedVocabSize: 64 });
 const rc = (() => {

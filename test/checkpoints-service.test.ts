@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import { Studio } from '../src/node/studio';
 import { openStore, type Run } from '../src/node/store';
-import { loadGpt2Weights } from '../src/node/weights';
-import { readCheckpoint, readCheckpointState } from '../src/node/checkpoints';
+import { loadGpt2Weights } from '../src/node/models/weights';
+import { readCheckpoint, readCheckpointState } from '../src/node/checkpoints/files';
 import type { StudioEvents } from '../src/shared/contract';
 
 const quiet = { out: () => {}, err: () => {} };

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readSafetensors, writeSafetensors } from '../src/node/safetensors';
+import { readSafetensors, writeSafetensors } from '../src/node/models/safetensors';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import { hasFixture, repoRoot, sharedPath } from './shared';

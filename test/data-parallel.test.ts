@@ -14,7 +14,7 @@ import { initWeights } from '../src/core/model/init';
 import { getEngine } from '../src/node/engines';
 import { NativeBuffer, loadNativeAddon } from '../src/node/native/addon';
 import { main } from '../src/cli/main';
-import { listCheckpointSteps, readCheckpoint } from '../src/node/checkpoints';
+import { listCheckpointSteps, readCheckpoint } from '../src/node/checkpoints/files';
 import { Studio } from '../src/node/studio';
 import { forkWorker, type WorkerHandle } from '../src/node/train/launcher';
 import { dpBatch, DP_CONFIG } from './support/dp-common';
@@ -159,11 +159,11 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-dp-run-'));
     expect(await main(['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home], { out: () => {}, err: () => {} })).toBe(0);
-    studio = new Studio({ home, spawnWorker: () => {
+    studio = new Studio({ home, workers: { train: () => {
       const h = forkWorker();
       spawned.push(h);
       return h;
-    } });
+    } } });
   });
   afterAll(async () => {
     await studio.shutdown(5000);

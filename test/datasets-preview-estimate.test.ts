@@ -15,7 +15,7 @@ import { previewDataset } from '../src/node/datasets/preview';
 import { prepareSftDataset } from '../src/node/datasets/sft';
 import { readShardTokens, writeShardFile } from '../src/node/datasets/shards';
 import { isCancelled } from '../src/node/datasets/errors';
-import { DatasetService } from '../src/node/studio/datasets';
+import { DatasetService } from '../src/node/datasets/service';
 import { hasFixture, sharedPath } from './shared';
 
 const present = hasFixture('data/tinyshakespeare.txt') && hasFixture('data/hellaswag_val_1000.jsonl');

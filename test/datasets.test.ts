@@ -17,7 +17,7 @@ import { listDatasets, readManifest } from '../src/node/datasets/manifest';
 import { readShardLayout, readShardTokens } from '../src/node/datasets/shards';
 import { openShardLoader } from '../src/node/datasets/loader';
 import { isCancelled } from '../src/node/datasets/errors';
-import { DatasetService } from '../src/node/studio/datasets';
+import { DatasetService } from '../src/node/datasets/service';
 import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from '../src/shared/api/datasets';
 import { hfTree, sha256, startLoopback, type Loopback } from './helpers/loopback';
 import { hasFixture, sharedPath } from './shared';

@@ -19,7 +19,7 @@ import { downloadFile, isRetryableNetworkError, looksLikeHtml, type DownloadOpti
 import { listDatasets, readManifest } from '../src/node/datasets/manifest';
 import { prepareDataset, readPartialInfo } from '../src/node/datasets/prepare';
 import { TINYSHAKESPEARE_BYTES, TINYSHAKESPEARE_SHA256 } from '../src/node/datasets/sources';
-import { DatasetService } from '../src/node/studio/datasets';
+import { DatasetService } from '../src/node/datasets/service';
 import type { DatasetStatusEvent } from '../src/shared/api/datasets';
 import { prepareCommand } from '../src/cli/prepare';
 import { sha256, startLoopback, type Loopback, type Route } from './helpers/loopback';

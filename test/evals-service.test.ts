@@ -11,12 +11,12 @@ import type { EventName, StudioEvents } from '../src/shared/contract';
 import { ErrorCode, StudioError } from '../src/shared/errors';
 import { parseHellaswag } from '../src/core/evals/hellaswag';
 import { encode } from '../src/core/tokenizer';
-import { writeCheckpoint } from '../src/node/checkpoints';
-import { hellaswagDataPath } from '../src/node/evals/paths';
+import { writeCheckpoint } from '../src/node/checkpoints/files';
+import { Workspace } from '../src/node/workspace';
 import { Studio } from '../src/node/studio';
-import { EvalService, type HellaswagParams } from '../src/node/studio/evals';
+import { EvalService, type HellaswagParams } from '../src/node/evals/service';
 import { runDirOf } from '../src/node/train/paths';
-import { loadGpt2Weights } from '../src/node/weights';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { hasFixture, sharedPath } from './shared';
 
 interface ExpectedExample { ind: number; label: number; sum_loss: number[]; avg_loss: number[]; pred: number; pred_norm: number }
@@ -137,17 +137,17 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(err).toBeInstanceOf(StudioError);
     const se = err as StudioError;
     expect(se.code).toBe(ErrorCode.FILE_NOT_FOUND);
-    expect(se.message).toContain(hellaswagDataPath(home));
+    expect(se.message).toContain(new Workspace(home).hellaswagData);
     expect(se.hint).toContain('gpt2-studio prepare hellaswag');
     expect(se.hint).toContain('Datasets page');
     expect(studio.store.listEvals()).toEqual([]);
     // an explicit file that is not there names that file
     expect(() => evals.hellaswag({ target: { weightsPath: tiny }, data: path.join(home, 'nope.jsonl') })).toThrow(/No HellaSwag data at .*nope\.jsonl/);
     // the workspace's copy is used once it is there
-    fs.mkdirSync(path.dirname(hellaswagDataPath(home)), { recursive: true });
-    fs.copyFileSync(data, hellaswagDataPath(home));
+    fs.mkdirSync(path.dirname(new Workspace(home).hellaswagData), { recursive: true });
+    fs.copyFileSync(data, new Workspace(home).hellaswagData);
     const ev = evals.hellaswag({ target: { weightsPath: tiny }, limit: 2 });
-    expect(ev.params).toMatchObject({ data: hellaswagDataPath(home), modelKey: `path:${path.resolve(tiny)}` });
+    expect(ev.params).toMatchObject({ data: new Workspace(home).hellaswagData, modelKey: `path:${path.resolve(tiny)}` });
     evals.cancel(ev.id);
   });
 

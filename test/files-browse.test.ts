@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StudioError } from '../src/shared/errors';
-import { browseFiles } from '../src/node/studio/files';
+import { browseFiles } from '../src/node/app/files';
 
 let root: string;
 

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Studio } from '../src/node/studio';
 import { getEngine } from '../src/node/engines';
-import { loadGpt2Weights } from '../src/node/weights';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { generate } from '../src/core/sampling';
 import { EOT, decode, encode } from '../src/core/tokenizer';
-import { turnStartAt, type GenerateDoneEvent, type GenerateTokenEvent } from '../src/node/studio/generation';
+import { turnStartAt, type GenerateDoneEvent, type GenerateTokenEvent } from '../src/node/generation/service';
 import { StudioError } from '../src/shared/errors';
 import { hasFixture, sharedPath } from './shared';
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkRunConfig } from '../src/shared/run-config';
-import { listPresets } from '../src/node/presets';
+import { listPresets } from '../src/node/runs/presets';
 import { getSource } from '../src/node/datasets/sources';
 import { hasFixture, repoRoot, sharedPath } from './shared';
 

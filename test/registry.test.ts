@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { IPC_INVOKE_CHANNEL, type InvokeResult } from '../src/shared/contract';
 import { main } from '../src/cli/main';
 import { registerStudioIpc, type InvokeEventLike, type IpcMainLike } from '../src/main/ipc';
-import { startServer } from '../src/node/server';
+import { startServer } from '../src/node/serve/server';
 import { Studio } from '../src/node/studio';
 import { studioRegistry } from '../src/node/studio/handlers';
 import { Registry, noArgument } from '../src/node/studio/registry';

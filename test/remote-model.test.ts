@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { getEngine } from '../src/node/engines';
-import { openRemoteModel } from '../src/node/studio/remote-model';
-import { loadGpt2Weights } from '../src/node/weights';
+import { openRemoteModel } from '../src/node/generation/remote-model';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { StudioError } from '../src/shared/errors';
 import { hasFixture, sharedPath } from './shared';
 

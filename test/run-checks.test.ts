@@ -1,7 +1,7 @@
 /** What is refused before a run is created: a plan that cannot fit in memory, and values no run can use. */
 import { describe, expect, it } from 'vitest';
 import { checkRunConfig, type RunConfig } from '../src/shared/run-config';
-import { checkMemoryFits } from '../src/node/studio/runs';
+import { checkMemoryFits } from '../src/node/runs/manager';
 import { ErrorCode, StudioError } from '../src/shared/errors';
 
 const GiB = 2 ** 30;

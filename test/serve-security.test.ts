@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { StudioEvents } from '../src/shared/contract';
 import { parseServeArgs } from '../src/cli/serve';
-import { type RunningServer, type ServerOptions, startServer } from '../src/node/server';
+import { type RunningServer, type ServerOptions, startServer } from '../src/node/serve/server';
 import { Studio } from '../src/node/studio';
 import { noArgument } from '../src/node/studio/registry';
 import { resolveHome } from '../src/node/workspace';

@@ -9,7 +9,7 @@ import { decayGroups } from '../src/core/model/config';
 import { learningRate } from '../src/core/schedule';
 import { batchFromRows, trainStep } from '../src/core/train/step';
 import { getEngine } from '../src/node/engines';
-import { loadGpt2Weights } from '../src/node/weights';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { sharedPath } from './shared';
 import { fixturePresent, fixtureSuite } from './support/fixture-suite';
 

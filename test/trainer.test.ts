@@ -8,7 +8,7 @@ import { makeConfig } from '../src/core/model/config';
 import { initWeights } from '../src/core/model/init';
 import { Rng } from '../src/core/random';
 import { getEngine } from '../src/node/engines';
-import { loadGpt2Weights } from '../src/node/weights';
+import { loadGpt2Weights } from '../src/node/models/weights';
 import { hasFixture, sharedPath } from './shared';
 
 /** A BatchSource over a fixed list of batches. */

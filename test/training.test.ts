@@ -10,7 +10,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
-import { readCheckpoint, listCheckpointSteps } from '../src/node/checkpoints';
+import { readCheckpoint, listCheckpointSteps } from '../src/node/checkpoints/files';
 import { hasFixture, repoRoot, sharedPath } from './shared';
 
 const BIN = path.join(repoRoot, 'bin/gpt2-studio.mjs');

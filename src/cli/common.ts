@@ -3,11 +3,11 @@ import path from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Model } from '../core/engine/types';
-import { checkpointDirName, checkpointsDir, listCheckpointSteps } from '../node/checkpoints';
+import { checkpointDirName, checkpointsDir, listCheckpointSteps } from '../node/checkpoints/files';
 import { getEngine } from '../node/engines';
-import { importedModelPath } from '../node/studio/models';
+import { importedModelPath } from '../node/models/service';
 import { runDirOf } from '../node/train/paths';
-import { loadGpt2Weights } from '../node/weights';
+import { loadGpt2Weights } from '../node/models/weights';
 import { resolveHome } from '../node/workspace';
 
 /** Helpers shared by the CLI commands. */

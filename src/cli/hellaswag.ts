@@ -2,9 +2,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { HELLASWAG_BASELINES, parseHellaswag, runHellaswag } from '../core/evals/hellaswag';
-import { hellaswagDataPath } from '../node/evals/paths';
+import { Workspace } from '../node/workspace';
 import { resolveHome } from '../node/workspace';
-import { loadTarget } from '../node/studio/evals';
+import { loadTarget } from '../node/evals/service';
 import { getEngine } from '../node/engines';
 import type { Model } from '../core/engine/types';
 import { common, needWeights, num, openModel, parse, type CliIo } from './common';
@@ -27,7 +27,7 @@ function findData(explicit: string | undefined, homeFlag: string | undefined): s
     }
     return p;
   }
-  const p = hellaswagDataPath(resolveHome({ flag: homeFlag }));
+  const p = new Workspace(resolveHome({ flag: homeFlag })).hellaswagData;
   if (!existsSync(p)) {
     throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No HellaSwag data in the workspace (looked for ${p}).`, 'Download it with "gpt2-studio prepare hellaswag", or pass --data FILE.');
   }

@@ -3,7 +3,7 @@ import { decayGroups, flopsPerToken, paramCount, type GPTConfig } from '../core/
 import { decode, encode, EOT, StreamDecoder } from '../core/tokenizer';
 import { checkMaxTokens, generateRows, roomAfter, type EndReason } from '../core/sampling';
 import { describeEngines } from '../node/engines';
-import { loadGpt2Weights } from '../node/weights';
+import { loadGpt2Weights } from '../node/models/weights';
 import { common, defaultIo, needWeights, num, openModel, parse, type CliIo } from './common';
 
 export type { CliIo };

@@ -6,7 +6,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
 import { resolveHome } from '../node/workspace';
-import { DatasetService, type DatasetServiceOptions } from '../node/studio/datasets';
+import { DatasetService, type DatasetServiceOptions } from '../node/datasets/service';
 import { listSources } from '../node/datasets/sources';
 import { prepareSftDataset } from '../node/datasets/sft';
 import { isCancelled } from '../node/datasets/errors';

@@ -8,11 +8,11 @@ import { ErrorCode, StudioError } from '../shared/errors';
 import { DEFAULT_WARMUP_STEPS, setConfigValue } from '../shared/run-config';
 import type { StudioEvents } from '../shared/contract';
 import { formatStep } from '../core/train/trainer';
-import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../node/checkpoints';
-import { getPreset } from '../node/presets';
+import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpoint } from '../node/checkpoints/files';
+import { getPreset } from '../node/runs/presets';
 import { Studio } from '../node/studio';
 import { runDirOf } from '../node/train/paths';
-import { exportGpt2Weights } from '../node/weights';
+import { exportGpt2Weights } from '../node/models/weights';
 import { resolveHome } from '../node/workspace';
 import { num, parse, type CliIo } from './common';
 

@@ -2,7 +2,7 @@
  * `gpt2-studio serve`: the studio in a browser, for a box without a display. Serves the built renderer and the
  * Studio service over HTTP + SSE until SIGINT or SIGTERM.
  *
- * There is always a token (see src/node/server.ts): --token, else GPT2_STUDIO_TOKEN, else a random one. It is
+ * There is always a token (see src/node/serve/server.ts): --token, else GPT2_STUDIO_TOKEN, else a random one. It is
  * printed once, in the address to open, and nowhere else. (The environment variable keeps it out of `ps`, where
  * every user of the machine can read a command line.)
  */
@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
-import { DEFAULT_RATE_LIMIT, startServer, type RateLimit } from '../node/server';
+import { DEFAULT_RATE_LIMIT, startServer, type RateLimit } from '../node/serve/server';
 import { resolveHome } from '../node/workspace';
 
 const USAGE = 'gpt2-studio serve [--port P] [--host 127.0.0.1] [--token T] [--rate-limit N/SECONDS | off] [--home DIR]';

@@ -15,9 +15,6 @@ import { resolveHome } from '../node/workspace';
 import { makeRendererUrlCheck, registerStudioIpc } from './ipc';
 import { isNavigationAllowed, isOwnOrigin, isPermissionAllowed } from './security';
 import { utilityWorkerSpawner } from './worker';
-import { setTokenizeWorkerEntry } from '../node/datasets/pool';
-import { setModelWorkerEntry } from '../node/studio/remote-model';
-import { setCalibrateWorkerEntry } from '../node/studio/calibrate';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const rendererFile = join(here, '../renderer/index.html');
@@ -46,11 +43,15 @@ async function main(): Promise<void> {
     return;
   }
   // The training worker and the tokenizer threads start from their bundles beside this file (electron.vite.config.ts).
-  const workerEntry = join(here, 'train-worker.js');
-  setTokenizeWorkerEntry(join(here, 'tokenize-worker.mjs'));
-  setModelWorkerEntry(join(here, 'model-worker.mjs'));
-  setCalibrateWorkerEntry(join(here, 'calibrate-worker.mjs'));
-  const studio = new Studio({ home, spawnWorker: utilityWorkerSpawner(workerEntry) });
+  const studio = new Studio({
+    home,
+    workers: {
+      train: utilityWorkerSpawner(join(here, 'train-worker.js')),
+      tokenize: join(here, 'tokenize-worker.mjs'),
+      model: join(here, 'model-worker.mjs'),
+      calibrate: join(here, 'calibrate-worker.mjs'),
+    },
+  });
 
   app.on('web-contents-created', (_event, contents) => {
     contents.on('will-navigate', (event, url) => {

@@ -3,8 +3,71 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
 
-/** The folders every workspace holds (see DESIGN.md, "Runs, workers, storage"). */
+/** The folders every workspace holds (see docs/ARCHITECTURE.md, "The workspace"). */
 export const WORKSPACE_SUBFOLDERS = ['datasets', 'runs', 'models', 'downloads'] as const;
+
+/**
+ * Every path of a workspace, in one place: the only code that knows the layout of the folder. Built once from the
+ * home (resolveHome) by the Studio and passed down; the older helpers (runDirOf, datasetDir, modelsDir, ...) answer
+ * through it.
+ *
+ * ```
+ * <home>/studio.db                     runs, metrics, logs, samples, checkpoints, evals, chats (SQLite)
+ * <home>/settings.json                 HF endpoint and token, allowed folders, private URLs
+ * <home>/runs/<runId>/                 a run: config, control file, logs of its workers
+ * <home>/runs/<runId>/checkpoints/step_NNNNNN/
+ * <home>/datasets/<id>/                manifest.json and token shards; .<id>.partial while preparing
+ * <home>/datasets/hellaswag/hellaswag_val.jsonl
+ * <home>/downloads/<id>/               source files kept for a resumed download
+ * <home>/models/<id>/                  imported GPT-2 weights
+ * ```
+ */
+export class Workspace {
+  constructor(readonly home: string) {}
+
+  get database(): string {
+    return join(this.home, 'studio.db');
+  }
+  get settings(): string {
+    return join(this.home, 'settings.json');
+  }
+  get runs(): string {
+    return join(this.home, 'runs');
+  }
+  run(runId: string): string {
+    return join(this.runs, runId);
+  }
+  checkpoints(runId: string): string {
+    return join(this.run(runId), 'checkpoints');
+  }
+  get datasets(): string {
+    return join(this.home, 'datasets');
+  }
+  dataset(id: string): string {
+    return join(this.datasets, id);
+  }
+  /** where a dataset is written while it is prepared (renamed to dataset(id) when it is complete) */
+  partialDataset(id: string): string {
+    return join(this.datasets, `.${id}.partial`);
+  }
+  downloads(id: string): string {
+    return join(this.home, 'downloads', id);
+  }
+  /** the HellaSwag validation file that `prepare hellaswag` writes */
+  get hellaswagData(): string {
+    return join(this.dataset('hellaswag'), 'hellaswag_val.jsonl');
+  }
+  get models(): string {
+    return join(this.home, 'models');
+  }
+  model(id: string): string {
+    return join(this.models, id);
+  }
+  /** a run config's init_path: absolute as given, relative to the workspace otherwise (presets name `models/gpt2`) */
+  initPath(p: string): string {
+    return resolve(this.home, p);
+  }
+}
 
 export interface ResolveHomeOptions {
   /** the value of a `--home` flag, if one was given */

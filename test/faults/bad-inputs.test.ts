@@ -16,7 +16,7 @@ import { parseHellaswag } from '../../src/core/evals/hellaswag';
 import { openShardLoader } from '../../src/node/datasets/loader';
 import { readShardLayout, readShardTokens } from '../../src/node/datasets/shards';
 import { Studio } from '../../src/node/studio';
-import { loadGpt2Weights } from '../../src/node/weights';
+import { loadGpt2Weights } from '../../src/node/models/weights';
 import { ErrorCode, StudioError } from '../../src/shared/errors';
 import { hasFixture, sharedPath } from '../shared';
 

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main';
-import { checkpointDirName, listCheckpointSteps, readCheckpoint } from '../../src/node/checkpoints';
+import { checkpointDirName, listCheckpointSteps, readCheckpoint } from '../../src/node/checkpoints/files';
 import { Studio } from '../../src/node/studio';
 import type { Run } from '../../src/node/store';
 import type { NamedTensors } from '../../src/core/tensors';
@@ -389,7 +389,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
    * The one place the kills above avoid: after the final checkpoint is complete, while the worker prunes and before
    * it reports `done`. Every step is trained and recorded, and the final checkpoint loads, yet the run is left
    * `interrupted`, its error hint says to resume it, and resuming is refused ("has already finished its N steps",
-   * RunManager.start in src/node/studio/runs.ts), so nothing brings it to `done`.
+   * RunManager.start in src/node/runs/manager.ts), so nothing brings it to `done`.
    */
   const FINAL_STEPS = 4;
   let finalRunId = '';

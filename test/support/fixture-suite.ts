@@ -8,7 +8,7 @@ import { learningRate } from '../../src/core/schedule';
 import { generate } from '../../src/core/sampling';
 import { sumOfSquares } from '../../src/core/tensors';
 import { batchFromRows, trainStep } from '../../src/core/train/step';
-import { loadGpt2Weights } from '../../src/node/weights';
+import { loadGpt2Weights } from '../../src/node/models/weights';
 import { hasFixture, sharedPath } from '../shared';
 
 interface Expected {

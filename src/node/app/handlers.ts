@@ -5,10 +5,10 @@ import { z } from 'zod';
 import pkg from '../../../package.json' with { type: 'json' };
 import type { AppInfo } from '../../shared/api/app';
 import { defineHandlers, noArgument } from '../studio/registry';
-import { publicSettings, readSettings, updateSettings } from '../settings';
-import { browseFiles, expandBrowsePath } from '../studio/files';
-import { confinePath, } from '../path-guard';
-import { requestLimits } from '../studio/confine';
+import { publicSettings, readSettings, updateSettings } from './settings';
+import { browseFiles, expandBrowsePath } from './files';
+import { confinePath, } from '../confine/paths';
+import { requestLimits } from '../confine/requests';
 
 export const appHandlers = defineHandlers({
   'app-info': {

@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 import { chatId, chatSettings, genId, modelTarget } from '../../shared/schemas';
-import { target } from '../studio/confine';
+import { target } from '../confine/requests';
 import { defineHandlers, noArgument } from '../studio/registry';
 
 export const chatsHandlers = defineHandlers({

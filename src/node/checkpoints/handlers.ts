@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { runId, step } from '../../shared/schemas';
-import { confinePath } from '../path-guard';
+import { confinePath } from '../confine/paths';
 import { defineHandlers } from '../studio/registry';
 
 export const checkpointsHandlers = defineHandlers({

@@ -24,7 +24,7 @@ import { ErrorCode, StudioError } from '../../shared/errors';
 import { CancelledError, DatasetErrorCode, fsError, throwIfCancelled } from './errors';
 import { fsyncDir, readJsonIfPresent, sha256File } from '../fsutil';
 import { RateMeter, throttle } from './progress';
-import { guardedFetch } from '../url-guard';
+import { guardedFetch } from '../confine/urls';
 
 export interface DownloadRequest {
   url: string;

@@ -4,8 +4,8 @@
  */
 import { z } from 'zod';
 import { prepareRequest } from '../../shared/schemas';
-import { confinePath } from '../path-guard';
-import { checkFetchUrl } from '../url-guard';
+import { confinePath } from '../confine/paths';
+import { checkFetchUrl } from '../confine/urls';
 import { defineHandlers, noArgument } from '../studio/registry';
 
 const datasetId = z.string().min(1).max(200);

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { checkUrl, httpStatusError, networkError } from './download';
-import { guardedFetch } from '../url-guard';
+import { guardedFetch } from '../confine/urls';
 
 export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 

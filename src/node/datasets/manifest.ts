@@ -11,6 +11,7 @@ import { ErrorCode, StudioError } from '../../shared/errors';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, type Split } from '../../core/data/shard';
 import { folderBytes, readJsonIfPresent, writeFileAtomic } from '../fsutil';
 import type { DatasetSummary, PrepareRequest } from '../../shared/api/datasets';
+import { Workspace } from '../workspace';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const MANIFEST_FORMAT = 'gpt2-studio-dataset';
@@ -76,16 +77,16 @@ export type ManifestFile = z.infer<typeof fileEntry>;
 export type ManifestInput = z.infer<typeof inputEntry>;
 
 export function datasetsDir(home: string): string {
-  return path.join(home, 'datasets');
+  return new Workspace(home).datasets;
 }
 export function datasetDir(home: string, id: string): string {
-  return path.join(datasetsDir(home), id);
+  return new Workspace(home).dataset(id);
 }
 export function partialDir(home: string, id: string): string {
-  return path.join(datasetsDir(home), `.${id}.partial`);
+  return new Workspace(home).partialDataset(id);
 }
 export function downloadsDir(home: string, id: string): string {
-  return path.join(home, 'downloads', id);
+  return new Workspace(home).downloads(id);
 }
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;

@@ -46,13 +46,8 @@ interface Slot {
 /** Requests a worker holds at once: two, so that it never waits for the next message. */
 const PER_WORKER = 2;
 
-/** The tokenizer worker's entry: the sources' tokenize-worker.mjs, unless the built app sets its bundled one. */
-let tokenizeWorkerEntry: URL | string = new URL('./tokenize-worker.mjs', import.meta.url);
-
-/** Sets the file tokenizer worker threads start from (the Electron main: out/main/tokenize-worker.mjs). */
-export function setTokenizeWorkerEntry(file: string): void {
-  tokenizeWorkerEntry = file;
-}
+/** The tokenizer worker's entry from the sources (the built app passes its bundle, out/main/tokenize-worker.mjs). */
+export const TOKENIZE_WORKER_ENTRY: URL = new URL('./tokenize-worker.mjs', import.meta.url);
 
 export class TokenizerPool {
   readonly size: number;
@@ -64,16 +59,19 @@ export class TokenizerPool {
   private failure: StudioError | null = null;
   private closed = false;
 
-  private constructor(size: number) {
+  private constructor(
+    size: number,
+    private readonly entry: URL | string,
+  ) {
     this.size = size;
   }
 
   /** Starts `size` workers (default: cores - 1) and waits until each has loaded the tokenizer. */
-  static async start(size = defaultWorkerCount()): Promise<TokenizerPool> {
+  static async start(size = defaultWorkerCount(), entry: URL | string = TOKENIZE_WORKER_ENTRY): Promise<TokenizerPool> {
     if (!Number.isInteger(size) || size < 1 || size > 256) {
       throw new StudioError(ErrorCode.BAD_ARGUMENT, `The tokenizer pool needs 1 to 256 workers; got ${size}.`, 'Pass --workers N with N >= 1.');
     }
-    const pool = new TokenizerPool(size);
+    const pool = new TokenizerPool(size, entry);
     try {
       await Promise.all(Array.from({ length: size }, () => pool.spawn()));
     } catch (e) {
@@ -85,7 +83,7 @@ export class TokenizerPool {
 
   private spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(tokenizeWorkerEntry);
+      const worker = new Worker(this.entry);
       this.workers.push(worker);
       const slot: Slot = { worker, busy: new Map() };
       let started = false;

@@ -67,6 +67,8 @@ export interface PrepareHooks {
   download?: Pick<DownloadOptions, 'retries' | 'backoffMs' | 'maxBackoffMs' | 'connectTimeoutMs' | 'idleTimeoutMs'>;
   /** a running pool to use (the caller closes it); else one is started for this preparation */
   pool?: TokenizerPool;
+  /** the tokenizer worker's entry for a pool started here (default: the sources') */
+  workerEntry?: string;
   /** downloads at once (default 2) */
   downloadConcurrency?: number;
   /** time between progress reports (default 250 ms) */
@@ -520,7 +522,7 @@ class Preparation {
           this.setStage('downloading');
         }
         void this.input(startInput);
-        pool ??= await TokenizerPool.start(req.workers ?? defaultWorkerCount());
+        pool ??= await TokenizerPool.start(req.workers ?? defaultWorkerCount(), hooks.workerEntry);
       }
       const maxInflight = (pool?.size ?? 1) * 2 + 2;
 

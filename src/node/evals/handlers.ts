@@ -5,8 +5,8 @@
 import { z } from 'zod';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { engineName, evalId, modelTarget, runId } from '../../shared/schemas';
-import { confinePath } from '../path-guard';
-import { target } from '../studio/confine';
+import { confinePath } from '../confine/paths';
+import { target } from '../confine/requests';
 import { defineHandlers } from '../studio/registry';
 
 const byId = z.object({ id: evalId }).strict();

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { chatMessage, engineName, genId, modelTarget, sampling } from '../../shared/schemas';
-import { target } from '../studio/confine';
+import { target } from '../confine/requests';
 import { defineHandlers } from '../studio/registry';
 
 export const generationHandlers = defineHandlers({

@@ -2,7 +2,7 @@
  * Model requests: imported GPT-2 weights (models/<id>/) and, in the list, every checkpoint a model picker offers.
  */
 import { z } from 'zod';
-import { confinePath } from '../path-guard';
+import { confinePath } from '../confine/paths';
 import { defineHandlers, noArgument } from '../studio/registry';
 
 export const modelsHandlers = defineHandlers({

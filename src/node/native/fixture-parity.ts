@@ -10,7 +10,7 @@ import type { Engine } from '../../core/engine/types';
 import { learningRate } from '../../core/schedule';
 import { sumOfSquares } from '../../core/tensors';
 import { batchFromRows, trainStep } from '../../core/train/step';
-import { loadGpt2Weights } from '../weights';
+import { loadGpt2Weights } from '../models/weights';
 import { nativeRoot } from './addon';
 
 /** The fixture's tolerances (its README): logits and per-token losses absolute, the trajectory relative. */

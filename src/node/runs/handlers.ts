@@ -4,9 +4,9 @@
  */
 import { z } from 'zod';
 import { RUN_STATUS_VALUES, runId } from '../../shared/schemas';
-import { listPresets } from '../presets';
-import { initPath } from '../studio/confine';
-import { planConfig, trainedShape } from '../studio/calibrate';
+import { listPresets } from './presets';
+import { initPath } from '../confine/requests';
+import { planConfig, trainedShape } from './calibrate';
 import { defineHandlers, noArgument } from '../studio/registry';
 
 const byId = z.object({ id: runId }).strict();

@@ -2,10 +2,10 @@
  * Opening studio.db: refuse what is not ours before SQLite touches it, set the connection's pragmas, migrate.
  */
 import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { MIGRATIONS, type Migration, migrate, refuseFutureVersion } from './migrations';
+import { Workspace } from '../workspace';
 
 export const DATABASE_FILE = 'studio.db';
 
@@ -35,7 +35,7 @@ const SQLITE_HEADER_SIZE = 100;
 
 /** Opens (creating if needed) and migrates `<home>/studio.db`. Every failure is a StudioError naming the file. */
 export function openDatabase(home: string, opts: OpenDatabaseOptions = {}): { db: Database.Database; file: string } {
-  const file = join(home, DATABASE_FILE);
+  const file = new Workspace(home).database;
   try {
     mkdirSync(home, { recursive: true });
   } catch (e) {

@@ -11,13 +11,13 @@
 import type Database from 'better-sqlite3';
 import type { PlainError } from '../../shared/errors';
 import type { RunAttempt } from '../../shared/run-facts';
-import { CheckpointsTable } from './checkpoints-table';
+import { CheckpointsTable } from '../checkpoints/table';
 import { openDatabase, type OpenDatabaseOptions } from './database';
-import { EvalsTable } from './evals-table';
-import { LogsTable } from './logs-table';
-import { MetricsTable } from './metrics-table';
-import { RunsTable } from './runs-table';
-import { SamplesTable } from './samples-table';
+import { EvalsTable } from '../evals/table';
+import { LogsTable } from '../runs/logs-table';
+import { MetricsTable } from '../runs/metrics-table';
+import { RunsTable } from '../runs/runs-table';
+import { SamplesTable } from '../runs/samples-table';
 import { Sql } from './sql';
 import type {
   AddCheckpointInput, AddSampleInput, Checkpoint, CreateEvalInput, CreateRunInput, Eval, EvalExample, FinishEvalInput,

@@ -4,18 +4,21 @@
  * else.
  */
 import type { Store } from '../store';
-import type { RunManager } from './runs';
-import type { DatasetService } from './datasets';
-import type { EvalService } from './evals';
-import type { ModelService } from './models';
-import type { GenerationService } from './generation';
-import type { ChatService } from './chats';
-import type { CheckpointService } from './checkpoints';
-import type { CalibrationService } from './calibrate';
+import type { Workspace } from '../workspace';
+import type { RunManager } from '../runs/manager';
+import type { DatasetService } from '../datasets/service';
+import type { EvalService } from '../evals/service';
+import type { ModelService } from '../models/service';
+import type { GenerationService } from '../generation/service';
+import type { ChatService } from '../chats/service';
+import type { CheckpointService } from '../checkpoints/service';
+import type { CalibrationService } from '../runs/calibrate';
 
 export interface StudioContext {
   /** absolute path of the workspace folder */
   readonly home: string;
+  /** every path of the workspace */
+  readonly workspace: Workspace;
   readonly store: Store;
   readonly runs: RunManager;
   readonly datasets: DatasetService;

@@ -8,30 +8,47 @@ import type { EventListener, EventName, HandlerArgs, HandlerName, HandlerResult,
 import { type AnyEventListener, StudioEmitter } from './emitter';
 import { openStore, type Eval, type Store } from '../store';
 import type { WorkerSpawner } from '../train/launcher';
-import { RunManager } from './runs';
-import { DatasetService } from './datasets';
-import { readSettings } from '../settings';
-import { EvalService } from './evals';
-import { ModelService } from './models';
-import { GenerationService } from './generation';
-import { ChatService } from './chats';
-import { CheckpointService } from './checkpoints';
-import { CalibrationService } from './calibrate';
+import { RunManager } from '../runs/manager';
+import { DatasetService } from '../datasets/service';
+import { readSettings } from '../app/settings';
+import { EvalService } from '../evals/service';
+import { ModelService } from '../models/service';
+import { GenerationService } from '../generation/service';
+import { ChatService } from '../chats/service';
+import { CheckpointService } from '../checkpoints/service';
+import { CalibrationService, forkCalibrateChild } from '../runs/calibrate';
+import { Workspace } from '../workspace';
 import type { StudioContext } from './context';
 import type { InvokeReply } from './registry';
 import { studioRegistry } from './handlers';
 
 export type { AppInfo } from '../../shared/api/app';
 
+/**
+ * Where each kind of worker starts. From the sources every default is right; the built app passes its bundles
+ * (out/main/*, see electron.vite.config.ts).
+ */
+export interface WorkerEntries {
+  /** how training workers start (Electron passes one built on utilityProcess); default child_process.fork */
+  train?: WorkerSpawner;
+  /** the tokenizer threads of a dataset preparation */
+  tokenize?: string;
+  /** the model threads of chat, sampling and evaluations (and of checking imported weights) */
+  model?: string;
+  /** the calibration child process (a timed training step) */
+  calibrate?: string;
+}
+
 export interface StudioOptions {
   /** absolute path of the workspace folder (resolveHome) */
   home: string;
-  /** how training workers start (Electron passes one built on utilityProcess); default child_process.fork */
-  spawnWorker?: WorkerSpawner;
+  workers?: WorkerEntries;
 }
 
 export class Studio implements StudioContext {
   readonly home: string;
+  /** every path of the workspace */
+  readonly workspace: Workspace;
   /** the handlers every transport dispatches through */
   readonly registry = studioRegistry;
   private readonly events = new StudioEmitter();
@@ -49,12 +66,14 @@ export class Studio implements StudioContext {
   constructor(opts: StudioOptions) {
     this.home = opts.home;
     this.opts = opts;
-    this.evals = new EvalService(opts.home, () => this.store, (n, p) => this.emit(n, p));
-    this.models = new ModelService(opts.home, () => this.store);
-    this.generation = new GenerationService(opts.home, (n, p) => this.emit(n, p));
+    this.workspace = new Workspace(opts.home);
+    const workers = opts.workers ?? {};
+    this.evals = new EvalService(opts.home, () => this.store, (n, p) => this.emit(n, p), workers.model);
+    this.models = new ModelService(opts.home, () => this.store, workers.model);
+    this.generation = new GenerationService(opts.home, (n, p) => this.emit(n, p), workers.model);
     this.chats = new ChatService(() => this.store, this.generation);
     this.checkpoints = new CheckpointService(opts.home, () => this.store, () => this.runs);
-    this.calibration = new CalibrationService(opts.home, () => this.store.listRuns({ status: 'running' }).length);
+    this.calibration = new CalibrationService(opts.home, () => this.store.listRuns({ status: 'running' }).length, () => forkCalibrateChild(workers.calibrate));
     this.datasets = new DatasetService({
       home: opts.home,
       events: {
@@ -63,6 +82,7 @@ export class Studio implements StudioContext {
         download: (p) => this.emit('download-progress', p),
       },
       settings: () => readSettings(this.home),
+      hooks: workers.tokenize ? { workerEntry: workers.tokenize } : undefined,
     });
   }
 
@@ -78,7 +98,7 @@ export class Studio implements StudioContext {
 
   get runs(): RunManager {
     if (!this.runsRef) {
-      this.runsRef = new RunManager(this.home, this.store, (n, p) => this.emit(n, p), this.opts.spawnWorker);
+      this.runsRef = new RunManager(this.home, this.store, (n, p) => this.emit(n, p), this.opts.workers?.train);
       // partial checkpoint writes and deletions of workers that were killed: up to a model's size each
       this.runsRef.cleanAllLeftovers();
     }

@@ -9,8 +9,8 @@ import type { HandlerArg, HandlerName, HandlerResult } from '../../shared/contra
 import { ErrorCode, StudioError, toPlainError, type PlainError } from '../../shared/errors';
 import type { InvokeResult } from '../../shared/contract';
 import type { StudioContext } from './context';
-import { requestLimits, type RequestLimits } from './confine';
-import { withUrlPolicy } from '../url-guard';
+import { requestLimits, type RequestLimits } from '../confine/requests';
+import { withUrlPolicy } from '../confine/urls';
 
 /** How a request from outside has its paths and URLs checked (and made absolute) before it runs. */
 export type Confiner<A> = (arg: A, limits: RequestLimits, home: string) => A | Promise<A>;

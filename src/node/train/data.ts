@@ -9,11 +9,12 @@ import type { DataLoader, LoaderPosition } from '../../core/data/loader';
 import type { BatchSource } from '../../core/train/trainer';
 import { datasetShardFiles, openDatasetLoader } from '../datasets';
 import { fitRows, isSftDataset, readSftSplit, sftSource } from '../datasets/sft';
+import { Workspace } from '../workspace';
 
 /** Whether the workspace has a finished dataset with this id. */
 export function datasetExists(home: string, id: string): boolean {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) return false;
-  return fs.existsSync(path.join(home, 'datasets', id, 'manifest.json'));
+  return fs.existsSync(path.join(new Workspace(home).dataset(id), 'manifest.json'));
 }
 
 function source(l: DataLoader): BatchSource {

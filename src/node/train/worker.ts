@@ -13,11 +13,11 @@ import { makeConfig, paramCount, type GPTConfig } from '../../core/model/config'
 import { initWeights } from '../../core/model/init';
 import type { Collective, Engine, Model } from '../../core/engine/types';
 import { runTraining, type TrainerState } from '../../core/train/trainer';
-import { hellaswagDataPath } from '../evals/paths';
+import { Workspace } from '../workspace';
 import { getEngine } from '../engines';
-import { pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../checkpoints';
-import { loadGpt2Weights } from '../weights';
-import { attemptFacts } from '../run-facts';
+import { pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../checkpoints/files';
+import { loadGpt2Weights } from '../models/weights';
+import { attemptFacts } from '../runs/facts';
 import { openTrainingData } from './data';
 import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
@@ -150,7 +150,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
         control: readControl,
         hellaswag: async (mdl) => {
           if (hsExamples === undefined) {
-            const file = hellaswagDataPath(home);
+            const file = new Workspace(home).hellaswagData;
             if (fs.existsSync(file)) {
               hsExamples = parseHellaswag(fs.readFileSync(file, 'utf8'), { source: file }).examples;
             } else {
