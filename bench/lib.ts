@@ -1,5 +1,5 @@
 /**
- * Shared helpers for the benchmarks (see DESIGN.md "Benchmarks").
+ * Shared helpers for the benchmarks (see docs/ARCHITECTURE.md, "Benchmarks").
  *
  * - `median`, `timeIt`: timings are medians after warm-up.
  * - `printResult`: each benchmark prints exactly one JSON line `{name, figure, unit, peer, peerFigure, ratio}`.

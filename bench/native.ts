@@ -1,6 +1,6 @@
 /**
  * The native-cpu engine against PyTorch eager on the CPU, 2 threads each, measured in the same run on the same
- * configs (see DESIGN.md "Benchmarks"). Prints one JSON line per figure:
+ * configs (see docs/ARCHITECTURE.md, "Benchmarks"). Prints one JSON line per figure:
  *   train-c1-native-cpu, train-c2-native-cpu   training tokens/s (forward + backward + clipping + AdamW), the
  *                                              median step after a warm-up step; config holds the peak RSS of
  *                                              each side (ours measured in a child process of its own)

@@ -13,8 +13,6 @@ export interface SamplingOptions {
   topP: number;
 }
 
-export const DEFAULT_SAMPLING: SamplingOptions = { temperature: 1, topK: 50, topP: 1 };
-
 export function validateSampling(o: SamplingOptions): void {
   if (!(o.temperature >= 0) || !Number.isFinite(o.temperature)) {
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `temperature = ${o.temperature} must be a number >= 0.`, 'Use 0 for greedy decoding, 1 for plain sampling.');
@@ -89,7 +87,6 @@ function topKIndices(x: Float32Array, k: number): number[] {
   if (idx.length < k) idx.sort((a, b) => x[b] - x[a] || a - b);
   return idx;
 }
-
 
 /**
  * Max tokens checked against the model's context, at every boundary that takes it (chat, generate-*, the CLI).

@@ -1,4 +1,4 @@
-/** The pages of the studio (DESIGN.md, src/renderer/features), in navigation order. */
+/** The pages of the studio (src/renderer/features; see docs/ARCHITECTURE.md, "Adding a page"), in navigation order. */
 export const PAGES = [
   {
     id: 'runs',

@@ -5,7 +5,7 @@
  *   then `count` uint16 tokens. The file is exactly 1024 + 2·count bytes (llm.c's dataloader checks the same).
  * - build-nanogpt: NumPy `.npy` files of a 1-D `<u2` (uint16) array, as `np.save` writes them.
  *
- * Every check names the file, what was found and what was expected (see DESIGN.md "Data").
+ * Every check names the file, what was found and what was expected (see docs/ARCHITECTURE.md, "The data path").
  */
 import { ErrorCode, StudioError } from '../../shared/errors';
 

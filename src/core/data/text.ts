@@ -43,19 +43,6 @@ export function nextSafeCut(text: string, from: number, to = text.length): numbe
   return space;
 }
 
-/** The last safe cut before `before` and at or after `notBelow`, or -1 (used to end a chunk of a streamed text). */
-export function lastSafeCut(text: string, before = text.length, notBelow = 0): number {
-  let space = -1;
-  for (let i = Math.min(before, text.length - 1) - 1; i >= Math.max(notBelow, 2); i--) {
-    if (!isSafeCut(text, i)) continue;
-    if (text.charCodeAt(i - 1) === 0x0a) return i;
-    // keep looking a little for a newline cut, which keeps lines whole; else take the space
-    if (space < 0) space = i;
-    if (space - i > 4096) break;
-  }
-  return space;
-}
-
 /**
  * Cuts `text` into pieces of about `target` UTF-16 units (more when no safe cut is near) whose tokenizations,
  * concatenated, equal the tokenization of `text`.

@@ -27,8 +27,6 @@ export interface AdamWHyper {
   weightDecay: number;
 }
 
-export const DEFAULT_ADAMW: Omit<AdamWHyper, 'lr'> = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-
 /** AdamW state for checkpoints: the step count and the m and v of every parameter, by parameter name. */
 export interface OptimizerState {
   step: number;
@@ -110,8 +108,6 @@ export interface DataParallel {
   /** Joins rank `rank` of `world`; resolves once every rank has joined. */
   join(id: string, rank: number, world: number, timeoutMs?: number): Promise<Collective>;
 }
-
-
 
 export interface Engine {
   readonly name: string;

@@ -161,11 +161,6 @@ export function flopsPerToken(c: GPTConfig, seqLen = c.blockSize): number {
   return 6 * n + 12 * c.nLayer * c.nEmbd * seqLen;
 }
 
-/** Forward-only FLOPs per token (one third of training). */
-export function forwardFlopsPerToken(c: GPTConfig, seqLen = c.blockSize): number {
-  return flopsPerToken(c, seqLen) / 3;
-}
-
 /** The HF-style config.json that `transformers` reads, for export. */
 export function toHfConfig(c: GPTConfig): Record<string, unknown> {
   return {

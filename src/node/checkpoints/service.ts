@@ -11,6 +11,7 @@ import { fsyncDir } from '../fsutil';
 import { readSafetensorsHeader } from '../models/safetensors';
 import type { Run, Store } from '../store';
 import { runDirOf } from '../train/paths';
+import { runNotFound } from '../runs/runs-table';
 import type { RunManager } from '../runs/manager';
 import type { CheckpointEntry, CheckpointDeleted, CheckpointExported } from '../../shared/api/checkpoints';
 export type { CheckpointEntry, CheckpointDeleted, CheckpointExported };
@@ -263,7 +264,7 @@ export class CheckpointService {
 
   private requireRun(runId: string): Run {
     const run = this.store().getRun(runId);
-    if (!run) throw new StudioError(ErrorCode.NOT_FOUND, `No run "${runId}" in ${this.home}.`, 'List the runs (Runs page, or "gpt2-studio runs") to see their ids.');
+    if (!run) throw runNotFound(runId, this.home);
     return run;
   }
 

@@ -1,5 +1,5 @@
 /**
- * Resumable downloads (DESIGN.md "Data"):
+ * Resumable downloads (docs/ARCHITECTURE.md, "The data path"):
  * - the bytes go to `<dest>.part`, with `<dest>.part.json` recording the URL and the server's validators, so a
  *   later attempt (or a later process) continues with an HTTP Range request; If-Range makes a server whose file
  *   changed send it whole instead;

@@ -24,6 +24,7 @@ import { MODEL_PRESETS } from '../../shared/model-presets';
 import { engineLabel } from '../../shared/run-facts';
 import { planRun } from '../../shared/planner';
 import { hostFacts } from './facts';
+import { runNotFound } from './runs-table';
 import { cudaMemoryInfo } from '../native';
 import type { CreateRunInput } from '../../shared/api/runs';
 export type { CreateRunInput };
@@ -283,7 +284,7 @@ export class RunManager {
 
   private checkNotAttached(id: string): Run {
     const run = this.store.getRun(id);
-    if (!run) throw new StudioError(ErrorCode.NOT_FOUND, `No run "${id}" in ${this.home}.`, 'List the runs with "gpt2-studio runs".');
+    if (!run) throw runNotFound(id, this.home);
     if (this.attached.has(id) || run.status === 'running') {
       throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} is already running.`, 'Stop it first, or wait for it to finish.');
     }
@@ -374,7 +375,7 @@ export class RunManager {
   /** Asks a run to checkpoint and stop (or pause). Works across processes through the run's control file. */
   control(id: string, what: 'stop' | 'pause'): Run {
     const run = this.store.getRun(id);
-    if (!run) throw new StudioError(ErrorCode.NOT_FOUND, `No run "${id}" in ${this.home}.`, 'List the runs with "gpt2-studio runs".');
+    if (!run) throw runNotFound(id, this.home);
     if (run.status !== 'running') throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} is ${run.status}, not running.`, 'Only a running run can be stopped or paused.');
     const a = this.attached.get(id);
     if (a) a.worker.send({ type: what });
@@ -387,7 +388,7 @@ export class RunManager {
     const a = this.attached.get(id);
     if (a) return a.done;
     const run = this.store.getRun(id);
-    if (!run) throw new StudioError(ErrorCode.NOT_FOUND, `No run "${id}".`, '');
+    if (!run) throw runNotFound(id, this.home);
     return run;
   }
 
@@ -526,7 +527,7 @@ export class RunManager {
 
   get(id: string): Run {
     const run = this.store.getRun(id);
-    if (!run) throw new StudioError(ErrorCode.NOT_FOUND, `No run "${id}" in ${this.home}.`, 'List the runs with "gpt2-studio runs".');
+    if (!run) throw runNotFound(id, this.home);
     return run;
   }
 

@@ -205,8 +205,9 @@ export class RunsTable {
   }
 }
 
-export function runNotFound(id: string, cause?: unknown): StudioError {
-  return new StudioError(ErrorCode.NOT_FOUND, `There is no run with the id "${id}".`, 'List runs (gpt2-studio runs) to see their ids.', { cause });
+/** The one error for a run id that names no run, wherever it is looked up. */
+export function runNotFound(id: string, home?: string, cause?: unknown): StudioError {
+  return new StudioError(ErrorCode.NOT_FOUND, `No run "${id}"${home ? ` in ${home}` : ''}.`, 'List the runs (the Runs page, or "gpt2-studio runs") to see their ids.', { cause });
 }
 
 /** Runs a write that references a run, turning the foreign-key failure of an unknown run into NOT_FOUND. */
@@ -214,7 +215,7 @@ export function withRun<T>(runId: string, write: () => T): T {
   try {
     return write();
   } catch (e) {
-    if (isConstraint(e, 'SQLITE_CONSTRAINT_FOREIGNKEY')) throw runNotFound(runId, e);
+    if (isConstraint(e, 'SQLITE_CONSTRAINT_FOREIGNKEY')) throw runNotFound(runId, undefined, e);
     throw e;
   }
 }
