@@ -26,8 +26,7 @@ interface Decoder {
  */
 function holdNextAnswer(server: RunningServer): { release: () => void } {
   const studio = server.studio as unknown as {
-    generation: { cached: { model: Decoder } | null };
-    generateStop: (a: { genId: string }) => Promise<{ stopped: boolean }>;
+    generation: { cached: { model: Decoder } | null; stop: (a: { genId: string }) => { stopped: boolean } };
     on: RunningServer['studio']['on'];
   };
   let open!: () => void;
@@ -37,14 +36,16 @@ function holdNextAnswer(server: RunningServer): { release: () => void } {
     open();
     for (const f of restore.splice(0)) f();
   };
-  const stop = studio.generateStop;
-  studio.generateStop = async (a) => {
-    const r = await stop.call(studio, a);
+  // a stop (the Stop button's generate-stop) lets the held answer end
+  const generation = studio.generation;
+  const stop = generation.stop;
+  generation.stop = (a) => {
+    const r = stop.call(generation, a);
     release();
     return r;
   };
   restore.push(() => {
-    studio.generateStop = stop;
+    generation.stop = stop;
   });
   const off = studio.on('generate-token', () => {
     off();

@@ -6,103 +6,79 @@ import { useId, useState } from 'react';
 import type { ModelEntry } from '../../shared/models';
 import { bytes, compact } from '../format';
 import { useClient } from '../useInvoke';
-import { Dialog } from './Dialog';
-import { ErrorNote } from './ErrorNote';
 import { FilePicker } from './FilePicker';
+import { FormDialog } from './FormDialog';
 
 export function ImportModelDialog({ onClose, onImported }: { onClose: () => void; onImported: (m: ModelEntry) => void }) {
   const client = useClient();
   const [source, setSource] = useState('');
   const [name, setName] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<ModelEntry | null>(null);
   const [browsing, setBrowsing] = useState(false);
-  const ids = { path: useId(), name: useId(), form: useId() };
-
-  const submit = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const m = await client.invoke('models-import', { path: source.trim(), name: name.trim() || undefined });
-      setDone(m);
-      onImported(m);
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
+  const ids = { path: useId(), name: useId() };
 
   return (
-    <Dialog
+    <FormDialog
       title="Import GPT-2 weights"
       onClose={onClose}
       testId="import-model-dialog"
-      footer={
+      cancelLabel={done ? 'Close' : 'Cancel'}
+      submitLabel={done ? 'Imported' : 'Import'}
+      busyLabel="Checking and copying…"
+      canSubmit={source.trim() !== '' && done === null}
+      onSubmit={async () => {
+        const m = await client.invoke('models-import', { path: source.trim(), name: name.trim() || undefined });
+        setDone(m);
+        onImported(m);
+      }}
+      fields={(busy) => (
         <>
-          <button type="button" className="button" onClick={onClose}>
-            {done ? 'Close' : 'Cancel'}
-          </button>
-          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !source.trim() || done !== null}>
-            {busy ? 'Checking and copying…' : done ? 'Imported' : 'Import'}
-          </button>
-        </>
-      }
-    >
-      <form
-        id={ids.form}
-        className="form-grid"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void submit();
-        }}
-      >
-        <div className="field">
-          <label htmlFor={ids.path}>File or folder</label>
-          <div className="model-picker-row">
+          <div className="field">
+            <label htmlFor={ids.path}>File or folder</label>
+            <div className="model-picker-row">
+              <input
+                id={ids.path}
+                value={source}
+                placeholder="/path/to/gpt2/model.safetensors"
+                spellCheck={false}
+                onChange={(e) => {
+                  setSource(e.target.value);
+                  setDone(null);
+                }}
+                aria-describedby={`${ids.path}-hint`}
+                autoFocus
+              />
+              <button type="button" className="button" onClick={() => setBrowsing(true)}>
+                Browse…
+              </button>
+            </div>
+            <p className="field-hint" id={`${ids.path}-hint`}>
+              A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding <code>model.safetensors</code> and its{' '}
+              <code>config.json</code> (what <code>save_pretrained</code> writes). Pickled <code>.bin</code> files are not read.
+            </p>
+          </div>
+          <div className="field">
+            <label htmlFor={ids.name}>Name</label>
             <input
-              id={ids.path}
-              value={source}
-              placeholder="/path/to/gpt2/model.safetensors"
-              spellCheck={false}
+              id={ids.name}
+              value={name}
+              maxLength={60}
+              placeholder="gpt2"
               onChange={(e) => {
-                setSource(e.target.value);
+                setName(e.target.value);
                 setDone(null);
               }}
-              aria-describedby={`${ids.path}-hint`}
-              autoFocus
             />
-            <button type="button" className="button" onClick={() => setBrowsing(true)}>
-              Browse…
-            </button>
           </div>
-          <p className="field-hint" id={`${ids.path}-hint`}>
-            A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding <code>model.safetensors</code> and its{' '}
-            <code>config.json</code> (what <code>save_pretrained</code> writes). Pickled <code>.bin</code> files are not read.
-          </p>
-        </div>
-        <div className="field">
-          <label htmlFor={ids.name}>Name</label>
-          <input
-            id={ids.name}
-            value={name}
-            maxLength={60}
-            placeholder="gpt2"
-            onChange={(e) => {
-              setName(e.target.value);
-              setDone(null);
-            }}
-          />
-        </div>
-        {busy && <progress aria-label="Importing" />}
-        {error != null && <ErrorNote error={error} />}
-        {done && (
-          <p role="status" className="muted">
-            Imported {done.label}: {compact(done.params)} parameters, {done.nLayer} layers, context {done.blockSize}, {bytes(done.sizeBytes)}.
-          </p>
-        )}
-      </form>
+          {busy && <progress aria-label="Importing" />}
+          {done && (
+            <p role="status" className="muted">
+              Imported {done.label}: {compact(done.params)} parameters, {done.nLayer} layers, context {done.blockSize}, {bytes(done.sizeBytes)}.
+            </p>
+          )}
+        </>
+      )}
+    >
       {browsing && (
         <FilePicker
           title="Choose GPT-2 weights"
@@ -117,6 +93,6 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
           onClose={() => setBrowsing(false)}
         />
       )}
-    </Dialog>
+    </FormDialog>
   );
 }

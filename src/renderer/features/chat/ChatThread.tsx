@@ -3,7 +3,7 @@
  * and rate. Each message can be copied; an answer says how it ended (end of text, max tokens, context full, stopped).
  */
 import { useEffect, useLayoutEffect, useRef, useState, type ReactNode } from 'react';
-import type { HandlerResult } from '../../../shared/contract';
+import type { HandlerResult, StudioEvents } from '../../../shared/contract';
 import { StudioError } from '../../../shared/errors';
 import { ErrorNote } from '../../components/ErrorNote';
 import { fixed, fullDateTime, int, timeOfDay } from '../../format';
@@ -15,6 +15,7 @@ export type ChatMessage = HandlerResult<'chats-get'>['messages'][number];
 export interface Stream {
   /** the conversation it answers ('' for a conversation being created) */
   convId: string;
+  /** the generation: chosen before the send for this page's own; for one followed from elsewhere, null until known */
   genId: string | null;
   /** loading: the message is being stored and the model loaded; streaming: tokens are coming */
   phase: 'loading' | 'streaming';
@@ -27,6 +28,8 @@ export interface Stream {
   /** the user's message, shown until the stored one (userSeq) is in the thread */
   pendingUser?: string;
   userSeq?: number;
+  /** the end of an answer that came before the answer to its send: it is shown once the send has answered */
+  done?: StudioEvents['generate-done'];
 }
 
 function Meta({ m }: { m: ChatMessage }) {

@@ -3,9 +3,9 @@ import { useEffect, useId, useRef, useState } from 'react';
 import { StudioError } from '../../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
 import type { HandlerResult } from '../../../shared/contract';
-import { Dialog } from '../../components/Dialog';
-import { FilePicker } from '../../components/FilePicker';
 import { ErrorNote } from '../../components/ErrorNote';
+import { FilePicker } from '../../components/FilePicker';
+import { FormDialog } from '../../components/FormDialog';
 import { bytes, fixed } from '../../format';
 import { href, navigate } from '../../router';
 import { useClient } from '../../useInvoke';
@@ -97,10 +97,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
   const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
   const [maxTokens, setMaxTokens] = useState(DEFAULT_MAX_TOKENS);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const [result, setResult] = useState<{ prompt: string; r: SampleResult } | null>(null);
-  const formId = useId();
   const s = parseIntIn(seed, 0, 4_294_967_295);
   const m = parseIntIn(maxTokens, 1, 1024);
 
@@ -124,68 +121,55 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
     };
   }, [client, c.runId]);
 
-  const generate = async () => {
-    if (s === null || m === null) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
-      setResult({ prompt, r });
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-
   return (
-    <Dialog
+    <FormDialog
       title="Sample from a checkpoint"
       onClose={onClose}
       testId="sample-dialog"
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose}>
-            Close
-          </button>
-          <button type="submit" form={formId} className="button button-primary" disabled={busy || s === null || m === null}>
-            {busy ? 'Generating…' : result ? 'Generate again' : 'Generate'}
-          </button>
-        </>
+      cancelLabel="Close"
+      submitLabel={result ? 'Generate again' : 'Generate'}
+      busyLabel="Generating…"
+      canSubmit={s !== null && m !== null}
+      onSubmit={async () => {
+        if (s === null || m === null) return;
+        const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
+        setResult({ prompt, r });
+      }}
+      retry
+      intro={
+        <p className="muted">
+          <CheckpointName c={c} />. The same prompt and seed give the same text, so checkpoints can be compared.
+        </p>
+      }
+      formClassName=""
+      fields={(busy) => (
+        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={typePrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
+      )}
+      after={(busy) =>
+        result &&
+        !busy && (
+          <section aria-label="Sample" className="ckpt-sample-out">
+            <SampleText prompt={result.prompt} result={result.r} />
+            {!result.r.error && (
+              <p className="muted small">
+                {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s
+                {result.r.reason && <span data-testid="sample-reason"> · {endReasonText(result.r.reason, result.r.contextTokens)}</span>} · temperature{' '}
+                {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
+              </p>
+            )}
+          </section>
+        )
       }
     >
-      <p className="muted">
-        <CheckpointName c={c} />. The same prompt and seed give the same text, so checkpoints can be compared.
-      </p>
-      <form
-        id={formId}
-        onSubmit={(e) => {
-          e.preventDefault();
-          void generate();
-        }}
-      >
-        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={typePrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
-      </form>
-      {busy && (
-        <div className="ckpt-busy" role="status" aria-live="polite">
-          <span className="ckpt-spinner" aria-hidden="true" />
-          Loading the checkpoint and generating up to {m} tokens…
-        </div>
-      )}
-      {error !== null && <ErrorNote error={error} onRetry={generate} />}
-      {result && !busy && (
-        <section aria-label="Sample" className="ckpt-sample-out">
-          <SampleText prompt={result.prompt} result={result.r} />
-          {!result.r.error && (
-            <p className="muted small">
-              {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s
-              {result.r.reason && <span data-testid="sample-reason"> · {endReasonText(result.r.reason, result.r.contextTokens)}</span>} · temperature{' '}
-              {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
-            </p>
-          )}
-        </section>
-      )}
-    </Dialog>
+      {(busy) =>
+        busy && (
+          <div className="ckpt-busy" role="status" aria-live="polite">
+            <span className="ckpt-spinner" aria-hidden="true" />
+            Loading the checkpoint and generating up to {m} tokens…
+          </div>
+        )
+      }
+    </FormDialog>
   );
 }
 
@@ -210,132 +194,116 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
   const [dest, setDest] = useState(suggested);
   const [touched, setTouched] = useState(false);
   const [overwrite, setOverwrite] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<HandlerResult<'checkpoints-export'> | null>(null);
-  const ids = { dest: useId(), over: useId(), form: useId() };
+  const ids = { dest: useId(), over: useId() };
   // the suggestion arrives with app-info; keep what the user typed
   useEffect(() => {
     if (!touched && suggested) setDest(suggested);
   }, [suggested, touched]);
 
-  const run = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      setDone(await client.invoke('checkpoints-export', { runId: c.runId, step: c.step, dest: dest.trim(), overwrite }));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(false);
-    }
-  };
-
   return (
-    <Dialog
+    <FormDialog
       title="Export to Hugging Face safetensors"
       onClose={onClose}
       testId="export-dialog"
+      submitLabel="Export"
+      busyLabel="Exporting…"
+      canSubmit={dest.trim() !== ''}
+      onSubmit={async () => setDone(await client.invoke('checkpoints-export', { runId: c.runId, step: c.step, dest: dest.trim(), overwrite }))}
       footer={
-        done ? (
+        done && (
           <button type="button" className="button button-primary" onClick={onClose} autoFocus>
             Done
           </button>
-        ) : (
-          <>
-            <button type="button" className="button" onClick={onClose}>
-              Cancel
-            </button>
-            <button type="submit" form={ids.form} className="button button-primary" disabled={busy || !dest.trim()}>
-              {busy ? 'Exporting…' : 'Export'}
-            </button>
-          </>
         )
       }
+      intro={
+        <p>
+          Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as <code>model.safetensors</code> and{' '}
+          <code>config.json</code>, a folder that <code>GPT2LMHeadModel.from_pretrained</code> loads.
+        </p>
+      }
+      fields={
+        done
+          ? undefined
+          : (busy) => (
+              <>
+                <div className="field">
+                  <label htmlFor={ids.dest}>Destination folder</label>
+                  <div className="ckpt-path-row">
+                    <input
+                      id={ids.dest}
+                      value={dest}
+                      spellCheck={false}
+                      placeholder="/path/to/exported-model"
+                      onChange={(e) => {
+                        setTouched(true);
+                        setDest(e.target.value);
+                      }}
+                      disabled={busy}
+                      aria-describedby={`${ids.dest}-hint`}
+                    />
+                    <button type="button" className="button" onClick={() => setPicking(true)} disabled={busy}>
+                      Browse…
+                    </button>
+                  </div>
+                  <p className="field-hint" id={`${ids.dest}-hint`}>
+                    On the machine that runs the studio: a new or empty folder (a relative path is taken from the studio&apos;s working folder).
+                    Browse picks the folder to create <code>{leaf}</code> in.
+                  </p>
+                </div>
+                <div className="field field-bool">
+                  <label htmlFor={ids.over}>Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)</label>
+                  <input id={ids.over} type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} disabled={busy} />
+                </div>
+              </>
+            )
+      }
     >
-      <p>
-        Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as <code>model.safetensors</code> and{' '}
-        <code>config.json</code>, a folder that <code>GPT2LMHeadModel.from_pretrained</code> loads.
-      </p>
-      {done ? (
-        <div className="ckpt-done" role="status">
-          <strong>Exported.</strong>
-          <dl className="facts">
-            <dt>Folder</dt>
-            <dd>
-              <code data-testid="export-dir">{done.dir}</code>
-            </dd>
-            <dt>Weights</dt>
-            <dd>
-              <code>{done.modelFile}</code>
-            </dd>
-            <dt>Config</dt>
-            <dd>
-              <code>{done.configFile}</code>
-            </dd>
-          </dl>
-        </div>
-      ) : (
-        <form
-          id={ids.form}
-          className="form-grid"
-          onSubmit={(e) => {
-            e.preventDefault();
-            void run();
-          }}
-        >
-          <div className="field">
-            <label htmlFor={ids.dest}>Destination folder</label>
-            <div className="ckpt-path-row">
-              <input
-                id={ids.dest}
-                value={dest}
-                spellCheck={false}
-                placeholder="/path/to/exported-model"
-                onChange={(e) => {
-                  setTouched(true);
-                  setDest(e.target.value);
-                }}
-                disabled={busy}
-                aria-describedby={`${ids.dest}-hint`}
-              />
-              <button type="button" className="button" onClick={() => setPicking(true)} disabled={busy}>
-                Browse…
-              </button>
+      {(busy) => (
+        <>
+          {done && (
+            <div className="ckpt-done" role="status">
+              <strong>Exported.</strong>
+              <dl className="facts">
+                <dt>Folder</dt>
+                <dd>
+                  <code data-testid="export-dir">{done.dir}</code>
+                </dd>
+                <dt>Weights</dt>
+                <dd>
+                  <code>{done.modelFile}</code>
+                </dd>
+                <dt>Config</dt>
+                <dd>
+                  <code>{done.configFile}</code>
+                </dd>
+              </dl>
             </div>
-            <p className="field-hint" id={`${ids.dest}-hint`}>
-              On the machine that runs the studio: a new or empty folder (a relative path is taken from the studio&apos;s working folder). Browse picks
-              the folder to create <code>{leaf}</code> in.
-            </p>
-          </div>
-          <div className="field field-bool">
-            <label htmlFor={ids.over}>Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)</label>
-            <input id={ids.over} type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} disabled={busy} />
-          </div>
-        </form>
+          )}
+          {picking && (
+            <FilePicker
+              title="Choose where to export"
+              mode="folder"
+              initialPath={parentOf(dest.trim()) || home}
+              onClose={() => setPicking(false)}
+              onPick={(p) => {
+                const s2 = p.includes('\\') && !p.includes('/') ? '\\' : '/';
+                setTouched(true);
+                setDest(`${p.replace(/[\\/]+$/, '')}${s2}${leaf}`);
+                setPicking(false);
+              }}
+            />
+          )}
+          {busy && (
+            <div className="ckpt-busy" role="status" aria-live="polite">
+              <span className="ckpt-spinner" aria-hidden="true" />
+              Writing the folder…
+            </div>
+          )}
+        </>
       )}
-      {picking && (
-        <FilePicker
-          title="Choose where to export"
-          mode="folder"
-          initialPath={parentOf(dest.trim()) || home}
-          onClose={() => setPicking(false)}
-          onPick={(p) => {
-            const s2 = p.includes('\\') && !p.includes('/') ? '\\' : '/';
-            setTouched(true);
-            setDest(`${p.replace(/[\\/]+$/, '')}${s2}${leaf}`);
-            setPicking(false);
-          }}
-        />
-      )}
-      {busy && (
-        <div className="ckpt-busy" role="status" aria-live="polite">
-          <span className="ckpt-spinner" aria-hidden="true" />
-          Writing the folder…
-        </div>
-      )}
-      {error !== null && <ErrorNote error={error} />}
-    </Dialog>
+    </FormDialog>
   );
 }
 
@@ -343,70 +311,49 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
   const client = useClient();
   const [name, setName] = useState(`${c.runName} from step ${c.step}`);
   const [start, setStart] = useState(true);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const ids = { name: useId(), start: useId(), form: useId() };
+  const ids = { name: useId(), start: useId() };
   const blocked = branchBlocked(c, plannedSteps);
 
-  const run = async () => {
-    if (blocked) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const r = await client.invoke('checkpoints-branch', { runId: c.runId, step: c.step, name: name.trim() || undefined, start });
-      onClose();
-      navigate({ page: 'run', runId: r.id });
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  };
-
   return (
-    <Dialog
+    <FormDialog
       title="Resume from here in a new run?"
       onClose={onClose}
       testId="branch-dialog"
-      footer={
+      submitLabel={start ? 'Create and start' : 'Create run'}
+      busyLabel="Creating…"
+      canSubmit={blocked === null}
+      onSubmit={async () => {
+        const r = await client.invoke('checkpoints-branch', { runId: c.runId, step: c.step, name: name.trim() || undefined, start });
+        onClose();
+        navigate({ page: 'run', runId: r.id });
+      }}
+      intro={
         <>
-          <button type="button" className="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" form={ids.form} className="button button-primary" disabled={busy || blocked !== null}>
-            {busy ? 'Creating…' : start ? 'Create and start' : 'Create run'}
-          </button>
+          <p>
+            A new run is created with the config of <a href={href({ page: 'run', runId: c.runId })}>{c.runName}</a>. It continues from{' '}
+            <CheckpointName c={c} /> with that checkpoint&apos;s weights, optimizer state and data position
+            {plannedSteps !== undefined ? `, up to step ${plannedSteps}` : ''}. Its curves start with the original&apos;s metrics before step {c.step}.
+          </p>
+          <p>
+            <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard links, so it takes no extra disk
+            space where the disk allows them.
+          </p>
+          {blocked && <p className="ckpt-warn">{blocked}</p>}
         </>
       }
-    >
-      <p>
-        A new run is created with the config of <a href={href({ page: 'run', runId: c.runId })}>{c.runName}</a>. It continues from <CheckpointName c={c} />{' '}
-        with that checkpoint&apos;s weights, optimizer state and data position
-        {plannedSteps !== undefined ? `, up to step ${plannedSteps}` : ''}. Its curves start with the original&apos;s metrics before step {c.step}.
-      </p>
-      <p>
-        <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard links, so it takes no extra disk space
-        where the disk allows them.
-      </p>
-      {blocked && <p className="ckpt-warn">{blocked}</p>}
-      <form
-        id={ids.form}
-        className="form-grid"
-        onSubmit={(e) => {
-          e.preventDefault();
-          void run();
-        }}
-      >
-        <div className="field">
-          <label htmlFor={ids.name}>Name of the new run</label>
-          <input id={ids.name} value={name} maxLength={200} onChange={(e) => setName(e.target.value)} disabled={busy} />
-        </div>
-        <div className="field field-bool">
-          <label htmlFor={ids.start}>Start training now</label>
-          <input id={ids.start} type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} disabled={busy} />
-        </div>
-      </form>
-      {error !== null && <ErrorNote error={error} />}
-    </Dialog>
+      fields={(busy) => (
+        <>
+          <div className="field">
+            <label htmlFor={ids.name}>Name of the new run</label>
+            <input id={ids.name} value={name} maxLength={200} onChange={(e) => setName(e.target.value)} disabled={busy} />
+          </div>
+          <div className="field field-bool">
+            <label htmlFor={ids.start}>Start training now</label>
+            <input id={ids.start} type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} disabled={busy} />
+          </div>
+        </>
+      )}
+    />
   );
 }
 
@@ -422,37 +369,21 @@ export function DeleteDialog({
   onDeleted: (message: string) => void;
 }) {
   const client = useClient();
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const blocked = deleteBlocked(c);
-  const remove = async () => {
-    setBusy(true);
-    setError(null);
-    try {
-      const res = await client.invoke('checkpoints-delete', { runId: c.runId, step: c.step });
-      const note = 'note' in res && typeof res.note === 'string' ? ` ${res.note}` : '';
-      onDeleted(`Deleted checkpoint step ${c.step} of “${c.runName}”.${note}`);
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  };
   return (
-    <Dialog
+    <FormDialog
       title={`Delete checkpoint step ${c.step}?`}
       onClose={onClose}
       tone="danger"
       testId="delete-checkpoint-dialog"
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose} autoFocus>
-            Cancel
-          </button>
-          <button type="button" className="button button-danger-solid" onClick={remove} disabled={busy || blocked !== null}>
-            {busy ? 'Deleting…' : 'Delete checkpoint'}
-          </button>
-        </>
-      }
+      submitLabel="Delete checkpoint"
+      busyLabel="Deleting…"
+      canSubmit={blocked === null}
+      onSubmit={async () => {
+        const res = await client.invoke('checkpoints-delete', { runId: c.runId, step: c.step });
+        const note = 'note' in res && typeof res.note === 'string' ? ` ${res.note}` : '';
+        onDeleted(`Deleted checkpoint step ${c.step} of “${c.runName}”.${note}`);
+      }}
     >
       <p>
         This deletes the folder <code>runs/{c.runId}/checkpoints/step_{String(c.step).padStart(6, '0')}/</code> ({bytes(c.sizeBytes)}) of{' '}
@@ -468,7 +399,6 @@ export function DeleteDialog({
           </p>
         ))
       )}
-      {error !== null && <ErrorNote error={error} />}
-    </Dialog>
+    </FormDialog>
   );
 }

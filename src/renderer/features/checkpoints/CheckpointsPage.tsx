@@ -13,7 +13,7 @@ import { bytes, dateTime, fullDateTime, int } from '../../format';
 import { href, pageHref, useHashQuery } from '../../router';
 import { plannedSteps, type Run } from '../../run-info';
 import { useStudioEvent } from '../../useEvent';
-import { useClient } from '../../useInvoke';
+import { useClient, useInvoke, useRequest } from '../../useInvoke';
 import { usePersistentState } from '../../usePersistentState';
 import { BranchDialog, DeleteDialog, ExportDialog, SampleDialog } from './CheckpointDialogs';
 import {
@@ -33,7 +33,8 @@ import {
 import { SampleGallery } from './SampleGallery';
 import './checkpoints.css';
 
-type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+const NO_CHECKPOINTS: CheckpointEntry[] = [];
+const NO_RUNS: Run[] = [];
 type Action = { kind: 'sample' | 'export' | 'branch' | 'delete'; c: CheckpointEntry };
 
 /** A HellaSwag evaluation started from (or found running for) a row. */
@@ -59,10 +60,14 @@ export function CheckpointsPage() {
   const client = useClient();
   const query = useHashQuery();
   const runFilter = query.get('run') ?? '';
-  const [list, setList] = useState<CheckpointEntry[]>([]);
-  const [runs, setRuns] = useState<Run[]>([]);
-  const [load, setLoad] = useState<Load>({ status: 'loading' });
-  const [home, setHome] = useState<string>();
+  const { state: load, refresh: reload, setData } = useRequest(async () => {
+    const [list, runs] = await Promise.all([client.invoke('checkpoints-list', undefined), client.invoke('runs-list', { limit: 1000 })]);
+    return { list, runs };
+  }, [client]);
+  const list = load.data?.list ?? NO_CHECKPOINTS;
+  const runs = load.data?.runs ?? NO_RUNS;
+  const [info] = useInvoke('app-info');
+  const home = info.data?.home;
   const [sortKey, setSortKey] = usePersistentState<string>('checkpoints.sort', 'created');
   const [sortDir, setSortDir] = usePersistentState<string>('checkpoints.dir', 'desc');
   const [selected, setSelected] = useState<string[]>([]);
@@ -72,27 +77,8 @@ export function CheckpointsPage() {
   const [evalError, setEvalError] = useState<unknown>(null);
   const [notice, setNotice] = useState('');
   const filterId = useId();
-  const seq = useRef(0);
-
-  const reload = useCallback(async () => {
-    const mine = ++seq.current;
-    try {
-      const [cks, rs] = await Promise.all([client.invoke('checkpoints-list', undefined), client.invoke('runs-list', { limit: 1000 })]);
-      if (mine !== seq.current) return;
-      setList(cks);
-      setRuns(rs);
-      setLoad({ status: 'ok' });
-    } catch (error) {
-      if (mine === seq.current) setLoad({ status: 'error', error });
-    }
-  }, [client]);
 
   useEffect(() => {
-    void reload();
-    client.invoke('app-info').then(
-      (i) => setHome(i.home),
-      () => undefined,
-    );
     // HellaSwag evaluations already queued or running (from here earlier, or from the Evals page)
     client.invoke('evals-list', { kind: 'hellaswag', status: 'running' }).then(
       (es) => {
@@ -102,7 +88,7 @@ export function CheckpointsPage() {
       },
       () => undefined,
     );
-  }, [client, reload]);
+  }, [client]);
 
   useStudioEvent('run-checkpoint', () => void reload());
   useStudioEvent('run-deleted', () => void reload());
@@ -334,7 +320,7 @@ export function CheckpointsPage() {
           onClose={() => setAction(null)}
           onDeleted={(msg) => {
             const k = ckptKey(action.c);
-            setList((l) => l.filter((x) => ckptKey(x) !== k));
+            setData((d) => ({ ...d, list: d.list.filter((x) => ckptKey(x) !== k) }));
             setSelected((s) => s.filter((x) => x !== k));
             setAction(null);
             setNotice(msg);

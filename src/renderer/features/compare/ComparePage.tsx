@@ -3,8 +3,8 @@
  * `#/compare?runs=id1,id2`), their curves overlaid per metric with the Run page's chart options, published
  * reference values as dashed lines, a table of their configs, and exports (the scalars as CSV, each chart as PNG).
  */
-import { useCallback, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
-import { Chart, ChartToolbar, type ChartBaseline, type ChartHandle, type ChartLine } from '../../components/Chart';
+import { useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
+import { Chart, ChartToolbar, type ChartBaseline, type ChartHandle, type ChartLine, type XKind } from '../../components/chart';
 import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
 import { StatusPill } from '../../components/StatusPill';
@@ -13,9 +13,8 @@ import { href, pageHref, useHashQuery } from '../../router';
 import { engineUsedLabel, modelLabel, type Run } from '../../run-info';
 import { shapeLabel, type HostFacts } from '../../../shared/run-facts';
 import { useStudioEvent } from '../../useEvent';
-import { useClient } from '../../useInvoke';
+import { useClient, useRequest } from '../../useInvoke';
 import { usePersistentState } from '../../usePersistentState';
-import type { XKind } from '../run/series';
 import {
   assignColors,
   configRows,
@@ -36,24 +35,12 @@ import { downloadBlob, timestamp } from './download';
 import { useCompareData } from './useCompareData';
 import './compare.css';
 
-type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+const NO_RUNS: Run[] = [];
 
 export function ComparePage() {
   const client = useClient();
-  const [runs, setRuns] = useState<Run[]>([]);
-  const [load, setLoad] = useState<Load>({ status: 'loading' });
-
-  const reload = useCallback(async () => {
-    try {
-      setRuns(await client.invoke('runs-list', { limit: 10_000 }));
-      setLoad({ status: 'ok' });
-    } catch (error) {
-      setLoad({ status: 'error', error });
-    }
-  }, [client]);
-  useEffect(() => {
-    void reload();
-  }, [reload]);
+  const { state: load, refresh: reload, setData: setRuns } = useRequest(() => client.invoke('runs-list', { limit: 10_000 }), [client]);
+  const runs = load.data ?? NO_RUNS;
 
   // keep the list (status, steps, best val loss) current
   useStudioEvent('run-status', () => void reload());

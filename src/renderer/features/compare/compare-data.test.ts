@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Series } from '../run/series';
+import type { Series } from '../../components/chart/series';
 import {
   assignColors,
   configRows,

@@ -2,7 +2,7 @@
  * The Compare page's pure parts: the selection kept in the URL, each run's colour, the overlaid chart tables, the
  * reference lines, the flattened config table and the CSV export.
  */
-import { toSeconds, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from '../run/series';
+import { toSeconds, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from '../../components/chart/series';
 import { REFERENCE } from '../../../shared/reference';
 
 export const MIN_RUNS = 2;

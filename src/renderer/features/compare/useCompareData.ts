@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { StudioEvents } from '../../../shared/contract';
 import { useClient } from '../../useInvoke';
-import { appendPoint, emptySeries, fromMetricSeries, truncateFrom, type Series } from '../run/series';
+import { appendPoint, emptySeries, fromMetricSeries, truncateFrom, type Series } from '../../components/chart/series';
 import { CHART_METRICS } from './compare-data';
 
 export interface RunSeriesState {

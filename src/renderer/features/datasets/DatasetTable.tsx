@@ -1,13 +1,9 @@
-import { useEffect, useState, type ReactNode } from 'react';
-import type { HandlerResult } from '../../../shared/contract';
 import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../components/ErrorNote';
 import { Icon } from '../../components/Icon';
 import { bytes, dateTime, fullDateTime, int } from '../../format';
-import { useClient } from '../../useInvoke';
+import { useClient, useRequest } from '../../useInvoke';
 import type { DatasetSummary } from './request';
-
-type Preview = HandlerResult<'datasets-preview'>;
 
 export function DatasetTable({ datasets, running, onPreview, onResume, onDelete }: {
   datasets: DatasetSummary[];
@@ -106,18 +102,8 @@ export function DatasetTable({ datasets, running, onPreview, onResume, onDelete 
 
 export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; onClose: () => void }) {
   const client = useClient();
-  const [state, setState] = useState<{ preview?: Preview; error?: unknown }>({});
-  useEffect(() => {
-    let live = true;
-    client.invoke('datasets-preview', { id: dataset.id }).then(
-      (preview) => live && setState({ preview }),
-      (error: unknown) => live && setState({ error }),
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, dataset.id]);
-  const p = state.preview;
+  const { state } = useRequest(() => client.invoke('datasets-preview', { id: dataset.id }), [client, dataset.id]);
+  const p = state.data;
   return (
     <Dialog
       title={`Preview of ${dataset.id}`}
@@ -130,8 +116,8 @@ export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; o
       }
     >
       <div className="ds-preview">
-        {!p && state.error === undefined && <p className="muted" aria-busy="true">Decoding…</p>}
-        {state.error !== undefined && <ErrorNote error={state.error} />}
+        {state.status === 'loading' && <p className="muted" aria-busy="true">Decoding…</p>}
+        {state.status === 'error' && <ErrorNote error={state.error} />}
         {p && (
           <>
             <p className="muted small">
@@ -145,54 +131,6 @@ export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; o
           </>
         )}
       </div>
-    </Dialog>
-  );
-}
-
-export function ConfirmDialog({ title, children, confirm, busyLabel, onConfirm, onClose, testId }: {
-  title: string;
-  children: ReactNode;
-  confirm: string;
-  busyLabel: string;
-  onConfirm: () => Promise<void>;
-  onClose: () => void;
-  testId: string;
-}) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  return (
-    <Dialog
-      title={title}
-      onClose={onClose}
-      tone="danger"
-      testId={testId}
-      footer={
-        <>
-          <button type="button" className="button" onClick={onClose} autoFocus>
-            Keep it
-          </button>
-          <button
-            type="button"
-            className="button button-danger-solid"
-            disabled={busy}
-            onClick={async () => {
-              setBusy(true);
-              setError(null);
-              try {
-                await onConfirm();
-              } catch (e) {
-                setError(e);
-                setBusy(false);
-              }
-            }}
-          >
-            {busy ? busyLabel : confirm}
-          </button>
-        </>
-      }
-    >
-      {children}
-      {error !== null && <ErrorNote error={error} />}
     </Dialog>
   );
 }

@@ -1,16 +1,17 @@
-import { useCallback, useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
+import { FormDialog } from '../../components/FormDialog';
 import { bytes, int } from '../../format';
-import { useClient, useInvoke } from '../../useInvoke';
-import { ConfirmDialog, DatasetTable, PreviewDialog } from './DatasetTable';
+import { useClient, useInvoke, useRequest } from '../../useInvoke';
+import { DatasetTable, PreviewDialog } from './DatasetTable';
 import { JobCard } from './JobCard';
 import type { DatasetSummary } from './request';
 import { useDatasetJobs, type JobView } from './useDatasetJobs';
 import { Wizard } from './Wizard';
 import './datasets.css';
 
-type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+const NO_DATASETS: DatasetSummary[] = [];
 
 /**
  * The Datasets page: the wizard that downloads and tokenizes a source (with estimates), the preparations running
@@ -19,25 +20,12 @@ type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { stat
 export function DatasetsPage() {
   const client = useClient();
   const [sources, reloadSources] = useInvoke('datasets-sources');
-  const [datasets, setDatasets] = useState<DatasetSummary[]>([]);
-  const [load, setLoad] = useState<Load>({ status: 'loading' });
+  const { state: load, refresh: reloadList } = useRequest(() => client.invoke('datasets-list'), [client]);
+  const datasets = load.data ?? NO_DATASETS;
   const [announce, setAnnounce] = useState('');
   const [previewing, setPreviewing] = useState<DatasetSummary | null>(null);
   const [deleting, setDeleting] = useState<DatasetSummary | null>(null);
   const [cancelling, setCancelling] = useState<JobView | null>(null);
-
-  const reloadList = useCallback(async () => {
-    try {
-      setDatasets(await client.invoke('datasets-list'));
-      setLoad({ status: 'ok' });
-    } catch (error) {
-      setLoad({ status: 'error', error });
-    }
-  }, [client]);
-
-  useEffect(() => {
-    void reloadList();
-  }, [reloadList]);
 
   const jobs = useDatasetJobs((done) => {
     void reloadList().then(() => {
@@ -129,13 +117,15 @@ export function DatasetsPage() {
 
       {previewing && <PreviewDialog dataset={previewing} onClose={() => setPreviewing(null)} />}
       {deleting && (
-        <ConfirmDialog
+        <FormDialog
           title={`Delete “${deleting.id}”?`}
-          confirm="Delete dataset"
+          tone="danger"
+          cancelLabel="Keep it"
+          submitLabel="Delete dataset"
           busyLabel="Deleting…"
           testId="delete-dataset-dialog"
           onClose={() => setDeleting(null)}
-          onConfirm={async () => {
+          onSubmit={async () => {
             await client.invoke('datasets-remove', { id: deleting.id });
             jobs.dismiss(deleting.id);
             setDeleting(null);
@@ -147,16 +137,18 @@ export function DatasetsPage() {
             {deleting.status === 'partial' ? ', an interrupted preparation' : ''}) and its downloads. Runs that trained on it keep their
             checkpoints but cannot continue on it. It cannot be undone.
           </p>
-        </ConfirmDialog>
+        </FormDialog>
       )}
       {cancelling && (
-        <ConfirmDialog
+        <FormDialog
           title={`Cancel the preparation of “${cancelling.datasetId}”?`}
-          confirm="Cancel and delete"
+          tone="danger"
+          cancelLabel="Keep it"
+          submitLabel="Cancel and delete"
           busyLabel="Cancelling…"
           testId="cancel-job-dialog"
           onClose={() => setCancelling(null)}
-          onConfirm={async () => {
+          onSubmit={async () => {
             const id = cancelling.datasetId;
             setCancelling(null);
             await jobs.discard(id);
@@ -165,7 +157,7 @@ export function DatasetsPage() {
           <p>
             This stops it and deletes what was downloaded and tokenized so far. To stop it and continue later, use Pause instead.
           </p>
-        </ConfirmDialog>
+        </FormDialog>
       )}
     </div>
   );

@@ -11,6 +11,7 @@ import { evalModelKey, type Eval } from './evals-info';
 import { HellaswagTab } from './HellaswagTab';
 import { TokenLossTab } from './TokenLossTab';
 import './evals.css';
+import './evals-examples.css';
 
 type Tab = 'hellaswag' | 'tokens';
 const TABS: Array<{ id: Tab; label: string }> = [

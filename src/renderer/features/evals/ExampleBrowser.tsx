@@ -7,13 +7,13 @@ import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent } f
 import { ErrorNote } from '../../components/ErrorNote';
 import { fixed, int } from '../../format';
 import { usePersistentState } from '../../usePersistentState';
-import { useClient } from '../../useInvoke';
+import { useClient, useRequest } from '../../useInvoke';
 import { browsableCount, evalModelLabel, type Eval, type Example, type HellaswagSummary } from './evals-info';
 
 const PAGE_SIZES = [10, 20, 50, 100] as const;
 const LETTERS = ['A', 'B', 'C', 'D'];
 
-type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok'; rows: Example[] };
+const NO_ROWS: Example[] = [];
 
 export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSummary }) {
   const client = useClient();
@@ -23,8 +23,6 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
   const [cur, setCur] = useState(0);
   // where to land when a page loads: its first example, or its last (moving back across a page edge)
   const landing = useRef<'first' | 'last'>('first');
-  const [load, setLoad] = useState<Load>({ status: 'loading' });
-  const [generation, setGeneration] = useState(0);
   const listRefs = useRef<Array<HTMLButtonElement | null>>([]);
   const focusList = useRef(false);
   const wrongId = useId();
@@ -33,24 +31,16 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
   const total = browsableCount(summary, wrongOnly);
   const size = (PAGE_SIZES as readonly number[]).includes(pageSize) ? pageSize : 20;
 
-  useEffect(() => {
-    let live = true;
-    setLoad({ status: 'loading' });
-    client.invoke('evals-examples', { evalId: ev.id, wrongOnly, limit: size, offset }).then(
-      (rows) => {
-        if (!live) return;
-        setLoad({ status: 'ok', rows });
-        setCur(landing.current === 'last' ? Math.max(0, rows.length - 1) : 0);
-        landing.current = 'first';
-      },
-      (error: unknown) => live && setLoad({ status: 'error', error }),
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, ev.id, wrongOnly, size, offset, generation]);
+  const { state: load, reload } = useRequest(
+    () => client.invoke('evals-examples', { evalId: ev.id, wrongOnly, limit: size, offset }),
+    [client, ev.id, wrongOnly, size, offset],
+    (rows) => {
+      setCur(landing.current === 'last' ? Math.max(0, rows.length - 1) : 0);
+      landing.current = 'first';
+    },
+  );
 
-  const rows = load.status === 'ok' ? load.rows : [];
+  const rows = load.data ?? NO_ROWS;
   const index = offset + cur;
   const hasNext = index + 1 < total;
   const hasPrev = index > 0;
@@ -150,7 +140,7 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
         </button>
       </div>
 
-      {load.status === 'error' && <ErrorNote error={load.error} onRetry={() => setGeneration((g) => g + 1)} />}
+      {load.status === 'error' && <ErrorNote error={load.error} onRetry={reload} />}
       {load.status === 'ok' && total === 0 && (
         <p className="muted">{wrongOnly ? 'acc_norm got every example right: there is nothing wrong to show.' : 'This evaluation scored no examples.'}</p>
       )}

@@ -9,7 +9,7 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { bytes, duration, int } from '../../format';
 import { pageHref } from '../../router';
 import { useStudioEvent } from '../../useEvent';
-import { useClient } from '../../useInvoke';
+import { useClient, useRequest, type InvokeState } from '../../useInvoke';
 
 type Dataset = HandlerResult<'datasets-list'>[number];
 
@@ -24,19 +24,17 @@ interface Job {
   etaSec?: number;
 }
 
-export type DataState = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok'; dataset: Dataset | null };
+/** The workspace's HellaSwag dataset (null when it has none), or why it could not be looked up. */
+export type DataState = InvokeState<Dataset | null>;
 
-/** The workspace's HellaSwag dataset (null when it has none), kept up to date by dataset events. */
+/** The workspace's HellaSwag dataset, kept up to date by dataset events. */
 export function useHellaswagData(): [DataState, () => void] {
   const client = useClient();
-  const [state, setState] = useState<DataState>({ status: 'loading' });
-  const reload = useCallback(() => {
-    client.invoke('datasets-list').then(
-      (list) => setState({ status: 'ok', dataset: list.find((d) => d.id === HELLASWAG_DATASET && d.kind === 'raw') ?? null }),
-      (error: unknown) => setState({ status: 'error', error }),
-    );
-  }, [client]);
-  useEffect(reload, [reload]);
+  const { state, refresh } = useRequest(
+    async () => (await client.invoke('datasets-list')).find((d) => d.id === HELLASWAG_DATASET && d.kind === 'raw') ?? null,
+    [client],
+  );
+  const reload = useCallback(() => void refresh(), [refresh]);
   useStudioEvent('dataset-status', (p) => {
     if (p.datasetId === HELLASWAG_DATASET && p.status !== 'running') reload();
   });
@@ -109,7 +107,7 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
   if (state.status === 'loading') return <p className="muted small" aria-busy="true">Looking for the HellaSwag data…</p>;
   if (state.status === 'error') return <ErrorNote error={state.error} onRetry={onReload} />;
 
-  const d = state.dataset;
+  const d = state.data ?? null;
   if (d && d.status === 'ready' && !job) {
     return (
       <p className="muted small hs-data-ready" data-testid="hellaswag-data">

@@ -7,8 +7,8 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { EVENT_KINDS, EVENT_METRICS, timingFromRun, type Calibration, type EventKind } from '../../../shared/estimate';
 import { flopsPerToken, paramCount, planShape, timingKey, type PlanShape, type TimingSource, type TrainedShape } from '../../../shared/planner';
 import { checkRunConfig, type RunConfig } from '../../../shared/run-config';
-import { useClient } from '../../useInvoke';
-import { fromMetricSeries } from '../run/series';
+import { useClient, useRequest } from '../../useInvoke';
+import { fromMetricSeries } from '../../components/chart/series';
 
 /**
  * The timing of this machine per (shape, micro-batch, engine) (timingKey): learned from the newest finished
@@ -66,31 +66,41 @@ export interface TrainedShapeState {
   loading: boolean;
 }
 
+/** Resolves after `ms`, or rejects when `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = window.setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      window.clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+}
+
 /** The shape a config trains, asked of the service (runs-shape) when it starts from weights or a checkpoint. */
 export function useTrainedShape(config: RunConfig | null): TrainedShapeState {
   const client = useClient();
-  const [state, setState] = useState<TrainedShapeState & { key?: string }>({ loading: false });
   const fromInit = config !== null && config.init_from !== 'scratch' && !!config.init_path;
   const key = fromInit ? JSON.stringify([config.init_from, config.init_path, config.model.vocab_size, config.model.padded_vocab_size]) : undefined;
   const configRef = useRef(config);
   configRef.current = config;
-  useEffect(() => {
-    if (!key) return;
-    let live = true;
-    setState({ loading: true, key });
-    const t = window.setTimeout(() => {
-      client.invoke('runs-shape', { config: configRef.current }).then(
-        (value) => live && setState({ value, loading: false, key }),
-        (error: unknown) => live && setState({ error, loading: false, key }),
-      );
-    }, 250);
-    return () => {
-      live = false;
-      window.clearTimeout(t);
-    };
-  }, [client, key]);
-  if (!key || state.key !== key) return { loading: !!key };
-  return state;
+  const { state } = useRequest(
+    async (signal): Promise<{ key: string; value?: TrainedShape; error?: unknown } | null> => {
+      if (!key) return null;
+      // asked once typing has paused
+      await pause(250, signal);
+      try {
+        return { key, value: await client.invoke('runs-shape', { config: configRef.current }) };
+      } catch (error) {
+        return { key, error };
+      }
+    },
+    [client, key],
+  );
+  // what was read for another config (until this one's load starts) does not count
+  const read = state.data;
+  if (!key || !read || read.key !== key) return { loading: !!key };
+  return { value: read.value, error: read.error, loading: false };
 }
 
 /** A micro-step calibrated on its own when it takes at most this long (estimated). */

@@ -1,7 +1,6 @@
 import { useMemo } from 'react';
-import { Chart, type ChartLine } from '../../components/Chart';
+import { Chart, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type ChartLine, type Series, type XKind, type XYTable } from '../../components/chart';
 import { compact, metric } from '../../format';
-import { debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from './series';
 
 export interface ChartOptions {
   smoothing: number;

@@ -1,6 +1,6 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
-import { ChartToolbar } from '../../components/Chart';
+import { ChartToolbar, type Series, type XKind } from '../../components/chart';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int, metric, timeOfDay } from '../../format';
 import { href, pageHref } from '../../router';
@@ -10,7 +10,6 @@ import { useClient } from '../../useInvoke';
 import { useTicker } from '../../useTicker';
 import { usePersistentState } from '../../usePersistentState';
 import { RunCharts, type ChartOptions } from './RunCharts';
-import type { Series, XKind } from './series';
 import { useRunData, type LogLine, type SampleGroup } from './useRunData';
 import { EVENT_KINDS, EVENT_METRICS, estimateRemaining, estimateRunTime, type Calibration, type EventKind, type TimeEstimate } from '../../../shared/estimate';
 import { paramCount, planShape } from '../../../shared/planner';

@@ -9,7 +9,7 @@ import type { StudioEvents } from '../../../shared/contract';
 import { StudioError } from '../../../shared/errors';
 import type { Run } from '../../run-info';
 import { useClient } from '../../useInvoke';
-import { appendPoint, emptySeries, fromMetricSeries, truncateFrom, type Series } from './series';
+import { appendPoint, emptySeries, fromMetricSeries, truncateFrom, type Series } from '../../components/chart/series';
 
 export type LogLine = StudioEvents['run-log'];
 export interface SampleGroup {
@@ -152,7 +152,7 @@ export function useRunData(runId: string): RunData {
       client.on('run-log', (p) => p.runId === runId && onEvent({ kind: 'log', p })),
       client.on('run-sample', (p) => p.runId === runId && onEvent({ kind: 'sample', p })),
     ];
-    (async () => {
+    void (async () => {
       try {
         const [r, metrics, sampleRows] = await Promise.all([
           client.invoke('runs-get', { id: runId }),

@@ -7,7 +7,7 @@ import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { href, pageHref } from '../../router';
 import { canDelete, engineUsedLabel, modelLabel, shortShape, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
-import { useClient } from '../../useInvoke';
+import { useClient, useRequest } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
 import { useTicker } from '../../useTicker';
 import { DeleteRunDialog, EditRunDialog } from './RunDialogs';
@@ -18,32 +18,18 @@ interface Extra {
   hellaswag?: number;
 }
 
-type Load = { status: 'loading' } | { status: 'error'; error: unknown } | { status: 'ok' };
+const NO_RUNS: Run[] = [];
 
 export function RunsPage() {
   const client = useClient();
-  const [runs, setRuns] = useState<Run[]>([]);
-  const [load, setLoad] = useState<Load>({ status: 'loading' });
+  const { state: load, refresh: reload, setData: setRuns } = useRequest(() => client.invoke('runs-list', { limit: 1000 }), [client]);
+  const runs = load.data ?? NO_RUNS;
   const [extras, setExtras] = useState<Record<string, Extra>>({});
   const [search, setSearch] = useState('');
   const [statusFilter, setStatusFilter] = useState<RunStatus | 'all'>('all');
   const [editing, setEditing] = useState<Run | null>(null);
   const [deleting, setDeleting] = useState<Run | null>(null);
   const fetched = useRef(new Set<string>());
-
-  const reload = useCallback(async () => {
-    try {
-      const list = await client.invoke('runs-list', { limit: 1000 });
-      setRuns(list);
-      setLoad({ status: 'ok' });
-    } catch (error) {
-      setLoad({ status: 'error', error });
-    }
-  }, [client]);
-
-  useEffect(() => {
-    void reload();
-  }, [reload]);
 
   // The latest tok/s and HellaSwag of each run, from its metrics (once per run; events keep them live after).
   useEffect(() => {
@@ -72,7 +58,7 @@ export function RunsPage() {
     }
   }, [client, runs]);
 
-  const patchRun = useCallback((id: string, patch: (r: Run) => Run) => setRuns((rs) => rs.map((r) => (r.id === id ? patch(r) : r))), []);
+  const patchRun = useCallback((id: string, patch: (r: Run) => Run) => setRuns((rs) => rs.map((r) => (r.id === id ? patch(r) : r))), [setRuns]);
 
   useStudioEvent('run-status', (p) => {
     if (!runs.some((r) => r.id === p.runId)) {

@@ -4,8 +4,8 @@
  */
 import { useState } from 'react';
 import type { ModelEntry } from '../../../shared/models';
-import { Dialog } from '../../components/Dialog';
 import { ErrorNote } from '../../components/ErrorNote';
+import { FormDialog } from '../../components/FormDialog';
 import { ImportModelDialog } from '../../components/ImportModelDialog';
 import { bytes, compact, dateTime } from '../../format';
 import { pageHref } from '../../router';
@@ -94,26 +94,19 @@ export function ModelsCard() {
         />
       )}
       {removing && (
-        <Dialog
+        <FormDialog
           title="Remove imported weights?"
           tone="danger"
           onClose={() => setRemoving(null)}
-          footer={
-            <>
-              <button type="button" className="button" onClick={() => setRemoving(null)}>
-                Cancel
-              </button>
-              <button type="button" className="button button-danger" onClick={() => void remove(removing)}>
-                Remove
-              </button>
-            </>
-          }
+          submitLabel="Remove"
+          submitClassName="button button-danger"
+          onSubmit={() => remove(removing)}
         >
           <p>
             {removing.label} ({bytes(removing.sizeBytes)}) will be deleted from the workspace. The file it was imported from is not touched.
             Evaluations of it are kept.
           </p>
-        </Dialog>
+        </FormDialog>
       )}
     </section>
   );

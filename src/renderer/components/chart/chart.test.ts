@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatTicks, logSplits, nearestIndex, tick, withBaselines } from './Chart';
+import { formatTicks, logSplits, tick, withBaselines } from './axes';
+import { nearestIndex } from './marks';
 
 describe('chart ticks', () => {
   it('gives a narrow log range evenly spaced nice ticks, and a wide one 1-2-5 per decade', () => {

@@ -1,6 +1,7 @@
 /**
- * The run page's metric series and the pure transforms behind its charts: TensorBoard's debiased EMA, the x axis
- * (step, tokens or wall time), aligning series of different x onto one table for uPlot, and outlier clipping.
+ * A metric's series (what runs-metrics returns, kept live by run events) and the pure transforms behind the charts:
+ * TensorBoard's debiased EMA, the x axis (step, tokens or wall time), aligning series of different x onto one table
+ * for uPlot, thinning, and outlier clipping.
  */
 
 /** One metric's points in step order (runs-metrics' shape; wall times in seconds). */
