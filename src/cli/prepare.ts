@@ -5,6 +5,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCode, StudioError } from '../shared/errors';
+import { z } from 'zod';
+import { prepareRequest } from '../shared/schemas';
 import { resolveHome } from '../node/workspace';
 import { DatasetService, type DatasetServiceOptions } from '../node/datasets/service';
 import { listSources } from '../node/datasets/sources';
@@ -254,6 +256,9 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
   if (a['keep-downloads']) req.keepDownloads = true;
   if (a.overwrite) req.overwrite = true;
 
+  // the request the app would send, checked by the same schema as datasets-prepare's
+  const checked = prepareRequest.safeParse(req);
+  if (!checked.success) throw new StudioError(ErrorCode.BAD_ARGUMENT, `prepare: ${z.prettifyError(checked.error)}`, 'Run "gpt2-studio prepare --help" for the options.');
   const env = opts.env ?? process.env;
   const home = resolveHome({ flag: a.home, env });
   const view = new ProgressView(io, opts.tty ?? process.stderr.isTTY === true, opts.intervalMs);

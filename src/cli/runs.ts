@@ -35,7 +35,7 @@ function readConfigFile(file: string): Record<string, unknown> {
  * Subscribes to a run's events, calls `begin` (which starts its worker), and prints the events until the worker
  * ends; Ctrl-C asks it to checkpoint and stop. Returns the exit code.
  */
-async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, begin: () => void): Promise<number> {
+async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, begin: () => Promise<unknown>): Promise<number> {
   const out = (name: string, payload: object) => io.out(JSON.stringify({ event: name, ...payload }) + '\n');
   const mine = <K extends keyof StudioEvents>(name: K, print: (p: StudioEvents[K]) => void) =>
     studio.on(name, (p) => {
@@ -82,8 +82,8 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     studio.invoke('runs-stop', { id: runId }).catch(() => {});
   });
   try {
-    begin();
-    const run = await studio.runs.wait(runId);
+    await begin();
+    const run = await studio.waitRun(runId);
     return run.status === 'done' || run.status === 'stopped' || run.status === 'paused' ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);
@@ -124,7 +124,7 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
     const run = await studio.invoke('runs-create', { config, preset: a.preset, name: a.name, start: false, force: a.force === true });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
-    return await follow(studio, run.id, io, a.json, () => studio.runs.start(run.id));
+    return await follow(studio, run.id, io, a.json, () => studio.invoke('runs-start', { id: run.id }));
   } finally {
     studio.close();
   }
@@ -137,9 +137,9 @@ export async function resumeCommand(argv: string[], io: CliIo): Promise<number> 
   const a = parse(rest, homeOpt, 'resume');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    studio.runs.get(id);
+    await studio.invoke('runs-get', { id });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: id, home: studio.home }) + '\n');
-    return await follow(studio, id, io, a.json, () => studio.runs.resume(id));
+    return await follow(studio, id, io, a.json, () => studio.invoke('runs-resume', { id }));
   } finally {
     studio.close();
   }

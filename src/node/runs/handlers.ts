@@ -54,6 +54,8 @@ export const runsHandlers = defineHandlers({
   },
 
   'runs-get': { readOnly: true, schema: byId, run: async ({ id }, studio) => studio.runs.get(id) },
+  /** Starts a run created with `start: false` (the CLI subscribes to its events in between). */
+  'runs-start': { schema: byId, run: async ({ id }, studio) => studio.runs.start(id) },
   'runs-stop': { schema: byId, run: async ({ id }, studio) => studio.runs.control(id, 'stop') },
   'runs-pause': { schema: byId, run: async ({ id }, studio) => studio.runs.control(id, 'pause') },
   /** Resumes a stopped, paused, interrupted or failed run from its last checkpoint. */

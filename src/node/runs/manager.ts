@@ -481,6 +481,9 @@ export class RunManager {
           this.log(runId, 'error', `${m.error.message}${m.error.hint ? ` (${m.error.hint})` : ''}`);
           this.finish(runId, a, 'failed', m.error);
           break;
+        case 'comm-id':
+          // the group launcher's own message (rank 0's communicator id for the other ranks): it never reaches a run
+          break;
       }
     } catch (e) {
       // a store failure must not take the service down; it ends this run with the reason

@@ -6,7 +6,7 @@
  */
 import type { EventListener, EventName, HandlerArgs, HandlerName, HandlerResult, StudioEvents } from '../../shared/contract';
 import { type AnyEventListener, StudioEmitter } from './emitter';
-import { openStore, type Eval, type Store } from '../store';
+import { openStore, type Eval, type Run, type Store } from '../store';
 import type { WorkerSpawner } from '../train/launcher';
 import { RunManager } from '../runs/manager';
 import { DatasetService } from '../datasets/service';
@@ -121,6 +121,11 @@ export class Studio implements StudioContext {
    */
   request(name: unknown, arg: unknown): Promise<InvokeReply> {
     return studioRegistry.invoke(this, name, arg);
+  }
+
+  /** Resolves when a run's worker has ended (for the CLI and tests); at once for a run without one. */
+  waitRun(runId: string): Promise<Run> {
+    return this.runs.wait(runId);
   }
 
   /** Resolves when an evaluation has ended (for the CLI and tests). */

@@ -52,6 +52,7 @@ export type RunsHandlers = {
   'runs-create': (input: CreateRunInput) => Promise<Run>;
   'runs-list': (filter?: ListRunsFilter) => Promise<Run[]>;
   'runs-get': (arg: { id: string }) => Promise<Run>;
+  'runs-start': (arg: { id: string }) => Promise<Run>;
   'runs-stop': (arg: { id: string }) => Promise<Run>;
   'runs-pause': (arg: { id: string }) => Promise<Run>;
   'runs-resume': (arg: { id: string }) => Promise<Run>;
