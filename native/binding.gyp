@@ -8,7 +8,7 @@
   'targets': [
     {
       'target_name': 'gpt2_native',
-      'sources': ['node/binding.cpp', 'cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'],
+      'sources': ['node/binding.cpp', 'cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp', 'common/layout.cpp'],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")", 'include'],
       'defines': ['NAPI_VERSION=8', 'NAPI_CPP_EXCEPTIONS', '<!@(node -p "process.env.GPT2_NATIVE_DEFINES || \'\'")'],
       'cflags!': ['-fno-exceptions'],

@@ -34,6 +34,9 @@ const logFile = path.join(buildDir, 'build.log');
 const strict = process.argv.includes('--strict');
 const runTests = process.argv.includes('--test');
 
+// what both engines link from native/common: the shared-memory communicator and the host-side layout
+const commonSources = ['comm_shm.cpp', 'layout.cpp'].map((f) => path.join(nativeDir, 'common', f));
+
 const log = [];
 function say(msg) {
   log.push(msg);
@@ -306,7 +309,7 @@ if (runTests) {
   // the engine as a plain shared library, and the Node-free parity harness: BLAS against the built-in SGEMM
   const lib = path.join(buildDir, 'libgpt2_cpu.so');
   const cpuSources = ['model.cpp', 'layers.cpp', 'gemm.cpp'].map((f) => path.join(nativeDir, 'cpu', f));
-  const l = run(cxx, [...flags, '-fPIC', '-shared', ...cpuSources, path.join(nativeDir, 'common', 'comm_shm.cpp'), '-o', lib, '-Wl,-Bsymbolic', ...libs, '-lrt']);
+  const l = run(cxx, [...flags, '-fPIC', '-shared', ...cpuSources, ...commonSources, '-o', lib, '-Wl,-Bsymbolic', ...libs, '-lrt']);
   log.push(l.out);
   if (!l.ok) finish({ ...status, reason: `libgpt2_cpu.so does not build: ${compilerErrors(l.out)}` });
   const harness = path.join(buildDir, 'test_parity');
@@ -332,10 +335,11 @@ if (status.cuda.available) {
         ...(status.cuda.ncclSoname === 'libnccl.so' ? [`-L${status.cuda.ncclLib}`, '-lnccl'] : [path.join(status.cuda.ncclLib, status.cuda.ncclSoname)])]
     : [];
   say(`CUDA: building ${path.relative(root, cudaLib)} (-arch=${arch}, ${status.cuda.nccl ? 'with NCCL' : 'without NCCL'})`);
-  // the shared-memory communicator is compiled in (the "shm:" data parallel of every build); -Bsymbolic keeps the
+  // native/common is compiled in (the shared-memory communicator: the "shm:" data parallel of every build; the
+  // host-side layout); gpt2_cuda.cu includes the engine's other files (native/cuda/*.cuh). -Bsymbolic keeps the
   // library's own symbols bound to itself when it is loaded into a process that has the CPU engine's same names
   const cudaArgs = (withNccl) => ['-std=c++17', '-O3', `-arch=${arch}`, '-shared', '-Xcompiler', '-fPIC', `-I${status.cuda.cublasInclude}`,
-    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'), path.join(nativeDir, 'common', 'comm_shm.cpp'), '-o', cudaLib, ...(withNccl ? ncclFlags : []),
+    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'), ...commonSources, '-o', cudaLib, ...(withNccl ? ncclFlags : []),
     `-L${status.cuda.cublasLib}`, `-Xlinker=-rpath,${status.cuda.cublasLib}`, '-Xlinker', '-Bsymbolic', '-lcublas', '-lrt'];
   let c = run(status.cuda.nvcc, cudaArgs(status.cuda.nccl));
   if (!c.ok && status.cuda.nccl) {

@@ -1,6 +1,6 @@
 /**
- * The CUDA engine (native/cuda/gpt2_cuda.cu) compiles wherever nvcc is, even without cuBLAS, NCCL or a GPU: the
- * stub headers of native/test/stubs declare the library functions it calls. Both builds are checked, without and
+ * The CUDA engine (native/cuda/gpt2_cuda.cu, which includes the engine's .cuh files) compiles wherever nvcc is, even
+ * without cuBLAS, NCCL or a GPU: the stub headers of native/test/stubs declare the library functions it calls. Both builds are checked, without and
  * with NCCL (-DGPT2_USE_NCCL), and each object is checked to call what that build should call. Skipped without nvcc
  * (CUDA_HOME, PATH, or /usr/local/cuda/bin/nvcc).
  */

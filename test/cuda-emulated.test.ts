@@ -1,9 +1,10 @@
 /**
- * The CUDA engine (native/cuda/gpt2_cuda.cu) run without a GPU: native/test/emu emulates the CUDA runtime, the
- * kernels' threads (one fiber each, with real barriers and warp shuffles) and cuBLAS's GEMMs on the CPU, and its
- * build script compiles the engine's unchanged source against it (see native/test/emu/README.md). So the kernels'
- * index math, their shared memory and barriers, the host code's buffers, launches and copies, and the data-parallel
- * path are checked here on every run, against the CPU engine and the PyTorch fixture:
+ * The CUDA engine (native/cuda/gpt2_cuda.cu and the .cuh files it includes) run without a GPU: native/test/emu
+ * emulates the CUDA runtime, the kernels' threads (one fiber each, with real barriers and warp shuffles) and cuBLAS's
+ * GEMMs on the CPU, and its build script compiles the engine's unchanged source against it (see
+ * native/test/emu/README.md). So the kernels' index math, their shared memory and barriers, the host code's buffers,
+ * launches and copies, and the data-parallel path are checked here on every run, against the CPU engine and the
+ * PyTorch fixture:
  * - the emulation's own checks, including the bugs it promises to expose (a missing barrier, a divergent barrier,
  *   a deadlock, a host pointer passed to a kernel, a shared-memory overflow under AddressSanitizer);
  * - the C parity harness (native/test/test_parity.c) in FP32, TF32 and BF16, with both attention paths, wide heads,
@@ -71,7 +72,7 @@ const ensureBuilt = (): void => {
   build([path.join(dir, 'exact'), '--exact-bf16']);
   build([dir, '--selftest']);
   build([path.join(dir, 'asan'), '--selftest', '--asan']);
-  const cpuSrc = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'].map((f) => path.join('native', f));
+  const cpuSrc = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp', 'common/layout.cpp'].map((f) => path.join('native', f));
   compile([cxx, '-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-Wl,-Bsymbolic', ...cpuSrc, '-o', path.join(dir, 'libgpt2_cpu.so'), '-lrt', '-pthread']);
   const cc = process.env.CC || 'gcc';
   compile([cc, '-O2', 'native/test/test_parity.c', '-o', path.join(dir, 'test_parity'), '-ldl', '-lm']);

@@ -24,7 +24,7 @@ const cxx = process.env.CXX || 'c++';
 function buildCpuLibrary(): string | null {
   if (!native.ok) return 'the addon is not built';
   try {
-    const src = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp'].map((f) => path.join(repoRoot, 'native', f));
+    const src = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp', 'common/layout.cpp'].map((f) => path.join(repoRoot, 'native', f));
     execFileSync(cxx, ['-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-Wl,-Bsymbolic', ...src, '-o', lib], { stdio: 'pipe' });
     return null;
   } catch (e) {

@@ -114,12 +114,12 @@ int barrier(Comm* c, int timeout_ms, std::string* err, const char* what) {
   for (int spin = 0;; spin++) {
     if (k->generation.load(std::memory_order_acquire) != gen) return GPT2_OK;
     const uint32_t a = k->aborted.load(std::memory_order_acquire);
-    if (a) return set_err(err, GPT2_ERR_STATE, "data parallel: rank %u failed, so rank %d stops (%s)", a - 1, c->rank, what);
+    if (a) return set_err(err, GPT2_ERR_PEER, "data parallel: rank %u failed, so rank %d stops (%s)", a - 1, c->rank, what);
     if (spin < 4000) continue;
     if (timeout_ms > 0) {
       const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
       if (ms > timeout_ms)
-        return set_err(err, GPT2_ERR_STATE,
+        return set_err(err, GPT2_ERR_PEER,
                        "data parallel: rank %d waited %d ms for the other ranks (%s) and gives up; %u of %d arrived", c->rank,
                        timeout_ms, what, k->arrived.load(), c->world);
     }
@@ -150,7 +150,7 @@ int ensure_capacity(Comm* c, size_t n, std::string* err) {
     // reserve the memory now: on tmpfs, ftruncate alone reserves nothing and a write past the limit is a SIGBUS
     const int e = posix_fallocate(c->fd, 0, (off_t)bytes);
     if (e != 0)
-      return set_err(err, GPT2_ERR_MEMORY,
+      return set_err(err, GPT2_ERR_NO_SPACE,
                      "data parallel: the shared-memory segment needs %.1f MB for %d ranks, but /dev/shm has no room (%s); give it "
                      "more space (docker: --shm-size) or use fewer processes",
                      bytes / 1e6, c->world, std::strerror(e));

@@ -6,6 +6,9 @@
 // A reduction: every rank copies its data into its slot; barrier; rank r sums the slots in rank order over its
 // 1/world share of the elements and writes the mean to the result slot; barrier; every rank copies the result out.
 // The summation order does not depend on the rank, so every rank gets the same bits.
+//
+// The functions return GPT2_OK or a code of native/include/gpt2.h with the message in *err: GPT2_ERR_PEER when
+// another rank failed (abort) or did not arrive in time, GPT2_ERR_NO_SPACE when /dev/shm has no room for the segment.
 #ifndef GPT2_COMM_SHM_H
 #define GPT2_COMM_SHM_H
 

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "simd.h"
+#include "threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -52,14 +53,6 @@ constexpr int NV = NR / VL;    // vectors per tile row
 constexpr int KC = GEMM_KC;        // depth of one packed block
 constexpr int MC = MR * GEMM_MCB;    // rows of op(A) per packed block (in L2)
 constexpr int NC = NR * GEMM_NCB;   // columns of op(B) per packed block (in L3)
-
-#ifdef _OPENMP
-inline int thread_id() { return omp_get_thread_num(); }
-inline int team_size() { return omp_get_num_threads(); }
-#else
-inline int thread_id() { return 0; }
-inline int team_size() { return 1; }
-#endif
 
 /** A 64-byte-aligned buffer that only grows, one per thread, so steady-state calls never allocate. */
 struct Scratch {

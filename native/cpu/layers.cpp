@@ -8,21 +8,13 @@
 #include <vector>
 
 #include "simd.h"
+#include "threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 namespace gpt2cpu {
-namespace {
-#ifdef _OPENMP
-inline int thread_id() { return omp_get_thread_num(); }
-inline int team_size() { return omp_get_num_threads(); }
-#else
-inline int thread_id() { return 0; }
-inline int team_size() { return 1; }
-#endif
-}  // namespace
 
 /**
  * Whether an elementwise pass over n floats is worth waking the thread team: below ~16K floats (a few

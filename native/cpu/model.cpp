@@ -2,7 +2,6 @@
 // Implements the C API of native/include/gpt2.h.
 #include <algorithm>
 #include <cmath>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +11,7 @@
 
 #include "../include/gpt2.h"
 #include "../common/comm_shm.h"
+#include "../common/layout.h"
 #include "gemm.h"
 #include "layers.h"
 #include "memory.h"
@@ -22,90 +22,28 @@
 #endif
 
 using namespace gpt2cpu;
+using gpt2common::fail;
+using gpt2common::check_bt;
+using gpt2common::check_ids;
+using gpt2common::LayerTensors;
+using gpt2common::Tensors;
 
 namespace {
 
-thread_local std::string tl_error;
-
-int fail(int code, const char* fmt, ...) {
-  char buf[512];
-  va_list ap;
-  va_start(ap, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
-  tl_error = buf;
-  return code;
-}
-
-/** Pointers to one layer's tensors inside a parameter-shaped buffer (params, grads, m or v). */
-struct LayerTensors {
-  float* ln1w;      // (C)
-  float* ln1b;      // (C)
-  float* qkvw;      // (3C, C)   attn.c_attn.weight
-  float* qkvb;      // (3C)
-  float* attprojw;  // (C, C)    attn.c_proj.weight
-  float* attprojb;  // (C)
-  float* ln2w;      // (C)
-  float* ln2b;      // (C)
-  float* fcw;       // (4C, C)   mlp.c_fc.weight
-  float* fcb;       // (4C)
-  float* fcprojw;   // (C, 4C)   mlp.c_proj.weight
-  float* fcprojb;   // (C)
-};
-
-/** Every tensor inside a parameter-shaped buffer, in paramSpecs order. */
-struct Tensors {
-  float* wte;  // (Vp, C)
-  float* wpe;  // (maxT, C)
-  std::vector<LayerTensors> layers;
-  float* lnfw;  // (C)
-  float* lnfb;  // (C)
-};
-
-constexpr int kPerLayer = 12;
-
-/** Activations of one training forward pass, kept for the backward. One allocation, sized from (B, T). */
-struct Activations {
-  int B = 0, T = 0;
-  int layers = 0;       // layers whose activations are kept: L for training; 1 for evaluation (reused per layer)
-  size_t capacity = 0;  // floats allocated
-  float* mem = nullptr;
-  float* encoded;    // (B, T, C)
-  float* ln1;        // (L, B, T, C)
-  float* ln1_mean;   // (L, B, T)
-  float* ln1_rstd;   // (L, B, T)
-  float* qkv;        // (L, B, T, 3C)
-  float* atty;       // (L, B, T, C)   attention output before c_proj
-  float* att;        // (L, B, NH, T, T) softmax rows
-  float* residual2;  // (L, B, T, C)   after the attention block
-  float* ln2;        // (L, B, T, C)
-  float* ln2_mean;   // (L, B, T)
-  float* ln2_rstd;   // (L, B, T)
-  float* fch;        // (L, B, T, 4C)  c_fc output (GELU input)
-  float* fch_gelu;   // (L, B, T, 4C)
-  float* residual3;  // (L, B, T, C)   after the MLP block
-  float* lnf;        // (B, T, C)
-  float* lnf_mean;   // (B, T)
-  float* lnf_rstd;   // (B, T)
-  float* logits;     // (B, T, V)       logits; dlogits in place after the loss
-  float* losses;     // (B, T)
-  float* weights;    // (B, T)          loss weight per position: mask / count
-  int* targets;      // (B, T)
-  int* inputs;       // (B, T)          kept for the encoder backward
-  float* dres;       // (B, T, C)       backward: gradient of the residual stream
-  float* dbuf_c;     // (B, T, C)       backward: gradient of a layernorm output / of atty
-  float* dbuf_4c;    // (B, T, 4C)      backward: gradient of fch, or of qkv (3C)
+/**
+ * Activations of one forward pass, kept for the backward (the table of native/common/layout.h; att holds the
+ * softmax rows, (L, B, NH, T, T)). One allocation, sized from (B, T).
+ */
+struct Activations : gpt2common::ActivationBuffers {
+  int layers = 0;  // layers whose activations are kept: L for training; 1 for evaluation (reused per layer)
 };
 
 }  // namespace
 
-struct GPT2 {
+/** The model: its parameters' layout (sizes, offsets, decay, num_params) and buffers. */
+struct GPT2 : gpt2common::ParamLayout {
   GPT2Config cfg;
   Ctx cx;
-  std::vector<size_t> sizes;     // element count of each tensor, paramSpecs order
-  std::vector<size_t> offsets;   // element offset of each tensor
-  std::vector<char> decay;       // weight decay applies (rank >= 2)
-  size_t num_params = 0;
   float* params = nullptr;  // (num_params)
   float* grads = nullptr;   // (num_params), allocated by the first backward
   float* m = nullptr;       // (num_params) AdamW first moment, allocated by the first update
@@ -118,11 +56,11 @@ struct GPT2 {
   int scratch_threads = 0;
 };
 
-struct GPT2Cache {
-  int B, max_len, length;
-  int L, NH, hs, C;
-  float* k;  // (L, B, NH, max_len, hs)
-  float* v;  // (L, B, NH, max_len, hs)
+const gpt2common::ParamLayout& gpt2common::layout_of(const GPT2* M) { return *M; }
+
+struct GPT2Cache : gpt2common::CacheShape {
+  float* k = nullptr;  // (L, B, NH, max_len, hs)
+  float* v = nullptr;  // (L, B, NH, max_len, hs)
   // scratch for S new positions per row, grown on demand
   int cap_S = 0;
   float* x = nullptr;     // (B, S, C) residual stream
@@ -137,28 +75,7 @@ struct GPT2Cache {
 
 namespace {
 
-Tensors view(const GPT2& M, float* base) {
-  Tensors t;
-  auto at = [&](size_t i) { return base + M.offsets[i]; };
-  t.wte = at(0);
-  t.wpe = at(1);
-  const int L = M.cfg.num_layers;
-  t.layers.resize(L);
-  for (int l = 0; l < L; l++) {
-    size_t o = 2 + (size_t)l * kPerLayer;
-    LayerTensors& x = t.layers[l];
-    x.ln1w = at(o + 0); x.ln1b = at(o + 1);
-    x.qkvw = at(o + 2); x.qkvb = at(o + 3);
-    x.attprojw = at(o + 4); x.attprojb = at(o + 5);
-    x.ln2w = at(o + 6); x.ln2b = at(o + 7);
-    x.fcw = at(o + 8); x.fcb = at(o + 9);
-    x.fcprojw = at(o + 10); x.fcprojb = at(o + 11);
-  }
-  size_t f = 2 + (size_t)L * kPerLayer;
-  t.lnfw = at(f);
-  t.lnfb = at(f + 1);
-  return t;
-}
+Tensors view(const GPT2& M, float* base) { return gpt2common::view(M, M.cfg.num_layers, base); }
 
 /** Sets the OpenMP thread count of this (calling) thread for the model's work. */
 void enter(const GPT2* M) {
@@ -176,6 +93,8 @@ int ensure_scratch(GPT2* M) {
   return M->scratch ? GPT2_OK : fail(GPT2_ERR_MEMORY, "out of memory for the layer scratch");
 }
 
+constexpr size_t kActAlign = 16;  // floats: each activation buffer starts 64-byte aligned
+
 /** The floats of the activations for (B, T): every layer's and the backward buffers (training), or one layer's. */
 size_t acts_floats(const GPT2* M, int B, int T, bool training, size_t* sizes_out = nullptr);
 
@@ -184,7 +103,7 @@ size_t acts_floats(const GPT2* M, int B, int T, bool training, size_t* sizes_out
  * keeps every layer's activations for the backward; evaluation keeps one layer's and reuses it layer after layer.
  */
 int ensure_acts(GPT2* M, Activations& a, int B, int T, bool training) {
-  size_t sizes[25];
+  size_t sizes[gpt2common::kActivationBuffers];
   const size_t total = acts_floats(M, B, T, training, sizes);
   if (total > a.capacity) {
     free_floats(a.mem);
@@ -195,26 +114,7 @@ int ensure_acts(GPT2* M, Activations& a, int B, int T, bool training) {
     }
     a.capacity = total;
   }
-  float* p = a.mem;
-  int i = 0;
-  auto take = [&]() {
-    float* r = p;
-    p += (sizes[i++] + 15) / 16 * 16;
-    return r;
-  };
-  a.encoded = take();
-  a.ln1 = take(); a.ln1_mean = take(); a.ln1_rstd = take();
-  a.qkv = take(); a.atty = take();
-  a.att = take();
-  a.residual2 = take();
-  a.ln2 = take(); a.ln2_mean = take(); a.ln2_rstd = take();
-  a.fch = take(); a.fch_gelu = take();
-  a.residual3 = take();
-  a.lnf = take(); a.lnf_mean = take(); a.lnf_rstd = take();
-  a.logits = take(); a.losses = take(); a.weights = take();
-  a.targets = reinterpret_cast<int*>(take());
-  a.inputs = reinterpret_cast<int*>(take());
-  a.dres = take(); a.dbuf_c = take(); a.dbuf_4c = take();
+  gpt2common::place_activations(a, a.mem, sizes, kActAlign);
   a.B = B;
   a.T = T;
   a.layers = training ? M->cfg.num_layers : 1;
@@ -235,44 +135,19 @@ Activations* eval_acts_for(GPT2* M, int B, int T) {
 }
 
 size_t acts_floats(const GPT2* M, int B, int T, bool training, size_t* sizes_out) {
-  const size_t L = training ? M->cfg.num_layers : 1, C = M->cfg.channels, NH = M->cfg.num_heads, V = M->cfg.vocab_size;
-  const size_t BT = (size_t)B * T;
-  const size_t D = training ? 1 : 0;  // the backward buffers
-  const size_t sizes[] = {
-      BT * C,                                       // encoded
-      L * BT * C, L * BT, L * BT,                   // ln1, mean, rstd
-      L * BT * 3 * C, L * BT * C,                   // qkv, atty
-      L * B * NH * T * T,                           // att
-      L * BT * C,                                   // residual2
-      L * BT * C, L * BT, L * BT,                   // ln2, mean, rstd
-      L * BT * 4 * C, L * BT * 4 * C,               // fch, fch_gelu
-      L * BT * C,                                   // residual3
-      BT * C, BT, BT,                               // lnf, mean, rstd
-      BT * V, BT, BT, BT, BT,                       // logits, losses, weights, targets, inputs
-      D * BT * C, D * BT * C, D * BT * 4 * C,       // dres, dbuf_c, dbuf_4c
-  };
-  static_assert(sizeof sizes / sizeof sizes[0] == 25, "25 buffers");
-  size_t total = 0;
-  for (size_t s : sizes) total += (s + 15) / 16 * 16;  // each buffer 64-byte aligned
+  const size_t NH = M->cfg.num_heads;
+  gpt2common::ActivationShape shape;
+  shape.B = B;
+  shape.T = T;
+  shape.layers = training ? M->cfg.num_layers : 1;
+  shape.att_per_layer = (size_t)B * NH * T * T;  // the softmax rows
+  shape.logits_row = M->cfg.vocab_size;
+  shape.layer_inputs = true;
+  shape.backward = training;
+  size_t sizes[gpt2common::kActivationBuffers];
+  gpt2common::activation_sizes(M->cfg, shape, sizes);
   if (sizes_out) std::memcpy(sizes_out, sizes, sizeof sizes);
-  return total;
-}
-
-int check_ids(const GPT2* M, const int* ids, size_t n, bool allowNegative, const char* what) {
-  const int V = M->cfg.vocab_size;
-  for (size_t i = 0; i < n; i++) {
-    const int t = ids[i];
-    if (t >= V || (t < 0 && !allowNegative))
-      return fail(GPT2_ERR_ARGUMENT, "token id %d at %s[%zu] is outside the vocabulary (0..%d)", t, what, i, V - 1);
-  }
-  return GPT2_OK;
-}
-
-int check_bt(const GPT2* M, int B, int T) {
-  if (B <= 0 || T <= 0) return fail(GPT2_ERR_ARGUMENT, "batch shape B=%d, T=%d must be positive", B, T);
-  if (T > M->cfg.max_seq_len)
-    return fail(GPT2_ERR_ARGUMENT, "sequence length %d exceeds the model's context of %d positions", T, M->cfg.max_seq_len);
-  return GPT2_OK;
+  return gpt2common::aligned_total(sizes, gpt2common::kActivationBuffers, kActAlign);
 }
 
 /**
@@ -358,16 +233,7 @@ void backward(GPT2* M, int B, int T) {
 
 /** targets and weights (mask / count) into the activations; returns the count of positions in the loss. */
 int prepare_targets(Activations& a, const int* targets, const float* mask, int N) {
-  int count = 0;
-  for (int i = 0; i < N; i++) {
-    const bool on = targets[i] >= 0 && (!mask || mask[i] != 0.f);
-    a.targets[i] = on ? targets[i] : -1;
-    a.weights[i] = on ? 1.f : 0.f;
-    count += on;
-  }
-  if (count > 0)
-    for (int i = 0; i < N; i++) a.weights[i] /= (float)count;
-  return count;
+  return gpt2common::prepare_targets(targets, mask, N, a.targets, a.weights);
 }
 
 }  // namespace
@@ -375,8 +241,6 @@ int prepare_targets(Activations& a, const int* targets, const float* mask, int N
 // ---- C API ------------------------------------------------------------------------------------------------------
 
 extern "C" {
-
-const char* gpt2_last_error(void) { return tl_error.c_str(); }
 
 const char* gpt2_build_info(void) {
   static char buf[512];
@@ -402,13 +266,8 @@ const char* gpt2_build_info(void) {
 int gpt2_has_blas(void) { return blas_linked() ? 1 : 0; }
 
 int gpt2_create(const GPT2Config* cfg, GPT2** out) {
-  if (!cfg || !out) return fail(GPT2_ERR_ARGUMENT, "gpt2_create: null argument");
-  *out = nullptr;
+  if (int rc = gpt2common::check_create(cfg, out)) return rc;
   const GPT2Config& c = *cfg;
-  if (c.num_layers <= 0 || c.num_heads <= 0 || c.channels <= 0 || c.max_seq_len <= 0 || c.vocab_size <= 0 ||
-      c.padded_vocab_size < c.vocab_size || c.channels % c.num_heads != 0 || !(c.ln_eps > 0))
-    return fail(GPT2_ERR_ARGUMENT, "bad config: L=%d NH=%d C=%d maxT=%d V=%d Vp=%d eps=%g", c.num_layers, c.num_heads,
-                c.channels, c.max_seq_len, c.vocab_size, c.padded_vocab_size, (double)c.ln_eps);
   GPT2* M = new (std::nothrow) GPT2();
   if (!M) return fail(GPT2_ERR_MEMORY, "out of memory");
   M->cfg = c;
@@ -417,24 +276,7 @@ int gpt2_create(const GPT2Config* cfg, GPT2** out) {
 #else
   M->cx = {blas_linked() ? GemmBackend::Blas : GemmBackend::Builtin, 1};
 #endif
-  const size_t C = c.channels;
-  auto add = [&](size_t n, bool decay) {
-    M->offsets.push_back(M->num_params);
-    M->sizes.push_back(n);
-    M->decay.push_back(decay);
-    M->num_params += n;
-  };
-  add((size_t)c.padded_vocab_size * C, true);  // wte
-  add((size_t)c.max_seq_len * C, true);        // wpe
-  for (int l = 0; l < c.num_layers; l++) {
-    add(C, false); add(C, false);                  // ln_1
-    add(3 * C * C, true); add(3 * C, false);       // attn.c_attn
-    add(C * C, true); add(C, false);               // attn.c_proj
-    add(C, false); add(C, false);                  // ln_2
-    add(4 * C * C, true); add(4 * C, false);       // mlp.c_fc
-    add(4 * C * C, true); add(C, false);           // mlp.c_proj
-  }
-  add(C, false); add(C, false);  // ln_f
+  gpt2common::init_param_layout(*M, c);
   M->params = alloc_floats(M->num_params);
   if (!M->params) {
     size_t n = M->num_params;
@@ -489,26 +331,10 @@ int gpt2_set_precision(GPT2* M, int precision) {
   return GPT2_OK;
 }
 
-int gpt2_num_tensors(const GPT2* M) { return M ? (int)M->sizes.size() : 0; }
-size_t gpt2_tensor_numel(const GPT2* M, int i) { return M && i >= 0 && i < (int)M->sizes.size() ? M->sizes[i] : 0; }
-size_t gpt2_num_parameters(const GPT2* M) { return M ? M->num_params : 0; }
-
-static float** buffer_slot(GPT2* M, int which) {
-  switch (which) {
-    case GPT2_BUF_PARAMS: return &M->params;
-    case GPT2_BUF_GRADS: return &M->grads;
-    case GPT2_BUF_M: return &M->m;
-    case GPT2_BUF_V: return &M->v;
-    default: return nullptr;
-  }
-}
-
 int gpt2_read(GPT2* M, int which, size_t offset, float* dst, size_t count) {
   if (!M || !dst) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  float** slot = buffer_slot(M, which);
-  if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
-  if (offset > M->num_params || count > M->num_params - offset)
-    return fail(GPT2_ERR_ARGUMENT, "read of %zu floats at %zu is past the %zu parameters", count, offset, M->num_params);
+  float** slot = nullptr;
+  if (int rc = gpt2common::buffer_for(M, which, offset, count, "read", &slot)) return rc;
   if (*slot) std::memcpy(dst, *slot + offset, count * sizeof(float));
   else std::memset(dst, 0, count * sizeof(float));
   return GPT2_OK;
@@ -524,10 +350,8 @@ static int ensure_buffer(GPT2* M, float** slot, const char* what) {
 
 int gpt2_write(GPT2* M, int which, size_t offset, const float* src, size_t count) {
   if (!M || !src) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  float** slot = buffer_slot(M, which);
-  if (!slot) return fail(GPT2_ERR_ARGUMENT, "unknown buffer %d", which);
-  if (offset > M->num_params || count > M->num_params - offset)
-    return fail(GPT2_ERR_ARGUMENT, "write of %zu floats at %zu is past the %zu parameters", count, offset, M->num_params);
+  float** slot = nullptr;
+  if (int rc = gpt2common::buffer_for(M, which, offset, count, "write", &slot)) return rc;
   if (int rc = ensure_buffer(M, slot, "buffer")) return rc;
   std::memcpy(*slot + offset, src, count * sizeof(float));
   return GPT2_OK;
@@ -536,10 +360,10 @@ int gpt2_write(GPT2* M, int which, size_t offset, const float* src, size_t count
 int gpt2_forward_backward(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float loss_scale,
                           float* loss) {
   if (!M || !inputs || !targets || !loss) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  if (int rc = check_bt(M, B, T)) return rc;
+  if (int rc = check_bt(M->cfg, B, T)) return rc;
   const int N = B * T;
-  if (int rc = check_ids(M, inputs, N, false, "inputs")) return rc;
-  if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
+  if (int rc = check_ids(M->cfg, inputs, N, false, "inputs")) return rc;
+  if (int rc = check_ids(M->cfg, targets, N, true, "targets")) return rc;
   if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
   if (int rc = ensure_acts(M, B, T)) return rc;
   if (M->eval_acts.mem) {  // evaluations use the training activations from now on
@@ -607,17 +431,14 @@ int gpt2_scale_grads(GPT2* M, float factor) {
 
 int gpt2_adamw(GPT2* M, double lr, double beta1d, double beta2d, double epsd, double weight_decay, int t) {
   if (!M) return fail(GPT2_ERR_ARGUMENT, "null model");
-  if (t < 1) return fail(GPT2_ERR_ARGUMENT, "AdamW step number must be >= 1, got %d", t);
+  gpt2common::AdamWScalars k;
+  if (int rc = gpt2common::adamw_scalars(lr, beta1d, beta2d, epsd, weight_decay, t, &k)) return rc;
   if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
   if (int rc = ensure_buffer(M, &M->m, "AdamW m")) return rc;
   if (int rc = ensure_buffer(M, &M->v, "AdamW v")) return rc;
   enter(M);
-  // the scalars as torch.optim.AdamW computes them (Python floats), then used in float32
-  const float decay_factor = (float)(1.0 - lr * weight_decay);
-  const float step_size = (float)(lr / (1.0 - std::pow(beta1d, t)));
-  const float bc2_sqrt = (float)std::sqrt(1.0 - std::pow(beta2d, t));
-  const float beta1 = (float)beta1d, beta2 = (float)beta2d, eps = (float)epsd;
-  const float one_m_b1 = (float)(1.0 - beta1d), one_m_b2 = (float)(1.0 - beta2d);
+  const float decay_factor = k.decay_factor, step_size = k.step_size, bc2_sqrt = k.bc2_sqrt;
+  const float beta1 = k.beta1, beta2 = k.beta2, eps = k.eps, one_m_b1 = k.one_m_b1, one_m_b2 = k.one_m_b2;
   float* P = M->params;
   float* G = M->grads;
   float* Mo = M->m;
@@ -645,8 +466,8 @@ int gpt2_adamw(GPT2* M, double lr, double beta1d, double beta2d, double epsd, do
 
 int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
   if (!M || !inputs || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  if (int rc = check_bt(M, B, T)) return rc;
-  if (int rc = check_ids(M, inputs, (size_t)B * T, false, "inputs")) return rc;
+  if (int rc = check_bt(M->cfg, B, T)) return rc;
+  if (int rc = check_ids(M->cfg, inputs, (size_t)B * T, false, "inputs")) return rc;
   Activations* a = eval_acts_for(M, B, T);
   if (!a) return GPT2_ERR_MEMORY;
   enter(M);
@@ -657,10 +478,10 @@ int gpt2_logits(GPT2* M, const int* inputs, int B, int T, float* out) {
 
 int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const float* mask, int B, int T, float* out) {
   if (!M || !inputs || !targets || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  if (int rc = check_bt(M, B, T)) return rc;
+  if (int rc = check_bt(M->cfg, B, T)) return rc;
   const int N = B * T;
-  if (int rc = check_ids(M, inputs, N, false, "inputs")) return rc;
-  if (int rc = check_ids(M, targets, N, true, "targets")) return rc;
+  if (int rc = check_ids(M->cfg, inputs, N, false, "inputs")) return rc;
+  if (int rc = check_ids(M->cfg, targets, N, true, "targets")) return rc;
   Activations* ap = eval_acts_for(M, B, T);
   if (!ap) return GPT2_ERR_MEMORY;
   Activations& a = *ap;
@@ -677,18 +498,10 @@ int gpt2_token_losses(GPT2* M, const int* inputs, const int* targets, const floa
 int gpt2_cache_create(GPT2* M, int batch, int max_len, GPT2Cache** out) {
   if (!M || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
   *out = nullptr;
-  if (batch <= 0 || max_len <= 0 || max_len > M->cfg.max_seq_len)
-    return fail(GPT2_ERR_ARGUMENT, "KV cache of %d rows x %d positions: rows must be > 0 and positions in 1..%d", batch, max_len,
-                M->cfg.max_seq_len);
+  if (int rc = gpt2common::check_cache(M->cfg, batch, max_len)) return rc;
   GPT2Cache* c = new (std::nothrow) GPT2Cache();
   if (!c) return fail(GPT2_ERR_MEMORY, "out of memory");
-  c->B = batch;
-  c->max_len = max_len;
-  c->length = 0;
-  c->L = M->cfg.num_layers;
-  c->NH = M->cfg.num_heads;
-  c->C = M->cfg.channels;
-  c->hs = c->C / c->NH;
+  gpt2common::init_cache_shape(*c, M->cfg, batch, max_len);
   const size_t n = (size_t)c->L * batch * c->C * max_len;
   c->k = alloc_floats(n);
   c->v = alloc_floats(n);
@@ -741,13 +554,10 @@ static int cache_scratch(GPT2Cache* c, int S, int threads) {
 
 int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
   if (!M || !c || !tokens || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  if (c->C != M->cfg.channels || c->L != M->cfg.num_layers) return fail(GPT2_ERR_ARGUMENT, "the cache belongs to another model");
-  if (S <= 0) return fail(GPT2_ERR_ARGUMENT, "decode needs at least one position, got %d", S);
-  if (c->length + S > c->max_len)
-    return fail(GPT2_ERR_STATE, "the KV cache holds %d positions; %d are used and %d more were fed", c->max_len, c->length, S);
+  if (int rc = gpt2common::check_decode(M->cfg, *c, S)) return rc;
   const int B = c->B, C = c->C, NH = c->NH, hs = c->hs, L = c->L;
   const int N = B * S, pos = c->length, maxLen = c->max_len;
-  if (int rc = check_ids(M, tokens, (size_t)N, false, "tokens")) return rc;
+  if (int rc = check_ids(M->cfg, tokens, (size_t)N, false, "tokens")) return rc;
   if (int rc = cache_scratch(c, S, M->cx.threads)) return rc;
   enter(M);
   const Ctx& cx = M->cx;

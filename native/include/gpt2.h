@@ -26,6 +26,9 @@ enum {
   GPT2_ERR_MEMORY = 2,   /* an allocation failed */
   GPT2_ERR_STATE = 3,    /* e.g. the KV cache is full */
   GPT2_ERR_DEVICE = 4,   /* a CUDA / cuBLAS failure */
+  GPT2_ERR_PEER = 5,     /* data parallel: another rank of the group failed (gpt2_comm_abort, an NCCL error) or did not
+                            come or answer in time, so this one stops */
+  GPT2_ERR_NO_SPACE = 6, /* data parallel: the shared-memory communicator's segment has no room (/dev/shm is full) */
 };
 
 /** Which of the model's parameter-shaped buffers gpt2_read / gpt2_write address. */
@@ -126,10 +129,11 @@ typedef struct GPT2Comm GPT2Comm;
 /** Writes a new communicator id (NUL-terminated) into id. kind: "shm", "nccl", or NULL for the build's best. */
 int gpt2_comm_new_id(const char* kind, char* id);
 /** Joins rank `rank` of `world` to the communicator `id`. Blocks until every rank has joined, or fails after
- * timeout_ms (0 = the default, 120 s). The CUDA build selects this rank's device here, before gpt2_create. */
+ * timeout_ms (0 = the default, 120 s) with GPT2_ERR_PEER. The CUDA build selects this rank's device here, before
+ * gpt2_create. */
 int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out);
 /**
- * Tells the other ranks that this one failed. Over "shm" their waiting calls return GPT2_ERR_STATE instead of hanging.
+ * Tells the other ranks that this one failed. Over "shm" their waiting calls return GPT2_ERR_PEER instead of hanging.
  * Over "nccl" the peers learn of it only if NCCL reports an error, which it may never do for a peer that is gone: the
  * process that started the ranks must end the others when one fails (the studio's launcher does).
  */

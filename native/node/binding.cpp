@@ -7,6 +7,8 @@
 //                  a Library whose models (new Model(config, library)) run through its functions, and whose
 //                  deviceMemory() reports each GPU's free and total memory (gpt2_device_info).
 //   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel.
+// A failed call of the C API throws (or rejects with) an Error that carries its status: gpt2Code, the number, and
+// gpt2Status, its name (ARGUMENT, MEMORY, STATE, DEVICE, PEER, NO_SPACE; see native/include/gpt2.h).
 // src/node/native/ wraps this in the Engine / Model interfaces; nothing else should call it directly.
 #include <napi.h>
 
@@ -92,6 +94,27 @@ const Api* load_api(const std::string& path) {
 
 
 
+/** The name of a C API status code, as the thrown Error's gpt2Status says it. */
+const char* status_name(int rc) {
+  switch (rc) {
+    case GPT2_ERR_ARGUMENT: return "ARGUMENT";
+    case GPT2_ERR_MEMORY: return "MEMORY";
+    case GPT2_ERR_STATE: return "STATE";
+    case GPT2_ERR_DEVICE: return "DEVICE";
+    case GPT2_ERR_PEER: return "PEER";
+    case GPT2_ERR_NO_SPACE: return "NO_SPACE";
+    default: return "UNKNOWN";
+  }
+}
+
+/** The Error of a failed C API call: the message, with the status code as gpt2Code and its name as gpt2Status. */
+Napi::Error api_error(Napi::Env env, const std::string& message, int rc) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Value().Set("gpt2Code", Napi::Number::New(env, rc));
+  e.Value().Set("gpt2Status", Napi::String::New(env, status_name(rc)));
+  return e;
+}
+
 int int_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(name) + " must be a number");
   return info[i].As<Napi::Number>().Int32Value();
@@ -120,6 +143,13 @@ Napi::Float32Array floats_arg(const Napi::CallbackInfo& info, size_t i, size_t n
   if (n && a.ElementLength() != n)
     throw Napi::RangeError::New(info.Env(), std::string(name) + " holds " + std::to_string(a.ElementLength()) + " values, expected " + std::to_string(n));
   return a;
+}
+
+/** A copy of an optional mask argument (a Float32Array of n elements, or null / undefined: empty). */
+std::vector<float> mask_arg(const Napi::CallbackInfo& info, size_t i, size_t n) {
+  if (i >= info.Length() || info[i].IsNull() || info[i].IsUndefined()) return {};
+  auto a = floats_arg(info, i, n, "mask");
+  return std::vector<float>(a.Data(), a.Data() + n);
 }
 
 /**
@@ -175,7 +205,8 @@ class Executor {
 /** Runs a short operation on the executor and throws its error on the JS thread. */
 void run_sync(Napi::Env env, const Api* api, const std::function<int()>& fn, const char* what) {
   std::string err;
-  if (Executor::get().run_sync(api, fn, &err) != GPT2_OK) throw Napi::Error::New(env, std::string(what) + ": " + (err.empty() ? "failed" : err));
+  const int rc = Executor::get().run_sync(api, fn, &err);
+  if (rc != GPT2_OK) throw api_error(env, std::string(what) + ": " + (err.empty() ? "failed" : err), rc);
 }
 
 /**
@@ -205,7 +236,7 @@ struct Job {
       tsfn.BlockingCall([job](Napi::Env e, Napi::Function) {
         if (job->done) job->done();
         if (job->rc == GPT2_OK) job->deferred.Resolve(job->result(e));
-        else job->deferred.Reject(Napi::Error::New(e, job->err.empty() ? "native call failed" : job->err).Value());
+        else job->deferred.Reject(api_error(e, job->err.empty() ? "native call failed" : job->err, job->rc).Value());
         delete job;
       });
       tsfn.Release();
@@ -214,12 +245,20 @@ struct Job {
   }
 };
 
-/** Per-environment data (a worker thread has its own): the Cache constructor. */
+/** Per-environment data (a worker thread has its own): the constructors of the wrapped classes. */
 struct AddonData {
   Napi::FunctionReference cacheCtor;
   Napi::FunctionReference libraryCtor;
   Napi::FunctionReference commCtor;
 };
+
+/** Argument i as an instance of one of the wrapped classes (AddonData's `ctor`); a TypeError with `message` otherwise. */
+Napi::Object instance_arg(const Napi::CallbackInfo& info, size_t i, Napi::FunctionReference AddonData::*ctor, const char* message) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf((env.GetInstanceData<AddonData>()->*ctor).Value()))
+    throw Napi::TypeError::New(env, message);
+  return info[i].As<Napi::Object>();
+}
 
 /** A loaded library (loadLibrary(path)): passed to new Model(config, library) and joinComm(..., library). */
 class Library : public Napi::ObjectWrap<Library> {
@@ -292,11 +331,8 @@ void destroy_cache(const Api* api, GPT2Cache* c) {
 
 /** The API of an optional Library argument (the linked engine when it is absent or undefined). */
 const Api* api_arg(const Napi::CallbackInfo& info, size_t i) {
-  Napi::Env env = info.Env();
   if (i >= info.Length() || info[i].IsUndefined() || info[i].IsNull()) return linked_api();
-  if (!info[i].IsObject() || !info[i].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->libraryCtor.Value()))
-    throw Napi::TypeError::New(env, "expected a Library from loadLibrary()");
-  return Library::Unwrap(info[i].As<Napi::Object>())->api;
+  return Library::Unwrap(instance_arg(info, i, &AddonData::libraryCtor, "expected a Library from loadLibrary()"))->api;
 }
 
 class Cache : public Napi::ObjectWrap<Cache> {
@@ -560,11 +596,7 @@ class Model : public Napi::ObjectWrap<Model> {
     const size_t n = (size_t)B * T;
     auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, n, "inputs"));
     auto targets = std::make_shared<std::vector<int>>(ints_arg(info, 1, n, "targets"));
-    auto mask = std::make_shared<std::vector<float>>();
-    if (!info[2].IsNull() && !info[2].IsUndefined()) {
-      auto a = floats_arg(info, 2, n, "mask");
-      mask->assign(a.Data(), a.Data() + n);
-    }
+    auto mask = std::make_shared<std::vector<float>>(mask_arg(info, 2, n));
     auto loss = std::make_shared<float>(0.f);
     return Start(
         env, [=]() { return api_->forward_backward(m, inputs->data(), targets->data(), mask->empty() ? nullptr : mask->data(), B, T, scale, loss.get()); },
@@ -612,11 +644,7 @@ class Model : public Napi::ObjectWrap<Model> {
     const size_t n = (size_t)B * T;
     auto inputs = std::make_shared<std::vector<int>>(ints_arg(info, 0, n, "inputs"));
     auto targets = std::make_shared<std::vector<int>>(ints_arg(info, 1, n, "targets"));
-    auto mask = std::make_shared<std::vector<float>>();
-    if (!info[2].IsNull() && !info[2].IsUndefined()) {
-      auto a = floats_arg(info, 2, n, "mask");
-      mask->assign(a.Data(), a.Data() + n);
-    }
+    auto mask = std::make_shared<std::vector<float>>(mask_arg(info, 2, n));
     auto out = floats_arg(info, 5, n, "out");
     float* dst = out.Data();
     return Start(
@@ -644,9 +672,8 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     GPT2* m = Live(env);
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->cacheCtor.Value()))
-      throw Napi::TypeError::New(env, "decode: the first argument must be a Cache of this model");
-    Cache* cw = Cache::Unwrap(info[0].As<Napi::Object>());
+    Napi::Object cacheObj = instance_arg(info, 0, &AddonData::cacheCtor, "decode: the first argument must be a Cache of this model");
+    Cache* cw = Cache::Unwrap(cacheObj);
     if (!cw->ptr) throw Napi::Error::New(env, "decode: the KV cache was disposed");
     if (cw->owner != m) throw Napi::Error::New(env, "decode: the KV cache belongs to another model");
     const int S = int_arg(info, 2, "S");
@@ -656,7 +683,6 @@ class Model : public Napi::ObjectWrap<Model> {
     float* dst = out.Data();
     GPT2Cache* c = cw->ptr;
     cw->inflight = true;
-    Napi::Object cacheObj = info[0].As<Napi::Object>();
     auto keepCache = std::make_shared<Napi::ObjectReference>(Napi::Persistent(cacheObj));  // alive until done
     return Start(
         env, [=]() { return api_->decode(m, c, tokens->data(), S, dst); }, [](Napi::Env e) { return e.Undefined(); }, out,
@@ -666,9 +692,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value AllReduceGrads(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     GPT2* m = Live(env);
-    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->commCtor.Value()))
-      throw Napi::TypeError::New(env, "allReduceGrads: the argument must be a Comm from joinComm()");
-    Comm* cw = Comm::Unwrap(info[0].As<Napi::Object>());
+    Comm* cw = Comm::Unwrap(instance_arg(info, 0, &AddonData::commCtor, "allReduceGrads: the argument must be a Comm from joinComm()"));
     GPT2Comm* c = cw->Live(env);
     if (cw->api != api_) throw Napi::Error::New(env, "allReduceGrads: the communicator belongs to another engine library");
     const Api* api = api_;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ErrorCode, StudioError } from '../shared/errors';
 import type { Engine, EngineInfo } from '../core/engine/types';
 import { TfjsEngine } from '../core/engine/tfjs';
-import { checkParity, nativeCpuEngine, nativeCudaEngine, type NativeCpuEngine, type ParityResult } from './native';
+import { checkParity, nativeCpuEngine, nativeCudaEngine, type NativeEngine, type ParityResult } from './native';
 import type { Precision } from './native/addon';
 import { makeConfig } from '../core/model/config';
 import { initWeights } from '../core/model/init';
@@ -29,7 +29,7 @@ let chosen: BackendChoice | null = null;
 
 function reason(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
-  const line = msg.split('\n')[0];
+  const line = msg.split('\n')[0]!;
   if (line.length <= 500) return line;
   const cut = line.lastIndexOf(' ', 500);
   return `${line.slice(0, cut > 400 ? cut : 500)}…`;
@@ -110,7 +110,7 @@ export function resolvePrecision(engine: string, precision: Precision | 'auto' |
 /** Parity of native-cpu with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
 const parityRuns = new Map<string, Promise<ParityResult>>();
 
-function nativeParity(engine: NativeCpuEngine): Promise<ParityResult> {
+function nativeParity(engine: NativeEngine): Promise<ParityResult> {
   const key = `${engine.name}:${engine.gemm}`;
   let p = parityRuns.get(key);
   if (!p) {
@@ -126,7 +126,7 @@ function nativeParity(engine: NativeCpuEngine): Promise<ParityResult> {
 /** Parity with the PyTorch fixture, when it is reachable (a development checkout), once per process and GEMM. */
 const fixtureRuns = new Map<string, Promise<FixtureParity>>();
 
-function nativeFixtureParity(engine: NativeCpuEngine, dir: string): Promise<FixtureParity> {
+function nativeFixtureParity(engine: NativeEngine, dir: string): Promise<FixtureParity> {
   const key = `${engine.name}:${engine.gemm}`;
   let p = fixtureRuns.get(key);
   if (!p) {
@@ -138,7 +138,7 @@ function nativeFixtureParity(engine: NativeCpuEngine, dir: string): Promise<Fixt
 
 /** Whether the native-cuda engine can build a model here (it needs a GPU): null if so, else why not. */
 const cudaProbes = new Map<string, Promise<string | null>>();
-function cudaProbe(engine: NativeCpuEngine): Promise<string | null> {
+function cudaProbe(engine: NativeEngine): Promise<string | null> {
   let p = cudaProbes.get(engine.name);
   if (!p) {
     p = (async () => {
@@ -228,7 +228,7 @@ export async function describeEngines(): Promise<EngineInfo[]> {
 }
 
 /** The parity lines of a native engine: against tfjs, and against the PyTorch fixture where it is reachable. */
-async function parityNotes(native: NativeCpuEngine): Promise<string[]> {
+async function parityNotes(native: NativeEngine): Promise<string[]> {
   const parity: string[] = [];
   try {
     parity.push(`parity: ${(await nativeParity(native)).summary}`);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The CUDA engine's check on a GPU machine, with no Node (only a C/C++ compiler, nvcc with cuBLAS, NCCL if present,
 # and Python with PyTorch for the peer):
-#   1. builds the CPU engine and the CUDA engine as shared libraries (each with the shared-memory communicator,
-#      native/common/comm_shm.cpp, and -Bsymbolic, as the studio dlopens them inside a process that has the same
-#      symbols), and the C harnesses (test_parity, bench_step, test_dp);
+#   1. builds the CPU engine and the CUDA engine as shared libraries (each with native/common: the shared-memory
+#      communicator and the host-side layout; and -Bsymbolic, as the studio dlopens them inside a process that has
+#      the same symbols), and the C harnesses (test_parity, bench_step, test_dp);
 #   2. parity (native/test/test_parity.c): the CUDA engine against the CPU engine in FP32 (with a one-rank
 #      communicator of each kind), TF32 and BF16 (each with its tolerances, stated in test_parity.c), the naive
 #      attention against the CPU engine, wide heads, BF16 with heads of 64 (the tensor-core attention), and the CUDA
@@ -49,15 +49,15 @@ PEAK_FP32=${PEAK_FP32:-67}
 PEAK_TF32=${PEAK_TF32:-494}
 PEAK_BF16=${PEAK_BF16:-989}
 
-# the shared-memory communicator, where the tree has it
-COMM_SRC=()
-[ -f "$ROOT/native/common/comm_shm.cpp" ] && COMM_SRC=("$ROOT/native/common/comm_shm.cpp")
+# what both engines link from native/common (the shared-memory communicator, the host-side layout), where the tree has it
+COMMON_SRC=()
+for f in comm_shm.cpp layout.cpp; do [ -f "$ROOT/native/common/$f" ] && COMMON_SRC+=("$ROOT/native/common/$f"); done
 
 CXX=${CXX:-g++}
 CC=${CC:-gcc}
 say "CPU engine: $CXX"
 if ! "$CXX" -std=c++17 -O3 -march=native -fopenmp -fPIC -shared \
-  "$ROOT/native/cpu/model.cpp" "$ROOT/native/cpu/layers.cpp" "$ROOT/native/cpu/gemm.cpp" "${COMM_SRC[@]}" \
+  "$ROOT/native/cpu/model.cpp" "$ROOT/native/cpu/layers.cpp" "$ROOT/native/cpu/gemm.cpp" "${COMMON_SRC[@]}" \
   -o "$BUILD/libgpt2_cpu.so" -Wl,-Bsymbolic -lrt -pthread >>"$LOG" 2>&1; then
   say "FAILED: the CPU engine does not build (see $LOG)"; exit 1
 fi
@@ -132,7 +132,7 @@ else
   say "CUDA engine: $NVCC (-arch=$ARCH), cuBLAS $INC / $LIB"
   nvidia-smi -L 2>&1 | tee -a "$OUT/summary.txt"
   T0=$(date +%s)
-  if ! "$NVCC" -std=c++17 -O3 "-arch=$ARCH" -shared -Xcompiler -fPIC "-I$INC" "$ROOT/native/cuda/gpt2_cuda.cu" "${COMM_SRC[@]}" \
+  if ! "$NVCC" -std=c++17 -O3 "-arch=$ARCH" -shared -Xcompiler -fPIC "-I$INC" "$ROOT/native/cuda/gpt2_cuda.cu" "${COMMON_SRC[@]}" \
     -o "$BUILD/libgpt2_cuda.so" "${NCCL_FLAGS[@]}" "-L${LINKDIR:-$LIB}" "-L$LIB" "-Xlinker=-rpath,$LIB" -Xlinker -Bsymbolic -lcublas -lrt >>"$LOG" 2>&1; then
     say "FAILED: nvcc on native/cuda/gpt2_cuda.cu (the errors are in $LOG):"; grep -m 20 -i "error" "$LOG" | tee -a "$OUT/summary.txt"; exit 1
   fi

@@ -1,5 +1,5 @@
 // A stand-in for cuBLAS's cublas_v2.h: it declares only the types, enums and functions that
-// native/cuda/gpt2_cuda.cu uses, with cuBLAS 12's signatures and status values, so that the CUDA engine can be
+// native/cuda/ uses, with cuBLAS 12's signatures and status values, so that the CUDA engine can be
 // compile-checked (test/cuda-compile.test.ts) on a machine that has nvcc but no cuBLAS. The CPU emulation
 // (native/test/emu, whose emu.cpp defines the functions) uses it too. It is never shipped; real builds use the
 // toolkit's header.

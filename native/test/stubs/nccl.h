@@ -1,5 +1,5 @@
 // A compile-check stand-in for NCCL's nccl.h, and nothing more: it declares only the types, enums and functions
-// that native/cuda/gpt2_cuda.cu uses (built with -DGPT2_USE_NCCL), with NCCL 2.18+'s signatures, so that the CUDA
+// that native/cuda/ uses (built with -DGPT2_USE_NCCL), with NCCL 2.18+'s signatures, so that the CUDA
 // engine's NCCL path can be compile-checked (test/cuda-compile.test.ts) on a machine without NCCL. It is never
 // linked and never shipped; real builds use NCCL's header. ncclConfig_t here has only the leading fields of the
 // real struct; the code sets nothing but `blocking` after NCCL_CONFIG_INITIALIZER.

@@ -3,19 +3,19 @@ import { ErrorCode, StudioError } from '../../shared/errors';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadNativeAddon, nativeRoot, type AddonLoad, type NativeDeviceMemory, type NativeLibraryHandle } from './addon';
-import { NativeCpuEngine, nativeOptionsFromEnv, type NativeCpuOptions } from './model';
+import { NativeEngine, nativeOptionsFromEnv, type NativeOptions } from './model';
 
-export { loadNativeAddon, NativeCpuEngine, nativeOptionsFromEnv };
-export type { AddonLoad, NativeCpuOptions };
+export { loadNativeAddon, NativeEngine, nativeOptionsFromEnv };
+export type { AddonLoad, NativeOptions };
 /** One GPU's free and total memory and name (cudaMemoryInfo). */
 export type CudaDeviceMemory = NativeDeviceMemory;
 export { checkParity, PARITY_TOLERANCE, type ParityResult } from './parity';
 
 /** The native-cpu engine, or a StudioError (ENGINE_UNAVAILABLE) that says why not and what to do. */
-export function nativeCpuEngine(opts: NativeCpuOptions = {}, notes: string[] = []): NativeCpuEngine {
+export function nativeCpuEngine(opts: NativeOptions = {}, notes: string[] = []): NativeEngine {
   const load = loadNativeAddon();
   if (!load.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cpu engine is not available: ${load.reason}.`, load.hint);
-  return new NativeCpuEngine(load.addon, { ...nativeOptionsFromEnv(), ...opts }, notes);
+  return new NativeEngine(load.addon, { ...nativeOptionsFromEnv(), ...opts }, notes);
 }
 
 /** The CUDA library the native-cuda engine loads: GPT2_STUDIO_CUDA_LIB, else the one the build made. */
@@ -41,7 +41,7 @@ const CUDA_HINT = 'On a machine with an NVIDIA GPU, install the CUDA toolkit wit
  * The native-cuda engine: the CUDA build of the same C API (native/cuda, libgpt2_cuda.so) driven through the
  * addon, or a StudioError (ENGINE_UNAVAILABLE) that says why not. Models fail to build when the machine has no GPU.
  */
-export function nativeCudaEngine(opts: NativeCpuOptions = {}, notes: string[] = []): NativeCpuEngine {
+export function nativeCudaEngine(opts: NativeOptions = {}, notes: string[] = []): NativeEngine {
   const load = loadNativeAddon();
   if (!load.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${load.reason}.`, load.hint);
   const file = cudaLibraryPath();
@@ -55,7 +55,7 @@ export function nativeCudaEngine(opts: NativeCpuOptions = {}, notes: string[] = 
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
     throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${msg}.`, CUDA_HINT);
   }
-  return new NativeCpuEngine(load.addon, opts, notes, { name: 'native-cuda', library });
+  return new NativeEngine(load.addon, opts, notes, { name: 'native-cuda', library });
 }
 
 /**

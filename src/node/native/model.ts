@@ -12,7 +12,7 @@ import {
 } from './addon';
 import { checkTokenBatch } from '../../core/engine/check';
 
-export interface NativeCpuOptions {
+export interface NativeOptions {
   /** matrix-multiply backend: BLAS when the build has one (default), or the built-in SGEMM */
   gemm?: GemmBackend;
   /** OpenMP threads (default: OMP_NUM_THREADS, else every core) */
@@ -22,8 +22,8 @@ export interface NativeCpuOptions {
 }
 
 /** Options from the environment: GPT2_STUDIO_NATIVE_GEMM=blas|builtin, GPT2_STUDIO_THREADS=N. */
-export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NativeCpuOptions {
-  const o: NativeCpuOptions = {};
+export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): NativeOptions {
+  const o: NativeOptions = {};
   const g = env.GPT2_STUDIO_NATIVE_GEMM;
   if (g !== undefined && g !== '') {
     if (g !== 'blas' && g !== 'builtin') {
@@ -42,12 +42,15 @@ export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Nati
 
 function nativeError(what: string, e: unknown, engine = 'native-cpu'): StudioError {
   const msg = e instanceof Error ? e.message : String(e);
-  if (/data parallel/.test(msg)) {
+  // the C API's status, which the addon puts on the Error (native/node/binding.cpp): PEER, NO_SPACE, MEMORY, ...
+  const status = (e as { gpt2Status?: unknown } | null)?.gpt2Status;
+  if (status === 'PEER' || status === 'NO_SPACE' || /data parallel/.test(msg)) {
     // another rank failed or never came, or shared memory ran out: say where to look
-    const hint = /\/dev\/shm has no room/.test(msg) ? 'Give /dev/shm more space, or train with fewer processes (world_size).'
+    const hint = status === 'NO_SPACE' ? 'Give /dev/shm more space, or train with fewer processes (world_size).'
       : /failed, so rank/.test(msg) ? 'Another process of this run failed first; its own error is in the run\'s log. Resume the run from its last checkpoint once that is fixed.'
         : 'Check that every process of the run could start (the run\'s log says why one did not), then resume it from its last checkpoint.';
-    const code = /no room|out of memory|mapping/.test(msg) ? ErrorCode.DISK_FULL : ErrorCode.INTERRUPTED;
+    const code = status === 'PEER' ? ErrorCode.PEER_FAILED
+      : status === 'NO_SPACE' || status === 'MEMORY' ? ErrorCode.DISK_FULL : ErrorCode.INTERRUPTED;
     return new StudioError(code, `${engine} ${what}: ${msg}`, hint, { cause: e });
   }
   const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT : ErrorCode.INTERNAL;
@@ -70,7 +73,7 @@ interface NativeKVCache extends KVCache {
   maxLength: number;
 }
 
-export class NativeCpuModel implements Model {
+export class NativeModel implements Model {
   readonly engine: string;
   readonly config: GPTConfig;
   private readonly specs: ParamSpec[];
@@ -82,7 +85,7 @@ export class NativeCpuModel implements Model {
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
 
-  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeCpuOptions = {}, backend: NativeBackend = LINKED) {
+  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeOptions = {}, backend: NativeBackend = LINKED) {
     this.config = config;
     this.engine = backend.name;
     this.specs = paramSpecs(config);
@@ -337,7 +340,7 @@ class NativeCollective implements Collective {
     return this.comm.world;
   }
   async allReduceGrads(model: Model): Promise<void> {
-    if (!(model instanceof NativeCpuModel) || model.engine !== this.engineName) {
+    if (!(model instanceof NativeModel) || model.engine !== this.engineName) {
       throw new StudioError(ErrorCode.INTERNAL, `A ${this.engineName} communicator cannot reduce the gradients of a ${model.engine} model.`, 'Train every rank on the same engine.');
     }
     await model.allReduceGrads(this.comm);
@@ -360,13 +363,13 @@ class NativeCollective implements Collective {
 }
 
 /** The llm.c-style C++ engine: on the CPU (OpenMP; BLAS or the built-in SGEMM), or a loaded build of the same C API. */
-export class NativeCpuEngine implements Engine {
+export class NativeEngine implements Engine {
   readonly name: string;
   readonly dataParallel: DataParallel;
 
   constructor(
     private readonly addon: NativeAddon,
-    private readonly opts: NativeCpuOptions = {},
+    private readonly opts: NativeOptions = {},
     private readonly notes: string[] = [],
     private readonly backend: NativeBackend = LINKED,
   ) {
@@ -426,6 +429,6 @@ export class NativeCpuEngine implements Engine {
       throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, 'The native engine was built without BLAS, so GEMM "blas" is not available.', 'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.');
     }
     const opts = this.backend.library ? { precision: this.opts.precision } : this.opts;
-    return new NativeCpuModel(this.addon, config, weights, opts, this.backend);
+    return new NativeModel(this.addon, config, weights, opts, this.backend);
   }
 }

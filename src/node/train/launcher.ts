@@ -6,6 +6,7 @@ import { fork } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ErrorCode } from '../../shared/errors';
 import type { ParentMessage, WorkerMessage } from './protocol';
 
 export interface WorkerHandle {
@@ -45,8 +46,9 @@ function forkOne(entry: string): WorkerHandle {
   };
 }
 
-/** How long an error that only reports another rank's failure waits for that rank's own error. */
+/** How long an error that only reports another rank's failure (PEER_FAILED) waits for that rank's own error. */
 const CONSEQUENCE_WAIT_MS = 2_000;
+/** The text of such an error from a worker that sends it without the code. */
 const CONSEQUENCE = /rank \d+ failed, so rank \d+ stops/;
 /** How long the other ranks get to stop by themselves after one reported an error, before they are killed. */
 const ERROR_GRACE_MS = 3_000;
@@ -107,7 +109,7 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     }
     if (m.type === 'error') {
       const err = r === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${r}: ${m.error.message}` } } as WorkerMessage);
-      if (CONSEQUENCE.test(m.error.message)) {
+      if (m.error.code === ErrorCode.PEER_FAILED || CONSEQUENCE.test(m.error.message)) {
         // this rank stopped because another one failed: give that one a moment to say why (keep the first such)
         if (!heldError && !errorSent) heldError = { m: err, timer: setTimeout(() => heldError && relayError(heldError.m), CONSEQUENCE_WAIT_MS) };
         return;
