@@ -52,7 +52,7 @@ async function runCase(k: Case): Promise<void> {
     if (!parsed.ok) throw new Error(`${k.name}: ${JSON.stringify(parsed.errors)}`);
     const c: RunConfig = parsed.config;
     const params = paramCount(planShape(c));
-    const loadBefore = os.loadavg()[0];
+    const loadBefore = os.loadavg()[0]!;
 
     // before the first step: what the New run page says
     let t = performance.now();
@@ -79,6 +79,7 @@ async function runCase(k: Case): Promise<void> {
       const run = await studio.invoke('runs-get', { id: runId });
       const m = await studio.invoke('runs-metrics', { id: runId });
       const dt = m['train/dt_ms'];
+      if (!dt) throw new Error('runs-metrics returned no train/dt_ms series');
       const eventMs: Partial<Record<EventKind, (number | null)[]>> = {};
       for (const e of EVENT_KINDS) {
         const n = EVENT_METRICS[e];
@@ -104,13 +105,15 @@ async function runCase(k: Case): Promise<void> {
     const status = await ended;
     const actualSec = (performance.now() - t) / 1000;
     if (status !== 'done') throw new Error(`${k.name}: the run ended ${status}`);
-    const loadAfter = os.loadavg()[0];
+    const loadAfter = os.loadavg()[0]!;
     const metrics = await studio.invoke('runs-metrics', { id: runId });
-    const dts = metrics['train/dt_ms'].values.filter((v): v is number => v !== null);
+    const dtSeries = metrics['train/dt_ms'];
+    if (!dtSeries) throw new Error(`${k.name}: runs-metrics returned no train/dt_ms series`);
+    const dts = dtSeries.values.filter((v): v is number => v !== null);
     // where the wall time went, as the run recorded it (the parts the plan estimates)
     const finished = await studio.invoke('runs-get', { id: runId });
     const sumOf = (name: string) => (metrics[name]?.values ?? []).reduce<number>((a, v) => a + (v ?? 0), 0) / 1000;
-    const firstWall = metrics['train/dt_ms'].wallTimes[0];
+    const firstWall = dtSeries.wallTimes[0] ?? NaN;
     const actualParts: Record<string, number> = {
       steps: round(sumOf('train/dt_ms')),
       startupToFirstStep: round((firstWall - (finished.startedAt ?? firstWall)) / 1000 - (dts[0] ?? 0) / 1000 - (metrics['time/eval_ms']?.steps[0] === 0 ? (metrics['time/eval_ms'].values[0] ?? 0) / 1000 : 0)),
@@ -123,7 +126,7 @@ async function runCase(k: Case): Promise<void> {
     const machine = { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', loadavg1mBefore: round(loadBefore), loadavg1mAfter: round(loadAfter) };
     const common = {
       steps: maxSteps, batch: `${c.batch_size}x${c.seq_len}`, accum: c.total_batch_size / (c.batch_size * c.seq_len),
-      engine: cal.engine, runMedianDtMs: round(sorted[sorted.length >> 1]), runMeanDtMs: round(dts.reduce((a, b) => a + b, 0) / dts.length), ...machine,
+      engine: cal.engine, runMedianDtMs: round(sorted[sorted.length >> 1] ?? NaN), runMeanDtMs: round(dts.reduce((a, b) => a + b, 0) / dts.length), ...machine,
     };
 
     printResult({

@@ -11,7 +11,9 @@ const BENCHES = ['train-tfjs', 'native', 'tokenize', 'trainer-overhead', 'hellas
 
 const argv = process.argv.slice(2);
 const onlyAt = argv.indexOf('--only');
-const only = onlyAt >= 0 ? argv[onlyAt + 1].split(',') : null;
+const onlyArg = onlyAt >= 0 ? argv[onlyAt + 1] : undefined;
+if (onlyAt >= 0 && onlyArg === undefined) throw new Error('--only needs a value: NAME[,NAME]');
+const only = onlyArg !== undefined ? onlyArg.split(',') : null;
 const rest = onlyAt >= 0 ? [...argv.slice(0, onlyAt), ...argv.slice(onlyAt + 2)] : argv;
 const runTs = fileURLToPath(new URL('../bin/run-ts.mjs', import.meta.url));
 

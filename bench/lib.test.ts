@@ -53,9 +53,9 @@ describe('result line', () => {
     });
     printResult(base);
     expect(writes).toHaveLength(1);
-    expect(writes[0].endsWith('\n')).toBe(true);
-    expect(writes[0].slice(0, -1)).not.toContain('\n');
-    expect(JSON.parse(writes[0])).toEqual(base);
+    expect(writes[0]!.endsWith('\n')).toBe(true);
+    expect(writes[0]!.slice(0, -1)).not.toContain('\n');
+    expect(JSON.parse(writes[0]!)).toEqual(base);
   });
 });
 

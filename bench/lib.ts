@@ -19,7 +19,7 @@ export function median(xs: readonly number[]): number {
   if (xs.length === 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'median of an empty list', 'Time at least one iteration.');
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** Runs `fn` `warmup` times untimed, then `iters` times timed; returns each timed iteration in seconds. */
@@ -285,7 +285,7 @@ export function runReference(args: ReferenceArgs): ReferenceResult {
 export function lastJsonLine(text: string): Record<string, unknown> | null {
   const lines = text.split(/\r?\n/);
   for (let i = lines.length - 1; i >= 0; i--) {
-    const line = lines[i].trim();
+    const line = lines[i]!.trim();
     if (!line.startsWith('{')) continue;
     try {
       const v: unknown = JSON.parse(line);

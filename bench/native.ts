@@ -73,7 +73,7 @@ async function childTrain(c: TrainConfig, iters: number, gemm?: 'blas' | 'builti
   let i = 0;
   let loss = NaN;
   const times = await timeIt(async () => {
-    loss = (await trainStep(model, [batches[i++ % batches.length]], hyper)).loss;
+    loss = (await trainStep(model, [batches[i++ % batches.length]!], hyper)).loss;
   }, { warmup: 1, iters });
   model.dispose();
   process.stdout.write(JSON.stringify({ tps: (c.B * c.T) / median(times), loss, peakRssMb: peakRssMb(), detail: engine.info().detail }) + '\n');
@@ -122,7 +122,7 @@ async function nativeSampleMs(gemm?: 'blas' | 'builtin'): Promise<{ ms: number; 
     let logits = await model.decodeStep(cache, Int32Array.from({ length: SAMPLE.prompt }, () => rng.int(VOCAB)), SAMPLE.prompt);
     const argmax = (x: Float32Array) => {
       let b = 0;
-      for (let j = 1; j < x.length; j++) if (x[j] > x[b]) b = j;
+      for (let j = 1; j < x.length; j++) if (x[j]! > x[b]!) b = j;
       return b;
     };
     const times = await timeIt(async () => {
@@ -147,7 +147,7 @@ export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<voi
   const peerName = torch.ok ? `pytorch-${torch.version}-eager-cpu-${THREADS}threads` : null;
 
   // the 1-minute load average around each figure: on a shared machine, other work skews both sides unevenly
-  const loadAvg = () => Number(os.loadavg()[0].toFixed(2));
+  const loadAvg = () => Number(os.loadavg()[0]!.toFixed(2));
   for (const c of TRAIN_CONFIGS.filter((x) => !opts.only || x.id === opts.only)) {
     const load0 = loadAvg();
     log(`${c.id}: native-cpu, ${iters} timed steps (child process)`);

@@ -69,12 +69,12 @@ async function main(): Promise<void> {
     }
   }
   printResult({
-    name: 'tokenize-pool-1w', figure: poolMBs[1], unit: 'MB/s', peer: 'gpt-tokenizer-main-thread', peerFigure: mainMBs, ratio: poolMBs[1] / mainMBs,
+    name: 'tokenize-pool-1w', figure: poolMBs[1]!, unit: 'MB/s', peer: 'gpt-tokenizer-main-thread', peerFigure: mainMBs, ratio: poolMBs[1]! / mainMBs,
     config: { ...config, workers: 1, tokens: mainTokens }, notes: 'target: >= 10 MB/s per core',
   });
   printResult({
-    name: 'tokenize-pool-2w', figure: poolMBs[2], unit: 'MB/s', peer: 'tokenize-pool-1w', peerFigure: poolMBs[1], ratio: poolMBs[2] / poolMBs[1],
-    config: { ...config, workers: 2, perWorkerMBs: Number((poolMBs[2] / 2).toFixed(2)) },
+    name: 'tokenize-pool-2w', figure: poolMBs[2]!, unit: 'MB/s', peer: 'tokenize-pool-1w', peerFigure: poolMBs[1]!, ratio: poolMBs[2]! / poolMBs[1]!,
+    config: { ...config, workers: 2, perWorkerMBs: Number((poolMBs[2]! / 2).toFixed(2)) },
     notes: config.cpus < 3 ? `only ${config.cpus} CPUs: the main thread (shard writing, dispatch) shares them with the 2 workers` : undefined,
   });
 

@@ -123,7 +123,7 @@ test.describe('serve mode with a token', () => {
     const cookies = await page.context().cookies(server.url);
     expect(cookies).toHaveLength(1);
     expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
-    expect(cookies[0].value).not.toContain('e2e-secret-token-42');
+    expect(cookies[0]!.value).not.toContain('e2e-secret-token-42');
     expect(await page.evaluate<string>('document.cookie')).toBe('');
     expect(await page.evaluate<string>('JSON.stringify(Object.assign({}, sessionStorage, localStorage))')).not.toContain('e2e-secret-token-42');
 

@@ -38,14 +38,14 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
     expect(done.error).toBeNull();
     expect(done.status).toBe('done');
     expect(done.stepsDone).toBe(4);
-    const losses = (await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] }))['train/loss'].values;
+    const losses = (await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] }))['train/loss']!.values;
     expect(losses).toHaveLength(4);
     expect(losses.every((l) => l !== null && Number.isFinite(l) && l > 0)).toBe(true);
 
     // the checkpoint, sampled in the bundled model worker
     const [sample] = await studio.invoke('generate-sample', { targets: [{ runId: run.id, step: 4 }], prompt: 'Once upon a time', seed: 1, maxTokens: 8, temperature: 0 });
-    expect(sample.error).toBeUndefined();
-    expect(sample.tokens).toBeGreaterThan(0);
+    expect(sample!.error).toBeUndefined();
+    expect(sample!.tokens).toBeGreaterThan(0);
   } finally {
     await studio.shutdown(5000);
     rmSync(home, { recursive: true, force: true });

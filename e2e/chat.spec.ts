@@ -126,13 +126,13 @@ test.describe('chat', () => {
     await expect(page.getByTestId('chat-announce')).toContainText(/Answer finished: \d+ tokens/);
     let stored = (await invoke(server, 'chats-get', { id: convId })) as { messages: StoredMessage[] };
     expect(stored.messages.map((m) => m.role)).toEqual(['user', 'assistant']);
-    await expect(answers.first().locator('.chat-text')).toHaveText(stored.messages[1].content || '(no text)');
+    await expect(answers.first().locator('.chat-text')).toHaveText(stored.messages[1]!.content || '(no text)');
 
     // copy an answer to the clipboard
-    if (stored.messages[1].content) {
+    if (stored.messages[1]!.content) {
       await answers.first().getByRole('button', { name: 'Copy answer' }).click();
       await expect(answers.first().getByRole('button', { name: 'Copy answer' })).toHaveText('Copied');
-      expect(await page.evaluate('navigator.clipboard.readText()')).toBe(stored.messages[1].content);
+      expect(await page.evaluate('navigator.clipboard.readText()')).toBe(stored.messages[1]!.content);
     }
     await snap(page, 'chat');
 
@@ -180,9 +180,9 @@ test.describe('chat', () => {
     await expect(answers).toHaveCount(3);
     await expect(answers.nth(2).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stop');
     stored = (await invoke(server, 'chats-get', { id: convId })) as { messages: StoredMessage[] };
-    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual(['user:', `assistant:${stored.messages[1].reason}`, 'user:', 'assistant:stop', 'user:', 'assistant:stop']);
+    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual(['user:', `assistant:${stored.messages[1]!.reason}`, 'user:', 'assistant:stop', 'user:', 'assistant:stop']);
     // a stopped answer is shorter than a whole one would be
-    expect(stored.messages[3].tokens).toBeLessThan(50);
+    expect(stored.messages[3]!.tokens).toBeLessThan(50);
 
     // reload: the conversation is kept, with its messages and settings
     await page.reload();
@@ -212,7 +212,7 @@ test.describe('chat', () => {
     await composer.press('Enter');
     await expect(answers).toHaveCount(4);
     stored = (await invoke(server, 'chats-get', { id: convId })) as { messages: StoredMessage[] };
-    expect(stored.messages[7].tokens).toBeLessThanOrEqual(8);
+    expect(stored.messages[7]!.tokens).toBeLessThanOrEqual(8);
     await page.reload();
     await expect(settings.getByLabel('Temperature')).toHaveValue('0.3');
     await expect(settings.getByLabel('System message (optional)')).toHaveValue('You are a terse assistant.');

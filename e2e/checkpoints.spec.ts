@@ -205,7 +205,7 @@ test.describe('checkpoints', () => {
     await expect(br.getByLabel('Name of the new run')).toHaveValue('e2e ckpt from step 4');
     await br.getByRole('button', { name: 'Create and start' }).click();
     await expect(page).toHaveURL(/#\/run\/run-[\w-]+$/);
-    const newId = decodeURIComponent(page.url().split('#/run/')[1]);
+    const newId = decodeURIComponent(page.url().split('#/run/')[1]!);
     expect(newId).not.toBe(run.id);
     await expect(page.getByRole('heading', { level: 1, name: 'e2e ckpt from step 4' })).toBeVisible();
     await expect(page.getByTestId('run-log')).toContainText('resuming from checkpoint step 4', { timeout: 60_000 });

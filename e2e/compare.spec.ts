@@ -158,7 +158,7 @@ test.describe('compare', () => {
     await expect(trainLoss.locator('.u-legend')).toContainText('lr 6e-4');
 
     // each run has its own colour, the same in the page legend and in every chart's legend
-    const [colourA, colourB] = [await swatchColour(page, a), await swatchColour(page, b)];
+    const [colourA, colourB] = [await swatchColour(page, a!), await swatchColour(page, b!)];
     expect(colourA).not.toBe(colourB);
     for (const id of ['chart-train-loss', 'chart-val-loss', 'chart-hellaswag']) expect(await markerColours(page, id)).toEqual([colourB, colourA]);
 
@@ -306,7 +306,7 @@ test.describe('compare', () => {
       }
       return out;
     })()`);
-    const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const median = (xs: number[]) => xs.slice().sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     const runs = times.slice(2); // the first two warm the code paths up
     const drawMs = await chart.locator('[data-draw-ms]').getAttribute('data-draw-ms');
     console.log(

@@ -171,7 +171,7 @@ test.describe('datasets', () => {
     await expect(row.getByTestId('val-tokens')).toHaveText(fmt(36_059));
     await expect(row.getByTestId('dataset-status')).toHaveText('Ready');
     const gets = srv.requests.filter((r) => r.path === '/input.txt');
-    expect(gets[0].range).toBeUndefined();
+    expect(gets[0]!.range).toBeUndefined();
     const resumedAt = Number(/^bytes=(\d+)-$/.exec(gets.at(-1)!.range ?? '')?.[1]);
     expect(resumedAt).toBeGreaterThan(0);
     expect(resumedAt).toBeLessThanOrEqual(HELD_BYTES);
@@ -183,7 +183,7 @@ test.describe('datasets', () => {
     await expect(preview).toBeVisible();
     const text = shakespeare.toString('utf8');
     const valStart = text.slice(Math.floor(text.length * 0.9), Math.floor(text.length * 0.9) + 80);
-    await expect(preview.getByTestId('preview-text')).toContainText(valStart.trim().split('\n')[0]);
+    await expect(preview.getByTestId('preview-text')).toContainText(valStart.trim().split('\n')[0]!);
     await expect(preview).toContainText('tokens of the val shard, decoded');
     await snap(page, 'datasets-preview');
     await page.keyboard.press('Escape');

@@ -114,13 +114,13 @@ test.describe('evals', () => {
       const detail = browser.getByTestId('example-detail');
       await expect(range).toHaveText(`1–${N} of ${N}`);
       const showsExample = async (i: number) => {
-        const e = byInd[i];
+        const e = byInd[i]!;
         const line = lines.find((l) => l.ind === e.ind)!;
         await expect(detail.getByRole('heading')).toContainText(`Example ${i + 1} of`);
         await expect(detail.getByRole('heading')).toContainText(`#${e.ind}`);
         await expect(detail.getByLabel('Context')).toHaveText(line.ctx);
         const label = detail.locator(`tr[data-ending="${e.label}"]`);
-        await expect(label).toContainText(line.endings[e.label]);
+        await expect(label).toContainText(line.endings[e.label]!);
         await expect(label.locator('.tag', { hasText: 'Label' })).toBeVisible();
         await expect(detail.locator(`tr[data-ending="${e.pred_norm}"]`).locator('.tag', { hasText: 'Predicted' })).toBeVisible();
         await expect(detail.getByTestId('example-verdict')).toHaveText(e.pred_norm === e.label ? 'Right' : 'Wrong');

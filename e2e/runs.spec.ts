@@ -60,7 +60,7 @@ test.describe('runs', () => {
     await page.getByRole('button', { name: 'Create and start' }).click();
     await expect(page).toHaveURL(/#\/run\/run-[\w-]+$/);
     await expect(page.getByRole('heading', { level: 1, name: 'e2e nano' })).toBeVisible();
-    const runId = decodeURIComponent(page.url().split('#/run/')[1]);
+    const runId = decodeURIComponent(page.url().split('#/run/')[1]!);
 
     // live: the step counter and the loss curve advance without a reload
     await expect.poll(() => stepOf(page), { timeout: 90_000 }).toBeGreaterThanOrEqual(3);
@@ -76,8 +76,8 @@ test.describe('runs', () => {
       `(() => { const el = document.querySelector('[data-testid="step-counter"]'); return [el.dataset.step, el.dataset.receivedAt]; })()`,
     );
     const metrics = (await invoke(server, 'runs-metrics', { id: runId, names: ['train/loss'] })) as Record<string, { steps: number[]; wallTimes: number[] }>;
-    const at = metrics['train/loss'].steps.indexOf(Number(shownStep) - 1);
-    if (at >= 0 && receivedAt) console.log(`step event latency (recorded -> on the page): ${(Number(receivedAt) - metrics['train/loss'].wallTimes[at]).toFixed(0)} ms`);
+    const at = metrics['train/loss']!.steps.indexOf(Number(shownStep) - 1);
+    if (at >= 0 && receivedAt) console.log(`step event latency (recorded -> on the page): ${(Number(receivedAt) - metrics['train/loss']!.wallTimes[at]!).toFixed(0)} ms`);
 
     // stop: the worker checkpoints and stops
     await page.getByRole('button', { name: 'Stop' }).click();

@@ -5,11 +5,23 @@
 import { ESLint } from 'eslint';
 import { describe, expect, it } from 'vitest';
 
-const eslint = new ESLint({ cwd: process.cwd() });
+// the planted files exist only here, so the rules that read types (through the tsconfig projects) are left out
+const eslint = new ESLint({
+  cwd: process.cwd(),
+  overrideConfig: {
+    languageOptions: { parserOptions: { projectService: false } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'off',
+      '@typescript-eslint/await-thenable': 'off',
+      '@typescript-eslint/no-misused-promises': 'off',
+      '@typescript-eslint/switch-exhaustiveness-check': 'off',
+    },
+  },
+});
 
 async function errors(filePath: string, code: string): Promise<string[]> {
   const [r] = await eslint.lintText(code, { filePath });
-  return r.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  return r!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
 
 describe('import boundaries', () => {

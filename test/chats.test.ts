@@ -211,7 +211,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect(done.reason === 'length' || done.reason === 'eot').toBe(true);
     expect(f.tokens.length).toBeGreaterThan(0);
     expect(f.tokens.map((t) => t.text).join('').trim()).toBe(done.text);
-    expect(f.tokens[f.tokens.length - 1].tokens).toBe(done.tokens);
+    expect(f.tokens[f.tokens.length - 1]!.tokens).toBe(done.tokens);
     expect(f.tokens.every((t) => t.tokensPerSec > 0)).toBe(true);
     expect(done.tokens).toBeGreaterThan(0);
     expect(done.tokens).toBeLessThanOrEqual(24);
@@ -220,7 +220,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect(after.conversation).toMatchObject({ answering: false, answeringGenId: null, messageCount: 2 });
     expect(after.messages).toHaveLength(2);
     expect(after.messages[1]).toMatchObject({ seq: 2, role: 'assistant', content: done.text, tokens: done.tokens, reason: done.reason, error: null });
-    expect(after.messages[1].tokensPerSec).toBeCloseTo(done.tokensPerSec, 6);
+    expect(after.messages[1]!.tokensPerSec).toBeCloseTo(done.tokensPerSec, 6);
 
     // the next message is answered over the whole conversation, with the system message and the settings: the
     // same as a generation given those messages directly (same seed)
@@ -251,7 +251,7 @@ describe.skipIf(!present)('chat service with the real tiny model (gpt2-tiny)', (
     expect(second.tokens).toBe(direct.tokens);
     const third = await studio.invoke('chats-get', { id: c.id });
     expect(third.messages.map((m) => [m.seq, m.role])).toEqual([[1, 'user'], [2, 'assistant'], [3, 'user'], [4, 'assistant']]);
-    expect(third.messages[3].content).toBe(second.text);
+    expect(third.messages[3]!.content).toBe(second.text);
     // named by the first message only
     expect(third.conversation.title).toBe('Tell me a story about a dragon and…');
   });

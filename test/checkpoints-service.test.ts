@@ -133,15 +133,15 @@ describe('checkpoints through the Studio service', () => {
       expect.arrayContaining([expect.stringMatching(/^branched from run .* at checkpoint step 4/), 'resuming from checkpoint step 4']),
     );
     const m = await studio.invoke('runs-metrics', { id: branched.id });
-    const o = origMetrics['train/loss'];
-    const b = m['train/loss'];
+    const o = origMetrics['train/loss']!;
+    const b = m['train/loss']!;
     expect(b.steps).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     // steps before 4: the original's values, copied (with their wall times); from 4 on: trained again, the same
     expect(b.values.slice(0, 4)).toEqual(o.values.slice(0, 4));
     expect(b.wallTimes.slice(0, 4)).toEqual(o.wallTimes.slice(0, 4));
-    expect(b.wallTimes[4]).toBeGreaterThan(o.wallTimes[7]);
-    for (let i = 4; i < 8; i++) expect(Math.abs(b.values[i] - o.values[i]), `train/loss at step ${i}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(o.values[i])));
-    expect(m['val/loss'].steps).toEqual(origMetrics['val/loss'].steps);
+    expect(b.wallTimes[4]!).toBeGreaterThan(o.wallTimes[7]!);
+    for (let i = 4; i < 8; i++) expect(Math.abs(b.values[i]! - o.values[i]!), `train/loss at step ${i}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(o.values[i]!)));
+    expect(m['val/loss']!.steps).toEqual(origMetrics['val/loss']!.steps);
     expect(end.stepsDone).toBe(8);
     expect((await studio.invoke('checkpoints-list', { runId: branched.id })).map((c) => c.step)).toEqual([8, 6, 4]);
     // the original is as it was
@@ -152,7 +152,7 @@ describe('checkpoints through the Studio service', () => {
     // a given name and start: false; the end of the run has nothing left to train
     const idle = await studio.invoke('checkpoints-branch', { runId: run.id, step: 2, name: 'idle branch', start: false });
     expect(idle).toMatchObject({ name: 'idle branch', status: 'created', stepsDone: 2, lastCheckpointStep: 2 });
-    expect((await studio.invoke('runs-metrics', { id: idle.id, names: ['train/loss'] }))['train/loss'].steps).toEqual([0, 1]);
+    expect((await studio.invoke('runs-metrics', { id: idle.id, names: ['train/loss'] }))['train/loss']!.steps).toEqual([0, 1]);
     await studio.invoke('runs-delete', { id: idle.id });
     expect(fs.existsSync(ckptDir(run.id, 2))).toBe(true);
     const runsBefore = studio.store.listRuns().length;
@@ -209,17 +209,17 @@ describe('Store.copyRunHistory', () => {
 
       expect(store.copyRunHistory(a.id, b.id, 4)).toEqual({ metrics: 6, samples: 1 });
       const m = store.getMetrics(b.id);
-      expect(m['train/loss'].steps).toEqual([0, 1, 2, 3]);
-      expect(m['train/loss'].values[0]).toBe(10);
-      expect(m['train/loss'].values[1]).toBeNaN();
-      expect(m['val/loss'].steps).toEqual([0, 2]);
+      expect(m['train/loss']!.steps).toEqual([0, 1, 2, 3]);
+      expect(m['train/loss']!.values[0]).toBe(10);
+      expect(m['train/loss']!.values[1]).toBeNaN();
+      expect(m['val/loss']!.steps).toEqual([0, 2]);
       expect(store.listSamples(b.id).map((s) => s.text)).toEqual(['two']);
       expect(store.getRun(b.id)).toMatchObject({ stepsDone: 4, tokensSeen: 400, bestValLoss: 9 });
       // the source is unchanged
-      expect(store.getMetrics(a.id)['train/loss'].steps).toEqual([0, 1, 2, 3, 4, 5]);
-      expect(() => store.copyRunHistory(a.id, 'run-missing', 2)).toThrow(/no run with the id "run-missing"/);
+      expect(store.getMetrics(a.id)['train/loss']!.steps).toEqual([0, 1, 2, 3, 4, 5]);
+      expect(() => store.copyRunHistory(a.id, 'run-missing', 2)).toThrow(/No run "run-missing"/);
       expect(() => store.copyRunHistory(a.id, a.id, 2)).toThrow(/same run/);
-      expect(store.getMetrics(b.id)['train/loss'].steps).toEqual([0, 1, 2, 3]);
+      expect(store.getMetrics(b.id)['train/loss']!.steps).toEqual([0, 1, 2, 3]);
     } finally {
       store.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -79,7 +79,7 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
     const j1 = JSON.parse((await run(['sample', '--weights', tiny, '--num', '2', '--max-new-tokens', '12', '--seed', '7', '--json'])).out);
     expect(j1.samples.length).toBe(2);
     expect(j1.samples[0].tokens.length).toBe(12);
-    expect(j1.samples[0].text).toBe(lines[0].slice(2));
+    expect(j1.samples[0].text).toBe(lines[0]!.slice(2));
     // each sample says why it ended
     expect(j1.samples.map((x: { reason: string }) => x.reason)).toEqual(['length', 'length']);
     expect(a.err).toContain('(sample 1: max tokens reached)');

@@ -46,7 +46,7 @@ function build(args: string[]): void {
   if (r.status !== 0) throw new Error(`bash native/test/emu/build.sh ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
 }
 function compile(args: string[]): void {
-  const r = spawnSync(args[0], args.slice(1), { cwd: repoRoot, encoding: 'utf8' });
+  const r = spawnSync(args[0]!, args.slice(1), { cwd: repoRoot, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
 }
 
@@ -246,8 +246,8 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
   it('cudaMemoryInfo: each device\'s name, free and total bytes, before and while a model lives', async () => {
     const all = await withEmulated(() => cudaMemoryInfo());
     expect(all).toEqual([{ device: 0, name: 'CPU emulation of sm_90', freeBytes: expect.any(Number), totalBytes: os.totalmem() }]);
-    expect(all![0].freeBytes).toBeGreaterThan(0);
-    expect(all![0].freeBytes).toBeLessThanOrEqual(all![0].totalBytes);
+    expect(all![0]!.freeBytes).toBeGreaterThan(0);
+    expect(all![0]!.freeBytes).toBeLessThanOrEqual(all![0]!.totalBytes);
 
     // a device of 1 GiB: a model's parameters take their bytes from it, and give them back when it is disposed
     const before = process.env.GPT2_CUDA_EMU_MEMORY;
@@ -256,8 +256,8 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
       const free = async () => {
         const info = await withEmulated(() => cudaMemoryInfo());
         expect(info).toHaveLength(1);
-        expect(info![0].totalBytes).toBe(1 << 30);
-        return info![0].freeBytes;
+        expect(info![0]!.totalBytes).toBe(1 << 30);
+        return info![0]!.freeBytes;
       };
       const idle = await free();
       const { makeConfig, paramCount } = await import('../src/core/model/config');
@@ -323,18 +323,18 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
           const done = await studio.runs.wait(run.id);
           expect(done.status, JSON.stringify(done.error)).toBe('done');
           const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm', 'val/loss'] });
-          losses[key] = [m['train/loss'].values, m['train/norm'].values, m['val/loss'].values];
+          losses[key] = [m['train/loss']!.values, m['train/norm']!.values, m['val/loss']!.values];
           if (key === 'native-cuda') {
             const logs = (await studio.invoke('runs-logs', { id: run.id })).map((l) => l.message).join('\n');
             expect(logs).toMatch(/data parallel: 2 processes/);
           }
         }
-        const [a, b] = [losses['native-cpu'], losses['native-cuda']];
+        const [a, b] = [losses['native-cpu']!, losses['native-cuda']!];
         expect(a[0]).toHaveLength(3);
-        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(b[s][i] - v), `series ${s} step ${i}`).toBeLessThan(1e-4)));
+        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(b[s]![i]! - v), `series ${s} step ${i}`).toBeLessThan(1e-4)));
         // BF16 (tensor-core attention: heads of 64) follows the same steps to bf16's precision
-        const c = losses['bf16'];
-        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(c[s][i] - v) / Math.abs(v), `bf16 series ${s} step ${i}`).toBeLessThan(2e-2)));
+        const c = losses['bf16']!;
+        a.forEach((series, s) => series.forEach((v, i) => expect(Math.abs(c[s]![i]! - v) / Math.abs(v), `bf16 series ${s} step ${i}`).toBeLessThan(2e-2)));
       } finally {
         await studio.shutdown(5000);
       }

@@ -63,7 +63,7 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
   it('two ranks get the mean gradient of both micro-batches, and the same parameters after AdamW', async () => {
     const before = new Set(segments());
     const id = await newId();
-    const [r0, r1] = await Promise.all([0, 1].map((rank) => runRank(dir, { id, rank, world: 2, mode: 'step' })));
+    const [r0, r1] = (await Promise.all([0, 1].map((rank) => runRank(dir, { id, rank, world: 2, mode: 'step' })))) as [RankOut, RankOut];
     expect(r0.ok, r0.error).toBe(true);
     expect(r1.ok, r1.error).toBe(true);
     // the same bits on both ranks
@@ -93,15 +93,15 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
     let maxErr = 0;
     let maxAbs = 0;
     for (let i = 0; i < n; i++) {
-      maxErr = Math.max(maxErr, Math.abs(g[i] - grads[i]));
-      maxAbs = Math.max(maxAbs, Math.abs(grads[i]));
+      maxErr = Math.max(maxErr, Math.abs(g[i]! - grads[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(grads[i]!));
     }
     expect(maxAbs).toBeGreaterThan(1e-3); // real gradients
     expect(maxErr).toBeLessThan(1e-6 * Math.max(1, maxAbs));
     expect(r0.loss!).toBeCloseTo((l0 + l1) / 2, 6);
     const p = floats(r0.params!);
     let maxP = 0;
-    for (let i = 0; i < n; i++) maxP = Math.max(maxP, Math.abs(p[i] - params[i]));
+    for (let i = 0; i < n; i++) maxP = Math.max(maxP, Math.abs(p[i]! - params[i]!));
     expect(maxP).toBeLessThan(1e-6);
     expect(norm).toBeGreaterThan(0);
     // the segment's name is removed once every rank has joined: nothing is left behind
@@ -182,19 +182,19 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     const one = await trainToEnd(1);
     const two = await trainToEnd(2);
     for (const name of ['train/loss', 'train/norm', 'val/loss']) {
-      const a = one.m[name];
-      const b = two.m[name];
+      const a = one.m[name]!;
+      const b = two.m[name]!;
       expect(b.steps).toEqual(a.steps);
-      a.values.forEach((v, i) => expect(Math.abs(b.values[i] - v), `${name} at step ${a.steps[i]}`).toBeLessThan(1e-4));
+      a.values.forEach((v, i) => expect(Math.abs(b.values[i]! - v), `${name} at step ${a.steps[i]}`).toBeLessThan(1e-4));
     }
-    expect(one.m['train/loss'].steps).toHaveLength(6);
-    expect(one.m['val/loss'].steps).toHaveLength(3);
+    expect(one.m['train/loss']!.steps).toHaveLength(6);
+    expect(one.m['val/loss']!.steps).toHaveLength(3);
     const w1 = readCheckpoint(path.join(home, 'runs', one.run.id, 'checkpoints', 'step_000006')).weights;
     const w2 = readCheckpoint(path.join(home, 'runs', two.run.id, 'checkpoints', 'step_000006')).weights;
     let maxDiff = 0;
     for (const [name, t] of w1) {
       const u = w2.get(name)!.data;
-      for (let i = 0; i < t.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(t.data[i] - u[i]));
+      for (let i = 0; i < t.data.length; i++) maxDiff = Math.max(maxDiff, Math.abs(t.data[i]! - u[i]!));
     }
     if (process.env.GPT2_STUDIO_DP_REPORT) console.log(`max weight difference after 6 steps: ${maxDiff}`);
     expect(maxDiff).toBeLessThan(1e-4);
@@ -222,7 +222,7 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
     const resumed = await studio.runs.wait(run.id);
     expect(resumed.status, JSON.stringify(resumed.error)).toBe('done');
     const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] });
-    expect(m['train/loss'].steps).toEqual([...Array(12).keys()]);
+    expect(m['train/loss']!.steps).toEqual([...Array(12).keys()]);
   }, 120_000);
 
   it('a killed rank interrupts the run and takes the other rank down with it', async () => {
@@ -237,7 +237,7 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
       });
     });
     expect(spawned).toHaveLength(2);
-    spawned[1].kill('SIGKILL');
+    spawned[1]!.kill('SIGKILL');
     const done = await studio.runs.wait(run.id);
     expect(done.status).toBe('interrupted');
     const alive = (pid: number | undefined) => {
@@ -248,6 +248,6 @@ describe.skipIf(!native.ok || !hasFixture('data/tinyshakespeare.txt'))('runs wit
         return false;
       }
     };
-    expect(alive(spawned[0].pid)).toBe(false);
+    expect(alive(spawned[0]!.pid)).toBe(false);
   }, 120_000);
 });

@@ -253,17 +253,17 @@ describe.skipIf(!present)('the request travels with a job and an interrupted pre
     expect(isCancelled(err)).toBe(true);
     const svc = new DatasetService({ home, env: {}, hooks: { unitChars: 40_000 } });
     const [partial] = await svc.list();
-    expect(partial.status).toBe('partial');
-    expect(partial.request).toEqual({ source: 'local', file, name: 'ts', workers: 1 });
+    expect(partial!.status).toBe('partial');
+    expect(partial!.request).toEqual({ source: 'local', file, name: 'ts', workers: 1 });
     const ckpt = fs.readFileSync(path.join(home, 'datasets', '.ts.partial', 'progress.json'), 'utf8');
     expect(ckpt).not.toContain('hf_secret_value');
     expect(await caught(() => previewDataset(home, 'ts'))).toMatchObject({ code: 'FILE_NOT_FOUND', message: expect.stringMatching(/not finished/) });
 
     // resuming with the listed request finishes it, and the job carries the request (without a token)
-    const { jobId } = await svc.prepare({ ...partial.request!, hfToken: 'hf_other' });
+    const { jobId } = await svc.prepare({ ...partial!.request!, hfToken: 'hf_other' });
     const [job] = await svc.jobs();
-    expect(job.jobId).toBe(jobId);
-    expect(job.request).toEqual({ source: 'local', file, name: 'ts', workers: 1 });
+    expect(job!.jobId).toBe(jobId);
+    expect(job!.request).toEqual({ source: 'local', file, name: 'ts', workers: 1 });
     const done = await svc.wait(jobId);
     expect(done.resumed).toBe(true);
     expect(done.summary.status).toBe('ready');

@@ -102,7 +102,7 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
     expect(r.attempts).toBe(2);
     const reqs = server.requests.filter((q) => q.path === '/drop.txt');
     expect(reqs.map((q) => q.range)).toEqual([undefined, 'bytes=300000-']);
-    expect(reqs[1].ifRange).toBe('"ts-1"');
+    expect(reqs[1]!.ifRange).toBe('"ts-1"');
     expect(fs.readFileSync(r.file).equals(shakespeare)).toBe(true);
     expect(fs.existsSync(`${r.file}.part`)).toBe(false);
     expect(Math.max(...progress)).toBe(shakespeare.length);
@@ -288,7 +288,7 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
     await new Promise((r) => setImmediate(r));
     expect(outcome.summary.tokens.train).toBe(301_966);
     expect(status.map((s) => s.status)).toEqual(['running', 'done']);
-    expect(status[1].dataset?.tokens).toEqual({ train: 301_966, val: 36_059 });
+    expect(status[1]!.dataset?.tokens).toEqual({ train: 301_966, val: 36_059 });
     expect(new Set(progress.map((p) => p.stage))).toEqual(new Set(['listing', 'downloading', 'tokenizing', 'finishing']));
     expect(progress.every((p) => p.jobId === jobId && p.datasetId === 'tinyshakespeare')).toBe(true);
     expect(progress.at(-1)!.tokens).toBe(338_025);
@@ -308,7 +308,7 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
     expect(await svc.cancel({ jobId })).toEqual({ cancelled: true });
     await new Promise((r) => setImmediate(r));
     expect(status.map((s) => s.status)).toEqual(['running', 'cancelled']);
-    expect(status[1].resumable).toBe(true);
+    expect(status[1]!.resumable).toBe(true);
     // nothing was tokenized: no partial dataset is left, only the partial download, which the next attempt continues
     expect(await svc.list()).toEqual([]);
     expect(fs.readdirSync(path.join(home, 'datasets'))).toEqual([]);
@@ -331,7 +331,7 @@ describe.skipIf(!present)('FineWeb-edu through a Hugging Face style endpoint', (
     const r = await prepareDataset(home, { source: 'fineweb-edu-10bt', endpoint: server.url, maxFiles: 2, shardSize: 20_000, workers: 2 }, { HF_TOKEN: 'hf_test_token' }, FAST);
     const m = readManifest(path.join(r.dir, 'manifest.json'));
     const stream = tokensOf(r.dir, m.files.map((f) => f.file));
-    expect(stream).toEqual(expected([...fwDocs[0], ...fwDocs[1]]));
+    expect(stream).toEqual(expected([...fwDocs[0]!, ...fwDocs[1]!]));
     // shard 0 is val with the first shardSize tokens (fineweb.py), the others are train
     expect(m.files[0]).toMatchObject({ file: 'fineweb-edu-10bt_val_000000.bin', split: 'val', tokens: 20_000 });
     expect(m.files.slice(1).every((f, i) => f.split === 'train' && f.file === `fineweb-edu-10bt_train_${String(i + 1).padStart(6, '0')}.bin`)).toBe(true);
@@ -379,7 +379,7 @@ describe.skipIf(!present)('FineWeb-edu through a Hugging Face style endpoint', (
 
   it('HF_ENDPOINT is used when no endpoint is given; an unknown endpoint path is a 404 with a mirror hint', async () => {
     const r = await prepareDataset(home, { source: 'fineweb-edu-10bt', maxFiles: 1, name: 'fw1' }, { HF_ENDPOINT: server.url }, FAST);
-    expect(r.summary.tokens.val + r.summary.tokens.train).toBe(expected(fwDocs[0]).length);
+    expect(r.summary.tokens.val + r.summary.tokens.train).toBe(expected(fwDocs[0]!).length);
     const e = await caught(prepareDataset(home, { source: 'fineweb-edu-10bt', name: 'fw2' }, { HF_ENDPOINT: `${server.url}/mirror` }, FAST));
     expect(e.code).toBe('NOT_FOUND');
     expect(e.hint).toMatch(/HF_ENDPOINT/);
@@ -413,7 +413,7 @@ describe.skipIf(!present)('other sources', () => {
       const parsed = parseHellaswag(fs.readFileSync(file, 'utf8'));
       expect(parsed.skipped.length).toBeGreaterThan(0);
       expect(r.summary.examples).toBe(parsed.examples.length);
-      expect(r.summary.notes.join(' ')).toMatch(new RegExp(`${parsed.skipped.length} malformed lines are skipped \\(first: line ${parsed.skipped[0].line}`));
+      expect(r.summary.notes.join(' ')).toMatch(new RegExp(`${parsed.skipped.length} malformed lines are skipped \\(first: line ${parsed.skipped[0]!.line}`));
     } finally {
       fs.rmSync(h, { recursive: true, force: true });
     }
@@ -472,15 +472,15 @@ describe.skipIf(!present)('other sources', () => {
       const b = await prepareDataset(other, { source: 'builtin', sizeMb: 0.5, shardSize: 50_000, seed: 7 }, {}, FAST);
       expect(readManifest(path.join(b.dir, 'manifest.json')).files).toEqual(readManifest(path.join(a.dir, 'manifest.json')).files);
       const c = await prepareDataset(other, { source: 'builtin', sizeMb: 0.5, shardSize: 50_000, seed: 8, name: 'seed8' }, {}, FAST);
-      expect(readManifest(path.join(c.dir, 'manifest.json')).files[0].sha256).not.toBe(readManifest(path.join(a.dir, 'manifest.json')).files[0].sha256);
+      expect(readManifest(path.join(c.dir, 'manifest.json')).files[0]!.sha256).not.toBe(readManifest(path.join(a.dir, 'manifest.json')).files[0]!.sha256);
     } finally {
       fs.rmSync(other, { recursive: true, force: true });
     }
     const m = readManifest(path.join(a.dir, 'manifest.json'));
-    expect(m.files[0].split).toBe('val');
+    expect(m.files[0]!.split).toBe('val');
     expect(m.tokens.val).toBeGreaterThan(0);
     expect(m.tokens.train).toBeGreaterThan(m.tokens.val * 5);
-    const val = readShardTokens(path.join(a.dir, m.files[0].file));
+    const val = readShardTokens(path.join(a.dir, m.files[0]!.file));
     expect(val[0]).toBe(EOT);
     expect(m.description).toMatch(/Synthetic/);
   });

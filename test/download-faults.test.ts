@@ -284,7 +284,7 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     expect(fs.existsSync(`${dest('b')}.part`)).toBe(false);
 
     const changed = Buffer.from(shakespeare);
-    changed[1000] ^= 1;
+    changed[1000]! ^= 1;
     const flipped = serve({ body: changed });
     const c = await caught(downloadFile({ url: flipped, dest: dest('c'), ...known }, FAST));
     expect(c.message).toContain(`has sha256 ${sha256(changed)}, but the source publishes ${TINYSHAKESPEARE_SHA256}`);
@@ -333,7 +333,7 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
     expect(performance.now() - t).toBeLessThan(15_000); // Retry-After 120 s, capped at maxBackoffMs
     for (const id of ['a', 'b']) {
       const m = readManifest(path.join(home, 'datasets', id, 'manifest.json'));
-      expect(m.inputs[0].sha256).toBe(TINYSHAKESPEARE_SHA256);
+      expect(m.inputs[0]!.sha256).toBe(TINYSHAKESPEARE_SHA256);
       expect(m.tokens).toEqual({ train: 301_966, val: 36_059 });
     }
   });
@@ -439,8 +439,8 @@ describe('local inputs: pipes, devices, sizes, empty files', () => {
     expect(e.code).toBe('BAD_DATA');
     expect(e.message).toMatch(/hold no text to tokenize \(empty\.txt: 0 bytes of text\)/);
     expect(status.map((s) => s.status)).toEqual(['running', 'failed']);
-    expect(status[1].resumable).toBe(false);
-    expect(status[1].error?.message).toBe(e.message);
+    expect(status[1]!.resumable).toBe(false);
+    expect(status[1]!.error?.message).toBe(e.message);
     expect(await svc.list()).toEqual([]);
     expect(fs.readdirSync(path.join(home, 'datasets'))).toEqual([]);
 

@@ -19,7 +19,7 @@ function source(seed: number, B: number, T: number): BatchSource {
   const rng = new Rng(seed);
   const batches: Batch[] = Array.from({ length: 4 }, () => batchFromRows(Array.from({ length: B }, () => Array.from({ length: T + 1 }, () => rng.int(50257))), T));
   let i = 0;
-  return { next: () => batches[i++ % batches.length], getState: () => i, setState: (s) => void (i = s as number), reset: () => void (i = 0) };
+  return { next: () => batches[i++ % batches.length]!, getState: () => i, setState: (s) => void (i = s as number), reset: () => void (i = 0) };
 }
 
 describe('the estimator\'s schedule', () => {

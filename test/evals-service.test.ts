@@ -91,9 +91,9 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     const all = evals.examples({ evalId: ev.id });
     expect(all.map((x) => x.ind)).toEqual(byInd.map((e) => e.ind));
     all.forEach((x, i) => {
-      const e = byInd[i];
+      const e = byInd[i]!;
       expect([x.label, x.pred, x.pred_norm]).toEqual([e.label, e.pred, e.pred_norm]);
-      for (let k = 0; k < 4; k++) expect(Math.abs(x.sum_loss[k] - e.sum_loss[k])).toBeLessThan(1e-3);
+      for (let k = 0; k < 4; k++) expect(Math.abs(x.sum_loss[k]! - e.sum_loss[k]!)).toBeLessThan(1e-3);
       expect(x.ctx).toBe(lines.get(x.ind)!.ctx);
       expect(x.endings).toEqual(lines.get(x.ind)!.endings);
     });
@@ -108,7 +108,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
 
   it('records acc_norm on the checkpoint it measured (a whole data file only), and labels it with the run\'s name and step', async () => {
     const runId = checkpointRun(40);
-    expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeNull();
+    expect(studio.store.listCheckpoints(runId)[0]!.hellaswag).toBeNull();
     // a data file of the first N examples, evaluated whole
     const firstN = path.join(home, `hellaswag-first-${N}.jsonl`);
     fs.writeFileSync(firstN, fs.readFileSync(data, 'utf8').split('\n').slice(0, N).join('\n') + '\n');
@@ -117,11 +117,11 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(ev.params).toMatchObject({ modelKey: `ckpt:${runId}:40`, model: 'tiny run · step 40' });
     const done = await evals.wait(ev.id);
     expect(done.status).toBe('done');
-    expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeCloseTo(correctNorm / N, 12);
+    expect(studio.store.listCheckpoints(runId)[0]!.hellaswag).toBeCloseTo(correctNorm / N, 12);
     // a quick run on the first few examples does not replace it
     const quick = await evals.wait(evals.hellaswag({ target: { runId }, data: firstN, limit: 3 }).id);
     expect(quick.status).toBe('done');
-    expect(studio.store.listCheckpoints(runId)[0].hellaswag).toBeCloseTo(correctNorm / N, 12);
+    expect(studio.store.listCheckpoints(runId)[0]!.hellaswag).toBeCloseTo(correctNorm / N, 12);
     // what every model picker shows
     const entry = (await studio.invoke('models-list')).find((m) => m.key === `ckpt:${runId}:40`);
     expect(entry?.hellaswag).toBeCloseTo(correctNorm / N, 12);
@@ -156,7 +156,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     fs.copyFileSync(data, copy);
     const ev = evals.hellaswag({ target: { weightsPath: tiny }, data: copy, limit: 3 });
     expect((await evals.wait(ev.id)).status).toBe('done');
-    const first = evals.examples({ evalId: ev.id })[0];
+    const first = evals.examples({ evalId: ev.id })[0]!;
     expect(first.ctx).toBe(parseHellaswag(fs.readFileSync(data, 'utf8')).examples.find((x) => x.ind === first.ind)!.ctx);
     fs.rmSync(copy);
     const rows = evals.examples({ evalId: ev.id });
@@ -179,8 +179,8 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
 
   it('scores each token of a text; the ending\'s losses sum to the HellaSwag reference; a long text is cut to the context', async () => {
     await studio.invoke('models-import', { path: tiny, name: 'gpt2-tiny' });
-    const ex = parseHellaswag(fs.readFileSync(data, 'utf8')).examples[0];
-    const e = expected[0];
+    const ex = parseHellaswag(fs.readFileSync(data, 'utf8')).examples[0]!;
+    const e = expected[0]!;
     const ending = ' ' + ex.endings[e.label];
     const ctxTokens = encode(ex.ctx);
     // the text tokenizes as HellaSwag's rows do: context tokens, then the ending's
@@ -192,7 +192,7 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(r.losses.length).toBe(r.tokens.length - 1);
     expect(r.pieces.join('')).toBe(ex.ctx + ending);
     const endingLoss = r.losses.slice(ctxTokens.length - 1).reduce((a, b) => a + b, 0);
-    expect(Math.abs(endingLoss - e.sum_loss[e.label])).toBeLessThan(1e-3);
+    expect(Math.abs(endingLoss - e.sum_loss[e.label]!)).toBeLessThan(1e-3);
     expect(r.meanLoss).toBeCloseTo(r.losses.reduce((a, b) => a + b, 0) / r.losses.length, 10);
 
     const long = Array.from({ length: 60 }, (_, i) => `Sentence number ${i} is here.`).join(' ');

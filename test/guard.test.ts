@@ -149,7 +149,7 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
     expect(r.guard.map((g) => [g.step, g.action, g.toStep])).toEqual([[25, 'skip', undefined], [26, 'skip', undefined], [27, 'rollback', 20]]);
     expect(r.logs.some((l) => /step 27: guard: 3 loss spikes in a row .* rolled back the weights and optimizer state to step 20 and skipped the 8 batches since/.test(l))).toBe(true);
     // the garbage losses were spikes, and the run after them is back at the clean run's level
-    expect(r.steps[25].loss).toBeGreaterThan(r.steps[24].loss + 2);
+    expect(r.steps[25]!.loss).toBeGreaterThan(r.steps[24]!.loss + 2);
     expect(r.steps.slice(25, 28).every((s) => s.skipped)).toBe(true);
     const tail = (xs: StepEvent[]) => xs.slice(-5).reduce((a, s) => a + s.loss, 0) / 5;
     expect(Math.abs(tail(r.steps) - tail(clean.steps))).toBeLessThan(0.3);

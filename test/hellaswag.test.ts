@@ -23,14 +23,14 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
   function check(got: ExpectedExample[]) {
     expect(got.length).toBe(40);
     got.forEach((g, i) => {
-      const e = expected!.examples[i];
+      const e = expected!.examples[i]!;
       expect(g.ind).toBe(e.ind);
       expect(g.label).toBe(e.label);
       expect(g.pred).toBe(e.pred);
       expect(g.pred_norm).toBe(e.pred_norm);
       for (let k = 0; k < 4; k++) {
-        expect(Math.abs(g.sum_loss[k] - e.sum_loss[k])).toBeLessThan(1e-3);
-        expect(Math.abs(g.avg_loss[k] - e.avg_loss[k])).toBeLessThan(1e-3);
+        expect(Math.abs(g.sum_loss[k]! - e.sum_loss[k]!)).toBeLessThan(1e-3);
+        expect(Math.abs(g.avg_loss[k]! - e.avg_loss[k]!)).toBeLessThan(1e-3);
       }
     });
   }
@@ -89,12 +89,12 @@ describe.skipIf(!hasFixture('fixtures/bad-inputs/hellaswag_bad_lines.jsonl'))('m
   it('skips and reports lines 2 to 5 with their numbers, and accepts the label "2" of line 6', () => {
     const p = parseHellaswag(text, { source: file });
     expect(p.examples.map((e) => e.line)).toEqual([1, 6]);
-    expect(p.examples[1].label).toBe(2);
+    expect(p.examples[1]!.label).toBe(2);
     expect(p.skipped.map((s) => s.line)).toEqual([2, 3, 4, 5]);
-    expect(p.skipped[0].message).toContain('not valid JSON');
-    expect(p.skipped[1].message).toBe('"endings" must hold 4 strings; found 3');
-    expect(p.skipped[2].message).toContain('found 7');
-    expect(p.skipped[3].message).toContain('ctx');
+    expect(p.skipped[0]!.message).toContain('not valid JSON');
+    expect(p.skipped[1]!.message).toBe('"endings" must hold 4 strings; found 3');
+    expect(p.skipped[2]!.message).toContain('found 7');
+    expect(p.skipped[3]!.message).toContain('ctx');
   });
 
   it('stops at the first broken line in strict mode, naming the file and line', async () => {
@@ -133,8 +133,8 @@ describe('HellaSwag examples longer than the context', () => {
     const r = await runHellaswag(model, [mk('One two', 1), mk('one two three four five six seven eight nine ten', 2)]);
     expect(r.summary.n).toBe(1);
     expect(r.summary.skipped).toHaveLength(1);
-    expect(r.summary.skipped[0].line).toBe(2);
-    expect(r.summary.skipped[0].message).toMatch(/needs 11 tokens, more than the model's context of 8/);
+    expect(r.summary.skipped[0]!.line).toBe(2);
+    expect(r.summary.skipped[0]!.message).toMatch(/needs 11 tokens, more than the model's context of 8/);
   });
 
   it('shards by rank and honours the limit', async () => {

@@ -64,30 +64,30 @@ describe('spawnGroup (data-parallel worker group)', () => {
     const { g, workers, seen } = group(3);
     expect(workers).toHaveLength(3);
     g.send(start);
-    expect(workers[0].received).toEqual([{ ...start, rank: 0 }]);
-    expect(workers[1].received).toEqual([]);
+    expect(workers[0]!.received).toEqual([{ ...start, rank: 0 }]);
+    expect(workers[1]!.received).toEqual([]);
     g.send({ type: 'stop' }); // before the others have started: kept for them
-    workers[0].emit({ type: 'comm-id', id: 'shm:/gpt2-studio-x', engine: 'native-cpu' });
+    workers[0]!.emit({ type: 'comm-id', id: 'shm:/gpt2-studio-x', engine: 'native-cpu' });
     for (const r of [1, 2]) {
-      expect(workers[r].received).toEqual([{ ...start, rank: r, commId: 'shm:/gpt2-studio-x', engine: 'native-cpu' }, { type: 'stop' }]);
+      expect(workers[r]!.received).toEqual([{ ...start, rank: r, commId: 'shm:/gpt2-studio-x', engine: 'native-cpu' }, { type: 'stop' }]);
     }
-    expect(workers[0].received.at(-1)).toEqual({ type: 'stop' });
+    expect(workers[0]!.received.at(-1)).toEqual({ type: 'stop' });
     // rank 0 reports the run, renumbered; the others' non-error messages are not relayed; comm-id is internal
-    workers[0].emit({ type: 'log', level: 'info', message: 'hello' });
-    workers[1].emit({ type: 'log', level: 'info', message: 'from rank 1' });
+    workers[0]!.emit({ type: 'log', level: 'info', message: 'hello' });
+    workers[1]!.emit({ type: 'log', level: 'info', message: 'from rank 1' });
     expect(seen.map((m) => [m.type, m.seq])).toEqual([['log', 1]]);
-    expect(g.pid).toBe(workers[0].pid);
+    expect(g.pid).toBe(workers[0]!.pid);
   });
 
   it('reports the failing rank\'s own error, not the other ranks\' "rank N failed" consequences', () => {
     vi.useFakeTimers();
     const { g, workers, seen } = group(3);
     g.send(start);
-    workers[0].emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
-    workers[0].emit(error('data parallel: rank 1 failed, so rank 0 stops (exchanging gradients)'));
-    workers[2].emit(error('data parallel: rank 1 failed, so rank 2 stops (exchanging gradients)'));
+    workers[0]!.emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
+    workers[0]!.emit(error('data parallel: rank 1 failed, so rank 0 stops (exchanging gradients)'));
+    workers[2]!.emit(error('data parallel: rank 1 failed, so rank 2 stops (exchanging gradients)'));
     expect(seen).toEqual([]);
-    workers[1].emit(error('out of memory for the activations'));
+    workers[1]!.emit(error('out of memory for the activations'));
     expect(seen).toHaveLength(1);
     expect((seen[0] as Extract<WorkerMessage, { type: 'error' }>).error.message).toBe('rank 1: out of memory for the activations');
     vi.advanceTimersByTime(5000);
@@ -98,7 +98,7 @@ describe('spawnGroup (data-parallel worker group)', () => {
     vi.useFakeTimers();
     const { g, workers, seen } = group(2);
     g.send(start);
-    workers[0].emit(error('data parallel: rank 1 failed, so rank 0 stops (joining)'));
+    workers[0]!.emit(error('data parallel: rank 1 failed, so rank 0 stops (joining)'));
     expect(seen).toEqual([]);
     vi.advanceTimersByTime(2500);
     expect(seen).toHaveLength(1);
@@ -108,12 +108,12 @@ describe('spawnGroup (data-parallel worker group)', () => {
     vi.useFakeTimers();
     const { g, workers, exits } = group(2);
     g.send(start);
-    workers[0].emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
-    workers[1].emit(error('rank 1 cannot build its model'));
-    workers[1].exit(0);
-    expect(workers[0].killedWith).toBeNull();
+    workers[0]!.emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
+    workers[1]!.emit(error('rank 1 cannot build its model'));
+    workers[1]!.exit(0);
+    expect(workers[0]!.killedWith).toBeNull();
     vi.advanceTimersByTime(3500);
-    expect(workers[0].killedWith).toBe('SIGTERM');
+    expect(workers[0]!.killedWith).toBe('SIGTERM');
     await vi.runAllTimersAsync();
     expect(exits).toEqual([[null, 'SIGTERM']]);
   });
@@ -121,10 +121,10 @@ describe('spawnGroup (data-parallel worker group)', () => {
   it('a rank that dies takes the others down, and the group exits once, with the failure', async () => {
     const { g, workers, exits } = group(3);
     g.send(start);
-    workers[0].emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
-    workers[2].exit(null, 'SIGKILL');
-    expect(workers[0].killedWith).toBe('SIGTERM');
-    expect(workers[1].killedWith).toBe('SIGTERM');
+    workers[0]!.emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
+    workers[2]!.exit(null, 'SIGKILL');
+    expect(workers[0]!.killedWith).toBe('SIGTERM');
+    expect(workers[1]!.killedWith).toBe('SIGTERM');
     await new Promise((r) => setTimeout(r, 0));
     expect(exits).toEqual([[null, 'SIGKILL']]);
   });
@@ -133,9 +133,9 @@ describe('spawnGroup (data-parallel worker group)', () => {
     const { g, workers } = group(2);
     g.send(start);
     g.kill();
-    workers[0].emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
-    expect(workers[1].received).toEqual([]);
-    expect(workers[1].killedWith).toBe('SIGTERM');
+    workers[0]!.emit({ type: 'comm-id', id: 'shm:/x', engine: 'native-cpu' });
+    expect(workers[1]!.received).toEqual([]);
+    expect(workers[1]!.killedWith).toBe('SIGTERM');
   });
 
   it('the run config refuses more than 64 processes', () => {

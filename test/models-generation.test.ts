@@ -98,8 +98,8 @@ describe.skipIf(!have)('models and generation', () => {
     const model = await (await getEngine('auto')).createModel(w.config, w.tensors);
     try {
       const [ids] = await generate(model, [EOT, ...encode(prompt)], { temperature: 0, topK: 50, topP: 0.95, maxNewTokens: 24, numSequences: 1, seed: 1, stopTokens: [EOT] });
-      expect(d.text).toBe(decode(ids));
-      expect(d.reason).toBe(ids.length < 24 ? 'eot' : 'length');
+      expect(d.text).toBe(decode(ids!));
+      expect(d.reason).toBe(ids!.length < 24 ? 'eot' : 'length');
     } finally {
       model.dispose();
     }
@@ -138,7 +138,7 @@ describe.skipIf(!have)('models and generation', () => {
     await other.shutdown(1000);
     await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
     const after = await other.invoke('generate-sample', { targets: [{ modelId: 'tiny-gpt-2' }], prompt: 'x', maxTokens: 2 });
-    expect(after[0].error?.code).toBe('CANCELLED');
+    expect(after[0]!.error?.code).toBe('CANCELLED');
   });
 
   it('answers a conversation with the chat template', async () => {
@@ -158,10 +158,10 @@ describe.skipIf(!have)('models and generation', () => {
       temperature: 0.9,
     });
     expect(res).toHaveLength(3);
-    expect(res[0].error).toBeUndefined();
-    expect(res[0].tokens).toBeGreaterThan(0);
-    expect(res[1].text).toBe(res[0].text);
-    expect(res[2].error?.code).toBe('NOT_FOUND');
+    expect(res[0]!.error).toBeUndefined();
+    expect(res[0]!.tokens).toBeGreaterThan(0);
+    expect(res[1]!.text).toBe(res[0]!.text);
+    expect(res[2]!.error?.code).toBe('NOT_FOUND');
   });
 
   it('refuses a request without a prompt, or with a bad setting, before loading anything', async () => {

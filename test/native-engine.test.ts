@@ -50,7 +50,7 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
       model.dispose();
     }
     expect(losses.every(Number.isFinite)).toBe(true);
-    expect(losses[99]).toBeLessThan(losses[0]); // it learns (the unigram statistics, at least)
+    expect(losses[99]).toBeLessThan(losses[0]!); // it learns (the unigram statistics, at least)
   });
 
   it.skipIf(!!skip)('frees its memory on dispose, and KV caches on theirs', async () => {
@@ -103,16 +103,16 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
       for (const micro of data) {
         ra.push(await trainStep(a, micro, hyper));
         // the same step as one batch of 4 rows: the mean over both micro-batches is the mean over all rows
-        const joined = { B: 4, T: 32, inputs: Int32Array.from([...micro[0].inputs, ...micro[1].inputs]), targets: Int32Array.from([...micro[0].targets, ...micro[1].targets]) };
+        const joined = { B: 4, T: 32, inputs: Int32Array.from([...micro[0]!.inputs, ...micro[1]!.inputs]), targets: Int32Array.from([...micro[0]!.targets, ...micro[1]!.targets]) };
         rb.push(await trainStep(b, [joined], hyper));
       }
       for (let i = 0; i < 3; i++) {
-        expect(Math.abs(ra[i].loss - rb[i].loss) / rb[i].loss).toBeLessThan(1e-5);
-        expect(Math.abs(ra[i].norm - rb[i].norm) / rb[i].norm).toBeLessThan(1e-4);
+        expect(Math.abs(ra[i]!.loss - rb[i]!.loss) / rb[i]!.loss).toBeLessThan(1e-5);
+        expect(Math.abs(ra[i]!.norm - rb[i]!.norm) / rb[i]!.norm).toBeLessThan(1e-4);
       }
       const c = await make();
       try {
-        for (const micro of data) expect((await trainStep(c, micro, hyper)).loss).toBe(ra[data.indexOf(micro)].loss);
+        for (const micro of data) expect((await trainStep(c, micro, hyper)).loss).toBe(ra[data.indexOf(micro)]!.loss);
       } finally {
         c.dispose();
       }
@@ -156,10 +156,10 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
       const prompt = new Int32Array(B * P);
       for (let b = 0; b < B; b++) prompt.set(seqs.subarray(b * L, b * L + P), b * P);
       let out = await m.decodeStep(cache, prompt, P);
-      const at = (t: number) => Float32Array.from({ length: B * V }, (_, i) => full[(Math.floor(i / V) * L + t) * V + (i % V)]);
+      const at = (t: number) => Float32Array.from({ length: B * V }, (_, i) => full[(Math.floor(i / V) * L + t) * V + (i % V)]!);
       expect(maxAbsDiff(out, at(P - 1))).toBeLessThan(1e-4);
       for (let t = P; t < L; t++) {
-        out = await m.decodeStep(cache, Int32Array.from({ length: B }, (_, b) => seqs[b * L + t]), 1);
+        out = await m.decodeStep(cache, Int32Array.from({ length: B }, (_, b) => seqs[b * L + t]!), 1);
         expect(maxAbsDiff(out, at(t))).toBeLessThan(1e-4);
       }
       expect(cache.length).toBe(L);

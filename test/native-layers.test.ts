@@ -46,7 +46,7 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
       const rng = new Rng(1);
       const [B, T, C, V] = [3, 7, 20, 11];
       const inp = Int32Array.from({ length: B * T }, () => rng.int(V));
-      inp[0] = inp[1] = inp[5]; // repeated tokens accumulate
+      inp[0] = inp[1] = inp[5]!; // repeated tokens accumulate
       const wte = rand(rng, V * C);
       const wpe = rand(rng, T * C);
       const dout = rand(rng, B * T * C);
@@ -57,9 +57,9 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
         [tf.tensor2d(wte, [V, C]), tf.tensor2d(wpe, [T, C])],
         tf.tensor2d(dout, [B * T, C]),
       );
-      close(got.out, ref.out, FWD_TOL, 'out');
-      close(got.dwte, ref.grads[0], GRAD_TOL, 'dwte');
-      close(got.dwpe, ref.grads[1], GRAD_TOL, 'dwpe');
+      close(got.out!, ref.out, FWD_TOL, 'out');
+      close(got.dwte!, ref.grads[0]!, GRAD_TOL, 'dwte');
+      close(got.dwpe!, ref.grads[1]!, GRAD_TOL, 'dwpe');
     });
 
     it.skipIf(!!skip)('layernorm (biased variance, eps 1e-5): out, dx, dw, db', () => {
@@ -78,16 +78,16 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
         [tf.tensor2d(x, [N, C]), tf.tensor1d(w), tf.tensor1d(b)],
         tf.tensor2d(dout, [N, C]),
       );
-      close(got.out, ref.out, FWD_TOL, 'out');
-      close(got.dx, ref.grads[0], GRAD_TOL, 'dx');
-      close(got.dw, ref.grads[1], GRAD_TOL, 'dw');
-      close(got.db, ref.grads[2], GRAD_TOL, 'db');
+      close(got.out!, ref.out, FWD_TOL, 'out');
+      close(got.dx!, ref.grads[0]!, GRAD_TOL, 'dx');
+      close(got.dw!, ref.grads[1]!, GRAD_TOL, 'dw');
+      close(got.db!, ref.grads[2]!, GRAD_TOL, 'db');
     });
 
     it.skipIf(!!skip)('matmul with bias, weights [out, in]: out, dx, dW, dbias', () => {
       const rng = new Rng(3);
       // odd sizes: the edges of every packed panel, and a K larger than one packed block (256)
-      for (const [N, IC, OC] of [[37, 40, 72], [5, 300, 33], [130, 17, 9]]) {
+      for (const [N, IC, OC] of [[37, 40, 72], [5, 300, 33], [130, 17, 9]] as const) {
         const x = rand(rng, N * IC);
         const W = rand(rng, OC * IC, 0.1);
         const bias = rand(rng, OC);
@@ -98,10 +98,10 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
           [tf.tensor2d(x, [N, IC]), tf.tensor2d(W, [OC, IC]), tf.tensor1d(bias)],
           tf.tensor2d(dout, [N, OC]),
         );
-        close(got.out, ref.out, FWD_TOL, `out ${N}x${IC}x${OC}`);
-        close(got.dx, ref.grads[0], GRAD_TOL, `dx ${N}x${IC}x${OC}`);
-        close(got.dW, ref.grads[1], GRAD_TOL, `dW ${N}x${IC}x${OC}`);
-        close(got.dbias, ref.grads[2], GRAD_TOL, `dbias ${N}x${IC}x${OC}`);
+        close(got.out!, ref.out, FWD_TOL, `out ${N}x${IC}x${OC}`);
+        close(got.dx!, ref.grads[0]!, GRAD_TOL, `dx ${N}x${IC}x${OC}`);
+        close(got.dW!, ref.grads[1]!, GRAD_TOL, `dW ${N}x${IC}x${OC}`);
+        close(got.dbias!, ref.grads[2]!, GRAD_TOL, `dbias ${N}x${IC}x${OC}`);
       }
     });
 
@@ -116,14 +116,14 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
       const ref = vjp(
         (x) => {
           const [q, k, v] = tf.split(x, 3, 2).map((t) => tf.transpose(tf.reshape(t, [B, T, NH, hs]), [0, 2, 1, 3]));
-          const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hs)), mask), -1);
-          return tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B, T, C]);
+          const att = tf.softmax(tf.add(tf.mul(tf.matMul(q!, k!, false, true), 1 / Math.sqrt(hs)), mask), -1);
+          return tf.reshape(tf.transpose(tf.matMul(att, v!), [0, 2, 1, 3]), [B, T, C]);
         },
         [tf.tensor3d(qkv, [B, T, 3 * C])],
         tf.tensor3d(dout, [B, T, C]),
       );
-      close(got.out, ref.out, FWD_TOL, 'out');
-      close(got.dqkv, ref.grads[0], GRAD_TOL, 'dqkv');
+      close(got.out!, ref.out, FWD_TOL, 'out');
+      close(got.dqkv!, ref.grads[0]!, GRAD_TOL, 'dqkv');
     });
 
     it.skipIf(!!skip)('GELU (tanh approximation): out and dx, including large |x|', () => {
@@ -140,8 +140,8 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
         [tf.tensor1d(x)],
         tf.tensor1d(dout),
       );
-      close(got.out, ref.out, FWD_TOL, 'out');
-      close(got.dx, ref.grads[0], GRAD_TOL, 'dx');
+      close(got.out!, ref.out, FWD_TOL, 'out');
+      close(got.dx!, ref.grads[0]!, GRAD_TOL, 'dx');
     });
 
     it.skipIf(!!skip)('softmax cross-entropy with weights, an ignored target and a scale: losses and dlogits', () => {
@@ -159,10 +159,10 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
       const ref = vjp((x) => tf.mul(tf.sum(tf.mul(perRow(x), tf.tensor1d(weights))), scale), [tf.tensor2d(logits, [N, V])], tf.scalar(1));
       const losses = tf.tidy(() => perRow(tf.tensor2d(logits, [N, V])).dataSync() as Float32Array);
       for (let i = 0; i < N; i++) {
-        if (weights[i] === 0) expect(Number.isNaN(got.losses[i]), `loss ${i} is NaN`).toBe(true);
-        else expect(Math.abs(got.losses[i] - losses[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(losses[i])));
+        if (weights[i] === 0) expect(Number.isNaN(got.losses![i]), `loss ${i} is NaN`).toBe(true);
+        else expect(Math.abs(got.losses![i]! - losses[i]!)).toBeLessThan(1e-5 * Math.max(1, Math.abs(losses[i]!)));
       }
-      close(got.dlogits, ref.grads[0], GRAD_TOL, 'dlogits');
+      close(got.dlogits!, ref.grads[0]!, GRAD_TOL, 'dlogits');
     });
   },
 );

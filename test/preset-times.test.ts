@@ -24,9 +24,9 @@ interface PresetFile {
 /** A duration as the descriptions write it ("about 1 h 45 min", "about 1 min 10 s", "about 40 s"), in seconds. */
 function statedSeconds(text: string): number | null {
   const m = /\babout ((?:\d+(?:\.\d+)? h)?\s*(?:\d+ min)?\s*(?:\d+ s)?)(?=\W)/i.exec(text);
-  if (!m || !m[1].trim()) return null;
+  if (!m || !m[1]!.trim()) return null;
   let s = 0;
-  for (const [, n, unit] of m[1].matchAll(/(\d+(?:\.\d+)?) (h|min|s)\b/g)) s += Number(n) * (unit === 'h' ? 3600 : unit === 'min' ? 60 : 1);
+  for (const [, n, unit] of m[1]!.matchAll(/(\d+(?:\.\d+)?) (h|min|s)\b/g)) s += Number(n) * (unit === 'h' ? 3600 : unit === 'min' ? 60 : 1);
   return s;
 }
 

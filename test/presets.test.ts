@@ -74,21 +74,21 @@ describe('nano on the builtin stories, from a fresh workspace, to its end', () =
     expect(t.code, t.err + t.out.slice(-2000)).toBe(0);
     expect(t.out).toMatch(/step {3}299 \| loss/);
     expect(t.out + t.err).not.toMatch(/guard:/);
-    const [run] = await runs(home);
+    const run = (await runs(home))[0]!;
     expect(run.status).toBe('done');
     expect(run.bestValLoss).toBeLessThan(1.3);
     // what ran is recorded: the engine that trained, never "auto"
     expect(run.engine).not.toBe('auto');
     expect(run.attempts).toHaveLength(1);
-    expect(run.attempts[0].engine).toBe(run.engine);
-    expect(run.attempts[0].model).toMatchObject({ n_layer: 4, params: 7_265_024 });
-    expect(run.attempts[0].host.cores).toBeGreaterThan(0);
+    expect(run.attempts[0]!.engine).toBe(run.engine);
+    expect(run.attempts[0]!.model).toMatchObject({ n_layer: 4, params: 7_265_024 });
+    expect(run.attempts[0]!.host.cores).toBeGreaterThan(0);
   }, 15 * 60_000);
 
   it('the small-batch nano that once stopped at step 54 (batch 2 x 64, 128 tokens a step) ends done', async () => {
     const t = await cli(['train', '--preset', 'nano', '--home', home, '--set', 'guard.enabled=true', '--set', 'batch_size=2', '--set', 'seq_len=64', '--set', 'total_batch_size=128', '--json']);
     expect(t.code, t.err).toBe(0);
-    const runId = JSON.parse(t.out.split('\n')[0]).runId as string;
+    const runId = JSON.parse(t.out.split('\n')[0]!).runId as string;
     const run = (await runs(home)).find((r) => r.id === runId)!;
     expect(run.status).toBe('done');
     expect(run.bestValLoss).toBeLessThan(3);
@@ -102,7 +102,7 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('the sft pr
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-sft-home-'));
     elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-sft-cwd-'));
     const pairs = [['What color is the sky?', 'The sky is blue.'], ['What is two plus two?', 'Two plus two is four.'], ['Name a fruit.', 'An apple is a fruit.'], ['Say hello.', 'Hello there!']];
-    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ prompt: pairs[i % 4][0], response: pairs[i % 4][1] }));
+    const lines = Array.from({ length: 40 }, (_, i) => JSON.stringify({ prompt: pairs[i % 4]![0], response: pairs[i % 4]![1] }));
     fs.writeFileSync(path.join(elsewhere, 'chat.jsonl'), lines.join('\n') + '\n');
   });
   afterAll(() => {
@@ -120,15 +120,15 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('the sft pr
     const t = await cli(['train', '--preset', 'sft', '--home', home, '--set', 'init_path=models/tiny', ...sets, '--json'], elsewhere);
     expect(t.code, t.err + t.out.slice(-1500)).toBe(0);
     const events = t.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const runId = events[0].runId as string;
+    const runId = events[0]!.runId as string;
     const run = (await runs(home)).find((r) => r.id === runId)!;
     expect(run.status).toBe('done');
     // the stored config names the resolved path, and the shape that trained is the weights'
     expect(run.config.init_path).toBe(path.join(home, 'models', 'tiny'));
-    expect(run.attempts[0].model).toMatchObject({ n_layer: 2, params: 1_639_296 });
+    expect(run.attempts[0]!.model).toMatchObject({ n_layer: 2, params: 1_639_296 });
     const vals = events.filter((e) => e.event === 'run-eval' && e.name === 'val/loss').map((e) => e.value as number);
     expect(vals.length).toBeGreaterThan(2);
-    expect(vals[vals.length - 1]).toBeLessThan(vals[0] - 2);
+    expect(vals[vals.length - 1]).toBeLessThan(vals[0]! - 2);
     const samples = events.filter((e) => e.event === 'run-sample').flatMap((e) => e.samples as string[]);
     expect(samples.length).toBeGreaterThan(0);
     for (const s of samples) {

@@ -75,8 +75,8 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(seen.length).toBe(6);
     expect(seen.every((s) => s.inDb)).toBe(true);
     const metrics = await studio.invoke('runs-metrics', { id: run.id });
-    expect(metrics['val/loss'].steps).toEqual([0, 3, 5]);
-    expect(metrics['hellaswag/acc_norm'].steps).toEqual([0, 3, 5]);
+    expect(metrics['val/loss']!.steps).toEqual([0, 3, 5]);
+    expect(metrics['hellaswag/acc_norm']!.steps).toEqual([0, 3, 5]);
     // the CLI evaluates the run's last checkpoint by id
     let hs = '';
     expect(await main(['hellaswag', '--run', run.id, '--limit', '4', '--home', home], { out: (x) => (hs += x), err: () => {} })).toBe(0);
@@ -102,17 +102,17 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(native.engine).toMatch(/^native-(cpu|cuda)$/);
     expect(native.attempts).toHaveLength(1);
     expect(native.attempts[0]).toMatchObject({ engine: native.engine, fromStep: 0, precision: 'fp32', worldSize: 1, initFrom: 'scratch' });
-    expect(['blas', 'builtin']).toContain(native.attempts[0].backend);
-    expect(native.attempts[0].threads).toBeGreaterThan(0);
-    expect(native.attempts[0].model).toEqual({ n_layer: 1, n_head: 2, n_embd: 32, block_size: 128, vocab_size: 50257, params: native.attempts[0].model.params });
-    expect(native.attempts[0].host.cores).toBeGreaterThan(0);
-    expect(native.attempts[0].studioVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(['blas', 'builtin']).toContain(native.attempts[0]!.backend);
+    expect(native.attempts[0]!.threads).toBeGreaterThan(0);
+    expect(native.attempts[0]!.model).toEqual({ n_layer: 1, n_head: 2, n_embd: 32, block_size: 128, vocab_size: 50257, params: native.attempts[0]!.model.params });
+    expect(native.attempts[0]!.host.cores).toBeGreaterThan(0);
+    expect(native.attempts[0]!.studioVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(tfjs.engine).toBe('tfjs');
     expect(tfjs.attempts[0]).toMatchObject({ engine: 'tfjs', precision: 'fp32' });
     // the time outside the steps is measured, for estimates: evaluations and checkpoints
     const m = await studio.invoke('runs-metrics', { id: native.id });
-    expect(m['time/eval_ms'].steps).toEqual([0, 3, 5]);
-    expect(m['time/checkpoint_ms'].steps).toEqual([2, 5]);
+    expect(m['time/eval_ms']!.steps).toEqual([0, 3, 5]);
+    expect(m['time/checkpoint_ms']!.steps).toEqual([2, 5]);
     expect(native.stepsDone).toBe(6);
   });
 
@@ -130,7 +130,7 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     });
     const end = await studio.runs.wait(run.id);
     expect(end.status).toBe('stopped');
-    const [ck] = await studio.invoke('runs-checkpoints', { id: run.id });
+    const ck = (await studio.invoke('runs-checkpoints', { id: run.id }))[0]!;
     expect(ck.valLoss).not.toBeNull();
     expect(ck.valLossStep).not.toBeNull();
     // evaluations happen at even steps; a stop checkpoint at an odd step carries the last even one

@@ -112,7 +112,7 @@ async function login(s: RunningServer): Promise<string> {
   const r = await raw(s, `/?token=${encodeURIComponent(s.token)}`);
   expect(r.status).toBe(302);
   const setCookie = String(r.headers['set-cookie']);
-  return setCookie.split(';')[0];
+  return setCookie.split(';')[0]!;
 }
 
 /**
@@ -166,7 +166,7 @@ describe('serve: the token', () => {
     expect((await raw(s, `//evil.example/?token=${encodeURIComponent(s.token)}`)).headers.location).not.toMatch(/^\/\//);
 
     // the cookie (and the Bearer header) open the API and the event stream
-    const cookie = setCookie.split(';')[0];
+    const cookie = setCookie.split(';')[0]!;
     const withCookie = await api(s, 'app-info', undefined, { cookie });
     expect(withCookie.status).toBe(200);
     expect((await api(s, 'app-info')).status).toBe(200);

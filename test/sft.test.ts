@@ -28,7 +28,7 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('SFT', () =
     file = path.join(home, 'chat.jsonl');
     const lines: string[] = [];
     for (let i = 0; i < 40; i++) {
-      const [p, r] = PAIRS[i % PAIRS.length];
+      const [p, r] = PAIRS[i % PAIRS.length]!;
       lines.push(i % 2 ? JSON.stringify({ prompt: p, response: r }) : JSON.stringify({ messages: [{ role: 'user', content: p }, { role: 'assistant', content: r }] }));
     }
     lines.splice(3, 0, '{"prompt": "no response"}');
@@ -48,7 +48,7 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('SFT', () =
     const counted = Array.from(b.targets).filter((_, i) => b.mask![i] === 1);
     expect(counted.length).toBeGreaterThan(0);
     const text = decode(counted.filter((t) => t !== EOT));
-    for (const w of text.split(/\s+/).filter(Boolean)) expect(PAIRS.some(([, r]) => r.includes(w)), w).toBe(true);
+    for (const w of text.split(/\s+/).filter(Boolean)) expect(PAIRS.some(([, r]) => r!.includes(w)), w).toBe(true);
     const ignored = decode(Array.from(b.targets).filter((_, i) => b.mask![i] === 0));
     expect(ignored).toContain('User:');
   });
@@ -70,7 +70,7 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('SFT', () =
       un();
       expect(end.status, JSON.stringify(end.error)).toBe('done');
       expect(losses).toHaveLength(30);
-      const first = losses[0];
+      const first = losses[0]!;
       const last = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
       expect(first).toBeGreaterThan(10);
       expect(last).toBeLessThan(first - 2);

@@ -96,7 +96,7 @@ describe('store durability under SIGKILL', () => {
         .all(run.id);
       raw.close();
       expect(counts.filter((c) => c.n !== CRASH_METRIC_NAMES.length), 'steps stored in part').toEqual([]);
-      const lastStored = counts.length ? counts[counts.length - 1].step : 0;
+      const lastStored = counts.length ? counts[counts.length - 1]!.step : 0;
       expect(counts.map((c) => c.step)).toEqual(Array.from({ length: lastStored }, (_, i) => i + 1));
       // Committed-but-not-yet-acknowledged steps may be there too (the kill lands between commit and print).
       expect(lastStored).toBeGreaterThanOrEqual(w.lastAck);
@@ -106,7 +106,7 @@ describe('store durability under SIGKILL', () => {
       try {
         const series = store.getMetrics(run.id, CRASH_METRIC_NAMES);
         for (const name of CRASH_METRIC_NAMES) {
-          const s = series[name];
+          const s = series[name]!;
           expect(s.steps.length).toBe(lastStored);
           for (let step = 1; step <= w.lastAck; step++) {
             expect(s.steps[step - 1]).toBe(step);

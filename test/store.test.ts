@@ -317,13 +317,13 @@ describe('recordStep and metrics', () => {
     const m = s.getMetrics(run.id);
     expect(Object.keys(m).sort()).toEqual(['train/loss', 'train/lr', 'train/norm', 'val/loss']);
     expect(m['train/loss']).toEqual({ steps: [0, 1], values: [10.9, Number.NaN], wallTimes: [1000.5, 1001], tokensSeen: [524288, 1048576] });
-    expect(m['train/norm'].values).toEqual([Number.POSITIVE_INFINITY]);
-    expect(m['val/loss'].steps).toEqual([0, 2, 3, 4]);
+    expect(m['train/norm']!.values).toEqual([Number.POSITIVE_INFINITY]);
+    expect(m['val/loss']!.steps).toEqual([0, 2, 3, 4]);
     expect(s.listMetricNames(run.id)).toEqual(['train/loss', 'train/lr', 'train/norm', 'val/loss']);
 
     // names and sinceStep (exclusive); an unknown name is an empty series
     const some = s.getMetrics(run.id, ['val/loss', 'hellaswag/acc_norm'], { sinceStep: 2 });
-    expect(some['val/loss'].steps).toEqual([3, 4]);
+    expect(some['val/loss']!.steps).toEqual([3, 4]);
     expect(some['hellaswag/acc_norm']).toEqual({ steps: [], values: [], wallTimes: [], tokensSeen: [] });
     expect(Object.keys(some)).toEqual(['val/loss', 'hellaswag/acc_norm']);
   });
@@ -349,7 +349,7 @@ describe('recordStep and metrics', () => {
     expect(() =>
       s.recordStep(run.id, { step: 1, metrics: { 'train/loss': 10, 'val/loss': 9, 'train/boom': 1, 'train/lr': 1e-4 }, wallTime: 2, tokensSeen: 200 }),
     ).toThrow(/disk on fire/);
-    expect(s.getMetrics(run.id)['train/loss'].steps).toEqual([0]);
+    expect(s.getMetrics(run.id)['train/loss']!.steps).toEqual([0]);
     expect(s.getMetrics(run.id)['train/lr']).toBeUndefined();
     expect(s.getRun(run.id)).toMatchObject({ stepsDone: 1, tokensSeen: 100, bestValLoss: 11.1 });
   });
@@ -378,7 +378,7 @@ describe('recordStep and metrics', () => {
     expect(s.getRun(run.id)?.bestValLoss).toBe(1);
     const after = s.rewindRun(run.id, 6);
     expect(after).toMatchObject({ stepsDone: 6, tokensSeen: 60, bestValLoss: 7 });
-    expect(s.getMetrics(run.id)['train/loss'].steps).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(s.getMetrics(run.id)['train/loss']!.steps).toEqual([0, 1, 2, 3, 4, 5]);
     expect(s.listSamples(run.id).map((x) => x.step)).toEqual([5, 4, 3, 2, 1, 0]);
   });
 });

@@ -15,7 +15,7 @@ import { hasFixture, sharedPath } from './shared';
 function listSource(batches: Batch[]): BatchSource {
   let i = 0;
   return {
-    next: () => batches[i++ % batches.length],
+    next: () => batches[i++ % batches.length]!,
     getState: () => i,
     setState: (s) => { i = s as number; },
     reset: () => { i = 0; },
@@ -60,7 +60,7 @@ describe.skipIf(!present)('the trainer reproduces the fixture trajectory', () =>
       expect(Math.abs(s.lr - exp.lrs[i])).toBeLessThan(1e-12);
       expect(s.skipped).toBe(false);
     });
-    expect(formatStep(steps[0])).toMatch(/^step {5}0 \| loss 10\.83\d+ \| lr 1\.5000e-3 \| norm 1\.02\d+ \| dt [\d.]+ ms \| tok\/sec [\d.]+$/);
+    expect(formatStep(steps[0]!)).toMatch(/^step {5}0 \| loss 10\.83\d+ \| lr 1\.5000e-3 \| norm 1\.02\d+ \| dt [\d.]+ ms \| tok\/sec [\d.]+$/);
   });
 });
 
@@ -85,11 +85,11 @@ describe('gradient accumulation', () => {
     };
     const a = await run(8, big);
     const b = await run(2, small);
-    a.losses.forEach((l, i) => expect(Math.abs(l - b.losses[i])).toBeLessThan(1e-5));
+    a.losses.forEach((l, i) => expect(Math.abs(l - b.losses[i]!)).toBeLessThan(1e-5));
     for (const [name, t] of a.w) {
       const u = b.w.get(name)!;
       let m = 0;
-      for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i] - u.data[i]));
+      for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(t.data[i]! - u.data[i]!));
       expect(m, name).toBeLessThan(1e-5);
     }
   });
@@ -147,6 +147,6 @@ describe('checkpoints and evaluations', () => {
       again.dispose();
     }
     expect(order2).toEqual(['eval 0', 'eval 2', 'checkpoint 2', 'checkpoint 4']);
-    expect(saved2[1].valLoss).toBe(saved2[0].valLoss);
+    expect(saved2[1]!.valLoss).toBe(saved2[0]!.valLoss);
   });
 });

@@ -88,7 +88,7 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
     fs.writeFileSync(f1, JSON.stringify(cfg));
     const straight = await cli(['train', '--config', f1, '--home', home, '--json']).done;
     expect(straight.code, straight.stderr).toBe(0);
-    const straightId = straight.events[0].runId!;
+    const straightId = straight.events[0]!.runId!;
 
     // the same run, its worker killed with SIGKILL at a step after the step-8 checkpoint
     const killAt = 10 + Math.floor(Math.random() * 4);

@@ -11,7 +11,7 @@ import { parse, type CliIo } from './common';
 export async function callCommand(argv: string[], io: CliIo): Promise<number> {
   const positionals: string[] = [];
   let i = 0;
-  for (; i < argv.length && !argv[i].startsWith('--') && positionals.length < 2; i++) positionals.push(argv[i]);
+  for (; i < argv.length && !argv[i]!.startsWith('--') && positionals.length < 2; i++) positionals.push(argv[i]!);
   const a = parse(argv.slice(i), { home: { type: 'string' } }, 'call');
   const [name, json] = positionals;
   if (!name) {

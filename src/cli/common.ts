@@ -100,10 +100,10 @@ export function needWeights(w: string | undefined, cmd: string, homeFlag?: strin
   if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file, a folder holding model.safetensors, or a name that "gpt2-studio models" lists.');
   if (existsSync(w)) return w;
   const model = /^model:(.+)$/.exec(w);
-  if (model) return importedModelPath(resolveHome({ flag: homeFlag }), model[1]);
+  if (model) return importedModelPath(resolveHome({ flag: homeFlag }), model[1]!);
   const ckpt = /^ckpt:([^:]+):(\d+)$/.exec(w);
   if (ckpt) {
-    const runDir = runDirOf(resolveHome({ flag: homeFlag }), ckpt[1]);
+    const runDir = runDirOf(resolveHome({ flag: homeFlag }), ckpt[1]!);
     const steps = listCheckpointSteps(runDir);
     const step = Number(ckpt[2]);
     if (!steps.includes(step)) {

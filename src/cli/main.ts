@@ -88,7 +88,7 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
       const sd = new StreamDecoder();
       if (!a.json) io.out(`> ${a.prompt}`);
       const t0 = performance.now();
-      const [row] = await generateRows(model, prompt, {
+      const row = (await generateRows(model, prompt, {
         ...opts,
         seed: opts.seed + i,
         numSequences: 1,
@@ -96,7 +96,7 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
         onToken: (_row, tok) => {
           if (!a.json) io.out(sd.push(tok));
         },
-      });
+      }))[0]!;
       const dt = (performance.now() - t0) / 1000;
       if (!a.json) {
         io.out(sd.flush() + '\n');
@@ -160,7 +160,7 @@ async function cmdScore(argv: string[], io: CliIo): Promise<number> {
       io.out(JSON.stringify({ tokens, losses, meanLoss }) + '\n');
     } else {
       io.out('  #  token  loss      text\n');
-      losses.forEach((l, i) => io.out(`${String(i + 1).padStart(3)}  ${String(tokens[i + 1]).padStart(5)}  ${l.toFixed(4).padStart(8)}  ${JSON.stringify(decode([tokens[i + 1]]))}\n`));
+      losses.forEach((l, i) => io.out(`${String(i + 1).padStart(3)}  ${String(tokens[i + 1]).padStart(5)}  ${l.toFixed(4).padStart(8)}  ${JSON.stringify(decode([tokens[i + 1]!]))}\n`));
       io.out(`mean loss ${meanLoss.toFixed(4)} (perplexity ${Math.exp(meanLoss).toFixed(2)}) over ${losses.length} tokens\n`);
     }
     return 0;

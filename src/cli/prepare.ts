@@ -55,8 +55,8 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[]
 export function parseCount(v: string | undefined, flag: string, opts: { min?: number; allowFraction?: boolean } = {}): number | undefined {
   if (v === undefined) return undefined;
   const m = /^\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([kmbg]?)\s*$/i.exec(v);
-  const mult = m ? { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'b' | 'g'] : NaN;
-  const n = m ? Number(m[1].replace(/[_,]/g, '')) * mult : NaN;
+  const mult = m ? { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'b' | 'g'] : NaN;
+  const n = m ? Number(m[1]!.replace(/[_,]/g, '')) * mult : NaN;
   const min = opts.min ?? 1;
   if (!Number.isFinite(n) || n < min || (!opts.allowFraction && !Number.isInteger(n))) {
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `--${flag} ${v} is not valid.`, `Give --${flag} as ${opts.allowFraction ? 'a number' : 'a whole number'} >= ${min}, e.g. ${opts.allowFraction ? '4' : '100M'}.`);
@@ -233,7 +233,7 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
     );
   }
   if (positionals[0] === 'sft') return prepareSft(a, io);
-  const req: PrepareRequest = { source: positionals[0] };
+  const req: PrepareRequest = { source: positionals[0]! };
   if (a.name !== undefined) req.name = a.name;
   if (a.url !== undefined) req.url = a.url;
   if (a.file !== undefined) req.file = a.file;
@@ -331,8 +331,8 @@ export async function datasetsCommand(argv: string[], io: CliIo, opts: { env?: N
     String(d.shards), formatBytes(d.bytes),
   ]);
   const head = ['id', 'source', 'status', 'train tokens', 'val tokens', 'shards', 'size'];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd() + '\n';
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]): string => r.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
   io.out(line(head));
   for (const r of rows) io.out(line(r));
   for (const d of list) if (d.status === 'partial') io.out(`${d.id}: ${d.notes.join(' ')}\n`);

@@ -195,7 +195,7 @@ export async function exportCommand(argv: string[], io: CliIo): Promise<number> 
   const runDir = runDirOf(home, id);
   const steps = listCheckpointSteps(runDir);
   if (steps.length === 0) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoints in ${checkpointsDir(runDir)}.`, 'Checkpoints are written every checkpoint_interval steps and when a run stops.');
-  const step = num(a.step, 'step', { int: true, min: 0 }) ?? steps[steps.length - 1];
+  const step = num(a.step, 'step', { int: true, min: 0 }) ?? steps[steps.length - 1]!;
   if (!steps.includes(step)) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoint at step ${step}.`, `Checkpoints: ${steps.join(', ')}.`);
   const ck = readCheckpoint(path.join(checkpointsDir(runDir), checkpointDirName(step)));
   const out = path.resolve(a.out);

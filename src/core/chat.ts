@@ -24,7 +24,7 @@ export interface RenderedChat {
 
 /** Renders a conversation for training: the assistant turns and the final <|endoftext|> are masked in. */
 export function renderChat(messages: ChatMessage[]): RenderedChat {
-  if (messages.length === 0 || messages[messages.length - 1].role !== 'assistant') {
+  if (messages.length === 0 || messages[messages.length - 1]!.role !== 'assistant') {
     throw new StudioError(ErrorCode.BAD_DATA, 'A training conversation must end with an assistant message.', 'Give each example a response (or a last "assistant" message).');
   }
   const tokens: number[] = [EOT];
@@ -79,7 +79,7 @@ export function parseSftExample(o: unknown): ChatMessage[] | string {
       }
       msgs.push({ role: mm.role as ChatRole, content: mm.content });
     }
-    if (msgs.length === 0 || msgs[msgs.length - 1].role !== 'assistant') return 'the last message must be the assistant\'s';
+    if (msgs.length === 0 || msgs[msgs.length - 1]!.role !== 'assistant') return 'the last message must be the assistant\'s';
     return msgs;
   }
   return 'expected {"prompt", "response"} or {"messages": [...]}';

@@ -33,7 +33,7 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rng: Rng):
   const V = logits.length;
   if (o.temperature === 0) {
     let best = 0;
-    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    for (let i = 1; i < V; i++) if (logits[i]! > logits[best]!) best = i;
     return best;
   }
   // candidate ids sorted by logit, descending; only the top k need sorting when k is set
@@ -41,16 +41,16 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rng: Rng):
   if (o.topK > 0 && o.topK < V) {
     ids = topKIndices(logits, o.topK);
   } else {
-    ids = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b] - logits[a]);
+    ids = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]!);
   }
-  const max = logits[ids[0]];
-  const probs = ids.map((i) => Math.exp((logits[i] - max) / o.temperature));
+  const max = logits[ids[0]!]!;
+  const probs = ids.map((i) => Math.exp((logits[i]! - max) / o.temperature));
   let total = probs.reduce((a, b) => a + b, 0);
   if (o.topP < 1) {
     let acc = 0;
     let keep = probs.length;
     for (let j = 0; j < probs.length; j++) {
-      acc += probs[j] / total;
+      acc += probs[j]! / total;
       if (acc >= o.topP) {
         keep = j + 1;
         break;
@@ -62,10 +62,10 @@ export function sampleToken(logits: Float32Array, o: SamplingOptions, rng: Rng):
   }
   let r = rng.random() * total;
   for (let j = 0; j < probs.length; j++) {
-    r -= probs[j];
-    if (r < 0) return ids[j];
+    r -= probs[j]!;
+    if (r < 0) return ids[j]!;
   }
-  return ids[probs.length - 1];
+  return ids[probs.length - 1]!;
 }
 
 /** Indices of the k largest values, descending, ties broken by the lower index. */
@@ -74,17 +74,17 @@ function topKIndices(x: Float32Array, k: number): number[] {
   for (let i = 0; i < x.length; i++) {
     if (idx.length < k) {
       idx.push(i);
-      if (idx.length === k) idx.sort((a, b) => x[b] - x[a] || a - b);
-    } else if (x[i] > x[idx[k - 1]]) {
+      if (idx.length === k) idx.sort((a, b) => x[b]! - x[a]! || a - b);
+    } else if (x[i]! > x[idx[k - 1]!]!) {
       let j = k - 1;
-      while (j > 0 && x[idx[j - 1]] < x[i]) {
-        idx[j] = idx[j - 1];
+      while (j > 0 && x[idx[j - 1]!]! < x[i]!) {
+        idx[j] = idx[j - 1]!;
         j--;
       }
       idx[j] = i;
     }
   }
-  if (idx.length < k) idx.sort((a, b) => x[b] - x[a] || a - b);
+  if (idx.length < k) idx.sort((a, b) => x[b]! - x[a]! || a - b);
   return idx;
 }
 
@@ -188,7 +188,7 @@ export async function generateRows(model: Model, prompt: number[], o: GenerateOp
           reasons[b] = 'eot';
           continue;
         }
-        out[b].push(tok);
+        out[b]!.push(tok);
         if (o.onToken?.(b, tok) === false) {
           for (let r = 0; r < B; r++) reasons[r] ??= 'stop';
         }

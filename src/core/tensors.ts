@@ -13,18 +13,19 @@ export type NamedTensors = Map<string, HostTensor>;
 export function sumOfSquares(t: HostTensor): number {
   let s = 0;
   const d = t.data;
-  for (let i = 0; i < d.length; i++) s += d[i] * d[i];
+  for (let i = 0; i < d.length; i++) s += d[i]! * d[i]!;
   return s;
 }
 
 /** Transposes a 2-D tensor [r, c] into a new [c, r] tensor. */
 export function transpose2d(t: HostTensor): HostTensor {
-  const [r, c] = t.shape;
+  const r = t.shape[0]!;
+  const c = t.shape[1]!;
   const out = new Float32Array(r * c);
   const src = t.data;
   for (let i = 0; i < r; i++) {
     const row = i * c;
-    for (let j = 0; j < c; j++) out[j * r + i] = src[row + j];
+    for (let j = 0; j < c; j++) out[j * r + i] = src[row + j]!;
   }
   return { shape: [c, r], data: out };
 }

@@ -17,7 +17,7 @@ function table(): Uint8Array[] {
   const enc = new TextEncoder();
   const t: Uint8Array[] = new Array(GPT2_VOCAB_SIZE);
   for (let id = 0; id < ranks.length; id++) {
-    const v = ranks[id];
+    const v = ranks[id]!;
     t[id] = typeof v === 'string' ? enc.encode(v) : Uint8Array.from(v);
   }
   t[EOT_TOKEN] = enc.encode(EOT_TEXT);
@@ -37,14 +37,14 @@ export function tokensToBytes(tokens: ArrayLike<number>): Uint8Array {
   const t = table();
   let n = 0;
   for (let i = 0; i < tokens.length; i++) {
-    const b = t[tokens[i]];
+    const b = t[tokens[i]!];
     if (!b) throw new RangeError(`Token id ${tokens[i]} is outside GPT-2's vocabulary (0..${GPT2_VOCAB_SIZE - 1}).`);
     n += b.length;
   }
   const out = new Uint8Array(n);
   let o = 0;
   for (let i = 0; i < tokens.length; i++) {
-    const b = t[tokens[i]];
+    const b = t[tokens[i]!]!;
     out.set(b, o);
     o += b.length;
   }

@@ -122,7 +122,7 @@ function ensureFolder(dir: string, source: string): void {
       throw new StudioError(
         ErrorCode.BAD_CONFIG,
         `The workspace folder "${dir}" (from ${source}) cannot be created: a file with that name is in the way.`,
-        `Move or rename that file, or ${hint[0].toLowerCase()}${hint.slice(1)}`,
+        `Move or rename that file, or ${hint[0]!.toLowerCase()}${hint.slice(1)}`,
         { cause: e },
       );
     }
@@ -138,7 +138,7 @@ function ensureFolder(dir: string, source: string): void {
     throw new StudioError(
       ErrorCode.BAD_CONFIG,
       `The workspace path "${dir}" (from ${source}) is a file, not a folder.`,
-      `Move or rename that file, or ${hint[0].toLowerCase()}${hint.slice(1)}`,
+      `Move or rename that file, or ${hint[0]!.toLowerCase()}${hint.slice(1)}`,
     );
   }
 }

@@ -13,7 +13,7 @@ export type Route =
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#\/?/, '');
   const [pathPart, query = ''] = raw.split('?', 2);
-  const parts = pathPart.split('/').filter(Boolean).map((p) => {
+  const parts = pathPart!.split('/').filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
     } catch {

@@ -45,7 +45,7 @@ export function modelLabel(run: Pick<Run, 'config'> & { attempts?: Run['attempts
 
 /** "6L·6H·384C": the shape that trained (or the config's), for narrow places. */
 export function shortShape(run: Pick<Run, 'config'> & { attempts?: Run['attempts'] }): string {
-  const a = run.attempts?.length ? run.attempts[run.attempts.length - 1].model : undefined;
+  const a = run.attempts?.length ? run.attempts[run.attempts.length - 1]!.model : undefined;
   if (a) return `${a.n_layer}L·${a.n_head}H·${a.n_embd}C`;
   const m = run.config.model as Record<string, unknown> | undefined;
   return typeof m?.preset === 'string' ? m.preset : modelLabel(run);

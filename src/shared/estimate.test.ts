@@ -137,8 +137,8 @@ describe('event costs', () => {
     // checkpoints every 50 steps; the run was stopped after its checkpoint at step 100, and resumed an hour later
     const c50 = config({ max_steps: 200, eval_interval: 10, checkpoint_interval: 50, sample_interval: 0 });
     const run50 = simulate(c50, { steps: 120, dt: () => 100, base: 5, cost });
-    const wall = run50.wallSec.map((w, i) => (run50.steps[i] >= 100 ? w + 3600 : w));
-    const restart = run50.wallSec[99] + 1800;
+    const wall = run50.wallSec.map((w, i) => (run50.steps[i]! >= 100 ? w + 3600 : w));
+    const restart = run50.wallSec[99]! + 1800;
     expect(costsFromWallGaps(c50, { ...run50, wallSec: wall }, {}, restart).checkpoint).toBeCloseTo(500, 6);
     expect(costsFromWallGaps(c50, { ...run50, wallSec: wall }).checkpoint).toBeGreaterThan(1000);
   });
@@ -182,7 +182,7 @@ describe('time estimates', () => {
     const all = simulate(c, { steps: 400, dt: (s) => (s === 0 ? 1500 : 200 + (s % 5)), base: 3, cost });
     const at = 150;
     const seen: StepSeries = { steps: all.steps.slice(0, at), dtMs: all.dtMs.slice(0, at), wallSec: all.wallSec.slice(0, at) };
-    const actualLeftSec = (all.totalMs - (all.wallSec[at - 1] * 1000 - 1_000_000_000)) / 1000;
+    const actualLeftSec = (all.totalMs - (all.wallSec[at - 1]! * 1000 - 1_000_000_000)) / 1000;
     // without time/* metrics: the wall-clock gaps give the costs
     const e = estimateRemaining(c, { stepsDone: at, series: seen })!;
     expect(e.sources.eval).toBe('wall-gap');

@@ -123,7 +123,7 @@ export function median(xs: readonly (number | null | undefined)[]): number | und
   const s = xs.filter(usable).sort((a, b) => a - b);
   if (!s.length) return undefined;
   const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /** The last `n` usable (finite, positive) values. */
@@ -236,11 +236,11 @@ export function costsFromWallGaps(c: TimedConfig, s: StepSeries, known: EventCos
   const maxSteps = totalSteps(c as RunConfig);
   const gaps: { events: EventKind[]; gapMs: number }[] = [];
   for (let i = 1; i < s.steps.length; i++) {
-    const step = s.steps[i];
+    const step = s.steps[i]!;
     const dt = s.dtMs[i];
-    if (step !== s.steps[i - 1] + 1 || !usable(dt)) continue;
-    if (restartSec !== undefined && s.wallSec[i - 1] < restartSec && s.wallSec[i] >= restartSec) continue;
-    const gapMs = (s.wallSec[i] - s.wallSec[i - 1]) * 1000 - dt;
+    if (step !== s.steps[i - 1]! + 1 || !usable(dt)) continue;
+    if (restartSec !== undefined && s.wallSec[i - 1]! < restartSec && s.wallSec[i]! >= restartSec) continue;
+    const gapMs = (s.wallSec[i]! - s.wallSec[i - 1]!) * 1000 - dt;
     if (!Number.isFinite(gapMs)) continue;
     gaps.push({ events: eventsBefore(c, step, maxSteps), gapMs });
   }
@@ -272,7 +272,7 @@ export function costsFromWallGaps(c: TimedConfig, s: StepSeries, known: EventCos
     const residual = Math.max(0, g.gapMs - base - g.events.reduce((a, e) => a + (costs[e] ?? 0), 0));
     const weights = unknown.map((e) => Math.max(0, split[e] ?? 0));
     const total = weights.reduce((a, b) => a + b, 0);
-    unknown.forEach((e, i) => (shares[e] ??= []).push(total > 0 ? (residual * weights[i]) / total : residual / unknown.length));
+    unknown.forEach((e, i) => (shares[e] ??= []).push(total > 0 ? (residual * weights[i]!) / total : residual / unknown.length));
   }
   for (const k of EVENT_KINDS) {
     const m = median(shares[k] ?? []);

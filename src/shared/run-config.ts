@@ -231,5 +231,5 @@ export function setConfigValue(cfg: Record<string, unknown>, key: string, raw: s
     if (typeof next !== 'object' || next === null || Array.isArray(next)) o[p] = {};
     o = o[p] as Record<string, unknown>;
   }
-  o[parts[parts.length - 1]] = value;
+  o[parts[parts.length - 1]!] = value;
 }

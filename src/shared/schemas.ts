@@ -42,6 +42,7 @@ export const prepareRequest = z.object({
   file: z.string().max(4000).optional(),
   maxFiles: z.number().int().min(1).optional(),
   maxTokens: z.number().int().min(1).optional(),
+  maxBytes: z.number().int().min(1).optional(),
   shardSize: z.number().int().min(1).max(2_147_483_647).optional(),
   valTokens: z.number().int().min(0).optional(),
   endpoint: z.string().max(2000).optional(),

@@ -183,16 +183,16 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     const file = path.join(BAD, name);
     await leavesNothing(async () => {
       const imp = await cli(['import', file]);
-      expectRefused(imp, file, SAFETENSORS[name]);
+      expectRefused(imp, file, SAFETENSORS[name]!);
       const info = await cli(['info', '--weights', file]);
-      expectRefused(info, file, SAFETENSORS[name]);
+      expectRefused(info, file, SAFETENSORS[name]!);
 
       const e1 = await caught(() => studio.invoke('models-import', { path: file }));
       expect(e1.code).toBe(ErrorCode.BAD_SAFETENSORS);
       expect(e1.message).toContain(file);
       const e2 = await caught(() => loadGpt2Weights(file));
       expect(e2.code).toBe(ErrorCode.BAD_SAFETENSORS);
-      expect(e2.message).toMatch(SAFETENSORS[name]);
+      expect(e2.message).toMatch(SAFETENSORS[name]!);
       expect(fs.readdirSync(path.join(home, 'models'))).toEqual([]);
       record(name, 'import', imp.exit, e1.code);
       record(name, 'info --weights', info.exit, e2.code);
@@ -203,14 +203,14 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     const file = path.join(BAD, name);
     await leavesNothing(async () => {
       const prep = await cli(['prepare', 'local', '--file', file, '--name', 'imported']);
-      expectRefused(prep, file, SHARDS[name]);
+      expectRefused(prep, file, SHARDS[name]!);
 
       // the header check, the whole-file read, and the loader a run opens (it checks every shard before training)
       for (const read of [() => readShardLayout(file), () => readShardTokens(file), () => openShardLoader([file], { B: 1, T: 8 })]) {
         const e = await caught(read);
         expect(e.code).toBe(ErrorCode.BAD_SHARD);
         expect(e.message).toContain(file);
-        expect(e.message).toMatch(SHARDS[name]);
+        expect(e.message).toMatch(SHARDS[name]!);
       }
       expect(fs.existsSync(path.join(home, 'datasets', 'imported'))).toBe(false);
       record(name, 'prepare local', prep.exit, ErrorCode.BAD_SHARD);
@@ -238,9 +238,9 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     const parsed = parseHellaswag(fs.readFileSync(file, 'utf8'), { source: file });
     expect(parsed.examples.map((x) => x.line)).toEqual([1, 6]);
     // line 6 stores its label as the string "2", as the Hugging Face copy does
-    expect(parsed.examples[1].label).toBe(2);
+    expect(parsed.examples[1]!.label).toBe(2);
     expect(parsed.skipped.map((s) => s.line)).toEqual(HELLASWAG_BAD_LINES.map(([l]) => l));
-    HELLASWAG_BAD_LINES.forEach(([, what], i) => expect(parsed.skipped[i].message).toMatch(what));
+    HELLASWAG_BAD_LINES.forEach(([, what], i) => expect(parsed.skipped[i]!.message).toMatch(what));
     if (!tinyPresent) return; // scoring needs the gpt2-tiny fixture
     await leavesNothing(async () => {
       const r = await cli(['hellaswag', '--weights', TINY, '--data', file, '--engine', 'native-cpu']);

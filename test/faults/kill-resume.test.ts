@@ -78,7 +78,7 @@ function shuffled<T>(xs: T[], r: () => number): T[] {
   const out = [...xs];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
+    [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
 }
@@ -86,14 +86,14 @@ function shuffled<T>(xs: T[], r: () => number): T[] {
 function killPlans(seed: number): KillPlan[] {
   const r = rng(seed);
   // every kind of point, and both resume paths, are covered whatever the seed; the seed orders them and draws the rest
-  const targets = shuffled(Array.from({ length: KILLS }, (_, i) => (['write', 'prune', 'step'] as const)[i % 3]), r);
+  const targets = shuffled(Array.from({ length: KILLS }, (_, i) => (['write', 'prune', 'step'] as const)[i % 3]!), r);
   const fresh = shuffled(Array.from({ length: KILLS }, (_, i) => i % 2 === 0), r);
   return targets.map((target, i) => ({
     target,
     afterSteps: 1 + Math.floor(r() * 2),
     // a write takes about 30-90 ms here, a step plus its checkpoint about 150 ms
     delayMs: target === 'prune' ? 0 : Math.floor(r() * (target === 'write' ? 50 : 150)),
-    freshStudio: fresh[i],
+    freshStudio: fresh[i]!,
   }));
 }
 
@@ -246,9 +246,9 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     const end = await studio.runs.wait(run.id);
     expect(end.status, JSON.stringify(end.error)).toBe('done');
     const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm'] });
-    expect(m['train/loss'].steps).toEqual(Array.from({ length: MAX_STEPS }, (_, i) => i));
+    expect(m['train/loss']!.steps).toEqual(Array.from({ length: MAX_STEPS }, (_, i) => i));
     const final = readCheckpoint(path.join(home, 'runs', run.id, 'checkpoints', checkpointDirName(MAX_STEPS)));
-    straight = { loss: m['train/loss'].values, norm: m['train/norm'].values, tokens: m['train/loss'].tokensSeen, steps: m['train/loss'].steps, weights: final.weights };
+    straight = { loss: m['train/loss']!.values, norm: m['train/norm']!.values, tokens: m['train/loss']!.tokensSeen, steps: m['train/loss']!.steps, weights: final.weights };
     // the loss moves, so that equal series say something
     expect(new Set(straight.loss).size).toBe(MAX_STEPS);
   }, 120_000);
@@ -276,7 +276,7 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     try {
       let run: Run = await studio.invoke('runs-resume', { id: runId });
       for (let n = 1; n <= KILLS; n++) {
-        const plan = plans[n - 1];
+        const plan = plans[n - 1]!;
         const pid = studio.store.getRun(runId)!.pid;
         expect(pid, 'the store records the worker pid of a running run').toBe(run.pid);
         expect(pid).toBeGreaterThan(0);
@@ -374,12 +374,12 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     expect(killedRunId).not.toBe('');
     const m = await studio.invoke('runs-metrics', { id: killedRunId, names: ['train/loss', 'train/norm'] });
     // one series, without gaps or repeats: each resume forgot what the killed attempt had recorded past its checkpoint
-    expect(m['train/loss'].steps).toEqual(straight!.steps);
-    expect(m['train/loss'].tokensSeen).toEqual(straight!.tokens);
+    expect(m['train/loss']!.steps).toEqual(straight!.steps);
+    expect(m['train/loss']!.tokensSeen).toEqual(straight!.tokens);
     const differs = (a: number[], b: number[]) => a.map((x, i) => (Object.is(x, b[i]) ? -1 : i)).filter((i) => i >= 0);
-    expect(differs(m['train/loss'].values, straight!.loss), 'steps whose loss differs').toEqual([]);
-    expect(differs(m['train/norm'].values, straight!.norm), 'steps whose norm differs').toEqual([]);
-    expect(bitsOf(m['train/loss'].values).equals(bitsOf(straight!.loss))).toBe(true);
+    expect(differs(m['train/loss']!.values, straight!.loss), 'steps whose loss differs').toEqual([]);
+    expect(differs(m['train/norm']!.values, straight!.norm), 'steps whose norm differs').toEqual([]);
+    expect(bitsOf(m['train/loss']!.values).equals(bitsOf(straight!.loss))).toBe(true);
     const final = readCheckpoint(path.join(home, 'runs', killedRunId, 'checkpoints', checkpointDirName(MAX_STEPS)));
     expect(sameTensors(straight!.weights, final.weights), 'tensors that differ').toEqual([]);
     figures.endToEndMs = performance.now() - figures.started;
@@ -421,8 +421,8 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     expect(listCheckpointSteps(runDir)).toContain(FINAL_STEPS);
     expect(readCheckpoint(path.join(ckDir, finalName)).state.step).toBe(FINAL_STEPS);
     const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] });
-    expect(m['train/loss'].steps).toEqual(Array.from({ length: FINAL_STEPS }, (_, i) => i));
-    expect(m['train/loss'].values.every(Number.isFinite)).toBe(true);
+    expect(m['train/loss']!.steps).toEqual(Array.from({ length: FINAL_STEPS }, (_, i) => i));
+    expect(m['train/loss']!.values.every(Number.isFinite)).toBe(true);
   }, 60_000);
 
   // resume finds nothing left to train: it marks the run done, with a log line that says why

@@ -15,7 +15,9 @@ import { dpBatch, DP_CONFIG } from './dp-common';
 
 interface Job { id: string; rank: number; world: number; out: string; mode: 'step' | 'fail' | 'wait'; timeoutMs?: number; nLayer?: number }
 
-const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as Job;
+const jobFile = process.argv[2];
+if (jobFile === undefined) throw new Error('usage: node bin/run-ts.mjs test/support/dp-rank.ts JOB.json');
+const job = JSON.parse(fs.readFileSync(jobFile, 'utf8')) as Job;
 const write = (o: unknown) => fs.writeFileSync(job.out, JSON.stringify(o));
 try {
   const engine = await getEngine('native-cpu', { threads: 1 });

@@ -53,7 +53,7 @@ export function fixtureSuite(title: string, open: () => Promise<Engine>, skip?: 
   it.skipIf(!run)('computes the logits within 1e-4, with the same argmax everywhere', async () => {
     const f = exp.forward;
     const B = f.input_ids.length;
-    const T = f.input_ids[0].length;
+    const T = f.input_ids[0]!.length;
     const V = model.config.vocabSize;
     const logits = await model.logits(flat(f.input_ids), B, T);
     expect(logits.length).toBe(B * T * V);
@@ -61,28 +61,28 @@ export function fixtureSuite(title: string, open: () => Promise<Engine>, skip?: 
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < T; t++) {
         const row = (b * T + t) * V;
-        for (let j = 0; j < 64; j++) maxErr = Math.max(maxErr, Math.abs(logits[row + j] - f.logits_first_64_vocab[b][t][j]));
+        for (let j = 0; j < 64; j++) maxErr = Math.max(maxErr, Math.abs(logits[row + j]! - f.logits_first_64_vocab[b]![t]![j]!));
         let am = 0;
-        for (let j = 1; j < V; j++) if (logits[row + j] > logits[row + am]) am = j;
-        expect(am).toBe(f.argmax[b][t]);
+        for (let j = 1; j < V; j++) if (logits[row + j]! > logits[row + am]!) am = j;
+        expect(am).toBe(f.argmax[b]![t]);
       }
     }
     const last = (T - 1) * V;
-    for (let j = 0; j < V; j++) maxErr = Math.max(maxErr, Math.abs(logits[last + j] - f.last_position_logits_row0[j]));
+    for (let j = 0; j < V; j++) maxErr = Math.max(maxErr, Math.abs(logits[last + j]! - f.last_position_logits_row0[j]!));
     expect(maxErr).toBeLessThan(1e-4);
   });
 
   it.skipIf(!run)('computes the per-token losses and the mean loss within 1e-4; uncounted positions are NaN', async () => {
     const f = exp.forward;
     const B = f.input_ids.length;
-    const T = f.input_ids[0].length;
+    const T = f.input_ids[0]!.length;
     const batch = { B, T, inputs: flat(f.input_ids), targets: flat(f.targets) };
     const losses = await model.tokenLosses(batch);
     let maxErr = 0;
     let mean = 0;
     for (let i = 0; i < B * T; i++) {
-      maxErr = Math.max(maxErr, Math.abs(losses[i] - f.per_token_loss[Math.floor(i / T)][i % T]));
-      mean += losses[i] / (B * T);
+      maxErr = Math.max(maxErr, Math.abs(losses[i]! - f.per_token_loss[Math.floor(i / T)]![i % T]!));
+      mean += losses[i]! / (B * T);
     }
     expect(maxErr).toBeLessThan(1e-4);
     expect(Math.abs(mean - f.loss)).toBeLessThan(1e-4);
@@ -105,14 +105,14 @@ export function fixtureSuite(title: string, open: () => Promise<Engine>, skip?: 
     try {
       for (let s = 0; s < tr.batches.length; s++) {
         const lr = learningRate(sched, s);
-        expect(Math.abs(lr - tr.lrs[s])).toBeLessThan(1e-12);
-        const micro = tr.batches[s].map((rows) => batchFromRows(rows, h.seq_len));
+        expect(Math.abs(lr - tr.lrs[s]!)).toBeLessThan(1e-12);
+        const micro = tr.batches[s]!.map((rows) => batchFromRows(rows, h.seq_len));
         const r = await trainStep(m, micro, {
           gradClip: h.grad_clip,
           adamw: { lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay },
         });
-        expect(Math.abs(r.loss - tr.losses[s]) / tr.losses[s]).toBeLessThan(1e-5);
-        expect(Math.abs(r.norm - tr.grad_norms[s]) / tr.grad_norms[s]).toBeLessThan(1e-3);
+        expect(Math.abs(r.loss - tr.losses[s]!) / tr.losses[s]!).toBeLessThan(1e-5);
+        expect(Math.abs(r.norm - tr.grad_norms[s]!) / tr.grad_norms[s]!).toBeLessThan(1e-3);
       }
       const fin = await m.exportWeights();
       for (const [name, want] of Object.entries(tr.final_sum_of_squares)) {
@@ -130,7 +130,7 @@ export function fixtureSuite(title: string, open: () => Promise<Engine>, skip?: 
 
   it.skipIf(!run)('greedy decoding with the KV cache equals full recomputation for 50 tokens', async () => {
     const prompt = [15496, 11, 314, 1101, 257, 3303, 2746, 11]; // "Hello, I'm a language model,"
-    const cached = (await generate(model, prompt, { temperature: 0, topK: 0, topP: 1, maxNewTokens: 50, numSequences: 1, seed: 1 }))[0];
+    const cached = (await generate(model, prompt, { temperature: 0, topK: 0, topP: 1, maxNewTokens: 50, numSequences: 1, seed: 1 }))[0]!;
     expect(cached.length).toBe(50);
     const seq = [...prompt];
     const V = model.config.vocabSize;
@@ -139,7 +139,7 @@ export function fixtureSuite(title: string, open: () => Promise<Engine>, skip?: 
       const logits = await model.logits(Int32Array.from(seq), 1, T);
       const row = logits.subarray((T - 1) * V, T * V);
       let best = 0;
-      for (let j = 1; j < V; j++) if (row[j] > row[best]) best = j;
+      for (let j = 1; j < V; j++) if (row[j]! > row[best]!) best = j;
       seq.push(best);
     }
     expect(cached).toEqual(seq.slice(prompt.length));

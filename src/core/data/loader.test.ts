@@ -13,11 +13,11 @@ class ArraySource implements ShardSource {
     return this.shards.length;
   }
   tokens(i: number): number {
-    return this.shards[i].length;
+    return this.shards[i]!.length;
   }
   load(i: number): Uint16Array {
     this.loads++;
-    return this.shards[i];
+    return this.shards[i]!;
   }
   name(i: number): string {
     return `shard${i}`;
@@ -35,7 +35,7 @@ class DataLoaderLite {
   private tokens: Uint16Array;
   private pos: number;
   constructor(private readonly shards: Uint16Array[], private readonly B: number, private readonly T: number, private readonly rank: number, private readonly world: number) {
-    this.tokens = shards[0];
+    this.tokens = shards[0]!;
     this.pos = B * T * rank;
   }
   nextBatch(): { x: number[]; y: number[] } {
@@ -46,7 +46,7 @@ class DataLoaderLite {
     this.pos += B * T * this.world;
     if (this.pos + (B * T * this.world + 1) > this.tokens.length) {
       this.shard = (this.shard + 1) % this.shards.length;
-      this.tokens = this.shards[this.shard];
+      this.tokens = this.shards[this.shard]!;
       this.pos = B * T * this.rank;
     }
     return { x, y };
@@ -67,8 +67,8 @@ describe('DataLoader (DataLoaderLite semantics)', () => {
     const fresh = new DataLoader(new ArraySource(shards), { B, T }).nextBatch();
     expect(fresh.B).toBe(2);
     expect(fresh.T).toBe(8);
-    expect(Array.from(fresh.inputs)).toEqual(Array.from(shards[0].subarray(0, 16)));
-    expect(Array.from(fresh.targets)).toEqual(Array.from(shards[0].subarray(1, 17)));
+    expect(Array.from(fresh.inputs)).toEqual(Array.from(shards[0]!.subarray(0, 16)));
+    expect(Array.from(fresh.targets)).toEqual(Array.from(shards[0]!.subarray(1, 17)));
   });
 
   it('rank r of w sees exactly its slice: the ranks together make the world-size batch', () => {
@@ -88,7 +88,7 @@ describe('DataLoader (DataLoaderLite semantics)', () => {
       expect(parts.flatMap((p) => p.x)).toEqual(all.x);
       expect(parts.flatMap((p) => p.y)).toEqual(all.y);
       // rank r's rows are rows r*B .. (r+1)*B-1 of the step: consecutive, disjoint slices of one shard
-      for (let r = 1; r < world; r++) expect(parts[r].x[0]).toBe(parts[r - 1].x[0] + B * T);
+      for (let r = 1; r < world; r++) expect(parts[r]!.x[0]).toBe(parts[r - 1]!.x[0]! + B * T);
     }
   });
 

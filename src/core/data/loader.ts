@@ -84,8 +84,8 @@ function mixSeed(...xs: number[]): number {
 function permute<T>(xs: T[] | Uint32Array, rng: Rng): void {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
-    const t = xs[i];
-    xs[i] = xs[j];
+    const t = xs[i]!;
+    xs[i] = xs[j]!;
     xs[j] = t;
   }
 }
@@ -101,9 +101,9 @@ export function shuffleDocuments(tokens: Uint16Array, rng: Rng, eot = EOT_TOKEN)
   const out = new Uint16Array(tokens.length);
   let o = 0;
   for (const d of order) {
-    const end = d + 1 < starts.length ? starts[d + 1] : tokens.length;
-    out.set(tokens.subarray(starts[d], end), o);
-    o += end - starts[d];
+    const end = d + 1 < starts.length ? starts[d + 1]! : tokens.length;
+    out.set(tokens.subarray(starts[d]!, end), o);
+    o += end - starts[d]!;
   }
   return out;
 }
@@ -194,7 +194,7 @@ export class DataLoader {
     }
     if (p.shard >= this.usable.length) throw bad(`shard ${p.shard} does not exist (this dataset has ${this.usable.length} usable shards)`);
     this.seek(p);
-    if (this.offset + this.stepTokens + 1 > this.tokens.length) throw bad(`offset ${p.offset} is past the end of shard "${this.source.name(this.order[p.shard])}" (${this.tokens.length} tokens)`);
+    if (this.offset + this.stepTokens + 1 > this.tokens.length) throw bad(`offset ${p.offset} is past the end of shard "${this.source.name(this.order[p.shard]!)}" (${this.tokens.length} tokens)`);
   }
 
   /** The next (B, T) batch of this rank. */
@@ -206,8 +206,8 @@ export class DataLoader {
     const inputs = new Int32Array(n);
     const targets = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      inputs[i] = buf[i];
-      targets[i] = buf[i + 1];
+      inputs[i] = buf[i]!;
+      targets[i] = buf[i + 1]!;
     }
     this.offset += this.stepTokens;
     if (this.offset + this.stepTokens + 1 > this.tokens.length) {
@@ -227,7 +227,7 @@ export class DataLoader {
 
   /** The name of the shard the next batch comes from. */
   get currentShardName(): string {
-    return this.source.name(this.order[this.cursor]);
+    return this.source.name(this.order[this.cursor]!);
   }
 
   private seek(p: LoaderPosition): void {
@@ -235,7 +235,7 @@ export class DataLoader {
     this.epoch = p.epoch;
     this.cursor = p.shard;
     this.offset = p.offset;
-    const shard = this.order[this.cursor];
+    const shard = this.order[this.cursor]!;
     if (this.loaded && this.loaded.shard === shard && (this.loaded.epoch === p.epoch || !this.shufflesDocuments)) return;
     let tokens = this.source.load(shard);
     if (tokens.length !== this.source.tokens(shard)) {

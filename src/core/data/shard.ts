@@ -138,7 +138,7 @@ export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string)
     throw badShard(file, `is a .npy array of dtype '${descr}'; GPT-2 token shards are uint16 ('<u2').`, 'Save the tokens with np.save(path, tokens.astype(np.uint16)), as build-nanogpt\'s fineweb.py does.');
   }
   const dims = shape.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  if (dims.length !== 1 || !/^\d+$/.test(dims[0])) {
+  if (dims.length !== 1 || !/^\d+$/.test(dims[0]!)) {
     throw badShard(file, `is a .npy array of shape (${shape}); a token shard is 1-D.`, 'Flatten the array before saving it.');
   }
   const count = Number(dims[0]);

@@ -17,7 +17,7 @@ export function checkTokenBatch(config: GPTConfig, B: number, T: number, ids: In
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch ${what} hold ${ids.length} ids, expected B*T = ${B}*${T} = ${B * T}.`);
   }
   for (let i = 0; i < ids.length; i++) {
-    const t = ids[i];
+    const t = ids[i]!;
     if (t >= vocabSize || (what === 'inputs' && t < 0)) {
       throw new StudioError(ErrorCode.BAD_ARGUMENT, `Token id ${t} at ${what}[${i}] is outside the vocabulary (0..${vocabSize - 1}).`);
     }

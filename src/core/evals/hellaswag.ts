@@ -35,7 +35,7 @@ export function parseHellaswag(text: string, opts: { strict?: boolean; source?: 
   const skipped: ParseIssue[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].trim();
+    const raw = lines[i]!.trim();
     if (raw === '') continue;
     const line = i + 1;
     const problem = checkLine(raw, line);
@@ -53,7 +53,7 @@ export function parseHellaswag(text: string, opts: { strict?: boolean; source?: 
     throw new StudioError(
       ErrorCode.BAD_DATA,
       skipped.length
-        ? `${src} holds no valid HellaSwag example: all ${skipped.length} line${skipped.length === 1 ? ' is' : 's are'} malformed (line ${skipped[0].line}: ${skipped[0].message}).`
+        ? `${src} holds no valid HellaSwag example: all ${skipped.length} line${skipped.length === 1 ? ' is' : 's are'} malformed (line ${skipped[0]!.line}: ${skipped[0]!.message}).`
         : `${src} holds no HellaSwag example: it is empty.`,
       'Pass the validation split as JSONL, one {"ctx", "endings": [4 strings], "label"} object a line ("gpt2-studio prepare hellaswag" downloads it).',
     );
@@ -127,9 +127,9 @@ export async function scoreExample(model: Model, ex: HellaswagExample): Promise<
   const targets = new Int32Array(B * T).fill(-1);
   rows.forEach((r, b) => {
     for (let t = 0; t < T; t++) {
-      inputs[b * T + t] = t < r.length ? r[t] : 0;
+      inputs[b * T + t] = t < r.length ? r[t]! : 0;
       // position t predicts token t+1; only ending tokens count
-      if (t + 1 < r.length && t + 1 >= ctxLen) targets[b * T + t] = r[t + 1];
+      if (t + 1 < r.length && t + 1 >= ctxLen) targets[b * T + t] = r[t + 1]!;
     }
   });
   const losses = await model.tokenLosses({ B, T, inputs, targets });
@@ -137,14 +137,14 @@ export async function scoreExample(model: Model, ex: HellaswagExample): Promise<
   const cnt = [0, 0, 0, 0];
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < T; t++) {
-      if (targets[b * T + t] >= 0) {
-        sum[b] += losses[b * T + t];
-        cnt[b]++;
+      if (targets[b * T + t]! >= 0) {
+        sum[b]! += losses[b * T + t]!;
+        cnt[b]!++;
       }
     }
   }
-  const avg = sum.map((s, b) => s / cnt[b]);
-  const argmin = (xs: number[]) => xs.reduce((best, x, i) => (x < xs[best] ? i : best), 0);
+  const avg = sum.map((s, b) => s / cnt[b]!);
+  const argmin = (xs: number[]) => xs.reduce((best, x, i) => (x < xs[best]! ? i : best), 0);
   return { ind: ex.ind, label: ex.label, pred: argmin(sum), pred_norm: argmin(avg), sum_loss: sum, avg_loss: avg };
 }
 
@@ -182,9 +182,9 @@ export async function runHellaswag(
   let correctNorm = 0;
   for (let i = 0; i < list.length; i++) {
     if (o.signal?.aborted) throw new StudioError(ErrorCode.CANCELLED, 'HellaSwag evaluation was cancelled.', 'Start it again to get a result.');
-    const r = await scoreExample(model, list[i]);
+    const r = await scoreExample(model, list[i]!);
     if ('skipped' in r) {
-      skipped.push({ line: list[i].line, message: r.skipped });
+      skipped.push({ line: list[i]!.line, message: r.skipped });
     } else {
       results.push(r);
       if (r.pred === r.label) correct++;

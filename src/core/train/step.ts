@@ -51,8 +51,8 @@ export function batchFromRows(rows: ArrayLike<number>[], T: number): Batch {
   const targets = new Int32Array(B * T);
   rows.forEach((r, b) => {
     for (let t = 0; t < T; t++) {
-      inputs[b * T + t] = r[t];
-      targets[b * T + t] = r[t + 1];
+      inputs[b * T + t] = r[t]!;
+      targets[b * T + t] = r[t + 1]!;
     }
   });
   return { B, T, inputs, targets };

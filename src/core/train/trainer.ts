@@ -231,8 +231,8 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
       // the step's loss over all ranks, and whether any rank was asked to stop or pause: every rank then agrees
       const local = hooks.control?.() ?? 'run';
       const [l, stopVotes, pauseVotes] = await dist.allReduceMean([loss, local === 'stop' ? 1 : 0, local === 'pause' ? 1 : 0]);
-      loss = l;
-      ctl = stopVotes > 0 ? 'stop' : pauseVotes > 0 ? 'pause' : 'run';
+      loss = l!;
+      ctl = stopVotes! > 0 ? 'stop' : pauseVotes! > 0 ? 'pause' : 'run';
     }
     const lr = learningRate(sched, step);
     // every rank sees the same loss and norm (both are over all ranks), so every rank takes the same action

@@ -40,7 +40,7 @@ const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'bas
 export function browseFiles(home: string, arg?: { path?: string; extensions?: string[]; showHidden?: boolean }, roots?: AllowedRoot[]): FolderListing {
   void home;
   const raw = arg?.path?.trim();
-  const target = raw ? expandBrowsePath(raw) : roots && roots.length > 0 ? roots[0].path : os.homedir();
+  const target = raw ? expandBrowsePath(raw) : roots && roots.length > 0 ? roots[0]!.path : os.homedir();
 
   let st: fs.Stats;
   try {

@@ -39,7 +39,7 @@ export function titleFrom(content: string): string {
     used++;
   }
   if (words.length === 0) return UNTITLED;
-  if (used === 0) return `${words[0].slice(0, 60)}…`;
+  if (used === 0) return `${words[0]!.slice(0, 60)}…`;
   return used < words.length ? `${title}…` : title;
 }
 

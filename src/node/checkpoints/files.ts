@@ -223,10 +223,10 @@ export function cleanCheckpointLeftovers(runDir: string): LeftoverCleanup {
   for (const name of fs.readdirSync(parent)) {
     const old = /^\.old-(step_\d{6,})-\d+$/.exec(name);
     if (old) {
-      const final = path.join(parent, old[1]);
+      const final = path.join(parent, old[1]!);
       if (!fs.existsSync(final) && isComplete(path.join(parent, name))) {
         fs.renameSync(path.join(parent, name), final);
-        out.restored.push(old[1]);
+        out.restored.push(old[1]!);
       } else drop(name);
     } else if (name.startsWith('.tmp-') || name.startsWith('.deleting-')) {
       drop(name);

@@ -139,7 +139,7 @@ function isLoopbackHost(hostname: string): boolean {
   if (h === 'localhost' || h.endsWith('.localhost') || h === '::1') return true;
   if (net.isIPv4(h)) return h.startsWith('127.');
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-  return !!mapped && mapped[1].startsWith('127.');
+  return !!mapped && mapped[1]!.startsWith('127.');
 }
 
 /** TLS errors about the server's certificate: another attempt gets the same certificate. */

@@ -155,7 +155,7 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       notes.push(
         `Tokens: about ${num(tokens)}, an estimate from ${mb(textBytes)} of ${parquet ? 'text (parquet: the text column, uncompressed)' : 'text on disk'} in ${inputs.length} file${inputs.length === 1 ? '' : 's'} at about ${BYTES_PER_TOKEN_ESTIMATE} bytes per token (English prose; code and other languages take more tokens).`,
       );
-      if (inputs.length === 1 && inputs[0].format === 'text-split') valFraction = 0.1;
+      if (inputs.length === 1 && inputs[0]!.format === 'text-split') valFraction = 0.1;
       break;
     }
     case 'builtin': {

@@ -69,7 +69,7 @@ export function checkHellaswag(file: string): { examples: number; notes: string[
   }
   const bad = parsed.skipped.length;
   const notes = bad > 0
-    ? [`${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0].line}, ${parsed.skipped[0].message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`]
+    ? [`${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0]!.line}, ${parsed.skipped[0]!.message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`]
     : [];
   return { examples: parsed.examples.length, notes };
 }

@@ -111,7 +111,7 @@ function nextLink(link: string | null, base: string): string | null {
   if (!link) return null;
   for (const part of link.split(',')) {
     const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(part);
-    if (m) return new URL(m[1], base).href;
+    if (m) return new URL(m[1]!, base).href;
   }
   return null;
 }

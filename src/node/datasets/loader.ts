@@ -24,15 +24,15 @@ export class FileShardSource implements ShardSource {
   }
 
   tokens(i: number): number {
-    return this.counts[i];
+    return this.counts[i]!;
   }
 
   load(i: number): Uint16Array {
-    return readShardTokens(this.files[i]);
+    return readShardTokens(this.files[i]!);
   }
 
   name(i: number): string {
-    return this.files[i];
+    return this.files[i]!;
   }
 }
 

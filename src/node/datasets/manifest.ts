@@ -182,8 +182,8 @@ export function listDatasets(home: string, readPartial?: (dir: string) => Partia
     if (partial) {
       const info = readPartial?.(dir);
       out.push({
-        id: partial[1],
-        title: info?.title ?? partial[1],
+        id: partial[1]!,
+        title: info?.title ?? partial[1]!,
         source: info?.source ?? 'unknown',
         kind: 'tokens',
         status: 'partial',

@@ -381,7 +381,7 @@ class Preparation {
     const ahead = this.queue.limit;
     for (let k = i; k < Math.min(this.plan.inputs.length, i + 1 + ahead); k++) {
       if (this.fetched.has(k)) continue;
-      const p = this.fetch(this.plan.inputs[k]);
+      const p = this.fetch(this.plan.inputs[k]!);
       p.catch(() => undefined); // awaited when its turn comes; no unhandled rejection meanwhile
       this.fetched.set(k, p);
     }
@@ -432,7 +432,7 @@ class Preparation {
   }
 
   private async awaitInput(i: number): Promise<FetchedInput> {
-    const inp = this.plan.inputs[i];
+    const inp = this.plan.inputs[i]!;
     this.currentFile = inp.name;
     if (inp.url) this.setStage('downloading');
     let f: FetchedInput;
@@ -448,7 +448,7 @@ class Preparation {
   }
 
   private record(i: number, f: FetchedInput): ManifestInput {
-    const inp = this.plan.inputs[i];
+    const inp = this.plan.inputs[i]!;
     const m: ManifestInput = { name: inp.name, bytes: f.bytes };
     if (f.sha256) m.sha256 = f.sha256;
     if (inp.url) m.url = inp.url;
@@ -517,8 +517,8 @@ class Preparation {
       const startInput = ckpt.input;
       if (!limitHit && startInput < plan.inputs.length) {
         // start the first download before the pool: the workers start while it runs
-        if (plan.inputs[startInput].url) {
-          this.currentFile = plan.inputs[startInput].name;
+        if (plan.inputs[startInput]!.url) {
+          this.currentFile = plan.inputs[startInput]!.name;
           this.setStage('downloading');
         }
         void this.input(startInput);
@@ -545,7 +545,7 @@ class Preparation {
           ckpt.textBytes += job.end.textBytes;
           if (job.end.skipped > 0) {
             ckpt.skipped += job.end.skipped;
-            if (ckpt.skippedNotes.length < 5 && job.end.firstSkipped) ckpt.skippedNotes.push(`${plan.inputs[job.end.input].name}: ${job.end.firstSkipped}`);
+            if (ckpt.skippedNotes.length < 5 && job.end.firstSkipped) ckpt.skippedNotes.push(`${plan.inputs[job.end.input]!.name}: ${job.end.firstSkipped}`);
           }
           this.saveCheckpoint();
           this.committedUnits++;
@@ -559,7 +559,7 @@ class Preparation {
       for (let i = startInput; i < plan.inputs.length && !limitHit; i++) {
         const f = await this.awaitInput(i);
         this.setStage('tokenizing');
-        const inp = plan.inputs[i];
+        const inp = plan.inputs[i]!;
         const format = inp.format;
         if (format === 'raw' || format === 'shard') throw new StudioError(ErrorCode.INTERNAL, `Input "${inp.name}" of format ${format} in a token preparation.`, '');
         const from = i === startInput ? ckpt.cursor : null;
@@ -643,7 +643,7 @@ class Preparation {
     const f = await this.awaitInput(0);
     throwIfCancelled(this.hooks.signal, this.what());
     this.setStage('finishing');
-    const inp = this.plan.inputs[0];
+    const inp = this.plan.inputs[0]!;
     // a download whose size is not published can only be checked by its structure: a connection closed early
     // without a length usually ends the file inside a line, and the published file has a known number of examples
     const refetch = (e: StudioError): StudioError => {
@@ -709,16 +709,16 @@ class Preparation {
     let index = 0;
     for (const i of order) {
       throwIfCancelled(this.hooks.signal, this.what());
-      const file = shardFileName(this.id, splits[i], index++);
+      const file = shardFileName(this.id, splits[i]!, index++);
       const dest = path.join(this.part, file);
-      const tokens = readShardTokens(inputs[i].path);
+      const tokens = readShardTokens(inputs[i]!.path);
       writeShardFile(dest, tokens);
-      files.push({ file, split: splits[i], tokens: layouts[i].tokens, bytes: SHARD_HEADER_BYTES + 2 * layouts[i].tokens, sha256: sha256FileSync(dest) });
+      files.push({ file, split: splits[i]!, tokens: layouts[i]!.tokens, bytes: SHARD_HEADER_BYTES + 2 * layouts[i]!.tokens, sha256: sha256FileSync(dest) });
     }
     const sum = (split: Split): number => files.filter((f) => f.split === split).reduce((n, f) => n + (f.tokens ?? 0), 0);
     const notes = [...this.plan.notes];
     if (layouts.some((l) => l.format === 'npy')) notes.push('build-nanogpt .npy shards were converted to llm.c .bin shards (same tokens).');
-    if (!anyVal) notes.push(`No file name says "val": the first file (${path.basename(inputs[0].path)}) is the val shard.`);
+    if (!anyVal) notes.push(`No file name says "val": the first file (${path.basename(inputs[0]!.path)}) is the val shard.`);
     return {
       ...this.manifestBase('tokens', inputs.map((f, i) => this.record(i, f))),
       tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: 'imported', vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: true },

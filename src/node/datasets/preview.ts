@@ -70,8 +70,9 @@ export function previewLines(file: string, chars: number): string {
   const out: string[] = [];
   let n = 0;
   for (let i = 0; i < lines.length && n < chars; i++) {
-    out.push(lines[i]);
-    n += lines[i].length + 1;
+    const line = lines[i]!;
+    out.push(line);
+    n += line.length + 1;
   }
   if (out.length === 0) return buf.toString('utf8').slice(0, chars);
   return out.join('\n');

@@ -19,14 +19,14 @@ export class RateMeter {
     const t = this.now();
     this.samples.push({ t, v: value });
     // keep one sample older than the window, so the rate spans the whole window
-    while (this.samples.length > 2 && t - this.samples[1].t > this.windowMs) this.samples.shift();
+    while (this.samples.length > 2 && t - this.samples[1]!.t > this.windowMs) this.samples.shift();
   }
 
   /** units per second; 0 until two samples span some time */
   get rate(): number {
     if (this.samples.length < 2) return 0;
-    const a = this.samples[0];
-    const b = this.samples[this.samples.length - 1];
+    const a = this.samples[0]!;
+    const b = this.samples[this.samples.length - 1]!;
     const dt = (b.t - a.t) / 1000;
     return dt > 0 ? Math.max(0, (b.v - a.v) / dt) : 0;
   }

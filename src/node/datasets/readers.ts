@@ -116,7 +116,7 @@ export async function codePointSplitOffset(file: string, fraction: number, signa
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
         if (bytesRead === 0) return { n, at: pos };
         for (let i = 0; i < bytesRead; i++) {
-          if ((buf[i] & 0xc0) !== 0x80) {
+          if ((buf[i]! & 0xc0) !== 0x80) {
             if (n === stopAt) return { n, at: pos + i };
             n++;
           }
@@ -334,7 +334,7 @@ async function* readParquet(file: string, from: Cursor | null, opts: ReadOptions
   let rowStart = 0;
   const groups = metadata.row_groups;
   for (let g = 0; g < groups.length; g++) {
-    const rows = Number(groups[g].num_rows);
+    const rows = Number(groups[g]!.num_rows);
     if (g < (from?.part ?? 0)) {
       rowStart += rows;
       continue;

@@ -155,9 +155,9 @@ export function sftSource(data: { tokens: Uint16Array; mask: Uint8Array }, B: nu
       const targets = new Int32Array(B * T);
       const mask = new Float32Array(B * T);
       for (let i = 0; i < B * T; i++) {
-        inputs[i] = data.tokens[pos + i];
-        targets[i] = data.tokens[pos + i + 1];
-        mask[i] = data.mask[pos + i + 1];
+        inputs[i] = data.tokens[pos + i]!;
+        targets[i] = data.tokens[pos + i + 1]!;
+        mask[i] = data.mask[pos + i + 1]!;
       }
       pos += B * T;
       if (pos + B * T + 1 > n) pos = 0;

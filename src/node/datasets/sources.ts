@@ -440,14 +440,15 @@ registerSource({
       };
     }
     // one text file: nanoGPT's 90/10 character split; otherwise documents, val = the first ~10% of the tokens
-    if (inputs.length === 1 && inputs[0].format === 'text') {
-      inputs[0].format = 'text-split';
-      const bytes = inputs[0].path ? fs.statSync(inputs[0].path).size : undefined;
+    const only = inputs.length === 1 ? inputs[0] : undefined;
+    if (only?.format === 'text') {
+      only.format = 'text-split';
+      const bytes = only.path ? fs.statSync(only.path).size : undefined;
       return {
         ...base,
         kind: 'tokens',
-        title: inputs[0].name,
-        description: `${inputs[0].name}, split 90/10 by characters into train and val (as nanoGPT splits Tiny Shakespeare), each part preceded by <|endoftext|>.`,
+        title: only.name,
+        description: `${only.name}, split 90/10 by characters into train and val (as nanoGPT splits Tiny Shakespeare), each part preceded by <|endoftext|>.`,
         inputs,
         eot: true,
         split: { mode: 'explicit' },
@@ -465,7 +466,7 @@ registerSource({
     return {
       ...base,
       kind: 'tokens',
-      title: req.file !== undefined ? path.basename(path.resolve(req.file)) : inputs[0].name,
+      title: req.file !== undefined ? path.basename(path.resolve(req.file)) : inputs[0]!.name,
       description: `${inputs.length} file${inputs.length === 1 ? '' : 's'} of documents, each preceded by <|endoftext|>; shard 0 (val) holds the first tokens.`,
       inputs,
       eot: true,

@@ -52,7 +52,7 @@ const MORALS = [
 ];
 
 function pick<T>(rng: Rng, xs: readonly T[]): T {
-  return xs[rng.int(xs.length)];
+  return xs[rng.int(xs.length)]!;
 }
 
 function person(rng: Rng, not?: string): Character {

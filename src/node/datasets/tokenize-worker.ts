@@ -25,8 +25,8 @@ function encodePieces(pieces: ToWorker['pieces']): Uint16Array<ArrayBuffer> {
   let o = 0;
   pieces.forEach((p, i) => {
     if (p.eot) out[o++] = EOT;
-    const ids = parts[i];
-    for (let j = 0; j < ids.length; j++) out[o++] = ids[j];
+    const ids = parts[i]!;
+    for (let j = 0; j < ids.length; j++) out[o++] = ids[j]!;
   });
   return out;
 }

@@ -65,7 +65,7 @@ export function loadTarget(home: string, target: ModelTarget): LoadedTarget {
   const runDir = runDirOf(home, t.runId);
   const steps = listCheckpointSteps(runDir);
   if (steps.length === 0) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoints (${checkpointsDir(runDir)}).`, 'Wait for its first checkpoint, or evaluate weights instead.');
-  const step = t.step ?? steps[steps.length - 1];
+  const step = t.step ?? steps[steps.length - 1]!;
   if (!steps.includes(step)) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoint at step ${step}.`, `Checkpoints: ${steps.join(', ')}.`);
   const ck = readCheckpoint(path.join(checkpointsDir(runDir), checkpointDirName(step)));
   return { config: ck.state.modelConfig, weights: ck.weights, target: { runId: t.runId, step }, label: `${t.runId} step ${step}` };
@@ -157,7 +157,7 @@ export class EvalService {
   private lastStep(runId: string): number {
     const steps = listCheckpointSteps(runDirOf(this.home, runId));
     if (!steps.length) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${runId} has no checkpoints yet.`, 'Wait for its first checkpoint.');
-    return steps[steps.length - 1];
+    return steps[steps.length - 1]!;
   }
 
   private dataFile(explicit?: string): string {
@@ -168,7 +168,7 @@ export class EvalService {
   cancel(evalId: string): boolean {
     const q = this.queue.findIndex((j) => j.evalId === evalId);
     if (q >= 0) {
-      const [job] = this.queue.splice(q, 1);
+      const job = this.queue.splice(q, 1)[0]!;
       this.end(job, 'cancelled', null, null);
       return true;
     }

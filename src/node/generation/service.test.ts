@@ -20,7 +20,7 @@ import { Studio } from '../studio/index';
 
 const CONTEXT = 32;
 const cfg = makeConfig({ nLayer: 1, nHead: 1, nEmbd: 8, blockSize: CONTEXT });
-const A = encode(' a')[0];
+const A = encode(' a')[0]!;
 
 /** Writes a model whose next token is always `token` (ln_f maps every position to e0; only that row of wte points along it). */
 function writeModel(dir: string, token: number): void {
@@ -104,13 +104,13 @@ describe('end reasons and max tokens vs the context, through the service', () =>
   it('generate-sample reports each model\'s end reason, and refuses max tokens above a model\'s context for that model', async () => {
     const [a, eot] = await studio.invoke('generate-sample', { targets: [writesA.target, writesEot.target], prompt: 'Hi', maxTokens: CONTEXT, temperature: 0 });
     expect(a).toMatchObject({ reason: 'context', tokens: CONTEXT - 2, contextTokens: CONTEXT });
-    expect(a.error).toBeUndefined();
+    expect(a!.error).toBeUndefined();
     expect(eot).toMatchObject({ reason: 'eot', tokens: 0, text: '' });
     const [few] = await studio.invoke('generate-sample', { targets: [writesA.target], prompt: 'Hi', maxTokens: 4, temperature: 0 });
     expect(few).toMatchObject({ reason: 'length', tokens: 4, text: ' a a a a' });
     const [over] = await studio.invoke('generate-sample', { targets: [writesA.target], prompt: 'Hi', maxTokens: 5000 });
-    expect(over.reason).toBeUndefined();
-    expect(over.error).toMatchObject({ code: ErrorCode.BAD_ARGUMENT, message: `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.` });
+    expect(over!.reason).toBeUndefined();
+    expect(over!.error).toMatchObject({ code: ErrorCode.BAD_ARGUMENT, message: `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.` });
   });
 
   it("chat: an answer that fills the context is stored as 'context' (with the context), not 'length'; <|endoftext|> as 'eot'", async () => {

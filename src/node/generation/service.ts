@@ -140,7 +140,7 @@ export class GenerationService {
     }
     const i = this.queue.findIndex((j) => j.genId === arg.genId);
     if (i < 0) return { stopped: false };
-    const [job] = this.queue.splice(i, 1);
+    const job = this.queue.splice(i, 1)[0]!;
     this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(job.req.target) });
     return { stopped: true };
   }

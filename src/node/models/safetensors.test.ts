@@ -224,7 +224,7 @@ describe.skipIf(!haveBad)('malformed files in ../shared/fixtures/bad-inputs', ()
       const err = catchStudio(attempt);
       expect(err.code).toBe(ErrorCode.BAD_SAFETENSORS);
       expect(err.message).toContain(name);
-      expect(err.message).toMatch(expectedText[name]);
+      expect(err.message).toMatch(expectedText[name]!);
       expect(err.hint.length).toBeGreaterThan(10);
     }
     expect(fs.readdirSync(badDir)).toEqual(listing);

@@ -144,8 +144,8 @@ function readHeaderFd(fd: number, file: string): SafetensorsHeader {
   // Tensors must not share bytes. Sorting a copy by begin lets us compare neighbours only.
   const byBegin = [...tensors].sort((a, b) => a.begin - b.begin || a.end - b.end);
   for (let i = 1; i < byBegin.length; i++) {
-    const prev = byBegin[i - 1];
-    const cur = byBegin[i];
+    const prev = byBegin[i - 1]!;
+    const cur = byBegin[i]!;
     if (cur.begin < prev.end) {
       throw bad(file, `tensor "${cur.name}" (data_offsets [${cur.begin}, ${cur.end}]) overlaps tensor "${prev.name}" (data_offsets [${prev.begin}, ${prev.end}]); expected disjoint byte ranges.`);
     }
@@ -189,7 +189,7 @@ function parseEntry(file: string, name: string, value: unknown, dataLength: numb
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegInt)) {
     throw bad(file, `${where} has data_offsets ${JSON.stringify(offsets)}; expected two non-negative integers [begin, end].`);
   }
-  const [begin, end] = offsets as number[];
+  const [begin, end] = offsets as [number, number];
   if (end < begin) {
     throw bad(file, `${where} has data_offsets [${begin}, ${end}]; expected begin <= end.`);
   }
@@ -248,7 +248,7 @@ function convertInto(dtype: SafetensorsDtype, src: Uint8Array, count: number, de
       break;
     case 'F16': {
       const table = halfTable();
-      for (let i = 0; i < count; i++) dest[destOffset + i] = table[view.getUint16(i * 2, true)];
+      for (let i = 0; i < count; i++) dest[destOffset + i] = table[view.getUint16(i * 2, true)]!;
       break;
     }
     case 'BF16': {
@@ -481,7 +481,7 @@ function toLittleEndianBytes(data: Float32Array): Uint8Array {
   if (HOST_IS_LITTLE_ENDIAN) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i], true);
+  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
   return out;
 }
 

@@ -64,7 +64,7 @@ function syntheticHf(c: GPTConfig): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   let k = 1;
   for (const s of paramSpecs(c)) {
-    const shape = s.name === 'wte.weight' ? [c.vocabSize, c.nEmbd] : isConv1dWeight(s.name) ? [s.shape[1], s.shape[0]] : s.shape;
+    const shape = s.name === 'wte.weight' ? [c.vocabSize, c.nEmbd] : isConv1dWeight(s.name) ? [s.shape[1]!, s.shape[0]!] : s.shape;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     for (let i = 0; i < data.length; i++) data[i] = Math.sin(k++ * 0.37) * 0.02;
     out.set(s.name, { shape, data });
@@ -140,7 +140,7 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
   it('refuses an untied lm_head, naming both tensors', () => {
     const raw = readSafetensors(tinyFile);
     const head = raw.get('wte.weight')!.data.slice();
-    head[3 * 32 + 1] += 0.01;
+    head[3 * 32 + 1]! += 0.01;
     raw.set('lm_head.weight', { shape: [50257, 32], data: head });
     const dir = writeModelDir('untied', raw, hfConfig);
     const err = catchStudio(() => loadGpt2Weights(dir));

@@ -201,11 +201,11 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
         'Import a GPT-2 checkpoint saved by transformers (GPT2LMHeadModel.save_pretrained) or exported by the studio.',
       );
     }
-    const fileRows = wte.shape[0];
+    const fileRows = wte.shape[0]!;
     const inferred: string[] = [];
-    const nEmbd = hf.n_embd ?? (inferred.push(`n_embd ${wte.shape[1]}`), wte.shape[1]);
+    const nEmbd = hf.n_embd ?? (inferred.push(`n_embd ${wte.shape[1]}`), wte.shape[1]!);
     const vocabSize = hf.vocab_size ?? (inferred.push(`vocab_size ${fileRows}`), fileRows);
-    const blockSize = hf.n_positions ?? (inferred.push(`n_positions ${wpe.shape[0]}`), wpe.shape[0]);
+    const blockSize = hf.n_positions ?? (inferred.push(`n_positions ${wpe.shape[0]}`), wpe.shape[0]!);
     let nLayer = hf.n_layer;
     if (nLayer === undefined) {
       // one more than the highest block index in the names; missing blocks below it are reported as missing tensors
@@ -278,7 +278,7 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       }
       const want = fileShape(spec, config);
       // wte may hold more rows than the vocabulary (padding saved by another tool); the rest must match exactly
-      const ok = spec.name === 'wte.weight' ? e.shape.length === 2 && e.shape[0] >= vocabSize && e.shape[1] === nEmbd : sameShape(e.shape, want);
+      const ok = spec.name === 'wte.weight' ? e.shape.length === 2 && e.shape[0]! >= vocabSize && e.shape[1] === nEmbd : sameShape(e.shape, want);
       if (!ok) {
         const layout = isConv1dWeight(spec.name) ? ' (HF Conv1D layout [in, out])' : '';
         misshaped.push(`"${e.name}" has shape ${fmtShape(e.shape)}, expected ${fmtShape(want)}${layout}`);
@@ -338,7 +338,7 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
 /** The shape a parameter has in the HF file: Conv1D weights transposed, wte with vocab_size rows. */
 function fileShape(spec: ParamSpec, c: GPTConfig): number[] {
   if (spec.name === 'wte.weight') return [c.vocabSize, c.nEmbd];
-  if (isConv1dWeight(spec.name)) return [spec.shape[1], spec.shape[0]];
+  if (isConv1dWeight(spec.name)) return [spec.shape[1]!, spec.shape[0]!];
   return spec.shape;
 }
 
@@ -354,7 +354,7 @@ function readEmbedding(
   C: number,
   notes: string[],
 ): HostTensor {
-  const fileRows = wte.shape[0];
+  const fileRows = wte.shape[0]!;
   const data = new Float32Array(paddedRows * C);
   // `fileData` is wte as stored: a view into `data` when it fits, else a temporary copy that is then cut down.
   let fileData: Float32Array;
@@ -370,8 +370,8 @@ function readEmbedding(
     let maxDiff = 0;
     let worst = -1;
     for (let i = 0; i < head.length; i++) {
-      const a = head[i];
-      const b = fileData[i];
+      const a = head[i]!;
+      const b = fileData[i]!;
       if (Number.isNaN(a) && Number.isNaN(b)) continue;
       const d = Math.abs(a - b);
       // "tiny": float rounding of a tied copy, never a trained separate head. NaN differences count as large.
@@ -435,7 +435,7 @@ export function exportGpt2Weights(dir: string, config: GPTConfig, tensors: Named
       return { name: prefix + spec.name, shape: [config.vocabSize, config.nEmbd], data: () => t.data.subarray(0, config.vocabSize * config.nEmbd) };
     }
     if (isConv1dWeight(spec.name)) {
-      return { name: prefix + spec.name, shape: [spec.shape[1], spec.shape[0]], data: () => transpose2d(t).data };
+      return { name: prefix + spec.name, shape: [spec.shape[1]!, spec.shape[0]!], data: () => transpose2d(t).data };
     }
     return { name: prefix + spec.name, shape: spec.shape, data: () => t.data };
   });

@@ -49,7 +49,7 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
   const tol = FIXTURE_TOLERANCE;
   const f = exp.forward;
   const B = f.input_ids.length;
-  const T = f.input_ids[0].length;
+  const T = f.input_ids[0]!.length;
   let logitErr = 0;
   let lossErr = 0;
   const w = loadGpt2Weights(dir);
@@ -58,10 +58,10 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
     const V = model.config.vocabSize;
     const logits = await model.logits(Int32Array.from(f.input_ids.flat()), B, T);
     for (let i = 0; i < B * T; i++) {
-      for (let j = 0; j < 64; j++) logitErr = Math.max(logitErr, Math.abs(logits[i * V + j] - f.logits_first_64_vocab[Math.floor(i / T)][i % T][j]));
+      for (let j = 0; j < 64; j++) logitErr = Math.max(logitErr, Math.abs(logits[i * V + j]! - f.logits_first_64_vocab[Math.floor(i / T)]![i % T]![j]!));
     }
     const losses = await model.tokenLosses({ B, T, inputs: Int32Array.from(f.input_ids.flat()), targets: Int32Array.from(f.targets.flat()) });
-    for (let i = 0; i < B * T; i++) lossErr = Math.max(lossErr, Math.abs(losses[i] - f.per_token_loss[Math.floor(i / T)][i % T]));
+    for (let i = 0; i < B * T; i++) lossErr = Math.max(lossErr, Math.abs(losses[i]! - f.per_token_loss[Math.floor(i / T)]![i % T]!));
   } finally {
     model.dispose();
   }
@@ -76,10 +76,10 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
   try {
     for (let s = 0; s < tr.batches.length; s++) {
       const lr = learningRate(sched, s);
-      const micro = tr.batches[s].map((rows) => batchFromRows(rows, h.seq_len));
+      const micro = tr.batches[s]!.map((rows) => batchFromRows(rows, h.seq_len));
       const r = await trainStep(model, micro, { gradClip: h.grad_clip, adamw: { lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay } });
-      trainLossRel = Math.max(trainLossRel, Math.abs(r.loss - tr.losses[s]) / tr.losses[s]);
-      gradNormRel = Math.max(gradNormRel, Math.abs(r.norm - tr.grad_norms[s]) / tr.grad_norms[s]);
+      trainLossRel = Math.max(trainLossRel, Math.abs(r.loss - tr.losses[s]!) / tr.losses[s]!);
+      gradNormRel = Math.max(gradNormRel, Math.abs(r.norm - tr.grad_norms[s]!) / tr.grad_norms[s]!);
     }
     const fin = await model.exportWeights();
     for (const [name, want] of Object.entries(tr.final_sum_of_squares)) {

@@ -287,7 +287,7 @@ export class NativeModel implements Model {
     const out: NamedTensors = new Map();
     this.specs.forEach((s, i) => {
       const data = new Float32Array(numel(s.shape));
-      h.read(which, this.offsets[i], data);
+      h.read(which, this.offsets[i]!, data);
       out.set(s.name, { shape: [...s.shape], data });
     });
     return out;
@@ -296,7 +296,7 @@ export class NativeModel implements Model {
   private writeAll(which: NativeBuffer, w: NamedTensors, what: string): void {
     const h = this.idle('load');
     const tensors = this.specs.map((s) => checkParamTensor(w, s, what)); // all checked before anything is written
-    tensors.forEach((t, i) => h.write(which, this.offsets[i], t.data));
+    tensors.forEach((t, i) => h.write(which, this.offsets[i]!, t.data));
   }
 
   async exportWeights(): Promise<NamedTensors> {

@@ -260,7 +260,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         if (!unknown.ok) return fail(req, res, requestId, 404, unknown.error);
       }
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
-      const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'application/json') {
         return fail(req, res, requestId, 415, { code: ErrorCode.BAD_ARGUMENT, message: `Expected Content-Type application/json, got "${type}".`, hint: 'Send the body as JSON: {"arg": ...}.' });
       }
@@ -434,7 +434,7 @@ function isInside(root: string, p: string): boolean {
 function hostnameOf(hostHeader: string | undefined): string {
   if (!hostHeader) return '';
   const m = hostHeader.match(/^\[([^\]]+)\](?::\d+)?$/) ?? hostHeader.match(/^([^:]+)(?::\d+)?$/);
-  return m ? m[1] : hostHeader;
+  return m ? m[1]! : hostHeader;
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
@@ -467,7 +467,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
 
 /** The path of a request URL without its query (the query may hold the token: it is never logged). */
 function pathOnly(raw: string | undefined): string {
-  const p = (raw ?? '/').split('?')[0];
+  const p = (raw ?? '/').split('?')[0]!;
   return p.length > 200 ? `${p.slice(0, 200)}…` : p;
 }
 

@@ -262,7 +262,7 @@ const v5: Migration = {
 /** Every migration, in order. The last one's version is the schema version this build writes. */
 export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4, v5];
 
-export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 export function userVersion(db: Database.Database): number {
   return Number(db.pragma('user_version', { simple: true }));
@@ -325,7 +325,7 @@ export function migrate(db: Database.Database, file: string, migrations: readonl
 }
 
 function latestVersion(migrations: readonly Migration[]): number {
-  return migrations.length ? migrations[migrations.length - 1].version : 0;
+  return migrations.length ? migrations[migrations.length - 1]!.version : 0;
 }
 
 /** A programming error in the list (a gap, a repeat, a reorder) is caught before it touches a database. */

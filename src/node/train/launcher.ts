@@ -90,7 +90,7 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
   };
   const killAll = (signal: NodeJS.Signals = 'SIGTERM') => {
     killed = true;
-    for (const r of alive) ranks[r].kill(signal);
+    for (const r of alive) ranks[r]!.kill(signal);
   };
   const relayError = (m: WorkerMessage) => {
     if (errorSent) return;
@@ -141,8 +141,8 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     othersStarted = true;
     for (let r = 1; r < world; r++) {
       if (!alive.has(r)) continue;
-      ranks[r].send({ ...start, rank: r, commId: id, engine });
-      for (const c of pendingControl) ranks[r].send(c);
+      ranks[r]!.send({ ...start, rank: r, commId: id, engine });
+      for (const c of pendingControl) ranks[r]!.send(c);
     }
     pendingControl = [];
   };
@@ -158,20 +158,20 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
 
   return {
     get pid() {
-      return ranks[0].pid;
+      return ranks[0]!.pid;
     },
     send(m) {
       if (m.type === 'start') {
         start = m;
-        ranks[0].send({ ...m, rank: 0 });
+        ranks[0]!.send({ ...m, rank: 0 });
         return;
       }
-      if (alive.has(0)) ranks[0].send(m);
+      if (alive.has(0)) ranks[0]!.send(m);
       if (!othersStarted) {
         pendingControl.push(m);
         return;
       }
-      for (let r = 1; r < world; r++) if (alive.has(r)) ranks[r].send(m);
+      for (let r = 1; r < world; r++) if (alive.has(r)) ranks[r]!.send(m);
     },
     onMessage: (cb) => void messageCbs.push(cb),
     onExit: (cb) => void exitCbs.push(cb),
@@ -186,7 +186,7 @@ function removeSegment(id: string | null): void {
   const m = id ? /^shm:\/([A-Za-z0-9._-]+)$/.exec(id) : null;
   if (!m || process.platform !== 'linux') return;
   try {
-    rmSync(path.join('/dev/shm', m[1]), { force: true });
+    rmSync(path.join('/dev/shm', m[1]!), { force: true });
   } catch {
     // already gone
   }

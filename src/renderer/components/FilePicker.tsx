@@ -208,7 +208,7 @@ export function FilePicker(props: {
           const k = e.key.toLowerCase();
           for (let d = 1; d <= n; d++) {
             const i = (Math.max(active, -1) + d) % n;
-            if (shown[i].name.toLowerCase().startsWith(k)) {
+            if (shown[i]!.name.toLowerCase().startsWith(k)) {
               e.preventDefault();
               setActive(i);
               break;

@@ -98,7 +98,7 @@ function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights: tf.Ten
       value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const w = tf.mul(weights, dy as tf.Tensor); // (N)
-        const g = tf.mul(saved[0], tf.reshape(w, [N, 1])); // (N, V): softmax * w
+        const g = tf.mul(saved[0]!, tf.reshape(w, [N, 1])); // (N, V): softmax * w
         // tensors made in the forward function are gone by now (only `saved` survives): rebuild the indices
         const at = tf.stack([tf.range(0, N, 1, 'int32'), targets], 1); // (N, 2)
         const patched = tf.sub(tf.gather(tf.reshape(g, [N * V]), flatTargetIndex(N, V, targets)), w); // (softmax_t - 1) * w
@@ -123,7 +123,7 @@ function mm(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(x, y),
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const d = dy as tf.Tensor2D;
-        return [tf.matMul(d, tf.transpose(saved[1])), tf.matMul(tf.transpose(saved[0]), d)];
+        return [tf.matMul(d, tf.transpose(saved[1]!)), tf.matMul(tf.transpose(saved[0]!), d)];
       },
     };
   });
@@ -208,11 +208,11 @@ export class TfjsModel implements Model {
     const L = pos + S;
     const scale = 1 / Math.sqrt(hs);
     for (let l = 0; l < p.layers.length; l++) {
-      const w = p.layers[l];
+      const w = p.layers[l]!;
       // attention
       const h = layerNorm(x, w.ln1w, w.ln1b, eps);
       const qkv = linear(h, w.attnW, w.attnB); // (B*S, 3C)
-      const [q2, k2, v2] = tf.split(qkv, 3, 1) as tf.Tensor2D[]; // (B*S, C) each
+      const [q2, k2, v2] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]; // (B*S, C) each
       const q = heads(q2, B, S, nh, hs); // (B, nh, S, hs)
       let k = heads(k2, B, S, nh, hs);
       let v = heads(v2, B, S, nh, hs);
@@ -260,7 +260,7 @@ export class TfjsModel implements Model {
     const weights = new Float32Array(n);
     let count = 0;
     for (let i = 0; i < n; i++) {
-      const t = batch.targets[i];
+      const t = batch.targets[i]!;
       const on = t >= 0 && (!batch.mask || batch.mask[i] !== 0);
       if (on) {
         targets[i] = t;
@@ -268,7 +268,7 @@ export class TfjsModel implements Model {
         count++;
       }
     }
-    if (count > 0) for (let i = 0; i < n; i++) weights[i] /= count;
+    if (count > 0) for (let i = 0; i < n; i++) weights[i]! /= count;
     return { targets, weights, count };
   }
 
@@ -292,11 +292,11 @@ export class TfjsModel implements Model {
       };
       const { value, grads } = tf.valueAndGrads(lossFn)(this.params, tf.scalar(lossScale));
       if (!this.grads) return { value, grads };
-      return { value, grads: grads.map((g, i) => tf.add(this.grads![i], g)) };
+      return { value, grads: grads.map((g, i) => tf.add(this.grads![i]!, g)) };
     });
     if (this.grads) for (const g of this.grads) g.dispose();
     this.grads = out.grads;
-    const loss = (await out.value.data())[0];
+    const loss = (await out.value.data())[0]!;
     out.value.dispose();
     return loss;
   }
@@ -311,7 +311,7 @@ export class TfjsModel implements Model {
     if (!this.grads) return 0;
     const grads = this.grads;
     const sq = tf.tidy(() => tf.addN(grads.map((g) => tf.sum(tf.square(g)))));
-    const v = (await sq.data())[0];
+    const v = (await sq.data())[0]!;
     sq.dispose();
     return Math.sqrt(v);
   }
@@ -339,22 +339,22 @@ export class TfjsModel implements Model {
     const v = this.v;
     const grads = this.grads;
     const next = tf.tidy(() =>
-      this.params.map((p, i) => {
-        const g = grads[i];
+      this.params.map((p, i): [tf.Tensor, tf.Tensor, tf.Tensor] => {
+        const g = grads[i]!;
         // torch.optim.AdamW: decoupled decay first, then the Adam moments and the bias-corrected update
-        const decayed = this.specs[i].decay && h.weightDecay !== 0 ? tf.mul(p, 1 - h.lr * h.weightDecay) : p;
-        const m1 = tf.add(tf.mul(m[i], h.beta1), tf.mul(g, 1 - h.beta1));
-        const v1 = tf.add(tf.mul(v[i], h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
+        const decayed = this.specs[i]!.decay && h.weightDecay !== 0 ? tf.mul(p, 1 - h.lr * h.weightDecay) : p;
+        const m1 = tf.add(tf.mul(m[i]!, h.beta1), tf.mul(g, 1 - h.beta1));
+        const v1 = tf.add(tf.mul(v[i]!, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
         const denom = tf.add(tf.div(tf.sqrt(v1), bc2Sqrt), h.eps);
         const p1 = tf.sub(decayed, tf.mul(tf.div(m1, denom), stepSize));
         return [p1, m1, v1];
       }),
     );
     for (let i = 0; i < this.params.length; i++) {
-      this.params[i].dispose();
-      m[i].dispose();
-      v[i].dispose();
-      [this.params[i], m[i], v[i]] = next[i];
+      this.params[i]!.dispose();
+      m[i]!.dispose();
+      v[i]!.dispose();
+      [this.params[i], m[i], v[i]] = next[i]!;
     }
   }
 
@@ -441,7 +441,7 @@ export class TfjsModel implements Model {
 
   private toHost(ts: tf.Tensor[]): NamedTensors {
     const out: NamedTensors = new Map();
-    this.specs.forEach((s, i) => out.set(s.name, { shape: [...s.shape], data: ts[i].dataSync() as Float32Array }));
+    this.specs.forEach((s, i) => out.set(s.name, { shape: [...s.shape], data: ts[i]!.dataSync() as Float32Array }));
     return out;
   }
 

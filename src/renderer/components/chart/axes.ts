@@ -140,7 +140,7 @@ export function axesOf(xKind: XKind, logY: boolean, yFormat: ((v: number) => str
       grid: { stroke: grid, width: 1 },
       ticks: { stroke: grid, width: 1, size: 4 },
       values: (_u, splits) => (yFormat ? splits.map((v) => (v === null ? '' : yFormat(v))) : formatTicks(splits)),
-      splits: logY ? (u) => logSplits(u.scales.y.min ?? 0, u.scales.y.max ?? 0) : undefined,
+      splits: logY ? (u) => logSplits(u.scales.y!.min ?? 0, u.scales.y!.max ?? 0) : undefined,
       font: '11px system-ui, sans-serif',
       size: 52,
     },

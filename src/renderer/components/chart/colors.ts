@@ -7,6 +7,6 @@ export function cssVar(name: string): string {
 /** A colour given as a CSS variable ("--chart-1", "var(--chart-1)") or as a CSS colour, resolved for a canvas. */
 export function resolveColor(color: string): string {
   const m = /^var\((--[\w-]+)\)$/.exec(color.trim());
-  if (m) return cssVar(m[1]);
+  if (m) return cssVar(m[1]!);
   return color.startsWith('--') ? cssVar(color) : color;
 }

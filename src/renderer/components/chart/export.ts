@@ -54,7 +54,7 @@ export function chartImage(
       rows.push([]);
       x = 0;
     }
-    rows[rows.length - 1].push({ item, x });
+    rows[rows.length - 1]!.push({ item, x });
     x += iw;
   }
   const titleH = 26;

@@ -87,7 +87,7 @@ export function lineSeries(l: ChartLine, nearestLegend: boolean): uPlot.Series {
       let y: number | null | undefined = v;
       if (idx === null) y = lastValue(u.data[sidx]);
       else if (nearestLegend && (y === null || y === undefined)) {
-        const col = u.data[sidx];
+        const col = u.data[sidx]!;
         const at = nearestIndex(col, u.data[0], idx);
         y = at >= 0 ? col[at] : null;
       }

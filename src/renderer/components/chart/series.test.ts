@@ -8,7 +8,7 @@ describe('debiasedEma (TensorBoard smoothing)', () => {
     // by hand: last = 0.6*last + 0.4*v, divided by 1 - 0.6^n
     expect(s[1]).toBeCloseTo((0.4 * 10 * 0.6) / (1 - 0.36), 12);
     expect(s[2]).toBeCloseTo((0.4 * 10 * 0.36) / (1 - 0.216), 12);
-    expect(s[3]).toBeLessThan(s[2]);
+    expect(s[3]).toBeLessThan(s[2]!);
   });
 
   it('matches TensorBoard on a noisy series', () => {
@@ -20,7 +20,7 @@ describe('debiasedEma (TensorBoard smoothing)', () => {
       return last / (1 - w ** (i + 1));
     });
     const got = debiasedEma(v, w);
-    got.forEach((g, i) => expect(g).toBeCloseTo(expected[i], 12));
+    got.forEach((g, i) => expect(g).toBeCloseTo(expected[i]!, 12));
   });
 
   it('passes NaN through without poisoning the average, keeps constant series, and is the identity at 0', () => {
@@ -91,9 +91,9 @@ describe('decimate', () => {
     expect(d.x.length).toBeLessThanOrEqual(500 * 4 + 1);
     expect(d.x.length).toBeGreaterThan(1000);
     expect(d.x).toContain(54_321);
-    expect(d.ys[0][d.x.indexOf(54_321)]).toBe(99);
+    expect(d.ys[0]![d.x.indexOf(54_321)]).toBe(99);
     expect(d.x[d.x.length - 1]).toBe(n - 1);
-    for (let i = 1; i < d.x.length; i++) expect(d.x[i]).toBeGreaterThan(d.x[i - 1]);
+    for (let i = 1; i < d.x.length; i++) expect(d.x[i]).toBeGreaterThan(d.x[i - 1]!);
     expect(Math.max(...(d.ys[1] as number[]))).toBe(99.5);
   });
 
@@ -107,7 +107,7 @@ describe('decimate', () => {
     y[450] = null;
     const d = decimate({ x, ys: [y] }, 100);
     for (const i of [150, 250, 350, 450]) expect(d.x).not.toContain(i);
-    expect(d.ys[0].every((v) => v !== null && Number.isFinite(v))).toBe(true);
+    expect(d.ys[0]!.every((v) => v !== null && Number.isFinite(v))).toBe(true);
     expect(d.x).toContain(199); // the max of bucket 1 (0.99)
   });
 });

@@ -33,7 +33,7 @@ export function fromMetricSeries(m: { steps: number[]; values: (number | null)[]
 /** Drops the points at or after `step` (a resumed run records them again). */
 export function truncateFrom(s: Series, step: number): void {
   let n = s.steps.length;
-  while (n > 0 && s.steps[n - 1] >= step) n--;
+  while (n > 0 && s.steps[n - 1]! >= step) n--;
   if (n === s.steps.length) return;
   s.steps.length = n;
   s.values.length = n;
@@ -58,7 +58,7 @@ export function appendPoint(s: Series, step: number, value: number, wall: number
 export function debiasedEma(values: readonly number[], weight: number): number[] {
   const out = new Array<number>(values.length);
   if (weight <= 0 || values.length === 0) {
-    for (let i = 0; i < values.length; i++) out[i] = values[i];
+    for (let i = 0; i < values.length; i++) out[i] = values[i]!;
     return out;
   }
   const w = Math.min(weight, 0.9999);
@@ -73,7 +73,7 @@ export function debiasedEma(values: readonly number[], weight: number): number[]
   let last = 0;
   let wn = 1; // w^n, n = the finite values averaged so far
   for (let i = 0; i < values.length; i++) {
-    const v = values[i];
+    const v = values[i]!;
     if (constant || !Number.isFinite(v)) {
       out[i] = v;
       continue;
@@ -95,7 +95,7 @@ export function xValues(s: Series, kind: XKind, t0: number): number[] {
 /** The earliest wall time of any series (the zero of the wall-time axis). */
 export function wallOrigin(series: Iterable<Series>): number {
   let t0 = Infinity;
-  for (const s of series) if (s.wall.length && s.wall[0] < t0) t0 = s.wall[0];
+  for (const s of series) if (s.wall.length && s.wall[0]! < t0) t0 = s.wall[0]!;
   return Number.isFinite(t0) ? t0 : 0;
 }
 
@@ -111,25 +111,35 @@ export interface XYTable {
  */
 export function joinTables(tables: readonly XYTable[]): (number | null)[][] {
   if (tables.length === 0) return [[]];
-  const sameX = tables.every((t) => t.x === tables[0].x || sameArray(t.x, tables[0].x));
-  if (sameX) return [tables[0].x.slice() as number[], ...tables.flatMap((t) => t.ys.map((y) => y.slice()))];
+  const x0 = tables[0]!.x;
+  const sameX = tables.every((t) => t.x === x0 || sameArray(t.x, x0));
+  if (sameX) return [x0.slice() as number[], ...tables.flatMap((t) => t.ys.map((y) => y.slice()))];
   // k-way merge of the ascending x columns
   const xs: number[] = [];
   const pos = tables.map(() => 0);
   for (;;) {
     let next = Infinity;
-    for (let t = 0; t < tables.length; t++) if (pos[t] < tables[t].x.length && tables[t].x[pos[t]] < next) next = tables[t].x[pos[t]];
+    for (let t = 0; t < tables.length; t++) {
+      const tx = tables[t]!.x;
+      const p = pos[t]!;
+      if (p < tx.length && tx[p]! < next) next = tx[p]!;
+    }
     if (next === Infinity) break;
     xs.push(next);
-    for (let t = 0; t < tables.length; t++) while (pos[t] < tables[t].x.length && tables[t].x[pos[t]] === next) pos[t]++;
+    for (let t = 0; t < tables.length; t++) {
+      const tx = tables[t]!.x;
+      let p = pos[t]!;
+      while (p < tx.length && tx[p] === next) p++;
+      pos[t] = p;
+    }
   }
   const out: (number | null)[][] = [xs];
   for (const t of tables) {
     const cols = t.ys.map(() => new Array<number | null>(xs.length).fill(null));
     let j = 0;
     for (let i = 0; i < t.x.length; i++) {
-      while (xs[j] < t.x[i]) j++;
-      for (let c = 0; c < cols.length; c++) cols[c][j] = t.ys[c][i];
+      while (xs[j]! < t.x[i]!) j++;
+      for (let c = 0; c < cols.length; c++) cols[c]![j] = t.ys[c]![i]!;
     }
     out.push(...cols);
   }
@@ -155,7 +165,7 @@ export function clippedRange(columns: readonly (readonly (number | null)[])[], l
   const q = (p: number) => {
     const i = p * (v.length - 1);
     const f = Math.floor(i);
-    return f + 1 < v.length ? v[f] + (v[f + 1] - v[f]) * (i - f) : v[f];
+    return f + 1 < v.length ? v[f]! + (v[f + 1]! - v[f]!) * (i - f) : v[f]!;
   };
   let min = q(lo);
   let max = q(hi);
@@ -198,7 +208,7 @@ export function decimate(t: XYTable, buckets = 1000): XYTable {
       let vlo = Infinity;
       let vhi = -Infinity;
       for (let i = from; i < to; i++) {
-        const v = col[i];
+        const v = col[i]!;
         // null and non-finite values are never picked (v - v is NaN for them)
         if (v === null || v - v !== 0) continue;
         if (v < vlo) {
@@ -215,16 +225,16 @@ export function decimate(t: XYTable, buckets = 1000): XYTable {
     }
     // a few indices per bucket: sort, then keep each once
     picked.sort((x, y) => x - y);
-    for (let j = 0; j < picked.length; j++) if (j === 0 || picked[j] !== picked[j - 1]) keep.push(picked[j]);
+    for (let j = 0; j < picked.length; j++) if (j === 0 || picked[j] !== picked[j - 1]) keep.push(picked[j]!);
   }
   if (keep[keep.length - 1] !== n - 1) keep.push(n - 1);
   const x = new Array<number>(keep.length);
-  for (let j = 0; j < keep.length; j++) x[j] = t.x[keep[j]];
+  for (let j = 0; j < keep.length; j++) x[j] = t.x[keep[j]!]!;
   return {
     x,
     ys: t.ys.map((col) => {
       const out = new Array<number | null>(keep.length);
-      for (let j = 0; j < keep.length; j++) out[j] = col[keep[j]];
+      for (let j = 0; j < keep.length; j++) out[j] = col[keep[j]!]!;
       return out;
     }),
   };

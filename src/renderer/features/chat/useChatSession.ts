@@ -67,7 +67,7 @@ export function useChatSession() {
       }),
     [updateStreams],
   );
-  const streamKeyOf = (genId: string) => Object.keys(streamsRef.current).find((k) => streamsRef.current[k].genId === genId);
+  const streamKeyOf = (genId: string) => Object.keys(streamsRef.current).find((k) => streamsRef.current[k]!.genId === genId);
 
   // ---- the conversations, and the open one ----
   const list = useRequest(() => client.invoke('chats-list'), [client]);
@@ -180,7 +180,7 @@ export function useChatSession() {
   useStudioEvent('generate-token', (e) => {
     const key = streamKeyOf(e.genId);
     if (key === undefined) return;
-    const st = streamsRef.current[key];
+    const st = streamsRef.current[key]!;
     patchStream(key, { phase: 'streaming', text: st.text + e.text, tokens: e.tokens, tokensPerSec: e.tokensPerSec });
   });
   useStudioEvent('generate-done', (e) => {
@@ -190,7 +190,7 @@ export function useChatSession() {
       if (conversations.some((c) => c.answering)) void refreshList();
       return;
     }
-    const st = streamsRef.current[key];
+    const st = streamsRef.current[key]!;
     // an answer can end before chats-send has answered (stopped at once): it ends when the send answers, with the
     // number of its user message
     if (!st.joined && st.userSeq === undefined) patchStream(key, { done: e });
@@ -228,7 +228,7 @@ export function useChatSession() {
         const c = await client.invoke('chats-create', { target: draftModel!.target, settings: { ...parsed.settings, system: settings.system } });
         created = c.id;
         settings.claim(c.id);
-        const st = streamsRef.current[NEW];
+        const st = streamsRef.current[NEW]!;
         dropStream(NEW);
         key = c.id;
         updateStreams((s) => ({ ...s, [c.id]: { ...st, convId: c.id } }));

@@ -133,7 +133,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
       onSubmit={async () => {
         if (s === null || m === null) return;
         const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
-        setResult({ prompt, r });
+        setResult({ prompt, r: r! });
       }}
       retry
       intro={

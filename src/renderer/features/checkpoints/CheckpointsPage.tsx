@@ -121,7 +121,7 @@ export function CheckpointsPage() {
       if (patch.status === 'done') void reload();
       return;
     }
-    setEvals((x) => ({ ...x, [key]: { ...x[key], ...patch } }));
+    setEvals((x) => ({ ...x, [key]: { ...x[key]!, ...patch } }));
     if (patch.status === 'done') fetchResult(key, evalId);
   };
   useStudioEvent('eval-progress', (p) => applyEval(p.evalId, { status: 'running', done: p.done, total: p.total, accNorm: p.accNorm }));

@@ -38,11 +38,11 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
     const list = [...chosen];
     for (let i = 0; i < list.length; i++) {
       if (stop.current) break;
-      const c = list[i];
+      const c = list[i]!;
       setRunning({ done: i, total: list.length, current: `step ${c.step} of ${c.runName}` });
       try {
         const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
-        setResults((x) => ({ ...x, [ckptKey(c)]: r }));
+        setResults((x) => ({ ...x, [ckptKey(c)]: r! }));
       } catch (e) {
         setError(e);
         break;

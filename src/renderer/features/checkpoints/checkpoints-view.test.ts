@@ -38,10 +38,10 @@ describe('checkpoint table helpers', () => {
 
   it('says what deleting means with keep_last', () => {
     const run = [entry({ step: 30, latest: true }), entry({ step: 20 }), entry({ step: 10 })];
-    expect(deleteConsequences(run[0], run)[0]).toMatch(/resuming that run would continue from step 20/);
-    expect(deleteConsequences(run[2], run)).toEqual([expect.stringMatching(/^keep_last is 3 .*nothing else is removed now; if the run is resumed, it keeps its newest 3 checkpoints/)]);
+    expect(deleteConsequences(run[0]!, run)[0]).toMatch(/resuming that run would continue from step 20/);
+    expect(deleteConsequences(run[2]!, run)).toEqual([expect.stringMatching(/^keep_last is 3 .*nothing else is removed now; if the run is resumed, it keeps its newest 3 checkpoints/)]);
     const running = run.map((c) => ({ ...c, runStatus: 'running' as const }));
-    expect(deleteConsequences(running[1], running)).toEqual([expect.stringMatching(/removed anyway after 2 more checkpoints/)]);
+    expect(deleteConsequences(running[1]!, running)).toEqual([expect.stringMatching(/removed anyway after 2 more checkpoints/)]);
     expect(deleteConsequences(entry({ keepLast: 0, latest: true, step: 5 }), [entry({ keepLast: 0, latest: true, step: 5 })])).toEqual([
       expect.stringMatching(/only checkpoint .* start it over from step 0/),
       expect.stringMatching(/keep_last is 0 .* keeps every checkpoint/),

@@ -315,7 +315,7 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
               {shownRefs.map((b) => (
                 <label key={b.id} className="check">
                   <input type="checkbox" checked={refsOn[b.id] !== false} onChange={(e) => setRefsOn({ ...refsOn, [b.id]: e.target.checked })} />
-                  <span className="compare-ref-swatch" style={{ borderTopColor: `var(${b.color})`, borderTopStyle: b.dash[0] > 3 ? 'dashed' : 'dotted' }} aria-hidden="true" />
+                  <span className="compare-ref-swatch" style={{ borderTopColor: `var(${b.color})`, borderTopStyle: b.dash[0]! > 3 ? 'dashed' : 'dotted' }} aria-hidden="true" />
                   {b.description}
                 </label>
               ))}
@@ -390,8 +390,8 @@ const RUN_FACTS: { label: string; value: (r: Run) => string }[] = [
   { label: 'best val loss', value: (r) => metric(r.bestValLoss) },
   // the config's "engine" is what was asked for (e.g. auto); this is what ran
   { label: 'engine used', value: (r) => engineUsedLabel(r) },
-  { label: 'model trained', value: (r) => (r.attempts.length ? shapeLabel(r.attempts[r.attempts.length - 1].model) : '—') },
-  { label: 'host', value: (r) => (r.attempts.length ? hostShort(r.attempts[r.attempts.length - 1].host) : '—') },
+  { label: 'model trained', value: (r) => (r.attempts.length ? shapeLabel(r.attempts[r.attempts.length - 1]!.model) : '—') },
+  { label: 'host', value: (r) => (r.attempts.length ? hostShort(r.attempts[r.attempts.length - 1]!.host) : '—') },
   { label: 'created', value: (r) => dateTime(r.createdAt) },
 ];
 
@@ -447,7 +447,7 @@ function ConfigTable({ runs, colors, labels }: { runs: Run[]; colors: Map<string
                   {row.key}
                 </th>
                 {row.values.map((v, i) => (
-                  <td key={runs[i].id} className="mono">
+                  <td key={runs[i]!.id} className="mono">
                     {v}
                   </td>
                 ))}

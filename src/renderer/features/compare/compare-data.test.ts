@@ -55,8 +55,8 @@ describe('run colours', () => {
     expect(assignColors(ids)).toEqual(colors);
     const two = assignColors(ids.slice(0, 2));
     const three = assignColors([...ids.slice(0, 2), 'run-other']);
-    expect(three.get(ids[0])).toBe(two.get(ids[0]));
-    expect(three.get(ids[1])).toBe(two.get(ids[1]));
+    expect(three.get(ids[0]!)).toBe(two.get(ids[0]!));
+    expect(three.get(ids[1]!)).toBe(two.get(ids[1]!));
   });
 
   it('moves a run whose colour is taken to the next free one', () => {
@@ -87,8 +87,8 @@ describe('chart tables', () => {
     const runs = [{ id: 'a', series: { 'train/loss': series([0, 1], [4, 2]), 'train/lr': series([0, 1], [0, 1e-3]) } }];
     const loss = panelTable(panel('train/loss'), runs, { ...opts, smoothing: 0.5 });
     // the debiased EMA: 4, then (0.5*4*0.5 + 0.5*2) / (1 - 0.25) = 2.6667
-    expect(loss[1][0]).toBe(4);
-    expect(loss[1][1]).toBeCloseTo(2.6667, 4);
+    expect(loss[1]![0]).toBe(4);
+    expect(loss[1]![1]).toBeCloseTo(2.6667, 4);
     const lr = panelTable(panel('train/lr'), runs, { ...opts, smoothing: 0.5, logY: true });
     expect(lr[1]).toEqual([null, 1e-3]);
   });
@@ -116,11 +116,11 @@ describe('chart tables', () => {
     ];
     const t = panelTable(panel('train/loss'), runs, opts);
     const count = (col: (number | null)[]) => col.filter((v) => v !== null).length;
-    expect(count(t[1])).toBeGreaterThan(500);
-    expect(count(t[1])).toBeLessThanOrEqual(3 * 500 + 1);
-    expect(Math.max(...(t[1].filter((v) => v !== null) as number[]))).toBe(100);
-    expect(t[0][0]).toBe(0);
-    expect(t[0][t[0].length - 1]).toBe(n - 1);
+    expect(count(t[1]!)).toBeGreaterThan(500);
+    expect(count(t[1]!)).toBeLessThanOrEqual(3 * 500 + 1);
+    expect(Math.max(...(t[1]!.filter((v) => v !== null) as number[]))).toBe(100);
+    expect(t[0]![0]).toBe(0);
+    expect(t[0]![t[0]!.length - 1]).toBe(n - 1);
   });
 
   it('knows which runs have a metric, and labels runs that share a name by their id', () => {

@@ -59,7 +59,7 @@ export function assignColors(ids: readonly string[], palette: readonly string[] 
     let slot = hashId(id) % palette.length;
     for (let tries = 0; taken.has(slot) && tries < palette.length; tries++) slot = (slot + 1) % palette.length;
     taken.add(slot);
-    out.set(id, palette[slot]);
+    out.set(id, palette[slot]!);
   }
   return out;
 }
@@ -173,7 +173,7 @@ export function panelTable(panel: MetricPanel, runs: readonly RunSeries[], o: Pa
     const values = panel.smooth ? debiasedEma(s.values, o.smoothing) : s.values;
     // thin first (it skips NaN and infinities), then turn what is left into gaps: a copy of a few thousand, not 100k
     const d = decimate({ x: xValues(s, o.xKind, t0), ys: [o.logY ? positiveOnly(values) : values] }, o.buckets);
-    return { x: d.x, ys: [finiteOnly(d.ys[0])] };
+    return { x: d.x, ys: [finiteOnly(d.ys[0]!)] };
   });
   if (tables.length === 0) return [[]];
   return joinTables(tables);
@@ -259,12 +259,12 @@ export function metricsCsv(runs: readonly CsvRun[]): string {
     const id = csvField(r.id);
     const name = csvField(r.name);
     for (const metric of Object.keys(r.metrics).sort()) {
-      const m = r.metrics[metric];
+      const m = r.metrics[metric]!;
       const mf = csvField(metric);
       for (let i = 0; i < m.steps.length; i++) {
         const v = m.values[i];
         const value = v === null || Number.isNaN(v) ? '' : String(v);
-        const wall = Math.round(toSeconds(m.wallTimes[i]) * 1000) / 1000;
+        const wall = Math.round(toSeconds(m.wallTimes[i]!) * 1000) / 1000;
         lines.push(`${id},${name},${mf},${m.steps[i]},${value},${wall},${m.tokensSeen[i]}`);
       }
     }

@@ -63,7 +63,7 @@ const SUFFIX: Record<string, number> = { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }
 export function parseCount(text: string): number | null {
   const m = /^\s*(\d[\d,_]*(?:\.\d+)?|\.\d+)\s*([kKmMbBgG]?)\s*$/.exec(text);
   if (!m) return null;
-  const v = Number(m[1].replace(/[,_]/g, '')) * SUFFIX[m[2].toLowerCase()];
+  const v = Number(m[1]!.replace(/[,_]/g, '')) * SUFFIX[m[2]!.toLowerCase()]!;
   return Number.isFinite(v) ? Math.round(v * 1e6) / 1e6 : null;
 }
 

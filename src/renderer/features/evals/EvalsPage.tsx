@@ -80,8 +80,8 @@ export function EvalsPage() {
     const to = e.key === 'ArrowRight' ? (i + 1) % TABS.length : e.key === 'ArrowLeft' ? (i + TABS.length - 1) % TABS.length : e.key === 'Home' ? 0 : e.key === 'End' ? TABS.length - 1 : -1;
     if (to < 0) return;
     e.preventDefault();
-    setTab(TABS[to].id);
-    tabRefs.current[TABS[to].id]?.focus();
+    setTab(TABS[to]!.id);
+    tabRefs.current[TABS[to]!.id]?.focus();
   };
 
   return (

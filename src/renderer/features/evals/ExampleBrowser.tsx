@@ -263,7 +263,7 @@ function ExampleDetail({
                 </th>
                 <td className={`num${sum === minSum ? ' hs-min' : ''}`}>{fixed(sum, 3)}</td>
                 <td className={`num${avg === minAvg ? ' hs-min' : ''}`}>{fixed(avg, 4)}</td>
-                <td className="num">{avg > 0 ? int(sum / avg) : '—'}</td>
+                <td className="num">{avg !== undefined && avg > 0 ? int(sum / avg) : '—'}</td>
               </tr>
             );
           })}
@@ -271,7 +271,7 @@ function ExampleDetail({
       </table>
       <p className="small" data-testid="example-outcome">
         Predicted <strong>{LETTERS[ex.pred_norm]}</strong>, label <strong>{LETTERS[ex.label]}</strong>:{' '}
-        {right ? 'right.' : `wrong (the label's loss per token is ${fixed(ex.avg_loss[ex.label] - minAvg, 4)} higher).`}
+        {right ? 'right.' : `wrong (the label's loss per token is ${fixed((ex.avg_loss[ex.label] ?? Number.NaN) - minAvg, 4)} higher).`}
       </p>
     </article>
   );

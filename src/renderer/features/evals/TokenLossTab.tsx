@@ -125,7 +125,7 @@ function TokenView({ r, modelLabel }: { r: TokenScores; modelLabel: string }) {
     const keys: Record<string, number> = { ArrowRight: active + 1, ArrowDown: active + 1, ArrowLeft: active - 1, ArrowUp: active - 1, Home: 0, End: tokens.length - 1 };
     if (e.key in keys) {
       e.preventDefault();
-      move(keys[e.key]);
+      move(keys[e.key]!);
     }
   };
 

@@ -56,7 +56,7 @@ export function NewRunPage({ from }: { from?: string }) {
     if (config.sft === true || datasets.data.some((d) => d.id === config.dataset)) return;
     const ready = datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready');
     if (ready.length === 0) return;
-    setConfigState({ ...config, dataset: ready[0].id });
+    setConfigState({ ...config, dataset: ready[0]!.id });
     setGeneration((g) => g + 1);
   }, [datasetFromPreset, config, datasets]);
 

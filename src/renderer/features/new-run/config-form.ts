@@ -152,7 +152,8 @@ export function getAt(obj: unknown, path: string): unknown {
 
 /** A copy of `obj` with `path` set (or removed, for undefined); objects on the way are copied or created. */
 export function setAt(obj: Config, path: string, value: unknown): Config {
-  const [head, ...rest] = path.split('.');
+  // split always gives at least one part
+  const [head, ...rest] = path.split('.') as [string, ...string[]];
   const out: Config = { ...obj };
   if (rest.length === 0) {
     if (value === undefined) delete out[head];

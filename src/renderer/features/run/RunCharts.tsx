@@ -28,9 +28,9 @@ export function guardMarks(loss: Series | undefined, actions: (Series | undefine
     const i = at.get(st);
     if (i === undefined) continue;
     out.steps.push(st);
-    out.values.push(loss.values[i]);
-    out.wall.push(loss.wall[i]);
-    out.tokens.push(loss.tokens[i]);
+    out.values.push(loss.values[i]!);
+    out.wall.push(loss.wall[i]!);
+    out.tokens.push(loss.tokens[i]!);
   }
   return out.steps.length ? out : null;
 }
@@ -67,7 +67,7 @@ export function RunCharts({ series, version, options, syncKey }: { series: Recor
     const smoothedCols = (s: Series) => (smoothing > 0 ? [smoothed(s), raw(s)] : [raw(s)]);
     const nLines = (lines: ChartLine[]) => lines.length;
     const join = (tables: (XYTable | null)[], widths: number[]) =>
-      joinTables(tables.map((t, i) => t ?? { x: [], ys: Array.from({ length: widths[i] }, () => []) }));
+      joinTables(tables.map((t, i) => t ?? { x: [], ys: Array.from({ length: widths[i]! }, () => []) }));
 
     const out: Panel[] = [];
     {

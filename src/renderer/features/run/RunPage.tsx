@@ -131,7 +131,7 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
           <span>model {model}</span>
           <span>dataset {dataset}</span>
           {run.preset && <span>preset {run.preset}</span>}
-          <span title={run.attempts.length ? run.attempts[run.attempts.length - 1].build : undefined}>engine {engineUsedLabel(run)}</span>
+          <span title={run.attempts.length ? run.attempts[run.attempts.length - 1]!.build : undefined}>engine {engineUsedLabel(run)}</span>
           <span title={fullDateTime(run.createdAt)}>created {dateTime(run.createdAt)}</span>
           {run.tags.map((t) => (
             <span key={t} className="tag">
@@ -374,7 +374,7 @@ function LogPanel({ logs, series, version, running }: { logs: LogLine[]; series:
           if (n !== undefined) parts.push(`norm ${fixed(n, 4)}`);
           const t = at(tps);
           if (t !== undefined) parts.push(`tok/sec ${fixed(t, 2)}`);
-          out.push({ key: `s${step}`, time: loss.wall[i] * 1000, level: 'step', message: parts.join(' | ') });
+          out.push({ key: `s${step}`, time: loss.wall[i]! * 1000, level: 'step', message: parts.join(' | ') });
         }
       }
       out.sort((a, b) => a.time - b.time);

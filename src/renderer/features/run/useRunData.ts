@@ -165,7 +165,7 @@ export function useRunData(runId: string): RunData {
           const batch = await client.invoke('runs-logs', { id: runId, afterSeq: after });
           for (const l of batch) lines.push({ runId, seq: l.seq, level: l.level, message: l.message, time: l.time });
           if (batch.length < LOG_PAGE) break;
-          after = batch[batch.length - 1].seq;
+          after = batch[batch.length - 1]!.seq;
         }
         if (!live) return;
         const next: Record<string, Series> = {};

@@ -298,7 +298,7 @@ function RunRow({
           {run.preset && <span className="muted small" title={modelLabel(run)}>{shortShape(run)}</span>}
           {run.attempts.length > 0 && (
             <span className="muted small" title={`engine: ${engineUsedLabel(run)}`}>
-              {run.attempts[run.attempts.length - 1].engine}
+              {run.attempts[run.attempts.length - 1]!.engine}
             </span>
           )}
         </span>
