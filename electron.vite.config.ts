@@ -22,7 +22,12 @@ export default defineConfig({
         },
       },
       // worker_threads takes a worker as an ES module only by its .mjs name
-      rolldownOptions: { output: { entryFileNames: (chunk) => (chunk.name.endsWith('-worker') && chunk.name !== 'train-worker' ? '[name].mjs' : '[name].js') } },
+      rolldownOptions: {
+        output: {
+          entryFileNames: (chunk) =>
+            chunk.name.endsWith('-worker') && chunk.name !== 'train-worker' ? '[name].mjs' : '[name].js',
+        },
+      },
       outDir: resolve(root, 'out/main'),
     },
   },

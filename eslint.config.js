@@ -1,10 +1,36 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const nodeBuiltins = ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'worker_threads', 'crypto', 'http', 'https', 'url', 'stream', 'net', 'util'];
+const nodeBuiltins = [
+  'node:*',
+  'fs',
+  'fs/*',
+  'path',
+  'os',
+  'child_process',
+  'worker_threads',
+  'crypto',
+  'http',
+  'https',
+  'url',
+  'stream',
+  'net',
+  'util',
+];
 
 export default tseslint.config(
-  { ignores: ['.tmp/**', 'node_modules/**', 'out/**', 'dist/**', 'native/build/**', 'coverage/**', 'test-results/**', 'playwright-report/**'] },
+  {
+    ignores: [
+      '.tmp/**',
+      'node_modules/**',
+      'out/**',
+      'dist/**',
+      'native/build/**',
+      'coverage/**',
+      'test-results/**',
+      'playwright-report/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -35,14 +61,23 @@ export default tseslint.config(
     files: ['src/core/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: nodeBuiltins, message: 'src/core is pure TypeScript: no Node built-ins. Put file or process work in src/node.' },
-          { group: ['electron', 'electron/*'], message: 'src/core must not import Electron.' },
-          { group: ['**/node/**', '**/main/**', '**/preload/**', '**/renderer/**', '**/cli/**'], message: 'src/core imports only src/shared and TF.js.' },
-          { group: ['react', 'react-dom', 'react/*'], message: 'src/core has no DOM or React.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: nodeBuiltins,
+              message: 'src/core is pure TypeScript: no Node built-ins. Put file or process work in src/node.',
+            },
+            { group: ['electron', 'electron/*'], message: 'src/core must not import Electron.' },
+            {
+              group: ['**/node/**', '**/main/**', '**/preload/**', '**/renderer/**', '**/cli/**'],
+              message: 'src/core imports only src/shared and TF.js.',
+            },
+            { group: ['react', 'react-dom', 'react/*'], message: 'src/core has no DOM or React.' },
+          ],
+        },
+      ],
     },
   },
   {
@@ -51,25 +86,56 @@ export default tseslint.config(
     files: ['src/shared/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: nodeBuiltins, message: 'src/shared is used by every process, the renderer included: no Node built-ins.' },
-          { group: ['electron', 'electron/*', '**/core/**', '**/node/**', '**/main/**', '**/preload/**', '**/renderer/**', '**/cli/**'], message: 'src/shared imports only src/shared and plain packages (zod), type-only imports included: declare a type that crosses the boundary here.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: nodeBuiltins,
+              message: 'src/shared is used by every process, the renderer included: no Node built-ins.',
+            },
+            {
+              group: [
+                'electron',
+                'electron/*',
+                '**/core/**',
+                '**/node/**',
+                '**/main/**',
+                '**/preload/**',
+                '**/renderer/**',
+                '**/cli/**',
+              ],
+              message:
+                'src/shared imports only src/shared and plain packages (zod), type-only imports included: declare a type that crosses the boundary here.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     // The renderer: src/shared and browser packages only.
     files: ['src/renderer/**/*.{ts,tsx}'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: nodeBuiltins, message: 'The renderer runs in a browser: no Node built-ins. Ask the Studio service through the client.' },
-          { group: ['electron', 'electron/*'], message: 'The renderer reaches Electron only through the preload API.' },
-          { group: ['**/core/**', '**/node/**', '**/main/**', '**/preload/**', '**/cli/**'], message: 'The renderer imports only src/shared and browser packages.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: nodeBuiltins,
+              message: 'The renderer runs in a browser: no Node built-ins. Ask the Studio service through the client.',
+            },
+            {
+              group: ['electron', 'electron/*'],
+              message: 'The renderer reaches Electron only through the preload API.',
+            },
+            {
+              group: ['**/core/**', '**/node/**', '**/main/**', '**/preload/**', '**/cli/**'],
+              message: 'The renderer imports only src/shared and browser packages.',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -17,7 +17,14 @@ import path from 'node:path';
 import { Studio } from '../src/node/studio';
 import { getPreset } from '../src/node/runs/presets';
 import { main as cli } from '../src/cli/main';
-import { estimateRemaining, estimateRunTime, EVENT_KINDS, EVENT_METRICS, type EventKind, type TimeEstimate } from '../src/shared/estimate';
+import {
+  estimateRemaining,
+  estimateRunTime,
+  EVENT_KINDS,
+  EVENT_METRICS,
+  type EventKind,
+  type TimeEstimate,
+} from '../src/shared/estimate';
 import { paramCount, planShape } from '../src/shared/planner';
 import { checkRunConfig, type RunConfig } from '../src/shared/run-config';
 import { printResult } from './lib';
@@ -33,7 +40,12 @@ const shared = path.resolve(process.env.GPT2_STUDIO_SHARED ?? path.join(import.m
 const quiet = { out: () => {}, err: (s: string) => void process.stderr.write(s) };
 
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-const parts = (e: TimeEstimate) => Object.fromEntries(Object.entries(e.parts).filter(([, v]) => v > 0).map(([k, v]) => [k, round(v)]));
+const parts = (e: TimeEstimate) =>
+  Object.fromEntries(
+    Object.entries(e.parts)
+      .filter(([, v]) => v > 0)
+      .map(([k, v]) => [k, round(v)]),
+  );
 
 interface Case {
   name: string;
@@ -85,12 +97,17 @@ async function runCase(k: Case): Promise<void> {
         const n = EVENT_METRICS[e];
         if (n && m[n]) eventMs[e] = m[n].values;
       }
-      const eta = estimateRemaining(c, {
-        stepsDone: run.stepsDone,
-        series: { steps: dt.steps, dtMs: dt.values, wallSec: dt.wallTimes.map((w) => w / 1000) },
-        eventMs,
-        startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined,
-      }, cal, { params });
+      const eta = estimateRemaining(
+        c,
+        {
+          stepsDone: run.stepsDone,
+          series: { steps: dt.steps, dtMs: dt.values, wallSec: dt.wallTimes.map((w) => w / 1000) },
+          eventMs,
+          startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined,
+        },
+        cal,
+        { params },
+      );
       const tail = dt.values.slice(-20).filter((v): v is number => v !== null && Number.isFinite(v));
       const meanDtEtaSec = ((maxSteps - run.stepsDone) * (tail.reduce((a, b) => a + b, 0) / tail.length)) / 1000;
       if (eta) mid = { elapsedSec, eta, meanDtEtaSec };
@@ -116,17 +133,31 @@ async function runCase(k: Case): Promise<void> {
     const firstWall = dtSeries.wallTimes[0] ?? NaN;
     const actualParts: Record<string, number> = {
       steps: round(sumOf('train/dt_ms')),
-      startupToFirstStep: round((firstWall - (finished.startedAt ?? firstWall)) / 1000 - (dts[0] ?? 0) / 1000 - (metrics['time/eval_ms']?.steps[0] === 0 ? (metrics['time/eval_ms'].values[0] ?? 0) / 1000 : 0)),
+      startupToFirstStep: round(
+        (firstWall - (finished.startedAt ?? firstWall)) / 1000 -
+          (dts[0] ?? 0) / 1000 -
+          (metrics['time/eval_ms']?.steps[0] === 0 ? (metrics['time/eval_ms'].values[0] ?? 0) / 1000 : 0),
+      ),
     };
     for (const e of EVENT_KINDS) {
       const n = EVENT_METRICS[e];
       if (n && metrics[n]) actualParts[e] = round(sumOf(n));
     }
     const sorted = [...dts].sort((a, b) => a - b);
-    const machine = { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', loadavg1mBefore: round(loadBefore), loadavg1mAfter: round(loadAfter) };
+    const machine = {
+      cores: os.availableParallelism(),
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      loadavg1mBefore: round(loadBefore),
+      loadavg1mAfter: round(loadAfter),
+    };
     const common = {
-      steps: maxSteps, batch: `${c.batch_size}x${c.seq_len}`, accum: c.total_batch_size / (c.batch_size * c.seq_len),
-      engine: cal.engine, runMedianDtMs: round(sorted[sorted.length >> 1] ?? NaN), runMeanDtMs: round(dts.reduce((a, b) => a + b, 0) / dts.length), ...machine,
+      steps: maxSteps,
+      batch: `${c.batch_size}x${c.seq_len}`,
+      accum: c.total_batch_size / (c.batch_size * c.seq_len),
+      engine: cal.engine,
+      runMedianDtMs: round(sorted[sorted.length >> 1] ?? NaN),
+      runMeanDtMs: round(dts.reduce((a, b) => a + b, 0) / dts.length),
+      ...machine,
     };
 
     printResult({
@@ -136,7 +167,14 @@ async function runCase(k: Case): Promise<void> {
       peer: 'actual wall time',
       peerFigure: round(actualSec),
       ratio: round(plan.seconds / actualSec, 3),
-      config: { ...common, calibrateSec: round(calibrateSec), calibratedMicroStepMs: round(cal.microStepMs), calibratedStepMs: round(plan.stepMs), parts: parts(plan), actualParts },
+      config: {
+        ...common,
+        calibrateSec: round(calibrateSec),
+        calibratedMicroStepMs: round(cal.microStepMs),
+        calibratedStepMs: round(plan.stepMs),
+        parts: parts(plan),
+        actualParts,
+      },
     });
     if (!mid) throw new Error(`${k.name}: no estimate at 20% of the run`);
     const predicted = mid.elapsedSec + mid.eta.seconds;
@@ -148,8 +186,14 @@ async function runCase(k: Case): Promise<void> {
       peerFigure: round(actualSec),
       ratio: round(predicted / actualSec, 3),
       config: {
-        ...common, elapsedSec: round(mid.elapsedSec), etaSec: round(mid.eta.seconds), stepMs: round(mid.eta.stepMs), parts: parts(mid.eta),
-        sources: mid.eta.sources, meanDtEtaSec: round(mid.meanDtEtaSec), meanDtRatio: round((mid.elapsedSec + mid.meanDtEtaSec) / actualSec, 3),
+        ...common,
+        elapsedSec: round(mid.elapsedSec),
+        etaSec: round(mid.eta.seconds),
+        stepMs: round(mid.eta.stepMs),
+        parts: parts(mid.eta),
+        sources: mid.eta.sources,
+        meanDtEtaSec: round(mid.meanDtEtaSec),
+        meanDtRatio: round((mid.elapsedSec + mid.meanDtEtaSec) / actualSec, 3),
       },
     });
   } finally {
@@ -174,8 +218,12 @@ const cases: Case[] = [
     patch: { max_steps: microSteps, warmup_steps: Math.max(1, Math.floor(microSteps / 10)) },
     prepare: async (home) => {
       const file = path.join(shared, 'data', 'tinyshakespeare.txt');
-      if (!fs.existsSync(file)) throw new Error(`Tiny Shakespeare is not at ${file}; set GPT2_STUDIO_SHARED to the shared folder that holds data/tinyshakespeare.txt.`);
-      if ((await cli(['prepare', 'tinyshakespeare', '--file', file, '--home', home], quiet)) !== 0) throw new Error('prepare tinyshakespeare failed');
+      if (!fs.existsSync(file))
+        throw new Error(
+          `Tiny Shakespeare is not at ${file}; set GPT2_STUDIO_SHARED to the shared folder that holds data/tinyshakespeare.txt.`,
+        );
+      if ((await cli(['prepare', 'tinyshakespeare', '--file', file, '--home', home], quiet)) !== 0)
+        throw new Error('prepare tinyshakespeare failed');
     },
   },
 ];

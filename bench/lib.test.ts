@@ -1,6 +1,15 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { existsSync } from 'node:fs';
-import { formatResult, lastJsonLine, median, printResult, REFERENCE_SCRIPT, referenceArgv, timeIt, type BenchResult } from './lib';
+import {
+  formatResult,
+  lastJsonLine,
+  median,
+  printResult,
+  REFERENCE_SCRIPT,
+  referenceArgv,
+  timeIt,
+  type BenchResult,
+} from './lib';
 import { StudioError } from '../src/shared/errors';
 
 describe('median', () => {
@@ -29,20 +38,43 @@ describe('median', () => {
 });
 
 describe('result line', () => {
-  const base: BenchResult = { name: 'train-c2', figure: 1234.5, unit: 'tokens/s', peer: 'pytorch', peerFigure: 1000, ratio: 1.2345 };
+  const base: BenchResult = {
+    name: 'train-c2',
+    figure: 1234.5,
+    unit: 'tokens/s',
+    peer: 'pytorch',
+    peerFigure: 1000,
+    ratio: 1.2345,
+  };
 
   afterEach(() => vi.restoreAllMocks());
 
   it('is one JSON line with the keys in the documented order', () => {
     const line = formatResult({ ...base, notes: 'two\nlines', config: { nLayer: 6 } });
     expect(line).not.toContain('\n');
-    expect(Object.keys(JSON.parse(line))).toEqual(['name', 'figure', 'unit', 'peer', 'peerFigure', 'ratio', 'config', 'notes']);
+    expect(Object.keys(JSON.parse(line))).toEqual([
+      'name',
+      'figure',
+      'unit',
+      'peer',
+      'peerFigure',
+      'ratio',
+      'config',
+      'notes',
+    ]);
     expect(JSON.parse(line).notes).toBe('two\nlines');
   });
 
   it('keeps null peers and omits absent optional fields', () => {
     const line = formatResult({ ...base, peer: null, peerFigure: null, ratio: null });
-    expect(JSON.parse(line)).toEqual({ name: 'train-c2', figure: 1234.5, unit: 'tokens/s', peer: null, peerFigure: null, ratio: null });
+    expect(JSON.parse(line)).toEqual({
+      name: 'train-c2',
+      figure: 1234.5,
+      unit: 'tokens/s',
+      peer: null,
+      peerFigure: null,
+      ratio: null,
+    });
   });
 
   it('printResult writes exactly one newline-terminated line to stdout', () => {
@@ -62,9 +94,12 @@ describe('result line', () => {
 describe('timeIt', () => {
   it('runs warm-up untimed and returns one duration in seconds per iteration', async () => {
     let calls = 0;
-    const times = await timeIt(async () => {
-      calls++;
-    }, { warmup: 2, iters: 3 });
+    const times = await timeIt(
+      async () => {
+        calls++;
+      },
+      { warmup: 2, iters: 3 },
+    );
     expect(calls).toBe(5);
     expect(times).toHaveLength(3);
     for (const t of times) expect(t).toBeGreaterThanOrEqual(0);
@@ -81,10 +116,42 @@ describe('reference helpers', () => {
   });
 
   it('builds the train_gpt2.py command line', () => {
-    const argv = referenceArgv({ mode: 'forward', nLayer: 6, nHead: 6, nEmbd: 384, vocab: 50304, blockSize: 256, batch: 4, seq: 256, steps: 3, warmup: 1, threads: 2 });
+    const argv = referenceArgv({
+      mode: 'forward',
+      nLayer: 6,
+      nHead: 6,
+      nEmbd: 384,
+      vocab: 50304,
+      blockSize: 256,
+      batch: 4,
+      seq: 256,
+      steps: 3,
+      warmup: 1,
+      threads: 2,
+    });
     expect(argv.slice(1)).toEqual([
-      '--mode', 'forward', '--n-layer', '6', '--n-head', '6', '--n-embd', '384', '--vocab', '50304', '--block-size', '256',
-      '--batch', '4', '--seq', '256', '--steps', '3', '--warmup', '1', '--threads', '2',
+      '--mode',
+      'forward',
+      '--n-layer',
+      '6',
+      '--n-head',
+      '6',
+      '--n-embd',
+      '384',
+      '--vocab',
+      '50304',
+      '--block-size',
+      '256',
+      '--batch',
+      '4',
+      '--seq',
+      '256',
+      '--steps',
+      '3',
+      '--warmup',
+      '1',
+      '--threads',
+      '2',
     ]);
   });
 

@@ -16,7 +16,8 @@ import { ErrorCode, StudioError } from '../src/shared/errors';
 
 /** The median of `xs` (mean of the two middle values for an even count). Does not modify `xs`. */
 export function median(xs: readonly number[]): number {
-  if (xs.length === 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'median of an empty list', 'Time at least one iteration.');
+  if (xs.length === 0)
+    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'median of an empty list', 'Time at least one iteration.');
   const s = [...xs].sort((a, b) => a - b);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -85,7 +86,12 @@ export function printResult(r: BenchResult): void {
 // PyTorch peer
 
 export type TorchCheck =
-  | { ok: true; python: string; version: string; /** BLAS torch loaded: openblas | mkl | blis | reference | unknown */ blas: string }
+  | {
+      ok: true;
+      python: string;
+      version: string;
+      /** BLAS torch loaded: openblas | mkl | blis | reference | unknown */ blas: string;
+    }
   | { ok: false; reason: string };
 
 /**
@@ -228,13 +234,21 @@ export const REFERENCE_SCRIPT = fileURLToPath(new URL('./reference/train_gpt2.py
 /** The command-line arguments for train_gpt2.py. */
 export function referenceArgv(a: ReferenceArgs): string[] {
   const ints: Array<[string, number]> = [
-    ['--n-layer', a.nLayer], ['--n-head', a.nHead], ['--n-embd', a.nEmbd], ['--vocab', a.vocab],
-    ['--block-size', a.blockSize], ['--batch', a.batch], ['--seq', a.seq], ['--steps', a.steps],
-    ['--warmup', a.warmup], ['--threads', a.threads],
+    ['--n-layer', a.nLayer],
+    ['--n-head', a.nHead],
+    ['--n-embd', a.nEmbd],
+    ['--vocab', a.vocab],
+    ['--block-size', a.blockSize],
+    ['--batch', a.batch],
+    ['--seq', a.seq],
+    ['--steps', a.steps],
+    ['--warmup', a.warmup],
+    ['--threads', a.threads],
   ];
   const argv = [REFERENCE_SCRIPT, '--mode', a.mode];
   for (const [flag, v] of ints) {
-    if (!Number.isInteger(v) || v < 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `runReference: ${flag} must be a non-negative integer, got ${v}`);
+    if (!Number.isInteger(v) || v < 0)
+      throw new StudioError(ErrorCode.BAD_ARGUMENT, `runReference: ${flag} must be a non-negative integer, got ${v}`);
     argv.push(flag, String(v));
   }
   return argv;
@@ -248,7 +262,8 @@ export function runReference(args: ReferenceArgs): ReferenceResult {
   let python = args.python;
   if (python === undefined) {
     const t = ensureTorch();
-    if (!t.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `PyTorch reference unavailable: ${t.reason}`, INSTALL_HINT);
+    if (!t.ok)
+      throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `PyTorch reference unavailable: ${t.reason}`, INSTALL_HINT);
     python = t.python;
   }
   const argv = referenceArgv(args);
@@ -272,7 +287,12 @@ export function runReference(args: ReferenceArgs): ReferenceResult {
   if (!raw) throw fail(`printed no JSON line (stdout tail: ${JSON.stringify(tail(res.stdout, 300))})`);
   const tokensPerSec = raw.tokens_per_sec;
   const medianStepS = raw.median_step_s;
-  if (typeof tokensPerSec !== 'number' || !Number.isFinite(tokensPerSec) || typeof medianStepS !== 'number' || !Number.isFinite(medianStepS)) {
+  if (
+    typeof tokensPerSec !== 'number' ||
+    !Number.isFinite(tokensPerSec) ||
+    typeof medianStepS !== 'number' ||
+    !Number.isFinite(medianStepS)
+  ) {
     throw fail(`printed an unexpected result: ${JSON.stringify(raw)}`);
   }
   return { tokensPerSec, medianStepS, raw: raw as unknown as ReferenceRaw };

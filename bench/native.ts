@@ -57,7 +57,14 @@ const log = (s: string) => process.stderr.write(`[bench native] ${s}\n`);
 const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
 
 function trainModelConfig(c: TrainConfig): GPTConfig {
-  return makeConfig({ nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.T, vocabSize: VOCAB, paddedVocabSize: PADDED_VOCAB });
+  return makeConfig({
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
+    blockSize: c.T,
+    vocabSize: VOCAB,
+    paddedVocabSize: PADDED_VOCAB,
+  });
 }
 
 /** In the child process: training tokens/s of native-cpu on one config, and this process's peak RSS. */
@@ -69,33 +76,57 @@ async function childTrain(c: TrainConfig, iters: number, gemm?: 'blas' | 'builti
   const hyper = { gradClip: 1, adamw: { lr: 6e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 } };
   // batches drawn up front, as the reference does, so that token generation is not timed
   const batches = Array.from({ length: 8 }, () =>
-    batchFromRows(Array.from({ length: c.B }, () => Array.from({ length: c.T + 1 }, () => rng.int(VOCAB))), c.T));
+    batchFromRows(
+      Array.from({ length: c.B }, () => Array.from({ length: c.T + 1 }, () => rng.int(VOCAB))),
+      c.T,
+    ),
+  );
   let i = 0;
   let loss = NaN;
-  const times = await timeIt(async () => {
-    loss = (await trainStep(model, [batches[i++ % batches.length]!], hyper)).loss;
-  }, { warmup: 1, iters });
+  const times = await timeIt(
+    async () => {
+      loss = (await trainStep(model, [batches[i++ % batches.length]!], hyper)).loss;
+    },
+    { warmup: 1, iters },
+  );
   model.dispose();
-  process.stdout.write(JSON.stringify({ tps: (c.B * c.T) / median(times), loss, peakRssMb: peakRssMb(), detail: engine.info().detail }) + '\n');
+  process.stdout.write(
+    JSON.stringify({ tps: (c.B * c.T) / median(times), loss, peakRssMb: peakRssMb(), detail: engine.info().detail }) +
+      '\n',
+  );
 }
 
 function runChild(args: string[]): Record<string, unknown> {
-  const r = spawnSync(process.execPath, [path.join(repo, 'bin', 'run-ts.mjs'), fileURLToPath(import.meta.url), ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, OMP_NUM_THREADS: String(THREADS) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-    timeout: 30 * 60_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(repo, 'bin', 'run-ts.mjs'), fileURLToPath(import.meta.url), ...args],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, OMP_NUM_THREADS: String(THREADS) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      timeout: 30 * 60_000,
+    },
+  );
   const line = lastJsonLine(r.stdout ?? '');
-  if (r.status !== 0 || !line) throw new Error(`bench child ${args.join(' ')} failed (status ${r.status}): ${r.stdout}`);
+  if (r.status !== 0 || !line)
+    throw new Error(`bench child ${args.join(' ')} failed (status ${r.status}): ${r.stdout}`);
   return line;
 }
 
 /** PyTorch's peak RSS on the same training config: a short run of train_gpt2.py under a getrusage wrapper. */
 function peerPeakRssMb(python: string, c: TrainConfig): number | null {
   const argv = referenceArgv({
-    mode: 'train', nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, vocab: PADDED_VOCAB, blockSize: c.T,
-    batch: c.B, seq: c.T, steps: 2, warmup: 1, threads: THREADS,
+    mode: 'train',
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
+    vocab: PADDED_VOCAB,
+    blockSize: c.T,
+    batch: c.B,
+    seq: c.T,
+    steps: 2,
+    warmup: 1,
+    threads: THREADS,
   });
   const wrapper = [
     'import json, resource, runpy, sys',
@@ -114,20 +145,32 @@ function peerPeakRssMb(python: string, c: TrainConfig): number | null {
 /** ms per token of native-cpu decoding a gpt2-shaped random model with the KV cache (in this process). */
 async function nativeSampleMs(gemm?: 'blas' | 'builtin'): Promise<{ ms: number; detail: string }> {
   const engine = await getEngine('native-cpu', { gemm, threads: THREADS });
-  const cfg = makeConfig({ nLayer: SAMPLE.nLayer, nHead: SAMPLE.nHead, nEmbd: SAMPLE.nEmbd, blockSize: SAMPLE.blockSize });
+  const cfg = makeConfig({
+    nLayer: SAMPLE.nLayer,
+    nHead: SAMPLE.nHead,
+    nEmbd: SAMPLE.nEmbd,
+    blockSize: SAMPLE.blockSize,
+  });
   const model = await engine.createModel(cfg, initWeights(cfg, 1337));
   try {
     const rng = new Rng(2);
     const cache = model.createCache(1, SAMPLE.prompt + SAMPLE.warmup + SAMPLE.tokens);
-    let logits = await model.decodeStep(cache, Int32Array.from({ length: SAMPLE.prompt }, () => rng.int(VOCAB)), SAMPLE.prompt);
+    let logits = await model.decodeStep(
+      cache,
+      Int32Array.from({ length: SAMPLE.prompt }, () => rng.int(VOCAB)),
+      SAMPLE.prompt,
+    );
     const argmax = (x: Float32Array) => {
       let b = 0;
       for (let j = 1; j < x.length; j++) if (x[j]! > x[b]!) b = j;
       return b;
     };
-    const times = await timeIt(async () => {
-      logits = await model.decodeStep(cache, Int32Array.of(argmax(logits)), 1);
-    }, { warmup: SAMPLE.warmup, iters: SAMPLE.tokens });
+    const times = await timeIt(
+      async () => {
+        logits = await model.decodeStep(cache, Int32Array.of(argmax(logits)), 1);
+      },
+      { warmup: SAMPLE.warmup, iters: SAMPLE.tokens },
+    );
     cache.dispose();
     return { ms: median(times) * 1000, detail: engine.info().detail };
   } finally {
@@ -151,14 +194,30 @@ export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<voi
   for (const c of TRAIN_CONFIGS.filter((x) => !opts.only || x.id === opts.only)) {
     const load0 = loadAvg();
     log(`${c.id}: native-cpu, ${iters} timed steps (child process)`);
-    const ours = runChild(['--child-train', c.id, '--iters', String(iters), ...(opts.gemm ? ['--gemm', opts.gemm] : [])]);
+    const ours = runChild([
+      '--child-train',
+      c.id,
+      '--iters',
+      String(iters),
+      ...(opts.gemm ? ['--gemm', opts.gemm] : []),
+    ]);
     let peerFigure: number | null = null;
     let peerRss: number | null = null;
     if (torch.ok) {
       log(`${c.id}: PyTorch ${torch.version} eager, ${THREADS} threads, ${iters} timed steps`);
       peerFigure = runReference({
-        mode: 'train', nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, vocab: PADDED_VOCAB, blockSize: c.T,
-        batch: c.B, seq: c.T, steps: iters, warmup: 1, threads: THREADS, python: torch.python,
+        mode: 'train',
+        nLayer: c.nLayer,
+        nHead: c.nHead,
+        nEmbd: c.nEmbd,
+        vocab: PADDED_VOCAB,
+        blockSize: c.T,
+        batch: c.B,
+        seq: c.T,
+        steps: iters,
+        warmup: 1,
+        threads: THREADS,
+        python: torch.python,
       }).tokensPerSec;
       log(`${c.id}: PyTorch peak RSS (2 more steps)`);
       peerRss = peerPeakRssMb(torch.python, c);
@@ -172,8 +231,16 @@ export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<voi
       peerFigure,
       ratio: peerFigure ? tps / peerFigure : null,
       config: {
-        n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, B: c.B, T: c.T, vocab: PADDED_VOCAB, threads: THREADS,
-        engine: ours.detail, peak_rss_mb: Math.round(ours.peakRssMb as number), peer_peak_rss_mb: peerRss === null ? null : Math.round(peerRss),
+        n_layer: c.nLayer,
+        n_head: c.nHead,
+        n_embd: c.nEmbd,
+        B: c.B,
+        T: c.T,
+        vocab: PADDED_VOCAB,
+        threads: THREADS,
+        engine: ours.detail,
+        peak_rss_mb: Math.round(ours.peakRssMb as number),
+        peer_peak_rss_mb: peerRss === null ? null : Math.round(peerRss),
         load_avg: [load0, loadAvg()],
       },
     });
@@ -187,10 +254,24 @@ export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<voi
     if (torch.ok) {
       log(`sample: PyTorch ${torch.version} with a KV cache`);
       const script = path.join(here, 'reference', 'sample_gpt2.py');
-      const r = spawnSync(torch.python, [script, '--tokens', String(SAMPLE.tokens), '--prompt', String(SAMPLE.prompt), '--warmup', String(SAMPLE.warmup), '--threads', String(THREADS)], {
-        encoding: 'utf8',
-        timeout: 30 * 60_000,
-      });
+      const r = spawnSync(
+        torch.python,
+        [
+          script,
+          '--tokens',
+          String(SAMPLE.tokens),
+          '--prompt',
+          String(SAMPLE.prompt),
+          '--warmup',
+          String(SAMPLE.warmup),
+          '--threads',
+          String(THREADS),
+        ],
+        {
+          encoding: 'utf8',
+          timeout: 30 * 60_000,
+        },
+      );
       const line = lastJsonLine(r.stdout ?? '');
       if (line && typeof line.ms_per_token === 'number') peerMs = line.ms_per_token;
       else log(`sample: the PyTorch peer failed (status ${r.status}): ${(r.stderr ?? '').slice(-500)}`);
@@ -202,7 +283,15 @@ export async function runNativeBench(opts: NativeBenchOptions = {}): Promise<voi
       peer: peerName,
       peerFigure: peerMs,
       ratio: peerMs ? peerMs / ours.ms : null,
-      config: { model: 'gpt2 124M (random)', batch: 1, prompt: SAMPLE.prompt, tokens: SAMPLE.tokens, threads: THREADS, engine: ours.detail, load_avg: [load0, loadAvg()] },
+      config: {
+        model: 'gpt2 124M (random)',
+        batch: 1,
+        prompt: SAMPLE.prompt,
+        tokens: SAMPLE.tokens,
+        threads: THREADS,
+        engine: ours.detail,
+        load_avg: [load0, loadAvg()],
+      },
       notes: 'ratio = peer ms / our ms (above 1: faster than the peer)',
     });
   }
@@ -231,4 +320,3 @@ async function main(): Promise<void> {
 
 // run as a script (not when bench/index.ts imports runNativeBench)
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
-

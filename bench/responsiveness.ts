@@ -92,10 +92,42 @@ async function main(): Promise<void> {
     }
 
     const config_ = { model: 'gpt2 (124M, random)', T, calls: 3, engine: engine.info().detail };
-    printResult({ name: 'event-loop-stall-import-weights', figure: importOff.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'check and copy in the service thread', peerFigure: importHere.stallMs, ratio: importOff.stallMs / importHere.stallMs, config: config_ });
-    printResult({ name: 'event-loop-stall-open-model', figure: openOff.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'same model in the service thread', peerFigure: openHere.stallMs, ratio: openOff.stallMs / openHere.stallMs, config: config_ });
-    printResult({ name: 'event-loop-stall-token-losses', figure: off.stallMs, unit: 'ms (longest gap, lower is better)', peer: 'same model in the service thread', peerFigure: here.stallMs, ratio: off.stallMs / here.stallMs, config: config_ });
-    printResult({ name: 'token-losses-time-worker', figure: off.workMs, unit: 'ms for 3 calls', peer: 'same model in the service thread', peerFigure: here.workMs, ratio: off.workMs / here.workMs, config: config_ });
+    printResult({
+      name: 'event-loop-stall-import-weights',
+      figure: importOff.stallMs,
+      unit: 'ms (longest gap, lower is better)',
+      peer: 'check and copy in the service thread',
+      peerFigure: importHere.stallMs,
+      ratio: importOff.stallMs / importHere.stallMs,
+      config: config_,
+    });
+    printResult({
+      name: 'event-loop-stall-open-model',
+      figure: openOff.stallMs,
+      unit: 'ms (longest gap, lower is better)',
+      peer: 'same model in the service thread',
+      peerFigure: openHere.stallMs,
+      ratio: openOff.stallMs / openHere.stallMs,
+      config: config_,
+    });
+    printResult({
+      name: 'event-loop-stall-token-losses',
+      figure: off.stallMs,
+      unit: 'ms (longest gap, lower is better)',
+      peer: 'same model in the service thread',
+      peerFigure: here.stallMs,
+      ratio: off.stallMs / here.stallMs,
+      config: config_,
+    });
+    printResult({
+      name: 'token-losses-time-worker',
+      figure: off.workMs,
+      unit: 'ms for 3 calls',
+      peer: 'same model in the service thread',
+      peerFigure: here.workMs,
+      ratio: off.workMs / here.workMs,
+      config: config_,
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -29,27 +29,43 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       iters: { type: 'string', default: '3' },
-      file: { type: 'string', default: process.env.GPT2_STUDIO_SHARED ? path.join(process.env.GPT2_STUDIO_SHARED, 'data/tinyshakespeare.txt') : path.join(here, '../../shared/data/tinyshakespeare.txt') },
+      file: {
+        type: 'string',
+        default: process.env.GPT2_STUDIO_SHARED
+          ? path.join(process.env.GPT2_STUDIO_SHARED, 'data/tinyshakespeare.txt')
+          : path.join(here, '../../shared/data/tinyshakespeare.txt'),
+      },
     },
   });
   const iters = Number(values.iters);
   if (!fs.existsSync(values.file)) {
-    process.stderr.write(`[bench] ${values.file} is missing: set GPT2_STUDIO_SHARED or pass --file; skipping the tokenization benchmark\n`);
+    process.stderr.write(
+      `[bench] ${values.file} is missing: set GPT2_STUDIO_SHARED or pass --file; skipping the tokenization benchmark\n`,
+    );
     return;
   }
   const once = fs.readFileSync(values.file, 'utf8');
   const text = once.repeat(10);
   const mb = Buffer.byteLength(text, 'utf8') / 1e6;
   const pieces = splitForTokenizer(text, TASK_CHARS);
-  const config = { text: `${path.basename(values.file)} x10`, megabytes: Number(mb.toFixed(3)), pieces: pieces.length, pieceChars: TASK_CHARS, cpus: os.availableParallelism() };
+  const config = {
+    text: `${path.basename(values.file)} x10`,
+    megabytes: Number(mb.toFixed(3)),
+    pieces: pieces.length,
+    pieceChars: TASK_CHARS,
+    cpus: os.availableParallelism(),
+  };
 
   // the peer: gpt-tokenizer on the main thread, same pieces
   process.stderr.write(`[bench] main thread: ${mb.toFixed(1)} MB, ${iters} timed runs\n`);
   let mainTokens = 0;
-  const mainTimes = await timeIt(async () => {
-    mainTokens = 0;
-    for (const p of pieces) mainTokens += encode(p).length;
-  }, { warmup: 1, iters });
+  const mainTimes = await timeIt(
+    async () => {
+      mainTokens = 0;
+      for (const p of pieces) mainTokens += encode(p).length;
+    },
+    { warmup: 1, iters },
+  );
   const mainMBs = mb / median(mainTimes);
 
   const poolMBs: Record<number, number> = {};
@@ -58,24 +74,42 @@ async function main(): Promise<void> {
     const pool = await TokenizerPool.start(workers);
     try {
       let tokens = 0;
-      const times = await timeIt(async () => {
-        const parts = await Promise.all(pieces.map((p) => pool.encode([{ text: p, eot: false }])));
-        tokens = parts.reduce((n, t) => n + t.length, 0);
-      }, { warmup: 1, iters });
-      if (tokens !== mainTokens) throw new Error(`pool of ${workers} produced ${tokens} tokens, the main thread ${mainTokens}`);
+      const times = await timeIt(
+        async () => {
+          const parts = await Promise.all(pieces.map((p) => pool.encode([{ text: p, eot: false }])));
+          tokens = parts.reduce((n, t) => n + t.length, 0);
+        },
+        { warmup: 1, iters },
+      );
+      if (tokens !== mainTokens)
+        throw new Error(`pool of ${workers} produced ${tokens} tokens, the main thread ${mainTokens}`);
       poolMBs[workers] = mb / median(times);
     } finally {
       await pool.close();
     }
   }
   printResult({
-    name: 'tokenize-pool-1w', figure: poolMBs[1]!, unit: 'MB/s', peer: 'gpt-tokenizer-main-thread', peerFigure: mainMBs, ratio: poolMBs[1]! / mainMBs,
-    config: { ...config, workers: 1, tokens: mainTokens }, notes: 'target: >= 10 MB/s per core',
+    name: 'tokenize-pool-1w',
+    figure: poolMBs[1]!,
+    unit: 'MB/s',
+    peer: 'gpt-tokenizer-main-thread',
+    peerFigure: mainMBs,
+    ratio: poolMBs[1]! / mainMBs,
+    config: { ...config, workers: 1, tokens: mainTokens },
+    notes: 'target: >= 10 MB/s per core',
   });
   printResult({
-    name: 'tokenize-pool-2w', figure: poolMBs[2]!, unit: 'MB/s', peer: 'tokenize-pool-1w', peerFigure: poolMBs[1]!, ratio: poolMBs[2]! / poolMBs[1]!,
+    name: 'tokenize-pool-2w',
+    figure: poolMBs[2]!,
+    unit: 'MB/s',
+    peer: 'tokenize-pool-1w',
+    peerFigure: poolMBs[1]!,
+    ratio: poolMBs[2]! / poolMBs[1]!,
     config: { ...config, workers: 2, perWorkerMBs: Number((poolMBs[2]! / 2).toFixed(2)) },
-    notes: config.cpus < 3 ? `only ${config.cpus} CPUs: the main thread (shard writing, dispatch) shares them with the 2 workers` : undefined,
+    notes:
+      config.cpus < 3
+        ? `only ${config.cpus} CPUs: the main thread (shard writing, dispatch) shares them with the 2 workers`
+        : undefined,
   });
 
   // end to end: prepare local --file, fresh workspace each time
@@ -85,15 +119,24 @@ async function main(): Promise<void> {
     fs.writeFileSync(input, text);
     let n = 0;
     let tokens = 0;
-    const times = await timeIt(async () => {
-      const home = path.join(tmp, `home-${n++}`);
-      const r = await prepareDataset(home, { source: 'local', file: input, name: 'bench' }, {});
-      tokens = r.summary.tokens.train + r.summary.tokens.val;
-    }, { warmup: 1, iters });
+    const times = await timeIt(
+      async () => {
+        const home = path.join(tmp, `home-${n++}`);
+        const r = await prepareDataset(home, { source: 'local', file: input, name: 'bench' }, {});
+        tokens = r.summary.tokens.train + r.summary.tokens.val;
+      },
+      { warmup: 1, iters },
+    );
     printResult({
-      name: 'prepare-e2e', figure: mb / median(times), unit: 'MB/s', peer: null, peerFigure: null, ratio: null,
+      name: 'prepare-e2e',
+      figure: mb / median(times),
+      unit: 'MB/s',
+      peer: null,
+      peerFigure: null,
+      ratio: null,
       config: { ...config, workers: defaultWorkerCount(), tokens, seconds: Number(median(times).toFixed(3)) },
-      notes: 'prepare local --file (text split 90/10): read, tokenize in the pool, write and hash shards, manifest; worker start-up included',
+      notes:
+        'prepare local --file (text split 90/10): read, tokenize in the pool, write and hash shards, manifest; worker start-up included',
     });
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

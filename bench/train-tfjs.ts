@@ -30,15 +30,25 @@ const THREADS = 2;
 
 async function tfjsTrainTokensPerSec(c: BenchConfig, iters: number): Promise<{ tps: number; backend: string }> {
   const engine = await getEngine('tfjs');
-  const cfg = makeConfig({ nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.T, vocabSize: VOCAB, paddedVocabSize: PADDED_VOCAB });
+  const cfg = makeConfig({
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
+    blockSize: c.T,
+    vocabSize: VOCAB,
+    paddedVocabSize: PADDED_VOCAB,
+  });
   const model = await engine.createModel(cfg, initWeights(cfg, 1337));
   const rng = new Rng(1);
   const hyper = { gradClip: 1, adamw: { lr: 6e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 } };
   try {
-    const times = await timeIt(async () => {
-      const rows = Array.from({ length: c.B }, () => Array.from({ length: c.T + 1 }, () => rng.int(VOCAB)));
-      await trainStep(model, [batchFromRows(rows, c.T)], hyper);
-    }, { warmup: 1, iters });
+    const times = await timeIt(
+      async () => {
+        const rows = Array.from({ length: c.B }, () => Array.from({ length: c.T + 1 }, () => rng.int(VOCAB)));
+        await trainStep(model, [batchFromRows(rows, c.T)], hyper);
+      },
+      { warmup: 1, iters },
+    );
     return { tps: (c.B * c.T) / median(times), backend: engine.info().detail };
   } finally {
     model.dispose();
@@ -58,8 +68,17 @@ async function main(): Promise<void> {
     if (torch.ok) {
       process.stderr.write(`[bench] ${c.id}: PyTorch ${torch.version} eager, ${THREADS} threads\n`);
       const ref = runReference({
-        mode: 'train', nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, vocab: PADDED_VOCAB, blockSize: c.T,
-        batch: c.B, seq: c.T, steps: iters, warmup: 1, threads: THREADS,
+        mode: 'train',
+        nLayer: c.nLayer,
+        nHead: c.nHead,
+        nEmbd: c.nEmbd,
+        vocab: PADDED_VOCAB,
+        blockSize: c.T,
+        batch: c.B,
+        seq: c.T,
+        steps: iters,
+        warmup: 1,
+        threads: THREADS,
       });
       peerFigure = ref.tokensPerSec;
       peer = `pytorch-${torch.version}-eager-cpu-${THREADS}threads`;
@@ -71,7 +90,15 @@ async function main(): Promise<void> {
       peer,
       peerFigure,
       ratio: peerFigure ? ours.tps / peerFigure : null,
-      config: { n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, B: c.B, T: c.T, vocab: PADDED_VOCAB, backend: ours.backend },
+      config: {
+        n_layer: c.nLayer,
+        n_head: c.nHead,
+        n_embd: c.nEmbd,
+        B: c.B,
+        T: c.T,
+        vocab: PADDED_VOCAB,
+        backend: ours.backend,
+      },
     });
   }
 }

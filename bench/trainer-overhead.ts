@@ -25,8 +25,17 @@ async function run(): Promise<void> {
   try {
     await cli(['prepare', 'builtin', '--size-mb', '1', '--home', home], { out: () => {}, err: () => {} });
     const parsed = checkRunConfig({
-      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 }, dataset: 'builtin', total_batch_size: 512, batch_size: 8, seq_len: 64,
-      max_steps: BLOCK, warmup_steps: 1, eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0,
+      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 },
+      dataset: 'builtin',
+      total_batch_size: 512,
+      batch_size: 8,
+      seq_len: 64,
+      max_steps: BLOCK,
+      warmup_steps: 1,
+      eval_interval: 0,
+      hellaswag_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 0,
     });
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
     const config = parsed.config;
@@ -47,17 +56,29 @@ async function run(): Promise<void> {
 
       t0 = performance.now();
       await runTraining({
-        config, model, train: openTrainingData(home, config).train,
+        config,
+        model,
+        train: openTrainingData(home, config).train,
         hooks: {
           onStep: (e) => {
             const step = stepBase + e.step;
             store.recordStep(runRow.id, {
-              step, wallTime: Date.now(), tokensSeen: e.tokensSeen,
-              metrics: { 'train/loss': e.loss, 'train/lr': e.lr, 'train/norm': e.norm, 'train/dt_ms': e.dtMs, 'train/tok_per_sec': e.tokensPerSec },
+              step,
+              wallTime: Date.now(),
+              tokensSeen: e.tokensSeen,
+              metrics: {
+                'train/loss': e.loss,
+                'train/lr': e.lr,
+                'train/norm': e.norm,
+                'train/dt_ms': e.dtMs,
+                'train/tok_per_sec': e.tokensPerSec,
+              },
             });
             JSON.stringify({ type: 'step', seq: step, ...e }); // what the worker sends over IPC
           },
-          onLog: (level, message) => { store.addLog(runRow.id, level, message); },
+          onLog: (level, message) => {
+            store.addLog(runRow.id, level, message);
+          },
         },
       });
       full.push((performance.now() - t0) / BLOCK);
@@ -74,7 +95,13 @@ async function run(): Promise<void> {
       peer: 'bare engine loop',
       peerFigure: b,
       ratio: f / b,
-      config: { engine: engine.info().detail, msPerStepBare: b, msPerStepFull: f, steps: BLOCK * ROUNDS, target: '< 2%' },
+      config: {
+        engine: engine.info().detail,
+        msPerStepBare: b,
+        msPerStepFull: f,
+        steps: BLOCK * ROUNDS,
+        target: '< 2%',
+      },
     });
   } finally {
     fs.rmSync(home, { recursive: true, force: true });

@@ -2,7 +2,11 @@ import { PAGES } from '../src/renderer/pages';
 import { expect, snap, test } from './fixtures';
 
 test.describe('serve mode', () => {
-  test('opens, reaches Settings with the keyboard, shows the workspace and engines, and switches theme', async ({ page, appUrl, workspace }) => {
+  test('opens, reaches Settings with the keyboard, shows the workspace and engines, and switches theme', async ({
+    page,
+    appUrl,
+    workspace,
+  }) => {
     const failed: string[] = [];
     page.on('pageerror', (e) => failed.push(e.message));
     page.on('console', (m) => {
@@ -75,7 +79,8 @@ test.describe('serve mode', () => {
       await expect(page).toHaveURL(new RegExp(`#/${p.id}$`));
       await expect(page.getByRole('heading', { level: 1, name: p.title, exact: true })).toBeVisible();
       // after a navigation, focus is on the new page's heading (Runs is where the app opens: no navigation)
-      if (p.id !== 'runs') await expect(page.getByRole('heading', { level: 1, name: p.title, exact: true })).toBeFocused();
+      if (p.id !== 'runs')
+        await expect(page.getByRole('heading', { level: 1, name: p.title, exact: true })).toBeFocused();
       await built[p.id]();
       // the page-runs and page-new-run screenshots are taken with a run in runs.spec.ts
       if (p.id !== 'runs' && p.id !== 'new-run') await snap(page, `page-${p.id}`);
@@ -89,7 +94,11 @@ test.describe('serve mode', () => {
     await expect(page).toHaveURL(/#\/runs$/);
   });
 
-  test('Settings keeps the Hugging Face endpoint and token, and never shows the token', async ({ page, appUrl, workspace }) => {
+  test('Settings keeps the Hugging Face endpoint and token, and never shows the token', async ({
+    page,
+    appUrl,
+    workspace,
+  }) => {
     await page.goto(appUrl + '#/settings');
     await page.getByTestId('hf-endpoint').fill('not a url');
     await page.getByRole('button', { name: 'Save' }).click();
@@ -112,7 +121,12 @@ test.describe('serve mode', () => {
 test.describe('serve mode with a token', () => {
   test.use({ token: 'e2e-secret-token-42' });
 
-  test('the token from the URL becomes an HttpOnly cookie, authorises requests and leaves the address bar', async ({ page, appUrl, server, workspace }) => {
+  test('the token from the URL becomes an HttpOnly cookie, authorises requests and leaves the address bar', async ({
+    page,
+    appUrl,
+    server,
+    workspace,
+  }) => {
     expect(appUrl).toContain('?token=e2e-secret-token-42');
     await page.goto(appUrl + '#/settings');
     await expect(page.getByTestId('workspace-path')).toHaveText(workspace);
@@ -125,7 +139,9 @@ test.describe('serve mode with a token', () => {
     expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
     expect(cookies[0]!.value).not.toContain('e2e-secret-token-42');
     expect(await page.evaluate<string>('document.cookie')).toBe('');
-    expect(await page.evaluate<string>('JSON.stringify(Object.assign({}, sessionStorage, localStorage))')).not.toContain('e2e-secret-token-42');
+    expect(
+      await page.evaluate<string>('JSON.stringify(Object.assign({}, sessionStorage, localStorage))'),
+    ).not.toContain('e2e-secret-token-42');
 
     // with the cookie (the page's own request context shares it) the API answers; without it, it refuses
     const api = new URL('/api/invoke/app-info', server.url).href;

@@ -22,7 +22,10 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
   expect(existsSync(trainWorker), `${trainWorker} (built by electron-vite build)`).toBe(true);
   expect(existsSync(tokenizeWorker)).toBe(true);
   const home = mkdtempSync(join(tmpdir(), 'gpt2-bundle-'));
-  const studio = new Studio({ home, workers: { train: forkWorkerFrom(trainWorker), tokenize: tokenizeWorker, model: modelWorker } });
+  const studio = new Studio({
+    home,
+    workers: { train: forkWorkerFrom(trainWorker), tokenize: tokenizeWorker, model: modelWorker },
+  });
   try {
     await studio.invoke('datasets-prepare', { source: 'builtin', sizeMb: 1, workers: 2 });
     let ready = false;
@@ -32,7 +35,19 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
     }
     expect(ready).toBe(true);
 
-    const config = { model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 4, warmup_steps: 1, eval_interval: 0, sample_interval: 0, checkpoint_interval: 4, eval_iters: 1 };
+    const config = {
+      model: { preset: 'nano' },
+      dataset: 'builtin',
+      total_batch_size: 1024,
+      batch_size: 8,
+      seq_len: 128,
+      max_steps: 4,
+      warmup_steps: 1,
+      eval_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 4,
+      eval_iters: 1,
+    };
     const run = await studio.invoke('runs-create', { config, name: 'bundled worker' });
     const done = await studio.runs.wait(run.id);
     expect(done.error).toBeNull();
@@ -43,7 +58,13 @@ test('the bundled tokenizer threads, training worker and model worker prepare a 
     expect(losses.every((l) => l !== null && Number.isFinite(l) && l > 0)).toBe(true);
 
     // the checkpoint, sampled in the bundled model worker
-    const [sample] = await studio.invoke('generate-sample', { targets: [{ runId: run.id, step: 4 }], prompt: 'Once upon a time', seed: 1, maxTokens: 8, temperature: 0 });
+    const [sample] = await studio.invoke('generate-sample', {
+      targets: [{ runId: run.id, step: 4 }],
+      prompt: 'Once upon a time',
+      seed: 1,
+      maxTokens: 8,
+      temperature: 0,
+    });
     expect(sample!.error).toBeUndefined();
     expect(sample!.tokens).toBeGreaterThan(0);
   } finally {

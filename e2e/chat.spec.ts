@@ -78,7 +78,12 @@ interface StoredMessage {
 test.describe('chat', () => {
   test.skip(!existsSync(join(tiny, 'model.safetensors')), `no fixture at ${tiny}`);
 
-  test('chats with the tiny model: send from the keyboard, stream, stop, reload, settings, rename, delete', async ({ page, appUrl, server, context }) => {
+  test('chats with the tiny model: send from the keyboard, stream, stop, reload, settings, rename, delete', async ({
+    page,
+    appUrl,
+    server,
+    context,
+  }) => {
     test.setTimeout(120_000);
     const failed = watchErrors(page);
     await context.grantPermissions(['clipboard-read', 'clipboard-write']);
@@ -117,7 +122,9 @@ test.describe('chat', () => {
     await expect(userMessages.first()).toContainText('Hello there!\nTell me about dragons.');
     await expect(answers).toHaveCount(1);
     // the tiny model's context is 128 tokens: the default max tokens (128) with this prompt ends at the context
-    await expect(answers.first().getByTestId('answer-meta')).toContainText(/\d+ tokens · [\d.]+ tok\/s · (ended at end of text|max tokens reached|context full \(128 tokens\))/);
+    await expect(answers.first().getByTestId('answer-meta')).toContainText(
+      /\d+ tokens · [\d.]+ tok\/s · (ended at end of text|max tokens reached|context full \(128 tokens\))/,
+    );
     await expect(page).toHaveURL(/#\/chat\?c=chat-/);
     const convId = new URL(page.url()).hash.split('c=')[1];
     // named by its first words, and listed
@@ -138,7 +145,9 @@ test.describe('chat', () => {
 
     // max tokens above the model's context is explained at the field and not saved
     await settings.getByLabel('Max tokens').fill('5000');
-    await expect(settings.getByText("5000 is more than the model's context of 128 tokens; lower it to 128 or less.")).toBeVisible();
+    await expect(
+      settings.getByText("5000 is more than the model's context of 128 tokens; lower it to 128 or less."),
+    ).toBeVisible();
     await expect(settings.getByLabel('Max tokens')).toHaveAttribute('aria-invalid', 'true');
     // a long answer (max tokens near the whole context): watch it stream, then stop it with the button
     await settings.getByLabel('Max tokens').fill('120');
@@ -180,7 +189,14 @@ test.describe('chat', () => {
     await expect(answers).toHaveCount(3);
     await expect(answers.nth(2).getByTestId('answer-meta')).toHaveAttribute('data-reason', 'stop');
     stored = (await invoke(server, 'chats-get', { id: convId })) as { messages: StoredMessage[] };
-    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual(['user:', `assistant:${stored.messages[1]!.reason}`, 'user:', 'assistant:stop', 'user:', 'assistant:stop']);
+    expect(stored.messages.map((m) => `${m.role}:${m.reason ?? ''}`)).toEqual([
+      'user:',
+      `assistant:${stored.messages[1]!.reason}`,
+      'user:',
+      'assistant:stop',
+      'user:',
+      'assistant:stop',
+    ]);
     // a stopped answer is shorter than a whole one would be
     expect(stored.messages[3]!.tokens).toBeLessThan(50);
 
@@ -205,8 +221,17 @@ test.describe('chat', () => {
     await settings.getByLabel('System message (optional)').fill('You are a terse assistant.');
     await expect(page.getByTestId('settings-save-state')).toHaveText('Saved');
     await snap(page, 'chat-settings');
-    const saved = (await invoke(server, 'chats-get', { id: convId })) as { conversation: { settings: Record<string, unknown> } };
-    expect(saved.conversation.settings).toEqual({ temperature: 0.3, topK: 0, topP: 0.9, maxTokens: 8, seed: 7, system: 'You are a terse assistant.' });
+    const saved = (await invoke(server, 'chats-get', { id: convId })) as {
+      conversation: { settings: Record<string, unknown> };
+    };
+    expect(saved.conversation.settings).toEqual({
+      temperature: 0.3,
+      topK: 0,
+      topP: 0.9,
+      maxTokens: 8,
+      seed: 7,
+      system: 'You are a terse assistant.',
+    });
     // the next answer uses them (at most 8 tokens)
     await composer.fill('Short answer please.');
     await composer.press('Enter');
@@ -251,16 +276,26 @@ test.describe('chat', () => {
     expect(failed).toEqual([]);
   });
 
-  test('a link with ?model= starts a conversation with that model; a model that fails to load says why', async ({ page, appUrl, server, workspace }) => {
+  test('a link with ?model= starts a conversation with that model; a model that fails to load says why', async ({
+    page,
+    appUrl,
+    server,
+    workspace,
+  }) => {
     const failed = watchErrors(page);
     const model = await importTiny(server);
     await page.goto(appUrl + `#/chat?model=${encodeURIComponent(model.key)}`);
     await expect(page.getByLabel('Model', { exact: true })).toHaveValue(model.key);
-    await expect(page.getByRole('link', { name: 'New conversation', exact: true })).toHaveAttribute('aria-current', 'page');
+    await expect(page.getByRole('link', { name: 'New conversation', exact: true })).toHaveAttribute(
+      'aria-current',
+      'page',
+    );
 
     // a conversation whose model's weights are gone from the workspace
     const id = model.key.replace(/^model:/, '');
-    const c = (await invoke(server, 'chats-create', { target: { modelId: id }, title: 'Broken model' })) as { id: string };
+    const c = (await invoke(server, 'chats-create', { target: { modelId: id }, title: 'Broken model' })) as {
+      id: string;
+    };
     rmSync(join(workspace, 'models', id, 'model.safetensors'));
     await page.goto(appUrl + `#/chat?c=${c.id}`);
     await expect(page.getByTestId('chat-title')).toHaveText('Broken model');
@@ -282,7 +317,9 @@ test.describe('chat', () => {
     await expect(page.getByRole('alert')).toContainText('model.safetensors');
     await expect(page).toHaveURL(/#\/chat\?model=/);
     await expect(page.getByTestId('composer')).toHaveValue('Hello?');
-    await expect.poll(async () => ((await invoke(server, 'chats-list')) as { id: string }[]).map((x) => x.id)).toEqual([c.id]);
+    await expect
+      .poll(async () => ((await invoke(server, 'chats-list')) as { id: string }[]).map((x) => x.id))
+      .toEqual([c.id]);
     expect(failed.filter((f) => !/Failed to load resource/.test(f))).toEqual([]);
   });
 });

@@ -10,8 +10,19 @@ const sharedDir = process.env.GPT2_STUDIO_SHARED ?? resolve(repo, '..', 'shared'
 
 /** A small model, 12 steps, a checkpoint with a val loss every 4 (steps 4, 8, 12), all kept. */
 const config = {
-  model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 128 }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128,
-  max_steps: 12, warmup_steps: 2, eval_interval: 4, eval_iters: 1, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 4, keep_last: 0,
+  model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 128 },
+  dataset: 'builtin',
+  total_batch_size: 1024,
+  batch_size: 8,
+  seq_len: 128,
+  max_steps: 12,
+  warmup_steps: 2,
+  eval_interval: 4,
+  eval_iters: 1,
+  hellaswag_interval: 0,
+  sample_interval: 0,
+  checkpoint_interval: 4,
+  keep_last: 0,
 };
 
 interface RunInfo {
@@ -28,14 +39,18 @@ async function trainedRun(server: RunningServer, name: string): Promise<RunInfo>
   for (;;) {
     const r = (await invoke(server, 'runs-get', { id: run.id })) as RunInfo;
     if (r.status === 'done') return r;
-    if (r.status !== 'running' && r.status !== 'created') throw new Error(`run ${run.id} ended ${r.status}: ${JSON.stringify(r.error)}`);
+    if (r.status !== 'running' && r.status !== 'created')
+      throw new Error(`run ${run.id} ended ${r.status}: ${JSON.stringify(r.error)}`);
     if (Date.now() > deadline) throw new Error(`run ${run.id} did not finish within 180 s`);
     await new Promise((res) => setTimeout(res, 250));
   }
 }
 
 const rowOf = (page: Page, runId: string, step: number) => page.locator(`tr[data-key="ckpt:${runId}:${step}"]`);
-const stepsShown = async (page: Page) => (await page.locator('.ckpt-table tbody tr[data-step]').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-step')))));
+const stepsShown = async (page: Page) =>
+  await page
+    .locator('.ckpt-table tbody tr[data-step]')
+    .evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-step'))));
 
 test.describe('checkpoints', () => {
   test.afterEach(async ({ server }, testInfo) => {
@@ -43,7 +58,8 @@ test.describe('checkpoints', () => {
     try {
       for (const r of (await invoke(server, 'runs-list')) as RunInfo[]) {
         console.log(`run ${r.id}: ${r.status}, error ${JSON.stringify(r.error)}`);
-        for (const l of (await invoke(server, 'runs-logs', { id: r.id })) as { level: string; message: string }[]) console.log(`  ${l.level} ${l.message}`);
+        for (const l of (await invoke(server, 'runs-logs', { id: r.id })) as { level: string; message: string }[])
+          console.log(`  ${l.level} ${l.message}`);
       }
     } catch (e) {
       console.log(`could not read the runs: ${String(e)}`);
@@ -58,7 +74,12 @@ test.describe('checkpoints', () => {
     await expect(page.getByRole('link', { name: 'New run' }).last()).toHaveAttribute('href', '#/new-run');
   });
 
-  test('list, sort and filter; sample; a gallery of two; export; HellaSwag; resume from here; delete', async ({ page, appUrl, server, workspace }) => {
+  test('list, sort and filter; sample; a gallery of two; export; HellaSwag; resume from here; delete', async ({
+    page,
+    appUrl,
+    server,
+    workspace,
+  }) => {
     test.setTimeout(180_000);
     const failed = watchErrors(page);
     await prepareBuiltin(server);
@@ -80,13 +101,18 @@ test.describe('checkpoints', () => {
       const row = rowOf(page, run.id, step);
       // 4 and 8 were evaluated on their own weights; the final checkpoint's value was measured at the last step's
       // index (11, before its update), and says so
-      await expect(row.locator('[data-col="val-loss"]')).toHaveText(step === 12 ? /^\d+\.\d{4} @ step 11$/ : /^\d+\.\d{4}$/);
+      await expect(row.locator('[data-col="val-loss"]')).toHaveText(
+        step === 12 ? /^\d+\.\d{4} @ step 11$/ : /^\d+\.\d{4}$/,
+      );
       await expect(row.locator('[data-col="size"]')).toHaveText(/^\d+(\.\d)? (KiB|MiB)$/);
       await expect(row.getByRole('link', { name: 'e2e ckpt' })).toHaveAttribute('href', `#/run/${run.id}`);
     }
     await expect(rowOf(page, run.id, 12).locator('.ckpt-latest')).toHaveText('latest');
     await expect(rowOf(page, run.id, 4).locator('.ckpt-latest')).toHaveCount(0);
-    await expect(rowOf(page, run.id, 8).getByRole('link', { name: 'Chat' })).toHaveAttribute('href', `#/chat?model=${encodeURIComponent(`ckpt:${run.id}:8`)}`);
+    await expect(rowOf(page, run.id, 8).getByRole('link', { name: 'Chat' })).toHaveAttribute(
+      'href',
+      `#/chat?model=${encodeURIComponent(`ckpt:${run.id}:8`)}`,
+    );
     await snap(page, 'checkpoints');
 
     // sortable: by step ascending, then back
@@ -138,7 +164,10 @@ test.describe('checkpoints', () => {
     await expect(cols.nth(0)).toContainText('step 4');
     await expect(cols.nth(1)).toContainText('step 12');
     await expect(cols.nth(0)).toContainText(/val loss \d+\.\d{4}/);
-    const [a, b] = [await cols.nth(0).getByTestId('sample-text').textContent(), await cols.nth(1).getByTestId('sample-text').textContent()];
+    const [a, b] = [
+      await cols.nth(0).getByTestId('sample-text').textContent(),
+      await cols.nth(1).getByTestId('sample-text').textContent(),
+    ];
     expect(a).toMatch(/^Once upon a time/);
     expect(b).toMatch(/^Once upon a time/);
     const boxes = [await cols.nth(0).boundingBox(), await cols.nth(1).boundingBox()];
@@ -156,7 +185,11 @@ test.describe('checkpoints', () => {
     await exp.getByRole('button', { name: 'Export', exact: true }).click();
     await expect(exp.getByTestId('export-dir')).toHaveText(dest);
     expect(existsSync(join(dest, 'model.safetensors'))).toBe(true);
-    expect(JSON.parse(readFileSync(join(dest, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'gpt2', n_layer: 2, n_embd: 64 });
+    expect(JSON.parse(readFileSync(join(dest, 'config.json'), 'utf8'))).toMatchObject({
+      model_type: 'gpt2',
+      n_layer: 2,
+      n_embd: 64,
+    });
     await snap(page, 'checkpoints-export');
     await exp.getByRole('button', { name: 'Done' }).click();
     // again into the same, now non-empty folder: refused with the reason and the way out
@@ -225,6 +258,9 @@ test.describe('checkpoints', () => {
 
     // the refused export is the one failed request (the service answers 422 with the reason shown above)
     expect(failed.filter((m) => /status of 422/.test(m)).length).toBe(1);
-    expect(failed.filter((m) => !/status of 422/.test(m)), 'no page errors and no other console errors').toEqual([]);
+    expect(
+      failed.filter((m) => !/status of 422/.test(m)),
+      'no page errors and no other console errors',
+    ).toEqual([]);
   });
 });

@@ -26,8 +26,12 @@ function seedRuns(workspace: string, runs: SeedRun[]): string[] {
   const store = openStore(workspace);
   try {
     const db = store.database;
-    const insert = db.prepare('INSERT INTO metrics (run_id, name, step, value, wall_time, tokens_seen) VALUES (?, ?, ?, ?, ?, ?)');
-    const finish = db.prepare("UPDATE runs SET status = 'done', steps_done = ?, tokens_seen = ?, best_val_loss = ?, started_at = ?, ended_at = ?, engine = 'tfjs' WHERE id = ?");
+    const insert = db.prepare(
+      'INSERT INTO metrics (run_id, name, step, value, wall_time, tokens_seen) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const finish = db.prepare(
+      "UPDATE runs SET status = 'done', steps_done = ?, tokens_seen = ?, best_val_loss = ?, started_at = ?, ended_at = ?, engine = 'tfjs' WHERE id = ?",
+    );
     const ids: string[] = [];
     const t0 = Date.now() - 3_600_000;
     runs.forEach((r, k) => {
@@ -53,7 +57,15 @@ function seedRuns(workspace: string, runs: SeedRun[]): string[] {
             insert.run(run.id, 'val/loss', s, val, wall, tokens);
           }
         }
-        for (const [i, step] of (r.hellaswag ?? []).entries()) insert.run(run.id, 'hellaswag/acc_norm', step, 0.25 + 0.02 * (i + 1) + 0.01 * k, start + step * 250, (step + 1) * 1024);
+        for (const [i, step] of (r.hellaswag ?? []).entries())
+          insert.run(
+            run.id,
+            'hellaswag/acc_norm',
+            step,
+            0.25 + 0.02 * (i + 1) + 0.01 * k,
+            start + step * 250,
+            (step + 1) * 1024,
+          );
         finish.run(r.steps, r.steps * 1024, best, start, start + r.steps * 250, run.id);
       })();
     });
@@ -81,10 +93,14 @@ const linePoints = async (page: Page, testId: string) => {
 };
 /** (Browser code as strings: this file is type-checked without the DOM library.) */
 const swatchColour = (page: Page, runId: string) =>
-  page.evaluate<string>(`getComputedStyle(document.querySelector('.compare-legend [data-run-id="${runId}"] .compare-swatch')).backgroundColor`);
+  page.evaluate<string>(
+    `getComputedStyle(document.querySelector('.compare-legend [data-run-id="${runId}"] .compare-swatch')).backgroundColor`,
+  );
 /** The colours of a chart's legend markers, one per line. */
 const markerColours = (page: Page, testId: string) =>
-  page.evaluate<string[]>(`[...document.querySelectorAll('[data-testid="${testId}"] .u-legend .u-series:not(:first-child) .u-marker')].map((el) => getComputedStyle(el).backgroundColor)`);
+  page.evaluate<string[]>(
+    `[...document.querySelectorAll('[data-testid="${testId}"] .u-legend .u-series:not(:first-child) .u-marker')].map((el) => getComputedStyle(el).backgroundColor)`,
+  );
 /** How many opaque pixels of a chart's canvas have each of the colours (rgb(r, g, b)), give or take anti-aliasing. */
 const colourPixels = (page: Page, testId: string, colours: string[]) =>
   page.evaluate<number[]>(`(() => {
@@ -100,10 +116,15 @@ const colourPixels = (page: Page, testId: string, colours: string[]) =>
     }
     return found;
   })()`);
-const baselines = (page: Page, testId: string) => page.getByTestId(testId).locator('[data-baselines]').getAttribute('data-baselines');
+const baselines = (page: Page, testId: string) =>
+  page.getByTestId(testId).locator('[data-baselines]').getAttribute('data-baselines');
 
 test.describe('compare', () => {
-  test('says what to do with fewer than two runs, and with fewer than two selected', async ({ page, appUrl, workspace }) => {
+  test('says what to do with fewer than two runs, and with fewer than two selected', async ({
+    page,
+    appUrl,
+    workspace,
+  }) => {
     const failed = watchErrors(page);
     await page.goto(appUrl + '#/compare');
     await expect(page.getByRole('heading', { level: 1, name: 'Compare' })).toBeVisible();
@@ -124,12 +145,23 @@ test.describe('compare', () => {
     expect(failed).toEqual([]);
   });
 
-  test('overlays the curves of the picked runs with reference lines, a config table, CSV and PNG exports', async ({ page, appUrl, workspace }) => {
+  test('overlays the curves of the picked runs with reference lines, a config table, CSV and PNG exports', async ({
+    page,
+    appUrl,
+    workspace,
+  }) => {
     test.setTimeout(90_000);
     const failed = watchErrors(page);
     const [a, b, c] = seedRuns(workspace, [
       { name: 'lr 6e-4', config: nanoConfig(6e-4), steps: 500, offset: 3.0, valEvery: 50, hellaswag: [249, 499] },
-      { name: 'lr 1e-3, warm', config: nanoConfig(1e-3, { warmup_steps: 20 }), steps: 400, offset: 3.4, valEvery: 50, hellaswag: [249, 399] },
+      {
+        name: 'lr 1e-3, warm',
+        config: nanoConfig(1e-3, { warmup_steps: 20 }),
+        steps: 400,
+        offset: 3.4,
+        valEvery: 50,
+        hellaswag: [249, 399],
+      },
       { name: 'lr 3e-4', config: nanoConfig(3e-4, { seed: 7 }), steps: 300, offset: 3.8, valEvery: 100 },
     ]);
 
@@ -160,7 +192,8 @@ test.describe('compare', () => {
     // each run has its own colour, the same in the page legend and in every chart's legend
     const [colourA, colourB] = [await swatchColour(page, a!), await swatchColour(page, b!)];
     expect(colourA).not.toBe(colourB);
-    for (const id of ['chart-train-loss', 'chart-val-loss', 'chart-hellaswag']) expect(await markerColours(page, id)).toEqual([colourB, colourA]);
+    for (const id of ['chart-train-loss', 'chart-val-loss', 'chart-hellaswag'])
+      expect(await markerColours(page, id)).toEqual([colourB, colourA]);
 
     // hover: each run's value at the cursor
     const box = (await trainLoss.locator('.u-over').boundingBox())!;
@@ -212,17 +245,27 @@ test.describe('compare', () => {
     await expect(table.locator('tr[data-key="model.n_layer"]')).toHaveCount(1);
 
     // CSV: one row per run, metric and step
-    const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const [csvDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
     expect(csvDownload.suggestedFilename()).toMatch(/^compare-2-runs-\d{8}-\d{6}\.csv$/);
-    const csv = readFileSync(await csvDownload.path(), 'utf8').trimEnd().split('\r\n');
+    const csv = readFileSync(await csvDownload.path(), 'utf8')
+      .trimEnd()
+      .split('\r\n');
     expect(csv[0]).toBe('run_id,run_name,metric,step,value,wall_time,tokens_seen');
     // run b: 4 x 400 train points, 9 val, 2 HellaSwag; run a: 4 x 500, 11 val, 2 HellaSwag
     expect(csv.length).toBe(1 + (4 * 400 + 9 + 2) + (4 * 500 + 11 + 2));
-    expect(csv[1]).toMatch(new RegExp(`^${b},"lr 1e-3, warm",hellaswag/acc_norm,249,0\\.28\\d*,\\d{10}(\\.\\d+)?,256000$`));
+    expect(csv[1]).toMatch(
+      new RegExp(`^${b},"lr 1e-3, warm",hellaswag/acc_norm,249,0\\.28\\d*,\\d{10}(\\.\\d+)?,256000$`),
+    );
     expect(csv.filter((l) => l.startsWith(`${a},lr 6e-4,train/loss,`)).length).toBe(500);
 
     // PNG: the chart with its title and legend
-    const [pngDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download the Val loss chart as PNG' }).click()]);
+    const [pngDownload] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Download the Val loss chart as PNG' }).click(),
+    ]);
     expect(pngDownload.suggestedFilename()).toMatch(/^compare-val-loss-\d{8}-\d{6}\.png$/);
     const png = readFileSync(await pngDownload.path());
     await pngDownload.saveAs(join(screenshotDir, 'compare-chart-export.png'));
@@ -258,7 +301,13 @@ test.describe('compare', () => {
     const t = Date.now();
     const ids = seedRuns(
       workspace,
-      Array.from({ length: 5 }, (_, k) => ({ name: `long ${k + 1}`, config: nanoConfig(6e-4, { seed: k }), steps: 100_000, offset: 2 + k * 1.5, trainOnly: true })),
+      Array.from({ length: 5 }, (_, k) => ({
+        name: `long ${k + 1}`,
+        config: nanoConfig(6e-4, { seed: k }),
+        steps: 100_000,
+        offset: 2 + k * 1.5,
+        trainOnly: true,
+      })),
     );
     console.log(`seeded 5 runs x 100,000 train/loss points in ${Date.now() - t} ms`);
 
@@ -323,13 +372,31 @@ test.describe('compare', () => {
     test.setTimeout(240_000);
     const failed = watchErrors(page);
     await prepareBuiltin(server);
-    const config = (maxLr: number) => ({ model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 6, warmup_steps: 2, max_lr: maxLr, eval_interval: 3, eval_iters: 1, sample_interval: 0, checkpoint_interval: 0 });
+    const config = (maxLr: number) => ({
+      model: { preset: 'nano' },
+      dataset: 'builtin',
+      total_batch_size: 1024,
+      batch_size: 8,
+      seq_len: 128,
+      max_steps: 6,
+      warmup_steps: 2,
+      max_lr: maxLr,
+      eval_interval: 3,
+      eval_iters: 1,
+      sample_interval: 0,
+      checkpoint_interval: 0,
+    });
     const ids: string[] = [];
-    for (const [name, lr] of [['real 6e-4', 6e-4], ['real 2e-3', 2e-3]] as const) {
+    for (const [name, lr] of [
+      ['real 6e-4', 6e-4],
+      ['real 2e-3', 2e-3],
+    ] as const) {
       const run = (await invoke(server, 'runs-create', { config: config(lr), name, preset: 'nano' })) as { id: string };
       ids.push(run.id);
       await expect
-        .poll(async () => ((await invoke(server, 'runs-get', { id: run.id })) as { status: string }).status, { timeout: 100_000 })
+        .poll(async () => ((await invoke(server, 'runs-get', { id: run.id })) as { status: string }).status, {
+          timeout: 100_000,
+        })
         .toMatch(/done|failed|stopped|interrupted/);
       expect(((await invoke(server, 'runs-get', { id: run.id })) as { status: string }).status).toBe('done');
     }

@@ -86,8 +86,8 @@ async function startTextServer(body: Buffer): Promise<TextServer> {
 const fmt = (n: number) => n.toLocaleString('en-US');
 
 /** The download bar's byte count (data-bytes). */
-const downloaded = async (page: Page) => Number((await page.getByTestId('download-progress').getAttribute('data-bytes')) ?? 0);
-
+const downloaded = async (page: Page) =>
+  Number((await page.getByTestId('download-progress').getAttribute('data-bytes')) ?? 0);
 
 test.describe('datasets', () => {
   test.skip(!present, `the Tiny Shakespeare fixture is absent (${shakespearePath})`);
@@ -108,7 +108,10 @@ test.describe('datasets', () => {
     }
   });
 
-  test('Tiny Shakespeare through the wizard: estimate, progress, reload, pause, resume, ready with its tokens, preview, delete', async ({ page, appUrl }) => {
+  test('Tiny Shakespeare through the wizard: estimate, progress, reload, pause, resume, ready with its tokens, preview, delete', async ({
+    page,
+    appUrl,
+  }) => {
     test.setTimeout(180_000);
     const failed = watchErrors(page, { ignore: /Failed to load resource/ });
     await page.goto(appUrl + '#/datasets');
@@ -198,7 +201,11 @@ test.describe('datasets', () => {
     expect(failed).toEqual([]);
   });
 
-  test('the local source through the file picker: allow the folder, browse by keyboard, pick a text file, prepare it', async ({ page, appUrl, server }) => {
+  test('the local source through the file picker: allow the folder, browse by keyboard, pick a text file, prepare it', async ({
+    page,
+    appUrl,
+    server,
+  }) => {
     test.setTimeout(120_000);
     const failed = watchErrors(page, { ignore: /Failed to load resource/ });
     const dir = realpathSync(mkdtempSync(path.join(tmpdir(), 'gpt2-e2e-pick-')));
@@ -273,7 +280,11 @@ test.describe('datasets', () => {
       await page.getByTestId('dataset-start').click();
       const row = page.locator('tr[data-dataset="corpus"]');
       await expect(row).toHaveAttribute('data-status', 'ready', { timeout: 60_000 });
-      const listed = (await invoke(server, 'datasets-list')) as { id: string; tokens: { train: number; val: number }; shards: number }[];
+      const listed = (await invoke(server, 'datasets-list')) as {
+        id: string;
+        tokens: { train: number; val: number };
+        shards: number;
+      }[];
       const corpus = listed.find((d) => d.id === 'corpus')!;
       expect(corpus.tokens.train).toBeGreaterThan(40_000);
       expect(corpus.shards).toBe(2);
@@ -282,7 +293,10 @@ test.describe('datasets', () => {
       // its preview starts with the val part's text (the last 10% of the file)
       await row.getByRole('button', { name: 'Preview corpus' }).click();
       const text = shakespeare.subarray(0, 200_000).toString('utf8');
-      const valLine = text.slice(Math.floor(text.length * 0.9)).split('\n').find((l) => l.trim().length > 10)!;
+      const valLine = text
+        .slice(Math.floor(text.length * 0.9))
+        .split('\n')
+        .find((l) => l.trim().length > 10)!;
       await expect(page.getByTestId('preview-text')).toContainText(valLine);
       expect(failed).toEqual([]);
     } finally {
@@ -290,7 +304,12 @@ test.describe('datasets', () => {
     }
   });
 
-  test('a download error shows its message and hint; Cancel stops a running preparation and deletes it', async ({ page, appUrl, server, workspace }) => {
+  test('a download error shows its message and hint; Cancel stops a running preparation and deletes it', async ({
+    page,
+    appUrl,
+    server,
+    workspace,
+  }) => {
     test.setTimeout(120_000);
     await page.goto(appUrl + '#/datasets');
     await page.locator('label', { hasText: 'From a URL' }).click();

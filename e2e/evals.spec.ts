@@ -15,12 +15,27 @@ const shared = path.resolve(process.env.GPT2_STUDIO_SHARED ?? path.resolve(repo,
 const tiny = path.join(shared, 'fixtures', 'gpt2-tiny');
 const dataFile = path.join(shared, 'data', 'hellaswag_val_1000.jsonl');
 
-interface Line { ind: number; ctx: string; endings: string[]; label: number }
-interface Expected { ind: number; label: number; pred: number; pred_norm: number }
+interface Line {
+  ind: number;
+  ctx: string;
+  endings: string[];
+  label: number;
+}
+interface Expected {
+  ind: number;
+  label: number;
+  pred: number;
+  pred_norm: number;
+}
 
-const lines: Line[] = readFileSync(dataFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+const lines: Line[] = readFileSync(dataFile, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => JSON.parse(l) as Line);
 /** the reference scores of the first 40 lines (fixtures/gpt2-tiny/expected.json) */
-const expected = (JSON.parse(readFileSync(path.join(tiny, 'expected.json'), 'utf8')) as { hellaswag: { examples: Expected[] } }).hellaswag.examples;
+const expected = (
+  JSON.parse(readFileSync(path.join(tiny, 'expected.json'), 'utf8')) as { hellaswag: { examples: Expected[] } }
+).hellaswag.examples;
 const N = 20;
 const first = expected.slice(0, N);
 const correctNorm = first.filter((e) => e.pred_norm === e.label).length;
@@ -52,13 +67,20 @@ async function serveHellaswag(): Promise<{ url: string; hits: () => number; clos
 }
 
 async function importTiny(server: Parameters<typeof invoke>[0]): Promise<string> {
-  const m = (await invoke(server, 'models-import', { path: tiny, name: 'gpt2-tiny' })) as { key: string; label: string };
+  const m = (await invoke(server, 'models-import', { path: tiny, name: 'gpt2-tiny' })) as {
+    key: string;
+    label: string;
+  };
   expect(m.key).toBe('model:gpt2-tiny');
   return m.key;
 }
 
 test.describe('evals', () => {
-  test('prepare HellaSwag, run it on 20 examples, browse them, cancel a full run, score a text', async ({ page, appUrl, server }) => {
+  test('prepare HellaSwag, run it on 20 examples, browse them, cancel a full run, score a text', async ({
+    page,
+    appUrl,
+    server,
+  }) => {
     test.setTimeout(180_000);
     const failed = watchErrors(page);
     const mirror = await serveHellaswag();
@@ -80,7 +102,9 @@ test.describe('evals', () => {
       await page.getByText('Download from a mirror').click();
       await page.getByLabel('hellaswag_val.jsonl URL').fill(mirror.url);
       await page.getByRole('button', { name: 'Prepare HellaSwag data' }).click();
-      await expect(page.getByTestId('hellaswag-data')).toContainText('HellaSwag data: 1,000 validation examples', { timeout: 60_000 });
+      await expect(page.getByTestId('hellaswag-data')).toContainText('HellaSwag data: 1,000 validation examples', {
+        timeout: 60_000,
+      });
       expect(mirror.hits()).toBe(1);
       await expect(run).toBeEnabled();
 
@@ -122,7 +146,9 @@ test.describe('evals', () => {
         const label = detail.locator(`tr[data-ending="${e.label}"]`);
         await expect(label).toContainText(line.endings[e.label]!);
         await expect(label.locator('.tag', { hasText: 'Label' })).toBeVisible();
-        await expect(detail.locator(`tr[data-ending="${e.pred_norm}"]`).locator('.tag', { hasText: 'Predicted' })).toBeVisible();
+        await expect(
+          detail.locator(`tr[data-ending="${e.pred_norm}"]`).locator('.tag', { hasText: 'Predicted' }),
+        ).toBeVisible();
         await expect(detail.getByTestId('example-verdict')).toHaveText(e.pred_norm === e.label ? 'Right' : 'Wrong');
       };
       await showsExample(0);
@@ -162,7 +188,10 @@ test.describe('evals', () => {
       await limit.fill('');
       await run.click();
       const progress = page.getByTestId('eval-progress');
-      await expect(progress.getByTestId('eval-progress-text')).toContainText(/\d+ \/ 1,000 examples · acc_norm so far 0\.\d{4} · [\d.]+ examples\/s · .* left/, { timeout: 60_000 });
+      await expect(progress.getByTestId('eval-progress-text')).toContainText(
+        /\d+ \/ 1,000 examples · acc_norm so far 0\.\d{4} · [\d.]+ examples\/s · .* left/,
+        { timeout: 60_000 },
+      );
       await expect(progress.getByRole('progressbar')).toHaveAttribute('aria-valuemax', '1000');
       await progress.getByRole('button', { name: 'Cancel' }).click();
       const cancelled = results.locator('tr[data-eval-id]').first();
@@ -211,7 +240,10 @@ test.describe('evals', () => {
       await page.getByRole('tab', { name: 'HellaSwag' }).click();
       await page.getByRole('button', { name: 'Switch to dark theme' }).click();
       await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
-      await results.locator('tr[data-status="done"]').getByRole('button', { name: /^Examples of gpt2-tiny/ }).click();
+      await results
+        .locator('tr[data-status="done"]')
+        .getByRole('button', { name: /^Examples of gpt2-tiny/ })
+        .click();
       await expect(page.getByTestId('example-browser')).toBeVisible();
       await snap(page, 'evals-dark');
 
@@ -221,11 +253,19 @@ test.describe('evals', () => {
     }
   });
 
-  test('a link opens an eval; a long text is cut to the context; deleting an eval asks first', async ({ page, appUrl, server }) => {
+  test('a link opens an eval; a long text is cut to the context; deleting an eval asks first', async ({
+    page,
+    appUrl,
+    server,
+  }) => {
     test.setTimeout(120_000);
     const failed = watchErrors(page);
     await importTiny(server);
-    const ev = (await invoke(server, 'evals-hellaswag', { target: { modelId: 'gpt2-tiny' }, data: dataFile, limit: 5 })) as { id: string };
+    const ev = (await invoke(server, 'evals-hellaswag', {
+      target: { modelId: 'gpt2-tiny' },
+      data: dataFile,
+      limit: 5,
+    })) as { id: string };
     for (;;) {
       const got = (await invoke(server, 'evals-get', { id: ev.id })) as { status: string };
       if (got.status !== 'running') {
@@ -247,7 +287,9 @@ test.describe('evals', () => {
     const long = Array.from({ length: 50 }, (_, i) => `Line ${i} of a long text.`).join('\n');
     await page.getByLabel('Text', { exact: true }).fill(long);
     await page.getByRole('button', { name: 'Score' }).click();
-    await expect(page.getByTestId('token-loss-truncated')).toContainText(/The text has [\d,]+ tokens; the model's context is 128, so only the first 129 were scored\./);
+    await expect(page.getByTestId('token-loss-truncated')).toContainText(
+      /The text has [\d,]+ tokens; the model's context is 128, so only the first 129 were scored\./,
+    );
     await expect(page.getByTestId('token-view').locator('.tl-token')).toHaveCount(129);
 
     // delete, after a confirmation

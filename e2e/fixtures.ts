@@ -76,7 +76,12 @@ export async function snap(page: Page, name: string): Promise<void> {
  * Calls the Studio service over the server's HTTP API with its token (as a script would; the page uses its cookie),
  * and returns the value or throws.
  */
-export async function invoke(server: RunningServer, name: string, arg?: unknown, token: string = server.token): Promise<unknown> {
+export async function invoke(
+  server: RunningServer,
+  name: string,
+  arg?: unknown,
+  token: string = server.token,
+): Promise<unknown> {
   const res = await fetch(new URL(`/api/invoke/${name}`, server.url), {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
@@ -92,7 +97,11 @@ export async function invoke(server: RunningServer, name: string, arg?: unknown,
  * service (datasets-prepare), and waits until datasets-list has it.
  */
 export async function prepareBuiltin(server: RunningServer, name = 'builtin'): Promise<void> {
-  const { jobId } = (await invoke(server, 'datasets-prepare', { source: 'builtin', sizeMb: 1, ...(name !== 'builtin' ? { name } : {}) })) as { jobId: string };
+  const { jobId } = (await invoke(server, 'datasets-prepare', {
+    source: 'builtin',
+    sizeMb: 1,
+    ...(name !== 'builtin' ? { name } : {}),
+  })) as { jobId: string };
   const deadline = Date.now() + 60_000;
   for (;;) {
     const list = (await invoke(server, 'datasets-list')) as { id: string; status: string }[];

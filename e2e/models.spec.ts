@@ -13,7 +13,12 @@ const tiny = join(shared, 'fixtures', 'gpt2-tiny');
 
 test.skip(!existsSync(join(tiny, 'model.safetensors')), `no fixture at ${tiny}`);
 
-test('imports GPT-2 weights from Settings with the keyboard, lists them, and removes them', async ({ page, appUrl, server, workspace }) => {
+test('imports GPT-2 weights from Settings with the keyboard, lists them, and removes them', async ({
+  page,
+  appUrl,
+  server,
+  workspace,
+}) => {
   await page.goto(appUrl + '#/settings');
   const card = page.getByRole('region', { name: 'Imported weights' });
   await expect(card.getByText('No imported weights yet.')).toBeVisible();

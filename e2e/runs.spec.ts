@@ -17,10 +17,19 @@ test.describe('runs', () => {
   test.afterEach(async ({ server }, testInfo) => {
     if (testInfo.status === testInfo.expectedStatus) return;
     try {
-      const runs = (await invoke(server, 'runs-list')) as { id: string; status: string; stepsDone: number; error: unknown }[];
+      const runs = (await invoke(server, 'runs-list')) as {
+        id: string;
+        status: string;
+        stepsDone: number;
+        error: unknown;
+      }[];
       for (const r of runs) {
         console.log(`run ${r.id}: ${r.status}, ${r.stepsDone} steps, error ${JSON.stringify(r.error)}`);
-        const logs = (await invoke(server, 'runs-logs', { id: r.id })) as { time: number; level: string; message: string }[];
+        const logs = (await invoke(server, 'runs-logs', { id: r.id })) as {
+          time: number;
+          level: string;
+          message: string;
+        }[];
         for (const l of logs) console.log(`  ${new Date(l.time).toISOString()} ${l.level} ${l.message}`);
       }
     } catch (e) {
@@ -28,7 +37,11 @@ test.describe('runs', () => {
     }
   });
 
-  test('create a nano run on the builtin dataset, watch it train live, stop it, resume it, find it in the Runs table', async ({ page, appUrl, server }) => {
+  test('create a nano run on the builtin dataset, watch it train live, stop it, resume it, find it in the Runs table', async ({
+    page,
+    appUrl,
+    server,
+  }) => {
     test.setTimeout(240_000);
     const failed = watchErrors(page);
     await prepareBuiltin(server);
@@ -53,7 +66,9 @@ test.describe('runs', () => {
     await expect(planner.getByTestId('plan-params')).toHaveAttribute('title', '7,265,024');
     await expect(planner.getByTestId('plan-accum')).toContainText('1 × (8 × 128)');
     await expect(planner.getByTestId('plan-time')).toHaveAttribute('data-source', 'calibration', { timeout: 60_000 });
-    await expect(planner.getByTestId('plan-time-source')).toContainText(/measured now: \d+ steps? of 8 × 128 on (native-cpu|native-cuda|tfjs)/);
+    await expect(planner.getByTestId('plan-time-source')).toContainText(
+      /measured now: \d+ steps? of 8 × 128 on (native-cpu|native-cuda|tfjs)/,
+    );
     await expect(page.getByTestId('validation-state')).toHaveText('Valid');
     await snap(page, 'page-new-run');
 
@@ -75,13 +90,21 @@ test.describe('runs', () => {
     const [shownStep, receivedAt] = await page.evaluate<[string, string]>(
       `(() => { const el = document.querySelector('[data-testid="step-counter"]'); return [el.dataset.step, el.dataset.receivedAt]; })()`,
     );
-    const metrics = (await invoke(server, 'runs-metrics', { id: runId, names: ['train/loss'] })) as Record<string, { steps: number[]; wallTimes: number[] }>;
+    const metrics = (await invoke(server, 'runs-metrics', { id: runId, names: ['train/loss'] })) as Record<
+      string,
+      { steps: number[]; wallTimes: number[] }
+    >;
     const at = metrics['train/loss']!.steps.indexOf(Number(shownStep) - 1);
-    if (at >= 0 && receivedAt) console.log(`step event latency (recorded -> on the page): ${(Number(receivedAt) - metrics['train/loss']!.wallTimes[at]!).toFixed(0)} ms`);
+    if (at >= 0 && receivedAt)
+      console.log(
+        `step event latency (recorded -> on the page): ${(Number(receivedAt) - metrics['train/loss']!.wallTimes[at]!).toFixed(0)} ms`,
+      );
 
     // stop: the worker checkpoints and stops
     await page.getByRole('button', { name: 'Stop' }).click();
-    await expect(page.locator('.run-title-row [data-status]')).toHaveAttribute('data-status', 'stopped', { timeout: 60_000 });
+    await expect(page.locator('.run-title-row [data-status]')).toHaveAttribute('data-status', 'stopped', {
+      timeout: 60_000,
+    });
     const stoppedAt = await stepOf(page);
     expect(stoppedAt).toBeGreaterThan(0);
     await expect(page.getByTestId('stat-checkpoint')).toContainText(`step ${stoppedAt}`);
@@ -110,7 +133,9 @@ test.describe('runs', () => {
 
     // resume from that checkpoint: the counter goes on from where it stopped
     await page.getByRole('button', { name: 'Resume' }).click();
-    await expect(page.locator('.run-title-row [data-status]')).toHaveAttribute('data-status', 'running', { timeout: 30_000 });
+    await expect(page.locator('.run-title-row [data-status]')).toHaveAttribute('data-status', 'running', {
+      timeout: 30_000,
+    });
     await expect.poll(() => stepOf(page), { timeout: 90_000 }).toBeGreaterThan(stoppedAt);
     await expect(page.getByTestId('run-log')).toContainText(`resuming from checkpoint step ${stoppedAt}`);
 
@@ -140,7 +165,11 @@ test.describe('runs', () => {
     expect(failed, 'no page errors and no console errors').toEqual([]);
   });
 
-  test('a preset whose dataset is missing starts on a ready one; picking the selected preset again restores its values', async ({ page, appUrl, server }) => {
+  test('a preset whose dataset is missing starts on a ready one; picking the selected preset again restores its values', async ({
+    page,
+    appUrl,
+    server,
+  }) => {
     const failed = watchErrors(page);
     await prepareBuiltin(server, 'stories'); // ready, but not the "builtin" that the nano preset names
     await page.goto(appUrl + '#/new-run');
@@ -157,7 +186,10 @@ test.describe('runs', () => {
     expect(failed).toEqual([]);
   });
 
-  test('a bad config shows its error at the field, from the schema and from the workspace', async ({ page, appUrl }) => {
+  test('a bad config shows its error at the field, from the schema and from the workspace', async ({
+    page,
+    appUrl,
+  }) => {
     const failed = watchErrors(page);
     await page.goto(appUrl + '#/new-run');
     await expect(page.getByRole('heading', { level: 1, name: 'New run' })).toBeVisible();
@@ -177,7 +209,9 @@ test.describe('runs', () => {
 
     const tbs = page.locator('[data-field="total_batch_size"]');
     await tbs.locator('input').fill('1000');
-    await expect(tbs.locator('.field-error')).toContainText('not divisible by batch_size * seq_len * world_size = 8 * 128 * 1 = 1024');
+    await expect(tbs.locator('.field-error')).toContainText(
+      'not divisible by batch_size * seq_len * world_size = 8 * 128 * 1 = 1024',
+    );
     await expect(page.getByTestId('validation-state')).toHaveText('2 problems');
     await snap(page, 'new-run-errors');
     await tbs.locator('input').fill('1024');
@@ -195,7 +229,18 @@ test.describe('runs', () => {
     await page.getByRole('radio', { name: 'JSON', exact: true }).click();
     const json = page.getByRole('textbox', { name: 'Run config (JSON)' });
     await expect(json).toHaveValue(/"max_lr": 0.001/);
-    await json.fill(JSON.stringify({ model: { preset: 'nano', n_head: 5 }, dataset: 'builtin', max_steps: 10, batch_size: 8, seq_len: 128, total_batch_size: 1024, warmup_steps: 2, colour: 'blue' }));
+    await json.fill(
+      JSON.stringify({
+        model: { preset: 'nano', n_head: 5 },
+        dataset: 'builtin',
+        max_steps: 10,
+        batch_size: 8,
+        seq_len: 128,
+        total_batch_size: 1024,
+        warmup_steps: 2,
+        colour: 'blue',
+      }),
+    );
     const jsonErrors = page.getByTestId('json-errors');
     await expect(jsonErrors).toContainText('model.n_head');
     await expect(jsonErrors).toContainText('not divisible by model.n_head = 5');
@@ -204,21 +249,46 @@ test.describe('runs', () => {
     await expect(jsonErrors).toContainText('JSON:');
 
     // back in the form, the field errors are where they belong; the unknown key is listed above the form
-    await json.fill(JSON.stringify({ model: { preset: 'nano', n_head: 5 }, dataset: 'builtin', max_steps: 10, colour: 'blue' }));
+    await json.fill(
+      JSON.stringify({ model: { preset: 'nano', n_head: 5 }, dataset: 'builtin', max_steps: 10, colour: 'blue' }),
+    );
     await page.getByRole('radio', { name: 'Form', exact: true }).click();
-    await expect(page.locator('[data-field="model.n_head"] .field-error')).toContainText('model.n_embd = 128 is not divisible by model.n_head = 5');
+    await expect(page.locator('[data-field="model.n_head"] .field-error')).toContainText(
+      'model.n_embd = 128 is not divisible by model.n_head = 5',
+    );
     await expect(page.getByTestId('config-errors')).toContainText('unknown field(s): colour');
 
     expect(failed).toEqual([]);
   });
 
-  test('the Runs table: search, status filter, tags and notes, delete with confirmation, live status', async ({ page, appUrl, server, workspace }) => {
+  test('the Runs table: search, status filter, tags and notes, delete with confirmation, live status', async ({
+    page,
+    appUrl,
+    server,
+    workspace,
+  }) => {
     test.setTimeout(120_000);
     const failed = watchErrors(page);
     await prepareBuiltin(server);
-    const config = { model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 200, warmup_steps: 2, eval_interval: 0, sample_interval: 0, checkpoint_interval: 10, eval_iters: 1 };
-    const a = (await invoke(server, 'runs-create', { config, name: 'alpha', preset: 'nano', start: false })) as { id: string };
-    const b = (await invoke(server, 'runs-create', { config, name: 'bravo', preset: 'nano', start: false })) as { id: string };
+    const config = {
+      model: { preset: 'nano' },
+      dataset: 'builtin',
+      total_batch_size: 1024,
+      batch_size: 8,
+      seq_len: 128,
+      max_steps: 200,
+      warmup_steps: 2,
+      eval_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 10,
+      eval_iters: 1,
+    };
+    const a = (await invoke(server, 'runs-create', { config, name: 'alpha', preset: 'nano', start: false })) as {
+      id: string;
+    };
+    const b = (await invoke(server, 'runs-create', { config, name: 'bravo', preset: 'nano', start: false })) as {
+      id: string;
+    };
     expect(existsSync(join(workspace, 'runs', b.id))).toBe(true);
 
     await page.goto(appUrl + '#/runs');

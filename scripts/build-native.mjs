@@ -50,13 +50,26 @@ function run(cmd, args, opts = {}) {
 }
 
 function firstLines(text, n = 6) {
-  return text.split('\n').filter((l) => l.trim()).slice(0, n).join('\n');
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, n)
+    .join('\n');
 }
 
 /** The first error lines of a compiler log (what a person needs to see). */
 function compilerErrors(text) {
   const errs = text.split('\n').filter((l) => /error:|Error:|ERR! stack Error|undefined reference|not found/.test(l));
-  return (errs.length ? errs : text.split('\n').filter((l) => l.trim()).slice(-6)).slice(0, 6).join('\n');
+  return (
+    errs.length
+      ? errs
+      : text
+          .split('\n')
+          .filter((l) => l.trim())
+          .slice(-6)
+  )
+    .slice(0, 6)
+    .join('\n');
 }
 
 if (process.argv.includes('--check')) {
@@ -71,7 +84,9 @@ if (process.argv.includes('--check')) {
     console.error(`[native] built: ${st.buildInfo}`);
     process.exit(0);
   }
-  console.error(`[native] not built: ${st ? st.reason : `no ${path.relative(root, statusFile)} (the install script did not run)`}`);
+  console.error(
+    `[native] not built: ${st ? st.reason : `no ${path.relative(root, statusFile)} (the install script did not run)`}`,
+  );
   process.exit(1);
 }
 
@@ -98,7 +113,20 @@ function pkgConfig(pkg) {
 
 function writeStatus(status) {
   mkdirSync(buildDir, { recursive: true });
-  writeFileSync(statusFile, JSON.stringify({ ...status, when: new Date().toISOString(), node: process.version, platform: process.platform, arch: process.arch }, null, 2) + '\n');
+  writeFileSync(
+    statusFile,
+    JSON.stringify(
+      {
+        ...status,
+        when: new Date().toISOString(),
+        node: process.version,
+        platform: process.platform,
+        arch: process.arch,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   writeFileSync(logFile, log.join('\n') + '\n');
 }
 
@@ -106,7 +134,10 @@ function finish(status) {
   rmSync(tmp, { recursive: true, force: true });
   writeStatus(status);
   if (status.ok) say(`built: ${status.buildInfo}`);
-  else say(`not built: ${status.reason}\n[native] the studio still works on the tfjs engine; details in ${path.relative(root, logFile)}`);
+  else
+    say(
+      `not built: ${status.reason}\n[native] the studio still works on the tfjs engine; details in ${path.relative(root, logFile)}`,
+    );
   process.exit(!status.ok && strict ? 1 : 0);
 }
 
@@ -123,13 +154,23 @@ function wheelDir(pkg) {
  * Python nvidia-nccl wheel. Returns {nccl, ncclReason, ncclInclude?, ncclLib?, ncclSoname?}.
  */
 function detectNccl(cudaHome) {
-  if (process.env.GPT2_STUDIO_NCCL === '0') return { nccl: false, ncclReason: 'disabled by GPT2_STUDIO_NCCL=0; data parallel over shared memory only' };
+  if (process.env.GPT2_STUDIO_NCCL === '0')
+    return { nccl: false, ncclReason: 'disabled by GPT2_STUDIO_NCCL=0; data parallel over shared memory only' };
   const dirs = [cudaHome, '/usr'];
   const wheel = wheelDir('nvidia.nccl');
   if (wheel) dirs.push(wheel);
-  const libDirs = (d) => ['lib64', 'lib', path.join('lib', 'x86_64-linux-gnu'), path.join('lib', 'aarch64-linux-gnu'), path.join('targets', 'x86_64-linux', 'lib')].map((l) => path.join(d, l));
+  const libDirs = (d) =>
+    [
+      'lib64',
+      'lib',
+      path.join('lib', 'x86_64-linux-gnu'),
+      path.join('lib', 'aarch64-linux-gnu'),
+      path.join('targets', 'x86_64-linux', 'lib'),
+    ].map((l) => path.join(d, l));
   for (const d of dirs) {
-    const inc = [path.join(d, 'include'), path.join(d, 'targets', 'x86_64-linux', 'include')].find((i) => existsSync(path.join(i, 'nccl.h')));
+    const inc = [path.join(d, 'include'), path.join(d, 'targets', 'x86_64-linux', 'include')].find((i) =>
+      existsSync(path.join(i, 'nccl.h')),
+    );
     if (!inc) continue;
     for (const l of libDirs(d)) {
       const soname = ['libnccl.so', 'libnccl.so.2'].find((f) => existsSync(path.join(l, f)));
@@ -157,10 +198,20 @@ function detectCuda() {
   const py = wheelDir('nvidia.cublas');
   if (py) dirs.push(py);
   for (const d of dirs) {
-    const inc = [path.join(d, 'include', 'cublas_v2.h'), path.join(d, 'targets', 'x86_64-linux', 'include', 'cublas_v2.h')].find(existsSync);
-    const lib = ['lib64', 'lib', path.join('targets', 'x86_64-linux', 'lib')].map((l) => path.join(d, l)).find((l) =>
-      existsSync(path.join(l, 'libcublas.so')) || existsSync(path.join(l, 'libcublas.so.12')) || existsSync(path.join(l, 'libcublas.so.13')));
-    if (inc && lib) return { available: true, nvcc, cublasInclude: path.dirname(inc), cublasLib: lib, ...detectNccl(home) };
+    const inc = [
+      path.join(d, 'include', 'cublas_v2.h'),
+      path.join(d, 'targets', 'x86_64-linux', 'include', 'cublas_v2.h'),
+    ].find(existsSync);
+    const lib = ['lib64', 'lib', path.join('targets', 'x86_64-linux', 'lib')]
+      .map((l) => path.join(d, l))
+      .find(
+        (l) =>
+          existsSync(path.join(l, 'libcublas.so')) ||
+          existsSync(path.join(l, 'libcublas.so.12')) ||
+          existsSync(path.join(l, 'libcublas.so.13')),
+      );
+    if (inc && lib)
+      return { available: true, nvcc, cublasInclude: path.dirname(inc), cublasLib: lib, ...detectNccl(home) };
   }
   return {
     available: false,
@@ -173,28 +224,45 @@ function detectCuda() {
 
 if (process.env.GPT2_STUDIO_SKIP_NATIVE === '1') finish({ ok: false, reason: 'skipped: GPT2_STUDIO_SKIP_NATIVE=1' });
 if (process.platform === 'win32') {
-  finish({ ok: false, reason: 'the native engine builds with GCC or Clang on Linux and macOS; on Windows, use WSL (the tfjs engine works here)' });
+  finish({
+    ok: false,
+    reason:
+      'the native engine builds with GCC or Clang on Linux and macOS; on Windows, use WSL (the tfjs engine works here)',
+  });
 }
 
 const status = { ok: false, compiler: null, openmp: false, march: null, blas: null, cuda: detectCuda() };
-say(`CUDA: ${status.cuda.available ? `nvcc ${status.cuda.nvcc}, cuBLAS in ${status.cuda.cublasLib}; NCCL: ${status.cuda.nccl ? 'yes' : 'no'} (${status.cuda.ncclReason})` : status.cuda.reason}`);
+say(
+  `CUDA: ${status.cuda.available ? `nvcc ${status.cuda.nvcc}, cuBLAS in ${status.cuda.cublasLib}; NCCL: ${status.cuda.nccl ? 'yes' : 'no'} (${status.cuda.ncclReason})` : status.cuda.reason}`,
+);
 
 // compiler
 const ver = run(cxx, ['--version']);
-if (!ver.ok) finish({ ...status, reason: `no C++ compiler: "${cxx} --version" failed (install g++ or clang, or set CXX)` });
+if (!ver.ok)
+  finish({ ...status, reason: `no C++ compiler: "${cxx} --version" failed (install g++ or clang, or set CXX)` });
 status.compiler = firstLines(ver.out, 1);
 say(`compiler: ${status.compiler}`);
 const hello = probe('hello', 'int main() { return 0; }\n', []);
 if (!hello.ok) finish({ ...status, reason: `the C++ compiler cannot build a program: ${compilerErrors(hello.out)}` });
 
 // OpenMP
-const ompSrc = '#include <omp.h>\nint main() { int n = 0;\n#pragma omp parallel reduction(+:n)\n n += 1;\n return n >= 1 ? 0 : 1; }\n';
-const ompCandidates = process.platform === 'darwin'
-  ? [
-      { cflags: ['-Xpreprocessor', '-fopenmp', '-I/opt/homebrew/opt/libomp/include', '-I/usr/local/opt/libomp/include'], libs: ['-L/opt/homebrew/opt/libomp/lib', '-L/usr/local/opt/libomp/lib', '-lomp'] },
-      { cflags: ['-fopenmp'], libs: ['-fopenmp'] },
-    ]
-  : [{ cflags: ['-fopenmp'], libs: ['-fopenmp'] }];
+const ompSrc =
+  '#include <omp.h>\nint main() { int n = 0;\n#pragma omp parallel reduction(+:n)\n n += 1;\n return n >= 1 ? 0 : 1; }\n';
+const ompCandidates =
+  process.platform === 'darwin'
+    ? [
+        {
+          cflags: [
+            '-Xpreprocessor',
+            '-fopenmp',
+            '-I/opt/homebrew/opt/libomp/include',
+            '-I/usr/local/opt/libomp/include',
+          ],
+          libs: ['-L/opt/homebrew/opt/libomp/lib', '-L/usr/local/opt/libomp/lib', '-lomp'],
+        },
+        { cflags: ['-fopenmp'], libs: ['-fopenmp'] },
+      ]
+    : [{ cflags: ['-fopenmp'], libs: ['-fopenmp'] }];
 let omp = null;
 for (const c of ompCandidates) {
   if (probe('omp', ompSrc, c.cflags, c.libs).ok) {
@@ -203,13 +271,20 @@ for (const c of ompCandidates) {
   }
 }
 status.openmp = !!omp;
-say(omp ? `OpenMP: ${omp.cflags.join(' ')}` : 'OpenMP: not found; the engine will run on one thread (install libgomp / libomp)');
+say(
+  omp
+    ? `OpenMP: ${omp.cflags.join(' ')}`
+    : 'OpenMP: not found; the engine will run on one thread (install libgomp / libomp)',
+);
 
 // -march
 const marchWant = process.env.GPT2_STUDIO_NATIVE_MARCH ?? 'native';
 let marchFlags = [];
 if (marchWant !== 'none') {
-  const flag = process.arch === 'arm64' && process.platform === 'darwin' ? `-mcpu=${marchWant === 'native' ? 'native' : marchWant}` : `-march=${marchWant}`;
+  const flag =
+    process.arch === 'arm64' && process.platform === 'darwin'
+      ? `-mcpu=${marchWant === 'native' ? 'native' : marchWant}`
+      : `-march=${marchWant}`;
   if (probe('march', 'int main() { return 0; }\n', [flag]).ok) marchFlags = [flag];
   else say(`${flag} is not accepted by the compiler; building for the default target`);
 }
@@ -230,11 +305,22 @@ if (process.env.GPT2_STUDIO_NATIVE_BLAS === '0') {
 } else {
   const candidates = [];
   if (process.platform === 'darwin') {
-    candidates.push({ name: 'Accelerate', cflags: ['-DACCELERATE_NEW_LAPACK'], libs: ['-framework', 'Accelerate'], defines: ['GPT2_USE_BLAS'], src: blasSrc.replace('<cblas.h>', '<Accelerate/Accelerate.h>') });
+    candidates.push({
+      name: 'Accelerate',
+      cflags: ['-DACCELERATE_NEW_LAPACK'],
+      libs: ['-framework', 'Accelerate'],
+      defines: ['GPT2_USE_BLAS'],
+      src: blasSrc.replace('<cblas.h>', '<Accelerate/Accelerate.h>'),
+    });
   }
   const ob = pkgConfig('openblas');
   if (ob) candidates.push({ name: 'OpenBLAS (pkg-config)', ...ob, defines: ['GPT2_USE_BLAS', 'GPT2_OPENBLAS'] });
-  candidates.push({ name: 'OpenBLAS (-lopenblas)', cflags: ['-I/usr/include/openblas'], libs: ['-lopenblas'], defines: ['GPT2_USE_BLAS', 'GPT2_OPENBLAS'] });
+  candidates.push({
+    name: 'OpenBLAS (-lopenblas)',
+    cflags: ['-I/usr/include/openblas'],
+    libs: ['-lopenblas'],
+    defines: ['GPT2_USE_BLAS', 'GPT2_OPENBLAS'],
+  });
   const notes = [];
   for (const c of candidates) {
     const r = probe('blas', c.src ?? blasSrc, [...c.cflags, ...c.defines.map((d) => `-D${d}`)], c.libs);
@@ -245,7 +331,11 @@ if (process.env.GPT2_STUDIO_NATIVE_BLAS === '0') {
     notes.push(`${c.name}: ${compilerErrors(r.out).split('\n')[0]}`);
   }
   if (!ob) notes.unshift('pkg-config openblas: not found');
-  say(blas ? `BLAS: ${blas.name} ${blas.libs.join(' ')}` : `BLAS: none found (${notes.join('; ')}); the built-in SGEMM is used. Install libopenblas-dev for BLAS.`);
+  say(
+    blas
+      ? `BLAS: ${blas.name} ${blas.libs.join(' ')}`
+      : `BLAS: none found (${notes.join('; ')}); the built-in SGEMM is used. Install libopenblas-dev for BLAS.`,
+  );
 }
 status.blas = blas ? blas.name : null;
 
@@ -253,8 +343,19 @@ status.blas = blas ? blas.name : null;
 function findNodeGyp() {
   const cands = [
     process.env.npm_config_node_gyp,
-    process.env.npm_execpath && path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    process.env.npm_execpath &&
+      path.join(path.dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
     path.join(path.dirname(process.execPath), 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
   ].filter(Boolean);
   for (const c of cands) if (existsSync(c)) return c;
@@ -265,18 +366,27 @@ function findNodeGyp() {
   }
 }
 const nodeGyp = findNodeGyp();
-if (!nodeGyp) finish({ ...status, reason: 'node-gyp not found (it ships with npm; reinstall npm, or npm i -g node-gyp)' });
+if (!nodeGyp)
+  finish({ ...status, reason: 'node-gyp not found (it ships with npm; reinstall npm, or npm i -g node-gyp)' });
 
 const cflags = [...(omp?.cflags ?? []), ...marchFlags, ...(blas?.cflags ?? [])];
 const libs = [...(omp?.libs ?? []), ...(blas?.libs ?? [])];
 const defines = blas?.defines ?? [];
-const env = { ...process.env, GPT2_NATIVE_CFLAGS: cflags.join(' '), GPT2_NATIVE_LIBS: libs.join(' '), GPT2_NATIVE_DEFINES: defines.join(' ') };
-say(`node-gyp rebuild (cflags: ${env.GPT2_NATIVE_CFLAGS || '-'}; libs: ${env.GPT2_NATIVE_LIBS || '-'}; defines: ${env.GPT2_NATIVE_DEFINES || '-'})`);
+const env = {
+  ...process.env,
+  GPT2_NATIVE_CFLAGS: cflags.join(' '),
+  GPT2_NATIVE_LIBS: libs.join(' '),
+  GPT2_NATIVE_DEFINES: defines.join(' '),
+};
+say(
+  `node-gyp rebuild (cflags: ${env.GPT2_NATIVE_CFLAGS || '-'}; libs: ${env.GPT2_NATIVE_LIBS || '-'}; defines: ${env.GPT2_NATIVE_DEFINES || '-'})`,
+);
 // Node's own headers when they sit beside this node (a distribution or a Debian /usr), so no download is needed;
 // npm passes its configured nodedir through npm_config_nodedir, which node-gyp reads itself.
 const gypArgs = [nodeGyp, 'rebuild', '--release', `--jobs=${Math.max(1, Math.min(4, os.cpus().length))}`];
 const prefix = path.resolve(path.dirname(process.execPath), '..');
-if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) gypArgs.push(`--nodedir=${prefix}`);
+if (!process.env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node_api.h')))
+  gypArgs.push(`--nodedir=${prefix}`);
 const gyp = run(process.execPath, gypArgs, { cwd: nativeDir, env });
 log.push(gyp.out);
 if (!gyp.ok) finish({ ...status, reason: `the compile failed: ${compilerErrors(gyp.out)}` });
@@ -299,8 +409,22 @@ const info = JSON.parse(s.out.trim().split('\n').pop());
 
 if (runTests) {
   const exe = path.join(buildDir, 'test_gemm');
-  const flags = ['-std=c++17', '-O3', '-ffp-contract=fast', '-fno-math-errno', ...cflags, ...defines.map((d) => `-D${d}`)];
-  const c = run(cxx, [...flags, path.join(nativeDir, 'test', 'test_gemm.cpp'), path.join(nativeDir, 'cpu', 'gemm.cpp'), '-o', exe, ...libs]);
+  const flags = [
+    '-std=c++17',
+    '-O3',
+    '-ffp-contract=fast',
+    '-fno-math-errno',
+    ...cflags,
+    ...defines.map((d) => `-D${d}`),
+  ];
+  const c = run(cxx, [
+    ...flags,
+    path.join(nativeDir, 'test', 'test_gemm.cpp'),
+    path.join(nativeDir, 'cpu', 'gemm.cpp'),
+    '-o',
+    exe,
+    ...libs,
+  ]);
   log.push(c.out);
   if (!c.ok) finish({ ...status, reason: `the C test harness does not compile: ${compilerErrors(c.out)}` });
   const t = run(exe, []);
@@ -309,14 +433,34 @@ if (runTests) {
   // the engine as a plain shared library, and the Node-free parity harness: BLAS against the built-in SGEMM
   const lib = path.join(buildDir, 'libgpt2_cpu.so');
   const cpuSources = ['model.cpp', 'layers.cpp', 'gemm.cpp'].map((f) => path.join(nativeDir, 'cpu', f));
-  const l = run(cxx, [...flags, '-fPIC', '-shared', ...cpuSources, ...commonSources, '-o', lib, '-Wl,-Bsymbolic', ...libs, '-lrt']);
+  const l = run(cxx, [
+    ...flags,
+    '-fPIC',
+    '-shared',
+    ...cpuSources,
+    ...commonSources,
+    '-o',
+    lib,
+    '-Wl,-Bsymbolic',
+    ...libs,
+    '-lrt',
+  ]);
   log.push(l.out);
   if (!l.ok) finish({ ...status, reason: `libgpt2_cpu.so does not build: ${compilerErrors(l.out)}` });
   const harness = path.join(buildDir, 'test_parity');
-  const h = run(process.env.CC || 'cc', ['-O2', path.join(nativeDir, 'test', 'test_parity.c'), '-o', harness, '-ldl', '-lm']);
+  const h = run(process.env.CC || 'cc', [
+    '-O2',
+    path.join(nativeDir, 'test', 'test_parity.c'),
+    '-o',
+    harness,
+    '-ldl',
+    '-lm',
+  ]);
   log.push(h.out);
   if (!h.ok) finish({ ...status, reason: `the parity harness does not compile: ${compilerErrors(h.out)}` });
-  const p = run(harness, [lib, lib, ...(blas ? ['--b-builtin'] : [])], { env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' } });
+  const p = run(harness, [lib, lib, ...(blas ? ['--b-builtin'] : [])], {
+    env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' },
+  });
   say(p.out.trim().split('\n').pop());
   log.push(p.out);
   if (!p.ok) finish({ ...status, reason: 'the C parity harness failed (see the log)' });
@@ -331,33 +475,75 @@ if (status.cuda.available) {
   const arch = process.env.GPT2_STUDIO_CUDA_ARCH ?? (gpu.ok ? 'native' : 'all-major');
   // NCCL: -lnccl needs a libnccl.so; a wheel ships only libnccl.so.2, linked by its full path instead
   const ncclFlags = status.cuda.nccl
-    ? ['-DGPT2_USE_NCCL', `-I${status.cuda.ncclInclude}`, `-Xlinker=-rpath,${status.cuda.ncclLib}`,
-        ...(status.cuda.ncclSoname === 'libnccl.so' ? [`-L${status.cuda.ncclLib}`, '-lnccl'] : [path.join(status.cuda.ncclLib, status.cuda.ncclSoname)])]
+    ? [
+        '-DGPT2_USE_NCCL',
+        `-I${status.cuda.ncclInclude}`,
+        `-Xlinker=-rpath,${status.cuda.ncclLib}`,
+        ...(status.cuda.ncclSoname === 'libnccl.so'
+          ? [`-L${status.cuda.ncclLib}`, '-lnccl']
+          : [path.join(status.cuda.ncclLib, status.cuda.ncclSoname)]),
+      ]
     : [];
-  say(`CUDA: building ${path.relative(root, cudaLib)} (-arch=${arch}, ${status.cuda.nccl ? 'with NCCL' : 'without NCCL'})`);
+  say(
+    `CUDA: building ${path.relative(root, cudaLib)} (-arch=${arch}, ${status.cuda.nccl ? 'with NCCL' : 'without NCCL'})`,
+  );
   // native/common is compiled in (the shared-memory communicator: the "shm:" data parallel of every build; the
   // host-side layout); gpt2_cuda.cu includes the engine's other files (native/cuda/*.cuh). -Bsymbolic keeps the
   // library's own symbols bound to itself when it is loaded into a process that has the CPU engine's same names
-  const cudaArgs = (withNccl) => ['-std=c++17', '-O3', `-arch=${arch}`, '-shared', '-Xcompiler', '-fPIC', `-I${status.cuda.cublasInclude}`,
-    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'), ...commonSources, '-o', cudaLib, ...(withNccl ? ncclFlags : []),
-    `-L${status.cuda.cublasLib}`, `-Xlinker=-rpath,${status.cuda.cublasLib}`, '-Xlinker', '-Bsymbolic', '-lcublas', '-lrt'];
+  const cudaArgs = (withNccl) => [
+    '-std=c++17',
+    '-O3',
+    `-arch=${arch}`,
+    '-shared',
+    '-Xcompiler',
+    '-fPIC',
+    `-I${status.cuda.cublasInclude}`,
+    path.join(nativeDir, 'cuda', 'gpt2_cuda.cu'),
+    ...commonSources,
+    '-o',
+    cudaLib,
+    ...(withNccl ? ncclFlags : []),
+    `-L${status.cuda.cublasLib}`,
+    `-Xlinker=-rpath,${status.cuda.cublasLib}`,
+    '-Xlinker',
+    '-Bsymbolic',
+    '-lcublas',
+    '-lrt',
+  ];
   let c = run(status.cuda.nvcc, cudaArgs(status.cuda.nccl));
   if (!c.ok && status.cuda.nccl) {
     // an NCCL that does not build or link (e.g. too old for ncclCommInitRankConfig): the engine without it
     log.push(c.out);
     const why = compilerErrors(c.out).split('\n')[0];
     say(`CUDA: the build with NCCL failed (${why}); building without NCCL`);
-    status.cuda = { ...status.cuda, nccl: false, ncclReason: `NCCL was found in ${status.cuda.ncclLib}, but the build with it failed: ${why}` };
+    status.cuda = {
+      ...status.cuda,
+      nccl: false,
+      ncclReason: `NCCL was found in ${status.cuda.ncclLib}, but the build with it failed: ${why}`,
+    };
     c = run(status.cuda.nvcc, cudaArgs(false));
   }
   log.push(c.out);
   if (c.ok) {
     status.cuda = { ...status.cuda, library: path.relative(root, cudaLib), reason: undefined }; // the addon loads it as the native-cuda engine
-    say('CUDA: built; check it with native/build/test_parity native/build/libgpt2_cpu.so native/build/libgpt2_cuda.so (node scripts/build-native.mjs --test builds both)');
+    say(
+      'CUDA: built; check it with native/build/test_parity native/build/libgpt2_cpu.so native/build/libgpt2_cuda.so (node scripts/build-native.mjs --test builds both)',
+    );
   } else {
-    status.cuda = { ...status.cuda, available: false, reason: `nvcc failed on native/cuda/gpt2_cuda.cu: ${compilerErrors(c.out)}` };
+    status.cuda = {
+      ...status.cuda,
+      available: false,
+      reason: `nvcc failed on native/cuda/gpt2_cuda.cu: ${compilerErrors(c.out)}`,
+    };
     say(`CUDA: ${status.cuda.reason}`);
   }
 }
 
-finish({ ...status, ok: true, reason: null, addon: path.relative(root, addon), apiVersion: info.apiVersion, buildInfo: info.buildInfo });
+finish({
+  ...status,
+  ok: true,
+  reason: null,
+  addon: path.relative(root, addon),
+  apiVersion: info.apiVersion,
+  buildInfo: info.buildInfo,
+});

@@ -21,7 +21,10 @@ if (!existsSync(pkg)) {
 }
 if (!installed()) {
   console.error("Electron's binary is not installed yet; downloading it once (about 100 MB)...");
-  const r = spawnSync(process.execPath, [path.join(pkg, 'install.js')], { stdio: 'inherit', env: { ...process.env, ELECTRON_SKIP_BINARY_DOWNLOAD: '' } });
+  const r = spawnSync(process.execPath, [path.join(pkg, 'install.js')], {
+    stdio: 'inherit',
+    env: { ...process.env, ELECTRON_SKIP_BINARY_DOWNLOAD: '' },
+  });
   if (r.status !== 0 || !installed()) {
     console.error(
       "error: Electron's binary could not be downloaded (no network, or a blocked mirror).\n" +

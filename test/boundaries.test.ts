@@ -30,13 +30,24 @@ describe('import boundaries', () => {
     ['src/shared/planted.ts', "import type { Model } from '../core/engine/types';\nexport type X = Model;\n"],
     ['src/shared/api/planted.ts', "import { listPresets } from '../../node/presets';\nexport const x = listPresets;\n"],
     ['src/renderer/planted.ts', "import type { Studio } from '../node/studio';\nexport type X = Studio;\n"],
-    ['src/renderer/features/run/planted.ts', "import { formatStep } from '../../../core/train/trainer';\nexport const x = formatStep;\n"],
-  ])('refuses a planted import in %s', async (file, code) => {
-    expect((await errors(file, code)).length).toBe(1);
-  }, 60_000);
+    [
+      'src/renderer/features/run/planted.ts',
+      "import { formatStep } from '../../../core/train/trainer';\nexport const x = formatStep;\n",
+    ],
+  ])(
+    'refuses a planted import in %s',
+    async (file, code) => {
+      expect((await errors(file, code)).length).toBe(1);
+    },
+    60_000,
+  );
 
   it('accepts imports within the allowed layers', async () => {
-    expect(await errors('src/shared/planted.ts', "import type { Run } from './records';\nexport type X = Run;\n")).toEqual([]);
-    expect(await errors('src/renderer/planted.ts', "import type { Run } from '../shared/records';\nexport type X = Run;\n")).toEqual([]);
+    expect(
+      await errors('src/shared/planted.ts', "import type { Run } from './records';\nexport type X = Run;\n"),
+    ).toEqual([]);
+    expect(
+      await errors('src/renderer/planted.ts', "import type { Run } from '../shared/records';\nexport type X = Run;\n"),
+    ).toEqual([]);
   }, 60_000);
 });

@@ -10,7 +10,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeConfig, paramSpecs } from '../src/core/model/config';
 import { initWeights } from '../src/core/model/init';
 import { checkRunConfig } from '../src/shared/run-config';
-import { cleanCheckpointLeftovers, listCheckpointSteps, pruneCheckpoints, readCheckpoint, writeCheckpoint } from '../src/node/checkpoints/files';
+import {
+  cleanCheckpointLeftovers,
+  listCheckpointSteps,
+  pruneCheckpoints,
+  readCheckpoint,
+  writeCheckpoint,
+} from '../src/node/checkpoints/files';
 
 const mc = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 16, vocabSize: 64, paddedVocabSize: 64 });
 const rc = (() => {
@@ -21,9 +27,27 @@ const rc = (() => {
 
 function save(runDir: string, step: number) {
   const w = initWeights(mc, step);
-  const zeros = new Map(paramSpecs(mc).map((s) => [s.name, { dtype: 'F32' as const, shape: s.shape, data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)) }]));
+  const zeros = new Map(
+    paramSpecs(mc).map((s) => [
+      s.name,
+      { dtype: 'F32' as const, shape: s.shape, data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)) },
+    ]),
+  );
   return writeCheckpoint(runDir, {
-    state: { step, runId: 'r', runConfig: rc, modelConfig: mc, trainer: { step, tokensSeen: 0, data: null, guard: { losses: [], consecutiveSkips: 0, rollbacksInARow: 0, skips: 0, rollbacks: 0 } }, engine: 'test', metrics: {} },
+    state: {
+      step,
+      runId: 'r',
+      runConfig: rc,
+      modelConfig: mc,
+      trainer: {
+        step,
+        tokensSeen: 0,
+        data: null,
+        guard: { losses: [], consecutiveSkips: 0, rollbacksInARow: 0, skips: 0, rollbacks: 0 },
+      },
+      engine: 'test',
+      metrics: {},
+    },
     weights: w,
     optimizer: { step, m: zeros, v: zeros },
   });
@@ -48,7 +72,8 @@ describe('checkpoint leftovers', () => {
     fs.writeFileSync(path.join(half, 'state.json'), '{}');
     fs.writeFileSync(path.join(half, 'config.json'), '{}');
     expect(listCheckpointSteps(runDir)).toEqual([3, 4]);
-    for (const s of listCheckpointSteps(runDir)) expect(() => readCheckpoint(path.join(runDir, 'checkpoints', `step_00000${s}`))).not.toThrow();
+    for (const s of listCheckpointSteps(runDir))
+      expect(() => readCheckpoint(path.join(runDir, 'checkpoints', `step_00000${s}`))).not.toThrow();
   });
 
   it('removes partial writes, interrupted deletions and incomplete folders, restores a moved-aside re-save, and reports the space', () => {

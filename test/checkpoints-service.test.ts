@@ -17,9 +17,20 @@ import type { StudioEvents } from '../src/shared/contract';
 const quiet = { out: () => {}, err: () => {} };
 /** 8 steps, a checkpoint (with a val loss) every 2, all kept */
 const config = {
-  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 64 }, dataset: 'builtin', total_batch_size: 128, batch_size: 4, seq_len: 32,
-  max_steps: 8, warmup_steps: 1, eval_interval: 2, eval_iters: 1, hellaswag_interval: 0, sample_interval: 3,
-  sample: { prompt: 'Once', count: 1, max_tokens: 3 }, checkpoint_interval: 2, keep_last: 0,
+  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 64 },
+  dataset: 'builtin',
+  total_batch_size: 128,
+  batch_size: 4,
+  seq_len: 32,
+  max_steps: 8,
+  warmup_steps: 1,
+  eval_interval: 2,
+  eval_iters: 1,
+  hellaswag_interval: 0,
+  sample_interval: 3,
+  sample: { prompt: 'Once', count: 1, max_tokens: 3 },
+  checkpoint_interval: 2,
+  keep_last: 0,
 };
 
 /** Losses of a resumed run against the uninterrupted one: same engine, same data position; stated tolerance. */
@@ -29,7 +40,8 @@ describe('checkpoints through the Studio service', () => {
   let home: string;
   let studio: Studio;
   let run: Run;
-  const ckptDir = (runId: string, step: number) => path.join(home, 'runs', runId, 'checkpoints', `step_${String(step).padStart(6, '0')}`);
+  const ckptDir = (runId: string, step: number) =>
+    path.join(home, 'runs', runId, 'checkpoints', `step_${String(step).padStart(6, '0')}`);
 
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-ckpt-'));
@@ -58,19 +70,32 @@ describe('checkpoints through the Studio service', () => {
     }
     expect(list.filter((c) => c.latest).map((c) => c.step)).toEqual([8]);
     // every run's, too
-    expect((await studio.invoke('checkpoints-list')).map((c) => `${c.runId}:${c.step}`)).toEqual(list.map((c) => `${run.id}:${c.step}`));
+    expect((await studio.invoke('checkpoints-list')).map((c) => `${c.runId}:${c.step}`)).toEqual(
+      list.map((c) => `${run.id}:${c.step}`),
+    );
     await expect(studio.invoke('checkpoints-list', { runId: 'run-nope' })).rejects.toThrow(/No run "run-nope"/);
   });
 
   it('exports a checkpoint as an HF folder whose tensors load back equal, refusing a non-empty folder unless overwrite', async () => {
     const dest = path.join(home, 'exports', 'step4');
     const out = await studio.invoke('checkpoints-export', { runId: run.id, step: 4, dest });
-    expect(out).toEqual({ dir: dest, modelFile: path.join(dest, 'model.safetensors'), configFile: path.join(dest, 'config.json') });
+    expect(out).toEqual({
+      dir: dest,
+      modelFile: path.join(dest, 'model.safetensors'),
+      configFile: path.join(dest, 'config.json'),
+    });
     expect(fs.readdirSync(dest).sort()).toEqual(['config.json', 'model.safetensors']);
     // nothing temporary left beside it
     expect(fs.readdirSync(path.dirname(dest))).toEqual(['step4']);
     const hf = JSON.parse(fs.readFileSync(out.configFile, 'utf8'));
-    expect(hf).toMatchObject({ model_type: 'gpt2', n_layer: 1, n_head: 2, n_embd: 32, n_positions: 64, vocab_size: 50257 });
+    expect(hf).toMatchObject({
+      model_type: 'gpt2',
+      n_layer: 1,
+      n_head: 2,
+      n_embd: 32,
+      n_positions: 64,
+      vocab_size: 50257,
+    });
 
     const ck = readCheckpoint(ckptDir(run.id, 4));
     const back = loadGpt2Weights(dest, { paddedVocabSize: ck.state.modelConfig.paddedVocabSize });
@@ -78,30 +103,47 @@ describe('checkpoints through the Studio service', () => {
     for (const [name, t] of ck.weights) {
       const b = back.tensors.get(name)!;
       expect(b.shape, name).toEqual(t.shape);
-      expect(Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), name).toBe(true);
+      expect(
+        Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength).equals(
+          Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+        ),
+        name,
+      ).toBe(true);
     }
     // the step-4 weights differ from the step-8 ones (the export is of the asked step)
     const last = readCheckpoint(ckptDir(run.id, 8)).weights.get('h.0.attn.c_attn.weight')!;
-    expect(Buffer.from(last.data.buffer).equals(Buffer.from(back.tensors.get('h.0.attn.c_attn.weight')!.data.buffer))).toBe(false);
+    expect(
+      Buffer.from(last.data.buffer).equals(Buffer.from(back.tensors.get('h.0.attn.c_attn.weight')!.data.buffer)),
+    ).toBe(false);
 
     // a non-empty folder: refused, and left as it was
     fs.writeFileSync(path.join(dest, 'README.md'), 'mine');
-    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest })).rejects.toThrow(/is not empty \(3 items/);
+    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest })).rejects.toThrow(
+      /is not empty \(3 items/,
+    );
     const before = fs.readFileSync(out.modelFile);
     // with overwrite: the two files are replaced, other files kept
     await studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest, overwrite: true });
     expect(fs.readdirSync(dest).sort()).toEqual(['README.md', 'config.json', 'model.safetensors']);
     expect(fs.readFileSync(out.modelFile).equals(before)).toBe(false);
-    expect(fs.readFileSync(out.modelFile).equals(fs.readFileSync(path.join(ckptDir(run.id, 8), 'model.safetensors')))).toBe(true);
+    expect(
+      fs.readFileSync(out.modelFile).equals(fs.readFileSync(path.join(ckptDir(run.id, 8), 'model.safetensors'))),
+    ).toBe(true);
     // an empty folder is fine; a file is not; a relative path is resolved
     const empty = path.join(home, 'exports', 'empty');
     fs.mkdirSync(empty);
     await studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: empty });
     expect(fs.existsSync(path.join(empty, 'model.safetensors'))).toBe(true);
-    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: path.join(dest, 'README.md') })).rejects.toThrow(/is a file, not a folder/);
+    await expect(
+      studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: path.join(dest, 'README.md') }),
+    ).rejects.toThrow(/is a file, not a folder/);
     const rel = path.relative(process.cwd(), path.join(home, 'exports', 'rel'));
-    expect((await studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: rel })).dir).toBe(path.join(home, 'exports', 'rel'));
-    await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 5, dest: path.join(home, 'x') })).rejects.toThrow(/no checkpoint at step 5.*/);
+    expect((await studio.invoke('checkpoints-export', { runId: run.id, step: 2, dest: rel })).dir).toBe(
+      path.join(home, 'exports', 'rel'),
+    );
+    await expect(
+      studio.invoke('checkpoints-export', { runId: run.id, step: 5, dest: path.join(home, 'x') }),
+    ).rejects.toThrow(/no checkpoint at step 5.*/);
   });
 
   it('resumes from a checkpoint in a new run: history up to it copied, then the same losses as the original', async () => {
@@ -119,8 +161,12 @@ describe('checkpoints through the Studio service', () => {
     expect(branched.config).toEqual(run.config);
     // the checkpoint is shared by hard links; its state.json names the new run
     const mine = ckptDir(branched.id, 4);
-    expect(fs.statSync(path.join(mine, 'model.safetensors')).ino).toBe(fs.statSync(path.join(ckptDir(run.id, 4), 'model.safetensors')).ino);
-    expect(fs.statSync(path.join(mine, 'optimizer.safetensors')).ino).toBe(fs.statSync(path.join(ckptDir(run.id, 4), 'optimizer.safetensors')).ino);
+    expect(fs.statSync(path.join(mine, 'model.safetensors')).ino).toBe(
+      fs.statSync(path.join(ckptDir(run.id, 4), 'model.safetensors')).ino,
+    );
+    expect(fs.statSync(path.join(mine, 'optimizer.safetensors')).ino).toBe(
+      fs.statSync(path.join(ckptDir(run.id, 4), 'optimizer.safetensors')).ino,
+    );
     expect(readCheckpointState(mine).runId).toBe(branched.id);
     expect(readCheckpointState(ckptDir(run.id, 4)).runId).toBe(run.id);
 
@@ -130,7 +176,10 @@ describe('checkpoints through the Studio service', () => {
     // the first step it trained is the one after the checkpoint (steps count from 0: step 4 is the 5th)
     expect(firstSteps.get(branched.id)).toBe(4);
     expect((await studio.invoke('runs-logs', { id: branched.id })).map((l) => l.message)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^branched from run .* at checkpoint step 4/), 'resuming from checkpoint step 4']),
+      expect.arrayContaining([
+        expect.stringMatching(/^branched from run .* at checkpoint step 4/),
+        'resuming from checkpoint step 4',
+      ]),
     );
     const m = await studio.invoke('runs-metrics', { id: branched.id });
     const o = origMetrics['train/loss']!;
@@ -140,7 +189,10 @@ describe('checkpoints through the Studio service', () => {
     expect(b.values.slice(0, 4)).toEqual(o.values.slice(0, 4));
     expect(b.wallTimes.slice(0, 4)).toEqual(o.wallTimes.slice(0, 4));
     expect(b.wallTimes[4]!).toBeGreaterThan(o.wallTimes[7]!);
-    for (let i = 4; i < 8; i++) expect(Math.abs(b.values[i]! - o.values[i]!), `train/loss at step ${i}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(o.values[i]!)));
+    for (let i = 4; i < 8; i++)
+      expect(Math.abs(b.values[i]! - o.values[i]!), `train/loss at step ${i}`).toBeLessThanOrEqual(
+        TOL * Math.max(1, Math.abs(o.values[i]!)),
+      );
     expect(m['val/loss']!.steps).toEqual(origMetrics['val/loss']!.steps);
     expect(end.stepsDone).toBe(8);
     expect((await studio.invoke('checkpoints-list', { runId: branched.id })).map((c) => c.step)).toEqual([8, 6, 4]);
@@ -150,14 +202,25 @@ describe('checkpoints through the Studio service', () => {
     expect(studio.store.getRun(run.id)!.status).toBe('done');
 
     // a given name and start: false; the end of the run has nothing left to train
-    const idle = await studio.invoke('checkpoints-branch', { runId: run.id, step: 2, name: 'idle branch', start: false });
+    const idle = await studio.invoke('checkpoints-branch', {
+      runId: run.id,
+      step: 2,
+      name: 'idle branch',
+      start: false,
+    });
     expect(idle).toMatchObject({ name: 'idle branch', status: 'created', stepsDone: 2, lastCheckpointStep: 2 });
-    expect((await studio.invoke('runs-metrics', { id: idle.id, names: ['train/loss'] }))['train/loss']!.steps).toEqual([0, 1]);
+    expect((await studio.invoke('runs-metrics', { id: idle.id, names: ['train/loss'] }))['train/loss']!.steps).toEqual([
+      0, 1,
+    ]);
     await studio.invoke('runs-delete', { id: idle.id });
     expect(fs.existsSync(ckptDir(run.id, 2))).toBe(true);
     const runsBefore = studio.store.listRuns().length;
-    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 8 })).rejects.toThrow(/nothing left to train/);
-    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 3 })).rejects.toThrow(/no checkpoint at step 3/);
+    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 8 })).rejects.toThrow(
+      /nothing left to train/,
+    );
+    await expect(studio.invoke('checkpoints-branch', { runId: run.id, step: 3 })).rejects.toThrow(
+      /no checkpoint at step 3/,
+    );
     expect(studio.store.listRuns().length).toBe(runsBefore);
   });
 
@@ -168,12 +231,16 @@ describe('checkpoints through the Studio service', () => {
     expect(fs.existsSync(ckptDir(run.id, 2))).toBe(false);
     expect(fs.readdirSync(path.join(home, 'runs', run.id, 'checkpoints')).filter((n) => n.startsWith('.'))).toEqual([]);
     expect(studio.store.listCheckpoints(run.id).map((c) => c.step)).toEqual([4, 6, 8]);
-    await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 2 })).rejects.toThrow(/no checkpoint at step 2.*/);
+    await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 2 })).rejects.toThrow(
+      /no checkpoint at step 2.*/,
+    );
 
     // the newest checkpoint of a running run is refused, an older one is not
     studio.store.updateRun(run.id, { status: 'running' });
     try {
-      await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 8 })).rejects.toThrow(/newest checkpoint .* which is running/);
+      await expect(studio.invoke('checkpoints-delete', { runId: run.id, step: 8 })).rejects.toThrow(
+        /newest checkpoint .* which is running/,
+      );
       expect(fs.existsSync(ckptDir(run.id, 8))).toBe(true);
       const older = await studio.invoke('checkpoints-delete', { runId: run.id, step: 4 });
       expect(older.deleted).toBe(true);
@@ -189,7 +256,9 @@ describe('checkpoints through the Studio service', () => {
     fs.mkdirSync(ckptDir(r2.id, 8), { recursive: true });
     fs.cpSync(ckptDir(run.id, 8), ckptDir(r2.id, 8), { recursive: true });
     studio.store.addCheckpoint(r2.id, { step: 8, path: ckptDir(r2.id, 8), sizeBytes: 1 });
-    expect((await studio.invoke('checkpoints-delete', { runId: r2.id, step: 8 }) as { note?: string }).note).toMatch(/keep_last is 2 .* when it is resumed, it keeps its newest 2 checkpoints/);
+    expect(((await studio.invoke('checkpoints-delete', { runId: r2.id, step: 8 })) as { note?: string }).note).toMatch(
+      /keep_last is 2 .* when it is resumed, it keeps its newest 2 checkpoints/,
+    );
   });
 });
 
@@ -200,7 +269,13 @@ describe('Store.copyRunHistory', () => {
     try {
       const a = store.createRun({ name: 'a', config: {} });
       const b = store.createRun({ name: 'b', config: {} });
-      for (let s = 0; s < 6; s++) store.recordStep(a.id, { step: s, metrics: { 'train/loss': 10 - s, ...(s % 2 === 0 ? { 'val/loss': 11 - s } : {}) }, wallTime: 1000 + s, tokensSeen: (s + 1) * 100 });
+      for (let s = 0; s < 6; s++)
+        store.recordStep(a.id, {
+          step: s,
+          metrics: { 'train/loss': 10 - s, ...(s % 2 === 0 ? { 'val/loss': 11 - s } : {}) },
+          wallTime: 1000 + s,
+          tokensSeen: (s + 1) * 100,
+        });
       store.recordStep(a.id, { step: 1, metrics: { 'train/loss': Number.NaN }, wallTime: 1001, tokensSeen: 200 });
       store.addSample(a.id, { step: 2, idx: 0, prompt: 'p', text: 'two' });
       store.addSample(a.id, { step: 4, idx: 0, prompt: 'p', text: 'four' });

@@ -35,7 +35,20 @@ describe.skipIf(!hasFixture('fixtures/gpt2-tiny/model.safetensors'))('gpt2-studi
       const info = await run(['info', '--weights', 'model:tiny', '--home', home, '--json']);
       expect(info.code, info.err).toBe(0);
       expect(JSON.parse(info.out).parameters).toBe(1_637_792);
-      const sample = await run(['sample', '--weights', 'model:tiny', '--home', home, '--engine', 'tfjs', '--num', '1', '--max-new-tokens', '4', '--json']);
+      const sample = await run([
+        'sample',
+        '--weights',
+        'model:tiny',
+        '--home',
+        home,
+        '--engine',
+        'tfjs',
+        '--num',
+        '1',
+        '--max-new-tokens',
+        '4',
+        '--json',
+      ]);
       expect(sample.code, sample.err).toBe(0);
       expect(JSON.parse(sample.out).samples[0].tokens).toHaveLength(4);
       const missing = await run(['info', '--weights', 'model:nope', '--home', home]);

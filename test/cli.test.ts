@@ -22,11 +22,17 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
 
   it('score --tokens <input_ids row 0> --json reproduces per_token_loss row 0 within 1e-4 (real bin)', () => {
     const row: number[] = exp.forward.input_ids[0];
-    const stdout = execFileSync(process.execPath, [path.join(repoRoot, 'bin/gpt2-studio.mjs'), 'score', '--weights', tiny, '--tokens', row.join(','), '--json'], { encoding: 'utf8' });
+    const stdout = execFileSync(
+      process.execPath,
+      [path.join(repoRoot, 'bin/gpt2-studio.mjs'), 'score', '--weights', tiny, '--tokens', row.join(','), '--json'],
+      { encoding: 'utf8' },
+    );
     const r = JSON.parse(stdout);
     expect(r.tokens).toEqual(row);
     expect(r.losses.length).toBe(row.length - 1);
-    r.losses.forEach((l: number, i: number) => expect(Math.abs(l - exp.forward.per_token_loss[0][i])).toBeLessThan(1e-4));
+    r.losses.forEach((l: number, i: number) =>
+      expect(Math.abs(l - exp.forward.per_token_loss[0][i])).toBeLessThan(1e-4),
+    );
     const mean = r.losses.reduce((s: number, x: number) => s + x, 0) / r.losses.length;
     expect(r.meanLoss).toBeCloseTo(mean, 6);
   });
@@ -35,7 +41,9 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'gpt2-variant-'));
     try {
       const raw = readSafetensors(path.join(tiny, 'model.safetensors'));
-      const variant = new Map([...raw].filter(([n]) => !n.endsWith('.attn.bias')).map(([n, t]) => [`transformer.${n}`, t]));
+      const variant = new Map(
+        [...raw].filter(([n]) => !n.endsWith('.attn.bias')).map(([n, t]) => [`transformer.${n}`, t]),
+      );
       variant.set('lm_head.weight', raw.get('wte.weight')!);
       writeSafetensors(path.join(dir, 'model.safetensors'), variant);
       writeFileSync(path.join(dir, 'config.json'), readFileSync(path.join(tiny, 'config.json')));
@@ -43,9 +51,14 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
       const a = JSON.parse((await run(['score', '--weights', tiny, '--tokens', row.join(','), '--json'])).out);
       const b = JSON.parse((await run(['score', '--weights', dir, '--tokens', row.join(','), '--json'])).out);
       expect(b.losses).toEqual(a.losses);
-      b.losses.forEach((l: number, i: number) => expect(Math.abs(l - exp.forward.per_token_loss[1][i])).toBeLessThan(1e-4));
+      b.losses.forEach((l: number, i: number) =>
+        expect(Math.abs(l - exp.forward.per_token_loss[1][i])).toBeLessThan(1e-4),
+      );
       // another head count: the same tensors read as 4 heads of 8 make another (valid) model
-      writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(path.join(tiny, 'config.json'), 'utf8')), n_head: 4 }));
+      writeFileSync(
+        path.join(dir, 'config.json'),
+        JSON.stringify({ ...JSON.parse(readFileSync(path.join(tiny, 'config.json'), 'utf8')), n_head: 4 }),
+      );
       const info = await run(['info', '--weights', dir]);
       expect(info.out).toContain('n_head 4');
       const c = JSON.parse((await run(['score', '--weights', dir, '--tokens', row.join(','), '--json'])).out);
@@ -76,7 +89,9 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
     const lines = a.out.trim().split('\n');
     expect(lines.length).toBe(5);
     for (const l of lines) expect(l.startsWith("> Hello, I'm a language model,")).toBe(true);
-    const j1 = JSON.parse((await run(['sample', '--weights', tiny, '--num', '2', '--max-new-tokens', '12', '--seed', '7', '--json'])).out);
+    const j1 = JSON.parse(
+      (await run(['sample', '--weights', tiny, '--num', '2', '--max-new-tokens', '12', '--seed', '7', '--json'])).out,
+    );
     expect(j1.samples.length).toBe(2);
     expect(j1.samples[0].tokens.length).toBe(12);
     expect(j1.samples[0].text).toBe(lines[0]!.slice(2));
@@ -88,15 +103,42 @@ describe.skipIf(!present)('gpt2-studio CLI on the fixture model', () => {
   it('sample: --max-new-tokens above the context is refused; within it, the context ends a sample as "context full"', async () => {
     const over = await run(['sample', '--weights', tiny, '--max-new-tokens', '500']);
     expect(over.code).toBe(2);
-    expect(over.err).toContain("error: --max-new-tokens 500 is more than the model's context of 128 tokens; lower it to 128 or less.");
+    expect(over.err).toContain(
+      "error: --max-new-tokens 500 is more than the model's context of 128 tokens; lower it to 128 or less.",
+    );
     const prompt = "Hello, I'm a language model,"; // 8 tokens: 120 more fit in the context of 128
-    const full = await run(['sample', '--weights', tiny, '--prompt', prompt, '--num', '1', '--max-new-tokens', '128', '--seed', '3', '--json']);
+    const full = await run([
+      'sample',
+      '--weights',
+      tiny,
+      '--prompt',
+      prompt,
+      '--num',
+      '1',
+      '--max-new-tokens',
+      '128',
+      '--seed',
+      '3',
+      '--json',
+    ]);
     expect(full.code).toBe(0);
     const j = JSON.parse(full.out);
     expect(j.contextTokens).toBe(128);
     expect(j.samples[0]).toMatchObject({ reason: 'context' });
     expect(j.samples[0].tokens.length).toBe(120);
-    const text = await run(['sample', '--weights', tiny, '--prompt', prompt, '--num', '1', '--max-new-tokens', '128', '--seed', '3']);
+    const text = await run([
+      'sample',
+      '--weights',
+      tiny,
+      '--prompt',
+      prompt,
+      '--num',
+      '1',
+      '--max-new-tokens',
+      '128',
+      '--seed',
+      '3',
+    ]);
     expect(text.err).toContain('each sample ends at 120 new tokens at most (context full)');
     expect(text.err).toContain('(sample 1: context full (128 tokens))');
   });
@@ -130,7 +172,9 @@ describe('gpt2-studio CLI basics', () => {
 
   it.skipIf(!hasFixture('fixtures/bad-inputs'))('names the file of a corrupted safetensors header', () => {
     const bad = sharedPath('fixtures/bad-inputs/st_header_not_json.safetensors');
-    const p = spawnSync(process.execPath, [path.join(repoRoot, 'bin/gpt2-studio.mjs'), 'info', '--weights', bad], { encoding: 'utf8' });
+    const p = spawnSync(process.execPath, [path.join(repoRoot, 'bin/gpt2-studio.mjs'), 'info', '--weights', bad], {
+      encoding: 'utf8',
+    });
     expect(p.status).toBe(1);
     expect(p.stderr).toContain('st_header_not_json.safetensors');
   });

@@ -26,7 +26,17 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 /** Compiles the engine to an object file; returns the object's bytes (its symbol names are in there as text). */
 function compile(name: string, flags: string[]): string {
   const obj = path.join(tmp, `${name}.o`);
-  const args = ['-std=c++17', '-arch=sm_90', ...flags, '-c', 'native/cuda/gpt2_cuda.cu', '-I', 'native/test/stubs', '-o', obj];
+  const args = [
+    '-std=c++17',
+    '-arch=sm_90',
+    ...flags,
+    '-c',
+    'native/cuda/gpt2_cuda.cu',
+    '-I',
+    'native/test/stubs',
+    '-o',
+    obj,
+  ];
   const r = spawnSync(nvcc!, args, { cwd: repoRoot, encoding: 'utf8', timeout: 230_000 });
   expect(r.status, `nvcc ${args.join(' ')}\n${r.stdout}${r.stderr}`).toBe(0);
   return fs.readFileSync(obj).toString('latin1');
@@ -35,12 +45,28 @@ function compile(name: string, flags: string[]): string {
 describe.skipIf(!nvcc)('native/cuda/gpt2_cuda.cu compiles with nvcc', () => {
   it('without NCCL: cuBLAS (SGEMM and the BF16 GemmEx) and the shared-memory communicator', () => {
     const o = compile('shm', []);
-    for (const s of ['gpt2_forward_backward', 'gpt2_allreduce_grads', 'gpt2_comm_create', 'cublasGemmEx', 'cublasSgemm', 'allreduce_mean']) expect(o).toContain(s);
+    for (const s of [
+      'gpt2_forward_backward',
+      'gpt2_allreduce_grads',
+      'gpt2_comm_create',
+      'cublasGemmEx',
+      'cublasSgemm',
+      'allreduce_mean',
+    ])
+      expect(o).toContain(s);
     expect(o).not.toContain('ncclAllReduce');
   }, 240_000);
 
   it('with -DGPT2_USE_NCCL: also NCCL', () => {
     const o = compile('nccl', ['-DGPT2_USE_NCCL']);
-    for (const s of ['gpt2_allreduce_grads', 'gpt2_comm_allreduce_mean', 'ncclAllReduce', 'ncclCommInitRankConfig', 'ncclGetUniqueId', 'allreduce_mean']) expect(o).toContain(s);
+    for (const s of [
+      'gpt2_allreduce_grads',
+      'gpt2_comm_allreduce_mean',
+      'ncclAllReduce',
+      'ncclCommInitRankConfig',
+      'ncclGetUniqueId',
+      'allreduce_mean',
+    ])
+      expect(o).toContain(s);
   }, 240_000);
 });

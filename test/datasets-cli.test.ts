@@ -22,7 +22,10 @@ function io() {
 
 beforeAll(async () => {
   server = await startLoopback({
-    '/input.txt': { body: present ? fs.readFileSync(sharedPath('data/tinyshakespeare.txt')) : Buffer.alloc(0), chunkDelayMs: 2 },
+    '/input.txt': {
+      body: present ? fs.readFileSync(sharedPath('data/tinyshakespeare.txt')) : Buffer.alloc(0),
+      chunkDelayMs: 2,
+    },
   });
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-cli-datasets-'));
 });
@@ -34,7 +37,10 @@ afterAll(async () => {
 describe.skipIf(!present)('gpt2-studio prepare / datasets', () => {
   it('prepare tinyshakespeare --url prints progress lines on stderr and the summary on stdout', async () => {
     const { r, io: cli } = io();
-    const code = await prepareCommand(['tinyshakespeare', '--url', `${server.url}/input.txt`, '--home', home], cli, { tty: false, intervalMs: 0 });
+    const code = await prepareCommand(['tinyshakespeare', '--url', `${server.url}/input.txt`, '--home', home], cli, {
+      tty: false,
+      intervalMs: 0,
+    });
     expect(code).toBe(0);
     expect(r.out).toMatch(/^tinyshakespeare: 301,966 train \+ 36,059 val tokens in 2 shards/);
     expect(r.err).toMatch(/^download {2}input\.txt {2}.* \/ 1\.12 MB {2}\[#+\.*\] +\d+% {2}.*\/s {2}ETA \d+:\d\d$/m);
@@ -55,7 +61,12 @@ describe.skipIf(!present)('gpt2-studio prepare / datasets', () => {
     expect(await datasetsCommand(['--json', '--home', home], j.io)).toBe(0);
     const list = JSON.parse(j.r.out);
     expect(list).toHaveLength(1);
-    expect(list[0]).toMatchObject({ id: 'tinyshakespeare', status: 'ready', tokens: { train: 301_966, val: 36_059 }, shards: 2 });
+    expect(list[0]).toMatchObject({
+      id: 'tinyshakespeare',
+      status: 'ready',
+      tokens: { train: 301_966, val: 36_059 },
+      shards: 2,
+    });
 
     const loader = openDatasetLoader(home, 'tinyshakespeare', 'val', { B: 4, T: 64 });
     const val = readShardTokens(path.join(home, 'datasets', 'tinyshakespeare', 'tinyshakespeare_val_000000.bin'));
@@ -68,8 +79,21 @@ describe.skipIf(!present)('gpt2-studio prepare / datasets', () => {
   it('runs in a plain Node process (tsx loader, worker threads) with --json output', async () => {
     const sub = path.join(home, 'sub');
     // asynchronous: the loopback server lives in this process and must keep answering
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/run-ts.mjs'), path.join(repoRoot, 'test/helpers/cli-entry.ts'),
-      'prepare', 'tinyshakespeare', '--url', `${server.url}/input.txt`, '--home', sub, '--workers', '2', '--json', '--shard-size', '200K']);
+    const child = spawn(process.execPath, [
+      path.join(repoRoot, 'bin/run-ts.mjs'),
+      path.join(repoRoot, 'test/helpers/cli-entry.ts'),
+      'prepare',
+      'tinyshakespeare',
+      '--url',
+      `${server.url}/input.txt`,
+      '--home',
+      sub,
+      '--workers',
+      '2',
+      '--json',
+      '--shard-size',
+      '200K',
+    ]);
     const res = { stdout: '', stderr: '', status: null as number | null };
     child.stdout.on('data', (d: Buffer) => (res.stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (res.stderr += d.toString()));
@@ -77,7 +101,12 @@ describe.skipIf(!present)('gpt2-studio prepare / datasets', () => {
     expect(res.stderr).not.toMatch(/error:/);
     expect(res.status).toBe(0);
     const out = JSON.parse(res.stdout);
-    expect(out).toMatchObject({ id: 'tinyshakespeare', tokens: { train: 301_966, val: 36_059 }, shards: 3, alreadyPrepared: false });
+    expect(out).toMatchObject({
+      id: 'tinyshakespeare',
+      tokens: { train: 301_966, val: 36_059 },
+      shards: 3,
+      alreadyPrepared: false,
+    });
   });
 
   it('bad arguments are BAD_ARGUMENT errors with a hint', async () => {
@@ -110,7 +139,8 @@ describe.skipIf(!present)('gpt2-studio prepare / datasets', () => {
   it('--help lists the sources', async () => {
     const { r, io: cli } = io();
     expect(await prepareCommand(['--help'], cli)).toBe(0);
-    for (const s of ['tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag', 'local', 'builtin']) expect(r.out).toContain(s);
+    for (const s of ['tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag', 'local', 'builtin'])
+      expect(r.out).toContain(s);
   });
 });
 

@@ -64,16 +64,19 @@ describe('datasets-estimate', () => {
     expect(capped.notes.join('\n')).toMatch(/--max-tokens 100,000/);
   });
 
-  it.skipIf(!present)('Tiny Shakespeare from a local file: no download, sized from the file, matching the real preparation', async () => {
-    const e = await estimatePreparation({ source: 'tinyshakespeare', file: shakespearePath });
-    expect(e.downloadBytes).toBe(0);
-    expect(e.tokens).toBe(338_025);
-    const r = await prepareDataset(home, { source: 'tinyshakespeare', file: shakespearePath, workers: 1 }, {}, FAST);
-    expect(r.summary.tokens.train + r.summary.tokens.val).toBe(e.tokens);
-    // the estimate of the disk is the real size of the shards (the manifest aside)
-    const shardBytes = r.manifest.files.reduce((n, f) => n + f.bytes, 0);
-    expect(e.diskBytes).toBe(shardBytes);
-  });
+  it.skipIf(!present)(
+    'Tiny Shakespeare from a local file: no download, sized from the file, matching the real preparation',
+    async () => {
+      const e = await estimatePreparation({ source: 'tinyshakespeare', file: shakespearePath });
+      expect(e.downloadBytes).toBe(0);
+      expect(e.tokens).toBe(338_025);
+      const r = await prepareDataset(home, { source: 'tinyshakespeare', file: shakespearePath, workers: 1 }, {}, FAST);
+      expect(r.summary.tokens.train + r.summary.tokens.val).toBe(e.tokens);
+      // the estimate of the disk is the real size of the shards (the manifest aside)
+      const shardBytes = r.manifest.files.reduce((n, f) => n + f.bytes, 0);
+      expect(e.diskBytes).toBe(shardBytes);
+    },
+  );
 
   it('FineWeb-edu sample-10BT: 10B tokens in 14 files, limited by --max-files or --max-tokens', async () => {
     setTokenizerSpeed(SPEED);
@@ -92,7 +95,9 @@ describe('datasets-estimate', () => {
     const many = await estimatePreparation({ source: 'fineweb-edu-10bt', maxTokens: 2_000_000_000 });
     expect(many.downloadBytes).toBe(6_000_000_000); // 3 files of ~714M tokens
     // a bad limit is refused as `prepare` refuses it
-    expect((await caught(estimatePreparation({ source: 'fineweb-edu-10bt', url: 'ftp://x/y.parquet' }))).code).toBe('BAD_ARGUMENT');
+    expect((await caught(estimatePreparation({ source: 'fineweb-edu-10bt', url: 'ftp://x/y.parquet' }))).code).toBe(
+      'BAD_ARGUMENT',
+    );
   });
 
   it('HellaSwag: one ~7.5 MB JSONL kept as it is, no tokens, no tokenizing time', async () => {
@@ -104,46 +109,54 @@ describe('datasets-estimate', () => {
     expect(e.notes.join('\n')).toMatch(/no tokens/);
   });
 
-  it.skipIf(!present)('local: text, a folder, parquet (its text column) and shards, from their size on disk, said to be estimates', async () => {
-    setTokenizerSpeed(SPEED);
-    const txt = path.join(home, 'corpus.txt');
-    fs.writeFileSync(txt, shakespeareText);
-    const one = await estimatePreparation({ source: 'local', file: txt, workers: 1 });
-    expect(one.downloadBytes).toBe(0);
-    expect(one.tokens).toBe(Math.round(1_115_394 / 4.2));
-    expect(one.seconds).toBeCloseTo(1_115_394 / 1e6, 6);
-    expect(one.notes[0]).toMatch(/an estimate/);
-    // honest within a third of the real count for English text
-    const real = await prepareDataset(home, { source: 'local', file: txt, workers: 1 }, {}, FAST);
-    const realTokens = real.summary.tokens.train + real.summary.tokens.val;
-    expect(Math.abs(one.tokens! - realTokens) / realTokens).toBeLessThan(0.34);
+  it.skipIf(!present)(
+    'local: text, a folder, parquet (its text column) and shards, from their size on disk, said to be estimates',
+    async () => {
+      setTokenizerSpeed(SPEED);
+      const txt = path.join(home, 'corpus.txt');
+      fs.writeFileSync(txt, shakespeareText);
+      const one = await estimatePreparation({ source: 'local', file: txt, workers: 1 });
+      expect(one.downloadBytes).toBe(0);
+      expect(one.tokens).toBe(Math.round(1_115_394 / 4.2));
+      expect(one.seconds).toBeCloseTo(1_115_394 / 1e6, 6);
+      expect(one.notes[0]).toMatch(/an estimate/);
+      // honest within a third of the real count for English text
+      const real = await prepareDataset(home, { source: 'local', file: txt, workers: 1 }, {}, FAST);
+      const realTokens = real.summary.tokens.train + real.summary.tokens.val;
+      expect(Math.abs(one.tokens! - realTokens) / realTokens).toBeLessThan(0.34);
 
-    const folder = path.join(home, 'folder');
-    fs.mkdirSync(folder);
-    fs.writeFileSync(path.join(folder, 'a.txt'), 'x'.repeat(4200));
-    fs.writeFileSync(path.join(folder, 'b.jsonl'), `${JSON.stringify({ text: 'y'.repeat(8000) })}\n`);
-    fs.writeFileSync(path.join(folder, 'notes.bak'), 'z'.repeat(100_000)); // not an input: left out
-    const f = await estimatePreparation({ source: 'local', file: folder });
-    const folderBytes = 4200 + fs.statSync(path.join(folder, 'b.jsonl')).size;
-    expect(f.tokens).toBe(Math.round(folderBytes / 4.2));
+      const folder = path.join(home, 'folder');
+      fs.mkdirSync(folder);
+      fs.writeFileSync(path.join(folder, 'a.txt'), 'x'.repeat(4200));
+      fs.writeFileSync(path.join(folder, 'b.jsonl'), `${JSON.stringify({ text: 'y'.repeat(8000) })}\n`);
+      fs.writeFileSync(path.join(folder, 'notes.bak'), 'z'.repeat(100_000)); // not an input: left out
+      const f = await estimatePreparation({ source: 'local', file: folder });
+      const folderBytes = 4200 + fs.statSync(path.join(folder, 'b.jsonl')).size;
+      expect(f.tokens).toBe(Math.round(folderBytes / 4.2));
 
-    const docs = shakespeareText.split('\n\n').slice(0, 500);
-    const pq = path.join(home, 'docs.parquet');
-    fs.writeFileSync(pq, Buffer.from(parquetWriteBuffer({ columnData: [{ name: 'text', data: docs, type: 'STRING' }], rowGroupSize: 100 })));
-    const p = await estimatePreparation({ source: 'local', file: pq });
-    const textBytes = docs.reduce((n, d) => n + Buffer.byteLength(d) + 4, 0); // + the length prefix of each value
-    expect(p.tokens).toBeGreaterThan(Math.round((textBytes * 0.8) / 4.2));
-    expect(p.tokens).toBeLessThan(Math.round((textBytes * 1.2) / 4.2));
-    expect(p.notes[0]).toMatch(/parquet/);
+      const docs = shakespeareText.split('\n\n').slice(0, 500);
+      const pq = path.join(home, 'docs.parquet');
+      fs.writeFileSync(
+        pq,
+        Buffer.from(
+          parquetWriteBuffer({ columnData: [{ name: 'text', data: docs, type: 'STRING' }], rowGroupSize: 100 }),
+        ),
+      );
+      const p = await estimatePreparation({ source: 'local', file: pq });
+      const textBytes = docs.reduce((n, d) => n + Buffer.byteLength(d) + 4, 0); // + the length prefix of each value
+      expect(p.tokens).toBeGreaterThan(Math.round((textBytes * 0.8) / 4.2));
+      expect(p.tokens).toBeLessThan(Math.round((textBytes * 1.2) / 4.2));
+      expect(p.notes[0]).toMatch(/parquet/);
 
-    const shards = path.join(home, 'shards');
-    fs.mkdirSync(shards);
-    writeShardFile(path.join(shards, 'x_val_000000.bin'), new Uint16Array(1000));
-    writeShardFile(path.join(shards, 'x_train_000001.bin'), new Uint16Array(5000));
-    const s = await estimatePreparation({ source: 'local', file: shards });
-    expect(s.tokens).toBe(6000);
-    expect(s.seconds).toBe(0);
-  });
+      const shards = path.join(home, 'shards');
+      fs.mkdirSync(shards);
+      writeShardFile(path.join(shards, 'x_val_000000.bin'), new Uint16Array(1000));
+      writeShardFile(path.join(shards, 'x_train_000001.bin'), new Uint16Array(5000));
+      const s = await estimatePreparation({ source: 'local', file: shards });
+      expect(s.tokens).toBe(6000);
+      expect(s.seconds).toBe(0);
+    },
+  );
 
   it('local: a URL has no size estimate; a missing file is FILE_NOT_FOUND naming it; no file at all is refused', async () => {
     const u = await estimatePreparation({ source: 'local', url: 'http://127.0.0.1:9/corpus.txt' });
@@ -227,7 +240,9 @@ describe.skipIf(!present)('datasets-preview', () => {
 
   it('an SFT dataset decodes with its chat template', async () => {
     const file = path.join(home, 'chat.jsonl');
-    const rows = Array.from({ length: 12 }, (_, i) => JSON.stringify({ prompt: `What is ${i} plus ${i}?`, response: `It is ${2 * i}.` }));
+    const rows = Array.from({ length: 12 }, (_, i) =>
+      JSON.stringify({ prompt: `What is ${i} plus ${i}?`, response: `It is ${2 * i}.` }),
+    );
     fs.writeFileSync(file, rows.join('\n') + '\n');
     prepareSftDataset(home, { file, name: 'chat' });
     const p = previewDataset(home, 'chat');
@@ -249,7 +264,12 @@ describe.skipIf(!present)('the request travels with a job and an interrupted pre
     fs.writeFileSync(file, shakespeareText);
     const ac = new AbortController();
     const req = { source: 'local', file, name: 'ts', workers: 1, hfToken: 'hf_secret_value' };
-    const err = await prepareDataset(home, req, {}, { ...FAST, unitChars: 40_000, signal: ac.signal, afterCommit: (n) => n === 3 && ac.abort() }).catch((e: unknown) => e);
+    const err = await prepareDataset(
+      home,
+      req,
+      {},
+      { ...FAST, unitChars: 40_000, signal: ac.signal, afterCommit: (n) => n === 3 && ac.abort() },
+    ).catch((e: unknown) => e);
     expect(isCancelled(err)).toBe(true);
     const svc = new DatasetService({ home, env: {}, hooks: { unitChars: 40_000 } });
     const [partial] = await svc.list();
@@ -257,7 +277,10 @@ describe.skipIf(!present)('the request travels with a job and an interrupted pre
     expect(partial!.request).toEqual({ source: 'local', file, name: 'ts', workers: 1 });
     const ckpt = fs.readFileSync(path.join(home, 'datasets', '.ts.partial', 'progress.json'), 'utf8');
     expect(ckpt).not.toContain('hf_secret_value');
-    expect(await caught(() => previewDataset(home, 'ts'))).toMatchObject({ code: 'FILE_NOT_FOUND', message: expect.stringMatching(/not finished/) });
+    expect(await caught(() => previewDataset(home, 'ts'))).toMatchObject({
+      code: 'FILE_NOT_FOUND',
+      message: expect.stringMatching(/not finished/),
+    });
 
     // resuming with the listed request finishes it, and the job carries the request (without a token)
     const { jobId } = await svc.prepare({ ...partial!.request!, hfToken: 'hf_other' });
@@ -285,13 +308,18 @@ describe('download progress while the server stalls', () => {
     const port = (srv.address() as import('node:net').AddressInfo).port;
     const ac = new AbortController();
     const seen: number[] = [];
-    const p = downloadFile({ url: `http://127.0.0.1:${port}/x.txt`, dest: path.join(home, 'dl', 'x.txt') }, {
-      retries: 0, signal: ac.signal, progressIntervalMs: 250,
-      onProgress: (e) => {
-        seen.push(e.bytes);
-        if (e.bytes === 200_000) ac.abort();
+    const p = downloadFile(
+      { url: `http://127.0.0.1:${port}/x.txt`, dest: path.join(home, 'dl', 'x.txt') },
+      {
+        retries: 0,
+        signal: ac.signal,
+        progressIntervalMs: 250,
+        onProgress: (e) => {
+          seen.push(e.bytes);
+          if (e.bytes === 200_000) ac.abort();
+        },
       },
-    });
+    );
     const err = await p.catch((e: unknown) => e);
     for (const s of sockets) s.destroy();
     await new Promise<void>((r) => srv.close(() => r()));

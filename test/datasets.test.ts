@@ -52,13 +52,15 @@ function tokensOf(dir: string, files: string[]): number[] {
 const speeches = shakespeareText.split('\n\n').filter((s) => s.trim() !== '');
 
 function parquetOf(docs: string[], rowGroupSize: number): Buffer {
-  return Buffer.from(parquetWriteBuffer({
-    columnData: [
-      { name: 'id', data: docs.map((_, i) => `doc-${i}`), type: 'STRING' },
-      { name: 'text', data: docs, type: 'STRING' },
-    ],
-    rowGroupSize,
-  }));
+  return Buffer.from(
+    parquetWriteBuffer({
+      columnData: [
+        { name: 'id', data: docs.map((_, i) => `doc-${i}`), type: 'STRING' },
+        { name: 'text', data: docs, type: 'STRING' },
+      ],
+      rowGroupSize,
+    }),
+  );
 }
 
 let server: Loopback;
@@ -70,11 +72,18 @@ const fwFiles = fwDocs.map((docs, i) => ({ path: `sample/10BT/00${i}_00000.parqu
 beforeAll(async () => {
   server = await startLoopback({
     '/input.txt': { body: shakespeare, contentType: 'text/plain', etag: '"ts-1"' },
-    '/hellaswag_val.jsonl': { body: present ? fs.readFileSync(sharedPath('data/hellaswag_val_1000.jsonl')) : Buffer.alloc(0) },
+    '/hellaswag_val.jsonl': {
+      body: present ? fs.readFileSync(sharedPath('data/hellaswag_val_1000.jsonl')) : Buffer.alloc(0),
+    },
     '/secret.txt': { body: Buffer.alloc(0), status: 401 },
     '/forbidden.txt': { body: Buffer.alloc(0), status: 403 },
-    '/api/datasets/HuggingFaceFW/fineweb-edu/tree/main/sample/10BT': { body: hfTree(fwFiles), contentType: 'application/json' },
-    ...Object.fromEntries(fwFiles.map((f) => [`/datasets/HuggingFaceFW/fineweb-edu/resolve/main/${f.path}`, { body: f.body }])),
+    '/api/datasets/HuggingFaceFW/fineweb-edu/tree/main/sample/10BT': {
+      body: hfTree(fwFiles),
+      contentType: 'application/json',
+    },
+    ...Object.fromEntries(
+      fwFiles.map((f) => [`/datasets/HuggingFaceFW/fineweb-edu/resolve/main/${f.path}`, { body: f.body }]),
+    ),
   });
 });
 afterAll(async () => {
@@ -94,9 +103,15 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
   it('an interrupted download retries with Range and If-Range and ends with the right sha256', async () => {
     server.routes.set('/drop.txt', { body: shakespeare, etag: '"ts-1"', dropAfter: { bytes: 300_000, times: 1 } });
     const progress: number[] = [];
-    const r = await downloadFile({ url: `${server.url}/drop.txt`, dest: path.join(home, 'downloads', 'x', 'input.txt') }, {
-      retries: 3, backoffMs: 5, progressIntervalMs: 0, onProgress: (p) => progress.push(p.bytes),
-    });
+    const r = await downloadFile(
+      { url: `${server.url}/drop.txt`, dest: path.join(home, 'downloads', 'x', 'input.txt') },
+      {
+        retries: 3,
+        backoffMs: 5,
+        progressIntervalMs: 0,
+        onProgress: (p) => progress.push(p.bytes),
+      },
+    );
     expect(r.sha256).toBe(TS_SHA);
     expect(r.bytes).toBe(shakespeare.length);
     expect(r.attempts).toBe(2);
@@ -115,10 +130,16 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
     expect(e.message).toMatch(/Could not download .*drop2\.txt/);
     expect(e.hint).toMatch(/partial file is kept/);
     expect(fs.statSync(`${dest}.part`).size).toBe(500_000);
-    const r = await downloadFile({ url: `${server.url}/drop2.txt`, dest, sha256: TS_SHA, size: shakespeare.length }, { retries: 0 });
+    const r = await downloadFile(
+      { url: `${server.url}/drop2.txt`, dest, sha256: TS_SHA, size: shakespeare.length },
+      { retries: 0 },
+    );
     expect(r.resumedFrom).toBe(500_000);
     expect(r.sha256).toBe(TS_SHA);
-    expect(server.requests.filter((q) => q.path === '/drop2.txt').map((q) => q.range)).toEqual([undefined, 'bytes=500000-']);
+    expect(server.requests.filter((q) => q.path === '/drop2.txt').map((q) => q.range)).toEqual([
+      undefined,
+      'bytes=500000-',
+    ]);
     // a finished file is not fetched again
     const again = await downloadFile({ url: `${server.url}/drop2.txt`, dest, sha256: TS_SHA }, { retries: 0 });
     expect(again.cached).toBe(true);
@@ -127,13 +148,18 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
 
   it('a server without Range support is downloaded again from the start', async () => {
     server.routes.set('/norange.txt', { body: shakespeare, noRange: true, dropAfter: { bytes: 100_000, times: 1 } });
-    const r = await downloadFile({ url: `${server.url}/norange.txt`, dest: path.join(home, 'd', 'n.txt') }, { retries: 2, backoffMs: 5 });
+    const r = await downloadFile(
+      { url: `${server.url}/norange.txt`, dest: path.join(home, 'd', 'n.txt') },
+      { retries: 2, backoffMs: 5 },
+    );
     expect(r.sha256).toBe(TS_SHA);
   });
 
   it('a wrong sha256 is an error, and the bad file is deleted', async () => {
     const dest = path.join(home, 'downloads', 'z', 'input.txt');
-    const e = await caught(downloadFile({ url: `${server.url}/input.txt`, dest, sha256: '0'.repeat(64) }, { retries: 0 }));
+    const e = await caught(
+      downloadFile({ url: `${server.url}/input.txt`, dest, sha256: '0'.repeat(64) }, { retries: 0 }),
+    );
     expect(e.code).toBe('BAD_DATA');
     expect(e.message).toContain(TS_SHA);
     expect(e.message).toContain('0'.repeat(64));
@@ -142,12 +168,18 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
 
   it('401/403 say a token is needed, 404 says the file is not there, neither is retried; 5xx is', async () => {
     const d = (n: string) => path.join(home, 'dl', n);
-    const e401 = await caught(downloadFile({ url: `${server.url}/secret.txt`, dest: d('a') }, { retries: 3, backoffMs: 5 }));
+    const e401 = await caught(
+      downloadFile({ url: `${server.url}/secret.txt`, dest: d('a') }, { retries: 3, backoffMs: 5 }),
+    );
     expect(e401.message).toMatch(/HTTP 401/);
     expect(e401.hint).toMatch(/HF_TOKEN/);
-    const e403 = await caught(downloadFile({ url: `${server.url}/forbidden.txt`, dest: d('b') }, { retries: 3, backoffMs: 5 }));
+    const e403 = await caught(
+      downloadFile({ url: `${server.url}/forbidden.txt`, dest: d('b') }, { retries: 3, backoffMs: 5 }),
+    );
     expect(e403.message).toMatch(/HTTP 403/);
-    const e404 = await caught(downloadFile({ url: `${server.url}/nope.txt`, dest: d('c') }, { retries: 3, backoffMs: 5 }));
+    const e404 = await caught(
+      downloadFile({ url: `${server.url}/nope.txt`, dest: d('c') }, { retries: 3, backoffMs: 5 }),
+    );
     expect(e404.code).toBe('NOT_FOUND');
     expect(e404.message).toContain(`${server.url}/nope.txt`);
     expect(server.requests.length).toBe(3);
@@ -158,9 +190,16 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
   });
 
   it('a host that does not resolve is an error with a hint about HF_ENDPOINT mirrors', async () => {
-    const e = await caught(downloadFile({ url: 'http://no-such-host.invalid/input.txt', dest: path.join(home, 'dns', 'x') }, {
-      retries: 0, connectTimeoutMs: 10_000, networkHint: 'Use a mirror: set HF_ENDPOINT.',
-    }));
+    const e = await caught(
+      downloadFile(
+        { url: 'http://no-such-host.invalid/input.txt', dest: path.join(home, 'dns', 'x') },
+        {
+          retries: 0,
+          connectTimeoutMs: 10_000,
+          networkHint: 'Use a mirror: set HF_ENDPOINT.',
+        },
+      ),
+    );
     expect(e.message).toMatch(/no-such-host\.invalid/);
     expect(e.hint).toMatch(/HF_ENDPOINT/);
   });
@@ -170,13 +209,17 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
     const ac = new AbortController();
     const dest = path.join(home, 'slow', 'x.txt');
     const seen: DownloadProgressEvent[] = [];
-    const p = downloadFile({ url: `${server.url}/slow.txt`, dest }, {
-      signal: ac.signal, progressIntervalMs: 0,
-      onProgress: (x) => {
-        seen.push({ id: 'x', ...x });
-        if (x.bytes > 100_000) ac.abort();
+    const p = downloadFile(
+      { url: `${server.url}/slow.txt`, dest },
+      {
+        signal: ac.signal,
+        progressIntervalMs: 0,
+        onProgress: (x) => {
+          seen.push({ id: 'x', ...x });
+          if (x.bytes > 100_000) ac.abort();
+        },
       },
-    });
+    );
     let err: unknown;
     try {
       await p;
@@ -193,17 +236,28 @@ describe.skipIf(!present)('downloads through the loopback server', () => {
 });
 
 describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server', () => {
-  it('gives 301,966 train and 36,059 val tokens, equal to an independent tokenization of nanoGPT\'s split', async () => {
-    const r = await prepareDataset(home, { source: 'tinyshakespeare', url: `${server.url}/input.txt`, workers: 2 }, {}, FAST);
+  it("gives 301,966 train and 36,059 val tokens, equal to an independent tokenization of nanoGPT's split", async () => {
+    const r = await prepareDataset(
+      home,
+      { source: 'tinyshakespeare', url: `${server.url}/input.txt`, workers: 2 },
+      {},
+      FAST,
+    );
     expect(r.summary.tokens).toEqual({ train: 301_966, val: 36_059 });
     const files = fs.readdirSync(r.dir).sort();
     expect(files).toEqual(['manifest.json', 'tinyshakespeare_train_000001.bin', 'tinyshakespeare_val_000000.bin']);
     const n = shakespeareText.length;
     const cut = Math.floor(n * 0.9);
-    expect(Array.from(readShardTokens(path.join(r.dir, 'tinyshakespeare_val_000000.bin')))).toEqual(ref(shakespeareText.slice(cut)));
-    expect(Array.from(readShardTokens(path.join(r.dir, 'tinyshakespeare_train_000001.bin')))).toEqual(ref(shakespeareText.slice(0, cut)));
+    expect(Array.from(readShardTokens(path.join(r.dir, 'tinyshakespeare_val_000000.bin')))).toEqual(
+      ref(shakespeareText.slice(cut)),
+    );
+    expect(Array.from(readShardTokens(path.join(r.dir, 'tinyshakespeare_train_000001.bin')))).toEqual(
+      ref(shakespeareText.slice(0, cut)),
+    );
     const m = readManifest(path.join(r.dir, 'manifest.json'));
-    expect(m.inputs).toEqual([{ name: 'input.txt', url: `${server.url}/input.txt`, bytes: shakespeare.length, sha256: TS_SHA }]);
+    expect(m.inputs).toEqual([
+      { name: 'input.txt', url: `${server.url}/input.txt`, bytes: shakespeare.length, sha256: TS_SHA },
+    ]);
     expect(m.tokenizer?.eotBeforeEachDocument).toBe(false);
     expect(m.files.map((f) => [f.file, f.split, f.tokens])).toEqual([
       ['tinyshakespeare_val_000000.bin', 'val', 36_059],
@@ -219,14 +273,28 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
   });
 
   it('small shards split the stream without changing it', async () => {
-    const r = await prepareDataset(home, { source: 'tinyshakespeare', url: `${server.url}/input.txt`, shardSize: 100_000, name: 'ts-small' }, {}, FAST);
+    const r = await prepareDataset(
+      home,
+      { source: 'tinyshakespeare', url: `${server.url}/input.txt`, shardSize: 100_000, name: 'ts-small' },
+      {},
+      FAST,
+    );
     const m = readManifest(path.join(r.dir, 'manifest.json'));
     expect(m.files.map((f) => f.file)).toEqual([
-      'ts-small_val_000000.bin', 'ts-small_train_000001.bin', 'ts-small_train_000002.bin', 'ts-small_train_000003.bin', 'ts-small_train_000004.bin',
+      'ts-small_val_000000.bin',
+      'ts-small_train_000001.bin',
+      'ts-small_train_000002.bin',
+      'ts-small_train_000003.bin',
+      'ts-small_train_000004.bin',
     ]);
     expect(m.files.map((f) => f.tokens)).toEqual([36_059, 100_000, 100_000, 100_000, 1_966]);
     const cut = Math.floor(shakespeareText.length * 0.9);
-    expect(tokensOf(r.dir, m.files.slice(1).map((f) => f.file))).toEqual(ref(shakespeareText.slice(0, cut)));
+    expect(
+      tokensOf(
+        r.dir,
+        m.files.slice(1).map((f) => f.file),
+      ),
+    ).toEqual(ref(shakespeareText.slice(0, cut)));
   });
 
   it('an interrupted preparation leaves no dataset, and resuming gives exactly the uninterrupted result', async () => {
@@ -234,7 +302,12 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
     fs.writeFileSync(file, shakespeare);
     const req = { source: 'local', file, name: 'ts', shardSize: 150_000, workers: 2 };
     const ac = new AbortController();
-    const hooks: PrepareHooks = { ...FAST, unitChars: 40_000, signal: ac.signal, afterCommit: (n) => n === 12 && ac.abort() };
+    const hooks: PrepareHooks = {
+      ...FAST,
+      unitChars: 40_000,
+      signal: ac.signal,
+      afterCommit: (n) => n === 12 && ac.abort(),
+    };
     let err: unknown;
     try {
       await prepareDataset(home, req, {}, hooks);
@@ -276,10 +349,18 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
     const progress: DatasetProgressEvent[] = [];
     const downloads: DownloadProgressEvent[] = [];
     const svc = new DatasetService({
-      home, env: {}, hooks: { ...FAST },
+      home,
+      env: {},
+      hooks: { ...FAST },
       events: { status: (s) => status.push(s), progress: (p) => progress.push(p), download: (d) => downloads.push(d) },
     });
-    expect((await svc.sources()).map((s) => s.id)).toEqual(['tinyshakespeare', 'fineweb-edu-10bt', 'hellaswag', 'local', 'builtin']);
+    expect((await svc.sources()).map((s) => s.id)).toEqual([
+      'tinyshakespeare',
+      'fineweb-edu-10bt',
+      'hellaswag',
+      'local',
+      'builtin',
+    ]);
     const { jobId, datasetId } = await svc.prepare({ source: 'tinyshakespeare', url: `${server.url}/input.txt` });
     expect(datasetId).toBe('tinyshakespeare');
     expect((await svc.jobs()).map((j) => j.jobId)).toEqual([jobId]);
@@ -289,7 +370,9 @@ describe.skipIf(!present)('preparing Tiny Shakespeare from the loopback server',
     expect(outcome.summary.tokens.train).toBe(301_966);
     expect(status.map((s) => s.status)).toEqual(['running', 'done']);
     expect(status[1]!.dataset?.tokens).toEqual({ train: 301_966, val: 36_059 });
-    expect(new Set(progress.map((p) => p.stage))).toEqual(new Set(['listing', 'downloading', 'tokenizing', 'finishing']));
+    expect(new Set(progress.map((p) => p.stage))).toEqual(
+      new Set(['listing', 'downloading', 'tokenizing', 'finishing']),
+    );
     expect(progress.every((p) => p.jobId === jobId && p.datasetId === 'tinyshakespeare')).toBe(true);
     expect(progress.at(-1)!.tokens).toBe(338_025);
     expect(downloads.at(-1)).toMatchObject({ id: jobId, bytes: shakespeare.length, total: shakespeare.length });
@@ -328,13 +411,27 @@ describe.skipIf(!present)('FineWeb-edu through a Hugging Face style endpoint', (
   const expected = (docs: string[]): number[] => docs.flatMap((d) => [EOT, ...ref(d)]);
 
   it('lists the parquet files, checks their LFS sha256, sends the token, and writes EOT + tokens per document', async () => {
-    const r = await prepareDataset(home, { source: 'fineweb-edu-10bt', endpoint: server.url, maxFiles: 2, shardSize: 20_000, workers: 2 }, { HF_TOKEN: 'hf_test_token' }, FAST);
+    const r = await prepareDataset(
+      home,
+      { source: 'fineweb-edu-10bt', endpoint: server.url, maxFiles: 2, shardSize: 20_000, workers: 2 },
+      { HF_TOKEN: 'hf_test_token' },
+      FAST,
+    );
     const m = readManifest(path.join(r.dir, 'manifest.json'));
-    const stream = tokensOf(r.dir, m.files.map((f) => f.file));
+    const stream = tokensOf(
+      r.dir,
+      m.files.map((f) => f.file),
+    );
     expect(stream).toEqual(expected([...fwDocs[0]!, ...fwDocs[1]!]));
     // shard 0 is val with the first shardSize tokens (fineweb.py), the others are train
     expect(m.files[0]).toMatchObject({ file: 'fineweb-edu-10bt_val_000000.bin', split: 'val', tokens: 20_000 });
-    expect(m.files.slice(1).every((f, i) => f.split === 'train' && f.file === `fineweb-edu-10bt_train_${String(i + 1).padStart(6, '0')}.bin`)).toBe(true);
+    expect(
+      m.files
+        .slice(1)
+        .every(
+          (f, i) => f.split === 'train' && f.file === `fineweb-edu-10bt_train_${String(i + 1).padStart(6, '0')}.bin`,
+        ),
+    ).toBe(true);
     expect(m.files.slice(1, -1).every((f) => f.tokens === 20_000)).toBe(true);
     expect(m.inputs.map((i) => i.sha256)).toEqual(fwFiles.slice(0, 2).map((f) => sha256(f.body)));
     expect(m.documents).toBe(600);
@@ -363,24 +460,46 @@ describe.skipIf(!present)('FineWeb-edu through a Hugging Face style endpoint', (
     const files = server.requests.filter((q) => q.path.startsWith(FW)).map((q) => q.path.split('/').pop());
     expect(files).not.toContain('000_00000.parquet'); // finished before the interruption
     const m = readManifest(path.join(r.dir, 'manifest.json'));
-    expect(tokensOf(r.dir, m.files.map((f) => f.file))).toEqual(expected(fwDocs.flat()));
+    expect(
+      tokensOf(
+        r.dir,
+        m.files.map((f) => f.file),
+      ),
+    ).toEqual(expected(fwDocs.flat()));
     expect(m.documents).toBe(900);
     expect(m.inputs.map((i) => i.sha256)).toEqual(fwFiles.map((f) => sha256(f.body)));
   });
 
   it('--max-tokens stops at exactly that many tokens, with 10% of them as val', async () => {
-    const r = await prepareDataset(home, { source: 'fineweb-edu-10bt', endpoint: server.url, maxTokens: 20_000, shardSize: 8_000, name: 'fw' }, {}, FAST);
+    const r = await prepareDataset(
+      home,
+      { source: 'fineweb-edu-10bt', endpoint: server.url, maxTokens: 20_000, shardSize: 8_000, name: 'fw' },
+      {},
+      FAST,
+    );
     expect(r.summary.tokens).toEqual({ val: 2_000, train: 18_000 });
     const m = readManifest(path.join(r.dir, 'manifest.json'));
     expect(m.files.map((f) => f.tokens)).toEqual([2_000, 8_000, 8_000, 2_000]);
-    expect(tokensOf(r.dir, m.files.map((f) => f.file))).toEqual(expected(fwDocs.flat()).slice(0, 20_000));
+    expect(
+      tokensOf(
+        r.dir,
+        m.files.map((f) => f.file),
+      ),
+    ).toEqual(expected(fwDocs.flat()).slice(0, 20_000));
     expect(m.notes.join(' ')).toMatch(/--max-tokens 20,000/);
   });
 
   it('HF_ENDPOINT is used when no endpoint is given; an unknown endpoint path is a 404 with a mirror hint', async () => {
-    const r = await prepareDataset(home, { source: 'fineweb-edu-10bt', maxFiles: 1, name: 'fw1' }, { HF_ENDPOINT: server.url }, FAST);
+    const r = await prepareDataset(
+      home,
+      { source: 'fineweb-edu-10bt', maxFiles: 1, name: 'fw1' },
+      { HF_ENDPOINT: server.url },
+      FAST,
+    );
     expect(r.summary.tokens.val + r.summary.tokens.train).toBe(expected(fwDocs[0]!).length);
-    const e = await caught(prepareDataset(home, { source: 'fineweb-edu-10bt', name: 'fw2' }, { HF_ENDPOINT: `${server.url}/mirror` }, FAST));
+    const e = await caught(
+      prepareDataset(home, { source: 'fineweb-edu-10bt', name: 'fw2' }, { HF_ENDPOINT: `${server.url}/mirror` }, FAST),
+    );
     expect(e.code).toBe('NOT_FOUND');
     expect(e.hint).toMatch(/HF_ENDPOINT/);
     // the failed attempt left the workspace as it was
@@ -396,11 +515,15 @@ describe.skipIf(!present)('other sources', () => {
     expect(r.summary).toMatchObject({ kind: 'raw', examples: 1000, status: 'ready' });
     // an HTML page instead of the file is refused
     server.routes.set('/portal.jsonl', { body: Buffer.from('<html><body>Sign in</body></html>\n') });
-    const e = await caught(prepareDataset(home, { source: 'hellaswag', url: `${server.url}/portal.jsonl`, name: 'hs2' }, {}, FAST));
+    const e = await caught(
+      prepareDataset(home, { source: 'hellaswag', url: `${server.url}/portal.jsonl`, name: 'hs2' }, {}, FAST),
+    );
     expect(e.code).toBe('BAD_DATA');
     expect(e.hint).toMatch(/HTML/);
     expect(fs.readdirSync(path.join(home, 'datasets'))).toEqual(['hellaswag']); // nothing of the failed attempt
-    const denied = await caught(prepareDataset(home, { source: 'tinyshakespeare', url: `${server.url}/secret.txt` }, {}, FAST));
+    const denied = await caught(
+      prepareDataset(home, { source: 'tinyshakespeare', url: `${server.url}/secret.txt` }, {}, FAST),
+    );
     expect(denied.message).toMatch(/HTTP 401/);
     expect(fs.readdirSync(path.join(home, 'datasets'))).toEqual(['hellaswag']);
   });
@@ -413,7 +536,9 @@ describe.skipIf(!present)('other sources', () => {
       const parsed = parseHellaswag(fs.readFileSync(file, 'utf8'));
       expect(parsed.skipped.length).toBeGreaterThan(0);
       expect(r.summary.examples).toBe(parsed.examples.length);
-      expect(r.summary.notes.join(' ')).toMatch(new RegExp(`${parsed.skipped.length} malformed lines are skipped \\(first: line ${parsed.skipped[0]!.line}`));
+      expect(r.summary.notes.join(' ')).toMatch(
+        new RegExp(`${parsed.skipped.length} malformed lines are skipped \\(first: line ${parsed.skipped[0]!.line}`),
+      );
     } finally {
       fs.rmSync(h, { recursive: true, force: true });
     }
@@ -429,21 +554,50 @@ describe.skipIf(!present)('other sources', () => {
     expect(a.id).toBe('texts');
     const am = readManifest(path.join(a.dir, 'manifest.json'));
     expect(am.inputs.map((i) => i.name)).toEqual(['0.txt', '1.txt', '2.txt']);
-    expect(tokensOf(a.dir, am.files.map((f) => f.file))).toEqual(docs.flatMap((d) => [EOT, ...ref(d)]));
+    expect(
+      tokensOf(
+        a.dir,
+        am.files.map((f) => f.file),
+      ),
+    ).toEqual(docs.flatMap((d) => [EOT, ...ref(d)]));
     expect(am.tokens.val).toBe(10);
 
     const jsonl = path.join(home, 'docs.jsonl');
-    fs.writeFileSync(jsonl, [JSON.stringify({ text: docs[0] }), 'not json', JSON.stringify({ body: 'x' }), '', JSON.stringify({ text: docs[1], id: 2 })].join('\n'));
+    fs.writeFileSync(
+      jsonl,
+      [
+        JSON.stringify({ text: docs[0] }),
+        'not json',
+        JSON.stringify({ body: 'x' }),
+        '',
+        JSON.stringify({ text: docs[1], id: 2 }),
+      ].join('\n'),
+    );
     // small units: a checkpoint every line or two, interrupted after the first, then continued
     const ac = new AbortController();
-    await prepareDataset(home, { source: 'local', file: jsonl, valTokens: 0 }, {}, { ...FAST, unitChars: 10, signal: ac.signal, afterCommit: () => ac.abort() }).catch((e: unknown) => {
+    await prepareDataset(
+      home,
+      { source: 'local', file: jsonl, valTokens: 0 },
+      {},
+      { ...FAST, unitChars: 10, signal: ac.signal, afterCommit: () => ac.abort() },
+    ).catch((e: unknown) => {
       if (!isCancelled(e)) throw e;
     });
     expect(listDatasets(home).find((d) => d.id === 'docs')?.status).toBe('partial');
-    const b = await prepareDataset(home, { source: 'local', file: jsonl, valTokens: 0 }, {}, { ...FAST, unitChars: 10 });
+    const b = await prepareDataset(
+      home,
+      { source: 'local', file: jsonl, valTokens: 0 },
+      {},
+      { ...FAST, unitChars: 10 },
+    );
     expect(b.resumed).toBe(true);
     const bm = readManifest(path.join(b.dir, 'manifest.json'));
-    expect(tokensOf(b.dir, bm.files.map((f) => f.file))).toEqual(docs.slice(0, 2).flatMap((d) => [EOT, ...ref(d)]));
+    expect(
+      tokensOf(
+        b.dir,
+        bm.files.map((f) => f.file),
+      ),
+    ).toEqual(docs.slice(0, 2).flatMap((d) => [EOT, ...ref(d)]));
     expect(bm.notes.join(' ')).toMatch(/Skipped 2 rows or lines/);
     expect(bm.files.map((f) => f.file)).toEqual(['docs_train_000001.bin']);
 
@@ -451,14 +605,22 @@ describe.skipIf(!present)('other sources', () => {
     fs.writeFileSync(pq, parquetOf(speeches.slice(0, 200), 30));
     const c = await prepareDataset(home, { source: 'local', file: pq, shardSize: 5_000 }, {}, FAST);
     const cm = readManifest(path.join(c.dir, 'manifest.json'));
-    expect(tokensOf(c.dir, cm.files.map((f) => f.file))).toEqual(speeches.slice(0, 200).flatMap((d) => [EOT, ...ref(d)]));
+    expect(
+      tokensOf(
+        c.dir,
+        cm.files.map((f) => f.file),
+      ),
+    ).toEqual(speeches.slice(0, 200).flatMap((d) => [EOT, ...ref(d)]));
     expect(cm.tokens.val).toBeGreaterThan(0);
     expect(cm.tokens.val).toBeLessThanOrEqual(5_000);
   });
 
   it('local: a parquet file without a text column is a clear error', async () => {
     const pq = path.join(home, 'bad.parquet');
-    fs.writeFileSync(pq, Buffer.from(parquetWriteBuffer({ columnData: [{ name: 'content', data: ['a', 'b'], type: 'STRING' }] })));
+    fs.writeFileSync(
+      pq,
+      Buffer.from(parquetWriteBuffer({ columnData: [{ name: 'content', data: ['a', 'b'], type: 'STRING' }] })),
+    );
     const e = await caught(prepareDataset(home, { source: 'local', file: pq }, {}, FAST));
     expect(e.code).toBe('BAD_DATA');
     expect(e.message).toContain(pq);
@@ -470,9 +632,18 @@ describe.skipIf(!present)('other sources', () => {
     const other = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-builtin-'));
     try {
       const b = await prepareDataset(other, { source: 'builtin', sizeMb: 0.5, shardSize: 50_000, seed: 7 }, {}, FAST);
-      expect(readManifest(path.join(b.dir, 'manifest.json')).files).toEqual(readManifest(path.join(a.dir, 'manifest.json')).files);
-      const c = await prepareDataset(other, { source: 'builtin', sizeMb: 0.5, shardSize: 50_000, seed: 8, name: 'seed8' }, {}, FAST);
-      expect(readManifest(path.join(c.dir, 'manifest.json')).files[0]!.sha256).not.toBe(readManifest(path.join(a.dir, 'manifest.json')).files[0]!.sha256);
+      expect(readManifest(path.join(b.dir, 'manifest.json')).files).toEqual(
+        readManifest(path.join(a.dir, 'manifest.json')).files,
+      );
+      const c = await prepareDataset(
+        other,
+        { source: 'builtin', sizeMb: 0.5, shardSize: 50_000, seed: 8, name: 'seed8' },
+        {},
+        FAST,
+      );
+      expect(readManifest(path.join(c.dir, 'manifest.json')).files[0]!.sha256).not.toBe(
+        readManifest(path.join(a.dir, 'manifest.json')).files[0]!.sha256,
+      );
     } finally {
       fs.rmSync(other, { recursive: true, force: true });
     }
@@ -493,7 +664,10 @@ describe('token shards', () => {
     const head = Buffer.alloc(10);
     Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
     head.writeUInt16LE(header.length, 8);
-    fs.writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(Uint16Array.from(tokens).buffer)]));
+    fs.writeFileSync(
+      file,
+      Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(Uint16Array.from(tokens).buffer)]),
+    );
   }
 
   it('build-nanogpt .npy shards are read, and imported as a dataset with the same tokens', async () => {
@@ -506,7 +680,11 @@ describe('token shards', () => {
     expect(Array.from(readShardTokens(path.join(dir, 'edufineweb_val_000000.npy')))).toEqual(val);
     const r = await prepareDataset(home, { source: 'local', file: dir, name: 'imported' }, {}, FAST);
     expect(r.summary.tokens).toEqual({ train: 500, val: 300 });
-    expect(fs.readdirSync(r.dir).sort()).toEqual(['imported_train_000001.bin', 'imported_val_000000.bin', 'manifest.json']);
+    expect(fs.readdirSync(r.dir).sort()).toEqual([
+      'imported_train_000001.bin',
+      'imported_val_000000.bin',
+      'manifest.json',
+    ]);
     expect(Array.from(readShardTokens(path.join(r.dir, 'imported_train_000001.bin')))).toEqual(train);
     expect(readShardLayout(path.join(r.dir, 'imported_val_000000.bin')).format).toBe('llmc');
     const loader = openShardLoader([path.join(dir, 'edufineweb_train_000001.npy')], { B: 2, T: 10 });
@@ -516,34 +694,39 @@ describe('token shards', () => {
   });
 
   const bad = ['shard_bad_magic.bin', 'shard_truncated.bin', 'shard_odd_bytes.bin'];
-  it.skipIf(!hasFixture('fixtures/bad-inputs/shard_bad_magic.bin'))('the corrupt fixture shards fail to load and to import, naming the file, and leave no dataset', async () => {
-    for (const name of bad) {
-      const file = sharedPath(`fixtures/bad-inputs/${name}`);
-      let e: unknown;
-      try {
-        openShardLoader([file], { B: 1, T: 2 });
-      } catch (x) {
-        e = x;
+  it.skipIf(!hasFixture('fixtures/bad-inputs/shard_bad_magic.bin'))(
+    'the corrupt fixture shards fail to load and to import, naming the file, and leave no dataset',
+    async () => {
+      for (const name of bad) {
+        const file = sharedPath(`fixtures/bad-inputs/${name}`);
+        let e: unknown;
+        try {
+          openShardLoader([file], { B: 1, T: 2 });
+        } catch (x) {
+          e = x;
+        }
+        expect(e, name).toBeInstanceOf(StudioError);
+        expect((e as StudioError).code).toBe('BAD_SHARD');
+        expect((e as StudioError).message).toContain(file);
       }
-      expect(e, name).toBeInstanceOf(StudioError);
-      expect((e as StudioError).code).toBe('BAD_SHARD');
-      expect((e as StudioError).message).toContain(file);
-    }
-    const dir = path.join(home, 'shards');
-    fs.mkdirSync(dir);
-    writeNpy(path.join(dir, 'a_val_000000.npy'), [1, 2, 3]);
-    fs.copyFileSync(sharedPath('fixtures/bad-inputs/shard_truncated.bin'), path.join(dir, 'a_train_000001.bin'));
-    const err = await caught(prepareDataset(home, { source: 'local', file: dir, name: 'broken' }, {}, FAST));
-    expect(err.code).toBe('BAD_SHARD');
-    expect(err.message).toContain(path.join(dir, 'a_train_000001.bin'));
-    expect(listDatasets(home).filter((d) => d.status === 'ready')).toEqual([]);
-    expect(fs.existsSync(path.join(home, 'datasets', 'broken'))).toBe(false);
-  });
+      const dir = path.join(home, 'shards');
+      fs.mkdirSync(dir);
+      writeNpy(path.join(dir, 'a_val_000000.npy'), [1, 2, 3]);
+      fs.copyFileSync(sharedPath('fixtures/bad-inputs/shard_truncated.bin'), path.join(dir, 'a_train_000001.bin'));
+      const err = await caught(prepareDataset(home, { source: 'local', file: dir, name: 'broken' }, {}, FAST));
+      expect(err.code).toBe('BAD_SHARD');
+      expect(err.message).toContain(path.join(dir, 'a_train_000001.bin'));
+      expect(listDatasets(home).filter((d) => d.status === 'ready')).toEqual([]);
+      expect(fs.existsSync(path.join(home, 'datasets', 'broken'))).toBe(false);
+    },
+  );
 
   it('a shard cut short after it was written is an error that names it', async () => {
     const r = await prepareDataset(home, { source: 'builtin', sizeMb: 0.1, name: 'cut' }, {}, FAST);
     const f = path.join(r.dir, 'cut_train_000001.bin');
     fs.truncateSync(f, fs.statSync(f).size - 3);
-    expect(() => openShardLoader([f], { B: 1, T: 8 })).toThrow(new RegExp(`${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*odd number`));
+    expect(() => openShardLoader([f], { B: 1, T: 8 })).toThrow(
+      new RegExp(`${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}.*odd number`),
+    );
   });
 });

@@ -26,7 +26,9 @@ describe.skipIf(!mounted)(`a full disk during a run${mounted ? '' : `: skipped, 
   const home = path.join(mnt, 'ws');
   let studio: Studio;
   beforeAll(async () => {
-    expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], { out: () => {}, err: () => {} })).toBe(0);
+    expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], { out: () => {}, err: () => {} })).toBe(
+      0,
+    );
     studio = new Studio({ home });
   });
   afterAll(async () => {
@@ -41,8 +43,18 @@ describe.skipIf(!mounted)(`a full disk during a run${mounted ? '' : `: skipped, 
 
   it('ends the run failed with DISK_FULL and the free-space hint, leaving no partial checkpoint', async () => {
     const config = {
-      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 }, dataset: 'builtin', total_batch_size: 128, batch_size: 2, seq_len: 64,
-      max_steps: 50, warmup_steps: 1, eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 1, keep_last: 0,
+      model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 },
+      dataset: 'builtin',
+      total_batch_size: 128,
+      batch_size: 2,
+      seq_len: 64,
+      max_steps: 50,
+      warmup_steps: 1,
+      eval_interval: 0,
+      hellaswag_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 1,
+      keep_last: 0,
     };
     const run = await studio.invoke('runs-create', { config, force: true });
     const end = await studio.runs.wait(run.id);

@@ -15,7 +15,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { StudioError } from '../src/shared/errors';
-import { downloadFile, isRetryableNetworkError, looksLikeHtml, type DownloadOptions } from '../src/node/datasets/download';
+import {
+  downloadFile,
+  isRetryableNetworkError,
+  looksLikeHtml,
+  type DownloadOptions,
+} from '../src/node/datasets/download';
 import { listDatasets, readManifest } from '../src/node/datasets/manifest';
 import { prepareDataset, readPartialInfo } from '../src/node/datasets/prepare';
 import { TINYSHAKESPEARE_BYTES, TINYSHAKESPEARE_SHA256 } from '../src/node/datasets/sources';
@@ -32,7 +37,13 @@ const hellaswag = present ? fs.readFileSync(sharedPath('data/hellaswag_val_1000.
 const MIRROR_CUT = 90_710;
 
 /** Short back-off and time-outs: a retried case takes well under a second per attempt. */
-const FAST: DownloadOptions = { retries: 3, backoffMs: 5, maxBackoffMs: 50, connectTimeoutMs: 1_000, idleTimeoutMs: 300 };
+const FAST: DownloadOptions = {
+  retries: 3,
+  backoffMs: 5,
+  maxBackoffMs: 50,
+  connectTimeoutMs: 1_000,
+  idleTimeoutMs: 300,
+};
 
 let server: Loopback;
 let home: string;
@@ -96,7 +107,10 @@ function cli() {
 function prepare(argv: string[], download: DownloadOptions = FAST, io = cli().io): Promise<number> {
   const { retries, backoffMs, maxBackoffMs, connectTimeoutMs, idleTimeoutMs } = download;
   return prepareCommand([...argv, '--home', home, '--workers', '2'], io, {
-    tty: false, intervalMs: 0, env: {}, hooks: { download: { retries, backoffMs, maxBackoffMs, connectTimeoutMs, idleTimeoutMs }, progressIntervalMs: 0 },
+    tty: false,
+    intervalMs: 0,
+    env: {},
+    hooks: { download: { retries, backoffMs, maxBackoffMs, connectTimeoutMs, idleTimeoutMs }, progressIntervalMs: 0 },
   });
 }
 
@@ -123,11 +137,18 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
 
   it('a body without a length that ends early is not accepted: it is an error whose partial file resumes', async () => {
     // the fault-injection case: the connection closes cleanly, with no length, after 90,710 bytes
-    const url = serve({ body: shakespeare, etag: '"m"', noLength: 'close', dropAfter: { bytes: MIRROR_CUT, times: 1 } });
+    const url = serve({
+      body: shakespeare,
+      etag: '"m"',
+      noLength: 'close',
+      dropAfter: { bytes: MIRROR_CUT, times: 1 },
+    });
     const e = await caught(downloadFile({ url, dest: dest(), ...known }, { ...FAST, retries: 0 }));
     expect(e.code).toBe('NETWORK');
     expect(e.message).toContain(url);
-    expect(e.message).toContain(`ended after ${MIRROR_CUT} of ${TINYSHAKESPEARE_BYTES} bytes (the server sent no length)`);
+    expect(e.message).toContain(
+      `ended after ${MIRROR_CUT} of ${TINYSHAKESPEARE_BYTES} bytes (the server sent no length)`,
+    );
     expect(e.hint).toMatch(/partial file is kept/);
     expect(fs.existsSync(dest())).toBe(false);
     expect(fs.statSync(`${dest()}.part`).size).toBe(MIRROR_CUT);
@@ -147,7 +168,10 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     await downloadFile({ url: polite, dest: dest('b'), ...known }, { ...FAST, backoffMs: 1, maxBackoffMs: 5_000 });
     expect(performance.now() - t).toBeGreaterThanOrEqual(900); // waited the second it was asked to, not 1 ms
 
-    const greedy = serve({ body: shakespeare, failFirst: { status: 429, times: 1, headers: { 'retry-after': '3600' } } });
+    const greedy = serve({
+      body: shakespeare,
+      failFirst: { status: 429, times: 1, headers: { 'retry-after': '3600' } },
+    });
     t = performance.now();
     const g = await downloadFile({ url: greedy, dest: dest('c'), ...known }, { ...FAST, maxBackoffMs: 100 });
     expect(g.sha256).toBe(TINYSHAKESPEARE_SHA256);
@@ -177,7 +201,8 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
   });
 
   it('the network errors worth another attempt: resets, time-outs, a remote refusal; not DNS failures or certificates', () => {
-    const err = (code: string, address?: string): Error => new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code, address }) });
+    const err = (code: string, address?: string): Error =>
+      new TypeError('fetch failed', { cause: Object.assign(new Error(code), { code, address }) });
     expect(isRetryableNetworkError(err('ECONNRESET'), 'https://example.org/x')).toBe(true);
     expect(isRetryableNetworkError(err('UND_ERR_SOCKET'), 'https://example.org/x')).toBe(true);
     expect(isRetryableNetworkError(err('ETIMEDOUT'), 'https://example.org/x')).toBe(true);
@@ -186,7 +211,13 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     expect(isRetryableNetworkError(err('ECONNREFUSED', '127.0.0.1'), 'http://localhost:8000/x')).toBe(false);
     expect(isRetryableNetworkError(err('ECONNREFUSED', '::1'), 'http://[::1]:8000/x')).toBe(false);
     expect(isRetryableNetworkError(err('ENOTFOUND'), 'https://no-such-host.invalid/x')).toBe(false);
-    for (const code of ['CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY']) {
+    for (const code of [
+      'CERT_HAS_EXPIRED',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'SELF_SIGNED_CERT_IN_CHAIN',
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+      'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    ]) {
       expect(isRetryableNetworkError(err(code), 'https://example.org/x'), code).toBe(false);
     }
   });
@@ -208,7 +239,9 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
 
     // a stall on every attempt ends as an error that says so, with the partial file kept
     const dead = serve({ body: shakespeare, etag: '"d"', stallAfter: { bytes: 100_000, times: 99 } });
-    const e = await caught(downloadFile({ url: dead, dest: dest('c'), ...known }, { ...FAST, retries: 1, idleTimeoutMs: 200 }));
+    const e = await caught(
+      downloadFile({ url: dead, dest: dest('c'), ...known }, { ...FAST, retries: 1, idleTimeoutMs: 200 }),
+    );
     expect(e.code).toBe('NETWORK');
     expect(e.message).toMatch(/sent no data for 0\.2 s .*\(2 attempts\)/);
     expect(fs.statSync(`${dest('c')}.part`).size).toBe(200_000); // 100,000 bytes from each attempt
@@ -225,14 +258,24 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
 
   it('a 206 whose Content-Range is not what was asked is never spliced: the download starts over', async () => {
     for (const kind of ['shift', 'garbage', 'total'] as const) {
-      const url = serve({ body: shakespeare, etag: '"r"', dropAfter: { bytes: 300_000, times: 1 }, badRange: { kind, times: 1 } });
+      const url = serve({
+        body: shakespeare,
+        etag: '"r"',
+        dropAfter: { bytes: 300_000, times: 1 },
+        badRange: { kind, times: 1 },
+      });
       const r = await downloadFile({ url, dest: dest(kind), ...(kind === 'total' ? known : {}) }, FAST);
       expect(r.sha256, kind).toBe(TINYSHAKESPEARE_SHA256);
       expect(ranges(url), kind).toEqual([undefined, 'bytes=300000-', undefined]);
     }
     // a server that always answers a resume with other bytes: an error in the end, and the partial file holds
     // only bytes that a 200 sent from the start
-    const liar = serve({ body: shakespeare, etag: '"l"', dropAfter: { bytes: 300_000, times: 99 }, badRange: { kind: 'shift', times: 99 } });
+    const liar = serve({
+      body: shakespeare,
+      etag: '"l"',
+      dropAfter: { bytes: 300_000, times: 99 },
+      badRange: { kind: 'shift', times: 99 },
+    });
     const e = await caught(downloadFile({ url: liar, dest: dest('liar') }, { ...FAST, retries: 4 }));
     expect(e.code).toBe('NETWORK');
     const part = fs.readFileSync(`${dest('liar')}.part`);
@@ -250,7 +293,10 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     expect(a.hint).toMatch(/HF_ENDPOINT/);
     expect(ranges(typed)).toHaveLength(1); // not retried
 
-    const sniffed = serve({ body: Buffer.from('\n  <!DOCTYPE html>\n<html><body>Access denied</body></html>\n'), contentType: 'application/octet-stream' });
+    const sniffed = serve({
+      body: Buffer.from('\n  <!DOCTYPE html>\n<html><body>Access denied</body></html>\n'),
+      contentType: 'application/octet-stream',
+    });
     const b = await caught(downloadFile({ url: sniffed, dest: dest('b') }, FAST));
     expect(b.message).toMatch(/HTML page \(it starts with "<!DOCTYPE html>/);
     expect(fs.existsSync(dest('b')) || fs.existsSync(`${dest('b')}.part`)).toBe(false);
@@ -258,7 +304,10 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     // a proxy page in reply to a resume leaves the bytes already downloaded alone
     const url = serve({ body: shakespeare, etag: '"h"', dropAfter: { bytes: 250_000, times: 1 } });
     await caught(downloadFile({ url, dest: dest('c') }, { ...FAST, retries: 0 }));
-    server.routes.set(new URL(url).pathname, { body: Buffer.from('<html><body>Sign in to continue</body></html>'), noRange: true });
+    server.routes.set(new URL(url).pathname, {
+      body: Buffer.from('<html><body>Sign in to continue</body></html>'),
+      noRange: true,
+    });
     const c = await caught(downloadFile({ url, dest: dest('c') }, FAST));
     expect(c.message).toMatch(/HTML page/);
     expect(fs.readFileSync(`${dest('c')}.part`).equals(shakespeare.subarray(0, 250_000))).toBe(true);
@@ -275,7 +324,9 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     const longer = serve({ body: Buffer.concat([shakespeare, Buffer.from('extra')]) });
     const a = await caught(downloadFile({ url: longer, dest: dest('a'), ...known }, FAST));
     expect(a.code).toBe('BAD_DATA');
-    expect(a.message).toContain(`sends ${TINYSHAKESPEARE_BYTES + 5} bytes, but the file has ${TINYSHAKESPEARE_BYTES} bytes`);
+    expect(a.message).toContain(
+      `sends ${TINYSHAKESPEARE_BYTES + 5} bytes, but the file has ${TINYSHAKESPEARE_BYTES} bytes`,
+    );
     expect(ranges(longer)).toHaveLength(1);
     // without a length, the extra bytes are noticed as they come
     const longerNoLength = serve({ body: Buffer.concat([shakespeare, Buffer.from('extra')]), noLength: 'close' });
@@ -296,19 +347,28 @@ describe.skipIf(!present)('downloadFile against a faulty server', () => {
     const t = performance.now();
     const e = await caught(downloadFile({ url, dest: dest(), maxBytes: 200_000 }, FAST));
     expect(performance.now() - t).toBeLessThan(5_000);
-    expect(e.message).toMatch(new RegExp(`${url} sent \\d+ bytes so far without ending, more than the limit of 200000 bytes \\(--max-bytes\\)`));
+    expect(e.message).toMatch(
+      new RegExp(`${url} sent \\d+ bytes so far without ending, more than the limit of 200000 bytes \\(--max-bytes\\)`),
+    );
     expect(e.hint).toMatch(/--max-bytes/);
     expect(fs.existsSync(`${dest()}.part`)).toBe(false);
     // a length over the limit is refused before the body
     const big = serve({ body: shakespeare });
     const b = await caught(downloadFile({ url: big, dest: dest('b'), maxBytes: 1_000 }, FAST));
-    expect(b.message).toBe(`${big} is ${TINYSHAKESPEARE_BYTES} bytes, more than the limit of 1000 bytes (--max-bytes).`);
+    expect(b.message).toBe(
+      `${big} is ${TINYSHAKESPEARE_BYTES} bytes, more than the limit of 1000 bytes (--max-bytes).`,
+    );
   });
 });
 
 describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server', () => {
   it('the mirror that closes a body without a length after 90,710 bytes: an error, then a resumed, correct dataset', async () => {
-    const url = serve({ body: shakespeare, etag: '"m"', noLength: 'close', dropAfter: { bytes: MIRROR_CUT, times: 1 } });
+    const url = serve({
+      body: shakespeare,
+      etag: '"m"',
+      noLength: 'close',
+      dropAfter: { bytes: MIRROR_CUT, times: 1 },
+    });
     const e = await caught(prepare(['tinyshakespeare', '--url', url], { ...FAST, retries: 0 }));
     expect(e.code).toBe('NETWORK');
     expect(e.message).toContain(`ended after ${MIRROR_CUT} of ${TINYSHAKESPEARE_BYTES} bytes`);
@@ -320,14 +380,24 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
     expect(r.out).toMatch(/^tinyshakespeare: 301,966 train \+ 36,059 val tokens/);
     expect(ranges(url)).toEqual([undefined, `bytes=${MIRROR_CUT}-`]);
     const m = readManifest(path.join(home, 'datasets', 'tinyshakespeare', 'manifest.json'));
-    expect(m.inputs).toEqual([{ name: 'input.txt', url, bytes: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 }]);
+    expect(m.inputs).toEqual([
+      { name: 'input.txt', url, bytes: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 },
+    ]);
   });
 
   it('5xx, 429 and a stalled body on the way still give the right dataset', async () => {
-    const url = serve({ body: shakespeare, etag: '"f"', failFirst: { status: 502, times: 1 }, stallAfter: { bytes: 300_000, times: 1 } });
+    const url = serve({
+      body: shakespeare,
+      etag: '"f"',
+      failFirst: { status: 502, times: 1 },
+      stallAfter: { bytes: 300_000, times: 1 },
+    });
     expect(await prepare(['tinyshakespeare', '--url', url, '--name', 'a'])).toBe(0);
     expect(ranges(url)).toEqual([undefined, undefined, 'bytes=300000-']);
-    const limited = serve({ body: shakespeare, failFirst: { status: 429, times: 2, headers: { 'retry-after': '120' } } });
+    const limited = serve({
+      body: shakespeare,
+      failFirst: { status: 429, times: 2, headers: { 'retry-after': '120' } },
+    });
     const t = performance.now();
     expect(await prepare(['tinyshakespeare', '--url', limited, '--name', 'b'])).toBe(0);
     expect(performance.now() - t).toBeLessThan(15_000); // Retry-After 120 s, capped at maxBackoffMs
@@ -339,7 +409,10 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
   });
 
   it('an HTML page, another file, or a refused local port fail with a clear error and leave nothing behind', async () => {
-    const portal = serve({ body: Buffer.from('<!doctype html><title>Proxy sign-in</title>'), contentType: 'text/html' });
+    const portal = serve({
+      body: Buffer.from('<!doctype html><title>Proxy sign-in</title>'),
+      contentType: 'text/html',
+    });
     const a = await caught(prepare(['tinyshakespeare', '--url', portal]));
     expect(a.message).toContain(portal);
     expect(a.hint).toMatch(/proxy/);
@@ -352,7 +425,12 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
     const port = await closedPort();
     const t = performance.now();
     // the default retries and back-off: a refused local port is not worth them
-    const c = await caught(prepareCommand(['tinyshakespeare', '--url', `http://127.0.0.1:${port}/input.txt`, '--home', home], cli().io, { tty: false, env: {} }));
+    const c = await caught(
+      prepareCommand(['tinyshakespeare', '--url', `http://127.0.0.1:${port}/input.txt`, '--home', home], cli().io, {
+        tty: false,
+        env: {},
+      }),
+    );
     expect(performance.now() - t).toBeLessThan(5_000);
     expect(c.message).toMatch(/ECONNREFUSED.*\(1 attempt\)/);
     expect(listDatasets(home, readPartialInfo)).toEqual([]);
@@ -363,7 +441,9 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
   it('--max-bytes below the published size is refused before anything is fetched', async () => {
     const url = serve({ body: shakespeare });
     const e = await caught(prepare(['tinyshakespeare', '--url', url, '--max-bytes', '1M']));
-    expect(e.message).toBe(`${url} is ${TINYSHAKESPEARE_BYTES} bytes, more than the limit of 1000000 bytes (--max-bytes).`);
+    expect(e.message).toBe(
+      `${url} is ${TINYSHAKESPEARE_BYTES} bytes, more than the limit of 1000000 bytes (--max-bytes).`,
+    );
     expect(ranges(url)).toEqual([]);
   });
 
@@ -381,7 +461,10 @@ describe.skipIf(!present)('prepare tinyshakespeare --url against a faulty server
 describe.skipIf(!present)('HellaSwag downloads are checked by their structure', () => {
   it('a body without a length cut inside a line is an error; the next run downloads it again', async () => {
     const cut = hellaswag.indexOf(0x0a, 300_000) - 100; // inside a line
-    const url = serve({ body: hellaswag, noLength: 'close', dropAfter: { bytes: cut, times: 1 } }, 'hellaswag_val.jsonl');
+    const url = serve(
+      { body: hellaswag, noLength: 'close', dropAfter: { bytes: cut, times: 1 } },
+      'hellaswag_val.jsonl',
+    );
     const e = await caught(prepareDataset(home, { source: 'hellaswag', url }, {}, { download: FAST }));
     expect(e.code).toBe('NETWORK');
     expect(e.message).toMatch(/ends inside a line/);

@@ -19,7 +19,14 @@ import { runDirOf } from '../src/node/train/paths';
 import { loadGpt2Weights } from '../src/node/models/weights';
 import { hasFixture, sharedPath } from './shared';
 
-interface ExpectedExample { ind: number; label: number; sum_loss: number[]; avg_loss: number[]; pred: number; pred_norm: number }
+interface ExpectedExample {
+  ind: number;
+  label: number;
+  sum_loss: number[];
+  avg_loss: number[];
+  pred: number;
+  pred_norm: number;
+}
 
 const present = hasFixture('fixtures/gpt2-tiny/model.safetensors') && hasFixture('data/hellaswag_val_1000.jsonl');
 const N = 20;
@@ -27,7 +34,12 @@ const N = 20;
 describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
   const tiny = sharedPath('fixtures/gpt2-tiny');
   const data = sharedPath('data/hellaswag_val_1000.jsonl');
-  const expected = present ? (JSON.parse(fs.readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).hellaswag.examples as ExpectedExample[]).slice(0, N) : [];
+  const expected = present
+    ? (
+        JSON.parse(fs.readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).hellaswag
+          .examples as ExpectedExample[]
+      ).slice(0, N)
+    : [];
   const correctNorm = expected.filter((e) => e.pred_norm === e.label).length;
   const correct = expected.filter((e) => e.pred === e.label).length;
 
@@ -40,7 +52,11 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-evals-'));
     studio = new Studio({ home });
     events.length = 0;
-    evals = new EvalService(home, () => studio.store, (name, payload) => events.push({ name, payload }));
+    evals = new EvalService(
+      home,
+      () => studio.store,
+      (name, payload) => events.push({ name, payload }),
+    );
   });
 
   afterEach(async () => {
@@ -49,7 +65,8 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     fs.rmSync(home, { recursive: true, force: true });
   });
 
-  const eventsOf = <K extends EventName>(name: K) => events.filter((e) => e.name === name).map((e) => e.payload as StudioEvents[K]);
+  const eventsOf = <K extends EventName>(name: K) =>
+    events.filter((e) => e.name === name).map((e) => e.payload as StudioEvents[K]);
 
   /** A run in the store with one checkpoint (the tiny weights) at `step`. */
   function checkpointRun(step: number): string {
@@ -57,7 +74,12 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     const w = loadGpt2Weights(tiny);
     const { dir, sizeBytes } = writeCheckpoint(runDirOf(home, run.id), {
       state: {
-        step, runId: run.id, runConfig: {} as never, modelConfig: w.config, engine: 'tfjs', metrics: {},
+        step,
+        runId: run.id,
+        runConfig: {} as never,
+        modelConfig: w.config,
+        engine: 'tfjs',
+        metrics: {},
         trainer: { step, tokensSeen: 0, data: null, guard: {} as never },
       },
       weights: w.tensors,
@@ -67,18 +89,32 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     return run.id;
   }
 
-  it('scores an imported model: labelled with its name, its modelId kept, the fixture\'s losses and accuracy', async () => {
+  it("scores an imported model: labelled with its name, its modelId kept, the fixture's losses and accuracy", async () => {
     const model = await studio.invoke('models-import', { path: tiny, name: 'gpt2-tiny' });
     expect(model.target).toEqual({ modelId: 'gpt2-tiny' });
     const ev = evals.hellaswag({ target: { modelId: 'gpt2-tiny' }, data, limit: N });
     const params = ev.params as unknown as HellaswagParams;
-    expect(params).toMatchObject({ modelId: 'gpt2-tiny', modelKey: 'model:gpt2-tiny', model: 'gpt2-tiny', limit: N, data });
+    expect(params).toMatchObject({
+      modelId: 'gpt2-tiny',
+      modelKey: 'model:gpt2-tiny',
+      model: 'gpt2-tiny',
+      limit: N,
+      data,
+    });
     expect(ev.target).toEqual({ weightsPath: path.join(home, 'models', 'gpt2-tiny') });
 
     const done = await evals.wait(ev.id);
     expect(done.error).toBeNull();
     expect(done.status).toBe('done');
-    expect(done.summary).toMatchObject({ n: N, correct, correctNorm, acc: correct / N, accNorm: correctNorm / N, model: 'gpt2-tiny', modelKey: 'model:gpt2-tiny' });
+    expect(done.summary).toMatchObject({
+      n: N,
+      correct,
+      correctNorm,
+      acc: correct / N,
+      accNorm: correctNorm / N,
+      model: 'gpt2-tiny',
+      modelKey: 'model:gpt2-tiny',
+    });
     expect(studio.store.getEval(ev.id)?.params).toMatchObject({ modelId: 'gpt2-tiny' });
 
     const progress = eventsOf('eval-progress');
@@ -103,10 +139,12 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(wrongInds.length).toBe(N - correctNorm);
     expect(wrongInds.length).toBeGreaterThan(3);
     expect(evals.examples({ evalId: ev.id, wrongOnly: true }).map((x) => x.ind)).toEqual(wrongInds);
-    expect(evals.examples({ evalId: ev.id, wrongOnly: true, offset: 2, limit: 2 }).map((x) => x.ind)).toEqual(wrongInds.slice(2, 4));
+    expect(evals.examples({ evalId: ev.id, wrongOnly: true, offset: 2, limit: 2 }).map((x) => x.ind)).toEqual(
+      wrongInds.slice(2, 4),
+    );
   });
 
-  it('records acc_norm on the checkpoint it measured (a whole data file only), and labels it with the run\'s name and step', async () => {
+  it("records acc_norm on the checkpoint it measured (a whole data file only), and labels it with the run's name and step", async () => {
     const runId = checkpointRun(40);
     expect(studio.store.listCheckpoints(runId)[0]!.hellaswag).toBeNull();
     // a data file of the first N examples, evaluated whole
@@ -142,12 +180,17 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(se.hint).toContain('Datasets page');
     expect(studio.store.listEvals()).toEqual([]);
     // an explicit file that is not there names that file
-    expect(() => evals.hellaswag({ target: { weightsPath: tiny }, data: path.join(home, 'nope.jsonl') })).toThrow(/No HellaSwag data at .*nope\.jsonl/);
+    expect(() => evals.hellaswag({ target: { weightsPath: tiny }, data: path.join(home, 'nope.jsonl') })).toThrow(
+      /No HellaSwag data at .*nope\.jsonl/,
+    );
     // the workspace's copy is used once it is there
     fs.mkdirSync(path.dirname(new Workspace(home).hellaswagData), { recursive: true });
     fs.copyFileSync(data, new Workspace(home).hellaswagData);
     const ev = evals.hellaswag({ target: { weightsPath: tiny }, limit: 2 });
-    expect(ev.params).toMatchObject({ data: new Workspace(home).hellaswagData, modelKey: `path:${path.resolve(tiny)}` });
+    expect(ev.params).toMatchObject({
+      data: new Workspace(home).hellaswagData,
+      modelKey: `path:${path.resolve(tiny)}`,
+    });
     evals.cancel(ev.id);
   });
 
@@ -157,7 +200,9 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     const ev = evals.hellaswag({ target: { weightsPath: tiny }, data: copy, limit: 3 });
     expect((await evals.wait(ev.id)).status).toBe('done');
     const first = evals.examples({ evalId: ev.id })[0]!;
-    expect(first.ctx).toBe(parseHellaswag(fs.readFileSync(data, 'utf8')).examples.find((x) => x.ind === first.ind)!.ctx);
+    expect(first.ctx).toBe(
+      parseHellaswag(fs.readFileSync(data, 'utf8')).examples.find((x) => x.ind === first.ind)!.ctx,
+    );
     fs.rmSync(copy);
     const rows = evals.examples({ evalId: ev.id });
     expect(rows.length).toBe(3);
@@ -174,10 +219,14 @@ describe.skipIf(!present)('EvalService with the tiny GPT-2 fixture', () => {
     expect(end.status).toBe('cancelled');
     expect(studio.store.getEval(ev.id)).toBeUndefined();
     expect(studio.store.listEvals()).toEqual([]);
-    expect(eventsOf('eval-status').filter((s) => s.evalId === ev.id).at(-1)?.status).toBe('cancelled');
+    expect(
+      eventsOf('eval-status')
+        .filter((s) => s.evalId === ev.id)
+        .at(-1)?.status,
+    ).toBe('cancelled');
   });
 
-  it('scores each token of a text; the ending\'s losses sum to the HellaSwag reference; a long text is cut to the context', async () => {
+  it("scores each token of a text; the ending's losses sum to the HellaSwag reference; a long text is cut to the context", async () => {
     await studio.invoke('models-import', { path: tiny, name: 'gpt2-tiny' });
     const ex = parseHellaswag(fs.readFileSync(data, 'utf8')).examples[0]!;
     const e = expected[0]!;

@@ -64,7 +64,14 @@ describe('files-browse', () => {
 
   it('filters files by extension (any case, with or without the dot), keeping every folder', () => {
     const l = browseFiles('/unused', { path: root, extensions: ['txt', '.JSONL'] });
-    expect(l.entries.map((e) => e.name)).toEqual(['A-models', 'b-data', 'corpus.txt', 'link.txt', 'Notes.TXT', 'rows.jsonl']);
+    expect(l.entries.map((e) => e.name)).toEqual([
+      'A-models',
+      'b-data',
+      'corpus.txt',
+      'link.txt',
+      'Notes.TXT',
+      'rows.jsonl',
+    ]);
     const p = browseFiles('/unused', { path: root, extensions: ['*.parquet'] });
     expect(p.entries.filter((e) => e.kind === 'file').map((e) => e.name)).toEqual(['file9.parquet', 'file10.parquet']);
   });
@@ -78,7 +85,9 @@ describe('files-browse', () => {
   });
 
   it('resolves relative paths and "..", defaults to the home folder, and stops at the root', () => {
-    expect(browseFiles('/unused', { path: path.join(root, 'b-data', '..', 'A-models') }).path).toBe(path.join(root, 'A-models'));
+    expect(browseFiles('/unused', { path: path.join(root, 'b-data', '..', 'A-models') }).path).toBe(
+      path.join(root, 'A-models'),
+    );
     const rel = path.relative(process.cwd(), path.join(root, 'b-data'));
     expect(browseFiles('/unused', { path: rel }).path).toBe(path.join(root, 'b-data'));
     expect(browseFiles('/unused').path).toBe(path.resolve(os.homedir()));
@@ -107,11 +116,12 @@ describe('files-browse', () => {
     const locked = path.join(root, 'locked');
     fs.mkdirSync(locked, { mode: 0o000 });
     // root reads any folder: there, the refusal the kernel gives other users is simulated
-    const spy = process.getuid?.() === 0
-      ? vi.spyOn(fs, 'readdirSync').mockImplementation(() => {
-        throw Object.assign(new Error(`EACCES: permission denied, scandir '${locked}'`), { code: 'EACCES' });
-      })
-      : null;
+    const spy =
+      process.getuid?.() === 0
+        ? vi.spyOn(fs, 'readdirSync').mockImplementation(() => {
+            throw Object.assign(new Error(`EACCES: permission denied, scandir '${locked}'`), { code: 'EACCES' });
+          })
+        : null;
     try {
       const e = error(() => browseFiles('/unused', { path: locked }));
       expect(e.message).toMatch(/Permission denied \(EACCES\)/);

@@ -15,11 +15,19 @@ describe.skipIf(!hasCompilers)('gpu-check.sh --cpu-only', () => {
   it('builds the engine and the harnesses without Node, passes parity, and measures a training step', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'gpu-check-'));
     try {
-      const r = spawnSync('bash', [path.join(repoRoot, 'native/test/gpu/gpu-check.sh'), '--cpu-only'], { env: { ...process.env, OUT: out, GPU_CHECK_BUILD: path.join(out, 'build') }, encoding: 'utf8', timeout: 240_000 });
+      const r = spawnSync('bash', [path.join(repoRoot, 'native/test/gpu/gpu-check.sh'), '--cpu-only'], {
+        env: { ...process.env, OUT: out, GPU_CHECK_BUILD: path.join(out, 'build') },
+        encoding: 'utf8',
+        timeout: 240_000,
+      });
       const summary = fs.readFileSync(path.join(out, 'summary.txt'), 'utf8');
       expect(summary, r.stdout + r.stderr).toContain('parity FP32: pass');
       expect(fs.readFileSync(path.join(out, 'parity-fp32.txt'), 'utf8')).toContain('parity ok');
-      const lines = fs.readFileSync(path.join(out, 'bench.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = fs
+        .readFileSync(path.join(out, 'bench.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       const engine = lines.find((l) => 'lib' in l)!;
       expect(engine).toMatchObject({ precision: 'fp32', B: 2, T: 64, params: 3_323_648 });
       expect(engine.tokens_per_sec as number).toBeGreaterThan(0);

@@ -13,7 +13,14 @@ import { getEngine } from '../src/node/engines';
 import { ErrorCode, StudioError } from '../src/shared/errors';
 import { hasFixture, sharedPath } from './shared';
 
-const OPTS: GuardOptions = { enabled: true, zThreshold: 6, warmup: 10, maxConsecutiveSkips: 3, maxRollbacks: 2, window: 50 };
+const OPTS: GuardOptions = {
+  enabled: true,
+  zThreshold: 6,
+  warmup: 10,
+  maxConsecutiveSkips: 3,
+  maxRollbacks: 2,
+  window: 50,
+};
 
 /** Losses around 5 with a little noise, as a healthy run's. */
 function warm(n = 30, seed = 3): number[] {
@@ -27,7 +34,9 @@ describe('the guard decides on the loss, and a skip streak changes the state', (
     for (const l of warm()) expect(judgeStep(s, OPTS, l, 1.2, true).kind).toBe('apply');
     const v = judgeStep(s, OPTS, 9, 1.3, true);
     expect(v.kind).toBe('skip');
-    expect(v.kind === 'skip' && v.reason).toMatch(/loss 9\.0000 is [\d.]+ robust standard deviations above the recent median [45]\.\d{4}/);
+    expect(v.kind === 'skip' && v.reason).toMatch(
+      /loss 9\.0000 is [\d.]+ robust standard deviations above the recent median [45]\.\d{4}/,
+    );
     expect(judgeStep(s, OPTS, 5.01, 1.2, true).kind).toBe('apply');
     expect(s.consecutiveSkips).toBe(0);
     expect(s.skips).toBe(1);
@@ -76,7 +85,13 @@ describe('the guard decides on the loss, and a skip streak changes the state', (
     const xs = [...warm(40), 30, 31, 29];
     expect(robustZ(5.05, xs)).toBeLessThan(2);
     expect(robustZ(7, xs)).toBeGreaterThan(6);
-    expect(restoreGuardState({ losses: [1, 2], norms: [3, 4], consecutiveSkips: 2 })).toEqual({ losses: [1, 2], consecutiveSkips: 2, rollbacksInARow: 0, skips: 0, rollbacks: 0 });
+    expect(restoreGuardState({ losses: [1, 2], norms: [3, 4], consecutiveSkips: 2 })).toEqual({
+      losses: [1, 2],
+      consecutiveSkips: 2,
+      rollbacksInARow: 0,
+      skips: 0,
+      rollbacks: 0,
+    });
   });
 });
 
@@ -94,8 +109,18 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
   const tokens = present ? encode(readFileSync(sharedPath('data/tinyshakespeare.txt'), 'utf8').slice(0, 60_000)) : [];
   const cfg = makeConfig({ nLayer: 2, nHead: 2, nEmbd: 64, blockSize: T, vocabSize: 50257 });
   const config = parse({
-    model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: T }, dataset: 'tinyshakespeare', total_batch_size: B * T, batch_size: B, seq_len: T,
-    max_steps: 40, warmup_steps: 5, max_lr: 3e-3, eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0,
+    model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: T },
+    dataset: 'tinyshakespeare',
+    total_batch_size: B * T,
+    batch_size: B,
+    seq_len: T,
+    max_steps: 40,
+    warmup_steps: 5,
+    max_lr: 3e-3,
+    eval_interval: 0,
+    hellaswag_interval: 0,
+    sample_interval: 0,
+    checkpoint_interval: 0,
     guard: { enabled: true, warmup: 10, window: 10, snapshot_interval: 10 },
   });
 
@@ -114,8 +139,12 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
         return batchFromRows(rows, T);
       },
       getState: () => i,
-      setState: (s) => { i = s as number; },
-      reset: () => { i = 0; },
+      setState: (s) => {
+        i = s as number;
+      },
+      reset: () => {
+        i = 0;
+      },
     };
   }
 
@@ -126,8 +155,20 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
     const logs: string[] = [];
     try {
       const out = await runTraining({
-        config, model: wrap ? wrap(model) : model, train: source(new Set(garbage)),
-        hooks: { onStep: (e) => { steps.push(e); }, onGuard: (e) => { guard.push(e); }, onLog: (_l, m) => { logs.push(m); } },
+        config,
+        model: wrap ? wrap(model) : model,
+        train: source(new Set(garbage)),
+        hooks: {
+          onStep: (e) => {
+            steps.push(e);
+          },
+          onGuard: (e) => {
+            guard.push(e);
+          },
+          onLog: (_l, m) => {
+            logs.push(m);
+          },
+        },
       }).catch((e: unknown) => e);
       return { out, steps, guard, logs };
     } finally {
@@ -146,8 +187,18 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
     const clean = await train([]);
     const r = await train([25, 26, 27]);
     expect(r.out).toEqual({ status: 'done', step: 40 });
-    expect(r.guard.map((g) => [g.step, g.action, g.toStep])).toEqual([[25, 'skip', undefined], [26, 'skip', undefined], [27, 'rollback', 20]]);
-    expect(r.logs.some((l) => /step 27: guard: 3 loss spikes in a row .* rolled back the weights and optimizer state to step 20 and skipped the 8 batches since/.test(l))).toBe(true);
+    expect(r.guard.map((g) => [g.step, g.action, g.toStep])).toEqual([
+      [25, 'skip', undefined],
+      [26, 'skip', undefined],
+      [27, 'rollback', 20],
+    ]);
+    expect(
+      r.logs.some((l) =>
+        /step 27: guard: 3 loss spikes in a row .* rolled back the weights and optimizer state to step 20 and skipped the 8 batches since/.test(
+          l,
+        ),
+      ),
+    ).toBe(true);
     // the garbage losses were spikes, and the run after them is back at the clean run's level
     expect(r.steps[25]!.loss).toBeGreaterThan(r.steps[24]!.loss + 2);
     expect(r.steps.slice(25, 28).every((s) => s.skipped)).toBe(true);
@@ -175,7 +226,9 @@ describe.skipIf(!present)('the guard inside a real run (Tiny Shakespeare, a 2-la
     expect(r.out).toBeInstanceOf(StudioError);
     const e = r.out as StudioError;
     expect(e.code).toBe(ErrorCode.NUMERIC);
-    expect(e.message).toMatch(/Training stopped at step 23: loss NaN .* is not finite; tried: .*rolled back 2 times in a row to its last good weights/);
+    expect(e.message).toMatch(
+      /Training stopped at step 23: loss NaN .* is not finite; tried: .*rolled back 2 times in a row to its last good weights/,
+    );
     expect(r.guard.filter((g) => g.action === 'rollback').map((g) => g.toStep)).toEqual([10, 10]);
   }, 120_000);
 });

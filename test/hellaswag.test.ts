@@ -11,13 +11,24 @@ import { initWeights } from '../src/core/model/init';
 import { getEngine } from '../src/node/engines';
 import { hasFixture, sharedPath } from './shared';
 
-interface ExpectedExample { ind: number; label: number; sum_loss: number[]; avg_loss: number[]; pred: number; pred_norm: number }
+interface ExpectedExample {
+  ind: number;
+  label: number;
+  sum_loss: number[];
+  avg_loss: number[];
+  pred: number;
+  pred_norm: number;
+}
 
 const present = hasFixture('fixtures/gpt2-tiny/expected.json') && hasFixture('data/hellaswag_val_1000.jsonl');
 
 describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real examples)', () => {
   const expected = present
-    ? (JSON.parse(readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).hellaswag as { examples: ExpectedExample[]; acc: number; acc_norm: number })
+    ? (JSON.parse(readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).hellaswag as {
+        examples: ExpectedExample[];
+        acc: number;
+        acc_norm: number;
+      })
     : null;
 
   function check(got: ExpectedExample[]) {
@@ -38,7 +49,16 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
   it('reproduces sums, means, predictions and accuracy through the CLI', async () => {
     let out = '';
     const code = await main(
-      ['hellaswag', '--weights', sharedPath('fixtures/gpt2-tiny'), '--data', sharedPath('data/hellaswag_val_1000.jsonl'), '--limit', '40', '--json'],
+      [
+        'hellaswag',
+        '--weights',
+        sharedPath('fixtures/gpt2-tiny'),
+        '--data',
+        sharedPath('data/hellaswag_val_1000.jsonl'),
+        '--limit',
+        '40',
+        '--json',
+      ],
       { out: (s) => (out += s), err: () => {} },
     );
     expect(code).toBe(0);
@@ -53,10 +73,19 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
     const studio = new Studio({ home });
     try {
       const progress: number[] = [];
-      const un = studio.on('eval-progress', (p) => { progress.push(p.done); });
-      const ev = await studio.invoke('evals-hellaswag', { target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl'), limit: 40 });
+      const un = studio.on('eval-progress', (p) => {
+        progress.push(p.done);
+      });
+      const ev = await studio.invoke('evals-hellaswag', {
+        target: { weightsPath: sharedPath('fixtures/gpt2-tiny') },
+        data: sharedPath('data/hellaswag_val_1000.jsonl'),
+        limit: 40,
+      });
       // a second job waits in the queue and can be cancelled there
-      const second = await studio.invoke('evals-hellaswag', { target: { weightsPath: sharedPath('fixtures/gpt2-tiny') }, data: sharedPath('data/hellaswag_val_1000.jsonl') });
+      const second = await studio.invoke('evals-hellaswag', {
+        target: { weightsPath: sharedPath('fixtures/gpt2-tiny') },
+        data: sharedPath('data/hellaswag_val_1000.jsonl'),
+      });
       expect(await studio.invoke('evals-cancel', { id: second.id })).toEqual({ cancelled: true });
       const done = await studio.waitEval(ev.id);
       un();
@@ -77,7 +106,18 @@ describe.skipIf(!present)('HellaSwag scoring against the fixture (40 real exampl
 
   it('prints "acc: a/n=x acc_norm: b/n=y"', async () => {
     let out = '';
-    await main(['hellaswag', '--weights', sharedPath('fixtures/gpt2-tiny'), '--data', sharedPath('data/hellaswag_val_1000.jsonl'), '--limit', '40'], { out: (s) => (out += s), err: () => {} });
+    await main(
+      [
+        'hellaswag',
+        '--weights',
+        sharedPath('fixtures/gpt2-tiny'),
+        '--data',
+        sharedPath('data/hellaswag_val_1000.jsonl'),
+        '--limit',
+        '40',
+      ],
+      { out: (s) => (out += s), err: () => {} },
+    );
     expect(out).toContain('acc: 14/40=0.3500 acc_norm: 12/40=0.3000');
   });
 });
@@ -98,9 +138,14 @@ describe.skipIf(!hasFixture('fixtures/bad-inputs/hellaswag_bad_lines.jsonl'))('m
   });
 
   it('stops at the first broken line in strict mode, naming the file and line', async () => {
-    expect(() => parseHellaswag(text, { strict: true, source: file })).toThrow(/hellaswag_bad_lines\.jsonl, line 2: not valid JSON/);
+    expect(() => parseHellaswag(text, { strict: true, source: file })).toThrow(
+      /hellaswag_bad_lines\.jsonl, line 2: not valid JSON/,
+    );
     let err = '';
-    const code = await main(['hellaswag', '--weights', 'unused', '--data', file, '--strict'], { out: () => {}, err: (s) => (err += s) });
+    const code = await main(['hellaswag', '--weights', 'unused', '--data', file, '--strict'], {
+      out: () => {},
+      err: (s) => (err += s),
+    });
     expect(code).toBe(1);
     expect(err).toContain('line 2');
   });
@@ -108,12 +153,23 @@ describe.skipIf(!hasFixture('fixtures/bad-inputs/hellaswag_bad_lines.jsonl'))('m
 
 describe('HellaSwag data with nothing to score', () => {
   it('a file of only malformed lines, or an empty one, is an error (never acc 0/0); a folder for --data is named', async () => {
-    expect(() => parseHellaswag('{"ctx": 1}\nnot json\n', { source: 'x.jsonl' })).toThrow(/x\.jsonl holds no valid HellaSwag example: all 2 lines are malformed \(line 1: /);
-    expect(() => parseHellaswag('\n\n', { source: 'empty.jsonl' })).toThrow(/empty\.jsonl holds no HellaSwag example: it is empty/);
-    expect(() => parseHellaswag('{"ctx": "a", "endings": ["a", "b", 3, "d"], "label": 0}\n{"ctx": "a", "endings": ["a", "b", "c", "d"], "label": 0}', { strict: true }))
-      .toThrow(/"endings" must hold 4 strings; ending 3 is 3/);
+    expect(() => parseHellaswag('{"ctx": 1}\nnot json\n', { source: 'x.jsonl' })).toThrow(
+      /x\.jsonl holds no valid HellaSwag example: all 2 lines are malformed \(line 1: /,
+    );
+    expect(() => parseHellaswag('\n\n', { source: 'empty.jsonl' })).toThrow(
+      /empty\.jsonl holds no HellaSwag example: it is empty/,
+    );
+    expect(() =>
+      parseHellaswag(
+        '{"ctx": "a", "endings": ["a", "b", 3, "d"], "label": 0}\n{"ctx": "a", "endings": ["a", "b", "c", "d"], "label": 0}',
+        { strict: true },
+      ),
+    ).toThrow(/"endings" must hold 4 strings; ending 3 is 3/);
     let err = '';
-    const code = await main(['hellaswag', '--weights', 'unused', '--data', os.tmpdir()], { out: () => {}, err: (s) => (err += s) });
+    const code = await main(['hellaswag', '--weights', 'unused', '--data', os.tmpdir()], {
+      out: () => {},
+      err: (s) => (err += s),
+    });
     expect(code).not.toBe(0);
     expect(err).toMatch(/is a folder, not a file/);
     expect(err).not.toMatch(/EISDIR| {4}at /);
@@ -129,7 +185,13 @@ describe('HellaSwag examples longer than the context', () => {
   afterAll(() => model?.dispose());
 
   it('are reported and skipped, never truncated', async () => {
-    const mk = (ctx: string, line: number) => ({ ind: line, ctx, endings: ['a', 'b', 'c', 'd'] as [string, string, string, string], label: 0, line });
+    const mk = (ctx: string, line: number) => ({
+      ind: line,
+      ctx,
+      endings: ['a', 'b', 'c', 'd'] as [string, string, string, string],
+      label: 0,
+      line,
+    });
     const r = await runHellaswag(model, [mk('One two', 1), mk('one two three four five six seven eight nine ten', 2)]);
     expect(r.summary.n).toBe(1);
     expect(r.summary.skipped).toHaveLength(1);
@@ -138,7 +200,13 @@ describe('HellaSwag examples longer than the context', () => {
   });
 
   it('shards by rank and honours the limit', async () => {
-    const exs = Array.from({ length: 6 }, (_, i) => ({ ind: i, ctx: 'Hi', endings: ['a', 'b', 'c', 'd'] as [string, string, string, string], label: 1, line: i + 1 }));
+    const exs = Array.from({ length: 6 }, (_, i) => ({
+      ind: i,
+      ctx: 'Hi',
+      endings: ['a', 'b', 'c', 'd'] as [string, string, string, string],
+      label: 1,
+      line: i + 1,
+    }));
     const r0 = await runHellaswag(model, exs, { rank: 0, world: 2 });
     const r1 = await runHellaswag(model, exs, { rank: 1, world: 2, limit: 5 });
     expect(r0.examples.map((e) => e.ind)).toEqual([0, 2, 4]);

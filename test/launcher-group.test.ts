@@ -40,7 +40,12 @@ class FakeWorker implements WorkerHandle {
 
 const parsed = checkRunConfig({ dataset: 'd', world_size: 2, max_steps: 10, warmup_steps: 2 });
 if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
-const start: Extract<ParentMessage, { type: 'start' }> = { type: 'start', runId: 'r1', home: '/tmp/h', config: parsed.config };
+const start: Extract<ParentMessage, { type: 'start' }> = {
+  type: 'start',
+  runId: 'r1',
+  home: '/tmp/h',
+  config: parsed.config,
+};
 const error = (message: string): WorkerPayload => ({ type: 'error', error: { code: 'INTERNAL', message, hint: '' } });
 
 function group(world: number) {
@@ -60,7 +65,7 @@ function group(world: number) {
 afterEach(() => vi.useRealTimers());
 
 describe('spawnGroup (data-parallel worker group)', () => {
-  it('starts every process at once, and the other ranks with rank 0\'s communicator id and engine', () => {
+  it("starts every process at once, and the other ranks with rank 0's communicator id and engine", () => {
     const { g, workers, seen } = group(3);
     expect(workers).toHaveLength(3);
     g.send(start);
@@ -69,7 +74,10 @@ describe('spawnGroup (data-parallel worker group)', () => {
     g.send({ type: 'stop' }); // before the others have started: kept for them
     workers[0]!.emit({ type: 'comm-id', id: 'shm:/gpt2-studio-x', engine: 'native-cpu' });
     for (const r of [1, 2]) {
-      expect(workers[r]!.received).toEqual([{ ...start, rank: r, commId: 'shm:/gpt2-studio-x', engine: 'native-cpu' }, { type: 'stop' }]);
+      expect(workers[r]!.received).toEqual([
+        { ...start, rank: r, commId: 'shm:/gpt2-studio-x', engine: 'native-cpu' },
+        { type: 'stop' },
+      ]);
     }
     expect(workers[0]!.received.at(-1)).toEqual({ type: 'stop' });
     // rank 0 reports the run, renumbered; the others' non-error messages are not relayed; comm-id is internal
@@ -89,7 +97,9 @@ describe('spawnGroup (data-parallel worker group)', () => {
     expect(seen).toEqual([]);
     workers[1]!.emit(error('out of memory for the activations'));
     expect(seen).toHaveLength(1);
-    expect((seen[0] as Extract<WorkerMessage, { type: 'error' }>).error.message).toBe('rank 1: out of memory for the activations');
+    expect((seen[0] as Extract<WorkerMessage, { type: 'error' }>).error.message).toBe(
+      'rank 1: out of memory for the activations',
+    );
     vi.advanceTimersByTime(5000);
     expect(seen).toHaveLength(1);
   });
@@ -139,7 +149,15 @@ describe('spawnGroup (data-parallel worker group)', () => {
   });
 
   it('the run config refuses more than 64 processes', () => {
-    const r = checkRunConfig({ dataset: 'd', max_steps: 10, warmup_steps: 2, world_size: 65, total_batch_size: 65 * 64 * 1024, batch_size: 64, seq_len: 1024 });
+    const r = checkRunConfig({
+      dataset: 'd',
+      max_steps: 10,
+      warmup_steps: 2,
+      world_size: 65,
+      total_batch_size: 65 * 64 * 1024,
+      batch_size: 64,
+      seq_len: 1024,
+    });
     expect(r.ok).toBe(false);
     expect(JSON.stringify(r.ok ? [] : r.errors)).toMatch(/world_size must be at most 64 processes/);
   });

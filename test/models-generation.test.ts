@@ -46,18 +46,32 @@ describe.skipIf(!have)('models and generation', () => {
 
   it('imports the fixture folder into models/<id>/ and lists it', async () => {
     const m = await studio.invoke('models-import', { path: sharedPath(TINY), name: 'Tiny GPT-2' });
-    expect(m).toMatchObject({ key: 'model:tiny-gpt-2', kind: 'imported', target: { modelId: 'tiny-gpt-2' }, nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 128, vocabSize: 50257 });
+    expect(m).toMatchObject({
+      key: 'model:tiny-gpt-2',
+      kind: 'imported',
+      target: { modelId: 'tiny-gpt-2' },
+      nLayer: 2,
+      nHead: 2,
+      nEmbd: 32,
+      blockSize: 128,
+      vocabSize: 50257,
+    });
     expect(fs.existsSync(path.join(home, 'models', 'tiny-gpt-2', 'model.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(home, 'models', 'tiny-gpt-2', 'config.json'))).toBe(true);
     // the copy loads to the same tensors as the original
     const a = loadGpt2Weights(sharedPath(TINY));
     const b = loadGpt2Weights(path.join(home, 'models', 'tiny-gpt-2'));
     expect(b.config).toEqual(a.config);
-    expect(Array.from(b.tensors.get('h.1.mlp.c_fc.weight')!.data)).toEqual(Array.from(a.tensors.get('h.1.mlp.c_fc.weight')!.data));
+    expect(Array.from(b.tensors.get('h.1.mlp.c_fc.weight')!.data)).toEqual(
+      Array.from(a.tensors.get('h.1.mlp.c_fc.weight')!.data),
+    );
     const list = await studio.invoke('models-list');
     expect(list.map((x) => x.key)).toContain('model:tiny-gpt-2');
     // a second import of the same name gets its own id
-    const again = await studio.invoke('models-import', { path: path.join(sharedPath(TINY), 'model.safetensors'), name: 'Tiny GPT-2' });
+    const again = await studio.invoke('models-import', {
+      path: path.join(sharedPath(TINY), 'model.safetensors'),
+      name: 'Tiny GPT-2',
+    });
     expect(again.key).toBe('model:tiny-gpt-2-2');
     expect(await studio.invoke('models-remove', { id: 'tiny-gpt-2-2' })).toEqual({ removed: true });
     expect((await studio.invoke('models-list')).map((x) => x.key)).not.toContain('model:tiny-gpt-2-2');
@@ -66,7 +80,9 @@ describe.skipIf(!have)('models and generation', () => {
   it('removes only folders it imported', async () => {
     fs.mkdirSync(path.join(home, 'models', 'hand-placed'), { recursive: true });
     fs.writeFileSync(path.join(home, 'models', 'hand-placed', 'model.safetensors'), 'x');
-    await expect(studio.invoke('models-remove', { id: 'hand-placed' })).rejects.toThrow(/not a model imported by the studio/);
+    await expect(studio.invoke('models-remove', { id: 'hand-placed' })).rejects.toThrow(
+      /not a model imported by the studio/,
+    );
     expect(fs.existsSync(path.join(home, 'models', 'hand-placed', 'model.safetensors'))).toBe(true);
     expect(await studio.invoke('models-remove', { id: 'never-there' })).toEqual({ removed: false });
     fs.rmSync(path.join(home, 'models', 'hand-placed'), { recursive: true });
@@ -74,17 +90,29 @@ describe.skipIf(!have)('models and generation', () => {
 
   it('refuses malformed weights with the file named, and leaves nothing behind', async () => {
     const bad = sharedPath('fixtures/bad-inputs/st_header_not_json.safetensors');
-    const err = await studio.invoke('models-import', { path: bad }).then(() => null, (e: unknown) => e);
+    const err = await studio.invoke('models-import', { path: bad }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StudioError);
     expect((err as StudioError).message).toContain('st_header_not_json.safetensors');
     expect(fs.readdirSync(path.join(home, 'models')).filter((n) => n.startsWith('.'))).toEqual([]);
-    const missing = await studio.invoke('models-import', { path: path.join(home, 'nope.safetensors') }).then(() => null, (e: unknown) => e);
+    const missing = await studio.invoke('models-import', { path: path.join(home, 'nope.safetensors') }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect((missing as StudioError).code).toBe('FILE_NOT_FOUND');
   });
 
   it('streams a greedy continuation whose pieces add up to the text that core generate() gives', async () => {
     const prompt = 'The quick brown fox';
-    const { genId, promptTokens } = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt, temperature: 0, maxTokens: 24, seed: 1 });
+    const { genId, promptTokens } = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      prompt,
+      temperature: 0,
+      maxTokens: 24,
+      seed: 1,
+    });
     expect(promptTokens).toBe(1 + encode(prompt).length);
     const d = await waitDone(genId);
     expect(d.error).toBeUndefined();
@@ -97,7 +125,15 @@ describe.skipIf(!have)('models and generation', () => {
     const w = loadGpt2Weights(sharedPath(TINY));
     const model = await (await getEngine('auto')).createModel(w.config, w.tensors);
     try {
-      const [ids] = await generate(model, [EOT, ...encode(prompt)], { temperature: 0, topK: 50, topP: 0.95, maxNewTokens: 24, numSequences: 1, seed: 1, stopTokens: [EOT] });
+      const [ids] = await generate(model, [EOT, ...encode(prompt)], {
+        temperature: 0,
+        topK: 50,
+        topP: 0.95,
+        maxNewTokens: 24,
+        numSequences: 1,
+        seed: 1,
+        stopTokens: [EOT],
+      });
       expect(d.text).toBe(decode(ids!));
       expect(d.reason).toBe(ids!.length < 24 ? 'eot' : 'length');
     } finally {
@@ -106,30 +142,62 @@ describe.skipIf(!have)('models and generation', () => {
   });
 
   it('stops a generation on request and keeps what it generated', async () => {
-    const { genId } = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'Once', temperature: 1, topK: 0, maxTokens: 100, seed: 3 });
+    const { genId } = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      prompt: 'Once',
+      temperature: 1,
+      topK: 0,
+      maxTokens: 100,
+      seed: 3,
+    });
     for (let i = 0; i < 400 && !tokens.some((t) => t.genId === genId); i++) await new Promise((r) => setTimeout(r, 5));
     await expect(studio.invoke('generate-stop', { genId })).resolves.toEqual({ stopped: true });
     const d = await waitDone(genId);
     expect(d.reason).toBe('stop');
     expect(d.tokens).toBeLessThan(100);
-    expect(d.text).toBe(tokens.filter((t) => t.genId === genId).map((t) => t.text).join(''));
+    expect(d.text).toBe(
+      tokens
+        .filter((t) => t.genId === genId)
+        .map((t) => t.text)
+        .join(''),
+    );
     expect(await studio.invoke('generate-stop', { genId })).toEqual({ stopped: false });
   });
 
   it('queues a generation behind a running one without waiting for it; a queued one can be stopped', async () => {
-    const first = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'A', temperature: 1, topK: 0, maxTokens: 100, seed: 5 });
-    const second = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'B', maxTokens: 5 });
-    await expect(studio.invoke('generate-start', { target: { runId: 'run-none' }, prompt: 'C' })).rejects.toThrow(/no checkpoint/);
+    const first = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      prompt: 'A',
+      temperature: 1,
+      topK: 0,
+      maxTokens: 100,
+      seed: 5,
+    });
+    const second = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      prompt: 'B',
+      maxTokens: 5,
+    });
+    await expect(studio.invoke('generate-start', { target: { runId: 'run-none' }, prompt: 'C' })).rejects.toThrow(
+      /no checkpoint/,
+    );
     expect(await studio.invoke('generate-stop', { genId: second.genId })).toEqual({ stopped: true });
     const d2 = await waitDone(second.genId);
     expect(d2).toMatchObject({ reason: 'stop', tokens: 0, text: '' });
-    const third = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'B', temperature: 0, maxTokens: 5 });
+    const third = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      prompt: 'B',
+      temperature: 0,
+      maxTokens: 5,
+    });
     const d1 = await waitDone(first.genId);
     const d3 = await waitDone(third.genId);
     expect(d1.error).toBeUndefined();
     expect(d3.error).toBeUndefined();
     // the queued one ran after the first
-    expect(done.findIndex((d) => d.genId === third.genId)).toBeGreaterThan(done.findIndex((d) => d.genId === first.genId));
+    expect(done.findIndex((d) => d.genId === third.genId)).toBeGreaterThan(
+      done.findIndex((d) => d.genId === first.genId),
+    );
   });
 
   it('a generation whose model is still loading when the studio closes does not start', async () => {
@@ -137,12 +205,21 @@ describe.skipIf(!have)('models and generation', () => {
     const pending = other.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'Late', maxTokens: 5 });
     await other.shutdown(1000);
     await expect(pending).rejects.toMatchObject({ code: 'CANCELLED' });
-    const after = await other.invoke('generate-sample', { targets: [{ modelId: 'tiny-gpt-2' }], prompt: 'x', maxTokens: 2 });
+    const after = await other.invoke('generate-sample', {
+      targets: [{ modelId: 'tiny-gpt-2' }],
+      prompt: 'x',
+      maxTokens: 2,
+    });
     expect(after[0]!.error?.code).toBe('CANCELLED');
   });
 
   it('answers a conversation with the chat template', async () => {
-    const { genId } = await studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, messages: [{ role: 'user', content: 'Hello there' }], temperature: 0, maxTokens: 16 });
+    const { genId } = await studio.invoke('generate-start', {
+      target: { modelId: 'tiny-gpt-2' },
+      messages: [{ role: 'user', content: 'Hello there' }],
+      temperature: 0,
+      maxTokens: 16,
+    });
     const d = await waitDone(genId);
     expect(d.error).toBeUndefined();
     expect(['eot', 'length']).toContain(d.reason);
@@ -165,11 +242,19 @@ describe.skipIf(!have)('models and generation', () => {
   });
 
   it('refuses a request without a prompt, or with a bad setting, before loading anything', async () => {
-    await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' } })).rejects.toThrow(/prompt or messages/);
+    await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' } })).rejects.toThrow(
+      /prompt or messages/,
+    );
     // the request's schema refuses it, and so does the service itself, with the value in words
-    await expect(studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/at topP/);
-    await expect(studio.generation.start({ target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(/top-p/);
-    await expect(studio.invoke('generate-start', { target: { modelId: 'nope' }, prompt: 'x' })).rejects.toThrow(/No imported model "nope"/);
+    await expect(
+      studio.invoke('generate-start', { target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 }),
+    ).rejects.toThrow(/at topP/);
+    await expect(studio.generation.start({ target: { modelId: 'tiny-gpt-2' }, prompt: 'x', topP: 0 })).rejects.toThrow(
+      /top-p/,
+    );
+    await expect(studio.invoke('generate-start', { target: { modelId: 'nope' }, prompt: 'x' })).rejects.toThrow(
+      /No imported model "nope"/,
+    );
   });
 });
 

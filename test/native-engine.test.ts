@@ -21,7 +21,10 @@ const cfg = makeConfig({ nLayer: 2, nHead: 4, nEmbd: 64, blockSize: 64, vocabSiz
 const hyper = { gradClip: 1, adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 } };
 
 function randomBatch(rng: Rng, B: number, T: number) {
-  return batchFromRows(Array.from({ length: B }, () => Array.from({ length: T + 1 }, () => rng.int(cfg.vocabSize))), T);
+  return batchFromRows(
+    Array.from({ length: B }, () => Array.from({ length: T + 1 }, () => rng.int(cfg.vocabSize))),
+    T,
+  );
 }
 
 /** Resident set size in MB, after a GC when exposed. */
@@ -31,7 +34,8 @@ function rssMb(): number {
 }
 
 describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
-  const make = async (c = cfg, seed = 1): Promise<Model> => (await getEngine('native-cpu', { gemm, threads: 2 })).createModel(c, initWeights(c, seed));
+  const make = async (c = cfg, seed = 1): Promise<Model> =>
+    (await getEngine('native-cpu', { gemm, threads: 2 })).createModel(c, initWeights(c, seed));
 
   it.skipIf(!!skip)('keeps its memory flat over 100 training steps (RSS grows < 8 MB after warm-up)', async () => {
     const model = await make();
@@ -54,7 +58,14 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
   });
 
   it.skipIf(!!skip)('frees its memory on dispose, and KV caches on theirs', async () => {
-    const big = makeConfig({ nLayer: 2, nHead: 4, nEmbd: 256, blockSize: 64, vocabSize: 20000, paddedVocabSize: 20032 }); // ~26 MB of weights
+    const big = makeConfig({
+      nLayer: 2,
+      nHead: 4,
+      nEmbd: 256,
+      blockSize: 64,
+      vocabSize: 20000,
+      paddedVocabSize: 20032,
+    }); // ~26 MB of weights
     const rng = new Rng(3);
     const weights = initWeights(big, 1); // one set of host tensors, so that JS garbage does not blur the figure
     const start = rssMb();
@@ -69,58 +80,79 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
     expect(rssMb() - start).toBeLessThan(100); // six models that were not freed would hold ~900 MB
   });
 
-  it.skipIf(!!skip)('evaluates in one layer\'s activations, not the training buffers of every layer, with the same results', async () => {
-    // 8 layers of (4 x 256) positions: training keeps ~100 MB of activations; an evaluation needs ~13 MB
-    const deep = makeConfig({ nLayer: 8, nHead: 4, nEmbd: 128, blockSize: 256, vocabSize: 2000, paddedVocabSize: 2048 });
-    const rng = new Rng(9);
-    const batch = randomBatch(rng, 4, 256);
-    const weights = initWeights(deep, 1);
-    const engine = await getEngine('native-cpu', { gemm, threads: 2 });
-    const evalOnly = await engine.createModel(deep, weights);
-    const start = rssMb();
-    const a = await evalOnly.tokenLosses(batch);
-    const evalGrowth = rssMb() - start;
-    evalOnly.dispose();
-    const trained = await engine.createModel(deep, weights);
-    const before = rssMb();
-    await trained.forwardBackward(batch, 1);
-    const trainGrowth = rssMb() - before;
-    const b = await trained.tokenLosses(batch); // through the training buffers, now that they exist
-    trained.dispose();
-    if (process.env.GPT2_STUDIO_MEM_REPORT) console.log(`RSS growth: evaluation ${evalGrowth.toFixed(1)} MB, training forward ${trainGrowth.toFixed(1)} MB`);
-    expect(maxAbsDiff(a, b)).toBe(0);
-    expect(trainGrowth).toBeGreaterThan(80);
-    expect(evalGrowth).toBeLessThan(trainGrowth / 3);
-  });
+  it.skipIf(!!skip)(
+    "evaluates in one layer's activations, not the training buffers of every layer, with the same results",
+    async () => {
+      // 8 layers of (4 x 256) positions: training keeps ~100 MB of activations; an evaluation needs ~13 MB
+      const deep = makeConfig({
+        nLayer: 8,
+        nHead: 4,
+        nEmbd: 128,
+        blockSize: 256,
+        vocabSize: 2000,
+        paddedVocabSize: 2048,
+      });
+      const rng = new Rng(9);
+      const batch = randomBatch(rng, 4, 256);
+      const weights = initWeights(deep, 1);
+      const engine = await getEngine('native-cpu', { gemm, threads: 2 });
+      const evalOnly = await engine.createModel(deep, weights);
+      const start = rssMb();
+      const a = await evalOnly.tokenLosses(batch);
+      const evalGrowth = rssMb() - start;
+      evalOnly.dispose();
+      const trained = await engine.createModel(deep, weights);
+      const before = rssMb();
+      await trained.forwardBackward(batch, 1);
+      const trainGrowth = rssMb() - before;
+      const b = await trained.tokenLosses(batch); // through the training buffers, now that they exist
+      trained.dispose();
+      if (process.env.GPT2_STUDIO_MEM_REPORT)
+        console.log(
+          `RSS growth: evaluation ${evalGrowth.toFixed(1)} MB, training forward ${trainGrowth.toFixed(1)} MB`,
+        );
+      expect(maxAbsDiff(a, b)).toBe(0);
+      expect(trainGrowth).toBeGreaterThan(80);
+      expect(evalGrowth).toBeLessThan(trainGrowth / 3);
+    },
+  );
 
-  it.skipIf(!!skip)('gives the same losses for the same seed and data (deterministic), and accumulates micro-steps', async () => {
-    const [a, b] = [await make(), await make()];
-    try {
-      const rng = new Rng(4);
-      const data = Array.from({ length: 3 }, () => [randomBatch(rng, 2, 32), randomBatch(rng, 2, 32)]);
-      const ra = [];
-      const rb = [];
-      for (const micro of data) {
-        ra.push(await trainStep(a, micro, hyper));
-        // the same step as one batch of 4 rows: the mean over both micro-batches is the mean over all rows
-        const joined = { B: 4, T: 32, inputs: Int32Array.from([...micro[0]!.inputs, ...micro[1]!.inputs]), targets: Int32Array.from([...micro[0]!.targets, ...micro[1]!.targets]) };
-        rb.push(await trainStep(b, [joined], hyper));
-      }
-      for (let i = 0; i < 3; i++) {
-        expect(Math.abs(ra[i]!.loss - rb[i]!.loss) / rb[i]!.loss).toBeLessThan(1e-5);
-        expect(Math.abs(ra[i]!.norm - rb[i]!.norm) / rb[i]!.norm).toBeLessThan(1e-4);
-      }
-      const c = await make();
+  it.skipIf(!!skip)(
+    'gives the same losses for the same seed and data (deterministic), and accumulates micro-steps',
+    async () => {
+      const [a, b] = [await make(), await make()];
       try {
-        for (const micro of data) expect((await trainStep(c, micro, hyper)).loss).toBe(ra[data.indexOf(micro)]!.loss);
+        const rng = new Rng(4);
+        const data = Array.from({ length: 3 }, () => [randomBatch(rng, 2, 32), randomBatch(rng, 2, 32)]);
+        const ra = [];
+        const rb = [];
+        for (const micro of data) {
+          ra.push(await trainStep(a, micro, hyper));
+          // the same step as one batch of 4 rows: the mean over both micro-batches is the mean over all rows
+          const joined = {
+            B: 4,
+            T: 32,
+            inputs: Int32Array.from([...micro[0]!.inputs, ...micro[1]!.inputs]),
+            targets: Int32Array.from([...micro[0]!.targets, ...micro[1]!.targets]),
+          };
+          rb.push(await trainStep(b, [joined], hyper));
+        }
+        for (let i = 0; i < 3; i++) {
+          expect(Math.abs(ra[i]!.loss - rb[i]!.loss) / rb[i]!.loss).toBeLessThan(1e-5);
+          expect(Math.abs(ra[i]!.norm - rb[i]!.norm) / rb[i]!.norm).toBeLessThan(1e-4);
+        }
+        const c = await make();
+        try {
+          for (const micro of data) expect((await trainStep(c, micro, hyper)).loss).toBe(ra[data.indexOf(micro)]!.loss);
+        } finally {
+          c.dispose();
+        }
       } finally {
-        c.dispose();
+        a.dispose();
+        b.dispose();
       }
-    } finally {
-      a.dispose();
-      b.dispose();
-    }
-  });
+    },
+  );
 
   it.skipIf(!!skip)('resumes exactly from exported weights and optimizer state', async () => {
     const rng = new Rng(5);
@@ -142,45 +174,73 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
     }
   });
 
-  it.skipIf(!!skip)('decodes several rows with the KV cache as full recomputation does, prefill and steps', async () => {
-    const m = await make();
-    try {
-      const rng = new Rng(6);
-      const B = 3;
-      const L = 20;
-      const seqs = Int32Array.from({ length: B * L }, () => rng.int(cfg.vocabSize));
-      const full = await m.logits(seqs, B, L); // (B, L, V)
-      const V = cfg.vocabSize;
-      const cache = m.createCache(B, L);
-      const P = 7;
-      const prompt = new Int32Array(B * P);
-      for (let b = 0; b < B; b++) prompt.set(seqs.subarray(b * L, b * L + P), b * P);
-      let out = await m.decodeStep(cache, prompt, P);
-      const at = (t: number) => Float32Array.from({ length: B * V }, (_, i) => full[(Math.floor(i / V) * L + t) * V + (i % V)]!);
-      expect(maxAbsDiff(out, at(P - 1))).toBeLessThan(1e-4);
-      for (let t = P; t < L; t++) {
-        out = await m.decodeStep(cache, Int32Array.from({ length: B }, (_, b) => seqs[b * L + t]!), 1);
-        expect(maxAbsDiff(out, at(t))).toBeLessThan(1e-4);
+  it.skipIf(!!skip)(
+    'decodes several rows with the KV cache as full recomputation does, prefill and steps',
+    async () => {
+      const m = await make();
+      try {
+        const rng = new Rng(6);
+        const B = 3;
+        const L = 20;
+        const seqs = Int32Array.from({ length: B * L }, () => rng.int(cfg.vocabSize));
+        const full = await m.logits(seqs, B, L); // (B, L, V)
+        const V = cfg.vocabSize;
+        const cache = m.createCache(B, L);
+        const P = 7;
+        const prompt = new Int32Array(B * P);
+        for (let b = 0; b < B; b++) prompt.set(seqs.subarray(b * L, b * L + P), b * P);
+        let out = await m.decodeStep(cache, prompt, P);
+        const at = (t: number) =>
+          Float32Array.from({ length: B * V }, (_, i) => full[(Math.floor(i / V) * L + t) * V + (i % V)]!);
+        expect(maxAbsDiff(out, at(P - 1))).toBeLessThan(1e-4);
+        for (let t = P; t < L; t++) {
+          out = await m.decodeStep(
+            cache,
+            Int32Array.from({ length: B }, (_, b) => seqs[b * L + t]!),
+            1,
+          );
+          expect(maxAbsDiff(out, at(t))).toBeLessThan(1e-4);
+        }
+        expect(cache.length).toBe(L);
+        await expect(m.decodeStep(cache, new Int32Array(B), 1)).rejects.toThrow(
+          /KV cache holds 20 positions; 20 are used/,
+        );
+        cache.dispose();
+        const texts = await generate(m, [1, 2, 3], {
+          temperature: 0.8,
+          topK: 20,
+          topP: 0.9,
+          maxNewTokens: 8,
+          numSequences: 2,
+          seed: 3,
+        });
+        expect(texts.map((t) => t.length)).toEqual([8, 8]);
+      } finally {
+        m.dispose();
       }
-      expect(cache.length).toBe(L);
-      await expect(m.decodeStep(cache, new Int32Array(B), 1)).rejects.toThrow(/KV cache holds 20 positions; 20 are used/);
-      cache.dispose();
-      const texts = await generate(m, [1, 2, 3], { temperature: 0.8, topK: 20, topP: 0.9, maxNewTokens: 8, numSequences: 2, seed: 3 });
-      expect(texts.map((t) => t.length)).toEqual([8, 8]);
-    } finally {
-      m.dispose();
-    }
-  });
+    },
+  );
 
   it.skipIf(!!skip)('rejects bad input with a clear StudioError and never crashes', async () => {
     const m = await make();
     try {
       const bad = (p: Promise<unknown>, msg: RegExp) => expect(p).rejects.toThrow(msg);
-      await bad(m.forwardBackward({ B: 1, T: 65, inputs: new Int32Array(65), targets: new Int32Array(65) }, 1), /exceeds the model's context of 64/);
-      await bad(m.forwardBackward({ B: 1, T: 2, inputs: Int32Array.from([1, 2000]), targets: new Int32Array(2) }, 1), /Token id 2000 at inputs\[1\]/);
-      await bad(m.forwardBackward({ B: 2, T: 2, inputs: new Int32Array(3), targets: new Int32Array(4) }, 1), /hold 3 ids, expected B\*T = 2\*2 = 4/);
+      await bad(
+        m.forwardBackward({ B: 1, T: 65, inputs: new Int32Array(65), targets: new Int32Array(65) }, 1),
+        /exceeds the model's context of 64/,
+      );
+      await bad(
+        m.forwardBackward({ B: 1, T: 2, inputs: Int32Array.from([1, 2000]), targets: new Int32Array(2) }, 1),
+        /Token id 2000 at inputs\[1\]/,
+      );
+      await bad(
+        m.forwardBackward({ B: 2, T: 2, inputs: new Int32Array(3), targets: new Int32Array(4) }, 1),
+        /hold 3 ids, expected B\*T = 2\*2 = 4/,
+      );
       await expect(m.logits(new Int32Array(2), 1, 2).catch((e) => e)).resolves.toBeInstanceOf(Float32Array);
-      expect(await m.tokenLosses({ B: 1, T: 1, inputs: new Int32Array(1), targets: Int32Array.from([-5]) }).catch((e) => e)).toBeInstanceOf(Float32Array);
+      expect(
+        await m.tokenLosses({ B: 1, T: 1, inputs: new Int32Array(1), targets: Int32Array.from([-5]) }).catch((e) => e),
+      ).toBeInstanceOf(Float32Array);
       expect(await m.logits(new Int32Array(1), 1, 2).catch((e) => e)).toBeInstanceOf(StudioError);
       const w = initWeights(cfg, 1);
       w.delete('h.1.mlp.c_fc.bias');
@@ -191,7 +251,9 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
       await p;
       // every target ignored: loss 0 and no gradient
       m.zeroGrad();
-      expect(await m.forwardBackward({ B: 1, T: 2, inputs: Int32Array.from([1, 2]), targets: Int32Array.from([-1, -1]) }, 1)).toBe(0);
+      expect(
+        await m.forwardBackward({ B: 1, T: 2, inputs: Int32Array.from([1, 2]), targets: Int32Array.from([-1, -1]) }, 1),
+      ).toBe(0);
       expect(await m.gradNorm()).toBe(0);
     } finally {
       m.dispose();
@@ -201,24 +263,29 @@ describe.each(GEMM_CASES)('native-cpu model, $title', ({ gemm, skip }) => {
 });
 
 describe('native-cpu with the built-in SGEMM', () => {
-  it.skipIf(!addon)('computes the same bits with 1 and 3 threads (a resumed run may use another thread count)', async () => {
-    const results: number[][] = [];
-    for (const threads of [1, 3]) {
-      const m = await (await getEngine('native-cpu', { gemm: 'builtin', threads })).createModel(cfg, initWeights(cfg, 9));
-      const rng = new Rng(10);
-      const out: number[] = [];
-      try {
-        for (let s = 0; s < 3; s++) {
-          const r = await trainStep(m, [randomBatch(rng, 3, 40)], hyper);
-          out.push(r.loss, r.norm);
+  it.skipIf(!addon)(
+    'computes the same bits with 1 and 3 threads (a resumed run may use another thread count)',
+    async () => {
+      const results: number[][] = [];
+      for (const threads of [1, 3]) {
+        const m = await (
+          await getEngine('native-cpu', { gemm: 'builtin', threads })
+        ).createModel(cfg, initWeights(cfg, 9));
+        const rng = new Rng(10);
+        const out: number[] = [];
+        try {
+          for (let s = 0; s < 3; s++) {
+            const r = await trainStep(m, [randomBatch(rng, 3, 40)], hyper);
+            out.push(r.loss, r.norm);
+          }
+        } finally {
+          m.dispose();
         }
-      } finally {
-        m.dispose();
+        results.push(out);
       }
-      results.push(out);
-    }
-    expect(results[1]).toEqual(results[0]);
-  });
+      expect(results[1]).toEqual(results[0]);
+    },
+  );
 });
 
 describe('native-cpu engine registration', () => {
@@ -227,7 +294,8 @@ describe('native-cpu engine registration', () => {
     const native = list.find((e) => e.name === 'native-cpu')!;
     expect(native.available).toBe(true);
     expect(native.notes[0]).toMatch(/^parity: pass against tfjs/);
-    if (hasFixture('fixtures/gpt2-tiny/expected.json')) expect(native.notes[1]).toMatch(/^fixture parity: pass against the PyTorch fixture/);
+    if (hasFixture('fixtures/gpt2-tiny/expected.json'))
+      expect(native.notes[1]).toMatch(/^fixture parity: pass against the PyTorch fixture/);
     else expect(native.notes[1]).toMatch(/^fixture parity: not checked/);
     const cuda = list.find((e) => e.name === 'native-cuda')!;
     expect(cuda.available).toBe(false);

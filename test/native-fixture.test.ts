@@ -7,9 +7,13 @@ import { GEMM_CASES } from '../src/node/native/testing';
 import { fixtureSuite } from './support/fixture-suite';
 
 for (const { gemm, skip } of GEMM_CASES) {
-  fixtureSuite(`native-cpu engine against the PyTorch fixture (gpt2-tiny), ${gemm} GEMM`, async () => {
-    const engine = await getEngine('native-cpu', { gemm, threads: 2 });
-    expect(engine.name).toBe('native-cpu');
-    return engine;
-  }, skip || undefined);
+  fixtureSuite(
+    `native-cpu engine against the PyTorch fixture (gpt2-tiny), ${gemm} GEMM`,
+    async () => {
+      const engine = await getEngine('native-cpu', { gemm, threads: 2 });
+      expect(engine.name).toBe('native-cpu');
+      return engine;
+    },
+    skip || undefined,
+  );
 }

@@ -18,10 +18,15 @@ function close(got: Float32Array, want: Float32Array | number[], tol: number, wh
   expect(err, `${what}: max relative error`).toBeLessThan(tol);
 }
 
-const rand = (rng: Rng, n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => rng.normal() * scale);
+const rand = (rng: Rng, n: number, scale = 1): Float32Array =>
+  Float32Array.from({ length: n }, () => rng.normal() * scale);
 
 /** The gradients of sum(f(...xs) * dout) with respect to xs, and f's value. */
-function vjp(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dout: tf.Tensor): { out: Float32Array; grads: Float32Array[] } {
+function vjp(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  xs: tf.Tensor[],
+  dout: tf.Tensor,
+): { out: Float32Array; grads: Float32Array[] } {
   return tf.tidy(() => {
     const out = f(...xs).dataSync() as Float32Array;
     const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), dout)))(xs);
@@ -39,8 +44,11 @@ beforeAll(async () => {
 describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads }))))(
   'native layers against TF.js autodiff, $title, $threads thread(s)',
   ({ gemm, skip, threads }) => {
-    const run = (name: Parameters<NonNullable<typeof addon>['layerCheck']>[0], arrays: Record<string, Float32Array | Int32Array>, dims: Record<string, number>) =>
-      addon!.layerCheck(name, arrays, dims, gemm, threads);
+    const run = (
+      name: Parameters<NonNullable<typeof addon>['layerCheck']>[0],
+      arrays: Record<string, Float32Array | Int32Array>,
+      dims: Record<string, number>,
+    ) => addon!.layerCheck(name, arrays, dims, gemm, threads);
 
     it.skipIf(!!skip)('encoder: wte[token] + wpe[t], gradients scattered into both tables', () => {
       const rng = new Rng(1);
@@ -87,7 +95,11 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
     it.skipIf(!!skip)('matmul with bias, weights [out, in]: out, dx, dW, dbias', () => {
       const rng = new Rng(3);
       // odd sizes: the edges of every packed panel, and a K larger than one packed block (256)
-      for (const [N, IC, OC] of [[37, 40, 72], [5, 300, 33], [130, 17, 9]] as const) {
+      for (const [N, IC, OC] of [
+        [37, 40, 72],
+        [5, 300, 33],
+        [130, 17, 9],
+      ] as const) {
         const x = rand(rng, N * IC);
         const W = rand(rng, OC * IC, 0.1);
         const bias = rand(rng, OC);
@@ -112,7 +124,10 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
       const qkv = rand(rng, B * T * 3 * C);
       const dout = rand(rng, B * T * C);
       const got = run('attention', { qkv, dout }, { B, T, C, NH });
-      const mask = tf.tensor2d(Float32Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 0 : -1e9)), [T, T]);
+      const mask = tf.tensor2d(
+        Float32Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 0 : -1e9)),
+        [T, T],
+      );
       const ref = vjp(
         (x) => {
           const [q, k, v] = tf.split(x, 3, 2).map((t) => tf.transpose(tf.reshape(t, [B, T, NH, hs]), [0, 2, 1, 3]));
@@ -153,10 +168,17 @@ describe.each(GEMM_CASES.flatMap((c) => [1, 3].map((threads) => ({ ...c, threads
       const weights = Float32Array.from({ length: N }, (_, i) => (i === 4 || i === 6 ? 0 : 1 / 7));
       const scale = 0.5;
       const got = run('crossentropy', { logits, targets, weights }, { N, V, scale });
-      const safeT = tf.tensor1d(Int32Array.from(targets, (t) => Math.max(t, 0)), 'int32');
+      const safeT = tf.tensor1d(
+        Int32Array.from(targets, (t) => Math.max(t, 0)),
+        'int32',
+      );
       const onehot = tf.oneHot(safeT, V);
       const perRow = (x: tf.Tensor) => tf.sub(tf.logSumExp(x, 1), tf.sum(tf.mul(x, onehot), 1));
-      const ref = vjp((x) => tf.mul(tf.sum(tf.mul(perRow(x), tf.tensor1d(weights))), scale), [tf.tensor2d(logits, [N, V])], tf.scalar(1));
+      const ref = vjp(
+        (x) => tf.mul(tf.sum(tf.mul(perRow(x), tf.tensor1d(weights))), scale),
+        [tf.tensor2d(logits, [N, V])],
+        tf.scalar(1),
+      );
       const losses = tf.tidy(() => perRow(tf.tensor2d(logits, [N, V])).dataSync() as Float32Array);
       for (let i = 0; i < N; i++) {
         if (weights[i] === 0) expect(Number.isNaN(got.losses![i]), `loss ${i} is NaN`).toBe(true);

@@ -24,8 +24,12 @@ const cxx = process.env.CXX || 'c++';
 function buildCpuLibrary(): string | null {
   if (!native.ok) return 'the addon is not built';
   try {
-    const src = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp', 'common/layout.cpp'].map((f) => path.join(repoRoot, 'native', f));
-    execFileSync(cxx, ['-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-Wl,-Bsymbolic', ...src, '-o', lib], { stdio: 'pipe' });
+    const src = ['cpu/model.cpp', 'cpu/layers.cpp', 'cpu/gemm.cpp', 'common/comm_shm.cpp', 'common/layout.cpp'].map(
+      (f) => path.join(repoRoot, 'native', f),
+    );
+    execFileSync(cxx, ['-std=c++17', '-O2', '-fopenmp', '-fPIC', '-shared', '-Wl,-Bsymbolic', ...src, '-o', lib], {
+      stdio: 'pipe',
+    });
     return null;
   } catch (e) {
     return `${cxx} could not build the library: ${String(e).slice(0, 200)}`;
@@ -36,12 +40,16 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const withLibrary = withCudaLibrary;
 
-fixtureSuite('native-cuda path (a loaded library, here the CPU build) against the PyTorch fixture', async () => {
-  const engine = await withLibrary(lib, () => getEngine('native-cuda'));
-  expect(engine.name).toBe('native-cuda');
-  expect(engine.info().detail).toContain(lib);
-  return engine;
-}, skip ?? undefined);
+fixtureSuite(
+  'native-cuda path (a loaded library, here the CPU build) against the PyTorch fixture',
+  async () => {
+    const engine = await withLibrary(lib, () => getEngine('native-cuda'));
+    expect(engine.name).toBe('native-cuda');
+    expect(engine.info().detail).toContain(lib);
+    return engine;
+  },
+  skip ?? undefined,
+);
 
 describe.skipIf(!!skip)('loading a library of the C API', () => {
   it('lists native-cuda as available, with its parity, when the library loads and builds a model', async () => {
@@ -56,7 +64,9 @@ describe.skipIf(!!skip)('loading a library of the C API', () => {
     const src = path.join(dir, 'old.c');
     fs.writeFileSync(src, 'const char* gpt2_last_error(void) { return ""; }\n');
     execFileSync(process.env.CC || 'cc', ['-shared', '-fPIC', src, '-o', old]);
-    expect(() => native.ok && native.addon.loadLibrary(old)).toThrow(/libold\.so lacks gpt2_build_info: it was built from another version of native\/include\/gpt2\.h; rebuild it/);
+    expect(() => native.ok && native.addon.loadLibrary(old)).toThrow(
+      /libold\.so lacks gpt2_build_info: it was built from another version of native\/include\/gpt2\.h; rebuild it/,
+    );
   });
 
   it('says why native-cuda is unavailable when the library is missing or does not load', async () => {
@@ -70,7 +80,7 @@ describe.skipIf(!!skip)('loading a library of the C API', () => {
     });
   });
 
-  it('a precision the loaded build does not have is refused with the engine\'s reason', async () => {
+  it("a precision the loaded build does not have is refused with the engine's reason", async () => {
     const engine = await withLibrary(lib, () => getEngine('native-cuda', { precision: 'bf16' }));
     const { makeConfig } = await import('../src/core/model/config');
     const { initWeights } = await import('../src/core/model/init');

@@ -37,14 +37,30 @@ afterEach(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function post(port: number, token: string, name: string, body: unknown): Promise<{ status: number; json: InvokeResult }> {
+function post(
+  port: number,
+  token: string,
+  name: string,
+  body: unknown,
+): Promise<{ status: number; json: InvokeResult }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path: `/api/invoke/${name}`, method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: `/api/invoke/${name}`,
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as InvokeResult }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as InvokeResult,
+          }),
+        );
       },
     );
     req.on('error', reject);
@@ -73,12 +89,16 @@ describe('a handler added through the registry alone', () => {
 
   it('answers over IPC (through a fake ipcMain)', async () => {
     const handlers = new Map<string, (event: InvokeEventLike, ...args: unknown[]) => unknown>();
-    const ipcMain: IpcMainLike = { handle: (c, l) => void handlers.set(c, l), removeHandler: (c) => void handlers.delete(c) };
+    const ipcMain: IpcMainLike = {
+      handle: (c, l) => void handlers.set(c, l),
+      removeHandler: (c) => void handlers.delete(c),
+    };
     const studio = new Studio({ home: tmp });
     const url = 'file:///app/out/renderer/index.html';
     const dispose = registerStudioIpc({ ipcMain, studio, isTrustedUrl: (u) => u === url, broadcast: () => {} });
     try {
-      const invoke = (name: string, arg: unknown) => handlers.get(IPC_INVOKE_CHANNEL)!({ senderFrame: { url, parent: null } }, name, arg) as Promise<InvokeResult>;
+      const invoke = (name: string, arg: unknown) =>
+        handlers.get(IPC_INVOKE_CHANNEL)!({ senderFrame: { url, parent: null } }, name, arg) as Promise<InvokeResult>;
       expect(await invoke('test-echo', { word: 'ipc' })).toEqual({ ok: true, value: { echo: 'ipc', home: tmp } });
       const bad = await invoke('test-echo', { word: 'ipc', extra: 1 });
       expect(bad.ok).toBe(false);

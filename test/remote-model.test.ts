@@ -23,11 +23,17 @@ describe.skipIf(!hasFixture(`${TINY}/model.safetensors`))('RemoteModel', () => {
       const inputs = Int32Array.from([50256, 464, 2068, 7586, 21831, 18045]);
       const targets = Int32Array.from([464, 2068, 7586, 21831, 18045, 625]);
       expect(Array.from(await remote.model.logits(inputs, 1, 6))).toEqual(Array.from(await local.logits(inputs, 1, 6)));
-      expect(Array.from(await remote.model.tokenLosses({ B: 1, T: 6, inputs, targets }))).toEqual(Array.from(await local.tokenLosses({ B: 1, T: 6, inputs, targets })));
+      expect(Array.from(await remote.model.tokenLosses({ B: 1, T: 6, inputs, targets }))).toEqual(
+        Array.from(await local.tokenLosses({ B: 1, T: 6, inputs, targets })),
+      );
       const rc = remote.model.createCache(1, 16);
       const lc = local.createCache(1, 16);
-      expect(Array.from(await remote.model.decodeStep(rc, inputs, 6))).toEqual(Array.from(await local.decodeStep(lc, inputs, 6)));
-      expect(Array.from(await remote.model.decodeStep(rc, Int32Array.of(625), 1))).toEqual(Array.from(await local.decodeStep(lc, Int32Array.of(625), 1)));
+      expect(Array.from(await remote.model.decodeStep(rc, inputs, 6))).toEqual(
+        Array.from(await local.decodeStep(lc, inputs, 6)),
+      );
+      expect(Array.from(await remote.model.decodeStep(rc, Int32Array.of(625), 1))).toEqual(
+        Array.from(await local.decodeStep(lc, Int32Array.of(625), 1)),
+      );
       expect(rc.length).toBe(7);
       rc.dispose();
       lc.dispose();
@@ -43,7 +49,10 @@ describe.skipIf(!hasFixture(`${TINY}/model.safetensors`))('RemoteModel', () => {
 
   it('fails the open with the loader error, which names the file', async () => {
     const bad = sharedPath('fixtures/bad-inputs/st_header_not_json.safetensors');
-    const err = await openRemoteModel('/nonexistent-home', { weightsPath: bad }).then(() => null, (e: unknown) => e);
+    const err = await openRemoteModel('/nonexistent-home', { weightsPath: bad }).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StudioError);
     expect((err as StudioError).message).toContain('st_header_not_json.safetensors');
     expect((err as StudioError).hint).not.toBe('');

@@ -13,9 +13,21 @@ import { hasFixture, sharedPath } from './shared';
 
 const quiet = { out: () => {}, err: () => {} };
 const base = {
-  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 128 }, dataset: 'builtin', total_batch_size: 128, batch_size: 4, seq_len: 32,
-  max_steps: 6, warmup_steps: 1, eval_interval: 3, eval_iters: 2, hellaswag_interval: 3, hellaswag_limit: 4, sample_interval: 5,
-  sample: { prompt: 'Once', count: 1, max_tokens: 4 }, checkpoint_interval: 3, keep_last: 1,
+  model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 128 },
+  dataset: 'builtin',
+  total_batch_size: 128,
+  batch_size: 4,
+  seq_len: 32,
+  max_steps: 6,
+  warmup_steps: 1,
+  eval_interval: 3,
+  eval_iters: 2,
+  hellaswag_interval: 3,
+  hellaswag_limit: 4,
+  sample_interval: 5,
+  sample: { prompt: 'Once', count: 1, max_tokens: 4 },
+  checkpoint_interval: 3,
+  keep_last: 1,
 };
 
 describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the Studio service', () => {
@@ -26,7 +38,10 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], quiet)).toBe(0);
     // HellaSwag data where `prepare hellaswag` puts it, so that the run evaluates it in training
     fs.mkdirSync(path.join(home, 'datasets', 'hellaswag'), { recursive: true });
-    fs.copyFileSync(sharedPath('data/hellaswag_val_1000.jsonl'), path.join(home, 'datasets', 'hellaswag', 'hellaswag_val.jsonl'));
+    fs.copyFileSync(
+      sharedPath('data/hellaswag_val_1000.jsonl'),
+      path.join(home, 'datasets', 'hellaswag', 'hellaswag_val.jsonl'),
+    );
     studio = new Studio({ home });
   });
   afterAll(async () => {
@@ -39,21 +54,35 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     const e = errors.find((x) => x.field === field);
     expect(e, JSON.stringify(errors)).toBeDefined();
     expect(e!.message).toMatch(msg);
-    await expect(studio.invoke('runs-create', { config: { ...base, ...patch } })).rejects.toThrow(new RegExp(field.replace('.', '\\.')));
+    await expect(studio.invoke('runs-create', { config: { ...base, ...patch } })).rejects.toThrow(
+      new RegExp(field.replace('.', '\\.')),
+    );
   };
 
   it('rejects an unknown dataset, a missing weights file and a corrupt checkpoint, naming the field', async () => {
     await reject({ dataset: 'nope' }, 'dataset', /no dataset "nope" in the workspace/);
-    await reject({ init_from: 'weights', init_path: path.join(home, 'missing.safetensors') }, 'init_path', /missing\.safetensors does not exist/);
+    await reject(
+      { init_from: 'weights', init_path: path.join(home, 'missing.safetensors') },
+      'init_path',
+      /missing\.safetensors does not exist/,
+    );
     const bad = path.join(home, 'bad-ckpt');
     fs.mkdirSync(bad);
     fs.writeFileSync(path.join(bad, 'state.json'), '{"format": "something else"}');
     await reject({ init_from: 'checkpoint', init_path: bad }, 'init_path', /format is "something else"/);
-    await reject({ world_size: 2, total_batch_size: 256, engine: 'tfjs' }, 'world_size', /data parallel, which the tfjs engine/);
+    await reject(
+      { world_size: 2, total_batch_size: 256, engine: 'tfjs' },
+      'world_size',
+      /data parallel, which the tfjs engine/,
+    );
     // a schema error and the workspace's answer come together, so that one try shows both
-    const both = await studio.invoke('config-validate', { config: { ...base, dataset: 'tinyshakespeare', warmup_steps: 99 } });
+    const both = await studio.invoke('config-validate', {
+      config: { ...base, dataset: 'tinyshakespeare', warmup_steps: 99 },
+    });
     expect(both.map((e) => e.field).sort()).toEqual(['dataset', 'warmup_steps']);
-    expect(both.find((e) => e.field === 'dataset')!.message).toContain('prepare it on the Datasets page or with "gpt2-studio prepare tinyshakespeare"');
+    expect(both.find((e) => e.field === 'dataset')!.message).toContain(
+      'prepare it on the Datasets page or with "gpt2-studio prepare tinyshakespeare"',
+    );
     expect(await studio.invoke('config-validate', { config: base })).toEqual([]);
     expect(studio.store.listRuns()).toHaveLength(0);
   });
@@ -79,7 +108,12 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     expect(metrics['hellaswag/acc_norm']!.steps).toEqual([0, 3, 5]);
     // the CLI evaluates the run's last checkpoint by id
     let hs = '';
-    expect(await main(['hellaswag', '--run', run.id, '--limit', '4', '--home', home], { out: (x) => (hs += x), err: () => {} })).toBe(0);
+    expect(
+      await main(['hellaswag', '--run', run.id, '--limit', '4', '--home', home], {
+        out: (x) => (hs += x),
+        err: () => {},
+      }),
+    ).toBe(0);
     expect(hs).toMatch(/^acc: \d\/4=/);
     expect((await studio.invoke('runs-samples', { id: run.id })).map((s) => s.step)).toEqual([5]);
     // keep_last 1: only the final checkpoint is left, on disk and in the index
@@ -96,15 +130,30 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
   it('records what ran: the engine that trained (never "auto"), its backend, the model shape and the host, per attempt', async () => {
     const small = { ...base, hellaswag_interval: 0, sample_interval: 0 };
     const native = await studio.runs.wait((await studio.invoke('runs-create', { config: small, name: 'native' })).id);
-    const tfjs = await studio.runs.wait((await studio.invoke('runs-create', { config: { ...small, engine: 'tfjs' }, name: 'tfjs' })).id);
+    const tfjs = await studio.runs.wait(
+      (await studio.invoke('runs-create', { config: { ...small, engine: 'tfjs' }, name: 'tfjs' })).id,
+    );
     expect(native.status).toBe('done');
     expect(tfjs.status).toBe('done');
     expect(native.engine).toMatch(/^native-(cpu|cuda)$/);
     expect(native.attempts).toHaveLength(1);
-    expect(native.attempts[0]).toMatchObject({ engine: native.engine, fromStep: 0, precision: 'fp32', worldSize: 1, initFrom: 'scratch' });
+    expect(native.attempts[0]).toMatchObject({
+      engine: native.engine,
+      fromStep: 0,
+      precision: 'fp32',
+      worldSize: 1,
+      initFrom: 'scratch',
+    });
     expect(['blas', 'builtin']).toContain(native.attempts[0]!.backend);
     expect(native.attempts[0]!.threads).toBeGreaterThan(0);
-    expect(native.attempts[0]!.model).toEqual({ n_layer: 1, n_head: 2, n_embd: 32, block_size: 128, vocab_size: 50257, params: native.attempts[0]!.model.params });
+    expect(native.attempts[0]!.model).toEqual({
+      n_layer: 1,
+      n_head: 2,
+      n_embd: 32,
+      block_size: 128,
+      vocab_size: 50257,
+      params: native.attempts[0]!.model.params,
+    });
     expect(native.attempts[0]!.host.cores).toBeGreaterThan(0);
     expect(native.attempts[0]!.studioVersion).toMatch(/^\d+\.\d+\.\d+/);
     expect(tfjs.engine).toBe('tfjs');
@@ -117,7 +166,15 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
   });
 
   it('a checkpoint written on stop carries the step its val loss was measured at', async () => {
-    const long = { ...base, max_steps: 400, warmup_steps: 1, eval_interval: 2, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0 };
+    const long = {
+      ...base,
+      max_steps: 400,
+      warmup_steps: 1,
+      eval_interval: 2,
+      hellaswag_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 0,
+    };
     const run = await studio.invoke('runs-create', { config: long, name: 'stopped' });
     // stop once a step after an evaluated one has been recorded
     await new Promise<void>((resolve) => {

@@ -60,26 +60,37 @@ interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  json?: { ok: boolean; value?: unknown; error?: { code: string; message: string; hint: string; requestId?: string; stack?: string } };
+  json?: {
+    ok: boolean;
+    value?: unknown;
+    error?: { code: string; message: string; hint: string; requestId?: string; stack?: string };
+  };
 }
 
 /** A raw HTTP request (no redirect following, no cookie jar). */
-function raw(s: RunningServer, p: string, opts: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Answer> {
+function raw(
+  s: RunningServer,
+  p: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: s.port, path: p, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: Answer['json'];
-        try {
-          json = JSON.parse(text) as Answer['json'];
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-    });
+    const req = request(
+      { host: '127.0.0.1', port: s.port, path: p, method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: Answer['json'];
+          try {
+            json = JSON.parse(text) as Answer['json'];
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -93,7 +104,11 @@ function api(s: RunningServer, name: string, arg?: unknown, auth?: Auth): Promis
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (a !== 'none' && 'bearer' in a) headers.Authorization = `Bearer ${a.bearer}`;
   if (a !== 'none' && 'cookie' in a) headers.Cookie = a.cookie;
-  return raw(s, `/api/invoke/${name}`, { method: 'POST', headers, body: JSON.stringify(arg === undefined ? {} : { arg }) });
+  return raw(s, `/api/invoke/${name}`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify(arg === undefined ? {} : { arg }),
+  });
 }
 
 /** Expects a refusal of `code` with the fields of an error answer and nothing else (no stack). */
@@ -163,7 +178,9 @@ describe('serve: the token', () => {
     expect(setCookie).not.toContain(s.token);
     expect(setCookie.startsWith(`gpt2-studio-${s.port}=`)).toBe(true);
     // "//host" in the address must not become a redirect to another site
-    expect((await raw(s, `//evil.example/?token=${encodeURIComponent(s.token)}`)).headers.location).not.toMatch(/^\/\//);
+    expect((await raw(s, `//evil.example/?token=${encodeURIComponent(s.token)}`)).headers.location).not.toMatch(
+      /^\/\//,
+    );
 
     // the cookie (and the Bearer header) open the API and the event stream
     const cookie = setCookie.split(';')[0]!;
@@ -177,14 +194,20 @@ describe('serve: the token', () => {
     expectRefused(await api(s, 'app-info', undefined, { cookie: `gpt2-studio-${s.port}=forged` }), 401, 'UNAUTHORIZED');
 
     // the failures were logged with their request ids, and the token nowhere
-    expect(logs.some((l) => l.includes(`[${none.json?.error?.requestId}]`) && l.includes('401 UNAUTHORIZED'))).toBe(true);
+    expect(logs.some((l) => l.includes(`[${none.json?.error?.requestId}]`) && l.includes('401 UNAUTHORIZED'))).toBe(
+      true,
+    );
     expect(logs.join('\n')).not.toContain(s.token);
     expect(logs.join('\n')).not.toContain(encodeURIComponent(s.token));
   });
 
   it('takes the token from --token or GPT2_STUDIO_TOKEN (kept out of ps), and refuses a short one', async () => {
-    expect(parseServeArgs([], { GPT2_STUDIO_TOKEN: 'from-the-environment-123' }).token).toBe('from-the-environment-123');
-    expect(parseServeArgs(['--token', 'from-the-flag-1234567'], { GPT2_STUDIO_TOKEN: 'x' }).token).toBe('from-the-flag-1234567');
+    expect(parseServeArgs([], { GPT2_STUDIO_TOKEN: 'from-the-environment-123' }).token).toBe(
+      'from-the-environment-123',
+    );
+    expect(parseServeArgs(['--token', 'from-the-flag-1234567'], { GPT2_STUDIO_TOKEN: 'x' }).token).toBe(
+      'from-the-flag-1234567',
+    );
     expect(parseServeArgs([], {}).token).toBeUndefined();
     expect(parseServeArgs(['--rate-limit', '5/2'], {}).rateLimit).toEqual({ requests: 5, windowMs: 2000 });
     expect(parseServeArgs(['--rate-limit', 'off'], {}).rateLimit).toBe(false);
@@ -208,17 +231,36 @@ describe('serve: file access', () => {
     expectRefused(await api(s, 'files-browse', { path: path.join(home, 'escape') }), 403, 'FORBIDDEN');
 
     // the attack: prepare a root-only file as a dataset, then preview it
-    for (const file of [secret, path.join(home, 'escape', 'secret.txt'), path.join(home, 'secret-link.txt'), `${home}/../outside/secret.txt`]) {
+    for (const file of [
+      secret,
+      path.join(home, 'escape', 'secret.txt'),
+      path.join(home, 'secret-link.txt'),
+      `${home}/../outside/secret.txt`,
+    ]) {
       expectRefused(await api(s, 'datasets-prepare', { source: 'local', file, name: 'loot' }), 403, 'FORBIDDEN');
       expectRefused(await api(s, 'datasets-estimate', { source: 'local', file }), 403, 'FORBIDDEN');
     }
     expect((await api(s, 'datasets-list')).json?.value).toEqual([]);
     // the HF token lives in the workspace's settings file: no request may read it
-    expect(expectRefused(await api(s, 'datasets-prepare', { source: 'local', file: path.join(home, 'settings.json') }), 403, 'FORBIDDEN').message).toContain('settings file');
+    expect(
+      expectRefused(
+        await api(s, 'datasets-prepare', { source: 'local', file: path.join(home, 'settings.json') }),
+        403,
+        'FORBIDDEN',
+      ).message,
+    ).toContain('settings file');
 
     // writing: an export into any folder, overwriting a config.json there
-    expectRefused(await api(s, 'checkpoints-export', { runId: 'run-a', step: 1, dest: outside, overwrite: true }), 403, 'FORBIDDEN');
-    expectRefused(await api(s, 'checkpoints-export', { runId: 'run-a', step: 1, dest: path.join(home, 'escape', 'new') }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'checkpoints-export', { runId: 'run-a', step: 1, dest: outside, overwrite: true }),
+      403,
+      'FORBIDDEN',
+    );
+    expectRefused(
+      await api(s, 'checkpoints-export', { runId: 'run-a', step: 1, dest: path.join(home, 'escape', 'new') }),
+      403,
+      'FORBIDDEN',
+    );
     expect(fs.readFileSync(path.join(outside, 'config.json'), 'utf8')).toBe('{"mine": true}\n');
     expect(fs.existsSync(path.join(outside, 'model.safetensors'))).toBe(false);
 
@@ -226,21 +268,37 @@ describe('serve: file access', () => {
     expectRefused(await api(s, 'models-import', { path: outside }), 403, 'FORBIDDEN');
     expectRefused(await api(s, 'evals-hellaswag', { target: { modelId: 'gpt2' }, data: secret }), 403, 'FORBIDDEN');
     expectRefused(await api(s, 'generate-start', { target: { weightsPath: outside }, prompt: 'hi' }), 403, 'FORBIDDEN');
-    expectRefused(await api(s, 'generate-sample', { targets: [{ weightsPath: outside }], prompt: 'hi' }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'generate-sample', { targets: [{ weightsPath: outside }], prompt: 'hi' }),
+      403,
+      'FORBIDDEN',
+    );
     expectRefused(await api(s, 'chats-create', { target: { weightsPath: outside } }), 403, 'FORBIDDEN');
     expectRefused(await api(s, 'tokens-score', { target: { weightsPath: outside }, text: 'hi' }), 403, 'FORBIDDEN');
-    expectRefused(await api(s, 'evals-val-loss', { target: { weightsPath: outside }, dataset: 'builtin' }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'evals-val-loss', { target: { weightsPath: outside }, dataset: 'builtin' }),
+      403,
+      'FORBIDDEN',
+    );
     const initFromOutside = { model: { preset: 'nano' }, dataset: 'builtin', init_from: 'weights', init_path: outside };
     expectRefused(await api(s, 'runs-create', { config: initFromOutside }), 403, 'FORBIDDEN');
     expectRefused(await api(s, 'config-validate', { config: initFromOutside }), 403, 'FORBIDDEN');
-    expectRefused(await api(s, 'runs-shape', { config: { ...initFromOutside, init_path: '../outside' } }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'runs-shape', { config: { ...initFromOutside, init_path: '../outside' } }),
+      403,
+      'FORBIDDEN',
+    );
   });
 
   it('allows the workspace and the folders added in Settings, and the picker starts at them', async () => {
     const s = await start();
     const first = await api(s, 'files-browse');
     expect(first.status).toBe(200);
-    const listing = first.json?.value as { path: string; parent: string | null; roots: Array<{ path: string; label: string }> };
+    const listing = first.json?.value as {
+      path: string;
+      parent: string | null;
+      roots: Array<{ path: string; label: string }>;
+    };
     expect(listing.path).toBe(home);
     expect(listing.parent).toBeNull();
     expect(listing.roots).toEqual([{ path: home, label: 'the workspace' }]);
@@ -255,18 +313,32 @@ describe('serve: file access', () => {
 
     const inside = await api(s, 'files-browse', { path: allowed });
     expect(inside.status).toBe(200);
-    const l = inside.json?.value as { path: string; parent: string | null; entries: Array<{ name: string }>; roots: Array<{ path: string }> };
+    const l = inside.json?.value as {
+      path: string;
+      parent: string | null;
+      entries: Array<{ name: string }>;
+      roots: Array<{ path: string }>;
+    };
     expect(l.entries.map((e) => e.name)).toEqual(['corpus.txt']);
     expect(l.parent).toBeNull();
     expect(l.roots.map((r) => r.path)).toEqual([home, allowed]);
     const est = await api(s, 'datasets-estimate', { source: 'local', file: path.join(allowed, 'corpus.txt') });
     expect(est.status, est.text).toBe(200);
     // still not the rest of the machine
-    expectRefused(await api(s, 'datasets-estimate', { source: 'local', file: path.join(outside, 'secret.txt') }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'datasets-estimate', { source: 'local', file: path.join(outside, 'secret.txt') }),
+      403,
+      'FORBIDDEN',
+    );
 
     // preparing an allowed file works end to end
     const statuses = datasetStatuses(s.studio);
-    const started = await api(s, 'datasets-prepare', { source: 'local', file: path.join(allowed, 'corpus.txt'), name: 'corpus', valTokens: 10 });
+    const started = await api(s, 'datasets-prepare', {
+      source: 'local',
+      file: path.join(allowed, 'corpus.txt'),
+      name: 'corpus',
+      valTokens: 10,
+    });
     expect(started.status, started.text).toBe(200);
     const { jobId } = started.json?.value as { jobId: string };
     const done = await statuses.ended(jobId);
@@ -277,7 +349,10 @@ describe('serve: file access', () => {
 describe('serve: URL fetches', () => {
   it('go only to http(s), and not to private addresses unless Settings allow them', async () => {
     const text = 'A line of a corpus served on loopback.\n'.repeat(300);
-    const lb = await startLoopback({ '/input.txt': { body: Buffer.from(text), contentType: 'text/plain' }, '/api/datasets/HuggingFaceFW/fineweb-edu/tree/main/sample/10BT': { body: Buffer.from('[]') } });
+    const lb = await startLoopback({
+      '/input.txt': { body: Buffer.from(text), contentType: 'text/plain' },
+      '/api/datasets/HuggingFaceFW/fineweb-edu/tree/main/sample/10BT': { body: Buffer.from('[]') },
+    });
     loopbacks.push(lb);
     const port = new URL(lb.url).port;
     const s = await start();
@@ -287,16 +362,34 @@ describe('serve: URL fetches', () => {
       const e = expectRefused(await api(s, 'datasets-prepare', { source: 'local', url }), 403, 'FORBIDDEN');
       expect(e.message).toContain('not an http(s) URL');
     }
-    for (const url of [`${lb.url}/input.txt`, `http://localhost:${port}/input.txt`, `http://[::1]:${port}/input.txt`, 'http://169.254.169.254/latest/meta-data/', 'http://10.1.2.3/x.txt', 'http://0.0.0.0/x.txt']) {
-      const e = expectRefused(await api(s, 'datasets-prepare', { source: 'local', url, name: 'loot' }), 403, 'FORBIDDEN');
+    for (const url of [
+      `${lb.url}/input.txt`,
+      `http://localhost:${port}/input.txt`,
+      `http://[::1]:${port}/input.txt`,
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.1.2.3/x.txt',
+      'http://0.0.0.0/x.txt',
+    ]) {
+      const e = expectRefused(
+        await api(s, 'datasets-prepare', { source: 'local', url, name: 'loot' }),
+        403,
+        'FORBIDDEN',
+      );
       expect(e.hint).toContain('Allow private and loopback URLs');
     }
-    expectRefused(await api(s, 'datasets-prepare', { source: 'fineweb-edu-10bt', endpoint: lb.url, maxFiles: 1 }), 403, 'FORBIDDEN');
+    expectRefused(
+      await api(s, 'datasets-prepare', { source: 'fineweb-edu-10bt', endpoint: lb.url, maxFiles: 1 }),
+      403,
+      'FORBIDDEN',
+    );
 
     // the Hub endpoint from Settings is checked where the Hub is fetched: the job fails, nothing is requested
     expect((await api(s, 'settings-set', { hfEndpoint: lb.url })).status).toBe(200);
     const controller = new AbortController();
-    const sse = await fetch(new URL('/api/events', s.url), { headers: { Authorization: `Bearer ${s.token}` }, signal: controller.signal });
+    const sse = await fetch(new URL('/api/events', s.url), {
+      headers: { Authorization: `Bearer ${s.token}` },
+      signal: controller.signal,
+    });
     const reader = sse.body!.getReader();
     const hub = await api(s, 'datasets-prepare', { source: 'fineweb-edu-10bt', maxFiles: 1 });
     expect(hub.status, hub.text).toBe(200);
@@ -313,7 +406,12 @@ describe('serve: URL fetches', () => {
 
     // with the setting, a loopback mirror works, and the preview reads it back
     expect((await api(s, 'settings-set', { allowPrivateUrls: true, hfEndpoint: null })).status).toBe(200);
-    const ok = await api(s, 'datasets-prepare', { source: 'local', url: `${lb.url}/input.txt`, name: 'mirror', valTokens: 10 });
+    const ok = await api(s, 'datasets-prepare', {
+      source: 'local',
+      url: `${lb.url}/input.txt`,
+      name: 'mirror',
+      valTokens: 10,
+    });
     expect(ok.status, ok.text).toBe(200);
     const done = await statuses.ended((ok.json?.value as { jobId: string }).jobId);
     expect(done.status, JSON.stringify(done.error)).toBe('done');
@@ -347,7 +445,15 @@ describe('serve: error answers', () => {
     expectRefused(await api(s, 'runs-get', { id: 'run-nope' }), 422, 'NOT_FOUND');
     expectRefused(await api(s, 'runs-explode'), 404, 'NOT_FOUND');
     expectRefused(await api(s, 'app-info', 42), 400, 'BAD_ARGUMENT');
-    expectRefused(await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${s.token}` }, body: '{}' }), 415, 'BAD_ARGUMENT');
+    expectRefused(
+      await raw(s, '/api/invoke/app-info', {
+        method: 'POST',
+        headers: { 'Content-Type': 'text/plain', Authorization: `Bearer ${s.token}` },
+        body: '{}',
+      }),
+      415,
+      'BAD_ARGUMENT',
+    );
     expectRefused(await raw(s, '/api/nothing', { headers: { Authorization: `Bearer ${s.token}` } }), 404, 'NOT_FOUND');
     expectRefused(await api(s, 'files-browse', { path: '/' }), 403, 'FORBIDDEN');
     await studio.shutdown();
@@ -373,7 +479,9 @@ describe('serve: rate limit', () => {
     const s = await start();
     const statuses: number[] = [];
     // sent at once, so that the bucket (refilled at 3 a second) cannot refill between them on a loaded machine
-    statuses.push(...(await Promise.all(Array.from({ length: 31 }, () => api(s, 'settings-set', {})))).map((a) => a.status));
+    statuses.push(
+      ...(await Promise.all(Array.from({ length: 31 }, () => api(s, 'settings-set', {})))).map((a) => a.status),
+    );
     expect(statuses.filter((x) => x === 200).length).toBe(30);
     expect(statuses.filter((x) => x === 429).length).toBe(1);
   });

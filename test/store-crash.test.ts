@@ -34,7 +34,10 @@ interface KilledWriter {
 /** Starts the writer and SIGKILLs it once it has acknowledged `killAfter` steps. */
 function runAndKill(home: string, runId: string, killAfter: number): Promise<KilledWriter> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN_TS, WRITER, home, runId, String(MAX_STEPS)], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [RUN_TS, WRITER, home, runId, String(MAX_STEPS)], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let lastAck = 0;
     let pending = '';
     let stderr = '';
@@ -92,10 +95,15 @@ describe('store durability under SIGKILL', () => {
       expect(raw.pragma('foreign_key_check')).toEqual([]);
       // No step is present in part: every step has all of its metrics or none.
       const counts = raw
-        .prepare<[string], { step: number; n: number }>('SELECT step, COUNT(*) AS n FROM metrics WHERE run_id = ? GROUP BY step ORDER BY step')
+        .prepare<[string], { step: number; n: number }>(
+          'SELECT step, COUNT(*) AS n FROM metrics WHERE run_id = ? GROUP BY step ORDER BY step',
+        )
         .all(run.id);
       raw.close();
-      expect(counts.filter((c) => c.n !== CRASH_METRIC_NAMES.length), 'steps stored in part').toEqual([]);
+      expect(
+        counts.filter((c) => c.n !== CRASH_METRIC_NAMES.length),
+        'steps stored in part',
+      ).toEqual([]);
       const lastStored = counts.length ? counts[counts.length - 1]!.step : 0;
       expect(counts.map((c) => c.step)).toEqual(Array.from({ length: lastStored }, (_, i) => i + 1));
       // Committed-but-not-yet-acknowledged steps may be there too (the kill lands between commit and print).

@@ -45,7 +45,11 @@ function raw(): Database.Database {
 }
 
 function schemaOf(db: Database.Database): Array<{ type: string; name: string; sql: string | null }> {
-  return db.prepare<[], { type: string; name: string; sql: string | null }>('SELECT type, name, sql FROM sqlite_master ORDER BY name').all();
+  return db
+    .prepare<[], { type: string; name: string; sql: string | null }>(
+      'SELECT type, name, sql FROM sqlite_master ORDER BY name',
+    )
+    .all();
 }
 
 /** Runs fn and returns the StudioError it throws (failing the test if it throws anything else or nothing). */
@@ -59,7 +63,17 @@ function studioError(fn: () => unknown): StudioError {
   throw new Error('expected a StudioError, but nothing was thrown');
 }
 
-const TABLES = ['chat_messages', 'checkpoints', 'conversations', 'eval_examples', 'evals', 'logs', 'metrics', 'runs', 'samples'];
+const TABLES = [
+  'chat_messages',
+  'checkpoints',
+  'conversations',
+  'eval_examples',
+  'evals',
+  'logs',
+  'metrics',
+  'runs',
+  'samples',
+];
 
 describe('opening and migrations', () => {
   it('creates and migrates a new database: every table, user_version, WAL, foreign keys, synchronous NORMAL', () => {
@@ -71,16 +85,26 @@ describe('opening and migrations', () => {
       expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
       expect(SCHEMA_VERSION).toBe(MIGRATIONS.length);
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      const tables = schemaOf(db).filter((o) => o.type === 'table').map((o) => o.name);
+      const tables = schemaOf(db)
+        .filter((o) => o.type === 'table')
+        .map((o) => o.name);
       expect(tables).toEqual(TABLES);
     } finally {
       db.close();
     }
     // the per-connection pragmas, as the store's own connection has them
     expect(store().info()).toMatchObject({
-      file: dbFile(), schemaVersion: SCHEMA_VERSION, journalMode: 'wal', synchronous: 'normal', foreignKeys: true, busyTimeoutMs: 5000,
+      file: dbFile(),
+      schemaVersion: SCHEMA_VERSION,
+      journalMode: 'wal',
+      synchronous: 'normal',
+      foreignKeys: true,
+      busyTimeoutMs: 5000,
     });
-    expect(store({ durability: 'full', busyTimeoutMs: 250 }).info()).toMatchObject({ synchronous: 'full', busyTimeoutMs: 250 });
+    expect(store({ durability: 'full', busyTimeoutMs: 250 }).info()).toMatchObject({
+      synchronous: 'full',
+      busyTimeoutMs: 250,
+    });
   });
 
   it('migrates an empty (0-byte) studio.db, which is what a crash between create and first write leaves', () => {
@@ -171,7 +195,9 @@ describe('opening and migrations', () => {
       };
       const e = studioError(() => migrate(db, 'scratch.db', [ok, bad]));
       expect(e.code).toBe(ErrorCode.BAD_DATABASE);
-      expect(e.message).toMatch(/version 2 \(table b, then a failure\) failed: no such table: nowhere.*still at version 0/);
+      expect(e.message).toMatch(
+        /version 2 \(table b, then a failure\) failed: no such table: nowhere.*still at version 0/,
+      );
       expect(db.pragma('user_version', { simple: true })).toBe(0);
       expect(schemaOf(db)).toEqual([]);
       // and the good one alone applies
@@ -190,7 +216,9 @@ describe('opening and migrations', () => {
     v4.pragma('foreign_keys = ON');
     expect(migrate(v4, file, MIGRATIONS.slice(0, 4))).toEqual({ from: 0, to: 4, applied: [1, 2, 3, 4] });
     v4.prepare(`INSERT INTO runs (id, name, config_json, created_at) VALUES ('run-old', 'kept', '{}', 1)`).run();
-    v4.prepare(`INSERT INTO datasets (id, name, source, status, created_at, updated_at) VALUES ('tiny', 'Tiny', 'tinyshakespeare', 'ready', 1, 1)`).run();
+    v4.prepare(
+      `INSERT INTO datasets (id, name, source, status, created_at, updated_at) VALUES ('tiny', 'Tiny', 'tinyshakespeare', 'ready', 1, 1)`,
+    ).run();
     v4.close();
 
     const s = store();
@@ -200,7 +228,11 @@ describe('opening and migrations', () => {
     s.close();
     const db = raw();
     try {
-      expect(schemaOf(db).filter((o) => o.type === 'table').map((o) => o.name)).toEqual(TABLES);
+      expect(
+        schemaOf(db)
+          .filter((o) => o.type === 'table')
+          .map((o) => o.name),
+      ).toEqual(TABLES);
       expect(schemaOf(db).some((o) => o.name.includes('datasets'))).toBe(false);
       expect(db.pragma('foreign_key_check')).toEqual([]);
     } finally {
@@ -213,11 +245,30 @@ describe('runs', () => {
   it('creates runs with short sortable ids and typed fields', () => {
     const t = Date.UTC(2026, 10, 28, 19, 30, 0);
     const s = store({ now: () => t });
-    const run = s.createRun({ name: 'gpt2 124M', config: { dataset: 'fineweb', max_steps: 19073 }, preset: 'gpt2', engine: 'native-cuda', tags: [' a ', 'b', 'a', ''] });
+    const run = s.createRun({
+      name: 'gpt2 124M',
+      config: { dataset: 'fineweb', max_steps: 19073 },
+      preset: 'gpt2',
+      engine: 'native-cuda',
+      tags: [' a ', 'b', 'a', ''],
+    });
     expect(run.id).toMatch(/^run-20261128-193000-[0-9a-f]{4}$/);
     expect(run).toMatchObject({
-      name: 'gpt2 124M', status: 'created', preset: 'gpt2', engine: 'native-cuda', createdAt: t, startedAt: null, endedAt: null,
-      stepsDone: 0, tokensSeen: 0, bestValLoss: null, lastCheckpointStep: null, error: null, tags: ['a', 'b'], notes: '', pid: null,
+      name: 'gpt2 124M',
+      status: 'created',
+      preset: 'gpt2',
+      engine: 'native-cuda',
+      createdAt: t,
+      startedAt: null,
+      endedAt: null,
+      stepsDone: 0,
+      tokensSeen: 0,
+      bestValLoss: null,
+      lastCheckpointStep: null,
+      error: null,
+      tags: ['a', 'b'],
+      notes: '',
+      pid: null,
       config: { dataset: 'fineweb', max_steps: 19073 },
     });
     expect(newId('eval', t) < newId('eval', t + 1000)).toBe(true);
@@ -226,7 +277,9 @@ describe('runs', () => {
 
   it('refuses an unsafe or duplicate id, and a config that is not an object', () => {
     const s = store();
-    expect(studioError(() => s.createRun({ id: '../escape', name: 'x', config: {} })).code).toBe(ErrorCode.BAD_ARGUMENT);
+    expect(studioError(() => s.createRun({ id: '../escape', name: 'x', config: {} })).code).toBe(
+      ErrorCode.BAD_ARGUMENT,
+    );
     s.createRun({ id: 'mine', name: 'x', config: {} });
     expect(studioError(() => s.createRun({ id: 'mine', name: 'y', config: {} })).message).toContain('already exists');
     expect(studioError(() => s.createRun({ name: 'x', config: [] })).message).toContain('must be a JSON object');
@@ -235,9 +288,25 @@ describe('runs', () => {
   it('updateRun changes only the given fields, clears with null, refuses unknown fields and unknown runs', () => {
     const s = store();
     const run = s.createRun({ name: 'r', config: { a: 1 }, notes: 'n' });
-    const up = s.updateRun(run.id, { status: 'running', startedAt: 1000, pid: 4242, error: { code: ErrorCode.NUMERIC, message: 'm', hint: 'h' } });
-    expect(up).toMatchObject({ status: 'running', startedAt: 1000, pid: 4242, notes: 'n', config: { a: 1 }, error: { code: 'NUMERIC' } });
-    expect(s.updateRun(run.id, { pid: null, error: null })).toMatchObject({ pid: null, error: null, status: 'running' });
+    const up = s.updateRun(run.id, {
+      status: 'running',
+      startedAt: 1000,
+      pid: 4242,
+      error: { code: ErrorCode.NUMERIC, message: 'm', hint: 'h' },
+    });
+    expect(up).toMatchObject({
+      status: 'running',
+      startedAt: 1000,
+      pid: 4242,
+      notes: 'n',
+      config: { a: 1 },
+      error: { code: 'NUMERIC' },
+    });
+    expect(s.updateRun(run.id, { pid: null, error: null })).toMatchObject({
+      pid: null,
+      error: null,
+      status: 'running',
+    });
     const bad = { stepDone: 3 } as unknown as Parameters<Store['updateRun']>[1];
     expect(studioError(() => s.updateRun(run.id, bad)).message).toContain('stepDone');
     expect(studioError(() => s.updateRun(run.id, { status: 'exploded' as 'done' })).code).toBe(ErrorCode.BAD_ARGUMENT);
@@ -280,7 +349,10 @@ describe('runs', () => {
       s.addCheckpoint(r.id, { step: 0, path: `/ws/runs/${r.id}/checkpoints/step_000000`, sizeBytes: 10 });
       s.addLog(r.id, 'info', 'step 0');
       const ev = s.createEval({ kind: 'hellaswag', target: { runId: r.id, step: 0 } });
-      s.finishEval(ev.id, { status: 'done', examples: [{ ind: 0, label: 1, pred: 1, pred_norm: 0, sum_loss: [1, 2, 3, 4], avg_loss: [1, 1, 1, 1] }] });
+      s.finishEval(ev.id, {
+        status: 'done',
+        examples: [{ ind: 0, label: 1, pred: 1, pred_norm: 0, sum_loss: [1, 2, 3, 4], avg_loss: [1, 1, 1, 1] }],
+      });
     }
     s.updateRun(run.id, { status: 'running' });
     expect(studioError(() => s.deleteRun(run.id)).hint).toContain(`gpt2-studio stop ${run.id}`);
@@ -292,7 +364,10 @@ describe('runs', () => {
     try {
       for (const table of ['metrics', 'samples', 'checkpoints', 'logs', 'evals']) {
         const rows = db.prepare<[], { run_id: string }>(`SELECT run_id FROM ${table}`).all();
-        expect(rows.map((r) => r.run_id), table).toEqual(rows.map(() => keep.id));
+        expect(
+          rows.map((r) => r.run_id),
+          table,
+        ).toEqual(rows.map(() => keep.id));
         expect(rows.length, table).toBeGreaterThan(0);
       }
       const examples = db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM eval_examples').get();
@@ -307,8 +382,18 @@ describe('recordStep and metrics', () => {
   it('writes metrics and the run counters together; best_val_loss keeps the lowest finite val/loss; NaN round-trips', () => {
     const s = store();
     const run = s.createRun({ name: 'r', config: {} });
-    s.recordStep(run.id, { step: 0, metrics: { 'train/loss': 10.9, 'train/lr': 8.4e-7, 'val/loss': 10.95 }, wallTime: 1000.5, tokensSeen: 524288 });
-    s.recordStep(run.id, { step: 1, metrics: { 'train/loss': Number.NaN, 'train/norm': Number.POSITIVE_INFINITY }, wallTime: 1001, tokensSeen: 1048576 });
+    s.recordStep(run.id, {
+      step: 0,
+      metrics: { 'train/loss': 10.9, 'train/lr': 8.4e-7, 'val/loss': 10.95 },
+      wallTime: 1000.5,
+      tokensSeen: 524288,
+    });
+    s.recordStep(run.id, {
+      step: 1,
+      metrics: { 'train/loss': Number.NaN, 'train/norm': Number.POSITIVE_INFINITY },
+      wallTime: 1001,
+      tokensSeen: 1048576,
+    });
     s.recordStep(run.id, { step: 2, metrics: { 'val/loss': 9.5 }, wallTime: 1002, tokensSeen: 1572864 });
     s.recordStep(run.id, { step: 3, metrics: { 'val/loss': 9.9 }, wallTime: 1003, tokensSeen: 2097152 });
     s.recordStep(run.id, { step: 4, metrics: { 'val/loss': Number.NaN }, wallTime: 1004, tokensSeen: 2621440 });
@@ -316,7 +401,12 @@ describe('recordStep and metrics', () => {
     expect(s.getRun(run.id)).toMatchObject({ stepsDone: 5, tokensSeen: 2621440, bestValLoss: 9.5 });
     const m = s.getMetrics(run.id);
     expect(Object.keys(m).sort()).toEqual(['train/loss', 'train/lr', 'train/norm', 'val/loss']);
-    expect(m['train/loss']).toEqual({ steps: [0, 1], values: [10.9, Number.NaN], wallTimes: [1000.5, 1001], tokensSeen: [524288, 1048576] });
+    expect(m['train/loss']).toEqual({
+      steps: [0, 1],
+      values: [10.9, Number.NaN],
+      wallTimes: [1000.5, 1001],
+      tokensSeen: [524288, 1048576],
+    });
     expect(m['train/norm']!.values).toEqual([Number.POSITIVE_INFINITY]);
     expect(m['val/loss']!.steps).toEqual([0, 2, 3, 4]);
     expect(s.listMetricNames(run.id)).toEqual(['train/loss', 'train/lr', 'train/norm', 'val/loss']);
@@ -334,7 +424,11 @@ describe('recordStep and metrics', () => {
     s.recordStep(run.id, { step: 7, metrics: { 'train/loss': 5 }, wallTime: 1, tokensSeen: 800 });
     s.recordStep(run.id, { step: 5, metrics: { 'train/loss': 6 }, wallTime: 2, tokensSeen: 600 });
     s.recordStep(run.id, { step: 7, metrics: { 'train/loss': 4.5 }, wallTime: 3, tokensSeen: 800 });
-    expect(s.getMetrics(run.id, ['train/loss'])['train/loss']).toMatchObject({ steps: [5, 7], values: [6, 4.5], wallTimes: [2, 3] });
+    expect(s.getMetrics(run.id, ['train/loss'])['train/loss']).toMatchObject({
+      steps: [5, 7],
+      values: [6, 4.5],
+      wallTimes: [2, 3],
+    });
     expect(s.getRun(run.id)).toMatchObject({ stepsDone: 8, tokensSeen: 800 });
   });
 
@@ -344,10 +438,17 @@ describe('recordStep and metrics', () => {
     s.recordStep(run.id, { step: 0, metrics: { 'train/loss': 11, 'val/loss': 11.1 }, wallTime: 1, tokensSeen: 100 });
     // Another connection installs a trigger that fails the third metric insert of a step.
     const db = raw();
-    db.exec(`CREATE TRIGGER boom BEFORE INSERT ON metrics WHEN NEW.name = 'train/boom' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`);
+    db.exec(
+      `CREATE TRIGGER boom BEFORE INSERT ON metrics WHEN NEW.name = 'train/boom' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`,
+    );
     db.close();
     expect(() =>
-      s.recordStep(run.id, { step: 1, metrics: { 'train/loss': 10, 'val/loss': 9, 'train/boom': 1, 'train/lr': 1e-4 }, wallTime: 2, tokensSeen: 200 }),
+      s.recordStep(run.id, {
+        step: 1,
+        metrics: { 'train/loss': 10, 'val/loss': 9, 'train/boom': 1, 'train/lr': 1e-4 },
+        wallTime: 2,
+        tokensSeen: 200,
+      }),
     ).toThrow(/disk on fire/);
     expect(s.getMetrics(run.id)['train/loss']!.steps).toEqual([0]);
     expect(s.getMetrics(run.id)['train/lr']).toBeUndefined();
@@ -358,21 +459,30 @@ describe('recordStep and metrics', () => {
     const s = store();
     const run = s.createRun({ name: 'r', config: {} });
     const bad = (step: number, metrics: Record<string, unknown>, tokensSeen = 1) =>
-      studioError(() => s.recordStep(run.id, { step, metrics: metrics as Record<string, number>, wallTime: 1, tokensSeen }));
+      studioError(() =>
+        s.recordStep(run.id, { step, metrics: metrics as Record<string, number>, wallTime: 1, tokensSeen }),
+      );
     expect(bad(-1, { a: 1 }).message).toContain('step must be a whole number');
     expect(bad(1.5, { a: 1 }).message).toContain('step must be a whole number');
     expect(bad(1, { a: '1' }).message).toContain('"a" of step 1');
     expect(bad(1, { '': 1 }).message).toContain('empty name');
     expect(bad(1, { a: 1 }, -5).message).toContain('tokensSeen');
     expect(s.getMetrics(run.id)).toEqual({});
-    expect(studioError(() => s.recordStep('run-missing', { step: 0, metrics: { a: 1 }, wallTime: 1, tokensSeen: 0 })).code).toBe(ErrorCode.NOT_FOUND);
+    expect(
+      studioError(() => s.recordStep('run-missing', { step: 0, metrics: { a: 1 }, wallTime: 1, tokensSeen: 0 })).code,
+    ).toBe(ErrorCode.NOT_FOUND);
   });
 
   it('rewindRun forgets the steps from the resume point on and recomputes the counters', () => {
     const s = store();
     const run = s.createRun({ name: 'r', config: {} });
     for (let step = 0; step < 10; step++) {
-      s.recordStep(run.id, { step, metrics: { 'train/loss': 10 - step, ...(step % 3 === 0 ? { 'val/loss': 10 - step } : {}) }, wallTime: step, tokensSeen: (step + 1) * 10 });
+      s.recordStep(run.id, {
+        step,
+        metrics: { 'train/loss': 10 - step, ...(step % 3 === 0 ? { 'val/loss': 10 - step } : {}) },
+        wallTime: step,
+        tokensSeen: (step + 1) * 10,
+      });
       s.addSample(run.id, { step, idx: 0, prompt: 'p', text: `t${step}` });
     }
     expect(s.getRun(run.id)?.bestValLoss).toBe(1);
@@ -391,10 +501,16 @@ describe('samples, checkpoints, logs', () => {
     s.addSample(run.id, { step: 250, idx: 0, prompt: 'Hello', text: 'a' });
     s.addSample(run.id, { step: 500, idx: 0, prompt: 'Hello', text: 'c' });
     s.addSample(run.id, { step: 500, idx: 0, prompt: 'Hello', text: 'c2' });
-    expect(s.listSamples(run.id).map((x) => `${x.step}/${x.idx}/${x.text}`)).toEqual(['500/0/c2', '250/0/a', '250/1/b']);
+    expect(s.listSamples(run.id).map((x) => `${x.step}/${x.idx}/${x.text}`)).toEqual([
+      '500/0/c2',
+      '250/0/a',
+      '250/1/b',
+    ]);
     expect(s.listSamples(run.id, { step: 250 }).map((x) => x.text)).toEqual(['a', 'b']);
     expect(s.listSamples(run.id, { limit: 1 }).length).toBe(1);
-    expect(studioError(() => s.addSample('run-missing', { step: 0, idx: 0, prompt: '', text: '' })).code).toBe(ErrorCode.NOT_FOUND);
+    expect(studioError(() => s.addSample('run-missing', { step: 0, idx: 0, prompt: '', text: '' })).code).toBe(
+      ErrorCode.NOT_FOUND,
+    );
   });
 
   it('checkpoints keep last_checkpoint_step in step with the rows', () => {
@@ -403,7 +519,10 @@ describe('samples, checkpoints, logs', () => {
     s.addCheckpoint(run.id, { step: 5000, path: '/c/5000', sizeBytes: 1_500_000_000, valLoss: 3.3 });
     s.addCheckpoint(run.id, { step: 10000, path: '/c/10000', sizeBytes: 1_500_000_000, valLoss: 3.1, hellaswag: 0.29 });
     expect(s.getRun(run.id)?.lastCheckpointStep).toBe(10000);
-    expect(s.listCheckpoints(run.id).map((c) => [c.step, c.valLoss, c.hellaswag])).toEqual([[5000, 3.3, null], [10000, 3.1, 0.29]]);
+    expect(s.listCheckpoints(run.id).map((c) => [c.step, c.valLoss, c.hellaswag])).toEqual([
+      [5000, 3.3, null],
+      [10000, 3.1, 0.29],
+    ]);
     expect(s.listCheckpoints().length).toBe(2);
     expect(s.deleteCheckpoint(run.id, 10000)).toBe(true);
     expect(s.deleteCheckpoint(run.id, 10000)).toBe(false);
@@ -490,21 +609,45 @@ describe('recover on start', () => {
 
 describe('evals', () => {
   const ex = (ind: number, label: number, predNorm: number): ExampleResult => ({
-    ind, label, pred: label, pred_norm: predNorm, sum_loss: [ind, 2, 3, 4], avg_loss: [0.5, Number.NaN, 0.25, 1],
+    ind,
+    label,
+    pred: label,
+    pred_norm: predNorm,
+    sum_loss: [ind, 2, 3, 4],
+    avg_loss: [0.5, Number.NaN, 0.25, 1],
   });
 
   it('finishEval writes the status, summary and per-example rows in one go; wrongOnly lists the misses', () => {
     const s = store({ now: () => 5000 });
     const run = s.createRun({ name: 'r', config: {} });
-    const ev = s.createEval({ kind: 'hellaswag', target: { runId: run.id, step: 19072 }, params: { limit: 4 }, pid: process.pid });
-    expect(ev).toMatchObject({ status: 'running', target: { runId: run.id, step: 19072 }, params: { limit: 4 }, summary: null, pid: process.pid });
+    const ev = s.createEval({
+      kind: 'hellaswag',
+      target: { runId: run.id, step: 19072 },
+      params: { limit: 4 },
+      pid: process.pid,
+    });
+    expect(ev).toMatchObject({
+      status: 'running',
+      target: { runId: run.id, step: 19072 },
+      params: { limit: 4 },
+      summary: null,
+      pid: process.pid,
+    });
 
     const examples = [ex(0, 1, 1), ex(1, 2, 0), ex(2, 3, 3), ex(3, 0, 2)];
     const done = s.finishEval(ev.id, { status: 'done', summary: { n: 4, accNorm: 0.5 }, examples });
     expect(done).toMatchObject({ status: 'done', summary: { n: 4, accNorm: 0.5 }, finishedAt: 5000, pid: null });
     const all = s.listEvalExamples(ev.id);
     expect(all.map((e) => e.ind)).toEqual([0, 1, 2, 3]);
-    expect(all[1]).toEqual({ evalId: ev.id, ind: 1, label: 2, pred: 2, pred_norm: 0, sum_loss: [1, 2, 3, 4], avg_loss: [0.5, Number.NaN, 0.25, 1] });
+    expect(all[1]).toEqual({
+      evalId: ev.id,
+      ind: 1,
+      label: 2,
+      pred: 2,
+      pred_norm: 0,
+      sum_loss: [1, 2, 3, 4],
+      avg_loss: [0.5, Number.NaN, 0.25, 1],
+    });
     expect(s.listEvalExamples(ev.id, { wrongOnly: true }).map((e) => e.ind)).toEqual([1, 3]);
     expect(s.listEvalExamples(ev.id, { limit: 2, offset: 1 }).map((e) => e.ind)).toEqual([1, 2]);
     expect(studioError(() => s.finishEval(ev.id, { status: 'failed' })).message).toContain('already finished (done)');
@@ -514,12 +657,21 @@ describe('evals', () => {
     const s = store();
     const ev = s.createEval({ kind: 'hellaswag', target: { weightsPath: '/w/gpt2' } });
     // a repeated ind fails on the primary key after the first rows went in
-    expect(() => s.finishEval(ev.id, { status: 'done', examples: [ex(0, 1, 1), ex(1, 1, 1), ex(1, 1, 1)] })).toThrow(/UNIQUE|PRIMARY KEY/);
+    expect(() => s.finishEval(ev.id, { status: 'done', examples: [ex(0, 1, 1), ex(1, 1, 1), ex(1, 1, 1)] })).toThrow(
+      /UNIQUE|PRIMARY KEY/,
+    );
     expect(s.getEval(ev.id)?.status).toBe('running');
     expect(s.listEvalExamples(ev.id)).toEqual([]);
-    const malformed = [{ ind: 0, label: 1, pred: 1, pred_norm: 1, sum_loss: 'x', avg_loss: [] }] as unknown as ExampleResult[];
-    expect(studioError(() => s.finishEval(ev.id, { status: 'done', examples: malformed })).message).toContain('Example 0');
-    expect(s.finishEval(ev.id, { status: 'failed', error: { code: ErrorCode.BAD_DATA, message: 'bad file', hint: '' } }).error?.message).toBe('bad file');
+    const malformed = [
+      { ind: 0, label: 1, pred: 1, pred_norm: 1, sum_loss: 'x', avg_loss: [] },
+    ] as unknown as ExampleResult[];
+    expect(studioError(() => s.finishEval(ev.id, { status: 'done', examples: malformed })).message).toContain(
+      'Example 0',
+    );
+    expect(
+      s.finishEval(ev.id, { status: 'failed', error: { code: ErrorCode.BAD_DATA, message: 'bad file', hint: '' } })
+        .error?.message,
+    ).toBe('bad file');
   });
 
   it('getEval / listEvals filter by kind, status and run; a weights target round-trips', () => {
@@ -534,7 +686,9 @@ describe('evals', () => {
     expect(s.listEvals({ kind: 'hellaswag' }).map((e) => e.id)).toEqual([a.id]);
     expect(s.listEvals({ status: 'done' }).map((e) => e.id)).toEqual([b.id]);
     expect(s.listEvals({ runId: run.id }).map((e) => e.id)).toEqual([b.id]);
-    expect(studioError(() => s.createEval({ kind: 'hellaswag', target: { runId: 'run-missing', step: 0 } })).code).toBe(ErrorCode.NOT_FOUND);
+    expect(studioError(() => s.createEval({ kind: 'hellaswag', target: { runId: 'run-missing', step: 0 } })).code).toBe(
+      ErrorCode.NOT_FOUND,
+    );
     expect(studioError(() => s.finishEval('eval-missing', { status: 'done' })).code).toBe(ErrorCode.NOT_FOUND);
     expect(s.deleteEval(a.id)).toBe(true);
     expect(s.getEval(a.id)).toBeUndefined();

@@ -26,8 +26,10 @@ describe.skipIf(!fixturePresent)('tfjs engine specifics on the fixture', () => {
     const tr = JSON.parse(readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).train;
     const w = loadGpt2Weights(sharedPath('fixtures/gpt2-tiny'));
     expect(decayGroups(w.config)).toEqual({
-      decayTensors: tr.num_decay_tensors, decayParams: tr.num_decay_params,
-      noDecayTensors: tr.num_nodecay_tensors, noDecayParams: tr.num_nodecay_params,
+      decayTensors: tr.num_decay_tensors,
+      decayParams: tr.num_decay_params,
+      noDecayTensors: tr.num_nodecay_tensors,
+      noDecayParams: tr.num_nodecay_params,
     });
     const h = tr.hyper;
     const m = await (await getEngine('tfjs')).createModel(w.config, w.tensors);
@@ -36,7 +38,16 @@ describe.skipIf(!fixturePresent)('tfjs engine specifics on the fixture', () => {
     try {
       for (let s = 0; s < 2; s++) {
         const micro = (tr.batches[s] as number[][][]).map((rows) => batchFromRows(rows, h.seq_len));
-        await trainStep(m, micro, { gradClip: h.grad_clip, adamw: { lr: learningRate(sched, s), beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay } });
+        await trainStep(m, micro, {
+          gradClip: h.grad_clip,
+          adamw: {
+            lr: learningRate(sched, s),
+            beta1: h.betas[0],
+            beta2: h.betas[1],
+            eps: h.eps,
+            weightDecay: h.weight_decay,
+          },
+        });
       }
       // parameters, gradients, m and v (28 each) and a few cached masks
       expect(tf.memory().numTensors - before).toBeLessThanOrEqual(3 * 28 + 8);

@@ -11,7 +11,8 @@ describe('sampleToken', () => {
   it('never leaves the top-k and respects top-p', () => {
     const logits = Float32Array.from([0, 5, 4, 1, 3, -2]);
     const rng = new Rng(3);
-    for (let i = 0; i < 200; i++) expect([1, 2]).toContain(sampleToken(logits, { temperature: 1, topK: 2, topP: 1 }, rng));
+    for (let i = 0; i < 200; i++)
+      expect([1, 2]).toContain(sampleToken(logits, { temperature: 1, topK: 2, topP: 1 }, rng));
     for (let i = 0; i < 200; i++) expect(sampleToken(logits, { temperature: 1, topK: 0, topP: 0.5 }, rng)).toBe(1);
     expect(sampleToken(logits, { temperature: 0, topK: 0, topP: 1 }, rng)).toBe(1);
   });
@@ -27,8 +28,16 @@ describe('TF.js memory', () => {
     const losses: number[] = [];
     try {
       for (let s = 0; s < 10; s++) {
-        const micro = [0, 1].map(() => batchFromRows([0, 1].map(() => Array.from({ length: 17 }, () => rng.int(512))), 16));
-        const r = await trainStep(model, micro, { gradClip: 1, adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 } });
+        const micro = [0, 1].map(() =>
+          batchFromRows(
+            [0, 1].map(() => Array.from({ length: 17 }, () => rng.int(512))),
+            16,
+          ),
+        );
+        const r = await trainStep(model, micro, {
+          gradClip: 1,
+          adamw: { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
+        });
         losses.push(r.loss);
         counts.push(tf.memory().numTensors);
       }

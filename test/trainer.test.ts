@@ -17,8 +17,12 @@ function listSource(batches: Batch[]): BatchSource {
   return {
     next: () => batches[i++ % batches.length]!,
     getState: () => i,
-    setState: (s) => { i = s as number; },
-    reset: () => { i = 0; },
+    setState: (s) => {
+      i = s as number;
+    },
+    reset: () => {
+      i = 0;
+    },
   };
 }
 
@@ -36,18 +40,45 @@ describe.skipIf(!present)('the trainer reproduces the fixture trajectory', () =>
     const h = exp.hyper;
     const config = parse({
       model: { n_layer: 2, n_head: 2, n_embd: 32, block_size: 128, vocab_size: 50257, padded_vocab_size: 50257 },
-      dataset: 'fixture', total_batch_size: h.grad_accum_steps * h.micro_batch * h.seq_len, batch_size: h.micro_batch, seq_len: h.seq_len,
-      max_steps: h.max_steps, warmup_steps: h.warmup_steps, max_lr: h.max_lr, min_lr_ratio: h.min_lr_ratio, weight_decay: h.weight_decay,
-      beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, grad_clip: h.grad_clip,
-      eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0,
+      dataset: 'fixture',
+      total_batch_size: h.grad_accum_steps * h.micro_batch * h.seq_len,
+      batch_size: h.micro_batch,
+      seq_len: h.seq_len,
+      max_steps: h.max_steps,
+      warmup_steps: h.warmup_steps,
+      max_lr: h.max_lr,
+      min_lr_ratio: h.min_lr_ratio,
+      weight_decay: h.weight_decay,
+      beta1: h.betas[0],
+      beta2: h.betas[1],
+      eps: h.eps,
+      grad_clip: h.grad_clip,
+      eval_interval: 0,
+      hellaswag_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 0,
     });
-    const batches: Batch[] = (exp.batches as number[][][][]).flatMap((step) => step.map((rows) => batchFromRows(rows, h.seq_len)));
+    const batches: Batch[] = (exp.batches as number[][][][]).flatMap((step) =>
+      step.map((rows) => batchFromRows(rows, h.seq_len)),
+    );
     const w = loadGpt2Weights(sharedPath('fixtures/gpt2-tiny'));
     const model = await (await getEngine('tfjs')).createModel(w.config, w.tensors);
     const steps: StepEvent[] = [];
     const logs: string[] = [];
     try {
-      const out = await runTraining({ config, model, train: listSource(batches), hooks: { onStep: (e) => { steps.push(e); }, onLog: (_l, m) => { logs.push(m); } } });
+      const out = await runTraining({
+        config,
+        model,
+        train: listSource(batches),
+        hooks: {
+          onStep: (e) => {
+            steps.push(e);
+          },
+          onLog: (_l, m) => {
+            logs.push(m);
+          },
+        },
+      });
       expect(out).toEqual({ status: 'done', step: 6 });
     } finally {
       model.dispose();
@@ -60,7 +91,9 @@ describe.skipIf(!present)('the trainer reproduces the fixture trajectory', () =>
       expect(Math.abs(s.lr - exp.lrs[i])).toBeLessThan(1e-12);
       expect(s.skipped).toBe(false);
     });
-    expect(formatStep(steps[0]!)).toMatch(/^step {5}0 \| loss 10\.83\d+ \| lr 1\.5000e-3 \| norm 1\.02\d+ \| dt [\d.]+ ms \| tok\/sec [\d.]+$/);
+    expect(formatStep(steps[0]!)).toMatch(
+      /^step {5}0 \| loss 10\.83\d+ \| lr 1\.5000e-3 \| norm 1\.02\d+ \| dt [\d.]+ ms \| tok\/sec [\d.]+$/,
+    );
   });
 });
 
@@ -70,14 +103,37 @@ describe('gradient accumulation', () => {
     const rng = new Rng(11);
     const rows = Array.from({ length: 8 * 3 }, () => Array.from({ length: 17 }, () => rng.int(256)));
     const big = [0, 1, 2].map((s) => batchFromRows(rows.slice(s * 8, s * 8 + 8), 16));
-    const small = [0, 1, 2].flatMap((s) => [0, 1, 2, 3].map((k) => batchFromRows(rows.slice(s * 8 + k * 2, s * 8 + k * 2 + 2), 16)));
-    const base = { model: { n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: 256, padded_vocab_size: 256 }, dataset: 'x', seq_len: 16, total_batch_size: 128, max_steps: 3, warmup_steps: 1, max_lr: 1e-3, eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0 };
+    const small = [0, 1, 2].flatMap((s) =>
+      [0, 1, 2, 3].map((k) => batchFromRows(rows.slice(s * 8 + k * 2, s * 8 + k * 2 + 2), 16)),
+    );
+    const base = {
+      model: { n_layer: 2, n_head: 2, n_embd: 32, block_size: 16, vocab_size: 256, padded_vocab_size: 256 },
+      dataset: 'x',
+      seq_len: 16,
+      total_batch_size: 128,
+      max_steps: 3,
+      warmup_steps: 1,
+      max_lr: 1e-3,
+      eval_interval: 0,
+      hellaswag_interval: 0,
+      sample_interval: 0,
+      checkpoint_interval: 0,
+    };
     const engine = await getEngine('tfjs');
     const run = async (B: number, src: Batch[]) => {
       const model = await engine.createModel(cfg, initWeights(cfg, 5));
       const losses: number[] = [];
       try {
-        await runTraining({ config: parse({ ...base, batch_size: B }), model, train: listSource(src), hooks: { onStep: (e) => { losses.push(e.loss); } } });
+        await runTraining({
+          config: parse({ ...base, batch_size: B }),
+          model,
+          train: listSource(src),
+          hooks: {
+            onStep: (e) => {
+              losses.push(e.loss);
+            },
+          },
+        });
         return { losses, w: await model.exportWeights() };
       } finally {
         model.dispose();
@@ -99,10 +155,25 @@ describe('checkpoints and evaluations', () => {
   it('a checkpoint at a step that evaluates records that evaluation (of its own weights), made before it is saved', async () => {
     const cfg = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 16, blockSize: 8, vocabSize: 64, paddedVocabSize: 64 });
     const rng = new Rng(3);
-    const batches = Array.from({ length: 4 }, () => batchFromRows(Array.from({ length: 2 }, () => Array.from({ length: 9 }, () => rng.int(64))), 8));
+    const batches = Array.from({ length: 4 }, () =>
+      batchFromRows(
+        Array.from({ length: 2 }, () => Array.from({ length: 9 }, () => rng.int(64))),
+        8,
+      ),
+    );
     const config = parse({
-      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 8, vocab_size: 64, padded_vocab_size: 64 }, dataset: 'x', seq_len: 8, batch_size: 2,
-      total_batch_size: 16, max_steps: 6, warmup_steps: 1, max_lr: 1e-2, eval_interval: 2, eval_iters: 1, hellaswag_interval: 0, sample_interval: 0,
+      model: { n_layer: 1, n_head: 2, n_embd: 16, block_size: 8, vocab_size: 64, padded_vocab_size: 64 },
+      dataset: 'x',
+      seq_len: 8,
+      batch_size: 2,
+      total_batch_size: 16,
+      max_steps: 6,
+      warmup_steps: 1,
+      max_lr: 1e-2,
+      eval_interval: 2,
+      eval_iters: 1,
+      hellaswag_interval: 0,
+      sample_interval: 0,
       checkpoint_interval: 2,
     });
     const model = await (await getEngine('tfjs')).createModel(cfg, initWeights(cfg, 1));
@@ -111,11 +182,20 @@ describe('checkpoints and evaluations', () => {
     const saved: { step: number; valLoss: number | undefined }[] = [];
     try {
       await runTraining({
-        config, model, train: listSource(batches), val: listSource(batches.slice(0, 1)),
+        config,
+        model,
+        train: listSource(batches),
+        val: listSource(batches.slice(0, 1)),
         hooks: {
           onStep: () => {},
-          onEval: (e) => { evals.set(e.step, e.valLoss); order.push(`eval ${e.step}`); },
-          saveCheckpoint: async (state, metrics) => { saved.push({ step: state.step, valLoss: metrics['val/loss'] }); order.push(`checkpoint ${state.step}`); },
+          onEval: (e) => {
+            evals.set(e.step, e.valLoss);
+            order.push(`eval ${e.step}`);
+          },
+          saveCheckpoint: async (state, metrics) => {
+            saved.push({ step: state.step, valLoss: metrics['val/loss'] });
+            order.push(`checkpoint ${state.step}`);
+          },
         },
       });
     } finally {
@@ -134,12 +214,22 @@ describe('checkpoints and evaluations', () => {
     let steps = 0;
     try {
       const out = await runTraining({
-        config, model: again, train: listSource(batches), val: listSource(batches.slice(0, 1)),
+        config,
+        model: again,
+        train: listSource(batches),
+        val: listSource(batches.slice(0, 1)),
         hooks: {
-          onStep: () => { steps++; },
+          onStep: () => {
+            steps++;
+          },
           control: () => (steps === 4 ? 'stop' : 'run'),
-          onEval: (e) => { order2.push(`eval ${e.step}`); },
-          saveCheckpoint: async (state, metrics) => { saved2.push({ step: state.step, valLoss: metrics['val/loss'] }); order2.push(`checkpoint ${state.step}`); },
+          onEval: (e) => {
+            order2.push(`eval ${e.step}`);
+          },
+          saveCheckpoint: async (state, metrics) => {
+            saved2.push({ step: state.step, valLoss: metrics['val/loss'] });
+            order2.push(`checkpoint ${state.step}`);
+          },
         },
       });
       expect(out).toEqual({ status: 'stopped', step: 4 });

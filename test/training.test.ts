@@ -20,18 +20,42 @@ const present = hasFixture('data/tinyshakespeare.txt');
 const CONFIG = {
   model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 },
   dataset: 'tinyshakespeare',
-  total_batch_size: 512, batch_size: 8, seq_len: 64,
-  max_steps: 40, warmup_steps: 4, max_lr: 3e-3,
-  eval_interval: 0, hellaswag_interval: 0, sample_interval: 0, checkpoint_interval: 0, keep_last: 0,
+  total_batch_size: 512,
+  batch_size: 8,
+  seq_len: 64,
+  max_steps: 40,
+  warmup_steps: 4,
+  max_lr: 3e-3,
+  eval_interval: 0,
+  hellaswag_interval: 0,
+  sample_interval: 0,
+  checkpoint_interval: 0,
+  keep_last: 0,
   seed: 7,
 };
 
-interface Ev { event: string; runId?: string; step?: number; loss?: number; status?: string }
+interface Ev {
+  event: string;
+  runId?: string;
+  step?: number;
+  loss?: number;
+  status?: string;
+}
 
 /** Runs the CLI in a child process, calling onEvent for each JSON line. */
-function cli(args: string[], onEvent: (e: Ev, child: ChildProcess) => void = () => {}, opts: { group?: boolean } = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: string | null; events: Ev[]; stderr: string }> } {
+function cli(
+  args: string[],
+  onEvent: (e: Ev, child: ChildProcess) => void = () => {},
+  opts: { group?: boolean } = {},
+): {
+  child: ChildProcess;
+  done: Promise<{ code: number | null; signal: string | null; events: Ev[]; stderr: string }>;
+} {
   // group: the CLI leads a process group of its own, as a command typed in a terminal does (Ctrl-C signals the group)
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: opts.group ?? false,
+  });
   const events: Ev[] = [];
   let buf = '';
   let stderr = '';
@@ -54,7 +78,8 @@ function cli(args: string[], onEvent: (e: Ev, child: ChildProcess) => void = () 
   return { child, done };
 }
 
-const stepLosses = (events: Ev[]) => new Map(events.filter((e) => e.event === 'run-step').map((e) => [e.step!, e.loss!]));
+const stepLosses = (events: Ev[]) =>
+  new Map(events.filter((e) => e.event === 'run-step').map((e) => [e.step!, e.loss!]));
 
 describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () => {
   let home: string;
@@ -62,7 +87,10 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
 
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-train-'));
-    const code = await main(['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home], { out: () => {}, err: () => {} });
+    const code = await main(
+      ['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home],
+      { out: () => {}, err: () => {} },
+    );
     expect(code).toBe(0);
     configFile = path.join(home, 'config.json');
     fs.writeFileSync(configFile, JSON.stringify(CONFIG));
@@ -116,11 +144,14 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
 
     const wa = readCheckpoint(path.join(home, 'runs', straightId, 'checkpoints', 'step_000024')).weights;
     const wb = readCheckpoint(path.join(home, 'runs', runId, 'checkpoints', 'step_000024')).weights;
-    for (const [name, t] of wa) expect(Buffer.from(wb.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+    for (const [name, t] of wa)
+      expect(Buffer.from(wb.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
 
     // the store holds one series without gaps or duplicates, steps 0..23
     const db = new Database(path.join(home, 'studio.db'), { readonly: true });
-    const steps = db.prepare("SELECT step FROM metrics WHERE run_id = ? AND name = 'train/loss' ORDER BY step").all(runId) as { step: number }[];
+    const steps = db
+      .prepare("SELECT step FROM metrics WHERE run_id = ? AND name = 'train/loss' ORDER BY step")
+      .all(runId) as { step: number }[];
     const status = (db.prepare('SELECT status FROM runs WHERE id = ?').get(runId) as { status: string }).status;
     db.close();
     expect(steps.map((s) => s.step)).toEqual(Array.from({ length: 24 }, (_, i) => i));
@@ -129,10 +160,14 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
 
   it('Ctrl-C in a terminal (SIGINT to the whole process group) checkpoints the run and stops it', async () => {
     let runId = '';
-    const r = cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'ctrl-c'], (e, child) => {
-      if (e.event === 'run') runId = e.runId!;
-      if (e.event === 'run-step' && e.step === 2) process.kill(-child.pid!, 'SIGINT');
-    }, { group: true });
+    const r = cli(
+      ['train', '--config', configFile, '--home', home, '--json', '--name', 'ctrl-c'],
+      (e, child) => {
+        if (e.event === 'run') runId = e.runId!;
+        if (e.event === 'run-step' && e.step === 2) process.kill(-child.pid!, 'SIGINT');
+      },
+      { group: true },
+    );
     const k = await r.done;
     expect(k.code, k.stderr).toBe(0);
     expect(k.stderr).toMatch(/stopping: the run saves a checkpoint/);
@@ -168,21 +203,30 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
 
   it('resuming a run that never saved a checkpoint says that it starts again from step 0', async () => {
     let runId = '';
-    const killed = await cli(['train', '--config', configFile, '--home', home, '--json', '--name', 'no-checkpoint'], (e) => {
-      if (e.event === 'run') runId = e.runId!;
-      if (e.event === 'run-step' && e.step === 2) {
-        const db = new Database(path.join(home, 'studio.db'), { readonly: true, fileMustExist: true });
-        const row = db.prepare('SELECT pid FROM runs WHERE id = ?').get(runId) as { pid: number };
-        db.close();
-        process.kill(row.pid, 'SIGKILL');
-      }
-    }).done;
-    expect((killed.events.at(-1) as { error?: { hint?: string } }).error?.hint).toMatch(/It had no checkpoint yet, so resuming starts it again from step 0/);
+    const killed = await cli(
+      ['train', '--config', configFile, '--home', home, '--json', '--name', 'no-checkpoint'],
+      (e) => {
+        if (e.event === 'run') runId = e.runId!;
+        if (e.event === 'run-step' && e.step === 2) {
+          const db = new Database(path.join(home, 'studio.db'), { readonly: true, fileMustExist: true });
+          const row = db.prepare('SELECT pid FROM runs WHERE id = ?').get(runId) as { pid: number };
+          db.close();
+          process.kill(row.pid, 'SIGKILL');
+        }
+      },
+    ).done;
+    expect((killed.events.at(-1) as { error?: { hint?: string } }).error?.hint).toMatch(
+      /It had no checkpoint yet, so resuming starts it again from step 0/,
+    );
     const again = cli(['resume', runId, '--home', home, '--json'], (e, child) => {
       if (e.event === 'run-step') child.kill('SIGKILL');
     });
     const r = await again.done;
-    const warn = r.events.find((e) => e.event === 'run-log' && /has no checkpoint, so it starts again from step 0/.test((e as { message?: string }).message ?? ''));
+    const warn = r.events.find(
+      (e) =>
+        e.event === 'run-log' &&
+        /has no checkpoint, so it starts again from step 0/.test((e as { message?: string }).message ?? ''),
+    );
     expect(warn, r.stderr).toBeDefined();
     expect(r.events.find((e) => e.event === 'run-step')?.step).toBe(0);
   });
@@ -202,10 +246,16 @@ describe.skipIf(!present)('training runs (CLI, worker processes, SQLite)', () =>
     expect(k.signal).toBe('SIGKILL');
     const db = new Database(path.join(home, 'studio.db'));
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-    const rows = db.prepare('SELECT step, name FROM metrics WHERE run_id = ? AND step <= ?').all(runId, lastAck) as { step: number; name: string }[];
+    const rows = db.prepare('SELECT step, name FROM metrics WHERE run_id = ? AND step <= ?').all(runId, lastAck) as {
+      step: number;
+      name: string;
+    }[];
     db.close();
     for (let s = 0; s <= lastAck; s++) {
-      const names = rows.filter((x) => x.step === s).map((x) => x.name).sort();
+      const names = rows
+        .filter((x) => x.step === s)
+        .map((x) => x.name)
+        .sort();
       expect(names, `step ${s}`).toEqual(['train/dt_ms', 'train/loss', 'train/lr', 'train/norm', 'train/tok_per_sec']);
     }
     // the orphaned worker notices that its parent is gone (between two steps) and exits; then a new studio marks

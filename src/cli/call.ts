@@ -15,7 +15,11 @@ export async function callCommand(argv: string[], io: CliIo): Promise<number> {
   const a = parse(argv.slice(i), { home: { type: 'string' } }, 'call');
   const [name, json] = positionals;
   if (!name) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'call needs a request name and at most one JSON argument.', 'Usage: gpt2-studio call NAME [JSON] [--home DIR]; "gpt2-studio call list" prints the names.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'call needs a request name and at most one JSON argument.',
+      'Usage: gpt2-studio call NAME [JSON] [--home DIR]; "gpt2-studio call list" prints the names.',
+    );
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
@@ -28,7 +32,11 @@ export async function callCommand(argv: string[], io: CliIo): Promise<number> {
       try {
         arg = JSON.parse(json);
       } catch (e) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The argument of "${name}" is not JSON: ${(e as Error).message}.`, `Quote it for the shell, e.g. gpt2-studio call ${name} '{"id": "..."}'.`);
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The argument of "${name}" is not JSON: ${(e as Error).message}.`,
+          `Quote it for the shell, e.g. gpt2-studio call ${name} '{"id": "..."}'.`,
+        );
       }
     }
     const value = await studio.registry.call(studio, name, arg);

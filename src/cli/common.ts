@@ -77,17 +77,39 @@ export function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: s
   try {
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd}: ${(e as Error).message}`, `Run "gpt2-studio ${cmd} --help" for the options.`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `${cmd}: ${(e as Error).message}`,
+      `Run "gpt2-studio ${cmd} --help" for the options.`,
+    );
   }
 }
 
-export function num(v: string | undefined, name: string, opts: { int?: boolean; min?: number; max?: number } = {}): number | undefined {
+export function num(
+  v: string | undefined,
+  name: string,
+  opts: { int?: boolean; min?: number; max?: number } = {},
+): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  const bad = !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max);
+  const bad =
+    !Number.isFinite(n) ||
+    (opts.int && !Number.isInteger(n)) ||
+    (opts.min !== undefined && n < opts.min) ||
+    (opts.max !== undefined && n > opts.max);
   if (bad) {
-    const range = [opts.int ? 'an integer' : 'a number', opts.min !== undefined ? `>= ${opts.min}` : '', opts.max !== undefined ? `<= ${opts.max}` : ''].filter(Boolean).join(' ');
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `--${name} ${v} is not valid: expected ${range}.`, `Pass --${name} as ${range}.`);
+    const range = [
+      opts.int ? 'an integer' : 'a number',
+      opts.min !== undefined ? `>= ${opts.min}` : '',
+      opts.max !== undefined ? `<= ${opts.max}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `--${name} ${v} is not valid: expected ${range}.`,
+      `Pass --${name} as ${range}.`,
+    );
   }
   return n;
 }
@@ -97,7 +119,12 @@ export function num(v: string | undefined, name: string, opts: { int?: boolean; 
  * weights, ckpt:RUN_ID:STEP for a checkpoint. Returns what the weights loader reads.
  */
 export function needWeights(w: string | undefined, cmd: string, homeFlag?: string): string {
-  if (!w) throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd} needs --weights.`, 'Pass --weights with a .safetensors file, a folder holding model.safetensors, or a name that "gpt2-studio models" lists.');
+  if (!w)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `${cmd} needs --weights.`,
+      'Pass --weights with a .safetensors file, a folder holding model.safetensors, or a name that "gpt2-studio models" lists.',
+    );
   if (existsSync(w)) return w;
   const model = /^model:(.+)$/.exec(w);
   if (model) return importedModelPath(resolveHome({ flag: homeFlag }), model[1]!);
@@ -107,15 +134,25 @@ export function needWeights(w: string | undefined, cmd: string, homeFlag?: strin
     const steps = listCheckpointSteps(runDir);
     const step = Number(ckpt[2]);
     if (!steps.includes(step)) {
-      throw new StudioError(ErrorCode.NOT_FOUND, `--weights ${w}: run ${ckpt[1]} has no checkpoint at step ${step} (in ${checkpointsDir(runDir)}).`,
-        steps.length ? `Its checkpoints: ${steps.join(', ')}. "gpt2-studio models" lists every model.` : 'List the models with "gpt2-studio models".');
+      throw new StudioError(
+        ErrorCode.NOT_FOUND,
+        `--weights ${w}: run ${ckpt[1]} has no checkpoint at step ${step} (in ${checkpointsDir(runDir)}).`,
+        steps.length
+          ? `Its checkpoints: ${steps.join(', ')}. "gpt2-studio models" lists every model.`
+          : 'List the models with "gpt2-studio models".',
+      );
     }
     return path.join(checkpointsDir(runDir), checkpointDirName(step));
   }
   return w;
 }
 
-export async function openModel(weights: string, engineName: string, backend: string | undefined, io: CliIo): Promise<{ model: Model; notes: string[] }> {
+export async function openModel(
+  weights: string,
+  engineName: string,
+  backend: string | undefined,
+  io: CliIo,
+): Promise<{ model: Model; notes: string[] }> {
   const w = loadGpt2Weights(weights);
   const engine = await getEngine(engineName, { backend });
   io.err(`engine: ${engine.info().detail}\n`);
@@ -123,4 +160,3 @@ export async function openModel(weights: string, engineName: string, backend: st
   w.tensors.clear();
   return { model, notes: w.notes };
 }
-

@@ -47,22 +47,30 @@ The workspace is --home DIR, else GPT2_STUDIO_HOME, else ~/.gpt2-studio.
 
 function describeConfig(c: GPTConfig) {
   return {
-    n_layer: c.nLayer, n_head: c.nHead, n_embd: c.nEmbd, block_size: c.blockSize,
-    vocab_size: c.vocabSize, padded_vocab_size: c.paddedVocabSize,
+    n_layer: c.nLayer,
+    n_head: c.nHead,
+    n_embd: c.nEmbd,
+    block_size: c.blockSize,
+    vocab_size: c.vocabSize,
+    padded_vocab_size: c.paddedVocabSize,
   };
 }
 
 async function cmdSample(argv: string[], io: CliIo): Promise<number> {
-  const a = parse(argv, {
-    ...common,
-    prompt: { type: 'string', default: "Hello, I'm a language model," },
-    num: { type: 'string', default: '5' },
-    'max-new-tokens': { type: 'string', default: '30' },
-    'top-k': { type: 'string', default: '50' },
-    'top-p': { type: 'string', default: '1' },
-    temperature: { type: 'string', default: '1' },
-    seed: { type: 'string', default: '42' },
-  }, 'sample');
+  const a = parse(
+    argv,
+    {
+      ...common,
+      prompt: { type: 'string', default: "Hello, I'm a language model," },
+      num: { type: 'string', default: '5' },
+      'max-new-tokens': { type: 'string', default: '30' },
+      'top-k': { type: 'string', default: '50' },
+      'top-p': { type: 'string', default: '1' },
+      temperature: { type: 'string', default: '1' },
+      seed: { type: 'string', default: '42' },
+    },
+    'sample',
+  );
   if (a.help) return usage(io);
   const numSeq = num(a.num, 'num', { int: true, min: 1, max: 64 })!;
   const opts = {
@@ -80,7 +88,9 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
     const prompt = encode(a.prompt);
     const room = roomAfter(prompt.length, context);
     if (opts.maxNewTokens > room) {
-      io.err(`note: the model's context is ${context} tokens; after the ${prompt.length}-token prompt, each sample ends at ${room} new tokens at most (context full)\n`);
+      io.err(
+        `note: the model's context is ${context} tokens; after the ${prompt.length}-token prompt, each sample ends at ${room} new tokens at most (context full)\n`,
+      );
     }
     const samples: { text: string; tokens: number[]; tokensPerSec: number; reason: EndReason }[] = [];
     // one row at a time, so that each streams to the terminal as it is generated
@@ -88,23 +98,33 @@ async function cmdSample(argv: string[], io: CliIo): Promise<number> {
       const sd = new StreamDecoder();
       if (!a.json) io.out(`> ${a.prompt}`);
       const t0 = performance.now();
-      const row = (await generateRows(model, prompt, {
-        ...opts,
-        seed: opts.seed + i,
-        numSequences: 1,
-        stopTokens: [EOT],
-        onToken: (_row, tok) => {
-          if (!a.json) io.out(sd.push(tok));
-        },
-      }))[0]!;
+      const row = (
+        await generateRows(model, prompt, {
+          ...opts,
+          seed: opts.seed + i,
+          numSequences: 1,
+          stopTokens: [EOT],
+          onToken: (_row, tok) => {
+            if (!a.json) io.out(sd.push(tok));
+          },
+        })
+      )[0]!;
       const dt = (performance.now() - t0) / 1000;
       if (!a.json) {
         io.out(sd.flush() + '\n');
         io.err(`(sample ${i + 1}: ${endReasonText(row.reason, context)})\n`);
       }
-      samples.push({ text: a.prompt + decode(row.tokens), tokens: row.tokens, tokensPerSec: row.tokens.length / dt, reason: row.reason });
+      samples.push({
+        text: a.prompt + decode(row.tokens),
+        tokens: row.tokens,
+        tokensPerSec: row.tokens.length / dt,
+        reason: row.reason,
+      });
     }
-    if (a.json) io.out(JSON.stringify({ prompt: a.prompt, promptTokens: prompt, ...opts, contextTokens: context, samples }) + '\n');
+    if (a.json)
+      io.out(
+        JSON.stringify({ prompt: a.prompt, promptTokens: prompt, ...opts, contextTokens: context, samples }) + '\n',
+      );
     else io.err(`${(samples.reduce((s, x) => s + x.tokensPerSec, 0) / samples.length).toFixed(1)} tokens/s\n`);
     return 0;
   } finally {
@@ -127,11 +147,18 @@ function endReasonText(reason: EndReason, context: number): string {
 }
 
 function parseTokenList(s: string): number[] {
-  const parts = s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const parts = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
   return parts.map((p, i) => {
     const n = Number(p);
     if (!Number.isInteger(n) || n < 0 || n >= 50257) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `--tokens item ${i + 1} ("${p}") is not a GPT-2 token id.`, 'Pass comma-separated integers in 0..50256, e.g. --tokens 15496,995.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `--tokens item ${i + 1} ("${p}") is not a GPT-2 token id.`,
+        'Pass comma-separated integers in 0..50256, e.g. --tokens 15496,995.',
+      );
     }
     return n;
   });
@@ -141,27 +168,50 @@ async function cmdScore(argv: string[], io: CliIo): Promise<number> {
   const a = parse(argv, { ...common, text: { type: 'string' }, tokens: { type: 'string' } }, 'score');
   if (a.help) return usage(io);
   if ((a.text === undefined) === (a.tokens === undefined)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'score needs exactly one of --text or --tokens.', 'Example: --text "Hello world" or --tokens 15496,995.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'score needs exactly one of --text or --tokens.',
+      'Example: --text "Hello world" or --tokens 15496,995.',
+    );
   }
   const tokens = a.tokens !== undefined ? parseTokenList(a.tokens) : encode(a.text!);
   if (tokens.length < 2) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `score needs at least 2 tokens; got ${tokens.length}.`, 'Each loss is that of a next token, so give two or more.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `score needs at least 2 tokens; got ${tokens.length}.`,
+      'Each loss is that of a next token, so give two or more.',
+    );
   }
   const { model } = await openModel(needWeights(a.weights, 'score', a.home), a.engine, a.backend, io);
   try {
     const T = tokens.length - 1;
     if (T > model.config.blockSize) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `The text has ${tokens.length} tokens; the model scores at most ${model.config.blockSize + 1} at once.`, 'Shorten the text.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The text has ${tokens.length} tokens; the model scores at most ${model.config.blockSize + 1} at once.`,
+        'Shorten the text.',
+      );
     }
-    const res = await model.tokenLosses({ B: 1, T, inputs: Int32Array.from(tokens.slice(0, -1)), targets: Int32Array.from(tokens.slice(1)) });
+    const res = await model.tokenLosses({
+      B: 1,
+      T,
+      inputs: Int32Array.from(tokens.slice(0, -1)),
+      targets: Int32Array.from(tokens.slice(1)),
+    });
     const losses = Array.from(res);
     const meanLoss = losses.reduce((s, x) => s + x, 0) / losses.length;
     if (a.json) {
       io.out(JSON.stringify({ tokens, losses, meanLoss }) + '\n');
     } else {
       io.out('  #  token  loss      text\n');
-      losses.forEach((l, i) => io.out(`${String(i + 1).padStart(3)}  ${String(tokens[i + 1]).padStart(5)}  ${l.toFixed(4).padStart(8)}  ${JSON.stringify(decode([tokens[i + 1]!]))}\n`));
-      io.out(`mean loss ${meanLoss.toFixed(4)} (perplexity ${Math.exp(meanLoss).toFixed(2)}) over ${losses.length} tokens\n`);
+      losses.forEach((l, i) =>
+        io.out(
+          `${String(i + 1).padStart(3)}  ${String(tokens[i + 1]).padStart(5)}  ${l.toFixed(4).padStart(8)}  ${JSON.stringify(decode([tokens[i + 1]!]))}\n`,
+        ),
+      );
+      io.out(
+        `mean loss ${meanLoss.toFixed(4)} (perplexity ${Math.exp(meanLoss).toFixed(2)}) over ${losses.length} tokens\n`,
+      );
     }
     return 0;
   } finally {
@@ -225,16 +275,31 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
-      case 'sample': return await cmdSample(rest, io);
-      case 'score': return await cmdScore(rest, io);
-      case 'info': return await cmdInfo(rest, io);
-      case 'engines': return await cmdEngines(rest, io);
-      case 'train': case 'resume': case 'stop': case 'runs': case 'export': {
+      case 'sample':
+        return await cmdSample(rest, io);
+      case 'score':
+        return await cmdScore(rest, io);
+      case 'info':
+        return await cmdInfo(rest, io);
+      case 'engines':
+        return await cmdEngines(rest, io);
+      case 'train':
+      case 'resume':
+      case 'stop':
+      case 'runs':
+      case 'export': {
         const m = await import('./runs');
-        const f = { train: m.trainCommand, resume: m.resumeCommand, stop: m.stopCommand, runs: m.runsCommand, export: m.exportCommand }[cmd];
+        const f = {
+          train: m.trainCommand,
+          resume: m.resumeCommand,
+          stop: m.stopCommand,
+          runs: m.runsCommand,
+          export: m.exportCommand,
+        }[cmd];
         return await f(rest, io);
       }
-      case 'prepare': case 'datasets': {
+      case 'prepare':
+      case 'datasets': {
         const m = await import('./prepare');
         return await (cmd === 'prepare' ? m.prepareCommand(rest, io) : m.datasetsCommand(rest, io));
       }
@@ -242,7 +307,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         const { hellaswagCommand } = await import('./hellaswag');
         return await hellaswagCommand(rest, io);
       }
-      case 'import': case 'models': {
+      case 'import':
+      case 'models': {
         const m = await import('./models');
         return await (cmd === 'import' ? m.importCommand(rest, io) : m.modelsCommand(rest, io));
       }
@@ -255,9 +321,17 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         await serveCommand(rest);
         return 0;
       }
-      case undefined: case 'help': case '--help': case '-h': return usage(io);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        return usage(io);
       default:
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown command "${cmd}".`, 'Run "gpt2-studio --help" for the list of commands.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `Unknown command "${cmd}".`,
+          'Run "gpt2-studio --help" for the list of commands.',
+        );
     }
   } catch (e) {
     const p = toPlainError(e);

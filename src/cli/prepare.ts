@@ -13,7 +13,12 @@ import { listSources } from '../node/datasets/sources';
 import { prepareSftDataset } from '../node/datasets/sft';
 import { isCancelled } from '../node/datasets/errors';
 import type { PrepareProgress } from '../node/datasets/prepare';
-import type { DatasetProgressEvent, DatasetSummary, DownloadProgressEvent, PrepareRequest } from '../shared/api/datasets';
+import type {
+  DatasetProgressEvent,
+  DatasetSummary,
+  DownloadProgressEvent,
+  PrepareRequest,
+} from '../shared/api/datasets';
 import type { CliIo } from './main';
 
 const PREPARE_USAGE = `gpt2-studio prepare: download and tokenize a dataset into llm.c shards
@@ -47,19 +52,31 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[]
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${cmd}: ${(e as Error).message}`, `Run "gpt2-studio ${cmd} --help" for the options.`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `${cmd}: ${(e as Error).message}`,
+      `Run "gpt2-studio ${cmd} --help" for the options.`,
+    );
   }
 }
 
 /** A count such as 100M, 1.5B, 20k, 1e8 or 100_000_000. */
-export function parseCount(v: string | undefined, flag: string, opts: { min?: number; allowFraction?: boolean } = {}): number | undefined {
+export function parseCount(
+  v: string | undefined,
+  flag: string,
+  opts: { min?: number; allowFraction?: boolean } = {},
+): number | undefined {
   if (v === undefined) return undefined;
   const m = /^\s*([0-9][0-9_,]*(?:\.[0-9]+)?(?:e[0-9]+)?)\s*([kmbg]?)\s*$/i.exec(v);
   const mult = m ? { '': 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'b' | 'g'] : NaN;
   const n = m ? Number(m[1]!.replace(/[_,]/g, '')) * mult : NaN;
   const min = opts.min ?? 1;
   if (!Number.isFinite(n) || n < min || (!opts.allowFraction && !Number.isInteger(n))) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `--${flag} ${v} is not valid.`, `Give --${flag} as ${opts.allowFraction ? 'a number' : 'a whole number'} >= ${min}, e.g. ${opts.allowFraction ? '4' : '100M'}.`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `--${flag} ${v} is not valid.`,
+      `Give --${flag} as ${opts.allowFraction ? 'a number' : 'a whole number'} >= ${min}, e.g. ${opts.allowFraction ? '4' : '100M'}.`,
+    );
   }
   return n;
 }
@@ -103,20 +120,33 @@ function bar(fraction: number | undefined, width = 20): string {
 }
 
 /** One line for a download. */
-export function downloadLine(p: Pick<DownloadProgressEvent, 'url' | 'bytes' | 'total' | 'bytesPerSec' | 'etaSec'>): string {
+export function downloadLine(
+  p: Pick<DownloadProgressEvent, 'url' | 'bytes' | 'total' | 'bytesPerSec' | 'etaSec'>,
+): string {
   const name = decodeURIComponent(p.url.split('/').pop() ?? p.url);
   const amount = p.total !== undefined ? `${formatBytes(p.bytes)} / ${formatBytes(p.total)}` : formatBytes(p.bytes);
-  const parts = [`download  ${name}`, amount, bar(p.total ? p.bytes / p.total : undefined), `${formatBytes(p.bytesPerSec)}/s`];
+  const parts = [
+    `download  ${name}`,
+    amount,
+    bar(p.total ? p.bytes / p.total : undefined),
+    `${formatBytes(p.bytesPerSec)}/s`,
+  ];
   if (p.total !== undefined) parts.push(`ETA ${formatDuration(p.etaSec)}`);
   return parts.filter(Boolean).join('  ');
 }
 
 /** One line for tokenization (or another stage). */
 export function prepareLine(p: PrepareProgress & { source?: string; datasetId?: string }): string {
-  if (p.stage === 'listing') return `prepare   ${p.source ?? ''}${p.datasetId && p.datasetId !== p.source ? ` as ${p.datasetId}` : ''}`;
+  if (p.stage === 'listing')
+    return `prepare   ${p.source ?? ''}${p.datasetId && p.datasetId !== p.source ? ` as ${p.datasetId}` : ''}`;
   if (p.stage === 'finishing' && p.tokens === 0) return 'finishing';
   if (p.stage === 'downloading') return `download  ${p.file ?? ''} (file ${p.filesDone + 1} of ${p.filesTotal})`;
-  const fraction = p.tokensTotal !== undefined ? p.tokens / p.tokensTotal : p.textBytesTotal ? p.textBytes / p.textBytesTotal : undefined;
+  const fraction =
+    p.tokensTotal !== undefined
+      ? p.tokens / p.tokensTotal
+      : p.textBytesTotal
+        ? p.textBytes / p.textBytesTotal
+        : undefined;
   const parts = [
     `${p.stage === 'finishing' ? 'finishing' : 'tokenize '} ${formatCount(p.tokens)} tokens`,
     `${formatBytes(p.textBytes)} text`,
@@ -172,9 +202,10 @@ export class ProgressView {
 // commands
 
 function summaryLine(d: DatasetSummary, seconds?: number): string {
-  const t = d.kind === 'tokens'
-    ? `${d.tokens.train.toLocaleString('en-US')} train + ${d.tokens.val.toLocaleString('en-US')} val tokens in ${d.shards} shard${d.shards === 1 ? '' : 's'}`
-    : `${(d.examples ?? 0).toLocaleString('en-US')} examples`;
+  const t =
+    d.kind === 'tokens'
+      ? `${d.tokens.train.toLocaleString('en-US')} train + ${d.tokens.val.toLocaleString('en-US')} val tokens in ${d.shards} shard${d.shards === 1 ? '' : 's'}`
+      : `${(d.examples ?? 0).toLocaleString('en-US')} examples`;
   return `${d.id}: ${t}, ${formatBytes(d.bytes)} → ${d.path}${seconds !== undefined ? ` (${seconds.toFixed(1)} s)` : ''}`;
 }
 
@@ -190,46 +221,70 @@ export interface PrepareCommandOptions {
 }
 
 /** `prepare sft --file data.jsonl [--name N] [--overwrite] [--json]`: chat examples with a loss mask. */
-function prepareSft(a: { file?: string; name?: string; overwrite?: boolean; json?: boolean; home?: string }, io: CliIo): number {
-  if (!a.file) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'prepare sft needs --file.', 'Pass a JSONL file of {"prompt","response"} or {"messages":[{"role","content"}]} objects.');
+function prepareSft(
+  a: { file?: string; name?: string; overwrite?: boolean; json?: boolean; home?: string },
+  io: CliIo,
+): number {
+  if (!a.file)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'prepare sft needs --file.',
+      'Pass a JSONL file of {"prompt","response"} or {"messages":[{"role","content"}]} objects.',
+    );
   const home = resolveHome({ flag: a.home });
   const r = prepareSftDataset(home, { file: a.file, name: a.name, overwrite: a.overwrite });
   for (const s of r.skipped) io.err(`warning: line ${s.line}: ${s.message}; skipped\n`);
   if (a.json) io.out(JSON.stringify(r) + '\n');
-  else io.out(`${r.id}: ${r.examples.train} train + ${r.examples.val} val conversations, ${r.tokens.train.toLocaleString('en-US')} + ${r.tokens.val.toLocaleString('en-US')} tokens -> ${r.dir}\n`);
+  else
+    io.out(
+      `${r.id}: ${r.examples.train} train + ${r.examples.val} val conversations, ${r.tokens.train.toLocaleString('en-US')} + ${r.tokens.val.toLocaleString('en-US')} tokens -> ${r.dir}\n`,
+    );
   return 0;
 }
 
 /** `gpt2-studio prepare <source> ...`; returns the exit code (130 when interrupted). */
 export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCommandOptions = {}): Promise<number> {
-  const { values: a, positionals } = parse(argv, {
-    name: { type: 'string' },
-    url: { type: 'string' },
-    file: { type: 'string' },
-    'max-files': { type: 'string' },
-    'max-tokens': { type: 'string' },
-    'shard-size': { type: 'string' },
-    'val-tokens': { type: 'string' },
-    endpoint: { type: 'string' },
-    'size-mb': { type: 'string' },
-    seed: { type: 'string' },
-    workers: { type: 'string' },
-    'max-bytes': { type: 'string' },
-    'keep-downloads': { type: 'boolean', default: false },
-    overwrite: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
-    home: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  }, 'prepare');
+  const { values: a, positionals } = parse(
+    argv,
+    {
+      name: { type: 'string' },
+      url: { type: 'string' },
+      file: { type: 'string' },
+      'max-files': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'shard-size': { type: 'string' },
+      'val-tokens': { type: 'string' },
+      endpoint: { type: 'string' },
+      'size-mb': { type: 'string' },
+      seed: { type: 'string' },
+      workers: { type: 'string' },
+      'max-bytes': { type: 'string' },
+      'keep-downloads': { type: 'boolean', default: false },
+      overwrite: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      home: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    'prepare',
+  );
   if (a.help) {
-    io.out(PREPARE_USAGE.replace('\0', listSources().map((s) => `  ${s.id.padEnd(18)} ${s.title}`).join('\n')));
+    io.out(
+      PREPARE_USAGE.replace(
+        '\0',
+        listSources()
+          .map((s) => `  ${s.id.padEnd(18)} ${s.title}`)
+          .join('\n'),
+      ),
+    );
     return 0;
   }
   if (positionals.length !== 1) {
     throw new StudioError(
       ErrorCode.BAD_ARGUMENT,
       positionals.length === 0 ? 'prepare needs a source.' : `prepare takes one source; got ${positionals.join(' ')}.`,
-      `Sources: ${listSources().map((s) => s.id).join(', ')}. Example: gpt2-studio prepare tinyshakespeare`,
+      `Sources: ${listSources()
+        .map((s) => s.id)
+        .join(', ')}. Example: gpt2-studio prepare tinyshakespeare`,
     );
   }
   if (positionals[0] === 'sft') return prepareSft(a, io);
@@ -238,7 +293,14 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
   if (a.url !== undefined) req.url = a.url;
   if (a.file !== undefined) req.file = a.file;
   if (a.endpoint !== undefined) req.endpoint = a.endpoint;
-  const counts: Array<[keyof PrepareRequest & ('maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'workers' | 'seed' | 'maxBytes'), string | undefined, string, number]> = [
+  const counts: Array<
+    [
+      keyof PrepareRequest & ('maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'workers' | 'seed' | 'maxBytes'),
+      string | undefined,
+      string,
+      number,
+    ]
+  > = [
     ['maxFiles', a['max-files'], 'max-files', 1],
     ['maxTokens', a['max-tokens'], 'max-tokens', 1],
     ['shardSize', a['shard-size'], 'shard-size', 1],
@@ -258,7 +320,12 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
 
   // the request the app would send, checked by the same schema as datasets-prepare's
   const checked = prepareRequest.safeParse(req);
-  if (!checked.success) throw new StudioError(ErrorCode.BAD_ARGUMENT, `prepare: ${z.prettifyError(checked.error)}`, 'Run "gpt2-studio prepare --help" for the options.');
+  if (!checked.success)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `prepare: ${z.prettifyError(checked.error)}`,
+      'Run "gpt2-studio prepare --help" for the options.',
+    );
   const env = opts.env ?? process.env;
   const home = resolveHome({ flag: a.home, env });
   const view = new ProgressView(io, opts.tty ?? process.stderr.isTTY === true, opts.intervalMs);
@@ -268,7 +335,8 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
     hooks: opts.hooks,
     events: {
       progress: (p: DatasetProgressEvent) => view.show(prepareLine(p), p.stage, p.stage === 'finishing'),
-      download: (p: DownloadProgressEvent) => view.show(downloadLine(p), `download:${p.url}`, p.total !== undefined && p.bytes === p.total),
+      download: (p: DownloadProgressEvent) =>
+        view.show(downloadLine(p), `download:${p.url}`, p.total !== undefined && p.bytes === p.total),
     },
   });
   const { jobId } = await svc.prepare(req);
@@ -282,11 +350,22 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
   try {
     const outcome = await svc.wait(jobId);
     view.end();
-    if (a.json) io.out(JSON.stringify({ ...outcome.summary, alreadyPrepared: outcome.alreadyPrepared, resumed: outcome.resumed, seconds: outcome.seconds }) + '\n');
+    if (a.json)
+      io.out(
+        JSON.stringify({
+          ...outcome.summary,
+          alreadyPrepared: outcome.alreadyPrepared,
+          resumed: outcome.resumed,
+          seconds: outcome.seconds,
+        }) + '\n',
+      );
     else {
       if (outcome.alreadyPrepared && outcome.summary.source !== req.source) {
-        io.err(`"${outcome.id}" already exists, prepared from ${outcome.summary.source}: nothing was done. Pass --name to prepare this under another name, or --overwrite to replace it.\n`);
-      } else if (outcome.alreadyPrepared) io.err(`"${outcome.id}" is already prepared (pass --overwrite to prepare it again).\n`);
+        io.err(
+          `"${outcome.id}" already exists, prepared from ${outcome.summary.source}: nothing was done. Pass --name to prepare this under another name, or --overwrite to replace it.\n`,
+        );
+      } else if (outcome.alreadyPrepared)
+        io.err(`"${outcome.id}" is already prepared (pass --overwrite to prepare it again).\n`);
       else if (outcome.resumed) io.err('continued an interrupted preparation\n');
       io.out(summaryLine(outcome.summary, outcome.alreadyPrepared ? undefined : outcome.seconds) + '\n');
       for (const n of outcome.summary.notes) io.out(`note: ${n}\n`);
@@ -305,17 +384,30 @@ export async function prepareCommand(argv: string[], io: CliIo, opts: PrepareCom
 }
 
 /** `gpt2-studio datasets [--json]`. */
-export async function datasetsCommand(argv: string[], io: CliIo, opts: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
-  const { values: a, positionals } = parse(argv, {
-    json: { type: 'boolean', default: false },
-    home: { type: 'string' },
-    help: { type: 'boolean', short: 'h', default: false },
-  }, 'datasets');
+export async function datasetsCommand(
+  argv: string[],
+  io: CliIo,
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<number> {
+  const { values: a, positionals } = parse(
+    argv,
+    {
+      json: { type: 'boolean', default: false },
+      home: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    'datasets',
+  );
   if (a.help) {
     io.out(DATASETS_USAGE);
     return 0;
   }
-  if (positionals.length > 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `datasets takes no arguments; got ${positionals.join(' ')}.`, 'Run "gpt2-studio datasets --help".');
+  if (positionals.length > 0)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `datasets takes no arguments; got ${positionals.join(' ')}.`,
+      'Run "gpt2-studio datasets --help".',
+    );
   const home = resolveHome({ flag: a.home, env: opts.env ?? process.env });
   const list = await new DatasetService({ home }).list();
   if (a.json) {
@@ -323,16 +415,27 @@ export async function datasetsCommand(argv: string[], io: CliIo, opts: { env?: N
     return 0;
   }
   if (list.length === 0) {
-    io.out(`No datasets in ${home}/datasets. Prepare one with: gpt2-studio prepare tinyshakespeare (or builtin, offline)\n`);
+    io.out(
+      `No datasets in ${home}/datasets. Prepare one with: gpt2-studio prepare tinyshakespeare (or builtin, offline)\n`,
+    );
     return 0;
   }
   const rows = list.map((d) => [
-    d.id, d.source, d.status, d.kind === 'tokens' ? d.tokens.train.toLocaleString('en-US') : '-', d.kind === 'tokens' ? d.tokens.val.toLocaleString('en-US') : `${d.examples ?? 0} examples`,
-    String(d.shards), formatBytes(d.bytes),
+    d.id,
+    d.source,
+    d.status,
+    d.kind === 'tokens' ? d.tokens.train.toLocaleString('en-US') : '-',
+    d.kind === 'tokens' ? d.tokens.val.toLocaleString('en-US') : `${d.examples ?? 0} examples`,
+    String(d.shards),
+    formatBytes(d.bytes),
   ]);
   const head = ['id', 'source', 'status', 'train tokens', 'val tokens', 'shards', 'size'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]): string => r.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd() + '\n';
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd() + '\n';
   io.out(line(head));
   for (const r of rows) io.out(line(r));
   for (const d of list) if (d.status === 'partial') io.out(`${d.id}: ${d.notes.join(' ')}\n`);

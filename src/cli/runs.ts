@@ -16,18 +16,31 @@ import { exportGpt2Weights } from '../node/models/weights';
 import { resolveHome } from '../node/workspace';
 import { num, parse, type CliIo } from './common';
 
-const homeOpt = { home: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } as const;
+const homeOpt = {
+  home: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
 
 function readConfigFile(file: string): Record<string, unknown> {
   const p = path.resolve(file);
-  if (!fs.existsSync(p)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `Config file ${p} does not exist.`, 'Pass --config with a JSON run config, or --preset NAME.');
+  if (!fs.existsSync(p))
+    throw new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `Config file ${p} does not exist.`,
+      'Pass --config with a JSON run config, or --preset NAME.',
+    );
   try {
     const v = JSON.parse(fs.readFileSync(p, 'utf8'));
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
     // a preset file ({title, description, config}) works as a config file too
     return (v.config && typeof v.config === 'object' ? v.config : v) as Record<string, unknown>;
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Config file ${p} is not a JSON object: ${(e as Error).message}.`, 'Write the run config as JSON (see resources/presets for examples).');
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Config file ${p} is not a JSON object: ${(e as Error).message}.`,
+      'Write the run config as JSON (see resources/presets for examples).',
+    );
   }
 }
 
@@ -35,7 +48,13 @@ function readConfigFile(file: string): Record<string, unknown> {
  * Subscribes to a run's events, calls `begin` (which starts its worker), and prints the events until the worker
  * ends; Ctrl-C asks it to checkpoint and stop. Returns the exit code.
  */
-async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, begin: () => Promise<unknown>): Promise<number> {
+async function follow(
+  studio: Studio,
+  runId: string,
+  io: CliIo,
+  json: boolean,
+  begin: () => Promise<unknown>,
+): Promise<number> {
   const out = (name: string, payload: object) => io.out(JSON.stringify({ event: name, ...payload }) + '\n');
   const mine = <K extends keyof StudioEvents>(name: K, print: (p: StudioEvents[K]) => void) =>
     studio.on(name, (p) => {
@@ -50,7 +69,9 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
     // the guard's actions are printed through the run's log lines too
     mine('run-guard', () => {}),
     // the end-of-text token is a marker, not output: a base model ends a document there and begins another
-    mine('run-sample', (p) => p.samples.forEach((s, i) => io.out(`sample ${i}: ${s.split('<|endoftext|>').join(' ⟨end of text⟩ ')}\n`))),
+    mine('run-sample', (p) =>
+      p.samples.forEach((s, i) => io.out(`sample ${i}: ${s.split('<|endoftext|>').join(' ⟨end of text⟩ ')}\n`)),
+    ),
     mine('run-checkpoint', (p) => io.out(`checkpoint: step ${p.step} -> ${p.path}\n`)),
     mine('run-log', (p) => (p.level === 'info' ? io.out(`${p.message}\n`) : io.err(`${p.level}: ${p.message}\n`))),
     mine('run-status', (p) => {
@@ -63,9 +84,11 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
   const onSigint = () => {
     interrupts++;
     if (interrupts === 1) {
-      io.err(stopping
-        ? '\na stop is already under way: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n'
-        : '\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n');
+      io.err(
+        stopping
+          ? '\na stop is already under way: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n'
+          : '\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n',
+      );
       if (!stopping) studio.invoke('runs-stop', { id: runId }).catch(() => {});
       stopping = true;
     } else {
@@ -94,19 +117,41 @@ async function follow(studio: Studio, runId: string, io: CliIo, json: boolean, b
 
 /** gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] */
 export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
-  const a = parse(argv, { ...homeOpt, config: { type: 'string' }, preset: { type: 'string' }, set: { type: 'string', multiple: true }, name: { type: 'string' }, force: { type: 'boolean' } }, 'train');
+  const a = parse(
+    argv,
+    {
+      ...homeOpt,
+      config: { type: 'string' },
+      preset: { type: 'string' },
+      set: { type: 'string', multiple: true },
+      name: { type: 'string' },
+      force: { type: 'boolean' },
+    },
+    'train',
+  );
   if (a.help) {
-    io.out('gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] [--force]\n');
-    io.out('  --force  start even when the plan says the run does not fit in this machine\'s memory\n');
+    io.out(
+      'gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] [--force]\n',
+    );
+    io.out("  --force  start even when the plan says the run does not fit in this machine's memory\n");
     return 0;
   }
   if ((a.config === undefined) === (a.preset === undefined)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, 'train needs exactly one of --config FILE or --preset NAME.', 'Presets: nano, micro, gpt2-124m, gpt2-medium (resources/presets).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'train needs exactly one of --config FILE or --preset NAME.',
+      'Presets: nano, micro, gpt2-124m, gpt2-medium (resources/presets).',
+    );
   }
   const config = a.config !== undefined ? readConfigFile(a.config) : getPreset(a.preset!).config;
   for (const kv of a.set ?? []) {
     const i = kv.indexOf('=');
-    if (i <= 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `--set ${kv} is not key=value.`, 'Example: --set max_steps=100 --set model.n_layer=2');
+    if (i <= 0)
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `--set ${kv} is not key=value.`,
+        'Example: --set max_steps=100 --set model.n_layer=2',
+      );
     // a relative init_path is taken in the workspace, here as in config files, presets and the app
     setConfigValue(config, kv.slice(0, i), kv.slice(i + 1));
   }
@@ -116,12 +161,20 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
     const warmup = typeof config.warmup_steps === 'number' ? config.warmup_steps : DEFAULT_WARMUP_STEPS;
     if (warmup > config.max_steps && Number.isInteger(config.max_steps) && config.max_steps > 0) {
       config.warmup_steps = config.max_steps;
-      io.err(`note: warmup_steps lowered from ${warmup} to ${config.max_steps} to fit max_steps (set warmup_steps to choose another)\n`);
+      io.err(
+        `note: warmup_steps lowered from ${warmup} to ${config.max_steps} to fit max_steps (set warmup_steps to choose another)\n`,
+      );
     }
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const run = await studio.invoke('runs-create', { config, preset: a.preset, name: a.name, start: false, force: a.force === true });
+    const run = await studio.invoke('runs-create', {
+      config,
+      preset: a.preset,
+      name: a.name,
+      start: false,
+      force: a.force === true,
+    });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
     return await follow(studio, run.id, io, a.json, () => studio.invoke('runs-start', { id: run.id }));
@@ -133,7 +186,12 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
 /** gpt2-studio resume RUN_ID [--home DIR] [--json] */
 export async function resumeCommand(argv: string[], io: CliIo): Promise<number> {
   const [id, ...rest] = argv;
-  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'resume needs a run id.', 'Usage: gpt2-studio resume RUN_ID [--home DIR]. List runs with "gpt2-studio runs".');
+  if (!id || id.startsWith('-'))
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'resume needs a run id.',
+      'Usage: gpt2-studio resume RUN_ID [--home DIR]. List runs with "gpt2-studio runs".',
+    );
   const a = parse(rest, homeOpt, 'resume');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
@@ -148,7 +206,12 @@ export async function resumeCommand(argv: string[], io: CliIo): Promise<number> 
 /** gpt2-studio stop RUN_ID [--home DIR] */
 export async function stopCommand(argv: string[], io: CliIo): Promise<number> {
   const [id, ...rest] = argv;
-  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'stop needs a run id.', 'Usage: gpt2-studio stop RUN_ID [--home DIR].');
+  if (!id || id.startsWith('-'))
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'stop needs a run id.',
+      'Usage: gpt2-studio stop RUN_ID [--home DIR].',
+    );
   const a = parse(rest, homeOpt, 'stop');
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
@@ -174,10 +237,14 @@ export async function runsCommand(argv: string[], io: CliIo): Promise<number> {
       io.out(`no runs in ${studio.home}\n`);
       return 0;
     }
-    io.out(`${'id'.padEnd(26)} ${'status'.padEnd(11)} ${'steps'.padStart(7)} ${'tokens'.padStart(13)} ${'best val'.padStart(8)}  name\n`);
+    io.out(
+      `${'id'.padEnd(26)} ${'status'.padEnd(11)} ${'steps'.padStart(7)} ${'tokens'.padStart(13)} ${'best val'.padStart(8)}  name\n`,
+    );
     for (const r of runs) {
       const best = r.bestValLoss === null || r.bestValLoss === undefined ? '-' : r.bestValLoss.toFixed(4);
-      io.out(`${r.id.padEnd(26)} ${r.status.padEnd(11)} ${String(r.stepsDone).padStart(7)} ${r.tokensSeen.toLocaleString('en-US').padStart(13)} ${best.padStart(8)}  ${r.name}\n`);
+      io.out(
+        `${r.id.padEnd(26)} ${r.status.padEnd(11)} ${String(r.stepsDone).padStart(7)} ${r.tokensSeen.toLocaleString('en-US').padStart(13)} ${best.padStart(8)}  ${r.name}\n`,
+      );
     }
     return 0;
   } finally {
@@ -188,15 +255,35 @@ export async function runsCommand(argv: string[], io: CliIo): Promise<number> {
 /** gpt2-studio export RUN_ID [--step N] --out model.safetensors|DIR [--home DIR] */
 export async function exportCommand(argv: string[], io: CliIo): Promise<number> {
   const [id, ...rest] = argv;
-  if (!id || id.startsWith('-')) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'export needs a run id.', 'Usage: gpt2-studio export RUN_ID [--step N] --out model.safetensors');
+  if (!id || id.startsWith('-'))
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'export needs a run id.',
+      'Usage: gpt2-studio export RUN_ID [--step N] --out model.safetensors',
+    );
   const a = parse(rest, { ...homeOpt, step: { type: 'string' }, out: { type: 'string' } }, 'export');
-  if (!a.out) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'export needs --out.', 'Pass --out model.safetensors (a config.json is written beside it) or --out FOLDER.');
+  if (!a.out)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'export needs --out.',
+      'Pass --out model.safetensors (a config.json is written beside it) or --out FOLDER.',
+    );
   const home = resolveHome({ flag: a.home });
   const runDir = runDirOf(home, id);
   const steps = listCheckpointSteps(runDir);
-  if (steps.length === 0) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoints in ${checkpointsDir(runDir)}.`, 'Checkpoints are written every checkpoint_interval steps and when a run stops.');
+  if (steps.length === 0)
+    throw new StudioError(
+      ErrorCode.NOT_FOUND,
+      `Run ${id} has no checkpoints in ${checkpointsDir(runDir)}.`,
+      'Checkpoints are written every checkpoint_interval steps and when a run stops.',
+    );
   const step = num(a.step, 'step', { int: true, min: 0 }) ?? steps[steps.length - 1]!;
-  if (!steps.includes(step)) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${id} has no checkpoint at step ${step}.`, `Checkpoints: ${steps.join(', ')}.`);
+  if (!steps.includes(step))
+    throw new StudioError(
+      ErrorCode.NOT_FOUND,
+      `Run ${id} has no checkpoint at step ${step}.`,
+      `Checkpoints: ${steps.join(', ')}.`,
+    );
   const ck = readCheckpoint(path.join(checkpointsDir(runDir), checkpointDirName(step)));
   const out = path.resolve(a.out);
   const isFile = out.endsWith('.safetensors');

@@ -37,7 +37,11 @@ function parseRateLimit(v: string): RateLimit | false {
   const requests = m ? Number(m[1]) : NaN;
   const seconds = m?.[2] !== undefined ? Number(m[2]) : DEFAULT_RATE_LIMIT.windowMs / 1000;
   if (!m || requests < 1 || !(seconds > 0)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad --rate-limit "${v}".`, 'Give requests per seconds, e.g. --rate-limit 30/10 (the default), or --rate-limit off.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Bad --rate-limit "${v}".`,
+      'Give requests per seconds, e.g. --rate-limit 30/10 (the default), or --rate-limit off.',
+    );
   }
   return { requests, windowMs: seconds * 1000 };
 }
@@ -62,7 +66,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   }
   const port = values.port === undefined ? 0 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad --port "${values.port}".`, 'Give a port from 0 to 65535 (0 picks a free one).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Bad --port "${values.port}".`,
+      'Give a port from 0 to 65535 (0 picks a free one).',
+    );
   }
   const token = values.token ?? (env.GPT2_STUDIO_TOKEN?.trim() || undefined);
   const rateLimit = values['rate-limit'] === undefined ? DEFAULT_RATE_LIMIT : parseRateLimit(values['rate-limit']);
@@ -80,7 +88,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
     );
   }
   const home = resolveHome({ flag: opts.home });
-  const server = await startServer({ home, host: opts.host, port: opts.port, token: opts.token, rendererDir, rateLimit: opts.rateLimit });
+  const server = await startServer({
+    home,
+    host: opts.host,
+    port: opts.port,
+    token: opts.token,
+    rendererDir,
+    rateLimit: opts.rateLimit,
+  });
 
   // the one place the token is shown: to the person who started the server
   process.stdout.write(`GPT-2 Studio is serving workspace ${home}\n`);

@@ -4,7 +4,10 @@ import { decode, EOT } from './tokenizer';
 
 describe('chat template', () => {
   it('masks in only the assistant words and the final <|endoftext|>', () => {
-    const r = renderChat([{ role: 'user', content: 'What is 2+2?' }, { role: 'assistant', content: 'Four.' }]);
+    const r = renderChat([
+      { role: 'user', content: 'What is 2+2?' },
+      { role: 'assistant', content: 'Four.' },
+    ]);
     expect(r.tokens.length).toBe(r.mask.length);
     expect(decode(r.tokens)).toBe('<|endoftext|>User: What is 2+2?\n\nAssistant: Four.<|endoftext|>');
     const counted = r.tokens.filter((_, i) => r.mask[i] === 1);
@@ -13,7 +16,10 @@ describe('chat template', () => {
   });
 
   it('builds a prompt that ends where the assistant answer begins', () => {
-    const msgs = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'Hi' }];
+    const msgs = [
+      { role: 'system' as const, content: 'Be brief.' },
+      { role: 'user' as const, content: 'Hi' },
+    ];
     const p = chatPrompt(msgs);
     expect(decode(p)).toBe('<|endoftext|>System: Be brief.\n\nUser: Hi\n\nAssistant:');
     // the same tokens as the unmasked prefix of a rendered conversation
@@ -22,8 +28,20 @@ describe('chat template', () => {
   });
 
   it('reads both JSONL shapes and says what is wrong with a bad one', () => {
-    expect(parseSftExample({ prompt: 'a', response: 'b' })).toEqual([{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b' }]);
-    expect(Array.isArray(parseSftExample({ messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }] }))).toBe(true);
+    expect(parseSftExample({ prompt: 'a', response: 'b' })).toEqual([
+      { role: 'user', content: 'a' },
+      { role: 'assistant', content: 'b' },
+    ]);
+    expect(
+      Array.isArray(
+        parseSftExample({
+          messages: [
+            { role: 'user', content: 'x' },
+            { role: 'assistant', content: 'y' },
+          ],
+        }),
+      ),
+    ).toBe(true);
     expect(parseSftExample({ messages: [{ role: 'user', content: 'x' }] })).toMatch(/last message/);
     expect(parseSftExample({ messages: [{ role: 'bot', content: 'x' }] })).toMatch(/messages\[0\]/);
     expect(parseSftExample({ text: 'x' })).toMatch(/expected/);

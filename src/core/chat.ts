@@ -13,7 +13,6 @@ import { EOT, encode } from './tokenizer';
 import type { ChatRole, ChatMessage } from '../shared/models';
 export type { ChatRole, ChatMessage };
 
-
 const LABEL: Record<ChatRole, string> = { system: 'System', user: 'User', assistant: 'Assistant' };
 
 export interface RenderedChat {
@@ -25,7 +24,11 @@ export interface RenderedChat {
 /** Renders a conversation for training: the assistant turns and the final <|endoftext|> are masked in. */
 export function renderChat(messages: ChatMessage[]): RenderedChat {
   if (messages.length === 0 || messages[messages.length - 1]!.role !== 'assistant') {
-    throw new StudioError(ErrorCode.BAD_DATA, 'A training conversation must end with an assistant message.', 'Give each example a response (or a last "assistant" message).');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      'A training conversation must end with an assistant message.',
+      'Give each example a response (or a last "assistant" message).',
+    );
   }
   const tokens: number[] = [EOT];
   const mask: number[] = [0];
@@ -36,7 +39,12 @@ export function renderChat(messages: ChatMessage[]): RenderedChat {
     }
   };
   messages.forEach((msg, i) => {
-    if (!(msg.role in LABEL)) throw new StudioError(ErrorCode.BAD_DATA, `Unknown chat role "${msg.role}".`, 'Roles are system, user and assistant.');
+    if (!(msg.role in LABEL))
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `Unknown chat role "${msg.role}".`,
+        'Roles are system, user and assistant.',
+      );
     const sep = i === 0 ? '' : '\n\n';
     if (msg.role === 'assistant') {
       push(encode(`${sep}${LABEL.assistant}:`), 0);
@@ -54,7 +62,11 @@ export function chatPrompt(messages: ChatMessage[]): number[] {
   const tokens: number[] = [EOT];
   messages.forEach((msg, i) => {
     const sep = i === 0 ? '' : '\n\n';
-    tokens.push(...(msg.role === 'assistant' ? [...encode(`${sep}${LABEL.assistant}:`), ...encode(' ' + msg.content)] : encode(`${sep}${LABEL[msg.role]}: ${msg.content}`)));
+    tokens.push(
+      ...(msg.role === 'assistant'
+        ? [...encode(`${sep}${LABEL.assistant}:`), ...encode(' ' + msg.content)]
+        : encode(`${sep}${LABEL[msg.role]}: ${msg.content}`)),
+    );
   });
   tokens.push(...encode(`${messages.length ? '\n\n' : ''}${LABEL.assistant}:`));
   return tokens;
@@ -68,7 +80,10 @@ export function parseSftExample(o: unknown): ChatMessage[] | string {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) return 'not a JSON object';
   const r = o as Record<string, unknown>;
   if (typeof r.prompt === 'string' && typeof r.response === 'string') {
-    return [{ role: 'user', content: r.prompt }, { role: 'assistant', content: r.response }];
+    return [
+      { role: 'user', content: r.prompt },
+      { role: 'assistant', content: r.response },
+    ];
   }
   if (Array.isArray(r.messages)) {
     const msgs: ChatMessage[] = [];
@@ -79,7 +94,8 @@ export function parseSftExample(o: unknown): ChatMessage[] | string {
       }
       msgs.push({ role: mm.role as ChatRole, content: mm.content });
     }
-    if (msgs.length === 0 || msgs[msgs.length - 1]!.role !== 'assistant') return 'the last message must be the assistant\'s';
+    if (msgs.length === 0 || msgs[msgs.length - 1]!.role !== 'assistant')
+      return "the last message must be the assistant's";
     return msgs;
   }
   return 'expected {"prompt", "response"} or {"messages": [...]}';

@@ -26,7 +26,15 @@ async function alwaysWrites(token: number): Promise<Model> {
   return new TfjsEngine().createModel(cfg, w);
 }
 
-const greedy = (o: Partial<GenerateOptions> = {}): GenerateOptions => ({ temperature: 0, topK: 0, topP: 1, maxNewTokens: 5, numSequences: 1, seed: 1, ...o });
+const greedy = (o: Partial<GenerateOptions> = {}): GenerateOptions => ({
+  temperature: 0,
+  topK: 0,
+  topP: 1,
+  maxNewTokens: 5,
+  numSequences: 1,
+  seed: 1,
+  ...o,
+});
 
 /** Runs fn and returns the StudioError it throws (failing the test if it throws anything else or nothing). */
 async function studioError(fn: () => unknown): Promise<StudioError> {
@@ -44,9 +52,14 @@ describe('generateRows: why each row ended', () => {
     const m = await alwaysWrites(EOT);
     try {
       const rows = await generateRows(m, [1, 2, 3], greedy({ numSequences: 2, maxNewTokens: 8, stopTokens: [EOT] }));
-      expect(rows).toEqual([{ tokens: [], reason: 'eot' }, { tokens: [], reason: 'eot' }]);
+      expect(rows).toEqual([
+        { tokens: [], reason: 'eot' },
+        { tokens: [], reason: 'eot' },
+      ]);
       // sampled too (temperature 1, top-k 50): the same
-      expect(await generateRows(m, [1, 2, 3], greedy({ temperature: 1, topK: 50, stopTokens: [EOT] }))).toEqual([{ tokens: [], reason: 'eot' }]);
+      expect(await generateRows(m, [1, 2, 3], greedy({ temperature: 1, topK: 50, stopTokens: [EOT] }))).toEqual([
+        { tokens: [], reason: 'eot' },
+      ]);
     } finally {
       m.dispose();
     }
@@ -56,15 +69,21 @@ describe('generateRows: why each row ended', () => {
     const m = await alwaysWrites(42);
     try {
       // 3 prompt tokens in a context of 16: 13 new tokens fit
-      expect(await generateRows(m, [1, 2, 3], greedy({ maxNewTokens: 5, stopTokens: [EOT] }))).toEqual([{ tokens: [42, 42, 42, 42, 42], reason: 'length' }]);
-      expect(await generateRows(m, [1, 2, 3], greedy({ maxNewTokens: 13 }))).toEqual([{ tokens: new Array(13).fill(42), reason: 'length' }]);
+      expect(await generateRows(m, [1, 2, 3], greedy({ maxNewTokens: 5, stopTokens: [EOT] }))).toEqual([
+        { tokens: [42, 42, 42, 42, 42], reason: 'length' },
+      ]);
+      expect(await generateRows(m, [1, 2, 3], greedy({ maxNewTokens: 13 }))).toEqual([
+        { tokens: new Array(13).fill(42), reason: 'length' },
+      ]);
       const full = await generateRows(m, [1, 2, 3], greedy({ maxNewTokens: 16, numSequences: 2 }));
       expect(full).toEqual([
         { tokens: new Array(13).fill(42), reason: 'context' },
         { tokens: new Array(13).fill(42), reason: 'context' },
       ]);
       // generate() gives the same tokens, without the reasons (what the trainer's samples use)
-      expect(await generate(m, [1, 2, 3], greedy({ maxNewTokens: 16, numSequences: 2 }))).toEqual(full.map((r) => r.tokens));
+      expect(await generate(m, [1, 2, 3], greedy({ maxNewTokens: 16, numSequences: 2 }))).toEqual(
+        full.map((r) => r.tokens),
+      );
     } finally {
       m.dispose();
     }
@@ -86,10 +105,14 @@ describe('generateRows: why each row ended', () => {
     try {
       const e = await studioError(() => generateRows(m, new Array(16).fill(1), greedy()));
       expect(e.code).toBe(ErrorCode.BAD_ARGUMENT);
-      expect(e.message).toBe("The prompt has 16 tokens, which fills the model's context of 16 tokens: no room is left to generate.");
+      expect(e.message).toBe(
+        "The prompt has 16 tokens, which fills the model's context of 16 tokens: no room is left to generate.",
+      );
       expect(e.hint).toBe('Shorten the prompt to 15 tokens or less.');
       // one token short of the context: exactly one new token, and the context is what ended it
-      expect(await generateRows(m, new Array(15).fill(1), greedy({ maxNewTokens: 4 }))).toEqual([{ tokens: [42], reason: 'context' }]);
+      expect(await generateRows(m, new Array(15).fill(1), greedy({ maxNewTokens: 4 }))).toEqual([
+        { tokens: [42], reason: 'context' },
+      ]);
     } finally {
       m.dispose();
     }
@@ -101,7 +124,9 @@ describe('checkMaxTokens', () => {
     const e = await studioError(() => checkMaxTokens(5000, 256));
     expect(e.code).toBe(ErrorCode.BAD_ARGUMENT);
     expect(e.message).toBe("max tokens 5000 is more than the model's context of 256 tokens; lower it to 256 or less.");
-    expect((await studioError(() => checkMaxTokens(300, 256, '--max-new-tokens'))).message).toMatch(/^--max-new-tokens 300 is more than/);
+    expect((await studioError(() => checkMaxTokens(300, 256, '--max-new-tokens'))).message).toMatch(
+      /^--max-new-tokens 300 is more than/,
+    );
     expect((await studioError(() => checkMaxTokens(0, 256))).message).toBe('max tokens 0 must be a whole number >= 1.');
     expect(() => checkMaxTokens(256, 256)).not.toThrow();
     expect(() => checkMaxTokens(1, 256)).not.toThrow();

@@ -15,13 +15,25 @@ export interface SamplingOptions {
 
 export function validateSampling(o: SamplingOptions): void {
   if (!(o.temperature >= 0) || !Number.isFinite(o.temperature)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `temperature = ${o.temperature} must be a number >= 0.`, 'Use 0 for greedy decoding, 1 for plain sampling.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `temperature = ${o.temperature} must be a number >= 0.`,
+      'Use 0 for greedy decoding, 1 for plain sampling.',
+    );
   }
   if (!Number.isInteger(o.topK) || o.topK < 0) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `top-k = ${o.topK} must be an integer >= 0.`, 'Use 0 to disable top-k (build-nanogpt samples with 50).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `top-k = ${o.topK} must be an integer >= 0.`,
+      'Use 0 to disable top-k (build-nanogpt samples with 50).',
+    );
   }
   if (!(o.topP > 0 && o.topP <= 1)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `top-p = ${o.topP} must be in (0, 1].`, 'Use 1 to disable nucleus sampling.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `top-p = ${o.topP} must be in (0, 1].`,
+      'Use 1 to disable nucleus sampling.',
+    );
   }
 }
 
@@ -97,7 +109,11 @@ function topKIndices(x: Float32Array, k: number): number[] {
  */
 export function checkMaxTokens(maxTokens: number, blockSize: number, name = 'max tokens'): void {
   if (!Number.isInteger(maxTokens) || maxTokens < 1) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `${name} ${maxTokens} must be a whole number >= 1.`, `Use a value from 1 to the model's context (${blockSize} tokens).`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `${name} ${maxTokens} must be a whole number >= 1.`,
+      `Use a value from 1 to the model's context (${blockSize} tokens).`,
+    );
   }
   if (maxTokens > blockSize) {
     throw new StudioError(
@@ -162,11 +178,20 @@ export async function generate(model: Model, prompt: number[], o: GenerateOption
  */
 export async function generateRows(model: Model, prompt: number[], o: GenerateOptions): Promise<GeneratedRow[]> {
   validateSampling(o);
-  if (prompt.length === 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'The prompt is empty.', 'Give at least one token (e.g. <|endoftext|>).');
+  if (prompt.length === 0)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'The prompt is empty.',
+      'Give at least one token (e.g. <|endoftext|>).',
+    );
   const B = o.numSequences;
   const maxNew = Math.min(o.maxNewTokens, roomAfter(prompt.length, model.config.blockSize));
   if (!(maxNew >= 1)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `maxNewTokens = ${o.maxNewTokens} must be at least 1.`, 'Ask for one new token or more.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `maxNewTokens = ${o.maxNewTokens} must be at least 1.`,
+      'Ask for one new token or more.',
+    );
   }
   const V = model.config.vocabSize;
   const rng = new Rng(o.seed);

@@ -33,8 +33,17 @@ export function transpose2d(t: HostTensor): HostTensor {
 /** The tensor of a parameter, checked against its spec; the error names the tensor and both shapes. */
 export function checkParamTensor(w: NamedTensors, s: ParamSpec, what = 'weights'): HostTensor {
   const t = w.get(s.name);
-  if (!t) throw new StudioError(ErrorCode.BAD_WEIGHTS, `The ${what} have no tensor "${s.name}" (expected shape [${s.shape}]).`, 'Use weights made for this model config.');
-  if (t.shape.length !== s.shape.length || t.shape.some((d, i) => d !== s.shape[i]) || t.data.length !== numel(s.shape)) {
+  if (!t)
+    throw new StudioError(
+      ErrorCode.BAD_WEIGHTS,
+      `The ${what} have no tensor "${s.name}" (expected shape [${s.shape}]).`,
+      'Use weights made for this model config.',
+    );
+  if (
+    t.shape.length !== s.shape.length ||
+    t.shape.some((d, i) => d !== s.shape[i]) ||
+    t.data.length !== numel(s.shape)
+  ) {
     throw new StudioError(
       ErrorCode.BAD_WEIGHTS,
       `The ${what} tensor "${s.name}" has shape [${t.shape}], expected [${s.shape}].`,

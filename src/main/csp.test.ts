@@ -7,7 +7,9 @@ describe('the renderer CSP', () => {
     const html = readFileSync(new URL('../renderer/index.html', import.meta.url), 'utf8');
     const meta = html.match(/http-equiv="Content-Security-Policy"\s+content="([^"]+)"/)?.[1];
     expect(meta).toBeDefined();
-    const expected = RENDERER_CSP.split('; ').filter((d) => !d.startsWith('frame-ancestors')).join('; ');
+    const expected = RENDERER_CSP.split('; ')
+      .filter((d) => !d.startsWith('frame-ancestors'))
+      .join('; ');
     expect(meta).toBe(expected);
   });
 

@@ -21,7 +21,10 @@ class FakeIpcMain implements IpcMainLike {
   async invoke(frameUrl: string | null, ...args: unknown[]): Promise<InvokeResult> {
     const h = this.handlers.get(IPC_INVOKE_CHANNEL);
     if (!h) throw new Error('no handler');
-    return (await h({ senderFrame: frameUrl === null ? null : { url: frameUrl, parent: null } }, ...args)) as InvokeResult;
+    return (await h(
+      { senderFrame: frameUrl === null ? null : { url: frameUrl, parent: null } },
+      ...args,
+    )) as InvokeResult;
   }
 }
 
@@ -84,8 +87,33 @@ describe('registerStudioIpc', () => {
   });
 
   it('relays push events until disposed', () => {
-    studio.emit('run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000, tokensSeen: 1024, skipped: false });
-    expect(sent).toEqual([['run-step', { runId: 'r', step: 1, loss: 10.9, lr: 6e-4, norm: 1.2, dtMs: 100, tokensPerSec: 5000, tokensSeen: 1024, skipped: false }]]);
+    studio.emit('run-step', {
+      runId: 'r',
+      step: 1,
+      loss: 10.9,
+      lr: 6e-4,
+      norm: 1.2,
+      dtMs: 100,
+      tokensPerSec: 5000,
+      tokensSeen: 1024,
+      skipped: false,
+    });
+    expect(sent).toEqual([
+      [
+        'run-step',
+        {
+          runId: 'r',
+          step: 1,
+          loss: 10.9,
+          lr: 6e-4,
+          norm: 1.2,
+          dtMs: 100,
+          tokensPerSec: 5000,
+          tokensSeen: 1024,
+          skipped: false,
+        },
+      ],
+    ]);
     dispose();
     expect(ipc.handlers.size).toBe(0);
     studio.emit('run-status', { runId: 'r', status: 'done' });
@@ -116,6 +144,7 @@ describe('security helpers', () => {
   });
   it('grants only clipboard writes (the copy buttons)', () => {
     expect(isPermissionAllowed('clipboard-sanitized-write')).toBe(true);
-    for (const p of ['clipboard-read', 'media', 'notifications', 'geolocation', 'openExternal', 'fullscreen']) expect(isPermissionAllowed(p)).toBe(false);
+    for (const p of ['clipboard-read', 'media', 'notifications', 'geolocation', 'openExternal', 'fullscreen'])
+      expect(isPermissionAllowed(p)).toBe(false);
   });
 });

@@ -59,7 +59,10 @@ export function registerStudioIpc(opts: StudioIpcOptions): () => void {
  * A check for the renderer's own URL: the built index.html as a file:// URL (any query or hash), or, in
  * development, any page of the dev server's origin. Everything else is untrusted.
  */
-export function makeRendererUrlCheck(opts: { rendererFileUrl: string; devServerUrl?: string }): (url: string) => boolean {
+export function makeRendererUrlCheck(opts: {
+  rendererFileUrl: string;
+  devServerUrl?: string;
+}): (url: string) => boolean {
   const file = new URL(opts.rendererFileUrl);
   const devOrigin = opts.devServerUrl ? new URL(opts.devServerUrl).origin : undefined;
   return (raw: string) => {
@@ -69,7 +72,10 @@ export function makeRendererUrlCheck(opts: { rendererFileUrl: string; devServerU
     } catch {
       return false;
     }
-    if (url.protocol === 'file:') return file.protocol === 'file:' && url.host === file.host && url.pathname === file.pathname;
-    return devOrigin !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === devOrigin;
+    if (url.protocol === 'file:')
+      return file.protocol === 'file:' && url.host === file.host && url.pathname === file.pathname;
+    return (
+      devOrigin !== undefined && (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === devOrigin
+    );
   };
 }

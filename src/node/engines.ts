@@ -69,10 +69,19 @@ export async function selectTfjsBackend(pref?: string, env: NodeJS.ProcessEnv = 
   tf.enableProdMode();
   if (want) {
     if (!(TFJS_BACKENDS as readonly string[]).includes(want)) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown TF.js backend "${want}".`, `Use one of: ${TFJS_BACKENDS.join(', ')}.`);
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Unknown TF.js backend "${want}".`,
+        `Use one of: ${TFJS_BACKENDS.join(', ')}.`,
+      );
     }
     const why = await tryBackend(want as TfjsBackendName);
-    if (why) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The TF.js backend "${want}" is not available: ${why}.`, `Leave the backend unset to pick the fastest available one.`);
+    if (why)
+      throw new StudioError(
+        ErrorCode.ENGINE_UNAVAILABLE,
+        `The TF.js backend "${want}" is not available: ${why}.`,
+        `Leave the backend unset to pick the fastest available one.`,
+      );
     chosen = { backend: want as TfjsBackendName, notes: [`backend ${want} was requested`] };
     return chosen;
   }
@@ -85,7 +94,11 @@ export async function selectTfjsBackend(pref?: string, env: NodeJS.ProcessEnv = 
     }
     notes.push(`${b}: ${why}`);
   }
-  throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `No TF.js backend could start: ${notes.join('; ')}.`, 'Reinstall the project dependencies (npm ci).');
+  throw new StudioError(
+    ErrorCode.ENGINE_UNAVAILABLE,
+    `No TF.js backend could start: ${notes.join('; ')}.`,
+    'Reinstall the project dependencies (npm ci).',
+  );
 }
 
 export const ENGINE_NAMES = ['tfjs', 'native-cpu', 'native-cuda'] as const;
@@ -168,7 +181,8 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
   }
   const cpuPrecision = resolvePrecision('native-cpu', opts.precision);
   const cudaPrecision = resolvePrecision('native-cuda', opts.precision);
-  if (name === 'native-cpu') return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision });
+  if (name === 'native-cpu')
+    return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision });
   if (name === 'native-cuda') return nativeCudaEngine({ precision: cudaPrecision });
   if (name === 'auto') {
     let cudaWhy: string;
@@ -178,7 +192,8 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
       if (probe) cudaWhy = `native-cuda: ${probe}`;
       else {
         const parity = await nativeParity(cuda);
-        if (parity.pass) return nativeCudaEngine({ precision: cudaPrecision }, [`default engine: parity ${parity.summary}`]);
+        if (parity.pass)
+          return nativeCudaEngine({ precision: cudaPrecision }, [`default engine: parity ${parity.summary}`]);
         cudaWhy = `native-cuda failed its parity check (${parity.summary})`;
       }
     } catch (e) {
@@ -188,7 +203,11 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     try {
       const native = nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
       const parity = await nativeParity(native);
-      if (parity.pass) return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision }, [`default engine: parity ${parity.summary}`, cudaWhy]);
+      if (parity.pass)
+        return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision }, [
+          `default engine: parity ${parity.summary}`,
+          cudaWhy,
+        ]);
       why = `native-cpu failed its parity check (${parity.summary})`;
     } catch (e) {
       why = `native-cpu: ${reason(e)}`;
@@ -196,7 +215,11 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     const choice = await selectTfjsBackend();
     return new TfjsEngine([...choice.notes, cudaWhy, why]);
   }
-  throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown engine "${name}".`, `Use one of: auto, ${ENGINE_NAMES.join(', ')}.`);
+  throw new StudioError(
+    ErrorCode.BAD_ARGUMENT,
+    `Unknown engine "${name}".`,
+    `Use one of: auto, ${ENGINE_NAMES.join(', ')}.`,
+  );
 }
 
 /** Every engine with its availability, its parity and the reasons, for `gpt2-studio engines` and Settings. */
@@ -214,7 +237,11 @@ export async function describeEngines(): Promise<EngineInfo[]> {
       if (name === 'native-cuda') {
         const probe = await cudaProbe(native);
         if (probe) {
-          out.push({ ...info, available: false, notes: [`the CUDA library loads, but no model can be built: ${probe}`, ...info.notes] });
+          out.push({
+            ...info,
+            available: false,
+            notes: [`the CUDA library loads, but no model can be built: ${probe}`, ...info.notes],
+          });
           continue;
         }
       }
@@ -243,7 +270,9 @@ async function parityNotes(native: NativeEngine): Promise<string[]> {
       parity.push(`fixture parity: could not run: ${reason(e)}`);
     }
   } else {
-    parity.push('fixture parity: not checked (the gpt2-tiny fixture is not here; set GPT2_STUDIO_SHARED to its shared folder)');
+    parity.push(
+      'fixture parity: not checked (the gpt2-tiny fixture is not here; set GPT2_STUDIO_SHARED to its shared folder)',
+    );
   }
   return parity;
 }

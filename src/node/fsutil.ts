@@ -21,7 +21,11 @@ export function fsyncDir(dir: string): void {
  * Writes `data` (or its parts, in order) to `file` atomically: a temporary file beside it, fsync, rename, fsync
  * of the folder. `what` names the write in an error message.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array | readonly Uint8Array[], what = 'writing'): void {
+export function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+  what = 'writing',
+): void {
   const tmp = `${file}.tmp-${process.pid}`;
   let fd: number | undefined;
   try {
@@ -59,7 +63,8 @@ export function readJsonIfPresent(file: string): unknown {
 export async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
   try {
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20, signal })) hash.update(chunk as Buffer);
+    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20, signal }))
+      hash.update(chunk as Buffer);
   } catch (e) {
     if (signal?.aborted) throw new CancelledError(`Reading "${file}"`);
     throw fsError(e, 'reading', file);
@@ -70,7 +75,8 @@ export async function sha256File(file: string, signal?: AbortSignal): Promise<st
 /** Total bytes of the files in a folder (not recursive). */
 export function folderBytes(dir: string): number {
   let n = 0;
-  for (const f of fs.readdirSync(dir, { withFileTypes: true })) if (f.isFile()) n += fs.statSync(path.join(dir, f.name)).size;
+  for (const f of fs.readdirSync(dir, { withFileTypes: true }))
+    if (f.isFile()) n += fs.statSync(path.join(dir, f.name)).size;
   return n;
 }
 

@@ -91,7 +91,12 @@ export function createHttpClient(opts: { base?: string; token?: string } = {}): 
       try {
         body = (await res.json()) as InvokeResult<HandlerResult<K>>;
       } catch (e) {
-        throw new StudioError(ErrorCode.INTERNAL, `The server answered "${name}" with HTTP ${res.status} and no JSON.`, 'Check the server log.', { cause: e });
+        throw new StudioError(
+          ErrorCode.INTERNAL,
+          `The server answered "${name}" with HTTP ${res.status} and no JSON.`,
+          'Check the server log.',
+          { cause: e },
+        );
       }
       return unwrap(body);
     },

@@ -33,7 +33,8 @@ export const PAGES = [
   {
     id: 'evals',
     title: 'Evals',
-    summary: 'HellaSwag accuracy of any checkpoint or imported model in one click, and the loss of each token of a text.',
+    summary:
+      'HellaSwag accuracy of any checkpoint or imported model in one click, and the loss of each token of a text.',
   },
   {
     id: 'settings',
@@ -44,4 +45,3 @@ export const PAGES = [
 
 export type PageId = (typeof PAGES)[number]['id'];
 export const DEFAULT_PAGE: PageId = 'runs';
-

@@ -8,7 +8,12 @@ describe('hash router', () => {
     expect(parseRoute('#/nope')).toEqual({ page: 'runs' });
     expect(parseRoute('#/run/run-20261128-193000-ab12')).toEqual({ page: 'run', runId: 'run-20261128-193000-ab12' });
     expect(parseRoute('#/new-run?from=run-1')).toEqual({ page: 'new-run', from: 'run-1' });
-    for (const r of [{ page: 'run', runId: 'a b' }, { page: 'new-run', from: 'x' }, { page: 'new-run' }, { page: 'compare' }] as const) {
+    for (const r of [
+      { page: 'run', runId: 'a b' },
+      { page: 'new-run', from: 'x' },
+      { page: 'new-run' },
+      { page: 'compare' },
+    ] as const) {
       expect(parseRoute(href(r))).toEqual(r);
     }
     expect(navPageOf({ page: 'run', runId: 'x' })).toBe('runs');

@@ -6,20 +6,21 @@ import { useEffect, useState } from 'react';
 import { DEFAULT_PAGE, PAGES, type PageId } from './pages';
 
 export type Route =
-  | { page: Exclude<PageId, 'new-run'> }
-  | { page: 'new-run'; from?: string }
-  | { page: 'run'; runId: string };
+  { page: Exclude<PageId, 'new-run'> } | { page: 'new-run'; from?: string } | { page: 'run'; runId: string };
 
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#\/?/, '');
   const [pathPart, query = ''] = raw.split('?', 2);
-  const parts = pathPart!.split('/').filter(Boolean).map((p) => {
-    try {
-      return decodeURIComponent(p);
-    } catch {
-      return p;
-    }
-  });
+  const parts = pathPart!
+    .split('/')
+    .filter(Boolean)
+    .map((p) => {
+      try {
+        return decodeURIComponent(p);
+      } catch {
+        return p;
+      }
+    });
   const params = new URLSearchParams(query);
   if (parts[0] === 'run' && parts[1]) return { page: 'run', runId: parts[1] };
   if (parts[0] === 'new-run') {

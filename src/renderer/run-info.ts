@@ -5,7 +5,15 @@ import { engineLabel, mixedEngines, shapeLabel } from '../shared/run-facts';
 
 export type Run = HandlerResult<'runs-get'>;
 
-export const RUN_STATUS_LIST: readonly RunStatus[] = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'];
+export const RUN_STATUS_LIST: readonly RunStatus[] = [
+  'created',
+  'running',
+  'paused',
+  'stopped',
+  'done',
+  'failed',
+  'interrupted',
+];
 
 export const STATUS_LABEL: Record<RunStatus, string> = {
   created: 'Created',
@@ -39,7 +47,8 @@ export function modelLabel(run: Pick<Run, 'config'> & { attempts?: Run['attempts
   const m = run.config.model as Record<string, unknown> | undefined;
   if (a) return `${typeof m?.preset === 'string' ? `${m.preset} · ` : ''}${shapeLabel(a.model)}`;
   if (typeof m?.preset === 'string') return m.preset;
-  if (typeof m?.n_layer === 'number' && typeof m?.n_head === 'number' && typeof m?.n_embd === 'number') return `${m.n_layer}L·${m.n_head}H·${m.n_embd}C`;
+  if (typeof m?.n_layer === 'number' && typeof m?.n_head === 'number' && typeof m?.n_embd === 'number')
+    return `${m.n_layer}L·${m.n_head}H·${m.n_embd}C`;
   return 'custom';
 }
 
@@ -59,7 +68,8 @@ export function engineUsedLabel(run: Pick<Run, 'engine' | 'attempts'>): string {
 }
 
 export const canStop = (s: RunStatus) => s === 'running';
-export const canResume = (s: RunStatus) => s === 'stopped' || s === 'paused' || s === 'interrupted' || s === 'failed' || s === 'created';
+export const canResume = (s: RunStatus) =>
+  s === 'stopped' || s === 'paused' || s === 'interrupted' || s === 'failed' || s === 'created';
 export const canDelete = (s: RunStatus) => s !== 'running';
 
 /** Seconds the run has been (or was) training since its last start. */

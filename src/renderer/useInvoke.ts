@@ -32,7 +32,11 @@ export interface DataRequest<T> {
  * is dropped, and so is an answer after the component is gone; `signal` tells a load that it has been overtaken
  * (to skip a request it was waiting to make). `onData` sees each answer that is kept, as it is shown.
  */
-export function useRequest<T>(load: (signal: AbortSignal) => Promise<T>, deps: DependencyList, onData?: (data: T) => void): DataRequest<T> {
+export function useRequest<T>(
+  load: (signal: AbortSignal) => Promise<T>,
+  deps: DependencyList,
+  onData?: (data: T) => void,
+): DataRequest<T> {
   const [state, setState] = useState<InvokeState<T>>({ status: 'loading' });
   const latest = useRef({ load, onData });
   latest.current = { load, onData };
@@ -66,12 +70,18 @@ export function useRequest<T>(load: (signal: AbortSignal) => Promise<T>, deps: D
 
   const reload = useCallback(() => void start(false), [start]);
   const refresh = useCallback(() => start(true), [start]);
-  const setData = useCallback((update: (data: T) => T) => setState((s) => (s.status === 'ok' ? { status: 'ok', data: update(s.data) } : s)), []);
+  const setData = useCallback(
+    (update: (data: T) => T) => setState((s) => (s.status === 'ok' ? { status: 'ok', data: update(s.data) } : s)),
+    [],
+  );
   return { state, reload, refresh, setData };
 }
 
 /** Calls a handler when the component mounts (again when its arguments change, and on reload); the latest call wins. */
-export function useInvoke<K extends HandlerName>(name: K, ...args: HandlerArgs<K>): [InvokeState<HandlerResult<K>>, () => void] {
+export function useInvoke<K extends HandlerName>(
+  name: K,
+  ...args: HandlerArgs<K>
+): [InvokeState<HandlerResult<K>>, () => void] {
   const client = useClient();
   // again when the arguments change by value, not by identity
   const argKey = JSON.stringify(args);

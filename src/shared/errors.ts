@@ -75,8 +75,13 @@ export class StudioError extends Error {
  */
 export function isDiskFull(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
-  return code === 'ENOSPC' || code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_SHMSIZE' || code === 'EDQUOT'
-    || (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message));
+  return (
+    code === 'ENOSPC' ||
+    code === 'SQLITE_FULL' ||
+    code === 'SQLITE_IOERR_SHMSIZE' ||
+    code === 'EDQUOT' ||
+    (e instanceof Error && /database or disk is full|no space left on device/i.test(e.message))
+  );
 }
 
 export function toPlainError(e: unknown): PlainError {

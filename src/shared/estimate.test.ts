@@ -19,8 +19,19 @@ import { checkRunConfig, type RunConfig, type RunConfigInput } from './run-confi
 
 function config(patch: Partial<RunConfigInput> = {}): RunConfig {
   const r = checkRunConfig({
-    model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 100, warmup_steps: 5,
-    eval_interval: 10, eval_iters: 4, hellaswag_interval: 0, sample_interval: 25, sample: { count: 2, max_tokens: 32 }, checkpoint_interval: 20,
+    model: { preset: 'nano' },
+    dataset: 'builtin',
+    total_batch_size: 1024,
+    batch_size: 8,
+    seq_len: 128,
+    max_steps: 100,
+    warmup_steps: 5,
+    eval_interval: 10,
+    eval_iters: 4,
+    hellaswag_interval: 0,
+    sample_interval: 25,
+    sample: { count: 2, max_tokens: 32 },
+    checkpoint_interval: 20,
     guard: { snapshot_interval: 0 },
     ...patch,
   });
@@ -34,14 +45,23 @@ function bruteCount(c: RunConfig, from: number, maxSteps: number): EventCounts {
   for (let s = from; s <= maxSteps; s++) {
     for (const k of eventsBefore(c, s, maxSteps)) {
       // before step s: evaluations and samples of the steps still to run; the checkpoint and snapshot after step s - 1
-      if ((k === 'checkpoint' || k === 'snapshot') ? s >= from + 1 : s < maxSteps) n[k]++;
+      if (k === 'checkpoint' || k === 'snapshot' ? s >= from + 1 : s < maxSteps) n[k]++;
     }
   }
   return n;
 }
 
 /** A synthetic run: each step takes dt, each boundary `base` ms, plus its events' costs; recorded as the service does. */
-function simulate(c: RunConfig, o: { steps: number; dt: (s: number) => number; base: number; cost: Partial<Record<string, number>>; startSec?: number }): StepSeries & { totalMs: number } {
+function simulate(
+  c: RunConfig,
+  o: {
+    steps: number;
+    dt: (s: number) => number;
+    base: number;
+    cost: Partial<Record<string, number>>;
+    startSec?: number;
+  },
+): StepSeries & { totalMs: number } {
   const maxSteps = c.max_steps!;
   let t = (o.startSec ?? 1_000_000) * 1000;
   const steps: number[] = [];
@@ -92,10 +112,37 @@ describe('the schedule', () => {
     const cases: Partial<RunConfigInput>[] = [
       {},
       { max_steps: 300, eval_interval: 50, sample_interval: 100, checkpoint_interval: 50 },
-      { max_steps: 7, eval_interval: 3, sample_interval: 5, checkpoint_interval: 4, hellaswag_interval: 2, warmup_steps: 1 },
-      { max_steps: 1, warmup_steps: 0, eval_interval: 5, sample_interval: 5, checkpoint_interval: 5, hellaswag_interval: 5 },
-      { max_steps: 40, eval_interval: 0, sample_interval: 0, checkpoint_interval: 0, warmup_steps: 1, guard: { snapshot_interval: 7 } },
-      { max_steps: 2000, eval_interval: 100, sample_interval: 250, checkpoint_interval: 250, guard: { snapshot_interval: 100 } },
+      {
+        max_steps: 7,
+        eval_interval: 3,
+        sample_interval: 5,
+        checkpoint_interval: 4,
+        hellaswag_interval: 2,
+        warmup_steps: 1,
+      },
+      {
+        max_steps: 1,
+        warmup_steps: 0,
+        eval_interval: 5,
+        sample_interval: 5,
+        checkpoint_interval: 5,
+        hellaswag_interval: 5,
+      },
+      {
+        max_steps: 40,
+        eval_interval: 0,
+        sample_interval: 0,
+        checkpoint_interval: 0,
+        warmup_steps: 1,
+        guard: { snapshot_interval: 7 },
+      },
+      {
+        max_steps: 2000,
+        eval_interval: 100,
+        sample_interval: 250,
+        checkpoint_interval: 250,
+        guard: { snapshot_interval: 100 },
+      },
     ];
     for (const patch of cases) {
       const c = config(patch);
@@ -110,7 +157,13 @@ describe('the schedule', () => {
   it('gives the nano preset its evaluations, samples and checkpoints', () => {
     // nano: 300 steps; val loss at 0, 50, ..., 250 and the last step 299; samples at 100, 200 and 299;
     // checkpoints after steps 50, 100, ..., 300; guard snapshots after 100, 200, 300
-    const c = config({ max_steps: 300, eval_interval: 50, sample_interval: 100, checkpoint_interval: 50, guard: { snapshot_interval: 100 } });
+    const c = config({
+      max_steps: 300,
+      eval_interval: 50,
+      sample_interval: 100,
+      checkpoint_interval: 50,
+      guard: { snapshot_interval: 100 },
+    });
     expect(countEvents(c, 0)).toEqual({ eval: 7, hellaswag: 0, sample: 3, checkpoint: 6, snapshot: 3 });
     expect(countEvents(c, 250)).toEqual({ eval: 2, hellaswag: 0, sample: 1, checkpoint: 1, snapshot: 1 });
     expect(countEvents(c, 300)).toEqual({ eval: 0, hellaswag: 0, sample: 0, checkpoint: 0, snapshot: 0 });
@@ -119,7 +172,10 @@ describe('the schedule', () => {
 
 describe('event costs', () => {
   it('take the median of what the run recorded', () => {
-    expect(costsFromMetrics({ eval: [1579, 244, 259], checkpoint: [504, 287], sample: [] })).toEqual({ eval: 259, checkpoint: 395.5 });
+    expect(costsFromMetrics({ eval: [1579, 244, 259], checkpoint: [504, 287], sample: [] })).toEqual({
+      eval: 259,
+      checkpoint: 395.5,
+    });
   });
 
   it('are read off the wall clock when a run recorded none, and a restart is not counted as work', () => {
@@ -145,24 +201,57 @@ describe('event costs', () => {
 
   it('carry over from a timing to another eval_iters, sample length and HellaSwag limit', () => {
     const t: StepTiming = {
-      engine: 'native-cpu', batchSize: 8, seqLen: 128, microStepMs: 200, updateMs: 4, evalIterMs: 60,
-      sample: { ms: 64, count: 2, maxTokens: 16 }, checkpointMs: 580, snapshotMs: 200, hellaswag: { msPerExample: 30, examples: 1000 },
+      engine: 'native-cpu',
+      batchSize: 8,
+      seqLen: 128,
+      microStepMs: 200,
+      updateMs: 4,
+      evalIterMs: 60,
+      sample: { ms: 64, count: 2, maxTokens: 16 },
+      checkpointMs: 580,
+      snapshotMs: 200,
+      hellaswag: { msPerExample: 30, examples: 1000 },
     };
-    const c = config({ eval_iters: 10, sample: { count: 4, max_tokens: 32 }, hellaswag_interval: 50, hellaswag_limit: 100 });
+    const c = config({
+      eval_iters: 10,
+      sample: { count: 4, max_tokens: 32 },
+      hellaswag_interval: 50,
+      hellaswag_limit: 100,
+    });
     expect(costsFromTiming(c, t)).toEqual({ eval: 600, sample: 256, checkpoint: 580, snapshot: 200, hellaswag: 3000 });
-    expect(costsFromTiming(config({ hellaswag_interval: 50 }), { ...t, hellaswag: { msPerExample: 30, examples: 0 } }).hellaswag).toBe(0);
+    expect(
+      costsFromTiming(config({ hellaswag_interval: 50 }), { ...t, hellaswag: { msPerExample: 30, examples: 0 } })
+        .hellaswag,
+    ).toBe(0);
   });
 });
 
 describe('time estimates', () => {
   const timing: StepTiming = {
-    engine: 'native-cpu', batchSize: 8, seqLen: 128, microStepMs: 100, updateMs: 10, firstStepExtraMs: 500, evalIterMs: 50,
-    sample: { ms: 80, count: 2, maxTokens: 16 }, checkpointMs: 400, snapshotMs: 100, startupMs: 3000,
+    engine: 'native-cpu',
+    batchSize: 8,
+    seqLen: 128,
+    microStepMs: 100,
+    updateMs: 10,
+    firstStepExtraMs: 500,
+    evalIterMs: 50,
+    sample: { ms: 80, count: 2, maxTokens: 16 },
+    checkpointMs: 400,
+    snapshotMs: 100,
+    startupMs: 3000,
   };
 
   it('plan a whole run from a calibration: start-up, steps at the accumulation of the config, and every event', () => {
     // 2 micro-steps per step
-    const c = config({ total_batch_size: 2048, max_steps: 300, eval_interval: 50, eval_iters: 4, sample_interval: 100, checkpoint_interval: 50, guard: { snapshot_interval: 100 } });
+    const c = config({
+      total_batch_size: 2048,
+      max_steps: 300,
+      eval_interval: 50,
+      eval_iters: 4,
+      sample_interval: 100,
+      checkpoint_interval: 50,
+      guard: { snapshot_interval: 100 },
+    });
     const e = estimateRunTime(c, timing);
     expect(e.stepMs).toBe(210);
     expect(e.counts).toEqual({ eval: 7, hellaswag: 0, sample: 3, checkpoint: 6, snapshot: 3 });
@@ -173,7 +262,13 @@ describe('time estimates', () => {
     expect(e.parts.checkpoint).toBeCloseTo(6 * 0.4, 9);
     expect(e.parts.snapshot).toBeCloseTo(3 * 0.1, 9);
     expect(e.seconds).toBeCloseTo(3.6 + 63 + 1.4 + 0.48 + 2.4 + 0.3, 9);
-    expect(e.sources).toEqual({ eval: 'timing', hellaswag: 'none', sample: 'timing', checkpoint: 'timing', snapshot: 'timing' });
+    expect(e.sources).toEqual({
+      eval: 'timing',
+      hellaswag: 'none',
+      sample: 'timing',
+      checkpoint: 'timing',
+      snapshot: 'timing',
+    });
   });
 
   it('give the time left of a running run from its own steps and events, and hold when one step is slow', () => {
@@ -181,7 +276,11 @@ describe('time estimates', () => {
     const cost = { eval: 900, sample: 300, checkpoint: 1500 };
     const all = simulate(c, { steps: 400, dt: (s) => (s === 0 ? 1500 : 200 + (s % 5)), base: 3, cost });
     const at = 150;
-    const seen: StepSeries = { steps: all.steps.slice(0, at), dtMs: all.dtMs.slice(0, at), wallSec: all.wallSec.slice(0, at) };
+    const seen: StepSeries = {
+      steps: all.steps.slice(0, at),
+      dtMs: all.dtMs.slice(0, at),
+      wallSec: all.wallSec.slice(0, at),
+    };
     const actualLeftSec = (all.totalMs - (all.wallSec[at - 1]! * 1000 - 1_000_000_000)) / 1000;
     // without time/* metrics: the wall-clock gaps give the costs
     const e = estimateRemaining(c, { stepsDone: at, series: seen })!;
@@ -190,7 +289,11 @@ describe('time estimates', () => {
     // the run's overhead of 3 ms a step is not in the estimate: within 2%
     expect(Math.abs(e.seconds - actualLeftSec) / actualLeftSec).toBeLessThan(0.02);
     // with them, the recorded values win
-    const m = estimateRemaining(c, { stepsDone: at, series: seen, eventMs: { eval: [900, 900], checkpoint: [], sample: [] } })!;
+    const m = estimateRemaining(c, {
+      stepsDone: at,
+      series: seen,
+      eventMs: { eval: [900, 900], checkpoint: [], sample: [] },
+    })!;
     expect(m.sources.eval).toBe('measured');
     expect(m.costs.eval).toBe(900);
     // a step slowed tenfold (another program) counts as 3x the median, once in the last 20

@@ -31,8 +31,20 @@ export const EVENT_METRICS: Partial<Record<EventKind, string>> = {
 /** The config fields the estimate reads (a validated RunConfig has them all). */
 export type TimedConfig = Pick<
   RunConfig,
-  | 'max_steps' | 'token_budget' | 'total_batch_size' | 'batch_size' | 'seq_len' | 'world_size'
-  | 'eval_interval' | 'eval_iters' | 'hellaswag_interval' | 'hellaswag_limit' | 'sample_interval' | 'sample' | 'checkpoint_interval' | 'guard'
+  | 'max_steps'
+  | 'token_budget'
+  | 'total_batch_size'
+  | 'batch_size'
+  | 'seq_len'
+  | 'world_size'
+  | 'eval_interval'
+  | 'eval_iters'
+  | 'hellaswag_interval'
+  | 'hellaswag_limit'
+  | 'sample_interval'
+  | 'sample'
+  | 'checkpoint_interval'
+  | 'guard'
 >;
 
 /** Steps between the guard's in-memory snapshots (weights and AdamW state); 0 when it takes none. */
@@ -145,7 +157,11 @@ function lastUsable(xs: readonly (number | null | undefined)[], n: number): numb
  * from counting as a trend. The first `warmup` entries (a run's slow first steps, which do not come back) are
  * left out once there are enough others.
  */
-export function robustStepMs(dtMs: readonly (number | null | undefined)[], window = 20, warmup = 0): number | undefined {
+export function robustStepMs(
+  dtMs: readonly (number | null | undefined)[],
+  window = 20,
+  warmup = 0,
+): number | undefined {
   const all = lastUsable(dtMs, dtMs.length);
   const after = lastUsable(dtMs.slice(warmup), window);
   const tail = after.length >= Math.min(window, 5) ? after : all.slice(0, window);
@@ -185,7 +201,8 @@ export function countEvents(c: TimedConfig, from: number, maxSteps = totalSteps(
     snapshot: si > 0 ? multiples(si, ckFrom, maxSteps) : 0,
     eval: everyAndLast(c.eval_interval, lo),
     hellaswag: everyAndLast(c.hellaswag_interval, lo),
-    sample: everyAndLast(c.sample_interval, Math.max(1, lo)) + (c.sample_interval > 0 && lo === 0 && last === 0 ? 1 : 0),
+    sample:
+      everyAndLast(c.sample_interval, Math.max(1, lo)) + (c.sample_interval > 0 && lo === 0 && last === 0 ? 1 : 0),
     checkpoint,
   };
 }
@@ -199,7 +216,8 @@ export function eventsBefore(c: TimedConfig, s: number, maxSteps: number): Event
     if (c.hellaswag_interval > 0 && (s % c.hellaswag_interval === 0 || s === last)) out.push('hellaswag');
     if (c.sample_interval > 0 && ((s > 0 && s % c.sample_interval === 0) || s === last)) out.push('sample');
   }
-  if (s >= 1 && c.checkpoint_interval > 0 && (s % c.checkpoint_interval === 0 || s === maxSteps)) out.push('checkpoint');
+  if (s >= 1 && c.checkpoint_interval > 0 && (s % c.checkpoint_interval === 0 || s === maxSteps))
+    out.push('checkpoint');
   const si = snapshotInterval(c);
   if (s >= 1 && si > 0 && s % si === 0) out.push('snapshot');
   return out;
@@ -208,7 +226,9 @@ export function eventsBefore(c: TimedConfig, s: number, maxSteps: number): Event
 // ---- costs -------------------------------------------------------------------------------------------------------
 
 /** Per-occurrence costs from the run's own time/* metrics: the median of each. */
-export function costsFromMetrics(series: Partial<Record<EventKind, readonly (number | null | undefined)[]>>): EventCosts {
+export function costsFromMetrics(
+  series: Partial<Record<EventKind, readonly (number | null | undefined)[]>>,
+): EventCosts {
   const out: EventCosts = {};
   for (const k of EVENT_KINDS) {
     const m = median(series[k] ?? []);
@@ -232,7 +252,13 @@ export interface StepSeries {
  * checkpoints every 50 steps) share their gap in proportion to `split` (rough costs; equal shares without).
  * `restartSec` (the run's latest start) drops the gap across a restart, which is a pause, not work.
  */
-export function costsFromWallGaps(c: TimedConfig, s: StepSeries, known: EventCosts = {}, restartSec?: number, split: EventCosts = {}): EventCosts {
+export function costsFromWallGaps(
+  c: TimedConfig,
+  s: StepSeries,
+  known: EventCosts = {},
+  restartSec?: number,
+  split: EventCosts = {},
+): EventCosts {
   const maxSteps = totalSteps(c as RunConfig);
   const gaps: { events: EventKind[]; gapMs: number }[] = [];
   for (let i = 1; i < s.steps.length; i++) {
@@ -272,7 +298,9 @@ export function costsFromWallGaps(c: TimedConfig, s: StepSeries, known: EventCos
     const residual = Math.max(0, g.gapMs - base - g.events.reduce((a, e) => a + (costs[e] ?? 0), 0));
     const weights = unknown.map((e) => Math.max(0, split[e] ?? 0));
     const total = weights.reduce((a, b) => a + b, 0);
-    unknown.forEach((e, i) => (shares[e] ??= []).push(total > 0 ? (residual * weights[i]!) / total : residual / unknown.length));
+    unknown.forEach((e, i) =>
+      (shares[e] ??= []).push(total > 0 ? (residual * weights[i]!) / total : residual / unknown.length),
+    );
   }
   for (const k of EVENT_KINDS) {
     const m = median(shares[k] ?? []);
@@ -286,10 +314,13 @@ export function costsFromWallGaps(c: TimedConfig, s: StepSeries, known: EventCos
 export function costsFromTiming(c: TimedConfig, t: StepTiming): EventCosts {
   const out: EventCosts = {};
   if (t.evalIterMs !== undefined) out.eval = t.evalIterMs * c.eval_iters;
-  if (t.sample) out.sample = (t.sample.ms * (c.sample.count * c.sample.max_tokens)) / Math.max(1, t.sample.count * t.sample.maxTokens);
+  if (t.sample)
+    out.sample =
+      (t.sample.ms * (c.sample.count * c.sample.max_tokens)) / Math.max(1, t.sample.count * t.sample.maxTokens);
   if (t.checkpointMs !== undefined) out.checkpoint = t.checkpointMs;
   if (t.snapshotMs !== undefined) out.snapshot = t.snapshotMs;
-  if (t.hellaswag) out.hellaswag = t.hellaswag.msPerExample * Math.min(c.hellaswag_limit ?? Infinity, t.hellaswag.examples);
+  if (t.hellaswag)
+    out.hellaswag = t.hellaswag.msPerExample * Math.min(c.hellaswag_limit ?? Infinity, t.hellaswag.examples);
   return out;
 }
 
@@ -302,7 +333,10 @@ export function costsFromTiming(c: TimedConfig, t: StepTiming): EventCosts {
  */
 export function priorCosts(c: TimedConfig, stepMs: number, params?: number): EventCosts {
   const micro = stepMs / Math.max(1, gradAccumSteps(c as RunConfig));
-  const out: EventCosts = { eval: (c.eval_iters * micro) / 3, sample: (micro / 3) * ((c.sample.count * c.sample.max_tokens) / 32) };
+  const out: EventCosts = {
+    eval: (c.eval_iters * micro) / 3,
+    sample: (micro / 3) * ((c.sample.count * c.sample.max_tokens) / 32),
+  };
   if (params !== undefined) {
     out.checkpoint = ((params * 12) / 200e6) * 1000;
     out.snapshot = ((params * 12) / 2e9) * 1000;
@@ -317,7 +351,10 @@ export function stepMsOf(c: TimedConfig, t: StepTiming): number {
 
 // ---- the estimates ------------------------------------------------------------------------------------------------
 
-function combine(layers: [CostSource, EventCosts][]): { costs: Record<EventKind, number>; sources: Record<EventKind, CostSource> } {
+function combine(layers: [CostSource, EventCosts][]): {
+  costs: Record<EventKind, number>;
+  sources: Record<EventKind, CostSource>;
+} {
   const costs = {} as Record<EventKind, number>;
   const sources = {} as Record<EventKind, CostSource>;
   for (const k of EVENT_KINDS) {
@@ -356,9 +393,14 @@ export function estimateRunTime(c: TimedConfig, t: StepTiming, opts: { params?: 
     steps,
     stepMs,
     countEvents(c, 0, steps),
-    [['timing', costsFromTiming(c, t)], ['prior', priorCosts(c, stepMs, opts.params)]],
+    [
+      ['timing', costsFromTiming(c, t)],
+      ['prior', priorCosts(c, stepMs, opts.params)],
+    ],
     // the guard takes its first snapshot before the first step
-    (t.startupMs ?? 0) + (steps > 0 ? (t.firstStepExtraMs ?? 0) : 0) + (snapshotInterval(c) > 0 ? (t.snapshotMs ?? 0) : 0),
+    (t.startupMs ?? 0) +
+      (steps > 0 ? (t.firstStepExtraMs ?? 0) : 0) +
+      (snapshotInterval(c) > 0 ? (t.snapshotMs ?? 0) : 0),
   );
 }
 
@@ -387,7 +429,12 @@ export interface RunProgress {
  * `fallback` is a calibration of the same shape and micro-batch, for costs the run has not measured yet.
  * Undefined before the first step.
  */
-export function estimateRemaining(c: TimedConfig, p: RunProgress, fallback?: StepTiming, opts: { window?: number; params?: number } = {}): TimeEstimate | undefined {
+export function estimateRemaining(
+  c: TimedConfig,
+  p: RunProgress,
+  fallback?: StepTiming,
+  opts: { window?: number; params?: number } = {},
+): TimeEstimate | undefined {
   const stepMs = robustStepMs(p.series.dtMs, opts.window ?? 20, warmupEntries(p.series));
   if (stepMs === undefined) return undefined;
   const maxSteps = totalSteps(c as RunConfig);
@@ -400,7 +447,12 @@ export function estimateRemaining(c: TimedConfig, p: RunProgress, fallback?: Ste
     maxSteps - from,
     stepMs,
     countEvents(c, from, maxSteps),
-    [['measured', measured], ['wall-gap', gaps], ['timing', timed], ['prior', prior]],
+    [
+      ['measured', measured],
+      ['wall-gap', gaps],
+      ['timing', timed],
+      ['prior', prior],
+    ],
     0,
   );
 }
@@ -410,14 +462,29 @@ export function estimateRemaining(c: TimedConfig, p: RunProgress, fallback?: Ste
  * spread over its micro-steps, and what its evaluations, samples and checkpoints cost (time/* metrics, else the
  * wall-clock gaps), per unit. Undefined when the run recorded no step.
  */
-export function timingFromRun(c: TimedConfig, engine: string, p: RunProgress, opts: { params?: number } = {}): StepTiming | undefined {
+export function timingFromRun(
+  c: TimedConfig,
+  engine: string,
+  p: RunProgress,
+  opts: { params?: number } = {},
+): StepTiming | undefined {
   const stepMs = robustStepMs(p.series.dtMs, 20, warmupEntries(p.series));
   if (stepMs === undefined) return undefined;
   const measured = costsFromMetrics(p.eventMs ?? {});
-  const costs = { ...costsFromWallGaps(c, p.series, measured, p.startedAtSec, priorCosts(c, stepMs, opts.params)), ...measured };
-  const t: StepTiming = { engine, batchSize: c.batch_size, seqLen: c.seq_len, microStepMs: stepMs / Math.max(1, gradAccumSteps(c as RunConfig)), updateMs: 0 };
+  const costs = {
+    ...costsFromWallGaps(c, p.series, measured, p.startedAtSec, priorCosts(c, stepMs, opts.params)),
+    ...measured,
+  };
+  const t: StepTiming = {
+    engine,
+    batchSize: c.batch_size,
+    seqLen: c.seq_len,
+    microStepMs: stepMs / Math.max(1, gradAccumSteps(c as RunConfig)),
+    updateMs: 0,
+  };
   if (costs.eval !== undefined && c.eval_iters > 0) t.evalIterMs = costs.eval / c.eval_iters;
-  if (costs.sample !== undefined) t.sample = { ms: costs.sample, count: c.sample.count, maxTokens: c.sample.max_tokens };
+  if (costs.sample !== undefined)
+    t.sample = { ms: costs.sample, count: c.sample.count, maxTokens: c.sample.max_tokens };
   if (costs.checkpoint !== undefined) t.checkpointMs = costs.checkpoint;
   if (costs.snapshot !== undefined) t.snapshotMs = costs.snapshot;
   return t;

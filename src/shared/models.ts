@@ -49,7 +49,13 @@ export interface SamplingSettings {
   seed: number;
 }
 
-export const DEFAULT_SAMPLING_SETTINGS: SamplingSettings = { temperature: 0.8, topK: 50, topP: 0.95, maxTokens: 128, seed: 42 };
+export const DEFAULT_SAMPLING_SETTINGS: SamplingSettings = {
+  temperature: 0.8,
+  topK: 50,
+  topP: 0.95,
+  maxTokens: 128,
+  seed: 42,
+};
 
 /** The key of a target, as ModelEntry.key spells it (weights outside the workspace: `path:<path>`). */
 export function targetKey(t: ModelTarget): string {

@@ -6,7 +6,14 @@ import { checkRunConfig } from './run-config';
 
 const shapeOf = (name: keyof typeof MODEL_PRESETS, vocab = 50257): PlanShape => {
   const p = MODEL_PRESETS[name];
-  return { nLayer: p.nLayer, nHead: p.nHead, nEmbd: p.nEmbd, blockSize: p.blockSize, vocabSize: vocab, paddedVocabSize: Math.ceil(vocab / 64) * 64 };
+  return {
+    nLayer: p.nLayer,
+    nHead: p.nHead,
+    nEmbd: p.nEmbd,
+    blockSize: p.blockSize,
+    vocabSize: vocab,
+    paddedVocabSize: Math.ceil(vocab / 64) * 64,
+  };
 };
 
 describe('planner', () => {
@@ -49,22 +56,49 @@ describe('planner', () => {
   });
 
   it('has no time without a measured throughput, and keys shapes by layers, heads, width, context and vocab', () => {
-    const r = checkRunConfig({ model: { preset: 'nano' }, dataset: 'builtin', max_steps: 10, total_batch_size: 1024, batch_size: 8, seq_len: 128, warmup_steps: 2 });
+    const r = checkRunConfig({
+      model: { preset: 'nano' },
+      dataset: 'builtin',
+      max_steps: 10,
+      total_batch_size: 1024,
+      batch_size: 8,
+      seq_len: 128,
+      warmup_steps: 2,
+    });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(planRun(r.config).seconds).toBeUndefined();
     const none = { engine: 'tfjs', batchSize: 8, seqLen: 128, microStepMs: 0, updateMs: 0 };
-    expect(planRun(r.config, { timing: { kind: 'run', timing: none, runId: 'r', runName: 'r' } }).seconds).toBeUndefined();
+    expect(
+      planRun(r.config, { timing: { kind: 'run', timing: none, runId: 'r', runName: 'r' } }).seconds,
+    ).toBeUndefined();
     expect(shapeKey(planRun(r.config).shape)).toBe(shapeKey(shapeOf('nano')));
     expect(shapeKey(shapeOf('nano'))).not.toBe(shapeKey(shapeOf('micro')));
   });
 
   it('plans the shape the run trains: init weights of another shape replace the preset', () => {
-    const r = checkRunConfig({ model: { preset: 'nano' }, init_from: 'weights', init_path: 'models/tiny', dataset: 'builtin', max_steps: 10, total_batch_size: 1024, batch_size: 8, seq_len: 128, warmup_steps: 2 });
+    const r = checkRunConfig({
+      model: { preset: 'nano' },
+      init_from: 'weights',
+      init_path: 'models/tiny',
+      dataset: 'builtin',
+      max_steps: 10,
+      total_batch_size: 1024,
+      batch_size: 8,
+      seq_len: 128,
+      warmup_steps: 2,
+    });
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     // the 2-layer fixture (../shared/fixtures/gpt2-tiny) with the run's padded vocabulary
-    const tiny: PlanShape = { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 128, vocabSize: 50257, paddedVocabSize: 50304 };
+    const tiny: PlanShape = {
+      nLayer: 2,
+      nHead: 2,
+      nEmbd: 32,
+      blockSize: 128,
+      vocabSize: 50257,
+      paddedVocabSize: 50304,
+    };
     const plan = planRun(r.config, { shape: tiny });
     expect(plan.params).toBe(1_639_296);
     expect(plan.shape.nLayer).toBe(2);

@@ -10,8 +10,19 @@ describe('run config', () => {
     if (!r.ok) return;
     const c = r.config;
     expect(c).toMatchObject({
-      total_batch_size: 524288, batch_size: 64, seq_len: 1024, max_lr: 6e-4, min_lr_ratio: 0.1, warmup_steps: 715,
-      weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, grad_clip: 1, eval_interval: 250, init_from: 'scratch',
+      total_batch_size: 524288,
+      batch_size: 64,
+      seq_len: 1024,
+      max_lr: 6e-4,
+      min_lr_ratio: 0.1,
+      warmup_steps: 715,
+      weight_decay: 0.1,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      grad_clip: 1,
+      eval_interval: 250,
+      init_from: 'scratch',
     });
     expect(c.model.preset).toBe('gpt2');
     expect(gradAccumSteps(c)).toBe(8);
@@ -31,10 +42,30 @@ describe('run config', () => {
   });
 
   const bad: [string, Record<string, unknown>, string, RegExp][] = [
-    ['a non-divisible batch', { total_batch_size: 500000 }, 'total_batch_size', /nearest valid values are 458752 and 524288/],
-    ['a batch smaller than one micro-step', { total_batch_size: 1000, batch_size: 1, seq_len: 1024 }, 'total_batch_size', /the nearest valid value is 1024$/],
-    ['n_embd % n_head', { model: { preset: 'gpt2', n_head: 7 } }, 'model.n_head', /768 is not divisible by model.n_head = 7/],
-    ['T > block_size', { model: { preset: 'nano' }, seq_len: 512, batch_size: 4, total_batch_size: 2048 }, 'seq_len', /512 exceeds the model's block_size = 256/],
+    [
+      'a non-divisible batch',
+      { total_batch_size: 500000 },
+      'total_batch_size',
+      /nearest valid values are 458752 and 524288/,
+    ],
+    [
+      'a batch smaller than one micro-step',
+      { total_batch_size: 1000, batch_size: 1, seq_len: 1024 },
+      'total_batch_size',
+      /the nearest valid value is 1024$/,
+    ],
+    [
+      'n_embd % n_head',
+      { model: { preset: 'gpt2', n_head: 7 } },
+      'model.n_head',
+      /768 is not divisible by model.n_head = 7/,
+    ],
+    [
+      'T > block_size',
+      { model: { preset: 'nano' }, seq_len: 512, batch_size: 4, total_batch_size: 2048 },
+      'seq_len',
+      /512 exceeds the model's block_size = 256/,
+    ],
     ['a negative lr', { max_lr: -1 }, 'max_lr', /> 0/],
     ['an unknown preset', { model: { preset: 'gpt5' } }, 'model.preset', /one of nano, micro/],
     ['a missing shape without preset', { model: { n_layer: 2, n_head: 2 } }, 'model.n_embd', /required/],
@@ -48,7 +79,12 @@ describe('run config', () => {
     ['bf16 on tfjs', { engine: 'tfjs', precision: 'bf16' }, 'precision', /native-cuda/],
     ['an unknown field', { learning_rate: 1e-3 }, '(config)', /unknown field\(s\): learning_rate/],
     ['an empty dataset', { dataset: '' }, 'dataset', /empty/],
-    ['a padded vocab below the vocab', { model: { preset: 'nano', padded_vocab_size: 100 } }, 'model.padded_vocab_size', /smaller/],
+    [
+      'a padded vocab below the vocab',
+      { model: { preset: 'nano', padded_vocab_size: 100 } },
+      'model.padded_vocab_size',
+      /smaller/,
+    ],
     ['a min lr ratio above 1', { min_lr_ratio: 2 }, 'min_lr_ratio', /<= 1/],
     ['a string where a number goes', { eval_iters: 'ten' }, 'eval_iters', /number/],
   ];

@@ -8,25 +8,45 @@ import { MODEL_PRESETS, MODEL_PRESET_NAMES } from './model-presets';
 /** build-nanogpt's warmup for gpt2 (124M) */
 export const DEFAULT_WARMUP_STEPS = 715;
 
-const posInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).positive(`${what} must be > 0`);
-const nonNegInt = (what: string) => z.number({ error: `${what} must be a number` }).int(`${what} must be an integer`).min(0, `${what} must be >= 0`);
-const unit = (what: string) => z.number({ error: `${what} must be a number` }).min(0, `${what} must be >= 0`).max(1, `${what} must be <= 1`);
+const posInt = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .positive(`${what} must be > 0`);
+const nonNegInt = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .min(0, `${what} must be >= 0`);
+const unit = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .min(0, `${what} must be >= 0`)
+    .max(1, `${what} must be <= 1`);
 
 export const modelSchema = z
   .object({
     /** a shape preset; the explicit fields below override it */
-    preset: z.enum(MODEL_PRESET_NAMES, { error: `model.preset must be one of ${MODEL_PRESET_NAMES.join(', ')}` }).optional(),
+    preset: z
+      .enum(MODEL_PRESET_NAMES, { error: `model.preset must be one of ${MODEL_PRESET_NAMES.join(', ')}` })
+      .optional(),
     // upper bounds far above GPT-2 XL (48 layers, 25 heads, 1600 wide, 1024 context), so that a typo is an error at
     // the field instead of an allocation that fails (or eats the machine's memory) in the engine
     n_layer: posInt('model.n_layer').max(512, 'model.n_layer must be <= 512 (GPT-2 XL has 48)').optional(),
     n_head: posInt('model.n_head').max(512, 'model.n_head must be <= 512 (GPT-2 XL has 25)').optional(),
     n_embd: posInt('model.n_embd').max(32768, 'model.n_embd must be <= 32768 (GPT-2 XL is 1600 wide)').optional(),
     /** context length (rows of wpe) */
-    block_size: posInt('model.block_size').max(131072, 'model.block_size must be <= 131072 (GPT-2 has 1024)').optional(),
+    block_size: posInt('model.block_size')
+      .max(131072, 'model.block_size must be <= 131072 (GPT-2 has 1024)')
+      .optional(),
     /** 50257 for GPT-2's BPE; shards store uint16 token ids, so at most 65536 */
-    vocab_size: posInt('model.vocab_size').max(65536, 'model.vocab_size must be <= 65536 (shards hold 16-bit token ids; GPT-2 has 50257)').default(50257),
+    vocab_size: posInt('model.vocab_size')
+      .max(65536, 'model.vocab_size must be <= 65536 (shards hold 16-bit token ids; GPT-2 has 50257)')
+      .default(50257),
     /** rows of wte; default: vocab_size rounded up to a multiple of 64 (50304) */
-    padded_vocab_size: posInt('model.padded_vocab_size').max(1 << 20, 'model.padded_vocab_size must be <= 1048576 (GPT-2 pads to 50304)').optional(),
+    padded_vocab_size: posInt('model.padded_vocab_size')
+      .max(1 << 20, 'model.padded_vocab_size must be <= 1048576 (GPT-2 pads to 50304)')
+      .optional(),
   })
   .strict();
 
@@ -68,7 +88,9 @@ const runConfigBase = z
     name: z.string().max(200, 'name must be at most 200 characters').optional(),
     model: modelSchema.default({ preset: 'gpt2', vocab_size: 50257 }),
     /** scratch: GPT-2 init from `seed`; weights: a .safetensors file or folder; checkpoint: a checkpoint folder */
-    init_from: z.enum(['scratch', 'weights', 'checkpoint'], { error: 'init_from must be scratch, weights or checkpoint' }).default('scratch'),
+    init_from: z
+      .enum(['scratch', 'weights', 'checkpoint'], { error: 'init_from must be scratch, weights or checkpoint' })
+      .default('scratch'),
     /** the file or folder for init_from weights / checkpoint; a relative path is taken in the workspace */
     init_path: z.string().optional(),
     /** a dataset id of the workspace */
@@ -84,7 +106,11 @@ const runConfigBase = z
     /** optimizer steps (19,073 = 10B tokens / 2**19); or give token_budget instead */
     max_steps: posInt('max_steps').optional(),
     token_budget: posInt('token_budget').optional(),
-    max_lr: z.number({ error: 'max_lr must be a number' }).positive('max_lr must be > 0').max(1, 'max_lr must be <= 1').default(6e-4),
+    max_lr: z
+      .number({ error: 'max_lr must be a number' })
+      .positive('max_lr must be > 0')
+      .max(1, 'max_lr must be <= 1')
+      .default(6e-4),
     min_lr_ratio: unit('min_lr_ratio').default(0.1),
     warmup_steps: nonNegInt('warmup_steps').default(DEFAULT_WARMUP_STEPS),
     weight_decay: z.number().min(0, 'weight_decay must be >= 0').default(0.1),
@@ -96,24 +122,51 @@ const runConfigBase = z
     /** evaluate val loss every N steps (and at the last step); 0 disables */
     eval_interval: nonNegInt('eval_interval').default(250),
     /** val micro-batches per evaluation */
-    eval_iters: posInt('eval_iters').max(100_000, 'eval_iters must be <= 100000 (each is one micro-batch of the val split; build-nanogpt uses 20)').default(20),
+    eval_iters: posInt('eval_iters')
+      .max(100_000, 'eval_iters must be <= 100000 (each is one micro-batch of the val split; build-nanogpt uses 20)')
+      .default(20),
     hellaswag_interval: nonNegInt('hellaswag_interval').default(250),
     /** examples per HellaSwag evaluation; absent = the whole split */
     hellaswag_limit: posInt('hellaswag_limit').optional(),
     sample_interval: nonNegInt('sample_interval').default(250),
-    sample: sampleSchema.default({ prompt: "Hello, I'm a language model,", count: 4, max_tokens: 32, top_k: 50, temperature: 1 }),
+    sample: sampleSchema.default({
+      prompt: "Hello, I'm a language model,",
+      count: 4,
+      max_tokens: 32,
+      top_k: 50,
+      temperature: 1,
+    }),
     checkpoint_interval: nonNegInt('checkpoint_interval').default(5000),
     /** checkpoints kept (older ones are deleted); 0 keeps all */
     keep_last: nonNegInt('keep_last').default(3),
-    seed: z.number({ error: 'seed must be a number' }).int('seed must be an integer').min(0, 'seed must be >= 0').max(2 ** 32 - 1, 'seed must be < 2^32').default(1337),
-    engine: z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], { error: 'engine must be auto, tfjs, native-cpu or native-cuda' }).default('auto'),
+    seed: z
+      .number({ error: 'seed must be a number' })
+      .int('seed must be an integer')
+      .min(0, 'seed must be >= 0')
+      .max(2 ** 32 - 1, 'seed must be < 2^32')
+      .default(1337),
+    engine: z
+      .enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], {
+        error: 'engine must be auto, tfjs, native-cpu or native-cuda',
+      })
+      .default('auto'),
     /** matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines */
-    precision: z.enum(['auto', 'fp32', 'bf16', 'tf32'], { error: 'precision must be auto, fp32, bf16 or tf32' }).default('auto'),
+    precision: z
+      .enum(['auto', 'fp32', 'bf16', 'tf32'], { error: 'precision must be auto, fp32, bf16 or tf32' })
+      .default('auto'),
     /** data-parallel processes (GPUs) */
     world_size: posInt('world_size').max(64, { error: 'world_size must be at most 64 processes' }).default(1),
     /** shuffle shard order and document-aligned chunks each epoch */
     shuffle: z.boolean().default(false),
-    guard: guardSchema.default({ enabled: false, z_threshold: 6, warmup: 20, window: 50, max_consecutive_skips: 3, max_rollbacks: 2, snapshot_interval: 100 }),
+    guard: guardSchema.default({
+      enabled: false,
+      z_threshold: 6,
+      warmup: 20,
+      window: 50,
+      max_consecutive_skips: 3,
+      max_rollbacks: 2,
+      snapshot_interval: 100,
+    }),
   })
   .strict();
 
@@ -140,20 +193,40 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
   const shape = resolveModelShape(c.model);
   for (const k of ['n_layer', 'n_head', 'n_embd', 'block_size'] as const) {
     if (shape[k] === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['model', k], message: `model.${k} is required when model.preset is not given` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', k],
+        message: `model.${k} is required when model.preset is not given`,
+      });
     }
   }
   if (shape.n_embd !== undefined && shape.n_head !== undefined && shape.n_embd % shape.n_head !== 0) {
-    ctx.addIssue({ code: 'custom', path: ['model', 'n_head'], message: `model.n_embd = ${shape.n_embd} is not divisible by model.n_head = ${shape.n_head}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'n_head'],
+      message: `model.n_embd = ${shape.n_embd} is not divisible by model.n_head = ${shape.n_head}`,
+    });
   }
   if (shape.padded_vocab_size < shape.vocab_size) {
-    ctx.addIssue({ code: 'custom', path: ['model', 'padded_vocab_size'], message: `model.padded_vocab_size = ${shape.padded_vocab_size} is smaller than model.vocab_size = ${shape.vocab_size}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'padded_vocab_size'],
+      message: `model.padded_vocab_size = ${shape.padded_vocab_size} is smaller than model.vocab_size = ${shape.vocab_size}`,
+    });
   }
   if (shape.block_size !== undefined && c.seq_len > shape.block_size) {
-    ctx.addIssue({ code: 'custom', path: ['seq_len'], message: `seq_len = ${c.seq_len} exceeds the model's block_size = ${shape.block_size}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['seq_len'],
+      message: `seq_len = ${c.seq_len} exceeds the model's block_size = ${shape.block_size}`,
+    });
   }
   if (shape.block_size !== undefined && c.sample_interval > 0 && c.sample.max_tokens >= shape.block_size) {
-    ctx.addIssue({ code: 'custom', path: ['sample', 'max_tokens'], message: `sample.max_tokens = ${c.sample.max_tokens} leaves no room for the prompt in the model's context of ${shape.block_size} tokens; use at most ${shape.block_size - 1}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['sample', 'max_tokens'],
+      message: `sample.max_tokens = ${c.sample.max_tokens} leaves no room for the prompt in the model's context of ${shape.block_size} tokens; use at most ${shape.block_size - 1}`,
+    });
   }
   const unitTokens = c.batch_size * c.seq_len * c.world_size;
   if (c.total_batch_size % unitTokens !== 0) {
@@ -171,13 +244,25 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
     ctx.addIssue({ code: 'custom', path: ['token_budget'], message: 'give max_steps or token_budget, not both' });
   }
   if (c.max_steps !== undefined && c.warmup_steps > c.max_steps) {
-    ctx.addIssue({ code: 'custom', path: ['warmup_steps'], message: `warmup_steps = ${c.warmup_steps} is more than max_steps = ${c.max_steps}` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['warmup_steps'],
+      message: `warmup_steps = ${c.warmup_steps} is more than max_steps = ${c.max_steps}`,
+    });
   }
   if (c.init_from !== 'scratch' && !c.init_path) {
-    ctx.addIssue({ code: 'custom', path: ['init_path'], message: `init_from = ${c.init_from} needs init_path (a weights file or folder, or a checkpoint folder)` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['init_path'],
+      message: `init_from = ${c.init_from} needs init_path (a weights file or folder, or a checkpoint folder)`,
+    });
   }
   if (c.precision !== 'fp32' && c.precision !== 'auto' && c.engine !== 'native-cuda' && c.engine !== 'auto') {
-    ctx.addIssue({ code: 'custom', path: ['precision'], message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32` });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['precision'],
+      message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32`,
+    });
   }
 });
 

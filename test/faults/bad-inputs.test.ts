@@ -32,7 +32,8 @@ const SAFETENSORS: Record<string, RegExp> = {
   'st_header_longer_than_file.safetensors': /header length is \d+ bytes.*but the file has only \d+ bytes/,
   'st_header_not_json.safetensors': /header .* is not valid UTF-8 JSON/,
   'st_offsets_past_end.safetensors': /data_offsets \[\d+, \d+\], past the end of the data section/,
-  'st_shape_vs_bytes.safetensors': /shape \[[\d, ]+\] and dtype \w+, which need .* bytes, but its data_offsets .* hold \d+ bytes/,
+  'st_shape_vs_bytes.safetensors':
+    /shape \[[\d, ]+\] and dtype \w+, which need .* bytes, but its data_offsets .* hold \d+ bytes/,
   'st_unsupported_dtype.safetensors': /dtype "\w+", which is not supported; supported dtypes are/,
 };
 
@@ -55,9 +56,19 @@ const HELLASWAG_BAD_LINES: [number, RegExp][] = [
 /** A run config that trains: each config case breaks one field of it. */
 const BASE = {
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 64 },
-  dataset: 'builtin', engine: 'native-cpu',
-  total_batch_size: 256, batch_size: 4, seq_len: 64, max_steps: 4, warmup_steps: 1,
-  eval_interval: 0, hellaswag_interval: 0, sample_interval: 2, checkpoint_interval: 0, keep_last: 0, seed: 1,
+  dataset: 'builtin',
+  engine: 'native-cpu',
+  total_batch_size: 256,
+  batch_size: 4,
+  seq_len: 64,
+  max_steps: 4,
+  warmup_steps: 1,
+  eval_interval: 0,
+  hellaswag_interval: 0,
+  sample_interval: 2,
+  checkpoint_interval: 0,
+  keep_last: 0,
+  seed: 1,
   sample: { prompt: 'Once', count: 1, max_tokens: 8 },
 };
 
@@ -96,7 +107,9 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     // the user's own files live outside the workspace, as they would
     inputs = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-faults-inputs-'));
     // a workspace in use: one dataset, so that a config case fails for its own field and not for a missing dataset
-    expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], { out: () => {}, err: () => {} })).toBe(0);
+    expect(await main(['prepare', 'builtin', '--size-mb', '1', '--home', home], { out: () => {}, err: () => {} })).toBe(
+      0,
+    );
     studio = new Studio({ home });
   });
 
@@ -111,7 +124,10 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
       [
         'fault suite: bad inputs',
         `${'input'.padEnd(w)}  ${'via'.padEnd(v)}  exit  code             left behind`,
-        ...refusals.map((r) => `${r.input.padEnd(w)}  ${r.via.padEnd(v)}  ${String(r.exit).padStart(4)}  ${r.code.padEnd(15)}  nothing`),
+        ...refusals.map(
+          (r) =>
+            `${r.input.padEnd(w)}  ${r.via.padEnd(v)}  ${String(r.exit).padStart(4)}  ${r.code.padEnd(15)}  nothing`,
+        ),
         `bad inputs refused: ${refusals.length} refusals of ${new Set(refusals.map((r) => r.input)).size} inputs, each with a named code, the file or field in its message, no stack, and the workspace unchanged; duration ${((performance.now() - started) / 1000).toFixed(1)} s`,
       ].join('\n'),
     );
@@ -175,48 +191,61 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
   const record = (input: string, via: string, exit: number, code: string) => refusals.push({ input, via, exit, code });
 
   it('every file of the fixture folder has a case here', () => {
-    const files = fs.readdirSync(BAD).filter((f) => f !== 'README.md').sort();
+    const files = fs
+      .readdirSync(BAD)
+      .filter((f) => f !== 'README.md')
+      .sort();
     expect(files).toEqual([...Object.keys(SAFETENSORS), ...Object.keys(SHARDS), HELLASWAG].sort());
   });
 
-  it.each(Object.keys(SAFETENSORS))('%s: import and info --weights refuse it (BAD_SAFETENSORS), naming the file; nothing is imported', async (name) => {
-    const file = path.join(BAD, name);
-    await leavesNothing(async () => {
-      const imp = await cli(['import', file]);
-      expectRefused(imp, file, SAFETENSORS[name]!);
-      const info = await cli(['info', '--weights', file]);
-      expectRefused(info, file, SAFETENSORS[name]!);
+  it.each(Object.keys(SAFETENSORS))(
+    '%s: import and info --weights refuse it (BAD_SAFETENSORS), naming the file; nothing is imported',
+    async (name) => {
+      const file = path.join(BAD, name);
+      await leavesNothing(async () => {
+        const imp = await cli(['import', file]);
+        expectRefused(imp, file, SAFETENSORS[name]!);
+        const info = await cli(['info', '--weights', file]);
+        expectRefused(info, file, SAFETENSORS[name]!);
 
-      const e1 = await caught(() => studio.invoke('models-import', { path: file }));
-      expect(e1.code).toBe(ErrorCode.BAD_SAFETENSORS);
-      expect(e1.message).toContain(file);
-      const e2 = await caught(() => loadGpt2Weights(file));
-      expect(e2.code).toBe(ErrorCode.BAD_SAFETENSORS);
-      expect(e2.message).toMatch(SAFETENSORS[name]!);
-      expect(fs.readdirSync(path.join(home, 'models'))).toEqual([]);
-      record(name, 'import', imp.exit, e1.code);
-      record(name, 'info --weights', info.exit, e2.code);
-    });
-  });
+        const e1 = await caught(() => studio.invoke('models-import', { path: file }));
+        expect(e1.code).toBe(ErrorCode.BAD_SAFETENSORS);
+        expect(e1.message).toContain(file);
+        const e2 = await caught(() => loadGpt2Weights(file));
+        expect(e2.code).toBe(ErrorCode.BAD_SAFETENSORS);
+        expect(e2.message).toMatch(SAFETENSORS[name]!);
+        expect(fs.readdirSync(path.join(home, 'models'))).toEqual([]);
+        record(name, 'import', imp.exit, e1.code);
+        record(name, 'info --weights', info.exit, e2.code);
+      });
+    },
+  );
 
-  it.each(Object.keys(SHARDS))('%s: prepare local and the shard reader refuse it (BAD_SHARD), naming the file; no dataset is made', async (name) => {
-    const file = path.join(BAD, name);
-    await leavesNothing(async () => {
-      const prep = await cli(['prepare', 'local', '--file', file, '--name', 'imported']);
-      expectRefused(prep, file, SHARDS[name]!);
+  it.each(Object.keys(SHARDS))(
+    '%s: prepare local and the shard reader refuse it (BAD_SHARD), naming the file; no dataset is made',
+    async (name) => {
+      const file = path.join(BAD, name);
+      await leavesNothing(async () => {
+        const prep = await cli(['prepare', 'local', '--file', file, '--name', 'imported']);
+        expectRefused(prep, file, SHARDS[name]!);
 
-      // the header check, the whole-file read, and the loader a run opens (it checks every shard before training)
-      for (const read of [() => readShardLayout(file), () => readShardTokens(file), () => openShardLoader([file], { B: 1, T: 8 })]) {
-        const e = await caught(read);
-        expect(e.code).toBe(ErrorCode.BAD_SHARD);
-        expect(e.message).toContain(file);
-        expect(e.message).toMatch(SHARDS[name]!);
-      }
-      expect(fs.existsSync(path.join(home, 'datasets', 'imported'))).toBe(false);
-      record(name, 'prepare local', prep.exit, ErrorCode.BAD_SHARD);
-      record(name, 'shard reader', 1, ErrorCode.BAD_SHARD);
-    });
-  });
+        // the header check, the whole-file read, and the loader a run opens (it checks every shard before training)
+        for (const read of [
+          () => readShardLayout(file),
+          () => readShardTokens(file),
+          () => openShardLoader([file], { B: 1, T: 8 }),
+        ]) {
+          const e = await caught(read);
+          expect(e.code).toBe(ErrorCode.BAD_SHARD);
+          expect(e.message).toContain(file);
+          expect(e.message).toMatch(SHARDS[name]!);
+        }
+        expect(fs.existsSync(path.join(home, 'datasets', 'imported'))).toBe(false);
+        record(name, 'prepare local', prep.exit, ErrorCode.BAD_SHARD);
+        record(name, 'shard reader', 1, ErrorCode.BAD_SHARD);
+      });
+    },
+  );
 
   // --weights is not read before the data is parsed: the strict refusals need no model
   const weights = tinyPresent ? TINY : path.join(BAD, 'st_empty.safetensors');
@@ -246,7 +275,12 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
       const r = await cli(['hellaswag', '--weights', TINY, '--data', file, '--engine', 'native-cpu']);
       expect(r.exit, r.err).toBe(0);
       for (const [line, what] of HELLASWAG_BAD_LINES) {
-        expect(r.err).toMatch(new RegExp(`^warning: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, line ${line}: ${what.source}; skipped$`, 'm'));
+        expect(r.err).toMatch(
+          new RegExp(
+            `^warning: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, line ${line}: ${what.source}; skipped$`,
+            'm',
+          ),
+        );
       }
       expect(r.err).toContain('4 malformed line(s) skipped');
       expect(r.out).toMatch(/^acc: \d\/2=/);
@@ -259,7 +293,10 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     fs.writeFileSync(empty, '');
     const allBad = path.join(inputs, 'all-bad.jsonl');
     // the fixture's broken lines alone
-    fs.writeFileSync(allBad, fs.readFileSync(path.join(BAD, HELLASWAG), 'utf8').split('\n').slice(1, 5).join('\n') + '\n');
+    fs.writeFileSync(
+      allBad,
+      fs.readFileSync(path.join(BAD, HELLASWAG), 'utf8').split('\n').slice(1, 5).join('\n') + '\n',
+    );
     await leavesNothing(async () => {
       // exit 2 is the CLI's BAD_ARGUMENT
       const dir = await cli(['hellaswag', '--weights', weights, '--data', BAD]);
@@ -277,7 +314,13 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
         record('an empty HellaSwag file', via, e.exit, ee.code);
 
         const b = await cli(['hellaswag', '--weights', weights, '--data', allBad, ...flags]);
-        expectRefused(b, allBad, strict ? /, line 1: not valid JSON/ : /holds no valid HellaSwag example: all 4 lines are malformed \(line 1: not valid JSON\)/);
+        expectRefused(
+          b,
+          allBad,
+          strict
+            ? /, line 1: not valid JSON/
+            : /holds no valid HellaSwag example: all 4 lines are malformed \(line 1: not valid JSON\)/,
+        );
         const be = await caught(() => parseHellaswag(fs.readFileSync(allBad, 'utf8'), { strict, source: allBad }));
         expect(be.code).toBe(ErrorCode.BAD_DATA);
         record('only broken HellaSwag lines', via, b.exit, be.code);
@@ -289,25 +332,30 @@ describe.skipIf(!present)('bad inputs are refused with a named error, and leave 
     expect(await studio.invoke('config-validate', { config: BASE })).toEqual([]);
   });
 
-  it.each(CONFIGS)('train --config with %s exits non-zero naming %s (BAD_CONFIG); no run is made', async (label, field, patch) => {
-    const config = { ...BASE, ...patch };
-    const file = path.join(inputs, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
-    fs.writeFileSync(file, JSON.stringify(config));
-    await leavesNothing(async () => {
-      const r = await cli(['train', '--config', file]);
-      expectRefused(r, field, /The run config is not valid/);
-      // the message says which field, with its limit
-      expect(r.err).toMatch(new RegExp(`${field.replace('.', '\\.')}: ${field.replace('.', '\\.')} (must be|= \\d+ leaves)`));
-      const runs = await cli(['runs', '--json']);
-      expect(runs.exit).toBe(0);
-      expect(JSON.parse(runs.out)).toEqual([]);
-      expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([]);
+  it.each(CONFIGS)(
+    'train --config with %s exits non-zero naming %s (BAD_CONFIG); no run is made',
+    async (label, field, patch) => {
+      const config = { ...BASE, ...patch };
+      const file = path.join(inputs, `${label.replace(/[^a-z0-9]+/gi, '-')}.json`);
+      fs.writeFileSync(file, JSON.stringify(config));
+      await leavesNothing(async () => {
+        const r = await cli(['train', '--config', file]);
+        expectRefused(r, field, /The run config is not valid/);
+        // the message says which field, with its limit
+        expect(r.err).toMatch(
+          new RegExp(`${field.replace('.', '\\.')}: ${field.replace('.', '\\.')} (must be|= \\d+ leaves)`),
+        );
+        const runs = await cli(['runs', '--json']);
+        expect(runs.exit).toBe(0);
+        expect(JSON.parse(runs.out)).toEqual([]);
+        expect(fs.readdirSync(path.join(home, 'runs'))).toEqual([]);
 
-      const errors = await studio.invoke('config-validate', { config });
-      expect(errors.map((x) => x.field)).toEqual([field]);
-      const e = await caught(() => studio.invoke('runs-create', { config }));
-      expect(e.code).toBe(ErrorCode.BAD_CONFIG);
-      record(label, 'train --config', r.exit, e.code);
-    });
-  });
+        const errors = await studio.invoke('config-validate', { config });
+        expect(errors.map((x) => x.field)).toEqual([field]);
+        const e = await caught(() => studio.invoke('runs-create', { config }));
+        expect(e.code).toBe(ErrorCode.BAD_CONFIG);
+        record(label, 'train --config', r.exit, e.code);
+      });
+    },
+  );
 });

@@ -40,10 +40,17 @@ const CONFIG = {
   model: { n_layer: 1, n_head: 2, n_embd: 32, block_size: 64 },
   dataset: 'builtin',
   engine: 'native-cpu',
-  total_batch_size: 256, batch_size: 4, seq_len: 64,
-  max_steps: MAX_STEPS, warmup_steps: 2, max_lr: 3e-3,
-  eval_interval: 0, hellaswag_interval: 0, sample_interval: 0,
-  checkpoint_interval: 1, keep_last: 2,
+  total_batch_size: 256,
+  batch_size: 4,
+  seq_len: 64,
+  max_steps: MAX_STEPS,
+  warmup_steps: 2,
+  max_lr: 3e-3,
+  eval_interval: 0,
+  hellaswag_interval: 0,
+  sample_interval: 0,
+  checkpoint_interval: 1,
+  keep_last: 2,
   seed: 11,
 };
 
@@ -86,8 +93,14 @@ function shuffled<T>(xs: T[], r: () => number): T[] {
 function killPlans(seed: number): KillPlan[] {
   const r = rng(seed);
   // every kind of point, and both resume paths, are covered whatever the seed; the seed orders them and draws the rest
-  const targets = shuffled(Array.from({ length: KILLS }, (_, i) => (['write', 'prune', 'step'] as const)[i % 3]!), r);
-  const fresh = shuffled(Array.from({ length: KILLS }, (_, i) => i % 2 === 0), r);
+  const targets = shuffled(
+    Array.from({ length: KILLS }, (_, i) => (['write', 'prune', 'step'] as const)[i % 3]!),
+    r,
+  );
+  const fresh = shuffled(
+    Array.from({ length: KILLS }, (_, i) => i % 2 === 0),
+    r,
+  );
   return targets.map((target, i) => ({
     target,
     afterSteps: 1 + Math.floor(r() * 2),
@@ -147,7 +160,10 @@ function leftovers(ckDir: string, livePid?: number | null): string[] {
   return fs.readdirSync(ckDir).filter((name) => {
     const m = LEFTOVER.exec(name);
     if (m) return Number(m[2]) !== livePid;
-    if (/^step_\d{6,}$/.test(name)) return !['state.json', 'model.safetensors', 'optimizer.safetensors'].every((f) => fs.existsSync(path.join(ckDir, name, f)));
+    if (/^step_\d{6,}$/.test(name))
+      return !['state.json', 'model.safetensors', 'optimizer.safetensors'].every((f) =>
+        fs.existsSync(path.join(ckDir, name, f)),
+      );
     return false;
   });
 }
@@ -165,7 +181,13 @@ function sameTensors(a: NamedTensors, b: NamedTensors): string[] {
   const differ: string[] = [];
   for (const [name, t] of a) {
     const u = b.get(name);
-    if (!u || !Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))) differ.push(name);
+    if (
+      !u ||
+      !Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+      )
+    )
+      differ.push(name);
   }
   if (a.size !== b.size) differ.push(`(${a.size} tensors vs ${b.size})`);
   return differ;
@@ -188,10 +210,18 @@ interface KillRecord {
 describe('training survives SIGKILLs at random points, and resumes bit for bit', () => {
   let home: string;
   let studio: Studio;
-  let straight: { loss: number[]; norm: number[]; tokens: number[]; steps: number[]; weights: NamedTensors } | undefined;
+  let straight:
+    { loss: number[]; norm: number[]; tokens: number[]; steps: number[]; weights: NamedTensors } | undefined;
   let killedRunId = '';
   const kills: KillRecord[] = [];
-  const figures = { checkpointsLoaded: 0, leftoversCleaned: 0, integrityChecks: 0, started: performance.now(), endToEndMs: 0, knownDefect: '' };
+  const figures = {
+    checkpointsLoaded: 0,
+    leftoversCleaned: 0,
+    integrityChecks: 0,
+    started: performance.now(),
+    endToEndMs: 0,
+    knownDefect: '',
+  };
 
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-faults-kill-'));
@@ -209,13 +239,17 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
       [
         `fault suite: kill and resume (seed ${SEED}, ${MAX_STEPS} steps, checkpoint every step, keep_last 2, native-cpu, 1 thread)`,
         ' #  target  landed   last step  resume from  ckpts loaded  procs  resumed by    left behind (cleaned on resume)',
-        ...kills.map((k) =>
-          `${String(k.n).padStart(2)}  ${k.target.padEnd(6)}  ${k.landed.padEnd(7)}  ${String(k.lastStep).padStart(9)}  ${String(k.resumeFrom ?? '-').padStart(11)}  ${String(k.checkpointsVerified).padStart(12)}  ${String(k.processes).padStart(5)}  ${k.resumedBy.padEnd(12)}  ${k.left.join(', ') || '-'}`),
+        ...kills.map(
+          (k) =>
+            `${String(k.n).padStart(2)}  ${k.target.padEnd(6)}  ${k.landed.padEnd(7)}  ${String(k.lastStep).padStart(9)}  ${String(k.resumeFrom ?? '-').padStart(11)}  ${String(k.checkpointsVerified).padStart(12)}  ${String(k.processes).padStart(5)}  ${k.resumedBy.padEnd(12)}  ${k.left.join(', ') || '-'}`,
+        ),
         `kills survived: ${kills.length} (landed: ${count('landed', 'step')} between or in steps, ${count('landed', 'write')} in checkpoint writes, ${count('landed', 'prune')} in prunes, ${count('landed', 're-save')} in re-saves)`,
         `resumed by the same studio: ${count('resumedBy', 'same studio')}, by a new studio: ${count('resumedBy', 'new studio')}`,
         `leftover folders cleaned: ${figures.leftoversCleaned}; checkpoints loaded and checked: ${figures.checkpointsLoaded}; integrity checks ok: ${figures.integrityChecks}`,
         `final losses bitwise equal to the uninterrupted run: ${figures.endToEndMs > 0 ? 'yes' : 'not reached'}; duration ${((performance.now() - figures.started) / 1000).toFixed(1)} s`,
-        ...(figures.knownDefect ? [`a kill after the final checkpoint, then resume, failed: ${figures.knownDefect}`] : []),
+        ...(figures.knownDefect
+          ? [`a kill after the final checkpoint, then resume, failed: ${figures.knownDefect}`]
+          : []),
       ].join('\n'),
     );
   });
@@ -231,7 +265,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     }
     // what the Checkpoints page offers: each entry a complete checkpoint on disk
     const listed = (await studio.invoke('checkpoints-list', { runId })).map((c) => c.step);
-    expect(listed.filter((s) => !steps.includes(s)), `index entries of ${runId} that are not complete on disk`).toEqual([]);
+    expect(
+      listed.filter((s) => !steps.includes(s)),
+      `index entries of ${runId} that are not complete on disk`,
+    ).toEqual([]);
     figures.checkpointsLoaded += steps.length;
     return steps.length;
   }
@@ -248,7 +285,13 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     const m = await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss', 'train/norm'] });
     expect(m['train/loss']!.steps).toEqual(Array.from({ length: MAX_STEPS }, (_, i) => i));
     const final = readCheckpoint(path.join(home, 'runs', run.id, 'checkpoints', checkpointDirName(MAX_STEPS)));
-    straight = { loss: m['train/loss']!.values, norm: m['train/norm']!.values, tokens: m['train/loss']!.tokensSeen, steps: m['train/loss']!.steps, weights: final.weights };
+    straight = {
+      loss: m['train/loss']!.values,
+      norm: m['train/norm']!.values,
+      tokens: m['train/loss']!.tokensSeen,
+      steps: m['train/loss']!.steps,
+      weights: final.weights,
+    };
     // the loss moves, so that equal series say something
     expect(new Set(straight.loss).size).toBe(MAX_STEPS);
   }, 120_000);
@@ -268,9 +311,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
     const watcher = fs.watch(ckDir, (_event, name) => {
       if (name) current?.onEntry(String(name));
     });
-    const subscribe = () => studio.on('run-step', (p) => {
-      if (p.runId === runId) current?.onStep(p.step);
-    });
+    const subscribe = () =>
+      studio.on('run-step', (p) => {
+        if (p.runId === runId) current?.onStep(p.step);
+      });
     let unsubscribe = subscribe();
 
     try {
@@ -310,7 +354,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
 
         const ended = await studio.runs.wait(runId);
         current = null;
-        expect(fired, `kill ${n} (${plan.target}) never fired: the attempt ended ${ended.status} at step ${lastStep}`).toBe(true);
+        expect(
+          fired,
+          `kill ${n} (${plan.target}) never fired: the attempt ended ${ended.status} at step ${lastStep}`,
+        ).toBe(true);
         expect(ended.status).toBe('interrupted');
         expect(ended.error?.code).toBe('INTERRUPTED');
         expect(ended.error?.message).toMatch(/was killed by SIGKILL/);
@@ -319,7 +366,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
         const entries = fs.readdirSync(ckDir);
         const left = leftovers(ckDir);
         const steps = listCheckpointSteps(runDir);
-        expect(steps.length, `after kill ${n}: complete checkpoints ${steps.join(', ')} (folder: ${entries.join(', ')})`).toBeGreaterThan(0);
+        expect(
+          steps.length,
+          `after kill ${n}: complete checkpoints ${steps.join(', ')} (folder: ${entries.join(', ')})`,
+        ).toBeGreaterThan(0);
         checkStore();
         const verified = await verifyCheckpoints(runId);
 
@@ -341,14 +391,30 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
         expect(leftovers(ckDir, run.pid), `left after resume ${n}`).toEqual([]);
         expect(listCheckpointSteps(runDir)).toEqual(steps);
         if (left.length) {
-          const logs = (await studio.invoke('runs-logs', { id: runId })).map((l) => l.message).filter((m) => m.includes('left its checkpoints unfinished'));
-          for (const name of left) expect(logs.some((m) => m.includes(name)), `a log line names the removed ${name}`).toBe(true);
+          const logs = (await studio.invoke('runs-logs', { id: runId }))
+            .map((l) => l.message)
+            .filter((m) => m.includes('left its checkpoints unfinished'));
+          for (const name of left)
+            expect(
+              logs.some((m) => m.includes(name)),
+              `a log line names the removed ${name}`,
+            ).toBe(true);
           figures.leftoversCleaned += left.length;
         }
         const resumeLog = (await studio.invoke('runs-logs', { id: runId, tail: 5 })).map((l) => l.message);
         expect(resumeLog).toContain(`resuming from checkpoint step ${steps[steps.length - 1]}`);
 
-        kills.push({ n, target: plan.target, landed: landingOf(entries), lastStep, resumeFrom: steps[steps.length - 1] ?? null, left, processes, resumedBy, checkpointsVerified: verified });
+        kills.push({
+          n,
+          target: plan.target,
+          landed: landingOf(entries),
+          lastStep,
+          resumeFrom: steps[steps.length - 1] ?? null,
+          left,
+          processes,
+          resumedBy,
+          checkpointsVerified: verified,
+        });
       }
 
       // the last attempt runs to the end
@@ -360,7 +426,10 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
       await verifyCheckpoints(runId);
       expect(end.attempts.length).toBe(KILLS + 1);
       // the kills landed in every kind of place (a write kill may land just after its rename, which counts as a step)
-      expect(kills.filter((k) => k.landed === 'write').length, 'kills that landed inside a checkpoint write').toBeGreaterThan(0);
+      expect(
+        kills.filter((k) => k.landed === 'write').length,
+        'kills that landed inside a checkpoint write',
+      ).toBeGreaterThan(0);
       expect(kills.filter((k) => k.landed === 'prune').length, 'kills that landed inside a prune').toBeGreaterThan(0);
     } finally {
       current = null;
@@ -395,7 +464,11 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
   let finalRunId = '';
 
   it('a kill after the final checkpoint leaves the run interrupted, with every step recorded and the final checkpoint complete', async () => {
-    const run = await studio.invoke('runs-create', { config: { ...CONFIG, max_steps: FINAL_STEPS }, name: 'killed after its final checkpoint', start: false });
+    const run = await studio.invoke('runs-create', {
+      config: { ...CONFIG, max_steps: FINAL_STEPS },
+      name: 'killed after its final checkpoint',
+      start: false,
+    });
     finalRunId = run.id;
     const runDir = path.join(home, 'runs', run.id);
     const ckDir = path.join(runDir, 'checkpoints');
@@ -434,7 +507,11 @@ describe('training survives SIGKILLs at random points, and resumes bit for bit',
       expect(end.status).toBe('done');
       expect(end.error).toBeNull();
       const logs = await studio.invoke('runs-logs', { id: finalRunId });
-      expect(logs.some((l) => /saved its final checkpoint \(step \d+\) before its worker stopped: it is done/.test(l.message))).toBe(true);
+      expect(
+        logs.some((l) =>
+          /saved its final checkpoint \(step \d+\) before its worker stopped: it is done/.test(l.message),
+        ),
+      ).toBe(true);
     } catch (e) {
       figures.knownDefect = `${e instanceof Error ? e.message : String(e)} (run left ${studio.runs.get(finalRunId).status})`;
       throw e;

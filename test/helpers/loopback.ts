@@ -65,16 +65,23 @@ export function sha256(b: Buffer | Uint8Array): string {
 
 /** The JSON body of `GET /api/datasets/<repo>/tree/main/<folder>` for these files (LFS entries, as the Hub lists parquet). */
 export function hfTree(files: Array<{ path: string; body: Buffer }>): Buffer {
-  return Buffer.from(JSON.stringify([
-    { type: 'directory', oid: '0'.repeat(40), size: 0, path: files[0]?.path.split('/').slice(0, -1).join('/') + '/sub' },
-    ...files.map((f) => ({
-      type: 'file',
-      oid: createHash('sha1').update(f.body).digest('hex'),
-      size: f.body.length,
-      lfs: { oid: sha256(f.body), size: f.body.length, pointerSize: 134 },
-      path: f.path,
-    })),
-  ]));
+  return Buffer.from(
+    JSON.stringify([
+      {
+        type: 'directory',
+        oid: '0'.repeat(40),
+        size: 0,
+        path: files[0]?.path.split('/').slice(0, -1).join('/') + '/sub',
+      },
+      ...files.map((f) => ({
+        type: 'file',
+        oid: createHash('sha1').update(f.body).digest('hex'),
+        size: f.body.length,
+        lfs: { oid: sha256(f.body), size: f.body.length, pointerSize: 134 },
+        path: f.path,
+      })),
+    ]),
+  );
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -111,7 +118,9 @@ export async function startLoopback(routes: Record<string, Route> = {}): Promise
     }
     if (route.failFirst && route.failFirst.times > 0) {
       route.failFirst.times--;
-      res.writeHead(route.failFirst.status, { 'content-type': 'text/plain', ...route.failFirst.headers }).end('try again');
+      res
+        .writeHead(route.failFirst.status, { 'content-type': 'text/plain', ...route.failFirst.headers })
+        .end('try again');
       return;
     }
     let stall: number | undefined;
@@ -121,7 +130,11 @@ export async function startLoopback(routes: Record<string, Route> = {}): Promise
       if (stall === 0) return; // no headers either: the request just hangs (the socket goes at close())
     }
     const body = route.body;
-    const headers: Record<string, string> = { 'content-type': route.contentType ?? 'application/octet-stream', 'accept-ranges': 'bytes', ...route.headers };
+    const headers: Record<string, string> = {
+      'content-type': route.contentType ?? 'application/octet-stream',
+      'accept-ranges': 'bytes',
+      ...route.headers,
+    };
     if (route.etag) headers.etag = route.etag;
     let start = 0;
     let end = body.length - 1;

@@ -5,7 +5,8 @@ export const DP_CONFIG = { nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 32, vocabS
 
 /** Rank r's micro-batch: (2, 16) tokens from a fixed pseudo-random stream. */
 export function dpBatch(r: number): Batch {
-  const B = 2, T = 16;
+  const B = 2,
+    T = 16;
   const inputs = new Int32Array(B * T);
   const targets = new Int32Array(B * T);
   let x = 12345 + 977 * r;

@@ -13,7 +13,15 @@ import { getEngine } from '../../src/node/engines';
 import { NativeBuffer } from '../../src/node/native/addon';
 import { dpBatch, DP_CONFIG } from './dp-common';
 
-interface Job { id: string; rank: number; world: number; out: string; mode: 'step' | 'fail' | 'wait'; timeoutMs?: number; nLayer?: number }
+interface Job {
+  id: string;
+  rank: number;
+  world: number;
+  out: string;
+  mode: 'step' | 'fail' | 'wait';
+  timeoutMs?: number;
+  nLayer?: number;
+}
 
 const jobFile = process.argv[2];
 if (jobFile === undefined) throw new Error('usage: node bin/run-ts.mjs test/support/dp-rank.ts JOB.json');
@@ -45,7 +53,13 @@ try {
   model.adamwStep({ lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const params = new Float32Array(n);
   handle.read(NativeBuffer.params, 0, params);
-  write({ ok: true, loss: meanLoss, norm, grads: Buffer.from(grads.buffer).toString('base64'), params: Buffer.from(params.buffer).toString('base64') });
+  write({
+    ok: true,
+    loss: meanLoss,
+    norm,
+    grads: Buffer.from(grads.buffer).toString('base64'),
+    params: Buffer.from(params.buffer).toString('base64'),
+  });
   dist.dispose();
   model.dispose();
 } catch (e) {

@@ -16,7 +16,12 @@ if (!home || !runId || !Number.isInteger(steps)) {
 }
 const store = openStore(home);
 for (let step = 1; step <= steps; step++) {
-  store.recordStep(runId, { step, metrics: crashMetricsFor(step), wallTime: Date.now(), tokensSeen: step * TOKENS_PER_STEP });
+  store.recordStep(runId, {
+    step,
+    metrics: crashMetricsFor(step),
+    wallTime: Date.now(),
+    tokensSeen: step * TOKENS_PER_STEP,
+  });
   process.stdout.write(`ack ${step}\n`);
 }
 store.close();

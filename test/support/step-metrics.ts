@@ -2,7 +2,14 @@
  * Test support for test/store-crash.test.ts (not used by the studio): the metrics a crash-test writer records at
  * each step, so the test can check every value it reads back.
  */
-export const CRASH_METRIC_NAMES = ['train/loss', 'train/lr', 'train/norm', 'train/dt_ms', 'train/tok_per_sec', 'train/mfu'] as const;
+export const CRASH_METRIC_NAMES = [
+  'train/loss',
+  'train/lr',
+  'train/norm',
+  'train/dt_ms',
+  'train/tok_per_sec',
+  'train/mfu',
+] as const;
 
 export const TOKENS_PER_STEP = 524_288;
 

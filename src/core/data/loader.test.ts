@@ -34,7 +34,13 @@ class DataLoaderLite {
   private shard = 0;
   private tokens: Uint16Array;
   private pos: number;
-  constructor(private readonly shards: Uint16Array[], private readonly B: number, private readonly T: number, private readonly rank: number, private readonly world: number) {
+  constructor(
+    private readonly shards: Uint16Array[],
+    private readonly B: number,
+    private readonly T: number,
+    private readonly rank: number,
+    private readonly world: number,
+  ) {
     this.tokens = shards[0]!;
     this.pos = B * T * rank;
   }
@@ -53,7 +59,10 @@ class DataLoaderLite {
   }
 }
 
-const rows = (b: { inputs: Int32Array; targets: Int32Array }) => ({ x: Array.from(b.inputs), y: Array.from(b.targets) });
+const rows = (b: { inputs: Int32Array; targets: Int32Array }) => ({
+  x: Array.from(b.inputs),
+  y: Array.from(b.targets),
+});
 
 describe('DataLoader (DataLoaderLite semantics)', () => {
   it('yields x = buf[:-1], y = buf[1:], advances by B*T, moves to the next shard and wraps, as DataLoaderLite', () => {
@@ -76,7 +85,10 @@ describe('DataLoader (DataLoaderLite semantics)', () => {
     const B = 2;
     const T = 5;
     const world = 3;
-    const loaders = Array.from({ length: world }, (_, r) => new DataLoader(new ArraySource(shards), { B, T, rank: r, world }));
+    const loaders = Array.from(
+      { length: world },
+      (_, r) => new DataLoader(new ArraySource(shards), { B, T, rank: r, world }),
+    );
     // DataLoaderLite decides the shard switch from each rank's own position, so its ranks can disagree at a shard's
     // end; ours decide from the shared position (rank 0's test), which DataLoaderLite's rank 0 matches
     const ref0 = new DataLoaderLite(shards, B, T, 0, world);
@@ -162,7 +174,9 @@ describe('DataLoader (DataLoaderLite semantics)', () => {
       e = x;
     }
     expect(e).toBeInstanceOf(StudioError);
-    expect((e as StudioError).message).toMatch(/B·T·world \+ 1 = 4·8·1 \+ 1 = 33 tokens, but the longest shard \(of 2\) has 12/);
+    expect((e as StudioError).message).toMatch(
+      /B·T·world \+ 1 = 4·8·1 \+ 1 = 33 tokens, but the longest shard \(of 2\) has 12/,
+    );
   });
 
   it('reloads a shard only when it changes, and rejects a bad restore', () => {

@@ -139,8 +139,16 @@ export class DataLoader {
     };
     check(Number.isInteger(B) && B >= 1, `B must be an integer >= 1, got ${B}.`, 'Pass a positive batch size.');
     check(Number.isInteger(T) && T >= 1, `T must be an integer >= 1, got ${T}.`, 'Pass a positive sequence length.');
-    check(Number.isInteger(world) && world >= 1, `world must be an integer >= 1, got ${world}.`, 'Pass the number of processes.');
-    check(Number.isInteger(rank) && rank >= 0 && rank < world, `rank ${rank} is outside [0, ${world}).`, 'Pass a rank below the world size.');
+    check(
+      Number.isInteger(world) && world >= 1,
+      `world must be an integer >= 1, got ${world}.`,
+      'Pass the number of processes.',
+    );
+    check(
+      Number.isInteger(rank) && rank >= 0 && rank < world,
+      `rank ${rank} is outside [0, ${world}).`,
+      'Pass a rank below the world size.',
+    );
     check(source.count > 0, 'there are no shards to read.', 'Prepare a dataset first (gpt2-studio prepare ...).');
     this.source = source;
     this.B = B;
@@ -187,14 +195,23 @@ export class DataLoader {
   /** Continues from a saved position: the next batches are those that followed it. */
   restore(p: LoaderPosition): void {
     const bad = (what: string): StudioError =>
-      new StudioError(ErrorCode.BAD_ARGUMENT, `Data loader: cannot restore position ${JSON.stringify(p)}: ${what}.`, 'Resume with the dataset and batch shape the checkpoint was trained with.');
-    if (p === null || typeof p !== 'object' || p.version !== 1) throw bad('unknown position format (expected version 1)');
+      new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Data loader: cannot restore position ${JSON.stringify(p)}: ${what}.`,
+        'Resume with the dataset and batch shape the checkpoint was trained with.',
+      );
+    if (p === null || typeof p !== 'object' || p.version !== 1)
+      throw bad('unknown position format (expected version 1)');
     for (const k of ['epoch', 'shard', 'offset'] as const) {
       if (!Number.isInteger(p[k]) || p[k] < 0) throw bad(`${k} must be an integer >= 0`);
     }
-    if (p.shard >= this.usable.length) throw bad(`shard ${p.shard} does not exist (this dataset has ${this.usable.length} usable shards)`);
+    if (p.shard >= this.usable.length)
+      throw bad(`shard ${p.shard} does not exist (this dataset has ${this.usable.length} usable shards)`);
     this.seek(p);
-    if (this.offset + this.stepTokens + 1 > this.tokens.length) throw bad(`offset ${p.offset} is past the end of shard "${this.source.name(this.order[p.shard]!)}" (${this.tokens.length} tokens)`);
+    if (this.offset + this.stepTokens + 1 > this.tokens.length)
+      throw bad(
+        `offset ${p.offset} is past the end of shard "${this.source.name(this.order[p.shard]!)}" (${this.tokens.length} tokens)`,
+      );
   }
 
   /** The next (B, T) batch of this rank. */
@@ -236,10 +253,15 @@ export class DataLoader {
     this.cursor = p.shard;
     this.offset = p.offset;
     const shard = this.order[this.cursor]!;
-    if (this.loaded && this.loaded.shard === shard && (this.loaded.epoch === p.epoch || !this.shufflesDocuments)) return;
+    if (this.loaded && this.loaded.shard === shard && (this.loaded.epoch === p.epoch || !this.shufflesDocuments))
+      return;
     let tokens = this.source.load(shard);
     if (tokens.length !== this.source.tokens(shard)) {
-      throw new StudioError(ErrorCode.BAD_SHARD, `The shard "${this.source.name(shard)}" has ${tokens.length} tokens now, but ${this.source.tokens(shard)} when the loader opened it.`, 'Do not change a dataset while a run reads it; prepare it under another name.');
+      throw new StudioError(
+        ErrorCode.BAD_SHARD,
+        `The shard "${this.source.name(shard)}" has ${tokens.length} tokens now, but ${this.source.tokens(shard)} when the loader opened it.`,
+        'Do not change a dataset while a run reads it; prepare it under another name.',
+      );
     }
     if (this.shufflesDocuments) tokens = shuffleDocuments(tokens, new Rng(mixSeed(this.seed, p.epoch, shard, 0xd0c5)));
     this.tokens = tokens;

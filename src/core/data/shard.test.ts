@@ -81,7 +81,9 @@ describe('llm.c shard header', () => {
     odd.set(encodeShardHeader(8));
     expect(err(() => parseShardLayout(odd, odd.length, 'o.bin')).message).toMatch(/17 bytes after .* odd number/);
     const tiny = new Uint8Array(100);
-    expect(err(() => parseShardLayout(tiny, tiny.length, 'tiny.bin')).message).toMatch(/100 bytes, fewer than the 1024-byte/);
+    expect(err(() => parseShardLayout(tiny, tiny.length, 'tiny.bin')).message).toMatch(
+      /100 bytes, fewer than the 1024-byte/,
+    );
   });
 });
 
@@ -100,7 +102,9 @@ describe('build-nanogpt .npy shard header', () => {
     const twoD = npy('<u2', '(2, 3)', 6);
     expect(err(() => parseShardLayout(twoD, twoD.length, 'b.npy')).message).toMatch(/shape \(2, 3\).*1-D/);
     const cut = npy('<u2', '(7,)', 5);
-    expect(err(() => parseShardLayout(cut, cut.length, 'c.npy')).message).toMatch(/describes 7 uint16 tokens.*truncated/);
+    expect(err(() => parseShardLayout(cut, cut.length, 'c.npy')).message).toMatch(
+      /describes 7 uint16 tokens.*truncated/,
+    );
   });
 });
 

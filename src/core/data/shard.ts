@@ -46,7 +46,11 @@ function badShard(file: string, what: string, hint = REPREPARE_HINT): StudioErro
 /** The 1024-byte llm.c header for a shard of `tokens` tokens. */
 export function encodeShardHeader(tokens: number): Uint8Array {
   if (!Number.isInteger(tokens) || tokens < 0 || tokens > 0x7fffffff) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `A shard cannot hold ${tokens} tokens: llm.c's header stores the count as an int32.`, 'Use a shard size below 2^31 tokens.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `A shard cannot hold ${tokens} tokens: llm.c's header stores the count as an int32.`,
+      'Use a shard size below 2^31 tokens.',
+    );
   }
   const header = new Uint8Array(SHARD_HEADER_BYTES);
   const view = new DataView(header.buffer);
@@ -72,33 +76,45 @@ export function parseShardLayout(head: Uint8Array, fileSize: number, file: strin
 /** The llm.c header: magic, version, count, and an exact file size. */
 export function parseLlmcHeader(head: Uint8Array, fileSize: number, file: string): ShardLayout {
   if (fileSize < SHARD_HEADER_BYTES || head.length < SHARD_HEADER_BYTES) {
-    throw badShard(file, `has ${fileSize} bytes, fewer than the ${SHARD_HEADER_BYTES}-byte llm.c header (256 int32: magic ${SHARD_MAGIC}, version ${SHARD_VERSION}, token count).`);
+    throw badShard(
+      file,
+      `has ${fileSize} bytes, fewer than the ${SHARD_HEADER_BYTES}-byte llm.c header (256 int32: magic ${SHARD_MAGIC}, version ${SHARD_VERSION}, token count).`,
+    );
   }
   const view = new DataView(head.buffer, head.byteOffset, SHARD_HEADER_BYTES);
   const magic = view.getInt32(0, true);
   const version = view.getInt32(4, true);
   const count = view.getInt32(8, true);
   if (magic !== SHARD_MAGIC) {
-    throw badShard(file, `starts with magic number ${magic}; an llm.c token shard starts with ${SHARD_MAGIC} (a build-nanogpt .npy shard with "\\x93NUMPY").`);
+    throw badShard(
+      file,
+      `starts with magic number ${magic}; an llm.c token shard starts with ${SHARD_MAGIC} (a build-nanogpt .npy shard with "\\x93NUMPY").`,
+    );
   }
   if (version !== SHARD_VERSION) {
     const what = version === 2 ? ' (version 2 holds uint32 LLaMA 3 tokens)' : '';
     throw badShard(
       file,
       `has header version ${version}${what}; GPT-2 shards are version ${SHARD_VERSION} (uint16 tokens).`,
-      'Use shards tokenized with GPT-2\'s BPE (llm.c dev/data/*.py without --model llama3, or gpt2-studio prepare).',
+      "Use shards tokenized with GPT-2's BPE (llm.c dev/data/*.py without --model llama3, or gpt2-studio prepare).",
     );
   }
   if (count < 0) throw badShard(file, `has a negative token count (${count}) in its header; expected a count >= 0.`);
   const dataBytes = fileSize - SHARD_HEADER_BYTES;
   if (dataBytes % TOKEN_BYTES !== 0) {
-    throw badShard(file, `has ${dataBytes} bytes after its ${SHARD_HEADER_BYTES}-byte header: an odd number, but tokens are 2-byte uint16 values (the header says ${count} tokens = ${count * TOKEN_BYTES} bytes).`);
+    throw badShard(
+      file,
+      `has ${dataBytes} bytes after its ${SHARD_HEADER_BYTES}-byte header: an odd number, but tokens are 2-byte uint16 values (the header says ${count} tokens = ${count * TOKEN_BYTES} bytes).`,
+    );
   }
   const expected = SHARD_HEADER_BYTES + count * TOKEN_BYTES;
   if (fileSize !== expected) {
     const found = dataBytes / TOKEN_BYTES;
     const how = fileSize < expected ? 'it is truncated' : 'it has extra bytes';
-    throw badShard(file, `has ${fileSize} bytes (${found} tokens), but its header says ${count} tokens, so it should have ${expected} bytes: ${how}.`);
+    throw badShard(
+      file,
+      `has ${fileSize} bytes (${found} tokens), but its header says ${count} tokens, so it should have ${expected} bytes: ${how}.`,
+    );
   }
   return { format: 'llmc', tokens: count, dataOffset: SHARD_HEADER_BYTES };
 }
@@ -108,7 +124,8 @@ export function parseLlmcHeader(head: Uint8Array, fileSize: number, file: string
  * build-nanogpt's fineweb.py saves it.
  */
 export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string): ShardLayout {
-  if (head.length < 10) throw badShard(file, `has a .npy signature but only ${head.length} bytes; a .npy header is at least 10 bytes.`);
+  if (head.length < 10)
+    throw badShard(file, `has a .npy signature but only ${head.length} bytes; a .npy header is at least 10 bytes.`);
   const major = head[6];
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   let headerLen: number;
@@ -125,27 +142,47 @@ export function parseNpyHeader(head: Uint8Array, fileSize: number, file: string)
   }
   const dataOffset = start + headerLen;
   if (dataOffset > head.length || dataOffset > fileSize) {
-    throw badShard(file, `has a .npy header of ${headerLen} bytes, longer than the ${Math.min(head.length, fileSize)} bytes available.`);
+    throw badShard(
+      file,
+      `has a .npy header of ${headerLen} bytes, longer than the ${Math.min(head.length, fileSize)} bytes available.`,
+    );
   }
   const text = new TextDecoder('latin1').decode(head.subarray(start, dataOffset));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(text)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(text)?.[1];
   const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(text)?.[1];
   if (descr === undefined || fortran === undefined || shape === undefined) {
-    throw badShard(file, `has a .npy header that is not a NumPy array description: ${JSON.stringify(text.trim().slice(0, 200))}.`);
+    throw badShard(
+      file,
+      `has a .npy header that is not a NumPy array description: ${JSON.stringify(text.trim().slice(0, 200))}.`,
+    );
   }
   if (descr !== '<u2' && descr !== '|u2' && descr !== '=u2') {
-    throw badShard(file, `is a .npy array of dtype '${descr}'; GPT-2 token shards are uint16 ('<u2').`, 'Save the tokens with np.save(path, tokens.astype(np.uint16)), as build-nanogpt\'s fineweb.py does.');
+    throw badShard(
+      file,
+      `is a .npy array of dtype '${descr}'; GPT-2 token shards are uint16 ('<u2').`,
+      "Save the tokens with np.save(path, tokens.astype(np.uint16)), as build-nanogpt's fineweb.py does.",
+    );
   }
-  const dims = shape.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const dims = shape
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (dims.length !== 1 || !/^\d+$/.test(dims[0]!)) {
-    throw badShard(file, `is a .npy array of shape (${shape}); a token shard is 1-D.`, 'Flatten the array before saving it.');
+    throw badShard(
+      file,
+      `is a .npy array of shape (${shape}); a token shard is 1-D.`,
+      'Flatten the array before saving it.',
+    );
   }
   const count = Number(dims[0]);
   const expected = dataOffset + count * TOKEN_BYTES;
   if (fileSize !== expected) {
     const how = fileSize < expected ? 'it is truncated' : 'it has extra bytes';
-    throw badShard(file, `has ${fileSize} bytes, but its .npy header describes ${count} uint16 tokens after ${dataOffset} header bytes, so it should have ${expected} bytes: ${how}.`);
+    throw badShard(
+      file,
+      `has ${fileSize} bytes, but its .npy header describes ${count} uint16 tokens after ${dataOffset} header bytes, so it should have ${expected} bytes: ${how}.`,
+    );
   }
   return { format: 'npy', tokens: count, dataOffset };
 }

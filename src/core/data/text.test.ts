@@ -18,7 +18,8 @@ describe('safe cuts for tokenization', () => {
   });
 
   it('every cut it allows leaves the tokens unchanged on tricky text', () => {
-    const text = "He said: don't 'twas 123 456 ...!? ünïcödé 😀 x\ny\n\nz\t\tw  v\r\nu — end. It's 3.5 cm\n'quoted'\n 'lead";
+    const text =
+      "He said: don't 'twas 123 456 ...!? ünïcödé 😀 x\ny\n\nz\t\tw  v\r\nu — end. It's 3.5 cm\n'quoted'\n 'lead";
     let cuts = 0;
     for (let i = 0; i < text.length; i++) {
       if (!isSafeCut(text, i)) continue;
@@ -29,16 +30,19 @@ describe('safe cuts for tokenization', () => {
     expect(nextSafeCut(text, 0)).toBeGreaterThan(0);
   });
 
-  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))('pieces of Tiny Shakespeare tokenize to exactly the whole text\'s tokens', () => {
-    const text = fs.readFileSync(sharedPath('data/tinyshakespeare.txt'), 'utf8').slice(0, 300_000);
-    const whole = encode(text);
-    for (const target of [1000, 7777, 65536]) {
-      const pieces = splitForTokenizer(text, target);
-      expect(pieces.length).toBeGreaterThan(1);
-      expect(pieces.join('')).toBe(text);
-      expect(joinedTokens(pieces)).toEqual(whole);
-    }
-  });
+  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))(
+    "pieces of Tiny Shakespeare tokenize to exactly the whole text's tokens",
+    () => {
+      const text = fs.readFileSync(sharedPath('data/tinyshakespeare.txt'), 'utf8').slice(0, 300_000);
+      const whole = encode(text);
+      for (const target of [1000, 7777, 65536]) {
+        const pieces = splitForTokenizer(text, target);
+        expect(pieces.length).toBeGreaterThan(1);
+        expect(pieces.join('')).toBe(text);
+        expect(joinedTokens(pieces)).toEqual(whole);
+      }
+    },
+  );
 
   it('leaves a text without safe cuts whole', () => {
     const text = 'x'.repeat(10_000);

@@ -41,7 +41,11 @@ export function parseHellaswag(text: string, opts: { strict?: boolean; source?: 
     const problem = checkLine(raw, line);
     if (typeof problem === 'string') {
       if (opts.strict) {
-        throw new StudioError(ErrorCode.BAD_DATA, `${src}, line ${line}: ${problem}.`, 'Fix or remove the line, or run without --strict to skip malformed lines.');
+        throw new StudioError(
+          ErrorCode.BAD_DATA,
+          `${src}, line ${line}: ${problem}.`,
+          'Fix or remove the line, or run without --strict to skip malformed lines.',
+        );
       }
       skipped.push({ line, message: problem });
     } else {
@@ -72,7 +76,8 @@ function checkLine(raw: string, line: number): HellaswagExample | string {
   const r = o as Record<string, unknown>;
   if (typeof r.ctx !== 'string' || r.ctx === '') return 'no "ctx" string';
   if (!Array.isArray(r.endings) || r.endings.length !== 4 || !r.endings.every((e) => typeof e === 'string')) {
-    if (!Array.isArray(r.endings)) return `"endings" must be a list of 4 strings; found ${r.endings === undefined ? 'no "endings"' : typeof r.endings}`;
+    if (!Array.isArray(r.endings))
+      return `"endings" must be a list of 4 strings; found ${r.endings === undefined ? 'no "endings"' : typeof r.endings}`;
     if (r.endings.length !== 4) return `"endings" must hold 4 strings; found ${r.endings.length}`;
     const bad = r.endings.findIndex((e) => typeof e !== 'string');
     return `"endings" must hold 4 strings; ending ${bad + 1} is ${JSON.stringify(r.endings[bad])}`;
@@ -120,7 +125,9 @@ export async function scoreExample(model: Model, ex: HellaswagExample): Promise<
   const maxLen = Math.max(...rows.map((r) => r.length));
   const T = maxLen - 1;
   if (T > model.config.blockSize) {
-    return { skipped: `example ${ex.ind} (line ${ex.line}) needs ${maxLen} tokens, more than the model's context of ${model.config.blockSize} + 1` };
+    return {
+      skipped: `example ${ex.ind} (line ${ex.line}) needs ${maxLen} tokens, more than the model's context of ${model.config.blockSize} + 1`,
+    };
   }
   const B = 4;
   const inputs = new Int32Array(B * T);
@@ -181,7 +188,12 @@ export async function runHellaswag(
   let correct = 0;
   let correctNorm = 0;
   for (let i = 0; i < list.length; i++) {
-    if (o.signal?.aborted) throw new StudioError(ErrorCode.CANCELLED, 'HellaSwag evaluation was cancelled.', 'Start it again to get a result.');
+    if (o.signal?.aborted)
+      throw new StudioError(
+        ErrorCode.CANCELLED,
+        'HellaSwag evaluation was cancelled.',
+        'Start it again to get a result.',
+      );
     const r = await scoreExample(model, list[i]!);
     if ('skipped' in r) {
       skipped.push({ line: list[i]!.line, message: r.skipped });

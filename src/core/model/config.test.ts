@@ -8,7 +8,12 @@ describe('model config', () => {
     const c = presetConfig('gpt2');
     expect(c.paddedVocabSize).toBe(50304);
     expect(paramCount(c)).toBe(124_475_904);
-    expect(decayGroups(c)).toEqual({ decayTensors: 50, decayParams: 124_354_560, noDecayTensors: 98, noDecayParams: 121_344 });
+    expect(decayGroups(c)).toEqual({
+      decayTensors: 50,
+      decayParams: 124_354_560,
+      noDecayTensors: 98,
+      noDecayParams: 121_344,
+    });
   });
 
   it('gpt2 without padding has 124,439,808 parameters', () => {
@@ -38,7 +43,9 @@ describe('model config', () => {
   });
 
   it('rejects a bad config with a message naming the value', () => {
-    expect(() => makeConfig({ nLayer: 2, nHead: 3, nEmbd: 32, blockSize: 8 })).toThrow(/n_embd = 32 is not divisible by n_head = 3/);
+    expect(() => makeConfig({ nLayer: 2, nHead: 3, nEmbd: 32, blockSize: 8 })).toThrow(
+      /n_embd = 32 is not divisible by n_head = 3/,
+    );
     expect(() => presetConfig('gpt5')).toThrow(StudioError);
     expect(() => makeConfig({ nLayer: 0, nHead: 1, nEmbd: 8, blockSize: 8 })).toThrow(/nLayer = 0/);
   });

@@ -64,7 +64,11 @@ export function validateConfig(c: GPTConfig): void {
   for (const k of ints) {
     const v = c[k];
     if (!Number.isInteger(v) || v <= 0) {
-      throw new StudioError(ErrorCode.BAD_CONFIG, `Model config ${k} = ${v} is not a positive integer.`, `Set ${k} to a positive integer.`);
+      throw new StudioError(
+        ErrorCode.BAD_CONFIG,
+        `Model config ${k} = ${v} is not a positive integer.`,
+        `Set ${k} to a positive integer.`,
+      );
     }
   }
   if (c.nEmbd % c.nHead !== 0) {

@@ -37,14 +37,22 @@ export interface GuardOptions {
   window?: number;
 }
 
-export const newGuardState = (): GuardState => ({ losses: [], consecutiveSkips: 0, rollbacksInARow: 0, skips: 0, rollbacks: 0 });
+export const newGuardState = (): GuardState => ({
+  losses: [],
+  consecutiveSkips: 0,
+  rollbacksInARow: 0,
+  skips: 0,
+  rollbacks: 0,
+});
 
 /** A guard state from a checkpoint, including one written before the rollback fields existed. */
 export function restoreGuardState(s: unknown): GuardState {
   const o = (s && typeof s === 'object' ? s : {}) as Partial<GuardState>;
   const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
   return {
-    losses: Array.isArray(o.losses) ? o.losses.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)) : [],
+    losses: Array.isArray(o.losses)
+      ? o.losses.filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
+      : [],
     consecutiveSkips: num(o.consecutiveSkips),
     rollbacksInARow: num(o.rollbacksInARow),
     skips: num(o.skips),
@@ -85,7 +93,13 @@ export type GuardAction =
  * Decides what to do with this step's update, and records it. `canRollback` says whether a snapshot is there to
  * roll back to. A rollback or rebaseline restarts the streak count.
  */
-export function judgeStep(s: GuardState, o: GuardOptions, loss: number, norm: number, canRollback: boolean): GuardAction {
+export function judgeStep(
+  s: GuardState,
+  o: GuardOptions,
+  loss: number,
+  norm: number,
+  canRollback: boolean,
+): GuardAction {
   const window = o.window ?? 50;
   const maxRollbacks = o.maxRollbacks ?? 2;
   const finite = Number.isFinite(loss) && Number.isFinite(norm);
@@ -94,7 +108,8 @@ export function judgeStep(s: GuardState, o: GuardOptions, loss: number, norm: nu
     reason = `loss ${loss} / grad norm ${norm} is not finite`;
   } else if (o.enabled && s.losses.length >= Math.max(5, o.warmup)) {
     const z = robustZ(loss, s.losses);
-    if (z > o.zThreshold) reason = `loss ${loss.toFixed(4)} is ${z.toFixed(1)} robust standard deviations above the recent median ${median(s.losses).toFixed(4)}`;
+    if (z > o.zThreshold)
+      reason = `loss ${loss.toFixed(4)} is ${z.toFixed(1)} robust standard deviations above the recent median ${median(s.losses).toFixed(4)}`;
   }
   const accept = () => {
     s.consecutiveSkips = 0;
@@ -117,7 +132,10 @@ export function judgeStep(s: GuardState, o: GuardOptions, loss: number, norm: nu
       s.consecutiveSkips = 0;
       s.rollbacksInARow++;
       s.rollbacks++;
-      return { kind: 'rollback', reason: `${o.maxConsecutiveSkips} updates in a row were not finite (last: ${reason})` };
+      return {
+        kind: 'rollback',
+        reason: `${o.maxConsecutiveSkips} updates in a row were not finite (last: ${reason})`,
+      };
     }
     const tried = canRollback
       ? `${s.skips + 1} updates were skipped and the run was rolled back ${s.rollbacksInARow} time${s.rollbacksInARow === 1 ? '' : 's'} in a row to its last good weights, skipping the batches in between`
@@ -133,5 +151,8 @@ export function judgeStep(s: GuardState, o: GuardOptions, loss: number, norm: nu
   // the loss stays at its new level after a rollback (or with nothing to roll back to): that is the run's level now
   s.losses = [];
   accept();
-  return { kind: 'rebaseline', reason: `the loss stayed high (${reason}); the guard takes it as its new baseline and applies the update` };
+  return {
+    kind: 'rebaseline',
+    reason: `the loss stayed high (${reason}); the guard takes it as its new baseline and applies the update`,
+  };
 }

@@ -18,7 +18,11 @@ export interface StepResult {
  * number of micro-steps, as build-nanogpt does). Returns the mean loss and the global norm before clipping.
  * `reduce`, under data parallel, averages the gradients over the ranks (the loss returned is this rank's).
  */
-export async function accumulateGradients(model: Model, micro: Batch[], reduce?: (m: Model) => Promise<void>): Promise<StepResult> {
+export async function accumulateGradients(
+  model: Model,
+  micro: Batch[],
+  reduce?: (m: Model) => Promise<void>,
+): Promise<StepResult> {
   const n = micro.length;
   model.zeroGrad();
   let loss = 0;

@@ -19,8 +19,6 @@ export interface BatchSource {
   reset(): void;
 }
 
-
-
 /** Time spent outside the training steps, for estimates that hold. */
 export interface TimingEvent {
   step: number;
@@ -98,7 +96,11 @@ export async function evaluateValLoss(model: Model, val: BatchSource, iters: num
     const losses = await model.tokenLosses(b);
     let s = 0;
     let n = 0;
-    for (const l of losses) if (!Number.isNaN(l)) { s += l; n++; }
+    for (const l of losses)
+      if (!Number.isNaN(l)) {
+        s += l;
+        n++;
+      }
     sum += n ? s / n : 0;
   }
   return sum / iters;
@@ -117,8 +119,12 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   const tokensPerStep = c.total_batch_size;
   const sched = { maxLr: c.max_lr, minLrRatio: c.min_lr_ratio, warmupSteps: c.warmup_steps, maxSteps };
   const guardOpts = {
-    enabled: c.guard.enabled, zThreshold: c.guard.z_threshold, warmup: c.guard.warmup,
-    maxConsecutiveSkips: c.guard.max_consecutive_skips, maxRollbacks: c.guard.max_rollbacks, window: c.guard.window,
+    enabled: c.guard.enabled,
+    zThreshold: c.guard.z_threshold,
+    warmup: c.guard.warmup,
+    maxConsecutiveSkips: c.guard.max_consecutive_skips,
+    maxRollbacks: c.guard.max_rollbacks,
+    window: c.guard.window,
   };
   const fpt = flopsPerToken(model.config, c.seq_len);
   const log = async (level: 'info' | 'warn', m: string) => hooks.onLog?.(level, m);
@@ -139,8 +145,15 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
   const g = decayGroups(model.config);
   await log('info', `num decayed parameter tensors: ${g.decayTensors}, with ${fmt(g.decayParams)} parameters`);
   await log('info', `num non-decayed parameter tensors: ${g.noDecayTensors}, with ${fmt(g.noDecayParams)} parameters`);
-  await log('info', `total desired batch size: ${fmt(tokensPerStep)} => calculated gradient accumulation steps: ${accum}`);
-  if (dist) await log('info', `data parallel: ${dist.world} processes, each ${accum} micro-step${accum === 1 ? '' : 's'} of ${c.batch_size} x ${c.seq_len} tokens per step`);
+  await log(
+    'info',
+    `total desired batch size: ${fmt(tokensPerStep)} => calculated gradient accumulation steps: ${accum}`,
+  );
+  if (dist)
+    await log(
+      'info',
+      `data parallel: ${dist.world} processes, each ${accum} micro-step${accum === 1 ? '' : 's'} of ${c.batch_size} x ${c.seq_len} tokens per step`,
+    );
   if (o.resume) await log('info', `resuming at step ${step} of ${maxSteps}`);
 
   // The guard's last good state, in memory: what a rollback restores. Every rank keeps its own (they are equal).
@@ -169,7 +182,8 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     // so its checkpoint carries the step its val loss was measured at
     if (evaluate) await evaluateIfDue();
     if (!hooks.saveCheckpoint) return;
-    const metrics: Record<string, number> = lastVal !== undefined ? { 'val/loss': lastVal, 'val/loss_step': lastValStep } : {};
+    const metrics: Record<string, number> =
+      lastVal !== undefined ? { 'val/loss': lastVal, 'val/loss_step': lastValStep } : {};
     // recorded at the last step trained (a final checkpoint's step is one past the run's last step)
     await timed('checkpoint', Math.max(0, step - 1), () => hooks.saveCheckpoint!(state(), metrics));
   };
@@ -190,7 +204,10 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
       model.loadOptimizerState(to.optimizer);
       const batches = (step - to.step + 1) * accum;
       e = { step, action: 'rollback', reason: v.reason, toStep: to.step };
-      await log('warn', `step ${step}: guard: ${v.reason}; rolled back the weights and optimizer state to step ${to.step} and skipped the ${fmt(batches)} batch${batches === 1 ? '' : 'es'} since`);
+      await log(
+        'warn',
+        `step ${step}: guard: ${v.reason}; rolled back the weights and optimizer state to step ${to.step} and skipped the ${fmt(batches)} batch${batches === 1 ? '' : 'es'} since`,
+      );
     } else if (v.kind === 'skip') {
       e = { step, action: 'skip', reason: v.reason };
       await log('warn', `step ${step}: guard: update skipped: ${v.reason}`);
@@ -211,13 +228,23 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     }
     if (lead && c.sample_interval > 0 && ((step > 0 && step % c.sample_interval === 0) || last)) {
       const prompt = encode(c.sample.prompt);
-      const rows = await timed('sample', step, () => generate(model, prompt, {
-        maxNewTokens: c.sample.max_tokens, numSequences: c.sample.count, seed: c.seed + step,
-        temperature: c.sample.temperature, topK: c.sample.top_k, topP: 1,
-        // a fine-tune's answer ends at the end-of-text token that closes each example
-        stopTokens: c.sft ? [EOT_TOKEN] : undefined,
-      }));
-      await hooks.onSample?.({ step, prompt: c.sample.prompt, samples: rows.map((r) => c.sample.prompt + (c.sft ? cutAtNextTurn(decode(r)) : decode(r))) });
+      const rows = await timed('sample', step, () =>
+        generate(model, prompt, {
+          maxNewTokens: c.sample.max_tokens,
+          numSequences: c.sample.count,
+          seed: c.seed + step,
+          temperature: c.sample.temperature,
+          topK: c.sample.top_k,
+          topP: 1,
+          // a fine-tune's answer ends at the end-of-text token that closes each example
+          stopTokens: c.sft ? [EOT_TOKEN] : undefined,
+        }),
+      );
+      await hooks.onSample?.({
+        step,
+        prompt: c.sample.prompt,
+        samples: rows.map((r) => c.sample.prompt + (c.sft ? cutAtNextTurn(decode(r)) : decode(r))),
+      });
     }
 
     const t0 = now();
@@ -230,7 +257,11 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     if (dist) {
       // the step's loss over all ranks, and whether any rank was asked to stop or pause: every rank then agrees
       const local = hooks.control?.() ?? 'run';
-      const [l, stopVotes, pauseVotes] = await dist.allReduceMean([loss, local === 'stop' ? 1 : 0, local === 'pause' ? 1 : 0]);
+      const [l, stopVotes, pauseVotes] = await dist.allReduceMean([
+        loss,
+        local === 'stop' ? 1 : 0,
+        local === 'pause' ? 1 : 0,
+      ]);
       loss = l!;
       ctl = stopVotes! > 0 ? 'stop' : pauseVotes! > 0 ? 'pause' : 'run';
     }
@@ -238,7 +269,11 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     // every rank sees the same loss and norm (both are over all ranks), so every rank takes the same action
     const verdict = judgeStep(guard, guardOpts, loss, norm, snapshot !== undefined);
     const apply = await actOnGuard(verdict);
-    if (apply) applyUpdate(model, norm, { gradClip: c.grad_clip, adamw: { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay } });
+    if (apply)
+      applyUpdate(model, norm, {
+        gradClip: c.grad_clip,
+        adamw: { lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weight_decay },
+      });
     const dtMs = now() - t0;
     tokensSeen += tokensPerStep;
     const tokensPerSec = tokensPerStep / (dtMs / 1000);
@@ -247,7 +282,13 @@ export async function runTraining(o: TrainerOptions): Promise<TrainerOutcome> {
     step++;
     await hooks.onStep(ev);
     // a good state to come back to: after an applied update, never in the middle of a streak
-    if (c.guard.snapshot_interval > 0 && apply && guard.consecutiveSkips === 0 && step % c.guard.snapshot_interval === 0) await takeSnapshot();
+    if (
+      c.guard.snapshot_interval > 0 &&
+      apply &&
+      guard.consecutiveSkips === 0 &&
+      step % c.guard.snapshot_interval === 0
+    )
+      await takeSnapshot();
 
     const due = c.checkpoint_interval > 0 && (step % c.checkpoint_interval === 0 || step === maxSteps);
     if (!dist) ctl = hooks.control?.() ?? 'run';

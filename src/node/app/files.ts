@@ -10,11 +10,10 @@ import { isWithin, resolveReal, type AllowedRoot } from '../confine/paths';
 import type { FileEntry, FolderListing } from '../../shared/api/app';
 export type { FileEntry, FolderListing };
 
-
-
 /** A path as the picker gives it, made absolute: a leading `~` is the user's home folder. */
 export function expandBrowsePath(raw: string): string {
-  if (raw === '~' || raw.startsWith('~/') || raw.startsWith(`~${path.sep}`)) return path.join(os.homedir(), raw.slice(1));
+  if (raw === '~' || raw.startsWith('~/') || raw.startsWith(`~${path.sep}`))
+    return path.join(os.homedir(), raw.slice(1));
   return path.resolve(raw);
 }
 
@@ -37,7 +36,11 @@ const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'bas
  * and `parent` stops at the root the folder is in. It does not check the path: requests from outside are checked
  * before they get here (src/node/confine/requests.ts).
  */
-export function browseFiles(home: string, arg?: { path?: string; extensions?: string[]; showHidden?: boolean }, roots?: AllowedRoot[]): FolderListing {
+export function browseFiles(
+  home: string,
+  arg?: { path?: string; extensions?: string[]; showHidden?: boolean },
+  roots?: AllowedRoot[],
+): FolderListing {
   void home;
   const raw = arg?.path?.trim();
   const target = raw ? expandBrowsePath(raw) : roots && roots.length > 0 ? roots[0]!.path : os.homedir();
@@ -49,7 +52,11 @@ export function browseFiles(home: string, arg?: { path?: string; extensions?: st
     throw browseError(e, target);
   }
   if (!st.isDirectory()) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${target}" is a file, not a folder.`, `Open its folder instead: ${path.dirname(target)}`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${target}" is a file, not a folder.`,
+      `Open its folder instead: ${path.dirname(target)}`,
+    );
   }
   let dirents: fs.Dirent[];
   try {
@@ -78,10 +85,21 @@ export function browseFiles(home: string, arg?: { path?: string; extensions?: st
     if (kind === 'file' && exts && exts.length > 0 && !exts.some((e) => d.name.toLowerCase().endsWith(e))) continue;
     entries.push(kind === 'file' ? { name: d.name, path: full, kind, size } : { name: d.name, path: full, kind });
   }
-  entries.sort((a, b) => (a.kind !== b.kind ? (a.kind === 'dir' ? -1 : 1) : collator.compare(a.name, b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+  entries.sort((a, b) =>
+    a.kind !== b.kind
+      ? a.kind === 'dir'
+        ? -1
+        : 1
+      : collator.compare(a.name, b.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
   const parent = path.dirname(target);
   if (!roots) return { path: target, parent: parent === target ? null : parent, entries };
-  return { path: target, parent: parent === target || !insideRoots(target, parent, roots) ? null : parent, entries, roots };
+  return {
+    path: target,
+    parent: parent === target || !insideRoots(target, parent, roots) ? null : parent,
+    entries,
+    roots,
+  };
 }
 
 /** Whether going up from `target` to `parent` stays inside a root (not from a root itself, nor out of all of them). */
@@ -100,12 +118,27 @@ function browseError(e: unknown, target: string): StudioError {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     const up = nearestExisting(path.dirname(target));
-    return new StudioError(ErrorCode.NOT_FOUND, `No such folder: "${target}".`, `Check the path${up ? `; the nearest folder that exists is ${up}` : ''}.`, { cause: e });
+    return new StudioError(
+      ErrorCode.NOT_FOUND,
+      `No such folder: "${target}".`,
+      `Check the path${up ? `; the nearest folder that exists is ${up}` : ''}.`,
+      { cause: e },
+    );
   }
   if (code === 'EACCES' || code === 'EPERM') {
-    return new StudioError(ErrorCode.BAD_ARGUMENT, `Permission denied (${code}): the folder "${target}" cannot be read.`, 'Choose another folder, or give your user read access to this one.', { cause: e });
+    return new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Permission denied (${code}): the folder "${target}" cannot be read.`,
+      'Choose another folder, or give your user read access to this one.',
+      { cause: e },
+    );
   }
-  return new StudioError(ErrorCode.INTERNAL, `${code ?? 'Error'} while listing "${target}": ${(e as Error)?.message ?? String(e)}`, 'Choose another folder.', { cause: e });
+  return new StudioError(
+    ErrorCode.INTERNAL,
+    `${code ?? 'Error'} while listing "${target}": ${(e as Error)?.message ?? String(e)}`,
+    'Choose another folder.',
+    { cause: e },
+  );
 }
 
 function nearestExisting(p: string): string | null {

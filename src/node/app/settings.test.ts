@@ -13,7 +13,12 @@ describe('workspace settings', () => {
     updateSettings(home, { hfEndpoint: 'https://hf-mirror.com/', hfToken: 'hf_secret' });
     expect(readSettings(home)).toEqual({ hfEndpoint: 'https://hf-mirror.com', hfToken: 'hf_secret' });
     expect(fs.statSync(settingsFile(home)).mode & 0o777).toBe(0o600);
-    expect(publicSettings(readSettings(home))).toEqual({ hfEndpoint: 'https://hf-mirror.com', hfTokenSet: true, allowedFolders: [], allowPrivateUrls: false });
+    expect(publicSettings(readSettings(home))).toEqual({
+      hfEndpoint: 'https://hf-mirror.com',
+      hfTokenSet: true,
+      allowedFolders: [],
+      allowPrivateUrls: false,
+    });
     updateSettings(home, { hfToken: null });
     expect(readSettings(home).hfToken).toBeUndefined();
   });

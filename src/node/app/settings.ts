@@ -25,8 +25,6 @@ export interface Settings {
   allowPrivateUrls?: boolean;
 }
 
-
-
 /** The most allowed folders kept. */
 export const MAX_ALLOWED_FOLDERS = 100;
 
@@ -46,16 +44,28 @@ export function readSettings(home: string): Settings {
     return {
       hfEndpoint: typeof v.hfEndpoint === 'string' ? v.hfEndpoint : undefined,
       hfToken: typeof v.hfToken === 'string' ? v.hfToken : undefined,
-      allowedFolders: Array.isArray(v.allowedFolders) ? v.allowedFolders.filter((f): f is string => typeof f === 'string' && path.isAbsolute(f)) : undefined,
+      allowedFolders: Array.isArray(v.allowedFolders)
+        ? v.allowedFolders.filter((f): f is string => typeof f === 'string' && path.isAbsolute(f))
+        : undefined,
       allowPrivateUrls: v.allowPrivateUrls === true ? true : undefined,
     };
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Settings file ${file} is not valid JSON.`, 'Fix it, or delete it to return to the defaults.', { cause: e });
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Settings file ${file} is not valid JSON.`,
+      'Fix it, or delete it to return to the defaults.',
+      { cause: e },
+    );
   }
 }
 
 export function publicSettings(s: Settings): PublicSettings {
-  return { hfEndpoint: s.hfEndpoint ?? null, hfTokenSet: Boolean(s.hfToken), allowedFolders: s.allowedFolders ?? [], allowPrivateUrls: s.allowPrivateUrls === true };
+  return {
+    hfEndpoint: s.hfEndpoint ?? null,
+    hfTokenSet: Boolean(s.hfToken),
+    allowedFolders: s.allowedFolders ?? [],
+    allowPrivateUrls: s.allowPrivateUrls === true,
+  };
 }
 
 /**
@@ -66,16 +76,29 @@ export function checkAllowedFolder(raw: string): string {
   const given = raw.trim();
   const expanded = given === '~' || given.startsWith('~/') ? path.join(os.homedir(), given.slice(1)) : given;
   if (!path.isAbsolute(expanded)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The allowed folder "${raw}" is not an absolute path.`, 'Give the full path, e.g. /data/corpora or ~/models.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The allowed folder "${raw}" is not an absolute path.`,
+      'Give the full path, e.g. /data/corpora or ~/models.',
+    );
   }
   let real: string;
   try {
     real = fs.realpathSync(expanded);
   } catch (e) {
-    throw new StudioError(ErrorCode.FILE_NOT_FOUND, `The allowed folder "${expanded}" does not exist (${(e as NodeJS.ErrnoException).code ?? 'error'}).`, 'Create it first, or check the path.', { cause: e });
+    throw new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `The allowed folder "${expanded}" does not exist (${(e as NodeJS.ErrnoException).code ?? 'error'}).`,
+      'Create it first, or check the path.',
+      { cause: e },
+    );
   }
   if (!fs.statSync(real).isDirectory()) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${real}" is a file; an allowed folder must be a folder.`, `Allow its folder instead: ${path.dirname(real)}`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${real}" is a file; an allowed folder must be a folder.`,
+      `Allow its folder instead: ${path.dirname(real)}`,
+    );
   }
   const system = SYSTEM_FOLDERS.find((f) => real === f || real.startsWith(f + path.sep));
   if (real === path.parse(real).root || system !== undefined) {
@@ -98,9 +121,18 @@ export function updateSettings(home: string, patch: SettingsPatch): Settings {
       try {
         u = new URL(patch.hfEndpoint);
       } catch {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${patch.hfEndpoint}" is not a URL.`, 'Give the endpoint as https://host (e.g. https://hf-mirror.com).');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `"${patch.hfEndpoint}" is not a URL.`,
+          'Give the endpoint as https://host (e.g. https://hf-mirror.com).',
+        );
       }
-      if (u.protocol !== 'https:' && u.protocol !== 'http:') throw new StudioError(ErrorCode.BAD_ARGUMENT, `The endpoint must be http or https, not ${u.protocol}`, 'Give the endpoint as https://host.');
+      if (u.protocol !== 'https:' && u.protocol !== 'http:')
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The endpoint must be http or https, not ${u.protocol}`,
+          'Give the endpoint as https://host.',
+        );
       s.hfEndpoint = u.href.replace(/\/$/, '');
     }
   }
@@ -111,7 +143,11 @@ export function updateSettings(home: string, patch: SettingsPatch): Settings {
   if (patch.allowedFolders !== undefined) {
     const list = patch.allowedFolders ?? [];
     if (list.length > MAX_ALLOWED_FOLDERS) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `${list.length} allowed folders is too many (at most ${MAX_ALLOWED_FOLDERS}).`, 'Allow a common parent folder instead.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `${list.length} allowed folders is too many (at most ${MAX_ALLOWED_FOLDERS}).`,
+        'Allow a common parent folder instead.',
+      );
     }
     // a folder already allowed stays as it is, even while it is gone (an unplugged disk), so that the others can change
     const kept = new Set(s.allowedFolders ?? []);

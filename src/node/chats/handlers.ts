@@ -9,16 +9,29 @@ import { defineHandlers, noArgument } from '../studio/registry';
 export const chatsHandlers = defineHandlers({
   'chats-list': { readOnly: true, schema: noArgument, run: async (_a, studio) => studio.chats.list() },
 
-  'chats-get': { readOnly: true, schema: z.object({ id: chatId }).strict(), run: async (arg, studio) => studio.chats.get(arg) },
+  'chats-get': {
+    readOnly: true,
+    schema: z.object({ id: chatId }).strict(),
+    run: async (arg, studio) => studio.chats.get(arg),
+  },
 
   'chats-create': {
-    schema: z.object({ target: modelTarget, title: z.string().max(200).optional(), settings: chatSettings.optional() }).strict(),
+    schema: z
+      .object({ target: modelTarget, title: z.string().max(200).optional(), settings: chatSettings.optional() })
+      .strict(),
     run: async (arg, studio) => studio.chats.create(arg),
     confine: (a, limits) => ({ ...a, target: target(a.target, limits, 'weights path') }),
   },
 
   'chats-update': {
-    schema: z.object({ id: chatId, title: z.string().max(200).optional(), target: modelTarget.optional(), settings: chatSettings.optional() }).strict(),
+    schema: z
+      .object({
+        id: chatId,
+        title: z.string().max(200).optional(),
+        target: modelTarget.optional(),
+        settings: chatSettings.optional(),
+      })
+      .strict(),
     run: async (arg, studio) => studio.chats.update(arg),
     confine: (a, limits) => (a.target !== undefined ? { ...a, target: target(a.target, limits, 'weights path') } : a),
   },

@@ -20,10 +20,6 @@ import type { GenerateDoneEvent, GenerationService } from '../generation/service
 import type { ChatSettings, Conversation, ChatMessageEntry, ChatSent } from '../../shared/api/chats';
 export type { ChatSettings, Conversation, ChatMessageEntry, ChatSent };
 
-
-
-
-
 /** What the conversations list shows for a conversation not named yet. */
 export const UNTITLED = 'New conversation';
 
@@ -57,10 +53,18 @@ export function chatSettings(s: Partial<ChatSettings>, base: ChatSettings = DEFA
   validateSampling(out);
   if (!Number.isInteger(out.maxTokens) || out.maxTokens < 1) {
     // the model's context is checked at send, when the model is loaded (a conversation's model can change)
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `max tokens = ${out.maxTokens} must be an integer >= 1.`, `Use ${DEFAULT_SAMPLING_SETTINGS.maxTokens} for a short answer; at most the model's context.`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `max tokens = ${out.maxTokens} must be an integer >= 1.`,
+      `Use ${DEFAULT_SAMPLING_SETTINGS.maxTokens} for a short answer; at most the model's context.`,
+    );
   }
   if (!Number.isInteger(out.seed) || out.seed < 0 || out.seed > 4_294_967_295) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `seed = ${out.seed} must be an integer from 0 to 4294967295.`, 'The same seed and settings give the same answer.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `seed = ${out.seed} must be an integer from 0 to 4294967295.`,
+      'The same seed and settings give the same answer.',
+    );
   }
   return out;
 }
@@ -109,13 +113,20 @@ export class ChatService {
 
   private need(id: string, chats = this.chats()): StoredConversation {
     const c = chats.get(id);
-    if (!c) throw new StudioError(ErrorCode.NOT_FOUND, `There is no conversation "${id}" in this workspace.`, 'It may have been deleted. Choose one from the list, or start a new one.');
+    if (!c)
+      throw new StudioError(
+        ErrorCode.NOT_FOUND,
+        `There is no conversation "${id}" in this workspace.`,
+        'It may have been deleted. Choose one from the list, or start a new one.',
+      );
     return c;
   }
 
   /** Every conversation, the most recently active first. */
   list(): Conversation[] {
-    return this.chats().list().map((c) => this.conversation(c));
+    return this.chats()
+      .list()
+      .map((c) => this.conversation(c));
   }
 
   get(arg: { id: string }): { conversation: Conversation; messages: ChatMessageEntry[] } {
@@ -178,7 +189,8 @@ export class ChatService {
       if (c.title === null) chats.update(arg.id, { title: titleFrom(arg.content) });
       const messages: ChatMessage[] = [];
       if (settings.system) messages.push({ role: 'system', content: settings.system });
-      for (const m of history) if (m.role === 'user' || m.content.trim() !== '') messages.push({ role: m.role, content: m.content });
+      for (const m of history)
+        if (m.role === 'user' || m.content.trim() !== '') messages.push({ role: m.role, content: m.content });
       messages.push({ role: 'user', content: arg.content });
       const { temperature, topK, topP, maxTokens, seed } = settings;
       const started = await this.generation.start(
@@ -209,22 +221,52 @@ export class ChatService {
     try {
       const chats = this.chats(store);
       if (!chats.get(id)) return; // deleted meanwhile
-      chats.addMessage(id, { role: 'assistant', content: d.text, tokens: d.tokens, tokensPerSec: d.tokensPerSec, reason: d.reason, contextTokens: d.contextTokens, error: d.error ?? null });
+      chats.addMessage(id, {
+        role: 'assistant',
+        content: d.text,
+        tokens: d.tokens,
+        tokensPerSec: d.tokensPerSec,
+        reason: d.reason,
+        contextTokens: d.contextTokens,
+        error: d.error ?? null,
+      });
     } catch (e) {
       // the studio closed (the store with it) before the answer ended
-      console.error(`The answer of conversation ${id} could not be stored: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(
+        `The answer of conversation ${id} could not be stored: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
   }
 }
 
 function checkTitle(title: string): string {
   const t = title.trim().replace(/\s+/g, ' ');
-  if (!t) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'A conversation title cannot be empty.', 'Type a title, or keep the one it has.');
-  if (t.length > 200) throw new StudioError(ErrorCode.BAD_ARGUMENT, `The title is ${t.length} characters long; at most 200 are kept.`, 'Shorten it.');
+  if (!t)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      'A conversation title cannot be empty.',
+      'Type a title, or keep the one it has.',
+    );
+  if (t.length > 200)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The title is ${t.length} characters long; at most 200 are kept.`,
+      'Shorten it.',
+    );
   return t;
 }
 
 function entry(m: StoredChatMessage): ChatMessageEntry {
   if (m.role === 'user') return { seq: m.seq, role: m.role, content: m.content, createdAt: m.createdAt };
-  return { seq: m.seq, role: m.role, content: m.content, createdAt: m.createdAt, tokens: m.tokens, tokensPerSec: m.tokensPerSec, reason: m.reason, contextTokens: m.contextTokens, error: m.error };
+  return {
+    seq: m.seq,
+    role: m.role,
+    content: m.content,
+    createdAt: m.createdAt,
+    tokens: m.tokens,
+    tokensPerSec: m.tokensPerSec,
+    reason: m.reason,
+    contextTokens: m.contextTokens,
+    error: m.error,
+  };
 }

@@ -94,11 +94,19 @@ export class ChatStore {
   }
 
   /** Creates a conversation (id generated unless given). */
-  create(input: { id?: string; title?: string | null; target: ModelTarget; settings: StoredChatSettings; createdAt?: number }): StoredConversation {
+  create(input: {
+    id?: string;
+    title?: string | null;
+    target: ModelTarget;
+    settings: StoredChatSettings;
+    createdAt?: number;
+  }): StoredConversation {
     const createdAt = input.createdAt ?? this.now();
     const id = input.id === undefined ? newId('chat', createdAt) : checkId(input.id, 'conversation');
     this.db
-      .prepare('INSERT INTO conversations (id, title, target_json, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT INTO conversations (id, title, target_json, settings_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
       .run(id, input.title ?? null, JSON.stringify(input.target), JSON.stringify(input.settings), createdAt, createdAt);
     return this.get(id)!;
   }
@@ -110,11 +118,17 @@ export class ChatStore {
 
   /** Every conversation, the most recently active first. */
   list(): StoredConversation[] {
-    return this.db.prepare<[], ConversationRow>(`${SELECT_CONVERSATION} ORDER BY c.updated_at DESC, c.created_at DESC, c.id DESC`).all().map(toConversation);
+    return this.db
+      .prepare<[], ConversationRow>(`${SELECT_CONVERSATION} ORDER BY c.updated_at DESC, c.created_at DESC, c.id DESC`)
+      .all()
+      .map(toConversation);
   }
 
   /** Changes the title, model or settings (what is given); undefined when there is no such conversation. */
-  update(id: string, patch: { title?: string | null; target?: ModelTarget; settings?: StoredChatSettings }): StoredConversation | undefined {
+  update(
+    id: string,
+    patch: { title?: string | null; target?: ModelTarget; settings?: StoredChatSettings },
+  ): StoredConversation | undefined {
     const sets: string[] = [];
     const values: (string | null)[] = [];
     if (patch.title !== undefined) {
@@ -158,9 +172,14 @@ export class ChatStore {
   addMessage(id: string, input: AddChatMessageInput): StoredChatMessage {
     const createdAt = input.createdAt ?? this.now();
     const tx = this.db.transaction((): number => {
-      const touched = this.db.prepare('UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?').run(createdAt, id);
+      const touched = this.db
+        .prepare('UPDATE conversations SET updated_at = max(updated_at, ?) WHERE id = ?')
+        .run(createdAt, id);
       if (touched.changes === 0) throw notFound(id);
-      const seq = (this.db.prepare<[string], { n: number | null }>('SELECT max(seq) AS n FROM chat_messages WHERE conversation_id = ?').get(id)?.n ?? 0) + 1;
+      const seq =
+        (this.db
+          .prepare<[string], { n: number | null }>('SELECT max(seq) AS n FROM chat_messages WHERE conversation_id = ?')
+          .get(id)?.n ?? 0) + 1;
       this.db
         .prepare(
           `INSERT INTO chat_messages (conversation_id, seq, role, content, created_at, tokens, tokens_per_sec, reason, context_tokens, error_json)
@@ -173,10 +192,14 @@ export class ChatStore {
           input.content,
           createdAt,
           input.tokens ?? null,
-          input.tokensPerSec === undefined || input.tokensPerSec === null || !Number.isFinite(input.tokensPerSec) ? null : input.tokensPerSec,
+          input.tokensPerSec === undefined || input.tokensPerSec === null || !Number.isFinite(input.tokensPerSec)
+            ? null
+            : input.tokensPerSec,
           input.reason ?? null,
           input.contextTokens ? input.contextTokens : null,
-          input.error ? JSON.stringify({ code: input.error.code, message: input.error.message, hint: input.error.hint }) : null,
+          input.error
+            ? JSON.stringify({ code: input.error.code, message: input.error.message, hint: input.error.hint })
+            : null,
         );
       return seq;
     });
@@ -190,17 +213,25 @@ export class ChatStore {
    */
   undoMessage(id: string, seq: number, restore: { updatedAt: number; title: string | null }): void {
     const tx = this.db.transaction(() => {
-      const last = this.db.prepare<[string], { n: number | null }>('SELECT max(seq) AS n FROM chat_messages WHERE conversation_id = ?').get(id)?.n;
+      const last = this.db
+        .prepare<[string], { n: number | null }>('SELECT max(seq) AS n FROM chat_messages WHERE conversation_id = ?')
+        .get(id)?.n;
       if (last !== seq) return;
       this.db.prepare('DELETE FROM chat_messages WHERE conversation_id = ? AND seq = ?').run(id, seq);
-      this.db.prepare('UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?').run(restore.updatedAt, restore.title, id);
+      this.db
+        .prepare('UPDATE conversations SET updated_at = ?, title = ? WHERE id = ?')
+        .run(restore.updatedAt, restore.title, id);
     });
     tx.immediate();
   }
 }
 
 function notFound(id: string): StudioError {
-  return new StudioError(ErrorCode.NOT_FOUND, `There is no conversation "${id}" in this workspace.`, 'It may have been deleted. Choose one from chats-list, or create a new one.');
+  return new StudioError(
+    ErrorCode.NOT_FOUND,
+    `There is no conversation "${id}" in this workspace.`,
+    'It may have been deleted. Choose one from chats-list, or create a new one.',
+  );
 }
 
 function toConversation(r: ConversationRow): StoredConversation {

@@ -57,7 +57,11 @@ function writeJsonSync(file: string, value: unknown): void {
 /** Writes a checkpoint atomically and returns its folder and size in bytes. */
 export function writeCheckpoint(
   runDir: string,
-  c: { state: Omit<CheckpointState, 'format' | 'version' | 'createdAt'>; weights: NamedTensors; optimizer: OptimizerState },
+  c: {
+    state: Omit<CheckpointState, 'format' | 'version' | 'createdAt'>;
+    weights: NamedTensors;
+    optimizer: OptimizerState;
+  },
 ): { dir: string; sizeBytes: number } {
   const parent = checkpointsDir(runDir);
   fs.mkdirSync(parent, { recursive: true });
@@ -72,7 +76,12 @@ export function writeCheckpoint(
     for (const [n, t] of c.optimizer.m) opt.set(`m.${n}`, t);
     for (const [n, t] of c.optimizer.v) opt.set(`v.${n}`, t);
     writeSafetensors(path.join(tmp, 'optimizer.safetensors'), opt, { step: String(c.optimizer.step) });
-    const state: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, createdAt: new Date().toISOString(), ...c.state };
+    const state: CheckpointState = {
+      format: CHECKPOINT_FORMAT,
+      version: CHECKPOINT_VERSION,
+      createdAt: new Date().toISOString(),
+      ...c.state,
+    };
     writeJsonSync(path.join(tmp, 'state.json'), state);
     fsyncDir(tmp);
     if (fs.existsSync(final)) {
@@ -113,15 +122,19 @@ export function readCheckpointState(dir: string): CheckpointState {
   } catch (e) {
     throw bad(file, 'state.json is not valid JSON', e);
   }
-  if (s?.format !== CHECKPOINT_FORMAT) throw bad(file, `format is ${JSON.stringify(s?.format)}, expected "${CHECKPOINT_FORMAT}"`);
+  if (s?.format !== CHECKPOINT_FORMAT)
+    throw bad(file, `format is ${JSON.stringify(s?.format)}, expected "${CHECKPOINT_FORMAT}"`);
   if (s.version !== CHECKPOINT_VERSION) {
     throw new StudioError(
       ErrorCode.BAD_CHECKPOINT,
       `Checkpoint ${file} has format version ${s.version}; this studio reads version ${CHECKPOINT_VERSION}.`,
-      s.version > CHECKPOINT_VERSION ? 'It was written by a newer GPT-2 Studio: upgrade the studio.' : 'Start the run again from its weights.',
+      s.version > CHECKPOINT_VERSION
+        ? 'It was written by a newer GPT-2 Studio: upgrade the studio.'
+        : 'Start the run again from its weights.',
     );
   }
-  if (!Number.isInteger(s.step) || s.step < 0 || !s.modelConfig || !s.trainer) throw bad(file, 'state.json lacks step, modelConfig or trainer state');
+  if (!Number.isInteger(s.step) || s.step < 0 || !s.modelConfig || !s.trainer)
+    throw bad(file, 'state.json lacks step, modelConfig or trainer state');
   return s;
 }
 
@@ -129,7 +142,10 @@ export function readCheckpointState(dir: string): CheckpointState {
 export function readCheckpoint(dir: string): Checkpoint {
   const abs = path.resolve(dir);
   const state = readCheckpointState(abs);
-  const weights = loadGpt2Weights(abs, { paddedVocabSize: state.modelConfig.paddedVocabSize, nHead: state.modelConfig.nHead }).tensors;
+  const weights = loadGpt2Weights(abs, {
+    paddedVocabSize: state.modelConfig.paddedVocabSize,
+    nHead: state.modelConfig.nHead,
+  }).tensors;
   const optFile = path.join(abs, 'optimizer.safetensors');
   if (!fs.existsSync(optFile)) throw bad(optFile, 'optimizer.safetensors is missing');
   const raw = readSafetensors(optFile);
@@ -141,7 +157,11 @@ export function readCheckpoint(dir: string): Checkpoint {
   }
   // AdamW's own step count: applied updates only (a skipped update does not advance it), kept in the metadata
   const step = Number(readSafetensorsHeader(optFile).metadata.step);
-  if (!Number.isInteger(step) || step < 0) throw bad(optFile, `metadata "step" is ${JSON.stringify(readSafetensorsHeader(optFile).metadata.step)}, expected the AdamW step count`);
+  if (!Number.isInteger(step) || step < 0)
+    throw bad(
+      optFile,
+      `metadata "step" is ${JSON.stringify(readSafetensorsHeader(optFile).metadata.step)}, expected the AdamW step count`,
+    );
   return { dir: abs, state, weights, optimizer: { step, m, v } };
 }
 

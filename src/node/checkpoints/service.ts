@@ -6,7 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { totalSteps, checkRunConfig } from '../../shared/run-config';
-import { checkpointDirName, checkpointsDir, listCheckpointSteps, readCheckpointState, type CheckpointState } from './files';
+import {
+  checkpointDirName,
+  checkpointsDir,
+  listCheckpointSteps,
+  readCheckpointState,
+  type CheckpointState,
+} from './files';
 import { fsyncDir } from '../fsutil';
 import { readSafetensorsHeader } from '../models/safetensors';
 import type { Run, Store } from '../store';
@@ -15,9 +21,6 @@ import { runNotFound } from '../runs/runs-table';
 import type { RunManager } from '../runs/manager';
 import type { CheckpointEntry, CheckpointDeleted, CheckpointExported } from '../../shared/api/checkpoints';
 export type { CheckpointEntry, CheckpointDeleted, CheckpointExported };
-
-
-
 
 /** The files of an HF GPT-2 folder, as a checkpoint holds them (written by exportGpt2Weights). */
 const HF_FILES = ['model.safetensors', 'config.json'] as const;
@@ -31,7 +34,8 @@ const keepLastOf = (run: Run): number => {
 
 /** What keep_last means for a run, after one of its checkpoints is deleted. */
 function keepLastNote(run: Run, keepLast: number): string {
-  if (keepLast === 0) return `keep_last is 0 for "${run.name}": the run keeps every checkpoint it writes; none is removed automatically.`;
+  if (keepLast === 0)
+    return `keep_last is 0 for "${run.name}": the run keeps every checkpoint it writes; none is removed automatically.`;
   const active = run.status === 'running';
   return active
     ? `keep_last is ${keepLast} for "${run.name}": as it trains on, it keeps its newest ${keepLast} checkpoint${keepLast === 1 ? '' : 's'} and removes older ones.`
@@ -69,7 +73,9 @@ export class CheckpointService {
           sft: run.config.sft === true,
         };
       })
-      .sort((a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0) || b.step - a.step);
+      .sort(
+        (a, b) => b.createdAt - a.createdAt || (a.runId < b.runId ? -1 : a.runId > b.runId ? 1 : 0) || b.step - a.step,
+      );
   }
 
   /**
@@ -80,7 +86,9 @@ export class CheckpointService {
     const run = this.requireRun(arg.runId);
     const dir = this.dirOf(arg.runId, arg.step);
     const onDisk = listCheckpointSteps(runDirOf(this.home, arg.runId));
-    const row = this.store().listCheckpoints(arg.runId).find((c) => c.step === arg.step);
+    const row = this.store()
+      .listCheckpoints(arg.runId)
+      .find((c) => c.step === arg.step);
     if (!row && !onDisk.includes(arg.step)) throw this.noCheckpoint(run, arg.step, onDisk);
     const newest = onDisk.length ? onDisk[onDisk.length - 1] : undefined;
     if (run.status === 'running' && newest === arg.step) {
@@ -111,11 +119,20 @@ export class CheckpointService {
   export(arg: { runId: string; step: number; dest: string; overwrite?: boolean }): CheckpointExported {
     const run = this.requireRun(arg.runId);
     const src = this.existingDir(run, arg.step);
-    if (!arg.dest.trim()) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'The export folder is empty.', 'Give the folder to write model.safetensors and config.json into.');
+    if (!arg.dest.trim())
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        'The export folder is empty.',
+        'Give the folder to write model.safetensors and config.json into.',
+      );
     const dir = path.resolve(arg.dest);
     for (const f of HF_FILES) {
       if (!fs.existsSync(path.join(src, f))) {
-        throw new StudioError(ErrorCode.BAD_CHECKPOINT, `Checkpoint ${src} has no ${f}.`, 'The checkpoint is damaged; export another one.');
+        throw new StudioError(
+          ErrorCode.BAD_CHECKPOINT,
+          `Checkpoint ${src} has no ${f}.`,
+          'The checkpoint is damaged; export another one.',
+        );
       }
     }
     // a readable safetensors header, before anything is written
@@ -124,7 +141,11 @@ export class CheckpointService {
     let existing: string[] | null = null;
     if (fs.existsSync(dir)) {
       if (!fs.statSync(dir).isDirectory()) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The export destination ${dir} is a file, not a folder.`, 'Choose a new or empty folder.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The export destination ${dir} is a file, not a folder.`,
+          'Choose a new or empty folder.',
+        );
       }
       existing = fs.readdirSync(dir);
       if (existing.length > 0 && !arg.overwrite) {
@@ -139,7 +160,12 @@ export class CheckpointService {
     try {
       fs.mkdirSync(parent, { recursive: true });
     } catch (e) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Cannot create the folder ${parent}: ${(e as Error).message}.`, 'Choose a folder you can write to.', { cause: e });
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Cannot create the folder ${parent}: ${(e as Error).message}.`,
+        'Choose a folder you can write to.',
+        { cause: e },
+      );
     }
     const tmp = path.join(parent, `.${path.basename(dir)}.export-${process.pid}-${Date.now()}`);
     try {
@@ -172,7 +198,9 @@ export class CheckpointService {
       throw new StudioError(
         err.code === 'ENOSPC' ? ErrorCode.DISK_FULL : ErrorCode.BAD_ARGUMENT,
         `Cannot export checkpoint step ${arg.step} of "${run.name}" to ${dir}: ${err.message}.`,
-        err.code === 'ENOSPC' ? 'Free some disk space, or export to another disk.' : 'Check that the folder is writable, or choose another one.',
+        err.code === 'ENOSPC'
+          ? 'Free some disk space, or export to another disk.'
+          : 'Check that the folder is writable, or choose another one.',
         { cause: e },
       );
     }
@@ -223,7 +251,12 @@ export class CheckpointService {
       let linked = 0;
       for (const f of SHARED_FILES) {
         const from = path.join(src, f);
-        if (!fs.existsSync(from)) throw new StudioError(ErrorCode.BAD_CHECKPOINT, `Checkpoint ${src} has no ${f}.`, 'The checkpoint is damaged; resume from another one.');
+        if (!fs.existsSync(from))
+          throw new StudioError(
+            ErrorCode.BAD_CHECKPOINT,
+            `Checkpoint ${src} has no ${f}.`,
+            'The checkpoint is damaged; resume from another one.',
+          );
         if (linkOrCopy(from, path.join(tmp, f))) linked++;
       }
       const own: CheckpointState = { ...state, runId: created.id };
@@ -242,7 +275,14 @@ export class CheckpointService {
       const row = store.listCheckpoints(source.id).find((c) => c.step === arg.step);
       let size = 0;
       for (const f of fs.readdirSync(final)) size += fs.statSync(path.join(final, f)).size;
-      store.addCheckpoint(created.id, { step: arg.step, path: final, sizeBytes: size, valLoss: row?.valLoss ?? null, hellaswag: row?.hellaswag ?? null, createdAt: row?.createdAt });
+      store.addCheckpoint(created.id, {
+        step: arg.step,
+        path: final,
+        sizeBytes: size,
+        valLoss: row?.valLoss ?? null,
+        hellaswag: row?.hellaswag ?? null,
+        createdAt: row?.createdAt,
+      });
       store.addLog(
         created.id,
         'info',
@@ -276,14 +316,17 @@ export class CheckpointService {
     return new StudioError(
       ErrorCode.NOT_FOUND,
       `Run "${run.name}" (${run.id}) has no checkpoint at step ${step}.`,
-      steps.length ? `Its checkpoints are at steps ${steps.join(', ')}.` : 'It has no checkpoints; they are written every checkpoint_interval steps.',
+      steps.length
+        ? `Its checkpoints are at steps ${steps.join(', ')}.`
+        : 'It has no checkpoints; they are written every checkpoint_interval steps.',
     );
   }
 
   /** The folder of a checkpoint that exists on disk. */
   private existingDir(run: Run, step: number): string {
     const dir = this.dirOf(run.id, step);
-    if (!fs.existsSync(path.join(dir, 'state.json'))) throw this.noCheckpoint(run, step, listCheckpointSteps(runDirOf(this.home, run.id)));
+    if (!fs.existsSync(path.join(dir, 'state.json')))
+      throw this.noCheckpoint(run, step, listCheckpointSteps(runDirOf(this.home, run.id)));
     return dir;
   }
 }

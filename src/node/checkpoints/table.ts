@@ -31,7 +31,14 @@ export class CheckpointsTable {
            ON CONFLICT (run_id, step) DO UPDATE SET path = excluded.path, size_bytes = excluded.size_bytes,
              val_loss = excluded.val_loss, val_loss_step = excluded.val_loss_step, hellaswag = excluded.hellaswag,
              created_at = excluded.created_at`,
-          row.run_id, row.step, row.path, row.size_bytes, row.val_loss, row.val_loss_step, row.hellaswag, row.created_at,
+          row.run_id,
+          row.step,
+          row.path,
+          row.size_bytes,
+          row.val_loss,
+          row.val_loss_step,
+          row.hellaswag,
+          row.created_at,
         ),
       );
       this.syncLastCheckpoint(runId);
@@ -48,19 +55,31 @@ export class CheckpointsTable {
   }
 
   setHellaswag(runId: string, step: number, accNorm: number): boolean {
-    return this.sql.run('UPDATE checkpoints SET hellaswag = ? WHERE run_id = ? AND step = ?', accNorm, runId, checkInt(step, 'step')).changes > 0;
+    return (
+      this.sql.run(
+        'UPDATE checkpoints SET hellaswag = ? WHERE run_id = ? AND step = ?',
+        accNorm,
+        runId,
+        checkInt(step, 'step'),
+      ).changes > 0
+    );
   }
 
   delete(runId: string, step: number): boolean {
     return this.sql.immediate((): boolean => {
-      const deleted = this.sql.run('DELETE FROM checkpoints WHERE run_id = ? AND step = ?', runId, checkInt(step, 'step')).changes > 0;
+      const deleted =
+        this.sql.run('DELETE FROM checkpoints WHERE run_id = ? AND step = ?', runId, checkInt(step, 'step')).changes >
+        0;
       if (deleted) this.syncLastCheckpoint(runId);
       return deleted;
     });
   }
 
   private syncLastCheckpoint(runId: string): void {
-    this.sql.run('UPDATE runs SET last_checkpoint_step = (SELECT MAX(step) FROM checkpoints WHERE run_id = @id) WHERE id = @id', { id: runId });
+    this.sql.run(
+      'UPDATE runs SET last_checkpoint_step = (SELECT MAX(step) FROM checkpoints WHERE run_id = @id) WHERE id = @id',
+      { id: runId },
+    );
   }
 }
 

@@ -46,7 +46,9 @@ describe('confinePath', () => {
   it('allows the workspace, an allowed folder and paths inside them, existing or not', () => {
     expect(confinePath(ws, c, 'folder')).toBe(ws);
     expect(confinePath(path.join(allowed, 'corpus.txt'), c, 'file')).toBe(path.join(allowed, 'corpus.txt'));
-    expect(confinePath(path.join(allowed, 'new', 'deeper', 'out'), c, 'export folder')).toBe(path.join(allowed, 'new', 'deeper', 'out'));
+    expect(confinePath(path.join(allowed, 'new', 'deeper', 'out'), c, 'export folder')).toBe(
+      path.join(allowed, 'new', 'deeper', 'out'),
+    );
     expect(confinePath(path.join(ws, 'exports', 'step8'), c, 'export folder')).toBe(path.join(ws, 'exports', 'step8'));
   });
 
@@ -64,9 +66,13 @@ describe('confinePath', () => {
   });
 
   it('refuses `..` that climbs out, and allows `..` that stays in', () => {
-    expect(refusal(() => confinePath(path.join(allowed, 'sub', '..', '..', 'outside', 'secret.txt'), c, 'file')).code).toBe('FORBIDDEN');
+    expect(
+      refusal(() => confinePath(path.join(allowed, 'sub', '..', '..', 'outside', 'secret.txt'), c, 'file')).code,
+    ).toBe('FORBIDDEN');
     expect(refusal(() => confinePath(`${ws}/../outside`, c, 'folder')).code).toBe('FORBIDDEN');
-    expect(confinePath(path.join(allowed, 'sub', '..', 'corpus.txt'), c, 'file')).toBe(path.join(allowed, 'corpus.txt'));
+    expect(confinePath(path.join(allowed, 'sub', '..', 'corpus.txt'), c, 'file')).toBe(
+      path.join(allowed, 'corpus.txt'),
+    );
   });
 
   it('refuses symlinks that lead out: to a file, to a folder, through a folder, and dangling ones', () => {
@@ -79,7 +85,9 @@ describe('confinePath', () => {
     expect(refusal(() => confinePath(path.join(allowed, 'out-dir'), c, 'folder')).code).toBe('FORBIDDEN');
     expect(refusal(() => confinePath(path.join(allowed, 'out-dir', 'secret.txt'), c, 'file')).code).toBe('FORBIDDEN');
     // an output that does not exist yet, below a link that leads out
-    expect(refusal(() => confinePath(path.join(allowed, 'out-dir', 'new', 'model'), c, 'export folder')).code).toBe('FORBIDDEN');
+    expect(refusal(() => confinePath(path.join(allowed, 'out-dir', 'new', 'model'), c, 'export folder')).code).toBe(
+      'FORBIDDEN',
+    );
     // a write through a dangling link would create its target outside
     expect(refusal(() => confinePath(path.join(allowed, 'dangling'), c, 'export folder')).code).toBe('FORBIDDEN');
     expect(resolveReal(path.join(allowed, 'dangling', 'x'))).toBe(path.join(outside, 'not-yet', 'x'));
@@ -151,7 +159,10 @@ describe('confinePath', () => {
   });
 
   it('leaves out an allowed folder that is gone', () => {
-    expect(workspaceConfinement(ws, [path.join(tmp, 'unplugged'), allowed]).roots.map((r) => r.path)).toEqual([ws, allowed]);
+    expect(workspaceConfinement(ws, [path.join(tmp, 'unplugged'), allowed]).roots.map((r) => r.path)).toEqual([
+      ws,
+      allowed,
+    ]);
   });
 });
 

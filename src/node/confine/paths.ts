@@ -21,7 +21,6 @@ import { ErrorCode, StudioError } from '../../shared/errors';
 import type { AllowedRoot } from '../../shared/api/app';
 export type { AllowedRoot };
 
-
 /** The most symlinks followed while resolving one path (Linux's own limit is 40). */
 const MAX_LINKS = 40;
 
@@ -44,7 +43,10 @@ export function resolveReal(p: string): string {
   }
   // Some component is missing: walk the components, following each symlink (dangling ones too).
   const root = path.parse(abs).root;
-  const pending = abs.slice(root.length).split(path.sep).filter((s) => s !== '');
+  const pending = abs
+    .slice(root.length)
+    .split(path.sep)
+    .filter((s) => s !== '');
   let cur = root;
   let links = 0;
   while (pending.length > 0) {
@@ -82,11 +84,20 @@ export function resolveReal(p: string): string {
 function unreadable(p: string, e: unknown): StudioError {
   const code = errnoOf(e) ?? 'error';
   if (code === 'ELOOP') return tooManyLinks(p);
-  return new StudioError(ErrorCode.BAD_ARGUMENT, `Cannot resolve "${p}" (${code}).`, 'Check the path, and that your user may read the folders on the way to it.', { cause: e });
+  return new StudioError(
+    ErrorCode.BAD_ARGUMENT,
+    `Cannot resolve "${p}" (${code}).`,
+    'Check the path, and that your user may read the folders on the way to it.',
+    { cause: e },
+  );
 }
 
 function tooManyLinks(p: string): StudioError {
-  return new StudioError(ErrorCode.BAD_ARGUMENT, `Too many symbolic links while resolving "${p}" (more than ${MAX_LINKS}; a loop?).`, 'Give the path without the looping link.');
+  return new StudioError(
+    ErrorCode.BAD_ARGUMENT,
+    `Too many symbolic links while resolving "${p}" (more than ${MAX_LINKS}; a loop?).`,
+    'Give the path without the looping link.',
+  );
 }
 
 /** Whether `p` is `root` or lies under it (both real, absolute paths). */
@@ -107,7 +118,11 @@ export interface Confinement {
  * folder that is gone (an unplugged disk) is left out until it is back. `excludedNames` are files of the workspace
  * that stay out of reach (settings.json: its HF token is never sent to a client).
  */
-export function workspaceConfinement(home: string, allowedFolders: readonly string[] = [], excludedNames: readonly string[] = []): Confinement {
+export function workspaceConfinement(
+  home: string,
+  allowedFolders: readonly string[] = [],
+  excludedNames: readonly string[] = [],
+): Confinement {
   const ws = resolveReal(home);
   const roots: AllowedRoot[] = [{ path: ws, label: 'the workspace' }];
   for (const f of allowedFolders) {

@@ -50,6 +50,7 @@ export function initPath<T>(config: T, limits: RequestLimits, home: string): T {
   if (config === null || typeof config !== 'object') return config;
   const p = (config as { init_path?: unknown }).init_path;
   // checked, not rewritten: the run records it resolved in the workspace as it always has
-  if (typeof p === 'string' && p.trim() !== '') confinePath(path.resolve(home, p), limits.paths, 'init_path', { children: true });
+  if (typeof p === 'string' && p.trim() !== '')
+    confinePath(path.resolve(home, p), limits.paths, 'init_path', { children: true });
   return config;
 }

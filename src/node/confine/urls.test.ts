@@ -14,14 +14,37 @@ afterEach(async () => {
 });
 
 async function refused(p: Promise<unknown>): Promise<StudioError> {
-  const e = await p.then(() => null, (x: unknown) => x);
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(StudioError);
   return e as StudioError;
 }
 
 describe('isPrivateAddress', () => {
   it('flags loopback, private, link-local, unspecified and mapped addresses, and passes public ones', () => {
-    for (const ip of ['127.0.0.1', '127.255.0.9', '10.1.2.3', '172.16.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '0.0.0.0', '100.64.0.1', '224.0.0.1', '255.255.255.255', '::1', '::', 'fc00::1', 'fd12:3456::1', 'fe80::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:10.0.0.1']) {
+    for (const ip of [
+      '127.0.0.1',
+      '127.255.0.9',
+      '10.1.2.3',
+      '172.16.0.1',
+      '172.31.255.255',
+      '192.168.1.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '100.64.0.1',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::1',
+      '::',
+      'fc00::1',
+      'fd12:3456::1',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '::ffff:10.0.0.1',
+    ]) {
       expect(isPrivateAddress(ip), ip).toBe(true);
     }
     for (const ip of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '192.169.0.1', '2606:4700::1111', '::ffff:8.8.8.8']) {
@@ -42,13 +65,25 @@ describe('checkFetchUrl', () => {
   });
 
   it('refuses private addresses, literal or resolved, and says how to allow them', async () => {
-    for (const url of ['http://127.0.0.1:8000/input.txt', 'http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://10.0.0.5/', 'http://2130706433/', 'http://[::ffff:127.0.0.1]/']) {
+    for (const url of [
+      'http://127.0.0.1:8000/input.txt',
+      'http://[::1]/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://10.0.0.5/',
+      'http://2130706433/',
+      'http://[::ffff:127.0.0.1]/',
+    ]) {
       const e = await refused(checkFetchUrl(url, strict));
       expect(e.code, url).toBe('FORBIDDEN');
       expect(e.hint, url).toContain('Allow private and loopback URLs');
     }
     // one private address among the answers is enough to refuse
-    const e = await refused(checkFetchUrl('https://mirror.example/x', { allowPrivate: false, lookup: async () => ['93.184.216.34', '10.0.0.7'] }));
+    const e = await refused(
+      checkFetchUrl('https://mirror.example/x', {
+        allowPrivate: false,
+        lookup: async () => ['93.184.216.34', '10.0.0.7'],
+      }),
+    );
     expect(e.message).toContain('mirror.example resolves to 10.0.0.7');
     // the real resolver: localhost is loopback
     expect((await refused(checkFetchUrl('http://localhost:1/', { allowPrivate: false }))).code).toBe('FORBIDDEN');
@@ -97,7 +132,9 @@ describe('guardedFetch', () => {
   it('follows redirects itself when private addresses are allowed, and drops Authorization across origins', async () => {
     const other = await server(() => '/data');
     const first = await server(() => `http://localhost:${other.port}/data`);
-    const res = await withUrlPolicy({ allowPrivate: true }, () => guardedFetch(`http://127.0.0.1:${first.port}/go`, { headers: { authorization: 'Bearer hf_x' } }));
+    const res = await withUrlPolicy({ allowPrivate: true }, () =>
+      guardedFetch(`http://127.0.0.1:${first.port}/go`, { headers: { authorization: 'Bearer hf_x' } }),
+    );
     expect(await res.text()).toBe('data');
     // the strict path: a public-looking first hop (by policy) to another origin loses the header
     const strict = await withUrlPolicy({ allowPrivate: false, lookup: async () => ['93.184.216.34'] }, () =>

@@ -97,18 +97,30 @@ export async function checkFetchUrl(url: string, policy: UrlPolicy = currentUrlP
     throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${url}" is not a URL.`, 'Give a full http:// or https:// URL.');
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new StudioError(ErrorCode.FORBIDDEN, `"${url}" is not an http(s) URL (${u.protocol}).`, 'Give an http:// or https:// URL; to use a file of this machine, pick it as a local file instead.');
+    throw new StudioError(
+      ErrorCode.FORBIDDEN,
+      `"${url}" is not an http(s) URL (${u.protocol}).`,
+      'Give an http:// or https:// URL; to use a file of this machine, pick it as a local file instead.',
+    );
   }
   if (policy.allowPrivate) return u;
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
   const addresses = net.isIP(host) ? [host] : await (policy.lookup ?? defaultLookup)(host);
   if (addresses.length === 0) {
-    throw new StudioError(ErrorCode.NETWORK, `The host name "${host}" of ${u.href} resolves to no address.`, 'Check the URL.');
+    throw new StudioError(
+      ErrorCode.NETWORK,
+      `The host name "${host}" of ${u.href} resolves to no address.`,
+      'Check the URL.',
+    );
   }
   const bad = addresses.filter(isPrivateAddress);
   if (bad.length > 0) {
     const via = net.isIP(host) ? '' : ` (${host} resolves to ${bad.join(', ')})`;
-    throw new StudioError(ErrorCode.FORBIDDEN, `Refused to fetch ${u.href}: it leads to a loopback or private address${via || ` (${host})`}.`, PRIVATE_HINT);
+    throw new StudioError(
+      ErrorCode.FORBIDDEN,
+      `Refused to fetch ${u.href}: it leads to a loopback or private address${via || ` (${host})`}.`,
+      PRIVATE_HINT,
+    );
   }
   return u;
 }
@@ -120,7 +132,10 @@ const MAX_REDIRECTS = 20;
  * fetch under the current policy. Without private addresses, redirects are followed here, one hop at a time, each
  * checked before it is requested; Authorization and Cookie are not sent on to another origin (as fetch itself does).
  */
-export async function guardedFetch(url: string, init: Omit<RequestInit, 'redirect' | 'headers'> & { headers?: Record<string, string> } = {}): Promise<Response> {
+export async function guardedFetch(
+  url: string,
+  init: Omit<RequestInit, 'redirect' | 'headers'> & { headers?: Record<string, string> } = {},
+): Promise<Response> {
   const policy = currentUrlPolicy();
   if (policy.allowPrivate) {
     await checkFetchUrl(url, policy);
@@ -135,7 +150,11 @@ export async function guardedFetch(url: string, init: Omit<RequestInit, 'redirec
     if (!REDIRECTS.has(res.status) || location === null) return res;
     await res.body?.cancel();
     if (hop >= MAX_REDIRECTS) {
-      throw new StudioError(ErrorCode.NETWORK, `${url} redirects more than ${MAX_REDIRECTS} times.`, 'Check the URL; the server may be misconfigured.');
+      throw new StudioError(
+        ErrorCode.NETWORK,
+        `${url} redirects more than ${MAX_REDIRECTS} times.`,
+        'Check the URL; the server may be misconfigured.',
+      );
     }
     const next = new URL(location, current);
     if (next.origin !== new URL(current).origin) {

@@ -90,7 +90,11 @@ interface PartMeta {
 
 /** A failure worth another attempt. */
 class RetryableError extends Error {
-  constructor(message: string, readonly retryAfterMs?: number, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
   }
 }
@@ -127,7 +131,9 @@ function addressesOf(e: unknown): string[] {
   for (let i = 0; i < 4 && c && typeof c === 'object'; i++) {
     const o = c as { address?: unknown; errors?: unknown; cause?: unknown };
     if (typeof o.address === 'string') out.push(o.address);
-    if (Array.isArray(o.errors)) for (const x of o.errors) if (typeof (x as { address?: unknown })?.address === 'string') out.push((x as { address: string }).address);
+    if (Array.isArray(o.errors))
+      for (const x of o.errors)
+        if (typeof (x as { address?: unknown })?.address === 'string') out.push((x as { address: string }).address);
     c = o.cause;
   }
   return out;
@@ -144,9 +150,19 @@ function isLoopbackHost(hostname: string): boolean {
 
 /** TLS errors about the server's certificate: another attempt gets the same certificate. */
 const CERT_CODES = new Set([
-  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'CERT_SIGNATURE_FAILURE',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
 ]);
 
 /**
@@ -161,7 +177,7 @@ function describeNetworkError(e: unknown, url: string): { what: string; permanen
     return {
       what: `the TLS certificate of "${host}" was rejected (${code})`,
       permanent: true,
-      hint: 'The server\'s certificate is not valid for this machine (expired, self-signed, or for another name); a proxy that intercepts TLS needs its certificate added (NODE_EXTRA_CA_CERTS=file.pem). Check the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).',
+      hint: "The server's certificate is not valid for this machine (expired, self-signed, or for another name); a proxy that intercepts TLS needs its certificate added (NODE_EXTRA_CA_CERTS=file.pem). Check the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).",
     };
   }
   if (!code && /\bbad port\b/i.test(messageChain(e))) {
@@ -183,10 +199,13 @@ function describeNetworkError(e: unknown, url: string): { what: string; permanen
       return {
         what: `the host name "${host}" could not be resolved (DNS lookup failed: ENOTFOUND)`,
         permanent: true,
-        hint: 'Check the host name in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint), and this machine\'s DNS; without a network, use a local copy (--file).',
+        hint: "Check the host name in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint), and this machine's DNS; without a network, use a local copy (--file).",
       };
     case 'EAI_AGAIN':
-      return { what: `the host name "${host}" could not be resolved (DNS lookup failed: EAI_AGAIN, no answer from the name server)`, permanent: false };
+      return {
+        what: `the host name "${host}" could not be resolved (DNS lookup failed: EAI_AGAIN, no answer from the name server)`,
+        permanent: false,
+      };
     case 'ECONNREFUSED': {
       let hostname = host;
       try {
@@ -197,16 +216,19 @@ function describeNetworkError(e: unknown, url: string): { what: string; permanen
       const local = isLoopbackHost(hostname) || addressesOf(e).some(isLoopbackHost);
       return local
         ? {
-          what: `the connection to "${host}" was refused (ECONNREFUSED): nothing listens on that port of this machine`,
-          permanent: true,
-          hint: `Start the server that should answer at ${host}, or check the port in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).`,
-        }
+            what: `the connection to "${host}" was refused (ECONNREFUSED): nothing listens on that port of this machine`,
+            permanent: true,
+            hint: `Start the server that should answer at ${host}, or check the port in the URL (--url) or the endpoint (HF_ENDPOINT / --endpoint).`,
+          }
         : { what: `the connection to "${host}" was refused (ECONNREFUSED)`, permanent: false };
     }
     case 'ECONNRESET':
     case 'UND_ERR_SOCKET':
     case 'EPIPE':
-      return { what: `the connection to "${host}" was closed before the download finished (${code})`, permanent: false };
+      return {
+        what: `the connection to "${host}" was closed before the download finished (${code})`,
+        permanent: false,
+      };
     case 'ETIMEDOUT':
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'UND_ERR_HEADERS_TIMEOUT':
@@ -246,10 +268,18 @@ export function checkUrl(url: string): URL {
   try {
     u = new URL(url);
   } catch {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${url}" is not a URL.`, 'Give a full http:// or https:// URL, or a local file with --file.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${url}" is not a URL.`,
+      'Give a full http:// or https:// URL, or a local file with --file.',
+    );
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${url}" is not an http(s) URL.`, 'Give an http:// or https:// URL, or a local file with --file.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${url}" is not an http(s) URL.`,
+      'Give an http:// or https:// URL, or a local file with --file.',
+    );
   }
   return u;
 }
@@ -260,17 +290,22 @@ function statusError(status: number, url: string, networkHint: string | undefine
     return new StudioError(
       DatasetErrorCode.auth,
       `The server refused ${url} with HTTP ${status} (${status === 401 ? 'unauthorized' : 'forbidden'}).`,
-      'The file needs an access token, or the token given has no access to it. For Hugging Face, create a read token at https://huggingface.co/settings/tokens, accept the dataset\'s terms on its page if it has any, and set HF_TOKEN (or the token in Settings).',
+      "The file needs an access token, or the token given has no access to it. For Hugging Face, create a read token at https://huggingface.co/settings/tokens, accept the dataset's terms on its page if it has any, and set HF_TOKEN (or the token in Settings).",
     );
   }
   if (status === 404 || status === 410) {
     return new StudioError(
       DatasetErrorCode.notFound,
       `${url} does not exist on the server (HTTP ${status}).`,
-      'Check the URL (--url) or the endpoint (--endpoint / HF_ENDPOINT): a mirror may not hold this file.' + (networkHint ? ` ${networkHint}` : ''),
+      'Check the URL (--url) or the endpoint (--endpoint / HF_ENDPOINT): a mirror may not hold this file.' +
+        (networkHint ? ` ${networkHint}` : ''),
     );
   }
-  return new StudioError(DatasetErrorCode.network, `The server answered HTTP ${status} for ${url}.`, networkHint ?? DEFAULT_NETWORK_HINT);
+  return new StudioError(
+    DatasetErrorCode.network,
+    `The server answered HTTP ${status} for ${url}.`,
+    networkHint ?? DEFAULT_NETWORK_HINT,
+  );
 }
 
 function retryAfterMs(res: Response): number | undefined {
@@ -306,7 +341,8 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   const metaFile = `${part}.json`;
   const label = `The download of ${req.url}`;
   throwIfCancelled(signal, label);
-  if (req.maxBytes !== undefined && req.size !== undefined && req.size > req.maxBytes) throw tooLargeError(req.url, req.size, req.maxBytes, false);
+  if (req.maxBytes !== undefined && req.size !== undefined && req.size > req.maxBytes)
+    throw tooLargeError(req.url, req.size, req.maxBytes, false);
   fs.mkdirSync(path.dirname(req.dest), { recursive: true });
 
   // a finished file from an earlier run
@@ -331,7 +367,15 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   let total = req.size ?? validators.total;
   const emit = (bytes: number, done: boolean): void => {
     meter.add(bytes);
-    opts.onProgress?.({ url: req.url, file: req.dest, bytes, total, bytesPerSec: meter.rate, etaSec: meter.eta(total), done });
+    opts.onProgress?.({
+      url: req.url,
+      file: req.dest,
+      bytes,
+      total,
+      bytesPerSec: meter.rate,
+      etaSec: meter.eta(total),
+      done,
+    });
   };
   let lastBytes = -1;
   const report = (bytes: number, done: boolean): void => {
@@ -343,9 +387,12 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   // server sends nothing, no report is due. A heartbeat reports the bytes so far when none went out for an
   // interval, so the count is never stale and the rate falls during a stall.
   const heartbeat = opts.onProgress
-    ? setInterval(() => {
-      if (lastBytes >= 0 && tick()) emit(lastBytes, false);
-    }, Math.max(250, opts.progressIntervalMs ?? 250))
+    ? setInterval(
+        () => {
+          if (lastBytes >= 0 && tick()) emit(lastBytes, false);
+        },
+        Math.max(250, opts.progressIntervalMs ?? 250),
+      )
     : undefined;
   heartbeat?.unref?.();
 
@@ -356,9 +403,10 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
       throwIfCancelled(signal, label);
       if (attempt > 0) {
         const base = Math.min(opts.maxBackoffMs ?? 30_000, (opts.backoffMs ?? 1000) * 2 ** (attempt - 1));
-        const wait = lastError instanceof RetryableError && lastError.retryAfterMs !== undefined
-          ? Math.min(lastError.retryAfterMs, opts.maxBackoffMs ?? 30_000)
-          : base * (0.75 + Math.random() * 0.5);
+        const wait =
+          lastError instanceof RetryableError && lastError.retryAfterMs !== undefined
+            ? Math.min(lastError.retryAfterMs, opts.maxBackoffMs ?? 30_000)
+            : base * (0.75 + Math.random() * 0.5);
         await sleep(wait, signal);
         throwIfCancelled(signal, label);
       }
@@ -393,12 +441,19 @@ export async function downloadFile(req: DownloadRequest, opts: DownloadOptions =
   if (lastError) {
     const cause = (lastError as Error).cause ?? lastError;
     const net = describeNetworkError(cause, req.url);
-    const msg = lastError instanceof RetryableError && !(lastError.cause) ? lastError.message : net.what;
-    const kept = fileSize(part) > 0 ? ' The partial file is kept: run the same command again to resume.' : ' Then run the same command again.';
+    const msg = lastError instanceof RetryableError && !lastError.cause ? lastError.message : net.what;
+    const kept =
+      fileSize(part) > 0
+        ? ' The partial file is kept: run the same command again to resume.'
+        : ' Then run the same command again.';
     throw new StudioError(
       DatasetErrorCode.network,
       `Could not download ${req.url}: ${msg} (${attempts} attempt${attempts === 1 ? '' : 's'}).`,
-      net.permanent && net.hint ? `${[net.hint, opts.networkHint].filter(Boolean).join(' ')}${kept}` : opts.networkHint ? `${opts.networkHint}${kept}` : DEFAULT_NETWORK_HINT,
+      net.permanent && net.hint
+        ? `${[net.hint, opts.networkHint].filter(Boolean).join(' ')}${kept}`
+        : opts.networkHint
+          ? `${opts.networkHint}${kept}`
+          : DEFAULT_NETWORK_HINT,
       { cause: lastError },
     );
   }
@@ -451,7 +506,9 @@ const SNIFF_BYTES = 64;
 export function looksLikeHtml(head: Uint8Array): boolean {
   let i = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
   while (i < head.length && (head[i] === 0x20 || head[i] === 0x09 || head[i] === 0x0a || head[i] === 0x0d)) i++;
-  const start = Buffer.from(head.subarray(i, i + 16)).toString('latin1').toLowerCase();
+  const start = Buffer.from(head.subarray(i, i + 16))
+    .toString('latin1')
+    .toLowerCase();
   return /^<!doctype\s+html/.test(start) || /^<html[\s>]/.test(start) || start === '<html';
 }
 
@@ -460,7 +517,7 @@ function htmlError(url: string, why: string): StudioError {
   return new StudioError(
     ErrorCode.BAD_DATA,
     `${url} answered with an HTML page (${why}) instead of the data file.`,
-    'A proxy, a sign-in page or a mirror\'s error page answered with HTML in place of the file. Check the URL (--url) and the Hugging Face endpoint (HF_ENDPOINT / --endpoint); behind a proxy that needs a sign-in, sign in first, or download the file by other means and pass it with --file.',
+    "A proxy, a sign-in page or a mirror's error page answered with HTML in place of the file. Check the URL (--url) and the Hugging Face endpoint (HF_ENDPOINT / --endpoint); behind a proxy that needs a sign-in, sign in first, or download the file by other means and pass it with --file.",
   );
 }
 
@@ -505,10 +562,24 @@ async function attemptDownload(
     const v = validators.etag && !validators.etag.startsWith('W/') ? validators.etag : validators.lastModified;
     if (v) headers['if-range'] = v;
   }
-  let timer = setTimeout(() => timeout.abort(new RetryableError(`no response from the server within ${(opts.connectTimeoutMs ?? 30_000) / 1000} s`)), opts.connectTimeoutMs ?? 30_000);
+  let timer = setTimeout(
+    () =>
+      timeout.abort(
+        new RetryableError(`no response from the server within ${(opts.connectTimeoutMs ?? 30_000) / 1000} s`),
+      ),
+    opts.connectTimeoutMs ?? 30_000,
+  );
   const idle = (): void => {
     clearTimeout(timer);
-    timer = setTimeout(() => timeout.abort(new RetryableError(`the server sent no data for ${(opts.idleTimeoutMs ?? 60_000) / 1000} s (a stalled connection)`)), opts.idleTimeoutMs ?? 60_000);
+    timer = setTimeout(
+      () =>
+        timeout.abort(
+          new RetryableError(
+            `the server sent no data for ${(opts.idleTimeoutMs ?? 60_000) / 1000} s (a stalled connection)`,
+          ),
+        ),
+      opts.idleTimeoutMs ?? 60_000,
+    );
   };
   let fd: number | undefined;
   try {
@@ -523,7 +594,8 @@ async function attemptDownload(
       // nothing left to send: the partial file may already be whole
       const whole = /\/(\d+)\s*$/.exec(res.headers.get('content-range') ?? '');
       await res.body?.cancel();
-      if (whole && Number(whole[1]) === have && (req.size === undefined || req.size === have)) return { validators, total: have };
+      if (whole && Number(whole[1]) === have && (req.size === undefined || req.size === have))
+        return { validators, total: have };
       fs.rmSync(part, { force: true });
       throw new RetryableError(`the server rejected resuming at byte ${have} (HTTP 416); starting over`);
     }
@@ -556,13 +628,18 @@ async function attemptDownload(
         fs.rmSync(part, { force: true });
         throw new RetryableError(`${why}; starting over`);
       };
-      if (!cr) return restart(`the server answered a range request with an invalid Content-Range (${JSON.stringify(res.headers.get('content-range'))})`);
+      if (!cr)
+        return restart(
+          `the server answered a range request with an invalid Content-Range (${JSON.stringify(res.headers.get('content-range'))})`,
+        );
       if (cr.start !== have) return restart(`the server sent bytes from ${cr.start} when asked for ${have}`);
-      if (cr.total !== undefined && cr.end >= cr.total) return restart(`the server sent an impossible Content-Range (${res.headers.get('content-range')})`);
+      if (cr.total !== undefined && cr.end >= cr.total)
+        return restart(`the server sent an impossible Content-Range (${res.headers.get('content-range')})`);
       if (cr.total !== undefined && validators.total !== undefined && cr.total !== validators.total) {
         return restart(`the file on the server is now ${cr.total} bytes, not ${validators.total}`);
       }
-      if (cr.total !== undefined && req.size !== undefined && cr.total !== req.size) return restart(`the server says the file has ${cr.total} bytes, not ${req.size}`);
+      if (cr.total !== undefined && req.size !== undefined && cr.total !== req.size)
+        return restart(`the server says the file has ${cr.total} bytes, not ${req.size}`);
       start = cr.start;
       total = cr.total;
       end = cr.end + 1;
@@ -626,7 +703,11 @@ async function attemptDownload(
       if (!head) return;
       const h = Buffer.concat(head);
       head = null;
-      if (looksLikeHtml(h)) throw htmlError(req.url, `it starts with ${JSON.stringify(h.toString('utf8', 0, Math.min(h.length, 20)).trim())}`);
+      if (looksLikeHtml(h))
+        throw htmlError(
+          req.url,
+          `it starts with ${JSON.stringify(h.toString('utf8', 0, Math.min(h.length, 20)).trim())}`,
+        );
       if (h.length > 0) write(h);
     };
     report(pos, false);
@@ -654,9 +735,12 @@ async function attemptDownload(
     fs.fsyncSync(open());
     // a body that stops short is a dropped connection, whether or not the server sent a length: a server that
     // closes the connection early without one looks the same as a finished body, and only the size tells
-    if (end !== undefined && pos < end) throw new RetryableError(`the connection ended after ${pos} of ${total ?? end} bytes`);
+    if (end !== undefined && pos < end)
+      throw new RetryableError(`the connection ended after ${pos} of ${total ?? end} bytes`);
     if (fileTotal !== undefined && pos < fileTotal) {
-      throw new RetryableError(`the connection ended after ${pos} of ${fileTotal} bytes${res.headers.get('content-length') === null ? ' (the server sent no length)' : ''}`);
+      throw new RetryableError(
+        `the connection ended after ${pos} of ${fileTotal} bytes${res.headers.get('content-length') === null ? ' (the server sent no length)' : ''}`,
+      );
     }
     return { validators: next, total: total ?? pos };
   } finally {
@@ -714,7 +798,12 @@ export class DownloadQueue {
 export function networkError(url: string, e: unknown, hint?: string): StudioError {
   if (e instanceof StudioError) return e;
   const net = describeNetworkError(e, url);
-  return new StudioError(DatasetErrorCode.network, `Could not reach ${url}: ${net.what}.`, net.permanent && net.hint ? [net.hint, hint].filter(Boolean).join(' ') : hint ?? DEFAULT_NETWORK_HINT, { cause: e });
+  return new StudioError(
+    DatasetErrorCode.network,
+    `Could not reach ${url}: ${net.what}.`,
+    net.permanent && net.hint ? [net.hint, hint].filter(Boolean).join(' ') : (hint ?? DEFAULT_NETWORK_HINT),
+    { cause: e },
+  );
 }
 
 export { statusError as httpStatusError };

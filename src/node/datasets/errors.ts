@@ -18,7 +18,11 @@ export const DatasetErrorCode = {
 export class CancelledError extends StudioError {
   readonly cancelled = true;
   constructor(what: string) {
-    super(DatasetErrorCode.cancelled, `${what} was cancelled.`, 'Run the same preparation again to continue where it stopped.');
+    super(
+      DatasetErrorCode.cancelled,
+      `${what} was cancelled.`,
+      'Run the same preparation again to continue where it stopped.',
+    );
   }
 }
 
@@ -49,10 +53,25 @@ export function fsError(e: unknown, action: string, file: string): StudioError {
     );
   }
   if (code === 'ENOENT') {
-    return new StudioError(ErrorCode.FILE_NOT_FOUND, `No such file or folder: "${file}" (while ${action} it).`, 'Check the path.', { cause: e });
+    return new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `No such file or folder: "${file}" (while ${action} it).`,
+      'Check the path.',
+      { cause: e },
+    );
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new StudioError(ErrorCode.BAD_CONFIG, `Permission denied (${code}) while ${action} "${file}".`, 'Choose a writable workspace with --home DIR, or fix the folder\'s permissions.', { cause: e });
+    return new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Permission denied (${code}) while ${action} "${file}".`,
+      "Choose a writable workspace with --home DIR, or fix the folder's permissions.",
+      { cause: e },
+    );
   }
-  return new StudioError(ErrorCode.INTERNAL, `${code ?? 'Error'} while ${action} "${file}": ${(e as Error)?.message ?? String(e)}`, '', { cause: e });
+  return new StudioError(
+    ErrorCode.INTERNAL,
+    `${code ?? 'Error'} while ${action} "${file}": ${(e as Error)?.message ?? String(e)}`,
+    '',
+    { cause: e },
+  );
 }

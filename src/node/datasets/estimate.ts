@@ -9,7 +9,18 @@ import fs from 'node:fs';
 import { SHARD_HEADER_BYTES, TOKEN_BYTES } from '../../core/data/shard';
 import { encode } from '../../core/tokenizer';
 import { defaultWorkerCount } from './pool';
-import { BYTES_PER_TOKEN_ESTIMATE, DEFAULT_BUILTIN_MB, DEFAULT_SHARD_SIZE, FINEWEB_FILES, FINEWEB_TOKENS, FINEWEB_BYTES, HELLASWAG_BYTES, TINYSHAKESPEARE_BYTES, TINYSHAKESPEARE_TOKENS, getSource } from './sources';
+import {
+  BYTES_PER_TOKEN_ESTIMATE,
+  DEFAULT_BUILTIN_MB,
+  DEFAULT_SHARD_SIZE,
+  FINEWEB_FILES,
+  FINEWEB_TOKENS,
+  FINEWEB_BYTES,
+  HELLASWAG_BYTES,
+  TINYSHAKESPEARE_BYTES,
+  TINYSHAKESPEARE_TOKENS,
+  getSource,
+} from './sources';
 import { parquetTextBytes } from './readers';
 import { readShardLayout } from './shards';
 import { syntheticStory } from './synthetic';
@@ -55,9 +66,11 @@ export function setTokenizerSpeed(s: TokenizerSpeed | null): void {
   measured = s;
 }
 
-const mb = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} KB`);
+const mb = (n: number): string =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(1)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e3).toFixed(0)} KB`;
 const num = (n: number): string => Math.round(n).toLocaleString('en-US');
-const secs = (s: number): string => (s < 90 ? `${Math.max(1, Math.round(s))} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+const secs = (s: number): string =>
+  s < 90 ? `${Math.max(1, Math.round(s))} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
 
 /** Bytes of shards for `tokens` tokens: val first (its own shard), then train shards of `shardSize`. */
 export function shardDiskBytes(tokens: number, valTokens: number, shardSize: number): number {
@@ -92,9 +105,18 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       downloadBytes = file ? 0 : TINYSHAKESPEARE_BYTES;
       textBytes = size;
       tokens = Math.round((size * TINYSHAKESPEARE_TOKENS) / TINYSHAKESPEARE_BYTES);
-      if (file) notes.push(`Tokens: ${num(tokens)} from the file's ${mb(size)} at Tiny Shakespeare's ${(TINYSHAKESPEARE_BYTES / TINYSHAKESPEARE_TOKENS).toFixed(2)} bytes per token.`);
-      else if (req.url !== undefined) notes.push(`Download: about ${mb(TINYSHAKESPEARE_BYTES)} if ${req.url} serves Tiny Shakespeare (its size is not known before the download).`);
-      else notes.push(`Download: ${mb(TINYSHAKESPEARE_BYTES)} (input.txt, char-rnn), which gives ${num(TINYSHAKESPEARE_TOKENS)} tokens (301,966 train + 36,059 val).`);
+      if (file)
+        notes.push(
+          `Tokens: ${num(tokens)} from the file's ${mb(size)} at Tiny Shakespeare's ${(TINYSHAKESPEARE_BYTES / TINYSHAKESPEARE_TOKENS).toFixed(2)} bytes per token.`,
+        );
+      else if (req.url !== undefined)
+        notes.push(
+          `Download: about ${mb(TINYSHAKESPEARE_BYTES)} if ${req.url} serves Tiny Shakespeare (its size is not known before the download).`,
+        );
+      else
+        notes.push(
+          `Download: ${mb(TINYSHAKESPEARE_BYTES)} (input.txt, char-rnn), which gives ${num(TINYSHAKESPEARE_TOKENS)} tokens (301,966 train + 36,059 val).`,
+        );
       break;
     }
     case 'fineweb-edu-10bt': {
@@ -111,7 +133,9 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
         downloadBytes = 0;
         textBytes = text;
         tokens = Math.round(text / BYTES_PER_TOKEN_ESTIMATE);
-        notes.push(`Tokens: about ${num(tokens)}, from ${mb(text)} of text in ${plan.inputs.length} parquet file${plan.inputs.length === 1 ? '' : 's'} (${mb(compressed)} on disk) at about ${BYTES_PER_TOKEN_ESTIMATE} bytes per token (an estimate).`);
+        notes.push(
+          `Tokens: about ${num(tokens)}, from ${mb(text)} of text in ${plan.inputs.length} parquet file${plan.inputs.length === 1 ? '' : 's'} (${mb(compressed)} on disk) at about ${BYTES_PER_TOKEN_ESTIMATE} bytes per token (an estimate).`,
+        );
       } else {
         const files = req.url !== undefined ? 1 : Math.min(req.maxFiles ?? FINEWEB_FILES, FINEWEB_FILES);
         tokens = Math.round(files * perFileTokens);
@@ -131,7 +155,9 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       downloadBytes = file ? 0 : HELLASWAG_BYTES;
       tokens = 0;
       textBytes = 0;
-      notes.push(`${file ? `The file (${mb(rawBytes)})` : `One JSONL file of about ${mb(HELLASWAG_BYTES)}`} is kept as it is for the HellaSwag evaluation: no tokens are written.`);
+      notes.push(
+        `${file ? `The file (${mb(rawBytes)})` : `One JSONL file of about ${mb(HELLASWAG_BYTES)}`} is kept as it is for the HellaSwag evaluation: no tokens are written.`,
+      );
       break;
     }
     case 'local': {
@@ -145,7 +171,9 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       if (plan?.kind === 'shards') {
         tokens = inputs.reduce((n, i) => n + readShardLayout(i.path!).tokens, 0);
         textBytes = 0;
-        notes.push(`Tokens: ${num(tokens)}, read from the headers of ${inputs.length} shard file${inputs.length === 1 ? '' : 's'} (imported as they are).`);
+        notes.push(
+          `Tokens: ${num(tokens)}, read from the headers of ${inputs.length} shard file${inputs.length === 1 ? '' : 's'} (imported as they are).`,
+        );
         break;
       }
       const onDisk = inputs.reduce((n, i) => n + fs.statSync(i.path!).size, 0);
@@ -163,7 +191,9 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       const bytes = Math.round((req.sizeMb ?? DEFAULT_BUILTIN_MB) * 1e6);
       textBytes = bytes;
       tokens = Math.round(bytes / speed.bytesPerToken);
-      notes.push(`Generated here: ${mb(bytes)} of synthetic stories, about ${num(tokens)} tokens at the ${speed.bytesPerToken.toFixed(2)} bytes per token measured on a sample of them. No download.`);
+      notes.push(
+        `Generated here: ${mb(bytes)} of synthetic stories, about ${num(tokens)} tokens at the ${speed.bytesPerToken.toFixed(2)} bytes per token measured on a sample of them. No download.`,
+      );
       break;
     }
     default: {
@@ -174,13 +204,17 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
 
   if (tokens !== null && req.maxTokens !== undefined && req.maxTokens < tokens) {
     const frac = req.maxTokens / tokens;
-    notes.push(`Stops at --max-tokens ${num(req.maxTokens)} (${(frac * 100).toFixed(frac < 0.01 ? 2 : 0)}% of the input).`);
+    notes.push(
+      `Stops at --max-tokens ${num(req.maxTokens)} (${(frac * 100).toFixed(frac < 0.01 ? 2 : 0)}% of the input).`,
+    );
     if (req.source === 'fineweb-edu-10bt' && plan === null && downloadBytes !== null) {
       const perFileTokens = FINEWEB_TOKENS / FINEWEB_FILES;
       const needed = Math.max(1, Math.ceil(req.maxTokens / perFileTokens));
       const files = Math.min(Math.round(downloadBytes / (FINEWEB_BYTES / FINEWEB_FILES)), needed);
       downloadBytes = Math.round(files * (FINEWEB_BYTES / FINEWEB_FILES));
-      notes.push(`Download: the ${files} file${files === 1 ? '' : 's'} that hold${files === 1 ? 's' : ''} that many tokens (one more may start downloading ahead).`);
+      notes.push(
+        `Download: the ${files} file${files === 1 ? '' : 's'} that hold${files === 1 ? 's' : ''} that many tokens (one more may start downloading ahead).`,
+      );
     }
     if (textBytes !== null) textBytes = textBytes * frac;
     tokens = req.maxTokens;
@@ -195,7 +229,9 @@ export async function estimatePreparation(req: PrepareRequest): Promise<DatasetE
       diskBytes += downloadBytes;
       notes.push('Disk: the downloaded files are kept as well (--keep-downloads).');
     } else if (downloadBytes && req.source === 'fineweb-edu-10bt') {
-      notes.push('Disk: each parquet file is deleted once tokenized; while it runs, up to about three of them are on disk as well.');
+      notes.push(
+        'Disk: each parquet file is deleted once tokenized; while it runs, up to about three of them are on disk as well.',
+      );
     }
   }
 

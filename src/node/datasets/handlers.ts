@@ -53,6 +53,7 @@ export const datasetsHandlers = defineHandlers({
     schema: prepareRequest,
     run: (req, studio) => studio.datasets.estimate(req),
     // an estimate reads local files (sizes, parquet metadata) but fetches nothing
-    confine: (r, limits) => (r.file !== undefined ? { ...r, file: confinePath(r.file, limits.paths, 'datasets-estimate file') } : r),
+    confine: (r, limits) =>
+      r.file !== undefined ? { ...r, file: confinePath(r.file, limits.paths, 'datasets-estimate file') } : r,
   },
 });

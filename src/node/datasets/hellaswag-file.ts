@@ -55,7 +55,11 @@ export function checkHellaswag(file: string): { examples: number; notes: string[
     }
     const o = obj as { ctx?: unknown; endings?: unknown };
     if (typeof o?.ctx !== 'string' || !Array.isArray(o.endings)) {
-      throw new StudioError(ErrorCode.BAD_DATA, `"${file}" does not look like HellaSwag: line ${i + 1} has no "ctx" string and "endings" list.`, 'Check the URL (--url) or the file (--file): it should be hellaswag_val.jsonl.');
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `"${file}" does not look like HellaSwag: line ${i + 1} has no "ctx" string and "endings" list.`,
+        'Check the URL (--url) or the file (--file): it should be hellaswag_val.jsonl.',
+      );
     }
     break;
   }
@@ -64,12 +68,21 @@ export function checkHellaswag(file: string): { examples: number; notes: string[
     parsed = parseHellaswag(text, { source: file });
   } catch (e) {
     // nothing usable: more likely a wrong file or a proxy's page than a dataset to fix by hand
-    if (e instanceof StudioError) throw new StudioError(e.code, e.message, 'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.', { cause: e });
+    if (e instanceof StudioError)
+      throw new StudioError(
+        e.code,
+        e.message,
+        'Check the URL (--url) or the file (--file); a proxy may have answered with an HTML page.',
+        { cause: e },
+      );
     throw e;
   }
   const bad = parsed.skipped.length;
-  const notes = bad > 0
-    ? [`${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0]!.line}, ${parsed.skipped[0]!.message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`]
-    : [];
+  const notes =
+    bad > 0
+      ? [
+          `${bad} malformed line${bad === 1 ? ' is' : 's are'} skipped (first: line ${parsed.skipped[0]!.line}, ${parsed.skipped[0]!.message}); the evaluation reports ${bad === 1 ? 'it' : 'them'} too.`,
+        ]
+      : [];
   return { examples: parsed.examples.length, notes };
 }

@@ -43,8 +43,15 @@ export function hfResolveUrl(endpoint: string, repo: string, filePath: string, r
   return `${endpoint}/datasets/${repo}/resolve/${encodeURIComponent(revision)}/${enc}`;
 }
 
-function isEntry(x: unknown): x is { type: string; path: string; size?: number; lfs?: { oid?: string; size?: number } } {
-  return !!x && typeof x === 'object' && typeof (x as { type?: unknown }).type === 'string' && typeof (x as { path?: unknown }).path === 'string';
+function isEntry(
+  x: unknown,
+): x is { type: string; path: string; size?: number; lfs?: { oid?: string; size?: number } } {
+  return (
+    !!x &&
+    typeof x === 'object' &&
+    typeof (x as { type?: unknown }).type === 'string' &&
+    typeof (x as { path?: unknown }).path === 'string'
+  );
 }
 
 /**
@@ -61,13 +68,20 @@ export async function listHfDatasetFiles(opts: {
   timeoutMs?: number;
 }): Promise<HfFile[]> {
   const folder = opts.folder.split('/').map(encodeURIComponent).join('/');
-  let url: string | null = `${opts.endpoint}/api/datasets/${opts.repo}/tree/${encodeURIComponent(opts.revision ?? 'main')}/${folder}`;
+  let url: string | null =
+    `${opts.endpoint}/api/datasets/${opts.repo}/tree/${encodeURIComponent(opts.revision ?? 'main')}/${folder}`;
   const files: HfFile[] = [];
   for (let page = 0; url && page < 1000; page++) {
-    const signal = AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])]);
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+      ...(opts.signal ? [opts.signal] : []),
+    ]);
     let res: Response;
     try {
-      res = await guardedFetch(url, { headers: { accept: 'application/json', 'user-agent': 'gpt2-studio', ...hfHeaders(opts.token) }, signal });
+      res = await guardedFetch(url, {
+        headers: { accept: 'application/json', 'user-agent': 'gpt2-studio', ...hfHeaders(opts.token) },
+        signal,
+      });
     } catch (e) {
       if (opts.signal?.aborted) throw e;
       throw networkError(url, e, HF_MIRROR_HINT);
@@ -90,16 +104,26 @@ export async function listHfDatasetFiles(opts: {
     try {
       body = await res.json();
     } catch (e) {
-      throw new StudioError(ErrorCode.BAD_DATA, `The Hub's file listing at ${url} is not JSON.`, `The endpoint may not be a Hugging Face Hub or mirror. ${HF_MIRROR_HINT}`, { cause: e });
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `The Hub's file listing at ${url} is not JSON.`,
+        `The endpoint may not be a Hugging Face Hub or mirror. ${HF_MIRROR_HINT}`,
+        { cause: e },
+      );
     }
     if (!Array.isArray(body)) {
-      throw new StudioError(ErrorCode.BAD_DATA, `The Hub's file listing at ${url} is not a list of files.`, `The endpoint may not be a Hugging Face Hub or mirror. ${HF_MIRROR_HINT}`);
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `The Hub's file listing at ${url} is not a list of files.`,
+        `The endpoint may not be a Hugging Face Hub or mirror. ${HF_MIRROR_HINT}`,
+      );
     }
     for (const e of body) {
       if (!isEntry(e) || e.type !== 'file') continue;
       const size = e.lfs?.size ?? e.size;
       // the LFS oid is the sha256 of the file's bytes, which the download checks; anything else is not used
-      const oid = typeof e.lfs?.oid === 'string' && /^[0-9a-f]{64}$/i.test(e.lfs.oid) ? e.lfs.oid.toLowerCase() : undefined;
+      const oid =
+        typeof e.lfs?.oid === 'string' && /^[0-9a-f]{64}$/i.test(e.lfs.oid) ? e.lfs.oid.toLowerCase() : undefined;
       files.push({ path: e.path, size: typeof size === 'number' ? size : -1, sha256: oid });
     }
     url = nextLink(res.headers.get('link'), url);

@@ -30,7 +30,10 @@ const inputEntry = z.object({
   url: z.string().optional(),
   path: z.string().optional(),
   bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
 });
 
 export const manifestSchema = z.object({
@@ -60,7 +63,13 @@ export const manifestSchema = z.object({
     })
     .optional(),
   shardFormat: z
-    .object({ name: z.literal('llm.c'), magic: z.literal(SHARD_MAGIC), version: z.literal(SHARD_VERSION), headerBytes: z.literal(SHARD_HEADER_BYTES), dtype: z.literal('uint16') })
+    .object({
+      name: z.literal('llm.c'),
+      magic: z.literal(SHARD_MAGIC),
+      version: z.literal(SHARD_VERSION),
+      headerBytes: z.literal(SHARD_HEADER_BYTES),
+      dtype: z.literal('uint16'),
+    })
     .optional(),
   shardSize: z.number().int().positive().optional(),
   files: z.array(fileEntry),
@@ -94,7 +103,11 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 /** Checks a dataset id: it names a folder, so letters, digits, `.`, `_`, `-`, starting with a letter or digit. */
 export function checkDatasetId(id: string): string {
   if (!ID_RE.test(id) || id.includes('..')) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${id}" is not a valid dataset name.`, 'Use 1 to 80 letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. --name my-corpus).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${id}" is not a valid dataset name.`,
+      'Use 1 to 80 letters, digits, ".", "_" or "-", starting with a letter or digit (e.g. --name my-corpus).',
+    );
   }
   return id;
 }
@@ -103,11 +116,19 @@ export function checkDatasetId(id: string): string {
 export function readManifest(file: string): DatasetManifest {
   const raw = readJsonIfPresent(file);
   if (raw === undefined) {
-    throw new StudioError(fs.existsSync(file) ? ErrorCode.BAD_DATA : ErrorCode.FILE_NOT_FOUND, `The dataset manifest "${file}" is ${fs.existsSync(file) ? 'not JSON' : 'missing'}.`, 'Prepare the dataset again (gpt2-studio prepare ...).');
+    throw new StudioError(
+      fs.existsSync(file) ? ErrorCode.BAD_DATA : ErrorCode.FILE_NOT_FOUND,
+      `The dataset manifest "${file}" is ${fs.existsSync(file) ? 'not JSON' : 'missing'}.`,
+      'Prepare the dataset again (gpt2-studio prepare ...).',
+    );
   }
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new StudioError(ErrorCode.BAD_DATA, `The dataset manifest "${file}" is not valid: ${z.prettifyError(parsed.error)}`, 'It was written by another version or edited by hand; prepare the dataset again.');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `The dataset manifest "${file}" is not valid: ${z.prettifyError(parsed.error)}`,
+      'It was written by another version or edited by hand; prepare the dataset again.',
+    );
   }
   return parsed.data;
 }
@@ -120,12 +141,18 @@ export function writeManifest(dir: string, m: DatasetManifest): void {
 export function openDataset(home: string, id: string): { dir: string; manifest: DatasetManifest } {
   const dir = datasetDir(home, checkDatasetId(id));
   if (!fs.existsSync(path.join(dir, MANIFEST_FILE))) {
-    const known = listDatasets(home).filter((d) => d.status === 'ready').map((d) => d.id);
+    const known = listDatasets(home)
+      .filter((d) => d.status === 'ready')
+      .map((d) => d.id);
     const partial = fs.existsSync(partialDir(home, id));
     throw new StudioError(
       ErrorCode.FILE_NOT_FOUND,
-      partial ? `The dataset "${id}" is not finished: its preparation was interrupted.` : `There is no dataset "${id}" in ${datasetsDir(home)}.`,
-      partial ? 'Run the same gpt2-studio prepare command again to finish it.' : `Prepare it with gpt2-studio prepare. Datasets there: ${known.join(', ') || 'none'}.`,
+      partial
+        ? `The dataset "${id}" is not finished: its preparation was interrupted.`
+        : `There is no dataset "${id}" in ${datasetsDir(home)}.`,
+      partial
+        ? 'Run the same gpt2-studio prepare command again to finish it.'
+        : `Prepare it with gpt2-studio prepare. Datasets there: ${known.join(', ') || 'none'}.`,
     );
   }
   return { dir, manifest: readManifest(path.join(dir, MANIFEST_FILE)) };
@@ -135,7 +162,11 @@ export function openDataset(home: string, id: string): { dir: string; manifest: 
 export function datasetShardFiles(home: string, id: string, split: Split): string[] {
   const { dir, manifest } = openDataset(home, id);
   if (manifest.kind !== 'tokens') {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" holds ${manifest.title} as it is, not tokens for training.`, 'Train on a token dataset (tinyshakespeare, fineweb-edu-10bt, builtin, local).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The dataset "${id}" holds ${manifest.title} as it is, not tokens for training.`,
+      'Train on a token dataset (tinyshakespeare, fineweb-edu-10bt, builtin, local).',
+    );
   }
   return manifest.files.filter((f) => f.split === split).map((f) => path.join(dir, f.file));
 }
@@ -204,8 +235,16 @@ export function listDatasets(home: string, readPartial?: (dir: string) => Partia
       out.push(summarize(dir, readManifest(file)));
     } catch (err) {
       out.push({
-        id: e.name, title: e.name, source: 'unknown', kind: 'tokens', status: 'partial', path: dir, description: '',
-        tokens: { train: 0, val: 0 }, shards: 0, bytes: folderBytes(dir),
+        id: e.name,
+        title: e.name,
+        source: 'unknown',
+        kind: 'tokens',
+        status: 'partial',
+        path: dir,
+        description: '',
+        tokens: { train: 0, val: 0 },
+        shards: 0,
+        bytes: folderBytes(dir),
         notes: [`Its manifest cannot be read: ${(err as Error).message}`],
       });
     }

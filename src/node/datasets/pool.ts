@@ -69,7 +69,11 @@ export class TokenizerPool {
   /** Starts `size` workers (default: cores - 1) and waits until each has loaded the tokenizer. */
   static async start(size = defaultWorkerCount(), entry: URL | string = TOKENIZE_WORKER_ENTRY): Promise<TokenizerPool> {
     if (!Number.isInteger(size) || size < 1 || size > 256) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `The tokenizer pool needs 1 to 256 workers; got ${size}.`, 'Pass --workers N with N >= 1.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The tokenizer pool needs 1 to 256 workers; got ${size}.`,
+        'Pass --workers N with N >= 1.',
+      );
     }
     const pool = new TokenizerPool(size, entry);
     try {
@@ -107,7 +111,9 @@ export class TokenizerPool {
         const err = new StudioError(
           ErrorCode.INTERNAL,
           started ? `A tokenizer worker stopped: ${why}.` : `A tokenizer worker failed to start: ${why}.`,
-          started ? 'Run the preparation again; it continues where it stopped.' : 'Check that the dependencies are installed (npm ci), including tsx.',
+          started
+            ? 'Run the preparation again; it continues where it stopped.'
+            : 'Check that the dependencies are installed (npm ci), including tsx.',
           { cause },
         );
         this.fail(err);

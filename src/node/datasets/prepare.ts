@@ -19,7 +19,14 @@ import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { EOT_TOKEN, GPT2_VOCAB_SIZE } from '../../core/model/config';
 import { splitForTokenizer } from '../../core/data/text';
-import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION, splitFromFileName, shardFileName, type Split } from '../../core/data/shard';
+import {
+  SHARD_HEADER_BYTES,
+  SHARD_MAGIC,
+  SHARD_VERSION,
+  splitFromFileName,
+  shardFileName,
+  type Split,
+} from '../../core/data/shard';
 import { CancelledError, fsError, throwIfCancelled } from './errors';
 import { checkHellaswag, unfinishedLastLine } from './hellaswag-file';
 import { DownloadQueue, downloadFile, type DownloadOptions, type DownloadProgress } from './download';
@@ -44,7 +51,16 @@ import {
 import { defaultWorkerCount, TokenizerPool, type Piece } from './pool';
 import { RateMeter, throttle } from './progress';
 import { readUnits, type Cursor } from './readers';
-import { EMPTY_SINK, PartialMismatchError, ShardSink, sha256FileSync, readShardLayout, readShardTokens, writeShardFile, type SinkState } from './shards';
+import {
+  EMPTY_SINK,
+  PartialMismatchError,
+  ShardSink,
+  sha256FileSync,
+  readShardLayout,
+  readShardTokens,
+  writeShardFile,
+  type SinkState,
+} from './shards';
 import { getSource, maxBytesOf, type PlannedInput, type SourcePlan } from './sources';
 import type { DatasetProgressEvent, DatasetSummary, PrepareRequest, PrepareStage } from '../../shared/api/datasets';
 
@@ -122,8 +138,15 @@ export function resolveDatasetId(req: PrepareRequest): string {
   if (req.name !== undefined) return checkDatasetId(req.name);
   const def = getSource(req.source);
   if (req.source === 'local' && (req.file ?? req.url)) {
-    const from = req.file !== undefined ? path.basename(path.resolve(req.file)) : new URL(req.url!).pathname.split('/').pop() ?? '';
-    const base = from.replace(/\.[A-Za-z0-9]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80);
+    const from =
+      req.file !== undefined
+        ? path.basename(path.resolve(req.file))
+        : (new URL(req.url!).pathname.split('/').pop() ?? '');
+    const base = from
+      .replace(/\.[A-Za-z0-9]+$/, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 80);
     if (base) return checkDatasetId(base);
   }
   return checkDatasetId(def.info.defaultName);
@@ -134,10 +157,21 @@ export function readPartialInfo(dir: string): PartialInfo | undefined {
   const c = readJsonIfPresent(path.join(dir, CHECKPOINT_FILE)) as Checkpoint | undefined;
   if (!c || c.version !== 1) return undefined;
   const shards = c.sink?.shards ?? [];
-  const val = shards.filter((s) => s.split === 'val').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'val' ? c.sink.open.tokens : 0);
-  const train = shards.filter((s) => s.split === 'train').reduce((n, s) => n + s.tokens, 0) + (c.sink?.open?.split === 'train' ? c.sink.open.tokens : 0);
-  const info: PartialInfo = { source: c.source, title: c.title, description: c.description, tokens: { train, val }, shards: shards.length };
-  if (c.request && typeof c.request === 'object' && typeof c.request.source === 'string') info.request = publicRequest(c.request);
+  const val =
+    shards.filter((s) => s.split === 'val').reduce((n, s) => n + s.tokens, 0) +
+    (c.sink?.open?.split === 'val' ? c.sink.open.tokens : 0);
+  const train =
+    shards.filter((s) => s.split === 'train').reduce((n, s) => n + s.tokens, 0) +
+    (c.sink?.open?.split === 'train' ? c.sink.open.tokens : 0);
+  const info: PartialInfo = {
+    source: c.source,
+    title: c.title,
+    description: c.description,
+    tokens: { train, val },
+    shards: shards.length,
+  };
+  if (c.request && typeof c.request === 'object' && typeof c.request.source === 'string')
+    info.request = publicRequest(c.request);
   return info;
 }
 
@@ -156,14 +190,29 @@ function pidAlive(pid: number): boolean {
 function acquireLock(dir: string, id: string): void {
   const file = path.join(dir, LOCK_FILE);
   const held = readJsonIfPresent(file) as { pid?: number; host?: string } | undefined;
-  if (held && typeof held.pid === 'number' && held.pid !== process.pid && held.host === os.hostname() && pidAlive(held.pid)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" is being prepared by another process (pid ${held.pid}).`, 'Wait for it to finish, or stop that process; then run this again.');
+  if (
+    held &&
+    typeof held.pid === 'number' &&
+    held.pid !== process.pid &&
+    held.host === os.hostname() &&
+    pidAlive(held.pid)
+  ) {
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The dataset "${id}" is being prepared by another process (pid ${held.pid}).`,
+      'Wait for it to finish, or stop that process; then run this again.',
+    );
   }
   writeFileAtomic(file, JSON.stringify({ pid: process.pid, host: os.hostname(), started: new Date().toISOString() }));
 }
 
 /** Prepares (or continues preparing) the dataset of `req` in the workspace `home`. */
-export async function prepareDataset(home: string, req: PrepareRequest, env: NodeJS.ProcessEnv = process.env, hooks: PrepareHooks = {}): Promise<PrepareOutcome> {
+export async function prepareDataset(
+  home: string,
+  req: PrepareRequest,
+  env: NodeJS.ProcessEnv = process.env,
+  hooks: PrepareHooks = {},
+): Promise<PrepareOutcome> {
   const t0 = performance.now();
   const source = getSource(req.source);
   const id = resolveDatasetId(req);
@@ -171,14 +220,24 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
   const part = partialDir(home, id);
   ensureDir(datasetsDir(home));
   const done = (manifest: DatasetManifest, alreadyPrepared: boolean, resumed: boolean): PrepareOutcome => ({
-    id, dir: finalDir, manifest, summary: summarize(finalDir, manifest), alreadyPrepared, resumed, seconds: (performance.now() - t0) / 1000,
+    id,
+    dir: finalDir,
+    manifest,
+    summary: summarize(finalDir, manifest),
+    alreadyPrepared,
+    resumed,
+    seconds: (performance.now() - t0) / 1000,
   });
 
   if (fs.existsSync(path.join(finalDir, MANIFEST_FILE)) && !req.overwrite) {
     return done(readManifest(path.join(finalDir, MANIFEST_FILE)), true, false);
   }
   if (active.has(finalDir)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" is already being prepared.`, 'Wait for that preparation to finish or cancel it.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The dataset "${id}" is already being prepared.`,
+      'Wait for that preparation to finish or cancel it.',
+    );
   }
   active.add(finalDir);
   let locked = false;
@@ -190,7 +249,16 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
       moveIntoPlace(home, id, !!req.overwrite);
       return done(m, false, true);
     }
-    hooks.onProgress?.({ stage: 'listing', filesDone: 0, filesTotal: 0, tokens: 0, textBytes: 0, tokensPerSec: 0, bytesPerSec: 0, shards: 0 });
+    hooks.onProgress?.({
+      stage: 'listing',
+      filesDone: 0,
+      filesTotal: 0,
+      tokens: 0,
+      textBytes: 0,
+      tokensPerSec: 0,
+      bytesPerSec: 0,
+      shards: 0,
+    });
     throwIfCancelled(hooks.signal, `The preparation of "${id}"`);
     maxBytesOf(req);
     const plan = await source.plan(req, { env, signal: hooks.signal });
@@ -213,7 +281,14 @@ export async function prepareDataset(home: string, req: PrepareRequest, env: Nod
       // the partial folder does not match its checkpoint (files removed by hand?): start over
       resumed = false;
       run.abandon();
-      const fresh = new Preparation(home, id, req, plan, freshCheckpoint(part, fingerprint, req.source, plan, req), hooks);
+      const fresh = new Preparation(
+        home,
+        id,
+        req,
+        plan,
+        freshCheckpoint(part, fingerprint, req.source, plan, req),
+        hooks,
+      );
       current = fresh;
       manifest = await fresh.execute();
     }
@@ -272,11 +347,30 @@ function nothingDone(part: string): boolean {
 }
 
 /** Empties the partial folder (keeping the lock) and returns a checkpoint at the start. */
-function freshCheckpoint(part: string, fingerprint: string, source: string, plan: SourcePlan, req: PrepareRequest): Checkpoint {
-  for (const f of fs.readdirSync(part)) if (f !== LOCK_FILE) fs.rmSync(path.join(part, f), { recursive: true, force: true });
+function freshCheckpoint(
+  part: string,
+  fingerprint: string,
+  source: string,
+  plan: SourcePlan,
+  req: PrepareRequest,
+): Checkpoint {
+  for (const f of fs.readdirSync(part))
+    if (f !== LOCK_FILE) fs.rmSync(path.join(part, f), { recursive: true, force: true });
   const c: Checkpoint = {
-    version: 1, fingerprint, source, title: plan.title, description: plan.description, input: 0, cursor: null, sink: EMPTY_SINK,
-    inputs: [], documents: 0, textBytes: 0, skipped: 0, skippedNotes: [], request: publicRequest(req),
+    version: 1,
+    fingerprint,
+    source,
+    title: plan.title,
+    description: plan.description,
+    input: 0,
+    cursor: null,
+    sink: EMPTY_SINK,
+    inputs: [],
+    documents: 0,
+    textBytes: 0,
+    skipped: 0,
+    skippedNotes: [],
+    request: publicRequest(req),
   };
   writeFileAtomic(path.join(part, CHECKPOINT_FILE), JSON.stringify(c));
   return c;
@@ -290,7 +384,11 @@ function moveIntoPlace(home: string, id: string, overwrite: boolean): void {
   try {
     if (fs.existsSync(finalDir)) {
       if (!overwrite && fs.existsSync(path.join(finalDir, MANIFEST_FILE))) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" appeared while this one was prepared.`, 'Prepare under another --name, or pass --overwrite.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The dataset "${id}" appeared while this one was prepared.`,
+          'Prepare under another --name, or pass --overwrite.',
+        );
       }
       old = path.join(datasetsDir(home), `.${id}.old-${process.pid}`);
       fs.renameSync(finalDir, old);
@@ -351,7 +449,8 @@ class Preparation {
       if (this.plan.kind === 'shards') return await this.importShards();
       return await this.tokenize();
     } catch (e) {
-      if (e instanceof StudioError && !(e instanceof CancelledError) && !inputErrors.has(e) && FINAL_CODES.has(e.code)) contentErrors.add(e);
+      if (e instanceof StudioError && !(e instanceof CancelledError) && !inputErrors.has(e) && FINAL_CODES.has(e.code))
+        contentErrors.add(e);
       throw e;
     }
   }
@@ -400,7 +499,11 @@ class Preparation {
       }
       // checked again here, when it is read: the file may have been replaced or grown since it was planned
       if (!st.isFile()) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${inp.path}" is not a regular file (a pipe, a device or a socket).`, 'Give a regular file or a folder with --file; save what a pipe or a device produces to a file first.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `"${inp.path}" is not a regular file (a pipe, a device or a socket).`,
+          'Give a regular file or a folder with --file; save what a pipe or a device produces to a file first.',
+        );
       }
       if (st.size > maxBytes) {
         throw new StudioError(
@@ -410,7 +513,10 @@ class Preparation {
         );
       }
       const sha256 = await sha256File(inp.path, this.hooks.signal);
-      if ((inp.size !== undefined && st.size !== inp.size) || (inp.sha256 !== undefined && sha256 !== inp.sha256.toLowerCase())) {
+      if (
+        (inp.size !== undefined && st.size !== inp.size) ||
+        (inp.sha256 !== undefined && sha256 !== inp.sha256.toLowerCase())
+      ) {
         throw new StudioError(
           ErrorCode.BAD_DATA,
           `"${inp.path}" is not the published ${this.plan.title} file: it has ${st.size} bytes and sha256 ${sha256}; the published one has ${inp.size ?? 'any number of'} bytes${inp.sha256 ? ` and sha256 ${inp.sha256.toLowerCase()}` : ''}.`,
@@ -425,7 +531,12 @@ class Preparation {
     const r = await this.queue.run(() =>
       downloadFile(
         { url: inp.url!, dest, sha256: inp.sha256, size: inp.size, headers: inp.headers, maxBytes },
-        { ...this.hooks.download, signal, networkHint: this.plan.networkHint, onProgress: (p) => this.hooks.onDownload?.(p) },
+        {
+          ...this.hooks.download,
+          signal,
+          networkHint: this.plan.networkHint,
+          onProgress: (p) => this.hooks.onDownload?.(p),
+        },
       ),
     );
     return { path: r.file, bytes: r.bytes, sha256: r.sha256, downloaded: true };
@@ -443,7 +554,8 @@ class Preparation {
       throw e;
     }
     this.reading = f;
-    if (this.textBytesTotal === undefined && this.plan.inputs.length === 1 && inp.format !== 'parquet') this.textBytesTotal = f.bytes;
+    if (this.textBytesTotal === undefined && this.plan.inputs.length === 1 && inp.format !== 'parquet')
+      this.textBytesTotal = f.bytes;
     return f;
   }
 
@@ -497,7 +609,10 @@ class Preparation {
 
   private async tokenize(): Promise<DatasetManifest> {
     const { plan, req, ckpt, hooks } = this;
-    const sink = new ShardSink({ dir: this.part, name: this.id, shardSize: plan.shardSize, split: plan.split }, ckpt.sink);
+    const sink = new ShardSink(
+      { dir: this.part, name: this.id, shardSize: plan.shardSize, split: plan.split },
+      ckpt.sink,
+    );
     this.sink = sink;
     const maxTokens = req.maxTokens;
     let pool = hooks.pool;
@@ -509,7 +624,14 @@ class Preparation {
       split?: Split;
       textBytes: number;
       /** set on a unit's last job: what to checkpoint once it is written */
-      end?: { input: number; cursor: Cursor; documents: number; textBytes: number; skipped: number; firstSkipped?: string };
+      end?: {
+        input: number;
+        cursor: Cursor;
+        documents: number;
+        textBytes: number;
+        skipped: number;
+        firstSkipped?: string;
+      };
     }
     const inflight: Job[] = [];
 
@@ -545,7 +667,8 @@ class Preparation {
           ckpt.textBytes += job.end.textBytes;
           if (job.end.skipped > 0) {
             ckpt.skipped += job.end.skipped;
-            if (ckpt.skippedNotes.length < 5 && job.end.firstSkipped) ckpt.skippedNotes.push(`${plan.inputs[job.end.input]!.name}: ${job.end.firstSkipped}`);
+            if (ckpt.skippedNotes.length < 5 && job.end.firstSkipped)
+              ckpt.skippedNotes.push(`${plan.inputs[job.end.input]!.name}: ${job.end.firstSkipped}`);
           }
           this.saveCheckpoint();
           this.committedUnits++;
@@ -561,17 +684,40 @@ class Preparation {
         this.setStage('tokenizing');
         const inp = plan.inputs[i]!;
         const format = inp.format;
-        if (format === 'raw' || format === 'shard') throw new StudioError(ErrorCode.INTERNAL, `Input "${inp.name}" of format ${format} in a token preparation.`, '');
+        if (format === 'raw' || format === 'shard')
+          throw new StudioError(
+            ErrorCode.INTERNAL,
+            `Input "${inp.name}" of format ${format} in a token preparation.`,
+            '',
+          );
         const from = i === startInput ? ckpt.cursor : null;
-        for await (const unit of readUnits(f.path, format, from, { eot: plan.eot, signal: hooks.signal, unitChars: hooks.unitChars, builtin: plan.builtin })) {
+        for await (const unit of readUnits(f.path, format, from, {
+          eot: plan.eot,
+          signal: hooks.signal,
+          unitChars: hooks.unitChars,
+          builtin: plan.builtin,
+        })) {
           throwIfCancelled(hooks.signal, this.what());
           const tasks = toTasks(unit.pieces);
-          const end = { input: i, cursor: unit.next, documents: unit.documents, textBytes: unit.textBytes, skipped: unit.skipped, firstSkipped: unit.firstSkipped };
-          if (tasks.length === 0) inflight.push({ tokens: Promise.resolve(new Uint16Array(0)), split: unit.split, textBytes: 0, end });
+          const end = {
+            input: i,
+            cursor: unit.next,
+            documents: unit.documents,
+            textBytes: unit.textBytes,
+            skipped: unit.skipped,
+            firstSkipped: unit.firstSkipped,
+          };
+          if (tasks.length === 0)
+            inflight.push({ tokens: Promise.resolve(new Uint16Array(0)), split: unit.split, textBytes: 0, end });
           tasks.forEach((t, k) => {
             const p = pool!.encode(t.pieces);
             p.catch(() => undefined);
-            inflight.push({ tokens: p, split: unit.split, textBytes: t.bytes, end: k === tasks.length - 1 ? end : undefined });
+            inflight.push({
+              tokens: p,
+              split: unit.split,
+              textBytes: t.bytes,
+              end: k === tasks.length - 1 ? end : undefined,
+            });
           });
           while (inflight.length >= maxInflight && !limitHit) await consume();
           if (limitHit) break;
@@ -598,8 +744,15 @@ class Preparation {
 
   private tokenManifest(state: SinkState): DatasetManifest {
     const { plan, ckpt } = this;
-    const files: ManifestFile[] = state.shards.map((s) => ({ file: s.file, split: s.split, tokens: s.tokens, bytes: s.bytes, sha256: s.sha256 }));
-    const sum = (split: Split): number => state.shards.filter((s) => s.split === split).reduce((n, s) => n + s.tokens, 0);
+    const files: ManifestFile[] = state.shards.map((s) => ({
+      file: s.file,
+      split: s.split,
+      tokens: s.tokens,
+      bytes: s.bytes,
+      sha256: s.sha256,
+    }));
+    const sum = (split: Split): number =>
+      state.shards.filter((s) => s.split === split).reduce((n, s) => n + s.tokens, 0);
     const tokens = { train: sum('train'), val: sum('val') };
     if (tokens.train + tokens.val === 0) {
       throw new StudioError(
@@ -609,14 +762,32 @@ class Preparation {
       );
     }
     const notes = [...plan.notes];
-    if (ckpt.skipped > 0) notes.push(`Skipped ${ckpt.skipped} rows or lines without a "text" string (first: ${ckpt.skippedNotes.join('; ')}).`);
-    if (this.req.maxTokens !== undefined && tokens.train + tokens.val >= this.req.maxTokens) notes.push(`Stopped at --max-tokens ${this.req.maxTokens.toLocaleString('en-US')}.`);
-    if (tokens.train === 0) notes.push('There are no train tokens: the whole input went to val. Use --val-tokens or a larger input.');
+    if (ckpt.skipped > 0)
+      notes.push(
+        `Skipped ${ckpt.skipped} rows or lines without a "text" string (first: ${ckpt.skippedNotes.join('; ')}).`,
+      );
+    if (this.req.maxTokens !== undefined && tokens.train + tokens.val >= this.req.maxTokens)
+      notes.push(`Stopped at --max-tokens ${this.req.maxTokens.toLocaleString('en-US')}.`);
+    if (tokens.train === 0)
+      notes.push('There are no train tokens: the whole input went to val. Use --val-tokens or a larger input.');
     if (tokens.val === 0) notes.push('There is no val shard.');
     return {
       ...this.manifestBase('tokens', ckpt.inputs),
-      tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: TOKENIZER_LIBRARY, vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: plan.eot },
-      shardFormat: { name: 'llm.c', magic: SHARD_MAGIC, version: SHARD_VERSION, headerBytes: SHARD_HEADER_BYTES, dtype: 'uint16' },
+      tokenizer: {
+        name: 'gpt2',
+        encoding: 'r50k_base',
+        library: TOKENIZER_LIBRARY,
+        vocabSize: GPT2_VOCAB_SIZE,
+        eot: EOT_TOKEN,
+        eotBeforeEachDocument: plan.eot,
+      },
+      shardFormat: {
+        name: 'llm.c',
+        magic: SHARD_MAGIC,
+        version: SHARD_VERSION,
+        headerBytes: SHARD_HEADER_BYTES,
+        dtype: 'uint16',
+      },
       shardSize: plan.shardSize,
       files,
       tokens,
@@ -632,8 +803,18 @@ class Preparation {
     if (plan.file) source.file = plan.file;
     if (plan.endpoint) source.endpoint = plan.endpoint;
     return {
-      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, id: this.id, title: plan.title, description: plan.description, kind, source,
-      files: [], inputs, tokens: { train: 0, val: 0 }, created: new Date().toISOString(), notes: [...plan.notes],
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      id: this.id,
+      title: plan.title,
+      description: plan.description,
+      kind,
+      source,
+      files: [],
+      inputs,
+      tokens: { train: 0, val: 0 },
+      created: new Date().toISOString(),
+      notes: [...plan.notes],
     };
   }
 
@@ -654,20 +835,24 @@ class Preparation {
     if (f.downloaded) {
       const cut = unfinishedLastLine(f.path);
       if (cut !== undefined) {
-        throw refetch(new StudioError(
-          ErrorCode.NETWORK,
-          `The download of ${inp.url} ends inside a line (its last ${cut} bytes are not a whole JSON line): the connection was probably closed early.`,
-          'The file was deleted. Run the same command again to download it again; if it keeps ending early, check the URL (--url) or use a copy with --file.',
-        ));
+        throw refetch(
+          new StudioError(
+            ErrorCode.NETWORK,
+            `The download of ${inp.url} ends inside a line (its last ${cut} bytes are not a whole JSON line): the connection was probably closed early.`,
+            'The file was deleted. Run the same command again to download it again; if it keeps ending early, check the URL (--url) or use a copy with --file.',
+          ),
+        );
       }
     }
     const { examples, notes } = checkHellaswag(f.path);
     if (f.downloaded && inp.examples !== undefined && examples !== inp.examples) {
-      throw refetch(new StudioError(
-        ErrorCode.BAD_DATA,
-        `The HellaSwag file downloaded from ${inp.url} holds ${examples} usable examples; the published validation split has ${inp.examples}.`,
-        'The file was deleted. Run the same command again; if it happens again, the server sends another file: check the URL, or use a copy of hellaswag_val.jsonl with --file.',
-      ));
+      throw refetch(
+        new StudioError(
+          ErrorCode.BAD_DATA,
+          `The HellaSwag file downloaded from ${inp.url} holds ${examples} usable examples; the published validation split has ${inp.examples}.`,
+          'The file was deleted. Run the same command again; if it happens again, the server sends another file: check the URL, or use a copy of hellaswag_val.jsonl with --file.',
+        ),
+      );
     }
     const dest = path.join(this.part, inp.name);
     try {
@@ -702,9 +887,11 @@ class Preparation {
     const layouts = inputs.map((f) => readShardLayout(f.path));
     const named = inputs.map((f) => splitFromFileName(f.path));
     const anyVal = named.includes('val');
-    const splits: Split[] = named.map((s, i) => (s ?? (anyVal ? 'train' : i === 0 ? 'val' : 'train')));
+    const splits: Split[] = named.map((s, i) => s ?? (anyVal ? 'train' : i === 0 ? 'val' : 'train'));
     // val shards first (shard 0), then train, each in file-name order
-    const order = inputs.map((_, i) => i).sort((a, b) => (splits[a] === splits[b] ? a - b : splits[a] === 'val' ? -1 : 1));
+    const order = inputs
+      .map((_, i) => i)
+      .sort((a, b) => (splits[a] === splits[b] ? a - b : splits[a] === 'val' ? -1 : 1));
     const files: ManifestFile[] = [];
     let index = 0;
     for (const i of order) {
@@ -713,16 +900,41 @@ class Preparation {
       const dest = path.join(this.part, file);
       const tokens = readShardTokens(inputs[i]!.path);
       writeShardFile(dest, tokens);
-      files.push({ file, split: splits[i]!, tokens: layouts[i]!.tokens, bytes: SHARD_HEADER_BYTES + 2 * layouts[i]!.tokens, sha256: sha256FileSync(dest) });
+      files.push({
+        file,
+        split: splits[i]!,
+        tokens: layouts[i]!.tokens,
+        bytes: SHARD_HEADER_BYTES + 2 * layouts[i]!.tokens,
+        sha256: sha256FileSync(dest),
+      });
     }
-    const sum = (split: Split): number => files.filter((f) => f.split === split).reduce((n, f) => n + (f.tokens ?? 0), 0);
+    const sum = (split: Split): number =>
+      files.filter((f) => f.split === split).reduce((n, f) => n + (f.tokens ?? 0), 0);
     const notes = [...this.plan.notes];
-    if (layouts.some((l) => l.format === 'npy')) notes.push('build-nanogpt .npy shards were converted to llm.c .bin shards (same tokens).');
-    if (!anyVal) notes.push(`No file name says "val": the first file (${path.basename(inputs[0]!.path)}) is the val shard.`);
+    if (layouts.some((l) => l.format === 'npy'))
+      notes.push('build-nanogpt .npy shards were converted to llm.c .bin shards (same tokens).');
+    if (!anyVal)
+      notes.push(`No file name says "val": the first file (${path.basename(inputs[0]!.path)}) is the val shard.`);
     return {
-      ...this.manifestBase('tokens', inputs.map((f, i) => this.record(i, f))),
-      tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: 'imported', vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: true },
-      shardFormat: { name: 'llm.c', magic: SHARD_MAGIC, version: SHARD_VERSION, headerBytes: SHARD_HEADER_BYTES, dtype: 'uint16' },
+      ...this.manifestBase(
+        'tokens',
+        inputs.map((f, i) => this.record(i, f)),
+      ),
+      tokenizer: {
+        name: 'gpt2',
+        encoding: 'r50k_base',
+        library: 'imported',
+        vocabSize: GPT2_VOCAB_SIZE,
+        eot: EOT_TOKEN,
+        eotBeforeEachDocument: true,
+      },
+      shardFormat: {
+        name: 'llm.c',
+        magic: SHARD_MAGIC,
+        version: SHARD_VERSION,
+        headerBytes: SHARD_HEADER_BYTES,
+        dtype: 'uint16',
+      },
       files,
       tokens: { train: sum('train'), val: sum('val') },
       notes,

@@ -83,12 +83,22 @@ export function previewDataset(home: string, id: string, chars = DEFAULT_PREVIEW
   const { dir, manifest } = openDataset(home, id);
   if (manifest.kind === 'raw') {
     const f = manifest.files[0];
-    if (!f) throw new StudioError(ErrorCode.BAD_DATA, `The dataset "${id}" lists no file in its manifest.`, 'Prepare it again.');
+    if (!f)
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `The dataset "${id}" lists no file in its manifest.`,
+        'Prepare it again.',
+      );
     return { id, split: 'raw', text: previewLines(path.join(dir, f.file), chars), tokens: 0 };
   }
   const bins = manifest.files.filter((f) => f.file.endsWith('.bin'));
   const pick = bins.find((f) => f.split === 'val' && (f.tokens ?? 1) > 0) ?? bins.find((f) => f.split === 'train');
-  if (!pick) throw new StudioError(ErrorCode.BAD_DATA, `The dataset "${id}" has no token shard to preview.`, 'Prepare it again.');
+  if (!pick)
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `The dataset "${id}" has no token shard to preview.`,
+      'Prepare it again.',
+    );
   const { text, tokens } = previewShard(path.join(dir, pick.file), chars);
   return { id, split: pick.split === 'val' ? 'val' : 'train', text, tokens };
 }

@@ -41,7 +41,10 @@ export class RateMeter {
 }
 
 /** Calls `fn` at most once per `intervalMs` (the first call passes); `force` always passes. */
-export function throttle(intervalMs: number, now: () => number = () => performance.now()): (force?: boolean) => boolean {
+export function throttle(
+  intervalMs: number,
+  now: () => number = () => performance.now(),
+): (force?: boolean) => boolean {
   let last = -Infinity;
   return (force = false) => {
     const t = now();

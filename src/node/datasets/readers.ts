@@ -16,7 +16,13 @@
  * Text is cut only at points that leave the tokens unchanged (see src/core/data/text.ts).
  */
 import fs from 'node:fs';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import {
+  asyncBufferFromFile,
+  parquetMetadataAsync,
+  parquetReadObjects,
+  type AsyncBuffer,
+  type FileMetaData,
+} from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { nextSafeCut } from '../../core/data/text';
@@ -67,7 +73,12 @@ const DEFAULT_UNIT_CHARS = 4 << 20;
 const HARD_CUT_CHARS = 64 << 20;
 
 /** Reads the units of an input from `from` on. */
-export async function* readUnits(file: string, format: InputFormat, from: Cursor | null, opts: ReadOptions): AsyncGenerator<Unit> {
+export async function* readUnits(
+  file: string,
+  format: InputFormat,
+  from: Cursor | null,
+  opts: ReadOptions,
+): AsyncGenerator<Unit> {
   switch (format) {
     case 'text-split':
       yield* readTextSplit(file, from, opts);
@@ -103,7 +114,12 @@ function fileSize(file: string): number {
  * file's first `size` bytes (default: its size now) count, as the readers read no further: a file that grows while
  * it is read (a log being written) is still read to a fixed end.
  */
-export async function codePointSplitOffset(file: string, fraction: number, signal?: AbortSignal, size = fileSize(file)): Promise<number> {
+export async function codePointSplitOffset(
+  file: string,
+  fraction: number,
+  signal?: AbortSignal,
+  size = fileSize(file),
+): Promise<number> {
   const count = async (stopAt: number): Promise<{ n: number; at: number }> => {
     const fh = await fs.promises.open(file, 'r');
     try {
@@ -162,7 +178,8 @@ async function* readTextRange(
   const unitChars = opts.unitChars ?? DEFAULT_UNIT_CHARS;
   const what = `Reading "${file}"`;
   if (from >= end) {
-    if (from === begin) yield { pieces: [], split, next: { part, offset: end }, textBytes: 0, documents: 0, skipped: 0 };
+    if (from === begin)
+      yield { pieces: [], split, next: { part, offset: end }, textBytes: 0, documents: 0, skipped: 0 };
     return;
   }
   let fh: fs.promises.FileHandle;
@@ -183,7 +200,14 @@ async function* readTextRange(
     const emit = (t: string): Unit => {
       const bytes = Buffer.byteLength(t, 'utf8');
       textStart += bytes;
-      const u: Unit = { pieces: [{ text: t, eot: eot && first }], split, next: { part, offset: textStart }, textBytes: bytes, documents: first ? 1 : 0, skipped: 0 };
+      const u: Unit = {
+        pieces: [{ text: t, eot: eot && first }],
+        split,
+        next: { part, offset: textStart },
+        textBytes: bytes,
+        documents: first ? 1 : 0,
+        skipped: 0,
+      };
       first = false;
       return u;
     };
@@ -195,7 +219,12 @@ async function* readTextRange(
       try {
         text += decoder.decode(buf.subarray(0, bytesRead), { stream: pos < end });
       } catch (e) {
-        throw new StudioError(ErrorCode.BAD_DATA, `"${file}" is not valid UTF-8 text (between bytes ${pos - bytesRead} and ${pos}).`, 'Convert it to UTF-8 (e.g. iconv -t UTF-8), or check that it is a text file.', { cause: e });
+        throw new StudioError(
+          ErrorCode.BAD_DATA,
+          `"${file}" is not valid UTF-8 text (between bytes ${pos - bytesRead} and ${pos}).`,
+          'Convert it to UTF-8 (e.g. iconv -t UTF-8), or check that it is a text file.',
+          { cause: e },
+        );
       }
       while (text.length >= unitChars * 2) {
         let cut = nextSafeCut(text, unitChars, text.length - 1);
@@ -310,11 +339,20 @@ export async function parquetTextMetadata(file: string): Promise<{ buffer: Async
     metadata = await parquetMetadataAsync(buffer);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code) throw fsError(e, 'reading', file);
-    throw new StudioError(ErrorCode.BAD_DATA, `"${file}" is not a readable parquet file: ${(e as Error).message}.`, 'Check that the file is complete (an interrupted download?) and is parquet.', { cause: e });
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `"${file}" is not a readable parquet file: ${(e as Error).message}.`,
+      'Check that the file is complete (an interrupted download?) and is parquet.',
+      { cause: e },
+    );
   }
   const columns = metadata.schema.slice(1).map((s) => s.name);
   if (!columns.includes('text')) {
-    throw new StudioError(ErrorCode.BAD_DATA, `The parquet file "${file}" has no "text" column (its columns: ${columns.join(', ') || 'none'}).`, 'A dataset file needs a string column named "text", one document a row (as FineWeb has).');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `The parquet file "${file}" has no "text" column (its columns: ${columns.join(', ') || 'none'}).`,
+      'A dataset file needs a string column named "text", one document a row (as FineWeb has).',
+    );
   }
   return { buffer, metadata };
 }
@@ -324,7 +362,8 @@ export async function parquetTextBytes(file: string): Promise<number> {
   const { metadata } = await parquetTextMetadata(file);
   let n = 0;
   for (const rg of metadata.row_groups) {
-    for (const c of rg.columns) if (c.meta_data?.path_in_schema[0] === 'text') n += Number(c.meta_data.total_uncompressed_size);
+    for (const c of rg.columns)
+      if (c.meta_data?.path_in_schema[0] === 'text') n += Number(c.meta_data.total_uncompressed_size);
   }
   return n;
 }
@@ -342,9 +381,21 @@ async function* readParquet(file: string, from: Cursor | null, opts: ReadOptions
     throwIfCancelled(opts.signal, `Reading "${file}"`);
     let objects: Array<Record<string, unknown>>;
     try {
-      objects = await parquetReadObjects({ file: buffer, metadata, columns: ['text'], rowStart, rowEnd: rowStart + rows, compressors });
+      objects = await parquetReadObjects({
+        file: buffer,
+        metadata,
+        columns: ['text'],
+        rowStart,
+        rowEnd: rowStart + rows,
+        compressors,
+      });
     } catch (e) {
-      throw new StudioError(ErrorCode.BAD_DATA, `Row group ${g} of the parquet file "${file}" cannot be read: ${(e as Error).message}.`, 'The file may be damaged or use an unsupported encoding; download it again.', { cause: e });
+      throw new StudioError(
+        ErrorCode.BAD_DATA,
+        `Row group ${g} of the parquet file "${file}" cannot be read: ${(e as Error).message}.`,
+        'The file may be damaged or use an unsupported encoding; download it again.',
+        { cause: e },
+      );
     }
     const unit: Unit = { pieces: [], next: { part: g + 1, offset: 0 }, textBytes: 0, documents: 0, skipped: 0 };
     objects.forEach((row, i) => {
@@ -378,6 +429,13 @@ async function* readBuiltin(from: Cursor | null, opts: ReadOptions): AsyncGenera
     const textBytes = stories.reduce((s, t) => s + Buffer.byteLength(t, 'utf8'), 0);
     bytes += textBytes;
     unit++;
-    yield { pieces: stories.map((text) => ({ text, eot: opts.eot })), split, next: { part: unit, offset: bytes }, textBytes, documents: STORIES_PER_UNIT, skipped: 0 };
+    yield {
+      pieces: stories.map((text) => ({ text, eot: opts.eot })),
+      split,
+      next: { part: unit, offset: bytes },
+      textBytes,
+      documents: STORIES_PER_UNIT,
+      skipped: 0,
+    };
   }
 }

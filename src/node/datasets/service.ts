@@ -9,7 +9,14 @@ import { ErrorCode, StudioError, toPlainError } from '../../shared/errors';
 import { isCancelled } from './errors';
 import { datasetDir, downloadsDir, listDatasets, partialDir, checkDatasetId } from './manifest';
 import { estimatePreparation } from './estimate';
-import { prepareDataset, publicRequest, readPartialInfo, resolveDatasetId, type PrepareHooks, type PrepareOutcome } from './prepare';
+import {
+  prepareDataset,
+  publicRequest,
+  readPartialInfo,
+  resolveDatasetId,
+  type PrepareHooks,
+  type PrepareOutcome,
+} from './prepare';
 import { DEFAULT_PREVIEW_CHARS, previewDataset } from './preview';
 import { getSource, listSources } from './sources';
 import type {
@@ -94,7 +101,11 @@ export class DatasetService {
     const datasetId = resolveDatasetId(req);
     for (const j of this.jobsById.values()) {
       if (j.info.datasetId === datasetId) {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${datasetId}" is already being prepared (job ${j.info.jobId}).`, 'Wait for it, or cancel it first.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The dataset "${datasetId}" is already being prepared (job ${j.info.jobId}).`,
+          'Wait for it, or cancel it first.',
+        );
       }
     }
     const settings = this.opts.settings?.() ?? {};
@@ -104,7 +115,14 @@ export class DatasetService {
 
     const jobId = `prepare-${randomUUID()}`;
     const controller = new AbortController();
-    const info: DatasetJob = { jobId, datasetId, source: req.source, stage: 'listing', started: new Date().toISOString(), request: publicRequest(req) };
+    const info: DatasetJob = {
+      jobId,
+      datasetId,
+      source: req.source,
+      stage: 'listing',
+      started: new Date().toISOString(),
+      request: publicRequest(req),
+    };
     const ids = { jobId, datasetId, source: req.source };
     const events = this.opts.events ?? {};
     deliver(events.status, { ...ids, status: 'running' });
@@ -115,7 +133,15 @@ export class DatasetService {
         info.stage = p.stage;
         deliver(events.progress, { ...ids, ...p });
       },
-      onDownload: (p) => deliver(events.download, { id: jobId, url: p.url, bytes: p.bytes, total: p.total, bytesPerSec: p.bytesPerSec, etaSec: p.etaSec }),
+      onDownload: (p) =>
+        deliver(events.download, {
+          id: jobId,
+          url: p.url,
+          bytes: p.bytes,
+          total: p.total,
+          bytesPerSec: p.bytesPerSec,
+          etaSec: p.etaSec,
+        }),
     });
     const job: Job = { info, controller, done };
     this.jobsById.set(jobId, job);
@@ -129,8 +155,15 @@ export class DatasetService {
       (e: unknown) => {
         this.jobsById.delete(jobId);
         const cancelled = isCancelled(e) || controller.signal.aborted;
-        const resumable = fs.existsSync(partialDir(this.opts.home, datasetId)) || fs.existsSync(downloadsDir(this.opts.home, datasetId));
-        deliver(events.status, { ...ids, status: cancelled ? 'cancelled' : 'failed', error: cancelled ? undefined : toPlainError(e), resumable });
+        const resumable =
+          fs.existsSync(partialDir(this.opts.home, datasetId)) ||
+          fs.existsSync(downloadsDir(this.opts.home, datasetId));
+        deliver(events.status, {
+          ...ids,
+          status: cancelled ? 'cancelled' : 'failed',
+          error: cancelled ? undefined : toPlainError(e),
+          resumable,
+        });
       },
     );
     return { jobId, datasetId };
@@ -149,7 +182,12 @@ export class DatasetService {
   async remove(arg: { id: string }): Promise<{ removed: boolean }> {
     const id = checkDatasetId(arg.id);
     for (const j of this.jobsById.values()) {
-      if (j.info.datasetId === id) throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" is being prepared (job ${j.info.jobId}).`, 'Cancel the preparation first.');
+      if (j.info.datasetId === id)
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The dataset "${id}" is being prepared (job ${j.info.jobId}).`,
+          'Cancel the preparation first.',
+        );
     }
     const dirs = [datasetDir(this.opts.home, id), partialDir(this.opts.home, id), downloadsDir(this.opts.home, id)];
     const existed = dirs.some((d) => fs.existsSync(d));
@@ -173,7 +211,14 @@ export class DatasetService {
   /** The outcome of a job, running or recently ended (the CLI waits on it); rejects as the preparation does. */
   wait(jobId: string): Promise<PrepareOutcome> {
     const done = this.outcomes.get(jobId);
-    if (!done) return Promise.reject(new StudioError(ErrorCode.BAD_ARGUMENT, `No preparation "${jobId}".`, 'See datasets-list for the datasets there are.'));
+    if (!done)
+      return Promise.reject(
+        new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `No preparation "${jobId}".`,
+          'See datasets-list for the datasets there are.',
+        ),
+      );
     return done;
   }
 

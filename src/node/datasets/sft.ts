@@ -14,7 +14,16 @@ import type { Batch } from '../../core/engine/types';
 import type { BatchSource } from '../../core/train/trainer';
 import { SHARD_HEADER_BYTES, SHARD_MAGIC, SHARD_VERSION } from '../../core/data/shard';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../fsutil';
-import { checkDatasetId, datasetDir, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, openDataset, readManifest, type DatasetManifest } from './manifest';
+import {
+  checkDatasetId,
+  datasetDir,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  MANIFEST_VERSION,
+  openDataset,
+  readManifest,
+  type DatasetManifest,
+} from './manifest';
 import { readShardTokens, sha256FileSync, writeShardFile } from './shards';
 
 export interface SftPrepareResult {
@@ -26,13 +35,31 @@ export interface SftPrepareResult {
 }
 
 /** Reads the JSONL, renders each example, and writes the dataset atomically (temp folder, then rename). */
-export function prepareSftDataset(home: string, opts: { file: string; name?: string; strict?: boolean; overwrite?: boolean }): SftPrepareResult {
+export function prepareSftDataset(
+  home: string,
+  opts: { file: string; name?: string; strict?: boolean; overwrite?: boolean },
+): SftPrepareResult {
   const file = path.resolve(opts.file);
-  if (!fs.existsSync(file)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `SFT data file ${file} does not exist.`, 'Pass --file with a JSONL file of {"prompt","response"} or {"messages":[...]} objects.');
-  const id = checkDatasetId(opts.name ?? path.basename(file).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '-'));
+  if (!fs.existsSync(file))
+    throw new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `SFT data file ${file} does not exist.`,
+      'Pass --file with a JSONL file of {"prompt","response"} or {"messages":[...]} objects.',
+    );
+  const id = checkDatasetId(
+    opts.name ??
+      path
+        .basename(file)
+        .replace(/\.[^.]+$/, '')
+        .replace(/[^A-Za-z0-9._-]+/g, '-'),
+  );
   const finalDir = datasetDir(home, id);
   if (fs.existsSync(path.join(finalDir, MANIFEST_FILE)) && !opts.overwrite) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `The dataset "${id}" already exists.`, 'Pick another --name, or pass --overwrite to replace it.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `The dataset "${id}" already exists.`,
+      'Pick another --name, or pass --overwrite to replace it.',
+    );
   }
   const rendered: { tokens: number[]; mask: number[] }[] = [];
   const skipped: { line: number; message: string }[] = [];
@@ -48,14 +75,23 @@ export function prepareSftDataset(home: string, opts: { file: string; name?: str
     }
     const msgs = why ? why : parseSftExample(o);
     if (typeof msgs === 'string') {
-      if (opts.strict) throw new StudioError(ErrorCode.BAD_DATA, `${file}, line ${i + 1}: ${msgs}.`, 'Fix the line, or leave out --strict to skip malformed lines.');
+      if (opts.strict)
+        throw new StudioError(
+          ErrorCode.BAD_DATA,
+          `${file}, line ${i + 1}: ${msgs}.`,
+          'Fix the line, or leave out --strict to skip malformed lines.',
+        );
       skipped.push({ line: i + 1, message: msgs });
       return;
     }
     rendered.push(renderChat(msgs));
   });
   if (rendered.length < 2) {
-    throw new StudioError(ErrorCode.BAD_DATA, `${file} has ${rendered.length} usable example(s); SFT needs at least 2 (one for val).`, 'Add examples: one JSON object per line.');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `${file} has ${rendered.length} usable example(s); SFT needs at least 2 (one for val).`,
+      'Add examples: one JSON object per line.',
+    );
   }
   const nVal = Math.max(1, Math.floor(rendered.length / 10));
   const splits = { val: rendered.slice(0, nVal), train: rendered.slice(nVal) };
@@ -81,20 +117,52 @@ export function prepareSftDataset(home: string, opts: { file: string; name?: str
       writeFileAtomic(path.join(tmp, `${base}.mask`), m);
       for (const f of [`${base}.bin`, `${base}.mask`]) {
         const p = path.join(tmp, f);
-        files.push({ file: f, split, tokens: f.endsWith('.bin') ? n : undefined, bytes: fs.statSync(p).size, sha256: sha256FileSync(p) });
+        files.push({
+          file: f,
+          split,
+          tokens: f.endsWith('.bin') ? n : undefined,
+          bytes: fs.statSync(p).size,
+          sha256: sha256FileSync(p),
+        });
       }
       tokens[split] = n;
     });
     const manifest: DatasetManifest = {
-      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, id, title: `SFT: ${path.basename(file)}`,
+      format: MANIFEST_FORMAT,
+      version: MANIFEST_VERSION,
+      id,
+      title: `SFT: ${path.basename(file)}`,
       description: `${rendered.length} conversations rendered with the chat template; only the assistant's words (and the closing <|endoftext|>) count in the loss.`,
       kind: 'sft',
       source: { id: 'sft', file, options: {} },
-      tokenizer: { name: 'gpt2', encoding: 'r50k_base', library: 'gpt-tokenizer', vocabSize: GPT2_VOCAB_SIZE, eot: EOT_TOKEN, eotBeforeEachDocument: true },
-      shardFormat: { name: 'llm.c', magic: SHARD_MAGIC, version: SHARD_VERSION, headerBytes: SHARD_HEADER_BYTES, dtype: 'uint16' },
-      files, inputs: [{ name: path.basename(file), path: file, bytes: fs.statSync(file).size }],
-      tokens, examples: rendered.length, created: new Date().toISOString(),
-      notes: skipped.length ? [`${skipped.length} malformed line(s) skipped: ${skipped.slice(0, 5).map((s) => s.line).join(', ')}${skipped.length > 5 ? ', ...' : ''}`] : [],
+      tokenizer: {
+        name: 'gpt2',
+        encoding: 'r50k_base',
+        library: 'gpt-tokenizer',
+        vocabSize: GPT2_VOCAB_SIZE,
+        eot: EOT_TOKEN,
+        eotBeforeEachDocument: true,
+      },
+      shardFormat: {
+        name: 'llm.c',
+        magic: SHARD_MAGIC,
+        version: SHARD_VERSION,
+        headerBytes: SHARD_HEADER_BYTES,
+        dtype: 'uint16',
+      },
+      files,
+      inputs: [{ name: path.basename(file), path: file, bytes: fs.statSync(file).size }],
+      tokens,
+      examples: rendered.length,
+      created: new Date().toISOString(),
+      notes: skipped.length
+        ? [
+            `${skipped.length} malformed line(s) skipped: ${skipped
+              .slice(0, 5)
+              .map((s) => s.line)
+              .join(', ')}${skipped.length > 5 ? ', ...' : ''}`,
+          ]
+        : [],
     };
     writeFileAtomic(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
     fsyncDir(tmp);
@@ -117,7 +185,11 @@ export function isSftDataset(home: string, id: string): boolean {
 }
 
 /** The tokens and mask of one split of an SFT dataset. */
-export function readSftSplit(home: string, id: string, split: 'train' | 'val'): { tokens: Uint16Array; mask: Uint8Array } | null {
+export function readSftSplit(
+  home: string,
+  id: string,
+  split: 'train' | 'val',
+): { tokens: Uint16Array; mask: Uint8Array } | null {
   const { dir } = openDataset(home, id);
   const m = readManifest(path.join(dir, MANIFEST_FILE));
   const bin = m.files.find((f) => f.split === split && f.file.endsWith('.bin'));
@@ -126,7 +198,11 @@ export function readSftSplit(home: string, id: string, split: 'train' | 'val'): 
   const maskFile = path.join(dir, bin.file.replace(/\.bin$/, '.mask'));
   const mask = new Uint8Array(fs.readFileSync(maskFile));
   if (mask.length !== tokens.length) {
-    throw new StudioError(ErrorCode.BAD_DATA, `${maskFile} holds ${mask.length} mask bytes for ${tokens.length} tokens.`, 'Prepare the SFT dataset again.');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `${maskFile} holds ${mask.length} mask bytes for ${tokens.length} tokens.`,
+      'Prepare the SFT dataset again.',
+    );
   }
   return { tokens, mask };
 }
@@ -141,12 +217,21 @@ export function fitRows(n: number, B: number, T: number): number | null {
  * Batches over an SFT stream, with DataLoaderLite's semantics (B*T+1 tokens, advance by B*T, wrap), where a
  * position counts in the loss only when its target token is masked in.
  */
-export function sftSource(data: { tokens: Uint16Array; mask: Uint8Array }, B: number, T: number, opts: { shrinkToFit?: boolean } = {}): BatchSource {
+export function sftSource(
+  data: { tokens: Uint16Array; mask: Uint8Array },
+  B: number,
+  T: number,
+  opts: { shrinkToFit?: boolean } = {},
+): BatchSource {
   const n = data.tokens.length;
   // a small val split may hold fewer than B rows: evaluate on the rows it has (training always gets B)
   if (opts.shrinkToFit) B = fitRows(n, B, T) ?? B;
   if (n < B * T + 1) {
-    throw new StudioError(ErrorCode.BAD_DATA, `The SFT split has ${n} tokens, fewer than one batch of B*T+1 = ${B * T + 1}.`, 'Lower batch_size or seq_len, or add examples.');
+    throw new StudioError(
+      ErrorCode.BAD_DATA,
+      `The SFT split has ${n} tokens, fewer than one batch of B*T+1 = ${B * T + 1}.`,
+      'Lower batch_size or seq_len, or add examples.',
+    );
   }
   let pos = 0;
   return {

@@ -24,7 +24,10 @@ describe('ShardSink', () => {
     s.append(seq(7, 20));
     const st = s.finish();
     expect(st.shards.map((x) => [x.file, x.split, x.tokens])).toEqual([
-      ['d_val_000000.bin', 'val', 4], ['d_train_000001.bin', 'train', 10], ['d_train_000002.bin', 'train', 10], ['d_train_000003.bin', 'train', 3],
+      ['d_val_000000.bin', 'val', 4],
+      ['d_train_000001.bin', 'train', 10],
+      ['d_train_000002.bin', 'train', 10],
+      ['d_train_000003.bin', 'train', 3],
     ]);
     expect(all(st.shards.map((x) => x.file))).toEqual(Array.from(seq(0, 27)));
     expect(fs.readdirSync(dir).some((f) => f.endsWith('.part'))).toBe(false);
@@ -36,7 +39,11 @@ describe('ShardSink', () => {
     s.append(seq(0, 7), 'train');
     expect(() => s.append(seq(0, 1), 'val')).toThrow(/val tokens arrived after/);
     const st = s.finish();
-    expect(st.shards.map((x) => [x.file, x.tokens])).toEqual([['e_val_000000.bin', 12], ['e_train_000001.bin', 5], ['e_train_000002.bin', 2]]);
+    expect(st.shards.map((x) => [x.file, x.tokens])).toEqual([
+      ['e_val_000000.bin', 12],
+      ['e_train_000001.bin', 5],
+      ['e_train_000002.bin', 2],
+    ]);
   });
 
   it('a sink built from a checkpoint drops what came after it, even a shard finished after it', () => {

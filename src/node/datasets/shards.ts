@@ -55,7 +55,11 @@ export function readShardTokens(file: string): Uint16Array {
 
 /** Writes tokens as an llm.c shard, atomically (temporary file, fsync, rename). */
 export function writeShardFile(file: string, tokens: Uint16Array): void {
-  writeFileAtomic(file, [encodeShardHeader(tokens.length), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)], 'writing the shard');
+  writeFileAtomic(
+    file,
+    [encodeShardHeader(tokens.length), new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)],
+    'writing the shard',
+  );
 }
 
 /** The sha256 of a file, read synchronously (shards are read back right after they are written, from the cache). */
@@ -152,7 +156,11 @@ export class ShardSink {
   append(tokens: Uint16Array, split: Split = 'train'): void {
     const explicit = this.opts.split.mode === 'explicit';
     if (explicit && split === 'val' && this.state.valDone) {
-      throw new StudioError(ErrorCode.INTERNAL, `Shard writer of "${this.opts.name}": val tokens arrived after the val shard was closed.`, 'A source must yield its val part first.');
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        `Shard writer of "${this.opts.name}": val tokens arrived after the val shard was closed.`,
+        'A source must yield its val part first.',
+      );
     }
     let rest = tokens;
     while (rest.length > 0) {
@@ -262,7 +270,13 @@ export class ShardSink {
       throw fsError(e, 'finishing the shard', part);
     }
     const bytes = SHARD_HEADER_BYTES + o.tokens * TOKEN_BYTES;
-    this.state.shards.push({ file: path.basename(file), split: o.split, tokens: o.tokens, bytes, sha256: sha256FileSync(file) });
+    this.state.shards.push({
+      file: path.basename(file),
+      split: o.split,
+      tokens: o.tokens,
+      bytes,
+      sha256: sha256FileSync(file),
+    });
     if (o.split === 'val') this.state.valDone = true;
     this.state.open = null;
   }
@@ -286,7 +300,9 @@ export class ShardSink {
       const f = path.join(dir, s.file);
       const size = fs.existsSync(f) ? fs.statSync(f).size : -1;
       if (size !== s.bytes) {
-        throw new PartialMismatchError(`The partial dataset's shard "${f}" has ${size < 0 ? 'gone' : `${size} bytes`}; its checkpoint says ${s.bytes} bytes.`);
+        throw new PartialMismatchError(
+          `The partial dataset's shard "${f}" has ${size < 0 ? 'gone' : `${size} bytes`}; its checkpoint says ${s.bytes} bytes.`,
+        );
       }
       keep.add(s.file);
     }
@@ -298,7 +314,9 @@ export class ShardSink {
       const need = SHARD_HEADER_BYTES + o.tokens * TOKEN_BYTES;
       const size = fs.existsSync(part) ? fs.statSync(part).size : -1;
       if (size < need) {
-        throw new PartialMismatchError(`The partial dataset's open shard "${part}" has ${size < 0 ? 'gone' : `${size} bytes`}; its checkpoint says at least ${need}.`);
+        throw new PartialMismatchError(
+          `The partial dataset's open shard "${part}" has ${size < 0 ? 'gone' : `${size} bytes`}; its checkpoint says at least ${need}.`,
+        );
       }
       this.fd = fs.openSync(part, 'r+');
       fs.ftruncateSync(this.fd, need);
@@ -308,7 +326,8 @@ export class ShardSink {
     // shards written after the checkpoint
     const prefix = `${this.opts.name}_`;
     for (const f of fs.readdirSync(dir)) {
-      if (f.startsWith(prefix) && /_(val|train)_\d{6}\.bin(\.part)?$/.test(f) && !keep.has(f)) fs.rmSync(path.join(dir, f), { force: true });
+      if (f.startsWith(prefix) && /_(val|train)_\d{6}\.bin(\.part)?$/.test(f) && !keep.has(f))
+        fs.rmSync(path.join(dir, f), { force: true });
     }
   }
 }

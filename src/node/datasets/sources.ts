@@ -82,7 +82,11 @@ export function registerSource(def: SourceDefinition): void {
 export function getSource(id: string): SourceDefinition {
   const def = registry.get(id);
   if (!def) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown dataset source "${id}".`, `Sources: ${[...registry.keys()].join(', ')}.`);
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Unknown dataset source "${id}".`,
+      `Sources: ${[...registry.keys()].join(', ')}.`,
+    );
   }
   return def;
 }
@@ -100,30 +104,38 @@ function bad(message: string, hint: string): StudioError {
 
 function shardSizeOf(req: PrepareRequest): number {
   const s = req.shardSize ?? DEFAULT_SHARD_SIZE;
-  if (!Number.isInteger(s) || s < 1 || s > 0x7fffffff) throw bad(`--shard-size ${s} is not valid.`, 'Give a whole number of tokens between 1 and 2^31-1 (e.g. 100M).');
+  if (!Number.isInteger(s) || s < 1 || s > 0x7fffffff)
+    throw bad(`--shard-size ${s} is not valid.`, 'Give a whole number of tokens between 1 and 2^31-1 (e.g. 100M).');
   return s;
 }
 
 function positiveInt(v: number | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < 1) throw bad(`--${flag} ${v} is not valid.`, `Give --${flag} as a whole number >= 1.`);
+  if (!Number.isInteger(v) || v < 1)
+    throw bad(`--${flag} ${v} is not valid.`, `Give --${flag} as a whole number >= 1.`);
   return v;
 }
 
 function nonNegInt(v: number | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < 0) throw bad(`--${flag} ${v} is not valid.`, `Give --${flag} as a whole number >= 0.`);
+  if (!Number.isInteger(v) || v < 0)
+    throw bad(`--${flag} ${v} is not valid.`, `Give --${flag} as a whole number >= 0.`);
   return v;
 }
 
 function onlyOne(req: PrepareRequest): void {
-  if (req.url !== undefined && req.file !== undefined) throw bad('Give either --url or --file, not both.', '--url downloads a file; --file reads one from this machine.');
+  if (req.url !== undefined && req.file !== undefined)
+    throw bad('Give either --url or --file, not both.', '--url downloads a file; --file reads one from this machine.');
 }
 
 /** The limit on one input's size in bytes (--max-bytes). */
 export function maxBytesOf(req: PrepareRequest): number {
   const v = req.maxBytes ?? DEFAULT_MAX_INPUT_BYTES;
-  if (!Number.isInteger(v) || v < 1) throw bad(`--max-bytes ${v} is not valid.`, 'Give --max-bytes as a whole number of bytes >= 1, e.g. 50G (the default).');
+  if (!Number.isInteger(v) || v < 1)
+    throw bad(
+      `--max-bytes ${v} is not valid.`,
+      'Give --max-bytes as a whole number of bytes >= 1, e.g. 50G (the default).',
+    );
   return v;
 }
 
@@ -146,10 +158,17 @@ function localPath(file: string): string {
   try {
     st = fs.statSync(p);
   } catch {
-    throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No such file or folder: "${p}".`, 'Check the path given with --file.');
+    throw new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `No such file or folder: "${p}".`,
+      'Check the path given with --file.',
+    );
   }
   if (!st.isFile() && !st.isDirectory()) {
-    throw bad(`--file "${p}" is ${kindOf(st)}, not a regular file.`, 'Give a regular file or a folder with --file. To prepare what a pipe or a device produces, save it to a file first (e.g. command > corpus.txt).');
+    throw bad(
+      `--file "${p}" is ${kindOf(st)}, not a regular file.`,
+      'Give a regular file or a folder with --file. To prepare what a pipe or a device produces, save it to a file first (e.g. command > corpus.txt).',
+    );
   }
   return p;
 }
@@ -191,7 +210,11 @@ function limitOptions(req: PrepareRequest, shardSize: number): Record<string, st
 }
 
 /** val = the first N tokens; by default about 10% of the expected total, at most one shard. */
-function countSplit(req: PrepareRequest, shardSize: number, expectedTokens: number | undefined): { mode: 'count'; valTokens: number } {
+function countSplit(
+  req: PrepareRequest,
+  shardSize: number,
+  expectedTokens: number | undefined,
+): { mode: 'count'; valTokens: number } {
   const explicit = nonNegInt(req.valTokens, 'val-tokens');
   if (explicit !== undefined) return { mode: 'count', valTokens: explicit };
   const limit = req.maxTokens !== undefined ? req.maxTokens : expectedTokens;
@@ -202,7 +225,8 @@ function countSplit(req: PrepareRequest, shardSize: number, expectedTokens: numb
 // ---------------------------------------------------------------------------------------------------------
 // tinyshakespeare
 
-export const TINYSHAKESPEARE_URL = 'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt';
+export const TINYSHAKESPEARE_URL =
+  'https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt';
 /** input.txt's size, and its GPT-2 tokens (301,966 train + 36,059 val, as nanoGPT splits it) */
 export const TINYSHAKESPEARE_BYTES = 1_115_394;
 /** input.txt's sha256: every download of it (from --url too) is checked against this and its size */
@@ -214,7 +238,7 @@ registerSource({
     id: 'tinyshakespeare',
     title: 'Tiny Shakespeare',
     description:
-      'About 40,000 lines of Shakespeare\'s plays (1.1 MB), from char-rnn. Split 90/10 by characters into train and val, as nanoGPT does: 301,966 and 36,059 GPT-2 tokens.',
+      "About 40,000 lines of Shakespeare's plays (1.1 MB), from char-rnn. Split 90/10 by characters into train and val, as nanoGPT does: 301,966 and 36,059 GPT-2 tokens.",
     network: true,
     kind: 'tokens',
     defaultName: 'tinyshakespeare',
@@ -225,20 +249,43 @@ registerSource({
     onlyOne(req);
     const shardSize = shardSizeOf(req);
     // a copy given with --file is checked as a download is: another text is the local source's job
-    const input: PlannedInput = req.file !== undefined
-      ? { name: path.basename(req.file), path: localPath(req.file), format: 'text-split', size: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 }
-      : { name: 'input.txt', url: checkUrl(req.url ?? TINYSHAKESPEARE_URL).href, format: 'text-split', size: TINYSHAKESPEARE_BYTES, sha256: TINYSHAKESPEARE_SHA256 };
-    if (input.path && fs.statSync(input.path).isDirectory()) throw bad(`--file "${input.path}" is a folder; Tiny Shakespeare is one text file.`, 'Pass the input.txt file, or use the local source for a folder.');
+    const input: PlannedInput =
+      req.file !== undefined
+        ? {
+            name: path.basename(req.file),
+            path: localPath(req.file),
+            format: 'text-split',
+            size: TINYSHAKESPEARE_BYTES,
+            sha256: TINYSHAKESPEARE_SHA256,
+          }
+        : {
+            name: 'input.txt',
+            url: checkUrl(req.url ?? TINYSHAKESPEARE_URL).href,
+            format: 'text-split',
+            size: TINYSHAKESPEARE_BYTES,
+            sha256: TINYSHAKESPEARE_SHA256,
+          };
+    if (input.path && fs.statSync(input.path).isDirectory())
+      throw bad(
+        `--file "${input.path}" is a folder; Tiny Shakespeare is one text file.`,
+        'Pass the input.txt file, or use the local source for a folder.',
+      );
     return {
       kind: 'tokens',
       title: 'Tiny Shakespeare',
-      description: 'Tiny Shakespeare, split 90/10 by characters as nanoGPT does (no <|endoftext|>, as nanoGPT\'s prepare.py).',
+      description:
+        "Tiny Shakespeare, split 90/10 by characters as nanoGPT does (no <|endoftext|>, as nanoGPT's prepare.py).",
       inputs: [input],
       // nanoGPT's shakespeare/prepare.py encodes each half with encode_ordinary and adds no <|endoftext|>
       eot: false,
       split: { mode: 'explicit' },
       shardSize,
-      fingerprint: { source: 'tinyshakespeare', input: input.url ?? fileStamp(input.path!), shardSize, maxTokens: req.maxTokens },
+      fingerprint: {
+        source: 'tinyshakespeare',
+        input: input.url ?? fileStamp(input.path!),
+        shardSize,
+        maxTokens: req.maxTokens,
+      },
       notes: [],
       options: limitOptions(req, shardSize),
       url: input.url,
@@ -270,7 +317,20 @@ registerSource({
     network: true,
     kind: 'tokens',
     defaultName: 'fineweb-edu-10bt',
-    options: ['name', 'url', 'file', 'maxFiles', 'maxTokens', 'shardSize', 'valTokens', 'endpoint', 'hfToken', 'workers', 'keepDownloads', 'overwrite'],
+    options: [
+      'name',
+      'url',
+      'file',
+      'maxFiles',
+      'maxTokens',
+      'shardSize',
+      'valTokens',
+      'endpoint',
+      'hfToken',
+      'workers',
+      'keepDownloads',
+      'overwrite',
+    ],
   },
   async plan(req, ctx) {
     onlyOne(req);
@@ -286,9 +346,15 @@ registerSource({
       const u = checkUrl(req.url).href;
       inputs = [{ name: urlFileName(u, 'data.parquet'), url: u, format: 'parquet', headers: hfHeaders(token) }];
     } else {
-      const files = (await listHfDatasetFiles({ endpoint, repo: FINEWEB_REPO, folder: FINEWEB_FOLDER, token, signal: ctx.signal })).filter((f) => f.path.endsWith('.parquet'));
+      const files = (
+        await listHfDatasetFiles({ endpoint, repo: FINEWEB_REPO, folder: FINEWEB_FOLDER, token, signal: ctx.signal })
+      ).filter((f) => f.path.endsWith('.parquet'));
       if (files.length === 0) {
-        throw new StudioError(ErrorCode.BAD_DATA, `The Hub at ${endpoint} lists no parquet files under ${FINEWEB_REPO}/${FINEWEB_FOLDER}.`, `The endpoint may be a mirror without this dataset. ${HF_MIRROR_HINT}`);
+        throw new StudioError(
+          ErrorCode.BAD_DATA,
+          `The Hub at ${endpoint} lists no parquet files under ${FINEWEB_REPO}/${FINEWEB_FOLDER}.`,
+          `The endpoint may be a mirror without this dataset. ${HF_MIRROR_HINT}`,
+        );
       }
       inputs = files.map((f) => ({
         name: f.path.split('/').join('__'),
@@ -302,17 +368,25 @@ registerSource({
     if (maxFiles !== undefined) inputs = inputs.slice(0, maxFiles);
     const notes: string[] = [];
     const split = countSplit(req, shardSize, undefined);
-    if (req.valTokens === undefined && req.maxTokens !== undefined && split.valTokens < shardSize) notes.push(`val: the first ${split.valTokens.toLocaleString('en-US')} tokens (10% of --max-tokens).`);
+    if (req.valTokens === undefined && req.maxTokens !== undefined && split.valTokens < shardSize)
+      notes.push(`val: the first ${split.valTokens.toLocaleString('en-US')} tokens (10% of --max-tokens).`);
     return {
       kind: 'tokens',
       title: 'FineWeb-edu sample-10BT',
-      description: 'FineWeb-edu sample-10BT (HuggingFaceFW/fineweb-edu), each document preceded by <|endoftext|> as in build-nanogpt\'s fineweb.py; shard 0 is val.',
+      description:
+        "FineWeb-edu sample-10BT (HuggingFaceFW/fineweb-edu), each document preceded by <|endoftext|> as in build-nanogpt's fineweb.py; shard 0 is val.",
       inputs,
       eot: true,
       split,
       shardSize,
       // the endpoint is left out on purpose: a mirror serves the same files
-      fingerprint: { source: 'fineweb-edu-10bt', inputs: inputs.map((i) => i.sha256 ?? i.url ?? fileStamp(i.path!)), shardSize, maxTokens: req.maxTokens, split },
+      fingerprint: {
+        source: 'fineweb-edu-10bt',
+        inputs: inputs.map((i) => i.sha256 ?? i.url ?? fileStamp(i.path!)),
+        shardSize,
+        maxTokens: req.maxTokens,
+        split,
+      },
       notes,
       networkHint: HF_MIRROR_HINT,
       options: limitOptions(req, shardSize),
@@ -326,7 +400,11 @@ registerSource({
 /** The inputs of a local file or folder (sorted by name), keeping only the allowed formats. */
 function localFiles(p: string, allowed: Array<InputFormat | 'shard'>): PlannedInput[] {
   const files = fs.statSync(p).isDirectory()
-    ? fs.readdirSync(p, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.') && isInputFile(e.name)).map((e) => path.join(p, e.name)).sort()
+    ? fs
+        .readdirSync(p, { withFileTypes: true })
+        .filter((e) => e.isFile() && !e.name.startsWith('.') && isInputFile(e.name))
+        .map((e) => path.join(p, e.name))
+        .sort()
     : [p];
   const out: PlannedInput[] = [];
   for (const f of files) {
@@ -334,7 +412,11 @@ function localFiles(p: string, allowed: Array<InputFormat | 'shard'>): PlannedIn
     if (allowed.includes(format)) out.push({ name: path.basename(f), path: f, format });
   }
   if (out.length === 0) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${p}" holds no ${allowed.map((a) => (a === 'shard' ? '.bin/.npy' : a === 'text' ? '.txt' : `.${a}`)).join(', ')} files.`, 'Point --file at a file or a folder of such files.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${p}" holds no ${allowed.map((a) => (a === 'shard' ? '.bin/.npy' : a === 'text' ? '.txt' : `.${a}`)).join(', ')} files.`,
+      'Point --file at a file or a folder of such files.',
+    );
   }
   return out;
 }
@@ -359,7 +441,8 @@ registerSource({
   info: {
     id: 'hellaswag',
     title: 'HellaSwag (val)',
-    description: 'The 10,042 validation examples of HellaSwag (rowanz/hellaswag), kept as they are for the HellaSwag evaluation.',
+    description:
+      'The 10,042 validation examples of HellaSwag (rowanz/hellaswag), kept as they are for the HellaSwag evaluation.',
     network: true,
     kind: 'raw',
     defaultName: 'hellaswag',
@@ -368,9 +451,15 @@ registerSource({
   },
   async plan(req) {
     onlyOne(req);
-    const input: PlannedInput = req.file !== undefined
-      ? { name: 'hellaswag_val.jsonl', path: localPath(req.file), format: 'raw' }
-      : { name: 'hellaswag_val.jsonl', url: checkUrl(req.url ?? HELLASWAG_URL).href, format: 'raw', ...(req.url === undefined ? { examples: HELLASWAG_EXAMPLES } : {}) };
+    const input: PlannedInput =
+      req.file !== undefined
+        ? { name: 'hellaswag_val.jsonl', path: localPath(req.file), format: 'raw' }
+        : {
+            name: 'hellaswag_val.jsonl',
+            url: checkUrl(req.url ?? HELLASWAG_URL).href,
+            format: 'raw',
+            ...(req.url === undefined ? { examples: HELLASWAG_EXAMPLES } : {}),
+          };
     return {
       kind: 'raw',
       title: 'HellaSwag (val)',
@@ -404,7 +493,11 @@ registerSource({
   },
   async plan(req) {
     onlyOne(req);
-    if (req.file === undefined && req.url === undefined) throw bad('The local source needs --file PATH (or --url URL).', 'Example: gpt2-studio prepare local --file corpus.txt --name my-corpus');
+    if (req.file === undefined && req.url === undefined)
+      throw bad(
+        'The local source needs --file PATH (or --url URL).',
+        'Example: gpt2-studio prepare local --file corpus.txt --name my-corpus',
+      );
     const shardSize = shardSizeOf(req);
     positiveInt(req.maxTokens, 'max-tokens');
     let inputs: PlannedInput[];
@@ -417,7 +510,10 @@ registerSource({
     }
     const shards = inputs.filter((i) => i.format === 'shard');
     if (shards.length > 0 && shards.length < inputs.length) {
-      throw bad(`"${req.file}" mixes token shards (.bin/.npy) with text files.`, 'Import shards and prepare text as separate datasets.');
+      throw bad(
+        `"${req.file}" mixes token shards (.bin/.npy) with text files.`,
+        'Import shards and prepare text as separate datasets.',
+      );
     }
     const base = {
       url: req.url,
@@ -459,10 +555,18 @@ registerSource({
     let textBytes: number | undefined = 0;
     for (const i of inputs) {
       if (!i.path) textBytes = undefined;
-      else if (textBytes !== undefined) textBytes += i.format === 'parquet' ? await parquetTextBytes(i.path) : fs.statSync(i.path).size;
+      else if (textBytes !== undefined)
+        textBytes += i.format === 'parquet' ? await parquetTextBytes(i.path) : fs.statSync(i.path).size;
     }
-    const split = countSplit(req, shardSize, textBytes === undefined ? undefined : Math.round(textBytes / BYTES_PER_TOKEN_ESTIMATE));
-    if (req.valTokens === undefined) base.notes.push(`val: the first ${split.valTokens.toLocaleString('en-US')} tokens (about 10%${req.maxTokens === undefined ? ', estimated from the input size' : ' of --max-tokens'}).`);
+    const split = countSplit(
+      req,
+      shardSize,
+      textBytes === undefined ? undefined : Math.round(textBytes / BYTES_PER_TOKEN_ESTIMATE),
+    );
+    if (req.valTokens === undefined)
+      base.notes.push(
+        `val: the first ${split.valTokens.toLocaleString('en-US')} tokens (about 10%${req.maxTokens === undefined ? ', estimated from the input size' : ' of --max-tokens'}).`,
+      );
     return {
       ...base,
       kind: 'tokens',
@@ -496,13 +600,18 @@ registerSource({
   },
   async plan(req) {
     if (req.url !== undefined || req.file !== undefined) {
-      throw bad('The builtin source generates its text; --url and --file do not apply to it.', 'Use the local source for your own file: gpt2-studio prepare local --file F.');
+      throw bad(
+        'The builtin source generates its text; --url and --file do not apply to it.',
+        'Use the local source for your own file: gpt2-studio prepare local --file F.',
+      );
     }
     const shardSize = shardSizeOf(req);
     const mb = req.sizeMb ?? DEFAULT_BUILTIN_MB;
-    if (!Number.isFinite(mb) || mb <= 0 || mb > 10_000) throw bad(`--size-mb ${mb} is not valid.`, 'Give a size in MB between 0 and 10000 (default 4).');
+    if (!Number.isFinite(mb) || mb <= 0 || mb > 10_000)
+      throw bad(`--size-mb ${mb} is not valid.`, 'Give a size in MB between 0 and 10000 (default 4).');
     const seed = req.seed ?? 1337;
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw bad(`--seed ${seed} is not valid.`, 'Give a whole number between 0 and 2^32-1.');
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw bad(`--seed ${seed} is not valid.`, 'Give a whole number between 0 and 2^32-1.');
     const bytes = Math.round(mb * 1e6);
     return {
       kind: 'tokens',

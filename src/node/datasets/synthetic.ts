@@ -20,14 +20,130 @@ interface Character {
   his: string;
 }
 
-const GIRLS = ['Lily', 'Mia', 'Sara', 'Emma', 'Zoe', 'Anna', 'Lucy', 'Ella', 'Nora', 'Ruby', 'Maya', 'Ivy', 'Rosa', 'Clara', 'Hana', 'Lena'];
-const BOYS = ['Tom', 'Ben', 'Max', 'Leo', 'Sam', 'Jack', 'Finn', 'Owen', 'Noah', 'Eli', 'Omar', 'Hugo', 'Theo', 'Kai', 'Luca', 'Ravi'];
-const ANIMALS = ['cat', 'dog', 'bird', 'rabbit', 'fox', 'bear', 'frog', 'duck', 'mouse', 'owl', 'turtle', 'squirrel', 'puppy', 'kitten', 'horse', 'goat'];
-const ANIMAL_NAMES = ['Pip', 'Fluffy', 'Spot', 'Coco', 'Bella', 'Milo', 'Rosie', 'Buddy', 'Daisy', 'Toby', 'Nutmeg', 'Pepper'];
-const ADJECTIVES = ['little', 'big', 'happy', 'brave', 'kind', 'shy', 'curious', 'sleepy', 'funny', 'clever', 'gentle', 'busy', 'tiny', 'friendly'];
+const GIRLS = [
+  'Lily',
+  'Mia',
+  'Sara',
+  'Emma',
+  'Zoe',
+  'Anna',
+  'Lucy',
+  'Ella',
+  'Nora',
+  'Ruby',
+  'Maya',
+  'Ivy',
+  'Rosa',
+  'Clara',
+  'Hana',
+  'Lena',
+];
+const BOYS = [
+  'Tom',
+  'Ben',
+  'Max',
+  'Leo',
+  'Sam',
+  'Jack',
+  'Finn',
+  'Owen',
+  'Noah',
+  'Eli',
+  'Omar',
+  'Hugo',
+  'Theo',
+  'Kai',
+  'Luca',
+  'Ravi',
+];
+const ANIMALS = [
+  'cat',
+  'dog',
+  'bird',
+  'rabbit',
+  'fox',
+  'bear',
+  'frog',
+  'duck',
+  'mouse',
+  'owl',
+  'turtle',
+  'squirrel',
+  'puppy',
+  'kitten',
+  'horse',
+  'goat',
+];
+const ANIMAL_NAMES = [
+  'Pip',
+  'Fluffy',
+  'Spot',
+  'Coco',
+  'Bella',
+  'Milo',
+  'Rosie',
+  'Buddy',
+  'Daisy',
+  'Toby',
+  'Nutmeg',
+  'Pepper',
+];
+const ADJECTIVES = [
+  'little',
+  'big',
+  'happy',
+  'brave',
+  'kind',
+  'shy',
+  'curious',
+  'sleepy',
+  'funny',
+  'clever',
+  'gentle',
+  'busy',
+  'tiny',
+  'friendly',
+];
 const COLORS = ['red', 'blue', 'green', 'yellow', 'purple', 'orange', 'pink', 'white', 'brown', 'shiny'];
-const OBJECTS = ['ball', 'kite', 'hat', 'box', 'boat', 'car', 'book', 'cup', 'drum', 'key', 'shell', 'stone', 'flower', 'balloon', 'blanket', 'bucket', 'map', 'bell', 'feather', 'ribbon'];
-const PLACES = ['the park', 'the forest', 'the garden', 'the beach', 'the farm', 'a small town', 'the hill', 'the lake', 'the meadow', 'the old house', 'the river', 'the school', 'the market', 'the zoo', 'the library'];
+const OBJECTS = [
+  'ball',
+  'kite',
+  'hat',
+  'box',
+  'boat',
+  'car',
+  'book',
+  'cup',
+  'drum',
+  'key',
+  'shell',
+  'stone',
+  'flower',
+  'balloon',
+  'blanket',
+  'bucket',
+  'map',
+  'bell',
+  'feather',
+  'ribbon',
+];
+const PLACES = [
+  'the park',
+  'the forest',
+  'the garden',
+  'the beach',
+  'the farm',
+  'a small town',
+  'the hill',
+  'the lake',
+  'the meadow',
+  'the old house',
+  'the river',
+  'the school',
+  'the market',
+  'the zoo',
+  'the library',
+];
 const WEATHER = ['sunny', 'rainy', 'windy', 'snowy', 'cloudy', 'warm', 'cold', 'bright'];
 const FOODS = ['apples', 'cookies', 'bread', 'soup', 'cake', 'carrots', 'berries', 'pie', 'honey', 'pancakes'];
 const GAMES = ['hide and seek', 'tag', 'catch', 'a game of pretend', 'jump rope', 'a race'];

@@ -64,19 +64,38 @@ export function loadTarget(home: string, target: ModelTarget): LoadedTarget {
   }
   const runDir = runDirOf(home, t.runId);
   const steps = listCheckpointSteps(runDir);
-  if (steps.length === 0) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoints (${checkpointsDir(runDir)}).`, 'Wait for its first checkpoint, or evaluate weights instead.');
+  if (steps.length === 0)
+    throw new StudioError(
+      ErrorCode.NOT_FOUND,
+      `Run ${t.runId} has no checkpoints (${checkpointsDir(runDir)}).`,
+      'Wait for its first checkpoint, or evaluate weights instead.',
+    );
   const step = t.step ?? steps[steps.length - 1]!;
-  if (!steps.includes(step)) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoint at step ${step}.`, `Checkpoints: ${steps.join(', ')}.`);
+  if (!steps.includes(step))
+    throw new StudioError(
+      ErrorCode.NOT_FOUND,
+      `Run ${t.runId} has no checkpoint at step ${step}.`,
+      `Checkpoints: ${steps.join(', ')}.`,
+    );
   const ck = readCheckpoint(path.join(checkpointsDir(runDir), checkpointDirName(step)));
-  return { config: ck.state.modelConfig, weights: ck.weights, target: { runId: t.runId, step }, label: `${t.runId} step ${step}` };
+  return {
+    config: ck.state.modelConfig,
+    weights: ck.weights,
+    target: { runId: t.runId, step },
+    label: `${t.runId} step ${step}`,
+  };
 }
 
 /** Opens a model in a worker thread (remote-model.ts), so that its forward passes never block the service. */
-async function openModel(home: string, t: ModelTarget, engine?: string, entry?: string): Promise<{ model: Model; loaded: Omit<LoadedTarget, 'weights'> }> {
+async function openModel(
+  home: string,
+  t: ModelTarget,
+  engine?: string,
+  entry?: string,
+): Promise<{ model: Model; loaded: Omit<LoadedTarget, 'weights'> }> {
   const opened = await openRemoteModel(home, t, engine ?? 'auto', entry);
   return { model: opened.model, loaded: { config: opened.config, label: opened.label, target: opened.target } };
 }
-
 
 /** What a HellaSwag eval records in its params, besides the request's limit, data file and engine. */
 export interface HellaswagParams {
@@ -90,7 +109,6 @@ export interface HellaswagParams {
   /** what the model is called: an imported model's name, "<run name> · step N", or the weights' path */
   model: string;
 }
-
 
 interface Job {
   evalId: string;
@@ -121,7 +139,11 @@ export class EvalService {
     const data = this.dataFile(req.data);
     if (!fs.existsSync(data)) {
       throw req.data
-        ? new StudioError(ErrorCode.FILE_NOT_FOUND, `No HellaSwag data at ${data}.`, 'Check the path: it should be a hellaswag_val.jsonl (one example a line, with ctx, endings and label). Leave it out to use the workspace\'s copy.')
+        ? new StudioError(
+            ErrorCode.FILE_NOT_FOUND,
+            `No HellaSwag data at ${data}.`,
+            "Check the path: it should be a hellaswag_val.jsonl (one example a line, with ctx, endings and label). Leave it out to use the workspace's copy.",
+          )
         : new StudioError(
             ErrorCode.FILE_NOT_FOUND,
             `This workspace has no HellaSwag data yet (${data} is missing).`,
@@ -129,11 +151,18 @@ export class EvalService {
           );
     }
     if (req.limit !== undefined && (!Number.isSafeInteger(req.limit) || req.limit < 1)) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `The example limit must be a whole number of at least 1, not ${req.limit}.`, 'Leave it out to score every example.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The example limit must be a whole number of at least 1, not ${req.limit}.`,
+        'Leave it out to score every example.',
+      );
     }
     // check the target now, so that a bad one fails the request instead of the job
     const resolved = resolveModelTarget(this.home, req.target);
-    const target: EvalTarget = 'weightsPath' in resolved ? { weightsPath: path.resolve(resolved.weightsPath) } : { runId: resolved.runId, step: resolved.step ?? this.lastStep(resolved.runId) };
+    const target: EvalTarget =
+      'weightsPath' in resolved
+        ? { weightsPath: path.resolve(resolved.weightsPath) }
+        : { runId: resolved.runId, step: resolved.step ?? this.lastStep(resolved.runId) };
     const modelId = 'modelId' in req.target ? req.target.modelId : undefined;
     const keyTarget: ModelTarget = modelId !== undefined ? { modelId } : target;
     const runName = 'runId' in target ? this.store().getRun(target.runId)?.name : undefined;
@@ -146,7 +175,12 @@ export class EvalService {
       model: targetLabel(this.home, keyTarget, runName),
     };
     const ev = this.store().createEval({ kind: 'hellaswag', target, params, pid: process.pid });
-    const job: Job = { evalId: ev.id, created: ev, req: { ...req, data, target: keyTarget }, abort: new AbortController() };
+    const job: Job = {
+      evalId: ev.id,
+      created: ev,
+      req: { ...req, data, target: keyTarget },
+      abort: new AbortController(),
+    };
     this.finished.set(ev.id, new Promise((r) => this.resolvers.set(ev.id, r)));
     this.queue.push(job);
     this.emit('eval-status', { evalId: ev.id, status: 'queued' });
@@ -156,7 +190,12 @@ export class EvalService {
 
   private lastStep(runId: string): number {
     const steps = listCheckpointSteps(runDirOf(this.home, runId));
-    if (!steps.length) throw new StudioError(ErrorCode.NOT_FOUND, `Run ${runId} has no checkpoints yet.`, 'Wait for its first checkpoint.');
+    if (!steps.length)
+      throw new StudioError(
+        ErrorCode.NOT_FOUND,
+        `Run ${runId} has no checkpoints yet.`,
+        'Wait for its first checkpoint.',
+      );
     return steps[steps.length - 1]!;
   }
 
@@ -198,7 +237,11 @@ export class EvalService {
   examples(arg: { evalId: string; wrongOnly?: boolean; limit?: number; offset?: number }): HellaswagExampleView[] {
     const ev = this.store().getEval(arg.evalId);
     if (!ev) throw new StudioError(ErrorCode.NOT_FOUND, `No evaluation "${arg.evalId}".`, 'List them with evals-list.');
-    const rows = this.store().listEvalExamples(arg.evalId, { wrongOnly: arg.wrongOnly, limit: arg.limit, offset: arg.offset });
+    const rows = this.store().listEvalExamples(arg.evalId, {
+      wrongOnly: arg.wrongOnly,
+      limit: arg.limit,
+      offset: arg.offset,
+    });
     const data = typeof ev.params.data === 'string' ? ev.params.data : null;
     const byInd = rows.length && data ? this.examplesOf(data) : null;
     return rows.map((r) => {
@@ -248,11 +291,18 @@ export class EvalService {
         },
       });
       const params = this.store().getEval(job.evalId)?.params as Partial<HellaswagParams> | undefined;
-      const summary = { ...res.summary, malformed: parsed.skipped, baselines: HELLASWAG_BASELINES, model: params?.model ?? opened.loaded.label, modelKey: params?.modelKey };
+      const summary = {
+        ...res.summary,
+        malformed: parsed.skipped,
+        baselines: HELLASWAG_BASELINES,
+        model: params?.model ?? opened.loaded.label,
+        modelKey: params?.modelKey,
+      };
       const t = opened.loaded.target;
       // a checkpoint's score is kept with it (models-list, the Checkpoints page), when it covers the whole data file:
       // a quick run on the first few examples must not replace a full one
-      if ('runId' in t && res.summary.n > 0 && res.summary.n >= parsed.examples.length) this.store().setCheckpointHellaswag(t.runId, t.step, res.summary.accNorm);
+      if ('runId' in t && res.summary.n > 0 && res.summary.n >= parsed.examples.length)
+        this.store().setCheckpointHellaswag(t.runId, t.step, res.summary.accNorm);
       this.end(job, 'done', summary, null, res.examples);
     } catch (e) {
       const cancelled = job.abort.signal.aborted || (e instanceof StudioError && e.code === ErrorCode.CANCELLED);
@@ -264,7 +314,13 @@ export class EvalService {
     }
   }
 
-  private end(job: Job, status: 'done' | 'failed' | 'cancelled', summary: object | null, error: ReturnType<typeof toPlainError> | null, examples?: Parameters<Store['finishEval']>[1]['examples']): void {
+  private end(
+    job: Job,
+    status: 'done' | 'failed' | 'cancelled',
+    summary: object | null,
+    error: ReturnType<typeof toPlainError> | null,
+    examples?: Parameters<Store['finishEval']>[1]['examples'],
+  ): void {
     // deleted while it ran: nothing to record
     const ev = this.store().getEval(job.evalId)
       ? this.store().finishEval(job.evalId, { status, summary, error, examples })
@@ -283,14 +339,26 @@ export class EvalService {
   // ---- synchronous evaluations -----------------------------------------------------------------------------
 
   /** Mean loss of a model on `iters` batches from the start of a dataset's val split. */
-  async valLoss(arg: { target: ModelTarget; dataset: string; iters?: number; batchSize?: number; seqLen?: number; engine?: string }): Promise<{ valLoss: number; tokens: number; model: string }> {
+  async valLoss(arg: {
+    target: ModelTarget;
+    dataset: string;
+    iters?: number;
+    batchSize?: number;
+    seqLen?: number;
+    engine?: string;
+  }): Promise<{ valLoss: number; tokens: number; model: string }> {
     const { model, loaded } = await openModel(this.home, arg.target, arg.engine, this.workerEntry);
     try {
       const T = Math.min(arg.seqLen ?? 1024, loaded.config.blockSize);
       const B = arg.batchSize ?? 4;
       const iters = arg.iters ?? 20;
       const loader = openDatasetLoader(this.home, arg.dataset, 'val', { B, T });
-      const src = { next: () => loader.nextBatch(), getState: () => loader.position, setState: () => {}, reset: () => loader.reset() };
+      const src = {
+        next: () => loader.nextBatch(),
+        getState: () => loader.position,
+        setState: () => {},
+        reset: () => loader.reset(),
+      };
       const valLoss = await evaluateValLoss(model, src, iters);
       return { valLoss, tokens: iters * B * T, model: loaded.label };
     } finally {
@@ -304,13 +372,23 @@ export class EvalService {
    */
   async score(arg: { target: ModelTarget; text: string; engine?: string }): Promise<TokenScores> {
     const tokens = encode(arg.text);
-    if (tokens.length < 2) throw new StudioError(ErrorCode.BAD_ARGUMENT, `The text has ${tokens.length} token(s); scoring needs at least 2.`, 'Type a longer text.');
+    if (tokens.length < 2)
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The text has ${tokens.length} token(s); scoring needs at least 2.`,
+        'Type a longer text.',
+      );
     const { model, loaded } = await openModel(this.home, arg.target, arg.engine, this.workerEntry);
     try {
       const contextLength = model.config.blockSize;
       const use = tokens.slice(0, contextLength + 1);
       const T = use.length - 1;
-      const l = await model.tokenLosses({ B: 1, T, inputs: Int32Array.from(use.slice(0, -1)), targets: Int32Array.from(use.slice(1)) });
+      const l = await model.tokenLosses({
+        B: 1,
+        T,
+        inputs: Int32Array.from(use.slice(0, -1)),
+        targets: Int32Array.from(use.slice(1)),
+      });
       const losses = Array.from(l);
       return {
         tokens: use,
@@ -327,4 +405,3 @@ export class EvalService {
     }
   }
 }
-

@@ -6,12 +6,34 @@ import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
 import { checkId, newId } from '../store/ids';
 import { withRun } from '../runs/runs-table';
 import {
-  type Sql, type SqlValue, badArgument, checkInt, checkLimit, checkMember, checkText, insertUnique, jsonObject, nullOr,
-  orphaned, parseError, parseObject, pidNote, whereAll,
+  type Sql,
+  type SqlValue,
+  badArgument,
+  checkInt,
+  checkLimit,
+  checkMember,
+  checkText,
+  insertUnique,
+  jsonObject,
+  nullOr,
+  orphaned,
+  parseError,
+  parseObject,
+  pidNote,
+  whereAll,
 } from '../store/sql';
 import {
-  EVAL_KINDS, EVAL_STATUSES, type CreateEvalInput, type Eval, type EvalExample, type EvalExampleInput, type EvalExampleRow,
-  type EvalRow, type FinishEvalInput, type ListEvalExamplesOptions, type ListEvalsFilter,
+  EVAL_KINDS,
+  EVAL_STATUSES,
+  type CreateEvalInput,
+  type Eval,
+  type EvalExample,
+  type EvalExampleInput,
+  type EvalExampleRow,
+  type EvalRow,
+  type FinishEvalInput,
+  type ListEvalExamplesOptions,
+  type ListEvalsFilter,
 } from '../store/types';
 
 export class EvalsTable {
@@ -25,14 +47,22 @@ export class EvalsTable {
     checkMember(input.kind, EVAL_KINDS, 'eval kind');
     const t = input.target;
     const [runId, step, weightsPath] =
-      'runId' in t ? [t.runId, checkInt(t.step, 'target step'), null] : [null, null, checkText(t.weightsPath, 'weights path')];
+      'runId' in t
+        ? [t.runId, checkInt(t.step, 'target step'), null]
+        : [null, null, checkText(t.weightsPath, 'weights path')];
     const createdAt = checkInt(input.createdAt ?? this.now(), 'createdAt');
     const id = input.id === undefined ? newId('eval', createdAt) : checkId(input.id, 'eval');
     const insert = () =>
       this.sql.run(
         `INSERT INTO evals (id, kind, run_id, step, weights_path, params_json, pid, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-        id, input.kind, runId, step, weightsPath, jsonObject(input.params ?? {}, 'eval params'),
-        nullOr(input.pid ?? null, (v) => checkInt(v, 'pid')), createdAt,
+        id,
+        input.kind,
+        runId,
+        step,
+        weightsPath,
+        jsonObject(input.params ?? {}, 'eval params'),
+        nullOr(input.pid ?? null, (v) => checkInt(v, 'pid')),
+        createdAt,
       );
     insertUnique('An eval', id, () => (runId === null ? insert() : withRun(runId, insert)));
     return this.require(id);
@@ -44,13 +74,23 @@ export class EvalsTable {
     return this.sql.immediate((): Eval => {
       const ev = this.require(id);
       if (ev.status !== 'running' && ev.status !== 'interrupted') {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The eval "${id}" has already finished (${ev.status}).`, 'Start a new eval to measure again.');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The eval "${id}" has already finished (${ev.status}).`,
+          'Start a new eval to measure again.',
+        );
       }
       this.sql.run('DELETE FROM eval_examples WHERE eval_id = ?', id);
       for (const ex of examples) {
         this.sql.run(
           `INSERT INTO eval_examples (eval_id, ind, label, pred, pred_norm, sum_loss_json, avg_loss_json) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-          id, ex.ind, ex.label, ex.pred, ex.pred_norm, JSON.stringify(ex.sum_loss), JSON.stringify(ex.avg_loss),
+          id,
+          ex.ind,
+          ex.label,
+          ex.pred,
+          ex.pred_norm,
+          JSON.stringify(ex.sum_loss),
+          JSON.stringify(ex.avg_loss),
         );
       }
       this.sql.run(
@@ -111,7 +151,12 @@ export class EvalsTable {
           message: `The ${row.kind} eval "${row.id}" stopped before it finished: its process${pidNote(row.pid)} was no longer running when the studio started.`,
           hint: 'Start the eval again.',
         };
-        this.sql.run(`UPDATE evals SET status = 'interrupted', pid = NULL, error_json = ?, finished_at = ? WHERE id = ?`, JSON.stringify(err), this.now(), row.id);
+        this.sql.run(
+          `UPDATE evals SET status = 'interrupted', pid = NULL, error_json = ?, finished_at = ? WHERE id = ?`,
+          JSON.stringify(err),
+          this.now(),
+          row.id,
+        );
         return this.require(row.id);
       });
     });
@@ -119,7 +164,12 @@ export class EvalsTable {
 
   private require(id: string): Eval {
     const ev = this.get(id);
-    if (!ev) throw new StudioError(ErrorCode.NOT_FOUND, `There is no eval with the id "${id}".`, 'List evals to see their ids.');
+    if (!ev)
+      throw new StudioError(
+        ErrorCode.NOT_FOUND,
+        `There is no eval with the id "${id}".`,
+        'List evals to see their ids.',
+      );
     return ev;
   }
 }
@@ -129,7 +179,7 @@ function checkExample(ex: EvalExampleInput, i: number, evalId: string): EvalExam
   if (!ints.every((n) => Number.isSafeInteger(n)) || !Array.isArray(ex.sum_loss) || !Array.isArray(ex.avg_loss)) {
     throw badArgument(
       `Example ${i} of eval "${evalId}" is malformed: ${JSON.stringify(ex).slice(0, 200)}.`,
-      'Each example needs integer ind, label, pred, pred_norm and number arrays sum_loss, avg_loss (the HellaSwag scorer\'s ExampleResult).',
+      "Each example needs integer ind, label, pred, pred_norm and number arrays sum_loss, avg_loss (the HellaSwag scorer's ExampleResult).",
     );
   }
   return ex;
@@ -144,7 +194,8 @@ function toEval(r: EvalRow): Eval {
   return {
     id: r.id,
     kind: r.kind,
-    target: r.run_id !== null && r.step !== null ? { runId: r.run_id, step: r.step } : { weightsPath: r.weights_path ?? '' },
+    target:
+      r.run_id !== null && r.step !== null ? { runId: r.run_id, step: r.step } : { weightsPath: r.weights_path ?? '' },
     status: r.status,
     params: parseObject(r.params_json),
     summary: r.summary_json === null ? null : parseObject(r.summary_json),

@@ -24,7 +24,9 @@ function need(): Model {
 
 /** A result array that owns its whole buffer, so that it can be transferred. */
 function own(a: Float32Array): Float32Array<ArrayBuffer> {
-  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer ? (a as Float32Array<ArrayBuffer>) : new Float32Array(a);
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer
+    ? (a as Float32Array<ArrayBuffer>)
+    : new Float32Array(a);
 }
 
 async function handle(m: ModelWorkerRequest): Promise<{ value: unknown; transfer?: ArrayBuffer[] }> {
@@ -48,12 +50,22 @@ async function handle(m: ModelWorkerRequest): Promise<{ value: unknown; transfer
       try {
         caches.set(m.cacheId, need().createCache(m.batchSize, m.maxLength));
       } catch (e) {
-        caches.set(m.cacheId, e instanceof StudioError ? e : new StudioError(ErrorCode.INTERNAL, String(e instanceof Error ? e.message : e), ''));
+        caches.set(
+          m.cacheId,
+          e instanceof StudioError
+            ? e
+            : new StudioError(ErrorCode.INTERNAL, String(e instanceof Error ? e.message : e), ''),
+        );
       }
       return { value: null };
     case 'decode': {
       const c = caches.get(m.cacheId);
-      if (!c) throw new StudioError(ErrorCode.INTERNAL, `No KV cache ${m.cacheId} in the model worker.`, 'Create the cache first.');
+      if (!c)
+        throw new StudioError(
+          ErrorCode.INTERNAL,
+          `No KV cache ${m.cacheId} in the model worker.`,
+          'Create the cache first.',
+        );
       if (c instanceof StudioError) throw c;
       const out = own(await need().decodeStep(c, m.tokens, m.S));
       return { value: out, transfer: [out.buffer] };

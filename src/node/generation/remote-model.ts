@@ -57,7 +57,11 @@ class WorkerClient {
   }
 
   private fail(why: string): void {
-    this.ended ??= new StudioError(ErrorCode.INTERNAL, `The model worker ${why}.`, 'Try again; if it happens again, the model may not fit in memory.');
+    this.ended ??= new StudioError(
+      ErrorCode.INTERNAL,
+      `The model worker ${why}.`,
+      'Try again; if it happens again, the model may not fit in memory.',
+    );
     for (const p of this.pending.values()) p.reject(this.ended);
     this.pending.clear();
   }
@@ -93,7 +97,11 @@ class RemoteCache implements KVCache {
 }
 
 const inferenceOnly = (what: string) =>
-  new StudioError(ErrorCode.INTERNAL, `${what} is not available on a model opened for inference.`, 'Train in a run: its worker holds a full model.');
+  new StudioError(
+    ErrorCode.INTERNAL,
+    `${what} is not available on a model opened for inference.`,
+    'Train in a run: its worker holds a full model.',
+  );
 
 export class RemoteModel implements Model {
   private nextCache = 1;
@@ -120,7 +128,12 @@ export class RemoteModel implements Model {
   }
 
   async decodeStep(cache: KVCache, tokens: Int32Array, S = 1): Promise<Float32Array> {
-    if (!(cache instanceof RemoteCache)) throw new StudioError(ErrorCode.INTERNAL, 'A KV cache from another model was passed to decodeStep.', 'Create the cache with this model.');
+    if (!(cache instanceof RemoteCache))
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        'A KV cache from another model was passed to decodeStep.',
+        'Create the cache with this model.',
+      );
     const out = (await this.client.call('decode', { cacheId: cache.id, tokens, S })) as Float32Array;
     cache.length += S;
     return out;
@@ -171,13 +184,28 @@ export class RemoteModel implements Model {
  * not once per worker), and the worker loads the weights itself, so that reading a large file does not block
  * the caller either.
  */
-export async function openRemoteModel(home: string, target: ModelTarget, engine = 'auto', entry: URL | string = MODEL_WORKER_ENTRY): Promise<OpenedModel> {
+export async function openRemoteModel(
+  home: string,
+  target: ModelTarget,
+  engine = 'auto',
+  entry: URL | string = MODEL_WORKER_ENTRY,
+): Promise<OpenedModel> {
   const concrete = engine === 'auto' ? (await getEngine('auto')).name : engine;
   const worker = new Worker(entry);
   const client = new WorkerClient(worker);
   try {
-    const info = (await client.call('open', { home, target, engine: concrete })) as { config: GPTConfig; engine: string; label: string; target: EvalTarget };
-    return { model: new RemoteModel(client, info.config, info.engine), config: info.config, label: info.label, target: info.target };
+    const info = (await client.call('open', { home, target, engine: concrete })) as {
+      config: GPTConfig;
+      engine: string;
+      label: string;
+      target: EvalTarget;
+    };
+    return {
+      model: new RemoteModel(client, info.config, info.engine),
+      config: info.config,
+      label: info.label,
+      target: info.target,
+    };
   } catch (e) {
     await worker.terminate();
     throw e;
@@ -196,7 +224,10 @@ export interface InspectedWeights {
  * Reads and checks GPT-2 weights (every tensor) in a worker thread, so that a 500 MB file does not hold the
  * service's event loop; throws the loader's error (which names the file) when they are not valid.
  */
-export async function inspectWeights(weightsPath: string, entry: URL | string = MODEL_WORKER_ENTRY): Promise<InspectedWeights> {
+export async function inspectWeights(
+  weightsPath: string,
+  entry: URL | string = MODEL_WORKER_ENTRY,
+): Promise<InspectedWeights> {
   const worker = new Worker(entry);
   const client = new WorkerClient(worker);
   try {

@@ -75,25 +75,55 @@ describe('end reasons and max tokens vs the context, through the service', () =>
   };
 
   it("generate-start: 'length' at max tokens, 'context' when the context fills first, 'eot' at <|endoftext|>", async () => {
-    const short = await studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: 8, temperature: 0 });
-    expect(await waitDone(short.genId)).toMatchObject({ reason: 'length', tokens: 8, text: ' a'.repeat(8), contextTokens: CONTEXT });
+    const short = await studio.invoke('generate-start', {
+      target: writesA.target,
+      prompt: 'Hi',
+      maxTokens: 8,
+      temperature: 0,
+    });
+    expect(await waitDone(short.genId)).toMatchObject({
+      reason: 'length',
+      tokens: 8,
+      text: ' a'.repeat(8),
+      contextTokens: CONTEXT,
+    });
 
     // max tokens = the whole context: the 2-token prompt (<|endoftext|>Hi) leaves 30, and the context ends it
-    const long = await studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: CONTEXT, temperature: 0 });
+    const long = await studio.invoke('generate-start', {
+      target: writesA.target,
+      prompt: 'Hi',
+      maxTokens: CONTEXT,
+      temperature: 0,
+    });
     expect(long.promptTokens).toBe(2);
-    expect(await waitDone(long.genId)).toMatchObject({ reason: 'context', tokens: CONTEXT - 2, contextTokens: CONTEXT });
+    expect(await waitDone(long.genId)).toMatchObject({
+      reason: 'context',
+      tokens: CONTEXT - 2,
+      contextTokens: CONTEXT,
+    });
 
     const eot = await studio.invoke('generate-start', { target: writesEot.target, prompt: 'Hi', maxTokens: 8 });
     expect(await waitDone(eot.genId)).toMatchObject({ reason: 'eot', tokens: 0, text: '', contextTokens: CONTEXT });
   });
 
   it('generate-start refuses max tokens above the context, naming the value, the context and the fix', async () => {
-    const e = await studioError(() => studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: 5000 }));
+    const e = await studioError(() =>
+      studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: 5000 }),
+    );
     expect(e.code).toBe(ErrorCode.BAD_ARGUMENT);
-    expect(e.message).toBe(`max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.`);
+    expect(e.message).toBe(
+      `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.`,
+    );
     // also while another generation holds the model (the request is checked before it is queued)
-    const running = await studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: CONTEXT, temperature: 0 });
-    const queued = await studioError(() => studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: CONTEXT + 1 }));
+    const running = await studio.invoke('generate-start', {
+      target: writesA.target,
+      prompt: 'Hi',
+      maxTokens: CONTEXT,
+      temperature: 0,
+    });
+    const queued = await studioError(() =>
+      studio.invoke('generate-start', { target: writesA.target, prompt: 'Hi', maxTokens: CONTEXT + 1 }),
+    );
     expect(queued.message).toContain(`max tokens ${CONTEXT + 1} is more than the model's context of ${CONTEXT} tokens`);
     expect((await waitDone(running.genId)).reason).toBe('context');
     // no max tokens given: the default (128), lowered to this model's context rather than refused
@@ -101,26 +131,47 @@ describe('end reasons and max tokens vs the context, through the service', () =>
     expect(await waitDone(dflt.genId)).toMatchObject({ reason: 'context', tokens: CONTEXT - 2 });
   });
 
-  it('generate-sample reports each model\'s end reason, and refuses max tokens above a model\'s context for that model', async () => {
-    const [a, eot] = await studio.invoke('generate-sample', { targets: [writesA.target, writesEot.target], prompt: 'Hi', maxTokens: CONTEXT, temperature: 0 });
+  it("generate-sample reports each model's end reason, and refuses max tokens above a model's context for that model", async () => {
+    const [a, eot] = await studio.invoke('generate-sample', {
+      targets: [writesA.target, writesEot.target],
+      prompt: 'Hi',
+      maxTokens: CONTEXT,
+      temperature: 0,
+    });
     expect(a).toMatchObject({ reason: 'context', tokens: CONTEXT - 2, contextTokens: CONTEXT });
     expect(a!.error).toBeUndefined();
     expect(eot).toMatchObject({ reason: 'eot', tokens: 0, text: '' });
-    const [few] = await studio.invoke('generate-sample', { targets: [writesA.target], prompt: 'Hi', maxTokens: 4, temperature: 0 });
+    const [few] = await studio.invoke('generate-sample', {
+      targets: [writesA.target],
+      prompt: 'Hi',
+      maxTokens: 4,
+      temperature: 0,
+    });
     expect(few).toMatchObject({ reason: 'length', tokens: 4, text: ' a a a a' });
     const [over] = await studio.invoke('generate-sample', { targets: [writesA.target], prompt: 'Hi', maxTokens: 5000 });
     expect(over!.reason).toBeUndefined();
-    expect(over!.error).toMatchObject({ code: ErrorCode.BAD_ARGUMENT, message: `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.` });
+    expect(over!.error).toMatchObject({
+      code: ErrorCode.BAD_ARGUMENT,
+      message: `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.`,
+    });
   });
 
   it("chat: an answer that fills the context is stored as 'context' (with the context), not 'length'; <|endoftext|> as 'eot'", async () => {
-    const c = await studio.invoke('chats-create', { target: writesA.target, settings: { maxTokens: CONTEXT, temperature: 0 } });
+    const c = await studio.invoke('chats-create', {
+      target: writesA.target,
+      settings: { maxTokens: CONTEXT, temperature: 0 },
+    });
     const sent = await studio.invoke('chats-send', { id: c.id, content: 'Hi' });
     const d = await waitDone(sent.genId);
     const promptTokens = chatPrompt([{ role: 'user', content: 'Hi' }]).length;
     expect(d).toMatchObject({ reason: 'context', tokens: CONTEXT - promptTokens, contextTokens: CONTEXT });
     const got = await studio.invoke('chats-get', { id: c.id });
-    expect(got.messages[1]).toMatchObject({ role: 'assistant', reason: 'context', contextTokens: CONTEXT, tokens: CONTEXT - promptTokens });
+    expect(got.messages[1]).toMatchObject({
+      role: 'assistant',
+      reason: 'context',
+      contextTokens: CONTEXT,
+      tokens: CONTEXT - promptTokens,
+    });
 
     // max tokens below the room left: 'length'
     await studio.invoke('chats-update', { id: c.id, settings: { maxTokens: 3 } });
@@ -130,14 +181,19 @@ describe('end reasons and max tokens vs the context, through the service', () =>
     const e = await studio.invoke('chats-create', { target: writesEot.target, settings: { maxTokens: 8 } });
     const d3 = await waitDone((await studio.invoke('chats-send', { id: e.id, content: 'Hi' })).genId);
     expect(d3).toMatchObject({ reason: 'eot', tokens: 0 });
-    expect((await studio.invoke('chats-get', { id: e.id })).messages[1]).toMatchObject({ reason: 'eot', contextTokens: CONTEXT });
+    expect((await studio.invoke('chats-get', { id: e.id })).messages[1]).toMatchObject({
+      reason: 'eot',
+      contextTokens: CONTEXT,
+    });
   });
 
   it('chat: a send with max tokens above the context is refused and leaves the conversation as it was', async () => {
     const c = await studio.invoke('chats-create', { target: writesA.target, settings: { maxTokens: 5000 } });
     const e = await studioError(() => studio.invoke('chats-send', { id: c.id, content: 'Hello?' }));
     expect(e.code).toBe(ErrorCode.BAD_ARGUMENT);
-    expect(e.message).toBe(`max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.`);
+    expect(e.message).toBe(
+      `max tokens 5000 is more than the model's context of ${CONTEXT} tokens; lower it to ${CONTEXT} or less.`,
+    );
     const got = await studio.invoke('chats-get', { id: c.id });
     expect(got.messages).toEqual([]);
     expect(got.conversation).toMatchObject({ named: false, answering: false, messageCount: 0 });

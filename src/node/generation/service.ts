@@ -11,24 +11,40 @@ import { DEFAULT_SAMPLING_SETTINGS, targetKey, type ModelTarget, type SamplingSe
 import type { Model } from '../../core/engine/types';
 import { chatPrompt } from '../../core/chat';
 import { Rng } from '../../core/random';
-import { checkMaxTokens, limitReason, roomAfter, sampleToken, validateSampling, type EndReason } from '../../core/sampling';
+import {
+  checkMaxTokens,
+  limitReason,
+  roomAfter,
+  sampleToken,
+  validateSampling,
+  type EndReason,
+} from '../../core/sampling';
 import { EOT, StreamDecoder, encode } from '../../core/tokenizer';
 import { openRemoteModel } from './remote-model';
 import { listCheckpointSteps } from '../checkpoints/files';
 import { runDirOf } from '../train/paths';
 import { resolveModelTarget } from '../models/service';
 import fs from 'node:fs';
-import type { GenerateRequest, GenerateStarted, GenerateEndReason, GenerateTokenEvent, GenerateDoneEvent, SampleRequest, SampleResult } from '../../shared/api/generation';
-export type { GenerateRequest, GenerateStarted, GenerateEndReason, GenerateTokenEvent, GenerateDoneEvent, SampleRequest, SampleResult };
+import type {
+  GenerateRequest,
+  GenerateStarted,
+  GenerateEndReason,
+  GenerateTokenEvent,
+  GenerateDoneEvent,
+  SampleRequest,
+  SampleResult,
+} from '../../shared/api/generation';
+export type {
+  GenerateRequest,
+  GenerateStarted,
+  GenerateEndReason,
+  GenerateTokenEvent,
+  GenerateDoneEvent,
+  SampleRequest,
+  SampleResult,
+};
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
-
-
-
-
-
-
-
 
 /** In a conversation, the model starting the next user turn ends its answer. */
 const TURN_END = /\n\s*User:/;
@@ -65,7 +81,12 @@ export class GenerationService {
   /** A model, loaded (or the cached one when it is the same). Callers hold the service's lock. */
   private async model(target: ModelTarget, engine = 'auto'): Promise<{ model: Model; label: string }> {
     const key = targetKey(target);
-    if (this.cached && this.cached.key === key && this.cached.engine === engine && !('runId' in target && target.step === undefined)) {
+    if (
+      this.cached &&
+      this.cached.key === key &&
+      this.cached.engine === engine &&
+      !('runId' in target && target.step === undefined)
+    ) {
       return this.cached;
     }
     this.dropCache();
@@ -85,7 +106,10 @@ export class GenerationService {
   /** Runs `fn` after everything queued before it (one model use at a time). */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.busy.then(fn);
-    this.busy = run.then(() => undefined, () => undefined);
+    this.busy = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -93,13 +117,21 @@ export class GenerationService {
   async start(req: GenerateRequest, hooks: { onDone?: (d: GenerateDoneEvent) => void } = {}): Promise<GenerateStarted> {
     if (this.closed) throw new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '');
     if ((req.prompt === undefined) === (req.messages === undefined)) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, 'A generation needs a prompt or messages (one of the two).', 'Send {prompt: "..."} to continue a text, or {messages: [...]} to answer a conversation.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        'A generation needs a prompt or messages (one of the two).',
+        'Send {prompt: "..."} to continue a text, or {messages: [...]} to answer a conversation.',
+      );
     }
     const s = settingsOf(req);
     validateSampling(s);
     const genId = req.genId ?? `gen-${randomUUID()}`;
     if (this.current?.genId === genId || this.queue.some((j) => j.genId === genId)) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `The generation id "${genId}" is already in use.`, 'Send a new id for each generation (or none, and use the one the reply gives).');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `The generation id "${genId}" is already in use.`,
+        'Send a new id for each generation (or none, and use the one the reply gives).',
+      );
     }
     const job: Job = { genId, req, stop: false, onDone: hooks.onDone };
     let started: { promptTokens: number; label: string };
@@ -109,14 +141,22 @@ export class GenerationService {
       if ('runId' in t) {
         const steps = listCheckpointSteps(runDirOf(this.home, t.runId));
         if (!steps.length || (t.step !== undefined && !steps.includes(t.step))) {
-          throw new StudioError(ErrorCode.NOT_FOUND, `Run ${t.runId} has no checkpoint${t.step !== undefined ? ` at step ${t.step}` : ''}.`, steps.length ? `Checkpoints: ${steps.join(', ')}.` : 'Wait for its first checkpoint.');
+          throw new StudioError(
+            ErrorCode.NOT_FOUND,
+            `Run ${t.runId} has no checkpoint${t.step !== undefined ? ` at step ${t.step}` : ''}.`,
+            steps.length ? `Checkpoints: ${steps.join(', ')}.` : 'Wait for its first checkpoint.',
+          );
         }
-      } else if (!fs.existsSync(t.weightsPath)) throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No weights at ${t.weightsPath}.`, 'Pick another model.');
+      } else if (!fs.existsSync(t.weightsPath))
+        throw new StudioError(ErrorCode.FILE_NOT_FOUND, `No weights at ${t.weightsPath}.`, 'Pick another model.');
       // the context is known without loading when the queued job uses the loaded model (as a chat does); otherwise
       // max tokens is checked when the job starts, and a refusal ends it with that error
       const loaded = this.contextOf(req.target);
       const maxTokens = loaded > 0 ? maxTokensFor(req, loaded) : s.maxTokens;
-      started = { promptTokens: this.promptOf(req, loaded || Number.MAX_SAFE_INTEGER, maxTokens).length, label: targetKey(req.target) };
+      started = {
+        promptTokens: this.promptOf(req, loaded || Number.MAX_SAFE_INTEGER, maxTokens).length,
+        label: targetKey(req.target),
+      };
     } else {
       // load the model now, so that a bad target fails the request rather than the stream
       started = await this.exclusive(async () => {
@@ -141,7 +181,14 @@ export class GenerationService {
     const i = this.queue.findIndex((j) => j.genId === arg.genId);
     if (i < 0) return { stopped: false };
     const job = this.queue.splice(i, 1)[0]!;
-    this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(job.req.target) });
+    this.finish(job, {
+      genId: job.genId,
+      text: '',
+      tokens: 0,
+      tokensPerSec: 0,
+      reason: 'stop',
+      contextTokens: this.contextOf(job.req.target),
+    });
     return { stopped: true };
   }
 
@@ -193,12 +240,20 @@ export class GenerationService {
     let t0 = performance.now();
     const rate = () => (tokens > 0 ? tokens / Math.max(1e-6, (performance.now() - t0) / 1000) : 0);
     const send = (upTo: number) => {
-      if (upTo > sent) this.emit('generate-token', { genId: job.genId, text: text.slice(sent, upTo), tokens, tokensPerSec: rate() });
+      if (upTo > sent)
+        this.emit('generate-token', { genId: job.genId, text: text.slice(sent, upTo), tokens, tokensPerSec: rate() });
       sent = Math.max(sent, upTo);
     };
     let contextTokens = 0;
     if (this.closed) {
-      this.finish(job, { genId: job.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(job.req.target) });
+      this.finish(job, {
+        genId: job.genId,
+        text: '',
+        tokens: 0,
+        tokensPerSec: 0,
+        reason: 'stop',
+        contextTokens: this.contextOf(job.req.target),
+      });
       return;
     }
     try {
@@ -251,11 +306,26 @@ export class GenerationService {
       text += decoder.flush();
       if (chat) text = text.slice(0, turnStartAt(text)).trimEnd();
       send(text.length);
-      this.finish(job, { genId: job.genId, text: chat ? text.trim() : text, tokens, tokensPerSec: rate(), reason: reason ?? limitReason(tokens, maxTokens), contextTokens });
+      this.finish(job, {
+        genId: job.genId,
+        text: chat ? text.trim() : text,
+        tokens,
+        tokensPerSec: rate(),
+        reason: reason ?? limitReason(tokens, maxTokens),
+        contextTokens,
+      });
     } catch (e) {
       // a refused setting (max tokens above the context) leaves the model loaded; a model that failed is not kept
       if (!(e instanceof StudioError && e.code === ErrorCode.BAD_ARGUMENT)) this.dropCache();
-      this.finish(job, { genId: job.genId, text: text.slice(0, sent), tokens, tokensPerSec: rate(), reason: 'error', contextTokens, error: toPlainError(e) });
+      this.finish(job, {
+        genId: job.genId,
+        text: text.slice(0, sent),
+        tokens,
+        tokensPerSec: rate(),
+        reason: 'error',
+        contextTokens,
+        error: toPlainError(e),
+      });
     }
   }
 
@@ -265,49 +335,65 @@ export class GenerationService {
     validateSampling(s);
     const out: SampleResult[] = [];
     for (const target of req.targets) {
-      out.push(await this.exclusive(async () => {
-        const key = targetKey(target);
-        if (this.closed) return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, contextTokens: 0, error: toPlainError(new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '')) };
-        let contextTokens = 0;
-        try {
-          const { model, label } = await this.model(target, req.engine);
-          contextTokens = model.config.blockSize;
-          const maxTokens = maxTokensFor(req, contextTokens);
-          const prompt = this.promptOf({ target, prompt: req.prompt }, contextTokens, maxTokens);
-          const maxNew = Math.min(maxTokens, roomAfter(prompt.length, contextTokens));
-          const rng = new Rng(s.seed);
-          const V = model.config.vocabSize;
-          const cache = model.createCache(1, prompt.length + maxNew);
-          const ids: number[] = [];
-          let reason: EndReason | null = null;
-          const t0 = performance.now();
+      out.push(
+        await this.exclusive(async () => {
+          const key = targetKey(target);
+          if (this.closed)
+            return {
+              key,
+              label: key,
+              text: '',
+              tokens: 0,
+              tokensPerSec: 0,
+              contextTokens: 0,
+              error: toPlainError(new StudioError(ErrorCode.CANCELLED, 'The studio is closing.', '')),
+            };
+          let contextTokens = 0;
           try {
-            let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
-            for (let i = 0; i < maxNew; i++) {
-              const tok = sampleToken(logits.subarray(0, V), s, rng);
-              if (tok === EOT) {
-                reason = 'eot';
-                break;
+            const { model, label } = await this.model(target, req.engine);
+            contextTokens = model.config.blockSize;
+            const maxTokens = maxTokensFor(req, contextTokens);
+            const prompt = this.promptOf({ target, prompt: req.prompt }, contextTokens, maxTokens);
+            const maxNew = Math.min(maxTokens, roomAfter(prompt.length, contextTokens));
+            const rng = new Rng(s.seed);
+            const V = model.config.vocabSize;
+            const cache = model.createCache(1, prompt.length + maxNew);
+            const ids: number[] = [];
+            let reason: EndReason | null = null;
+            const t0 = performance.now();
+            try {
+              let logits = await model.decodeStep(cache, Int32Array.from(prompt), prompt.length);
+              for (let i = 0; i < maxNew; i++) {
+                const tok = sampleToken(logits.subarray(0, V), s, rng);
+                if (tok === EOT) {
+                  reason = 'eot';
+                  break;
+                }
+                ids.push(tok);
+                if (i === maxNew - 1) break;
+                logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
               }
-              ids.push(tok);
-              if (i === maxNew - 1) break;
-              logits = await model.decodeStep(cache, Int32Array.of(tok), 1);
+            } finally {
+              cache.dispose();
             }
-          } finally {
-            cache.dispose();
+            const d = new StreamDecoder();
+            const text = d.push(ids) + d.flush();
+            return {
+              key,
+              label,
+              text,
+              tokens: ids.length,
+              tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000),
+              reason: reason ?? limitReason(ids.length, maxTokens),
+              contextTokens,
+            };
+          } catch (e) {
+            // a refused setting leaves the model loaded; a model that failed (its worker may have died) is not kept
+            if (!(e instanceof StudioError && e.code === ErrorCode.BAD_ARGUMENT)) this.dropCache();
+            return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, contextTokens, error: toPlainError(e) };
           }
-          const d = new StreamDecoder();
-          const text = d.push(ids) + d.flush();
-          return {
-            key, label, text, tokens: ids.length, tokensPerSec: ids.length / Math.max(1e-6, (performance.now() - t0) / 1000),
-            reason: reason ?? limitReason(ids.length, maxTokens), contextTokens,
-          };
-        } catch (e) {
-          // a refused setting leaves the model loaded; a model that failed (its worker may have died) is not kept
-          if (!(e instanceof StudioError && e.code === ErrorCode.BAD_ARGUMENT)) this.dropCache();
-          return { key, label: key, text: '', tokens: 0, tokensPerSec: 0, contextTokens, error: toPlainError(e) };
-        }
-      }));
+        }),
+      );
     }
     return out;
   }
@@ -315,7 +401,15 @@ export class GenerationService {
   /** Stops the running generation, ends the queued ones and frees the cached model. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const j of this.queue.splice(0)) this.finish(j, { genId: j.genId, text: '', tokens: 0, tokensPerSec: 0, reason: 'stop', contextTokens: this.contextOf(j.req.target) });
+    for (const j of this.queue.splice(0))
+      this.finish(j, {
+        genId: j.genId,
+        text: '',
+        tokens: 0,
+        tokensPerSec: 0,
+        reason: 'stop',
+        contextTokens: this.contextOf(j.req.target),
+      });
     if (this.current) this.current.stop = true;
     await this.busy;
     this.dropCache();

@@ -13,7 +13,10 @@ export const modelsHandlers = defineHandlers({
   'models-import': {
     schema: z.object({ path: z.string().min(1).max(4000), name: z.string().max(100).optional() }).strict(),
     run: (arg, studio) => studio.models.import(arg),
-    confine: (a, limits) => ({ ...a, path: confinePath(a.path, limits.paths, 'models-import path', { children: true }) }),
+    confine: (a, limits) => ({
+      ...a,
+      path: confinePath(a.path, limits.paths, 'models-import path', { children: true }),
+    }),
   },
 
   'models-remove': {

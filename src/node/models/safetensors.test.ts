@@ -5,7 +5,13 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode, StudioError } from '../../shared/errors';
 import type { HostTensor } from '../../core/tensors';
-import { readSafetensors, readSafetensorsHeader, SafetensorsReader, writeSafetensors, writeSafetensorsFrom } from './safetensors';
+import {
+  readSafetensors,
+  readSafetensorsHeader,
+  SafetensorsReader,
+  writeSafetensors,
+  writeSafetensorsFrom,
+} from './safetensors';
 import { loadGpt2Weights } from './weights';
 
 // The shared fixtures live next to the repository (../shared), or where GPT2_STUDIO_SHARED says.
@@ -15,8 +21,10 @@ const badDir = path.join(shared, 'fixtures', 'bad-inputs');
 const tinyFile = path.join(shared, 'fixtures', 'gpt2-tiny', 'model.safetensors');
 const haveBad = fs.existsSync(badDir);
 const haveTiny = fs.existsSync(tinyFile);
-if (!haveBad) console.warn(`skipping the bad-input safetensors tests: no fixtures at ${badDir} (set GPT2_STUDIO_SHARED)`);
-if (!haveTiny) console.warn(`skipping the gpt2-tiny safetensors tests: no fixture at ${tinyFile} (set GPT2_STUDIO_SHARED)`);
+if (!haveBad)
+  console.warn(`skipping the bad-input safetensors tests: no fixtures at ${badDir} (set GPT2_STUDIO_SHARED)`);
+if (!haveTiny)
+  console.warn(`skipping the gpt2-tiny safetensors tests: no fixture at ${tinyFile} (set GPT2_STUDIO_SHARED)`);
 
 let tmp = '';
 beforeEach(() => {
@@ -54,7 +62,19 @@ const bitsOf = (a: Float32Array): number[] => Array.from(new Uint32Array(a.buffe
 
 describe('writeSafetensors / readSafetensors round trip', () => {
   it('is bit-exact for F32, including special values, scalars and empty tensors, and keeps insertion order', () => {
-    const special = new Float32Array([0, -0, 1, -1.5, Math.PI, 1e-45, -1.17549435e-38, 3.4028234e38, Infinity, -Infinity, NaN]);
+    const special = new Float32Array([
+      0,
+      -0,
+      1,
+      -1.5,
+      Math.PI,
+      1e-45,
+      -1.17549435e-38,
+      3.4028234e38,
+      Infinity,
+      -Infinity,
+      NaN,
+    ]);
     // a NaN with a payload: check the bits survive, not just the NaN-ness
     new Uint32Array(special.buffer)[10] = 0x7fc12345;
     const random = new Float32Array(6 * 7);
@@ -73,7 +93,12 @@ describe('writeSafetensors / readSafetensors round trip', () => {
     expect(h.dataStart).toBe(8 + h.headerLength);
     expect(h.metadata).toEqual({ format: 'pt', note: 'hello' });
     expect(h.tensors.map((t) => t.name)).toEqual(['z.last.first', 'a.matrix', 'scalar', 'empty']);
-    expect(h.tensors.map((t) => [t.begin, t.end])).toEqual([[0, 44], [44, 212], [212, 216], [216, 216]]);
+    expect(h.tensors.map((t) => [t.begin, t.end])).toEqual([
+      [0, 44],
+      [44, 212],
+      [212, 216],
+      [216, 216],
+    ]);
     expect(h.tensors.every((t) => t.dtype === 'F32')).toBe(true);
     // the padding is spaces, and the file ends exactly at the last tensor
     const raw = fs.readFileSync(file);
@@ -92,10 +117,13 @@ describe('writeSafetensors / readSafetensors round trip', () => {
 
   it('reads only the tensors that pass the filter, and one tensor at a time through the reader', () => {
     const file = path.join(tmp, 'f.safetensors');
-    writeSafetensors(file, new Map([
-      ['keep', { shape: [2], data: new Float32Array([1, 2]) }],
-      ['drop', { shape: [3], data: new Float32Array([3, 4, 5]) }],
-    ]));
+    writeSafetensors(
+      file,
+      new Map([
+        ['keep', { shape: [2], data: new Float32Array([1, 2]) }],
+        ['drop', { shape: [3], data: new Float32Array([3, 4, 5]) }],
+      ]),
+    );
     const some = readSafetensors(file, { filter: (n) => n !== 'drop' });
     expect([...some.keys()]).toEqual(['keep']);
 
@@ -119,7 +147,13 @@ describe('writeSafetensors / readSafetensors round trip', () => {
     const err = catchStudio(() =>
       writeSafetensorsFrom(file, [
         { name: 'a', shape: [1], data: () => new Float32Array([2]) },
-        { name: 'b', shape: [2], data: () => { throw new Error('disk on fire'); } },
+        {
+          name: 'b',
+          shape: [2],
+          data: () => {
+            throw new Error('disk on fire');
+          },
+        },
       ]),
     );
     expect(err.code).toBe(ErrorCode.BAD_SAFETENSORS);
@@ -129,7 +163,12 @@ describe('writeSafetensors / readSafetensors round trip', () => {
     expect(fs.readdirSync(tmp)).toEqual(['model.safetensors']);
 
     // a data length that disagrees with the shape is refused before anything is written
-    const bad = catchStudio(() => writeSafetensors(path.join(tmp, 'other.safetensors'), new Map([['x', { shape: [2, 2], data: new Float32Array(3) }]])));
+    const bad = catchStudio(() =>
+      writeSafetensors(
+        path.join(tmp, 'other.safetensors'),
+        new Map([['x', { shape: [2, 2], data: new Float32Array(3) }]]),
+      ),
+    );
     expect(bad.message).toMatch(/"x".*\[2, 2\].*4 elements.*3/);
     expect(fs.readdirSync(tmp)).toEqual(['model.safetensors']);
 
@@ -156,7 +195,11 @@ describe('dtype conversion', () => {
     ];
     const bits = [...cases.map((c) => c[0]), 0x8000, 0x7e00, 0xfe01];
     const file = path.join(tmp, 'f16.safetensors');
-    handMade(file, { __metadata__: { format: 'pt' }, h: { dtype: 'F16', shape: [bits.length], data_offsets: [0, bits.length * 2] } }, u16le(bits));
+    handMade(
+      file,
+      { __metadata__: { format: 'pt' }, h: { dtype: 'F16', shape: [bits.length], data_offsets: [0, bits.length * 2] } },
+      u16le(bits),
+    );
     const t = readSafetensors(file).get('h')!;
     expect(t.shape).toEqual([bits.length]);
     cases.forEach(([, want], i) => expect(t.data[i]).toBe(want));
@@ -177,7 +220,11 @@ describe('dtype conversion', () => {
     ];
     const bits = [...cases.map((c) => c[0]), 0x7fc0];
     const file = path.join(tmp, 'bf16.safetensors');
-    handMade(file, { b: { dtype: 'BF16', shape: [2, bits.length / 2], data_offsets: [0, bits.length * 2] } }, u16le(bits));
+    handMade(
+      file,
+      { b: { dtype: 'BF16', shape: [2, bits.length / 2], data_offsets: [0, bits.length * 2] } },
+      u16le(bits),
+    );
     const t = readSafetensors(file).get('b')!;
     expect(t.shape).toEqual([2, 4]);
     cases.forEach(([, want], i) => expect(t.data[i]).toBe(want));
@@ -192,7 +239,10 @@ describe('dtype conversion', () => {
     const file = path.join(tmp, 'mixed.safetensors');
     handMade(
       file,
-      { d: { dtype: 'F64', shape: [3], data_offsets: [0, 24] }, s: { dtype: 'F32', shape: [2], data_offsets: [24, 32] } },
+      {
+        d: { dtype: 'F64', shape: [3], data_offsets: [0, 24] },
+        s: { dtype: 'F32', shape: [2], data_offsets: [24, 32] },
+      },
       Buffer.concat([f64, f32]),
     );
     const all = readSafetensors(file);
@@ -207,11 +257,17 @@ describe.skipIf(!haveBad)('malformed files in ../shared/fixtures/bad-inputs', ()
     'st_empty.safetensors': /0 bytes long \(empty\).*expected at least 8 bytes/,
     'st_header_longer_than_file.safetensors': /header length is 10000 bytes.*bytes 8\.\.10008.*only 114 bytes/,
     'st_header_not_json.safetensors': /header \(bytes 8\.\.20\) is not valid UTF-8 JSON.*\{not json!!\}/,
-    'st_offsets_past_end.safetensors': /"wte\.weight".*data_offsets \[0, 64\].*past the end of the data section, which is 32 bytes/,
+    'st_offsets_past_end.safetensors':
+      /"wte\.weight".*data_offsets \[0, 64\].*past the end of the data section, which is 32 bytes/,
     'st_shape_vs_bytes.safetensors': /"wte\.weight".*shape \[4, 3\].*48 bytes.*hold 32 bytes/,
     'st_unsupported_dtype.safetensors': /"wte\.weight" has dtype "I64".*not supported.*F32, F16, BF16/,
   };
-  const files = haveBad ? fs.readdirSync(badDir).filter((f) => /^st_.*\.safetensors$/.test(f)).sort() : [];
+  const files = haveBad
+    ? fs
+        .readdirSync(badDir)
+        .filter((f) => /^st_.*\.safetensors$/.test(f))
+        .sort()
+    : [];
 
   it('holds the six documented broken files', () => {
     expect(files).toEqual(Object.keys(expectedText).sort());
@@ -220,7 +276,11 @@ describe.skipIf(!haveBad)('malformed files in ../shared/fixtures/bad-inputs', ()
   it.each(files)('%s gives a BAD_SAFETENSORS error naming the file and the cause, and writes nothing', (name) => {
     const file = path.join(badDir, name);
     const listing = fs.readdirSync(badDir);
-    for (const attempt of [() => readSafetensorsHeader(file), () => readSafetensors(file), () => loadGpt2Weights(file)]) {
+    for (const attempt of [
+      () => readSafetensorsHeader(file),
+      () => readSafetensors(file),
+      () => loadGpt2Weights(file),
+    ]) {
       const err = catchStudio(attempt);
       expect(err.code).toBe(ErrorCode.BAD_SAFETENSORS);
       expect(err.message).toContain(name);
@@ -240,7 +300,11 @@ describe('header validation of hand-made files', () => {
     expect(err.message).toContain(file);
     expect(err.message).toMatch(pattern);
   };
-  const entry = (begin: number, end: number, shape = [(end - begin) / 4]) => ({ dtype: 'F32', shape, data_offsets: [begin, end] });
+  const entry = (begin: number, end: number, shape = [(end - begin) / 4]) => ({
+    dtype: 'F32',
+    shape,
+    data_offsets: [begin, end],
+  });
 
   it('refuses an absurd header length before allocating it', () => {
     check({}, new Uint8Array(0), /header length is 1099511627776 bytes; expected at most 104857600/, 2 ** 40);
@@ -250,12 +314,28 @@ describe('header validation of hand-made files', () => {
     check('null', new Uint8Array(0), /is null; expected a JSON object/);
   });
   it('refuses overlapping tensors', () => {
-    check({ a: entry(0, 16), b: entry(8, 24) }, new Uint8Array(24), /"b" \(data_offsets \[8, 24\]\) overlaps tensor "a" \(data_offsets \[0, 16\]\)/);
+    check(
+      { a: entry(0, 16), b: entry(8, 24) },
+      new Uint8Array(24),
+      /"b" \(data_offsets \[8, 24\]\) overlaps tensor "a" \(data_offsets \[0, 16\]\)/,
+    );
   });
   it('refuses negative, reversed or fractional offsets and bad shapes', () => {
-    check({ a: { dtype: 'F32', shape: [1], data_offsets: [-4, 0] } }, new Uint8Array(8), /data_offsets \[-4,0\]; expected two non-negative integers/);
-    check({ a: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, new Uint8Array(8), /\[8, 4\]; expected begin <= end/);
-    check({ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } }, new Uint8Array(8), /shape \[1\.5\]; expected an array of non-negative integers/);
+    check(
+      { a: { dtype: 'F32', shape: [1], data_offsets: [-4, 0] } },
+      new Uint8Array(8),
+      /data_offsets \[-4,0\]; expected two non-negative integers/,
+    );
+    check(
+      { a: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } },
+      new Uint8Array(8),
+      /\[8, 4\]; expected begin <= end/,
+    );
+    check(
+      { a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 4] } },
+      new Uint8Array(8),
+      /shape \[1\.5\]; expected an array of non-negative integers/,
+    );
     check({ a: 'oops' }, new Uint8Array(0), /"a" has header entry "oops"/);
   });
   it('refuses metadata that is not a map of strings', () => {

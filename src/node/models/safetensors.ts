@@ -62,10 +62,20 @@ function ioError(file: string, action: string, e: unknown): StudioError {
   if (e instanceof StudioError) return e;
   const err = e as NodeJS.ErrnoException;
   if (err?.code === 'ENOENT') {
-    return new StudioError(ErrorCode.FILE_NOT_FOUND, `No such file: ${file}.`, 'Check the path; download or export the weights first.', { cause: e });
+    return new StudioError(
+      ErrorCode.FILE_NOT_FOUND,
+      `No such file: ${file}.`,
+      'Check the path; download or export the weights first.',
+      { cause: e },
+    );
   }
   const msg = err?.message ?? String(e);
-  return bad(file, `could not ${action}: ${msg}.`, 'Check that the path is a readable file and that the disk is healthy.', e);
+  return bad(
+    file,
+    `could not ${action}: ${msg}.`,
+    'Check that the path is a readable file and that the disk is healthy.',
+    e,
+  );
 }
 
 const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -75,7 +85,14 @@ function isNonNegInt(v: unknown): v is number {
 }
 
 /** Reads exactly `length` bytes at `position` into `dest[offset..]`, in chunks; a short read means truncation. */
-function readExactly(fd: number, file: string, dest: Uint8Array, offset: number, length: number, position: number): void {
+function readExactly(
+  fd: number,
+  file: string,
+  dest: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+): void {
   let done = 0;
   while (done < length) {
     const n = Math.min(IO_CHUNK_BYTES, length - done);
@@ -86,7 +103,10 @@ function readExactly(fd: number, file: string, dest: Uint8Array, offset: number,
       throw ioError(file, `read bytes ${position + done}..${position + done + n}`, e);
     }
     if (got === 0) {
-      throw bad(file, `unexpected end of file at byte ${position + done} while reading bytes ${position}..${position + length}.`);
+      throw bad(
+        file,
+        `unexpected end of file at byte ${position + done} while reading bytes ${position}..${position + length}.`,
+      );
     }
     done += got;
   }
@@ -101,19 +121,28 @@ function readHeaderFd(fd: number, file: string): SafetensorsHeader {
     throw ioError(file, 'stat the file', e);
   }
   if (fileSize < 8) {
-    throw bad(file, `the file is ${fileSize} bytes long${fileSize === 0 ? ' (empty)' : ''}; expected at least 8 bytes (the header length) and a JSON header.`);
+    throw bad(
+      file,
+      `the file is ${fileSize} bytes long${fileSize === 0 ? ' (empty)' : ''}; expected at least 8 bytes (the header length) and a JSON header.`,
+    );
   }
   const lenBuf = new Uint8Array(8);
   readExactly(fd, file, lenBuf, 0, 8, 0);
   const headerLenBig = new DataView(lenBuf.buffer).getBigUint64(0, true);
   // Guard before converting or allocating: a garbage length can be up to 2^64.
   if (headerLenBig > BigInt(MAX_HEADER_BYTES)) {
-    throw bad(file, `the header length is ${headerLenBig} bytes; expected at most ${MAX_HEADER_BYTES} bytes (this is not a safetensors file, or its first 8 bytes are corrupt).`);
+    throw bad(
+      file,
+      `the header length is ${headerLenBig} bytes; expected at most ${MAX_HEADER_BYTES} bytes (this is not a safetensors file, or its first 8 bytes are corrupt).`,
+    );
   }
   const headerLength = Number(headerLenBig);
   const dataStart = 8 + headerLength;
   if (dataStart > fileSize) {
-    throw bad(file, `the header length is ${headerLength} bytes, so the header would span bytes 8..${dataStart}, but the file has only ${fileSize} bytes.`);
+    throw bad(
+      file,
+      `the header length is ${headerLength} bytes, so the header would span bytes 8..${dataStart}, but the file has only ${fileSize} bytes.`,
+    );
   }
   const raw = new Uint8Array(headerLength);
   readExactly(fd, file, raw, 0, headerLength, 8);
@@ -122,8 +151,15 @@ function readHeaderFd(fd: number, file: string): SafetensorsHeader {
   try {
     parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(raw));
   } catch (e) {
-    const preview = Buffer.from(raw.subarray(0, 60)).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
-    throw bad(file, `the header (bytes 8..${dataStart}) is not valid UTF-8 JSON (${(e as Error).message}); it starts with "${preview}".`, REDOWNLOAD_HINT, e);
+    const preview = Buffer.from(raw.subarray(0, 60))
+      .toString('latin1')
+      .replace(/[^\x20-\x7e]/g, '.');
+    throw bad(
+      file,
+      `the header (bytes 8..${dataStart}) is not valid UTF-8 JSON (${(e as Error).message}); it starts with "${preview}".`,
+      REDOWNLOAD_HINT,
+      e,
+    );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     const kind = parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed;
@@ -147,7 +183,10 @@ function readHeaderFd(fd: number, file: string): SafetensorsHeader {
     const prev = byBegin[i - 1]!;
     const cur = byBegin[i]!;
     if (cur.begin < prev.end) {
-      throw bad(file, `tensor "${cur.name}" (data_offsets [${cur.begin}, ${cur.end}]) overlaps tensor "${prev.name}" (data_offsets [${prev.begin}, ${prev.end}]); expected disjoint byte ranges.`);
+      throw bad(
+        file,
+        `tensor "${cur.name}" (data_offsets [${cur.begin}, ${cur.end}]) overlaps tensor "${prev.name}" (data_offsets [${prev.begin}, ${prev.end}]); expected disjoint byte ranges.`,
+      );
     }
   }
   return { file, fileSize, headerLength, dataStart, tensors, metadata };
@@ -167,10 +206,19 @@ function parseMetadata(file: string, value: unknown): Record<string, string> {
   return out;
 }
 
-function parseEntry(file: string, name: string, value: unknown, dataLength: number, dataStart: number): SafetensorsEntry {
+function parseEntry(
+  file: string,
+  name: string,
+  value: unknown,
+  dataLength: number,
+  dataStart: number,
+): SafetensorsEntry {
   const where = `tensor "${name}"`;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw bad(file, `${where} has header entry ${JSON.stringify(value)}; expected an object with dtype, shape and data_offsets.`);
+    throw bad(
+      file,
+      `${where} has header entry ${JSON.stringify(value)}; expected an object with dtype, shape and data_offsets.`,
+    );
   }
   const v = value as Record<string, unknown>;
   const dtype = v.dtype;
@@ -187,7 +235,10 @@ function parseEntry(file: string, name: string, value: unknown, dataLength: numb
   }
   const offsets = v.data_offsets;
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegInt)) {
-    throw bad(file, `${where} has data_offsets ${JSON.stringify(offsets)}; expected two non-negative integers [begin, end].`);
+    throw bad(
+      file,
+      `${where} has data_offsets ${JSON.stringify(offsets)}; expected two non-negative integers [begin, end].`,
+    );
   }
   const [begin, end] = offsets as [number, number];
   if (end < begin) {
@@ -240,7 +291,13 @@ function halfTable(): Float32Array {
 }
 
 /** Converts `count` elements of `dtype` from little-endian bytes in `src` into `dest[destOffset..]`. */
-function convertInto(dtype: SafetensorsDtype, src: Uint8Array, count: number, dest: Float32Array, destOffset: number): void {
+function convertInto(
+  dtype: SafetensorsDtype,
+  src: Uint8Array,
+  count: number,
+  dest: Float32Array,
+  destOffset: number,
+): void {
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   switch (dtype) {
     case 'F32':
@@ -306,7 +363,12 @@ export class SafetensorsReader {
 
   entry(name: string): SafetensorsEntry {
     const e = this.byName.get(name);
-    if (!e) throw bad(this.file, `has no tensor named "${name}".`, 'Check the tensor name; list the names with readSafetensorsHeader.');
+    if (!e)
+      throw bad(
+        this.file,
+        `has no tensor named "${name}".`,
+        'Check the tensor name; list the names with readSafetensorsHeader.',
+      );
     return e;
   }
 
@@ -323,12 +385,17 @@ export class SafetensorsReader {
    * `dest`, e.g. a padded embedding, keeps its remaining elements). Returns the element count.
    */
   readInto(name: string, dest: Float32Array): number {
-    if (this.fd === null) throw bad(this.file, `was read after it was closed.`, 'This is a bug in the caller; open the file again.');
+    if (this.fd === null)
+      throw bad(this.file, `was read after it was closed.`, 'This is a bug in the caller; open the file again.');
     const e = this.entry(name);
     const size = DTYPE_SIZES[e.dtype];
     const count = (e.end - e.begin) / size;
     if (dest.length < count) {
-      throw bad(this.file, `tensor "${name}" has ${count} elements but the destination holds ${dest.length}.`, 'This is a bug in the caller.');
+      throw bad(
+        this.file,
+        `tensor "${name}" has ${count} elements but the destination holds ${dest.length}.`,
+        'This is a bug in the caller.',
+      );
     }
     const position = this.header.dataStart + e.begin;
     if (e.dtype === 'F32' && HOST_IS_LITTLE_ENDIAN) {
@@ -394,12 +461,20 @@ export interface TensorSource {
 }
 
 /** Writes F32 tensors to `file` in insertion order; see writeSafetensorsFrom. */
-export function writeSafetensors(file: string, tensors: Map<string, HostTensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  file: string,
+  tensors: Map<string, HostTensor>,
+  metadata?: Record<string, string>,
+): void {
   const sources: TensorSource[] = [];
   for (const [name, t] of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (t.data.length !== n) {
-      throw bad(path.resolve(file), `cannot write tensor "${name}": shape ${fmtShape(t.shape)} has ${n} elements but its data has ${t.data.length}.`, 'This is a bug in the caller: fix the tensor before saving.');
+      throw bad(
+        path.resolve(file),
+        `cannot write tensor "${name}": shape ${fmtShape(t.shape)} has ${n} elements but its data has ${t.data.length}.`,
+        'This is a bug in the caller: fix the tensor before saving.',
+      );
     }
     sources.push({ name, shape: t.shape, data: () => t.data });
   }
@@ -412,22 +487,39 @@ export function writeSafetensors(file: string, tensors: Map<string, HostTensor>,
  * Atomic: the bytes go to `file.tmp-<pid>`, which is fsynced and renamed over `file`; on any failure the
  * temporary file is removed and `file` is left as it was.
  */
-export function writeSafetensorsFrom(file: string, sources: readonly TensorSource[], metadata?: Record<string, string>): void {
+export function writeSafetensorsFrom(
+  file: string,
+  sources: readonly TensorSource[],
+  metadata?: Record<string, string>,
+): void {
   const abs = path.resolve(file);
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
-      if (typeof v !== 'string') throw bad(abs, `cannot write metadata key "${k}" = ${JSON.stringify(v)}; expected a string.`, 'Convert metadata values to strings.');
+      if (typeof v !== 'string')
+        throw bad(
+          abs,
+          `cannot write metadata key "${k}" = ${JSON.stringify(v)}; expected a string.`,
+          'Convert metadata values to strings.',
+        );
     }
     header.__metadata__ = metadata;
   }
   let offset = 0;
   for (const s of sources) {
     if (s.name === '__metadata__' || s.name.length === 0 || Object.prototype.hasOwnProperty.call(header, s.name)) {
-      throw bad(abs, `cannot write a tensor named ${JSON.stringify(s.name)}: the name is empty, reserved or repeated.`, 'Give every tensor a unique, non-empty name.');
+      throw bad(
+        abs,
+        `cannot write a tensor named ${JSON.stringify(s.name)}: the name is empty, reserved or repeated.`,
+        'Give every tensor a unique, non-empty name.',
+      );
     }
     if (!s.shape.every(isNonNegInt)) {
-      throw bad(abs, `cannot write tensor "${s.name}" with shape ${JSON.stringify(s.shape)}; expected non-negative integers.`, 'This is a bug in the caller.');
+      throw bad(
+        abs,
+        `cannot write tensor "${s.name}" with shape ${JSON.stringify(s.shape)}; expected non-negative integers.`,
+        'This is a bug in the caller.',
+      );
     }
     const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
     header[s.name] = { dtype: 'F32', shape: s.shape, data_offsets: [offset, offset + bytes] };
@@ -450,7 +542,11 @@ export function writeSafetensorsFrom(file: string, sources: readonly TensorSourc
       const n = s.shape.reduce((a, b) => a * b, 1);
       const data = s.data();
       if (data.length !== n) {
-        throw bad(abs, `cannot write tensor "${s.name}": shape ${fmtShape(s.shape)} has ${n} elements but its data has ${data.length}.`, 'This is a bug in the caller: fix the tensor before saving.');
+        throw bad(
+          abs,
+          `cannot write tensor "${s.name}": shape ${fmtShape(s.shape)} has ${n} elements but its data has ${data.length}.`,
+          'This is a bug in the caller: fix the tensor before saving.',
+        );
       }
       pos = writeAll(fd, tmp, toLittleEndianBytes(data), pos);
     }
@@ -469,9 +565,19 @@ export function writeSafetensorsFrom(file: string, sources: readonly TensorSourc
     fs.rmSync(tmp, { force: true });
     if (e instanceof StudioError) throw e;
     if (isDiskFull(e)) {
-      throw new StudioError(ErrorCode.DISK_FULL, `The disk is full: ${abs} could not be written (${(e as Error).message}).`, `Free space on the disk that holds ${path.dirname(abs)} (delete old checkpoints or datasets, or move the workspace with --home), then resume; the file was not left half-written.`, { cause: e });
+      throw new StudioError(
+        ErrorCode.DISK_FULL,
+        `The disk is full: ${abs} could not be written (${(e as Error).message}).`,
+        `Free space on the disk that holds ${path.dirname(abs)} (delete old checkpoints or datasets, or move the workspace with --home), then resume; the file was not left half-written.`,
+        { cause: e },
+      );
     }
-    throw bad(abs, `could not be written: ${(e as Error).message}.`, 'Check that the folder exists and is writable, and that the disk has free space.', e);
+    throw bad(
+      abs,
+      `could not be written: ${(e as Error).message}.`,
+      'Check that the folder exists and is writable, and that the disk has free space.',
+      e,
+    );
   }
   fsyncDir(path.dirname(abs));
 }

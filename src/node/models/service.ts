@@ -33,14 +33,23 @@ export const modelsDir = (home: string): string => new Workspace(home).models;
 /** The folder of an imported model; refuses an id that is not a plain folder name. */
 export function modelDir(home: string, id: string): string {
   if (!MODEL_ID.test(id)) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `"${id}" is not a model id.`, 'Model ids are lowercase letters, digits, ".", "_" and "-" (see models-list).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `"${id}" is not a model id.`,
+      'Model ids are lowercase letters, digits, ".", "_" and "-" (see models-list).',
+    );
   }
   return new Workspace(home).model(id);
 }
 
 /** A model id from a name: lowercase, other characters as "-", made unique in the workspace. */
 export function newModelId(home: string, name: string): string {
-  const base = name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[-._]+|[-._]+$/g, '').slice(0, 56) || 'model';
+  const base =
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[-._]+|[-._]+$/g, '')
+      .slice(0, 56) || 'model';
   let id = base;
   for (let i = 2; fs.existsSync(path.join(modelsDir(home), id)); i++) id = `${base}-${i}`;
   return id;
@@ -56,7 +65,14 @@ function readMeta(dir: string): ModelMeta | null {
 }
 
 function shapeOf(c: GPTConfig) {
-  return { params: paramCount(c), nLayer: c.nLayer, nHead: c.nHead, nEmbd: c.nEmbd, blockSize: c.blockSize, vocabSize: c.vocabSize };
+  return {
+    params: paramCount(c),
+    nLayer: c.nLayer,
+    nHead: c.nHead,
+    nEmbd: c.nEmbd,
+    blockSize: c.blockSize,
+    vocabSize: c.vocabSize,
+  };
 }
 
 function importedEntry(dir: string, m: ModelMeta): ModelEntry {
@@ -131,7 +147,11 @@ export class ModelService {
   async import(arg: { path: string; name?: string }): Promise<ModelEntry> {
     const src = path.resolve(arg.path);
     if (!fs.existsSync(src)) {
-      throw new StudioError(ErrorCode.FILE_NOT_FOUND, `Nothing to import at ${src}.`, 'Pick a model.safetensors file, or a folder that holds one (with its config.json).');
+      throw new StudioError(
+        ErrorCode.FILE_NOT_FOUND,
+        `Nothing to import at ${src}.`,
+        'Pick a model.safetensors file, or a folder that holds one (with its config.json).',
+      );
     }
     // read and check in a worker thread, and copy asynchronously: a 500 MB file does not hold up the service
     const loaded = await inspectWeights(src, this.workerEntry);
@@ -153,7 +173,14 @@ export class ModelService {
         await fh.close();
       }
       const meta: ModelMeta = {
-        format: 'gpt2-studio-model', version: 1, id, name, source: loaded.file, importedAt: Date.now(), config: loaded.config, notes: loaded.notes,
+        format: 'gpt2-studio-model',
+        version: 1,
+        id,
+        name,
+        source: loaded.file,
+        importedAt: Date.now(),
+        config: loaded.config,
+        notes: loaded.notes,
       };
       writeFileAtomic(path.join(tmp, 'config.json'), JSON.stringify(toHfConfig(loaded.config), null, 2) + '\n');
       writeFileAtomic(path.join(tmp, META_FILE), JSON.stringify(meta, null, 2) + '\n');
@@ -168,7 +195,9 @@ export class ModelService {
       throw new StudioError(
         err.code === 'ENOSPC' ? ErrorCode.DISK_FULL : ErrorCode.INTERNAL,
         `Copying ${loaded.file} into ${dir} failed: ${err.message}`,
-        err.code === 'ENOSPC' ? 'Free some disk space, then import again.' : 'Check that the workspace folder is writable.',
+        err.code === 'ENOSPC'
+          ? 'Free some disk space, then import again.'
+          : 'Check that the workspace folder is writable.',
         { cause: e },
       );
     }
@@ -182,7 +211,11 @@ export class ModelService {
     const dir = modelDir(this.home, arg.id);
     if (!fs.existsSync(dir)) return { removed: false };
     if (!readMeta(dir)) {
-      throw new StudioError(ErrorCode.NOT_FOUND, `${dir} is not a model imported by the studio (it has no ${META_FILE}).`, 'Only imported models are removed here; delete other folders yourself.');
+      throw new StudioError(
+        ErrorCode.NOT_FOUND,
+        `${dir} is not a model imported by the studio (it has no ${META_FILE}).`,
+        'Only imported models are removed here; delete other folders yourself.',
+      );
     }
     const trash = path.join(modelsDir(this.home), `.deleting-${arg.id}-${process.pid}`);
     fs.rmSync(trash, { recursive: true, force: true });
@@ -191,19 +224,25 @@ export class ModelService {
     fs.rmSync(trash, { recursive: true, force: true });
     return { removed: true };
   }
-
 }
 
 /** The folder of an imported model (what the weights loader reads). */
 export function importedModelPath(home: string, id: string): string {
   const dir = modelDir(home, id);
   if (!readMeta(dir)) {
-    throw new StudioError(ErrorCode.NOT_FOUND, `No imported model "${id}" in ${modelsDir(home)}.`, 'List the models with models-list, or import GPT-2 weights first.');
+    throw new StudioError(
+      ErrorCode.NOT_FOUND,
+      `No imported model "${id}" in ${modelsDir(home)}.`,
+      'List the models with models-list, or import GPT-2 weights first.',
+    );
   }
   return dir;
 }
 
 /** A target with an imported model turned into its folder. */
-export function resolveModelTarget(home: string, t: ModelTarget): { runId: string; step?: number } | { weightsPath: string } {
+export function resolveModelTarget(
+  home: string,
+  t: ModelTarget,
+): { runId: string; step?: number } | { weightsPath: string } {
   return 'modelId' in t ? { weightsPath: importedModelPath(home, t.modelId) } : t;
 }

@@ -35,7 +35,6 @@ function catchStudio(fn: () => unknown): StudioError {
   throw new Error('expected a StudioError, but nothing was thrown');
 }
 
-
 /** Bit-for-bit equality of two float arrays (fast on millions of elements, unlike a deep toEqual). */
 const sameBits = (a: Float32Array, b: Float32Array): boolean =>
   Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
@@ -64,11 +63,16 @@ function syntheticHf(c: GPTConfig): Map<string, HostTensor> {
   const out = new Map<string, HostTensor>();
   let k = 1;
   for (const s of paramSpecs(c)) {
-    const shape = s.name === 'wte.weight' ? [c.vocabSize, c.nEmbd] : isConv1dWeight(s.name) ? [s.shape[1]!, s.shape[0]!] : s.shape;
+    const shape =
+      s.name === 'wte.weight' ? [c.vocabSize, c.nEmbd] : isConv1dWeight(s.name) ? [s.shape[1]!, s.shape[0]!] : s.shape;
     const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
     for (let i = 0; i < data.length; i++) data[i] = Math.sin(k++ * 0.37) * 0.02;
     out.set(s.name, { shape, data });
-    if (s.name.endsWith('ln_1.bias')) out.set(s.name.replace('ln_1.bias', 'attn.bias'), { shape: [1, 1, c.blockSize, c.blockSize], data: new Float32Array(c.blockSize * c.blockSize).fill(1) });
+    if (s.name.endsWith('ln_1.bias'))
+      out.set(s.name.replace('ln_1.bias', 'attn.bias'), {
+        shape: [1, 1, c.blockSize, c.blockSize],
+        data: new Float32Array(c.blockSize * c.blockSize).fill(1),
+      });
   }
   return out;
 }
@@ -81,9 +85,21 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
     expect(w.file).toBe(path.resolve(tinyFile));
     expect(w.tensors.size).toBe(28); // wte, wpe, 12 per block, ln_f weight and bias
     expect([...w.tensors.keys()]).toEqual(paramSpecs(w.config).map((s) => s.name));
-    expect(w.config).toEqual({ nLayer: 2, nHead: 2, nEmbd: 32, blockSize: 128, vocabSize: 50257, paddedVocabSize: 50257, layerNormEps: 1e-5 });
+    expect(w.config).toEqual({
+      nLayer: 2,
+      nHead: 2,
+      nEmbd: 32,
+      blockSize: 128,
+      vocabSize: 50257,
+      paddedVocabSize: 50257,
+      layerNormEps: 1e-5,
+    });
     expect([w.config.nLayer, w.config.nHead, w.config.nEmbd, w.config.vocabSize, w.config.blockSize]).toEqual([
-      hfConfig.n_layer, hfConfig.n_head, hfConfig.n_embd, hfConfig.vocab_size, hfConfig.n_positions,
+      hfConfig.n_layer,
+      hfConfig.n_head,
+      hfConfig.n_embd,
+      hfConfig.vocab_size,
+      hfConfig.n_positions,
     ]);
     for (const s of paramSpecs(w.config)) expect(w.tensors.get(s.name)!.shape, s.name).toEqual(s.shape);
     expect(w.tensors.get('h.0.attn.c_attn.weight')!.shape).toEqual([96, 32]);
@@ -160,7 +176,9 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
     // the file is the fixture minus the mask buffers, tensor for tensor and bit for bit
     const h = readSafetensorsHeader(modelFile);
     expect(h.metadata.format).toBe('pt');
-    expect(h.tensors.some((t) => t.name === 'lm_head.weight' || /^h\.\d+\.attn\.(bias|masked_bias)$/.test(t.name))).toBe(false);
+    expect(
+      h.tensors.some((t) => t.name === 'lm_head.weight' || /^h\.\d+\.attn\.(bias|masked_bias)$/.test(t.name)),
+    ).toBe(false);
     const exported = readSafetensors(modelFile);
     const fixture = readSafetensors(tinyFile, { filter: (n) => !/\.attn\.bias$/.test(n) });
     expect(exported.get('wte.weight')!.shape).toEqual([50257, 32]);
@@ -173,7 +191,11 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
 
     const outPrefixed = path.join(tmp, 'export-prefixed');
     exportGpt2Weights(outPrefixed, w.config, w.tensors, { prefix: true });
-    expect(readSafetensorsHeader(path.join(outPrefixed, 'model.safetensors')).tensors.every((t) => t.name.startsWith('transformer.'))).toBe(true);
+    expect(
+      readSafetensorsHeader(path.join(outPrefixed, 'model.safetensors')).tensors.every((t) =>
+        t.name.startsWith('transformer.'),
+      ),
+    ).toBe(true);
     expectSameTensors(loadGpt2Weights(outPrefixed, { paddedVocabSize: 50304 }).tensors, w.tensors);
   });
 
@@ -191,7 +213,9 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
     dir = writeModelDir('misshaped', raw2, hfConfig);
     err = catchStudio(() => loadGpt2Weights(dir));
     expect(err.code).toBe(ErrorCode.BAD_WEIGHTS);
-    expect(err.message).toContain('"h.0.attn.c_attn.weight" has shape [32, 95], expected [32, 96] (HF Conv1D layout [in, out])');
+    expect(err.message).toContain(
+      '"h.0.attn.c_attn.weight" has shape [32, 95], expected [32, 96] (HF Conv1D layout [in, out])',
+    );
 
     const raw3 = readSafetensors(tinyFile);
     raw3.set('h.2.ln_1.weight', { shape: [32], data: new Float32Array(32) });
@@ -216,7 +240,9 @@ describe.skipIf(!haveTiny)('loadGpt2Weights on ../shared/fixtures/gpt2-tiny', ()
     expect(err.message).toMatch(/n_head cannot be inferred for n_embd 32/);
     const w = loadGpt2Weights(dir, { nHead: 2 });
     expect(w.config).toEqual(loadGpt2Weights(tinyFile).config);
-    expect(w.notes.join('\n')).toContain('inferred n_embd 32, vocab_size 50257, n_positions 128, n_layer 2 from the tensor shapes');
+    expect(w.notes.join('\n')).toContain(
+      'inferred n_embd 32, vocab_size 50257, n_positions 128, n_layer 2 from the tensor shapes',
+    );
   });
 });
 
@@ -263,7 +289,12 @@ describe('loadGpt2Weights on synthetic files', () => {
 
   it('refuses to export tensors that do not match the config, writing nothing', () => {
     const c = makeConfig({ nLayer: 1, nHead: 1, nEmbd: 8, blockSize: 4, vocabSize: 5, paddedVocabSize: 8 });
-    const tensors: NamedTensors = new Map(paramSpecs(c).map((s) => [s.name, { shape: s.shape, data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)) }]));
+    const tensors: NamedTensors = new Map(
+      paramSpecs(c).map((s) => [
+        s.name,
+        { shape: s.shape, data: new Float32Array(s.shape.reduce((a, b) => a * b, 1)) },
+      ]),
+    );
     tensors.delete('ln_f.bias');
     tensors.set('h.0.mlp.c_fc.weight', { shape: [8, 32], data: new Float32Array(256) });
     const out = path.join(tmp, 'out');

@@ -12,9 +12,22 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../../shared/errors';
-import { makeConfig, paramSpecs, toHfConfig, validateConfig, type GPTConfig, type ParamSpec } from '../../core/model/config';
+import {
+  makeConfig,
+  paramSpecs,
+  toHfConfig,
+  validateConfig,
+  type GPTConfig,
+  type ParamSpec,
+} from '../../core/model/config';
 import { transpose2d, type HostTensor, type NamedTensors } from '../../core/tensors';
-import { fsyncDir, SafetensorsReader, writeSafetensorsFrom, type SafetensorsEntry, type TensorSource } from './safetensors';
+import {
+  fsyncDir,
+  SafetensorsReader,
+  writeSafetensorsFrom,
+  type SafetensorsEntry,
+  type TensorSource,
+} from './safetensors';
 
 const PREFIX = 'transformer.';
 const LM_HEAD = 'lm_head.weight';
@@ -34,7 +47,8 @@ export const isConv1dWeight = (name: string): boolean => CONV1D_WEIGHT.test(name
 
 const fmtShape = (s: readonly number[]): string => `[${s.join(', ')}]`;
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
-const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+const sameShape = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((v, i) => v === b[i]);
 
 /** Lists at most `max` items, then says how many more there are. */
 function listSome(items: string[], max = 8): string {
@@ -88,7 +102,11 @@ function readHfConfig(file: string): HfConfigFields {
     );
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Model config ${file} is ${JSON.stringify(parsed)}; expected a JSON object.`, 'Fix or delete config.json.');
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Model config ${file} is ${JSON.stringify(parsed)}; expected a JSON object.`,
+      'Fix or delete config.json.',
+    );
   }
   const raw = parsed as Record<string, unknown>;
   const out: HfConfigFields = {};
@@ -103,7 +121,11 @@ function readHfConfig(file: string): HfConfigFields {
   const eps = raw.layer_norm_epsilon;
   if (eps !== undefined) {
     if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) {
-      throw new StudioError(ErrorCode.BAD_CONFIG, `Model config ${file}: layer_norm_epsilon = ${JSON.stringify(eps)}; expected a positive number.`, 'Set it to 1e-5, as GPT-2 does.');
+      throw new StudioError(
+        ErrorCode.BAD_CONFIG,
+        `Model config ${file}: layer_norm_epsilon = ${JSON.stringify(eps)}; expected a positive number.`,
+        'Set it to 1e-5, as GPT-2 does.',
+      );
     }
     out.layer_norm_epsilon = eps;
   }
@@ -113,7 +135,11 @@ function readHfConfig(file: string): HfConfigFields {
 
 function positiveInt(file: string, key: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Model config ${file}: ${key} = ${JSON.stringify(v)}; expected a positive integer.`, `Fix ${key} in config.json, or delete the file to infer the shapes from the weights.`);
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Model config ${file}: ${key} = ${JSON.stringify(v)}; expected a positive integer.`,
+      `Fix ${key} in config.json, or delete the file to infer the shapes from the weights.`,
+    );
   }
   return v;
 }
@@ -187,13 +213,20 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       byName.set(name, e);
     }
     if (prefixed > 0) notes.push(`Removed the "${PREFIX}" prefix from ${prefixed} tensor names.`);
-    if (skipped > 0) notes.push(`Skipped ${skipped} attention-mask buffers (h.N.attn.bias / h.N.attn.masked_bias); they are not parameters.`);
+    if (skipped > 0)
+      notes.push(
+        `Skipped ${skipped} attention-mask buffers (h.N.attn.bias / h.N.attn.masked_bias); they are not parameters.`,
+      );
 
     // ---- config: config.json where it says, else the tensor shapes ----
     const wte = byName.get('wte.weight');
     const wpe = byName.get('wpe.weight');
     if (!wte || !wpe || wte.shape.length !== 2 || wpe.shape.length !== 2) {
-      const what = !wte ? 'no "wte.weight"' : !wpe ? 'no "wpe.weight"' : `"wte.weight" of shape ${fmtShape(wte.shape)} and "wpe.weight" of shape ${fmtShape(wpe.shape)}`;
+      const what = !wte
+        ? 'no "wte.weight"'
+        : !wpe
+          ? 'no "wpe.weight"'
+          : `"wte.weight" of shape ${fmtShape(wte.shape)} and "wpe.weight" of shape ${fmtShape(wpe.shape)}`;
       const names = reader.header.tensors.map((t) => t.name);
       throw new StudioError(
         ErrorCode.BAD_WEIGHTS,
@@ -217,11 +250,17 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       nLayer = maxIndex + 1;
       inferred.push(`n_layer ${nLayer}`);
       if (nLayer === 0) {
-        throw new StudioError(ErrorCode.BAD_WEIGHTS, `GPT-2 weights ${file} hold no transformer blocks (no h.0.* tensors); expected at least one.`, 'Import a complete GPT-2 checkpoint.');
+        throw new StudioError(
+          ErrorCode.BAD_WEIGHTS,
+          `GPT-2 weights ${file} hold no transformer blocks (no h.0.* tensors); expected at least one.`,
+          'Import a complete GPT-2 checkpoint.',
+        );
       }
     }
     if (inferred.length > 0) {
-      notes.push(`${configFile ? `${configFile} does not give` : 'No config.json next to the weights; inferred'} ${inferred.join(', ')} from the tensor shapes.`);
+      notes.push(
+        `${configFile ? `${configFile} does not give` : 'No config.json next to the weights; inferred'} ${inferred.join(', ')} from the tensor shapes.`,
+      );
     }
     let nHead = opts.nHead ?? hf.n_head;
     if (opts.nHead !== undefined && hf.n_head !== undefined && opts.nHead !== hf.n_head) {
@@ -234,7 +273,9 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
         notes.push(`Inferred n_head ${nHead} from n_embd ${nEmbd} (the ${known.preset} shape).`);
       } else if (nEmbd % 64 === 0) {
         nHead = nEmbd / 64;
-        notes.push(`Inferred n_head ${nHead} as n_embd / 64 (head size 64, as in GPT-2); pass n_head explicitly if that is wrong.`);
+        notes.push(
+          `Inferred n_head ${nHead} as n_embd / 64 (head size 64, as in GPT-2); pass n_head explicitly if that is wrong.`,
+        );
       } else {
         throw new StudioError(
           ErrorCode.BAD_WEIGHTS,
@@ -251,7 +292,9 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       );
     }
     if (hf.activation_function !== undefined && hf.activation_function !== 'gelu_new') {
-      notes.push(`config.json sets activation_function "${hf.activation_function}"; the studio computes gelu_new (the tanh approximation), as GPT-2 does.`);
+      notes.push(
+        `config.json sets activation_function "${hf.activation_function}"; the studio computes gelu_new (the tanh approximation), as GPT-2 does.`,
+      );
     }
 
     const paddedVocabSize = opts.paddedVocabSize ?? Math.max(fileRows, vocabSize);
@@ -259,11 +302,21 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       throw new StudioError(
         ErrorCode.BAD_ARGUMENT,
         `Padded vocabulary size ${paddedVocabSize} for ${file} is smaller than the vocabulary, ${vocabSize}; expected an integer >= ${vocabSize}.`,
-        'Use 50304 for GPT-2 (a multiple of 64), or leave it unset to keep the file\'s rows.',
+        "Use 50304 for GPT-2 (a multiple of 64), or leave it unset to keep the file's rows.",
       );
     }
-    const config = makeConfig({ nLayer, nHead, nEmbd, blockSize, vocabSize, paddedVocabSize, layerNormEps: hf.layer_norm_epsilon ?? 1e-5 });
-    const source = configFile ? `from ${configFile}${inferred.length ? ' and the tensor shapes' : ''}` : 'inferred from the tensor shapes';
+    const config = makeConfig({
+      nLayer,
+      nHead,
+      nEmbd,
+      blockSize,
+      vocabSize,
+      paddedVocabSize,
+      layerNormEps: hf.layer_norm_epsilon ?? 1e-5,
+    });
+    const source = configFile
+      ? `from ${configFile}${inferred.length ? ' and the tensor shapes' : ''}`
+      : 'inferred from the tensor shapes';
 
     // ---- check every name and shape before reading any data ----
     const specs = paramSpecs(config);
@@ -278,7 +331,10 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
       }
       const want = fileShape(spec, config);
       // wte may hold more rows than the vocabulary (padding saved by another tool); the rest must match exactly
-      const ok = spec.name === 'wte.weight' ? e.shape.length === 2 && e.shape[0]! >= vocabSize && e.shape[1] === nEmbd : sameShape(e.shape, want);
+      const ok =
+        spec.name === 'wte.weight'
+          ? e.shape.length === 2 && e.shape[0]! >= vocabSize && e.shape[1] === nEmbd
+          : sameShape(e.shape, want);
       if (!ok) {
         const layout = isConv1dWeight(spec.name) ? ' (HF Conv1D layout [in, out])' : '';
         misshaped.push(`"${e.name}" has shape ${fmtShape(e.shape)}, expected ${fmtShape(want)}${layout}`);
@@ -286,7 +342,9 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
     }
     const unexpected = [...byName.entries()].filter(([name]) => !expected.has(name)).map(([, e]) => e.name);
     if (lmHead && !sameShape(lmHead.shape, wte.shape)) {
-      misshaped.push(`"${LM_HEAD}" has shape ${fmtShape(lmHead.shape)}, expected the shape of wte.weight ${fmtShape(wte.shape)} (tied)`);
+      misshaped.push(
+        `"${LM_HEAD}" has shape ${fmtShape(lmHead.shape)}, expected the shape of wte.weight ${fmtShape(wte.shape)} (tied)`,
+      );
     }
     if (missing.length || misshaped.length || unexpected.length) {
       const parts: string[] = [];
@@ -325,10 +383,14 @@ export function loadGpt2Weights(pathArg: string, opts: LoadGpt2Options = {}): Lo
           : `Dropped rows ${paddedVocabSize}..${fileRows - 1} of wte.weight (padding beyond vocab_size ${vocabSize}).`,
       );
     } else if (fileRows > vocabSize) {
-      notes.push(`wte.weight has ${fileRows} rows for a vocabulary of ${vocabSize}; rows ${vocabSize}..${fileRows - 1} are kept as padding.`);
+      notes.push(
+        `wte.weight has ${fileRows} rows for a vocabulary of ${vocabSize}; rows ${vocabSize}..${fileRows - 1} are kept as padding.`,
+      );
     }
     const dtypes = [...new Set(reader.header.tensors.map((t) => t.dtype))];
-    notes.unshift(`Read ${tensors.size} tensors from ${file} (${dtypes.join(', ')}${dtypes.some((d) => d !== 'F32') ? ', converted to F32' : ''}); config ${source}.`);
+    notes.unshift(
+      `Read ${tensors.size} tensors from ${file} (${dtypes.join(', ')}${dtypes.some((d) => d !== 'F32') ? ', converted to F32' : ''}); config ${source}.`,
+    );
     return { config, tensors, file, notes };
   } finally {
     reader.close();
@@ -387,7 +449,9 @@ function readEmbedding(
         worst = i;
       }
     }
-    notes.push(`${lmHead.name} is tied to wte.weight (largest difference ${maxDiff}${worst >= 0 ? ` at row ${Math.floor(worst / C)}` : ''}); it was checked and not kept.`);
+    notes.push(
+      `${lmHead.name} is tied to wte.weight (largest difference ${maxDiff}${worst >= 0 ? ` at row ${Math.floor(worst / C)}` : ''}); it was checked and not kept.`,
+    );
   }
   return { shape: [paddedRows, C], data };
 }
@@ -405,7 +469,12 @@ export interface ExportGpt2Options {
  * no mask buffers and no lm_head (tied). Each file is written atomically. Tensors are transposed one at a time
  * while writing, so the export holds at most one extra copy of one tensor.
  */
-export function exportGpt2Weights(dir: string, config: GPTConfig, tensors: NamedTensors, opts: ExportGpt2Options = {}): { modelFile: string; configFile: string } {
+export function exportGpt2Weights(
+  dir: string,
+  config: GPTConfig,
+  tensors: NamedTensors,
+  opts: ExportGpt2Options = {},
+): { modelFile: string; configFile: string } {
   validateConfig(config);
   const absDir = path.resolve(dir);
   const specs = paramSpecs(config);
@@ -413,8 +482,10 @@ export function exportGpt2Weights(dir: string, config: GPTConfig, tensors: Named
   for (const spec of specs) {
     const t = tensors.get(spec.name);
     if (!t) problems.push(`missing tensor "${spec.name}"`);
-    else if (!sameShape(t.shape, spec.shape)) problems.push(`tensor "${spec.name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(spec.shape)}`);
-    else if (t.data.length !== numel(spec.shape)) problems.push(`tensor "${spec.name}" has ${t.data.length} values for shape ${fmtShape(spec.shape)}`);
+    else if (!sameShape(t.shape, spec.shape))
+      problems.push(`tensor "${spec.name}" has shape ${fmtShape(t.shape)}, expected ${fmtShape(spec.shape)}`);
+    else if (t.data.length !== numel(spec.shape))
+      problems.push(`tensor "${spec.name}" has ${t.data.length} values for shape ${fmtShape(spec.shape)}`);
   }
   const names = new Set(specs.map((s) => s.name));
   const extra = [...tensors.keys()].filter((n) => !names.has(n));
@@ -432,7 +503,11 @@ export function exportGpt2Weights(dir: string, config: GPTConfig, tensors: Named
     const t = tensors.get(spec.name)!;
     if (spec.name === 'wte.weight') {
       // the real vocabulary only: padded rows are not part of the HF model
-      return { name: prefix + spec.name, shape: [config.vocabSize, config.nEmbd], data: () => t.data.subarray(0, config.vocabSize * config.nEmbd) };
+      return {
+        name: prefix + spec.name,
+        shape: [config.vocabSize, config.nEmbd],
+        data: () => t.data.subarray(0, config.vocabSize * config.nEmbd),
+      };
     }
     if (isConv1dWeight(spec.name)) {
       return { name: prefix + spec.name, shape: [spec.shape[1]!, spec.shape[0]!], data: () => transpose2d(t).data };
@@ -443,7 +518,12 @@ export function exportGpt2Weights(dir: string, config: GPTConfig, tensors: Named
   try {
     fs.mkdirSync(absDir, { recursive: true });
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Cannot create the export folder ${absDir}: ${(e as Error).message}.`, 'Choose a folder you can write to.', { cause: e });
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Cannot create the export folder ${absDir}: ${(e as Error).message}.`,
+      'Choose a folder you can write to.',
+      { cause: e },
+    );
   }
   const modelFile = path.join(absDir, 'model.safetensors');
   const configFile = path.join(absDir, 'config.json');
@@ -466,7 +546,12 @@ function writeTextAtomic(file: string, text: string): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Cannot write ${file}: ${(e as Error).message}.`, 'Check that the folder is writable and the disk has free space.', { cause: e });
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Cannot write ${file}: ${(e as Error).message}.`,
+      'Check that the folder is writable and the disk has free space.',
+      { cause: e },
+    );
   }
   fsyncDir(path.dirname(file));
 }

@@ -44,13 +44,27 @@ export interface NativeModelHandle {
   setPrecision(p: Precision): void;
   read(which: NativeBuffer, offset: number, out: Float32Array): void;
   write(which: NativeBuffer, offset: number, src: Float32Array): void;
-  forwardBackward(inputs: Int32Array, targets: Int32Array, mask: Float32Array | null, B: number, T: number, lossScale: number): Promise<number>;
+  forwardBackward(
+    inputs: Int32Array,
+    targets: Int32Array,
+    mask: Float32Array | null,
+    B: number,
+    T: number,
+    lossScale: number,
+  ): Promise<number>;
   zeroGrad(): void;
   gradNorm(): number;
   scaleGrads(factor: number): void;
   adamw(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void;
   logits(inputs: Int32Array, B: number, T: number, out: Float32Array): Promise<void>;
-  tokenLosses(inputs: Int32Array, targets: Int32Array, mask: Float32Array | null, B: number, T: number, out: Float32Array): Promise<void>;
+  tokenLosses(
+    inputs: Int32Array,
+    targets: Int32Array,
+    mask: Float32Array | null,
+    B: number,
+    T: number,
+    out: Float32Array,
+  ): Promise<void>;
   createCache(batch: number, maxLen: number): NativeCacheHandle;
   decode(cache: NativeCacheHandle, tokens: Int32Array, S: number, out: Float32Array): Promise<void>;
   /** The gradients become their mean over the communicator's ranks. */
@@ -104,7 +118,13 @@ export interface NativeAddon {
   /** A new communicator id: "shm:..." (one machine) or "nccl:..." (a CUDA build with NCCL). */
   newCommId(kind: 'shm' | 'nccl' | null, library?: NativeLibraryHandle): string;
   /** Joins a communicator; resolves once all `world` ranks have joined (rejects after timeoutMs). */
-  joinComm(id: string, rank: number, world: number, timeoutMs: number, library?: NativeLibraryHandle): Promise<NativeCommHandle>;
+  joinComm(
+    id: string,
+    rank: number,
+    world: number,
+    timeoutMs: number,
+    library?: NativeLibraryHandle,
+  ): Promise<NativeCommHandle>;
   /** One layer's forward and backward on the given arrays (see LayerCheck in native/node/binding.cpp); for tests. */
   layerCheck(
     name: LayerName,
@@ -156,7 +176,8 @@ export function readBuildStatus(nativeDir: string | null): NativeBuildStatus | n
 /** The OpenMP wait policy the loader sets when the environment sets none (see tryLoadNativeAddon). */
 export const OMP_WAIT_POLICY = 'PASSIVE';
 
-const REBUILD_HINT = 'Build it with "npm run build:native" (needs a C++ compiler; libopenblas-dev makes it faster), then restart.';
+const REBUILD_HINT =
+  'Build it with "npm run build:native" (needs a C++ compiler; libopenblas-dev makes it faster), then restart.';
 
 let cached: AddonLoad | null = null;
 
@@ -173,13 +194,19 @@ export function loadNativeAddon(env: NodeJS.ProcessEnv = process.env): AddonLoad
 /** loadNativeAddon without the cache (what the tests use to see each reason). */
 export function tryLoadNativeAddon(env: NodeJS.ProcessEnv = process.env): AddonLoad {
   if (env.GPT2_STUDIO_NATIVE === '0') {
-    return { ok: false, reason: 'turned off by GPT2_STUDIO_NATIVE=0', hint: 'Unset GPT2_STUDIO_NATIVE to use the native engine.', status: null };
+    return {
+      ok: false,
+      reason: 'turned off by GPT2_STUDIO_NATIVE=0',
+      hint: 'Unset GPT2_STUDIO_NATIVE to use the native engine.',
+      status: null,
+    };
   }
   const dir = nativeRoot();
   const status = readBuildStatus(dir);
   const file = env.GPT2_STUDIO_NATIVE_ADDON ?? (dir ? path.join(dir, 'build', 'Release', 'gpt2_native.node') : null);
   if (!file || !existsSync(file)) {
-    if (status && !status.ok) return { ok: false, reason: `the native build did not succeed: ${status.reason}`, hint: REBUILD_HINT, status };
+    if (status && !status.ok)
+      return { ok: false, reason: `the native build did not succeed: ${status.reason}`, hint: REBUILD_HINT, status };
     const where = file ?? 'native/build/Release/gpt2_native.node';
     return { ok: false, reason: `the native engine is not built (${where} is missing)`, hint: REBUILD_HINT, status };
   }

@@ -14,14 +14,32 @@ import { loadGpt2Weights } from '../models/weights';
 import { nativeRoot } from './addon';
 
 /** The fixture's tolerances (its README): logits and per-token losses absolute, the trajectory relative. */
-export const FIXTURE_TOLERANCE = { logits: 1e-4, losses: 1e-4, trainLossRel: 1e-5, gradNormRel: 1e-3, sumSquaresRel: 1e-4 } as const;
+export const FIXTURE_TOLERANCE = {
+  logits: 1e-4,
+  losses: 1e-4,
+  trainLossRel: 1e-5,
+  gradNormRel: 1e-3,
+  sumSquaresRel: 1e-4,
+} as const;
 
 interface FixtureExpected {
-  forward: { input_ids: number[][]; targets: number[][]; logits_first_64_vocab: number[][][]; per_token_loss: number[][] };
+  forward: {
+    input_ids: number[][];
+    targets: number[][];
+    logits_first_64_vocab: number[][][];
+    per_token_loss: number[][];
+  };
   train: {
     hyper: {
-      max_lr: number; min_lr_ratio: number; warmup_steps: number; max_steps: number; weight_decay: number;
-      betas: [number, number]; eps: number; grad_clip: number; seq_len: number;
+      max_lr: number;
+      min_lr_ratio: number;
+      warmup_steps: number;
+      max_steps: number;
+      weight_decay: number;
+      betas: [number, number];
+      eps: number;
+      grad_clip: number;
+      seq_len: number;
     };
     batches: number[][][][];
     losses: number[];
@@ -58,10 +76,20 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
     const V = model.config.vocabSize;
     const logits = await model.logits(Int32Array.from(f.input_ids.flat()), B, T);
     for (let i = 0; i < B * T; i++) {
-      for (let j = 0; j < 64; j++) logitErr = Math.max(logitErr, Math.abs(logits[i * V + j]! - f.logits_first_64_vocab[Math.floor(i / T)]![i % T]![j]!));
+      for (let j = 0; j < 64; j++)
+        logitErr = Math.max(
+          logitErr,
+          Math.abs(logits[i * V + j]! - f.logits_first_64_vocab[Math.floor(i / T)]![i % T]![j]!),
+        );
     }
-    const losses = await model.tokenLosses({ B, T, inputs: Int32Array.from(f.input_ids.flat()), targets: Int32Array.from(f.targets.flat()) });
-    for (let i = 0; i < B * T; i++) lossErr = Math.max(lossErr, Math.abs(losses[i]! - f.per_token_loss[Math.floor(i / T)]![i % T]!));
+    const losses = await model.tokenLosses({
+      B,
+      T,
+      inputs: Int32Array.from(f.input_ids.flat()),
+      targets: Int32Array.from(f.targets.flat()),
+    });
+    for (let i = 0; i < B * T; i++)
+      lossErr = Math.max(lossErr, Math.abs(losses[i]! - f.per_token_loss[Math.floor(i / T)]![i % T]!));
   } finally {
     model.dispose();
   }
@@ -77,7 +105,10 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
     for (let s = 0; s < tr.batches.length; s++) {
       const lr = learningRate(sched, s);
       const micro = tr.batches[s]!.map((rows) => batchFromRows(rows, h.seq_len));
-      const r = await trainStep(model, micro, { gradClip: h.grad_clip, adamw: { lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay } });
+      const r = await trainStep(model, micro, {
+        gradClip: h.grad_clip,
+        adamw: { lr, beta1: h.betas[0], beta2: h.betas[1], eps: h.eps, weightDecay: h.weight_decay },
+      });
       trainLossRel = Math.max(trainLossRel, Math.abs(r.loss - tr.losses[s]!) / tr.losses[s]!);
       gradNormRel = Math.max(gradNormRel, Math.abs(r.norm - tr.grad_norms[s]!) / tr.grad_norms[s]!);
     }
@@ -90,7 +121,11 @@ export async function checkFixtureParity(engine: Engine, dir: string): Promise<F
     model.dispose();
   }
   const pass =
-    logitErr < tol.logits && lossErr < tol.losses && trainLossRel < tol.trainLossRel && gradNormRel < tol.gradNormRel && sumSquaresRel < tol.sumSquaresRel;
+    logitErr < tol.logits &&
+    lossErr < tol.losses &&
+    trainLossRel < tol.trainLossRel &&
+    gradNormRel < tol.gradNormRel &&
+    sumSquaresRel < tol.sumSquaresRel;
   const e = (x: number) => x.toExponential(1);
   return {
     pass,

@@ -2,7 +2,13 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadNativeAddon, nativeRoot, type AddonLoad, type NativeDeviceMemory, type NativeLibraryHandle } from './addon';
+import {
+  loadNativeAddon,
+  nativeRoot,
+  type AddonLoad,
+  type NativeDeviceMemory,
+  type NativeLibraryHandle,
+} from './addon';
 import { NativeEngine, nativeOptionsFromEnv, type NativeOptions } from './model';
 
 export { loadNativeAddon, NativeEngine, nativeOptionsFromEnv };
@@ -14,7 +20,12 @@ export { checkParity, PARITY_TOLERANCE, type ParityResult } from './parity';
 /** The native-cpu engine, or a StudioError (ENGINE_UNAVAILABLE) that says why not and what to do. */
 export function nativeCpuEngine(opts: NativeOptions = {}, notes: string[] = []): NativeEngine {
   const load = loadNativeAddon();
-  if (!load.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cpu engine is not available: ${load.reason}.`, load.hint);
+  if (!load.ok)
+    throw new StudioError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      `The native-cpu engine is not available: ${load.reason}.`,
+      load.hint,
+    );
   return new NativeEngine(load.addon, { ...nativeOptionsFromEnv(), ...opts }, notes);
 }
 
@@ -32,10 +43,13 @@ export function nativeCudaReason(): string {
   const load = loadNativeAddon();
   const cuda = load.status?.cuda;
   if (!cuda) return 'the native build has not run';
-  return cuda.available ? 'the CUDA library was built but is missing now; run npm run build:native' : (cuda.reason ?? 'the CUDA probe found no CUDA toolkit');
+  return cuda.available
+    ? 'the CUDA library was built but is missing now; run npm run build:native'
+    : (cuda.reason ?? 'the CUDA probe found no CUDA toolkit');
 }
 
-const CUDA_HINT = 'On a machine with an NVIDIA GPU, install the CUDA toolkit with cuBLAS (or the nvidia-cublas wheel) and run "npm run build:native"; meanwhile use --engine native-cpu.';
+const CUDA_HINT =
+  'On a machine with an NVIDIA GPU, install the CUDA toolkit with cuBLAS (or the nvidia-cublas wheel) and run "npm run build:native"; meanwhile use --engine native-cpu.';
 
 /**
  * The native-cuda engine: the CUDA build of the same C API (native/cuda, libgpt2_cuda.so) driven through the
@@ -43,10 +57,19 @@ const CUDA_HINT = 'On a machine with an NVIDIA GPU, install the CUDA toolkit wit
  */
 export function nativeCudaEngine(opts: NativeOptions = {}, notes: string[] = []): NativeEngine {
   const load = loadNativeAddon();
-  if (!load.ok) throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${load.reason}.`, load.hint);
+  if (!load.ok)
+    throw new StudioError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      `The native-cuda engine is not available: ${load.reason}.`,
+      load.hint,
+    );
   const file = cudaLibraryPath();
   if (!file || !existsSync(file)) {
-    throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `The native-cuda engine is not available: ${nativeCudaReason()}.`, CUDA_HINT);
+    throw new StudioError(
+      ErrorCode.ENGINE_UNAVAILABLE,
+      `The native-cuda engine is not available: ${nativeCudaReason()}.`,
+      CUDA_HINT,
+    );
   }
   let library: NativeLibraryHandle;
   try {
@@ -78,6 +101,6 @@ export async function cudaMemoryInfo(): Promise<CudaDeviceMemory[] | null> {
     if (typeof library.deviceMemory !== 'function') return null;
     return await library.deviceMemory();
   } catch {
-    return null;  // a library that does not load, or a driver error: the same as not knowing
+    return null; // a library that does not load, or a driver error: the same as not knowing
   }
 }

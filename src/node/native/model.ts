@@ -6,9 +6,26 @@
 import { ErrorCode, StudioError } from '../../shared/errors';
 import { numel, paramSpecs, type GPTConfig, type ParamSpec } from '../../core/model/config';
 import { checkParamTensor, type NamedTensors } from '../../core/tensors';
-import type { AdamWHyper, Batch, Collective, DataParallel, Engine, EngineInfo, KVCache, Model, OptimizerState } from '../../core/engine/types';
+import type {
+  AdamWHyper,
+  Batch,
+  Collective,
+  DataParallel,
+  Engine,
+  EngineInfo,
+  KVCache,
+  Model,
+  OptimizerState,
+} from '../../core/engine/types';
 import {
-  NativeBuffer, type GemmBackend, type Precision, type NativeAddon, type NativeCacheHandle, type NativeCommHandle, type NativeLibraryHandle, type NativeModelHandle,
+  NativeBuffer,
+  type GemmBackend,
+  type Precision,
+  type NativeAddon,
+  type NativeCacheHandle,
+  type NativeCommHandle,
+  type NativeLibraryHandle,
+  type NativeModelHandle,
 } from './addon';
 import { checkTokenBatch } from '../../core/engine/check';
 
@@ -27,14 +44,23 @@ export function nativeOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Nati
   const g = env.GPT2_STUDIO_NATIVE_GEMM;
   if (g !== undefined && g !== '') {
     if (g !== 'blas' && g !== 'builtin') {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_NATIVE_GEMM = "${g}" is not a GEMM backend.`, 'Use "blas" or "builtin", or unset it.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `GPT2_STUDIO_NATIVE_GEMM = "${g}" is not a GEMM backend.`,
+        'Use "blas" or "builtin", or unset it.',
+      );
     }
     o.gemm = g;
   }
   const t = env.GPT2_STUDIO_THREADS;
   if (t !== undefined && t !== '') {
     const n = Number(t);
-    if (!Number.isInteger(n) || n < 1) throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_THREADS = "${t}" is not a positive integer.`, 'Set it to a thread count, or unset it.');
+    if (!Number.isInteger(n) || n < 1)
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `GPT2_STUDIO_THREADS = "${t}" is not a positive integer.`,
+        'Set it to a thread count, or unset it.',
+      );
     o.threads = n;
   }
   return o;
@@ -46,15 +72,31 @@ function nativeError(what: string, e: unknown, engine = 'native-cpu'): StudioErr
   const status = (e as { gpt2Status?: unknown } | null)?.gpt2Status;
   if (status === 'PEER' || status === 'NO_SPACE' || /data parallel/.test(msg)) {
     // another rank failed or never came, or shared memory ran out: say where to look
-    const hint = status === 'NO_SPACE' ? 'Give /dev/shm more space, or train with fewer processes (world_size).'
-      : /failed, so rank/.test(msg) ? 'Another process of this run failed first; its own error is in the run\'s log. Resume the run from its last checkpoint once that is fixed.'
-        : 'Check that every process of the run could start (the run\'s log says why one did not), then resume it from its last checkpoint.';
-    const code = status === 'PEER' ? ErrorCode.PEER_FAILED
-      : status === 'NO_SPACE' || status === 'MEMORY' ? ErrorCode.DISK_FULL : ErrorCode.INTERRUPTED;
+    const hint =
+      status === 'NO_SPACE'
+        ? 'Give /dev/shm more space, or train with fewer processes (world_size).'
+        : /failed, so rank/.test(msg)
+          ? "Another process of this run failed first; its own error is in the run's log. Resume the run from its last checkpoint once that is fixed."
+          : "Check that every process of the run could start (the run's log says why one did not), then resume it from its last checkpoint.";
+    const code =
+      status === 'PEER'
+        ? ErrorCode.PEER_FAILED
+        : status === 'NO_SPACE' || status === 'MEMORY'
+          ? ErrorCode.DISK_FULL
+          : ErrorCode.INTERRUPTED;
     return new StudioError(code, `${engine} ${what}: ${msg}`, hint, { cause: e });
   }
-  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg) ? ErrorCode.BAD_ARGUMENT : ErrorCode.INTERNAL;
-  return new StudioError(code, `${engine} ${what}: ${msg}`, code === ErrorCode.INTERNAL ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.' : '', { cause: e });
+  const code = /outside the vocabulary|exceeds the model|must be|holds \d+ values/.test(msg)
+    ? ErrorCode.BAD_ARGUMENT
+    : ErrorCode.INTERNAL;
+  return new StudioError(
+    code,
+    `${engine} ${what}: ${msg}`,
+    code === ErrorCode.INTERNAL
+      ? 'Report this with the command that caused it; the tfjs engine (--engine tfjs) is the fallback.'
+      : '',
+    { cause: e },
+  );
 }
 
 /** Which build of the C API a native engine runs: the addon's own (native-cpu) or a loaded library. */
@@ -66,7 +108,6 @@ export interface NativeBackend {
 }
 
 const LINKED: NativeBackend = { name: 'native-cpu' };
-
 
 interface NativeKVCache extends KVCache {
   handle: NativeCacheHandle;
@@ -85,20 +126,29 @@ export class NativeModel implements Model {
   private tail: Promise<unknown> = Promise.resolve();
   private pending = 0;
 
-  constructor(addon: NativeAddon, config: GPTConfig, weights: NamedTensors, opts: NativeOptions = {}, backend: NativeBackend = LINKED) {
+  constructor(
+    addon: NativeAddon,
+    config: GPTConfig,
+    weights: NamedTensors,
+    opts: NativeOptions = {},
+    backend: NativeBackend = LINKED,
+  ) {
     this.config = config;
     this.engine = backend.name;
     this.specs = paramSpecs(config);
     try {
-      this.handle = new addon.Model({
-        numLayers: config.nLayer,
-        numHeads: config.nHead,
-        channels: config.nEmbd,
-        maxSeqLen: config.blockSize,
-        vocabSize: config.vocabSize,
-        paddedVocabSize: config.paddedVocabSize,
-        lnEps: config.layerNormEps,
-      }, backend.library);
+      this.handle = new addon.Model(
+        {
+          numLayers: config.nLayer,
+          numHeads: config.nHead,
+          channels: config.nEmbd,
+          maxSeqLen: config.blockSize,
+          vocabSize: config.vocabSize,
+          paddedVocabSize: config.paddedVocabSize,
+          lnEps: config.layerNormEps,
+        },
+        backend.library,
+      );
     } catch (e) {
       throw nativeError('could not create the model', e, backend.name);
     }
@@ -106,7 +156,11 @@ export class NativeModel implements Model {
     const h = this.handle;
     if (h.numTensors() !== this.specs.length || this.specs.some((s, i) => h.tensorNumel(i) !== numel(s.shape))) {
       h.dispose();
-      throw new StudioError(ErrorCode.INTERNAL, 'The native engine lays out the parameters differently from paramSpecs().', 'Rebuild the native engine (npm run build:native).');
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        'The native engine lays out the parameters differently from paramSpecs().',
+        'Rebuild the native engine (npm run build:native).',
+      );
     }
     this.offsets = [];
     let o = 0;
@@ -121,7 +175,11 @@ export class NativeModel implements Model {
         h.setPrecision(opts.precision);
       } catch (e) {
         h.dispose();
-        throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, `${this.engine} cannot compute in ${opts.precision}: ${e instanceof Error ? e.message : String(e)}`, 'Set precision to fp32, or use the native-cuda engine.');
+        throw new StudioError(
+          ErrorCode.ENGINE_UNAVAILABLE,
+          `${this.engine} cannot compute in ${opts.precision}: ${e instanceof Error ? e.message : String(e)}`,
+          'Set precision to fp32, or use the native-cuda engine.',
+        );
       }
     }
     this.loadWeights(weights);
@@ -138,7 +196,11 @@ export class NativeModel implements Model {
   private idle(what: string): NativeModelHandle {
     const h = this.live();
     if (this.pending > 0) {
-      throw new StudioError(ErrorCode.INTERNAL, `${this.engine} ${what} was called while another call is still running.`, 'Await forwardBackward / logits / decodeStep before the next call.');
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        `${this.engine} ${what} was called while another call is still running.`,
+        'Await forwardBackward / logits / decodeStep before the next call.',
+      );
     }
     return h;
   }
@@ -166,7 +228,10 @@ export class NativeModel implements Model {
   private checkMask(batch: Batch): Float32Array | null {
     if (!batch.mask) return null;
     if (batch.mask.length !== batch.B * batch.T) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Batch mask holds ${batch.mask.length} values, expected B*T = ${batch.B * batch.T}.`);
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Batch mask holds ${batch.mask.length} values, expected B*T = ${batch.B * batch.T}.`,
+      );
     }
     return batch.mask;
   }
@@ -237,7 +302,10 @@ export class NativeModel implements Model {
   createCache(batchSize: number, maxLength = this.config.blockSize): KVCache {
     const h = this.live();
     if (!Number.isInteger(batchSize) || batchSize < 1) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `A KV cache needs a positive integer batch size, got ${batchSize}.`);
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `A KV cache needs a positive integer batch size, got ${batchSize}.`,
+      );
     }
     const len = Math.min(maxLength, this.config.blockSize);
     let handle: NativeCacheHandle;
@@ -263,7 +331,12 @@ export class NativeModel implements Model {
   async decodeStep(cacheIn: KVCache, tokens: Int32Array, S = 1): Promise<Float32Array> {
     this.live();
     const cache = cacheIn as NativeKVCache;
-    if (!cache.handle) throw new StudioError(ErrorCode.BAD_ARGUMENT, 'This KV cache was not made by a native-cpu model.', 'Use model.createCache() of the same model.');
+    if (!cache.handle)
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        'This KV cache was not made by a native-cpu model.',
+        'Use model.createCache() of the same model.',
+      );
     const B = cache.batchSize;
     if (cache.length + S > cache.maxLength) {
       throw new StudioError(
@@ -332,7 +405,10 @@ export class NativeModel implements Model {
 
 /** A Collective over the addon's communicator (shared memory on one machine, or NCCL in a CUDA build). */
 class NativeCollective implements Collective {
-  constructor(private readonly comm: NativeCommHandle, private readonly engineName: string) {}
+  constructor(
+    private readonly comm: NativeCommHandle,
+    private readonly engineName: string,
+  ) {}
   get rank(): number {
     return this.comm.rank;
   }
@@ -341,7 +417,11 @@ class NativeCollective implements Collective {
   }
   async allReduceGrads(model: Model): Promise<void> {
     if (!(model instanceof NativeModel) || model.engine !== this.engineName) {
-      throw new StudioError(ErrorCode.INTERNAL, `A ${this.engineName} communicator cannot reduce the gradients of a ${model.engine} model.`, 'Train every rank on the same engine.');
+      throw new StudioError(
+        ErrorCode.INTERNAL,
+        `A ${this.engineName} communicator cannot reduce the gradients of a ${model.engine} model.`,
+        'Train every rank on the same engine.',
+      );
     }
     await model.allReduceGrads(this.comm);
   }
@@ -381,7 +461,11 @@ export class NativeEngine implements Engine {
           // GPT2_STUDIO_COMM=shm: the shared-memory communicator even where NCCL is built (e.g. more ranks than GPUs)
           const kind = process.env.GPT2_STUDIO_COMM || null;
           if (kind !== null && kind !== 'shm' && kind !== 'nccl') {
-            throw new StudioError(ErrorCode.BAD_ARGUMENT, `GPT2_STUDIO_COMM = "${kind}" is not a communicator kind.`, 'Use "shm" or "nccl", or unset it.');
+            throw new StudioError(
+              ErrorCode.BAD_ARGUMENT,
+              `GPT2_STUDIO_COMM = "${kind}" is not a communicator kind.`,
+              'Use "shm" or "nccl", or unset it.',
+            );
           }
           return addon.newCommId(kind, lib);
         } catch (e) {
@@ -393,7 +477,11 @@ export class NativeEngine implements Engine {
         try {
           return new NativeCollective(await addon.joinComm(id, rank, world, timeoutMs, lib), this.name);
         } catch (e) {
-          throw nativeError(`rank ${rank} could not join the other ${world - 1} process${world === 2 ? '' : 'es'}`, e, this.name);
+          throw nativeError(
+            `rank ${rank} could not join the other ${world - 1} process${world === 2 ? '' : 'es'}`,
+            e,
+            this.name,
+          );
         }
       },
     };
@@ -410,23 +498,42 @@ export class NativeEngine implements Engine {
       const precision = this.opts.precision ?? 'fp32';
       const build = this.backend.library.buildInfo();
       return {
-        name: this.name, available: true, detail: `${precision} matmuls; ${build} (${this.backend.library.path})`, notes: [...this.notes],
+        name: this.name,
+        available: true,
+        detail: `${precision} matmuls; ${build} (${this.backend.library.path})`,
+        notes: [...this.notes],
         facts: { engine: this.name, backend: 'cublas', build, precision },
       };
     }
     const n = this.opts.threads ?? this.addon.defaultThreads();
     const threads = `${n} thread${n === 1 ? '' : 's'}`;
     const notes = [...this.notes];
-    if (!this.addon.hasBlas()) notes.push('no BLAS was found when the engine was built; it uses the built-in SGEMM (install libopenblas-dev and run npm run build:native for BLAS)');
+    if (!this.addon.hasBlas())
+      notes.push(
+        'no BLAS was found when the engine was built; it uses the built-in SGEMM (install libopenblas-dev and run npm run build:native for BLAS)',
+      );
     return {
-      name: this.name, available: true, detail: `C++ engine, GEMM: ${this.gemm}, ${threads} (${this.addon.buildInfo()})`, notes,
-      facts: { engine: this.name, backend: this.gemm, build: this.addon.buildInfo(), threads: n, precision: this.opts.precision ?? 'fp32' },
+      name: this.name,
+      available: true,
+      detail: `C++ engine, GEMM: ${this.gemm}, ${threads} (${this.addon.buildInfo()})`,
+      notes,
+      facts: {
+        engine: this.name,
+        backend: this.gemm,
+        build: this.addon.buildInfo(),
+        threads: n,
+        precision: this.opts.precision ?? 'fp32',
+      },
     };
   }
 
   async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {
     if (!this.backend.library && this.opts.gemm === 'blas' && !this.addon.hasBlas()) {
-      throw new StudioError(ErrorCode.ENGINE_UNAVAILABLE, 'The native engine was built without BLAS, so GEMM "blas" is not available.', 'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.');
+      throw new StudioError(
+        ErrorCode.ENGINE_UNAVAILABLE,
+        'The native engine was built without BLAS, so GEMM "blas" is not available.',
+        'Use GEMM "builtin", or install libopenblas-dev and run npm run build:native.',
+      );
     }
     const opts = this.backend.library ? { precision: this.opts.precision } : this.opts;
     return new NativeModel(this.addon, config, weights, opts, this.backend);

@@ -24,7 +24,13 @@ export interface ParityResult {
 }
 
 /** Tolerances of the check (float32 engines agree far more tightly than this; a wrong layer is far off). */
-export const PARITY_TOLERANCE = { logits: 1e-4, losses: 1e-4, trainLossRel: 1e-5, gradNormRel: 1e-4, decode: 1e-4 } as const;
+export const PARITY_TOLERANCE = {
+  logits: 1e-4,
+  losses: 1e-4,
+  trainLossRel: 1e-5,
+  gradNormRel: 1e-4,
+  decode: 1e-4,
+} as const;
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array): number => {
   if (a.length !== b.length) return Infinity;
@@ -44,7 +50,8 @@ export async function checkParity(candidate: Engine, reference: Engine): Promise
   // random biases and LayerNorm gains, so that every parameter matters
   const rng = new Rng(12);
   for (const [name, t] of w) {
-    if (t.shape.length === 1) for (let i = 0; i < t.data.length; i++) t.data[i] = (name.endsWith('.weight') ? 1 : 0) + 0.1 * rng.normal();
+    if (t.shape.length === 1)
+      for (let i = 0; i < t.data.length; i++) t.data[i] = (name.endsWith('.weight') ? 1 : 0) + 0.1 * rng.normal();
   }
   const [a, b] = [await candidate.createModel(cfg, w), await reference.createModel(cfg, w)];
   try {
@@ -83,7 +90,11 @@ export async function checkParity(candidate: Engine, reference: Engine): Promise
     }
     const tol = PARITY_TOLERANCE;
     const pass =
-      maxLogitDiff < tol.logits && maxLossDiff < tol.losses && trainLossRel < tol.trainLossRel && gradNormRel < tol.gradNormRel && decodeDiff < tol.decode;
+      maxLogitDiff < tol.logits &&
+      maxLossDiff < tol.losses &&
+      trainLossRel < tol.trainLossRel &&
+      gradNormRel < tol.gradNormRel &&
+      decodeDiff < tol.decode;
     const f = (x: number) => x.toExponential(1);
     const summary =
       `${pass ? 'pass' : 'FAIL'} against tfjs on a 2-layer check model: logits ${f(maxLogitDiff)}, token losses ${f(maxLossDiff)}, ` +

@@ -56,7 +56,10 @@ const SAMPLE_TOKENS = 16;
 /** HellaSwag examples timed at most. */
 const HELLASWAG_EXAMPLES = 4;
 
-async function measure(req: CalibrateRequest, built: (engine: string, detail: string) => void): Promise<CalibrateMeasured> {
+async function measure(
+  req: CalibrateRequest,
+  built: (engine: string, detail: string) => void,
+): Promise<CalibrateMeasured> {
   const c: RunConfig = req.config;
   const engine = await getEngine(c.engine, { precision: c.precision });
   const mc: GPTConfig = makeConfig(req.model);
@@ -115,7 +118,12 @@ async function measure(req: CalibrateRequest, built: (engine: string, detail: st
     const sampleTokens = Math.max(1, Math.min(c.sample.max_tokens, SAMPLE_TOKENS));
     t0 = performance.now();
     await generate(model, prompt.length ? prompt : [50256], {
-      maxNewTokens: sampleTokens, numSequences: c.sample.count, seed: c.seed, temperature: c.sample.temperature, topK: c.sample.top_k, topP: 1,
+      maxNewTokens: sampleTokens,
+      numSequences: c.sample.count,
+      seed: c.seed,
+      temperature: c.sample.temperature,
+      topK: c.sample.top_k,
+      topP: 1,
     });
     const sample = { ms: ms(t0), count: c.sample.count, maxTokens: sampleTokens };
 
@@ -130,7 +138,15 @@ async function measure(req: CalibrateRequest, built: (engine: string, detail: st
       const optimizer = await model.exportOptimizerState();
       snapshotMs = ms(t0);
       writeCheckpoint(scratch, {
-        state: { step: 1, runId: 'calibration', runConfig: c, modelConfig: mc, trainer: { step: 1, tokensSeen: 0, data: null, guard: newGuardState() }, engine: engine.name, metrics: {} },
+        state: {
+          step: 1,
+          runId: 'calibration',
+          runConfig: c,
+          modelConfig: mc,
+          trainer: { step: 1, tokensSeen: 0, data: null, guard: newGuardState() },
+          engine: engine.name,
+          metrics: {},
+        },
         weights,
         optimizer,
       });

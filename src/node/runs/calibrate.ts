@@ -27,11 +27,28 @@ export function trainedShape(home: string, c: RunConfig): TrainedShape {
   let shape: PlanShape;
   if (c.init_from === 'checkpoint') {
     const mc = readCheckpointState(p).modelConfig;
-    shape = { nLayer: mc.nLayer, nHead: mc.nHead, nEmbd: mc.nEmbd, blockSize: mc.blockSize, vocabSize: mc.vocabSize, paddedVocabSize: mc.paddedVocabSize };
+    shape = {
+      nLayer: mc.nLayer,
+      nHead: mc.nHead,
+      nEmbd: mc.nEmbd,
+      blockSize: mc.blockSize,
+      vocabSize: mc.vocabSize,
+      paddedVocabSize: mc.paddedVocabSize,
+    };
   } else {
     // as the training worker loads them (the run's padded vocabulary), from the header alone: no tensor data
-    const mc = loadGpt2Weights(p, { paddedVocabSize: resolveModelShape(c.model).padded_vocab_size, headerOnly: true }).config;
-    shape = { nLayer: mc.nLayer, nHead: mc.nHead, nEmbd: mc.nEmbd, blockSize: mc.blockSize, vocabSize: mc.vocabSize, paddedVocabSize: mc.paddedVocabSize };
+    const mc = loadGpt2Weights(p, {
+      paddedVocabSize: resolveModelShape(c.model).padded_vocab_size,
+      headerOnly: true,
+    }).config;
+    shape = {
+      nLayer: mc.nLayer,
+      nHead: mc.nHead,
+      nEmbd: mc.nEmbd,
+      blockSize: mc.blockSize,
+      vocabSize: mc.vocabSize,
+      paddedVocabSize: mc.paddedVocabSize,
+    };
   }
   return { shape, params: paramCount(shape), source: c.init_from, path: p };
 }
@@ -40,7 +57,11 @@ export function trainedShape(home: string, c: RunConfig): TrainedShape {
 export function planConfig(input: unknown): RunConfig {
   const r = checkRunConfig(input);
   if (!r.ok) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `The run config is not valid: ${r.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}.`, 'Fix the named fields first.');
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `The run config is not valid: ${r.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}.`,
+      'Fix the named fields first.',
+    );
   }
   return r.config;
 }
@@ -53,7 +74,14 @@ export interface CalibrateRequest {
   home: string;
   config: RunConfig;
   /** the model to build (makeConfig's fields) */
-  model: { nLayer: number; nHead: number; nEmbd: number; blockSize: number; vocabSize: number; paddedVocabSize: number };
+  model: {
+    nLayer: number;
+    nHead: number;
+    nEmbd: number;
+    blockSize: number;
+    vocabSize: number;
+    paddedVocabSize: number;
+  };
   /** timed micro-steps after the warm-up one */
   microSteps: number;
 }
@@ -61,7 +89,17 @@ export interface CalibrateRequest {
 /** What the child measures (the parent adds the start-up time and where it came from). */
 export type CalibrateMeasured = Pick<
   Calibration,
-  'engine' | 'engineDetail' | 'microStepMs' | 'updateMs' | 'firstStepExtraMs' | 'evalIterMs' | 'sample' | 'checkpointMs' | 'snapshotMs' | 'hellaswag' | 'microSteps'
+  | 'engine'
+  | 'engineDetail'
+  | 'microStepMs'
+  | 'updateMs'
+  | 'firstStepExtraMs'
+  | 'evalIterMs'
+  | 'sample'
+  | 'checkpointMs'
+  | 'snapshotMs'
+  | 'hellaswag'
+  | 'microSteps'
 >;
 
 export type CalibrateReply =
@@ -114,7 +152,11 @@ export class CalibrationService {
   ) {}
 
   /** The cache key of a config: its trained shape, micro-batch, engine and precision. */
-  static key(shape: PlanShape, c: Pick<RunConfig, 'batch_size' | 'seq_len' | 'engine' | 'precision'>, engine: string = c.engine): string {
+  static key(
+    shape: PlanShape,
+    c: Pick<RunConfig, 'batch_size' | 'seq_len' | 'engine' | 'precision'>,
+    engine: string = c.engine,
+  ): string {
     return `${shapeKey(shape)}|${c.batch_size}x${c.seq_len}|${engine}|${c.precision}`;
   }
 
@@ -166,7 +208,13 @@ export class CalibrationService {
         } else resolve(r!);
       };
       const timer = setTimeout(() => {
-        done(new StudioError(ErrorCode.INTERNAL, `Timing a ${what} took longer than ${CALIBRATE_TIMEOUT_MS / 60_000} min, so it was stopped.`, 'The run will be slow on this machine: lower batch_size, or start it and read its ETA once it has taken a few steps.'));
+        done(
+          new StudioError(
+            ErrorCode.INTERNAL,
+            `Timing a ${what} took longer than ${CALIBRATE_TIMEOUT_MS / 60_000} min, so it was stopped.`,
+            'The run will be slow on this machine: lower batch_size, or start it and read its ETA once it has taken a few steps.',
+          ),
+        );
       }, CALIBRATE_TIMEOUT_MS);
       timer.unref?.();
       child.onMessage((m) => {
@@ -189,7 +237,13 @@ export class CalibrationService {
         }
       });
       child.onExit((code, signal) => {
-        done(new StudioError(ErrorCode.INTERNAL, `The calibration process for a ${what} ended (${signal ? `killed by ${signal}` : `exit code ${code}`}) before it answered.`, 'Try again; if it happens again, the model may not fit in memory: lower batch_size.'));
+        done(
+          new StudioError(
+            ErrorCode.INTERNAL,
+            `The calibration process for a ${what} ended (${signal ? `killed by ${signal}` : `exit code ${code}`}) before it answered.`,
+            'Try again; if it happens again, the model may not fit in memory: lower batch_size.',
+          ),
+        );
       });
       child.send({ type: 'calibrate', home: this.home, config: c, model: shape, microSteps: MICRO_STEPS });
     });

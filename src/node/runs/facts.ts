@@ -33,14 +33,28 @@ export function studioBuild(): { version: string; commit: string | null } {
   let commit: string | null = null;
   if (root) {
     try {
-      version = String((JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: unknown }).version ?? 'unknown');
+      version = String(
+        (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version?: unknown }).version ??
+          'unknown',
+      );
     } catch {
       // an unreadable package.json leaves the version unknown
     }
     if (fs.existsSync(path.join(root, '.git'))) {
       try {
-        commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8', timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
-        const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, encoding: 'utf8', timeout: 3000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+        commit =
+          execFileSync('git', ['rev-parse', 'HEAD'], {
+            cwd: root,
+            encoding: 'utf8',
+            timeout: 3000,
+            stdio: ['ignore', 'pipe', 'ignore'],
+          }).trim() || null;
+        const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+          cwd: root,
+          encoding: 'utf8',
+          timeout: 3000,
+          stdio: ['ignore', 'pipe', 'ignore'],
+        }).trim();
         if (commit && dirty) commit += '+changes';
       } catch {
         // no git on this machine: no commit
@@ -54,8 +68,15 @@ export function studioBuild(): { version: string; commit: string | null } {
 /** NVIDIA GPU names, from nvidia-smi where it is installed (an empty list elsewhere). */
 function gpuNames(): string[] {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    return out.split('\n').map((l) => l.trim()).filter(Boolean);
+    const out = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return out
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   } catch {
     return [];
   }
@@ -75,7 +96,11 @@ export function hostFacts(): HostFacts {
 }
 
 /** The facts of one attempt, from the engine that was built and the model it trains. */
-export function attemptFacts(info: EngineInfo, mc: GPTConfig, o: { fromStep: number; worldSize: number; initFrom: string; startedAt?: number }): RunAttempt {
+export function attemptFacts(
+  info: EngineInfo,
+  mc: GPTConfig,
+  o: { fromStep: number; worldSize: number; initFrom: string; startedAt?: number },
+): RunAttempt {
   const f = info.facts ?? { engine: info.name, backend: 'unknown', build: info.detail, precision: 'fp32' };
   const b = studioBuild();
   return {
@@ -88,7 +113,11 @@ export function attemptFacts(info: EngineInfo, mc: GPTConfig, o: { fromStep: num
     precision: f.precision,
     worldSize: o.worldSize,
     model: {
-      n_layer: mc.nLayer, n_head: mc.nHead, n_embd: mc.nEmbd, block_size: mc.blockSize, vocab_size: mc.vocabSize,
+      n_layer: mc.nLayer,
+      n_head: mc.nHead,
+      n_embd: mc.nEmbd,
+      block_size: mc.blockSize,
+      vocab_size: mc.vocabSize,
       params: paramCount(mc),
     },
     initFrom: o.initFrom,

@@ -29,27 +29,32 @@ export const runsHandlers = defineHandlers({
 
   /** Creates a run from a config and starts its worker. */
   'runs-create': {
-    schema: z.object({
-      config: z.unknown(),
-      name: z.string().max(200).optional(),
-      preset: z.string().max(100).optional(),
-      tags: z.array(z.string().max(50)).max(20).optional(),
-      notes: z.string().max(10_000).optional(),
-      start: z.boolean().optional(),
-      force: z.boolean().optional(),
-    }).strict(),
+    schema: z
+      .object({
+        config: z.unknown(),
+        name: z.string().max(200).optional(),
+        preset: z.string().max(100).optional(),
+        tags: z.array(z.string().max(50)).max(20).optional(),
+        notes: z.string().max(10_000).optional(),
+        start: z.boolean().optional(),
+        force: z.boolean().optional(),
+      })
+      .strict(),
     run: (input, studio) => studio.runs.create(input),
     confine: (a, limits, home) => ({ ...a, config: initPath(a.config, limits, home) }),
   },
 
   'runs-list': {
     readOnly: true,
-    schema: z.object({
-      status: z.union([status, z.array(status)]).optional(),
-      search: z.string().max(200).optional(),
-      limit: z.number().int().positive().max(10_000).optional(),
-      offset: z.number().int().min(0).optional(),
-    }).strict().optional(),
+    schema: z
+      .object({
+        status: z.union([status, z.array(status)]).optional(),
+        search: z.string().max(200).optional(),
+        limit: z.number().int().positive().max(10_000).optional(),
+        offset: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .optional(),
     run: async (filter, studio) => studio.runs.list(filter),
   },
 
@@ -64,7 +69,14 @@ export const runsHandlers = defineHandlers({
   'runs-delete': { schema: byId, run: async ({ id }, studio) => studio.runs.delete(id) },
 
   'runs-update': {
-    schema: z.object({ id: runId, name: z.string().max(200).optional(), tags: z.array(z.string().max(50)).max(20).optional(), notes: z.string().max(10_000).optional() }).strict(),
+    schema: z
+      .object({
+        id: runId,
+        name: z.string().max(200).optional(),
+        tags: z.array(z.string().max(50)).max(20).optional(),
+        notes: z.string().max(10_000).optional(),
+      })
+      .strict(),
     run: async ({ id, ...patch }, studio) => {
       studio.runs.get(id);
       return studio.store.updateRun(id, patch);
@@ -74,14 +86,26 @@ export const runsHandlers = defineHandlers({
   /** Metric series of a run (all, or the named ones), optionally only after a step. */
   'runs-metrics': {
     readOnly: true,
-    schema: z.object({ id: runId, names: z.array(z.string().max(100)).max(50).optional(), sinceStep: z.number().int().optional() }).strict(),
+    schema: z
+      .object({
+        id: runId,
+        names: z.array(z.string().max(100)).max(50).optional(),
+        sinceStep: z.number().int().optional(),
+      })
+      .strict(),
     run: async (arg, studio) => studio.runs.metrics(arg.id, arg.names, arg.sinceStep),
   },
 
   /** A run's log lines after `afterSeq`, or its last `tail` lines. */
   'runs-logs': {
     readOnly: true,
-    schema: z.object({ id: runId, afterSeq: z.number().int().min(0).optional(), tail: z.number().int().positive().max(10_000).optional() }).strict(),
+    schema: z
+      .object({
+        id: runId,
+        afterSeq: z.number().int().min(0).optional(),
+        tail: z.number().int().positive().max(10_000).optional(),
+      })
+      .strict(),
     run: async (arg, studio) => studio.runs.logs(arg.id, arg.afterSeq, arg.tail),
   },
 

@@ -19,7 +19,8 @@ export class LogsTable {
         { id: runId, level, message, time: t },
       ),
     );
-    if (!row) throw new StudioError(ErrorCode.INTERNAL, `Adding a log line to run "${runId}" returned no seq.`, 'Report this.');
+    if (!row)
+      throw new StudioError(ErrorCode.INTERNAL, `Adding a log line to run "${runId}" returned no seq.`, 'Report this.');
     return { runId, seq: row.seq, level, message, time: t };
   }
 
@@ -27,8 +28,18 @@ export class LogsTable {
     const after = checkInt(opts.afterSeq ?? 0, 'afterSeq');
     const limit = Math.min(checkLimit(opts.limit, 1000), 10_000);
     const rows = opts.tail
-      ? this.sql.all<LogRow>('SELECT * FROM (SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq', runId, after, limit)
-      : this.sql.all<LogRow>('SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?', runId, after, limit);
+      ? this.sql.all<LogRow>(
+          'SELECT * FROM (SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?) ORDER BY seq',
+          runId,
+          after,
+          limit,
+        )
+      : this.sql.all<LogRow>(
+          'SELECT * FROM logs WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+          runId,
+          after,
+          limit,
+        );
     return rows.map((r) => ({ runId: r.run_id, seq: r.seq, level: r.level, message: r.message, time: r.time }));
   }
 }

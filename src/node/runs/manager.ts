@@ -9,7 +9,13 @@ import path from 'node:path';
 import { ErrorCode, StudioError, toPlainError, type PlainError } from '../../shared/errors';
 import { checkRunConfig, totalSteps, type FieldError, type RunConfig } from '../../shared/run-config';
 import type { StudioEvents } from '../../shared/contract';
-import { cleanCheckpointLeftovers, listCheckpointSteps, checkpointDirName, checkpointsDir, readCheckpointState } from '../checkpoints/files';
+import {
+  cleanCheckpointLeftovers,
+  listCheckpointSteps,
+  checkpointDirName,
+  checkpointsDir,
+  readCheckpointState,
+} from '../checkpoints/files';
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
 import { forkWorker, spawnGroup, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
 import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
@@ -34,7 +40,6 @@ const BUILT_IN_SOURCES = ['builtin', 'tinyshakespeare', 'fineweb-edu-10bt', 'hel
 
 type Emit = <K extends keyof StudioEvents>(name: K, payload: StudioEvents[K]) => void;
 
-
 /** Memory this machine can give a new process now: MemAvailable on Linux (it counts reclaimable caches), else free. */
 export function availableMemory(): number {
   try {
@@ -58,10 +63,27 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 10 * 2 ** 30 ? 2 : 1)} G
  * estimate and the largest batch_size that fits. A run on a GPU is judged by its GPU's memory, which this check does
  * not read: it is skipped for native-cuda and for "auto" on a machine with an NVIDIA GPU.
  */
-export function checkMemoryFits(c: RunConfig, shape: GPTConfig | undefined, available = availableMemory(), gpus = hostGpus(), gpuFree?: readonly number[]): void {
+export function checkMemoryFits(
+  c: RunConfig,
+  shape: GPTConfig | undefined,
+  available = availableMemory(),
+  gpus = hostGpus(),
+  gpuFree?: readonly number[],
+): void {
   const onGpu = c.engine === 'native-cuda' || (c.engine === 'auto' && gpus.length > 0);
   if (onGpu && !gpuFree?.length) return;
-  const opts = shape ? { shape: { nLayer: shape.nLayer, nHead: shape.nHead, nEmbd: shape.nEmbd, blockSize: shape.blockSize, vocabSize: shape.vocabSize, paddedVocabSize: shape.paddedVocabSize } } : {};
+  const opts = shape
+    ? {
+        shape: {
+          nLayer: shape.nLayer,
+          nHead: shape.nHead,
+          nEmbd: shape.nEmbd,
+          blockSize: shape.blockSize,
+          vocabSize: shape.vocabSize,
+          paddedVocabSize: shape.paddedVocabSize,
+        },
+      }
+    : {};
   const need = (cfg: RunConfig) => {
     const p = planRun(cfg, opts);
     // on a GPU only what surely stays resident is judged (weights, gradients, AdamW state): the plan counts fp32
@@ -103,8 +125,14 @@ function hostGpus(): string[] {
 
 /** "4 layers, 4 heads, 128 wide, context 128" */
 const describeShape = (s: { n_layer?: number; n_head?: number; n_embd?: number; block_size?: number }) =>
-  [s.n_layer !== undefined ? `n_layer ${s.n_layer}` : '', s.n_head !== undefined ? `n_head ${s.n_head}` : '', s.n_embd !== undefined ? `n_embd ${s.n_embd}` : '', s.block_size !== undefined ? `block_size ${s.block_size}` : '']
-    .filter(Boolean).join(', ');
+  [
+    s.n_layer !== undefined ? `n_layer ${s.n_layer}` : '',
+    s.n_head !== undefined ? `n_head ${s.n_head}` : '',
+    s.n_embd !== undefined ? `n_embd ${s.n_embd}` : '',
+    s.block_size !== undefined ? `block_size ${s.block_size}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
 
 /**
  * The shape fields given in a raw config (a model preset, or explicit fields over it) that differ from the shape
@@ -114,7 +142,15 @@ export function shapeConflict(input: unknown, w: GPTConfig): string | null {
   const model = (input as { model?: unknown } | null)?.model;
   if (!model || typeof model !== 'object') return null;
   const m = model as Record<string, unknown>;
-  const preset = typeof m.preset === 'string' ? (MODEL_PRESETS as Record<string, { nLayer: number; nHead: number; nEmbd: number; blockSize: number } | undefined>)[m.preset] : undefined;
+  const preset =
+    typeof m.preset === 'string'
+      ? (
+          MODEL_PRESETS as Record<
+            string,
+            { nLayer: number; nHead: number; nEmbd: number; blockSize: number } | undefined
+          >
+        )[m.preset]
+      : undefined;
   const given = {
     n_layer: typeof m.n_layer === 'number' ? m.n_layer : preset?.nLayer,
     n_head: typeof m.n_head === 'number' ? m.n_head : preset?.nHead,
@@ -122,7 +158,9 @@ export function shapeConflict(input: unknown, w: GPTConfig): string | null {
     block_size: typeof m.block_size === 'number' ? m.block_size : preset?.blockSize,
   };
   const weights = { n_layer: w.nLayer, n_head: w.nHead, n_embd: w.nEmbd, block_size: w.blockSize };
-  const differs = (Object.keys(given) as (keyof typeof given)[]).some((k) => given[k] !== undefined && given[k] !== weights[k]);
+  const differs = (Object.keys(given) as (keyof typeof given)[]).some(
+    (k) => given[k] !== undefined && given[k] !== weights[k],
+  );
   const vocabDiffers = typeof m.vocab_size === 'number' && m.vocab_size !== w.vocabSize;
   if (!differs && !vocabDiffers) return null;
   const asked = `${preset ? `model.preset ${String(m.preset)} (` : ''}${describeShape(given)}${vocabDiffers ? `, vocab_size ${String(m.vocab_size)}` : ''}${preset ? ')' : ''}`;
@@ -190,17 +228,24 @@ export class RunManager {
   }
 
   /** Every problem of a config at once: the schema's, and what only the workspace can tell. */
-  check(input: unknown, opts: { shapeFromInit?: boolean } = {}): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
+  check(
+    input: unknown,
+    opts: { shapeFromInit?: boolean } = {},
+  ): { ok: true; config: RunConfig } | { ok: false; errors: FieldError[] } {
     const r = checkRunConfig(input);
     const missingDataset = (name: string) => {
       // a dataset named after a source (builtin, tinyshakespeare, ...) is prepared by that name
       const how = BUILT_IN_SOURCES.includes(name) ? `"gpt2-studio prepare ${name}"` : '"gpt2-studio prepare"';
-      return { field: 'dataset', message: `no dataset "${name}" in the workspace ${this.home} (prepare it on the Datasets page or with ${how}; "gpt2-studio datasets" lists them)` };
+      return {
+        field: 'dataset',
+        message: `no dataset "${name}" in the workspace ${this.home} (prepare it on the Datasets page or with ${how}; "gpt2-studio datasets" lists them)`,
+      };
     };
     if (!r.ok) {
       // report the workspace's answer too, so that one try shows every problem
       const dataset = (input as { dataset?: unknown } | null)?.dataset;
-      const extra = typeof dataset === 'string' && dataset && !datasetExists(this.home, dataset) ? [missingDataset(dataset)] : [];
+      const extra =
+        typeof dataset === 'string' && dataset && !datasetExists(this.home, dataset) ? [missingDataset(dataset)] : [];
       return { ok: false, errors: [...r.errors, ...extra] };
     }
     const c = r.config;
@@ -208,14 +253,20 @@ export class RunManager {
     let shardIssue: string | null;
     if (!datasetExists(this.home, c.dataset)) {
       errors.push(missingDataset(c.dataset));
-    }
-    else if (!isSftDataset(this.home, c.dataset) && (shardIssue = shardProblem(this.home, c.dataset))) {
+    } else if (!isSftDataset(this.home, c.dataset) && (shardIssue = shardProblem(this.home, c.dataset))) {
       errors.push({ field: 'dataset', message: shardIssue });
-    }
-    else if (isSftDataset(this.home, c.dataset) !== c.sft) {
-      errors.push(c.sft
-        ? { field: 'sft', message: `sft is true but "${c.dataset}" is not an SFT dataset (prepare one with "gpt2-studio prepare sft --file data.jsonl")` }
-        : { field: 'sft', message: `"${c.dataset}" is an SFT dataset: set sft to true (the loss then counts only the assistant's tokens)` });
+    } else if (isSftDataset(this.home, c.dataset) !== c.sft) {
+      errors.push(
+        c.sft
+          ? {
+              field: 'sft',
+              message: `sft is true but "${c.dataset}" is not an SFT dataset (prepare one with "gpt2-studio prepare sft --file data.jsonl")`,
+            }
+          : {
+              field: 'sft',
+              message: `"${c.dataset}" is an SFT dataset: set sft to true (the loss then counts only the assistant's tokens)`,
+            },
+      );
     }
     let initShape: GPTConfig | undefined;
     if (c.init_from !== 'scratch' && c.init_path) {
@@ -223,13 +274,20 @@ export class RunManager {
       if (!fs.existsSync(abs)) {
         // a path typed relative to the shell's folder is the likely slip: say so, with the path that would work
         const fromCwd = path.resolve(c.init_path);
-        const cwdHint = !path.isAbsolute(c.init_path) && fs.existsSync(fromCwd) ? `; ${fromCwd} exists: give that absolute path to use it` : '';
-        errors.push({ field: 'init_path', message: `${c.init_from === 'weights' ? 'weights file or folder' : 'checkpoint folder'} ${abs} does not exist (a relative path is taken in the workspace ${this.home}${cwdHint})` });
+        const cwdHint =
+          !path.isAbsolute(c.init_path) && fs.existsSync(fromCwd)
+            ? `; ${fromCwd} exists: give that absolute path to use it`
+            : '';
+        errors.push({
+          field: 'init_path',
+          message: `${c.init_from === 'weights' ? 'weights file or folder' : 'checkpoint folder'} ${abs} does not exist (a relative path is taken in the workspace ${this.home}${cwdHint})`,
+        });
       } else {
         try {
-          initShape = c.init_from === 'weights'
-            ? loadGpt2Weights(abs, { headerOnly: true }).config
-            : readCheckpointState(abs).modelConfig;
+          initShape =
+            c.init_from === 'weights'
+              ? loadGpt2Weights(abs, { headerOnly: true }).config
+              : readCheckpointState(abs).modelConfig;
         } catch (e) {
           errors.push({ field: 'init_path', message: e instanceof Error ? e.message : String(e) });
         }
@@ -241,17 +299,25 @@ export class RunManager {
       if (conflict) errors.push({ field: 'model', message: conflict });
     }
     if (c.world_size > 1 && c.engine === 'tfjs') {
-      errors.push({ field: 'world_size', message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1` });
+      errors.push({
+        field: 'world_size',
+        message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1`,
+      });
     }
-    if (c.world_size > 1 && c.sft) errors.push({ field: 'world_size', message: 'fine-tuning (sft) runs in one process; set world_size to 1' });
+    if (c.world_size > 1 && c.sft)
+      errors.push({ field: 'world_size', message: 'fine-tuning (sft) runs in one process; set world_size to 1' });
     if (errors.length) return { ok: false, errors };
     // the config as the run records it: the init path resolved, and the shape that will actually train
     const out: RunConfig = { ...c };
     if (c.init_path) out.init_path = initPathOf(this.home, c.init_path);
     if (initShape && opts.shapeFromInit !== false) {
       out.model = {
-        n_layer: initShape.nLayer, n_head: initShape.nHead, n_embd: initShape.nEmbd, block_size: initShape.blockSize,
-        vocab_size: initShape.vocabSize, ...(c.model.padded_vocab_size !== undefined ? { padded_vocab_size: c.model.padded_vocab_size } : {}),
+        n_layer: initShape.nLayer,
+        n_head: initShape.nHead,
+        n_embd: initShape.nEmbd,
+        block_size: initShape.blockSize,
+        vocab_size: initShape.vocabSize,
+        ...(c.model.padded_vocab_size !== undefined ? { padded_vocab_size: c.model.padded_vocab_size } : {}),
       };
     }
     return { ok: true, config: out };
@@ -264,12 +330,21 @@ export class RunManager {
       const onGpu = config.engine === 'native-cuda' || (config.engine === 'auto' && gpus.length > 0);
       // a GPU run is judged by its devices' free memory, read through CUDA; null: CUDA cannot be asked here
       const devices = onGpu ? await cudaMemoryInfo() : null;
-      checkMemoryFits(config, this.initShape(config), availableMemory(), gpus, devices?.map((d) => d.freeBytes));
+      checkMemoryFits(
+        config,
+        this.initShape(config),
+        availableMemory(),
+        gpus,
+        devices?.map((d) => d.freeBytes),
+      );
     }
     const run = this.store.createRun({
-      name: input.name ?? config.name ?? (config.init_from === 'scratch' || !config.init_path
-        ? `${config.model.preset ?? 'custom'} on ${config.dataset}`
-        : `${path.basename(config.init_path)} on ${config.dataset}`),
+      name:
+        input.name ??
+        config.name ??
+        (config.init_from === 'scratch' || !config.init_path
+          ? `${config.model.preset ?? 'custom'} on ${config.dataset}`
+          : `${path.basename(config.init_path)} on ${config.dataset}`),
       config,
       preset: input.preset,
       engine: config.engine,
@@ -286,7 +361,11 @@ export class RunManager {
     const run = this.store.getRun(id);
     if (!run) throw runNotFound(id, this.home);
     if (this.attached.has(id) || run.status === 'running') {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} is already running.`, 'Stop it first, or wait for it to finish.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Run ${id} is already running.`,
+        'Stop it first, or wait for it to finish.',
+      );
     }
     return run;
   }
@@ -307,11 +386,19 @@ export class RunManager {
       if (run.status !== 'done') {
         // killed after its final checkpoint was in place (while pruning, before it said done): nothing is left to train
         const done = this.store.updateRun(id, { status: 'done', endedAt: Date.now(), error: null, pid: null });
-        this.log(id, 'info', `the run had saved its final checkpoint (step ${last}) before its worker stopped: it is done`);
+        this.log(
+          id,
+          'info',
+          `the run had saved its final checkpoint (step ${last}) before its worker stopped: it is done`,
+        );
         this.emit('run-status', { runId: id, status: 'done' });
         return done;
       }
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} has already finished its ${totalSteps(config)} steps.`, 'Start a new run, or raise max_steps in a copy of its config.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Run ${id} has already finished its ${totalSteps(config)} steps.`,
+        'Start a new run, or raise max_steps in a copy of its config.',
+      );
     }
     // forget what the interrupted attempt recorded after the checkpoint; the resumed run records it again
     this.store.rewindRun(id, last ?? 0);
@@ -326,12 +413,22 @@ export class RunManager {
     worker.onMessage((m) => this.onMessage(id, a, m));
     worker.onExit((code, signal) => this.onExit(id, a, code, signal));
     worker.send({ type: 'start', runId: id, home: this.home, config, resumeFrom });
-    const updated = this.store.updateRun(id, { status: 'running', startedAt: Date.now(), endedAt: null, error: null, pid: worker.pid ?? null });
+    const updated = this.store.updateRun(id, {
+      status: 'running',
+      startedAt: Date.now(),
+      endedAt: null,
+      error: null,
+      pid: worker.pid ?? null,
+    });
     this.emit('run-status', { runId: id, status: 'running' });
     if (leftovers) this.log(id, 'info', leftovers);
     if (resumeFrom) this.log(id, 'info', `resuming from checkpoint step ${last}`);
     else if (run.stepsDone > 0)
-      this.log(id, 'warn', `run ${id} has no checkpoint, so it starts again from step 0 (the earlier attempt reached step ${run.stepsDone - 1}); set checkpoint_interval to keep progress`);
+      this.log(
+        id,
+        'warn',
+        `run ${id} has no checkpoint, so it starts again from step 0 (the earlier attempt reached step ${run.stepsDone - 1}); set checkpoint_interval to keep progress`,
+      );
     return updated;
   }
 
@@ -343,8 +440,12 @@ export class RunManager {
     const r = cleanCheckpointLeftovers(runDirOf(this.home, id));
     if (!r.removed.length && !r.restored.length) return null;
     const parts: string[] = [];
-    if (r.removed.length) parts.push(`removed ${r.removed.length} unfinished checkpoint folder${r.removed.length === 1 ? '' : 's'} (${r.removed.join(', ')}), freeing ${(r.freedBytes / 2 ** 20).toFixed(1)} MiB`);
-    if (r.restored.length) parts.push(`put back checkpoint${r.restored.length === 1 ? '' : 's'} ${r.restored.join(', ')}`);
+    if (r.removed.length)
+      parts.push(
+        `removed ${r.removed.length} unfinished checkpoint folder${r.removed.length === 1 ? '' : 's'} (${r.removed.join(', ')}), freeing ${(r.freedBytes / 2 ** 20).toFixed(1)} MiB`,
+      );
+    if (r.restored.length)
+      parts.push(`put back checkpoint${r.restored.length === 1 ? '' : 's'} ${r.restored.join(', ')}`);
     return `a stopped worker left its checkpoints unfinished: ${parts.join('; ')}`;
   }
 
@@ -364,7 +465,9 @@ export class RunManager {
   /** The shape of a validated config's init weights or checkpoint (its model fields already hold it). */
   private initShape(c: RunConfig): GPTConfig | undefined {
     if (c.init_from === 'scratch' || !c.init_path) return undefined;
-    return c.init_from === 'weights' ? loadGpt2Weights(c.init_path, { headerOnly: true }).config : readCheckpointState(c.init_path).modelConfig;
+    return c.init_from === 'weights'
+      ? loadGpt2Weights(c.init_path, { headerOnly: true }).config
+      : readCheckpointState(c.init_path).modelConfig;
   }
 
   /** Resumes a stopped, paused, interrupted or failed run from its last checkpoint. */
@@ -376,7 +479,12 @@ export class RunManager {
   control(id: string, what: 'stop' | 'pause'): Run {
     const run = this.store.getRun(id);
     if (!run) throw runNotFound(id, this.home);
-    if (run.status !== 'running') throw new StudioError(ErrorCode.BAD_ARGUMENT, `Run ${id} is ${run.status}, not running.`, 'Only a running run can be stopped or paused.');
+    if (run.status !== 'running')
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `Run ${id} is ${run.status}, not running.`,
+        'Only a running run can be stopped or paused.',
+      );
     const a = this.attached.get(id);
     if (a) a.worker.send({ type: what });
     else fs.writeFileSync(path.join(runDirOf(this.home, id), CONTROL_FILE), what);
@@ -429,34 +537,68 @@ export class RunManager {
           const prev = run.attempts.length > 1 ? run.attempts[run.attempts.length - 2] : undefined;
           this.log(runId, 'info', `engine ${m.engine}; ${m.params.toLocaleString('en-US')} parameters`);
           if (prev && engineLabel(prev) !== engineLabel(m.attempt)) {
-            this.log(runId, 'warn', `this attempt runs on ${engineLabel(m.attempt)}; the previous one ran on ${engineLabel(prev)}`);
+            this.log(
+              runId,
+              'warn',
+              `this attempt runs on ${engineLabel(m.attempt)}; the previous one ran on ${engineLabel(prev)}`,
+            );
           }
           this.emit('run-status', { runId, status: run.status });
           break;
         }
         case 'guard': {
           const run = this.store.getRun(runId);
-          this.store.recordStep(runId, { step: m.step, metrics: { [`guard/${m.action}`]: m.toStep ?? 1 }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
+          this.store.recordStep(runId, {
+            step: m.step,
+            metrics: { [`guard/${m.action}`]: m.toStep ?? 1 },
+            wallTime: Date.now(),
+            tokensSeen: run?.tokensSeen ?? 0,
+          });
           this.emit('run-guard', { runId, step: m.step, action: m.action, reason: m.reason, toStep: m.toStep });
           break;
         }
         case 'timing': {
           const run = this.store.getRun(runId);
-          this.store.recordStep(runId, { step: m.step, metrics: { [`time/${m.what}_ms`]: m.ms }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
+          this.store.recordStep(runId, {
+            step: m.step,
+            metrics: { [`time/${m.what}_ms`]: m.ms },
+            wallTime: Date.now(),
+            tokensSeen: run?.tokensSeen ?? 0,
+          });
           break;
         }
         case 'step': {
           const metrics: Record<string, number> = {
-            'train/loss': m.loss, 'train/lr': m.lr, 'train/norm': m.norm, 'train/dt_ms': m.dtMs, 'train/tok_per_sec': m.tokensPerSec,
+            'train/loss': m.loss,
+            'train/lr': m.lr,
+            'train/norm': m.norm,
+            'train/dt_ms': m.dtMs,
+            'train/tok_per_sec': m.tokensPerSec,
           };
           if (m.mfu !== undefined) metrics['train/mfu'] = m.mfu;
           this.store.recordStep(runId, { step: m.step, metrics, wallTime: Date.now(), tokensSeen: m.tokensSeen });
-          this.emit('run-step', { runId, step: m.step, loss: m.loss, lr: m.lr, norm: m.norm, dtMs: m.dtMs, tokensPerSec: m.tokensPerSec, mfu: m.mfu, tokensSeen: m.tokensSeen, skipped: m.skipped });
+          this.emit('run-step', {
+            runId,
+            step: m.step,
+            loss: m.loss,
+            lr: m.lr,
+            norm: m.norm,
+            dtMs: m.dtMs,
+            tokensPerSec: m.tokensPerSec,
+            mfu: m.mfu,
+            tokensSeen: m.tokensSeen,
+            skipped: m.skipped,
+          });
           break;
         }
         case 'eval': {
           const run = this.store.getRun(runId);
-          this.store.recordStep(runId, { step: m.step, metrics: { [m.name]: m.value }, wallTime: Date.now(), tokensSeen: run?.tokensSeen ?? 0 });
+          this.store.recordStep(runId, {
+            step: m.step,
+            metrics: { [m.name]: m.value },
+            wallTime: Date.now(),
+            tokensSeen: run?.tokensSeen ?? 0,
+          });
           this.emit('run-eval', { runId, step: m.step, name: m.name, value: m.value });
           break;
         }
@@ -465,9 +607,16 @@ export class RunManager {
           this.emit('run-sample', { runId, step: m.step, prompt: m.prompt, samples: m.samples });
           break;
         case 'checkpoint': {
-          this.store.addCheckpoint(runId, { step: m.step, path: m.dir, sizeBytes: m.sizeBytes, valLoss: m.valLoss ?? undefined, valLossStep: m.valLossStep });
+          this.store.addCheckpoint(runId, {
+            step: m.step,
+            path: m.dir,
+            sizeBytes: m.sizeBytes,
+            valLoss: m.valLoss ?? undefined,
+            valLossStep: m.valLossStep,
+          });
           // rows of checkpoints that keep_last removed from disk
-          for (const c of this.store.listCheckpoints(runId)) if (!fs.existsSync(c.path)) this.store.deleteCheckpoint(runId, c.step);
+          for (const c of this.store.listCheckpoints(runId))
+            if (!fs.existsSync(c.path)) this.store.deleteCheckpoint(runId, c.step);
           this.emit('run-checkpoint', { runId, step: m.step, path: m.dir, sizeBytes: m.sizeBytes });
           break;
         }

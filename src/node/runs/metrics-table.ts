@@ -49,18 +49,31 @@ export class MetricsTable {
     };
     const cols = 'name, step, value, wall_time, tokens_seen';
     if (names === undefined) {
-      for (const r of this.sql.all<MetricPoint>(`SELECT ${cols} FROM metrics WHERE run_id = ? AND step > ? ORDER BY name, step`, runId, since)) push(r);
+      for (const r of this.sql.all<MetricPoint>(
+        `SELECT ${cols} FROM metrics WHERE run_id = ? AND step > ? ORDER BY name, step`,
+        runId,
+        since,
+      ))
+        push(r);
     } else {
       for (const name of names) {
         series(name);
-        for (const r of this.sql.all<MetricPoint>(`SELECT ${cols} FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step`, runId, name, since)) push(r);
+        for (const r of this.sql.all<MetricPoint>(
+          `SELECT ${cols} FROM metrics WHERE run_id = ? AND name = ? AND step > ? ORDER BY step`,
+          runId,
+          name,
+          since,
+        ))
+          push(r);
       }
     }
     return out;
   }
 
   names(runId: string): string[] {
-    return this.sql.all<{ name: string }>('SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name', runId).map((r) => r.name);
+    return this.sql
+      .all<{ name: string }>('SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name', runId)
+      .map((r) => r.name);
   }
 
   /**
@@ -88,7 +101,11 @@ export class MetricsTable {
   copyHistory(fromRunId: string, toRunId: string, upToStep: number): { metrics: number; samples: number } {
     const step = checkInt(upToStep, 'upToStep');
     if (fromRunId === toRunId) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `copyRunHistory got the same run "${fromRunId}" as source and target.`, 'Copy the history into another run.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `copyRunHistory got the same run "${fromRunId}" as source and target.`,
+        'Copy the history into another run.',
+      );
     }
     return this.sql.immediate((): { metrics: number; samples: number } => {
       this.runs.require(fromRunId);
@@ -110,9 +127,18 @@ export class MetricsTable {
     const wallTime = checkFinite(input.wallTime, 'wallTime');
     const entries = Object.entries(input.metrics);
     for (const [name, value] of entries) {
-      if (name.length === 0) throw new StudioError(ErrorCode.BAD_ARGUMENT, `A metric of step ${step} of run "${runId}" has an empty name.`, "Name metrics like 'train/loss'.");
+      if (name.length === 0)
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `A metric of step ${step} of run "${runId}" has an empty name.`,
+          "Name metrics like 'train/loss'.",
+        );
       if (typeof value !== 'number') {
-        throw new StudioError(ErrorCode.BAD_ARGUMENT, `The metric "${name}" of step ${step} of run "${runId}" is ${JSON.stringify(value)}, not a number.`, 'Send numbers (NaN is allowed).');
+        throw new StudioError(
+          ErrorCode.BAD_ARGUMENT,
+          `The metric "${name}" of step ${step} of run "${runId}" is ${JSON.stringify(value)}, not a number.`,
+          'Send numbers (NaN is allowed).',
+        );
       }
     }
     const val = input.metrics['val/loss'];
@@ -121,13 +147,22 @@ export class MetricsTable {
       `UPDATE runs SET steps_done = MAX(steps_done, ?), tokens_seen = MAX(tokens_seen, ?),
          best_val_loss = COALESCE(MIN(COALESCE(best_val_loss, ?), ?), best_val_loss)
        WHERE id = ?`,
-      step + 1, tokens, best, best, runId,
+      step + 1,
+      tokens,
+      best,
+      best,
+      runId,
     );
     if (r.changes === 0) throw runNotFound(runId);
     for (const [name, value] of entries) {
       this.sql.run(
         `INSERT INTO metrics (run_id, name, step, value, wall_time, tokens_seen) VALUES (?, ?, ?, ?, ?, ?) ${ON_CONFLICT}`,
-        runId, name, step, Number.isNaN(value) ? null : value, wallTime, tokens,
+        runId,
+        name,
+        step,
+        Number.isNaN(value) ? null : value,
+        wallTime,
+        tokens,
       );
     }
   }

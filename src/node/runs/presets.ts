@@ -29,14 +29,25 @@ function readPreset(file: string): TrainingPreset {
   try {
     raw = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Preset ${file} is not valid JSON.`, 'Fix or remove the file.', { cause: e });
+    throw new StudioError(ErrorCode.BAD_CONFIG, `Preset ${file} is not valid JSON.`, 'Fix or remove the file.', {
+      cause: e,
+    });
   }
   const p = raw as Partial<TrainingPreset>;
   if (typeof p.config !== 'object' || p.config === null) {
-    throw new StudioError(ErrorCode.BAD_CONFIG, `Preset ${file} has no "config" object.`, 'A preset is {"title", "description", "config": {...run config...}}.');
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `Preset ${file} has no "config" object.`,
+      'A preset is {"title", "description", "config": {...run config...}}.',
+    );
   }
   const name = path.basename(file, '.json');
-  return { name, title: p.title ?? name, description: p.description ?? '', config: p.config as Record<string, unknown> };
+  return {
+    name,
+    title: p.title ?? name,
+    description: p.description ?? '',
+    config: p.config as Record<string, unknown>,
+  };
 }
 
 export function listPresets(dir = presetsDir()): TrainingPreset[] {
@@ -51,6 +62,11 @@ export function listPresets(dir = presetsDir()): TrainingPreset[] {
 export function getPreset(name: string, dir = presetsDir()): TrainingPreset {
   const all = listPresets(dir);
   const p = all.find((x) => x.name === name);
-  if (!p) throw new StudioError(ErrorCode.BAD_ARGUMENT, `Unknown preset "${name}".`, `Presets: ${all.map((x) => x.name).join(', ')}.`);
+  if (!p)
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Unknown preset "${name}".`,
+      `Presets: ${all.map((x) => x.name).join(', ')}.`,
+    );
   return structuredClone(p);
 }

@@ -6,15 +6,51 @@ import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
 import type { RunAttempt } from '../../shared/run-facts';
 import { checkId, newId } from '../store/ids';
 import {
-  type Sql, type SqlValue, checkInt, checkLimit, checkMember, checkTags, checkText, insertUnique, isConstraint, jsonObject,
-  nullOr, orphaned, parseError, parseObject, pidNote, whereAll,
+  type Sql,
+  type SqlValue,
+  checkInt,
+  checkLimit,
+  checkMember,
+  checkTags,
+  checkText,
+  insertUnique,
+  isConstraint,
+  jsonObject,
+  nullOr,
+  orphaned,
+  parseError,
+  parseObject,
+  pidNote,
+  whereAll,
 } from '../store/sql';
-import { ACTIVE_RUN_STATUSES, RUN_STATUSES, type CreateRunInput, type ListRunsFilter, type Run, type RunPatch, type RunRow, type RunStatus } from '../store/types';
+import {
+  ACTIVE_RUN_STATUSES,
+  RUN_STATUSES,
+  type CreateRunInput,
+  type ListRunsFilter,
+  type Run,
+  type RunPatch,
+  type RunRow,
+  type RunStatus,
+} from '../store/types';
 
 const ACTIVE_SQL = `(${ACTIVE_RUN_STATUSES.map((s) => `'${s}'`).join(', ')})`;
 const RUN_PATCH_KEYS = new Set<string>([
-  'name', 'status', 'preset', 'config', 'engine', 'startedAt', 'endedAt', 'stepsDone', 'tokensSeen', 'bestValLoss',
-  'lastCheckpointStep', 'error', 'tags', 'notes', 'pid',
+  'name',
+  'status',
+  'preset',
+  'config',
+  'engine',
+  'startedAt',
+  'endedAt',
+  'stepsDone',
+  'tokensSeen',
+  'bestValLoss',
+  'lastCheckpointStep',
+  'error',
+  'tags',
+  'notes',
+  'pid',
 ]);
 
 /** ended_at of a run found dead at start: its last sign of life (metric, log line, start), not the restart time. */
@@ -99,7 +135,9 @@ export class RunsTable {
   addAttempt(id: string, attempt: RunAttempt): Run {
     const r = this.sql.run(
       `UPDATE runs SET attempts_json = json_insert(attempts_json, '$[#]', json(?)), engine = ? WHERE id = ?`,
-      JSON.stringify(attempt), checkText(attempt.engine, 'engine'), id,
+      JSON.stringify(attempt),
+      checkText(attempt.engine, 'engine'),
+      id,
     );
     if (r.changes === 0) throw runNotFound(id);
     return this.require(id);
@@ -131,7 +169,8 @@ export class RunsTable {
     if (patch.stepsDone !== undefined) set('steps_done', checkInt(patch.stepsDone, 'stepsDone'));
     if (patch.tokensSeen !== undefined) set('tokens_seen', checkInt(patch.tokensSeen, 'tokensSeen'));
     if (patch.bestValLoss !== undefined) set('best_val_loss', patch.bestValLoss);
-    if (patch.lastCheckpointStep !== undefined) set('last_checkpoint_step', intOrNull(patch.lastCheckpointStep, 'lastCheckpointStep'));
+    if (patch.lastCheckpointStep !== undefined)
+      set('last_checkpoint_step', intOrNull(patch.lastCheckpointStep, 'lastCheckpointStep'));
     if (patch.error !== undefined) set('error_json', patch.error === null ? null : JSON.stringify(patch.error));
     if (patch.tags !== undefined) set('tags', JSON.stringify(checkTags(patch.tags)));
     if (patch.notes !== undefined) set('notes', patch.notes);
@@ -189,7 +228,10 @@ export class RunsTable {
     return this.sql.immediate((): Run[] => {
       const active = this.sql.all<RunRow>(`SELECT * FROM runs WHERE status IN ${ACTIVE_SQL} ORDER BY created_at, id`);
       return orphaned(active, this.isPidAlive).map((row) => {
-        const err = interruptedError(toRun(row), `its worker${pidNote(row.pid)} was no longer running when the studio started`);
+        const err = interruptedError(
+          toRun(row),
+          `its worker${pidNote(row.pid)} was no longer running when the studio started`,
+        );
         return this.interrupt(row.id, err, LAST_ACTIVITY_SQL);
       });
     });
@@ -207,7 +249,12 @@ export class RunsTable {
 
 /** The one error for a run id that names no run, wherever it is looked up. */
 export function runNotFound(id: string, home?: string, cause?: unknown): StudioError {
-  return new StudioError(ErrorCode.NOT_FOUND, `No run "${id}"${home ? ` in ${home}` : ''}.`, 'List the runs (the Runs page, or "gpt2-studio runs") to see their ids.', { cause });
+  return new StudioError(
+    ErrorCode.NOT_FOUND,
+    `No run "${id}"${home ? ` in ${home}` : ''}.`,
+    'List the runs (the Runs page, or "gpt2-studio runs") to see their ids.',
+    { cause },
+  );
 }
 
 /** Runs a write that references a run, turning the foreign-key failure of an unknown run into NOT_FOUND. */

@@ -25,7 +25,12 @@ export class SamplesTable {
     withRun(runId, () =>
       this.sql.run(
         `INSERT INTO samples (run_id, step, idx, prompt, text, created_at) VALUES (?, ?, ?, ?, ?, ?) ${ON_CONFLICT}`,
-        row.run_id, row.step, row.idx, row.prompt, row.text, row.created_at,
+        row.run_id,
+        row.step,
+        row.idx,
+        row.prompt,
+        row.text,
+        row.created_at,
       ),
     );
     return toSample(row);
@@ -35,8 +40,17 @@ export class SamplesTable {
     const limit = checkLimit(opts.limit, 200);
     const rows =
       opts.step === undefined
-        ? this.sql.all<SampleRow>('SELECT * FROM samples WHERE run_id = ? ORDER BY step DESC, idx LIMIT ?', runId, limit)
-        : this.sql.all<SampleRow>('SELECT * FROM samples WHERE run_id = ? AND step = ? ORDER BY idx LIMIT ?', runId, checkInt(opts.step, 'step'), limit);
+        ? this.sql.all<SampleRow>(
+            'SELECT * FROM samples WHERE run_id = ? ORDER BY step DESC, idx LIMIT ?',
+            runId,
+            limit,
+          )
+        : this.sql.all<SampleRow>(
+            'SELECT * FROM samples WHERE run_id = ? AND step = ? ORDER BY idx LIMIT ?',
+            runId,
+            checkInt(opts.step, 'step'),
+            limit,
+          );
     return rows.map(toSample);
   }
 

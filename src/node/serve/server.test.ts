@@ -43,11 +43,16 @@ function raw(
   opts: { method?: string; headers?: Record<string, string>; body?: string } = {},
 ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: s.port, path, method: opts.method ?? 'GET', headers: opts.headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
+    const req = request(
+      { host: '127.0.0.1', port: s.port, path, method: opts.method ?? 'GET', headers: opts.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -60,7 +65,14 @@ async function invoke(s: RunningServer, name: string, body: unknown = {}, header
     headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.token}`, ...headers },
     body: JSON.stringify(body),
   });
-  return { status: res.status, json: (await res.json()) as { ok: boolean; value?: unknown; error?: { code: string; message: string; hint: string } } };
+  return {
+    status: res.status,
+    json: (await res.json()) as {
+      ok: boolean;
+      value?: unknown;
+      error?: { code: string; message: string; hint: string };
+    },
+  };
 }
 
 describe('startServer', () => {
@@ -70,7 +82,12 @@ describe('startServer', () => {
     const { status, json } = await invoke(s, 'app-info');
     expect(status).toBe(200);
     expect(json.ok).toBe(true);
-    expect(json.value).toMatchObject({ version: pkg.version, home, node: process.versions.node, platform: process.platform });
+    expect(json.value).toMatchObject({
+      version: pkg.version,
+      home,
+      node: process.versions.node,
+      platform: process.platform,
+    });
   });
 
   it('answers engines-list with a tfjs entry', async () => {
@@ -100,7 +117,14 @@ describe('startServer', () => {
   it('blocks path traversal, encoded or through a symlink', async () => {
     symlinkSync(join(tmp, 'secret.txt'), join(rendererDir, 'link.txt'));
     const s = await start();
-    for (const path of ['/../secret.txt', '/..%2fsecret.txt', '/assets/..%2f..%2fsecret.txt', '/%2e%2e/secret.txt', '/link.txt', '/..%5csecret.txt']) {
+    for (const path of [
+      '/../secret.txt',
+      '/..%2fsecret.txt',
+      '/assets/..%2f..%2fsecret.txt',
+      '/%2e%2e/secret.txt',
+      '/link.txt',
+      '/..%5csecret.txt',
+    ]) {
       const res = await raw(s, path);
       expect(res.status, path).toBeGreaterThanOrEqual(400);
       expect(res.body, path).not.toContain('do not serve me');
@@ -129,7 +153,11 @@ describe('startServer', () => {
     const extraKey = await invoke(s, 'app-info', { arg: undefined, evil: true });
     expect(extraKey.status).toBe(400);
 
-    const notJson = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.token}` }, body: '{nope' });
+    const notJson = await raw(s, '/api/invoke/app-info', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${s.token}` },
+      body: '{nope',
+    });
     expect(notJson.status).toBe(400);
     expect(notJson.body).toContain('not JSON');
   });
@@ -137,7 +165,11 @@ describe('startServer', () => {
   it('refuses a body without JSON content type, a wrong method and a body over the limit', async () => {
     const s = await start({ maxBodyBytes: 100 });
     const auth = { Authorization: `Bearer ${s.token}` };
-    const form = await raw(s, '/api/invoke/app-info', { method: 'POST', headers: { 'Content-Type': 'text/plain', ...auth }, body: '{}' });
+    const form = await raw(s, '/api/invoke/app-info', {
+      method: 'POST',
+      headers: { 'Content-Type': 'text/plain', ...auth },
+      body: '{}',
+    });
     expect(form.status).toBe(415);
     const get = await raw(s, '/api/invoke/app-info', { headers: auth });
     expect(get.status).toBe(405);
@@ -149,7 +181,11 @@ describe('startServer', () => {
     const s = await start();
     const cross = await raw(s, '/api/invoke/app-info', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Origin: 'http://evil.example', Authorization: `Bearer ${s.token}` },
+      headers: {
+        'Content-Type': 'application/json',
+        Origin: 'http://evil.example',
+        Authorization: `Bearer ${s.token}`,
+      },
       body: '{}',
     });
     expect(cross.status).toBe(403);
@@ -168,7 +204,15 @@ describe('startServer', () => {
     const right = await invoke(s, 'app-info', {}, { Authorization: `Bearer ${token}` });
     expect(right.status).toBe(200);
     // a token in the query is no credential on the API (only the page exchanges it for the cookie)
-    expect((await raw(s, `/api/invoke/app-info?token=${token}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })).status).toBe(401);
+    expect(
+      (
+        await raw(s, `/api/invoke/app-info?token=${token}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(401);
     expect((await raw(s, '/api/events')).status).toBe(401);
     expect((await raw(s, `/api/events?token=${token}`)).status).toBe(401);
     // the static page itself needs no token (it holds no data)
@@ -197,7 +241,10 @@ describe('startServer', () => {
     const studio = new Studio({ home });
     const s = await start({ token, studio });
     const controller = new AbortController();
-    const res = await fetch(new URL('/api/events', s.url), { signal: controller.signal, headers: { Authorization: `Bearer ${token}` } });
+    const res = await fetch(new URL('/api/events', s.url), {
+      signal: controller.signal,
+      headers: { Authorization: `Bearer ${token}` },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const reader = res.body!.getReader();

@@ -22,12 +22,7 @@ import { createReadStream, existsSync, realpathSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import {
-  HTTP_EVENTS_PATH,
-  HTTP_INVOKE_PREFIX,
-  RENDERER_CSP,
-  SSE_EVENT_TYPE,
-} from '../../shared/contract';
+import { HTTP_EVENTS_PATH, HTTP_INVOKE_PREFIX, RENDERER_CSP, SSE_EVENT_TYPE } from '../../shared/contract';
 import { ErrorCode, StudioError, type PlainError } from '../../shared/errors';
 import { httpInvokeBodySchema } from '../../shared/schemas';
 import { Studio } from '../studio';
@@ -142,10 +137,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     );
   }
   if (limiter && (!(limiter.limit.requests >= 1) || !(limiter.limit.windowMs > 0))) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad rate limit ${limiter.limit.requests} per ${limiter.limit.windowMs} ms.`, 'Give at least 1 request per a positive time, e.g. 30 per 10 s.');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Bad rate limit ${limiter.limit.requests} per ${limiter.limit.windowMs} ms.`,
+      'Give at least 1 request per a positive time, e.g. 30 per 10 s.',
+    );
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new StudioError(ErrorCode.BAD_ARGUMENT, `Bad port ${port}.`, 'Give a port from 0 to 65535 (0 picks a free one).');
+    throw new StudioError(
+      ErrorCode.BAD_ARGUMENT,
+      `Bad port ${port}.`,
+      'Give a port from 0 to 65535 (0 picks a free one).',
+    );
   }
   const indexFile = join(opts.rendererDir, 'index.html');
   if (!existsSync(indexFile)) {
@@ -169,9 +172,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const requestId = randomBytes(6).toString('hex');
     handle(req, res, requestId).catch((e: unknown) => {
       // A bug in the handler itself: the details go to the log, the answer says where to look.
-      log(`gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)}: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      log(
+        `gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)}: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      );
       if (!res.headersSent) {
-        sendError(res, 500, requestId, ErrorCode.INTERNAL, 'The server failed to answer this request.', `See the server's log for request ${requestId}.`);
+        sendError(
+          res,
+          500,
+          requestId,
+          ErrorCode.INTERNAL,
+          'The server failed to answer this request.',
+          `See the server's log for request ${requestId}.`,
+        );
       } else {
         res.destroy();
       }
@@ -180,7 +192,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   /** Sends an error answer and writes its line to the log. */
   function fail(req: IncomingMessage, res: ServerResponse, requestId: string, status: number, error: PlainError): void {
-    log(`gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)} -> ${status} ${error.code}: ${error.message}`);
+    log(
+      `gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)} -> ${status} ${error.code}: ${error.message}`,
+    );
     if (error.stack && error.code === ErrorCode.INTERNAL) log(error.stack);
     sendError(res, status, requestId, error.code, error.message, error.hint);
   }
@@ -205,7 +219,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   function exchangeToken(req: IncomingMessage, res: ServerResponse, url: URL): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed(res, 'GET, HEAD');
     if (!tokenMatches(url.searchParams.get('token') ?? undefined, token)) {
-      return sendText(res, 401, 'The token in this address is wrong. Open the address that `gpt2-studio serve` printed when it started.');
+      return sendText(
+        res,
+        401,
+        'The token in this address is wrong. Open the address that `gpt2-studio serve` printed when it started.',
+      );
     }
     url.searchParams.delete('token');
     res.writeHead(302, {
@@ -231,7 +249,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   async function handleApi(req: IncomingMessage, res: ServerResponse, url: URL, requestId: string): Promise<void> {
     const origin = req.headers.origin;
     if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) {
-      return fail(req, res, requestId, 403, { code: ErrorCode.UNAUTHORIZED, message: `Refused a cross-origin request from ${origin}.`, hint: 'Open the studio from its own address.' });
+      return fail(req, res, requestId, 403, {
+        code: ErrorCode.UNAUTHORIZED,
+        message: `Refused a cross-origin request from ${origin}.`,
+        hint: 'Open the studio from its own address.',
+      });
     }
     const credential = credentialOf(req);
     if (credential === undefined) {
@@ -253,7 +275,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       try {
         name = decodeURIComponent(url.pathname.slice(HTTP_INVOKE_PREFIX.length));
       } catch {
-        return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'Bad request name encoding.', hint: '' });
+        return fail(req, res, requestId, 400, {
+          code: ErrorCode.BAD_ARGUMENT,
+          message: 'Bad request name encoding.',
+          hint: '',
+        });
       }
       if (!studio.registry.has(name)) {
         const unknown = studio.registry.parse(name, undefined); // the error that lists the known names
@@ -262,24 +288,40 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (req.method !== 'POST') return methodNotAllowed(res, 'POST');
       const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'application/json') {
-        return fail(req, res, requestId, 415, { code: ErrorCode.BAD_ARGUMENT, message: `Expected Content-Type application/json, got "${type}".`, hint: 'Send the body as JSON: {"arg": ...}.' });
+        return fail(req, res, requestId, 415, {
+          code: ErrorCode.BAD_ARGUMENT,
+          message: `Expected Content-Type application/json, got "${type}".`,
+          hint: 'Send the body as JSON: {"arg": ...}.',
+        });
       }
       const body = await readBody(req, maxBody);
       if (body === 'too-large') {
         res.setHeader('Connection', 'close');
-        return fail(req, res, requestId, 413, { code: ErrorCode.BAD_ARGUMENT, message: `The request body is larger than ${maxBody} bytes.`, hint: 'Send a smaller request.' });
+        return fail(req, res, requestId, 413, {
+          code: ErrorCode.BAD_ARGUMENT,
+          message: `The request body is larger than ${maxBody} bytes.`,
+          hint: 'Send a smaller request.',
+        });
       }
       let json: unknown = {};
       if (body.length > 0) {
         try {
           json = JSON.parse(body.toString('utf8'));
         } catch (e) {
-          return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: `The body is not JSON: ${(e as Error).message}`, hint: 'Send {"arg": ...} as JSON.' });
+          return fail(req, res, requestId, 400, {
+            code: ErrorCode.BAD_ARGUMENT,
+            message: `The body is not JSON: ${(e as Error).message}`,
+            hint: 'Send {"arg": ...} as JSON.',
+          });
         }
       }
       const envelope = httpInvokeBodySchema.safeParse(json);
       if (!envelope.success) {
-        return fail(req, res, requestId, 400, { code: ErrorCode.BAD_ARGUMENT, message: 'The body must be a JSON object {"arg": ...} with no other keys.', hint: 'Send {"arg": ...}, or {} for a request without argument.' });
+        return fail(req, res, requestId, 400, {
+          code: ErrorCode.BAD_ARGUMENT,
+          message: 'The body must be a JSON object {"arg": ...} with no other keys.',
+          hint: 'Send {"arg": ...}, or {} for a request without argument.',
+        });
       }
       if (limiter && studio.registry.changesSomething(name, envelope.data.arg)) {
         const key = `${req.socket.remoteAddress ?? '?'}\0${credential}`;
@@ -296,17 +338,22 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       }
       const reply = await studio.request(name, envelope.data.arg);
       if (reply.ok) return sendJson(res, 200, { ok: true, value: reply.value });
-      const status = reply.reason === 'bad-argument'
-        ? 400
-        : reply.error.code === ErrorCode.INTERNAL
-          ? 500
-          : reply.error.code === ErrorCode.FORBIDDEN
-            ? 403
-            : 422;
+      const status =
+        reply.reason === 'bad-argument'
+          ? 400
+          : reply.error.code === ErrorCode.INTERNAL
+            ? 500
+            : reply.error.code === ErrorCode.FORBIDDEN
+              ? 403
+              : 422;
       return fail(req, res, requestId, status, reply.error);
     }
 
-    return fail(req, res, requestId, 404, { code: ErrorCode.NOT_FOUND, message: `No API route ${url.pathname}.`, hint: `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.` });
+    return fail(req, res, requestId, 404, {
+      code: ErrorCode.NOT_FOUND,
+      message: `No API route ${url.pathname}.`,
+      hint: `Use POST ${HTTP_INVOKE_PREFIX}<name> or GET ${HTTP_EVENTS_PATH}.`,
+    });
   }
 
   function openEventStream(req: IncomingMessage, res: ServerResponse): void {
@@ -536,7 +583,14 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-function sendError(res: ServerResponse, status: number, requestId: string, code: PlainError['code'], message: string, hint: string): void {
+function sendError(
+  res: ServerResponse,
+  status: number,
+  requestId: string,
+  code: PlainError['code'],
+  message: string,
+  hint: string,
+): void {
   const error: PlainError = { code, message, hint, requestId };
   sendJson(res, status, { ok: false, error });
 }

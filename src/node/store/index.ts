@@ -7,4 +7,10 @@ export { DATABASE_FILE, type OpenDatabaseOptions } from './database';
 export { MIGRATIONS, SCHEMA_VERSION, migrate, type Migration, type MigrateResult } from './migrations';
 export { newId, checkId } from './ids';
 export * from './types';
-export { ChatStore, type StoredChatSettings, type StoredConversation, type StoredChatMessage, type AddChatMessageInput } from '../chats/store';
+export {
+  ChatStore,
+  type StoredChatSettings,
+  type StoredConversation,
+  type StoredChatMessage,
+  type AddChatMessageInput,
+} from '../chats/store';

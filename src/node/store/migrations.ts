@@ -223,7 +223,8 @@ const v3: Migration = {
       ALTER TABLE chat_messages_v3 RENAME TO chat_messages;
     `);
     const broken = db.pragma('foreign_key_check') as unknown[];
-    if (broken.length > 0) throw new Error(`${broken.length} chat messages lost their conversation while chat_messages was rebuilt`);
+    if (broken.length > 0)
+      throw new Error(`${broken.length} chat messages lost their conversation while chat_messages was rebuilt`);
   },
 };
 
@@ -269,7 +270,11 @@ export function userVersion(db: Database.Database): number {
 }
 
 /** Throws when the database was written by a newer studio than this one. */
-export function refuseFutureVersion(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): void {
+export function refuseFutureVersion(
+  db: Database.Database,
+  file: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): void {
   const version = userVersion(db);
   const supported = latestVersion(migrations);
   if (version > supported) {
@@ -295,7 +300,11 @@ export interface MigrateResult {
  * processes opening the same workspace at once cannot both migrate: the second re-reads the version under the lock
  * and finds nothing to do). Each step sets user_version; a throw rolls back every step, the version included.
  */
-export function migrate(db: Database.Database, file: string, migrations: readonly Migration[] = MIGRATIONS): MigrateResult {
+export function migrate(
+  db: Database.Database,
+  file: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): MigrateResult {
   checkMigrationList(migrations);
   refuseFutureVersion(db, file, migrations);
   const run = db.transaction((): MigrateResult => {

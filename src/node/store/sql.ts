@@ -68,14 +68,22 @@ export function insertUnique<T>(what: string, id: string, insert: () => T): T {
     return insert();
   } catch (e) {
     if (isConstraint(e, 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `${what} with the id "${id}" already exists.`, 'Choose another id, or leave it out to get a new one.', { cause: e });
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `${what} with the id "${id}" already exists.`,
+        'Choose another id, or leave it out to get a new one.',
+        { cause: e },
+      );
     }
     throw e;
   }
 }
 
 /** The rows whose process is gone, or was never known. */
-export function orphaned<R extends { pid: number | null }>(rows: readonly R[], isPidAlive: (pid: number) => boolean): R[] {
+export function orphaned<R extends { pid: number | null }>(
+  rows: readonly R[],
+  isPidAlive: (pid: number) => boolean,
+): R[] {
   return rows.filter((r) => r.pid === null || !isPidAlive(r.pid));
 }
 
@@ -89,35 +97,52 @@ export function badArgument(message: string, hint: string): StudioError {
 }
 
 export function checkInt(v: number, what: string): number {
-  if (!Number.isSafeInteger(v) || v < 0) throw badArgument(`${what} must be a whole number >= 0, got ${JSON.stringify(v)}.`, `Pass a non-negative integer as ${what}.`);
+  if (!Number.isSafeInteger(v) || v < 0)
+    throw badArgument(
+      `${what} must be a whole number >= 0, got ${JSON.stringify(v)}.`,
+      `Pass a non-negative integer as ${what}.`,
+    );
   return v;
 }
 
 export function checkFinite(v: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw badArgument(`${what} must be a finite number, got ${JSON.stringify(v)}.`, `Pass a finite number as ${what}.`);
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw badArgument(`${what} must be a finite number, got ${JSON.stringify(v)}.`, `Pass a finite number as ${what}.`);
   return v;
 }
 
 export function checkLimit(v: number | undefined, fallback: number): number {
   if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw badArgument(`limit must be a whole number >= 1, got ${JSON.stringify(v)}.`, 'Pass a positive limit, or leave it out.');
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw badArgument(
+      `limit must be a whole number >= 1, got ${JSON.stringify(v)}.`,
+      'Pass a positive limit, or leave it out.',
+    );
   return v;
 }
 
 export function checkText(v: string, what: string): string {
-  if (typeof v !== 'string' || v.trim() === '') throw badArgument(`The ${what} must be a non-empty string, got ${JSON.stringify(v)}.`, `Give a ${what}.`);
+  if (typeof v !== 'string' || v.trim() === '')
+    throw badArgument(`The ${what} must be a non-empty string, got ${JSON.stringify(v)}.`, `Give a ${what}.`);
   return v;
 }
 
 export function checkMember<T extends string>(v: T, allowed: readonly T[], what: string): T {
-  if (!allowed.includes(v)) throw badArgument(`${JSON.stringify(v)} is not a ${what}; expected one of ${allowed.join(', ')}.`, `Use one of ${allowed.join(', ')}.`);
+  if (!allowed.includes(v))
+    throw badArgument(
+      `${JSON.stringify(v)} is not a ${what}; expected one of ${allowed.join(', ')}.`,
+      `Use one of ${allowed.join(', ')}.`,
+    );
   return v;
 }
 
 /** Tags are trimmed, de-duplicated strings; empty ones are dropped. */
 export function checkTags(tags: readonly string[]): string[] {
   if (!Array.isArray(tags) || tags.some((t) => typeof t !== 'string')) {
-    throw badArgument(`Tags must be a list of strings, got ${JSON.stringify(tags)}.`, 'Pass tags like ["baseline", "fineweb"].');
+    throw badArgument(
+      `Tags must be a list of strings, got ${JSON.stringify(tags)}.`,
+      'Pass tags like ["baseline", "fineweb"].',
+    );
   }
   return [...new Set(tags.map((t) => t.trim()).filter((t) => t !== ''))];
 }
@@ -125,7 +150,10 @@ export function checkTags(tags: readonly string[]): string[] {
 /** A JSON object as text for a JSON column; anything else (an array, null, a number) is a bad argument. */
 export function jsonObject(v: object, what: string): string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    throw badArgument(`The ${what} must be a JSON object, got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}.`, `Pass the ${what} as an object.`);
+    throw badArgument(
+      `The ${what} must be a JSON object, got ${Array.isArray(v) ? 'an array' : JSON.stringify(v)}.`,
+      `Pass the ${what} as an object.`,
+    );
   }
   return JSON.stringify(v);
 }

@@ -20,9 +20,27 @@ import { RunsTable } from '../runs/runs-table';
 import { SamplesTable } from '../runs/samples-table';
 import { Sql } from './sql';
 import type {
-  AddCheckpointInput, AddSampleInput, Checkpoint, CreateEvalInput, CreateRunInput, Eval, EvalExample, FinishEvalInput,
-  GetMetricsOptions, ListEvalExamplesOptions, ListEvalsFilter, ListLogsOptions, ListRunsFilter, ListSamplesOptions,
-  LogEntry, LogLevel, MetricSeries, RecordStepInput, Run, RunPatch, Sample,
+  AddCheckpointInput,
+  AddSampleInput,
+  Checkpoint,
+  CreateEvalInput,
+  CreateRunInput,
+  Eval,
+  EvalExample,
+  FinishEvalInput,
+  GetMetricsOptions,
+  ListEvalExamplesOptions,
+  ListEvalsFilter,
+  ListLogsOptions,
+  ListRunsFilter,
+  ListSamplesOptions,
+  LogEntry,
+  LogLevel,
+  MetricSeries,
+  RecordStepInput,
+  Run,
+  RunPatch,
+  Sample,
 } from './types';
 
 export interface StoreOptions extends OpenDatabaseOptions {

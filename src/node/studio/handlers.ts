@@ -13,10 +13,28 @@ import { modelsHandlers } from '../models/handlers';
 import { runsHandlers } from '../runs/handlers';
 import { Registry, type HandlerDefs } from './registry';
 
-const domains = [appHandlers, datasetsHandlers, modelsHandlers, generationHandlers, chatsHandlers, checkpointsHandlers, evalsHandlers, runsHandlers];
+const domains = [
+  appHandlers,
+  datasetsHandlers,
+  modelsHandlers,
+  generationHandlers,
+  chatsHandlers,
+  checkpointsHandlers,
+  evalsHandlers,
+  runsHandlers,
+];
 
 // compile-time: every request of the contract has a declaration
-void ({ ...appHandlers, ...datasetsHandlers, ...modelsHandlers, ...generationHandlers, ...chatsHandlers, ...checkpointsHandlers, ...evalsHandlers, ...runsHandlers } satisfies HandlerDefs<HandlerName>);
+void ({
+  ...appHandlers,
+  ...datasetsHandlers,
+  ...modelsHandlers,
+  ...generationHandlers,
+  ...chatsHandlers,
+  ...checkpointsHandlers,
+  ...evalsHandlers,
+  ...runsHandlers,
+} satisfies HandlerDefs<HandlerName>);
 
 /** The studio's registry: IPC, HTTP and the CLI dispatch through it; tests may add a handler to it. */
 export const studioRegistry = new Registry(...domains);

@@ -4,7 +4,14 @@
  * Electron IPC and the HTTP server call `request`, the CLI and tests `invoke`. It is constructed with the workspace
  * folder, resolved once by the caller (see resolveHome).
  */
-import type { EventListener, EventName, HandlerArgs, HandlerName, HandlerResult, StudioEvents } from '../../shared/contract';
+import type {
+  EventListener,
+  EventName,
+  HandlerArgs,
+  HandlerName,
+  HandlerResult,
+  StudioEvents,
+} from '../../shared/contract';
 import { type AnyEventListener, StudioEmitter } from './emitter';
 import { openStore, type Eval, type Run, type Store } from '../store';
 import type { WorkerSpawner } from '../train/launcher';
@@ -68,12 +75,25 @@ export class Studio implements StudioContext {
     this.opts = opts;
     this.workspace = new Workspace(opts.home);
     const workers = opts.workers ?? {};
-    this.evals = new EvalService(opts.home, () => this.store, (n, p) => this.emit(n, p), workers.model);
+    this.evals = new EvalService(
+      opts.home,
+      () => this.store,
+      (n, p) => this.emit(n, p),
+      workers.model,
+    );
     this.models = new ModelService(opts.home, () => this.store, workers.model);
     this.generation = new GenerationService(opts.home, (n, p) => this.emit(n, p), workers.model);
     this.chats = new ChatService(() => this.store, this.generation);
-    this.checkpoints = new CheckpointService(opts.home, () => this.store, () => this.runs);
-    this.calibration = new CalibrationService(opts.home, () => this.store.listRuns({ status: 'running' }).length, () => forkCalibrateChild(workers.calibrate));
+    this.checkpoints = new CheckpointService(
+      opts.home,
+      () => this.store,
+      () => this.runs,
+    );
+    this.calibration = new CalibrationService(
+      opts.home,
+      () => this.store.listRuns({ status: 'running' }).length,
+      () => forkCalibrateChild(workers.calibrate),
+    );
     this.datasets = new DatasetService({
       home: opts.home,
       events: {
@@ -90,7 +110,8 @@ export class Studio implements StudioContext {
   get store(): Store {
     if (!this.storeRef) {
       this.storeRef = openStore(this.home);
-      for (const r of this.storeRef.recoverOnStart()) this.emit('run-status', { runId: r.id, status: r.status, error: r.error ?? undefined });
+      for (const r of this.storeRef.recoverOnStart())
+        this.emit('run-status', { runId: r.id, status: r.status, error: r.error ?? undefined });
       this.storeRef.recoverEvalsOnStart();
     }
     return this.storeRef;

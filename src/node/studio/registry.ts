@@ -62,7 +62,8 @@ export class Registry {
   addAll(map: Record<string, AnyHandlerDef>): () => void {
     const names = Object.keys(map);
     for (const name of names) {
-      if (!/^[a-z0-9]+(-[a-z0-9]+)+$/.test(name)) throw new Error(`Handler name "${name}" is not kebab-case <domain>-<verb>.`);
+      if (!/^[a-z0-9]+(-[a-z0-9]+)+$/.test(name))
+        throw new Error(`Handler name "${name}" is not kebab-case <domain>-<verb>.`);
       if (this.defs.has(name)) throw new Error(`Handler "${name}" is declared twice.`);
     }
     for (const name of names) this.defs.set(name, map[name] as AnyHandlerDef);
@@ -98,7 +99,11 @@ export class Registry {
       return {
         ok: false,
         reason: 'unknown-handler',
-        error: { code: ErrorCode.NOT_FOUND, message: `Unknown request ${shown}.`, hint: `Known requests: ${this.names().join(', ')}.` },
+        error: {
+          code: ErrorCode.NOT_FOUND,
+          message: `Unknown request ${shown}.`,
+          hint: `Known requests: ${this.names().join(', ')}.`,
+        },
       };
     }
     const parsed = def.schema.safeParse(arg);

@@ -30,13 +30,20 @@ function source(l: DataLoader): BatchSource {
 export function openTrainingData(home: string, c: RunConfig, rank = 0): { train: BatchSource; val?: BatchSource } {
   if (isSftDataset(home, c.dataset)) {
     if (c.world_size > 1) {
-      throw new StudioError(ErrorCode.BAD_ARGUMENT, `SFT dataset "${c.dataset}" is read by one process; world_size is ${c.world_size}.`, 'Set world_size to 1 for fine-tuning.');
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `SFT dataset "${c.dataset}" is read by one process; world_size is ${c.world_size}.`,
+        'Set world_size to 1 for fine-tuning.',
+      );
     }
     // SFT: one packed stream per split with a loss mask over the assistant's tokens
     const train = readSftSplit(home, c.dataset, 'train');
     const val = readSftSplit(home, c.dataset, 'val');
     const valOk = val !== null && fitRows(val.tokens.length, c.batch_size, c.seq_len) !== null;
-    return { train: sftSource(train!, c.batch_size, c.seq_len), val: valOk ? sftSource(val!, c.batch_size, c.seq_len, { shrinkToFit: true }) : undefined };
+    return {
+      train: sftSource(train!, c.batch_size, c.seq_len),
+      val: valOk ? sftSource(val!, c.batch_size, c.seq_len, { shrinkToFit: true }) : undefined,
+    };
   }
   const opts = { B: c.batch_size, T: c.seq_len, rank, world: c.world_size, shuffle: c.shuffle, seed: c.seed };
   const train = source(openDatasetLoader(home, c.dataset, 'train', opts));

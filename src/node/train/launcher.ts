@@ -108,10 +108,12 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
       return;
     }
     if (m.type === 'error') {
-      const err = r === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${r}: ${m.error.message}` } } as WorkerMessage);
+      const err =
+        r === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${r}: ${m.error.message}` } } as WorkerMessage);
       if (m.error.code === ErrorCode.PEER_FAILED || CONSEQUENCE.test(m.error.message)) {
         // this rank stopped because another one failed: give that one a moment to say why (keep the first such)
-        if (!heldError && !errorSent) heldError = { m: err, timer: setTimeout(() => heldError && relayError(heldError.m), CONSEQUENCE_WAIT_MS) };
+        if (!heldError && !errorSent)
+          heldError = { m: err, timer: setTimeout(() => heldError && relayError(heldError.m), CONSEQUENCE_WAIT_MS) };
         return;
       }
       relayError(err);

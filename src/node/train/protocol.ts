@@ -26,11 +26,25 @@ export type ParentMessage =
   | { type: 'pause' };
 
 export type WorkerMessage = { seq: number } & (
-  | { type: 'ready'; engine: string; params: number; modelConfig: Record<string, number>; resumedAt: number; attempt: RunAttempt }
+  | {
+      type: 'ready';
+      engine: string;
+      params: number;
+      modelConfig: Record<string, number>;
+      resumedAt: number;
+      attempt: RunAttempt;
+    }
   | ({ type: 'step' } & StepEvent)
   | { type: 'eval'; step: number; name: 'val/loss' | 'hellaswag/acc_norm'; value: number }
   | { type: 'sample'; step: number; prompt: string; samples: string[] }
-  | { type: 'checkpoint'; step: number; dir: string; sizeBytes: number; valLoss: number | null; valLossStep: number | null }
+  | {
+      type: 'checkpoint';
+      step: number;
+      dir: string;
+      sizeBytes: number;
+      valLoss: number | null;
+      valLossStep: number | null;
+    }
   | ({ type: 'guard' } & GuardEvent)
   | ({ type: 'timing' } & TimingEvent)
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }

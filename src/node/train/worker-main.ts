@@ -46,7 +46,9 @@ export async function startWorkerProcess(): Promise<void> {
     }
   });
   const ok = await runWorker(start, {
-    send: (m) => { pending.push(post(m)); },
+    send: (m) => {
+      pending.push(post(m));
+    },
     onMessage: (cb) => {
       listeners.push(cb);
       for (const m of early.splice(0)) cb(m);

@@ -22,13 +22,16 @@ import { openTrainingData } from './data';
 import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
 
-
 /** The model config of a run config. */
 export function modelConfigOf(c: RunConfig): GPTConfig {
   const s = resolveModelShape(c.model);
   return makeConfig({
-    nLayer: s.n_layer!, nHead: s.n_head!, nEmbd: s.n_embd!, blockSize: s.block_size!,
-    vocabSize: s.vocab_size, paddedVocabSize: s.padded_vocab_size,
+    nLayer: s.n_layer!,
+    nHead: s.n_head!,
+    nEmbd: s.n_embd!,
+    blockSize: s.block_size!,
+    vocabSize: s.vocab_size,
+    paddedVocabSize: s.padded_vocab_size,
   });
 }
 
@@ -42,7 +45,11 @@ export interface WorkerIo {
  * (the parent hands it to the other ranks); every rank then waits until all have joined. This comes before the
  * model is built, since a CUDA engine picks the rank's GPU here.
  */
-async function joinRanks(engine: Engine, start: Extract<ParentMessage, { type: 'start' }>, io: WorkerIo): Promise<Collective> {
+async function joinRanks(
+  engine: Engine,
+  start: Extract<ParentMessage, { type: 'start' }>,
+  io: WorkerIo,
+): Promise<Collective> {
   const world = start.config.world_size;
   const rank = start.rank ?? 0;
   if (!engine.dataParallel) {
@@ -57,7 +64,12 @@ async function joinRanks(engine: Engine, start: Extract<ParentMessage, { type: '
     id = engine.dataParallel.newId();
     io.send({ type: 'comm-id', id, engine: engine.name });
   }
-  if (!id) throw new StudioError(ErrorCode.INTERNAL, `Rank ${rank} of run ${start.runId} started without a communicator id.`, 'Start the run again.');
+  if (!id)
+    throw new StudioError(
+      ErrorCode.INTERNAL,
+      `Rank ${rank} of run ${start.runId} started without a communicator id.`,
+      'Start the run again.',
+    );
   return engine.dataParallel.join(id, rank, world);
 }
 
@@ -96,10 +108,15 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     fs.mkdirSync(runDir, { recursive: true });
     const world = config.world_size;
     // data parallel on the CPU: the processes share the cores
-    const threads = world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
-      ? Math.max(1, Math.floor(os.availableParallelism() / world)) : undefined;
+    const threads =
+      world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
+        ? Math.max(1, Math.floor(os.availableParallelism() / world))
+        : undefined;
     // the other ranks run the engine rank 0 resolved ("auto" could resolve differently in each process)
-    const engine = await getEngine(rank > 0 && start.engine ? start.engine : config.engine, { threads, precision: config.precision });
+    const engine = await getEngine(rank > 0 && start.engine ? start.engine : config.engine, {
+      threads,
+      precision: config.precision,
+    });
     if (world > 1) dist = await joinRanks(engine, start, io);
     let mc = modelConfigOf(config);
     let resume: TrainerState | undefined;
@@ -123,11 +140,26 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     } else {
       model = await engine.createModel(mc, initWeights(mc, config.seed));
     }
-    if (lead) io.send({
-      type: 'ready', engine: engine.info().detail, params: paramCount(mc), resumedAt: resume?.step ?? 0,
-      attempt: attemptFacts(engine.info(), mc, { fromStep: resume?.step ?? 0, worldSize: world, initFrom: start.resumeFrom ? 'checkpoint (resume)' : config.init_from }),
-      modelConfig: { n_layer: mc.nLayer, n_head: mc.nHead, n_embd: mc.nEmbd, block_size: mc.blockSize, vocab_size: mc.vocabSize, padded_vocab_size: mc.paddedVocabSize },
-    });
+    if (lead)
+      io.send({
+        type: 'ready',
+        engine: engine.info().detail,
+        params: paramCount(mc),
+        resumedAt: resume?.step ?? 0,
+        attempt: attemptFacts(engine.info(), mc, {
+          fromStep: resume?.step ?? 0,
+          worldSize: world,
+          initFrom: start.resumeFrom ? 'checkpoint (resume)' : config.init_from,
+        }),
+        modelConfig: {
+          n_layer: mc.nLayer,
+          n_head: mc.nHead,
+          n_embd: mc.nEmbd,
+          block_size: mc.blockSize,
+          vocab_size: mc.vocabSize,
+          padded_vocab_size: mc.paddedVocabSize,
+        },
+      });
 
     const data = openTrainingData(home, config, rank);
     let hsExamples: HellaswagExample[] | null | undefined;
@@ -140,9 +172,13 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
       resume,
       dist,
       hooks: {
-        onStep: (e) => { if (lead) io.send({ type: 'step', ...e }); },
+        onStep: (e) => {
+          if (lead) io.send({ type: 'step', ...e });
+        },
         onEval: (e) => io.send({ type: 'eval', step: e.step, name: 'val/loss', value: e.valLoss }),
-        onHellaswag: (e) => { if (e.accNorm !== null) io.send({ type: 'eval', step: e.step, name: 'hellaswag/acc_norm', value: e.accNorm }); },
+        onHellaswag: (e) => {
+          if (e.accNorm !== null) io.send({ type: 'eval', step: e.step, name: 'hellaswag/acc_norm', value: e.accNorm });
+        },
         onSample: (e) => io.send({ type: 'sample', step: e.step, prompt: e.prompt, samples: e.samples }),
         onLog: (level, message) => log(level, message),
         onGuard: (e) => io.send({ type: 'guard', ...e }),
@@ -163,17 +199,35 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
           log('info', `HellaSwag accuracy: ${r.summary.correctNorm}/${r.summary.n}=${r.summary.accNorm.toFixed(4)}`);
           return { accNorm: r.summary.accNorm, n: r.summary.n };
         },
-        saveCheckpoint: !lead ? undefined : async (state, metrics) => {
-          const { dir, sizeBytes } = writeCheckpoint(runDir, {
-            state: { step: state.step, runId, runConfig: config, modelConfig: mc, trainer: state, engine: engine.name, metrics },
-            weights: await m.exportWeights(),
-            optimizer: await m.exportOptimizerState(),
-          });
-          // prune first, so that the parent's index drops the removed ones when it records this one
-          const dropped = pruneCheckpoints(runDir, config.keep_last);
-          io.send({ type: 'checkpoint', step: state.step, dir, sizeBytes, valLoss: metrics['val/loss'] ?? null, valLossStep: metrics['val/loss_step'] ?? null });
-          if (dropped.length) log('info', `removed old checkpoints at steps ${dropped.join(', ')} (keep_last ${config.keep_last})`);
-        },
+        saveCheckpoint: !lead
+          ? undefined
+          : async (state, metrics) => {
+              const { dir, sizeBytes } = writeCheckpoint(runDir, {
+                state: {
+                  step: state.step,
+                  runId,
+                  runConfig: config,
+                  modelConfig: mc,
+                  trainer: state,
+                  engine: engine.name,
+                  metrics,
+                },
+                weights: await m.exportWeights(),
+                optimizer: await m.exportOptimizerState(),
+              });
+              // prune first, so that the parent's index drops the removed ones when it records this one
+              const dropped = pruneCheckpoints(runDir, config.keep_last);
+              io.send({
+                type: 'checkpoint',
+                step: state.step,
+                dir,
+                sizeBytes,
+                valLoss: metrics['val/loss'] ?? null,
+                valLossStep: metrics['val/loss_step'] ?? null,
+              });
+              if (dropped.length)
+                log('info', `removed old checkpoints at steps ${dropped.join(', ')} (keep_last ${config.keep_last})`);
+            },
       },
     });
     io.send({ type: 'done', status: outcome.status, step: outcome.step });

@@ -13,7 +13,11 @@ describe('ErrorNote', () => {
     expect(studio).toContain('bad lr');
     expect(studio).toContain('Lower max_lr.');
     // a failed run's error arrives as {code, message, hint}: never "[object Object]"
-    const plain = html({ code: 'TRAINING_DIVERGED', message: 'The loss spiked 5 times in a row.', hint: 'Lower max_lr, raise warmup_steps.' });
+    const plain = html({
+      code: 'TRAINING_DIVERGED',
+      message: 'The loss spiked 5 times in a row.',
+      hint: 'Lower max_lr, raise warmup_steps.',
+    });
     expect(plain).toContain('The loss spiked 5 times in a row.');
     expect(plain).toContain('Lower max_lr, raise warmup_steps.');
     expect(plain).not.toContain('[object Object]');

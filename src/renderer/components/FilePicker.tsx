@@ -20,7 +20,18 @@ function splitPath(p: string): [string, string] {
 
 function FolderGlyph() {
   return (
-    <svg className="fp-glyph fp-glyph-dir" width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="1.8" strokeLinejoin="round" aria-hidden="true" focusable="false">
+    <svg
+      className="fp-glyph fp-glyph-dir"
+      width="16"
+      height="16"
+      viewBox="0 0 24 24"
+      fill="none"
+      stroke="currentColor"
+      strokeWidth="1.8"
+      strokeLinejoin="round"
+      aria-hidden="true"
+      focusable="false"
+    >
       <path d="M3 6a1 1 0 0 1 1-1h5l2 2h9a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1z" />
     </svg>
   );
@@ -28,7 +39,18 @@ function FolderGlyph() {
 
 function FileGlyph() {
   return (
-    <svg className="fp-glyph" width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="1.8" strokeLinejoin="round" aria-hidden="true" focusable="false">
+    <svg
+      className="fp-glyph"
+      width="16"
+      height="16"
+      viewBox="0 0 24 24"
+      fill="none"
+      stroke="currentColor"
+      strokeWidth="1.8"
+      strokeLinejoin="round"
+      aria-hidden="true"
+      focusable="false"
+    >
       <path d="M6 3h8l4 4v14H6zM14 3v4h4" />
     </svg>
   );
@@ -73,7 +95,10 @@ export function FilePicker(props: {
   const hasExt = !!extensions && extensions.length > 0 && mode !== 'folder';
 
   const open = useCallback(
-    async (target: string | undefined, opts: { select?: string; focusList?: boolean; fallback?: boolean; note?: unknown } = {}) => {
+    async (
+      target: string | undefined,
+      opts: { select?: string; focusList?: boolean; fallback?: boolean; note?: unknown } = {},
+    ) => {
       const my = ++seq.current;
       setLoading(true);
       try {
@@ -115,7 +140,10 @@ export function FilePicker(props: {
 
   useEffect(() => {
     // the first listing, and again when the filters that the service applies change
-    void open(listing?.path ?? (initialPath || undefined), { fallback: !listing, select: listing ? listing.entries[active]?.name : undefined });
+    void open(listing?.path ?? (initialPath || undefined), {
+      fallback: !listing,
+      select: listing ? listing.entries[active]?.name : undefined,
+    });
     // (`open` changes with the filters; the listing and highlight are read as they are when they change)
   }, [open]);
 
@@ -137,8 +165,16 @@ export function FilePicker(props: {
   }, [current, active, ids.list]);
 
   const canPickEntry = (e: Entry | null): boolean => !!e && (e.kind === 'file' ? mode !== 'folder' : mode !== 'file');
-  const selectLabel = current?.kind === 'dir' && mode === 'file' ? 'Open folder' : current ? 'Select' : mode === 'file' ? 'Select' : 'Select this folder';
-  const selectDisabled = loading || !listing || (current ? current.kind === 'file' && mode === 'folder' : mode === 'file');
+  const selectLabel =
+    current?.kind === 'dir' && mode === 'file'
+      ? 'Open folder'
+      : current
+        ? 'Select'
+        : mode === 'file'
+          ? 'Select'
+          : 'Select this folder';
+  const selectDisabled =
+    loading || !listing || (current ? current.kind === 'file' && mode === 'folder' : mode === 'file');
 
   const activate = (e: Entry) => {
     if (e.kind === 'dir') void open(e.path, { focusList: true });
@@ -249,18 +285,39 @@ export function FilePicker(props: {
             void open(pathText.trim() || undefined);
           }}
         >
-          <button type="button" className="button" onClick={up} disabled={!listing?.parent || loading} aria-label="Up to the parent folder" title="Up to the parent folder (Backspace)">
+          <button
+            type="button"
+            className="button"
+            onClick={up}
+            disabled={!listing?.parent || loading}
+            aria-label="Up to the parent folder"
+            title="Up to the parent folder (Backspace)"
+          >
             ↑ Up
           </button>
           {!listing?.roots && (
-            <button type="button" className="button" onClick={() => void open(undefined)} disabled={loading} title="Your home folder">
+            <button
+              type="button"
+              className="button"
+              onClick={() => void open(undefined)}
+              disabled={loading}
+              title="Your home folder"
+            >
               Home
             </button>
           )}
           <label className="visually-hidden" htmlFor={ids.path}>
             Folder path
           </label>
-          <input id={ids.path} className="fp-path mono" value={pathText} spellCheck={false} autoComplete="off" onChange={(e) => setPathText(e.target.value)} placeholder="/path/to/folder" />
+          <input
+            id={ids.path}
+            className="fp-path mono"
+            value={pathText}
+            spellCheck={false}
+            autoComplete="off"
+            onChange={(e) => setPathText(e.target.value)}
+            placeholder="/path/to/folder"
+          />
           <button type="submit" className="button" disabled={loading}>
             Go
           </button>
@@ -350,12 +407,20 @@ export function FilePicker(props: {
           ))}
           {listing && shown.length === 0 && (
             <li className="fp-empty muted" role="presentation">
-              {filter ? `Nothing here matches “${filter}”.` : hasExt && onlyExt ? `No folders or ${extensions!.map((x) => (x.startsWith('.') ? x : `.${x}`)).join(', ')} files here.` : 'This folder is empty.'}
+              {filter
+                ? `Nothing here matches “${filter}”.`
+                : hasExt && onlyExt
+                  ? `No folders or ${extensions!.map((x) => (x.startsWith('.') ? x : `.${x}`)).join(', ')} files here.`
+                  : 'This folder is empty.'}
             </li>
           )}
         </ul>
         <p className="muted small fp-status" id={ids.status} aria-live="polite">
-          {loading ? 'Loading…' : listing ? `${folders} folder${folders === 1 ? '' : 's'}, ${files} file${files === 1 ? '' : 's'}. Arrows move, Enter opens a folder${mode !== 'folder' ? ' or picks a file' : ''}, Backspace goes up.` : ''}
+          {loading
+            ? 'Loading…'
+            : listing
+              ? `${folders} folder${folders === 1 ? '' : 's'}, ${files} file${files === 1 ? '' : 's'}. Arrows move, Enter opens a folder${mode !== 'folder' ? ' or picks a file' : ''}, Backspace goes up.`
+              : ''}
         </p>
       </div>
     </Dialog>

@@ -9,7 +9,13 @@ import { useClient } from '../useInvoke';
 import { FilePicker } from './FilePicker';
 import { FormDialog } from './FormDialog';
 
-export function ImportModelDialog({ onClose, onImported }: { onClose: () => void; onImported: (m: ModelEntry) => void }) {
+export function ImportModelDialog({
+  onClose,
+  onImported,
+}: {
+  onClose: () => void;
+  onImported: (m: ModelEntry) => void;
+}) {
   const client = useClient();
   const [source, setSource] = useState('');
   const [name, setName] = useState('');
@@ -53,8 +59,9 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
               </button>
             </div>
             <p className="field-hint" id={`${ids.path}-hint`}>
-              A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding <code>model.safetensors</code> and its{' '}
-              <code>config.json</code> (what <code>save_pretrained</code> writes). Pickled <code>.bin</code> files are not read.
+              A <code>.safetensors</code> file of GPT-2 weights with HF names, or a folder holding{' '}
+              <code>model.safetensors</code> and its <code>config.json</code> (what <code>save_pretrained</code>{' '}
+              writes). Pickled <code>.bin</code> files are not read.
             </p>
           </div>
           <div className="field">
@@ -73,7 +80,8 @@ export function ImportModelDialog({ onClose, onImported }: { onClose: () => void
           {busy && <progress aria-label="Importing" />}
           {done && (
             <p role="status" className="muted">
-              Imported {done.label}: {compact(done.params)} parameters, {done.nLayer} layers, context {done.blockSize}, {bytes(done.sizeBytes)}.
+              Imported {done.label}: {compact(done.params)} parameters, {done.nLayer} layers, context {done.blockSize},{' '}
+              {bytes(done.sizeBytes)}.
             </p>
           )}
         </>

@@ -72,7 +72,9 @@ export function ModelPicker({
           }}
           data-testid="model-picker"
         >
-          <option value="">{state.status === 'loading' ? 'Loading models…' : models.length ? 'Choose a model…' : 'No models yet'}</option>
+          <option value="">
+            {state.status === 'loading' ? 'Loading models…' : models.length ? 'Choose a model…' : 'No models yet'}
+          </option>
           {imported.length > 0 && (
             <optgroup label="Imported weights">
               {imported.map((m) => (

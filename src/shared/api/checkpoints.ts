@@ -28,6 +28,11 @@ export interface CheckpointExported {
 export type CheckpointsHandlers = {
   'checkpoints-list': (arg?: { runId?: string }) => Promise<CheckpointEntry[]>;
   'checkpoints-delete': (arg: { runId: string; step: number }) => Promise<CheckpointDeleted>;
-  'checkpoints-export': (arg: { runId: string; step: number; dest: string; overwrite?: boolean }) => Promise<CheckpointExported>;
+  'checkpoints-export': (arg: {
+    runId: string;
+    step: number;
+    dest: string;
+    overwrite?: boolean;
+  }) => Promise<CheckpointExported>;
   'checkpoints-branch': (arg: { runId: string; step: number; name?: string; start?: boolean }) => Promise<Run>;
 };

@@ -41,7 +41,18 @@ export type EvalsHandlers = {
   'evals-list': (filter?: ListEvalsFilter) => Promise<Eval[]>;
   'evals-delete': (arg: { id: string }) => Promise<{ deleted: boolean }>;
   'evals-get': (arg: { id: string }) => Promise<Eval>;
-  'evals-examples': (arg: { evalId: string; wrongOnly?: boolean; limit?: number; offset?: number }) => Promise<HellaswagExampleView[]>;
-  'evals-val-loss': (arg: { target: ModelTarget; dataset: string; iters?: number; batchSize?: number; seqLen?: number }) => Promise<{ valLoss: number; tokens: number; model: string }>;
+  'evals-examples': (arg: {
+    evalId: string;
+    wrongOnly?: boolean;
+    limit?: number;
+    offset?: number;
+  }) => Promise<HellaswagExampleView[]>;
+  'evals-val-loss': (arg: {
+    target: ModelTarget;
+    dataset: string;
+    iters?: number;
+    batchSize?: number;
+    seqLen?: number;
+  }) => Promise<{ valLoss: number; tokens: number; model: string }>;
   'tokens-score': (arg: { target: ModelTarget; text: string }) => Promise<TokenScores>;
 };

@@ -16,7 +16,10 @@ export class TfjsEngine implements Engine {
   info(): EngineInfo {
     const backend = tf.getBackend();
     return {
-      name: this.name, available: true, detail: `TF.js ${tf.version_core}, backend ${backend}`, notes: [...this.notes],
+      name: this.name,
+      available: true,
+      detail: `TF.js ${tf.version_core}, backend ${backend}`,
+      notes: [...this.notes],
       facts: { engine: this.name, backend, build: `TF.js ${tf.version_core}`, precision: 'fp32' },
     };
   }

@@ -7,19 +7,26 @@ import { checkTokenBatch } from '../check';
 
 /** Index of every parameter in the fixed order of paramSpecs. */
 interface LayerParams {
-  ln1w: tf.Tensor1D; ln1b: tf.Tensor1D;
-  attnW: tf.Tensor2D; attnB: tf.Tensor1D; // (3C, C), (3C)
-  projW: tf.Tensor2D; projB: tf.Tensor1D; // (C, C), (C)
-  ln2w: tf.Tensor1D; ln2b: tf.Tensor1D;
-  fcW: tf.Tensor2D; fcB: tf.Tensor1D; // (4C, C), (4C)
-  fcProjW: tf.Tensor2D; fcProjB: tf.Tensor1D; // (C, 4C), (C)
+  ln1w: tf.Tensor1D;
+  ln1b: tf.Tensor1D;
+  attnW: tf.Tensor2D;
+  attnB: tf.Tensor1D; // (3C, C), (3C)
+  projW: tf.Tensor2D;
+  projB: tf.Tensor1D; // (C, C), (C)
+  ln2w: tf.Tensor1D;
+  ln2b: tf.Tensor1D;
+  fcW: tf.Tensor2D;
+  fcB: tf.Tensor1D; // (4C, C), (4C)
+  fcProjW: tf.Tensor2D;
+  fcProjB: tf.Tensor1D; // (C, 4C), (C)
 }
 
 interface Params {
   wte: tf.Tensor2D; // (Vp, C)
   wpe: tf.Tensor2D; // (maxT, C)
   layers: LayerParams[];
-  lnfw: tf.Tensor1D; lnfb: tf.Tensor1D;
+  lnfw: tf.Tensor1D;
+  lnfb: tf.Tensor1D;
 }
 
 const PER_LAYER = 12;
@@ -30,16 +37,28 @@ function structure(ps: tf.Tensor[], nLayer: number): Params {
   for (let l = 0; l < nLayer; l++) {
     const o = 2 + l * PER_LAYER;
     layers.push({
-      ln1w: ps[o] as tf.Tensor1D, ln1b: ps[o + 1] as tf.Tensor1D,
-      attnW: ps[o + 2] as tf.Tensor2D, attnB: ps[o + 3] as tf.Tensor1D,
-      projW: ps[o + 4] as tf.Tensor2D, projB: ps[o + 5] as tf.Tensor1D,
-      ln2w: ps[o + 6] as tf.Tensor1D, ln2b: ps[o + 7] as tf.Tensor1D,
-      fcW: ps[o + 8] as tf.Tensor2D, fcB: ps[o + 9] as tf.Tensor1D,
-      fcProjW: ps[o + 10] as tf.Tensor2D, fcProjB: ps[o + 11] as tf.Tensor1D,
+      ln1w: ps[o] as tf.Tensor1D,
+      ln1b: ps[o + 1] as tf.Tensor1D,
+      attnW: ps[o + 2] as tf.Tensor2D,
+      attnB: ps[o + 3] as tf.Tensor1D,
+      projW: ps[o + 4] as tf.Tensor2D,
+      projB: ps[o + 5] as tf.Tensor1D,
+      ln2w: ps[o + 6] as tf.Tensor1D,
+      ln2b: ps[o + 7] as tf.Tensor1D,
+      fcW: ps[o + 8] as tf.Tensor2D,
+      fcB: ps[o + 9] as tf.Tensor1D,
+      fcProjW: ps[o + 10] as tf.Tensor2D,
+      fcProjB: ps[o + 11] as tf.Tensor1D,
     });
   }
   const f = 2 + nLayer * PER_LAYER;
-  return { wte: ps[0] as tf.Tensor2D, wpe: ps[1] as tf.Tensor2D, layers, lnfw: ps[f] as tf.Tensor1D, lnfb: ps[f + 1] as tf.Tensor1D };
+  return {
+    wte: ps[0] as tf.Tensor2D,
+    wpe: ps[1] as tf.Tensor2D,
+    layers,
+    lnfw: ps[f] as tf.Tensor1D,
+    lnfb: ps[f + 1] as tf.Tensor1D,
+  };
 }
 
 /**
@@ -433,7 +452,8 @@ export class TfjsModel implements Model {
     cache.length += S;
     const data = (await out.data()) as Float32Array;
     out.dispose();
-    if (data.length !== B * V) throw new StudioError(ErrorCode.INTERNAL, `decode produced ${data.length} logits, expected ${B * V}.`);
+    if (data.length !== B * V)
+      throw new StudioError(ErrorCode.INTERNAL, `decode produced ${data.length} logits, expected ${B * V}.`);
     return data;
   }
 
@@ -480,7 +500,14 @@ export class TfjsModel implements Model {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const t of [...this.params, ...(this.grads ?? []), ...(this.m ?? []), ...(this.v ?? []), ...this.masks.values()]) t.dispose();
+    for (const t of [
+      ...this.params,
+      ...(this.grads ?? []),
+      ...(this.m ?? []),
+      ...(this.v ?? []),
+      ...this.masks.values(),
+    ])
+      t.dispose();
     this.masks.clear();
   }
 
@@ -488,4 +515,3 @@ export class TfjsModel implements Model {
     if (this.disposed) throw new StudioError(ErrorCode.INTERNAL, 'This model was disposed.', 'Create a new model.');
   }
 }
-

@@ -112,7 +112,11 @@ export function Chart({
             el.setAttribute('data-draws', String(++draws));
           },
         ],
-        setSelect: [(u) => { if (u.select.width > 0) zoomed.current = true; }],
+        setSelect: [
+          (u) => {
+            if (u.select.width > 0) zoomed.current = true;
+          },
+        ],
       },
     };
     const u = new uPlot(opts, dataRef.current as uPlot.AlignedData, el);
@@ -151,7 +155,9 @@ export function Chart({
     () => ({
       toImage: () => {
         const u = plot.current;
-        return u ? chartImage(u, titleRef.current.title, titleRef.current.unit, linesRef.current, baselinesRef.current) : null;
+        return u
+          ? chartImage(u, titleRef.current.title, titleRef.current.unit, linesRef.current, baselinesRef.current)
+          : null;
       },
     }),
     [],

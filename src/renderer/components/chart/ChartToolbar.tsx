@@ -37,7 +37,14 @@ export function ChartToolbar(p: {
             ['wall', 'Wall time'],
           ] as const
         ).map(([k, label]) => (
-          <button key={k} type="button" role="radio" aria-checked={p.xKind === k} className="segmented-item" onClick={() => p.setXKind(k)}>
+          <button
+            key={k}
+            type="button"
+            role="radio"
+            aria-checked={p.xKind === k}
+            className="segmented-item"
+            onClick={() => p.setXKind(k)}
+          >
             {label}
           </button>
         ))}

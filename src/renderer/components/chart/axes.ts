@@ -66,7 +66,10 @@ export function formatTicks(splits: readonly number[]): string[] {
     return max;
   };
   const label = (scale: number, suffix: string, max: number) => {
-    const d = decimals(finite.map((v) => v / scale), max);
+    const d = decimals(
+      finite.map((v) => v / scale),
+      max,
+    );
     return splits.map((v) => (Number.isFinite(v) ? `${(v / scale).toFixed(d)}${suffix}` : ''));
   };
   if (maxAbs >= 1e4) {

@@ -23,7 +23,12 @@ function legendItems(u: uPlot, lines: readonly ChartLine[], baselines: readonly 
       dash: l.dash,
       faint: u.series[i + 1]?.show === false,
     })),
-    ...baselines.map((b) => ({ label: b.label, color: resolveColor(b.color), width: 1.25, dash: b.dash ?? BASELINE_DASH })),
+    ...baselines.map((b) => ({
+      label: b.label,
+      color: resolveColor(b.color),
+      width: 1.25,
+      dash: b.dash ?? BASELINE_DASH,
+    })),
   ];
 }
 

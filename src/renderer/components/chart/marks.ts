@@ -15,7 +15,11 @@ export const BASELINE_DASH = [6, 4];
  * The index of the non-null value of `col` nearest to row `idx` along `xs` (itself when it has one; the earlier
  * one on a tie); -1 when the column has none.
  */
-export function nearestIndex(col: ArrayLike<number | null | undefined>, xs: ArrayLike<number | null | undefined>, idx: number): number {
+export function nearestIndex(
+  col: ArrayLike<number | null | undefined>,
+  xs: ArrayLike<number | null | undefined>,
+  idx: number,
+): number {
   const has = (i: number) => col[i] !== null && col[i] !== undefined;
   if (idx < 0 || idx >= col.length) return -1;
   if (has(idx)) return idx;
@@ -80,7 +84,9 @@ export function lineSeries(l: ChartLine, nearestLegend: boolean): uPlot.Series {
     // sparse series (val loss, HellaSwag) show their points while there are few of them
     points: l.marks
       ? { show: true, size: 9, fill: color, stroke: color }
-      : l.points ? { show: (u, sidx) => countValues(u.data[sidx]) <= 120, size: 5, fill: color, stroke: color } : { show: false },
+      : l.points
+        ? { show: (u, sidx) => countValues(u.data[sidx]) <= 120, size: 5, fill: color, stroke: color }
+        : { show: false },
     ...(l.marks ? { paths: () => null, spanGaps: false } : {}),
     // the value under the cursor (or the line's nearest point); the latest one while the cursor is away
     value: (u, v, sidx, idx) => {

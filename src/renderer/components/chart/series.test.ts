@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { appendPoint, clippedRange, debiasedEma, decimate, emptySeries, fromMetricSeries, joinTables, toSeconds, xValues } from './series';
+import {
+  appendPoint,
+  clippedRange,
+  debiasedEma,
+  decimate,
+  emptySeries,
+  fromMetricSeries,
+  joinTables,
+  toSeconds,
+  xValues,
+} from './series';
 
 describe('debiasedEma (TensorBoard smoothing)', () => {
   it('is debiased: the first value is kept, and a step input approaches the new level', () => {
@@ -43,7 +53,12 @@ describe('series', () => {
   });
 
   it('reads runs-metrics series (null as NaN, wall times in ms or s), and gives x by step, tokens or wall time', () => {
-    const s = fromMetricSeries({ steps: [0, 1], values: [1.5, null], wallTimes: [1_700_000_000_000, 1_700_000_002_000], tokensSeen: [8, 16] });
+    const s = fromMetricSeries({
+      steps: [0, 1],
+      values: [1.5, null],
+      wallTimes: [1_700_000_000_000, 1_700_000_002_000],
+      tokensSeen: [8, 16],
+    });
     expect(s.values[1]).toBeNaN();
     expect(s.wall).toEqual([1_700_000_000, 1_700_000_002]);
     expect(toSeconds(1_700_000_000.5)).toBe(1_700_000_000.5);
@@ -62,7 +77,16 @@ describe('series', () => {
       [4, 3, 2, 1, null],
       [9, null, 8, null, 7],
     ]);
-    expect(joinTables([{ x: [1, 2], ys: [[1, 2]] }, { x: [1, 2], ys: [[3, 4]] }])).toEqual([[1, 2], [1, 2], [3, 4]]);
+    expect(
+      joinTables([
+        { x: [1, 2], ys: [[1, 2]] },
+        { x: [1, 2], ys: [[3, 4]] },
+      ]),
+    ).toEqual([
+      [1, 2],
+      [1, 2],
+      [3, 4],
+    ]);
   });
 
   it('clips outliers to the 5th..95th percentile, padded', () => {

@@ -21,7 +21,12 @@ export const emptySeries = (): Series => ({ steps: [], values: [], wall: [], tok
 export const toSeconds = (t: number): number => (t > 1e11 ? t / 1000 : t);
 
 /** The series as runs-metrics returns it (over JSON a NaN arrives as null). */
-export function fromMetricSeries(m: { steps: number[]; values: (number | null)[]; wallTimes: number[]; tokensSeen: number[] }): Series {
+export function fromMetricSeries(m: {
+  steps: number[];
+  values: (number | null)[];
+  wallTimes: number[];
+  tokensSeen: number[];
+}): Series {
   return {
     steps: m.steps.slice(),
     values: m.values.map((v) => (v === null ? Number.NaN : v)),
@@ -157,9 +162,15 @@ function sameArray(a: readonly number[], b: readonly number[]): boolean {
  * 95th percentile of the finite values, padded by 10% of that span on each side. Null when there are no values
  * (or, for a log axis, no positive ones).
  */
-export function clippedRange(columns: readonly (readonly (number | null)[])[], log = false, lo = 0.05, hi = 0.95): [number, number] | null {
+export function clippedRange(
+  columns: readonly (readonly (number | null)[])[],
+  log = false,
+  lo = 0.05,
+  hi = 0.95,
+): [number, number] | null {
   const v: number[] = [];
-  for (const col of columns) for (const x of col) if (x !== null && Number.isFinite(x) && (!log || x > 0)) v.push(log ? Math.log10(x) : x);
+  for (const col of columns)
+    for (const x of col) if (x !== null && Number.isFinite(x) && (!log || x > 0)) v.push(log ? Math.log10(x) : x);
   if (v.length === 0) return null;
   v.sort((a, b) => a - b);
   const q = (p: number) => {

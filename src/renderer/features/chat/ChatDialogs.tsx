@@ -5,7 +5,15 @@ import { useClient } from '../../useInvoke';
 
 export type Conversation = HandlerResult<'chats-create'>;
 
-export function RenameChatDialog({ conversation, onClose, onSaved }: { conversation: Conversation; onClose: () => void; onSaved: (c: Conversation) => void }) {
+export function RenameChatDialog({
+  conversation,
+  onClose,
+  onSaved,
+}: {
+  conversation: Conversation;
+  onClose: () => void;
+  onSaved: (c: Conversation) => void;
+}) {
   const client = useClient();
   const [title, setTitle] = useState(conversation.named ? conversation.title : '');
   const titleId = useId();
@@ -21,14 +29,29 @@ export function RenameChatDialog({ conversation, onClose, onSaved }: { conversat
       fields={
         <div className="field">
           <label htmlFor={titleId}>Title</label>
-          <input id={titleId} value={title} maxLength={200} autoFocus placeholder={conversation.title} onChange={(e) => setTitle(e.target.value)} />
+          <input
+            id={titleId}
+            value={title}
+            maxLength={200}
+            autoFocus
+            placeholder={conversation.title}
+            onChange={(e) => setTitle(e.target.value)}
+          />
         </div>
       }
     />
   );
 }
 
-export function DeleteChatDialog({ conversation, onClose, onDeleted }: { conversation: Conversation; onClose: () => void; onDeleted: (id: string) => void }) {
+export function DeleteChatDialog({
+  conversation,
+  onClose,
+  onDeleted,
+}: {
+  conversation: Conversation;
+  onClose: () => void;
+  onDeleted: (id: string) => void;
+}) {
   const client = useClient();
   const n = conversation.messageCount;
   return (
@@ -46,7 +69,8 @@ export function DeleteChatDialog({ conversation, onClose, onDeleted }: { convers
     >
       <p>
         This removes the conversation and its {n === 1 ? '1 message' : `${n} messages`} from the workspace
-        {conversation.answering ? ', and stops the answer being generated' : ''}. It cannot be undone. The model is not affected.
+        {conversation.answering ? ', and stops the answer being generated' : ''}. It cannot be undone. The model is not
+        affected.
       </p>
     </FormDialog>
   );

@@ -34,8 +34,9 @@ export function ChatPage() {
       <>
         <EmptyState icon="chat" title="No models to chat with">
           <p>
-            Chat needs a model. Import the GPT-2 weights (the <code>model.safetensors</code> of openai-community/gpt2, or a folder
-            with it and <code>config.json</code>), or train a run: each of its checkpoints can be chatted with.
+            Chat needs a model. Import the GPT-2 weights (the <code>model.safetensors</code> of openai-community/gpt2,
+            or a folder with it and <code>config.json</code>), or train a run: each of its checkpoints can be chatted
+            with.
           </p>
           <div className="toolbar chat-empty-actions">
             <button type="button" className="button button-primary" onClick={() => setImporting(true)}>
@@ -79,11 +80,22 @@ export function ChatPage() {
         </div>
         {chat.list.status === 'loading' && <p className="muted small">Loading…</p>}
         {chat.list.status === 'error' && <ErrorNote error={chat.list.error} onRetry={() => void chat.refreshList()} />}
-        {chat.list.status === 'ok' && chat.conversations.length === 0 && <p className="muted small">No conversations yet. Your first message starts one.</p>}
+        {chat.list.status === 'ok' && chat.conversations.length === 0 && (
+          <p className="muted small">No conversations yet. Your first message starts one.</p>
+        )}
         <ul className="chat-list-items">
           {chat.conversations.map((c) => (
-            <li key={c.id} className={`chat-list-item${c.id === selectedId ? ' chat-list-item-current' : ''}`} data-testid="chat-item" data-id={c.id}>
-              <a href={pageHref('chat', { c: c.id })} aria-current={c.id === selectedId ? 'page' : undefined} className="chat-list-link">
+            <li
+              key={c.id}
+              className={`chat-list-item${c.id === selectedId ? ' chat-list-item-current' : ''}`}
+              data-testid="chat-item"
+              data-id={c.id}
+            >
+              <a
+                href={pageHref('chat', { c: c.id })}
+                aria-current={c.id === selectedId ? 'page' : undefined}
+                className="chat-list-link"
+              >
                 <span className="chat-list-title">
                   {(c.answering || chat.streams[c.id]) && <span className="live-dot" aria-label="answering" />}
                   {c.title}
@@ -93,10 +105,22 @@ export function ChatPage() {
                 </span>
               </a>
               <span className="chat-list-actions">
-                <button type="button" className="icon-button" aria-label={`Rename “${c.title}”`} title="Rename" onClick={() => setRenaming(c)}>
+                <button
+                  type="button"
+                  className="icon-button"
+                  aria-label={`Rename “${c.title}”`}
+                  title="Rename"
+                  onClick={() => setRenaming(c)}
+                >
                   <Icon name="edit" size={15} />
                 </button>
-                <button type="button" className="icon-button icon-button-danger" aria-label={`Delete “${c.title}”`} title="Delete" onClick={() => setDeleting(c)}>
+                <button
+                  type="button"
+                  className="icon-button icon-button-danger"
+                  aria-label={`Delete “${c.title}”`}
+                  title="Delete"
+                  onClick={() => setDeleting(c)}
+                >
                   <Icon name="trash" size={15} />
                 </button>
               </span>
@@ -110,8 +134,14 @@ export function ChatPage() {
           <h2 id={`${composerId}-title`} data-testid="chat-title">
             {title}
           </h2>
-          <span className="muted small">{model ? model.label : modelKey ? modelName(modelKey) : 'no model chosen'}</span>
-          {model && <span className={`pill ${model.sft ? 'pill-ok' : 'pill-off'}`}>{model.sft ? 'chat (SFT)' : 'base model'}</span>}
+          <span className="muted small">
+            {model ? model.label : modelKey ? modelName(modelKey) : 'no model chosen'}
+          </span>
+          {model && (
+            <span className={`pill ${model.sft ? 'pill-ok' : 'pill-off'}`}>
+              {model.sft ? 'chat (SFT)' : 'base model'}
+            </span>
+          )}
         </div>
         {chat.detail.status === 'error' && selectedId && (
           <div className="chat-load-error">
@@ -119,7 +149,9 @@ export function ChatPage() {
             <a href={pageHref('chat')}>Start a new conversation</a>
           </div>
         )}
-        {selectedId && chat.detail.status === 'loading' && <p className="muted chat-loading">Loading the conversation…</p>}
+        {selectedId && chat.detail.status === 'loading' && (
+          <p className="muted chat-loading">Loading the conversation…</p>
+        )}
         {(!selectedId || conversation) && (
           <ChatThread
             messages={chat.messages}
@@ -169,7 +201,13 @@ export function ChatPage() {
           />
           <div className="chat-composer-side">
             {stream ? (
-              <button type="button" className="button button-danger" onClick={chat.stop} disabled={stream.stopRequested} aria-keyshortcuts="Escape">
+              <button
+                type="button"
+                className="button button-danger"
+                onClick={chat.stop}
+                disabled={stream.stopRequested}
+                aria-keyshortcuts="Escape"
+              >
                 {stream.stopRequested ? 'Stopping…' : 'Stop'}
               </button>
             ) : (

@@ -28,7 +28,8 @@ function hintOf(field: SamplingField, model: ModelEntry | undefined): string {
 
 /** The longer explanation, as a tooltip of the field. */
 const HELP: Record<SamplingField, string> = {
-  temperature: 'Divides the logits: 0 always picks the likeliest token, 1 samples the model as it is, higher flattens it.',
+  temperature:
+    'Divides the logits: 0 always picks the likeliest token, 1 samples the model as it is, higher flattens it.',
   topK: 'Sample only among the k likeliest tokens (build-nanogpt samples with 50). 0 turns it off.',
   topP: 'Sample only among the likeliest tokens whose probabilities add up to p. 1 turns it off.',
   maxTokens:
@@ -81,13 +82,13 @@ export function ChatSettingsCard({
         <p className={`chat-template-note${model.sft ? ' chat-template-sft' : ''}`} data-testid="template-note">
           {model.sft ? (
             <>
-              <strong>Chat model (SFT).</strong> Fine-tuned on the chat template (User: … Assistant: …), so it answers in turn and
-              stops.
+              <strong>Chat model (SFT).</strong> Fine-tuned on the chat template (User: … Assistant: …), so it answers
+              in turn and stops.
             </>
           ) : (
             <>
-              <strong>Base model.</strong> Not fine-tuned for chat: it continues the same chat template as plain text, so answers
-              may wander or run to the token limit. Fine-tune it (SFT) for a chat model.
+              <strong>Base model.</strong> Not fine-tuned for chat: it continues the same chat template as plain text,
+              so answers may wander or run to the token limit. Fine-tune it (SFT) for a chat model.
             </>
           )}
         </p>

@@ -60,7 +60,11 @@ function CopyButton({ text, label }: { text: string; label: string }) {
       type="button"
       className="button chat-copy"
       aria-label={label}
-      title={state === 'failed' ? 'The clipboard refused the text (the page may lack permission). Select the text and copy it with Ctrl+C.' : label}
+      title={
+        state === 'failed'
+          ? 'The clipboard refused the text (the page may lack permission). Select the text and copy it with Ctrl+C.'
+          : label
+      }
       onClick={() => {
         navigator.clipboard.writeText(text).then(
           () => setState('copied'),
@@ -118,11 +122,17 @@ export function ChatThread({
             <li key={m.seq} className={`chat-msg chat-msg-${m.role}`} data-testid={`message-${m.role}`}>
               <div className="chat-msg-head">
                 <span className="chat-role">{m.role === 'user' ? 'You' : modelLabel}</span>
-                <time className="muted small" dateTime={new Date(m.createdAt).toISOString()} title={fullDateTime(m.createdAt)}>
+                <time
+                  className="muted small"
+                  dateTime={new Date(m.createdAt).toISOString()}
+                  title={fullDateTime(m.createdAt)}
+                >
                   {timeOfDay(m.createdAt)}
                 </time>
                 <span className="spacer" />
-                {m.content !== '' && <CopyButton text={m.content} label={m.role === 'user' ? 'Copy message' : 'Copy answer'} />}
+                {m.content !== '' && (
+                  <CopyButton text={m.content} label={m.role === 'user' ? 'Copy message' : 'Copy answer'} />
+                )}
               </div>
               <div className="chat-text">{m.content || <span className="muted">(no text)</span>}</div>
               {m.role === 'assistant' && (
@@ -143,7 +153,11 @@ export function ChatThread({
             </li>
           )}
           {stream && (
-            <li className="chat-msg chat-msg-assistant chat-msg-streaming" data-testid="message-streaming" aria-busy="true">
+            <li
+              className="chat-msg chat-msg-assistant chat-msg-streaming"
+              data-testid="message-streaming"
+              aria-busy="true"
+            >
               <div className="chat-msg-head">
                 <span className="chat-role">{modelLabel}</span>
                 <span className="live-dot" aria-hidden="true" />
@@ -156,10 +170,15 @@ export function ChatThread({
               <div className="chat-msg-foot">
                 <span className="chat-meta" data-testid="live-rate">
                   {stream.phase === 'loading' ? (
-                    stream.stopRequested ? 'Stopping…' : 'Loading the model…'
+                    stream.stopRequested ? (
+                      'Stopping…'
+                    ) : (
+                      'Loading the model…'
+                    )
                   ) : (
                     <>
-                      {int(stream.tokens)} {stream.tokens === 1 ? 'token' : 'tokens'} · {fixed(stream.tokensPerSec, 1)} tok/s{stream.stopRequested ? ' · stopping…' : ''}
+                      {int(stream.tokens)} {stream.tokens === 1 ? 'token' : 'tokens'} · {fixed(stream.tokensPerSec, 1)}{' '}
+                      tok/s{stream.stopRequested ? ' · stopping…' : ''}
                     </>
                   )}
                 </span>

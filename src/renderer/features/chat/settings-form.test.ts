@@ -5,7 +5,9 @@ import { DEFAULT_FORM, formOf, parseForm, sameSettings } from './settings-form';
 describe('chat sampling settings form', () => {
   it('parses the defaults back to the defaults', () => {
     expect(parseForm(DEFAULT_FORM)).toEqual({ settings: DEFAULT_SAMPLING_SETTINGS, errors: {} });
-    expect(parseForm(formOf({ temperature: 0, topK: 0, topP: 1, maxTokens: 1, seed: 4_294_967_295 })).settings).toEqual({ temperature: 0, topK: 0, topP: 1, maxTokens: 1, seed: 4_294_967_295 });
+    expect(parseForm(formOf({ temperature: 0, topK: 0, topP: 1, maxTokens: 1, seed: 4_294_967_295 })).settings).toEqual(
+      { temperature: 0, topK: 0, topP: 1, maxTokens: 1, seed: 4_294_967_295 },
+    );
   });
 
   it('names each bad value and what is accepted, and gives no settings then', () => {
@@ -18,14 +20,18 @@ describe('chat sampling settings form', () => {
       maxTokens: 'Required.',
       seed: '-1 must be a whole number from 0 to 4294967295.',
     });
-    expect(parseForm({ ...DEFAULT_FORM, temperature: '11' }).errors.temperature).toBe('11 is outside 0 to 10 (0 = greedy).');
+    expect(parseForm({ ...DEFAULT_FORM, temperature: '11' }).errors.temperature).toBe(
+      '11 is outside 0 to 10 (0 = greedy).',
+    );
     expect(parseForm({ ...DEFAULT_FORM, topP: '1.01' }).errors.topP).toMatch(/at most 1/);
   });
 
-  it('refuses max tokens above the chosen model\'s context, naming both and the fix', () => {
+  it("refuses max tokens above the chosen model's context, naming both and the fix", () => {
     const over = parseForm({ ...DEFAULT_FORM, maxTokens: '5000' }, 256);
     expect(over.settings).toBeNull();
-    expect(over.errors).toEqual({ maxTokens: "5000 is more than the model's context of 256 tokens; lower it to 256 or less." });
+    expect(over.errors).toEqual({
+      maxTokens: "5000 is more than the model's context of 256 tokens; lower it to 256 or less.",
+    });
     expect(parseForm({ ...DEFAULT_FORM, maxTokens: '256' }, 256).settings?.maxTokens).toBe(256);
     // no model chosen yet: only the general bound applies
     expect(parseForm({ ...DEFAULT_FORM, maxTokens: '5000' }).settings?.maxTokens).toBe(5000);

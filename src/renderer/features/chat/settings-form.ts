@@ -55,23 +55,30 @@ export function parseForm(f: SettingsForm, contextTokens?: number): ParsedForm {
     return v;
   };
   const temperature = num('temperature');
-  if (!errors.temperature && (temperature < 0 || temperature > 10)) errors.temperature = `${temperature} is outside 0 to 10 (0 = greedy).`;
+  if (!errors.temperature && (temperature < 0 || temperature > 10))
+    errors.temperature = `${temperature} is outside 0 to 10 (0 = greedy).`;
   const topK = num('topK');
-  if (!errors.topK && (!Number.isInteger(topK) || topK < 0 || topK > 100_000)) errors.topK = `${topK} must be a whole number from 0 (off) to 100000.`;
+  if (!errors.topK && (!Number.isInteger(topK) || topK < 0 || topK > 100_000))
+    errors.topK = `${topK} must be a whole number from 0 (off) to 100000.`;
   const topP = num('topP');
   if (!errors.topP && !(topP > 0 && topP <= 1)) errors.topP = `${topP} must be above 0 and at most 1 (1 = off).`;
   const maxTokens = num('maxTokens');
-  if (!errors.maxTokens && (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 100_000)) errors.maxTokens = `${maxTokens} must be a whole number from 1 to 100000.`;
+  if (!errors.maxTokens && (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 100_000))
+    errors.maxTokens = `${maxTokens} must be a whole number from 1 to 100000.`;
   else if (!errors.maxTokens && contextTokens !== undefined && maxTokens > contextTokens) {
     errors.maxTokens = `${maxTokens} is more than the model's context of ${contextTokens} tokens; lower it to ${contextTokens} or less.`;
   }
   const seed = num('seed');
-  if (!errors.seed && (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED)) errors.seed = `${seed} must be a whole number from 0 to ${MAX_SEED}.`;
+  if (!errors.seed && (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED))
+    errors.seed = `${seed} must be a whole number from 0 to ${MAX_SEED}.`;
   const ok = Object.keys(errors).length === 0;
   return { settings: ok ? { temperature, topK, topP, maxTokens, seed } : null, errors };
 }
 
 /** Whether two settings are the same (what is saved already needs no update). */
-export function sameSettings(a: SamplingSettings & { system?: string }, b: SamplingSettings & { system?: string }): boolean {
+export function sameSettings(
+  a: SamplingSettings & { system?: string },
+  b: SamplingSettings & { system?: string },
+): boolean {
   return SAMPLING_FIELDS.every((k) => a[k] === b[k]) && (a.system ?? '') === (b.system ?? '');
 }

@@ -36,7 +36,9 @@ function go(params: Record<string, string | undefined>): void {
 
 /** The detail with `m` at its end, unless it is there already or the detail is of another conversation. */
 const withMessage = (id: string, m: ChatMessage) => (d: Detail | null) =>
-  d && d.conversation.id === id && !d.messages.some((x) => x.seq === m.seq) ? { ...d, messages: [...d.messages, m] } : d;
+  d && d.conversation.id === id && !d.messages.some((x) => x.seq === m.seq)
+    ? { ...d, messages: [...d.messages, m] }
+    : d;
 
 export function useChatSession() {
   const client = useClient();
@@ -54,7 +56,8 @@ export function useChatSession() {
     setStreams(streamsRef.current);
   }, []);
   const patchStream = useCallback(
-    (key: string, patch: Partial<Stream>) => updateStreams((s) => (s[key] ? { ...s, [key]: { ...s[key], ...patch } } : s)),
+    (key: string, patch: Partial<Stream>) =>
+      updateStreams((s) => (s[key] ? { ...s, [key]: { ...s[key], ...patch } } : s)),
     [updateStreams],
   );
   const dropStream = useCallback(
@@ -67,7 +70,8 @@ export function useChatSession() {
       }),
     [updateStreams],
   );
-  const streamKeyOf = (genId: string) => Object.keys(streamsRef.current).find((k) => streamsRef.current[k]!.genId === genId);
+  const streamKeyOf = (genId: string) =>
+    Object.keys(streamsRef.current).find((k) => streamsRef.current[k]!.genId === genId);
 
   // ---- the conversations, and the open one ----
   const list = useRequest(() => client.invoke('chats-list'), [client]);
@@ -84,7 +88,16 @@ export function useChatSession() {
       if (answering && !st) {
         updateStreams((s) => ({
           ...s,
-          [id]: { convId: id, genId: answeringGenId, phase: answeringGenId ? 'streaming' : 'loading', text: '', tokens: 0, tokensPerSec: 0, stopRequested: false, joined: true },
+          [id]: {
+            convId: id,
+            genId: answeringGenId,
+            phase: answeringGenId ? 'streaming' : 'loading',
+            text: '',
+            tokens: 0,
+            tokensPerSec: 0,
+            stopRequested: false,
+            joined: true,
+          },
         }));
       } else if (st?.joined && !answering) {
         dropStream(id);
@@ -109,7 +122,8 @@ export function useChatSession() {
   const settings = useChatSettings(selectedId, patchConversation);
 
   // an answer followed from elsewhere whose generation id is not known yet: look again shortly
-  const joinedWaiting = selectedId !== undefined && streams[selectedId]?.joined === true && streams[selectedId]?.genId === null;
+  const joinedWaiting =
+    selectedId !== undefined && streams[selectedId]?.joined === true && streams[selectedId]?.genId === null;
   useEffect(() => {
     if (!joinedWaiting) return;
     const t = window.setTimeout(() => void refreshDetail(), 500);
@@ -144,7 +158,9 @@ export function useChatSession() {
       return;
     }
     if (!conversation || targetKey(conversation.target) === m.key) return;
-    client.invoke('chats-update', { id: conversation.id, target: m.target }).then(patchConversation, (error: unknown) => setSendError({ key: conversation.id, error }));
+    client
+      .invoke('chats-update', { id: conversation.id, target: m.target })
+      .then(patchConversation, (error: unknown) => setSendError({ key: conversation.id, error }));
   };
 
   /** Weights imported from the page's empty state: the draft uses them. */
@@ -161,12 +177,23 @@ export function useChatSession() {
       dropStream(key);
       if (e.reason === 'stop') setAnnounce(`Answer stopped after ${e.tokens} tokens.`);
       else if (e.reason === 'error') setAnnounce(`The answer failed: ${e.error?.message ?? 'unknown error'}`);
-      else setAnnounce(`Answer finished: ${e.tokens} tokens at ${fixed(e.tokensPerSec, 1)} tokens per second; ${endReasonText(e.reason, e.contextTokens)}.`);
+      else
+        setAnnounce(
+          `Answer finished: ${e.tokens} tokens at ${fixed(e.tokensPerSec, 1)} tokens per second; ${endReasonText(e.reason, e.contextTokens)}.`,
+        );
       if (key === selectedRef.current) {
         // show the answer at once, then as the service stored it
         if (st?.userSeq !== undefined) {
           const answer: ChatMessage = {
-            seq: st.userSeq + 1, role: 'assistant', content: e.text, createdAt: Date.now(), tokens: e.tokens, tokensPerSec: e.tokensPerSec, reason: e.reason, contextTokens: e.contextTokens, error: e.error ?? null,
+            seq: st.userSeq + 1,
+            role: 'assistant',
+            content: e.text,
+            createdAt: Date.now(),
+            tokens: e.tokens,
+            tokensPerSec: e.tokensPerSec,
+            reason: e.reason,
+            contextTokens: e.contextTokens,
+            error: e.error ?? null,
           };
           setDetail(withMessage(key, answer));
         }
@@ -201,13 +228,20 @@ export function useChatSession() {
   const streamKey = selectedId ?? NEW;
   const stream: Stream | undefined = streams[streamKey];
   const busy = stream !== undefined;
-  const canSend = composer.trim() !== '' && !busy && parsed.settings !== null && (selectedId ? conversation !== undefined : draftModelKey !== undefined);
+  const canSend =
+    composer.trim() !== '' &&
+    !busy &&
+    parsed.settings !== null &&
+    (selectedId ? conversation !== undefined : draftModelKey !== undefined);
 
   const send = async () => {
     const content = composer;
     if (!content.trim() || streamsRef.current[streamKey]) return;
     if (!parsed.settings) {
-      setSendError({ key: streamKey, error: new Error('Fix the sampling settings first (see the fields marked in red).') });
+      setSendError({
+        key: streamKey,
+        error: new Error('Fix the sampling settings first (see the fields marked in red).'),
+      });
       return;
     }
     const draftModel = models.find((m) => m.key === draftModelKey);
@@ -221,11 +255,27 @@ export function useChatSession() {
     let key = streamKey;
     /** the conversation this send created (taken back when its first message cannot be sent) */
     let created: string | undefined;
-    updateStreams((s) => ({ ...s, [key]: { convId: key, genId, phase: 'loading', text: '', tokens: 0, tokensPerSec: 0, stopRequested: false, joined: false, pendingUser: content } }));
+    updateStreams((s) => ({
+      ...s,
+      [key]: {
+        convId: key,
+        genId,
+        phase: 'loading',
+        text: '',
+        tokens: 0,
+        tokensPerSec: 0,
+        stopRequested: false,
+        joined: false,
+        pendingUser: content,
+      },
+    }));
     setAnnounce('Sending; loading the model…');
     try {
       if (!selectedId) {
-        const c = await client.invoke('chats-create', { target: draftModel!.target, settings: { ...parsed.settings, system: settings.system } });
+        const c = await client.invoke('chats-create', {
+          target: draftModel!.target,
+          settings: { ...parsed.settings, system: settings.system },
+        });
         created = c.id;
         settings.claim(c.id);
         const st = streamsRef.current[NEW]!;
@@ -272,7 +322,8 @@ export function useChatSession() {
       if (!st || st.stopRequested) return;
       patchStream(key, { stopRequested: true });
       setAnnounce('Stopping the answer…');
-      if (st.genId) client.invoke('generate-stop', { genId: st.genId }).catch((error: unknown) => setSendError({ key, error }));
+      if (st.genId)
+        client.invoke('generate-stop', { genId: st.genId }).catch((error: unknown) => setSendError({ key, error }));
     },
     [client, patchStream],
   );

@@ -70,7 +70,12 @@ export function useChatSettings(selectedId: string | undefined, onSaved: (c: Con
     formFor.current = id;
   }, []);
 
-  const edit = (nextForm: SettingsForm, nextSystem: string, c: Conversation | undefined, contextTokens: number | undefined) => {
+  const edit = (
+    nextForm: SettingsForm,
+    nextSystem: string,
+    c: Conversation | undefined,
+    contextTokens: number | undefined,
+  ) => {
     setForm(nextForm);
     setSystem(nextSystem);
     if (!c) return;

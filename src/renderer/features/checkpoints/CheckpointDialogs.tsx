@@ -58,18 +58,41 @@ export function SampleInputs({
     <div className="ckpt-sample-inputs">
       <div className="field field-wide">
         <label htmlFor={ids.prompt}>Prompt</label>
-        <textarea id={ids.prompt} rows={3} value={prompt} maxLength={100_000} onChange={(e) => onPrompt(e.target.value)} disabled={disabled} />
+        <textarea
+          id={ids.prompt}
+          rows={3}
+          value={prompt}
+          maxLength={100_000}
+          onChange={(e) => onPrompt(e.target.value)}
+          disabled={disabled}
+        />
       </div>
       <div className="field">
         <label htmlFor={ids.seed}>Seed</label>
-        <input id={ids.seed} inputMode="numeric" value={seed} onChange={(e) => onSeed(e.target.value)} aria-invalid={seedBad} aria-describedby={`${ids.seed}-e`} disabled={disabled} />
+        <input
+          id={ids.seed}
+          inputMode="numeric"
+          value={seed}
+          onChange={(e) => onSeed(e.target.value)}
+          aria-invalid={seedBad}
+          aria-describedby={`${ids.seed}-e`}
+          disabled={disabled}
+        />
         <p className="field-error" id={`${ids.seed}-e`}>
           {seedBad ? 'A whole number from 0 to 4294967295' : ''}
         </p>
       </div>
       <div className="field">
         <label htmlFor={ids.max}>Max tokens</label>
-        <input id={ids.max} inputMode="numeric" value={maxTokens} onChange={(e) => onMaxTokens(e.target.value)} aria-invalid={maxBad} aria-describedby={`${ids.max}-e`} disabled={disabled} />
+        <input
+          id={ids.max}
+          inputMode="numeric"
+          value={maxTokens}
+          onChange={(e) => onMaxTokens(e.target.value)}
+          aria-invalid={maxBad}
+          aria-describedby={`${ids.max}-e`}
+          disabled={disabled}
+        />
         <p className="field-error" id={`${ids.max}-e`}>
           {maxBad ? 'A whole number from 1 to 1024' : ''}
         </p>
@@ -132,7 +155,12 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
       canSubmit={s !== null && m !== null}
       onSubmit={async () => {
         if (s === null || m === null) return;
-        const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
+        const [r] = await client.invoke('generate-sample', {
+          targets: [{ runId: c.runId, step: c.step }],
+          prompt,
+          seed: s,
+          maxTokens: m,
+        });
         setResult({ prompt, r: r! });
       }}
       retry
@@ -143,7 +171,15 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
       }
       formClassName=""
       fields={(busy) => (
-        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={typePrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
+        <SampleInputs
+          prompt={prompt}
+          seed={seed}
+          maxTokens={maxTokens}
+          onPrompt={typePrompt}
+          onSeed={setSeed}
+          onMaxTokens={setMaxTokens}
+          disabled={busy}
+        />
       )}
       after={(busy) =>
         result &&
@@ -153,8 +189,10 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
             {!result.r.error && (
               <p className="muted small">
                 {result.r.tokens} tokens · {result.r.tokensPerSec.toFixed(1)} tokens/s
-                {result.r.reason && <span data-testid="sample-reason"> · {endReasonText(result.r.reason, result.r.contextTokens)}</span>} · temperature{' '}
-                {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
+                {result.r.reason && (
+                  <span data-testid="sample-reason"> · {endReasonText(result.r.reason, result.r.contextTokens)}</span>
+                )}{' '}
+                · temperature {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}
               </p>
             )}
           </section>
@@ -175,7 +213,12 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
 
 /** A folder name from a run name: letters, digits, "-", "_" and "." only. */
 export function folderName(s: string): string {
-  return s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '').slice(0, 60) || 'checkpoint';
+  return (
+    s
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[-.]+|[-.]+$/g, '')
+      .slice(0, 60) || 'checkpoint'
+  );
 }
 
 /** The folder that holds a path ("/a/b" -> "/a"), or "" for a bare name. */
@@ -185,7 +228,15 @@ export function parentOf(p: string): string {
   return i < 0 ? '' : i === 0 ? t.slice(0, 1) : t.slice(0, i);
 }
 
-export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: string | undefined; onClose: () => void }) {
+export function ExportDialog({
+  c,
+  home,
+  onClose,
+}: {
+  c: CheckpointEntry;
+  home: string | undefined;
+  onClose: () => void;
+}) {
   const client = useClient();
   const sep = home?.includes('\\') && !home.includes('/') ? '\\' : '/';
   const leaf = `${folderName(c.runName)}-step${c.step}`;
@@ -209,7 +260,11 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
       submitLabel="Export"
       busyLabel="Exporting…"
       canSubmit={dest.trim() !== ''}
-      onSubmit={async () => setDone(await client.invoke('checkpoints-export', { runId: c.runId, step: c.step, dest: dest.trim(), overwrite }))}
+      onSubmit={async () =>
+        setDone(
+          await client.invoke('checkpoints-export', { runId: c.runId, step: c.step, dest: dest.trim(), overwrite }),
+        )
+      }
       footer={
         done && (
           <button type="button" className="button button-primary" onClick={onClose} autoFocus>
@@ -219,8 +274,9 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
       }
       intro={
         <p>
-          Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as <code>model.safetensors</code> and{' '}
-          <code>config.json</code>, a folder that <code>GPT2LMHeadModel.from_pretrained</code> loads.
+          Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as{' '}
+          <code>model.safetensors</code> and <code>config.json</code>, a folder that{' '}
+          <code>GPT2LMHeadModel.from_pretrained</code> loads.
         </p>
       }
       fields={
@@ -248,13 +304,21 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
                     </button>
                   </div>
                   <p className="field-hint" id={`${ids.dest}-hint`}>
-                    On the machine that runs the studio: a new or empty folder (a relative path is taken from the studio&apos;s working folder).
-                    Browse picks the folder to create <code>{leaf}</code> in.
+                    On the machine that runs the studio: a new or empty folder (a relative path is taken from the
+                    studio&apos;s working folder). Browse picks the folder to create <code>{leaf}</code> in.
                   </p>
                 </div>
                 <div className="field field-bool">
-                  <label htmlFor={ids.over}>Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)</label>
-                  <input id={ids.over} type="checkbox" checked={overwrite} onChange={(e) => setOverwrite(e.target.checked)} disabled={busy} />
+                  <label htmlFor={ids.over}>
+                    Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)
+                  </label>
+                  <input
+                    id={ids.over}
+                    type="checkbox"
+                    checked={overwrite}
+                    onChange={(e) => setOverwrite(e.target.checked)}
+                    disabled={busy}
+                  />
                 </div>
               </>
             )
@@ -307,7 +371,15 @@ export function ExportDialog({ c, home, onClose }: { c: CheckpointEntry; home: s
   );
 }
 
-export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry; plannedSteps: number | undefined; onClose: () => void }) {
+export function BranchDialog({
+  c,
+  plannedSteps,
+  onClose,
+}: {
+  c: CheckpointEntry;
+  plannedSteps: number | undefined;
+  onClose: () => void;
+}) {
   const client = useClient();
   const [name, setName] = useState(`${c.runName} from step ${c.step}`);
   const [start, setStart] = useState(true);
@@ -323,20 +395,27 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
       busyLabel="Creating…"
       canSubmit={blocked === null}
       onSubmit={async () => {
-        const r = await client.invoke('checkpoints-branch', { runId: c.runId, step: c.step, name: name.trim() || undefined, start });
+        const r = await client.invoke('checkpoints-branch', {
+          runId: c.runId,
+          step: c.step,
+          name: name.trim() || undefined,
+          start,
+        });
         onClose();
         navigate({ page: 'run', runId: r.id });
       }}
       intro={
         <>
           <p>
-            A new run is created with the config of <a href={href({ page: 'run', runId: c.runId })}>{c.runName}</a>. It continues from{' '}
-            <CheckpointName c={c} /> with that checkpoint&apos;s weights, optimizer state and data position
-            {plannedSteps !== undefined ? `, up to step ${plannedSteps}` : ''}. Its curves start with the original&apos;s metrics before step {c.step}.
+            A new run is created with the config of <a href={href({ page: 'run', runId: c.runId })}>{c.runName}</a>. It
+            continues from <CheckpointName c={c} /> with that checkpoint&apos;s weights, optimizer state and data
+            position
+            {plannedSteps !== undefined ? `, up to step ${plannedSteps}` : ''}. Its curves start with the
+            original&apos;s metrics before step {c.step}.
           </p>
           <p>
-            <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard links, so it takes no extra disk
-            space where the disk allows them.
+            <strong>The original run and its checkpoints stay as they are.</strong> The checkpoint is shared by hard
+            links, so it takes no extra disk space where the disk allows them.
           </p>
           {blocked && <p className="ckpt-warn">{blocked}</p>}
         </>
@@ -345,11 +424,23 @@ export function BranchDialog({ c, plannedSteps, onClose }: { c: CheckpointEntry;
         <>
           <div className="field">
             <label htmlFor={ids.name}>Name of the new run</label>
-            <input id={ids.name} value={name} maxLength={200} onChange={(e) => setName(e.target.value)} disabled={busy} />
+            <input
+              id={ids.name}
+              value={name}
+              maxLength={200}
+              onChange={(e) => setName(e.target.value)}
+              disabled={busy}
+            />
           </div>
           <div className="field field-bool">
             <label htmlFor={ids.start}>Start training now</label>
-            <input id={ids.start} type="checkbox" checked={start} onChange={(e) => setStart(e.target.checked)} disabled={busy} />
+            <input
+              id={ids.start}
+              type="checkbox"
+              checked={start}
+              onChange={(e) => setStart(e.target.checked)}
+              disabled={busy}
+            />
           </div>
         </>
       )}
@@ -386,9 +477,13 @@ export function DeleteDialog({
       }}
     >
       <p>
-        This deletes the folder <code>runs/{c.runId}/checkpoints/step_{String(c.step).padStart(6, '0')}/</code> ({bytes(c.sizeBytes)}) of{' '}
-        <strong>{c.runName}</strong>
-        {c.valLoss !== null ? `, val loss ${fixed(c.valLoss, 4)}` : ''}. The run&apos;s metrics and samples are kept. It cannot be undone.
+        This deletes the folder{' '}
+        <code>
+          runs/{c.runId}/checkpoints/step_{String(c.step).padStart(6, '0')}/
+        </code>{' '}
+        ({bytes(c.sizeBytes)}) of <strong>{c.runName}</strong>
+        {c.valLoss !== null ? `, val loss ${fixed(c.valLoss, 4)}` : ''}. The run&apos;s metrics and samples are kept. It
+        cannot be undone.
       </p>
       {blocked ? (
         <p className="ckpt-warn">{blocked}</p>

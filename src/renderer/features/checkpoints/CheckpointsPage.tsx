@@ -60,8 +60,15 @@ export function CheckpointsPage() {
   const client = useClient();
   const query = useHashQuery();
   const runFilter = query.get('run') ?? '';
-  const { state: load, refresh: reload, setData } = useRequest(async () => {
-    const [list, runs] = await Promise.all([client.invoke('checkpoints-list', undefined), client.invoke('runs-list', { limit: 1000 })]);
+  const {
+    state: load,
+    refresh: reload,
+    setData,
+  } = useRequest(async () => {
+    const [list, runs] = await Promise.all([
+      client.invoke('checkpoints-list', undefined),
+      client.invoke('runs-list', { limit: 1000 }),
+    ]);
     return { list, runs };
   }, [client]);
   const list = load.data?.list ?? NO_CHECKPOINTS;
@@ -106,7 +113,11 @@ export function CheckpointsPage() {
       client.invoke('evals-get', { id: evalId }).then(
         (e) => {
           const acc = typeof e.summary?.accNorm === 'number' ? e.summary.accNorm : undefined;
-          setEvals((x) => (x[key]?.evalId === evalId ? { ...x, [key]: { ...x[key], status: 'done', accNorm: acc ?? x[key].accNorm } } : x));
+          setEvals((x) =>
+            x[key]?.evalId === evalId
+              ? { ...x, [key]: { ...x[key], status: 'done', accNorm: acc ?? x[key].accNorm } }
+              : x,
+          );
         },
         () => undefined,
       );
@@ -124,8 +135,12 @@ export function CheckpointsPage() {
     setEvals((x) => ({ ...x, [key]: { ...x[key]!, ...patch } }));
     if (patch.status === 'done') fetchResult(key, evalId);
   };
-  useStudioEvent('eval-progress', (p) => applyEval(p.evalId, { status: 'running', done: p.done, total: p.total, accNorm: p.accNorm }));
-  useStudioEvent('eval-status', (p) => applyEval(p.evalId, { status: p.status, error: p.error ? StudioError.fromPlain(p.error) : undefined }));
+  useStudioEvent('eval-progress', (p) =>
+    applyEval(p.evalId, { status: 'running', done: p.done, total: p.total, accNorm: p.accNorm }),
+  );
+  useStudioEvent('eval-status', (p) =>
+    applyEval(p.evalId, { status: p.status, error: p.error ? StudioError.fromPlain(p.error) : undefined }),
+  );
 
   const evaluate = async (c: CheckpointEntry) => {
     setEvalError(null);
@@ -140,8 +155,14 @@ export function CheckpointsPage() {
     }
   };
 
-  const sort = { key: (SORT_KEYS as readonly string[]).includes(sortKey) ? (sortKey as SortKey) : 'created', dir: (sortDir === 'asc' ? 'asc' : 'desc') as SortDir };
-  const shown = useMemo(() => sortCheckpoints(runFilter ? list.filter((c) => c.runId === runFilter) : list, sort), [list, runFilter, sort.key, sort.dir]);
+  const sort = {
+    key: (SORT_KEYS as readonly string[]).includes(sortKey) ? (sortKey as SortKey) : 'created',
+    dir: (sortDir === 'asc' ? 'asc' : 'desc') as SortDir,
+  };
+  const shown = useMemo(
+    () => sortCheckpoints(runFilter ? list.filter((c) => c.runId === runFilter) : list, sort),
+    [list, runFilter, sort.key, sort.dir],
+  );
   const byKey = useMemo(() => new Map(list.map((c) => [ckptKey(c), c])), [list]);
   // a ticked checkpoint that was deleted leaves the selection
   // (the gallery shows them by run, then by step, so that training progress reads left to right)
@@ -168,15 +189,21 @@ export function CheckpointsPage() {
     }
   };
 
-  if (load.status === 'loading') return <p className="muted" aria-busy="true">Loading the checkpoints…</p>;
+  if (load.status === 'loading')
+    return (
+      <p className="muted" aria-busy="true">
+        Loading the checkpoints…
+      </p>
+    );
   if (load.status === 'error') return <ErrorNote error={load.error} onRetry={reload} />;
 
   if (list.length === 0) {
     return (
       <EmptyState icon="checkpoints" title="No checkpoints yet">
         <p>
-          A run writes a checkpoint every <code>checkpoint_interval</code> steps, at its end, and when it is stopped or paused; <code>keep_last</code> sets how
-          many it keeps. Start a run and its checkpoints appear here as they are written.
+          A run writes a checkpoint every <code>checkpoint_interval</code> steps, at its end, and when it is stopped or
+          paused; <code>keep_last</code> sets how many it keeps. Start a run and its checkpoints appear here as they are
+          written.
         </p>
         <a className="button button-primary" href={href({ page: 'new-run' })}>
           New run
@@ -227,7 +254,11 @@ export function CheckpointsPage() {
           className="button button-primary"
           onClick={() => setGallery(true)}
           disabled={!canGallery}
-          title={canGallery ? 'Sample each chosen checkpoint with one prompt and seed' : `Tick ${GALLERY_MIN} to ${GALLERY_MAX} checkpoints in the table first`}
+          title={
+            canGallery
+              ? 'Sample each chosen checkpoint with one prompt and seed'
+              : `Tick ${GALLERY_MIN} to ${GALLERY_MAX} checkpoints in the table first`
+          }
         >
           Compare samples{chosen.length ? ` (${chosen.length})` : ''}
         </button>
@@ -287,7 +318,9 @@ export function CheckpointsPage() {
             {shown.length === 0 && (
               <tr>
                 <td colSpan={COLUMNS.length + 2} className="muted table-empty">
-                  {filteredRun ? `“${filteredRun.name}” has no checkpoints yet.` : `No run "${runFilter}" with checkpoints.`}{' '}
+                  {filteredRun
+                    ? `“${filteredRun.name}” has no checkpoints yet.`
+                    : `No run "${runFilter}" with checkpoints.`}{' '}
                   <a href={pageHref('checkpoints')}>Show every run&apos;s</a>
                 </td>
               </tr>
@@ -342,7 +375,14 @@ function HellaswagCell({ c, ev }: { c: CheckpointEntry; ev?: EvalState }) {
           {ev.status === 'queued' ? 'Queued' : ev.total ? `${int(ev.done)}/${int(ev.total)}` : 'Starting'}
           {ev.accNorm !== undefined && Number.isFinite(ev.accNorm) ? ` · ${(ev.accNorm * 100).toFixed(1)}%` : ''}
         </span>
-        <span className="progress progress-thin" role="progressbar" aria-label={`HellaSwag of step ${c.step}`} aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(frac * 100)}>
+        <span
+          className="progress progress-thin"
+          role="progressbar"
+          aria-label={`HellaSwag of step ${c.step}`}
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={Math.round(frac * 100)}
+        >
           <span style={{ width: `${(frac * 100).toFixed(1)}%` }} />
         </span>
         <a className="small" href={pageHref('evals')}>
@@ -354,9 +394,20 @@ function HellaswagCell({ c, ev }: { c: CheckpointEntry; ev?: EvalState }) {
   const value = c.hellaswag ?? (ev?.status === 'done' ? ev.accNorm : undefined);
   return (
     <span className="ckpt-eval">
-      {value !== undefined && value !== null ? <span title="HellaSwag acc_norm">{(value * 100).toFixed(1)}%</span> : <span className="muted">—</span>}
+      {value !== undefined && value !== null ? (
+        <span title="HellaSwag acc_norm">{(value * 100).toFixed(1)}%</span>
+      ) : (
+        <span className="muted">—</span>
+      )}
       {ev?.status === 'failed' && (
-        <span className="ckpt-eval-failed small" title={ev.error instanceof Error ? `${ev.error.message}${ev.error instanceof StudioError && ev.error.hint ? `\n${ev.error.hint}` : ''}` : undefined}>
+        <span
+          className="ckpt-eval-failed small"
+          title={
+            ev.error instanceof Error
+              ? `${ev.error.message}${ev.error instanceof StudioError && ev.error.hint ? `\n${ev.error.hint}` : ''}`
+              : undefined
+          }
+        >
           failed: {ev.error instanceof Error ? ev.error.message : 'see Evals'}
         </span>
       )}
@@ -390,7 +441,12 @@ function CheckpointRow({
   return (
     <tr data-key={ckptKey(c)} data-run-id={c.runId} data-step={c.step} className={chosen ? 'ckpt-chosen' : undefined}>
       <td className="ckpt-check">
-        <input type="checkbox" checked={chosen} onChange={onToggle} aria-label={`Choose ${what} for the sample gallery`} />
+        <input
+          type="checkbox"
+          checked={chosen}
+          onChange={onToggle}
+          aria-label={`Choose ${what} for the sample gallery`}
+        />
       </td>
       <th scope="row" className="num">
         <span className="ckpt-step">
@@ -429,16 +485,32 @@ function CheckpointRow({
       </td>
       <td>
         <div className="ckpt-actions" role="group" aria-label={`Actions for ${what}`}>
-          <button type="button" className="button ckpt-btn" onClick={() => onAction('sample')} title={`Generate text from ${what}`}>
+          <button
+            type="button"
+            className="button ckpt-btn"
+            onClick={() => onAction('sample')}
+            title={`Generate text from ${what}`}
+          >
             Sample
           </button>
           <a className="button ckpt-btn" href={pageHref('chat', { model: ckptKey(c) })} title={`Chat with ${what}`}>
             Chat
           </a>
-          <button type="button" className="button ckpt-btn" onClick={onEvaluate} disabled={evaluating} title={evaluating ? 'Evaluating…' : `HellaSwag accuracy of ${what}`}>
+          <button
+            type="button"
+            className="button ckpt-btn"
+            onClick={onEvaluate}
+            disabled={evaluating}
+            title={evaluating ? 'Evaluating…' : `HellaSwag accuracy of ${what}`}
+          >
             Evaluate
           </button>
-          <button type="button" className="button ckpt-btn" onClick={() => onAction('export')} title={`Export ${what} as an HF GPT-2 folder`}>
+          <button
+            type="button"
+            className="button ckpt-btn"
+            onClick={() => onAction('export')}
+            title={`Export ${what} as an HF GPT-2 folder`}
+          >
             Export
           </button>
           <button

@@ -15,7 +15,15 @@ import { ckptKey, GALLERY_MAX, GALLERY_MIN, valLossText, type CheckpointEntry } 
 
 type SampleResult = HandlerResult<'generate-sample'>[number];
 
-export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonly CheckpointEntry[]; onClose: () => void; onUnselect: (key: string) => void }) {
+export function SampleGallery({
+  chosen,
+  onClose,
+  onUnselect,
+}: {
+  chosen: readonly CheckpointEntry[];
+  onClose: () => void;
+  onUnselect: (key: string) => void;
+}) {
   const client = useClient();
   const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
@@ -41,7 +49,12 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
       const c = list[i]!;
       setRunning({ done: i, total: list.length, current: `step ${c.step} of ${c.runName}` });
       try {
-        const [r] = await client.invoke('generate-sample', { targets: [{ runId: c.runId, step: c.step }], prompt, seed: s, maxTokens: m });
+        const [r] = await client.invoke('generate-sample', {
+          targets: [{ runId: c.runId, step: c.step }],
+          prompt,
+          seed: s,
+          maxTokens: m,
+        });
         setResults((x) => ({ ...x, [ckptKey(c)]: r! }));
       } catch (e) {
         setError(e);
@@ -61,8 +74,9 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
         </button>
       </div>
       <p className="muted small">
-        The same prompt and seed for each checkpoint (temperature {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k {DEFAULT_SAMPLING_SETTINGS.topK}): what changes
-        is what the model learned. Choose {GALLERY_MIN} to {GALLERY_MAX} checkpoints with the boxes in the table.
+        The same prompt and seed for each checkpoint (temperature {DEFAULT_SAMPLING_SETTINGS.temperature}, top-k{' '}
+        {DEFAULT_SAMPLING_SETTINGS.topK}): what changes is what the model learned. Choose {GALLERY_MIN} to {GALLERY_MAX}{' '}
+        checkpoints with the boxes in the table.
       </p>
       <form
         onSubmit={(e) => {
@@ -70,7 +84,15 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
           void generate();
         }}
       >
-        <SampleInputs prompt={prompt} seed={seed} maxTokens={maxTokens} onPrompt={setPrompt} onSeed={setSeed} onMaxTokens={setMaxTokens} disabled={busy} />
+        <SampleInputs
+          prompt={prompt}
+          seed={seed}
+          maxTokens={maxTokens}
+          onPrompt={setPrompt}
+          onSeed={setSeed}
+          onMaxTokens={setMaxTokens}
+          disabled={busy}
+        />
         <div className="toolbar ckpt-gallery-actions">
           {busy ? (
             <button
@@ -89,7 +111,9 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
           )}
           {!countOk && (
             <span className="muted small" role="status">
-              {chosen.length < GALLERY_MIN ? `Choose at least ${GALLERY_MIN} checkpoints (${chosen.length} chosen).` : `At most ${GALLERY_MAX} checkpoints (${chosen.length} chosen).`}
+              {chosen.length < GALLERY_MIN
+                ? `Choose at least ${GALLERY_MIN} checkpoints (${chosen.length} chosen).`
+                : `At most ${GALLERY_MAX} checkpoints (${chosen.length} chosen).`}
             </span>
           )}
           {running && (
@@ -108,13 +132,28 @@ export function SampleGallery({ chosen, onClose, onUnselect }: { chosen: readonl
         {chosen.map((c) => {
           const r = results[ckptKey(c)];
           return (
-            <article key={ckptKey(c)} className="ckpt-gallery-col" role="listitem" data-key={ckptKey(c)} aria-label={`Step ${c.step} of ${c.runName}`}>
+            <article
+              key={ckptKey(c)}
+              className="ckpt-gallery-col"
+              role="listitem"
+              data-key={ckptKey(c)}
+              aria-label={`Step ${c.step} of ${c.runName}`}
+            >
               <header className="ckpt-gallery-head">
                 <div>
                   <strong>step {c.step}</strong> <span className="muted small">{c.runName}</span>
                 </div>
-                <div className="muted small" title={valLossText(c).title}>val loss {valLossText(c).text}</div>
-                <button type="button" className="icon-button ckpt-gallery-remove" onClick={() => onUnselect(ckptKey(c))} disabled={busy} aria-label={`Remove step ${c.step} of ${c.runName} from the gallery`} title="Remove from the gallery">
+                <div className="muted small" title={valLossText(c).title}>
+                  val loss {valLossText(c).text}
+                </div>
+                <button
+                  type="button"
+                  className="icon-button ckpt-gallery-remove"
+                  onClick={() => onUnselect(ckptKey(c))}
+                  disabled={busy}
+                  aria-label={`Remove step ${c.step} of ${c.runName} from the gallery`}
+                  title="Remove from the gallery"
+                >
                   ×
                 </button>
               </header>

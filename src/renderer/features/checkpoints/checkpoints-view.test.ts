@@ -1,12 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { branchBlocked, deleteBlocked, deleteConsequences, sortCheckpoints, valLossText, type CheckpointEntry } from './checkpoints-view';
+import {
+  branchBlocked,
+  deleteBlocked,
+  deleteConsequences,
+  sortCheckpoints,
+  valLossText,
+  type CheckpointEntry,
+} from './checkpoints-view';
 
 const entry = (p: Partial<CheckpointEntry>): CheckpointEntry => ({
-  runId: 'run-a', step: 10, path: '/x', sizeBytes: 100, valLoss: null, valLossStep: null, hellaswag: null, createdAt: 1000,
-  runName: 'A', runStatus: 'done', keepLast: 3, latest: false, sft: false, ...p,
+  runId: 'run-a',
+  step: 10,
+  path: '/x',
+  sizeBytes: 100,
+  valLoss: null,
+  valLossStep: null,
+  hellaswag: null,
+  createdAt: 1000,
+  runName: 'A',
+  runStatus: 'done',
+  keepLast: 3,
+  latest: false,
+  sft: false,
+  ...p,
 });
 
-describe('a checkpoint\'s val loss says where it comes from', () => {
+describe("a checkpoint's val loss says where it comes from", () => {
   it('its own weights: the value; a stop or pause checkpoint: the step it was measured at', () => {
     expect(valLossText(entry({ step: 50, valLoss: 3.14159, valLossStep: 50 })).text).toBe('3.1416');
     expect(valLossText(entry({ step: 57, valLoss: 3.14159, valLossStep: 50 })).text).toBe('3.1416 @ step 50');
@@ -39,10 +58,20 @@ describe('checkpoint table helpers', () => {
   it('says what deleting means with keep_last', () => {
     const run = [entry({ step: 30, latest: true }), entry({ step: 20 }), entry({ step: 10 })];
     expect(deleteConsequences(run[0]!, run)[0]).toMatch(/resuming that run would continue from step 20/);
-    expect(deleteConsequences(run[2]!, run)).toEqual([expect.stringMatching(/^keep_last is 3 .*nothing else is removed now; if the run is resumed, it keeps its newest 3 checkpoints/)]);
+    expect(deleteConsequences(run[2]!, run)).toEqual([
+      expect.stringMatching(
+        /^keep_last is 3 .*nothing else is removed now; if the run is resumed, it keeps its newest 3 checkpoints/,
+      ),
+    ]);
     const running = run.map((c) => ({ ...c, runStatus: 'running' as const }));
-    expect(deleteConsequences(running[1]!, running)).toEqual([expect.stringMatching(/removed anyway after 2 more checkpoints/)]);
-    expect(deleteConsequences(entry({ keepLast: 0, latest: true, step: 5 }), [entry({ keepLast: 0, latest: true, step: 5 })])).toEqual([
+    expect(deleteConsequences(running[1]!, running)).toEqual([
+      expect.stringMatching(/removed anyway after 2 more checkpoints/),
+    ]);
+    expect(
+      deleteConsequences(entry({ keepLast: 0, latest: true, step: 5 }), [
+        entry({ keepLast: 0, latest: true, step: 5 }),
+      ]),
+    ).toEqual([
       expect.stringMatching(/only checkpoint .* start it over from step 0/),
       expect.stringMatching(/keep_last is 0 .* keeps every checkpoint/),
     ]);

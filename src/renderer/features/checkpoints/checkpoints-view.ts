@@ -8,11 +8,18 @@ export type CheckpointEntry = HandlerResult<'checkpoints-list'>[number];
  * weights (or by an older studio, which did not record the step), "3.1234 @ step 50" when it is the last value
  * measured before a stop or pause wrote the checkpoint.
  */
-export function valLossText(c: Pick<CheckpointEntry, 'step' | 'valLoss' | 'valLossStep'>): { text: string; title?: string } {
+export function valLossText(c: Pick<CheckpointEntry, 'step' | 'valLoss' | 'valLossStep'>): {
+  text: string;
+  title?: string;
+} {
   if (c.valLoss === null || !Number.isFinite(c.valLoss)) return { text: '—' };
   const v = c.valLoss.toFixed(4);
-  if (c.valLossStep === null || c.valLossStep === c.step) return { text: v, title: c.valLossStep === null ? undefined : 'measured on this checkpoint\'s weights' };
-  return { text: `${v} @ step ${c.valLossStep}`, title: `measured at step ${c.valLossStep}, before the run stopped at step ${c.step}; this checkpoint's own weights were not evaluated` };
+  if (c.valLossStep === null || c.valLossStep === c.step)
+    return { text: v, title: c.valLossStep === null ? undefined : "measured on this checkpoint's weights" };
+  return {
+    text: `${v} @ step ${c.valLossStep}`,
+    title: `measured at step ${c.valLossStep}, before the run stopped at step ${c.step}; this checkpoint's own weights were not evaluated`,
+  };
 }
 
 /** A checkpoint's key, as models-list spells it (`ckpt:<runId>:<step>`): the Chat link and the row id. */
@@ -72,7 +79,10 @@ export function deleteBlocked(c: CheckpointEntry): string | null {
 
 /** What deleting this checkpoint means, with keep_last: one or two sentences for the confirm dialog. */
 export function deleteConsequences(c: CheckpointEntry, all: readonly CheckpointEntry[]): string[] {
-  const mine = all.filter((x) => x.runId === c.runId).map((x) => x.step).sort((a, b) => b - a);
+  const mine = all
+    .filter((x) => x.runId === c.runId)
+    .map((x) => x.step)
+    .sort((a, b) => b - a);
   const out: string[] = [];
   if (c.latest) {
     const next = mine.find((s) => s < c.step);
@@ -90,10 +100,14 @@ export function deleteConsequences(c: CheckpointEntry, all: readonly CheckpointE
     const left = k - rank;
     out.push(
       `keep_last is ${k} for this run: as it trains on, it keeps its newest ${k} checkpoint${k === 1 ? '' : 's'}` +
-        (rank >= 0 && left > 0 ? `, so this one would be removed anyway after ${left} more checkpoint${left === 1 ? '' : 's'}.` : '.'),
+        (rank >= 0 && left > 0
+          ? `, so this one would be removed anyway after ${left} more checkpoint${left === 1 ? '' : 's'}.`
+          : '.'),
     );
   } else {
-    out.push(`keep_last is ${k} for this run: nothing else is removed now; if the run is resumed, it keeps its newest ${k} checkpoint${k === 1 ? '' : 's'} and removes older ones.`);
+    out.push(
+      `keep_last is ${k} for this run: nothing else is removed now; if the run is resumed, it keeps its newest ${k} checkpoint${k === 1 ? '' : 's'} and removes older ones.`,
+    );
   }
   return out;
 }

@@ -4,7 +4,14 @@
  * reference values as dashed lines, a table of their configs, and exports (the scalars as CSV, each chart as PNG).
  */
 import { useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
-import { Chart, ChartToolbar, type ChartBaseline, type ChartHandle, type ChartLine, type XKind } from '../../components/chart';
+import {
+  Chart,
+  ChartToolbar,
+  type ChartBaseline,
+  type ChartHandle,
+  type ChartLine,
+  type XKind,
+} from '../../components/chart';
 import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
 import { StatusPill } from '../../components/StatusPill';
@@ -39,22 +46,33 @@ const NO_RUNS: Run[] = [];
 
 export function ComparePage() {
   const client = useClient();
-  const { state: load, refresh: reload, setData: setRuns } = useRequest(() => client.invoke('runs-list', { limit: 10_000 }), [client]);
+  const {
+    state: load,
+    refresh: reload,
+    setData: setRuns,
+  } = useRequest(() => client.invoke('runs-list', { limit: 10_000 }), [client]);
   const runs = load.data ?? NO_RUNS;
 
   // keep the list (status, steps, best val loss) current
   useStudioEvent('run-status', () => void reload());
   useStudioEvent('run-deleted', (p) => setRuns((rs) => rs.filter((r) => r.id !== p.runId)));
 
-  if (load.status === 'loading') return <p className="muted" aria-busy="true">Loading the runs…</p>;
+  if (load.status === 'loading')
+    return (
+      <p className="muted" aria-busy="true">
+        Loading the runs…
+      </p>
+    );
   if (load.status === 'error') return <ErrorNote error={load.error} onRetry={reload} />;
   if (runs.length < MIN_RUNS) {
     return (
       <EmptyState icon="compare" title={runs.length === 0 ? 'No runs to compare yet' : 'Only one run so far'}>
         <p>
           Compare overlays the curves of two to ten runs and lists how their configs differ.{' '}
-          {runs.length === 0 ? 'This workspace has no runs yet: start two,' : 'This workspace has one run: start another,'} for
-          example the nano preset with two learning rates.
+          {runs.length === 0
+            ? 'This workspace has no runs yet: start two,'
+            : 'This workspace has one run: start another,'}{' '}
+          for example the nano preset with two learning rates.
         </p>
         <div className="compare-empty-actions">
           <a className="button button-primary" href={href({ page: 'new-run' })}>
@@ -83,7 +101,10 @@ function CompareView({ runs }: { runs: Run[] }) {
   const query = useHashQuery();
   const requested = useMemo(() => parseSelection(query.get('runs')), [query]);
   const byId = useMemo(() => new Map(runs.map((r) => [r.id, r])), [runs]);
-  const selectedRuns = useMemo(() => requested.map((id) => byId.get(id)).filter((r): r is Run => r !== undefined), [requested, byId]);
+  const selectedRuns = useMemo(
+    () => requested.map((id) => byId.get(id)).filter((r): r is Run => r !== undefined),
+    [requested, byId],
+  );
   const missing = requested.filter((id) => !byId.has(id));
   const ids = useMemo(() => selectedRuns.map((r) => r.id), [selectedRuns]);
   const colors = useMemo(() => assignColors(ids), [ids]);
@@ -96,7 +117,8 @@ function CompareView({ runs }: { runs: Run[] }) {
       {missing.length > 0 && (
         <div className="error-note compare-missing" role="status">
           <strong>
-            {missing.length === 1 ? 'A run of this link is' : `${missing.length} runs of this link are`} not in this workspace:{' '}
+            {missing.length === 1 ? 'A run of this link is' : `${missing.length} runs of this link are`} not in this
+            workspace:{' '}
             {missing.map((id, i) => (
               <span key={id}>
                 {i > 0 && ', '}
@@ -136,7 +158,12 @@ function RunPicker({
   const shown = useMemo(() => {
     const q = search.trim().toLowerCase();
     if (!q) return runs;
-    return runs.filter((r) => [r.name, r.id, r.notes, r.preset ?? '', modelLabel(r), String(r.config.dataset ?? ''), ...r.tags].join('\n').toLowerCase().includes(q));
+    return runs.filter((r) =>
+      [r.name, r.id, r.notes, r.preset ?? '', modelLabel(r), String(r.config.dataset ?? ''), ...r.tags]
+        .join('\n')
+        .toLowerCase()
+        .includes(q),
+    );
   }, [runs, search]);
   const full = selected.length >= MAX_RUNS;
 
@@ -149,7 +176,13 @@ function RunPicker({
             <label className="visually-hidden" htmlFor={searchId}>
               Search runs
             </label>
-            <input id={searchId} type="search" placeholder="Search name, id, tag, notes…" value={search} onChange={(e) => setSearch(e.target.value)} />
+            <input
+              id={searchId}
+              type="search"
+              placeholder="Search name, id, tag, notes…"
+              value={search}
+              onChange={(e) => setSearch(e.target.value)}
+            />
           </div>
           <span className="muted small" aria-live="polite" data-testid="selection-count">
             {selected.length} of {MAX_RUNS} selected
@@ -159,7 +192,11 @@ function RunPicker({
           </button>
         </div>
       </header>
-      {full && <p className="muted small compare-note">Ten runs are selected, the most one comparison shows: untick one to pick another.</p>}
+      {full && (
+        <p className="muted small compare-note">
+          Ten runs are selected, the most one comparison shows: untick one to pick another.
+        </p>
+      )}
       <ul className="compare-checklist" aria-label="Runs to compare">
         {shown.length === 0 && <li className="muted small">No run matches “{search}”.</li>}
         {shown.map((r) => {
@@ -168,13 +205,23 @@ function RunPicker({
           return (
             <li key={r.id} className={on ? 'compare-item compare-item-on' : 'compare-item'} data-run-id={r.id}>
               <label className="check compare-item-label">
-                <input type="checkbox" checked={on} disabled={!on && full} onChange={(e) => onToggle(r.id, e.target.checked)} />
-                <span className="compare-swatch" style={color ? { background: `var(${color})` } : undefined} aria-hidden="true" />
+                <input
+                  type="checkbox"
+                  checked={on}
+                  disabled={!on && full}
+                  onChange={(e) => onToggle(r.id, e.target.checked)}
+                />
+                <span
+                  className="compare-swatch"
+                  style={color ? { background: `var(${color})` } : undefined}
+                  aria-hidden="true"
+                />
                 <span className="compare-item-name">{r.name}</span>
               </label>
               <StatusPill status={r.status} />
               <span className="muted small compare-item-meta">
-                {r.preset ?? modelLabel(r)} · {int(r.stepsDone)} steps · val {fixed(r.bestValLoss, 3)} · {dateTime(r.createdAt)}
+                {r.preset ?? modelLabel(r)} · {int(r.stepsDone)} steps · val {fixed(r.bestValLoss, 3)} ·{' '}
+                {dateTime(r.createdAt)}
               </span>
             </li>
           );
@@ -266,14 +313,21 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
   }, [data.version, idsKey, smoothing, logY, xKind, chartWidth, labels, colors]);
 
   const baselinesFor = (metricName: string): ChartBaseline[] =>
-    REFERENCE_LINES.filter((b) => b.metric === metricName && refsOn[b.id] !== false).map((b) => ({ label: b.label, value: b.value, color: b.color, dash: b.dash }));
+    REFERENCE_LINES.filter((b) => b.metric === metricName && refsOn[b.id] !== false).map((b) => ({
+      label: b.label,
+      value: b.value,
+      color: b.color,
+      dash: b.dash,
+    }));
   const shownRefs = REFERENCE_LINES.filter((b) => panels.some((p) => p.panel.metric === b.metric));
 
   const exportCsv = async () => {
     setExporting(true);
     setExportError(null);
     try {
-      const all = await Promise.all(runs.map(async (r) => ({ id: r.id, name: r.name, metrics: await client.invoke('runs-metrics', { id: r.id }) })));
+      const all = await Promise.all(
+        runs.map(async (r) => ({ id: r.id, name: r.name, metrics: await client.invoke('runs-metrics', { id: r.id }) })),
+      );
       downloadBlob(new Blob([metricsCsv(all)], { type: 'text/csv' }), `compare-${runs.length}-runs-${timestamp()}.csv`);
     } catch (e) {
       setExportError(e);
@@ -295,11 +349,26 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
       <section className="card card-tight" aria-labelledby="curves-title">
         <header className="card-header">
           <h2 id="curves-title">Curves</h2>
-          <ChartToolbar smoothing={smoothing} setSmoothing={setSmoothing} logY={logY} setLogY={setLogY} xKind={xKind} setXKind={setXKind} clip={clip} setClip={setClip} />
+          <ChartToolbar
+            smoothing={smoothing}
+            setSmoothing={setSmoothing}
+            logY={logY}
+            setLogY={setLogY}
+            xKind={xKind}
+            setXKind={setXKind}
+            clip={clip}
+            setClip={setClip}
+          />
         </header>
         <div className="compare-legend" role="list" aria-label="Selected runs">
           {runs.map((r) => (
-            <span key={r.id} role="listitem" className="compare-legend-item" data-run-id={r.id} data-color={colors.get(r.id)}>
+            <span
+              key={r.id}
+              role="listitem"
+              className="compare-legend-item"
+              data-run-id={r.id}
+              data-color={colors.get(r.id)}
+            >
               <span className="compare-swatch" style={{ background: `var(${colors.get(r.id)})` }} aria-hidden="true" />
               <a href={href({ page: 'run', runId: r.id })}>{labels.get(r.id)}</a>
               <StatusPill status={r.status} />
@@ -314,15 +383,29 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
               </span>
               {shownRefs.map((b) => (
                 <label key={b.id} className="check">
-                  <input type="checkbox" checked={refsOn[b.id] !== false} onChange={(e) => setRefsOn({ ...refsOn, [b.id]: e.target.checked })} />
-                  <span className="compare-ref-swatch" style={{ borderTopColor: `var(${b.color})`, borderTopStyle: b.dash[0]! > 3 ? 'dashed' : 'dotted' }} aria-hidden="true" />
+                  <input
+                    type="checkbox"
+                    checked={refsOn[b.id] !== false}
+                    onChange={(e) => setRefsOn({ ...refsOn, [b.id]: e.target.checked })}
+                  />
+                  <span
+                    className="compare-ref-swatch"
+                    style={{ borderTopColor: `var(${b.color})`, borderTopStyle: b.dash[0]! > 3 ? 'dashed' : 'dotted' }}
+                    aria-hidden="true"
+                  />
                   {b.description}
                 </label>
               ))}
             </div>
           )}
           <span className="spacer" />
-          <button type="button" className="button" onClick={exportCsv} disabled={exporting} title="Every scalar of the selected runs: run_id, run_name, metric, step, value, wall_time (Unix seconds), tokens_seen">
+          <button
+            type="button"
+            className="button"
+            onClick={exportCsv}
+            disabled={exporting}
+            title="Every scalar of the selected runs: run_id, run_name, metric, step, value, wall_time (Unix seconds), tokens_seen"
+          >
             {exporting ? 'Exporting…' : 'Export CSV'}
           </button>
         </div>
@@ -369,10 +452,11 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
           ))}
         </div>
         <p className="muted small chart-help">
-          Each run keeps its colour on every chart. Smoothing is TensorBoard&apos;s debiased exponential moving average (train loss,
-          gradient norm and throughput). Wall time counts from each run&apos;s first recorded step. Long series are thinned to the
-          chart&apos;s width, keeping each pixel&apos;s lowest and highest value. Drag across a chart to zoom, double-click to reset;
-          hover to read each run&apos;s nearest value; click a run in a chart&apos;s legend to hide it there.
+          Each run keeps its colour on every chart. Smoothing is TensorBoard&apos;s debiased exponential moving average
+          (train loss, gradient norm and throughput). Wall time counts from each run&apos;s first recorded step. Long
+          series are thinned to the chart&apos;s width, keeping each pixel&apos;s lowest and highest value. Drag across
+          a chart to zoom, double-click to reset; hover to read each run&apos;s nearest value; click a run in a
+          chart&apos;s legend to hide it there.
         </p>
       </section>
       <ConfigTable runs={runs} colors={colors} labels={labels} />
@@ -390,12 +474,23 @@ const RUN_FACTS: { label: string; value: (r: Run) => string }[] = [
   { label: 'best val loss', value: (r) => metric(r.bestValLoss) },
   // the config's "engine" is what was asked for (e.g. auto); this is what ran
   { label: 'engine used', value: (r) => engineUsedLabel(r) },
-  { label: 'model trained', value: (r) => (r.attempts.length ? shapeLabel(r.attempts[r.attempts.length - 1]!.model) : '—') },
+  {
+    label: 'model trained',
+    value: (r) => (r.attempts.length ? shapeLabel(r.attempts[r.attempts.length - 1]!.model) : '—'),
+  },
   { label: 'host', value: (r) => (r.attempts.length ? hostShort(r.attempts[r.attempts.length - 1]!.host) : '—') },
   { label: 'created', value: (r) => dateTime(r.createdAt) },
 ];
 
-function ConfigTable({ runs, colors, labels }: { runs: Run[]; colors: Map<string, string>; labels: Map<string, string> }) {
+function ConfigTable({
+  runs,
+  colors,
+  labels,
+}: {
+  runs: Run[];
+  colors: Map<string, string>;
+  labels: Map<string, string>;
+}) {
   const [diffOnly, setDiffOnly] = usePersistentState('compare.diffOnly', false);
   const rows = useMemo(() => configRows(runs.map((r) => r.config)), [runs]);
   const differing = rows.filter((r) => r.differs).length;
@@ -407,7 +502,10 @@ function ConfigTable({ runs, colors, labels }: { runs: Run[]; colors: Map<string
         <h2 id="config-title">Config</h2>
         <label className="check">
           <input type="checkbox" role="switch" checked={diffOnly} onChange={(e) => setDiffOnly(e.target.checked)} />
-          Differences only <span className="muted">({differing} of {rows.length} keys differ)</span>
+          Differences only{' '}
+          <span className="muted">
+            ({differing} of {rows.length} keys differ)
+          </span>
         </label>
       </header>
       <div className="table-wrap">
@@ -417,7 +515,11 @@ function ConfigTable({ runs, colors, labels }: { runs: Run[]; colors: Map<string
               <th scope="col">Key</th>
               {runs.map((r) => (
                 <th key={r.id} scope="col" data-run-id={r.id}>
-                  <span className="compare-swatch" style={{ background: `var(${colors.get(r.id)})` }} aria-hidden="true" />
+                  <span
+                    className="compare-swatch"
+                    style={{ background: `var(${colors.get(r.id)})` }}
+                    aria-hidden="true"
+                  />
                   {labels.get(r.id)}
                 </th>
               ))}

@@ -112,7 +112,15 @@ describe('chart tables', () => {
     const values = steps.map((i) => (i === 54_321 ? 100 : 3 + Math.sin(i / 1000)));
     const runs = [
       { id: 'a', series: { 'train/loss': series(steps, values) } },
-      { id: 'b', series: { 'train/loss': series(steps, values.map((v) => v + 1)) } },
+      {
+        id: 'b',
+        series: {
+          'train/loss': series(
+            steps,
+            values.map((v) => v + 1),
+          ),
+        },
+      },
     ];
     const t = panelTable(panel('train/loss'), runs, opts);
     const count = (col: (number | null)[]) => col.filter((v) => v !== null).length;
@@ -124,8 +132,12 @@ describe('chart tables', () => {
   });
 
   it('knows which runs have a metric, and labels runs that share a name by their id', () => {
-    expect(hasMetric([{ id: 'a', series: { 'hellaswag/acc_norm': series([], []) } }], 'hellaswag/acc_norm')).toBe(false);
-    expect(hasMetric([{ id: 'a', series: { 'hellaswag/acc_norm': series([5], [0.3]) } }], 'hellaswag/acc_norm')).toBe(true);
+    expect(hasMetric([{ id: 'a', series: { 'hellaswag/acc_norm': series([], []) } }], 'hellaswag/acc_norm')).toBe(
+      false,
+    );
+    expect(hasMetric([{ id: 'a', series: { 'hellaswag/acc_norm': series([5], [0.3]) } }], 'hellaswag/acc_norm')).toBe(
+      true,
+    );
     const labels = runLabels([
       { id: 'run-1-aaaaaa', name: 'lr 6e-4' },
       { id: 'run-2-bbbbbb', name: 'lr 6e-4' },
@@ -145,7 +157,14 @@ describe('chart tables', () => {
 
 describe('config table', () => {
   it('flattens a config to dotted keys, arrays and empty objects as leaves', () => {
-    expect(flattenConfig({ model: { preset: 'nano', n_layer: 4, extra: {} }, betas: [0.9, 0.95], dataset: 'builtin', x: null })).toEqual({
+    expect(
+      flattenConfig({
+        model: { preset: 'nano', n_layer: 4, extra: {} },
+        betas: [0.9, 0.95],
+        dataset: 'builtin',
+        x: null,
+      }),
+    ).toEqual({
       'model.preset': 'nano',
       'model.n_layer': 4,
       'model.extra': {},
@@ -183,10 +202,19 @@ describe('CSV', () => {
         name: 'lr, high',
         metrics: {
           'val/loss': { steps: [10], values: [null], wallTimes: [1_700_000_010_500], tokensSeen: [10240] },
-          'train/loss': { steps: [0, 1], values: [10.9, 10.25], wallTimes: [1_700_000_000_000, 1_700_000_001_250], tokensSeen: [1024, 2048] },
+          'train/loss': {
+            steps: [0, 1],
+            values: [10.9, 10.25],
+            wallTimes: [1_700_000_000_000, 1_700_000_001_250],
+            tokensSeen: [1024, 2048],
+          },
         },
       },
-      { id: 'run-b', name: 'b', metrics: { 'train/loss': { steps: [0], values: [11], wallTimes: [1_700_000_000], tokensSeen: [512] } } },
+      {
+        id: 'run-b',
+        name: 'b',
+        metrics: { 'train/loss': { steps: [0], values: [11], wallTimes: [1_700_000_000], tokensSeen: [512] } },
+      },
     ]);
     expect(csv.split('\r\n')).toEqual([
       'run_id,run_name,metric,step,value,wall_time,tokens_seen',

@@ -2,7 +2,19 @@
  * The Compare page's pure parts: the selection kept in the URL, each run's colour, the overlaid chart tables, the
  * reference lines, the flattened config table and the CSV export.
  */
-import { toSeconds, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type Series, type XKind, type XYTable } from '../../components/chart/series';
+import {
+  toSeconds,
+  debiasedEma,
+  decimate,
+  finiteOnly,
+  joinTables,
+  positiveOnly,
+  wallOrigin,
+  xValues,
+  type Series,
+  type XKind,
+  type XYTable,
+} from '../../components/chart/series';
 import { REFERENCE } from '../../../shared/reference';
 
 export const MIN_RUNS = 2;
@@ -87,8 +99,24 @@ export const PANELS: readonly MetricPanel[] = [
   { id: 'val-loss', metric: 'val/loss', title: 'Val loss', unit: 'cross-entropy, nats', smooth: false, points: true },
   { id: 'lr', metric: 'train/lr', title: 'Learning rate', smooth: false, kind: 'lr' },
   { id: 'norm', metric: 'train/norm', title: 'Gradient norm', unit: 'before clipping', smooth: true },
-  { id: 'tok-per-sec', metric: 'train/tok_per_sec', title: 'Throughput', unit: 'tokens / s', smooth: true, kind: 'count' },
-  { id: 'hellaswag', metric: 'hellaswag/acc_norm', title: 'HellaSwag', unit: 'acc_norm', optional: true, smooth: false, points: true, kind: 'percent' },
+  {
+    id: 'tok-per-sec',
+    metric: 'train/tok_per_sec',
+    title: 'Throughput',
+    unit: 'tokens / s',
+    smooth: true,
+    kind: 'count',
+  },
+  {
+    id: 'hellaswag',
+    metric: 'hellaswag/acc_norm',
+    title: 'HellaSwag',
+    unit: 'acc_norm',
+    optional: true,
+    smooth: false,
+    points: true,
+    kind: 'percent',
+  },
 ];
 
 /** The metrics the page loads for each run. */
@@ -199,7 +227,8 @@ export function runLabels(runs: readonly { id: string; name: string }[]): Map<st
  */
 export function flattenConfig(value: unknown, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
   if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
+    for (const [k, v] of Object.entries(value as Record<string, unknown>))
+      flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
   } else if (prefix) {
     out[prefix] = value;
   }
@@ -274,5 +303,10 @@ export function metricsCsv(runs: readonly CsvRun[]): string {
 
 /** A file name part: letters, digits, '.', '_' and '-' only. */
 export function fileSafe(s: string): string {
-  return s.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60) || 'chart';
+  return (
+    s
+      .replace(/[^\w.-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 60) || 'chart'
+  );
 }

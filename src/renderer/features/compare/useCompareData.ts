@@ -28,17 +28,27 @@ function apply(e: RunEvent, s: Record<string, Series>): void {
   const now = Date.now() / 1000;
   if (e.kind === 'step') {
     const p = e.p;
-    const values: Record<string, number | undefined> = { 'train/loss': p.loss, 'train/lr': p.lr, 'train/norm': p.norm, 'train/tok_per_sec': p.tokensPerSec };
+    const values: Record<string, number | undefined> = {
+      'train/loss': p.loss,
+      'train/lr': p.lr,
+      'train/norm': p.norm,
+      'train/tok_per_sec': p.tokensPerSec,
+    };
     // a step at or before what we have: the run was resumed; the evals after it are stale too
     for (const [name, ser] of Object.entries(s)) if (!name.startsWith('train/')) truncateFrom(ser, p.step + 1);
-    for (const [name, v] of Object.entries(values)) if (v !== undefined) appendPoint((s[name] ??= emptySeries()), p.step, v, now, p.tokensSeen);
+    for (const [name, v] of Object.entries(values))
+      if (v !== undefined) appendPoint((s[name] ??= emptySeries()), p.step, v, now, p.tokensSeen);
   } else if (CHARTED.has(e.p.name)) {
     const tokens = s['train/loss']?.tokens.at(-1) ?? 0;
     appendPoint((s[e.p.name] ??= emptySeries()), e.p.step, e.p.value, now, tokens);
   }
 }
 
-export function useCompareData(ids: readonly string[]): { runs: Record<string, RunSeriesState>; version: number; reload: (id: string) => void } {
+export function useCompareData(ids: readonly string[]): {
+  runs: Record<string, RunSeriesState>;
+  version: number;
+  reload: (id: string) => void;
+} {
   const client = useClient();
   const entries = useRef(new Map<string, Entry>());
   const [version, setVersion] = useState(0);

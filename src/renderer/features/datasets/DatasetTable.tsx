@@ -5,7 +5,13 @@ import { bytes, dateTime, fullDateTime, int } from '../../format';
 import { useClient, useRequest } from '../../useInvoke';
 import type { DatasetSummary } from './request';
 
-export function DatasetTable({ datasets, running, onPreview, onResume, onDelete }: {
+export function DatasetTable({
+  datasets,
+  running,
+  onPreview,
+  onResume,
+  onDelete,
+}: {
   datasets: DatasetSummary[];
   running: Set<string>;
   onPreview: (d: DatasetSummary) => void;
@@ -20,10 +26,18 @@ export function DatasetTable({ datasets, running, onPreview, onResume, onDelete 
             <th scope="col">Dataset</th>
             <th scope="col">Source</th>
             <th scope="col">Status</th>
-            <th scope="col" className="num">Train tokens</th>
-            <th scope="col" className="num">Val tokens</th>
-            <th scope="col" className="num">Shards</th>
-            <th scope="col" className="num">Size</th>
+            <th scope="col" className="num">
+              Train tokens
+            </th>
+            <th scope="col" className="num">
+              Val tokens
+            </th>
+            <th scope="col" className="num">
+              Shards
+            </th>
+            <th scope="col" className="num">
+              Size
+            </th>
             <th scope="col">Created</th>
             <th scope="col">
               <span className="visually-hidden">Actions</span>
@@ -51,20 +65,34 @@ export function DatasetTable({ datasets, running, onPreview, onResume, onDelete 
                 </th>
                 <td>{d.source}</td>
                 <td>
-                  <span className={`pill ${busy ? 'status-running' : d.status === 'ready' ? 'pill-ok' : 'status-interrupted'}`} data-testid="dataset-status">
+                  <span
+                    className={`pill ${busy ? 'status-running' : d.status === 'ready' ? 'pill-ok' : 'status-interrupted'}`}
+                    data-testid="dataset-status"
+                  >
                     {busy ? 'Preparing' : d.status === 'ready' ? 'Ready' : 'Partial'}
                   </span>
                 </td>
-                <td className="num" data-testid="train-tokens">{raw ? '—' : int(d.tokens.train)}</td>
-                <td className="num" data-testid="val-tokens">{raw ? '—' : int(d.tokens.val)}</td>
+                <td className="num" data-testid="train-tokens">
+                  {raw ? '—' : int(d.tokens.train)}
+                </td>
+                <td className="num" data-testid="val-tokens">
+                  {raw ? '—' : int(d.tokens.val)}
+                </td>
                 <td className="num">{raw ? '—' : int(d.shards)}</td>
-                <td className="num" title={`${int(d.bytes)} bytes`}>{bytes(d.bytes)}</td>
+                <td className="num" title={`${int(d.bytes)} bytes`}>
+                  {bytes(d.bytes)}
+                </td>
                 <td className="nowrap" title={d.created ? fullDateTime(Date.parse(d.created)) : undefined}>
                   {d.created ? dateTime(Date.parse(d.created)) : <span className="muted">—</span>}
                 </td>
                 <td className="row-actions">
                   {d.status === 'ready' && (
-                    <button type="button" className="button ds-row-button" onClick={() => onPreview(d)} aria-label={`Preview ${d.id}`}>
+                    <button
+                      type="button"
+                      className="button ds-row-button"
+                      onClick={() => onPreview(d)}
+                      aria-label={`Preview ${d.id}`}
+                    >
                       Preview
                     </button>
                   )}
@@ -75,7 +103,13 @@ export function DatasetTable({ datasets, running, onPreview, onResume, onDelete 
                       onClick={() => onResume(d)}
                       disabled={busy || !d.request}
                       aria-label={`Resume ${d.id}`}
-                      title={busy ? 'It is being prepared now' : d.request ? 'Continue the preparation where it stopped' : 'Its request is not known: start the same preparation again from the form'}
+                      title={
+                        busy
+                          ? 'It is being prepared now'
+                          : d.request
+                            ? 'Continue the preparation where it stopped'
+                            : 'Its request is not known: start the same preparation again from the form'
+                      }
                     >
                       Resume
                     </button>
@@ -116,7 +150,11 @@ export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; o
       }
     >
       <div className="ds-preview">
-        {state.status === 'loading' && <p className="muted" aria-busy="true">Decoding…</p>}
+        {state.status === 'loading' && (
+          <p className="muted" aria-busy="true">
+            Decoding…
+          </p>
+        )}
         {state.status === 'error' && <ErrorNote error={state.error} />}
         {p && (
           <>

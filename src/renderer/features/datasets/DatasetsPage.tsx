@@ -37,25 +37,43 @@ export function DatasetsPage() {
   const { dismiss } = jobs;
   useEffect(() => {
     for (const v of jobs.views) {
-      if (v.state === 'paused' && datasets.some((d) => d.id === v.datasetId && d.status === 'ready')) dismiss(v.datasetId);
+      if (v.state === 'paused' && datasets.some((d) => d.id === v.datasetId && d.status === 'ready'))
+        dismiss(v.datasetId);
     }
   }, [datasets, jobs.views, dismiss]);
 
   const running = useMemo(
-    () => new Set(jobs.views.filter((v) => v.state === 'running' || v.state === 'starting' || v.state === 'pausing' || v.state === 'cancelling').map((v) => v.datasetId)),
+    () =>
+      new Set(
+        jobs.views
+          .filter(
+            (v) => v.state === 'running' || v.state === 'starting' || v.state === 'pausing' || v.state === 'cancelling',
+          )
+          .map((v) => v.datasetId),
+      ),
     [jobs.views],
   );
 
   const totals = useMemo(() => {
     const ready = datasets.filter((d) => d.status === 'ready');
-    return { n: ready.length, tokens: ready.reduce((s, d) => s + d.tokens.train + d.tokens.val, 0), bytes: datasets.reduce((s, d) => s + d.bytes, 0) };
+    return {
+      n: ready.length,
+      tokens: ready.reduce((s, d) => s + d.tokens.train + d.tokens.val, 0),
+      bytes: datasets.reduce((s, d) => s + d.bytes, 0),
+    };
   }, [datasets]);
 
   return (
     <div className="stack datasets-page">
-      {sources.status === 'loading' && <p className="muted" aria-busy="true">Loading the sources…</p>}
+      {sources.status === 'loading' && (
+        <p className="muted" aria-busy="true">
+          Loading the sources…
+        </p>
+      )}
       {sources.status === 'error' && <ErrorNote error={sources.error} onRetry={reloadSources} />}
-      {sources.status === 'ok' && <Wizard sources={sources.data} datasets={datasets} running={running} onStart={jobs.start} />}
+      {sources.status === 'ok' && (
+        <Wizard sources={sources.data} datasets={datasets} running={running} onStart={jobs.start} />
+      )}
 
       {jobs.loadError !== null && <ErrorNote error={jobs.loadError} onRetry={jobs.reload} />}
       {jobs.views.length > 0 && (
@@ -94,13 +112,18 @@ export function DatasetsPage() {
         <p className="visually-hidden" role="status" aria-live="polite">
           {announce}
         </p>
-        {load.status === 'loading' && <p className="muted" aria-busy="true">Loading the datasets…</p>}
+        {load.status === 'loading' && (
+          <p className="muted" aria-busy="true">
+            Loading the datasets…
+          </p>
+        )}
         {load.status === 'error' && <ErrorNote error={load.error} onRetry={() => void reloadList()} />}
         {load.status === 'ok' && datasets.length === 0 && (
           <EmptyState icon="datasets" title="No datasets yet">
             <p>
-              Prepare one above: Tiny Shakespeare (1.1 MB) is ready in seconds, the synthetic stories need no network, and your own
-              text, JSONL or parquet can be picked from this machine. The command line does the same: <code>gpt2-studio prepare tinyshakespeare</code>.
+              Prepare one above: Tiny Shakespeare (1.1 MB) is ready in seconds, the synthetic stories need no network,
+              and your own text, JSONL or parquet can be picked from this machine. The command line does the same:{' '}
+              <code>gpt2-studio prepare tinyshakespeare</code>.
             </p>
           </EmptyState>
         )}
@@ -134,8 +157,8 @@ export function DatasetsPage() {
         >
           <p>
             This deletes <code>datasets/{deleting.id}/</code> ({bytes(deleting.bytes)}
-            {deleting.status === 'partial' ? ', an interrupted preparation' : ''}) and its downloads. Runs that trained on it keep their
-            checkpoints but cannot continue on it. It cannot be undone.
+            {deleting.status === 'partial' ? ', an interrupted preparation' : ''}) and its downloads. Runs that trained
+            on it keep their checkpoints but cannot continue on it. It cannot be undone.
           </p>
         </FormDialog>
       )}
@@ -155,7 +178,8 @@ export function DatasetsPage() {
           }}
         >
           <p>
-            This stops it and deletes what was downloaded and tokenized so far. To stop it and continue later, use Pause instead.
+            This stops it and deletes what was downloaded and tokenized so far. To stop it and continue later, use Pause
+            instead.
           </p>
         </FormDialog>
       )}

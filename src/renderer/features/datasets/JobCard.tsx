@@ -21,7 +21,19 @@ const STATE_LABEL: Record<JobView['state'], string> = {
 };
 
 /** A labelled progress bar; `fraction` null = unknown total (an indeterminate bar). */
-function Bar({ label, fraction, testId, data, children }: { label: string; fraction: number | null; testId: string; data?: Record<string, string | number | undefined>; children: ReactNode }) {
+function Bar({
+  label,
+  fraction,
+  testId,
+  data,
+  children,
+}: {
+  label: string;
+  fraction: number | null;
+  testId: string;
+  data?: Record<string, string | number | undefined>;
+  children: ReactNode;
+}) {
   const pct = fraction === null ? null : Math.max(0, Math.min(1, fraction)) * 100;
   const attrs: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(data ?? {})) if (v !== undefined) attrs[`data-${k}`] = v;
@@ -46,7 +58,13 @@ function Bar({ label, fraction, testId, data, children }: { label: string; fract
   );
 }
 
-export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
+export function JobCard({
+  view,
+  onPause,
+  onResume,
+  onCancel,
+  onDismiss,
+}: {
   view: JobView;
   onPause: () => void;
   onResume: () => void;
@@ -68,7 +86,13 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
   const showTokens = !!p && (p.stage === 'tokenizing' || p.stage === 'finishing' || p.tokens > 0);
 
   return (
-    <section className={`card card-tight ds-job ds-job-${state}`} aria-label={`Preparation of ${view.datasetId}`} data-testid="dataset-job" data-dataset={view.datasetId} data-state={state}>
+    <section
+      className={`card card-tight ds-job ds-job-${state}`}
+      aria-label={`Preparation of ${view.datasetId}`}
+      data-testid="dataset-job"
+      data-dataset={view.datasetId}
+      data-state={state}
+    >
       <header className="ds-job-head">
         <div className="ds-job-title">
           <h3>
@@ -87,20 +111,42 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
         </div>
         <div className="ds-job-actions">
           {(state === 'running' || state === 'pausing' || state === 'starting') && (
-            <button type="button" className="button" onClick={onPause} disabled={busy} title="Stop now and keep what is finished; Resume continues from there">
+            <button
+              type="button"
+              className="button"
+              onClick={onPause}
+              disabled={busy}
+              title="Stop now and keep what is finished; Resume continues from there"
+            >
               {state === 'pausing' ? 'Pausing…' : 'Pause'}
             </button>
           )}
           {(state === 'paused' || state === 'failed') && (
-            <button type="button" className="button button-primary" onClick={onResume} title="Continue where it stopped">
+            <button
+              type="button"
+              className="button button-primary"
+              onClick={onResume}
+              title="Continue where it stopped"
+            >
               {state === 'failed' ? 'Try again' : 'Resume'}
             </button>
           )}
-          <button type="button" className="button button-danger" onClick={onCancel} disabled={state === 'cancelling'} title="Stop and delete what was downloaded and tokenized">
+          <button
+            type="button"
+            className="button button-danger"
+            onClick={onCancel}
+            disabled={state === 'cancelling'}
+            title="Stop and delete what was downloaded and tokenized"
+          >
             Cancel…
           </button>
           {state === 'failed' && (
-            <button type="button" className="button" onClick={onDismiss} title="Hide this; the files it left stay and the list shows them">
+            <button
+              type="button"
+              className="button"
+              onClick={onDismiss}
+              title="Hide this; the files it left stay and the list shows them"
+            >
               Dismiss
             </button>
           )}
@@ -108,7 +154,12 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
       </header>
 
       {showDownload && (
-        <Bar label="Download" fraction={dlFraction} testId="download-progress" data={{ bytes: d?.bytes ?? 0, total: d?.total }}>
+        <Bar
+          label="Download"
+          fraction={dlFraction}
+          testId="download-progress"
+          data={{ bytes: d?.bytes ?? 0, total: d?.total }}
+        >
           {d ? (
             <>
               <span>
@@ -126,7 +177,12 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
       )}
 
       {showTokens && p && (
-        <Bar label="Tokenize" fraction={tokFraction} testId="tokenize-progress" data={{ tokens: p.tokens, 'tokens-total': p.tokensTotal }}>
+        <Bar
+          label="Tokenize"
+          fraction={tokFraction}
+          testId="tokenize-progress"
+          data={{ tokens: p.tokens, 'tokens-total': p.tokensTotal }}
+        >
           <span>
             {int(p.tokens)} tokens{p.tokensTotal ? ` of ${int(p.tokensTotal)}` : ''}
           </span>
@@ -137,7 +193,11 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
           ) : p.textBytes > 0 ? (
             <span>{bytes(p.textBytes)} of text</span>
           ) : null}
-          {live && p.tokensPerSec > 0 && <span>{compact(p.tokensPerSec)} tok/s ({bytes(p.bytesPerSec)}/s)</span>}
+          {live && p.tokensPerSec > 0 && (
+            <span>
+              {compact(p.tokensPerSec)} tok/s ({bytes(p.bytesPerSec)}/s)
+            </span>
+          )}
           {live && p.etaSec !== undefined && <span>ETA {duration(p.etaSec)}</span>}
           <span>
             {p.shards} shard{p.shards === 1 ? '' : 's'} written
@@ -145,10 +205,18 @@ export function JobCard({ view, onPause, onResume, onCancel, onDismiss }: {
         </Bar>
       )}
 
-      {!showDownload && !showTokens && live && <p className="muted small ds-job-wait">{view.stage === 'listing' ? 'Reading the source and starting the tokenizer…' : STAGE_LABEL[view.stage]}</p>}
+      {!showDownload && !showTokens && live && (
+        <p className="muted small ds-job-wait">
+          {view.stage === 'listing' ? 'Reading the source and starting the tokenizer…' : STAGE_LABEL[view.stage]}
+        </p>
+      )}
       {state === 'paused' && (
         <p className="muted small ds-job-note">
-          Paused. What was downloaded and tokenized is kept; Resume continues from there{view.request.endpoint || view.source === 'fineweb-edu-10bt' ? ' (with the token from Settings, if one is set)' : ''}.
+          Paused. What was downloaded and tokenized is kept; Resume continues from there
+          {view.request.endpoint || view.source === 'fineweb-edu-10bt'
+            ? ' (with the token from Settings, if one is set)'
+            : ''}
+          .
         </p>
       )}
       {state === 'failed' && view.error && <ErrorNote error={StudioError.fromPlain(view.error)} />}

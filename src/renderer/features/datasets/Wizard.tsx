@@ -23,12 +23,30 @@ const PICK: Record<string, { mode: 'file' | 'folder' | 'either'; extensions?: st
   tinyshakespeare: { mode: 'file', extensions: ['txt'], what: 'Tiny Shakespeare’s input.txt' },
   'fineweb-edu-10bt': { mode: 'either', extensions: ['parquet'], what: 'a parquet file, or a folder of them' },
   hellaswag: { mode: 'file', extensions: ['jsonl'], what: 'hellaswag_val.jsonl' },
-  local: { mode: 'either', extensions: ['txt', 'md', 'jsonl', 'parquet', 'bin', 'npy'], what: 'a .txt, .jsonl or .parquet file, or a folder of them' },
+  local: {
+    mode: 'either',
+    extensions: ['txt', 'md', 'jsonl', 'parquet', 'bin', 'npy'],
+    what: 'a .txt, .jsonl or .parquet file, or a folder of them',
+  },
 };
 
 const ORIGIN_LABEL: Record<Origin, string> = { default: 'Download', file: 'From this machine', url: 'From a URL' };
 
-function Field({ id, label, hint, error, wide, children }: { id: string; label: string; hint?: ReactNode; error?: string; wide?: boolean; children: ReactNode }) {
+function Field({
+  id,
+  label,
+  hint,
+  error,
+  wide,
+  children,
+}: {
+  id: string;
+  label: string;
+  hint?: ReactNode;
+  error?: string;
+  wide?: boolean;
+  children: ReactNode;
+}) {
   return (
     <div className={`field${wide ? ' field-wide' : ''}${error ? ' field-invalid' : ''}`}>
       <label htmlFor={id}>{label}</label>
@@ -47,9 +65,17 @@ function Field({ id, label, hint, error, wide, children }: { id: string; label: 
 }
 
 /** The estimate of the current request, asked for a moment after the form stops changing (the latest wins). */
-function useEstimate(req: PrepareRequest | null): { estimate: DatasetEstimate | null; error: unknown; loading: boolean } {
+function useEstimate(req: PrepareRequest | null): {
+  estimate: DatasetEstimate | null;
+  error: unknown;
+  loading: boolean;
+} {
   const client = useClient();
-  const [state, setState] = useState<{ estimate: DatasetEstimate | null; error: unknown; loading: boolean }>({ estimate: null, error: null, loading: false });
+  const [state, setState] = useState<{ estimate: DatasetEstimate | null; error: unknown; loading: boolean }>({
+    estimate: null,
+    error: null,
+    loading: false,
+  });
   const key = req ? JSON.stringify({ ...req, hfToken: undefined }) : '';
   const seq = useRef(0);
   useEffect(() => {
@@ -70,7 +96,12 @@ function useEstimate(req: PrepareRequest | null): { estimate: DatasetEstimate | 
   return state;
 }
 
-export function Wizard({ sources, datasets, running, onStart }: {
+export function Wizard({
+  sources,
+  datasets,
+  running,
+  onStart,
+}: {
   sources: SourceInfo[];
   datasets: DatasetSummary[];
   /** dataset ids being prepared now */
@@ -93,7 +124,8 @@ export function Wizard({ sources, datasets, running, onStart }: {
   useEffect(() => {
     if (endpointSeeded.current || settings.status !== 'ok') return;
     endpointSeeded.current = true;
-    if (settings.data.hfEndpoint) setForm((f) => (f.endpoint === '' ? { ...f, endpoint: settings.data.hfEndpoint ?? '' } : f));
+    if (settings.data.hfEndpoint)
+      setForm((f) => (f.endpoint === '' ? { ...f, endpoint: settings.data.hfEndpoint ?? '' } : f));
   }, [settings]);
 
   const src = sources.find((s) => s.id === form.source) ?? null;
@@ -107,7 +139,8 @@ export function Wizard({ sources, datasets, running, onStart }: {
   const blockedByExisting = existing?.status === 'ready' && !form.overwrite;
   const has = (k: keyof PrepareRequest) => !!src?.options.includes(k as SourceInfo['options'][number]);
   const set = <K extends keyof FormState>(k: K, v: FormState[K]) => setForm((f) => ({ ...f, [k]: v }));
-  const shownError = (k: keyof FormState): string | undefined => (touched || form[k] !== EMPTY_FORM[k] ? errors[k] : undefined);
+  const shownError = (k: keyof FormState): string | undefined =>
+    touched || form[k] !== EMPTY_FORM[k] ? errors[k] : undefined;
   const origins = src ? originsOf(src) : [];
   const pick = src ? PICK[src.id] : undefined;
   const downloads = !!src && src.network && form.origin !== 'file';
@@ -135,8 +168,8 @@ export function Wizard({ sources, datasets, running, onStart }: {
         <h2 id={id('title')}>Prepare a dataset</h2>
       </header>
       <p className="muted small">
-        Downloads (or reads) the text and tokenizes it with GPT-2’s BPE into llm.c shards in the workspace; shard 0 is val. Every step can be paused and
-        resumed.
+        Downloads (or reads) the text and tokenizes it with GPT-2’s BPE into llm.c shards in the workspace; shard 0 is
+        val. Every step can be paused and resumed.
       </p>
       <form
         onSubmit={(e) => {
@@ -148,14 +181,26 @@ export function Wizard({ sources, datasets, running, onStart }: {
         <fieldset className="ds-sources">
           <legend className="ds-legend">Source</legend>
           {sources.map((s) => (
-            <label key={s.id} className={`preset ds-source${s.id === form.source ? ' preset-selected' : ''}`} data-source={s.id}>
+            <label
+              key={s.id}
+              className={`preset ds-source${s.id === form.source ? ' preset-selected' : ''}`}
+              data-source={s.id}
+            >
               <span className="ds-source-top">
-                <input type="radio" name={id('source')} value={s.id} checked={s.id === form.source} onChange={() => setForm((f) => formFor(s, f))} />
+                <input
+                  type="radio"
+                  name={id('source')}
+                  value={s.id}
+                  checked={s.id === form.source}
+                  onChange={() => setForm((f) => formFor(s, f))}
+                />
                 <span className="preset-title">{s.title}</span>
               </span>
               <span className="preset-desc muted small">{s.description}</span>
               <span className="ds-source-foot">
-                <span className={`tag ds-net${s.network ? '' : ' ds-offline'}`}>{s.network ? 'downloads' : 'no network'}</span>
+                <span className={`tag ds-net${s.network ? '' : ' ds-offline'}`}>
+                  {s.network ? 'downloads' : 'no network'}
+                </span>
                 <span className="muted small">{s.kind === 'raw' ? 'kept as is' : 'GPT-2 tokens'}</span>
               </span>
             </label>
@@ -170,8 +215,18 @@ export function Wizard({ sources, datasets, running, onStart }: {
                   <legend className="ds-legend">Input</legend>
                   <div className="segmented ds-segmented">
                     {origins.map((o) => (
-                      <label key={o} className={`segmented-item ds-origin-item${form.origin === o ? ' ds-origin-on' : ''}`}>
-                        <input className="visually-hidden" type="radio" name={id('origin')} value={o} checked={form.origin === o} onChange={() => set('origin', o)} />
+                      <label
+                        key={o}
+                        className={`segmented-item ds-origin-item${form.origin === o ? ' ds-origin-on' : ''}`}
+                      >
+                        <input
+                          className="visually-hidden"
+                          type="radio"
+                          name={id('origin')}
+                          value={o}
+                          checked={form.origin === o}
+                          onChange={() => set('origin', o)}
+                        />
                         {o === 'default' && src.id === 'fineweb-edu-10bt' ? 'Hugging Face Hub' : ORIGIN_LABEL[o]}
                       </label>
                     ))}
@@ -186,7 +241,13 @@ export function Wizard({ sources, datasets, running, onStart }: {
                   </p>
                 )}
                 {form.origin === 'file' && has('file') && (
-                  <Field id={id('file')} label="File or folder" wide error={shownError('file')} hint={pick ? `Choose ${pick.what}.` : undefined}>
+                  <Field
+                    id={id('file')}
+                    label="File or folder"
+                    wide
+                    error={shownError('file')}
+                    hint={pick ? `Choose ${pick.what}.` : undefined}
+                  >
                     <div className="ds-file-row">
                       <input
                         id={id('file')}
@@ -205,7 +266,13 @@ export function Wizard({ sources, datasets, running, onStart }: {
                   </Field>
                 )}
                 {form.origin === 'url' && has('url') && (
-                  <Field id={id('url')} label="URL" wide error={shownError('url')} hint={src.defaultUrl ? 'Instead of the default; one file.' : 'One file to download.'}>
+                  <Field
+                    id={id('url')}
+                    label="URL"
+                    wide
+                    error={shownError('url')}
+                    hint={src.defaultUrl ? 'Instead of the default; one file.' : 'One file to download.'}
+                  >
                     <input
                       id={id('url')}
                       className="mono"
@@ -225,7 +292,12 @@ export function Wizard({ sources, datasets, running, onStart }: {
                     <legend className="ds-legend">Limit</legend>
                     <div className="ds-limit-row">
                       <label className="check">
-                        <input type="radio" name={id('limit')} checked={form.limit === 'files'} onChange={() => set('limit', 'files')} />
+                        <input
+                          type="radio"
+                          name={id('limit')}
+                          checked={form.limit === 'files'}
+                          onChange={() => set('limit', 'files')}
+                        />
                         At most
                       </label>
                       <input
@@ -240,7 +312,12 @@ export function Wizard({ sources, datasets, running, onStart }: {
                     </div>
                     <div className="ds-limit-row">
                       <label className="check">
-                        <input type="radio" name={id('limit')} checked={form.limit === 'tokens'} onChange={() => set('limit', 'tokens')} />
+                        <input
+                          type="radio"
+                          name={id('limit')}
+                          checked={form.limit === 'tokens'}
+                          onChange={() => set('limit', 'tokens')}
+                        />
                         Stop after
                       </label>
                       <input
@@ -256,11 +333,20 @@ export function Wizard({ sources, datasets, running, onStart }: {
                     </div>
                     <div className="ds-limit-row">
                       <label className="check">
-                        <input type="radio" name={id('limit')} checked={form.limit === 'none'} onChange={() => set('limit', 'none')} />
+                        <input
+                          type="radio"
+                          name={id('limit')}
+                          checked={form.limit === 'none'}
+                          onChange={() => set('limit', 'none')}
+                        />
                         Everything (about 10B tokens, 28 GB)
                       </label>
                     </div>
-                    {(form.limit === 'files' ? errors.maxFiles : form.limit === 'tokens' ? errors.maxTokens : undefined) && (
+                    {(form.limit === 'files'
+                      ? errors.maxFiles
+                      : form.limit === 'tokens'
+                        ? errors.maxTokens
+                        : undefined) && (
                       <p className="field-error">{form.limit === 'files' ? errors.maxFiles : errors.maxTokens}</p>
                     )}
                   </fieldset>
@@ -268,20 +354,51 @@ export function Wizard({ sources, datasets, running, onStart }: {
 
                 {has('sizeMb') && (
                   <Field id={id('sizeMb')} label="Size (MB of text)" error={errors.sizeMb} hint="Default 4 MB.">
-                    <input id={id('sizeMb')} inputMode="decimal" value={form.sizeMb} placeholder="4" aria-invalid={errors.sizeMb ? true : undefined} onChange={(e) => set('sizeMb', e.target.value)} />
+                    <input
+                      id={id('sizeMb')}
+                      inputMode="decimal"
+                      value={form.sizeMb}
+                      placeholder="4"
+                      aria-invalid={errors.sizeMb ? true : undefined}
+                      onChange={(e) => set('sizeMb', e.target.value)}
+                    />
                   </Field>
                 )}
 
                 {has('name') && (
-                  <Field id={id('name')} label="Dataset name" error={errors.name} hint={`Its folder under datasets/ (default: ${src.id === 'local' ? 'the file’s name' : src.defaultName}).`}>
-                    <input id={id('name')} value={form.name} placeholder={datasetId || src.defaultName} spellCheck={false} aria-invalid={errors.name ? true : undefined} onChange={(e) => set('name', e.target.value)} />
+                  <Field
+                    id={id('name')}
+                    label="Dataset name"
+                    error={errors.name}
+                    hint={`Its folder under datasets/ (default: ${src.id === 'local' ? 'the file’s name' : src.defaultName}).`}
+                  >
+                    <input
+                      id={id('name')}
+                      value={form.name}
+                      placeholder={datasetId || src.defaultName}
+                      spellCheck={false}
+                      aria-invalid={errors.name ? true : undefined}
+                      onChange={(e) => set('name', e.target.value)}
+                    />
                   </Field>
                 )}
 
                 {has('endpoint') && form.origin === 'default' && (
                   <>
-                    <Field id={id('endpoint')} label="Hugging Face endpoint" error={errors.endpoint} hint="A mirror works, e.g. https://hf-mirror.com. Default: Settings, else HF_ENDPOINT, else huggingface.co.">
-                      <input id={id('endpoint')} className="mono" value={form.endpoint} placeholder="https://huggingface.co" spellCheck={false} onChange={(e) => set('endpoint', e.target.value)} />
+                    <Field
+                      id={id('endpoint')}
+                      label="Hugging Face endpoint"
+                      error={errors.endpoint}
+                      hint="A mirror works, e.g. https://hf-mirror.com. Default: Settings, else HF_ENDPOINT, else huggingface.co."
+                    >
+                      <input
+                        id={id('endpoint')}
+                        className="mono"
+                        value={form.endpoint}
+                        placeholder="https://huggingface.co"
+                        spellCheck={false}
+                        onChange={(e) => set('endpoint', e.target.value)}
+                      />
                     </Field>
                     <Field
                       id={id('hfToken')}
@@ -297,7 +414,9 @@ export function Wizard({ sources, datasets, running, onStart }: {
                         type="password"
                         autoComplete="off"
                         value={form.hfToken}
-                        placeholder={settings.status === 'ok' && settings.data.hfTokenSet ? '•••••• (from Settings)' : 'hf_…'}
+                        placeholder={
+                          settings.status === 'ok' && settings.data.hfTokenSet ? '•••••• (from Settings)' : 'hf_…'
+                        }
                         onChange={(e) => set('hfToken', e.target.value)}
                       />
                     </Field>
@@ -309,47 +428,112 @@ export function Wizard({ sources, datasets, running, onStart }: {
                 <summary>Advanced</summary>
                 <div className="form-grid ds-fields">
                   {has('maxTokens') && src.id !== 'fineweb-edu-10bt' && (
-                    <Field id={id('maxTokens')} label="Stop after (tokens)" error={errors.maxTokens} hint="Default: all of it.">
-                      <input id={id('maxTokens')} value={form.maxTokens} placeholder="all" onChange={(e) => set('maxTokens', e.target.value)} aria-invalid={errors.maxTokens ? true : undefined} />
+                    <Field
+                      id={id('maxTokens')}
+                      label="Stop after (tokens)"
+                      error={errors.maxTokens}
+                      hint="Default: all of it."
+                    >
+                      <input
+                        id={id('maxTokens')}
+                        value={form.maxTokens}
+                        placeholder="all"
+                        onChange={(e) => set('maxTokens', e.target.value)}
+                        aria-invalid={errors.maxTokens ? true : undefined}
+                      />
                     </Field>
                   )}
                   {has('shardSize') && (
-                    <Field id={id('shardSize')} label="Shard size (tokens)" error={errors.shardSize} hint="Default 100M, as build-nanogpt.">
-                      <input id={id('shardSize')} value={form.shardSize} placeholder="100M" onChange={(e) => set('shardSize', e.target.value)} aria-invalid={errors.shardSize ? true : undefined} />
+                    <Field
+                      id={id('shardSize')}
+                      label="Shard size (tokens)"
+                      error={errors.shardSize}
+                      hint="Default 100M, as build-nanogpt."
+                    >
+                      <input
+                        id={id('shardSize')}
+                        value={form.shardSize}
+                        placeholder="100M"
+                        onChange={(e) => set('shardSize', e.target.value)}
+                        aria-invalid={errors.shardSize ? true : undefined}
+                      />
                     </Field>
                   )}
                   {has('valTokens') && (
-                    <Field id={id('valTokens')} label="Val tokens" error={errors.valTokens} hint="Default: about 10%, at most one shard.">
-                      <input id={id('valTokens')} value={form.valTokens} placeholder="auto" onChange={(e) => set('valTokens', e.target.value)} aria-invalid={errors.valTokens ? true : undefined} />
+                    <Field
+                      id={id('valTokens')}
+                      label="Val tokens"
+                      error={errors.valTokens}
+                      hint="Default: about 10%, at most one shard."
+                    >
+                      <input
+                        id={id('valTokens')}
+                        value={form.valTokens}
+                        placeholder="auto"
+                        onChange={(e) => set('valTokens', e.target.value)}
+                        aria-invalid={errors.valTokens ? true : undefined}
+                      />
                     </Field>
                   )}
                   {has('seed') && (
                     <Field id={id('seed')} label="Seed" error={errors.seed} hint="Default 1337.">
-                      <input id={id('seed')} value={form.seed} placeholder="1337" onChange={(e) => set('seed', e.target.value)} aria-invalid={errors.seed ? true : undefined} />
+                      <input
+                        id={id('seed')}
+                        value={form.seed}
+                        placeholder="1337"
+                        onChange={(e) => set('seed', e.target.value)}
+                        aria-invalid={errors.seed ? true : undefined}
+                      />
                     </Field>
                   )}
                   {has('workers') && (
-                    <Field id={id('workers')} label="Tokenizer workers" error={errors.workers} hint="Default: cores − 1.">
-                      <input id={id('workers')} value={form.workers} placeholder="auto" onChange={(e) => set('workers', e.target.value)} aria-invalid={errors.workers ? true : undefined} />
+                    <Field
+                      id={id('workers')}
+                      label="Tokenizer workers"
+                      error={errors.workers}
+                      hint="Default: cores − 1."
+                    >
+                      <input
+                        id={id('workers')}
+                        value={form.workers}
+                        placeholder="auto"
+                        onChange={(e) => set('workers', e.target.value)}
+                        aria-invalid={errors.workers ? true : undefined}
+                      />
                     </Field>
                   )}
                   {has('keepDownloads') && downloads && (
                     <div className="field field-bool">
                       <label htmlFor={id('keep')}>Keep the downloaded files</label>
-                      <input id={id('keep')} type="checkbox" checked={form.keepDownloads} onChange={(e) => set('keepDownloads', e.target.checked)} />
+                      <input
+                        id={id('keep')}
+                        type="checkbox"
+                        checked={form.keepDownloads}
+                        onChange={(e) => set('keepDownloads', e.target.checked)}
+                      />
                     </div>
                   )}
                   {has('overwrite') && (
                     <div className="field field-bool">
                       <label htmlFor={id('overwrite')}>Replace an existing dataset</label>
-                      <input id={id('overwrite')} type="checkbox" checked={form.overwrite} onChange={(e) => set('overwrite', e.target.checked)} />
+                      <input
+                        id={id('overwrite')}
+                        type="checkbox"
+                        checked={form.overwrite}
+                        onChange={(e) => set('overwrite', e.target.checked)}
+                      />
                     </div>
                   )}
                 </div>
               </details>
             </div>
 
-            <aside className="ds-estimate" aria-labelledby={id('est')} data-testid="dataset-estimate" aria-busy={estimating}>
+            <aside
+              className="ds-estimate"
+              aria-labelledby={id('est')}
+              data-testid="dataset-estimate"
+              aria-busy={estimating}
+            >
               <h3 id={id('est')}>Estimate</h3>
               {!valid && <p className="muted small">Complete the form to see the sizes and the time.</p>}
               {valid && estimateError !== null && <ErrorNote error={estimateError} />}
@@ -357,14 +541,30 @@ export function Wizard({ sources, datasets, running, onStart }: {
                 <>
                   <dl className="plan ds-plan">
                     <dt>Download</dt>
-                    <dd data-testid="estimate-download">{estimate.downloadBytes === null ? 'unknown' : estimate.downloadBytes === 0 ? 'none' : `≈ ${bytes(estimate.downloadBytes)}`}</dd>
+                    <dd data-testid="estimate-download">
+                      {estimate.downloadBytes === null
+                        ? 'unknown'
+                        : estimate.downloadBytes === 0
+                          ? 'none'
+                          : `≈ ${bytes(estimate.downloadBytes)}`}
+                    </dd>
                     <dt>Tokens</dt>
-                    <dd data-testid="estimate-tokens">{estimate.tokens === null ? 'unknown' : estimate.tokens === 0 ? 'none (kept as is)' : `≈ ${int(estimate.tokens)}`}</dd>
+                    <dd data-testid="estimate-tokens">
+                      {estimate.tokens === null
+                        ? 'unknown'
+                        : estimate.tokens === 0
+                          ? 'none (kept as is)'
+                          : `≈ ${int(estimate.tokens)}`}
+                    </dd>
                     <dt>On disk</dt>
                     <dd>{estimate.diskBytes === null ? 'unknown' : `≈ ${bytes(estimate.diskBytes)}`}</dd>
                     <dt>Tokenizing</dt>
                     <dd>
-                      {estimate.seconds === null ? 'unknown' : estimate.seconds < 1 ? '< 1 s' : `≈ ${duration(estimate.seconds)}`}
+                      {estimate.seconds === null
+                        ? 'unknown'
+                        : estimate.seconds < 1
+                          ? '< 1 s'
+                          : `≈ ${duration(estimate.seconds)}`}
                       {downloads && <span className="muted">+ the download</span>}
                     </dd>
                   </dl>
@@ -379,7 +579,10 @@ export function Wizard({ sources, datasets, running, onStart }: {
                 {isRunning ? (
                   <p className="field-hint">“{datasetId}” is being prepared now (below).</p>
                 ) : blockedByExisting ? (
-                  <p className="field-error">“{datasetId}” already exists. Give another name, or tick “Replace an existing dataset” under Advanced.</p>
+                  <p className="field-error">
+                    “{datasetId}” already exists. Give another name, or tick “Replace an existing dataset” under
+                    Advanced.
+                  </p>
                 ) : existing?.status === 'partial' ? (
                   <p className="field-hint">“{datasetId}” was interrupted: this continues it where it stopped.</p>
                 ) : datasetId ? (
@@ -387,8 +590,19 @@ export function Wizard({ sources, datasets, running, onStart }: {
                     Into <code>datasets/{datasetId}/</code>
                   </p>
                 ) : null}
-                <button type="submit" className="button button-primary button-block" disabled={starting || isRunning || blockedByExisting} data-testid="dataset-start">
-                  {starting ? 'Starting…' : existing?.status === 'partial' ? 'Resume preparation' : downloads ? 'Download and prepare' : 'Prepare'}
+                <button
+                  type="submit"
+                  className="button button-primary button-block"
+                  disabled={starting || isRunning || blockedByExisting}
+                  data-testid="dataset-start"
+                >
+                  {starting
+                    ? 'Starting…'
+                    : existing?.status === 'partial'
+                      ? 'Resume preparation'
+                      : downloads
+                        ? 'Download and prepare'
+                        : 'Prepare'}
                 </button>
                 {touched && !valid && <p className="field-error">Fix the fields marked above.</p>}
                 {startError !== null && <ErrorNote error={startError} />}

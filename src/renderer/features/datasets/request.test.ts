@@ -2,15 +2,44 @@ import { describe, expect, it } from 'vitest';
 import { buildRequest, datasetIdOf, EMPTY_FORM, formFor, originsOf, parseCount, type SourceInfo } from './request';
 
 const ts: SourceInfo = {
-  id: 'tinyshakespeare', title: 'Tiny Shakespeare', description: '', network: true, kind: 'tokens', defaultName: 'tinyshakespeare', defaultUrl: 'https://x/input.txt',
+  id: 'tinyshakespeare',
+  title: 'Tiny Shakespeare',
+  description: '',
+  network: true,
+  kind: 'tokens',
+  defaultName: 'tinyshakespeare',
+  defaultUrl: 'https://x/input.txt',
   options: ['name', 'url', 'file', 'shardSize', 'maxTokens', 'workers', 'keepDownloads', 'overwrite'],
 };
 const fw: SourceInfo = {
-  id: 'fineweb-edu-10bt', title: 'FineWeb', description: '', network: true, kind: 'tokens', defaultName: 'fineweb-edu-10bt',
-  options: ['name', 'url', 'file', 'maxFiles', 'maxTokens', 'shardSize', 'valTokens', 'endpoint', 'hfToken', 'workers', 'keepDownloads', 'overwrite'],
+  id: 'fineweb-edu-10bt',
+  title: 'FineWeb',
+  description: '',
+  network: true,
+  kind: 'tokens',
+  defaultName: 'fineweb-edu-10bt',
+  options: [
+    'name',
+    'url',
+    'file',
+    'maxFiles',
+    'maxTokens',
+    'shardSize',
+    'valTokens',
+    'endpoint',
+    'hfToken',
+    'workers',
+    'keepDownloads',
+    'overwrite',
+  ],
 };
 const local: SourceInfo = {
-  id: 'local', title: 'Your own text', description: '', network: false, kind: 'tokens', defaultName: 'local',
+  id: 'local',
+  title: 'Your own text',
+  description: '',
+  network: false,
+  kind: 'tokens',
+  defaultName: 'local',
   options: ['name', 'url', 'file', 'maxTokens', 'shardSize', 'valTokens', 'workers', 'keepDownloads', 'overwrite'],
 };
 
@@ -32,8 +61,18 @@ describe('the wizard request', () => {
   });
 
   it('builds only the fields of the chosen source and origin, and says what is wrong', () => {
-    const f = { ...formFor(ts, EMPTY_FORM), origin: 'url' as const, url: 'http://127.0.0.1:1/input.txt', maxTokens: '10k', sizeMb: '3', endpoint: 'https://m' };
-    expect(buildRequest(ts, f)).toEqual({ req: { source: 'tinyshakespeare', url: 'http://127.0.0.1:1/input.txt', maxTokens: 10_000 }, errors: {} });
+    const f = {
+      ...formFor(ts, EMPTY_FORM),
+      origin: 'url' as const,
+      url: 'http://127.0.0.1:1/input.txt',
+      maxTokens: '10k',
+      sizeMb: '3',
+      endpoint: 'https://m',
+    };
+    expect(buildRequest(ts, f)).toEqual({
+      req: { source: 'tinyshakespeare', url: 'http://127.0.0.1:1/input.txt', maxTokens: 10_000 },
+      errors: {},
+    });
     const bad = buildRequest(ts, { ...f, url: 'ftp://x', maxTokens: '1.5', name: '../x' });
     expect(Object.keys(bad.errors).sort()).toEqual(['maxTokens', 'name', 'url']);
     expect(bad.errors.url).toMatch(/ftp:/);
@@ -43,10 +82,19 @@ describe('the wizard request', () => {
 
   it('FineWeb: a file limit by default, the endpoint and token only for the Hub', () => {
     const f = { ...formFor(fw, EMPTY_FORM), endpoint: 'https://hf-mirror.com/', hfToken: 'hf_x' };
-    expect(buildRequest(fw, f).req).toEqual({ source: 'fineweb-edu-10bt', maxFiles: 1, endpoint: 'https://hf-mirror.com', hfToken: 'hf_x' });
+    expect(buildRequest(fw, f).req).toEqual({
+      source: 'fineweb-edu-10bt',
+      maxFiles: 1,
+      endpoint: 'https://hf-mirror.com',
+      hfToken: 'hf_x',
+    });
     expect(buildRequest(fw, { ...f, limit: 'tokens', maxTokens: '' }).errors.maxTokens).toBeDefined();
     expect(buildRequest(fw, { ...f, limit: 'none' }).req.maxFiles).toBeUndefined();
-    expect(buildRequest(fw, { ...f, origin: 'file', file: '/d' }).req).toEqual({ source: 'fineweb-edu-10bt', file: '/d', maxFiles: 1 });
+    expect(buildRequest(fw, { ...f, origin: 'file', file: '/d' }).req).toEqual({
+      source: 'fineweb-edu-10bt',
+      file: '/d',
+      maxFiles: 1,
+    });
   });
 
   it('the dataset id: the name, else a local file’s name, else the source’s default', () => {

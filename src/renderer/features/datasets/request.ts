@@ -82,7 +82,7 @@ export function formFor(src: SourceInfo, prev: FormState): FormState {
   return {
     ...prev,
     source: src.id,
-    origin: origins.includes(prev.origin) && prev.source === src.id ? prev.origin : origins[0] ?? 'default',
+    origin: origins.includes(prev.origin) && prev.source === src.id ? prev.origin : (origins[0] ?? 'default'),
     name: prev.source === src.id ? prev.name : '',
   };
 }
@@ -92,8 +92,17 @@ export function datasetIdOf(src: SourceInfo, req: PrepareRequest): string {
   if (req.name) return req.name;
   if (src.id === 'local' && (req.file ?? req.url)) {
     const raw = req.file ?? req.url ?? '';
-    const from = raw.replace(/[?#].*$/, '').split(/[\\/]/).filter(Boolean).pop() ?? '';
-    const base = from.replace(/\.[A-Za-z0-9]+$/, '').replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80);
+    const from =
+      raw
+        .replace(/[?#].*$/, '')
+        .split(/[\\/]/)
+        .filter(Boolean)
+        .pop() ?? '';
+    const base = from
+      .replace(/\.[A-Za-z0-9]+$/, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 80);
     if (base) return base;
   }
   return src.defaultName;
@@ -106,12 +115,17 @@ export function buildRequest(src: SourceInfo, f: FormState): { req: PrepareReque
   const req: PrepareRequest = { source: src.id };
   const errors: FieldErrors = {};
   const has = (k: keyof PrepareRequest): boolean => src.options.includes(k as Exclude<keyof PrepareRequest, 'source'>);
-  const count = (key: 'maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'seed' | 'workers', min: number, what: string): void => {
+  const count = (
+    key: 'maxFiles' | 'maxTokens' | 'shardSize' | 'valTokens' | 'seed' | 'workers',
+    min: number,
+    what: string,
+  ): void => {
     const text = f[key].trim();
     if (text === '') return;
     const v = parseCount(text);
     if (v === null || !Number.isInteger(v) || v < min) {
-      errors[key] = `${what} must be a whole number ≥ ${min} (e.g. ${key === 'shardSize' || key === 'maxTokens' || key === 'valTokens' ? '100M' : min + 1}); got "${text}".`;
+      errors[key] =
+        `${what} must be a whole number ≥ ${min} (e.g. ${key === 'shardSize' || key === 'maxTokens' || key === 'valTokens' ? '100M' : min + 1}); got "${text}".`;
       return;
     }
     req[key] = v;
@@ -119,7 +133,8 @@ export function buildRequest(src: SourceInfo, f: FormState): { req: PrepareReque
 
   const name = f.name.trim();
   if (has('name') && name !== '') {
-    if (!ID_RE.test(name) || name.includes('..')) errors.name = 'Use 1 to 80 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+    if (!ID_RE.test(name) || name.includes('..'))
+      errors.name = 'Use 1 to 80 letters, digits, ".", "_" or "-", starting with a letter or digit.';
     else req.name = name;
   }
   if (f.origin === 'url' && has('url')) {
@@ -128,7 +143,8 @@ export function buildRequest(src: SourceInfo, f: FormState): { req: PrepareReque
     else {
       try {
         const u = new URL(url);
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') errors.url = `Only http and https URLs can be downloaded, not ${u.protocol}`;
+        if (u.protocol !== 'http:' && u.protocol !== 'https:')
+          errors.url = `Only http and https URLs can be downloaded, not ${u.protocol}`;
         else req.url = url;
       } catch {
         errors.url = `"${url}" is not a URL (e.g. https://example.com/input.txt).`;
@@ -155,14 +171,16 @@ export function buildRequest(src: SourceInfo, f: FormState): { req: PrepareReque
   if (has('workers')) count('workers', 1, 'The worker count');
   if (has('sizeMb') && f.sizeMb.trim() !== '') {
     const v = Number(f.sizeMb.trim());
-    if (!Number.isFinite(v) || v <= 0 || v > 10_000) errors.sizeMb = `The size must be between 0 and 10000 MB; got "${f.sizeMb.trim()}".`;
+    if (!Number.isFinite(v) || v <= 0 || v > 10_000)
+      errors.sizeMb = `The size must be between 0 and 10000 MB; got "${f.sizeMb.trim()}".`;
     else req.sizeMb = v;
   }
   if (has('endpoint') && f.origin === 'default' && f.endpoint.trim() !== '') {
     const e = f.endpoint.trim();
     try {
       const u = new URL(e);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') errors.endpoint = `The endpoint must be http or https, not ${u.protocol}`;
+      if (u.protocol !== 'http:' && u.protocol !== 'https:')
+        errors.endpoint = `The endpoint must be http or https, not ${u.protocol}`;
       else req.endpoint = e.replace(/\/$/, '');
     } catch {
       errors.endpoint = `"${e}" is not a URL (e.g. https://hf-mirror.com).`;

@@ -56,7 +56,15 @@ function savePaused(views: Record<string, JobView>): void {
   try {
     const paused = Object.values(views)
       .filter((v) => v.state === 'paused')
-      .map((v) => ({ datasetId: v.datasetId, source: v.source, request: withoutToken(v.request), stage: v.stage, started: v.started, progress: v.progress, download: v.download }));
+      .map((v) => ({
+        datasetId: v.datasetId,
+        source: v.source,
+        request: withoutToken(v.request),
+        stage: v.stage,
+        started: v.started,
+        progress: v.progress,
+        download: v.download,
+      }));
     if (paused.length === 0) window.localStorage.removeItem(STORE_KEY);
     else window.localStorage.setItem(STORE_KEY, JSON.stringify(paused));
   } catch {
@@ -123,13 +131,21 @@ export function useDatasetJobs(onChanged: (done?: { datasetId: string }) => void
           const cur = out[j.datasetId];
           if (cur?.jobId === j.jobId) continue;
           out[j.datasetId] = {
-            datasetId: j.datasetId, source: j.source, jobId: j.jobId, request: withoutToken(j.request ?? { source: j.source }),
-            state: 'running', stage: j.stage, started: j.started, progress: cur?.progress, download: cur?.download,
+            datasetId: j.datasetId,
+            source: j.source,
+            jobId: j.jobId,
+            request: withoutToken(j.request ?? { source: j.source }),
+            state: 'running',
+            stage: j.stage,
+            started: j.started,
+            progress: cur?.progress,
+            download: cur?.download,
           };
         }
         // a job shown as running that the service no longer has ended while we were not listening
         for (const [id, v] of Object.entries(out)) {
-          if ((v.state === 'running' || v.state === 'starting') && v.jobId && !jobs.some((j) => j.jobId === v.jobId)) delete out[id];
+          if ((v.state === 'running' || v.state === 'starting') && v.jobId && !jobs.some((j) => j.jobId === v.jobId))
+            delete out[id];
         }
         return out;
       });
@@ -145,7 +161,8 @@ export function useDatasetJobs(onChanged: (done?: { datasetId: string }) => void
     void reload();
   }, [reload]);
 
-  const findByJob = (jobId: string): JobView | undefined => Object.values(viewsRef.current).find((v) => v.jobId === jobId);
+  const findByJob = (jobId: string): JobView | undefined =>
+    Object.values(viewsRef.current).find((v) => v.jobId === jobId);
 
   useStudioEvent('dataset-status', (p) => {
     const v = viewsRef.current[p.datasetId];
@@ -195,22 +212,44 @@ export function useDatasetJobs(onChanged: (done?: { datasetId: string }) => void
       setViews((all) => ({
         ...all,
         [datasetId]: {
-          datasetId, source: req.source, jobId: null, request, state: 'starting', stage: keep?.stage ?? 'listing',
-          started: new Date().toISOString(), progress: keep?.progress, download: keep?.download,
+          datasetId,
+          source: req.source,
+          jobId: null,
+          request,
+          state: 'starting',
+          stage: keep?.stage ?? 'listing',
+          started: new Date().toISOString(),
+          progress: keep?.progress,
+          download: keep?.download,
         },
       }));
       try {
         const started = await client.invoke('datasets-prepare', req);
         if (ended.current.has(started.jobId)) {
           // it ended before the answer came (an existing dataset, or a quick failure already shown)
-          setViews((all) => (all[started.datasetId]?.state === 'starting' ? Object.fromEntries(Object.entries(all).filter(([k]) => k !== started.datasetId)) : all));
+          setViews((all) =>
+            all[started.datasetId]?.state === 'starting'
+              ? Object.fromEntries(Object.entries(all).filter(([k]) => k !== started.datasetId))
+              : all,
+          );
           return;
         }
         setViews((all) => {
           const out = { ...all };
           const cur = out[datasetId] ?? out[started.datasetId];
           delete out[datasetId];
-          out[started.datasetId] = { ...(cur ?? { request, source: req.source, stage: 'listing', started: new Date().toISOString(), datasetId: started.datasetId }), datasetId: started.datasetId, jobId: started.jobId, state: cur?.state === 'failed' ? 'failed' : 'running' } as JobView;
+          out[started.datasetId] = {
+            ...(cur ?? {
+              request,
+              source: req.source,
+              stage: 'listing',
+              started: new Date().toISOString(),
+              datasetId: started.datasetId,
+            }),
+            datasetId: started.datasetId,
+            jobId: started.jobId,
+            state: cur?.state === 'failed' ? 'failed' : 'running',
+          } as JobView;
           return out;
         });
       } catch (e) {

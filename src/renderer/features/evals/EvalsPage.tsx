@@ -61,7 +61,11 @@ export function EvalsPage() {
 
   // the address says what is shown, so that it can be bookmarked or shared (replaceState: no new history entry)
   useEffect(() => {
-    const want = pageHref('evals', { tab: tab === 'tokens' ? 'tokens' : undefined, model: modelKey, eval: tab === 'hellaswag' ? selectedEval : undefined });
+    const want = pageHref('evals', {
+      tab: tab === 'tokens' ? 'tokens' : undefined,
+      model: modelKey,
+      eval: tab === 'hellaswag' ? selectedEval : undefined,
+    });
     if (window.location.hash !== want) window.history.replaceState(window.history.state, '', want);
   }, [tab, modelKey, selectedEval]);
 
@@ -77,7 +81,16 @@ export function EvalsPage() {
 
   const onTabKey = (e: KeyboardEvent<HTMLDivElement>) => {
     const i = TABS.findIndex((t) => t.id === tab);
-    const to = e.key === 'ArrowRight' ? (i + 1) % TABS.length : e.key === 'ArrowLeft' ? (i + TABS.length - 1) % TABS.length : e.key === 'Home' ? 0 : e.key === 'End' ? TABS.length - 1 : -1;
+    const to =
+      e.key === 'ArrowRight'
+        ? (i + 1) % TABS.length
+        : e.key === 'ArrowLeft'
+          ? (i + TABS.length - 1) % TABS.length
+          : e.key === 'Home'
+            ? 0
+            : e.key === 'End'
+              ? TABS.length - 1
+              : -1;
     if (to < 0) return;
     e.preventDefault();
     setTab(TABS[to]!.id);
@@ -108,7 +121,13 @@ export function EvalsPage() {
       </div>
       <div role="tabpanel" id={`evals-panel-${tab}`} aria-labelledby={`evals-tab-${tab}`}>
         {tab === 'hellaswag' ? (
-          <HellaswagTab modelKey={modelKey} model={model} onModel={onModel} selectedEval={selectedEval} onSelectEval={onSelectEval} />
+          <HellaswagTab
+            modelKey={modelKey}
+            model={model}
+            onModel={onModel}
+            selectedEval={selectedEval}
+            onSelectEval={onSelectEval}
+          />
         ) : (
           <TokenLossTab modelKey={modelKey} model={model} onModel={onModel} />
         )}

@@ -88,7 +88,12 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
   const pageEnd = Math.min(total, offset + rows.length);
 
   return (
-    <section className="card hs-browser" aria-labelledby="hs-browser-title" onKeyDown={onKeyDown} data-testid="example-browser">
+    <section
+      className="card hs-browser"
+      aria-labelledby="hs-browser-title"
+      onKeyDown={onKeyDown}
+      data-testid="example-browser"
+    >
       <div className="card-header">
         <h2 id="hs-browser-title">Examples · {evalModelLabel(ev)}</h2>
         <span className="muted small">
@@ -132,17 +137,37 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
         <span className="muted small" aria-live="polite" data-testid="examples-range">
           {total === 0 ? 'No examples' : `${int(offset + 1)}–${int(pageEnd)} of ${int(total)}`}
         </span>
-        <button type="button" className="button" disabled={offset === 0} onClick={() => { landing.current = 'first'; setOffset(Math.max(0, offset - size)); }}>
+        <button
+          type="button"
+          className="button"
+          disabled={offset === 0}
+          onClick={() => {
+            landing.current = 'first';
+            setOffset(Math.max(0, offset - size));
+          }}
+        >
           Previous page
         </button>
-        <button type="button" className="button" disabled={offset + size >= total} onClick={() => { landing.current = 'first'; setOffset(offset + size); }}>
+        <button
+          type="button"
+          className="button"
+          disabled={offset + size >= total}
+          onClick={() => {
+            landing.current = 'first';
+            setOffset(offset + size);
+          }}
+        >
           Next page
         </button>
       </div>
 
       {load.status === 'error' && <ErrorNote error={load.error} onRetry={reload} />}
       {load.status === 'ok' && total === 0 && (
-        <p className="muted">{wrongOnly ? 'acc_norm got every example right: there is nothing wrong to show.' : 'This evaluation scored no examples.'}</p>
+        <p className="muted">
+          {wrongOnly
+            ? 'acc_norm got every example right: there is nothing wrong to show.'
+            : 'This evaluation scored no examples.'}
+        </p>
       )}
       {total > 0 && (
         <div className="hs-browser-body" aria-busy={load.status === 'loading'}>
@@ -162,14 +187,31 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
                     onClick={() => setCur(i)}
                     aria-label={`Example ${offset + i + 1}, HellaSwag #${r.ind}: ${right ? 'right' : 'wrong'}`}
                   >
-                    <span aria-hidden="true" className="hs-mark">{right ? '✓' : '✗'}</span>
+                    <span aria-hidden="true" className="hs-mark">
+                      {right ? '✓' : '✗'}
+                    </span>
                     <span>#{r.ind}</span>
                   </button>
                 </li>
               );
             })}
           </ul>
-          {ex ? <ExampleDetail ex={ex} index={index} total={total} dataFile={typeof ev.params.data === 'string' ? ev.params.data : null} onPrev={prev} onNext={next} hasPrev={hasPrev} hasNext={hasNext} /> : <p className="muted" aria-busy="true">Loading examples…</p>}
+          {ex ? (
+            <ExampleDetail
+              ex={ex}
+              index={index}
+              total={total}
+              dataFile={typeof ev.params.data === 'string' ? ev.params.data : null}
+              onPrev={prev}
+              onNext={next}
+              hasPrev={hasPrev}
+              hasNext={hasNext}
+            />
+          ) : (
+            <p className="muted" aria-busy="true">
+              Loading examples…
+            </p>
+          )}
         </div>
       )}
     </section>
@@ -199,7 +241,13 @@ function ExampleDetail({
   const minSum = Math.min(...ex.sum_loss);
   const minAvg = Math.min(...ex.avg_loss);
   return (
-    <article className="hs-example" tabIndex={0} aria-labelledby="hs-example-title" aria-describedby="hs-example-keys" data-testid="example-detail">
+    <article
+      className="hs-example"
+      tabIndex={0}
+      aria-labelledby="hs-example-title"
+      aria-describedby="hs-example-keys"
+      data-testid="example-detail"
+    >
       <div className="hs-example-head">
         <h3 id="hs-example-title">
           Example {int(index + 1)} of {int(total)} <span className="muted">· HellaSwag #{ex.ind}</span>
@@ -225,8 +273,8 @@ function ExampleDetail({
         </blockquote>
       ) : (
         <p className="hs-context-missing small">
-          The text of this example is not available: its data file{dataFile ? ` (${dataFile})` : ''} is gone or no longer holds it. The
-          losses below are as they were measured.
+          The text of this example is not available: its data file{dataFile ? ` (${dataFile})` : ''} is gone or no
+          longer holds it. The losses below are as they were measured.
         </p>
       )}
       <table className="table hs-endings" aria-label="Endings">
@@ -249,12 +297,16 @@ function ExampleDetail({
             const avg = ex.avg_loss[k];
             const isLabel = k === ex.label;
             const isPred = k === ex.pred_norm;
-            const cls = ['hs-ending', isLabel ? 'is-label' : '', isPred && !isLabel ? 'is-wrong-pred' : ''].filter(Boolean).join(' ');
+            const cls = ['hs-ending', isLabel ? 'is-label' : '', isPred && !isLabel ? 'is-wrong-pred' : '']
+              .filter(Boolean)
+              .join(' ');
             return (
               <tr key={k} className={cls} data-ending={k}>
                 <th scope="row">
                   <span className="hs-letter">{LETTERS[k]}</span>
-                  <span className="hs-ending-text">{ex.endings?.[k] ?? <span className="muted">(text not available)</span>}</span>
+                  <span className="hs-ending-text">
+                    {ex.endings?.[k] ?? <span className="muted">(text not available)</span>}
+                  </span>
                   <span className="hs-tags">
                     {isLabel && <span className="tag hs-tag-label">Label</span>}
                     {isPred && <span className={`tag ${isLabel ? 'hs-tag-right' : 'hs-tag-wrong'}`}>Predicted</span>}
@@ -271,7 +323,9 @@ function ExampleDetail({
       </table>
       <p className="small" data-testid="example-outcome">
         Predicted <strong>{LETTERS[ex.pred_norm]}</strong>, label <strong>{LETTERS[ex.label]}</strong>:{' '}
-        {right ? 'right.' : `wrong (the label's loss per token is ${fixed((ex.avg_loss[ex.label] ?? Number.NaN) - minAvg, 4)} higher).`}
+        {right
+          ? 'right.'
+          : `wrong (the label's loss per token is ${fixed((ex.avg_loss[ex.label] ?? Number.NaN) - minAvg, 4)} higher).`}
       </p>
     </article>
   );

@@ -31,7 +31,8 @@ export type DataState = InvokeState<Dataset | null>;
 export function useHellaswagData(): [DataState, () => void] {
   const client = useClient();
   const { state, refresh } = useRequest(
-    async () => (await client.invoke('datasets-list')).find((d) => d.id === HELLASWAG_DATASET && d.kind === 'raw') ?? null,
+    async () =>
+      (await client.invoke('datasets-list')).find((d) => d.id === HELLASWAG_DATASET && d.kind === 'raw') ?? null,
     [client],
   );
   const reload = useCallback(() => void refresh(), [refresh]);
@@ -74,10 +75,15 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
     if (p.status === 'cancelled') setError(null);
   });
   useStudioEvent('dataset-progress', (p) => {
-    if (p.datasetId === HELLASWAG_DATASET && !ended.current.has(p.jobId)) setJob((cur) => ({ ...(cur ?? { bytes: 0 }), jobId: p.jobId, stage: p.stage }));
+    if (p.datasetId === HELLASWAG_DATASET && !ended.current.has(p.jobId))
+      setJob((cur) => ({ ...(cur ?? { bytes: 0 }), jobId: p.jobId, stage: p.stage }));
   });
   useStudioEvent('download-progress', (p) => {
-    setJob((cur) => (cur && cur.jobId === p.id ? { ...cur, bytes: p.bytes, total: p.total, bytesPerSec: p.bytesPerSec, etaSec: p.etaSec } : cur));
+    setJob((cur) =>
+      cur && cur.jobId === p.id
+        ? { ...cur, bytes: p.bytes, total: p.total, bytesPerSec: p.bytesPerSec, etaSec: p.etaSec }
+        : cur,
+    );
   });
 
   const prepare = async () => {
@@ -86,7 +92,8 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
     try {
       const u = url.trim();
       const started = await client.invoke('datasets-prepare', { source: 'hellaswag', ...(u ? { url: u } : {}) });
-      if (!ended.current.has(started.jobId)) setJob((cur) => (cur?.jobId === started.jobId ? cur : { jobId: started.jobId, stage: 'listing', bytes: 0 }));
+      if (!ended.current.has(started.jobId))
+        setJob((cur) => (cur?.jobId === started.jobId ? cur : { jobId: started.jobId, stage: 'listing', bytes: 0 }));
       else onReload();
     } catch (e) {
       setError(e);
@@ -104,15 +111,20 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
     }
   };
 
-  if (state.status === 'loading') return <p className="muted small" aria-busy="true">Looking for the HellaSwag data…</p>;
+  if (state.status === 'loading')
+    return (
+      <p className="muted small" aria-busy="true">
+        Looking for the HellaSwag data…
+      </p>
+    );
   if (state.status === 'error') return <ErrorNote error={state.error} onRetry={onReload} />;
 
   const d = state.data ?? null;
   if (d && d.status === 'ready' && !job) {
     return (
       <p className="muted small hs-data-ready" data-testid="hellaswag-data">
-        HellaSwag data: {d.examples !== undefined ? `${int(d.examples)} validation examples` : 'ready'} ({bytes(d.bytes)}), from the{' '}
-        <a href={pageHref('datasets')}>Datasets</a> page.
+        HellaSwag data: {d.examples !== undefined ? `${int(d.examples)} validation examples` : 'ready'} (
+        {bytes(d.bytes)}), from the <a href={pageHref('datasets')}>Datasets</a> page.
       </p>
     );
   }
@@ -153,7 +165,13 @@ export function HellaswagData({ state, onReload }: { state: DataState; onReload:
             <summary className="small">Download from a mirror</summary>
             <div className="field">
               <label htmlFor={urlId}>hellaswag_val.jsonl URL</label>
-              <input id={urlId} type="url" value={url} placeholder="https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl" onChange={(e) => setUrl(e.target.value)} />
+              <input
+                id={urlId}
+                type="url"
+                value={url}
+                placeholder="https://raw.githubusercontent.com/rowanz/hellaswag/master/data/hellaswag_val.jsonl"
+                onChange={(e) => setUrl(e.target.value)}
+              />
             </div>
           </details>
         </div>

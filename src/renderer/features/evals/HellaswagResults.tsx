@@ -11,7 +11,17 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { Icon } from '../../components/Icon';
 import { dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { ExampleBrowser } from './ExampleBrowser';
-import { BASELINES, evalLimit, evalModelLabel, progressRate, stdErr, summaryOf, type Eval, type HellaswagSummary, type Progress } from './evals-info';
+import {
+  BASELINES,
+  evalLimit,
+  evalModelLabel,
+  progressRate,
+  stdErr,
+  summaryOf,
+  type Eval,
+  type HellaswagSummary,
+  type Progress,
+} from './evals-info';
 
 const STATUS_TEXT: Record<string, string> = {
   queued: 'Queued',
@@ -22,11 +32,25 @@ const STATUS_TEXT: Record<string, string> = {
   interrupted: 'Interrupted',
 };
 
-export function RunProgress({ ev, progress, queued, onCancel }: { ev: Eval; progress?: Progress; queued: boolean; onCancel: () => void }) {
+export function RunProgress({
+  ev,
+  progress,
+  queued,
+  onCancel,
+}: {
+  ev: Eval;
+  progress?: Progress;
+  queued: boolean;
+  onCancel: () => void;
+}) {
   const rate = progress ? progressRate(progress) : { perSec: null, etaSec: null };
   const frac = progress && progress.total > 0 ? progress.done / progress.total : 0;
   return (
-    <section className="card card-tight hs-progress-card" aria-label={`Evaluating ${evalModelLabel(ev)}`} data-testid="eval-progress">
+    <section
+      className="card card-tight hs-progress-card"
+      aria-label={`Evaluating ${evalModelLabel(ev)}`}
+      data-testid="eval-progress"
+    >
       <div className="toolbar">
         <strong>Evaluating {evalModelLabel(ev)}</strong>
         <span className="spacer" />
@@ -47,7 +71,9 @@ export function RunProgress({ ev, progress, queued, onCancel }: { ev: Eval; prog
       <p className="small hs-progress-text" aria-live="polite" data-testid="eval-progress-text">
         {progress
           ? `${int(progress.done)} / ${int(progress.total)} examples · acc_norm so far ${fixed(progress.accNorm, 4)}` +
-            (rate.perSec !== null ? ` · ${rate.perSec >= 10 ? int(rate.perSec) : fixed(rate.perSec, 1)} examples/s` : '') +
+            (rate.perSec !== null
+              ? ` · ${rate.perSec >= 10 ? int(rate.perSec) : fixed(rate.perSec, 1)} examples/s`
+              : '') +
             (rate.etaSec !== null ? ` · ${duration(rate.etaSec)} left` : '')
           : queued
             ? 'Queued: it starts when the evaluation before it ends.'
@@ -67,14 +93,25 @@ function AccScale({ value, n, label }: { value: number; n: number; label: string
     <figure className="hs-scale" aria-label={`acc_norm ${fixed(value, 4)} of ${label} against the reference points`}>
       <div className="hs-scale-track">
         {BASELINES.map((b) => (
-          <span key={b.label} className="hs-scale-ref" style={{ left: pos(b.accNorm) }} title={`${b.label}: ${fixed(b.accNorm, 4)}`}>
+          <span
+            key={b.label}
+            className="hs-scale-ref"
+            style={{ left: pos(b.accNorm) }}
+            title={`${b.label}: ${fixed(b.accNorm, 4)}`}
+          >
             <span className="hs-scale-ref-label">
               {b.label} {fixed(b.accNorm, 4)}
             </span>
           </span>
         ))}
-        {Number.isFinite(se) && <span className="hs-scale-err" style={{ left: pos(value - se), right: `calc(100% - ${pos(value + se)})` }} />}
-        <span className="hs-scale-value" style={{ left: pos(value) }} title={`${label}: ${fixed(value, 4)} ± ${fixed(se, 4)}`} />
+        {Number.isFinite(se) && (
+          <span className="hs-scale-err" style={{ left: pos(value - se), right: `calc(100% - ${pos(value + se)})` }} />
+        )}
+        <span
+          className="hs-scale-value"
+          style={{ left: pos(value) }}
+          title={`${label}: ${fixed(value, 4)} ± ${fixed(se, 4)}`}
+        />
       </div>
       <figcaption className="muted small">
         {label}: <strong>{fixed(value, 4)}</strong> ± {fixed(se, 3)} (one standard error on {int(n)} examples)
@@ -195,7 +232,12 @@ function ResultRow({
   const status = ev.status === 'running' && queued ? 'queued' : ev.status;
   const beat = s ? BASELINES.filter((b) => b.label !== 'Random' && s.accNorm > b.accNorm).map((b) => b.label) : [];
   return (
-    <tr data-eval-id={ev.id} data-status={status} aria-selected={isSelected} className={isSelected ? 'hs-row-selected' : undefined}>
+    <tr
+      data-eval-id={ev.id}
+      data-status={status}
+      aria-selected={isSelected}
+      className={isSelected ? 'hs-row-selected' : undefined}
+    >
       <th scope="row" className="hs-model-cell">
         <span title={label}>{label}</span>
         {ev.error && (
@@ -205,11 +247,30 @@ function ResultRow({
         )}
       </th>
       <td className="num">
-        {s ? int(s.n) : progress ? `${int(progress.done)} / ${int(progress.total)}` : limit !== null ? `${int(limit)} asked` : 'all'}
+        {s
+          ? int(s.n)
+          : progress
+            ? `${int(progress.done)} / ${int(progress.total)}`
+            : limit !== null
+              ? `${int(limit)} asked`
+              : 'all'}
       </td>
       <td className="num">{s ? fixed(s.acc, 4) : '—'}</td>
-      <td className="num" title={s ? `± ${fixed(stdErr(s.accNorm, s.n), 4)} (one standard error)${beat.length ? `; above ${beat.join(' and ')}` : ''}` : undefined}>
-        {s ? <strong>{fixed(s.accNorm, 4)}</strong> : progress ? <span className="muted">{fixed(progress.accNorm, 4)}</span> : '—'}
+      <td
+        className="num"
+        title={
+          s
+            ? `± ${fixed(stdErr(s.accNorm, s.n), 4)} (one standard error)${beat.length ? `; above ${beat.join(' and ')}` : ''}`
+            : undefined
+        }
+      >
+        {s ? (
+          <strong>{fixed(s.accNorm, 4)}</strong>
+        ) : progress ? (
+          <span className="muted">{fixed(progress.accNorm, 4)}</span>
+        ) : (
+          '—'
+        )}
       </td>
       <td>
         <span className={`pill status-${status}`} data-status={status}>
@@ -220,7 +281,13 @@ function ResultRow({
       <td>
         <div className="row-actions">
           {ev.status === 'done' && (
-            <button type="button" className="button" aria-pressed={isSelected} onClick={onSelect} aria-label={`Examples of ${label}, ${dateTime(ev.createdAt)}`}>
+            <button
+              type="button"
+              className="button"
+              aria-pressed={isSelected}
+              onClick={onSelect}
+              aria-label={`Examples of ${label}, ${dateTime(ev.createdAt)}`}
+            >
               Examples
             </button>
           )}
@@ -229,7 +296,13 @@ function ResultRow({
               Cancel
             </button>
           )}
-          <button type="button" className="icon-button icon-button-danger" onClick={onDelete} aria-label={`Delete the evaluation of ${label}, ${dateTime(ev.createdAt)}`} title="Delete">
+          <button
+            type="button"
+            className="icon-button icon-button-danger"
+            onClick={onDelete}
+            aria-label={`Delete the evaluation of ${label}, ${dateTime(ev.createdAt)}`}
+            title="Delete"
+          >
             <Icon name="trash" />
           </button>
         </div>
@@ -245,13 +318,17 @@ export function SelectedEval({ ev, progress }: { ev: Eval; progress?: Progress }
   if (ev.status === 'running') {
     return (
       <p className="muted small" data-testid="selected-eval-pending">
-        The examples of {label} appear here when the evaluation ends{progress ? ` (${int(progress.done)} of ${int(progress.total)} scored)` : ''}.
+        The examples of {label} appear here when the evaluation ends
+        {progress ? ` (${int(progress.done)} of ${int(progress.total)} scored)` : ''}.
       </p>
     );
   }
   if (ev.status !== 'done' || !s) {
     return (
-      <EmptyState icon="evals" title={`No examples: the evaluation ${STATUS_TEXT[ev.status]?.toLowerCase() ?? ev.status}`}>
+      <EmptyState
+        icon="evals"
+        title={`No examples: the evaluation ${STATUS_TEXT[ev.status]?.toLowerCase() ?? ev.status}`}
+      >
         {ev.error ? <ErrorNote error={StudioError.fromPlain(ev.error)} /> : <p>Run it again to get a result.</p>}
       </EmptyState>
     );
@@ -269,7 +346,8 @@ export function SelectedEval({ ev, progress }: { ev: Eval; progress?: Progress }
         {skipped.length > 0 && (
           <details className="small">
             <summary>
-              {int(skipped.length)} example{skipped.length === 1 ? '' : 's'} not scored (longer than the model&apos;s context, or malformed)
+              {int(skipped.length)} example{skipped.length === 1 ? '' : 's'} not scored (longer than the model&apos;s
+              context, or malformed)
             </summary>
             <ul className="notes">
               {skipped.slice(0, 20).map((k) => (

@@ -30,7 +30,11 @@ export function HellaswagTab({
   onSelectEval: (id: string | undefined, ev?: Eval) => void;
 }) {
   const client = useClient();
-  const { state: load, refresh: reload, setData: setEvals } = useRequest(() => client.invoke('evals-list', { kind: 'hellaswag' }), [client]);
+  const {
+    state: load,
+    refresh: reload,
+    setData: setEvals,
+  } = useRequest(() => client.invoke('evals-list', { kind: 'hellaswag' }), [client]);
   const evals = load.data ?? NO_EVALS;
   const [progress, setProgress] = useState<Record<string, Progress>>({});
   const [queued, setQueued] = useState<Set<string>>(new Set());
@@ -61,7 +65,17 @@ export function HellaswagTab({
     const now = Date.now();
     setProgress((pr) => {
       const old = pr[p.evalId];
-      return { ...pr, [p.evalId]: { done: p.done, total: p.total, accNorm: p.accNorm, t0: old?.t0 ?? now, done0: old?.done0 ?? p.done, t: now } };
+      return {
+        ...pr,
+        [p.evalId]: {
+          done: p.done,
+          total: p.total,
+          accNorm: p.accNorm,
+          t0: old?.t0 ?? now,
+          done0: old?.done0 ?? p.done,
+          t: now,
+        },
+      };
     });
   });
 
@@ -69,9 +83,10 @@ export function HellaswagTab({
   // the examples this workspace holds (a prepared file may be a subset of the 10,042)
   const available = data.data?.status === 'ready' ? data.data.examples : undefined;
   const parsed = parseLimit(limitText);
-  const limit = !('error' in parsed) && parsed.limit !== null && available !== undefined && parsed.limit > available
-    ? { error: `The workspace has ${int(available)} examples; give at most that, or leave it empty.` }
-    : parsed;
+  const limit =
+    !('error' in parsed) && parsed.limit !== null && available !== undefined && parsed.limit > available
+      ? { error: `The workspace has ${int(available)} examples; give at most that, or leave it empty.` }
+      : parsed;
   const active = evals.filter((e) => e.status === 'running');
   const selected = evals.find((e) => e.id === selectedEval);
 
@@ -80,7 +95,10 @@ export function HellaswagTab({
     setRunError(null);
     setStarting(true);
     try {
-      const ev = await client.invoke('evals-hellaswag', { target: model.target, ...(limit.limit !== null ? { limit: limit.limit } : {}) });
+      const ev = await client.invoke('evals-hellaswag', {
+        target: model.target,
+        ...(limit.limit !== null ? { limit: limit.limit } : {}),
+      });
       setEvals((list) => (list.some((e) => e.id === ev.id) ? list : [ev, ...list]));
       onSelectEval(ev.id, ev);
     } catch (e) {
@@ -98,7 +116,13 @@ export function HellaswagTab({
     }
   };
 
-  const why = !model ? 'Choose a model first.' : !dataReady ? 'Prepare the HellaSwag data first.' : 'error' in limit ? 'Fix the number of examples.' : null;
+  const why = !model
+    ? 'Choose a model first.'
+    : !dataReady
+      ? 'Prepare the HellaSwag data first.'
+      : 'error' in limit
+        ? 'Fix the number of examples.'
+        : null;
 
   return (
     <div className="stack">
@@ -107,9 +131,9 @@ export function HellaswagTab({
           <h2 id="hs-run-title">Run HellaSwag</h2>
         </div>
         <p className="muted small">
-          Each example is a context and four endings; the model picks the ending with the lowest loss per token (acc_norm), as
-          build-nanogpt&apos;s hellaswag.py does. The full validation set is 10,042 examples; a limit takes the first ones, for a
-          quick, noisier figure.
+          Each example is a context and four endings; the model picks the ending with the lowest loss per token
+          (acc_norm), as build-nanogpt&apos;s hellaswag.py does. The full validation set is 10,042 examples; a limit
+          takes the first ones, for a quick, noisier figure.
         </p>
         <HellaswagData state={data} onReload={reloadData} />
         <form
@@ -146,7 +170,13 @@ export function HellaswagTab({
       </section>
 
       {active.map((e) => (
-        <RunProgress key={e.id} ev={e} progress={progress[e.id]} queued={queued.has(e.id)} onCancel={() => cancel(e.id)} />
+        <RunProgress
+          key={e.id}
+          ev={e}
+          progress={progress[e.id]}
+          queued={queued.has(e.id)}
+          onCancel={() => cancel(e.id)}
+        />
       ))}
 
       <section className="card card-flush" aria-labelledby="hs-results-title">
@@ -154,7 +184,11 @@ export function HellaswagTab({
           <h2 id="hs-results-title">Results</h2>
           <span className="muted small">acc_norm against the reference points (full validation set)</span>
         </div>
-        {load.status === 'loading' && <p className="muted hs-pad" aria-busy="true">Loading the evaluations…</p>}
+        {load.status === 'loading' && (
+          <p className="muted hs-pad" aria-busy="true">
+            Loading the evaluations…
+          </p>
+        )}
         {load.status === 'error' && <ErrorNote error={load.error} onRetry={reload} />}
         {load.status === 'ok' && (
           <ResultsTable
@@ -196,12 +230,12 @@ export function HellaswagTab({
           }}
         >
           <p>
-            The HellaSwag evaluation of <strong>{evalModelLabel(deleting)}</strong> from {fullDateTime(deleting.createdAt)} and its
-            per-example results will be removed. A score recorded on a checkpoint stays.
+            The HellaSwag evaluation of <strong>{evalModelLabel(deleting)}</strong> from{' '}
+            {fullDateTime(deleting.createdAt)} and its per-example results will be removed. A score recorded on a
+            checkpoint stays.
           </p>
         </FormDialog>
       )}
     </div>
   );
 }
-

@@ -10,11 +10,28 @@ import { ModelPicker } from '../../components/ModelPicker';
 import { fixed, int } from '../../format';
 import { usePersistentState } from '../../usePersistentState';
 import { useClient } from '../../useInvoke';
-import { LOSS_CLASSES, lossClass, lossClassLabels, mostSurprising, scoredTokens, showPiece, type ScoredToken, type TokenScores } from './evals-info';
+import {
+  LOSS_CLASSES,
+  lossClass,
+  lossClassLabels,
+  mostSurprising,
+  scoredTokens,
+  showPiece,
+  type ScoredToken,
+  type TokenScores,
+} from './evals-info';
 
 const SAMPLE = 'The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.';
 
-export function TokenLossTab({ modelKey, model, onModel }: { modelKey: string | undefined; model: ModelEntry | undefined; onModel: (m: ModelEntry | undefined) => void }) {
+export function TokenLossTab({
+  modelKey,
+  model,
+  onModel,
+}: {
+  modelKey: string | undefined;
+  model: ModelEntry | undefined;
+  onModel: (m: ModelEntry | undefined) => void;
+}) {
   const client = useClient();
   const [text, setText] = usePersistentState('evals.tokenLossText', '');
   const [result, setResult] = useState<{ r: TokenScores; model: string } | null>(null);
@@ -46,8 +63,8 @@ export function TokenLossTab({ modelKey, model, onModel }: { modelKey: string | 
           <h2 id="tl-title">Token loss</h2>
         </div>
         <p className="muted small">
-          How surprised the model is by each token of a text: the cross-entropy (in nats) of the token given everything before
-          it. A text longer than the model&apos;s context is cut there.
+          How surprised the model is by each token of a text: the cross-entropy (in nats) of the token given everything
+          before it. A text longer than the model&apos;s context is cut there.
         </p>
         <form
           className="tl-form"
@@ -74,7 +91,10 @@ export function TokenLossTab({ modelKey, model, onModel }: { modelKey: string | 
               }}
             />
             <span id={`${textId}-hint`} className="field-hint">
-              Ctrl+Enter scores.{model ? ` The first ${int(model.blockSize + 1)} tokens are scored (the model's context is ${int(model.blockSize)}).` : ''}{' '}
+              Ctrl+Enter scores.
+              {model
+                ? ` The first ${int(model.blockSize + 1)} tokens are scored (the model's context is ${int(model.blockSize)}).`
+                : ''}{' '}
               {text === '' && (
                 <button type="button" className="evals-link-button" onClick={() => setText(SAMPLE)}>
                   Use a sample sentence
@@ -122,7 +142,14 @@ function TokenView({ r, modelLabel }: { r: TokenScores; modelLabel: string }) {
   };
 
   const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
-    const keys: Record<string, number> = { ArrowRight: active + 1, ArrowDown: active + 1, ArrowLeft: active - 1, ArrowUp: active - 1, Home: 0, End: tokens.length - 1 };
+    const keys: Record<string, number> = {
+      ArrowRight: active + 1,
+      ArrowDown: active + 1,
+      ArrowLeft: active - 1,
+      ArrowUp: active - 1,
+      Home: 0,
+      End: tokens.length - 1,
+    };
     if (e.key in keys) {
       e.preventDefault();
       move(keys[e.key]!);
@@ -156,8 +183,8 @@ function TokenView({ r, modelLabel }: { r: TokenScores; modelLabel: string }) {
       </div>
       {r.truncated && (
         <p className="tl-truncated small" role="note" data-testid="token-loss-truncated">
-          The text has {int(r.totalTokens)} tokens; the model&apos;s context is {int(r.contextLength)}, so only the first{' '}
-          {int(r.tokens.length)} were scored.
+          The text has {int(r.totalTokens)} tokens; the model&apos;s context is {int(r.contextLength)}, so only the
+          first {int(r.tokens.length)} were scored.
         </p>
       )}
 
@@ -247,7 +274,12 @@ function TokenView({ r, modelLabel }: { r: TokenScores; modelLabel: string }) {
             <tr key={t.pos}>
               <td className="num">{i + 1}</td>
               <th scope="row">
-                <button type="button" className="evals-link-button tl-piece" onClick={() => move(t.pos)} aria-label={`Show token ${t.pos + 1} ${showPiece(t.piece)} in the text`}>
+                <button
+                  type="button"
+                  className="evals-link-button tl-piece"
+                  onClick={() => move(t.pos)}
+                  aria-label={`Show token ${t.pos + 1} ${showPiece(t.piece)} in the text`}
+                >
                   <span className={`tl-swatch tl-c${lossClass(t.loss)}`} aria-hidden="true" />
                   {showPiece(t.piece)}
                 </button>

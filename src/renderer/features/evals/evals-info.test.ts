@@ -16,11 +16,24 @@ import {
   type TokenScores,
 } from './evals-info';
 
-const base: Eval = { id: 'eval-1', kind: 'hellaswag', target: { weightsPath: '/ws/models/gpt2' }, status: 'done', params: {}, summary: null, error: null, pid: null, createdAt: 1, finishedAt: 2 };
+const base: Eval = {
+  id: 'eval-1',
+  kind: 'hellaswag',
+  target: { weightsPath: '/ws/models/gpt2' },
+  status: 'done',
+  params: {},
+  summary: null,
+  error: null,
+  pid: null,
+  createdAt: 1,
+  finishedAt: 2,
+};
 
 describe('evals-info', () => {
-  it('names an eval\'s model from its params, else from its target', () => {
-    expect(evalModelLabel({ ...base, params: { model: 'gpt2', modelKey: 'model:gpt2', modelId: 'gpt2' } })).toBe('gpt2');
+  it("names an eval's model from its params, else from its target", () => {
+    expect(evalModelLabel({ ...base, params: { model: 'gpt2', modelKey: 'model:gpt2', modelId: 'gpt2' } })).toBe(
+      'gpt2',
+    );
     expect(evalModelKey({ ...base, params: { model: 'gpt2', modelKey: 'model:gpt2' } })).toBe('model:gpt2');
     expect(evalModelKey({ ...base, params: { modelId: 'tiny' } })).toBe('model:tiny');
     const ck: Eval = { ...base, target: { runId: 'run-1', step: 200 } };
@@ -48,8 +61,14 @@ describe('evals-info', () => {
   });
 
   it('derives the rate and time left from the first and latest progress', () => {
-    expect(progressRate({ done: 10, total: 100, accNorm: 0.3, t0: 1000, done0: 10, t: 1000 })).toEqual({ perSec: null, etaSec: null });
-    expect(progressRate({ done: 30, total: 100, accNorm: 0.3, t0: 1000, done0: 10, t: 3000 })).toEqual({ perSec: 10, etaSec: 7 });
+    expect(progressRate({ done: 10, total: 100, accNorm: 0.3, t0: 1000, done0: 10, t: 1000 })).toEqual({
+      perSec: null,
+      etaSec: null,
+    });
+    expect(progressRate({ done: 30, total: 100, accNorm: 0.3, t0: 1000, done0: 10, t: 3000 })).toEqual({
+      perSec: 10,
+      etaSec: 7,
+    });
   });
 
   it('classes losses by their edges and labels the legend', () => {
@@ -58,7 +77,16 @@ describe('evals-info', () => {
   });
 
   it('lines the losses up with the tokens they score, and finds the most surprising', () => {
-    const r: TokenScores = { tokens: [10, 11, 12, 13], pieces: ['A', ' b', '\n', ' d'], losses: [2, 9, 2], meanLoss: 13 / 3, totalTokens: 4, truncated: false, contextLength: 128, model: 'm' };
+    const r: TokenScores = {
+      tokens: [10, 11, 12, 13],
+      pieces: ['A', ' b', '\n', ' d'],
+      losses: [2, 9, 2],
+      meanLoss: 13 / 3,
+      totalTokens: 4,
+      truncated: false,
+      contextLength: 128,
+      model: 'm',
+    };
     const t = scoredTokens(r);
     expect(t.map((x) => x.loss)).toEqual([null, 2, 9, 2]);
     expect(mostSurprising(t, 2).map((x) => x.pos)).toEqual([2, 1]);

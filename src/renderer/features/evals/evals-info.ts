@@ -18,7 +18,7 @@ export interface Baseline {
 export const BASELINES: readonly Baseline[] = [
   { label: 'Random', ...REFERENCE.hellaswag.random, note: 'chance: one of four endings' },
   { label: 'GPT-2 124M', ...REFERENCE.hellaswag.gpt2, note: 'OpenAI GPT-2 small, as build-nanogpt measures it' },
-  { label: 'GPT-3 124M', ...REFERENCE.hellaswag.gpt3, note: 'the GPT-3 paper\'s Small model, trained on 300B tokens' },
+  { label: 'GPT-3 124M', ...REFERENCE.hellaswag.gpt3, note: "the GPT-3 paper's Small model, trained on 300B tokens" },
 ];
 
 /** The HellaSwag summary of a finished eval (the service's summary_json), or null. */
@@ -78,7 +78,10 @@ export function browsableCount(s: HellaswagSummary, wrongOnly: boolean): number 
 export function parseLimit(text: string): { limit: number | null } | { error: string } {
   const t = text.trim();
   if (t === '') return { limit: null };
-  if (!/^\d+$/.test(t) || Number(t) < 1) return { error: `“${t}” is not a number of examples: use a whole number of at least 1, or leave it empty for all.` };
+  if (!/^\d+$/.test(t) || Number(t) < 1)
+    return {
+      error: `“${t}” is not a number of examples: use a whole number of at least 1, or leave it empty for all.`,
+    };
   return { limit: Number(t) };
 }
 
@@ -116,7 +119,10 @@ export function lossClass(loss: number): number {
 
 /** The legend's text of each class: "< 1", "1–2", ..., "≥ 8". */
 export function lossClassLabels(): string[] {
-  return [...LOSS_CLASSES.map((edge, i) => (i === 0 ? `< ${edge}` : `${LOSS_CLASSES[i - 1]}–${edge}`)), `≥ ${LOSS_CLASSES[LOSS_CLASSES.length - 1]}`];
+  return [
+    ...LOSS_CLASSES.map((edge, i) => (i === 0 ? `< ${edge}` : `${LOSS_CLASSES[i - 1]}–${edge}`)),
+    `≥ ${LOSS_CLASSES[LOSS_CLASSES.length - 1]}`,
+  ];
 }
 
 /** One token of a scored text as the view draws it; the first token has no loss (nothing predicts it). */
@@ -129,7 +135,12 @@ export interface ScoredToken {
 }
 
 export function scoredTokens(r: TokenScores): ScoredToken[] {
-  return r.tokens.map((id, pos) => ({ pos, id, piece: r.pieces[pos] ?? '', loss: pos === 0 ? null : (r.losses[pos - 1] ?? null) }));
+  return r.tokens.map((id, pos) => ({
+    pos,
+    id,
+    piece: r.pieces[pos] ?? '',
+    loss: pos === 0 ? null : (r.losses[pos - 1] ?? null),
+  }));
 }
 
 /** The k tokens with the highest loss, highest first (ties: the earlier one first). */

@@ -6,7 +6,17 @@ import { useId, useState, type ReactNode } from 'react';
 import type { HandlerResult } from '../../../shared/contract';
 import { MODEL_PRESETS as MODEL_SHAPES } from '../../../shared/model-presets';
 import { compact } from '../../format';
-import { DEFAULTS, fieldId, getAt, parseNumberText, setAt, textOf, type Config, type FieldDef, type SectionDef } from './config-form';
+import {
+  DEFAULTS,
+  fieldId,
+  getAt,
+  parseNumberText,
+  setAt,
+  textOf,
+  type Config,
+  type FieldDef,
+  type SectionDef,
+} from './config-form';
 import { InitFromModel } from './InitFromModel';
 
 type Dataset = HandlerResult<'datasets-list'>[number];
@@ -33,7 +43,12 @@ export function FormSection({
   extra?: ReactNode;
 }) {
   const titleId = useId();
-  const visible = section.fields.filter((f) => f.path !== 'init_path' || (config.init_from !== undefined && config.init_from !== 'scratch') || errors.has('init_path'));
+  const visible = section.fields.filter(
+    (f) =>
+      f.path !== 'init_path' ||
+      (config.init_from !== undefined && config.init_from !== 'scratch') ||
+      errors.has('init_path'),
+  );
   const hasErrors = visible.some((f) => errors.has(f.path));
   const body = (
     <>
@@ -105,13 +120,23 @@ function Field({
   let control: ReactNode;
   if (def.kind === 'bool') {
     const checked = value === undefined ? dflt === true : value === true;
-    control = <input id={id} type="checkbox" checked={checked} onChange={(e) => set(e.target.checked)} aria-invalid={invalid || undefined} aria-describedby={describedBy} />;
+    control = (
+      <input
+        id={id}
+        type="checkbox"
+        checked={checked}
+        onChange={(e) => set(e.target.checked)}
+        aria-invalid={invalid || undefined}
+        aria-describedby={describedBy}
+      />
+    );
   } else if (def.kind === 'select') {
     let options: (readonly [string, string])[] = [...(def.options ?? [])];
     let selected = value === undefined ? textOf(dflt) : textOf(value);
     if (def.path === 'dataset') {
       options = datasets.map((d) => [d.id, `${d.id} — ${compact(d.tokens.train)} train tokens`] as const);
-      if (selected && !datasets.some((d) => d.id === selected)) options.unshift([selected, `${selected} (not in this workspace)`]);
+      if (selected && !datasets.some((d) => d.id === selected))
+        options.unshift([selected, `${selected} (not in this workspace)`]);
       if (!selected) options.unshift(['', datasetsLoading ? 'Loading…' : 'Choose a dataset']);
     } else if (def.path === 'engine') {
       options = options.map(([v, l]) => {
@@ -178,7 +203,10 @@ function Field({
   }
 
   return (
-    <div className={`field${def.wide ? ' field-wide' : ''}${def.kind === 'bool' ? ' field-bool' : ''}${invalid ? ' field-invalid' : ''}`} data-field={def.path}>
+    <div
+      className={`field${def.wide ? ' field-wide' : ''}${def.kind === 'bool' ? ' field-bool' : ''}${invalid ? ' field-invalid' : ''}`}
+      data-field={def.path}
+    >
       <label htmlFor={id} title={`${def.label} (${def.path})`}>
         {def.label} <code className="field-key">{def.path}</code>
       </label>

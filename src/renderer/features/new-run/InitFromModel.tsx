@@ -12,7 +12,8 @@ import { getAt, setAt, type Config } from './config-form';
 /** The init_path of a model, relative to the workspace: models/<id>, or runs/<id>/checkpoints/step_NNNNNN. */
 export function initPathOf(m: ModelEntry): string | null {
   if ('modelId' in m.target) return `models/${m.target.modelId}`;
-  if ('runId' in m.target && m.step !== undefined) return `runs/${m.target.runId}/checkpoints/step_${String(m.step).padStart(6, '0')}`;
+  if ('runId' in m.target && m.step !== undefined)
+    return `runs/${m.target.runId}/checkpoints/step_${String(m.step).padStart(6, '0')}`;
   return null;
 }
 
@@ -22,12 +23,17 @@ export function InitFromModel({ config, onChange }: { config: Config; onChange: 
   const from = getAt(config, 'init_from');
   if (from !== 'weights' && from !== 'checkpoint') return null;
   // weights: imported models and the weights of a checkpoint; checkpoint: checkpoints only (weights, optimizer and step)
-  const offered = models.status === 'ok' ? models.data.filter((m) => (from === 'checkpoint' ? m.kind === 'checkpoint' : true)) : [];
+  const offered =
+    models.status === 'ok' ? models.data.filter((m) => (from === 'checkpoint' ? m.kind === 'checkpoint' : true)) : [];
   const current = getAt(config, 'init_path');
   const chosen = offered.find((m) => initPathOf(m) === current);
   return (
     <div className="field field-wide">
-      <label htmlFor={id}>{from === 'checkpoint' ? 'Continue from a checkpoint of this workspace' : 'Start from a model of this workspace'}</label>
+      <label htmlFor={id}>
+        {from === 'checkpoint'
+          ? 'Continue from a checkpoint of this workspace'
+          : 'Start from a model of this workspace'}
+      </label>
       <select
         id={id}
         value={chosen ? chosen.key : ''}
@@ -38,7 +44,13 @@ export function InitFromModel({ config, onChange }: { config: Config; onChange: 
           if (p) onChange(setAt(config, 'init_path', p));
         }}
       >
-        <option value="">{models.status === 'loading' ? 'Loading…' : offered.length ? 'Choose one, or type a path above…' : 'None yet: import GPT-2 weights in Settings'}</option>
+        <option value="">
+          {models.status === 'loading'
+            ? 'Loading…'
+            : offered.length
+              ? 'Choose one, or type a path above…'
+              : 'None yet: import GPT-2 weights in Settings'}
+        </option>
         {offered.map((m) => (
           <option key={m.key} value={m.key}>
             {modelOptionText(m)}

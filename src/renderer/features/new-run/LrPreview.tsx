@@ -1,7 +1,11 @@
 import type { RunConfig } from '../../../shared/run-config';
 
 /** build-nanogpt's get_lr (src/core/schedule.ts, which the renderer cannot import): warm-up, cosine, then flat. */
-export function learningRate(c: Pick<RunConfig, 'max_lr' | 'min_lr_ratio' | 'warmup_steps'>, maxSteps: number, it: number): number {
+export function learningRate(
+  c: Pick<RunConfig, 'max_lr' | 'min_lr_ratio' | 'warmup_steps'>,
+  maxSteps: number,
+  it: number,
+): number {
   const minLr = c.max_lr * c.min_lr_ratio;
   if (it < c.warmup_steps) return (c.max_lr * (it + 1)) / c.warmup_steps;
   if (it > maxSteps) return minLr;
@@ -25,7 +29,12 @@ export function LrPreview({ config, steps }: { config: RunConfig; steps: number 
   const warm = Math.min(1, config.warmup_steps / steps) * W;
   return (
     <figure className="lr-preview">
-      <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={`Learning rate: warm-up over ${config.warmup_steps} steps to ${config.max_lr}, cosine decay to ${config.max_lr * config.min_lr_ratio} at step ${steps}`}>
+      <svg
+        viewBox={`0 0 ${W} ${H}`}
+        preserveAspectRatio="none"
+        role="img"
+        aria-label={`Learning rate: warm-up over ${config.warmup_steps} steps to ${config.max_lr}, cosine decay to ${config.max_lr * config.min_lr_ratio} at step ${steps}`}
+      >
         <rect x={0} y={0} width={warm} height={H} className="lr-warmup" />
         <polyline points={pts.join(' ')} className="lr-line" />
       </svg>

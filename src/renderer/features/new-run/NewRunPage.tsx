@@ -16,7 +16,15 @@ import { planShape } from '../../../shared/planner';
 
 type Preset = HandlerResult<'presets-list'>[number];
 
-const FALLBACK: Config = { model: { preset: 'nano' }, dataset: 'builtin', total_batch_size: 1024, batch_size: 8, seq_len: 128, max_steps: 300, warmup_steps: 20 };
+const FALLBACK: Config = {
+  model: { preset: 'nano' },
+  dataset: 'builtin',
+  total_batch_size: 1024,
+  batch_size: 8,
+  seq_len: 128,
+  max_steps: 300,
+  warmup_steps: 20,
+};
 
 export function NewRunPage({ from }: { from?: string }) {
   const client = useClient();
@@ -98,7 +106,10 @@ export function NewRunPage({ from }: { from?: string }) {
   // the plan: the shape the run trains (its init weights' when it has some), and a calibration of its step
   const planned = local?.ok ? local.config : lastValid.current;
   const trained = useTrainedShape(planned);
-  const calibration = useCalibration(planned, planned && !trained.loading ? (trained.value?.shape ?? planShape(planned)) : undefined);
+  const calibration = useCalibration(
+    planned,
+    planned && !trained.loading ? (trained.value?.shape ?? planShape(planned)) : undefined,
+  );
 
   // Workspace checks (an unknown dataset, a missing weights file) from the service, once the local ones pass.
   const configJson = useMemo(() => JSON.stringify(config), [config]);
@@ -143,7 +154,13 @@ export function NewRunPage({ from }: { from?: string }) {
     setSubmitting(true);
     setSubmitError(null);
     try {
-      const run = await client.invoke('runs-create', { config, preset: presetName, tags: parseTags(tags), notes: notes || undefined, ...(force ? { force: true } : {}) });
+      const run = await client.invoke('runs-create', {
+        config,
+        preset: presetName,
+        tags: parseTags(tags),
+        notes: notes || undefined,
+        ...(force ? { force: true } : {}),
+      });
       navigate({ page: 'run', runId: run.id });
     } catch (e) {
       setSubmitError(e);
@@ -163,7 +180,8 @@ export function NewRunPage({ from }: { from?: string }) {
     );
   }
 
-  const readyDatasets = datasets.status === 'ok' ? datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready') : [];
+  const readyDatasets =
+    datasets.status === 'ok' ? datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready') : [];
   const datasetId = typeof config.dataset === 'string' ? config.dataset : '';
   const dataset = readyDatasets.find((d) => d.id === datasetId);
   const engineInfo = engines.status === 'ok' ? engines.data : [];
@@ -183,17 +201,33 @@ export function NewRunPage({ from }: { from?: string }) {
       {loadError !== null && <ErrorNote error={loadError} />}
       {presets.status === 'error' && <ErrorNote error={presets.error} />}
       {presets.status === 'ok' && presets.data.length > 0 && (
-        <PresetPicker presets={presets.data} selected={presetName} onPick={(p) => replaceConfig(structuredClone(p.config), p.name, true)} />
+        <PresetPicker
+          presets={presets.data}
+          selected={presetName}
+          onPick={(p) => replaceConfig(structuredClone(p.config), p.name, true)}
+        />
       )}
 
       <div className="new-run-grid">
         <div className="stack new-run-main">
           <div className="toolbar">
             <div className="segmented" role="radiogroup" aria-label="Edit as">
-              <button type="button" role="radio" aria-checked={view === 'form'} className="segmented-item" onClick={() => setView('form')}>
+              <button
+                type="button"
+                role="radio"
+                aria-checked={view === 'form'}
+                className="segmented-item"
+                onClick={() => setView('form')}
+              >
                 Form
               </button>
-              <button type="button" role="radio" aria-checked={view === 'json'} className="segmented-item" onClick={() => setView('json')}>
+              <button
+                type="button"
+                role="radio"
+                aria-checked={view === 'json'}
+                className="segmented-item"
+                onClick={() => setView('json')}
+              >
                 JSON
               </button>
             </div>
@@ -235,7 +269,11 @@ export function NewRunPage({ from }: { from?: string }) {
                 datasetsLoading={datasets.status === 'loading'}
                 engines={engineInfo}
                 extra={
-                  s.id === 'schedule' && local?.ok ? <LrPreview config={local.config} steps={steps} /> : s.id === 'run' ? <TagsNotes tags={tags} setTags={setTags} notes={notes} setNotes={setNotes} /> : null
+                  s.id === 'schedule' && local?.ok ? (
+                    <LrPreview config={local.config} steps={steps} />
+                  ) : s.id === 'run' ? (
+                    <TagsNotes tags={tags} setTags={setTags} notes={notes} setNotes={setNotes} />
+                  ) : null
                 }
               />
             ))
@@ -253,7 +291,12 @@ export function NewRunPage({ from }: { from?: string }) {
           {submitError !== null && <ErrorNote error={submitError} />}
           {submitError instanceof StudioError && submitError.code === ErrorCode.OUT_OF_MEMORY && (
             // the plan's memory estimate errs high; the user may know better
-            <button type="button" className="button button-danger button-block" disabled={submitting} onClick={() => void submit(true)}>
+            <button
+              type="button"
+              className="button button-danger button-block"
+              disabled={submitting}
+              onClick={() => void submit(true)}
+            >
               Create anyway
             </button>
           )}
@@ -269,7 +312,15 @@ export function NewRunPage({ from }: { from?: string }) {
   );
 }
 
-function PresetPicker({ presets, selected, onPick }: { presets: Preset[]; selected?: string; onPick: (p: Preset) => void }) {
+function PresetPicker({
+  presets,
+  selected,
+  onPick,
+}: {
+  presets: Preset[];
+  selected?: string;
+  onPick: (p: Preset) => void;
+}) {
   return (
     <fieldset className="presets">
       <legend className="visually-hidden">Preset</legend>
@@ -294,7 +345,17 @@ function PresetPicker({ presets, selected, onPick }: { presets: Preset[]; select
   );
 }
 
-function TagsNotes({ tags, setTags, notes, setNotes }: { tags: string; setTags: (v: string) => void; notes: string; setNotes: (v: string) => void }) {
+function TagsNotes({
+  tags,
+  setTags,
+  notes,
+  setNotes,
+}: {
+  tags: string;
+  setTags: (v: string) => void;
+  notes: string;
+  setNotes: (v: string) => void;
+}) {
   const tid = useId();
   const nid = useId();
   return (
@@ -311,7 +372,15 @@ function TagsNotes({ tags, setTags, notes, setNotes }: { tags: string; setTags: 
   );
 }
 
-function JsonEditor({ config, onChange, errors }: { config: Config; onChange: (c: Config) => void; errors: readonly FieldError[] }) {
+function JsonEditor({
+  config,
+  onChange,
+  errors,
+}: {
+  config: Config;
+  onChange: (c: Config) => void;
+  errors: readonly FieldError[];
+}) {
   const [text, setText] = useState(() => JSON.stringify(config, null, 2));
   const [syntax, setSyntax] = useState<string | null>(null);
   const id = useId();

@@ -40,7 +40,13 @@ export function PlannerPanel({
   const shape = trained.value?.shape ?? planShape(config);
   const cal = calibration.status === 'done' ? calibration.calibration : undefined;
   const timing: TimingSource | undefined = cal
-    ? { kind: 'calibration', timing: cal, measuredAt: cal.measuredAt, runningRuns: cal.runningRuns, microSteps: cal.microSteps }
+    ? {
+        kind: 'calibration',
+        timing: cal,
+        measuredAt: cal.measuredAt,
+        runningRuns: cal.runningRuns,
+        microSteps: cal.microSteps,
+      }
     : runTimings[timingKey(shape, config)];
   const plan = planRun(config, { shape, timing });
   const m = plan.memory;
@@ -54,7 +60,11 @@ export function PlannerPanel({
   const tokensPerParam = plan.totalTokens / plan.params;
   const epochs = datasetTokens ? plan.totalTokens / datasetTokens : undefined;
   return (
-    <aside className={`card planner${stale ? ' planner-stale' : ''}`} aria-labelledby="planner-title" data-testid="planner">
+    <aside
+      className={`card planner${stale ? ' planner-stale' : ''}`}
+      aria-labelledby="planner-title"
+      data-testid="planner"
+    >
       <header className="card-header">
         <h2 id="planner-title">Plan</h2>
         {stale && <span className="muted small">last valid config</span>}
@@ -70,7 +80,13 @@ export function PlannerPanel({
         {(trained.loading || (trained.value && trained.value.source !== 'config')) && (
           <>
             <dt title="the run builds its model from these, whatever the model fields say">Shape from</dt>
-            <dd data-testid="plan-shape-source">{trained.loading ? 'reading…' : trained.value?.source === 'checkpoint' ? 'the checkpoint' : 'the init weights'}</dd>
+            <dd data-testid="plan-shape-source">
+              {trained.loading
+                ? 'reading…'
+                : trained.value?.source === 'checkpoint'
+                  ? 'the checkpoint'
+                  : 'the init weights'}
+            </dd>
           </>
         )}
         <dt>FLOPs / token</dt>
@@ -87,7 +103,13 @@ export function PlannerPanel({
         <dt>Total tokens</dt>
         <dd title={int(plan.totalTokens)}>{compact(plan.totalTokens)}</dd>
         <dt title="Chinchilla's compute-optimal ratio is about 20">Tokens / param</dt>
-        <dd>{tokensPerParam < 1 ? tokensPerParam.toPrecision(2) : tokensPerParam < 10 ? tokensPerParam.toFixed(2) : tokensPerParam.toFixed(0)}</dd>
+        <dd>
+          {tokensPerParam < 1
+            ? tokensPerParam.toPrecision(2)
+            : tokensPerParam < 10
+              ? tokensPerParam.toFixed(2)
+              : tokensPerParam.toFixed(0)}
+        </dd>
         {epochs !== undefined && (
           <>
             <dt title="passes over the dataset's train tokens">Epochs</dt>
@@ -114,13 +136,14 @@ export function PlannerPanel({
         ))}
       </ul>
       <p className="muted small planner-note">
-        fp32 weights, gradients and AdamW moments (16 bytes per parameter). Activations: llm.c&apos;s forward buffers for one
-        micro-batch of {config.batch_size} × {config.seq_len} tokens, doubled for their gradients.
+        fp32 weights, gradients and AdamW moments (16 bytes per parameter). Activations: llm.c&apos;s forward buffers
+        for one micro-batch of {config.batch_size} × {config.seq_len} tokens, doubled for their gradients.
       </p>
 
       {trained.error !== undefined && (
         <p className="muted small planner-note" data-testid="plan-shape-error">
-          The init weights could not be read, so the plan shows the config&apos;s model: {trained.error instanceof Error ? trained.error.message : String(trained.error)}
+          The init weights could not be read, so the plan shows the config&apos;s model:{' '}
+          {trained.error instanceof Error ? trained.error.message : String(trained.error)}
         </p>
       )}
 
@@ -161,7 +184,13 @@ function PlanTime({ plan, config, calibration }: { plan: RunPlan; config: RunCon
   const src = plan.timing;
   const measuring = calibration.status === 'measuring';
   const measureButton = (label: string) => (
-    <button type="button" className="button" style={{ alignSelf: 'flex-start', marginTop: 4 }} onClick={calibration.measure} disabled={measuring}>
+    <button
+      type="button"
+      className="button"
+      style={{ alignSelf: 'flex-start', marginTop: 4 }}
+      onClick={calibration.measure}
+      disabled={measuring}
+    >
       {measuring ? 'Measuring…' : label}
     </button>
   );
@@ -176,18 +205,24 @@ function PlanTime({ plan, config, calibration }: { plan: RunPlan; config: RunCon
             data-testid="plan-time-source"
             title="A real training step of this model shape and micro-batch, timed in a child process after one warm-up step. Other programs on the same cores make the run slower than this; the run page's ETA follows the run's own steps."
           >
-            measured {Date.now() - src.measuredAt < 120_000 ? 'now' : `${duration((Date.now() - src.measuredAt) / 1000)} ago`}: {src.microSteps}{' '}
-            {plan.gradAccumSteps > 1 ? 'micro-step' : 'step'}
-            {src.microSteps === 1 ? '' : 's'} of {bt} on {src.timing.engine} ({compact((config.batch_size * config.seq_len) / (src.timing.microStepMs / 1000))} tok/s)
-            {src.runningRuns > 0 && `, while ${src.runningRuns} run${src.runningRuns === 1 ? ' was' : 's were'} training (slower than alone)`}
+            measured{' '}
+            {Date.now() - src.measuredAt < 120_000 ? 'now' : `${duration((Date.now() - src.measuredAt) / 1000)} ago`}:{' '}
+            {src.microSteps} {plan.gradAccumSteps > 1 ? 'micro-step' : 'step'}
+            {src.microSteps === 1 ? '' : 's'} of {bt} on {src.timing.engine} (
+            {compact((config.batch_size * config.seq_len) / (src.timing.microStepMs / 1000))} tok/s)
+            {src.runningRuns > 0 &&
+              `, while ${src.runningRuns} run${src.runningRuns === 1 ? ' was' : 's were'} training (slower than alone)`}
           </span>
         ) : (
           <span className="muted small" data-testid="plan-time-source">
-            at the speed of <a href={href({ page: 'run', runId: src.runId })}>{src.runName}</a> (same model shape, micro-batch {bt} and engine; its median step)
+            at the speed of <a href={href({ page: 'run', runId: src.runId })}>{src.runName}</a> (same model shape,
+            micro-batch {bt} and engine; its median step)
           </span>
         )}
         <span className="muted small">{partsText(t)}</span>
-        {t.counts.hellaswag > 0 && t.sources.hellaswag === 'none' && <span className="muted small">HellaSwag time not known yet: not counted.</span>}
+        {t.counts.hellaswag > 0 && t.sources.hellaswag === 'none' && (
+          <span className="muted small">HellaSwag time not known yet: not counted.</span>
+        )}
         {calibration.status === 'error' && <ErrorNote error={calibration.error} />}
         {src.kind === 'run' && measureButton('Measure on this machine now')}
       </div>

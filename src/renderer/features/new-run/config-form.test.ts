@@ -27,7 +27,9 @@ describe('the New run form model', () => {
     // every key of a parsed config (defaults filled in) has a field, nested ones by their dotted path
     const leaves = (o: Record<string, unknown>, prefix = ''): string[] =>
       Object.entries(o).flatMap(([k, v]) =>
-        typeof v === 'object' && v !== null && !Array.isArray(v) ? leaves(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`],
+        typeof v === 'object' && v !== null && !Array.isArray(v)
+          ? leaves(v as Record<string, unknown>, `${prefix}${k}.`)
+          : [`${prefix}${k}`],
       );
     for (const path of leaves(DEFAULTS)) expect(FIELD_PATHS.has(path), path).toBe(true);
     expect(SECTIONS.length).toBeGreaterThan(4);

@@ -47,11 +47,46 @@ export const SECTIONS: SectionDef[] = [
     fields: [
       { path: 'name', label: 'Name', kind: 'text', hint: 'default: "<model> on <dataset>"' },
       { path: 'dataset', label: 'Dataset', kind: 'select', hint: 'a tokenized dataset of this workspace' },
-      { path: 'engine', label: 'Engine', kind: 'select', options: [['auto', 'auto — the fastest available'], ['tfjs', 'tfjs'], ['native-cpu', 'native-cpu'], ['native-cuda', 'native-cuda']] },
-      { path: 'precision', label: 'Precision', kind: 'select', options: [['auto', 'auto (bf16 on native-cuda)'], ['fp32', 'fp32'], ['bf16', 'bf16 (native-cuda)'], ['tf32', 'tf32 (native-cuda)']] },
+      {
+        path: 'engine',
+        label: 'Engine',
+        kind: 'select',
+        options: [
+          ['auto', 'auto — the fastest available'],
+          ['tfjs', 'tfjs'],
+          ['native-cpu', 'native-cpu'],
+          ['native-cuda', 'native-cuda'],
+        ],
+      },
+      {
+        path: 'precision',
+        label: 'Precision',
+        kind: 'select',
+        options: [
+          ['auto', 'auto (bf16 on native-cuda)'],
+          ['fp32', 'fp32'],
+          ['bf16', 'bf16 (native-cuda)'],
+          ['tf32', 'tf32 (native-cuda)'],
+        ],
+      },
       { path: 'seed', label: 'Seed', kind: 'int' },
-      { path: 'init_from', label: 'Initialize from', kind: 'select', options: [['scratch', 'scratch (GPT-2 init)'], ['weights', 'weights file or folder'], ['checkpoint', 'a checkpoint']] },
-      { path: 'init_path', label: 'Weights or checkpoint path', kind: 'text', wide: true, hint: 'for init_from weights or checkpoint' },
+      {
+        path: 'init_from',
+        label: 'Initialize from',
+        kind: 'select',
+        options: [
+          ['scratch', 'scratch (GPT-2 init)'],
+          ['weights', 'weights file or folder'],
+          ['checkpoint', 'a checkpoint'],
+        ],
+      },
+      {
+        path: 'init_path',
+        label: 'Weights or checkpoint path',
+        kind: 'text',
+        wide: true,
+        hint: 'for init_from weights or checkpoint',
+      },
       { path: 'sft', label: 'SFT: loss on responses only', kind: 'bool' },
     ],
   },
@@ -66,7 +101,12 @@ export const SECTIONS: SectionDef[] = [
       { path: 'model.n_embd', label: 'Width (n_embd)', kind: 'int' },
       { path: 'model.block_size', label: 'Context (block_size)', kind: 'int' },
       { path: 'model.vocab_size', label: 'Vocabulary', kind: 'int' },
-      { path: 'model.padded_vocab_size', label: 'Padded vocabulary', kind: 'int', hint: 'rows of wte; default a multiple of 64' },
+      {
+        path: 'model.padded_vocab_size',
+        label: 'Padded vocabulary',
+        kind: 'int',
+        hint: 'rows of wte; default a multiple of 64',
+      },
     ],
   },
   {
@@ -77,7 +117,12 @@ export const SECTIONS: SectionDef[] = [
       { path: 'total_batch_size', label: 'Tokens per step', kind: 'int', hint: '2^19 = 524,288 in build-nanogpt' },
       { path: 'batch_size', label: 'Micro-batch rows (B)', kind: 'int' },
       { path: 'seq_len', label: 'Sequence length (T)', kind: 'int' },
-      { path: 'world_size', label: 'Processes (data parallel)', kind: 'int', hint: 'one per GPU with native-cuda; on the CPU they share the cores' },
+      {
+        path: 'world_size',
+        label: 'Processes (data parallel)',
+        kind: 'int',
+        hint: 'one per GPU with native-cuda; on the CPU they share the cores',
+      },
     ],
   },
   {

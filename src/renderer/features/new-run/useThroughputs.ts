@@ -5,7 +5,15 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { EVENT_KINDS, EVENT_METRICS, timingFromRun, type Calibration, type EventKind } from '../../../shared/estimate';
-import { flopsPerToken, paramCount, planShape, timingKey, type PlanShape, type TimingSource, type TrainedShape } from '../../../shared/planner';
+import {
+  flopsPerToken,
+  paramCount,
+  planShape,
+  timingKey,
+  type PlanShape,
+  type TimingSource,
+  type TrainedShape,
+} from '../../../shared/planner';
 import { checkRunConfig, type RunConfig } from '../../../shared/run-config';
 import { useClient, useRequest } from '../../useInvoke';
 import { fromMetricSeries } from '../../components/chart/series';
@@ -43,10 +51,17 @@ export function useRunTimings(): Record<string, TimingSource> {
           const e = name ? m[name] : undefined;
           if (e) eventMs[k] = fromMetricSeries(e).values;
         }
-        const timing = timingFromRun(c, c.engine, {
-          stepsDone: run.stepsDone, series: { steps: series.steps, dtMs: series.values, wallSec: series.wall }, eventMs,
-          startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined,
-        }, { params: paramCount(shape) });
+        const timing = timingFromRun(
+          c,
+          c.engine,
+          {
+            stepsDone: run.stepsDone,
+            series: { steps: series.steps, dtMs: series.values, wallSec: series.wall },
+            eventMs,
+            startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined,
+          },
+          { params: paramCount(shape) },
+        );
         if (!timing) continue;
         seen.add(key);
         if (live) setMap((x) => ({ ...x, [key]: { kind: 'run', timing, runId: run.id, runName: run.name } }));
@@ -81,7 +96,9 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 export function useTrainedShape(config: RunConfig | null): TrainedShapeState {
   const client = useClient();
   const fromInit = config !== null && config.init_from !== 'scratch' && !!config.init_path;
-  const key = fromInit ? JSON.stringify([config.init_from, config.init_path, config.model.vocab_size, config.model.padded_vocab_size]) : undefined;
+  const key = fromInit
+    ? JSON.stringify([config.init_from, config.init_path, config.model.vocab_size, config.model.padded_vocab_size])
+    : undefined;
   const configRef = useRef(config);
   configRef.current = config;
   const { state } = useRequest(
@@ -141,8 +158,11 @@ export function useCalibration(config: RunConfig | null, shape: PlanShape | unde
       setState({ status: 'measuring', key: k });
       client.invoke('runs-calibrate', { config: configRef.current, measure: true }).then(
         (c) => {
-          if (c) engineRates.set(c.requestedEngine, microFlops / c.microStepMs).set(c.engine, microFlops / c.microStepMs);
-          setState((s) => (s.key === k ? (c ? { status: 'done', calibration: c, key: k } : { status: 'idle', key: k }) : s));
+          if (c)
+            engineRates.set(c.requestedEngine, microFlops / c.microStepMs).set(c.engine, microFlops / c.microStepMs);
+          setState((s) =>
+            s.key === k ? (c ? { status: 'done', calibration: c, key: k } : { status: 'idle', key: k }) : s,
+          );
         },
         (error: unknown) => setState((s) => (s.key === k ? { status: 'error', error, key: k } : s)),
       );

@@ -1,5 +1,18 @@
 import { useMemo } from 'react';
-import { Chart, debiasedEma, decimate, finiteOnly, joinTables, positiveOnly, wallOrigin, xValues, type ChartLine, type Series, type XKind, type XYTable } from '../../components/chart';
+import {
+  Chart,
+  debiasedEma,
+  decimate,
+  finiteOnly,
+  joinTables,
+  positiveOnly,
+  wallOrigin,
+  xValues,
+  type ChartLine,
+  type Series,
+  type XKind,
+  type XYTable,
+} from '../../components/chart';
 import { compact, metric } from '../../format';
 
 export interface ChartOptions {
@@ -41,7 +54,17 @@ const lrTick = (v: number) => (v === 0 ? '0' : v.toExponential(1));
 const lrValue = (v: number) => v.toExponential(3);
 
 /** The run's curves: loss (train and val), learning rate, gradient norm, throughput, and HellaSwag when measured. */
-export function RunCharts({ series, version, options, syncKey }: { series: Record<string, Series>; version: number; options: ChartOptions; syncKey: string }) {
+export function RunCharts({
+  series,
+  version,
+  options,
+  syncKey,
+}: {
+  series: Record<string, Series>;
+  version: number;
+  options: ChartOptions;
+  syncKey: string;
+}) {
   const { smoothing, logY, xKind, clip } = options;
 
   const panels = useMemo((): Panel[] => {
@@ -75,14 +98,20 @@ export function RunCharts({ series, version, options, syncKey }: { series: Recor
       const val: ChartLine = { label: 'val', color: '--chart-2', width: 2, points: true };
       // the guard's actions, marked on the train loss of the step they judged
       const guard = guardMarks(get('train/loss'), [get('guard/skip'), get('guard/rollback'), get('guard/rebaseline')]);
-      const marks: ChartLine[] = guard ? [{ label: 'guard', color: '--danger', marks: true, format: (v) => metric(v) }] : [];
+      const marks: ChartLine[] = guard
+        ? [{ label: 'guard', color: '--danger', marks: true, format: (v) => metric(v) }]
+        : [];
       out.push({
         id: 'loss',
         title: 'Loss',
         unit: 'cross-entropy, nats',
         lines: [...train, val, ...marks],
         data: join(
-          [table(get('train/loss'), smoothedCols), table(get('val/loss'), (s) => [raw(s)]), ...(guard ? [table(guard, (s) => [raw(s)])] : [])],
+          [
+            table(get('train/loss'), smoothedCols),
+            table(get('val/loss'), (s) => [raw(s)]),
+            ...(guard ? [table(guard, (s) => [raw(s)])] : []),
+          ],
           [nLines(train), 1, ...(guard ? [1] : [])],
         ),
       });
@@ -96,11 +125,23 @@ export function RunCharts({ series, version, options, syncKey }: { series: Recor
     });
     {
       const lines = smoothedLines('norm', '--chart-4');
-      out.push({ id: 'norm', title: 'Gradient norm', unit: 'before clipping', lines, data: join([table(get('train/norm'), smoothedCols)], [lines.length]) });
+      out.push({
+        id: 'norm',
+        title: 'Gradient norm',
+        unit: 'before clipping',
+        lines,
+        data: join([table(get('train/norm'), smoothedCols)], [lines.length]),
+      });
     }
     {
       const lines = smoothedLines('tok/s', '--chart-5').map((l) => ({ ...l, format: compactY }));
-      out.push({ id: 'tok-per-sec', title: 'Throughput', unit: 'tokens / s', lines, data: join([table(get('train/tok_per_sec'), smoothedCols)], [lines.length]) });
+      out.push({
+        id: 'tok-per-sec',
+        title: 'Throughput',
+        unit: 'tokens / s',
+        lines,
+        data: join([table(get('train/tok_per_sec'), smoothedCols)], [lines.length]),
+      });
     }
     const hs = get('hellaswag/acc_norm');
     if (hs && hs.steps.length) {

@@ -6,7 +6,9 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
 
 function hostLine(a: RunAttempt): string {
   const h = a.host;
-  const gpus = h.gpus.length ? `; ${h.gpus.length} GPU${h.gpus.length === 1 ? '' : 's'}: ${[...new Set(h.gpus)].join(', ')}` : '';
+  const gpus = h.gpus.length
+    ? `; ${h.gpus.length} GPU${h.gpus.length === 1 ? '' : 's'}: ${[...new Set(h.gpus)].join(', ')}`
+    : '';
   return `${h.hostname}: ${h.cpu}, ${h.cores} cores, ${gib(h.memBytes)}${gpus}`;
 }
 
@@ -42,11 +44,24 @@ export function RunFacts({ run }: { run: Run }) {
                 {a.worldSize > 1 ? ` × ${a.worldSize} ranks` : ''}
                 <div className="muted">{a.build}</div>
               </td>
-              <td>{shapeLabel(a.model)}<div className="muted">from {a.initFrom}</div></td>
-              <td>{hostLine(a)}<div className="muted">{a.host.os}</div></td>
+              <td>
+                {shapeLabel(a.model)}
+                <div className="muted">from {a.initFrom}</div>
+              </td>
+              <td>
+                {hostLine(a)}
+                <div className="muted">{a.host.os}</div>
+              </td>
               <td>
                 {a.studioVersion}
-                {a.commit && <div className="muted"><code>{a.commit.slice(0, 12)}{a.commit.endsWith('+changes') ? '+changes' : ''}</code></div>}
+                {a.commit && (
+                  <div className="muted">
+                    <code>
+                      {a.commit.slice(0, 12)}
+                      {a.commit.endsWith('+changes') ? '+changes' : ''}
+                    </code>
+                  </div>
+                )}
               </td>
             </tr>
           ))}

@@ -11,7 +11,15 @@ import { useTicker } from '../../useTicker';
 import { usePersistentState } from '../../usePersistentState';
 import { RunCharts, type ChartOptions } from './RunCharts';
 import { useRunData, type LogLine, type SampleGroup } from './useRunData';
-import { EVENT_KINDS, EVENT_METRICS, estimateRemaining, estimateRunTime, type Calibration, type EventKind, type TimeEstimate } from '../../../shared/estimate';
+import {
+  EVENT_KINDS,
+  EVENT_METRICS,
+  estimateRemaining,
+  estimateRunTime,
+  type Calibration,
+  type EventKind,
+  type TimeEstimate,
+} from '../../../shared/estimate';
 import { paramCount, planShape } from '../../../shared/planner';
 import { checkRunConfig } from '../../../shared/run-config';
 
@@ -77,8 +85,9 @@ function RunView({ run, data }: { run: Run; data: ReturnType<typeof useRunData> 
         </header>
         <RunCharts series={data.series} version={data.version} options={options} syncKey={`run-${run.id}`} />
         <p className="muted small chart-help">
-          Smoothing is TensorBoard&apos;s debiased exponential moving average (train loss, gradient norm and throughput; the
-          faint line is the raw value). Drag across a chart to zoom, double-click to reset; hover to read the values.
+          Smoothing is TensorBoard&apos;s debiased exponential moving average (train loss, gradient norm and throughput;
+          the faint line is the raw value). Drag across a chart to zoom, double-click to reset; hover to read the
+          values.
         </p>
       </section>
       <div className="run-bottom">
@@ -131,7 +140,9 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
           <span>model {model}</span>
           <span>dataset {dataset}</span>
           {run.preset && <span>preset {run.preset}</span>}
-          <span title={run.attempts.length ? run.attempts[run.attempts.length - 1]!.build : undefined}>engine {engineUsedLabel(run)}</span>
+          <span title={run.attempts.length ? run.attempts[run.attempts.length - 1]!.build : undefined}>
+            engine {engineUsedLabel(run)}
+          </span>
           <span title={fullDateTime(run.createdAt)}>created {dateTime(run.createdAt)}</span>
           {run.tags.map((t) => (
             <span key={t} className="tag">
@@ -148,13 +159,23 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
             <button type="button" className="button" onClick={() => act('pause')} disabled={pending !== null}>
               {pending === 'pause' ? 'Pausing…' : 'Pause'}
             </button>
-            <button type="button" className="button button-danger" onClick={() => act('stop')} disabled={pending !== null}>
+            <button
+              type="button"
+              className="button button-danger"
+              onClick={() => act('stop')}
+              disabled={pending !== null}
+            >
               {pending === 'stop' ? 'Stopping…' : 'Stop'}
             </button>
           </>
         )}
         {canResume(status) && (
-          <button type="button" className="button button-primary" onClick={() => act('resume')} disabled={pending !== null}>
+          <button
+            type="button"
+            className="button button-primary"
+            onClick={() => act('resume')}
+            disabled={pending !== null}
+          >
             {pending === 'resume' ? 'Resuming…' : status === 'created' ? 'Start' : 'Resume'}
           </button>
         )}
@@ -188,7 +209,10 @@ function WithEotMarks({ text }: { text: string }) {
       {parts.map((p, i) => (
         <span key={i}>
           {i > 0 && (
-            <span className="eot-mark" title="end of text (token 50256): the model ended the document here and began another">
+            <span
+              className="eot-mark"
+              title="end of text (token 50256): the model ended the document here and began another"
+            >
               end of text
             </span>
           )}
@@ -243,7 +267,17 @@ function etaTitle(e: TimeEstimate): string {
   return parts.join('\n');
 }
 
-function StatStrip({ run, series, version, live }: { run: Run; series: Record<string, Series>; version: number; live: { skipped: number; mfu?: number; receivedAt?: number } }) {
+function StatStrip({
+  run,
+  series,
+  version,
+  live,
+}: {
+  run: Run;
+  series: Record<string, Series>;
+  version: number;
+  live: { skipped: number; mfu?: number; receivedAt?: number };
+}) {
   const now = useTicker(run.status === 'running');
   const planned = plannedSteps(run);
   const calibration = useCachedCalibration(run);
@@ -260,7 +294,8 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
     /** before the first step: the plan from a calibration, counted from the run's start */
     let planned: TimeEstimate | undefined;
     const parsed = checkRunConfig(run.config);
-    if (parsed.ok && run.status === 'running' && run.stepsDone === 0 && calibration) planned = estimateRunTime(parsed.config, calibration);
+    if (parsed.ok && run.status === 'running' && run.stepsDone === 0 && calibration)
+      planned = estimateRunTime(parsed.config, calibration);
     if (dt && parsed.ok && run.status === 'running') {
       const eventMs: Partial<Record<EventKind, number[]>> = {};
       for (const k of EVENT_KINDS) {
@@ -271,7 +306,12 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
       const params = run.attempts.at(-1)?.model.params ?? paramCount(planShape(parsed.config));
       eta = estimateRemaining(
         parsed.config,
-        { stepsDone: run.stepsDone, series: { steps: dt.steps, dtMs: dt.values, wallSec: dt.wall }, eventMs, startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined },
+        {
+          stepsDone: run.stepsDone,
+          series: { steps: dt.steps, dtMs: dt.values, wallSec: dt.wall },
+          eventMs,
+          startedAtSec: run.startedAt ? run.startedAt / 1000 : undefined,
+        },
         calibration,
         { params },
       );
@@ -298,7 +338,12 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
   return (
     <section className="stat-strip" aria-label="Run summary">
       {/* data-received-at: when the latest step event reached the page (the e2e measures the event latency) */}
-      <div className="stat stat-wide" data-testid="step-counter" data-step={run.stepsDone} data-received-at={live.receivedAt}>
+      <div
+        className="stat stat-wide"
+        data-testid="step-counter"
+        data-step={run.stepsDone}
+        data-received-at={live.receivedAt}
+      >
         <span className="stat-label">Step</span>
         <span className="stat-value">
           {int(run.stepsDone)}
@@ -315,17 +360,31 @@ function StatStrip({ run, series, version, live }: { run: Run; series: Record<st
       {live.mfu !== undefined && <Stat label="MFU" value={`${(live.mfu * 100).toFixed(1)}%`} />}
       {stats.hellaswag !== undefined && <Stat label="HellaSwag" value={`${(stats.hellaswag * 100).toFixed(1)}%`} />}
       {stats.trainSec !== undefined ? (
-        <Stat label="Train time" value={duration(stats.trainSec)} title={`The steps' own time over every attempt; ${duration(elapsed)} since it was last started`} />
+        <Stat
+          label="Train time"
+          value={duration(stats.trainSec)}
+          title={`The steps' own time over every attempt; ${duration(elapsed)} since it was last started`}
+        />
       ) : (
         <Stat label={run.status === 'running' ? 'Elapsed' : 'Duration'} value={duration(elapsed)} />
       )}
       <Stat
         label="ETA"
         value={eta !== undefined ? duration(eta) : '—'}
-        title={stats.eta ? etaTitle(stats.eta) : stats.planned ? 'the plan from a calibration of this step, until the first steps are done' : undefined}
+        title={
+          stats.eta
+            ? etaTitle(stats.eta)
+            : stats.planned
+              ? 'the plan from a calibration of this step, until the first steps are done'
+              : undefined
+        }
         testId="stat-eta"
       />
-      <Stat label="Checkpoint" value={run.lastCheckpointStep !== null ? `step ${run.lastCheckpointStep}` : '—'} testId="stat-checkpoint" />
+      <Stat
+        label="Checkpoint"
+        value={run.lastCheckpointStep !== null ? `step ${run.lastCheckpointStep}` : '—'}
+        testId="stat-checkpoint"
+      />
       {live.skipped > 0 && <Stat label="Skipped updates" value={String(live.skipped)} />}
     </section>
   );
@@ -349,13 +408,25 @@ interface Line {
 
 const MAX_SHOWN = 500;
 
-function LogPanel({ logs, series, version, running }: { logs: LogLine[]; series: Record<string, Series>; version: number; running: boolean }) {
+function LogPanel({
+  logs,
+  series,
+  version,
+  running,
+}: {
+  logs: LogLine[];
+  series: Record<string, Series>;
+  version: number;
+  running: boolean;
+}) {
   const [showSteps, setShowSteps] = usePersistentState('run.logSteps', true);
   const box = useRef<HTMLDivElement>(null);
   const stick = useRef(true);
   const lines = useMemo((): Line[] => {
     void version;
-    const out: Line[] = logs.slice(-MAX_SHOWN).map((l) => ({ key: `l${l.seq}`, time: l.time, level: l.level, message: l.message }));
+    const out: Line[] = logs
+      .slice(-MAX_SHOWN)
+      .map((l) => ({ key: `l${l.seq}`, time: l.time, level: l.level, message: l.message }));
     if (showSteps) {
       const loss = series['train/loss'];
       if (loss) {
@@ -390,9 +461,7 @@ function LogPanel({ logs, series, version, running }: { logs: LogLine[]; series:
   return (
     <section className="card card-tight log-panel" aria-labelledby="log-title">
       <header className="card-header">
-        <h2 id="log-title">
-          Log {running && <span className="live-dot" aria-label="live" />}
-        </h2>
+        <h2 id="log-title">Log {running && <span className="live-dot" aria-label="live" />}</h2>
         <label className="check">
           <input type="checkbox" checked={showSteps} onChange={(e) => setShowSteps(e.target.checked)} />
           Step lines

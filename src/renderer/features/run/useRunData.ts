@@ -19,7 +19,14 @@ export interface SampleGroup {
 }
 
 /** Metric names of a run-step event. */
-export const STEP_METRICS = ['train/loss', 'train/lr', 'train/norm', 'train/tok_per_sec', 'train/dt_ms', 'train/mfu'] as const;
+export const STEP_METRICS = [
+  'train/loss',
+  'train/lr',
+  'train/norm',
+  'train/tok_per_sec',
+  'train/dt_ms',
+  'train/mfu',
+] as const;
 
 const MAX_LOG_LINES = 2000;
 const LOG_PAGE = 1000;
@@ -54,7 +61,9 @@ function groupSamples(rows: { step: number; idx: number; prompt: string; text: s
     if (!g) byStep.set(r.step, (g = { step: r.step, prompt: r.prompt, samples: [] }));
     g.samples[r.idx] = r.text;
   }
-  return [...byStep.values()].sort((a, b) => b.step - a.step).map((g) => ({ ...g, samples: g.samples.filter((s) => s !== undefined) }));
+  return [...byStep.values()]
+    .sort((a, b) => b.step - a.step)
+    .map((g) => ({ ...g, samples: g.samples.filter((s) => s !== undefined) }));
 }
 
 export function useRunData(runId: string): RunData {
@@ -91,7 +100,12 @@ export function useRunData(runId: string): RunData {
       if (e.kind === 'step') {
         const p = e.p;
         const values: Record<string, number | undefined> = {
-          'train/loss': p.loss, 'train/lr': p.lr, 'train/norm': p.norm, 'train/tok_per_sec': p.tokensPerSec, 'train/dt_ms': p.dtMs, 'train/mfu': p.mfu,
+          'train/loss': p.loss,
+          'train/lr': p.lr,
+          'train/norm': p.norm,
+          'train/tok_per_sec': p.tokensPerSec,
+          'train/dt_ms': p.dtMs,
+          'train/mfu': p.mfu,
         };
         // a step at or before what we have: the run was resumed from a checkpoint; later evals are stale too
         for (const [name, ser] of Object.entries(s)) if (!name.startsWith('train/')) truncateFrom(ser, p.step + 1);
@@ -100,14 +114,21 @@ export function useRunData(runId: string): RunData {
           appendPoint((s[name] ??= emptySeries()), p.step, v, now, p.tokensSeen);
         }
         setRun((r) => (r ? { ...r, stepsDone: p.step + 1, tokensSeen: p.tokensSeen } : r));
-        setLive((l) => ({ skipped: l.skipped + (p.skipped ? 1 : 0), mfu: p.mfu, dtMs: p.dtMs, receivedAt: Date.now() }));
+        setLive((l) => ({
+          skipped: l.skipped + (p.skipped ? 1 : 0),
+          mfu: p.mfu,
+          dtMs: p.dtMs,
+          receivedAt: Date.now(),
+        }));
         bump();
       } else if (e.kind === 'eval') {
         const p = e.p;
         const tokens = s['train/loss']?.tokens.at(-1) ?? 0;
         appendPoint((s[p.name] ??= emptySeries()), p.step, p.value, now, tokens);
         if (p.name === 'val/loss' && Number.isFinite(p.value)) {
-          setRun((r) => (r ? { ...r, bestValLoss: r.bestValLoss === null ? p.value : Math.min(r.bestValLoss, p.value) } : r));
+          setRun((r) =>
+            r ? { ...r, bestValLoss: r.bestValLoss === null ? p.value : Math.min(r.bestValLoss, p.value) } : r,
+          );
         }
         bump();
       } else if (e.kind === 'guard') {
@@ -126,7 +147,10 @@ export function useRunData(runId: string): RunData {
         });
       } else {
         const p = e.p;
-        setSamples((g) => [{ step: p.step, prompt: p.prompt, samples: p.samples }, ...g.filter((x) => x.step !== p.step)]);
+        setSamples((g) => [
+          { step: p.step, prompt: p.prompt, samples: p.samples },
+          ...g.filter((x) => x.step !== p.step),
+        ]);
       }
     },
     [bump],
@@ -200,7 +224,9 @@ export function useRunData(runId: string): RunData {
     () =>
       client.on('run-status', (p) => {
         if (p.runId !== runId) return;
-        setRun((r) => (r ? { ...r, status: p.status, error: p.error ?? (p.status === 'running' ? null : r.error) } : r));
+        setRun((r) =>
+          r ? { ...r, status: p.status, error: p.error ?? (p.status === 'running' ? null : r.error) } : r,
+        );
         if (p.status === 'running') {
           // a (re)start: the service rewound the run to its last checkpoint; load it again
           reload();

@@ -19,7 +19,9 @@ export function EditRunDialog({ run, onClose, onSaved }: { run: Run; onClose: ()
       submitLabel="Save"
       busyLabel="Saving…"
       canSubmit={parsed.length <= 20}
-      onSubmit={async () => onSaved(await client.invoke('runs-update', { id: run.id, name: name.trim() || run.name, tags: parsed, notes }))}
+      onSubmit={async () =>
+        onSaved(await client.invoke('runs-update', { id: run.id, name: name.trim() || run.name, tags: parsed, notes }))
+      }
       fields={
         <>
           <div className="field">
@@ -28,7 +30,13 @@ export function EditRunDialog({ run, onClose, onSaved }: { run: Run; onClose: ()
           </div>
           <div className="field">
             <label htmlFor={ids.tags}>Tags</label>
-            <input id={ids.tags} value={tags} placeholder="baseline, lr-sweep" onChange={(e) => setTags(e.target.value)} aria-describedby={`${ids.tags}-hint`} />
+            <input
+              id={ids.tags}
+              value={tags}
+              placeholder="baseline, lr-sweep"
+              onChange={(e) => setTags(e.target.value)}
+              aria-describedby={`${ids.tags}-hint`}
+            />
             <p className="field-hint" id={`${ids.tags}-hint`}>
               Separated by commas; at most 20.{' '}
               {parsed.map((t) => (
@@ -40,7 +48,13 @@ export function EditRunDialog({ run, onClose, onSaved }: { run: Run; onClose: ()
           </div>
           <div className="field">
             <label htmlFor={ids.notes}>Notes</label>
-            <textarea id={ids.notes} value={notes} rows={5} maxLength={10_000} onChange={(e) => setNotes(e.target.value)} />
+            <textarea
+              id={ids.notes}
+              value={notes}
+              rows={5}
+              maxLength={10_000}
+              onChange={(e) => setNotes(e.target.value)}
+            />
           </div>
         </>
       }
@@ -48,7 +62,15 @@ export function EditRunDialog({ run, onClose, onSaved }: { run: Run; onClose: ()
   );
 }
 
-export function DeleteRunDialog({ run, onClose, onDeleted }: { run: Run; onClose: () => void; onDeleted: (id: string) => void }) {
+export function DeleteRunDialog({
+  run,
+  onClose,
+  onDeleted,
+}: {
+  run: Run;
+  onClose: () => void;
+  onDeleted: (id: string) => void;
+}) {
   const client = useClient();
   return (
     <FormDialog
@@ -64,8 +86,8 @@ export function DeleteRunDialog({ run, onClose, onDeleted }: { run: Run; onClose
       }}
     >
       <p>
-        This removes the run <code>{run.id}</code> from the workspace with its metrics, logs and samples, and deletes its folder{' '}
-        <code>runs/{run.id}/</code>
+        This removes the run <code>{run.id}</code> from the workspace with its metrics, logs and samples, and deletes
+        its folder <code>runs/{run.id}/</code>
         {run.lastCheckpointStep !== null ? ', checkpoints included' : ''}. It cannot be undone.
       </p>
     </FormDialog>

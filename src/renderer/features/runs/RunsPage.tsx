@@ -6,7 +6,17 @@ import { Icon } from '../../components/Icon';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { href, pageHref } from '../../router';
-import { canDelete, engineUsedLabel, modelLabel, shortShape, plannedSteps, RUN_STATUS_LIST, runSeconds, STATUS_LABEL, type Run } from '../../run-info';
+import {
+  canDelete,
+  engineUsedLabel,
+  modelLabel,
+  shortShape,
+  plannedSteps,
+  RUN_STATUS_LIST,
+  runSeconds,
+  STATUS_LABEL,
+  type Run,
+} from '../../run-info';
 import { useClient, useRequest } from '../../useInvoke';
 import { useStudioEvent } from '../../useEvent';
 import { useTicker } from '../../useTicker';
@@ -22,7 +32,11 @@ const NO_RUNS: Run[] = [];
 
 export function RunsPage() {
   const client = useClient();
-  const { state: load, refresh: reload, setData: setRuns } = useRequest(() => client.invoke('runs-list', { limit: 1000 }), [client]);
+  const {
+    state: load,
+    refresh: reload,
+    setData: setRuns,
+  } = useRequest(() => client.invoke('runs-list', { limit: 1000 }), [client]);
   const runs = load.data ?? NO_RUNS;
   const [extras, setExtras] = useState<Record<string, Extra>>({});
   const [search, setSearch] = useState('');
@@ -37,7 +51,11 @@ export function RunsPage() {
       if (fetched.current.has(r.id)) continue;
       fetched.current.add(r.id);
       Promise.all([
-        client.invoke('runs-metrics', { id: r.id, names: ['train/tok_per_sec'], sinceStep: Math.max(-1, r.stepsDone - 3) }),
+        client.invoke('runs-metrics', {
+          id: r.id,
+          names: ['train/tok_per_sec'],
+          sinceStep: Math.max(-1, r.stepsDone - 3),
+        }),
         client.invoke('runs-metrics', { id: r.id, names: ['hellaswag/acc_norm'] }),
       ]).then(
         ([tps, hs]) => {
@@ -51,14 +69,20 @@ export function RunsPage() {
           };
           const tokPerSec = lastOf(tps['train/tok_per_sec']?.values);
           const hellaswag = lastOf(hs['hellaswag/acc_norm']?.values);
-          setExtras((x) => ({ ...x, [r.id]: { tokPerSec: x[r.id]?.tokPerSec ?? tokPerSec, hellaswag: x[r.id]?.hellaswag ?? hellaswag } }));
+          setExtras((x) => ({
+            ...x,
+            [r.id]: { tokPerSec: x[r.id]?.tokPerSec ?? tokPerSec, hellaswag: x[r.id]?.hellaswag ?? hellaswag },
+          }));
         },
         () => fetched.current.delete(r.id),
       );
     }
   }, [client, runs]);
 
-  const patchRun = useCallback((id: string, patch: (r: Run) => Run) => setRuns((rs) => rs.map((r) => (r.id === id ? patch(r) : r))), [setRuns]);
+  const patchRun = useCallback(
+    (id: string, patch: (r: Run) => Run) => setRuns((rs) => rs.map((r) => (r.id === id ? patch(r) : r))),
+    [setRuns],
+  );
 
   useStudioEvent('run-status', (p) => {
     if (!runs.some((r) => r.id === p.runId)) {
@@ -77,7 +101,10 @@ export function RunsPage() {
   });
   useStudioEvent('run-eval', (p) => {
     if (p.name === 'val/loss' && Number.isFinite(p.value)) {
-      patchRun(p.runId, (r) => ({ ...r, bestValLoss: r.bestValLoss === null ? p.value : Math.min(r.bestValLoss, p.value) }));
+      patchRun(p.runId, (r) => ({
+        ...r,
+        bestValLoss: r.bestValLoss === null ? p.value : Math.min(r.bestValLoss, p.value),
+      }));
     } else if (p.name === 'hellaswag/acc_norm') {
       setExtras((x) => ({ ...x, [p.runId]: { ...x[p.runId], hellaswag: p.value } }));
     }
@@ -96,7 +123,9 @@ export function RunsPage() {
     return runs.filter((r) => {
       if (statusFilter !== 'all' && r.status !== statusFilter) return false;
       if (!q) return true;
-      const hay = [r.name, r.id, r.notes, r.preset ?? '', modelLabel(r), String(r.config.dataset ?? ''), ...r.tags].join('\n').toLowerCase();
+      const hay = [r.name, r.id, r.notes, r.preset ?? '', modelLabel(r), String(r.config.dataset ?? ''), ...r.tags]
+        .join('\n')
+        .toLowerCase();
       return hay.includes(q);
     });
   }, [runs, search, statusFilter]);
@@ -109,7 +138,12 @@ export function RunsPage() {
   const pickedLive = picked.filter((id) => runs.some((r) => r.id === id));
   const togglePick = (id: string) => setPicked((p) => (p.includes(id) ? p.filter((x) => x !== id) : [...p, id]));
 
-  if (load.status === 'loading') return <p className="muted" aria-busy="true">Loading the runs…</p>;
+  if (load.status === 'loading')
+    return (
+      <p className="muted" aria-busy="true">
+        Loading the runs…
+      </p>
+    );
   if (load.status === 'error') return <ErrorNote error={load.error} onRetry={reload} />;
 
   if (runs.length === 0) {
@@ -142,7 +176,11 @@ export function RunsPage() {
           <label className="muted small" htmlFor={filterId}>
             Status
           </label>
-          <select id={filterId} value={statusFilter} onChange={(e) => setStatusFilter(e.target.value as RunStatus | 'all')}>
+          <select
+            id={filterId}
+            value={statusFilter}
+            onChange={(e) => setStatusFilter(e.target.value as RunStatus | 'all')}
+          >
             <option value="all">All ({runs.length})</option>
             {RUN_STATUS_LIST.map((s) => (
               <option key={s} value={s}>
@@ -153,7 +191,9 @@ export function RunsPage() {
         </div>
         <span className="spacer" />
         <span className="muted small" aria-live="polite">
-          {shown.length === runs.length ? `${runs.length} run${runs.length === 1 ? '' : 's'}` : `${shown.length} of ${runs.length} runs`}
+          {shown.length === runs.length
+            ? `${runs.length} run${runs.length === 1 ? '' : 's'}`
+            : `${shown.length} of ${runs.length} runs`}
         </span>
         {pickedLive.length >= 2 && pickedLive.length <= 10 ? (
           <a className="button" href={pageHref('compare', { runs: pickedLive.join(',') })}>
@@ -178,14 +218,32 @@ export function RunsPage() {
               </th>
               <th scope="col">Name</th>
               <th scope="col">Status</th>
-              <th scope="col" title="The preset, the model that trained and the engine that ran it">Preset</th>
-              <th scope="col" className="num">Steps</th>
-              <th scope="col" className="num">Tokens</th>
-              <th scope="col" className="num">Best val loss</th>
-              <th scope="col" className="num">HellaSwag</th>
-              <th scope="col" className="num">tok/s</th>
+              <th scope="col" title="The preset, the model that trained and the engine that ran it">
+                Preset
+              </th>
+              <th scope="col" className="num">
+                Steps
+              </th>
+              <th scope="col" className="num">
+                Tokens
+              </th>
+              <th scope="col" className="num">
+                Best val loss
+              </th>
+              <th scope="col" className="num">
+                HellaSwag
+              </th>
+              <th scope="col" className="num">
+                tok/s
+              </th>
               <th scope="col">Started</th>
-              <th scope="col" className="num" title="Since the run was last started or resumed (its page shows the training time over every attempt)">Duration</th>
+              <th
+                scope="col"
+                className="num"
+                title="Since the run was last started or resumed (its page shows the training time over every attempt)"
+              >
+                Duration
+              </th>
               <th scope="col">
                 <span className="visually-hidden">Actions</span>
               </th>
@@ -290,12 +348,19 @@ function RunRow({
         )}
       </th>
       <td>
-        <StatusPill status={run.status} title={run.error ? `${run.error.message}${run.error.hint ? `\n${run.error.hint}` : ''}` : undefined} />
+        <StatusPill
+          status={run.status}
+          title={run.error ? `${run.error.message}${run.error.hint ? `\n${run.error.hint}` : ''}` : undefined}
+        />
       </td>
       <td>
         <span className="preset-cell">
           {run.preset ?? modelLabel(run)}
-          {run.preset && <span className="muted small" title={modelLabel(run)}>{shortShape(run)}</span>}
+          {run.preset && (
+            <span className="muted small" title={modelLabel(run)}>
+              {shortShape(run)}
+            </span>
+          )}
           {run.attempts.length > 0 && (
             <span className="muted small" title={`engine: ${engineUsedLabel(run)}`}>
               {run.attempts[run.attempts.length - 1]!.engine}
@@ -304,7 +369,10 @@ function RunRow({
         </span>
       </td>
       <td className="num">
-        <span className="steps-cell" title={`${int(run.stepsDone)} of ${planned !== undefined ? int(planned) : '?'} steps`}>
+        <span
+          className="steps-cell"
+          title={`${int(run.stepsDone)} of ${planned !== undefined ? int(planned) : '?'} steps`}
+        >
           {stepCount(run.stepsDone, planned)}
           <span className="muted">/{planned !== undefined ? stepCount(planned, planned) : '?'}</span>
         </span>
@@ -318,10 +386,18 @@ function RunRow({
       <td className="num">{fixed(run.bestValLoss, 4)}</td>
       <td className="num">{extra?.hellaswag !== undefined ? `${(extra.hellaswag * 100).toFixed(1)}%` : '—'}</td>
       <td className="num">{compact(extra?.tokPerSec)}</td>
-      <td className="nowrap" title={fullDateTime(run.startedAt ?? run.createdAt)}>{dateTime(run.startedAt)}</td>
+      <td className="nowrap" title={fullDateTime(run.startedAt ?? run.createdAt)}>
+        {dateTime(run.startedAt)}
+      </td>
       <td className="num">{duration(runSeconds(run, now))}</td>
       <td className="row-actions">
-        <button type="button" className="icon-button" onClick={onEdit} aria-label={`Edit name, tags and notes of ${run.name}`} title="Edit name, tags and notes">
+        <button
+          type="button"
+          className="icon-button"
+          onClick={onEdit}
+          aria-label={`Edit name, tags and notes of ${run.name}`}
+          title="Edit name, tags and notes"
+        >
           <Icon name="edit" size={16} />
         </button>
         <button

@@ -43,7 +43,10 @@ export function AllowedFoldersCard({ workspace }: { workspace?: string }) {
     e.preventDefault();
     const path = adding.trim();
     if (!path) return;
-    const ok = await save({ allowedFolders: [...folders, path] }, (s) => `Allowed ${s.allowedFolders[s.allowedFolders.length - 1] ?? path}.`);
+    const ok = await save(
+      { allowedFolders: [...folders, path] },
+      (s) => `Allowed ${s.allowedFolders[s.allowedFolders.length - 1] ?? path}.`,
+    );
     if (ok) setAdding('');
   }
 
@@ -53,12 +56,23 @@ export function AllowedFoldersCard({ workspace }: { workspace?: string }) {
         <h2 id="allowed-title">Allowed folders</h2>
       </header>
       <p className="muted small">
-        The studio reads and writes files for this window only in the workspace and in these folders: text to prepare as a dataset,
-        weights to import, folders to export checkpoints to. The file picker offers them as its starting points. A folder is kept at its
-        real location (a symlink is followed). The command line is not limited.
+        The studio reads and writes files for this window only in the workspace and in these folders: text to prepare as
+        a dataset, weights to import, folders to export checkpoints to. The file picker offers them as its starting
+        points. A folder is kept at its real location (a symlink is followed). The command line is not limited.
       </p>
       {settings.status === 'error' && <ErrorNote error={settings.error} onRetry={reload} />}
-      <ul aria-label="Allowed folders" style={{ listStyle: 'none', margin: '8px 0', padding: 0, display: 'flex', flexDirection: 'column', gap: 6, overflowWrap: 'anywhere' }}>
+      <ul
+        aria-label="Allowed folders"
+        style={{
+          listStyle: 'none',
+          margin: '8px 0',
+          padding: 0,
+          display: 'flex',
+          flexDirection: 'column',
+          gap: 6,
+          overflowWrap: 'anywhere',
+        }}
+      >
         {workspace && (
           <li>
             <code>{workspace}</code> <span className="muted small">the workspace, always allowed</span>
@@ -99,7 +113,9 @@ export function AllowedFoldersCard({ workspace }: { workspace?: string }) {
               Add folder
             </button>
           </div>
-          <span className="field-hint">An absolute path (or ~/…) of a folder that exists; not / nor a system folder such as /etc.</span>
+          <span className="field-hint">
+            An absolute path (or ~/…) of a folder that exists; not / nor a system folder such as /etc.
+          </span>
         </div>
       </form>
       <div style={{ height: 12 }} />
@@ -110,13 +126,17 @@ export function AllowedFoldersCard({ workspace }: { workspace?: string }) {
           data-testid="allow-private-urls"
           checked={settings.status === 'ok' && settings.data.allowPrivateUrls}
           disabled={busy || settings.status !== 'ok'}
-          onChange={(e) => void save({ allowPrivateUrls: e.target.checked }, (s) => (s.allowPrivateUrls ? 'Private and loopback URLs are allowed.' : 'Private and loopback URLs are refused.'))}
+          onChange={(e) =>
+            void save({ allowPrivateUrls: e.target.checked }, (s) =>
+              s.allowPrivateUrls ? 'Private and loopback URLs are allowed.' : 'Private and loopback URLs are refused.',
+            )
+          }
         />
         Allow private and loopback URLs
       </label>
       <p className="muted small">
-        Off by default: downloads then refuse addresses such as 127.0.0.1, 10.x, 192.168.x and 169.254.x, so that a browser cannot make
-        the server read its own network. Turn it on to download from a mirror on your local network.
+        Off by default: downloads then refuse addresses such as 127.0.0.1, 10.x, 192.168.x and 169.254.x, so that a
+        browser cannot make the server read its own network. Turn it on to download from a mirror on your local network.
       </p>
       {error != null && <ErrorNote error={error} />}
       {saved && (

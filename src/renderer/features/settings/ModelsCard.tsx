@@ -39,8 +39,9 @@ export function ModelsCard() {
         </button>
       </header>
       <p className="muted small">
-        GPT-2 weights in the Hugging Face layout (a <code>model.safetensors</code>, or a folder with it and <code>config.json</code>, such as
-        openai-community/gpt2 saved by transformers). They are checked, copied into the workspace, and offered wherever a model is chosen.
+        GPT-2 weights in the Hugging Face layout (a <code>model.safetensors</code>, or a folder with it and{' '}
+        <code>config.json</code>, such as openai-community/gpt2 saved by transformers). They are checked, copied into
+        the workspace, and offered wherever a model is chosen.
       </p>
       {models.status === 'error' && <ErrorNote error={models.error} onRetry={reload} />}
       {error != null && <ErrorNote error={error} />}
@@ -76,7 +77,12 @@ export function ModelsCard() {
                   <a className="button" href={pageHref('evals', { model: m.key })}>
                     Evaluate
                   </a>
-                  <button type="button" className="button" onClick={() => setRemoving(m)} aria-label={`Remove ${m.label}`}>
+                  <button
+                    type="button"
+                    className="button"
+                    onClick={() => setRemoving(m)}
+                    aria-label={`Remove ${m.label}`}
+                  >
                     Remove
                   </button>
                 </td>
@@ -103,8 +109,8 @@ export function ModelsCard() {
           onSubmit={() => remove(removing)}
         >
           <p>
-            {removing.label} ({bytes(removing.sizeBytes)}) will be deleted from the workspace. The file it was imported from is not touched.
-            Evaluations of it are kept.
+            {removing.label} ({bytes(removing.sizeBytes)}) will be deleted from the workspace. The file it was imported
+            from is not touched. Evaluations of it are kept.
           </p>
         </FormDialog>
       )}

@@ -39,26 +39,51 @@ function HubSettings() {
         <h2 id="hub-title">Hugging Face</h2>
       </header>
       <p className="muted small">
-        Where FineWeb-edu is downloaded from. Leave the endpoint empty for HF_ENDPOINT or https://huggingface.co; a mirror
-        such as https://hf-mirror.com works. The token is kept in the workspace, readable only by you, and never shown again.
+        Where FineWeb-edu is downloaded from. Leave the endpoint empty for HF_ENDPOINT or https://huggingface.co; a
+        mirror such as https://hf-mirror.com works. The token is kept in the workspace, readable only by you, and never
+        shown again.
       </p>
       {settings.status === 'error' && <ErrorNote error={settings.error} onRetry={reload} />}
       <form className="form-grid form-grid-2" onSubmit={(e) => void save(e)}>
         <div className="field">
           <label htmlFor={eid}>Endpoint</label>
-          <input id={eid} data-testid="hf-endpoint" value={endpoint} placeholder="https://huggingface.co" onChange={(e) => setEndpoint(e.target.value)} />
+          <input
+            id={eid}
+            data-testid="hf-endpoint"
+            value={endpoint}
+            placeholder="https://huggingface.co"
+            onChange={(e) => setEndpoint(e.target.value)}
+          />
         </div>
         <div className="field">
-          <label htmlFor={tid}>Token {settings.status === 'ok' && settings.data.hfTokenSet ? '(set)' : '(not set)'}</label>
-          <input id={tid} data-testid="hf-token" type="password" autoComplete="off" value={token} placeholder="hf_…" onChange={(e) => setToken(e.target.value)} />
+          <label htmlFor={tid}>
+            Token {settings.status === 'ok' && settings.data.hfTokenSet ? '(set)' : '(not set)'}
+          </label>
+          <input
+            id={tid}
+            data-testid="hf-token"
+            type="password"
+            autoComplete="off"
+            value={token}
+            placeholder="hf_…"
+            onChange={(e) => setToken(e.target.value)}
+          />
         </div>
         <div className="field field-wide" style={{ flexDirection: 'row', gap: 8 }}>
-          <button type="submit" className="button">Save</button>
+          <button type="submit" className="button">
+            Save
+          </button>
           {settings.status === 'ok' && settings.data.hfTokenSet && (
-            <button type="button" className="button" onClick={(e) => void save(e, true)}>Forget the token</button>
+            <button type="button" className="button" onClick={(e) => void save(e, true)}>
+              Forget the token
+            </button>
           )}
         </div>
-        {message && <p className={message.ok ? 'field-hint' : 'field-error'} role="status">{message.text}</p>}
+        {message && (
+          <p className={message.ok ? 'field-hint' : 'field-error'} role="status">
+            {message.text}
+          </p>
+        )}
       </form>
     </section>
   );
@@ -75,7 +100,11 @@ export function SettingsPage() {
         <header className="card-header">
           <h2 id="workspace-title">Workspace</h2>
         </header>
-        {info.status === 'loading' && <p className="muted" aria-busy="true">Loading…</p>}
+        {info.status === 'loading' && (
+          <p className="muted" aria-busy="true">
+            Loading…
+          </p>
+        )}
         {info.status === 'error' && <ErrorNote error={info.error} onRetry={reloadInfo} />}
         {info.status === 'ok' && (
           <dl className="facts">
@@ -107,7 +136,11 @@ export function SettingsPage() {
         <p className="muted small">
           The engine that trains, evaluates and samples. The default is the fastest available one.
         </p>
-        {engines.status === 'loading' && <p className="muted" aria-busy="true">Checking the engines of this machine…</p>}
+        {engines.status === 'loading' && (
+          <p className="muted" aria-busy="true">
+            Checking the engines of this machine…
+          </p>
+        )}
         {engines.status === 'error' && <ErrorNote error={engines.error} onRetry={reloadEngines} />}
         {engines.status === 'ok' && (
           <table className="table" aria-labelledby="engines-title">
@@ -126,7 +159,9 @@ export function SettingsPage() {
                     <code>{e.name}</code>
                   </th>
                   <td>
-                    <span className={`pill ${e.available ? 'pill-ok' : 'pill-off'}`}>{e.available ? 'Available' : 'Unavailable'}</span>
+                    <span className={`pill ${e.available ? 'pill-ok' : 'pill-off'}`}>
+                      {e.available ? 'Available' : 'Unavailable'}
+                    </span>
                   </td>
                   <td>{e.detail || <span className="muted">—</span>}</td>
                   <td>
