@@ -19,7 +19,7 @@ import type {
   DownloadProgressEvent,
   PrepareRequest,
 } from '../shared/api/datasets';
-import type { CliIo } from './main';
+import type { CliIo } from './common';
 
 const PREPARE_USAGE = `gpt2-studio prepare: download and tokenize a dataset into llm.c shards
 
