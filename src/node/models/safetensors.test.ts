@@ -15,7 +15,7 @@ import {
 import { loadGpt2Weights } from './weights';
 
 // The shared fixtures live next to the repository (../shared), or where GPT2_STUDIO_SHARED says.
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const shared = process.env.GPT2_STUDIO_SHARED ?? path.resolve(repoRoot, '../shared');
 const badDir = path.join(shared, 'fixtures', 'bad-inputs');
 const tinyFile = path.join(shared, 'fixtures', 'gpt2-tiny', 'model.safetensors');

@@ -10,7 +10,7 @@ import { readSafetensors, readSafetensorsHeader, writeSafetensors } from './safe
 import { exportGpt2Weights, isConv1dWeight, loadGpt2Weights } from './weights';
 
 // The shared fixtures live next to the repository (../shared), or where GPT2_STUDIO_SHARED says.
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const shared = process.env.GPT2_STUDIO_SHARED ?? path.resolve(repoRoot, '../shared');
 const tinyDir = path.join(shared, 'fixtures', 'gpt2-tiny');
 const tinyFile = path.join(tinyDir, 'model.safetensors');
