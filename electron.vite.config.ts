@@ -3,6 +3,8 @@ import react from '@vitejs/plugin-react';
 import { defineConfig } from 'electron-vite';
 
 const root = import.meta.dirname;
+// GPT2_STUDIO_OUT builds into another folder (two checkouts' e2e runs side by side); out/ by default
+const out = process.env.GPT2_STUDIO_OUT ? resolve(process.env.GPT2_STUDIO_OUT) : resolve(root, 'out');
 
 export default defineConfig({
   main: {
@@ -28,13 +30,13 @@ export default defineConfig({
             chunk.name.endsWith('-worker') && chunk.name !== 'train-worker' ? '[name].mjs' : '[name].js',
         },
       },
-      outDir: resolve(root, 'out/main'),
+      outDir: resolve(out, 'main'),
     },
   },
   preload: {
     build: {
       lib: { entry: resolve(root, 'src/preload/index.ts') },
-      outDir: resolve(root, 'out/preload'),
+      outDir: resolve(out, 'preload'),
       // A sandboxed preload must be CommonJS: out/preload/index.cjs (src/main/index.ts loads that name).
       rolldownOptions: { output: { format: 'cjs', entryFileNames: '[name].cjs' } },
     },
@@ -44,7 +46,7 @@ export default defineConfig({
     base: './',
     plugins: [react()],
     build: {
-      outDir: resolve(root, 'out/renderer'),
+      outDir: resolve(out, 'renderer'),
       // Also served over HTTP by `gpt2-studio serve`: keep it small.
       minify: true,
       rolldownOptions: { input: resolve(root, 'src/renderer/index.html') },

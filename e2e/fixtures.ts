@@ -17,7 +17,10 @@ import { resolveHome } from '../src/node/workspace';
 import { updateSettings } from '../src/node/app/settings';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
-export const rendererDir = join(repo, 'out', 'renderer');
+/** the built renderer: out/renderer, or GPT2_STUDIO_OUT/renderer when the build went elsewhere */
+export const rendererDir = process.env.GPT2_STUDIO_OUT
+  ? resolve(process.env.GPT2_STUDIO_OUT, 'renderer')
+  : join(repo, 'out', 'renderer');
 export const screenshotDir = join(repo, 'e2e', '__screenshots__');
 /** The shared fixtures folder: GPT2_STUDIO_SHARED, else ../shared beside the repository. */
 export const sharedDir = resolve(process.env.GPT2_STUDIO_SHARED ?? join(repo, '..', 'shared'));
