@@ -7,6 +7,8 @@
 //                  a Library whose models (new Model(config, library)) run through its functions, and whose
 //                  deviceMemory() reports each GPU's free and total memory (gpt2_device_info).
 //   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel.
+//   nvmlSample(path)  each GPU's utilisation, memory, power and temperature through NVML (nvml.h), for the run's
+//                  system metrics.
 // A failed call of the C API throws (or rejects with) an Error that carries its status: gpt2Code, the number, and
 // gpt2Status, its name (ARGUMENT, MEMORY, STATE, DEVICE, PEER, NO_SPACE; see native/include/gpt2.h).
 // src/node/native/ wraps this in the Engine / Model interfaces; nothing else should call it directly.
@@ -35,6 +37,7 @@
 namespace {
 
 #include "api_table.h"
+#include "nvml.h"
 
 /**
  * The one thread that runs every OpenMP computation of every model. OpenMP keeps a pool of worker threads per
@@ -752,6 +755,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadLibrary", Napi::Function::New(env, LoadLibrary));
   exports.Set("newCommId", Napi::Function::New(env, NewCommId));
   exports.Set("joinComm", Napi::Function::New(env, JoinComm));
+  exports.Set("nvmlSample", Napi::Function::New(env, NvmlSample));
   return exports;
 }
 

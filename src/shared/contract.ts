@@ -49,6 +49,8 @@ export interface StudioEvents {
   'run-sample': { runId: string; step: number; prompt: string; samples: string[] };
   /** the training guard acted: skipped an update, rolled back to a snapshot, or took a new loss level as baseline */
   'run-guard': { runId: string } & GuardEvent;
+  /** a run's system metrics (sys/cpu_pct, sys/rss_bytes, sys/gpu0/util_pct, ...) sampled at `time` (ms) */
+  'run-system': { runId: string; step: number; time: number; values: Record<string, number> };
   /** a checkpoint was written */
   'run-checkpoint': { runId: string; step: number; path: string; sizeBytes: number };
   /** a line of a run's log */

@@ -567,6 +567,18 @@ export class RunManager {
           });
           break;
         }
+        case 'system': {
+          // beside the step's metrics; sys/ names leave the run's totals alone (see MetricsTable.recordStep)
+          const run = this.store.getRun(runId);
+          this.store.recordStep(runId, {
+            step: m.step,
+            metrics: m.values,
+            wallTime: m.time,
+            tokensSeen: run?.tokensSeen ?? 0,
+          });
+          this.emit('run-system', { runId, step: m.step, time: m.time, values: m.values });
+          break;
+        }
         case 'step': {
           const metrics: Record<string, number> = {
             'train/loss': m.loss,

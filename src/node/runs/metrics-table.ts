@@ -16,6 +16,13 @@ const ON_CONFLICT = `ON CONFLICT (run_id, name, step) DO UPDATE
 
 type MetricPoint = Omit<MetricRow, 'run_id'>;
 
+/**
+ * The prefix of the system metrics (CPU, memory, disk, GPUs) that a run's worker samples every few seconds at the
+ * last step it reported. They are no evidence of training progress: a step that records only these leaves the run's
+ * steps_done and tokens_seen alone (the first sample comes before step 0 has finished).
+ */
+export const SYSTEM_METRIC = 'sys/';
+
 export class MetricsTable {
   private readonly recordStepTx: Database.Transaction<(runId: string, input: RecordStepInput) => void>;
 
@@ -31,6 +38,7 @@ export class MetricsTable {
    * Records one step's metrics in ONE transaction, together with the run's steps_done (highest step + 1),
    * tokens_seen (highest) and best_val_loss (lowest finite 'val/loss'). Recording a step again (a resumed run
    * replaying steps after its checkpoint) replaces its values. When this returns, the step is committed.
+   * System metrics alone (names starting with SYSTEM_METRIC) leave the totals as they are.
    */
   recordStep(runId: string, input: RecordStepInput): void {
     this.recordStepTx.immediate(runId, input);
@@ -143,17 +151,21 @@ export class MetricsTable {
     }
     const val = input.metrics['val/loss'];
     const best = val !== undefined && Number.isFinite(val) ? val : null;
-    const r = this.sql.run(
-      `UPDATE runs SET steps_done = MAX(steps_done, ?), tokens_seen = MAX(tokens_seen, ?),
-         best_val_loss = COALESCE(MIN(COALESCE(best_val_loss, ?), ?), best_val_loss)
-       WHERE id = ?`,
-      step + 1,
-      tokens,
-      best,
-      best,
-      runId,
-    );
-    if (r.changes === 0) throw runNotFound(runId);
+    const systemOnly = entries.length > 0 && entries.every(([name]) => name.startsWith(SYSTEM_METRIC));
+    if (systemOnly) this.runs.require(runId);
+    else {
+      const r = this.sql.run(
+        `UPDATE runs SET steps_done = MAX(steps_done, ?), tokens_seen = MAX(tokens_seen, ?),
+           best_val_loss = COALESCE(MIN(COALESCE(best_val_loss, ?), ?), best_val_loss)
+         WHERE id = ?`,
+        step + 1,
+        tokens,
+        best,
+        best,
+        runId,
+      );
+      if (r.changes === 0) throw runNotFound(runId);
+    }
     for (const [name, value] of entries) {
       this.sql.run(
         `INSERT INTO metrics (run_id, name, step, value, wall_time, tokens_seen) VALUES (?, ?, ?, ?, ?, ?) ${ON_CONFLICT}`,
@@ -171,8 +183,8 @@ export class MetricsTable {
   private syncTotals(runId: string): void {
     this.sql.run(
       `UPDATE runs SET
-         steps_done = COALESCE((SELECT MAX(step) + 1 FROM metrics WHERE run_id = @id), 0),
-         tokens_seen = COALESCE((SELECT MAX(tokens_seen) FROM metrics WHERE run_id = @id), 0),
+         steps_done = COALESCE((SELECT MAX(step) + 1 FROM metrics WHERE run_id = @id AND name NOT LIKE 'sys/%'), 0),
+         tokens_seen = COALESCE((SELECT MAX(tokens_seen) FROM metrics WHERE run_id = @id AND name NOT LIKE 'sys/%'), 0),
          best_val_loss = (SELECT MIN(value) FROM metrics WHERE run_id = @id AND name = 'val/loss' AND abs(value) < 9e999)
        WHERE id = @id`,
       { id: runId },

@@ -47,6 +47,8 @@ export type WorkerMessage = { seq: number } & (
     }
   | ({ type: 'guard' } & GuardEvent)
   | ({ type: 'timing' } & TimingEvent)
+  /** system metrics (sys/cpu_pct, sys/gpu0/util_pct, ...; see train/system-metrics.ts) sampled at `time` (ms) */
+  | { type: 'system'; step: number; time: number; values: Record<string, number> }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; message: string }
   | { type: 'done'; status: 'done' | 'stopped' | 'paused'; step: number }
   | { type: 'error'; error: PlainError }

@@ -21,6 +21,7 @@ import { attemptFacts } from '../runs/facts';
 import { openTrainingData } from './data';
 import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
+import { SystemSampler, sampleInterval } from './system-metrics';
 
 /** The model config of a run config. */
 export function modelConfigOf(c: RunConfig): GPTConfig {
@@ -104,6 +105,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
 
   let model: Model | null = null;
   let dist: Collective | undefined;
+  let sysTimer: NodeJS.Timeout | undefined;
   try {
     fs.mkdirSync(runDir, { recursive: true });
     const world = config.world_size;
@@ -161,6 +163,18 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
         },
       });
 
+    // system metrics: rank 0 only (its process, and every GPU of the machine as NVML sees them), at the last step
+    // reported; taken on the JS thread, which a native step leaves free, so a long step does not delay them
+    let sysStep = resume?.step ?? 0;
+    const every = sampleInterval();
+    if (lead && every > 0) {
+      const sampler = new SystemSampler({ dir: home, log });
+      const take = () => io.send({ type: 'system', step: sysStep, time: Date.now(), values: sampler.sample() });
+      take();
+      sysTimer = setInterval(take, every);
+      sysTimer.unref();
+    }
+
     const data = openTrainingData(home, config, rank);
     let hsExamples: HellaswagExample[] | null | undefined;
     const m = model;
@@ -173,6 +187,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
       dist,
       hooks: {
         onStep: (e) => {
+          sysStep = e.step;
           if (lead) io.send({ type: 'step', ...e });
         },
         onEval: (e) => io.send({ type: 'eval', step: e.step, name: 'val/loss', value: e.valLoss }),
@@ -237,6 +252,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     io.send({ type: 'error', error: toPlainError(e) });
     return false;
   } finally {
+    clearInterval(sysTimer);
     model?.dispose();
     dist?.dispose();
   }

@@ -16,6 +16,7 @@ import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
 import { StatusPill } from '../../components/StatusPill';
 import { compact, dateTime, fixed, int, metric } from '../../format';
+import { formatSystem, formatSystemTick } from '../../system-metrics';
 import { href, pageHref, useHashQuery } from '../../router';
 import { engineUsedLabel, modelLabel, type Run } from '../../run-info';
 import { shapeLabel, type HostFacts } from '../../../shared/run-facts';
@@ -32,6 +33,7 @@ import {
   MIN_RUNS,
   PANELS,
   panelTable,
+  SYSTEM_PANELS,
   parseSelection,
   REFERENCE_LINES,
   runLabels,
@@ -237,6 +239,10 @@ const lrValue = (v: number) => v.toExponential(3);
 const compactValue = (v: number) => compact(v);
 
 function panelFormats(p: MetricPanel): { format?: (v: number) => string; yFormat?: (v: number) => string } {
+  const sys = p.system;
+  if (sys) {
+    return { format: (v) => formatSystem(sys, v), yFormat: (v) => formatSystemTick(sys, v) };
+  }
   if (p.kind === 'percent') return { format: pct, yFormat: pct };
   if (p.kind === 'lr') return { format: lrValue, yFormat: lrTick };
   if (p.kind === 'count') return { format: compactValue };
@@ -298,17 +304,19 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
       tables.current.set(p.id, { key, data: table });
       return table;
     };
-    return PANELS.filter((p) => !p.optional || hasMetric(loaded, p.metric)).map((p) => {
-      const { format, yFormat } = panelFormats(p);
-      const lines: ChartLine[] = runs.map((r) => ({
-        label: labels.get(r.id) ?? r.name,
-        color: colors.get(r.id) ?? '--chart-1',
-        width: p.smooth && smoothing > 0 ? 2 : 1.6,
-        points: p.points,
-        format,
-      }));
-      return { panel: p, lines, yFormat, data: tableOf(p) };
-    });
+    return [...PANELS, ...SYSTEM_PANELS]
+      .filter((p) => !p.optional || hasMetric(loaded, p.metric))
+      .map((p) => {
+        const { format, yFormat } = panelFormats(p);
+        const lines: ChartLine[] = runs.map((r) => ({
+          label: labels.get(r.id) ?? r.name,
+          color: colors.get(r.id) ?? '--chart-1',
+          width: p.smooth && smoothing > 0 ? 2 : 1.6,
+          points: p.points,
+          format,
+        }));
+        return { panel: p, lines, yFormat, data: tableOf(p) };
+      });
     // `loaded` is rebuilt on each render from data.runs; the version and the ids say when it changed
   }, [data.version, idsKey, smoothing, logY, xKind, chartWidth, labels, colors]);
 
@@ -343,6 +351,39 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
       if (blob) downloadBlob(blob, `compare-${fileSafe(title.toLowerCase())}-${timestamp()}.png`);
     }, 'image/png');
   };
+
+  // system charts read raw values on linear axes (no log scale): percent, bytes, watts and degrees
+  const chartOf = ({ panel, lines, yFormat, data: table }: (typeof panels)[number]) => (
+    <div key={panel.id} className="compare-chart">
+      <Chart
+        ref={(h) => {
+          if (h) charts.current.set(panel.id, h);
+          else charts.current.delete(panel.id);
+        }}
+        testId={`chart-${panel.id}`}
+        title={panel.title}
+        unit={panel.unit}
+        data={table}
+        lines={lines}
+        xKind={xKind}
+        logY={panel.system ? false : logY}
+        clip={clip}
+        syncKey="compare"
+        yFormat={yFormat}
+        baselines={baselinesFor(panel.metric)}
+        nearestLegend
+      />
+      <button
+        type="button"
+        className="button button-small compare-png"
+        onClick={() => exportPng(panel.id, panel.title)}
+        aria-label={`Download the ${panel.title} chart as PNG`}
+        title="Download this chart, with its title and legend, as a PNG image"
+      >
+        PNG
+      </button>
+    </div>
+  );
 
   return (
     <>
@@ -419,38 +460,16 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
           <ErrorNote key={r.id} error={data.runs[r.id]?.error} onRetry={() => data.reload(r.id)} />
         ))}
         <div className="chart-grid" ref={gridRef}>
-          {panels.map(({ panel, lines, yFormat, data: table }) => (
-            <div key={panel.id} className="compare-chart">
-              <Chart
-                ref={(h) => {
-                  if (h) charts.current.set(panel.id, h);
-                  else charts.current.delete(panel.id);
-                }}
-                testId={`chart-${panel.id}`}
-                title={panel.title}
-                unit={panel.unit}
-                data={table}
-                lines={lines}
-                xKind={xKind}
-                logY={logY}
-                clip={clip}
-                syncKey="compare"
-                yFormat={yFormat}
-                baselines={baselinesFor(panel.metric)}
-                nearestLegend
-              />
-              <button
-                type="button"
-                className="button button-small compare-png"
-                onClick={() => exportPng(panel.id, panel.title)}
-                aria-label={`Download the ${panel.title} chart as PNG`}
-                title="Download this chart, with its title and legend, as a PNG image"
-              >
-                PNG
-              </button>
-            </div>
-          ))}
+          {panels.filter((p) => !p.panel.system).map(chartOf)}
         </div>
+        {panels.some((p) => p.panel.system) && (
+          <section className="compare-system" aria-labelledby="compare-system-title" data-testid="system-charts">
+            <h3 id="compare-system-title" className="compare-group-title">
+              System
+            </h3>
+            <div className="chart-grid">{panels.filter((p) => p.panel.system).map(chartOf)}</div>
+          </section>
+        )}
         <p className="muted small chart-help">
           Each run keeps its colour on every chart. Smoothing is TensorBoard&apos;s debiased exponential moving average
           (train loss, gradient norm and throughput). Wall time counts from each run&apos;s first recorded step. Long

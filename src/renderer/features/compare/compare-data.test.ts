@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Series } from '../../components/chart/series';
 import {
   assignColors,
+  CHART_METRICS,
+  SYSTEM_PANELS,
   configRows,
   csvField,
   fileSafe,
@@ -91,6 +93,28 @@ describe('chart tables', () => {
     expect(loss[1]![1]).toBeCloseTo(2.6667, 4);
     const lr = panelTable(panel('train/lr'), runs, { ...opts, smoothing: 0.5, logY: true });
     expect(lr[1]).toEqual([null, 1e-3]);
+  });
+
+  it('has System charts for the process and each GPU, loaded with the rest, unsmoothed on a linear axis', () => {
+    const ids = SYSTEM_PANELS.map((p) => p.metric);
+    for (const m of ['sys/cpu_pct', 'sys/rss_bytes', 'sys/threads', 'sys/disk_free_bytes', 'sys/gpu0/util_pct'])
+      expect(ids).toContain(m);
+    for (const m of ['sys/gpu1/mem_used_bytes', 'sys/gpu7/power_w', 'sys/gpu3/temp_c']) expect(ids).toContain(m);
+    for (const p of SYSTEM_PANELS) {
+      expect(p.optional).toBe(true);
+      expect(p.smooth).toBe(false);
+      expect(p.system).toBeDefined();
+      expect(CHART_METRICS).toContain(p.metric);
+    }
+    expect(new Set(SYSTEM_PANELS.map((p) => p.id)).size).toBe(SYSTEM_PANELS.length);
+    const cpu = SYSTEM_PANELS.find((p) => p.metric === 'sys/cpu_pct')!;
+    const runs = [{ id: 'a', series: { 'sys/cpu_pct': series([0, 4], [0, 180]) } }];
+    // a log axis leaves them alone: 0% CPU stays a point
+    expect(panelTable(cpu, runs, { ...opts, smoothing: 0.9, logY: true })).toEqual([
+      [0, 4],
+      [0, 180],
+    ]);
+    expect(hasMetric(runs, 'sys/gpu0/util_pct')).toBe(false);
   });
 
   it('counts wall time from each run’s own first point, and takes tokens as they are', () => {

@@ -16,6 +16,7 @@ import {
   type XYTable,
 } from '../../components/chart/series';
 import { REFERENCE } from '../../../shared/reference';
+import { GPU_FIELDS, PROCESS_METRICS, gpuMetric, type SystemFormat } from '../../system-metrics';
 
 export const MIN_RUNS = 2;
 export const MAX_RUNS = 10;
@@ -91,7 +92,39 @@ export interface MetricPanel {
   /** drawn with its points while they are few (evals) */
   points?: boolean;
   kind?: 'percent' | 'lr' | 'count';
+  /** a system metric (CPU, memory, disk, a GPU): charted under the System heading, its values read this way */
+  system?: SystemFormat;
 }
+
+/** The GPUs whose readings the page loads: sys/gpu0 .. sys/gpu7. */
+export const COMPARE_GPUS = 8;
+
+/**
+ * The System charts: the worker's CPU, memory, threads and free disk, then each GPU's utilisation, memory, power and
+ * temperature, one chart per GPU and reading (the lines are the runs). Each is drawn only when a selected run has it.
+ */
+export const SYSTEM_PANELS: readonly MetricPanel[] = [
+  ...PROCESS_METRICS.map((m): MetricPanel => ({
+    id: m.id,
+    metric: m.metric,
+    title: m.title,
+    unit: m.unit,
+    optional: true,
+    smooth: false,
+    system: m.format,
+  })),
+  ...Array.from({ length: COMPARE_GPUS }, (_, g) =>
+    GPU_FIELDS.map((f): MetricPanel => ({
+      id: `sys-gpu${g}-${f.id}`,
+      metric: gpuMetric(g, f.field),
+      title: `${f.title} · gpu${g}`,
+      unit: f.unit,
+      optional: true,
+      smooth: false,
+      system: f.format,
+    })),
+  ).flat(),
+];
 
 /** The charts of the Compare page, in order. */
 export const PANELS: readonly MetricPanel[] = [
@@ -120,7 +153,7 @@ export const PANELS: readonly MetricPanel[] = [
 ];
 
 /** The metrics the page loads for each run. */
-export const CHART_METRICS = PANELS.map((p) => p.metric);
+export const CHART_METRICS = [...PANELS, ...SYSTEM_PANELS].map((p) => p.metric);
 
 export interface ReferenceLine {
   id: string;
@@ -200,7 +233,9 @@ export function panelTable(panel: MetricPanel, runs: readonly RunSeries[], o: Pa
     const t0 = o.xKind === 'wall' ? wallOrigin(Object.values(r.series)) : 0;
     const values = panel.smooth ? debiasedEma(s.values, o.smoothing) : s.values;
     // thin first (it skips NaN and infinities), then turn what is left into gaps: a copy of a few thousand, not 100k
-    const d = decimate({ x: xValues(s, o.xKind, t0), ys: [o.logY ? positiveOnly(values) : values] }, o.buckets);
+    // system charts keep linear axes (a CPU at 0% stays a point)
+    const logY = o.logY && !panel.system;
+    const d = decimate({ x: xValues(s, o.xKind, t0), ys: [logY ? positiveOnly(values) : values] }, o.buckets);
     return { x: d.x, ys: [finiteOnly(d.ys[0]!)] };
   });
   if (tables.length === 0) return [[]];

@@ -14,6 +14,15 @@ import {
   type XYTable,
 } from '../../components/chart';
 import { compact, metric } from '../../format';
+import {
+  GPU_FIELDS,
+  PROCESS_METRICS,
+  formatSystem,
+  formatSystemTick,
+  gpuIndices,
+  gpuMetric,
+} from '../../system-metrics';
+import './system-charts.css';
 
 export interface ChartOptions {
   smoothing: number;
@@ -52,6 +61,60 @@ const pct = (v: number) => `${(v * 100).toFixed(1)}%`;
 const compactY = (v: number) => compact(v);
 const lrTick = (v: number) => (v === 0 ? '0' : v.toExponential(1));
 const lrValue = (v: number) => v.toExponential(3);
+
+/**
+ * The System group: the worker's CPU, memory, threads and the workspace's free disk, and each GPU's utilisation,
+ * memory, power and temperature (one line per GPU), as sampled every few seconds. Raw values (no smoothing, linear
+ * axes) on the page's x axis; a chart appears once its metric has a point.
+ */
+export function systemPanels(series: Record<string, Series>, xKind: XKind): Panel[] {
+  const t0 = wallOrigin(Object.values(series));
+  const table = (s: Series | undefined): XYTable | null => {
+    if (!s || !s.steps.length) return null;
+    const d = decimate({ x: xValues(s, xKind, t0), ys: [s.values] });
+    return { x: d.x, ys: d.ys.map(finiteOnly) };
+  };
+  const out: Panel[] = [];
+  for (const m of PROCESS_METRICS) {
+    const t = table(series[m.metric]);
+    if (!t) continue;
+    const format = (v: number) => formatSystem(m.format, v);
+    const tick = (v: number) => formatSystemTick(m.format, v);
+    out.push({
+      id: m.id,
+      title: m.title,
+      unit: m.unit,
+      lines: [{ label: m.title.toLowerCase(), color: '--chart-1', width: 1.6, format }],
+      data: joinTables([t]),
+      yFormat: tick,
+    });
+  }
+  const gpus = gpuIndices(Object.keys(series));
+  const color = (i: number) => `--chart-${(i % 6) + 1}`;
+  for (const f of GPU_FIELDS) {
+    const format = (v: number) => formatSystem(f.format, v);
+    const tick = (v: number) => formatSystemTick(f.format, v);
+    const lines: ChartLine[] = [];
+    const tables: XYTable[] = [];
+    for (const [i, g] of gpus.entries()) {
+      const t = table(series[gpuMetric(g, f.field)]);
+      if (!t) continue;
+      lines.push({ label: `gpu${g}`, color: color(i), width: 1.6, format });
+      tables.push(t);
+      if (f.field === 'mem_used_bytes') {
+        // the GPU's capacity, dashed and faint above its use
+        const total = table(series[gpuMetric(g, 'mem_total_bytes')]);
+        if (total) {
+          lines.push({ label: `gpu${g} total`, color: color(i), width: 1, alpha: 0.45, dash: [5, 4], format });
+          tables.push(total);
+        }
+      }
+    }
+    if (!tables.length) continue;
+    out.push({ id: `sys-gpu-${f.id}`, title: f.title, unit: f.unit, lines, data: joinTables(tables), yFormat: tick });
+  }
+  return out;
+}
 
 /** The run's curves: loss (train and val), learning rate, gradient norm, throughput, and HellaSwag when measured. */
 export function RunCharts({
@@ -157,23 +220,54 @@ export function RunCharts({
     return out;
   }, [series, version, smoothing, logY, xKind]);
 
+  const system = useMemo(() => {
+    void version;
+    return systemPanels(series, xKind);
+  }, [series, version, xKind]);
+
   return (
-    <div className="chart-grid">
-      {panels.map((p) => (
-        <Chart
-          key={p.id}
-          testId={`chart-${p.id}`}
-          title={p.title}
-          unit={p.unit}
-          data={p.data}
-          lines={p.lines}
-          xKind={xKind}
-          logY={logY}
-          clip={clip}
-          syncKey={syncKey}
-          yFormat={p.yFormat}
-        />
-      ))}
-    </div>
+    <>
+      <div className="chart-grid">
+        {panels.map((p) => (
+          <Chart
+            key={p.id}
+            testId={`chart-${p.id}`}
+            title={p.title}
+            unit={p.unit}
+            data={p.data}
+            lines={p.lines}
+            xKind={xKind}
+            logY={logY}
+            clip={clip}
+            syncKey={syncKey}
+            yFormat={p.yFormat}
+          />
+        ))}
+      </div>
+      {system.length > 0 && (
+        <section className="system-charts" aria-labelledby="system-title" data-testid="system-charts">
+          <h3 id="system-title" className="chart-group-title">
+            System
+          </h3>
+          <div className="chart-grid">
+            {system.map((p) => (
+              <Chart
+                key={p.id}
+                testId={`chart-${p.id}`}
+                title={p.title}
+                unit={p.unit}
+                data={p.data}
+                lines={p.lines}
+                xKind={xKind}
+                logY={false}
+                clip={clip}
+                syncKey={syncKey}
+                yFormat={p.yFormat}
+              />
+            ))}
+          </div>
+        </section>
+      )}
+    </>
   );
 }

@@ -35,6 +35,7 @@ type RunEvent =
   | { kind: 'step'; p: StudioEvents['run-step'] }
   | { kind: 'eval'; p: StudioEvents['run-eval'] }
   | { kind: 'guard'; p: StudioEvents['run-guard'] }
+  | { kind: 'system'; p: StudioEvents['run-system'] }
   | { kind: 'log'; p: StudioEvents['run-log'] }
   | { kind: 'sample'; p: StudioEvents['run-sample'] };
 
@@ -137,6 +138,13 @@ export function useRunData(runId: string): RunData {
         const tokens = s['train/loss']?.tokens.at(-1) ?? 0;
         appendPoint((s[`guard/${p.action}`] ??= emptySeries()), p.step, p.toStep ?? 1, now, tokens);
         bump();
+      } else if (e.kind === 'system') {
+        // CPU, memory, disk and GPUs, sampled by the worker every few seconds (the System charts)
+        const p = e.p;
+        const tokens = s['train/loss']?.tokens.at(-1) ?? 0;
+        for (const [name, v] of Object.entries(p.values))
+          appendPoint((s[name] ??= emptySeries()), p.step, v, p.time / 1000, tokens);
+        bump();
       } else if (e.kind === 'log') {
         if (e.p.seq <= lastLogSeq.current) return;
         lastLogSeq.current = e.p.seq;
@@ -173,6 +181,7 @@ export function useRunData(runId: string): RunData {
       client.on('run-step', (p) => p.runId === runId && onEvent({ kind: 'step', p })),
       client.on('run-eval', (p) => p.runId === runId && onEvent({ kind: 'eval', p })),
       client.on('run-guard', (p) => p.runId === runId && onEvent({ kind: 'guard', p })),
+      client.on('run-system', (p) => p.runId === runId && onEvent({ kind: 'system', p })),
       client.on('run-log', (p) => p.runId === runId && onEvent({ kind: 'log', p })),
       client.on('run-sample', (p) => p.runId === runId && onEvent({ kind: 'sample', p })),
     ];

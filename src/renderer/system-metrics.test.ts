@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { GPU_FIELDS, PROCESS_METRICS, formatSystem, formatSystemTick, gpuIndices, gpuMetric } from './system-metrics';
+
+describe('system metrics', () => {
+  it('names the worker process metrics and each GPU reading as the worker records them', () => {
+    expect(PROCESS_METRICS.map((m) => m.metric)).toEqual([
+      'sys/cpu_pct',
+      'sys/rss_bytes',
+      'sys/threads',
+      'sys/disk_free_bytes',
+    ]);
+    expect(GPU_FIELDS.map((f) => gpuMetric(1, f.field))).toEqual([
+      'sys/gpu1/util_pct',
+      'sys/gpu1/mem_used_bytes',
+      'sys/gpu1/power_w',
+      'sys/gpu1/temp_c',
+    ]);
+  });
+
+  it('finds the GPUs among the metric names, in order', () => {
+    expect(
+      gpuIndices(['train/loss', 'sys/cpu_pct', 'sys/gpu10/util_pct', 'sys/gpu2/temp_c', 'sys/gpu2/power_w']),
+    ).toEqual([2, 10]);
+    expect(gpuIndices(['sys/gpux/util_pct', 'sys/gpu'])).toEqual([]);
+  });
+
+  it('reads values for the legend and short labels for the axis', () => {
+    expect(formatSystem('percent', 37)).toBe('37%');
+    expect(formatSystem('percent', 2.25)).toBe('2.3%');
+    expect(formatSystem('bytes', 1536 * 1024 * 1024)).toBe('1.5 GiB');
+    expect(formatSystem('watts', 123.456)).toBe('123 W');
+    expect(formatSystem('celsius', 55)).toBe('55 °C');
+    expect(formatSystem('count', 14)).toBe('14');
+    expect(formatSystem('bytes', Number.NaN)).toBe('—');
+    expect(formatSystemTick('bytes', 611 * 1024 * 1024)).toBe('611M');
+    expect(formatSystemTick('bytes', 76.6 * 1024 ** 3)).toBe('76.6G');
+    expect(formatSystemTick('bytes', 0)).toBe('0B');
+    expect(formatSystemTick('bytes', 76.617 * 1024 ** 3)).toBe('76.62G');
+    expect(formatSystemTick('percent', 25)).toBe('25%');
+    expect(formatSystemTick('watts', 350)).toBe('350W');
+    expect(formatSystemTick('celsius', 55)).toBe('55°');
+  });
+});
