@@ -11,7 +11,7 @@ import 'uplot/dist/uPlot.min.css';
 import { useThemeName } from '../../theme';
 import { axesOf, yRangeOf } from './axes';
 import { chartImage } from './export';
-import { countValues, drawBaselines, lineSeries, lineStroke, xSeries } from './marks';
+import { countValues, drawBaselines, lineExtents, lineSeries, lineStroke, xSeries } from './marks';
 import type { XKind } from './series';
 import type { ChartBaseline, ChartHandle, ChartLine } from './types';
 
@@ -72,6 +72,8 @@ export function Chart({
   const linesKey = JSON.stringify(lines.map((l) => [l.label, l.color, l.width, l.alpha, l.points, l.marks, l.dash]));
   const linesRef = useRef(lines);
   linesRef.current = lines;
+  const logYRef = useRef(logY);
+  logYRef.current = logY;
   const titleRef = useRef({ title, unit });
   titleRef.current = { title, unit };
 
@@ -110,6 +112,9 @@ export function Chart({
             el.setAttribute('data-baselines', drawBaselines(u, baselinesRef.current, logY).join('|'));
             el.setAttribute('data-draw-ms', (performance.now() - drawStart).toFixed(2));
             el.setAttribute('data-draws', String(++draws));
+            // the plot's height and each line's vertical extent on it, in CSS pixels from its top
+            el.setAttribute('data-plot-height', (u.bbox.height / uPlot.pxRatio).toFixed(1));
+            el.setAttribute('data-line-extents', lineExtents(u).join('|'));
           },
         ],
         setSelect: [
@@ -121,6 +126,10 @@ export function Chart({
     };
     const u = new uPlot(opts, dataRef.current as uPlot.AlignedData, el);
     plot.current = u;
+    if (xKind === 'step')
+      u.root
+        .querySelector('.u-legend .u-series:first-child .u-label')
+        ?.setAttribute('title', 'The step under the cursor, counted from 0 (step 1 is the second step)');
     zoomed.current = false;
     const onDbl = () => {
       zoomed.current = false;
@@ -156,7 +165,14 @@ export function Chart({
       toImage: () => {
         const u = plot.current;
         return u
-          ? chartImage(u, titleRef.current.title, titleRef.current.unit, linesRef.current, baselinesRef.current)
+          ? chartImage(
+              u,
+              titleRef.current.title,
+              titleRef.current.unit,
+              linesRef.current,
+              baselinesRef.current,
+              logYRef.current,
+            )
           : null;
       },
     }),

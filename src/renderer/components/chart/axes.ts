@@ -91,15 +91,32 @@ function niceStep(raw: number): number {
 }
 
 /**
- * Ticks of a log axis: 1-2-5 per decade over a wide range, and evenly spaced nice values over a narrow one (a
- * loss between 3 and 11 would otherwise get no tick at all).
+ * Ticks of a log axis: 1-2-5 per decade over a range of a decade or more. Over a narrower one five points evenly
+ * spaced in log space, each rounded to a nice value at its own scale, so that the ticks sit about evenly up the
+ * plot (0.6 1 1.5 2 3 4); within a factor of two, where log and linear spacing barely differ, one nice step (a loss
+ * between 6 and 11: 6 7 8 9 10 11).
  */
 export function logSplits(min: number, max: number): number[] {
   if (!(min > 0) || !(max > min)) return [];
   const out: number[] = [];
-  if (max / min < 10) {
+  if (max / min < 2) {
+    // log and linear spacing barely differ: one nice step
     const step = niceStep((max - min) / 4);
     for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+    return out;
+  }
+  if (max / min < 10) {
+    const a = Math.log10(min);
+    const span = Math.log10(max) - a;
+    const n = 5;
+    const ratio = 10 ** (span / n);
+    for (let i = 0; i <= n; i++) {
+      const t = 10 ** (a + (span * i) / n);
+      // the nice step of the gap to the next tick, so that neighbours stay apart
+      const step = niceStep(t * (ratio - 1));
+      const v = Number((Math.round(t / step) * step).toPrecision(12));
+      if (v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9) && v > (out[out.length - 1] ?? 0)) out.push(v);
+    }
     return out;
   }
   const decades = Math.log10(max / min);
@@ -111,6 +128,24 @@ export function logSplits(min: number, max: number): number[] {
     }
   }
   return out;
+}
+
+/** The least distance, in CSS pixels, between two y tick labels (11 px text). */
+const LABEL_SPACE = 15;
+
+/**
+ * The ticks that get a label: from the lowest up, each at least `space` pixels from the last one labelled; the
+ * others are null (their grid line stays).
+ */
+export function spacedLabels(splits: readonly number[], pos: (v: number) => number, space: number): (number | null)[] {
+  let last = Number.NaN;
+  return splits.map((v) => {
+    const p = pos(v);
+    if (!Number.isFinite(p)) return null;
+    if (Number.isFinite(last) && Math.abs(p - last) < space) return null;
+    last = p;
+    return v;
+  });
 }
 
 /** Tick increments for counts (steps, tokens): 1, 2, 5, 10, 20, 50, ... */
@@ -144,6 +179,9 @@ export function axesOf(xKind: XKind, logY: boolean, yFormat: ((v: number) => str
       ticks: { stroke: grid, width: 1, size: 4 },
       values: (_u, splits) => (yFormat ? splits.map((v) => (v === null ? '' : yFormat(v))) : formatTicks(splits)),
       splits: logY ? (u) => logSplits(u.scales.y!.min ?? 0, u.scales.y!.max ?? 0) : undefined,
+      // every tick of ours is labelled (uPlot's own log filter keeps only 1-2-5 labels, 3 of 6 within a decade)
+      // unless two would overlap
+      filter: logY ? (u, splits) => spacedLabels(splits, (v) => u.valToPos(v, 'y'), LABEL_SPACE) : undefined,
       font: '11px system-ui, sans-serif',
       size: 52,
     },
@@ -169,7 +207,21 @@ export function yRangeOf(logY: boolean, clip: () => boolean, refs: () => number[
     } else {
       [min, max] = withBaselines([min, max], values, logY);
     }
-    if (logY) return uPlot.rangeLog(min, max, 10, false);
+    if (logY) return logRange(min, max);
     return uPlot.rangeNum(min, max, 0.08, true);
   };
+}
+
+/**
+ * The range of a log axis around the data: padded by 6% of its span in log space on each side, not snapped to
+ * whole decades, so that a loss between 6 and 11 fills the plot rather than a sliver of 10 to 100. A single value
+ * (or one that is not positive on either end) gets ±5% around it.
+ */
+export function logRange(min: number, max: number): [number, number] {
+  if (!(max > 0)) return [0.1, 10];
+  if (!(min > 0)) min = max / 10;
+  const a = Math.log10(min);
+  const b = Math.log10(max);
+  const pad = (b - a) * 0.06 || 0.02;
+  return [10 ** (a - pad), 10 ** (b + pad)];
 }

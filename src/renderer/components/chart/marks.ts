@@ -13,7 +13,8 @@ export const BASELINE_DASH = [6, 4];
 
 /**
  * The index of the non-null value of `col` nearest to row `idx` along `xs` (itself when it has one; the earlier
- * one on a tie); -1 when the column has none.
+ * one on a tie); -1 when the column has none, or none on one side of the row: a run that ended at step 26 has no
+ * value at step 59, and one that starts later has none before its first point.
  */
 export function nearestIndex(
   col: ArrayLike<number | null | undefined>,
@@ -27,8 +28,7 @@ export function nearestIndex(
   while (l >= 0 && !has(l)) l--;
   let r = idx + 1;
   while (r < col.length && !has(r)) r++;
-  if (l < 0) return r < col.length ? r : -1;
-  if (r >= col.length) return l;
+  if (l < 0 || r >= col.length) return -1;
   const x = Number(xs[idx]);
   return Math.abs(x - Number(xs[r])) < Math.abs(x - Number(xs[l])) ? r : l;
 }
@@ -47,6 +47,37 @@ export function countValues(col: ArrayLike<number | null | undefined> | undefine
   let n = 0;
   if (col) for (let i = 0; i < col.length; i++) if (col[i] !== null && col[i] !== undefined) n++;
   return n;
+}
+
+/**
+ * Each line's vertical extent on the plot as drawn, "top,bottom" in CSS pixels from the plot's top (its values
+ * within the x range shown, clamped to the plot), or "" for a line with none shown: what a test reads to see how
+ * much of the plot the data fills.
+ */
+export function lineExtents(u: uPlot): string[] {
+  const xs = u.data[0];
+  const { min: x0 = -Infinity, max: x1 = Infinity } = u.scales.x ?? {};
+  const h = u.bbox.height / uPlot.pxRatio;
+  const out: string[] = [];
+  for (let si = 1; si < u.data.length; si++) {
+    const col = u.data[si]!;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let j = 0; j < col.length; j++) {
+      const v = col[j];
+      const x = xs[j];
+      if (v === null || v === undefined || !Number.isFinite(v) || x === undefined || x < x0 || x > x1) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (lo > hi) {
+      out.push('');
+      continue;
+    }
+    const clamp = (p: number) => Math.min(h, Math.max(0, p));
+    out.push(`${clamp(u.valToPos(hi, 'y')).toFixed(1)},${clamp(u.valToPos(lo, 'y')).toFixed(1)}`);
+  }
+  return out;
 }
 
 /** The stroke colour of a series (uPlot keeps it as a function once the chart is built). */
@@ -102,16 +133,31 @@ export function lineSeries(l: ChartLine, nearestLegend: boolean): uPlot.Series {
   };
 }
 
+/** Where reference lines are painted: the plot's box and the y position of a value, in the context's units. */
+export interface BaselineSurface {
+  ctx: CanvasRenderingContext2D;
+  box: { left: number; top: number; width: number; height: number };
+  /** context units per CSS pixel */
+  ratio: number;
+  yPos: (v: number) => number;
+}
+
 /**
  * Draws the reference lines over the plot, each with its label at its right end (a hook of uPlot's draw), and
  * returns the labels of those drawn (in the y range).
  */
 export function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log: boolean): string[] {
+  if (baselines.length === 0) return [];
+  const surface = { ctx: u.ctx, box: u.bbox, ratio: uPlot.pxRatio, yPos: (v: number) => u.valToPos(v, 'y', true) };
+  return paintBaselines(surface, baselines, log);
+}
+
+/** Paints the reference lines on a surface (the chart's canvas, or an exported image of it). */
+export function paintBaselines(s: BaselineSurface, baselines: readonly ChartBaseline[], log: boolean): string[] {
   const drawn: string[] = [];
   if (baselines.length === 0) return drawn;
-  const ctx = u.ctx;
-  const { left, top, width, height } = u.bbox;
-  const ratio = uPlot.pxRatio;
+  const { ctx, ratio } = s;
+  const { left, top, width, height } = s.box;
   const surface = cssVar('--surface');
   ctx.save();
   ctx.beginPath();
@@ -122,7 +168,8 @@ export function drawBaselines(u: uPlot, baselines: readonly ChartBaseline[], log
   ctx.textBaseline = 'bottom';
   for (const b of baselines) {
     if (!Number.isFinite(b.value) || (log && b.value <= 0)) continue;
-    const y = Math.round(u.valToPos(b.value, 'y', true)) + 0.5;
+    // on a pixel's middle, so that the dashes are sharp
+    const y = Math.round(s.yPos(b.value)) + 0.5;
     if (y < top || y > top + height) continue;
     const color = resolveColor(b.color);
     ctx.strokeStyle = color;
