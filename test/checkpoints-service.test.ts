@@ -13,6 +13,7 @@ import { openStore, type Run } from '../src/node/store';
 import { loadGpt2Weights } from '../src/node/models/weights';
 import { readCheckpoint, readCheckpointState } from '../src/node/checkpoints/files';
 import type { StudioEvents } from '../src/shared/contract';
+import { readFolderEncoder } from './support/gpt2-bpe-reader';
 
 const quiet = { out: () => {}, err: () => {} };
 /** 8 steps, a checkpoint (with a val loss) every 2, all kept */
@@ -84,7 +85,29 @@ describe('checkpoints through the Studio service', () => {
       modelFile: path.join(dest, 'model.safetensors'),
       configFile: path.join(dest, 'config.json'),
     });
-    expect(fs.readdirSync(dest).sort()).toEqual(['config.json', 'model.safetensors']);
+    const hfFiles = [
+      'config.json',
+      'generation_config.json',
+      'merges.txt',
+      'model.safetensors',
+      'special_tokens_map.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'vocab.json',
+    ];
+    expect(fs.readdirSync(dest).sort()).toEqual(hfFiles);
+    // the tokenizer files encode as GPT-2 does, read by an encoder that sees only vocab.json and merges.txt
+    const reader = readFolderEncoder(dest);
+    expect(reader.encode('Hello world')).toEqual([15496, 995]);
+    expect(Object.keys(reader.vocab)).toHaveLength(50257);
+    expect(reader.mergeCount).toBe(50000);
+    const tokJson = JSON.parse(fs.readFileSync(path.join(dest, 'tokenizer.json'), 'utf8'));
+    expect(Object.keys(tokJson.model.vocab)).toHaveLength(50257);
+    expect(JSON.parse(fs.readFileSync(path.join(dest, 'tokenizer_config.json'), 'utf8')).model_max_length).toBe(64);
+    expect(JSON.parse(fs.readFileSync(path.join(dest, 'generation_config.json'), 'utf8'))).toEqual({
+      bos_token_id: 50256,
+      eos_token_id: 50256,
+    });
     // nothing temporary left beside it
     expect(fs.readdirSync(path.dirname(dest))).toEqual(['step4']);
     const hf = JSON.parse(fs.readFileSync(out.configFile, 'utf8'));
@@ -119,12 +142,14 @@ describe('checkpoints through the Studio service', () => {
     // a non-empty folder: refused, and left as it was
     fs.writeFileSync(path.join(dest, 'README.md'), 'mine');
     await expect(studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest })).rejects.toThrow(
-      /is not empty \(3 items/,
+      /is not empty \(9 items/,
     );
     const before = fs.readFileSync(out.modelFile);
-    // with overwrite: the two files are replaced, other files kept
+    // with overwrite: the exported files are replaced, other files kept
+    fs.writeFileSync(path.join(dest, 'vocab.json'), '{}');
     await studio.invoke('checkpoints-export', { runId: run.id, step: 8, dest, overwrite: true });
-    expect(fs.readdirSync(dest).sort()).toEqual(['README.md', 'config.json', 'model.safetensors']);
+    expect(fs.readdirSync(dest).sort()).toEqual(['README.md', ...hfFiles].sort());
+    expect(Object.keys(readFolderEncoder(dest).vocab)).toHaveLength(50257);
     expect(fs.readFileSync(out.modelFile).equals(before)).toBe(false);
     expect(
       fs.readFileSync(out.modelFile).equals(fs.readFileSync(path.join(ckptDir(run.id, 8), 'model.safetensors'))),

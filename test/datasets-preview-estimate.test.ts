@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StudioError } from '../src/shared/errors';
-import { decode } from '../src/core/tokenizer';
+import { decode, encode } from '../src/core/tokenizer';
 import { estimatePreparation, setTokenizerSpeed, shardDiskBytes, tokenizerSpeed } from '../src/node/datasets/estimate';
 import { prepareDataset, type PrepareHooks } from '../src/node/datasets/prepare';
 import { previewDataset } from '../src/node/datasets/preview';
@@ -208,6 +208,11 @@ describe.skipIf(!present)('datasets-preview', () => {
     const val = readShardTokens(path.join(home, 'datasets', 'tinyshakespeare', 'tinyshakespeare_val_000000.bin'));
     expect(decode(val.subarray(0, p.tokens))).toBe(p.text);
     expect(decode(val.subarray(0, p.tokens - 1)).length).toBeLessThan(2000);
+    // each token's id and piece: the pieces make the text, each the token decoded alone
+    expect(p.ids).toEqual([...val.subarray(0, p.tokens)]);
+    expect(p.pieces).toHaveLength(p.tokens);
+    expect(p.pieces!.join('')).toBe(p.text);
+    p.ids!.forEach((id, i) => expect(p.pieces![i]).toBe(decode([id])));
     const short = await svc.preview({ id: 'tinyshakespeare', chars: 100 });
     expect(short.text.length).toBeGreaterThanOrEqual(100);
     expect(short.text.length).toBeLessThan(130);
@@ -221,7 +226,31 @@ describe.skipIf(!present)('datasets-preview', () => {
     writeShardFile(path.join(dir, 'only_val_000000.bin'), new Uint16Array(0));
     await prepareDataset(home, { source: 'local', file: dir, name: 'imported' }, {}, FAST);
     const p = previewDataset(home, 'imported');
-    expect(p).toEqual({ id: 'imported', split: 'train', text: 'Hello world, how are you?', tokens: 7 });
+    expect(p).toEqual({
+      id: 'imported',
+      split: 'train',
+      text: 'Hello world, how are you?',
+      tokens: 7,
+      ids: [...tokens],
+      pieces: ['Hello', ' world', ',', ' how', ' are', ' you', '?'],
+    });
+  });
+
+  it('a character whose bytes span tokens shows on the token that completes it', async () => {
+    const dir = path.join(home, 'shards');
+    fs.mkdirSync(dir);
+    const ids = encode('a 🤖 b');
+    writeShardFile(path.join(dir, 'bot_train_000001.bin'), Uint16Array.from(ids));
+    writeShardFile(path.join(dir, 'bot_val_000000.bin'), Uint16Array.from(ids));
+    await prepareDataset(home, { source: 'local', file: dir, name: 'bot' }, {}, FAST);
+    const p = previewDataset(home, 'bot');
+    expect(p.text).toBe('a 🤖 b');
+    expect(p.ids).toEqual(ids);
+    // the robot's four bytes are more than one token: the ones before the last add nothing
+    expect(ids.length).toBeGreaterThan(4);
+    expect(p.pieces!.join('')).toBe('a 🤖 b');
+    expect(p.pieces!.filter((x) => x === '').length).toBeGreaterThan(0);
+    expect(p.pieces!.some((x) => x.includes('🤖'))).toBe(true);
   });
 
   it('HellaSwag (raw) shows its first whole lines', async () => {

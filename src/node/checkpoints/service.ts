@@ -15,6 +15,7 @@ import {
 } from './files';
 import { fsyncDir } from '../fsutil';
 import { readSafetensorsHeader } from '../models/safetensors';
+import { HF_TOKENIZER_FILES, hfTokenizerFiles } from '../../core/hf-tokenizer';
 import type { Run, Store } from '../store';
 import { runDirOf } from '../train/paths';
 import { runNotFound } from '../runs/runs-table';
@@ -40,6 +41,37 @@ function keepLastNote(run: Run, keepLast: number): string {
   return active
     ? `keep_last is ${keepLast} for "${run.name}": as it trains on, it keeps its newest ${keepLast} checkpoint${keepLast === 1 ? '' : 's'} and removes older ones.`
     : `keep_last is ${keepLast} for "${run.name}": when it is resumed, it keeps its newest ${keepLast} checkpoint${keepLast === 1 ? '' : 's'} and removes older ones; until then nothing else is removed.`;
+}
+
+function fsyncFile(file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The context length (n_positions) of a checkpoint's HF config.json, which the exported tokenizer reports. */
+function contextOf(configFile: string): number {
+  let n: unknown;
+  try {
+    n = (JSON.parse(fs.readFileSync(configFile, 'utf8')) as { n_positions?: unknown }).n_positions;
+  } catch (e) {
+    throw new StudioError(
+      ErrorCode.BAD_CHECKPOINT,
+      `Checkpoint ${configFile} cannot be read as JSON: ${(e as Error).message}.`,
+      'The checkpoint is damaged; export another one.',
+      { cause: e },
+    );
+  }
+  if (typeof n !== 'number' || !Number.isInteger(n) || n <= 0)
+    throw new StudioError(
+      ErrorCode.BAD_CHECKPOINT,
+      `Checkpoint ${configFile} has n_positions ${JSON.stringify(n)}, not a positive whole number.`,
+      'The checkpoint is damaged; export another one.',
+    );
+  return n;
 }
 
 export class CheckpointService {
@@ -111,10 +143,11 @@ export class CheckpointService {
   }
 
   /**
-   * Writes a checkpoint's weights as an HF GPT-2 folder (model.safetensors + config.json, loadable by
-   * `GPT2LMHeadModel.from_pretrained`). The folder is written beside `dest` under a temporary name, then renamed
-   * into place; a folder that holds anything is refused unless `overwrite`, and then only those two files are
-   * replaced (other files in it are left alone).
+   * Writes a checkpoint as an HF GPT-2 folder: model.safetensors + config.json, and GPT-2's tokenizer and
+   * generation files (vocab.json, merges.txt, tokenizer.json, ...), so `AutoTokenizer` and
+   * `AutoModelForCausalLM.from_pretrained` load it as it is. The folder is written beside `dest` under a temporary
+   * name, then renamed into place; a folder that holds anything is refused unless `overwrite`, and then only those
+   * files are replaced (other files in it are left alone).
    */
   export(arg: { runId: string; step: number; dest: string; overwrite?: boolean }): CheckpointExported {
     const run = this.requireRun(arg.runId);
@@ -123,7 +156,7 @@ export class CheckpointService {
       throw new StudioError(
         ErrorCode.BAD_ARGUMENT,
         'The export folder is empty.',
-        'Give the folder to write model.safetensors and config.json into.',
+        'Give the folder to write the model, its config and its tokenizer into.',
       );
     const dir = path.resolve(arg.dest);
     for (const f of HF_FILES) {
@@ -135,8 +168,9 @@ export class CheckpointService {
         );
       }
     }
-    // a readable safetensors header, before anything is written
+    // a readable safetensors header and config, before anything is written
     readSafetensorsHeader(path.join(src, 'model.safetensors'));
+    const tokenizerFiles = hfTokenizerFiles({ modelMaxLength: contextOf(path.join(src, 'config.json')) });
 
     let existing: string[] | null = null;
     if (fs.existsSync(dir)) {
@@ -152,7 +186,7 @@ export class CheckpointService {
         throw new StudioError(
           ErrorCode.BAD_ARGUMENT,
           `The export folder ${dir} is not empty (${existing.length} item${existing.length === 1 ? '' : 's'}: ${existing.slice(0, 3).join(', ')}${existing.length > 3 ? ', …' : ''}).`,
-          'Choose a new or empty folder, or allow overwriting (model.safetensors and config.json there are replaced; other files are kept).',
+          `Choose a new or empty folder, or allow overwriting (${[...HF_FILES, ...HF_TOKENIZER_FILES].join(', ')} there are replaced; other files are kept).`,
         );
       }
     }
@@ -172,12 +206,11 @@ export class CheckpointService {
       fs.mkdirSync(tmp);
       for (const f of HF_FILES) {
         fs.copyFileSync(path.join(src, f), path.join(tmp, f));
-        const fd = fs.openSync(path.join(tmp, f), 'r');
-        try {
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
+        fsyncFile(path.join(tmp, f));
+      }
+      for (const f of HF_TOKENIZER_FILES) {
+        fs.writeFileSync(path.join(tmp, f), tokenizerFiles[f]!);
+        fsyncFile(path.join(tmp, f));
       }
       fsyncDir(tmp);
       if (existing === null) {
@@ -186,7 +219,7 @@ export class CheckpointService {
         fs.rmdirSync(dir);
         fs.renameSync(tmp, dir);
       } else {
-        for (const f of HF_FILES) fs.renameSync(path.join(tmp, f), path.join(dir, f));
+        for (const f of [...HF_FILES, ...HF_TOKENIZER_FILES]) fs.renameSync(path.join(tmp, f), path.join(dir, f));
         fs.rmSync(tmp, { recursive: true, force: true });
         fsyncDir(dir);
       }

@@ -14,7 +14,7 @@ import { readShardLayout } from './shards';
 import type { DatasetPreview } from '../../shared/api/datasets';
 
 export const DEFAULT_PREVIEW_CHARS = 2000;
-/** tokens decoded per step while looking for the end of the preview */
+/** tokens read beyond the bound of `chars`, for a preview that ends in a long token */
 const STEP = 64;
 
 function readRange(file: string, offset: number, length: number): Buffer {
@@ -36,26 +36,34 @@ function readRange(file: string, offset: number, length: number): Buffer {
   }
 }
 
-/** Decodes the first tokens of a shard until the text holds at least `chars` characters (or the shard ends). */
-export function previewShard(file: string, chars: number): { text: string; tokens: number } {
+/**
+ * Decodes the first tokens of a shard until the text holds at least `chars` characters (or the shard ends), with
+ * each token's id and the piece of text it adds.
+ */
+export function previewShard(
+  file: string,
+  chars: number,
+): { text: string; tokens: number; ids: number[]; pieces: string[] } {
   const layout = readShardLayout(file);
   // a token is at least one byte of text; a character is at most four: 4 tokens a character bound the read
   const want = Math.min(layout.tokens, chars * 4 + STEP);
   const bytes = readRange(file, layout.dataOffset, want * TOKEN_BYTES);
-  const tokens = new Uint16Array(bytes.length / TOKEN_BYTES);
-  for (let i = 0; i < tokens.length; i++) tokens[i] = bytes.readUInt16LE(i * TOKEN_BYTES);
+  const n = bytes.length / TOKEN_BYTES;
   const dec = new StreamDecoder();
-  let text = '';
-  let used = 0;
-  while (used < tokens.length && text.length < chars) {
-    // one token at a time near the end, so the count is the tokens that reach `chars`, not a step more
-    const n = chars - text.length > STEP * 8 ? STEP : 1;
-    const part = tokens.subarray(used, Math.min(tokens.length, used + n));
-    text += dec.push(part);
-    used += part.length;
+  const ids: number[] = [];
+  const pieces: string[] = [];
+  let length = 0;
+  // one token at a time: the count is the tokens that reach `chars`, and each token's piece is known
+  for (let i = 0; i < n && length < chars; i++) {
+    const id = bytes.readUInt16LE(i * TOKEN_BYTES);
+    const piece = dec.push(id);
+    ids.push(id);
+    pieces.push(piece);
+    length += piece.length;
   }
-  text += dec.flush();
-  return { text, tokens: used };
+  const rest = dec.flush();
+  if (rest && pieces.length > 0) pieces[pieces.length - 1] += rest;
+  return { text: pieces.join(''), tokens: ids.length, ids, pieces };
 }
 
 /** The first whole lines of a text file that make at least `chars` characters (the first line cut if longer). */
@@ -99,6 +107,6 @@ export function previewDataset(home: string, id: string, chars = DEFAULT_PREVIEW
       `The dataset "${id}" has no token shard to preview.`,
       'Prepare it again.',
     );
-  const { text, tokens } = previewShard(path.join(dir, pick.file), chars);
-  return { id, split: pick.split === 'val' ? 'val' : 'train', text, tokens };
+  const { text, tokens, ids, pieces } = previewShard(path.join(dir, pick.file), chars);
+  return { id, split: pick.split === 'val' ? 'val' : 'train', text, tokens, ids, pieces };
 }

@@ -168,6 +168,13 @@ export interface DatasetPreview {
   text: string;
   /** tokens decoded (0 for a raw dataset) */
   tokens: number;
+  /** the decoded tokens' ids, in order (absent for a raw dataset) */
+  ids?: number[];
+  /**
+   * what each token adds to `text` (joined, they are `text`): the token decoded alone, except that a character
+   * whose bytes span tokens shows on the token that completes it (the ones before add '')
+   */
+  pieces?: string[];
 }
 
 /** `datasets-estimate`: what a preparation will take, before it starts; null where it cannot be known. */

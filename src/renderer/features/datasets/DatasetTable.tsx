@@ -4,6 +4,7 @@ import { Icon } from '../../components/Icon';
 import { bytes, dateTime, fullDateTime, int } from '../../format';
 import { useClient, useRequest } from '../../useInvoke';
 import type { DatasetSummary } from './request';
+import { TokenPreview } from './TokenPreview';
 
 export function DatasetTable({
   datasets,
@@ -162,10 +163,15 @@ export function PreviewDialog({ dataset, onClose }: { dataset: DatasetSummary; o
               {p.split === 'raw'
                 ? 'The first lines of the file, as it is.'
                 : `The first ${int(p.tokens)} tokens of the ${p.split} shard, decoded (${int(p.text.length)} characters). <|endoftext|> marks where a document starts.`}
+              {p.ids && p.pieces && ' Alternating bands mark the tokens.'}
             </p>
-            <pre className="ds-preview-text" data-testid="preview-text" tabIndex={0}>
-              {p.text}
-            </pre>
+            {p.ids && p.pieces ? (
+              <TokenPreview ids={p.ids} pieces={p.pieces} />
+            ) : (
+              <pre className="ds-preview-text" data-testid="preview-text" tabIndex={0}>
+                {p.text}
+              </pre>
+            )}
           </>
         )}
       </div>
