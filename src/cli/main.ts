@@ -26,6 +26,8 @@ Usage:
   gpt2-studio stop   RUN_ID [--home DIR]
   gpt2-studio runs   [--home DIR] [--json]
   gpt2-studio export RUN_ID [--step N] --out model.safetensors [--home DIR]
+  gpt2-studio report RUN_ID [--out FILE|DIR|-] [--home DIR]
+                     (the run as one HTML page to share: facts, curves, samples, config, log)
   gpt2-studio import PATH [--name N] [--home DIR] [--json]
   gpt2-studio models [--home DIR] [--json]
   gpt2-studio engines [--json]
@@ -311,6 +313,10 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
       case 'models': {
         const m = await import('./models');
         return await (cmd === 'import' ? m.importCommand(rest, io) : m.modelsCommand(rest, io));
+      }
+      case 'report': {
+        const { reportCommand } = await import('./report');
+        return await reportCommand(rest, io);
       }
       case 'call': {
         const { callCommand } = await import('./call');

@@ -4,9 +4,11 @@
  */
 import { z } from 'zod';
 import { RUN_STATUS_VALUES, runId } from '../../shared/schemas';
+import type { LogEntry } from '../../shared/records';
 import { listPresets } from './presets';
 import { initPath } from '../confine/requests';
 import { planConfig, trainedShape } from './calibrate';
+import { runReport } from './report';
 import { defineHandlers, noArgument } from '../studio/registry';
 
 const byId = z.object({ id: runId }).strict();
@@ -111,6 +113,30 @@ export const runsHandlers = defineHandlers({
 
   'runs-samples': { readOnly: true, schema: byId, run: async ({ id }, studio) => studio.runs.samples(id) },
   'runs-checkpoints': { readOnly: true, schema: byId, run: async ({ id }, studio) => studio.runs.checkpoints(id) },
+
+  /** The run as one self-contained HTML page to share (facts, curves as SVG, samples, config, log). */
+  'runs-report': {
+    readOnly: true,
+    schema: byId,
+    run: async ({ id }, studio) => {
+      const run = studio.runs.get(id);
+      const logs: LogEntry[] = [];
+      // the log table answers a page at a time
+      for (let after = 0; ;) {
+        const page = studio.runs.logs(id, after);
+        logs.push(...page);
+        if (page.length === 0) break;
+        after = page[page.length - 1]!.seq;
+      }
+      return runReport({
+        run,
+        metrics: studio.runs.metrics(id),
+        logs,
+        samples: studio.runs.samples(id),
+        generatedAt: Date.now(),
+      });
+    },
+  },
 
   /**
    * How fast a run config trains on this machine: a real timed training step of its model shape and micro-batch

@@ -62,6 +62,8 @@ export type RunsHandlers = {
   'runs-logs': (arg: { id: string; afterSeq?: number; tail?: number }) => Promise<LogEntry[]>;
   'runs-samples': (arg: { id: string }) => Promise<Sample[]>;
   'runs-checkpoints': (arg: { id: string }) => Promise<Checkpoint[]>;
+  /** the run as one self-contained HTML page, and the file name to save it as */
+  'runs-report': (arg: { id: string }) => Promise<{ html: string; fileName: string }>;
   'runs-calibrate': (arg: { config: unknown; measure?: boolean }) => Promise<Calibration | null>;
   'runs-shape': (arg: { config: unknown }) => Promise<TrainedShape>;
 };

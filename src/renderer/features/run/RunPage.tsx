@@ -6,6 +6,7 @@ import { compact, dateTime, duration, fixed, fullDateTime, int, metric, timeOfDa
 import { href, pageHref } from '../../router';
 import { canResume, canStop, engineUsedLabel, modelLabel, plannedSteps, runSeconds, type Run } from '../../run-info';
 import { RunFacts } from './RunFacts';
+import { DownloadMenu } from './DownloadMenu';
 import { useClient } from '../../useInvoke';
 import { useTicker } from '../../useTicker';
 import { usePersistentState } from '../../usePersistentState';
@@ -185,6 +186,7 @@ function RunHeader({ run, setRun }: { run: Run; setRun: (r: Run) => void }) {
         <a className="button" href={href({ page: 'new-run', from: run.id })}>
           New run from this config
         </a>
+        <DownloadMenu run={run} onError={setActionError} />
       </div>
       {actionError !== null && (
         <div className="run-action-error">
@@ -221,6 +223,11 @@ function WithEotMarks({ text }: { text: string }) {
       ))}
     </>
   );
+}
+
+/** HellaSwag's one form everywhere: 0.28 -> "28.0%" */
+function hellaswagPercent(v: number): string {
+  return `${(v * 100).toFixed(1)}%`;
 }
 
 function last(s: Series | undefined): number | undefined {
@@ -344,10 +351,11 @@ function StatStrip({
         data-step={run.stepsDone}
         data-received-at={live.receivedAt}
       >
-        <span className="stat-label">Step</span>
+        {/* steps done, not the step's index: the charts count steps from 0, so "2 of 60" is after step 1 */}
+        <span className="stat-label">Steps done</span>
         <span className="stat-value">
           {int(run.stepsDone)}
-          <span className="muted"> / {planned !== undefined ? int(planned) : '?'}</span>
+          <span className="muted"> of {planned !== undefined ? int(planned) : '?'} steps</span>
         </span>
         <span className="progress" aria-hidden="true">
           <span style={{ width: `${(progress * 100).toFixed(1)}%` }} />
@@ -358,7 +366,9 @@ function StatStrip({
       <Stat label="Tokens" value={compact(run.tokensSeen)} title={int(run.tokensSeen)} />
       <Stat label="tok/s" value={compact(stats.tokPerSec)} />
       {live.mfu !== undefined && <Stat label="MFU" value={`${(live.mfu * 100).toFixed(1)}%`} />}
-      {stats.hellaswag !== undefined && <Stat label="HellaSwag" value={`${(stats.hellaswag * 100).toFixed(1)}%`} />}
+      {stats.hellaswag !== undefined && (
+        <Stat label="HellaSwag" value={hellaswagPercent(stats.hellaswag)} testId="stat-hellaswag" />
+      )}
       {stats.trainSec !== undefined ? (
         <Stat
           label="Train time"
