@@ -155,6 +155,9 @@ test.describe('checkpoints', () => {
     await page.getByRole('checkbox', { name: `Choose step 12 of e2e ckpt for the sample gallery` }).check();
     await page.getByRole('button', { name: 'Compare samples (2)' }).click();
     const gallery = page.getByTestId('sample-gallery');
+    // it starts from the same prompt as the Sample dialog: the run's own
+    await expect(gallery.getByLabel('Prompt')).toHaveValue("Hello, I'm a language model,");
+    await gallery.getByLabel('Prompt').fill('Once upon a time');
     await gallery.getByLabel('Max tokens').fill('24');
     await gallery.getByRole('button', { name: 'Generate 2 samples' }).click();
     const cols = gallery.locator('.ckpt-gallery-col');

@@ -1,5 +1,5 @@
 /** The per-checkpoint dialogs of the Checkpoints page: Sample, Export, Resume from here, Delete. */
-import { useEffect, useId, useRef, useState } from 'react';
+import { useEffect, useId, useState } from 'react';
 import { StudioError } from '../../../shared/errors';
 import { DEFAULT_SAMPLING_SETTINGS } from '../../../shared/models';
 import type { HandlerResult } from '../../../shared/contract';
@@ -12,8 +12,6 @@ import { useClient } from '../../useInvoke';
 import { endReasonText } from '../chat/end-reason';
 import { branchBlocked, deleteBlocked, deleteConsequences, type CheckpointEntry } from './checkpoints-view';
 
-/** The prompt the sample dialog and the gallery start with. */
-export const DEFAULT_PROMPT = 'Once upon a time';
 /** new tokens per sample, in the Sample dialog and the gallery alike */
 export const DEFAULT_MAX_TOKENS = '48';
 
@@ -115,34 +113,23 @@ export function SampleText({ prompt, result }: { prompt: string; result: SampleR
   );
 }
 
-export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () => void }) {
+/** `initialPrompt`: see startingPrompt (the gallery starts from the same). */
+export function SampleDialog({
+  c,
+  initialPrompt,
+  onClose,
+}: {
+  c: CheckpointEntry;
+  initialPrompt: string;
+  onClose: () => void;
+}) {
   const client = useClient();
-  const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
+  const [prompt, setPrompt] = useState(initialPrompt);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
   const [maxTokens, setMaxTokens] = useState(DEFAULT_MAX_TOKENS);
   const [result, setResult] = useState<{ prompt: string; r: SampleResult } | null>(null);
   const s = parseIntIn(seed, 0, 4_294_967_295);
   const m = parseIntIn(maxTokens, 1, 1024);
-
-  // start from the prompt the run samples with during training (its config's sample.prompt), unless one was typed
-  const typed = useRef(false);
-  const typePrompt = (v: string) => {
-    typed.current = true;
-    setPrompt(v);
-  };
-  useEffect(() => {
-    let live = true;
-    client.invoke('runs-get', { id: c.runId }).then(
-      (run) => {
-        const p = (run.config as { sample?: { prompt?: unknown } }).sample?.prompt;
-        if (live && !typed.current && typeof p === 'string' && p.trim() !== '') setPrompt(p);
-      },
-      () => {}, // the default prompt stays
-    );
-    return () => {
-      live = false;
-    };
-  }, [client, c.runId]);
 
   return (
     <FormDialog
@@ -175,7 +162,7 @@ export function SampleDialog({ c, onClose }: { c: CheckpointEntry; onClose: () =
           prompt={prompt}
           seed={seed}
           maxTokens={maxTokens}
-          onPrompt={typePrompt}
+          onPrompt={setPrompt}
           onSeed={setSeed}
           onMaxTokens={setMaxTokens}
           disabled={busy}

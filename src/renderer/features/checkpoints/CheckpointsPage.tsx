@@ -3,8 +3,9 @@
  * with per-row actions (sample, chat, HellaSwag, export, resume from here, delete) and a sample gallery across
  * the checkpoints ticked in the table. Kept live by run-checkpoint, run-deleted, run-status and eval-* events.
  */
-import { useCallback, useEffect, useId, useMemo, useRef, useState } from 'react';
+import { Fragment, useCallback, useEffect, useId, useMemo, useRef, useState, type ReactNode } from 'react';
 import { StudioError } from '../../../shared/errors';
+import { ColumnsMenu } from '../../components/ColumnsMenu';
 import { EmptyState } from '../../components/EmptyState';
 import { ErrorNote } from '../../components/ErrorNote';
 import { Icon } from '../../components/Icon';
@@ -12,6 +13,7 @@ import { StatusPill } from '../../components/StatusPill';
 import { bytes, dateTime, fullDateTime, int } from '../../format';
 import { href, pageHref, useHashQuery } from '../../router';
 import { plannedSteps, type Run } from '../../run-info';
+import { normalizeColumns, visibleColumns, type ColumnDef } from '../../components/table-columns';
 import { useStudioEvent } from '../../useEvent';
 import { useClient, useInvoke, useRequest } from '../../useInvoke';
 import { usePersistentState } from '../../usePersistentState';
@@ -25,6 +27,7 @@ import {
   GALLERY_MIN,
   SORT_KEYS,
   sortCheckpoints,
+  startingPrompt,
   valLossText,
   type CheckpointEntry,
   type SortDir,
@@ -47,14 +50,18 @@ interface EvalState {
   error?: unknown;
 }
 
-const COLUMNS: { key: SortKey; label: string; num?: boolean }[] = [
-  { key: 'step', label: 'Step', num: true },
-  { key: 'run', label: 'Run' },
-  { key: 'valLoss', label: 'Val loss', num: true },
-  { key: 'hellaswag', label: 'HellaSwag', num: true },
-  { key: 'size', label: 'Size', num: true },
-  { key: 'created', label: 'Created' },
+/** The columns the user may show, hide and move; the step (each row's header) and the actions always show. */
+type ColumnKey = Exclude<SortKey, 'step'>;
+const COLUMNS: readonly (ColumnDef & { id: ColumnKey; num?: boolean })[] = [
+  { id: 'run', label: 'Run' },
+  { id: 'valLoss', label: 'Val loss', num: true },
+  { id: 'hellaswag', label: 'HellaSwag', num: true },
+  // checkpoints.css leaves it out of a narrow table, so that the actions fit beside the rest
+  { id: 'size', label: 'Size', num: true, note: 'wide tables only' },
+  { id: 'created', label: 'Created' },
 ];
+const COLUMN_BY_ID = new Map<string, (typeof COLUMNS)[number]>(COLUMNS.map((c) => [c.id, c]));
+const DEFAULT_PREFS = { order: COLUMNS.map((c) => c.id), hidden: [] };
 
 export function CheckpointsPage() {
   const client = useClient();
@@ -77,6 +84,11 @@ export function CheckpointsPage() {
   const home = info.data?.home;
   const [sortKey, setSortKey] = usePersistentState<string>('checkpoints.sort', 'created');
   const [sortDir, setSortDir] = usePersistentState<string>('checkpoints.dir', 'desc');
+  const [savedColumns, setSavedColumns] = usePersistentState<object>('checkpoints.columns', DEFAULT_PREFS);
+  const columnPrefs = useMemo(() => normalizeColumns(savedColumns, COLUMNS), [savedColumns]);
+  const columns = visibleColumns(columnPrefs)
+    .map((id) => COLUMN_BY_ID.get(id))
+    .filter((c) => c !== undefined);
   const [selected, setSelected] = useState<string[]>([]);
   const [gallery, setGallery] = useState(false);
   const [action, setAction] = useState<Action | null>(null);
@@ -249,6 +261,7 @@ export function CheckpointsPage() {
             Clear choice
           </button>
         )}
+        <ColumnsMenu defs={COLUMNS} prefs={columnPrefs} onChange={setSavedColumns} tableName="checkpoints" />
         <button
           type="button"
           className="button button-primary"
@@ -284,40 +297,44 @@ export function CheckpointsPage() {
       {gallery && (
         <SampleGallery
           chosen={chosen}
+          initialPrompt={startingPrompt(chosen.map((c) => runById.get(c.runId)?.config))}
           onClose={() => setGallery(false)}
           onUnselect={(k) => setSelected((s) => s.filter((x) => x !== k))}
         />
       )}
 
-      <div className="table-wrap card card-flush">
+      <div className="table-wrap card card-flush ckpt-table-wrap">
         <table className="table table-dense table-sticky-actions ckpt-table" aria-label="Checkpoints">
           <thead>
             <tr>
               <th scope="col" className="ckpt-check">
                 <span className="visually-hidden">Choose for the sample gallery</span>
               </th>
-              {COLUMNS.map((col) => (
+              {[{ id: 'step' as const, label: 'Step', num: true }, ...columns].map((col) => (
                 <th
-                  key={col.key}
+                  key={col.id}
                   scope="col"
+                  data-col={col.id}
                   className={col.num ? 'num' : undefined}
-                  aria-sort={sort.key === col.key ? (sort.dir === 'asc' ? 'ascending' : 'descending') : undefined}
+                  aria-sort={sort.key === col.id ? (sort.dir === 'asc' ? 'ascending' : 'descending') : undefined}
                 >
-                  <button type="button" className="ckpt-sort" onClick={() => clickSort(col.key)} data-sort={col.key}>
+                  <button type="button" className="ckpt-sort" onClick={() => clickSort(col.id)} data-sort={col.id}>
                     {col.label}
                     <span className="ckpt-sort-mark" aria-hidden="true">
-                      {sort.key === col.key ? (sort.dir === 'asc' ? '▲' : '▼') : ''}
+                      {sort.key === col.id ? (sort.dir === 'asc' ? '▲' : '▼') : ''}
                     </span>
                   </button>
                 </th>
               ))}
-              <th scope="col">Actions</th>
+              <th scope="col" data-col="actions">
+                Actions
+              </th>
             </tr>
           </thead>
           <tbody>
             {shown.length === 0 && (
               <tr>
-                <td colSpan={COLUMNS.length + 2} className="muted table-empty">
+                <td colSpan={columns.length + 3} className="muted table-empty">
                   {filteredRun
                     ? `“${filteredRun.name}” has no checkpoints yet.`
                     : `No run "${runFilter}" with checkpoints.`}{' '}
@@ -329,6 +346,7 @@ export function CheckpointsPage() {
               <CheckpointRow
                 key={ckptKey(c)}
                 c={c}
+                columns={columns.map((col) => col.id)}
                 run={runById.get(c.runId)}
                 chosen={selected.includes(ckptKey(c))}
                 onToggle={() => toggle(ckptKey(c))}
@@ -341,7 +359,13 @@ export function CheckpointsPage() {
         </table>
       </div>
 
-      {action?.kind === 'sample' && <SampleDialog c={action.c} onClose={() => setAction(null)} />}
+      {action?.kind === 'sample' && (
+        <SampleDialog
+          c={action.c}
+          initialPrompt={startingPrompt([runById.get(action.c.runId)?.config])}
+          onClose={() => setAction(null)}
+        />
+      )}
       {action?.kind === 'export' && <ExportDialog c={action.c} home={home} onClose={() => setAction(null)} />}
       {action?.kind === 'branch' && (
         <BranchDialog c={action.c} plannedSteps={branchPlanned} onClose={() => setAction(null)} />
@@ -418,6 +442,7 @@ function HellaswagCell({ c, ev }: { c: CheckpointEntry; ev?: EvalState }) {
 
 function CheckpointRow({
   c,
+  columns,
   run,
   chosen,
   onToggle,
@@ -426,6 +451,7 @@ function CheckpointRow({
   onEvaluate,
 }: {
   c: CheckpointEntry;
+  columns: readonly ColumnKey[];
   run: Run | undefined;
   chosen: boolean;
   onToggle: () => void;
@@ -459,31 +485,10 @@ function CheckpointRow({
           </span>
         )}
       </th>
-      <td className="ckpt-run">
-        <a href={href({ page: 'run', runId: c.runId })} className="run-link" title={c.runId}>
-          {c.runName}
-        </a>
-        <span className="ckpt-run-sub">
-          <StatusPill status={c.runStatus} />
-          {c.sft && <span className="tag">SFT</span>}
-          <span className="muted small" title="keep_last: how many checkpoints the run keeps (0 = all)">
-            keep {c.keepLast === 0 ? 'all' : c.keepLast}
-          </span>
-        </span>
-      </td>
-      <td className="num" data-col="val-loss" title={valLossText(c).title}>
-        {valLossText(c).text}
-      </td>
-      <td className="num" data-col="hellaswag">
-        <HellaswagCell c={c} ev={ev} />
-      </td>
-      <td className="num" data-col="size">
-        {bytes(c.sizeBytes)}
-      </td>
-      <td className="nowrap" title={fullDateTime(c.createdAt)}>
-        {dateTime(c.createdAt)}
-      </td>
-      <td>
+      {columns.map((id) => (
+        <Fragment key={id}>{checkpointCell(id, c, ev)}</Fragment>
+      ))}
+      <td data-col="actions">
         <div className="ckpt-actions" role="group" aria-label={`Actions for ${what}`}>
           <button
             type="button"
@@ -535,5 +540,62 @@ function CheckpointRow({
         </div>
       </td>
     </tr>
+  );
+}
+
+/** One cell of a chosen column. */
+function checkpointCell(id: ColumnKey, c: CheckpointEntry, ev: EvalState | undefined): ReactNode {
+  switch (id) {
+    case 'run':
+      return (
+        <td className="ckpt-run" data-col="run">
+          <a href={href({ page: 'run', runId: c.runId })} className="run-link" title={c.runId}>
+            {c.runName}
+          </a>
+          <span className="ckpt-run-sub">
+            <StatusPill status={c.runStatus} />
+            {c.sft && <span className="tag">SFT</span>}
+            <span className="muted small" title="keep_last: how many checkpoints the run keeps (0 = all)">
+              keep {c.keepLast === 0 ? 'all' : c.keepLast}
+            </span>
+          </span>
+        </td>
+      );
+    case 'valLoss':
+      return (
+        <td className="num" data-col="val-loss" title={valLossText(c).title}>
+          <ValLoss text={valLossText(c).text} />
+        </td>
+      );
+    case 'hellaswag':
+      return (
+        <td className="num" data-col="hellaswag">
+          <HellaswagCell c={c} ev={ev} />
+        </td>
+      );
+    case 'size':
+      return (
+        <td className="num" data-col="size">
+          {bytes(c.sizeBytes)}
+        </td>
+      );
+    case 'created':
+      return (
+        <td className="nowrap" data-col="created" title={fullDateTime(c.createdAt)}>
+          {dateTime(c.createdAt)}
+        </td>
+      );
+  }
+}
+
+/** "10.3217", or "10.3217" over "@ step 11" (two lines keep the column narrow). */
+function ValLoss({ text }: { text: string }) {
+  const at = text.indexOf(' @ ');
+  if (at < 0) return <>{text}</>;
+  return (
+    <>
+      {text.slice(0, at)}
+      <span className="ckpt-at"> {text.slice(at + 1)}</span>
+    </>
   );
 }

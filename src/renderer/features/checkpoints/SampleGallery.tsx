@@ -10,22 +10,25 @@ import type { HandlerResult } from '../../../shared/contract';
 import { ErrorNote } from '../../components/ErrorNote';
 import { useClient } from '../../useInvoke';
 import { endReasonText } from '../chat/end-reason';
-import { DEFAULT_MAX_TOKENS, DEFAULT_PROMPT, parseIntIn, SampleInputs, SampleText } from './CheckpointDialogs';
+import { DEFAULT_MAX_TOKENS, parseIntIn, SampleInputs, SampleText } from './CheckpointDialogs';
 import { ckptKey, GALLERY_MAX, GALLERY_MIN, valLossText, type CheckpointEntry } from './checkpoints-view';
 
 type SampleResult = HandlerResult<'generate-sample'>[number];
 
+/** `initialPrompt`: see startingPrompt (the Sample dialog starts from the same). */
 export function SampleGallery({
   chosen,
+  initialPrompt,
   onClose,
   onUnselect,
 }: {
   chosen: readonly CheckpointEntry[];
+  initialPrompt: string;
   onClose: () => void;
   onUnselect: (key: string) => void;
 }) {
   const client = useClient();
-  const [prompt, setPrompt] = useState(DEFAULT_PROMPT);
+  const [prompt, setPrompt] = useState(initialPrompt);
   const [seed, setSeed] = useState(String(DEFAULT_SAMPLING_SETTINGS.seed));
   const [maxTokens, setMaxTokens] = useState(DEFAULT_MAX_TOKENS);
   const [results, setResults] = useState<Record<string, SampleResult>>({});

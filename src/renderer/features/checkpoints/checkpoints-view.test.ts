@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   branchBlocked,
+  DEFAULT_PROMPT,
   deleteBlocked,
   deleteConsequences,
   sortCheckpoints,
+  startingPrompt,
   valLossText,
   type CheckpointEntry,
 } from './checkpoints-view';
@@ -81,5 +83,16 @@ describe('checkpoint table helpers', () => {
     expect(branchBlocked(entry({ step: 50 }), 50)).toMatch(/nothing left to train/);
     expect(branchBlocked(entry({ step: 40 }), 50)).toBeNull();
     expect(branchBlocked(entry({ step: 40 }), undefined)).toBeNull();
+  });
+
+  it("starts the Sample dialog and the gallery from the same prompt: the runs' own, else the config default", () => {
+    expect(DEFAULT_PROMPT).toBe("Hello, I'm a language model,");
+    const sample = (prompt: unknown) => ({ sample: { prompt } });
+    expect(startingPrompt([sample('Once')])).toBe('Once');
+    expect(startingPrompt([sample('Once'), sample('Once')])).toBe('Once');
+    expect(startingPrompt([sample('Once'), sample('Twice')])).toBe(DEFAULT_PROMPT);
+    expect(startingPrompt([sample('Once'), {}])).toBe(DEFAULT_PROMPT);
+    expect(startingPrompt([undefined, sample('  '), sample(3)])).toBe(DEFAULT_PROMPT);
+    expect(startingPrompt([])).toBe(DEFAULT_PROMPT);
   });
 });

@@ -1,5 +1,6 @@
 /** What the Checkpoints page derives from the checkpoint list: keys, sorting, what delete and keep_last mean. */
 import type { HandlerResult } from '../../../shared/contract';
+import { sampleSchema } from '../../../shared/run-config';
 
 export type CheckpointEntry = HandlerResult<'checkpoints-list'>[number];
 
@@ -123,3 +124,21 @@ export function branchBlocked(c: CheckpointEntry, plannedSteps: number | undefin
 /** "Sample", "Chat" ... accept 2 to 10 checkpoints in the gallery. */
 export const GALLERY_MIN = 2;
 export const GALLERY_MAX = 10;
+
+/** The prompt sampling starts from when a run's config has none: the run config's own default (sample.prompt). */
+export const DEFAULT_PROMPT: string = sampleSchema.parse({}).prompt;
+
+/**
+ * The prompt the Sample dialog and the gallery start with: the one the runs sample with during training (their
+ * configs' sample.prompt) when they agree on one, else DEFAULT_PROMPT.
+ */
+export function startingPrompt(configs: readonly (Record<string, unknown> | undefined)[]): string {
+  const prompts = new Set(
+    configs.map((c) => {
+      const p = (c?.sample as { prompt?: unknown } | undefined)?.prompt;
+      return typeof p === 'string' && p.trim() !== '' ? p : DEFAULT_PROMPT;
+    }),
+  );
+  const [only] = prompts;
+  return prompts.size === 1 && only !== undefined ? only : DEFAULT_PROMPT;
+}
