@@ -3,6 +3,8 @@ import type { HandlerResult } from '../../../shared/contract';
 import { ErrorCode, StudioError } from '../../../shared/errors';
 import { checkRunConfig, totalSteps, type FieldError, type RunConfig } from '../../../shared/run-config';
 import { ErrorNote } from '../../components/ErrorNote';
+import { FormDialog } from '../../components/FormDialog';
+import { bytes, duration, int, si } from '../../format';
 import { navigate } from '../../router';
 import { parseTags } from '../../run-info';
 import { useClient, useInvoke } from '../../useInvoke';
@@ -11,10 +13,24 @@ import { FormSection } from './ConfigFields';
 import { errorsByField, SECTIONS, type Config } from './config-form';
 import { LrPreview } from './LrPreview';
 import { PlannerPanel } from './PlannerPanel';
+import { PrepareBuiltin } from './PrepareBuiltin';
 import { useCalibration, useRunTimings, useTrainedShape } from './useThroughputs';
-import { planShape } from '../../../shared/planner';
+import { planShape, type RunPlan } from '../../../shared/planner';
+import {
+  FASTEST_CPU_FLOPS,
+  FASTEST_GPU_FLOPS,
+  longRun,
+  planOf,
+  runDuration,
+  trainsOnGpu,
+  type RunDuration,
+} from './launch-check';
 
 type Preset = HandlerResult<'presets-list'>[number];
+
+/** What the confirmation before creating the run says: a long run, or one the service finds too big for memory. */
+type Confirm =
+  { kind: 'long'; duration: RunDuration; plan: RunPlan; onGpu: boolean } | { kind: 'memory'; error: StudioError };
 
 const FALLBACK: Config = {
   model: { preset: 'nano' },
@@ -45,6 +61,11 @@ export function NewRunPage({ from }: { from?: string }) {
   const [submitting, setSubmitting] = useState(false);
   const [submitError, setSubmitError] = useState<unknown>(null);
   const [loadError, setLoadError] = useState<unknown>(null);
+  /** the JSON view's text does not parse: the config is the last one that did */
+  const [jsonSyntax, setJsonSyntax] = useState<string | null>(null);
+  /** bumps to check the config with the workspace again when the workspace changed (a dataset became ready) */
+  const [recheck, setRecheck] = useState(0);
+  const [confirm, setConfirm] = useState<Confirm | null>(null);
 
   /** the dataset is a preset's choice (not a copied run's or the user's): it may give way to a ready one */
   const [datasetFromPreset, setDatasetFromPreset] = useState(false);
@@ -136,20 +157,35 @@ export function NewRunPage({ from }: { from?: string }) {
     }, 250);
     return () => window.clearTimeout(t);
     // configJson stands for config by value
-  }, [client, configJson]);
+  }, [client, configJson, recheck]);
 
   // a dataset finished preparing: list them again (and check the config again)
   useStudioEvent('dataset-status', (p) => {
     if (p.status !== 'running') {
       reloadDatasets();
-      if (config) setConfigState({ ...config });
+      setRecheck((n) => n + 1);
     }
   });
 
-  const errors = local && !local.ok ? local.errors : serverErrors;
+  const readyDatasets =
+    datasets.status === 'ok' ? datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready') : [];
+  // no dataset to train on at all: the offer to prepare one stands for the dataset field's error
+  const noDataset = datasets.status === 'ok' && readyDatasets.length === 0 && config?.sft !== true;
+  const workspaceErrors = useMemo(
+    () => (noDataset ? serverErrors.filter((e) => e.field !== 'dataset') : serverErrors),
+    [noDataset, serverErrors],
+  );
+  const errors = local && !local.ok ? local.errors : workspaceErrors;
   const byField = useMemo(() => errorsByField(errors), [errors]);
 
-  const submit = async (force = false) => {
+  const engineInfo = engines.status === 'ok' ? engines.data : [];
+  const plan = planned ? planOf(planned, trained, calibration, runTimings) : null;
+  const onGpu = planned ? trainsOnGpu(planned.engine, engineInfo) : false;
+  const runTime = plan && planned ? runDuration(plan, planned, { estimateMs: calibration.estimateMs, onGpu }) : null;
+  const canCreate = local?.ok === true && jsonSyntax === null && !noDataset && !submitting;
+
+  /** Creates and starts the run; a run the service finds too big for this machine's memory asks first. */
+  const create = async (force: boolean) => {
     if (!config || !local?.ok) return;
     setSubmitting(true);
     setSubmitError(null);
@@ -161,14 +197,29 @@ export function NewRunPage({ from }: { from?: string }) {
         notes: notes || undefined,
         ...(force ? { force: true } : {}),
       });
+      setConfirm(null);
       navigate({ page: 'run', runId: run.id });
     } catch (e) {
-      setSubmitError(e);
       setSubmitting(false);
+      if (!force && e instanceof StudioError && e.code === ErrorCode.OUT_OF_MEMORY) {
+        // the plan's memory estimate errs high: the user may know better
+        setConfirm({ kind: 'memory', error: e });
+        return;
+      }
+      setConfirm(null);
+      setSubmitError(e);
       if (e instanceof StudioError && e.code === ErrorCode.BAD_CONFIG) {
         client.invoke('config-validate', { config }).then(setServerErrors, () => undefined);
       }
     }
+  };
+
+  /** The Create and start button: a run that takes long is started only once confirmed. */
+  const requestStart = () => {
+    if (!canCreate || !plan) return;
+    const long = runTime ? longRun(runTime) : null;
+    if (long) setConfirm({ kind: 'long', duration: long, plan, onGpu });
+    else void create(false);
   };
 
   if (!config) {
@@ -180,25 +231,39 @@ export function NewRunPage({ from }: { from?: string }) {
     );
   }
 
-  const readyDatasets =
-    datasets.status === 'ok' ? datasets.data.filter((d) => d.kind === 'tokens' && d.status === 'ready') : [];
   const datasetId = typeof config.dataset === 'string' ? config.dataset : '';
   const dataset = readyDatasets.find((d) => d.id === datasetId);
-  const engineInfo = engines.status === 'ok' ? engines.data : [];
-  const valid = local?.ok === true && serverErrors.length === 0;
   const other = byField.get('');
   const steps = local?.ok ? totalSteps(local.config) : 0;
+  const problems = (n: number, where = '') => `${n} problem${n === 1 ? '' : 's'}${where}`;
+  const validation =
+    view === 'json' && jsonSyntax !== null
+      ? 'The JSON does not parse'
+      : local && !local.ok
+        ? problems(local.errors.length)
+        : checking
+          ? 'Checking with the workspace…'
+          : workspaceErrors.length
+            ? problems(workspaceErrors.length, ' in the workspace')
+            : noDataset
+              ? 'No dataset yet'
+              : 'Valid';
 
   return (
-    <form
-      className="new-run"
-      noValidate
-      onSubmit={(e) => {
-        e.preventDefault();
-        void submit();
-      }}
-    >
+    // Enter in a field never starts a run: the form has no submit button, and a submit does nothing
+    <form className="new-run" noValidate onSubmit={(e) => e.preventDefault()}>
       {loadError !== null && <ErrorNote error={loadError} />}
+      {noDataset && (
+        <PrepareBuiltin
+          onReady={(id) => {
+            // a config on a dataset this workspace does not have (a preset's) trains on the new one
+            if (config.sft !== true && !readyDatasets.some((d) => d.id === datasetId)) {
+              setConfig({ ...config, dataset: id });
+              setGeneration((g) => g + 1);
+            }
+          }}
+        />
+      )}
       {presets.status === 'error' && <ErrorNote error={presets.error} />}
       {presets.status === 'ok' && presets.data.length > 0 && (
         <PresetPicker
@@ -217,7 +282,11 @@ export function NewRunPage({ from }: { from?: string }) {
                 role="radio"
                 aria-checked={view === 'form'}
                 className="segmented-item"
-                onClick={() => setView('form')}
+                onClick={() => {
+                  setView('form');
+                  // the form shows the last config the JSON gave
+                  setJsonSyntax(null);
+                }}
               >
                 Form
               </button>
@@ -231,16 +300,6 @@ export function NewRunPage({ from }: { from?: string }) {
                 JSON
               </button>
             </div>
-            <span className="spacer" />
-            <span className="muted small" aria-live="polite" data-testid="validation-state">
-              {local && !local.ok
-                ? `${local.errors.length} problem${local.errors.length === 1 ? '' : 's'}`
-                : checking
-                  ? 'Checking with the workspace…'
-                  : serverErrors.length
-                    ? `${serverErrors.length} problem${serverErrors.length === 1 ? '' : 's'} in the workspace`
-                    : 'Valid'}
-            </span>
           </div>
 
           {other && (
@@ -255,7 +314,7 @@ export function NewRunPage({ from }: { from?: string }) {
           )}
 
           {view === 'json' ? (
-            <JsonEditor config={config} onChange={setConfig} errors={errors} />
+            <JsonEditor config={config} onChange={setConfig} onSyntax={setJsonSyntax} errors={errors} />
           ) : (
             SECTIONS.map((s) => (
               <FormSection
@@ -287,28 +346,120 @@ export function NewRunPage({ from }: { from?: string }) {
           trained={trained}
           calibration={calibration}
           datasetTokens={dataset?.tokens.train}
-        >
-          {submitError !== null && <ErrorNote error={submitError} />}
-          {submitError instanceof StudioError && submitError.code === ErrorCode.OUT_OF_MEMORY && (
-            // the plan's memory estimate errs high; the user may know better
-            <button
-              type="button"
-              className="button button-danger button-block"
-              disabled={submitting}
-              onClick={() => void submit(true)}
-            >
-              Create anyway
-            </button>
-          )}
-          <button type="submit" className="button button-primary button-block" disabled={!local?.ok || submitting}>
-            {submitting ? 'Creating…' : 'Create and start'}
-          </button>
-          <p className="muted small submit-note">
-            {valid ? 'The run starts as soon as it is created.' : 'Fix the fields marked in red to create the run.'}
-          </p>
-        </PlannerPanel>
+        />
       </div>
+
+      <div className="new-run-actions" data-testid="new-run-actions">
+        <div className="new-run-actions-status">
+          <span
+            className={`small new-run-validation${validation === 'Valid' ? '' : checking ? ' muted' : ' new-run-validation-bad'}`}
+            aria-live="polite"
+            data-testid="validation-state"
+          >
+            {validation}
+          </span>
+          {plan && runTime && (
+            <span className="muted small" data-testid="action-estimate">
+              {int(plan.steps)} steps ·{' '}
+              {runTime.basis === 'measured'
+                ? `≈ ${duration(runTime.seconds)}`
+                : runTime.basis === 'engine'
+                  ? `≈ ${duration(runTime.seconds)} (estimated)`
+                  : longRun(runTime)
+                    ? `≥ ${duration(runTime.seconds)} (not measured)`
+                    : 'time not measured yet'}{' '}
+              · memory ≈ {bytes(plan.memory.total)}
+            </span>
+          )}
+        </div>
+        {submitError !== null && <ErrorNote error={submitError} />}
+        <button
+          type="button"
+          className="button button-primary new-run-start"
+          disabled={!canCreate}
+          onClick={requestStart}
+          title={canCreate ? 'The run starts as soon as it is created' : 'Fix the problems to create the run'}
+        >
+          {submitting ? 'Creating…' : 'Create and start'}
+        </button>
+      </div>
+
+      {confirm && (
+        <ConfirmStart
+          confirm={confirm}
+          onClose={() => setConfirm(null)}
+          onConfirm={() => create(confirm.kind === 'memory')}
+        />
+      )}
     </form>
+  );
+}
+
+/** The confirmation before a long run, or one the service judges too big for this machine's memory. */
+function ConfirmStart({
+  confirm,
+  onClose,
+  onConfirm,
+}: {
+  confirm: Confirm;
+  onClose: () => void;
+  onConfirm: () => Promise<void>;
+}) {
+  if (confirm.kind === 'memory') {
+    return (
+      <FormDialog
+        title="Start a run that may not fit in memory?"
+        tone="danger"
+        testId="confirm-start"
+        onClose={onClose}
+        onSubmit={onConfirm}
+        submitLabel="Create anyway"
+        busyLabel="Creating…"
+      >
+        <p data-testid="confirm-reason">{confirm.error.message}</p>
+        <p className="muted small">
+          The plan counts every buffer in fp32, so it errs high; a run that does not fit stops with an error, or slows
+          the machine down while it swaps. {confirm.error.hint}
+        </p>
+      </FormDialog>
+    );
+  }
+  const { duration: d, plan, onGpu } = confirm;
+  const rate = onGpu ? FASTEST_GPU_FLOPS : FASTEST_CPU_FLOPS;
+  return (
+    <FormDialog
+      title="Start a long run?"
+      testId="confirm-start"
+      onClose={onClose}
+      onSubmit={onConfirm}
+      submitLabel="Create and start"
+      busyLabel="Creating…"
+    >
+      <p data-testid="confirm-reason" data-seconds={Math.round(d.seconds)}>
+        {d.basis === 'measured' ? (
+          <>
+            The plan puts this run at <strong>about {duration(d.seconds)}</strong> on this machine, from a timing of the
+            same model shape and micro-batch.
+          </>
+        ) : d.basis === 'engine' ? (
+          <>
+            The plan puts this run&apos;s steps at <strong>about {duration(d.seconds)}</strong>: this engine&apos;s
+            speed, measured on another model shape, scaled to this one&apos;s compute.
+          </>
+        ) : (
+          <>
+            This run&apos;s speed on this machine is not measured yet, but its {si(plan.totalFlops, 'FLOP')} of compute
+            take <strong>at least {duration(d.seconds)}</strong>, even at {si(rate, 'FLOP/s')} (the fastest{' '}
+            {onGpu ? 'GPU' : 'CPU'} training speed to expect).
+          </>
+        )}
+      </p>
+      <p className="muted small">
+        {int(plan.steps)} steps of {int(plan.tokensPerStep)} tokens ({si(plan.totalTokens, 'tokens')}); memory ≈{' '}
+        {bytes(plan.memory.total)}. It keeps this machine busy until it ends or you stop it; a run can be stopped and
+        resumed from its last checkpoint.
+      </p>
+    </FormDialog>
   );
 }
 
@@ -375,14 +526,21 @@ function TagsNotes({
 function JsonEditor({
   config,
   onChange,
+  onSyntax,
   errors,
 }: {
   config: Config;
   onChange: (c: Config) => void;
+  /** the text's parse error, or null when it parses (the page's counter and button follow it) */
+  onSyntax: (message: string | null) => void;
   errors: readonly FieldError[];
 }) {
   const [text, setText] = useState(() => JSON.stringify(config, null, 2));
-  const [syntax, setSyntax] = useState<string | null>(null);
+  const [syntax, setSyntaxState] = useState<string | null>(null);
+  const setSyntax = (m: string | null) => {
+    setSyntaxState(m);
+    onSyntax(m);
+  };
   const id = useId();
   return (
     <section className="card card-tight json-editor" aria-labelledby={`${id}-title`}>

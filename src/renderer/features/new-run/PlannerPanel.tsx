@@ -1,10 +1,11 @@
 import type { ReactNode } from 'react';
 import type { EventKind, TimeEstimate } from '../../../shared/estimate';
-import { planRun, planShape, timingKey, type RunPlan, type TimingSource } from '../../../shared/planner';
+import type { RunPlan, TimingSource } from '../../../shared/planner';
 import type { RunConfig } from '../../../shared/run-config';
 import { ErrorNote } from '../../components/ErrorNote';
 import { bytes, compact, duration, int, si } from '../../format';
 import { href } from '../../router';
+import { planOf } from './launch-check';
 import type { CalibrationState, TrainedShapeState } from './useThroughputs';
 
 /** What the config costs: size, compute, tokens, memory and time, before the run starts. */
@@ -25,7 +26,7 @@ export function PlannerPanel({
   trained: TrainedShapeState;
   calibration: CalibrationState;
   datasetTokens?: number;
-  /** the submit button and its notes, at the panel's foot */
+  /** what goes at the panel's foot, under a rule */
   children?: ReactNode;
 }) {
   if (!config) {
@@ -33,22 +34,11 @@ export function PlannerPanel({
       <aside className="card planner" aria-labelledby="planner-title">
         <h2 id="planner-title">Plan</h2>
         <p className="muted small">The plan appears when the config is valid.</p>
-        <div className="planner-foot">{children}</div>
+        {children !== undefined && <div className="planner-foot">{children}</div>}
       </aside>
     );
   }
-  const shape = trained.value?.shape ?? planShape(config);
-  const cal = calibration.status === 'done' ? calibration.calibration : undefined;
-  const timing: TimingSource | undefined = cal
-    ? {
-        kind: 'calibration',
-        timing: cal,
-        measuredAt: cal.measuredAt,
-        runningRuns: cal.runningRuns,
-        microSteps: cal.microSteps,
-      }
-    : runTimings[timingKey(shape, config)];
-  const plan = planRun(config, { shape, timing });
+  const plan = planOf(config, trained, calibration, runTimings);
   const m = plan.memory;
   const memParts = [
     ['Weights', m.params, '--chart-1'],
@@ -149,7 +139,7 @@ export function PlannerPanel({
 
       <h3 className="planner-sub">Time</h3>
       <PlanTime plan={plan} config={config} calibration={calibration} />
-      <div className="planner-foot">{children}</div>
+      {children !== undefined && <div className="planner-foot">{children}</div>}
     </aside>
   );
 }
