@@ -96,7 +96,7 @@ test.describe('evals', () => {
       await expect(page.getByRole('heading', { name: 'HellaSwag data needed' })).toBeVisible();
       await expect(run).toBeDisabled();
       await expect(page.getByText('Prepare the HellaSwag data first.')).toBeVisible();
-      await expect(page.getByRole('row', { name: /GPT-2 124M/ })).toContainText('0.2955');
+      await expect(page.getByRole('row', { name: /GPT-2 124M/ })).toContainText('29.6%');
 
       // prepare it from the mirror (the loopback server)
       await page.getByText('Download from a mirror').click();
@@ -121,18 +121,19 @@ test.describe('evals', () => {
       const row = results.locator('tr[data-eval-id]').first();
       await expect(row).toHaveAttribute('data-status', 'done', { timeout: 60_000 });
       await expect(row.getByRole('rowheader')).toHaveText('gpt2-tiny');
-      await expect(row).toContainText((correct / N).toFixed(4));
-      await expect(row).toContainText((correctNorm / N).toFixed(4));
+      // accuracies read as percents with one decimal (N = 20: every value is exact)
+      await expect(row).toContainText(`${((correct / N) * 100).toFixed(1)}%`);
+      await expect(row).toContainText(`${((correctNorm / N) * 100).toFixed(1)}%`);
       await expect(row.locator('td').first()).toHaveText(String(N));
       // the reference points sit in the same table
-      await expect(results.getByRole('row', { name: /^GPT-2 124M/ })).toContainText('0.2955');
-      await expect(results.getByRole('row', { name: /^GPT-3 124M/ })).toContainText('0.3370');
-      await expect(results.getByRole('row', { name: /^Random/ })).toContainText('0.2500');
+      await expect(results.getByRole('row', { name: /^GPT-2 124M/ })).toContainText('29.6%');
+      await expect(results.getByRole('row', { name: /^GPT-3 124M/ })).toContainText('33.7%');
+      await expect(results.getByRole('row', { name: /^Random/ })).toContainText('25.0%');
 
       // the new eval is selected: its summary and examples
       const summary = page.getByTestId('eval-summary');
       await expect(summary).toContainText(`${correctNorm}/${N}`);
-      await expect(summary.getByRole('figure')).toContainText('GPT-2 124M 0.2955');
+      await expect(summary.getByRole('figure')).toContainText('GPT-2 124M 29.6%');
       const browser = page.getByTestId('example-browser');
       const range = browser.getByTestId('examples-range');
       const detail = browser.getByTestId('example-detail');
@@ -189,7 +190,7 @@ test.describe('evals', () => {
       await run.click();
       const progress = page.getByTestId('eval-progress');
       await expect(progress.getByTestId('eval-progress-text')).toContainText(
-        /\d+ \/ 1,000 examples · acc_norm so far 0\.\d{4} · [\d.]+ examples\/s · .* left/,
+        /\d+ \/ 1,000 examples · acc_norm so far \d+\.\d% · [\d.]+ examples\/s · .* left/,
         { timeout: 60_000 },
       );
       await expect(progress.getByRole('progressbar')).toHaveAttribute('aria-valuemax', '1000');

@@ -2,8 +2,8 @@
  * Electron main: one secure window, the workspace resolved once, and the Studio service reached over IPC.
  *
  * Security (Electron's checklist): context isolation, sandbox, no Node in the renderer, web security on, a strict
- * CSP (header and meta tag), no navigation away from the app, no new windows, no webviews, no permissions, and IPC
- * answered only for the app's own top-level frame.
+ * CSP (header and meta tag), no navigation away from the app, no new windows, no webviews, no permissions but
+ * clipboard writes and notifications, and IPC answered only for the app's own top-level frame.
  */
 import { app, BrowserWindow, dialog, ipcMain, session } from 'electron';
 import { join } from 'node:path';
@@ -52,6 +52,9 @@ async function main(): Promise<void> {
       calibrate: join(here, 'calibrate-worker.mjs'),
     },
   });
+
+  // Windows shows a notification only for an app with an id; it is the installer's (electron-builder.yml).
+  if (process.platform === 'win32') app.setAppUserModelId('org.gpt2studio.app');
 
   app.on('web-contents-created', (_event, contents) => {
     contents.on('will-navigate', (event, url) => {

@@ -142,9 +142,10 @@ describe('security helpers', () => {
     expect(isOwnOrigin('http://localhost:5173/x', 'http://localhost:5173')).toBe(true);
     expect(isOwnOrigin('https://huggingface.co/x', 'http://localhost:5173')).toBe(false);
   });
-  it('grants only clipboard writes (the copy buttons)', () => {
+  it('grants only clipboard writes (the copy buttons) and notifications (a run that ends)', () => {
     expect(isPermissionAllowed('clipboard-sanitized-write')).toBe(true);
-    for (const p of ['clipboard-read', 'media', 'notifications', 'geolocation', 'openExternal', 'fullscreen'])
+    expect(isPermissionAllowed('notifications')).toBe(true);
+    for (const p of ['clipboard-read', 'media', 'geolocation', 'openExternal', 'fullscreen', 'pointerLock', 'midi'])
       expect(isPermissionAllowed(p)).toBe(false);
   });
 });

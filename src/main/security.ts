@@ -28,9 +28,11 @@ export function isOwnOrigin(url: string, devServerUrl?: string): boolean {
 }
 
 /**
- * The only permission the window gets: writing text to the clipboard (the copy buttons). Camera, microphone,
- * notifications, geolocation, clipboard reads and the rest are refused.
+ * The permissions the window gets: writing text to the clipboard (the copy buttons) and notifications (a run that
+ * ends says so). Camera, microphone, geolocation, clipboard reads and the rest are refused.
  */
+const ALLOWED_PERMISSIONS: ReadonlySet<string> = new Set(['clipboard-sanitized-write', 'notifications']);
+
 export function isPermissionAllowed(permission: string): boolean {
-  return permission === 'clipboard-sanitized-write';
+  return ALLOWED_PERMISSIONS.has(permission);
 }

@@ -1,5 +1,6 @@
 import { useEffect, useRef } from 'react';
 import { Icon } from './components/Icon';
+import { RunToasts } from './components/RunToasts';
 import { NewRunPage } from './features/new-run/NewRunPage';
 import { RunPage } from './features/run/RunPage';
 import { RunsPage } from './features/runs/RunsPage';
@@ -12,6 +13,7 @@ import { EvalsPage } from './features/evals/EvalsPage';
 import { PAGES } from './pages';
 import { href, navPageOf, useRoute, type Route } from './router';
 import { useTheme } from './theme';
+import { RunNotifyContext, useRunNotifications } from './useRunNotifications';
 
 function routeKey(r: Route): string {
   return href(r);
@@ -25,6 +27,7 @@ export function App() {
   const mainRef = useRef<HTMLElement>(null);
   const first = useRef(true);
   const key = routeKey(route);
+  const runs = useRunNotifications();
 
   useEffect(() => {
     if (route.page !== 'run') document.title = `${current.title} · GPT-2 Studio`;
@@ -78,6 +81,12 @@ export function App() {
                 <a href={`#/${p.id}`} className="nav-link" aria-current={p.id === navPage ? 'page' : undefined}>
                   <Icon name={p.id} />
                   <span>{p.title}</span>
+                  {p.id === 'runs' && runs.active > 0 && (
+                    <span className="nav-badge" data-testid="runs-badge" title={activeText(runs.active)}>
+                      <span aria-hidden="true">{runs.active}</span>
+                      <span className="visually-hidden">, {activeText(runs.active)}</span>
+                    </span>
+                  )}
                 </a>
               </li>
             ))}
@@ -103,11 +112,16 @@ export function App() {
             <p className="muted">{current.summary}</p>
           </header>
         )}
-        <Page route={route} key={key} />
+        <RunNotifyContext.Provider value={runs.setting}>
+          <Page route={route} key={key} />
+        </RunNotifyContext.Provider>
       </main>
+      <RunToasts toasts={runs.toasts} onOpen={runs.open} onDismiss={runs.dismiss} />
     </div>
   );
 }
+
+const activeText = (n: number): string => `${n} active run${n === 1 ? '' : 's'}`;
 
 function Page({ route }: { route: Route }) {
   switch (route.page) {

@@ -88,6 +88,39 @@ function importedEntry(dir: string, m: ModelMeta): ModelEntry {
   };
 }
 
+/**
+ * What makes a checkpoint's weights the same file as another's: the device and inode of its model.safetensors (a
+ * branched run shares its source's checkpoint by hard links), else the checkpoint folder's real path.
+ */
+export function weightsIdentity(checkpointDir: string): string {
+  try {
+    const st = fs.statSync(path.join(checkpointDir, 'model.safetensors'), { bigint: true });
+    return `inode:${st.dev}:${st.ino}`;
+  } catch {
+    try {
+      return `path:${fs.realpathSync(checkpointDir)}`;
+    } catch {
+      return `path:${path.resolve(checkpointDir)}`;
+    }
+  }
+}
+
+/**
+ * One entry per weights file, in the order given: where several checkpoints are the same file (a branch and the run
+ * it came from), the one of the run created first is kept, the run that made it.
+ */
+export function onePerWeightsFile(
+  checkpoints: readonly { entry: ModelEntry; identity: string; runCreatedAt: number }[],
+): ModelEntry[] {
+  const maker = new Map<string, { key: string; runCreatedAt: number }>();
+  for (const c of checkpoints) {
+    const best = maker.get(c.identity);
+    if (!best || c.runCreatedAt < best.runCreatedAt)
+      maker.set(c.identity, { key: c.entry.key, runCreatedAt: c.runCreatedAt });
+  }
+  return checkpoints.filter((c) => maker.get(c.identity)?.key === c.entry.key).map((c) => c.entry);
+}
+
 export class ModelService {
   constructor(
     private readonly home: string,
@@ -110,7 +143,10 @@ export class ModelService {
     imported.sort((a, b) => b.createdAt - a.createdAt);
     out.push(...imported);
     const store = this.store();
-    const names = new Map(store.listRuns().map((r) => [r.id, r.name]));
+    const runs = store.listRuns();
+    const names = new Map(runs.map((r) => [r.id, r.name]));
+    const created = new Map(runs.map((r) => [r.id, r.createdAt]));
+    const checkpoints: { entry: ModelEntry; identity: string; runCreatedAt: number }[] = [];
     for (const c of store.listCheckpoints()) {
       if (!fs.existsSync(c.path)) continue;
       let state;
@@ -120,7 +156,7 @@ export class ModelService {
         continue; // a damaged checkpoint cannot be loaded, so it is not offered
       }
       const runName = names.get(c.runId) ?? c.runId;
-      out.push({
+      const entry: ModelEntry = {
         key: `ckpt:${c.runId}:${c.step}`,
         kind: 'checkpoint',
         label: `${runName} · step ${c.step}`,
@@ -134,8 +170,14 @@ export class ModelService {
         hellaswag: c.hellaswag,
         sizeBytes: c.sizeBytes,
         createdAt: c.createdAt,
+      };
+      checkpoints.push({
+        entry,
+        identity: weightsIdentity(c.path),
+        runCreatedAt: created.get(c.runId) ?? Number.POSITIVE_INFINITY,
       });
     }
+    out.push(...onePerWeightsFile(checkpoints));
     return out;
   }
 

@@ -171,6 +171,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const server: Server = createServer((req, res) => {
     const requestId = randomBytes(6).toString('hex');
     handle(req, res, requestId).catch((e: unknown) => {
+      // The client went away (a page that navigated, a closed tab): normal, nothing to answer or log.
+      if (isClientAbort(e)) {
+        res.destroy();
+        return;
+      }
       // A bug in the handler itself: the details go to the log, the answer says where to look.
       log(
         `gpt2-studio serve [${requestId}] ${req.method ?? '?'} ${pathOnly(req.url)}: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
@@ -364,12 +369,17 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       Connection: 'keep-alive',
       'X-Accel-Buffering': 'no',
     });
-    res.write('retry: 2000\n: connected\n\n');
+    // A page closes its stream whenever it navigates or reloads: that ends the stream quietly. The socket's errors
+    // then (ECONNRESET, EPIPE) are the same closing, so they are listened to and not logged.
+    const send = (text: string) => {
+      if (!res.destroyed && !res.writableEnded) res.write(text);
+    };
+    send('retry: 2000\n: connected\n\n');
     streams.add(res);
     const unsubscribe = studio.onAny((name, payload) => {
-      res.write(`event: ${SSE_EVENT_TYPE}\ndata: ${JSON.stringify({ name, payload }, withoutStacks)}\n\n`);
+      send(`event: ${SSE_EVENT_TYPE}\ndata: ${JSON.stringify({ name, payload }, withoutStacks)}\n\n`);
     });
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), heartbeatMs);
+    const heartbeat = setInterval(() => send(': ping\n\n'), heartbeatMs);
     heartbeat.unref();
     const done = () => {
       clearInterval(heartbeat);
@@ -378,6 +388,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     };
     req.on('close', done);
     res.on('close', done);
+    req.on('error', done);
+    res.on('error', done);
   }
 
   function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL): void {
@@ -509,7 +521,30 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
       if (!over) resolveBody(Buffer.concat(chunks));
     });
     req.on('error', rejectBody);
+    // closed before its end without an error event: the client went away all the same
+    req.on('close', () => {
+      if (!req.complete) rejectBody(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    });
   });
+}
+
+/** Error codes that mean the client closed the connection: a navigation, a closed tab, a cancelled request. */
+const CLIENT_GONE = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED',
+]);
+
+/**
+ * Whether an error only says that the client went away before its request was read or answered. That is normal
+ * (a page closes its event stream and its pending requests whenever it navigates) and is not logged.
+ */
+export function isClientAbort(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const code = (e as NodeJS.ErrnoException).code;
+  return (code !== undefined && CLIENT_GONE.has(code)) || e.message === 'aborted';
 }
 
 /** The path of a request URL without its query (the query may hold the token: it is never logged). */

@@ -10,12 +10,17 @@ import { useInvoke } from '../useInvoke';
 import { ErrorNote } from './ErrorNote';
 import { ImportModelDialog } from './ImportModelDialog';
 
-/** What a picker's option says: the label, its size, and its val loss where known. */
-export function modelOptionText(m: ModelEntry): string {
-  const parts = [m.label, `${compact(m.params)} params`];
+/** What a model is beside its label: its size, its val loss where known, and whether it is a chat model. */
+export function modelDetailText(m: ModelEntry): string {
+  const parts = [`${compact(m.params)} params`];
   if (m.valLoss != null) parts.push(`val ${fixed(m.valLoss, 3)}`);
   if (m.sft) parts.push('chat (SFT)');
   return parts.join(' · ');
+}
+
+/** What a picker's option says: the label, its size, and its val loss where known. */
+export function modelOptionText(m: ModelEntry): string {
+  return `${m.label} · ${modelDetailText(m)}`;
 }
 
 export function ModelPicker({
@@ -24,6 +29,7 @@ export function ModelPicker({
   label = 'Model',
   id,
   filter,
+  compact: narrow = false,
 }: {
   /** the chosen model's key (ModelEntry.key) */
   value: string | undefined;
@@ -31,6 +37,11 @@ export function ModelPicker({
   label?: string;
   id?: string;
   filter?: (m: ModelEntry) => boolean;
+  /**
+   * For a narrow column: the options say only the model's label, and the chosen model's size and val loss show
+   * below the select, so that no text is cut.
+   */
+  compact?: boolean;
 }) {
   const [state, reload] = useInvoke('models-list');
   const [importing, setImporting] = useState(false);
@@ -40,6 +51,8 @@ export function ModelPicker({
   const imported = models.filter((m) => m.kind === 'imported');
   const checkpoints = models.filter((m) => m.kind === 'checkpoint');
   const missing = value !== undefined && value !== '' && state.status === 'ok' && !models.some((m) => m.key === value);
+  const chosen = value ? models.find((m) => m.key === value) : undefined;
+  const optionText = narrow ? (m: ModelEntry) => m.label : modelOptionText;
 
   // a key that came from elsewhere (the URL): hand the parent its entry once the list has it
   const announced = useRef<string | undefined>(undefined);
@@ -71,6 +84,7 @@ export function ModelPicker({
             onChange(m);
           }}
           data-testid="model-picker"
+          title={chosen ? modelOptionText(chosen) : undefined}
         >
           <option value="">
             {state.status === 'loading' ? 'Loading models…' : models.length ? 'Choose a model…' : 'No models yet'}
@@ -78,8 +92,8 @@ export function ModelPicker({
           {imported.length > 0 && (
             <optgroup label="Imported weights">
               {imported.map((m) => (
-                <option key={m.key} value={m.key}>
-                  {modelOptionText(m)}
+                <option key={m.key} value={m.key} title={modelOptionText(m)}>
+                  {optionText(m)}
                 </option>
               ))}
             </optgroup>
@@ -87,8 +101,8 @@ export function ModelPicker({
           {checkpoints.length > 0 && (
             <optgroup label="Checkpoints">
               {checkpoints.map((m) => (
-                <option key={m.key} value={m.key}>
-                  {modelOptionText(m)}
+                <option key={m.key} value={m.key} title={modelOptionText(m)}>
+                  {optionText(m)}
                 </option>
               ))}
             </optgroup>
@@ -98,6 +112,11 @@ export function ModelPicker({
           Import GPT-2 weights…
         </button>
       </div>
+      {narrow && chosen && (
+        <p className="field-hint model-picker-detail" data-testid="model-picker-detail">
+          {modelDetailText(chosen)}
+        </p>
+      )}
       {missing && (
         <p className="field-error" role="status">
           The model “{value}” is not in this workspace (deleted, or pruned by keep_last). Choose another one.

@@ -61,6 +61,7 @@ export function ChatPage() {
   }
 
   const title = selectedId ? (conversation?.title ?? 'Conversation') : 'New conversation';
+  const modelText = model ? model.label : modelKey ? modelName(modelKey) : 'no model chosen';
 
   return (
     <div className="chat-layout">
@@ -131,14 +132,14 @@ export function ChatPage() {
 
       <section className="card chat-main" aria-labelledby={`${composerId}-title`}>
         <div className="chat-main-head">
-          <h2 id={`${composerId}-title`} data-testid="chat-title">
+          <h2 id={`${composerId}-title`} data-testid="chat-title" title={title}>
             {title}
           </h2>
-          <span className="muted small">
-            {model ? model.label : modelKey ? modelName(modelKey) : 'no model chosen'}
+          <span className="muted small chat-main-model" title={modelText} data-testid="chat-model-label">
+            {modelText}
           </span>
           {model && (
-            <span className={`pill ${model.sft ? 'pill-ok' : 'pill-off'}`}>
+            <span className={`pill chat-main-pill ${model.sft ? 'pill-ok' : 'pill-off'}`}>
               {model.sft ? 'chat (SFT)' : 'base model'}
             </span>
           )}

@@ -77,7 +77,7 @@ export function ChatSettingsCard({
                 : ''}
         </span>
       </div>
-      <ModelPicker value={modelKey} onChange={onModel} id={`${base}-model`} />
+      <ModelPicker value={modelKey} onChange={onModel} id={`${base}-model`} compact />
       {model && (
         <p className={`chat-template-note${model.sft ? ' chat-template-sft' : ''}`} data-testid="template-note">
           {model.sft ? (

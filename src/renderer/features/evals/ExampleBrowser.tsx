@@ -134,31 +134,34 @@ export function ExampleBrowser({ ev, summary }: { ev: Eval; summary: HellaswagSu
           </select>
         </div>
         <span className="spacer" />
-        <span className="muted small" aria-live="polite" data-testid="examples-range">
-          {total === 0 ? 'No examples' : `${int(offset + 1)}–${int(pageEnd)} of ${int(total)}`}
-        </span>
-        <button
-          type="button"
-          className="button"
-          disabled={offset === 0}
-          onClick={() => {
-            landing.current = 'first';
-            setOffset(Math.max(0, offset - size));
-          }}
-        >
-          Previous page
-        </button>
-        <button
-          type="button"
-          className="button"
-          disabled={offset + size >= total}
-          onClick={() => {
-            landing.current = 'first';
-            setOffset(offset + size);
-          }}
-        >
-          Next page
-        </button>
+        {/* the range and the page buttons wrap as one group */}
+        <div className="hs-page-nav">
+          <span className="muted small" aria-live="polite" data-testid="examples-range">
+            {total === 0 ? 'No examples' : `${int(offset + 1)}–${int(pageEnd)} of ${int(total)}`}
+          </span>
+          <button
+            type="button"
+            className="button"
+            disabled={offset === 0}
+            onClick={() => {
+              landing.current = 'first';
+              setOffset(Math.max(0, offset - size));
+            }}
+          >
+            Previous page
+          </button>
+          <button
+            type="button"
+            className="button"
+            disabled={offset + size >= total}
+            onClick={() => {
+              landing.current = 'first';
+              setOffset(offset + size);
+            }}
+          >
+            Next page
+          </button>
+        </div>
       </div>
 
       {load.status === 'error' && <ErrorNote error={load.error} onRetry={reload} />}
@@ -256,12 +259,15 @@ function ExampleDetail({
           {right ? 'Right' : 'Wrong'}
         </span>
         <span className="spacer" />
-        <button type="button" className="button" onClick={onPrev} disabled={!hasPrev} aria-keyshortcuts="k ArrowUp">
-          Previous
-        </button>
-        <button type="button" className="button" onClick={onNext} disabled={!hasNext} aria-keyshortcuts="j ArrowDown">
-          Next
-        </button>
+        {/* one group: when the head wraps, Previous and Next move to the next line together */}
+        <div className="hs-example-nav" data-testid="example-nav">
+          <button type="button" className="button" onClick={onPrev} disabled={!hasPrev} aria-keyshortcuts="k ArrowUp">
+            Previous
+          </button>
+          <button type="button" className="button" onClick={onNext} disabled={!hasNext} aria-keyshortcuts="j ArrowDown">
+            Next
+          </button>
+        </div>
       </div>
       <p id="hs-example-keys" className="muted small">
         Keys: j or ↓ next, k or ↑ previous. The prediction is the ending with the lowest loss per token (acc_norm); the

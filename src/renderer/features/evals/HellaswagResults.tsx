@@ -12,6 +12,8 @@ import { Icon } from '../../components/Icon';
 import { dateTime, duration, fixed, fullDateTime, int } from '../../format';
 import { ExampleBrowser } from './ExampleBrowser';
 import {
+  accPercent,
+  accPointsDiff,
   BASELINES,
   evalLimit,
   evalModelLabel,
@@ -70,7 +72,7 @@ export function RunProgress({
       </div>
       <p className="small hs-progress-text" aria-live="polite" data-testid="eval-progress-text">
         {progress
-          ? `${int(progress.done)} / ${int(progress.total)} examples · acc_norm so far ${fixed(progress.accNorm, 4)}` +
+          ? `${int(progress.done)} / ${int(progress.total)} examples · acc_norm so far ${accPercent(progress.accNorm)}` +
             (rate.perSec !== null
               ? ` · ${rate.perSec >= 10 ? int(rate.perSec) : fixed(rate.perSec, 1)} examples/s`
               : '') +
@@ -90,17 +92,17 @@ function AccScale({ value, n, label }: { value: number; n: number; label: string
   const pos = (x: number) => `${(((Math.min(hi, Math.max(lo, x)) - lo) / (hi - lo)) * 100).toFixed(2)}%`;
   const se = stdErr(value, n);
   return (
-    <figure className="hs-scale" aria-label={`acc_norm ${fixed(value, 4)} of ${label} against the reference points`}>
+    <figure className="hs-scale" aria-label={`acc_norm ${accPercent(value)} of ${label} against the reference points`}>
       <div className="hs-scale-track">
         {BASELINES.map((b) => (
           <span
             key={b.label}
             className="hs-scale-ref"
             style={{ left: pos(b.accNorm) }}
-            title={`${b.label}: ${fixed(b.accNorm, 4)}`}
+            title={`${b.label}: ${accPercent(b.accNorm)}`}
           >
             <span className="hs-scale-ref-label">
-              {b.label} {fixed(b.accNorm, 4)}
+              {b.label} {accPercent(b.accNorm)}
             </span>
           </span>
         ))}
@@ -110,11 +112,11 @@ function AccScale({ value, n, label }: { value: number; n: number; label: string
         <span
           className="hs-scale-value"
           style={{ left: pos(value) }}
-          title={`${label}: ${fixed(value, 4)} ± ${fixed(se, 4)}`}
+          title={`${label}: ${accPercent(value)} ± ${accPercent(se)}`}
         />
       </div>
       <figcaption className="muted small">
-        {label}: <strong>{fixed(value, 4)}</strong> ± {fixed(se, 3)} (one standard error on {int(n)} examples)
+        {label}: <strong>{accPercent(value)}</strong> ± {accPercent(se)} (one standard error on {int(n)} examples)
       </figcaption>
     </figure>
   );
@@ -192,9 +194,9 @@ export function ResultsTable({
                 {b.label} <span className="muted small hs-baseline-note">{b.note}</span>
               </th>
               <td className="num">{b.label === 'Random' ? '—' : '10,042'}</td>
-              <td className="num">{fixed(b.acc, 4)}</td>
+              <td className="num">{accPercent(b.acc)}</td>
               <td className="num">
-                <strong>{fixed(b.accNorm, 4)}</strong>
+                <strong>{accPercent(b.accNorm)}</strong>
               </td>
               <td>
                 <span className="muted small">reference</span>
@@ -255,19 +257,19 @@ function ResultRow({
               ? `${int(limit)} asked`
               : 'all'}
       </td>
-      <td className="num">{s ? fixed(s.acc, 4) : '—'}</td>
+      <td className="num">{s ? accPercent(s.acc) : '—'}</td>
       <td
         className="num"
         title={
           s
-            ? `± ${fixed(stdErr(s.accNorm, s.n), 4)} (one standard error)${beat.length ? `; above ${beat.join(' and ')}` : ''}`
+            ? `± ${accPercent(stdErr(s.accNorm, s.n))} (one standard error)${beat.length ? `; above ${beat.join(' and ')}` : ''}`
             : undefined
         }
       >
         {s ? (
-          <strong>{fixed(s.accNorm, 4)}</strong>
+          <strong>{accPercent(s.accNorm)}</strong>
         ) : progress ? (
-          <span className="muted">{fixed(progress.accNorm, 4)}</span>
+          <span className="muted">{accPercent(progress.accNorm)}</span>
         ) : (
           '—'
         )}
@@ -337,10 +339,10 @@ export function SelectedEval({ ev, progress }: { ev: Eval; progress?: Progress }
     <>
       <section className="card hs-summary" aria-label={`Result of ${label}`} data-testid="eval-summary">
         <div className="stat-strip">
-          <Stat label="acc_norm" value={fixed(s.accNorm, 4)} sub={`${int(s.correctNorm)}/${int(s.n)}`} />
-          <Stat label="acc" value={fixed(s.acc, 4)} sub={`${int(s.correct)}/${int(s.n)}`} />
+          <Stat label="acc_norm" value={accPercent(s.accNorm)} sub={`${int(s.correctNorm)}/${int(s.n)}`} />
+          <Stat label="acc" value={accPercent(s.acc)} sub={`${int(s.correct)}/${int(s.n)}`} />
           <Stat label="Examples" value={int(s.n)} sub={skipped.length ? `${int(skipped.length)} skipped` : undefined} />
-          <Stat label="vs GPT-2 124M" value={signed(s.accNorm - REFERENCE.hellaswag.gpt2.accNorm)} />
+          <Stat label="vs GPT-2 124M" value={accPointsDiff(s.accNorm - REFERENCE.hellaswag.gpt2.accNorm)} />
         </div>
         <AccScale value={s.accNorm} n={s.n} label={label} />
         {skipped.length > 0 && (
@@ -374,8 +376,4 @@ function Stat({ label, value, sub }: { label: string; value: string; sub?: strin
       </span>
     </div>
   );
-}
-
-function signed(x: number): string {
-  return `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(4)}`;
 }

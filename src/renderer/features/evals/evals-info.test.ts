@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  accPercent,
+  accPointsDiff,
   browsableCount,
   evalModelKey,
   evalModelLabel,
@@ -92,5 +94,25 @@ describe('evals-info', () => {
     expect(mostSurprising(t, 2).map((x) => x.pos)).toEqual([2, 1]);
     expect(mostSurprising(t).length).toBe(3);
     expect(showPiece(' a\n')).toBe('“␣a↵”');
+  });
+});
+
+describe('accPercent', () => {
+  it('shows an accuracy as a percent with one decimal, rounded as the decimal reads', () => {
+    expect(accPercent(0.28)).toBe('28.0%');
+    expect(accPercent(0.2955)).toBe('29.6%');
+    expect(accPercent(0.337)).toBe('33.7%');
+    expect(accPercent(0.25)).toBe('25.0%');
+    expect(accPercent(1)).toBe('100.0%');
+    expect(accPercent(0)).toBe('0.0%');
+    expect(accPercent(null)).toBe('—');
+    expect(accPercent(undefined)).toBe('—');
+    expect(accPercent(Number.NaN)).toBe('—');
+  });
+  it('shows a difference of accuracies in signed percentage points', () => {
+    expect(accPointsDiff(0.012)).toBe('+1.2 pts');
+    expect(accPointsDiff(0.25 - 0.3)).toBe('−5.0 pts');
+    expect(accPointsDiff(0)).toBe('+0.0 pts');
+    expect(accPointsDiff(Number.NaN)).toBe('—');
   });
 });

@@ -64,6 +64,27 @@ export function evalLimit(ev: Eval): number | null {
   return typeof ev.params.limit === 'number' ? ev.params.limit : null;
 }
 
+const percentFmt = new Intl.NumberFormat('en-US', {
+  style: 'percent',
+  minimumFractionDigits: 1,
+  maximumFractionDigits: 1,
+});
+
+/**
+ * An accuracy as the app shows it everywhere (Evals, the run page, Runs): a percent with one decimal, rounded as
+ * the decimal reads (0.2955 -> "29.6%"), or "—".
+ */
+export function accPercent(x: number | null | undefined): string {
+  return x == null || !Number.isFinite(x) ? '—' : percentFmt.format(x);
+}
+
+/** A difference of two accuracies in percentage points, signed: -0.0465 -> "−4.7 pts". */
+export function accPointsDiff(d: number): string {
+  if (!Number.isFinite(d)) return '—';
+  const pts = Math.abs(d) * 100;
+  return `${d >= 0 ? '+' : '−'}${pts.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })} pts`;
+}
+
 /** The standard error of an accuracy measured on n examples (a binomial proportion). */
 export function stdErr(p: number, n: number): number {
   return n > 0 ? Math.sqrt((p * (1 - p)) / n) : Number.NaN;

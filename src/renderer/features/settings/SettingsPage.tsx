@@ -3,6 +3,7 @@ import { ErrorNote } from '../../components/ErrorNote';
 import { useClient, useInvoke } from '../../useInvoke';
 import { AllowedFoldersCard } from './AllowedFoldersCard';
 import { ModelsCard } from './ModelsCard';
+import { NotificationsCard } from './NotificationsCard';
 
 /** The Hugging Face endpoint (a mirror works) and token that dataset downloads use. */
 function HubSettings() {
@@ -181,6 +182,8 @@ export function SettingsPage() {
           </table>
         )}
       </section>
+
+      <NotificationsCard />
 
       <ModelsCard />
 
