@@ -77,6 +77,17 @@ describe('checkpoints through the Studio service', () => {
     await expect(studio.invoke('checkpoints-list', { runId: 'run-nope' })).rejects.toThrow(/No run "run-nope"/);
   });
 
+  it('the CLI export to a folder writes the same HF folder, tokenizer files included', async () => {
+    const dest = path.join(home, 'cli-export');
+    const lines: string[] = [];
+    const io = { out: (t: string) => lines.push(t), err: () => {} };
+    expect(await main(['export', run.id, '--step', '4', '--out', dest, '--home', home, '--json'], io)).toBe(0);
+    const res = JSON.parse(lines.join('')) as { tokenizer: string[] };
+    expect(res.tokenizer).toContain('vocab.json');
+    expect(readFolderEncoder(dest).encode('Hello world')).toEqual([15496, 995]);
+    expect(fs.existsSync(path.join(dest, 'model.safetensors'))).toBe(true);
+  });
+
   it('exports a checkpoint as an HF folder whose tensors load back equal, refusing a non-empty folder unless overwrite', async () => {
     const dest = path.join(home, 'exports', 'step4');
     const out = await studio.invoke('checkpoints-export', { runId: run.id, step: 4, dest });

@@ -2,6 +2,7 @@
  * Run commands: train, resume, stop, runs, export. Each works on the same workspace the app uses, through the
  * Studio service (so a CLI run is recorded in SQLite and appears in the app).
  */
+import { hfTokenizerFiles } from '../core/hf-tokenizer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, StudioError } from '../shared/errors';
@@ -291,7 +292,20 @@ export async function exportCommand(argv: string[], io: CliIo): Promise<number> 
   const written = exportGpt2Weights(dir, ck.state.modelConfig, ck.weights);
   if (isFile && written.modelFile !== out) fs.renameSync(written.modelFile, out);
   const file = isFile ? out : written.modelFile;
-  if (a.json) io.out(JSON.stringify({ runId: id, step, file, config: written.configFile }) + '\n');
-  else io.out(`exported run ${id} step ${step} to ${file} (config: ${written.configFile})\n`);
+  // a folder is a whole HF GPT-2 folder: the tokenizer files go beside the weights, as the app's export writes them
+  const tokenizer: string[] = [];
+  if (!isFile) {
+    for (const [name, text] of Object.entries(hfTokenizerFiles({ modelMaxLength: ck.state.modelConfig.blockSize }))) {
+      fs.writeFileSync(path.join(dir, name), text);
+      tokenizer.push(name);
+    }
+  }
+  if (a.json) io.out(JSON.stringify({ runId: id, step, file, config: written.configFile, tokenizer }) + '\n');
+  else
+    io.out(
+      `exported run ${id} step ${step} to ${file} (config: ${written.configFile}` +
+        (tokenizer.length ? `; tokenizer: ${tokenizer.join(', ')}` : '') +
+        ')\n',
+    );
   return 0;
 }

@@ -143,6 +143,8 @@ export class CalibrationService {
   private readonly inflight = new Map<string, Promise<Calibration>>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly children = new Set<CalibrateChild>();
+  /** set by close(): a child that ends after it was stopped, not because it failed */
+  private closing = false;
 
   constructor(
     private readonly home: string,
@@ -237,6 +239,12 @@ export class CalibrationService {
         }
       });
       child.onExit((code, signal) => {
+        if (this.closing) {
+          done(
+            new StudioError(ErrorCode.CANCELLED, `The calibration for a ${what} was stopped: the studio is closing.`),
+          );
+          return;
+        }
         done(
           new StudioError(
             ErrorCode.INTERNAL,
@@ -251,6 +259,7 @@ export class CalibrationService {
 
   /** Stops the calibrations under way. */
   close(): void {
+    this.closing = true;
     for (const child of this.children) child.kill();
     this.children.clear();
   }

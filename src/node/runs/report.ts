@@ -5,6 +5,7 @@
  *
  * `runReport` is pure: the run record, its metrics, logs and samples in, the HTML out.
  */
+import { accPercent } from '../../shared/accuracy';
 import type { LogEntry, MetricSeries, Run, Sample } from '../../shared/records';
 import { engineLabel, mixedEngines, shapeLabel, type RunAttempt } from '../../shared/run-facts';
 import { runFileName } from '../../shared/run-files';
@@ -57,9 +58,7 @@ export function compact(n: number): string {
 }
 
 /** HellaSwag's one form everywhere: 0.28 -> "28.0%" */
-export function percent(v: number): string {
-  return `${(v * 100).toFixed(1)}%`;
-}
+export const percent = accPercent;
 
 /** A number to about four significant digits, without trailing zeros: 3.28551 -> "3.286" */
 function short(v: number): string {

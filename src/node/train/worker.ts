@@ -3,6 +3,7 @@
  * reports every event as a WorkerMessage; the parent records them in SQLite before relaying them.
  * It runs under child_process.fork (Node) or utilityProcess (Electron) through the same entry file.
  */
+import { accPercent } from '../../shared/accuracy';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,7 +212,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
           }
           if (!hsExamples) return null;
           const r = await runHellaswag(mdl, hsExamples, { limit: config.hellaswag_limit });
-          log('info', `HellaSwag accuracy: ${r.summary.correctNorm}/${r.summary.n}=${r.summary.accNorm.toFixed(4)}`);
+          log('info', `HellaSwag acc_norm: ${r.summary.correctNorm}/${r.summary.n} = ${accPercent(r.summary.accNorm)}`);
           return { accNorm: r.summary.accNorm, n: r.summary.n };
         },
         saveCheckpoint: !lead

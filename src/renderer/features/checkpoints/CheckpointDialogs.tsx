@@ -262,8 +262,10 @@ export function ExportDialog({
       intro={
         <p>
           Writes the weights of <CheckpointName c={c} /> ({bytes(c.sizeBytes)} with the optimizer state) as{' '}
-          <code>model.safetensors</code> and <code>config.json</code>, a folder that{' '}
-          <code>GPT2LMHeadModel.from_pretrained</code> loads.
+          <code>model.safetensors</code> and <code>config.json</code>, with GPT-2&apos;s tokenizer files (
+          <code>vocab.json</code>, <code>merges.txt</code>, <code>tokenizer.json</code>) and{' '}
+          <code>generation_config.json</code>: a folder that <code>AutoTokenizer</code> and{' '}
+          <code>AutoModelForCausalLM.from_pretrained</code> load.
         </p>
       }
       fields={
@@ -297,7 +299,7 @@ export function ExportDialog({
                 </div>
                 <div className="field field-bool">
                   <label htmlFor={ids.over}>
-                    Overwrite model.safetensors and config.json in a folder that is not empty (other files are kept)
+                    Overwrite the model, config and tokenizer files in a folder that is not empty (other files are kept)
                   </label>
                   <input
                     id={ids.over}

@@ -64,19 +64,7 @@ export function evalLimit(ev: Eval): number | null {
   return typeof ev.params.limit === 'number' ? ev.params.limit : null;
 }
 
-const percentFmt = new Intl.NumberFormat('en-US', {
-  style: 'percent',
-  minimumFractionDigits: 1,
-  maximumFractionDigits: 1,
-});
-
-/**
- * An accuracy as the app shows it everywhere (Evals, the run page, Runs): a percent with one decimal, rounded as
- * the decimal reads (0.2955 -> "29.6%"), or "—".
- */
-export function accPercent(x: number | null | undefined): string {
-  return x == null || !Number.isFinite(x) ? '—' : percentFmt.format(x);
-}
+export { accPercent } from '../../../shared/accuracy';
 
 /** A difference of two accuracies in percentage points, signed: -0.0465 -> "−4.7 pts". */
 export function accPointsDiff(d: number): string {

@@ -1,3 +1,4 @@
+import { accPercent } from '../../../shared/accuracy';
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { ErrorNote } from '../../components/ErrorNote';
 import { ChartToolbar, type Series, type XKind } from '../../components/chart';
@@ -225,11 +226,6 @@ function WithEotMarks({ text }: { text: string }) {
   );
 }
 
-/** HellaSwag's one form everywhere: 0.28 -> "28.0%" */
-function hellaswagPercent(v: number): string {
-  return `${(v * 100).toFixed(1)}%`;
-}
-
 function last(s: Series | undefined): number | undefined {
   if (!s) return undefined;
   for (let i = s.values.length - 1; i >= 0; i--) if (Number.isFinite(s.values[i])) return s.values[i];
@@ -367,7 +363,7 @@ function StatStrip({
       <Stat label="tok/s" value={compact(stats.tokPerSec)} />
       {live.mfu !== undefined && <Stat label="MFU" value={`${(live.mfu * 100).toFixed(1)}%`} />}
       {stats.hellaswag !== undefined && (
-        <Stat label="HellaSwag" value={hellaswagPercent(stats.hellaswag)} testId="stat-hellaswag" />
+        <Stat label="HellaSwag" value={accPercent(stats.hellaswag)} testId="stat-hellaswag" />
       )}
       {stats.trainSec !== undefined ? (
         <Stat

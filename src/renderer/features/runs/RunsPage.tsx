@@ -1,3 +1,4 @@
+import { accPercent } from '../../../shared/accuracy';
 import { Fragment, useCallback, useEffect, useId, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ColumnsMenu } from '../../components/ColumnsMenu';
 import { EmptyState } from '../../components/EmptyState';
@@ -541,7 +542,7 @@ function runCell(id: string, run: Run, extra: Extra | undefined, now: number): R
     case 'hellaswag':
       return (
         <td className="num" data-col={id}>
-          {extra?.hellaswag !== undefined ? `${(extra.hellaswag * 100).toFixed(1)}%` : '—'}
+          {accPercent(extra?.hellaswag)}
         </td>
       );
     case 'tokPerSec':
