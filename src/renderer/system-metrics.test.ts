@@ -27,15 +27,18 @@ describe('system metrics', () => {
   it('reads values for the legend and short labels for the axis', () => {
     expect(formatSystem('percent', 37)).toBe('37%');
     expect(formatSystem('percent', 2.25)).toBe('2.3%');
-    expect(formatSystem('bytes', 1536 * 1024 * 1024)).toBe('1.5 GiB');
+    expect(formatSystem('bytes', 1.536e9)).toBe('1.54 GB');
+    expect(formatSystem('bytes', 647.4e6)).toBe('647.4 MB');
     expect(formatSystem('watts', 123.456)).toBe('123 W');
     expect(formatSystem('celsius', 55)).toBe('55 °C');
     expect(formatSystem('count', 14)).toBe('14');
     expect(formatSystem('bytes', Number.NaN)).toBe('—');
-    expect(formatSystemTick('bytes', 611 * 1024 * 1024)).toBe('611M');
-    expect(formatSystemTick('bytes', 76.6 * 1024 ** 3)).toBe('76.6G');
+    expect(formatSystemTick('bytes', 500e6)).toBe('500MB');
+    expect(formatSystemTick('bytes', 1e9)).toBe('1GB');
+    expect(formatSystemTick('bytes', 76.6205e9)).toBe('76.6205GB');
+    expect(formatSystemTick('bytes', 76.62e9)).toBe('76.62GB');
     expect(formatSystemTick('bytes', 0)).toBe('0B');
-    expect(formatSystemTick('bytes', 76.617 * 1024 ** 3)).toBe('76.62G');
+    expect(formatSystemTick('bytes', 76.617 * 1024 ** 3)).toBe('82.2669GB');
     expect(formatSystemTick('percent', 25)).toBe('25%');
     expect(formatSystemTick('watts', 350)).toBe('350W');
     expect(formatSystemTick('celsius', 55)).toBe('55°');

@@ -3,7 +3,7 @@
  * which exist, their titles and units, and how their values read. The Run page and the Compare page chart them
  * under their own "System" heading.
  */
-import { bytes, compact } from './format';
+import { compact } from './format';
 
 export type SystemFormat = 'percent' | 'bytes' | 'count' | 'watts' | 'celsius';
 
@@ -47,14 +47,22 @@ export function gpuIndices(names: Iterable<string>): number[] {
   return [...found].sort((a, b) => a - b);
 }
 
-/** A value of a system metric for a legend or an axis: "37%", "1.2 GiB", "12", "123 W", "55 °C". */
+/** A value of a system metric for a legend: "37%", "1.21 GB", "12", "123 W", "55 °C" (bytes in the axis' decimal units). */
 export function formatSystem(format: SystemFormat, v: number): string {
   if (!Number.isFinite(v)) return '—';
   switch (format) {
     case 'percent':
       return `${v.toFixed(v < 10 ? 1 : 0)}%`;
-    case 'bytes':
-      return bytes(v);
+    case 'bytes': {
+      const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+      let i = 0;
+      let x = v;
+      while (Math.abs(x) >= 1000 && i < units.length - 1) {
+        x /= 1000;
+        i++;
+      }
+      return `${i === 0 ? x : Number(x.toPrecision(x >= 100 ? 4 : 3))} ${units[i]}`;
+    }
     case 'count':
       return compact(v);
     case 'watts':
@@ -65,8 +73,10 @@ export function formatSystem(format: SystemFormat, v: number): string {
 }
 
 /**
- * A system metric's axis label, short enough for the chart's y axis: "25%", "611M", "76.6G", "14", "120W", "55°".
- * Bytes count in binary units (M is MiB).
+ * A system metric's axis label, short enough for the chart's y axis: "25%", "600MB", "76.6205GB", "14", "120W",
+ * "55°". Bytes count in decimal units here (MB is 10^6), because the axis puts its ticks at round decimal values:
+ * in binary units a tick at 500,000,000 would read "476.8M". Up to six significant digits, so that ticks a few
+ * megabytes apart on a disk of tens of gigabytes still read apart; round ticks lose their trailing zeros.
  */
 export function formatSystemTick(format: SystemFormat, v: number): string {
   if (!Number.isFinite(v)) return '';
@@ -76,15 +86,14 @@ export function formatSystemTick(format: SystemFormat, v: number): string {
     case 'percent':
       return `${num(v)}%`;
     case 'bytes': {
-      const units = ['B', 'K', 'M', 'G', 'T', 'P'];
+      const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
       let i = 0;
       let x = v;
-      while (Math.abs(x) >= 1024 && i < units.length - 1) {
-        x /= 1024;
+      while (Math.abs(x) >= 1000 && i < units.length - 1) {
+        x /= 1000;
         i++;
       }
-      // four significant digits: a disk's free space moves by megabytes on a scale of gigabytes
-      return `${Number(x.toPrecision(4))}${units[i]}`;
+      return `${Number(x.toPrecision(6))}${units[i]}`;
     }
     case 'count':
       return compact(v);
