@@ -59,6 +59,27 @@ describe.skipIf(!hasFixture('data/hellaswag_val_1000.jsonl'))('runs through the 
     );
   };
 
+  it('runs-check-memory answers what runs-create would refuse for memory, creating nothing', async () => {
+    const before = (await studio.invoke('runs-list')).length;
+    expect(await studio.invoke('runs-check-memory', { config: base })).toBeNull();
+    // a 48-layer, 1600-wide model with a 64 x 1024 micro-batch needs far more RAM than any test machine has
+    const huge = {
+      ...base,
+      engine: 'native-cpu',
+      model: { n_layer: 48, n_head: 25, n_embd: 1600, block_size: 1024 },
+      batch_size: 64,
+      seq_len: 1024,
+      total_batch_size: 65536,
+    };
+    const problem = await studio.invoke('runs-check-memory', { config: huge });
+    expect(problem?.code).toBe('OUT_OF_MEMORY');
+    expect(problem?.message).toMatch(/needs about [\d.]+ GiB/);
+    await expect(studio.invoke('runs-check-memory', { config: { ...base, dataset: 'nope' } })).rejects.toThrow(
+      /dataset/,
+    );
+    expect((await studio.invoke('runs-list')).length).toBe(before);
+  });
+
   it('rejects an unknown dataset, a missing weights file and a corrupt checkpoint, naming the field', async () => {
     await reject({ dataset: 'nope' }, 'dataset', /no dataset "nope" in the workspace/);
     await reject(

@@ -29,6 +29,14 @@ export const runsHandlers = defineHandlers({
     confine: (a, limits, home) => ({ ...a, config: initPath(a.config, limits, home) }),
   },
 
+  /** Whether runs-create would refuse the config for memory, without creating anything. */
+  'runs-check-memory': {
+    readOnly: true,
+    schema: z.object({ config: z.unknown() }).strict(),
+    run: async ({ config }, studio) => studio.runs.memoryProblem(config),
+    confine: (a, limits, home) => ({ ...a, config: initPath(a.config, limits, home) }),
+  },
+
   /** Creates a run from a config and starts its worker. */
   'runs-create': {
     schema: z

@@ -323,21 +323,40 @@ export class RunManager {
     return { ok: true, config: out };
   }
 
+  /** Refuses (OUT_OF_MEMORY) a valid config whose plan does not fit in the memory this machine has now. */
+  async checkMemory(config: RunConfig): Promise<void> {
+    const gpus = hostGpus();
+    const onGpu = config.engine === 'native-cuda' || (config.engine === 'auto' && gpus.length > 0);
+    // a GPU run is judged by its devices' free memory, read through CUDA; null: CUDA cannot be asked here
+    const devices = onGpu ? await cudaMemoryInfo() : null;
+    checkMemoryFits(
+      config,
+      this.initShape(config),
+      availableMemory(),
+      gpus,
+      devices?.map((d) => d.freeBytes),
+    );
+  }
+
+  /**
+   * Whether a config would be refused for memory, before anything is created: null when it fits (or cannot be
+   * judged here), else the error runs-create would give. The New run page asks it to put every reason to confirm
+   * a start in one dialog.
+   */
+  async memoryProblem(input: unknown): Promise<PlainError | null> {
+    const config = this.validate(input);
+    try {
+      await this.checkMemory(config);
+      return null;
+    } catch (e) {
+      if (e instanceof StudioError && e.code === ErrorCode.OUT_OF_MEMORY) return toPlainError(e);
+      throw e;
+    }
+  }
+
   async create(input: CreateRunInput): Promise<Run> {
     const config = this.validate(input.config);
-    if (!input.force) {
-      const gpus = hostGpus();
-      const onGpu = config.engine === 'native-cuda' || (config.engine === 'auto' && gpus.length > 0);
-      // a GPU run is judged by its devices' free memory, read through CUDA; null: CUDA cannot be asked here
-      const devices = onGpu ? await cudaMemoryInfo() : null;
-      checkMemoryFits(
-        config,
-        this.initShape(config),
-        availableMemory(),
-        gpus,
-        devices?.map((d) => d.freeBytes),
-      );
-    }
+    if (!input.force) await this.checkMemory(config);
     const run = this.store.createRun({
       name:
         input.name ??

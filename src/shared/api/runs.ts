@@ -1,5 +1,6 @@
 /** Run requests (see src/node/runs/handlers.ts). */
 import type { FieldError } from '../run-config';
+import type { PlainError } from '../errors';
 import type { Calibration } from '../estimate';
 import type { TrainedShape } from '../planner';
 import type { Checkpoint, ListRunsFilter, LogEntry, MetricSeries, Run, Sample } from '../records';
@@ -49,6 +50,8 @@ export interface GuardEvent {
 export type RunsHandlers = {
   'presets-list': () => Promise<TrainingPreset[]>;
   'config-validate': (arg: { config: unknown }) => Promise<FieldError[]>;
+  /** null when the config's plan fits in this machine's memory now, else the error runs-create would give */
+  'runs-check-memory': (arg: { config: unknown }) => Promise<PlainError | null>;
   'runs-create': (input: CreateRunInput) => Promise<Run>;
   'runs-list': (filter?: ListRunsFilter) => Promise<Run[]>;
   'runs-get': (arg: { id: string }) => Promise<Run>;

@@ -1,6 +1,6 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import type { HandlerResult } from '../../../shared/contract';
-import { ErrorCode, StudioError } from '../../../shared/errors';
+import { ErrorCode, StudioError, type PlainError } from '../../../shared/errors';
 import { checkRunConfig, totalSteps, type FieldError, type RunConfig } from '../../../shared/run-config';
 import { ErrorNote } from '../../components/ErrorNote';
 import { FormDialog } from '../../components/FormDialog';
@@ -30,7 +30,15 @@ type Preset = HandlerResult<'presets-list'>[number];
 
 /** What the confirmation before creating the run says: a long run, or one the service finds too big for memory. */
 type Confirm =
-  { kind: 'long'; duration: RunDuration; plan: RunPlan; onGpu: boolean } | { kind: 'memory'; error: StudioError };
+  | {
+      kind: 'long';
+      duration: RunDuration;
+      plan: RunPlan;
+      onGpu: boolean;
+      /** the service's memory refusal of this config, asked before the dialog opens: both reasons in one dialog */
+      memory: PlainError | null;
+    }
+  | { kind: 'memory'; error: PlainError };
 
 const FALLBACK: Config = {
   model: { preset: 'nano' },
@@ -215,11 +223,13 @@ export function NewRunPage({ from }: { from?: string }) {
   };
 
   /** The Create and start button: a run that takes long is started only once confirmed. */
-  const requestStart = () => {
-    if (!canCreate || !plan) return;
+  const requestStart = async () => {
+    if (!canCreate || !plan || !config) return;
     const long = runTime ? longRun(runTime) : null;
-    if (long) setConfirm({ kind: 'long', duration: long, plan, onGpu });
-    else void create(false);
+    if (!long) return create(false);
+    // a long run that also does not fit says both in one dialog; if the memory cannot be asked, create asks later
+    const memory = await client.invoke('runs-check-memory', { config }).catch(() => null);
+    setConfirm({ kind: 'long', duration: long, plan, onGpu, memory });
   };
 
   if (!config) {
@@ -377,7 +387,7 @@ export function NewRunPage({ from }: { from?: string }) {
           type="button"
           className="button button-primary new-run-start"
           disabled={!canCreate}
-          onClick={requestStart}
+          onClick={() => void requestStart()}
           title={canCreate ? 'The run starts as soon as it is created' : 'Fix the problems to create the run'}
         >
           {submitting ? 'Creating…' : 'Create and start'}
@@ -388,7 +398,7 @@ export function NewRunPage({ from }: { from?: string }) {
         <ConfirmStart
           confirm={confirm}
           onClose={() => setConfirm(null)}
-          onConfirm={() => create(confirm.kind === 'memory')}
+          onConfirm={() => create(confirm.kind === 'memory' || confirm.memory !== null)}
         />
       )}
     </form>
@@ -424,15 +434,16 @@ function ConfirmStart({
       </FormDialog>
     );
   }
-  const { duration: d, plan, onGpu } = confirm;
+  const { duration: d, plan, onGpu, memory } = confirm;
   const rate = onGpu ? FASTEST_GPU_FLOPS : FASTEST_CPU_FLOPS;
   return (
     <FormDialog
-      title="Start a long run?"
+      title={memory ? 'Start a long run that may not fit in memory?' : 'Start a long run?'}
+      tone={memory ? 'danger' : undefined}
       testId="confirm-start"
       onClose={onClose}
       onSubmit={onConfirm}
-      submitLabel="Create and start"
+      submitLabel={memory ? 'Create anyway' : 'Create and start'}
       busyLabel="Creating…"
     >
       <p data-testid="confirm-reason" data-seconds={Math.round(d.seconds)}>
@@ -459,6 +470,15 @@ function ConfirmStart({
         {bytes(plan.memory.total)}. It keeps this machine busy until it ends or you stop it; a run can be stopped and
         resumed from its last checkpoint.
       </p>
+      {memory && (
+        <>
+          <p data-testid="confirm-memory">{memory.message}</p>
+          <p className="muted small">
+            The plan counts every buffer in fp32, so it errs high; a run that does not fit stops with an error, or slows
+            the machine down while it swaps. {memory.hint}
+          </p>
+        </>
+      )}
     </FormDialog>
   );
 }
