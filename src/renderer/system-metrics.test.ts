@@ -35,10 +35,17 @@ describe('system metrics', () => {
     expect(formatSystem('bytes', Number.NaN)).toBe('—');
     expect(formatSystemTick('bytes', 500e6)).toBe('500MB');
     expect(formatSystemTick('bytes', 1e9)).toBe('1GB');
-    expect(formatSystemTick('bytes', 76.6205e9)).toBe('76.6205GB');
-    expect(formatSystemTick('bytes', 76.62e9)).toBe('76.62GB');
+    expect(formatSystemTick('bytes', 76.6205e9)).toBe('76.62GB');
     expect(formatSystemTick('bytes', 0)).toBe('0B');
-    expect(formatSystemTick('bytes', 76.617 * 1024 ** 3)).toBe('82.2669GB');
+    // with the axis' ticks: a unit the spacing counts in whole numbers, so near ticks read apart and stay short
+    const disk = [82.126e9, 82.128e9, 82.13e9];
+    expect(disk.map((v) => formatSystemTick('bytes', v, disk))).toEqual(['82126MB', '82128MB', '82130MB']);
+    const rss = [600e6, 625e6, 650e6, 675e6];
+    expect(rss.map((v) => formatSystemTick('bytes', v, rss))).toEqual(['600MB', '625MB', '650MB', '675MB']);
+    const gpu = [0, 50e9, 100e9, 150e9];
+    expect(gpu.map((v) => formatSystemTick('bytes', v, gpu))).toEqual(['0GB', '50GB', '100GB', '150GB']);
+    const half = [0, 2.5e9, 5e9, 7.5e9];
+    expect(half.map((v) => formatSystemTick('bytes', v, half))).toEqual(['0GB', '2.5GB', '5GB', '7.5GB']);
     expect(formatSystemTick('percent', 25)).toBe('25%');
     expect(formatSystemTick('watts', 350)).toBe('350W');
     expect(formatSystemTick('celsius', 55)).toBe('55°');

@@ -73,12 +73,13 @@ export function formatSystem(format: SystemFormat, v: number): string {
 }
 
 /**
- * A system metric's axis label, short enough for the chart's y axis: "25%", "600MB", "76.6205GB", "14", "120W",
- * "55°". Bytes count in decimal units here (MB is 10^6), because the axis puts its ticks at round decimal values:
- * in binary units a tick at 500,000,000 would read "476.8M". Up to six significant digits, so that ticks a few
- * megabytes apart on a disk of tens of gigabytes still read apart; round ticks lose their trailing zeros.
+ * A system metric's axis label, short enough for the chart's y axis: "25%", "600MB", "82127MB", "14", "120W", "55°".
+ * Bytes count in decimal units (MB is 10^6), because the axis puts its ticks at round decimal values: in binary units
+ * a tick at 500,000,000 would read "476.8M". The unit is the largest one the ticks' spacing (`splits`) still counts
+ * in whole numbers, so that ticks a few megabytes apart on a disk of tens of gigabytes read apart ("82127MB",
+ * "82129MB") and stay short enough for the axis.
  */
-export function formatSystemTick(format: SystemFormat, v: number): string {
+export function formatSystemTick(format: SystemFormat, v: number, splits: readonly number[] = []): string {
   if (!Number.isFinite(v)) return '';
   const digits = (x: number) => (Math.abs(x) >= 100 || Number.isInteger(x) ? 0 : Math.abs(x) >= 10 ? 1 : 2);
   const num = (x: number) => String(Number(x.toFixed(digits(x))));
@@ -87,13 +88,20 @@ export function formatSystemTick(format: SystemFormat, v: number): string {
       return `${num(v)}%`;
     case 'bytes': {
       const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+      const finite = splits.filter((x) => Number.isFinite(x));
+      const step = finite.length > 1 ? Math.abs(finite[1]! - finite[0]!) : 0;
+      const top = Math.max(Math.abs(v), ...finite.map(Math.abs));
+      // the largest unit under the top value, then smaller while the ticks' spacing is under one of it
       let i = 0;
-      let x = v;
-      while (Math.abs(x) >= 1000 && i < units.length - 1) {
-        x /= 1000;
-        i++;
-      }
-      return `${Number(x.toPrecision(6))}${units[i]}`;
+      while (i < units.length - 1 && top >= 1000 ** (i + 1)) i++;
+      while (i > 0 && step > 0 && step < 1000 ** i) i--;
+      const x = v / 1000 ** i;
+      if (step <= 0) return `${Number(x.toPrecision(4))}${units[i]}`;
+      // whole units, or the decimals a step like 2.5 needs
+      const q = step / 1000 ** i;
+      let d = 0;
+      while (d < 3 && Math.abs(q * 10 ** d - Math.round(q * 10 ** d)) > 1e-6 * 10 ** d) d++;
+      return `${Number(x.toFixed(d))}${units[i]}`;
     }
     case 'count':
       return compact(v);

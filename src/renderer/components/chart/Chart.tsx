@@ -29,10 +29,12 @@ export interface ChartProps {
   height?: number;
   /** the unit shown after the title */
   unit?: string;
-  /** the y axis' tick format */
-  yFormat?: (v: number) => string;
+  /** the y axis' tick format; it also gets every tick of the axis, to choose a precision that tells them apart */
+  yFormat?: (v: number, splits: readonly number[]) => string;
   /** horizontal reference lines (the y range is widened to show them) */
   baselines?: ChartBaseline[];
+  /** values the y range always includes, without a line (0, for an amount whose size matters more than its wiggle) */
+  yInclude?: readonly number[];
   /**
    * The legend shows, for each line, its point nearest the cursor rather than its value at the cursor's row
    * (for lines with different x values, as several runs joined on one x axis).
@@ -54,6 +56,7 @@ export function Chart({
   unit,
   yFormat,
   baselines,
+  yInclude,
   nearestLegend = false,
   ref,
 }: ChartProps) {
@@ -66,6 +69,8 @@ export function Chart({
   const baselinesRef = useRef<readonly ChartBaseline[]>(baselines ?? []);
   baselinesRef.current = baselines ?? [];
   const baselinesKey = JSON.stringify(baselinesRef.current);
+  const yIncludeRef = useRef<readonly number[]>(yInclude ?? []);
+  yIncludeRef.current = yInclude ?? [];
   const zoomed = useRef(false);
   const theme = useThemeName();
   // rebuild when the lines' labels or colours change, not on every render
@@ -85,7 +90,7 @@ export function Chart({
     const yRange = yRangeOf(
       logY,
       () => clipRef.current,
-      () => baselinesRef.current.map((b) => b.value),
+      () => [...baselinesRef.current.map((b) => b.value), ...yIncludeRef.current],
     );
     const opts: uPlot.Options = {
       width: Math.max(200, el.clientWidth),

@@ -159,7 +159,11 @@ export function xFormat(kind: XKind): (v: number) => string {
 }
 
 /** The x and y axes, in the theme's colours. */
-export function axesOf(xKind: XKind, logY: boolean, yFormat: ((v: number) => string) | undefined): uPlot.Axis[] {
+export function axesOf(
+  xKind: XKind,
+  logY: boolean,
+  yFormat: ((v: number, splits: readonly number[]) => string) | undefined,
+): uPlot.Axis[] {
   const grid = cssVar('--chart-grid');
   const axis = cssVar('--chart-axis');
   const fmtX = xFormat(xKind);
@@ -177,7 +181,8 @@ export function axesOf(xKind: XKind, logY: boolean, yFormat: ((v: number) => str
       stroke: axis,
       grid: { stroke: grid, width: 1 },
       ticks: { stroke: grid, width: 1, size: 4 },
-      values: (_u, splits) => (yFormat ? splits.map((v) => (v === null ? '' : yFormat(v))) : formatTicks(splits)),
+      values: (_u, splits) =>
+        yFormat ? splits.map((v) => (v === null ? '' : yFormat(v, splits))) : formatTicks(splits),
       splits: logY ? (u) => logSplits(u.scales.y!.min ?? 0, u.scales.y!.max ?? 0) : undefined,
       // every tick of ours is labelled (uPlot's own log filter keeps only 1-2-5 labels, 3 of 6 within a decade)
       // unless two would overlap

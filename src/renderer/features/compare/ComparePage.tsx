@@ -238,10 +238,13 @@ const lrTick = (v: number) => (v === 0 ? '0' : v.toExponential(1));
 const lrValue = (v: number) => v.toExponential(3);
 const compactValue = (v: number) => compact(v);
 
-function panelFormats(p: MetricPanel): { format?: (v: number) => string; yFormat?: (v: number) => string } {
+function panelFormats(p: MetricPanel): {
+  format?: (v: number) => string;
+  yFormat?: (v: number, splits: readonly number[]) => string;
+} {
   const sys = p.system;
   if (sys) {
-    return { format: (v) => formatSystem(sys, v), yFormat: (v) => formatSystemTick(sys, v) };
+    return { format: (v) => formatSystem(sys, v), yFormat: (v, splits) => formatSystemTick(sys, v, splits) };
   }
   if (p.kind === 'percent') return { format: pct, yFormat: pct };
   if (p.kind === 'lr') return { format: lrValue, yFormat: lrTick };
@@ -371,6 +374,7 @@ function Comparison({ runs, colors }: { runs: Run[]; colors: Map<string, string>
         syncKey="compare"
         yFormat={yFormat}
         baselines={baselinesFor(panel.metric)}
+        yInclude={panel.system === 'bytes' ? [0] : undefined}
         nearestLegend
       />
       <button

@@ -37,7 +37,9 @@ interface Panel {
   unit?: string;
   lines: ChartLine[];
   data: (number | null)[][];
-  yFormat?: (v: number) => string;
+  yFormat?: (v: number, splits: readonly number[]) => string;
+  /** values the y range includes: 0 for amounts of bytes, whose size matters more than a wiggle of a few kB */
+  yInclude?: readonly number[];
 }
 
 /** One series of the steps where the guard acted, valued at that step's train loss (so the mark sits on the curve). */
@@ -79,7 +81,7 @@ export function systemPanels(series: Record<string, Series>, xKind: XKind): Pane
     const t = table(series[m.metric]);
     if (!t) continue;
     const format = (v: number) => formatSystem(m.format, v);
-    const tick = (v: number) => formatSystemTick(m.format, v);
+    const tick = (v: number, splits: readonly number[]) => formatSystemTick(m.format, v, splits);
     out.push({
       id: m.id,
       title: m.title,
@@ -87,13 +89,14 @@ export function systemPanels(series: Record<string, Series>, xKind: XKind): Pane
       lines: [{ label: m.title.toLowerCase(), color: '--chart-1', width: 1.6, format }],
       data: joinTables([t]),
       yFormat: tick,
+      ...(m.format === 'bytes' ? { yInclude: [0] } : {}),
     });
   }
   const gpus = gpuIndices(Object.keys(series));
   const color = (i: number) => `--chart-${(i % 6) + 1}`;
   for (const f of GPU_FIELDS) {
     const format = (v: number) => formatSystem(f.format, v);
-    const tick = (v: number) => formatSystemTick(f.format, v);
+    const tick = (v: number, splits: readonly number[]) => formatSystemTick(f.format, v, splits);
     const lines: ChartLine[] = [];
     const tables: XYTable[] = [];
     for (const [i, g] of gpus.entries()) {
@@ -263,6 +266,7 @@ export function RunCharts({
                 clip={clip}
                 syncKey={syncKey}
                 yFormat={p.yFormat}
+                yInclude={p.yInclude}
               />
             ))}
           </div>
