@@ -219,10 +219,10 @@ describe('opening and migrations', () => {
     v4.prepare(
       `INSERT INTO datasets (id, name, source, status, created_at, updated_at) VALUES ('tiny', 'Tiny', 'tinyshakespeare', 'ready', 1, 1)`,
     ).run();
+    expect(migrate(v4, file, MIGRATIONS.slice(0, 5))).toEqual({ from: 4, to: 5, applied: [5] });
     v4.close();
 
     const s = store();
-    expect(s.info().schemaVersion).toBe(5);
     expect(s.getRun('run-old')?.name).toBe('kept');
     expect(s.integrityCheck()).toEqual(['ok']);
     s.close();
@@ -235,6 +235,35 @@ describe('opening and migrations', () => {
       ).toEqual(TABLES);
       expect(schemaOf(db).some((o) => o.name.includes('datasets'))).toBe(false);
       expect(db.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('migrates a version-5 database to version 6: runs.nodes_json, [] for the runs already there', () => {
+    const file = dbFile();
+    const v5 = new Database(file);
+    v5.pragma('foreign_keys = ON');
+    expect(migrate(v5, file, MIGRATIONS.slice(0, 5))).toEqual({ from: 0, to: 5, applied: [1, 2, 3, 4, 5] });
+    v5.prepare(
+      `INSERT INTO runs (id, name, status, config_json, created_at, steps_done, tokens_seen, attempts_json)
+       VALUES ('run-old', 'kept', 'done', '{"max_steps":10}', 1, 10, 5120, '[]')`,
+    ).run();
+    expect(migrate(v5, file, MIGRATIONS.slice(0, 6))).toEqual({ from: 5, to: 6, applied: [6] });
+    v5.close();
+
+    const s = store();
+    expect(s.info().schemaVersion).toBe(SCHEMA_VERSION);
+    expect(s.getRun('run-old')).toMatchObject({ name: 'kept', status: 'done', stepsDone: 10, nodes: [] });
+    expect(s.listRuns().map((r) => r.nodes)).toEqual([[]]);
+    expect(s.integrityCheck()).toEqual(['ok']);
+    s.close();
+    const db = raw();
+    try {
+      // the column's default and its check: a JSON array, nothing else
+      expect(db.prepare(`SELECT nodes_json FROM runs WHERE id = 'run-old'`).pluck().get()).toBe('[]');
+      expect(() => db.prepare(`UPDATE runs SET nodes_json = '{}' WHERE id = 'run-old'`).run()).toThrow(/CHECK/);
+      expect(() => db.prepare(`UPDATE runs SET nodes_json = 'not json' WHERE id = 'run-old'`).run()).toThrow(/CHECK/);
     } finally {
       db.close();
     }

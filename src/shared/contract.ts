@@ -13,7 +13,7 @@ import type { EvalsHandlers } from './api/evals';
 import type { GenerationHandlers } from './api/generation';
 import type { ModelsHandlers } from './api/models';
 import type { RunsHandlers } from './api/runs';
-import type { RunStatus } from './records';
+import type { RunNode, RunStatus } from './records';
 import type { DatasetProgressEvent, DatasetStatusEvent, DownloadProgressEvent } from './api/datasets';
 import type { StepEvent, GuardEvent } from './api/runs';
 import type { PlainError } from './errors';
@@ -51,6 +51,11 @@ export interface StudioEvents {
   'run-guard': { runId: string } & GuardEvent;
   /** a run's system metrics (sys/cpu_pct, sys/rss_bytes, sys/gpu0/util_pct, ...) sampled at `time` (ms) */
   'run-system': { runId: string; step: number; time: number; values: Record<string, number> };
+  /**
+   * the nodes of a multi-node run, every one of them, as node 0's service recorded them (runs.nodes_json): pushed
+   * whenever a node joins, heartbeats, leaves or is lost
+   */
+  'run-nodes': { runId: string; nodes: RunNode[] };
   /** a checkpoint was written */
   'run-checkpoint': { runId: string; step: number; path: string; sizeBytes: number };
   /** a line of a run's log */

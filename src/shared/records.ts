@@ -45,6 +45,35 @@ export interface Run {
   pid: number | null;
   /** what each attempt (the first start and every resume) actually ran on, oldest first */
   attempts: RunAttempt[];
+  /**
+   * the hosts of a multi-node data-parallel run, by node rank, as node 0's service last recorded them; empty for
+   * a run on one node
+   */
+  nodes: RunNode[];
+}
+
+export const RUN_NODE_STATUSES = ['running', 'lost', 'left'] as const;
+/** running: heartbeating; lost: its heartbeats stopped without a goodbye; left: it said goodbye (its ranks ended) */
+export type RunNodeStatus = (typeof RUN_NODE_STATUSES)[number];
+
+/**
+ * One host of a multi-node data-parallel run. Node 0's workspace owns the run; every other node streams heartbeats
+ * to node 0, whose service records each node's state here (node 0's own row is kept by its own service).
+ */
+export interface RunNode {
+  /** node rank; 0 is the node that owns the run */
+  node: number;
+  host: string;
+  /** the global ranks on that node, ascending */
+  ranks: number[];
+  status: RunNodeStatus;
+  /** when the node joined (ms epoch) */
+  joinedAt: number;
+  /** the node's last heartbeat (ms epoch); for a lost node, the last one before it was declared lost */
+  lastHeartbeat: number;
+  /** the last step the node reported */
+  step: number | null;
+  tokPerSec: number | null;
 }
 
 export interface ListRunsFilter {

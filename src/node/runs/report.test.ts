@@ -35,6 +35,7 @@ function input(over: Partial<Run> = {}, hellaswag = true): ReportInput {
     notes: 'notes <i>here</i>',
     pid: null,
     attempts: [],
+    nodes: [],
     ...over,
   };
   const metrics: Record<string, MetricSeries> = {

@@ -8,6 +8,8 @@ import { checkId, newId } from '../store/ids';
 import {
   type Sql,
   type SqlValue,
+  badArgument,
+  checkFinite,
   checkInt,
   checkLimit,
   checkMember,
@@ -25,10 +27,12 @@ import {
 } from '../store/sql';
 import {
   ACTIVE_RUN_STATUSES,
+  RUN_NODE_STATUSES,
   RUN_STATUSES,
   type CreateRunInput,
   type ListRunsFilter,
   type Run,
+  type RunNode,
   type RunPatch,
   type RunRow,
   type RunStatus,
@@ -141,6 +145,15 @@ export class RunsTable {
     );
     if (r.changes === 0) throw runNotFound(id);
     return this.require(id);
+  }
+
+  /**
+   * Replaces the nodes of a multi-node run (runs.nodes_json) and nothing else. Node 0's service calls it every few
+   * seconds while such a run trains, so it is one UPDATE of one column, without reading the run back.
+   */
+  setNodes(id: string, nodes: readonly RunNode[]): void {
+    const r = this.sql.run('UPDATE runs SET nodes_json = ? WHERE id = ?', nodesJson(nodes), id);
+    if (r.changes === 0) throw runNotFound(id);
   }
 
   update(id: string, patch: RunPatch): Run {
@@ -283,6 +296,48 @@ function interruptedError(run: Run, why: string): PlainError {
   };
 }
 
+/**
+ * The nodes as the JSON of runs.nodes_json: each checked, with only the fields of a RunNode, ranks ascending, by
+ * node rank. A node rank given twice is a bad argument.
+ */
+function nodesJson(nodes: readonly RunNode[]): string {
+  if (!Array.isArray(nodes as unknown))
+    throw badArgument(
+      `The nodes of a run must be a list, got ${JSON.stringify(nodes)}.`,
+      'Pass one RunNode per node, or [] for a run on one node.',
+    );
+  const seen = new Set<number>();
+  const out = nodes.map((n, i): RunNode => {
+    const what = (field: string) => `nodes[${i}].${field}`;
+    if (typeof n !== 'object' || n === null)
+      throw badArgument(`nodes[${i}] must be an object, got ${JSON.stringify(n)}.`, 'Pass one RunNode per node.');
+    const node = checkInt(n.node, what('node'));
+    if (seen.has(node))
+      throw badArgument(
+        `Node ${node} is listed twice in the nodes of a run.`,
+        'Pass each node once, by its node rank.',
+      );
+    seen.add(node);
+    const ranks: readonly number[] = n.ranks;
+    if (!Array.isArray(ranks as unknown))
+      throw badArgument(
+        `${what('ranks')} must be a list of global ranks, got ${JSON.stringify(n.ranks)}.`,
+        'Pass the global ranks on that node, e.g. [4, 5, 6, 7].',
+      );
+    return {
+      node,
+      host: checkText(n.host, what('host')),
+      ranks: ranks.map((r, j) => checkInt(r, `${what('ranks')}[${j}]`)).sort((a, b) => a - b),
+      status: checkMember(n.status, RUN_NODE_STATUSES, 'node status'),
+      joinedAt: checkInt(n.joinedAt, what('joinedAt')),
+      lastHeartbeat: checkInt(n.lastHeartbeat, what('lastHeartbeat')),
+      step: n.step === null ? null : checkInt(n.step, what('step')),
+      tokPerSec: n.tokPerSec === null ? null : checkFinite(n.tokPerSec, what('tokPerSec')),
+    };
+  });
+  return JSON.stringify(out.sort((a, b) => a.node - b.node));
+}
+
 function toRun(r: RunRow): Run {
   return {
     id: r.id,
@@ -303,5 +358,6 @@ function toRun(r: RunRow): Run {
     notes: r.notes,
     pid: r.pid,
     attempts: JSON.parse(r.attempts_json) as RunAttempt[],
+    nodes: JSON.parse(r.nodes_json) as RunNode[],
   };
 }

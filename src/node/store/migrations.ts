@@ -260,8 +260,24 @@ const v5: Migration = {
   },
 };
 
+/**
+ * Version 6: runs.nodes_json, the hosts of a multi-node data-parallel run: one RunNode (src/shared/records.ts) per
+ * node, written by node 0's service as nodes join, heartbeat, leave or are lost (Store.setRunNodes). '[]' for a
+ * run on one node, which every run recorded before this version was.
+ */
+const v6: Migration = {
+  version: 6,
+  name: 'runs.nodes_json',
+  up(db) {
+    db.exec(`
+      ALTER TABLE runs ADD COLUMN nodes_json TEXT NOT NULL DEFAULT '[]'
+        CHECK (json_valid(nodes_json) AND json_type(nodes_json) = 'array');
+    `);
+  },
+};
+
 /** Every migration, in order. The last one's version is the schema version this build writes. */
-export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4, v5];
+export const MIGRATIONS: readonly Migration[] = [v1, v2, v3, v4, v5, v6];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

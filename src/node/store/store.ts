@@ -39,6 +39,7 @@ import type {
   MetricSeries,
   RecordStepInput,
   Run,
+  RunNode,
   RunPatch,
   Sample,
 } from './types';
@@ -145,6 +146,15 @@ export class Store {
    */
   addRunAttempt(id: string, attempt: RunAttempt): Run {
     return this.runs.addAttempt(id, attempt);
+  }
+
+  /**
+   * Replaces the nodes of a multi-node run (Run.nodes; [] for a run on one node) and changes nothing else: no
+   * counter, no status, no other column. Cheap enough for every heartbeat: one UPDATE, the run is not read back.
+   * BAD_ARGUMENT for a malformed node (or a node rank given twice), NOT_FOUND for an unknown run.
+   */
+  setRunNodes(runId: string, nodes: readonly RunNode[]): void {
+    this.runs.setNodes(runId, nodes);
   }
 
   /** Changes the given fields and returns the run as it is now. Throws NOT_FOUND for an unknown id. */

@@ -10,7 +10,14 @@
 import type { PlainError } from '../../shared/errors';
 import type { EvalExample, EvalKind, EvalStatus, EvalTarget, LogLevel, RunStatus } from '../../shared/records';
 
-export { ACTIVE_RUN_STATUSES, EVAL_KINDS, EVAL_STATUSES, LOG_LEVELS, RUN_STATUSES } from '../../shared/records';
+export {
+  ACTIVE_RUN_STATUSES,
+  EVAL_KINDS,
+  EVAL_STATUSES,
+  LOG_LEVELS,
+  RUN_NODE_STATUSES,
+  RUN_STATUSES,
+} from '../../shared/records';
 export type {
   Checkpoint,
   Eval,
@@ -24,6 +31,8 @@ export type {
   LogLevel,
   MetricSeries,
   Run,
+  RunNode,
+  RunNodeStatus,
   RunStatus,
   Sample,
 } from '../../shared/records';
@@ -50,6 +59,8 @@ export interface RunRow {
   notes: string;
   pid: number | null;
   attempts_json: string;
+  /** RunNode[] as JSON; '[]' for a run on one node */
+  nodes_json: string;
 }
 
 export interface CreateRunInput {

@@ -7,6 +7,7 @@ import { compact, dateTime, duration, fixed, fullDateTime, int, metric, timeOfDa
 import { href, pageHref } from '../../router';
 import { canResume, canStop, engineUsedLabel, modelLabel, plannedSteps, runSeconds, type Run } from '../../run-info';
 import { RunFacts } from './RunFacts';
+import { RunNodes } from './RunNodes';
 import { DownloadMenu } from './DownloadMenu';
 import { useClient } from '../../useInvoke';
 import { useTicker } from '../../useTicker';
@@ -70,6 +71,7 @@ function RunView({ run, data }: { run: Run; data: ReturnType<typeof useRunData> 
     <div className="stack run-page" data-run-id={run.id}>
       <RunHeader run={run} setRun={data.setRun} />
       {run.error && run.status !== 'running' && <ErrorNote error={run.error} />}
+      <RunNodes run={run} />
       <StatStrip run={run} series={data.series} version={data.version} live={data.live} />
       <section className="card card-tight" aria-labelledby="curves-title">
         <header className="card-header">

@@ -1,5 +1,6 @@
 /**
- * Everything the run page shows about one run, kept live: the run, its metric series, its log and its samples.
+ * Everything the run page shows about one run, kept live: the run (its nodes too, for a multi-node run), its metric
+ * series, its log and its samples.
  * It subscribes to the run's events first and then loads what the service has recorded; events that arrive
  * while loading are replayed on top, so nothing is missed or doubled. When the run starts again (resume), the
  * service forgets what was recorded after the checkpoint, so the page loads the series again.
@@ -36,6 +37,7 @@ type RunEvent =
   | { kind: 'eval'; p: StudioEvents['run-eval'] }
   | { kind: 'guard'; p: StudioEvents['run-guard'] }
   | { kind: 'system'; p: StudioEvents['run-system'] }
+  | { kind: 'nodes'; p: StudioEvents['run-nodes'] }
   | { kind: 'log'; p: StudioEvents['run-log'] }
   | { kind: 'sample'; p: StudioEvents['run-sample'] };
 
@@ -145,6 +147,10 @@ export function useRunData(runId: string): RunData {
         for (const [name, v] of Object.entries(p.values))
           appendPoint((s[name] ??= emptySeries()), p.step, v, p.time / 1000, tokens);
         bump();
+      } else if (e.kind === 'nodes') {
+        // a multi-node run's hosts, every one of them, as node 0's service recorded them
+        const nodes = e.p.nodes;
+        setRun((r) => (r ? { ...r, nodes } : r));
       } else if (e.kind === 'log') {
         if (e.p.seq <= lastLogSeq.current) return;
         lastLogSeq.current = e.p.seq;
@@ -182,6 +188,7 @@ export function useRunData(runId: string): RunData {
       client.on('run-eval', (p) => p.runId === runId && onEvent({ kind: 'eval', p })),
       client.on('run-guard', (p) => p.runId === runId && onEvent({ kind: 'guard', p })),
       client.on('run-system', (p) => p.runId === runId && onEvent({ kind: 'system', p })),
+      client.on('run-nodes', (p) => p.runId === runId && onEvent({ kind: 'nodes', p })),
       client.on('run-log', (p) => p.runId === runId && onEvent({ kind: 'log', p })),
       client.on('run-sample', (p) => p.runId === runId && onEvent({ kind: 'sample', p })),
     ];
