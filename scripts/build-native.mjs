@@ -5,8 +5,8 @@
 // which the engine loader (src/node/native/addon.ts) reports in `gpt2-studio engines` and Settings. Without the
 // addon the studio runs on the tfjs engine.
 //
-// Steps: probe the C++ compiler, OpenMP, -march, and a BLAS (OpenBLAS through pkg-config, Accelerate on macOS),
-// each with a tiny test program; run node-gyp with what was found; load the addon in a child process and run a
+// Steps: probe the C++ compiler, OpenMP, -march, a BLAS (OpenBLAS through pkg-config, Accelerate on macOS) and MPI
+// (the flags of mpicc: Open MPI's --showme, MPICH's -show), each with a tiny test program; run node-gyp with what was found; load the addon in a child process and run a
 // tiny model; probe CUDA (nvcc, cuBLAS, and NCCL for data parallel over GPUs) and record why the CUDA engine is or is
 // not built, and whether it has NCCL (status.cuda.nccl, with status.cuda.ncclReason).
 //
@@ -19,6 +19,8 @@
 //   GPT2_STUDIO_NATIVE_MARCH=...     the -march value (default: native; "none" for no -march flag)
 //   CXX                              the C++ compiler (default: c++)
 //   GPT2_STUDIO_NCCL=0               build the CUDA engine without NCCL (data parallel over shared memory only)
+//   GPT2_NATIVE_MPI=0                build the CPU engine without MPI (data parallel over shared memory only)
+//   MPICC                            the MPI compiler wrapper whose flags are used (default: mpicc)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -339,6 +341,62 @@ if (process.env.GPT2_STUDIO_NATIVE_BLAS === '0') {
 }
 status.blas = blas ? blas.name : null;
 
+// MPI: data parallel of the CPU engine across machines (native/common/comm_mpi.cpp, "mpi:" communicator ids). The
+// wrapper compiler says which flags its MPI needs; the probe compiles and runs a program that only asks the library's
+// version (allowed before MPI_Init, so it needs no launcher).
+const mpiSrc = `#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#include <stdio.h>
+int main() { char v[MPI_MAX_LIBRARY_VERSION_STRING]; int n = 0;
+  if (MPI_Get_library_version(v, &n) != MPI_SUCCESS) return 1;
+  printf("%.*s\\n", n, v); return 0; }
+`;
+/** mpicc's compile and link flags: Open MPI's --showme:compile / --showme:link, else MPICH's -show. */
+function mpiWrapperFlags(mpicc) {
+  const words = (text) => text.trim().split(/\s+/).filter(Boolean);
+  const c = run(mpicc, ['--showme:compile']);
+  const l = run(mpicc, ['--showme:link']);
+  if (c.ok && l.ok) return { how: `${mpicc} --showme`, cflags: words(c.out), libs: words(l.out) };
+  const s = run(mpicc, ['-show']);
+  if (s.ok) {
+    // "cc -I... -L... -lmpich ...": the compiler first, then its flags
+    const all = words(s.out).slice(1);
+    return {
+      how: `${mpicc} -show`,
+      cflags: all.filter((w) => /^-(I|D|pthread$)/.test(w)),
+      libs: all.filter((w) => /^-(L|l|Wl,|pthread$)/.test(w)),
+    };
+  }
+  return null;
+}
+let mpi = null;
+if (process.env.GPT2_NATIVE_MPI === '0') {
+  say('MPI: disabled by GPT2_NATIVE_MPI=0; data parallel over shared memory only');
+  status.mpiReason = 'disabled by GPT2_NATIVE_MPI=0';
+} else {
+  const mpicc = process.env.MPICC || 'mpicc';
+  const flags = mpiWrapperFlags(mpicc);
+  if (!flags) {
+    status.mpiReason = `${mpicc} not found (install libopenmpi-dev and openmpi-bin for data parallel across machines)`;
+    say(`MPI: ${status.mpiReason}`);
+  } else {
+    // the addon finds libmpi where the wrapper links it from, also outside the loader's default paths
+    const rpaths = flags.libs.filter((w) => w.startsWith('-L')).map((w) => `-Wl,-rpath,${w.slice(2)}`);
+    const cand = { cflags: flags.cflags, libs: [...flags.libs, ...rpaths] };
+    const r = probe('mpi', mpiSrc, cand.cflags, cand.libs);
+    if (r.ok) {
+      const line = r.out.trim().split('\n')[0] ?? '';
+      mpi = { ...cand, version: line };
+      say(`MPI: ${line} (${flags.how}: ${[...cand.cflags, ...cand.libs].join(' ')})`);
+    } else {
+      status.mpiReason = `${flags.how} gave flags that do not build a program: ${compilerErrors(r.out).split('\n')[0]}`;
+      say(`MPI: ${status.mpiReason}; building without MPI`);
+    }
+  }
+}
+status.mpi = mpi ? mpi.version : null;
+
 // node-gyp
 function findNodeGyp() {
   const cands = [
@@ -369,9 +427,9 @@ const nodeGyp = findNodeGyp();
 if (!nodeGyp)
   finish({ ...status, reason: 'node-gyp not found (it ships with npm; reinstall npm, or npm i -g node-gyp)' });
 
-const cflags = [...(omp?.cflags ?? []), ...marchFlags, ...(blas?.cflags ?? [])];
-const libs = [...(omp?.libs ?? []), ...(blas?.libs ?? [])];
-const defines = blas?.defines ?? [];
+const cflags = [...(omp?.cflags ?? []), ...marchFlags, ...(blas?.cflags ?? []), ...(mpi?.cflags ?? [])];
+const libs = [...(omp?.libs ?? []), ...(blas?.libs ?? []), ...(mpi?.libs ?? [])];
+const defines = [...(blas?.defines ?? []), ...(mpi ? ['GPT2_USE_MPI'] : [])];
 const env = {
   ...process.env,
   GPT2_NATIVE_CFLAGS: cflags.join(' '),
@@ -400,7 +458,7 @@ m.write(0, 0, new Float32Array(m.tensorNumel(0)).fill(0.01));
 const out = new Float32Array(2 * 10);
 m.logits(new Int32Array([1, 2]), 1, 2, out).then(() => {
   if (!out.every(Number.isFinite)) throw new Error('non-finite logits');
-  console.log(JSON.stringify({ buildInfo: a.buildInfo(), apiVersion: a.apiVersion }));
+  console.log(JSON.stringify({ buildInfo: a.buildInfo(), apiVersion: a.apiVersion, mpi: a.mpiInfo().available }));
 });`;
 const s = run(process.execPath, ['-e', smoke]);
 log.push(s.out);
@@ -439,6 +497,7 @@ if (runTests) {
     '-shared',
     ...cpuSources,
     ...commonSources,
+    path.join(nativeDir, 'common', 'comm_mpi.cpp'),
     '-o',
     lib,
     '-Wl,-Bsymbolic',

@@ -309,6 +309,43 @@ int allreduce_mean(Comm* c, float* data, size_t n, std::string* err) {
   return GPT2_OK;
 }
 
+int broadcast(Comm* c, float* data, size_t n, std::string* err) {
+  if (!c) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: no communicator");
+  if (c->world == 1 || n == 0) return GPT2_OK;
+  // the same count everywhere, or the ranks' chunks (and barriers) would not line up
+  Control* k = c->ctl();
+  k->count[c->rank] = n;
+  int rc = barrier(c, 0, err, "broadcasting");
+  if (rc) return rc;
+  for (int r = 0; r < c->world; r++) {
+    if (k->count[r] != n)
+      return failed(c, set_err(err, GPT2_ERR_ARGUMENT, "data parallel: rank %d broadcasts %zu values but rank %d broadcasts %" PRIu64, c->rank, n, r,
+                               k->count[r]));
+  }
+  // one slot carries a chunk: the capacity that the gradients' reductions made, else a slot of up to 4M floats (16 MB),
+  // so that a large broadcast does not make world + 1 slots of its full size. Every rank maps the same capacity, so
+  // every rank cuts the same chunks.
+  constexpr size_t kMinChunk = size_t(1) << 22;
+  rc = ensure_capacity(c, std::min(n, std::max(c->slot_floats, kMinChunk)), err);
+  if (rc) return failed(c, rc);
+  const size_t chunk = c->slot_floats;
+  float* res = c->slot(c->world);
+  for (size_t off = 0; off < n; off += chunk) {
+    const size_t len = std::min(chunk, n - off);
+    if (c->rank == 0) std::memcpy(res, data + off, len * sizeof(float));
+    rc = barrier(c, 0, err, "broadcasting");
+    if (rc) return rc;
+    if (c->rank != 0) std::memcpy(data + off, res, len * sizeof(float));
+    // rank 0 writes the next chunk only after everyone has read this one. After the last chunk no barrier is needed:
+    // the next collective writes the slots only after a barrier that every rank reaches after its copy.
+    if (off + len < n) {
+      rc = barrier(c, 0, err, "broadcasting");
+      if (rc) return rc;
+    }
+  }
+  return GPT2_OK;
+}
+
 int allreduce_mean_f64(Comm* c, double* values, int n, std::string* err) {
   if (!c) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: no communicator");
   if (n < 0 || n > kMaxScalars) return set_err(err, GPT2_ERR_ARGUMENT, "data parallel: %d values to reduce; at most %d", n, kMaxScalars);

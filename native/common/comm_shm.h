@@ -5,7 +5,8 @@
 // reductions, then world + 1 float slots of `capacity` floats (one per rank, one for the result), grown on demand.
 // A reduction: every rank copies its data into its slot; barrier; rank r sums the slots in rank order over its
 // 1/world share of the elements and writes the mean to the result slot; barrier; every rank copies the result out.
-// The summation order does not depend on the rank, so every rank gets the same bits.
+// The summation order does not depend on the rank, so every rank gets the same bits. A broadcast: rank 0 copies its
+// data into the result slot; barrier; the other ranks copy it out (chunk by chunk when it is larger than a slot).
 //
 // The functions return GPT2_OK or a code of native/include/gpt2.h with the message in *err: GPT2_ERR_PEER when
 // another rank failed (abort) or did not arrive in time, GPT2_ERR_NO_SPACE when /dev/shm has no room for the segment.
@@ -32,6 +33,8 @@ int world(const Comm* c);
 int allreduce_mean(Comm* c, float* data, size_t n, std::string* err);
 /** In place: values[0..n) = the mean over the ranks (n <= 64). */
 int allreduce_mean_f64(Comm* c, double* values, int n, std::string* err);
+/** In place: data[0..n) = rank 0's, copied through the result slot (in chunks of the slots' capacity, at least 4M). */
+int broadcast(Comm* c, float* data, size_t n, std::string* err);
 
 }  // namespace gpt2shm
 

@@ -11,6 +11,9 @@
 
 #include "../include/gpt2.h"
 #include "../common/comm_shm.h"
+#ifdef GPT2_USE_MPI
+#include "../common/comm_mpi.h"
+#endif
 #include "../common/layout.h"
 #include "gemm.h"
 #include "layers.h"
@@ -257,8 +260,15 @@ const char* gpt2_build_info(void) {
 #else
     const char* cc = "c++";
 #endif
-    std::snprintf(buf, sizeof buf, "%s, %s, %d-lane SIMD, built-in SGEMM %s, BLAS: %s", cc, omp, VL, builtin_description(),
-                  blas_description());
+#ifdef GPT2_USE_MPI
+    // the library's name and version only (the first line goes on with the package and the date)
+    const std::string mpi_line = gpt2mpi::library_version();
+    const std::string mpi = mpi_line.substr(0, mpi_line.find(','));
+#else
+    const std::string mpi = "none";
+#endif
+    std::snprintf(buf, sizeof buf, "%s, %s, %d-lane SIMD, built-in SGEMM %s, BLAS: %s, MPI: %s", cc, omp, VL, builtin_description(),
+                  blas_description(), mpi.c_str());
   }
   return buf;
 }
@@ -626,55 +636,134 @@ int gpt2_decode(GPT2* M, GPT2Cache* c, const int* tokens, int S, float* out) {
 }
 
 
-// ---- data parallel: the shared-memory communicator (one machine) --------------------------------------------------
+// ---- data parallel: the shared-memory communicator (one machine), or MPI (machines; built with GPT2_USE_MPI) -------
 
+/** One of the two transports, chosen by the id's prefix ("shm:" or "mpi:"). */
 struct GPT2Comm {
-  gpt2shm::Comm* shm;
+  gpt2shm::Comm* shm = nullptr;
+#ifdef GPT2_USE_MPI
+  gpt2mpi::Comm* mpi = nullptr;
+#endif
 };
+
+namespace {
+
+const char kNoMpi[] = "this build has no MPI: install libopenmpi-dev (openmpi-bin) and rebuild with npm run build:native";
+
+/** A transport's error as the C API's: its code and message. */
+int comm_fail(int rc, const std::string& err) { return fail(rc, "%s", err.c_str()); }
+
+}  // namespace
+
+const char* gpt2_mpi_version(void) {
+#ifdef GPT2_USE_MPI
+  return gpt2mpi::library_version();
+#else
+  return nullptr;
+#endif
+}
 
 int gpt2_comm_new_id(const char* kind, char* id) {
   if (!id) return fail(GPT2_ERR_ARGUMENT, "null argument");
-  if (kind && std::strcmp(kind, "shm") != 0)
-    return fail(GPT2_ERR_ARGUMENT, "the CPU engine has only the shared-memory communicator (\"shm\"), not \"%s\"", kind);
+  id[0] = '\0';
   std::string err;
-  if (int rc = gpt2shm::new_id(id, GPT2_COMM_ID_BYTES, &err)) return fail(rc, "%s", err.c_str());
-  return GPT2_OK;
+  if (!kind || std::strcmp(kind, "shm") == 0) {
+    if (int rc = gpt2shm::new_id(id, GPT2_COMM_ID_BYTES, &err)) return comm_fail(rc, err);
+    return GPT2_OK;
+  }
+  if (std::strcmp(kind, "mpi") == 0) {
+#ifdef GPT2_USE_MPI
+    if (int rc = gpt2mpi::new_id(id, GPT2_COMM_ID_BYTES, &err)) return comm_fail(rc, err);
+    return GPT2_OK;
+#else
+    return fail(GPT2_ERR_ARGUMENT, "%s", kNoMpi);
+#endif
+  }
+  return fail(GPT2_ERR_ARGUMENT, "the CPU engine's communicators are \"shm\" (one machine) and \"mpi\", not \"%s\"", kind);
 }
 
 int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out) {
   if (!id || !out) return fail(GPT2_ERR_ARGUMENT, "null argument");
   *out = nullptr;
   std::string err;
+  if (std::strncmp(id, "mpi:", 4) == 0) {
+#ifdef GPT2_USE_MPI
+    gpt2mpi::Comm* c = nullptr;
+    if (int rc = gpt2mpi::create(id, rank, world, timeout_ms, &c, &err)) return comm_fail(rc, err);
+    GPT2Comm* g = new GPT2Comm();
+    g->mpi = c;
+    *out = g;
+    return GPT2_OK;
+#else
+    return fail(GPT2_ERR_ARGUMENT, "%s", kNoMpi);
+#endif
+  }
   gpt2shm::Comm* c = nullptr;
-  if (int rc = gpt2shm::create(id, rank, world, timeout_ms, &c, &err)) return fail(rc, "%s", err.c_str());
-  *out = new GPT2Comm{c};
+  if (int rc = gpt2shm::create(id, rank, world, timeout_ms, &c, &err)) return comm_fail(rc, err);
+  GPT2Comm* g = new GPT2Comm();
+  g->shm = c;
+  *out = g;
   return GPT2_OK;
 }
 
 void gpt2_comm_abort(GPT2Comm* comm) {
-  if (comm) gpt2shm::abort(comm->shm);
+  if (!comm) return;
+  if (comm->shm) gpt2shm::abort(comm->shm);
+#ifdef GPT2_USE_MPI
+  if (comm->mpi) gpt2mpi::abort(comm->mpi);
+#endif
 }
 
 void gpt2_comm_destroy(GPT2Comm* comm) {
   if (!comm) return;
-  gpt2shm::destroy(comm->shm);
+  if (comm->shm) gpt2shm::destroy(comm->shm);
+#ifdef GPT2_USE_MPI
+  if (comm->mpi) gpt2mpi::destroy(comm->mpi);
+#endif
   delete comm;
+}
+
+/** data[0..n) = the mean over the ranks, through the communicator's transport. */
+static int comm_allreduce_floats(GPT2Comm* comm, float* data, size_t n) {
+  std::string err;
+  int rc;
+#ifdef GPT2_USE_MPI
+  if (comm->mpi) rc = gpt2mpi::allreduce_mean(comm->mpi, data, n, &err);
+  else
+#endif
+    rc = gpt2shm::allreduce_mean(comm->shm, data, n, &err);
+  return rc ? comm_fail(rc, err) : GPT2_OK;
 }
 
 int gpt2_allreduce_grads(GPT2* M, GPT2Comm* comm) {
   if (!M || !comm) return fail(GPT2_ERR_ARGUMENT, "null argument");
   // a rank whose micro-batches had no counted position has no gradient buffer yet: it takes part with zeros
   if (int rc = ensure_buffer(M, &M->grads, "gradients")) return rc;
-  std::string err;
-  if (int rc = gpt2shm::allreduce_mean(comm->shm, M->grads, M->num_params, &err)) return fail(rc, "%s", err.c_str());
-  return GPT2_OK;
+  return comm_allreduce_floats(comm, M->grads, M->num_params);
 }
 
 int gpt2_comm_allreduce_mean(GPT2Comm* comm, double* values, int n) {
   if (!comm || (!values && n > 0)) return fail(GPT2_ERR_ARGUMENT, "null argument");
   std::string err;
-  if (int rc = gpt2shm::allreduce_mean_f64(comm->shm, values, n, &err)) return fail(rc, "%s", err.c_str());
-  return GPT2_OK;
+  int rc;
+#ifdef GPT2_USE_MPI
+  if (comm->mpi) rc = gpt2mpi::allreduce_mean_f64(comm->mpi, values, n, &err);
+  else
+#endif
+    rc = gpt2shm::allreduce_mean_f64(comm->shm, values, n, &err);
+  return rc ? comm_fail(rc, err) : GPT2_OK;
+}
+
+int gpt2_comm_broadcast(GPT2Comm* comm, float* data, size_t n) {
+  if (!comm || (!data && n > 0)) return fail(GPT2_ERR_ARGUMENT, "null argument");
+  std::string err;
+  int rc;
+#ifdef GPT2_USE_MPI
+  if (comm->mpi) rc = gpt2mpi::broadcast(comm->mpi, data, n, &err);
+  else
+#endif
+    rc = gpt2shm::broadcast(comm->shm, data, n, &err);
+  return rc ? comm_fail(rc, err) : GPT2_OK;
 }
 
 }  // extern "C"

@@ -1,7 +1,7 @@
 // Data parallel: the communicators of the C API (gpt2_comm_*) over NCCL (built with -DGPT2_USE_NCCL; "nccl:" ids, one
 // GPU per rank) or over the shared-memory communicator of native/common/comm_shm.h ("shm:" ids, staging the gradients
-// through the host), and the gradients' all-reduce that gpt2_allreduce_grads runs. A failed or missing peer is
-// GPT2_ERR_PEER. Part of native/cuda/gpt2_cuda.cu.
+// through the host), the gradients' all-reduce that gpt2_allreduce_grads runs, and the broadcast of host data from rank
+// 0 (gpt2_comm_broadcast). A failed or missing peer is GPT2_ERR_PEER. Part of native/cuda/gpt2_cuda.cu.
 #ifndef GPT2_CUDA_COMM_CUH
 #define GPT2_CUDA_COMM_CUH
 
@@ -31,12 +31,35 @@ struct GPT2Comm {
   cudaStream_t stream = nullptr; // the collectives' stream; it waits for the model's work through `ready`
   cudaEvent_t ready = nullptr;
   double* dev_values = nullptr;  // device (64), for gpt2_comm_allreduce_mean
+  float* dev_bcast = nullptr;    // device (bcast_cap), gpt2_comm_broadcast's staging
+  size_t bcast_cap = 0;
 #endif
 };
 
 namespace {
 
 constexpr int kCommMaxValues = 64;
+#ifdef GPT2_USE_NCCL
+constexpr size_t kBcastChunk = size_t(1) << 24;  // floats per ncclBroadcast of gpt2_comm_broadcast (64 MB of staging)
+#endif
+
+/**
+ * This rank's GPU: GPT2_STUDIO_LOCAL_RANK (the rank's place among the ranks of its own machine, set by a launcher
+ * that spans machines, whose layouts may differ) modulo the device count, else the global rank modulo the count.
+ */
+int rank_device(int rank, int ndev, int* device) {
+  const char* local = std::getenv("GPT2_STUDIO_LOCAL_RANK");
+  if (local && *local) {
+    char* end = nullptr;
+    const long v = std::strtol(local, &end, 10);
+    if (*end != '\0' || v < 0 || v > 1000000)
+      return fail(GPT2_ERR_ARGUMENT, "GPT2_STUDIO_LOCAL_RANK = \"%.40s\" is not a local rank (an integer >= 0)", local);
+    *device = (int)(v % ndev);
+    return GPT2_OK;
+  }
+  *device = rank % ndev;
+  return GPT2_OK;
+}
 
 /** gpt2shm's codes pass through when they are the API's; anything else is a failed exchange (GPT2_ERR_STATE). */
 int shm_fail(int rc, const std::string& err, const char* what) {
@@ -125,6 +148,7 @@ void comm_free(GPT2Comm* c) {
   if (c->ready) cudaEventDestroy(c->ready);
   if (c->stream) cudaStreamDestroy(c->stream);
   cudaFree(c->dev_values);
+  cudaFree(c->dev_bcast);
 #endif
   if (c->host) {
     if (c->host_pinned) cudaFreeHost(c->host);
@@ -228,7 +252,8 @@ int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Co
   int ndev = 0;
   const cudaError_t e = cudaGetDeviceCount(&ndev);
   if (e != cudaSuccess || ndev < 1) return fail(GPT2_ERR_DEVICE, "no CUDA device for rank %d (%s)", rank, cudaGetErrorString(e));
-  const int device = rank % ndev;
+  int device = 0;
+  TRY(rank_device(rank, ndev, &device));
   CU(cudaSetDevice(device));
   GPT2Comm* c = new (std::nothrow) GPT2Comm();
   if (!c) return fail(GPT2_ERR_MEMORY, "out of memory");
@@ -325,6 +350,40 @@ int gpt2_comm_allreduce_mean(GPT2Comm* c, double* values, int n) {
   std::string err;
   const int rc = gpt2shm::allreduce_mean_f64(c->shm, values, n, &err);
   return rc == 0 ? GPT2_OK : shm_fail(rc, err, "gpt2_comm_allreduce_mean(shm)");
+}
+
+int gpt2_comm_broadcast(GPT2Comm* c, float* data, size_t n) {
+  if (!c || (!data && n > 0)) return fail(GPT2_ERR_ARGUMENT, "gpt2_comm_broadcast: null argument");
+  if (c->aborted) return fail(GPT2_ERR_STATE, "gpt2_comm_broadcast: the communicator was aborted");
+  if (n == 0 || c->world == 1) return GPT2_OK;
+#ifdef GPT2_USE_NCCL
+  if (c->nccl) {
+    // host data: staged through a device buffer of the communicator's, in chunks of at most kBcastChunk floats
+    TRY(use_device(c->device));
+    const size_t cap = std::min(n, kBcastChunk);
+    if (c->bcast_cap < cap) {
+      cudaFree(c->dev_bcast);
+      c->dev_bcast = nullptr;
+      c->bcast_cap = 0;
+      CU(cudaMalloc(&c->dev_bcast, cap * sizeof(float)));
+      c->bcast_cap = cap;
+    }
+    for (size_t off = 0; off < n; off += c->bcast_cap) {
+      const size_t len = std::min(c->bcast_cap, n - off);
+      // only rank 0's data is sent; the copy finishes before the call returns (pageable memory)
+      if (c->rank == 0) CU(cudaMemcpy(c->dev_bcast, data + off, len * sizeof(float), cudaMemcpyHostToDevice));
+      NC(ncclBroadcast(c->dev_bcast, c->dev_bcast, len, ncclFloat, 0, c->nccl, c->stream));
+      TRY(nccl_settle(c, "ncclBroadcast", 0));
+      TRY(nccl_wait(c, "ncclBroadcast"));
+      if (c->rank != 0) CU(cudaMemcpy(data + off, c->dev_bcast, len * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+    return GPT2_OK;
+  }
+#endif
+  if (!c->shm) return fail(GPT2_ERR_STATE, "gpt2_comm_broadcast: the communicator has no transport");
+  std::string err;
+  const int rc = gpt2shm::broadcast(c->shm, data, n, &err);
+  return rc == 0 ? GPT2_OK : shm_fail(rc, err, "gpt2_comm_broadcast(shm)");
 }
 
 }  // extern "C"

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define GPT2_API_VERSION 2
+#define GPT2_API_VERSION 3
 
 enum {
   GPT2_OK = 0,
@@ -118,24 +118,45 @@ int gpt2_decode(GPT2* model, GPT2Cache* cache, const int* tokens, int S, float* 
  *
  * A communicator id is text (at most GPT2_COMM_ID_BYTES - 1 characters), made once by the first rank with
  * gpt2_comm_new_id and handed to the others by the parent process:
- *   "shm:<name>"  a POSIX shared-memory segment on one machine (every build; the CUDA build stages through the host)
- *   "nccl:<hex>"  an ncclUniqueId (the CUDA build with NCCL); one GPU per rank, device = rank % device count
- * The reductions sum the ranks in rank order, so every rank gets the same bits.
+ *   "shm:<name>"       a POSIX shared-memory segment on one machine (every build; the CUDA build stages through the
+ *                      host)
+ *   "nccl:<hex>"       an ncclUniqueId (the CUDA build with NCCL); one GPU per rank, device = GPT2_STUDIO_LOCAL_RANK %
+ *                      device count when that variable is set (the rank's place on its own machine), else rank %
+ *                      device count
+ *   "mpi:world"        (the CPU build with MPI) the MPI_COMM_WORLD of the job this process was started in (mpirun,
+ *                      srun); needs no gpt2_comm_new_id, and the rank and world passed to gpt2_comm_create must be
+ *                      MPI's own
+ *   "mpi:port:<port>"  (the CPU build with MPI) a port that gpt2_comm_new_id("mpi") opened in rank 0's process; rank 0
+ *                      must join in that process. Open MPI connects separately started processes only when each runs
+ *                      under `mpirun -np 1 --ompi-server file:URIFILE` with `ompi-server --report-uri URIFILE` running
+ * The reductions give every rank the same bits: the shared-memory and NCCL ones sum the ranks in rank order; the MPI
+ * one sums each element on exactly one rank and sends that sum to all.
+ *
+ * MPI is initialized by the first "mpi" call (MPI_Init_thread; libmpi is made global first, so that Open MPI's
+ * plugins load inside a process that loaded this library with RTLD_LOCAL) and finalized when the process exits
+ * (atexit), unless a communicator was aborted or a call is still blocked in MPI.
  */
 #define GPT2_COMM_ID_BYTES 512
 
 typedef struct GPT2Comm GPT2Comm;
 
-/** Writes a new communicator id (NUL-terminated) into id. kind: "shm", "nccl", or NULL for the build's best. */
+/**
+ * Writes a new communicator id (NUL-terminated) into id. kind: "shm", "nccl" (CUDA with NCCL), "mpi" (CPU with MPI:
+ * an "mpi:port:" id), or NULL for the build's best (CPU: "shm"). A build without the kind says so (GPT2_ERR_ARGUMENT).
+ */
 int gpt2_comm_new_id(const char* kind, char* id);
 /** Joins rank `rank` of `world` to the communicator `id`. Blocks until every rank has joined, or fails after
- * timeout_ms (0 = the default, 120 s) with GPT2_ERR_PEER. The CUDA build selects this rank's device here, before
- * gpt2_create. */
+ * timeout_ms (0 = the default, 120 s) with GPT2_ERR_PEER. Over MPI there is no time limit (MPI cannot give up a
+ * connect or an accept): the process that started the ranks must end them. The CUDA build selects this rank's
+ * device here, before gpt2_create. */
 int gpt2_comm_create(const char* id, int rank, int world, int timeout_ms, GPT2Comm** out);
 /**
  * Tells the other ranks that this one failed. Over "shm" their waiting calls return GPT2_ERR_PEER instead of hanging.
- * Over "nccl" the peers learn of it only if NCCL reports an error, which it may never do for a peer that is gone: the
- * process that started the ranks must end the others when one fails (the studio's launcher does).
+ * Over "nccl" the peers learn of it only if NCCL reports an error, which it may never do for a peer that is gone. Over
+ * "mpi" a call blocked in MPI cannot be interrupted: the communicator is only marked, so that this rank's later calls
+ * fail with GPT2_ERR_PEER (and MPI is not finalized at exit). In both of the last cases the process that started the
+ * ranks must end the others when one fails (the studio's launcher does; so does mpirun when a rank exits with an
+ * error).
  */
 void gpt2_comm_abort(GPT2Comm* comm);
 void gpt2_comm_destroy(GPT2Comm* comm);
@@ -143,6 +164,17 @@ void gpt2_comm_destroy(GPT2Comm* comm);
 int gpt2_allreduce_grads(GPT2* model, GPT2Comm* comm);
 /** Replaces values[0..n) with their mean over all ranks (n <= 64), e.g. the step's loss. */
 int gpt2_comm_allreduce_mean(GPT2Comm* comm, double* values, int n);
+/**
+ * In place: data[0..n) (host memory) becomes rank 0's data[0..n) on every rank, e.g. the initial parameters. Every
+ * rank calls it with the same n.
+ */
+int gpt2_comm_broadcast(GPT2Comm* comm, float* data, size_t n);
+/**
+ * The first line of MPI_Get_library_version of the MPI this build links (e.g. "Open MPI v4.1.4, package: ..."), or
+ * NULL when it was built without MPI. Static storage; MPI need not be initialized. The CPU build only (a caller that
+ * may hold another build looks it up with dlsym).
+ */
+const char* gpt2_mpi_version(void);
 
 
 /* ---- Devices (the CUDA build only) --------------------------------------------------------------------------------

@@ -9,7 +9,8 @@
   X(last_error) X(build_info) X(has_blas) X(create) X(destroy) X(set_threads) X(set_gemm) X(set_precision)             \
   X(num_tensors) X(tensor_numel) X(num_parameters) X(read) X(write) X(forward_backward) X(zero_grad) X(grad_norm)      \
   X(scale_grads) X(adamw) X(logits) X(token_losses) X(cache_create) X(cache_destroy) X(cache_length) X(decode)         \
-  X(comm_new_id) X(comm_create) X(comm_abort) X(comm_destroy) X(allreduce_grads) X(comm_allreduce_mean)
+  X(comm_new_id) X(comm_create) X(comm_abort) X(comm_destroy) X(allreduce_grads) X(comm_allreduce_mean)             \
+  X(comm_broadcast)
 
 struct Api {
 #define GPT2_API_FIELD(name) decltype(&gpt2_##name) name;

@@ -6,7 +6,9 @@
 //   loadLibrary(path)  another build of the same C API as a shared library (the CUDA engine, libgpt2_cuda.so):
 //                  a Library whose models (new Model(config, library)) run through its functions, and whose
 //                  deviceMemory() reports each GPU's free and total memory (gpt2_device_info).
-//   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel.
+//   newCommId(kind, library?), joinComm(id, rank, world, timeoutMs, library?) -> Promise<Comm>: data parallel
+//                  (Comm: allReduceMean, broadcast, abort, dispose).
+//   mpiInfo()      {available, version}: whether the linked CPU engine was built with MPI, and MPI's version line.
 //   nvmlSample(path)  each GPU's utilisation, memory, power and temperature through NVML (nvml.h), for the run's
 //                  system metrics.
 // A failed call of the C API throws (or rejects with) an Error that carries its status: gpt2Code, the number, and
@@ -264,7 +266,8 @@ class Comm : public Napi::ObjectWrap<Comm> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Comm",
                        {InstanceAccessor<&Comm::Rank>("rank"), InstanceAccessor<&Comm::World>("world"),
-                        InstanceMethod<&Comm::AllReduceMean>("allReduceMean"), InstanceMethod<&Comm::Abort>("abort"),
+                        InstanceMethod<&Comm::AllReduceMean>("allReduceMean"), InstanceMethod<&Comm::Broadcast>("broadcast"),
+                        InstanceMethod<&Comm::Abort>("abort"),
                         InstanceMethod<&Comm::Dispose>("dispose")});
   }
   explicit Comm(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Comm>(info) {}
@@ -290,8 +293,9 @@ class Comm : public Napi::ObjectWrap<Comm> {
     GPT2Comm* c = ptr;
     const Api* a = api;
     ptr = nullptr;
-    if (a == linked_api()) a->comm_destroy(c);
-    else Executor::get().post([a, c]() { a->comm_destroy(c); });
+    // on the executor, as every other call of the communicator: an MPI one is freed by the thread that uses MPI, and
+    // a loaded library's device calls belong there
+    Executor::get().post([a, c]() { a->comm_destroy(c); });
   }
   Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), rank); }
   Napi::Value World(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), world); }
@@ -307,6 +311,23 @@ class Comm : public Napi::ObjectWrap<Comm> {
     const Api* a = api;
     Job* job = new Job(env, a);
     job->work = [a, c, data, n]() { return a->comm_allreduce_mean(c, data, n); };
+    job->result = [](Napi::Env e) { return e.Undefined(); };
+    job->keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
+    job->keep.push_back(Napi::Persistent(info[0]));
+    job->done = [this]() { OpDone(); };
+    inflight++;
+    return Job::Start(env, job);
+  }
+  /** broadcast(data: Float32Array) -> Promise<void>: data becomes rank 0's data on every rank. */
+  Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    GPT2Comm* c = Live(env);
+    auto arr = floats_arg(info, 0, 0, "broadcast: data");
+    float* data = arr.Data();
+    const size_t n = arr.ElementLength();
+    const Api* a = api;
+    Job* job = new Job(env, a);
+    job->work = [a, c, data, n]() { return a->comm_broadcast(c, data, n); };
     job->result = [](Napi::Env e) { return e.Undefined(); };
     job->keep.push_back(Napi::Persistent(Value().As<Napi::Value>()));
     job->keep.push_back(Napi::Persistent(info[0]));
@@ -697,7 +718,7 @@ Napi::Value LoadLibrary(const Napi::CallbackInfo& info) {
   return obj;
 }
 
-/** newCommId(kind: "shm" | "nccl" | null, library?) -> string */
+/** newCommId(kind: "shm" | "nccl" | "mpi" | null, library?) -> string */
 Napi::Value NewCommId(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
@@ -751,6 +772,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #endif
               }));
   exports.Set("hasBlas", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gpt2_has_blas() != 0); }));
+  exports.Set("mpiInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+                // the linked CPU engine's MPI (gpt2_mpi_version: NULL without one); asking does not initialize MPI
+                Napi::Env e = info.Env();
+                const char* v = gpt2_mpi_version();
+                Napi::Object o = Napi::Object::New(e);
+                o.Set("available", Napi::Boolean::New(e, v != nullptr));
+                o.Set("version", v ? Napi::Value(Napi::String::New(e, v)) : e.Null());
+                return o;
+              }));
   exports.Set("layerCheck", Napi::Function::New(env, LayerCheck));
   exports.Set("loadLibrary", Napi::Function::New(env, LoadLibrary));
   exports.Set("newCommId", Napi::Function::New(env, NewCommId));

@@ -16,6 +16,8 @@ import { runDirOf } from '../node/train/paths';
 import { exportGpt2Weights } from '../node/models/weights';
 import { resolveHome } from '../node/workspace';
 import { num, parse, type CliIo } from './common';
+import { followRun, leadRun } from '../node/runs/multinode';
+import { describeTopology, resolveTopology, type Topology } from '../node/train/topology';
 
 const homeOpt = {
   home: { type: 'string' },
@@ -51,15 +53,17 @@ function readConfigFile(file: string): Record<string, unknown> {
  */
 async function follow(
   studio: Studio,
-  runId: string,
+  id: string | null,
   io: CliIo,
   json: boolean,
   begin: () => Promise<unknown>,
 ): Promise<number> {
+  // a node other than 0 of a multi-node run learns its run's id only once begin() has made it
+  let runId = id;
   const out = (name: string, payload: object) => io.out(JSON.stringify({ event: name, ...payload }) + '\n');
   const mine = <K extends keyof StudioEvents>(name: K, print: (p: StudioEvents[K]) => void) =>
     studio.on(name, (p) => {
-      if ((p as { runId: string }).runId !== runId) return;
+      if (runId === null || (p as { runId: string }).runId !== runId) return;
       if (json) out(name, p);
       else print(p);
     });
@@ -90,7 +94,7 @@ async function follow(
           ? '\na stop is already under way: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n'
           : '\nstopping: the run saves a checkpoint after the current step (Ctrl-C again to abort without one)\n',
       );
-      if (!stopping) studio.invoke('runs-stop', { id: runId }).catch(() => {});
+      if (!stopping && runId) studio.invoke('runs-stop', { id: runId }).catch(() => {});
       stopping = true;
     } else {
       io.err('aborting\n');
@@ -103,10 +107,15 @@ async function follow(
     if (stopping) return;
     stopping = true;
     io.err('output closed: the run saves a checkpoint after the current step, then stops\n');
-    studio.invoke('runs-stop', { id: runId }).catch(() => {});
+    if (runId) studio.invoke('runs-stop', { id: runId }).catch(() => {});
   });
   try {
-    await begin();
+    const began = await begin();
+    if (runId === null) {
+      runId = began as string;
+      if (json) out('run', { runId, home: studio.home });
+      else io.out(`run ${runId} in ${studio.home}\n`);
+    }
     const run = await studio.waitRun(runId);
     return run.status === 'done' || run.status === 'stopped' || run.status === 'paused' ? 0 : 1;
   } finally {
@@ -127,6 +136,7 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
       set: { type: 'string', multiple: true },
       name: { type: 'string' },
       force: { type: 'boolean' },
+      ...nodeOpts,
     },
     'train',
   );
@@ -135,8 +145,11 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
       'gpt2-studio train (--config FILE | --preset NAME) [--set key=value ...] [--name N] [--home DIR] [--json] [--force]\n',
     );
     io.out("  --force  start even when the plan says the run does not fit in this machine's memory\n");
+    io.out(NODE_HELP);
     return 0;
   }
+  const topology = resolveTopology(nodeFlags(a), process.env);
+  if (topology && topology.nodeRank > 0) return followNode(topology, a.home, a.json, io);
   if ((a.config === undefined) === (a.preset === undefined)) {
     throw new StudioError(
       ErrorCode.BAD_ARGUMENT,
@@ -167,6 +180,16 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
       );
     }
   }
+  if (topology) {
+    // every rank on every node: the run's world_size
+    if (setKeys.has('world_size') && Number(config.world_size) !== topology.worldSize)
+      throw new StudioError(
+        ErrorCode.BAD_ARGUMENT,
+        `--set world_size=${String(config.world_size)} contradicts --nnodes ${topology.nnodes} x --nproc-per-node ${topology.nprocPerNode} = ${topology.worldSize} ranks.`,
+        'Leave world_size out: a multi-node run counts its ranks from the nodes.',
+      );
+    config.world_size = topology.worldSize;
+  }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
     const run = await studio.invoke('runs-create', {
@@ -178,7 +201,50 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
     });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
-    return await follow(studio, run.id, io, a.json, () => studio.invoke('runs-start', { id: run.id }));
+    return await follow(studio, run.id, io, a.json, () =>
+      topology && topology.nnodes > 1 ? leadRun(studio, run.id, topology) : studio.invoke('runs-start', { id: run.id }),
+    );
+  } finally {
+    studio.close();
+  }
+}
+
+/** The torchrun-style flags of train and resume (see train/topology.ts; mpirun and srun set their own variables). */
+const nodeOpts = {
+  nnodes: { type: 'string' },
+  'node-rank': { type: 'string' },
+  'nproc-per-node': { type: 'string' },
+  'master-addr': { type: 'string' },
+  'master-port': { type: 'string' },
+} as const;
+
+const NODE_HELP = `multi-node (every node runs the same command, node 0 first; see the README's "Multi-node training"):
+  --nnodes N --node-rank R --nproc-per-node P --master-addr HOST --master-port PORT
+  under mpirun or srun the ranks come from OMPI_COMM_WORLD_* / PMI_* / SLURM_* instead
+`;
+
+function nodeFlags(a: {
+  nnodes?: string;
+  'node-rank'?: string;
+  'nproc-per-node'?: string;
+  'master-addr'?: string;
+  'master-port'?: string;
+}) {
+  return {
+    nnodes: num(a.nnodes, 'nnodes', { int: true, min: 1 }),
+    nodeRank: num(a['node-rank'], 'node-rank', { int: true, min: 0 }),
+    nprocPerNode: num(a['nproc-per-node'], 'nproc-per-node', { int: true, min: 1 }),
+    masterAddr: a['master-addr'],
+    masterPort: num(a['master-port'], 'master-port', { int: true, min: 1 }),
+  };
+}
+
+/** A node other than 0: joins the run node 0 leads, recorded in this node's workspace. */
+async function followNode(t: Topology, home: string | undefined, json: boolean, io: CliIo): Promise<number> {
+  const studio = new Studio({ home: resolveHome({ flag: home }) });
+  try {
+    io.err(`${describeTopology(t)}: waiting for node 0\n`);
+    return await follow(studio, null, io, json, () => followRun(studio, t));
   } finally {
     studio.close();
   }
@@ -186,6 +252,12 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
 
 /** gpt2-studio resume RUN_ID [--home DIR] [--json] */
 export async function resumeCommand(argv: string[], io: CliIo): Promise<number> {
+  // a node other than 0 needs no run id: it joins whatever node 0 resumes
+  if (argv[0]?.startsWith('-')) {
+    const f = parse(argv, { ...homeOpt, ...nodeOpts }, 'resume');
+    const t = resolveTopology(nodeFlags(f), process.env);
+    if (t && t.nodeRank > 0) return followNode(t, f.home, f.json, io);
+  }
   const [id, ...rest] = argv;
   if (!id || id.startsWith('-'))
     throw new StudioError(
@@ -193,12 +265,18 @@ export async function resumeCommand(argv: string[], io: CliIo): Promise<number> 
       'resume needs a run id.',
       'Usage: gpt2-studio resume RUN_ID [--home DIR]. List runs with "gpt2-studio runs".',
     );
-  const a = parse(rest, homeOpt, 'resume');
+  const a = parse(rest, { ...homeOpt, ...nodeOpts }, 'resume');
+  const topology = resolveTopology(nodeFlags(a), process.env);
+  if (topology && topology.nodeRank > 0) return followNode(topology, a.home, a.json, io);
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
     await studio.invoke('runs-get', { id });
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: id, home: studio.home }) + '\n');
-    return await follow(studio, id, io, a.json, () => studio.invoke('runs-resume', { id }));
+    // one node: its ranks resume here alone (world_size may change when total_batch_size still divides)
+    if (topology && topology.nnodes === 1) studio.runs.resize(id, topology.worldSize);
+    return await follow(studio, id, io, a.json, () =>
+      topology && topology.nnodes > 1 ? leadRun(studio, id, topology) : studio.invoke('runs-resume', { id }),
+    );
   } finally {
     studio.close();
   }

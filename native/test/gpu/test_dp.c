@@ -3,7 +3,7 @@
  * (fork) join one communicator, each runs forward_backward on its own micro-batch of a small random GPT-2, then
  * gpt2_allreduce_grads and gpt2_comm_allreduce_mean. Each rank compares the averaged gradients with a second model
  * of its own that accumulates both micro-batches with loss_scale 0.5 each, and the ranks compare their gradients'
- * bits (a hash) with each other. Rank 0 makes the id and hands it to rank 1 through a pipe, as the studio's parent
+ * bits (a hash) with each other. Then gpt2_comm_broadcast: rank 1 must receive rank 0's floats (an odd count). Rank 0 makes the id and hands it to rank 1 through a pipe, as the studio's parent
  * does. Exit status 0 when both ranks pass.
  *
  *   test_dp build/libgpt2_cuda.so --kind shm      two ranks on one GPU (or one per GPU), staging through the host
@@ -54,6 +54,7 @@ static int run_rank(const char* path, const char* kind, int rank, int id_read, i
   SYM(comm_destroy);
   SYM(allreduce_grads);
   SYM(comm_allreduce_mean);
+  SYM(comm_broadcast);
   SYM(create);
   SYM(destroy);
   SYM(num_parameters);
@@ -120,10 +121,18 @@ static int run_rank(const char* path, const char* kind, int rank, int id_read, i
   const unsigned char* bytes = (const unsigned char*)g;
   for (size_t i = 0; i < P * sizeof(float); i++) h = (h ^ bytes[i]) * 1099511628211ull;
   if (write(hash_write, &h, sizeof h) != (ssize_t)sizeof h) return 2;
+  /* the broadcast: rank 0's values (i * 0.5 - 7) replace rank 1's (-1) */
+  enum { NB = 100003 };
+  float* bc = malloc(NB * sizeof(float));
+  for (int i = 0; i < NB; i++) bc[i] = rank == 0 ? (float)i * 0.5f - 7.f : -1.f;
+  CHECK(comm_broadcast(comm, bc, NB));
+  int bc_bad = 0;
+  for (int i = 0; i < NB; i++) bc_bad += bc[i] != (float)i * 0.5f - 7.f;
+  free(bc);
   /* the mean of two micro-batches against their accumulation in one model: the same sums in another order */
-  const int pass = worst < 1e-5 && loss_err < 1e-6;
-  printf("rank %d (%.5s): gradients vs one-process accumulation max rel diff %.2e (tolerance 1e-05), mean loss %.7f vs %.7f %s\n", rank,
-         id, worst, mean_loss, want_loss, pass ? "ok" : "FAIL");
+  const int pass = worst < 1e-5 && loss_err < 1e-6 && bc_bad == 0;
+  printf("rank %d (%.5s): gradients vs one-process accumulation max rel diff %.2e (tolerance 1e-05), mean loss %.7f vs %.7f, broadcast %s %s\n",
+         rank, id, worst, mean_loss, want_loss, bc_bad ? "wrong" : "right", pass ? "ok" : "FAIL");
   fflush(stdout);
   destroy(M);
   destroy(R);

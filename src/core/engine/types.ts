@@ -96,6 +96,8 @@ export interface Collective {
   allReduceGrads(model: Model): Promise<void>;
   /** The element-wise mean of `values` over all ranks. */
   allReduceMean(values: number[]): Promise<number[]>;
+  /** In place: `data` becomes rank 0's `data` on every rank (every rank passes the same length). */
+  broadcast(data: Float32Array): Promise<void>;
   /** Makes the other ranks' waiting calls fail instead of hang (when this rank gives up). */
   abort(): void;
   dispose(): void;
@@ -103,9 +105,16 @@ export interface Collective {
 
 /** How an engine joins processes into a Collective. */
 export interface DataParallel {
-  /** A new communicator id, made by rank 0 and handed to the other ranks by the parent process. */
-  newId(): string;
-  /** Joins rank `rank` of `world`; resolves once every rank has joined. */
+  /**
+   * A new communicator id, made by rank 0 and handed to the other ranks by the parent process. `kind`: shared memory
+   * (one machine), NCCL (GPUs) or MPI (an "mpi:port:" id: rank 0 must join in the process that made it); without it,
+   * GPT2_STUDIO_COMM, else the engine's best.
+   */
+  newId(kind?: 'shm' | 'nccl' | 'mpi'): string;
+  /**
+   * Joins rank `rank` of `world`; resolves once every rank has joined. The id is one of newId's, or (native-cpu with
+   * MPI) "mpi:world": the MPI_COMM_WORLD of the mpirun / srun job, where rank and world must be MPI's.
+   */
   join(id: string, rank: number, world: number, timeoutMs?: number): Promise<Collective>;
 }
 

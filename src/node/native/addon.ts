@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The API version this TypeScript expects (GPT2_API_VERSION in native/include/gpt2.h). */
-export const NATIVE_API_VERSION = 2;
+export const NATIVE_API_VERSION = 3;
 
 export type GemmBackend = 'blas' | 'builtin';
 /** Matmul precision (master weights stay fp32); the CPU engine has fp32 only. */
@@ -100,8 +100,20 @@ export interface NativeCommHandle {
   readonly world: number;
   /** values become their element-wise mean over the ranks */
   allReduceMean(values: Float64Array): Promise<void>;
+  /** data becomes rank 0's data on every rank (every rank passes the same length) */
+  broadcast(data: Float32Array): Promise<void>;
   abort(): void;
   dispose(): void;
+}
+
+/** The communicator kinds of newCommId. */
+export type CommKind = 'shm' | 'nccl' | 'mpi';
+
+/** mpiInfo(): the MPI that the CPU engine was built with. */
+export interface NativeMpiInfo {
+  available: boolean;
+  /** the first line of MPI_Get_library_version; null without MPI */
+  version: string | null;
 }
 
 export type LayerName = 'encoder' | 'layernorm' | 'matmul' | 'attention' | 'gelu' | 'crossentropy';
@@ -115,9 +127,21 @@ export interface NativeAddon {
   Model: new (config: NativeConfig, library?: NativeLibraryHandle) => NativeModelHandle;
   /** Loads a shared library with the same C API (throws with the reason). */
   loadLibrary(path: string): NativeLibraryHandle;
-  /** A new communicator id: "shm:..." (one machine) or "nccl:..." (a CUDA build with NCCL). */
-  newCommId(kind: 'shm' | 'nccl' | null, library?: NativeLibraryHandle): string;
-  /** Joins a communicator; resolves once all `world` ranks have joined (rejects after timeoutMs). */
+  /**
+   * A new communicator id: "shm:..." (one machine), "nccl:..." (a CUDA build with NCCL) or "mpi:port:..." (the CPU
+   * build with MPI; it opens an MPI port in this process, where rank 0 must then join). null: the build's best.
+   */
+  newCommId(kind: CommKind | null, library?: NativeLibraryHandle): string;
+  /**
+   * Whether the linked CPU engine was built with MPI, and the first line of MPI_Get_library_version (e.g. "Open MPI
+   * v4.1.4, package: ..."). Asking does not initialize MPI.
+   */
+  mpiInfo(): NativeMpiInfo;
+  /**
+   * Joins a communicator; resolves once all `world` ranks have joined (rejects after timeoutMs; over MPI there is no
+   * limit). Ids: those of newCommId, and "mpi:world" (the MPI_COMM_WORLD of the mpirun / srun job; rank and world
+   * must be MPI's).
+   */
   joinComm(
     id: string,
     rank: number,
@@ -144,6 +168,9 @@ export interface NativeBuildStatus {
   openmp?: boolean;
   march?: string | null;
   blas?: string | null;
+  /** the MPI the CPU engine was built with (the first line of its version), or null; mpiReason says why not */
+  mpi?: string | null;
+  mpiReason?: string;
   buildInfo?: string;
   /** the CUDA probe: nvcc and cuBLAS found or not, and the CUDA library (native/cuda) when it was built */
   cuda?: { available: boolean; reason?: string; nvcc?: string; library?: string; nccl?: boolean };

@@ -21,6 +21,7 @@ import {
   NativeBuffer,
   type GemmBackend,
   type Precision,
+  type CommKind,
   type NativeAddon,
   type NativeCacheHandle,
   type NativeCommHandle,
@@ -403,7 +404,7 @@ export class NativeModel implements Model {
   }
 }
 
-/** A Collective over the addon's communicator (shared memory on one machine, or NCCL in a CUDA build). */
+/** A Collective over the addon's communicator (shared memory on one machine, NCCL in a CUDA build, MPI). */
 class NativeCollective implements Collective {
   constructor(
     private readonly comm: NativeCommHandle,
@@ -434,12 +435,39 @@ class NativeCollective implements Collective {
     }
     return Array.from(buf);
   }
+  async broadcast(data: Float32Array): Promise<void> {
+    try {
+      await this.comm.broadcast(data);
+    } catch (e) {
+      throw nativeError('broadcast', e, this.engineName);
+    }
+  }
   abort(): void {
     this.comm.abort();
   }
   dispose(): void {
     this.comm.dispose();
   }
+}
+
+const COMM_KINDS: readonly CommKind[] = ['shm', 'nccl', 'mpi'];
+
+/** What the engine says about MPI when the build has none. */
+export const MPI_ABSENT = 'absent: install libopenmpi-dev and rebuild (npm run build:native)';
+
+/**
+ * The MPI of the linked CPU engine, short: "Open MPI 4.1.4", "MPICH 4.0", ...; null without MPI. The version line is
+ * MPI_Get_library_version's first ("Open MPI v4.1.4, package: Debian OpenMPI, ...", "MPICH Version: 4.0").
+ */
+export function mpiName(addon: NativeAddon): string | null {
+  const info = addon.mpiInfo();
+  if (!info.available) return null;
+  const line = (info.version ?? '').trim();
+  const ompi = /^Open MPI v?([\d.]+\w*)/.exec(line);
+  if (ompi) return `Open MPI ${ompi[1]}`;
+  const mpich = /^MPICH Version:\s*(\S+)/.exec(line);
+  if (mpich) return `MPICH ${mpich[1]}`;
+  return line.split(',')[0] || 'MPI (unknown version)';
 }
 
 /** The llm.c-style C++ engine: on the CPU (OpenMP; BLAS or the built-in SGEMM), or a loaded build of the same C API. */
@@ -456,18 +484,19 @@ export class NativeEngine implements Engine {
     this.name = backend.name;
     const lib = backend.library;
     this.dataParallel = {
-      newId: () => {
+      newId: (asked?: CommKind) => {
         try {
-          // GPT2_STUDIO_COMM=shm: the shared-memory communicator even where NCCL is built (e.g. more ranks than GPUs)
-          const kind = process.env.GPT2_STUDIO_COMM || null;
-          if (kind !== null && kind !== 'shm' && kind !== 'nccl') {
+          // the caller's kind, else GPT2_STUDIO_COMM (e.g. shm: the shared-memory communicator even where NCCL is
+          // built, for more ranks than GPUs), else the build's best
+          const kind = asked ?? (process.env.GPT2_STUDIO_COMM || null);
+          if (kind !== null && !COMM_KINDS.includes(kind as CommKind)) {
             throw new StudioError(
               ErrorCode.BAD_ARGUMENT,
               `GPT2_STUDIO_COMM = "${kind}" is not a communicator kind.`,
-              'Use "shm" or "nccl", or unset it.',
+              `Use ${COMM_KINDS.map((k) => `"${k}"`).join(', ')}, or unset it.`,
             );
           }
-          return addon.newCommId(kind, lib);
+          return addon.newCommId(kind as CommKind | null, lib);
         } catch (e) {
           if (e instanceof StudioError) throw e;
           throw nativeError('could not make a communicator', e, this.name);
@@ -512,6 +541,13 @@ export class NativeEngine implements Engine {
       notes.push(
         'no BLAS was found when the engine was built; it uses the built-in SGEMM (install libopenblas-dev and run npm run build:native for BLAS)',
       );
+    // data parallel across machines: the build's MPI (the build line says it too)
+    const mpi = mpiName(this.addon);
+    notes.push(
+      mpi
+        ? `MPI: ${mpi} (data parallel across machines: "mpi:world" under mpirun or srun, or an "mpi:port:" id)`
+        : `MPI: ${MPI_ABSENT}`,
+    );
     return {
       name: this.name,
       available: true,

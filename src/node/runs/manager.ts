@@ -17,8 +17,9 @@ import {
   readCheckpointState,
 } from '../checkpoints/files';
 import type { Run, Store, Checkpoint, LogEntry, Sample } from '../store';
+import type { RunNode } from '../../shared/records';
 import { forkWorker, spawnGroup, type WorkerHandle, type WorkerSpawner } from '../train/launcher';
-import { CONTROL_FILE, type WorkerMessage } from '../train/protocol';
+import { CONTROL_FILE, type ParentMessage, type WorkerMessage } from '../train/protocol';
 import { initPathOf, runDirOf } from '../train/paths';
 import { datasetExists } from '../train/data';
 import { datasetShardFiles } from '../datasets';
@@ -200,6 +201,17 @@ export function configError(errors: { field: string; message: string }[]): Studi
     'Fix the named fields (see the run config reference in the README).',
   );
 }
+
+/**
+ * How a run's processes are started when they are not the default (one process, or one per rank on this machine):
+ * a multi-node run's node starts only its share of the ranks, maybe under mpirun, with fields of its own in the
+ * workers' start message (runs/multinode.ts). Called with the run's validated config and the checkpoint it
+ * resumes from.
+ */
+export type LaunchPlan = (
+  config: RunConfig,
+  resumeFrom: string | undefined,
+) => { worker: WorkerHandle; start: Partial<Extract<ParentMessage, { type: 'start' }>> };
 
 interface Attached {
   worker: WorkerHandle;
@@ -390,7 +402,7 @@ export class RunManager {
   }
 
   /** Starts (or restarts from its last checkpoint) a run that is not running. */
-  start(id: string): Run {
+  start(id: string, launch?: LaunchPlan): Run {
     const run = this.checkNotAttached(id);
     // the stored config was checked when the run was created; a run from an older studio may name a model preset
     // beside weights of another shape, and trains the weights' shape as it did then
@@ -424,14 +436,19 @@ export class RunManager {
     const resumeFrom = last !== undefined ? path.join(checkpointsDir(runDir), checkpointDirName(last)) : undefined;
 
     // data parallel: one process per rank, seen here as one worker
-    const worker = config.world_size > 1 ? spawnGroup(this.spawn, config.world_size) : this.spawn();
+    const plan = launch?.(config, resumeFrom);
+    const worker = plan
+      ? plan.worker
+      : config.world_size > 1
+        ? spawnGroup(this.spawn, config.world_size)
+        : this.spawn();
     let resolve!: (r: Run) => void;
     const done = new Promise<Run>((r) => (resolve = r));
     const a: Attached = { worker, finished: false, done, resolve };
     this.attached.set(id, a);
     worker.onMessage((m) => this.onMessage(id, a, m));
     worker.onExit((code, signal) => this.onExit(id, a, code, signal));
-    worker.send({ type: 'start', runId: id, home: this.home, config, resumeFrom });
+    worker.send({ type: 'start', runId: id, home: this.home, config, resumeFrom, ...plan?.start });
     const updated = this.store.updateRun(id, {
       status: 'running',
       startedAt: Date.now(),
@@ -508,6 +525,52 @@ export class RunManager {
     if (a) a.worker.send({ type: what });
     else fs.writeFileSync(path.join(runDirOf(this.home, id), CONTROL_FILE), what);
     return run;
+  }
+
+  /**
+   * Ends a running run as failed with `error`, for a reason its workers cannot see (a multi-node run's node was
+   * lost): its processes are killed, and their exit is not reported over this reason.
+   */
+  fail(id: string, error: PlainError): void {
+    const a = this.attached.get(id);
+    if (!a || a.finished) return;
+    this.log(id, 'error', `${error.message}${error.hint ? ` (${error.hint})` : ''}`);
+    this.finish(id, a, 'failed', error);
+    a.worker.kill('SIGKILL');
+  }
+
+  /** Records a multi-node run's nodes (host, ranks, last heartbeat, step, tok/s) and tells the clients. */
+  setNodes(id: string, nodes: RunNode[]): void {
+    if (this.closed) return;
+    this.store.setRunNodes(id, nodes);
+    this.emit('run-nodes', { runId: id, nodes });
+  }
+
+  /** Appends a line to a run's log (multi-node coordination reports through it). */
+  note(id: string, level: LogEntry['level'], message: string): void {
+    this.log(id, level, message);
+  }
+
+  /**
+   * A multi-node run resumed on another number of ranks: its world_size becomes `world`, which the config's checks
+   * accept only when total_batch_size still divides (the loader's position is the same for any world size).
+   */
+  resize(id: string, world: number): Run {
+    const run = this.checkNotAttached(id);
+    const config = this.validate({ ...run.config, world_size: world }, { shapeFromInit: false });
+    if (config.world_size === (run.config as { world_size?: number }).world_size) return run;
+    this.log(id, 'info', `world_size ${String(run.config.world_size ?? 1)} -> ${world} for this attempt`);
+    return this.store.updateRun(id, { config });
+  }
+
+  /** The spawner of one worker process (multi-node runs start their node's share of the ranks with it). */
+  get spawner(): WorkerSpawner {
+    return this.spawn;
+  }
+
+  /** The workspace this manager runs in. */
+  get workspaceHome(): string {
+    return this.home;
   }
 
   /** Resolves when the run's worker has ended (immediately for a run without one). */

@@ -65,8 +65,13 @@ const ERROR_GRACE_MS = 3_000;
  *   - When a rank dies or reports an error, the others are killed (soon after, for an error): they would wait for
  *     it forever. The group has exited when every process has, with rank 0's exit code, or the first failure's.
  *     A shared-memory communicator's name is removed then, in case a rank died before everyone had joined.
+ *   - Multi-node: `node` says which ranks of `world` run here (NodeShare); the group is this node's processes, and
+ *     its first process reports for the node.
  */
-export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
+export function spawnGroup(spawn: WorkerSpawner, world: number, node: NodeShare = {}): WorkerHandle {
+  // the processes of this node: local index i is global rank first + i
+  const first = node.first ?? 0;
+  const local = node.local ?? world;
   const ranks: WorkerHandle[] = [];
   const alive = new Set<number>();
   const messageCbs: ((m: WorkerMessage) => void)[] = [];
@@ -104,12 +109,16 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
   };
   const onRankMessage = (r: number, m: WorkerMessage) => {
     if (m.type === 'comm-id') {
-      if (r === 0) startOthers(m.id, m.engine);
+      if (r === 0 && first === 0) {
+        node.onCommId?.(m.id, m.engine);
+        startOthers(m.id, m.engine);
+      }
       return;
     }
     if (m.type === 'error') {
+      const g = first + r;
       const err =
-        r === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${r}: ${m.error.message}` } } as WorkerMessage);
+        g === 0 ? m : ({ ...m, error: { ...m.error, message: `rank ${g}: ${m.error.message}` } } as WorkerMessage);
       if (m.error.code === ErrorCode.PEER_FAILED || CONSEQUENCE.test(m.error.message)) {
         // this rank stopped because another one failed: give that one a moment to say why (keep the first such)
         if (!heldError && !errorSent)
@@ -141,16 +150,17 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     commId = id;
     if (!start || killed || othersStarted) return;
     othersStarted = true;
-    for (let r = 1; r < world; r++) {
+    for (let r = first === 0 ? 1 : 0; r < local; r++) {
       if (!alive.has(r)) continue;
-      ranks[r]!.send({ ...start, rank: r, commId: id, engine });
-      for (const c of pendingControl) ranks[r]!.send(c);
+      ranks[r]!.send({ ...start, rank: first + r, commId: id, engine });
+      // local index 0 got every control message already (it is sent to it directly)
+      if (r !== 0) for (const c of pendingControl) ranks[r]!.send(c);
     }
     pendingControl = [];
   };
 
   // every process boots now; ranks 1.. wait for their start message
-  for (let r = 0; r < world; r++) {
+  for (let r = 0; r < local; r++) {
     const h = spawn();
     ranks.push(h);
     alive.add(r);
@@ -165,7 +175,10 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
     send(m) {
       if (m.type === 'start') {
         start = m;
-        ranks[0]!.send({ ...m, rank: 0 });
+        if (first === 0) ranks[0]!.send({ ...m, rank: 0 });
+        else if (!m.commId || !m.engine)
+          throw new Error('a node without rank 0 starts its ranks with the communicator id and engine of rank 0');
+        else startOthers(m.commId, m.engine);
         return;
       }
       if (alive.has(0)) ranks[0]!.send(m);
@@ -173,7 +186,7 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
         pendingControl.push(m);
         return;
       }
-      for (let r = 1; r < world; r++) if (alive.has(r)) ranks[r]!.send(m);
+      for (let r = 1; r < local; r++) if (alive.has(r)) ranks[r]!.send(m);
     },
     onMessage: (cb) => void messageCbs.push(cb),
     onExit: (cb) => void exitCbs.push(cb),
@@ -181,6 +194,17 @@ export function spawnGroup(spawn: WorkerSpawner, world: number): WorkerHandle {
       killAll(signal);
     },
   };
+}
+
+/**
+ * A node's share of a data-parallel group (multi-node runs): its ranks are first .. first + local - 1 of `world`.
+ * The node with rank 0 learns the communicator id from it (onCommId, to hand to the other nodes); a node without
+ * it is started with the id and engine in its `start` message, and starts all its ranks at once.
+ */
+export interface NodeShare {
+  first?: number;
+  local?: number;
+  onCommId?: (id: string, engine: string) => void;
 }
 
 /** Removes a shared-memory communicator's name if it is still there (Linux keeps them in /dev/shm). */

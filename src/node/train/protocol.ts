@@ -4,7 +4,7 @@
  */
 import type { PlainError } from '../../shared/errors';
 import type { RunConfig } from '../../shared/run-config';
-import type { GuardEvent, StepEvent, TimingEvent } from '../../core/train/trainer';
+import type { GuardEvent, StepEvent, TimingEvent, TrainerState } from '../../core/train/trainer';
 import type { RunAttempt } from '../../shared/run-facts';
 
 export type ParentMessage =
@@ -21,6 +21,10 @@ export type ParentMessage =
       commId?: string;
       /** data parallel: the engine rank 0 resolved (config.engine may be "auto"), which every rank must run */
       engine?: string;
+      /** data parallel: the communicator rank 0 makes; "mpi-world" joins the MPI job the process runs in */
+      commKind?: CommKind;
+      /** multi-node: this node's place, and what the ranks other than 0 need beside the model they receive from rank 0 */
+      nodes?: NodeStart;
     }
   | { type: 'stop' }
   | { type: 'pause' };
@@ -55,6 +59,23 @@ export type WorkerMessage = { seq: number } & (
   /** data parallel: rank 0's communicator id, which the parent hands to the other ranks (not recorded) */
   | { type: 'comm-id'; id: string; engine: string }
 );
+
+export type CommKind = 'shm' | 'nccl' | 'mpi' | 'mpi-world';
+
+/**
+ * A multi-node run's start, for each of its ranks. Only rank 0 reads the starting point from disk (node 0's
+ * workspace owns the run); every other rank builds the model from what rank 0 broadcasts: the weights, and on a
+ * resume (when `trainer` is set) the AdamW state.
+ */
+export interface NodeStart {
+  nnodes: number;
+  nodeRank: number;
+  /** this node's ranks: first .. first + local - 1 */
+  first: number;
+  local: number;
+  /** on a resume: the checkpoint's trainer state (step, tokens, loader position, guard) */
+  trainer?: TrainerState;
+}
 
 /** Distributes Omit over a union (plain Omit collapses it). */
 export type WithoutSeq<T> = T extends unknown ? Omit<T, 'seq'> : never;

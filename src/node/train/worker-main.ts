@@ -1,8 +1,9 @@
 /**
  * Process glue of the training worker: reads ParentMessages from the IPC channel (child_process.fork's
- * process.send, or Electron utilityProcess's parentPort), runs the job, numbers every outgoing message, and
- * exits once the last one is delivered.
+ * process.send, Electron utilityProcess's parentPort, or under mpirun the Unix socket GPT2_STUDIO_WORKER_SOCKET
+ * names: see mpi-spawn.ts), runs the job, numbers every outgoing message, and exits once the last one is delivered.
  */
+import { connectParentSocket, WORKER_SOCKET_ENV, type ParentSocket } from './mpi-spawn';
 import type { ParentMessage, WorkerMessage, WorkerPayload } from './protocol';
 import { runWorker } from './worker';
 
@@ -16,12 +17,24 @@ export async function startWorkerProcess(): Promise<void> {
   // on a second Ctrl-C ends, which disconnects this process: the worker must not die of the signal itself.
   process.on('SIGINT', () => {});
   const port = (process as unknown as { parentPort?: ParentPort }).parentPort;
+  // under mpirun there is no IPC channel: the studio listens on a Unix socket instead
+  const socketPath = process.env[WORKER_SOCKET_ENV];
+  let sock: ParentSocket | null = null;
+  if (socketPath) {
+    try {
+      sock = await connectParentSocket(socketPath);
+    } catch (e) {
+      console.error((e as Error).message);
+      process.exit(1);
+    }
+  }
   let seq = 0;
   const listeners: ((m: ParentMessage) => void)[] = [];
   // messages that arrive before the job listens (e.g. a stop right behind the start) are kept for it
   const early: ParentMessage[] = [];
   const post = (m: WorkerPayload): Promise<void> => {
     const msg = { ...m, seq: ++seq } as WorkerMessage;
+    if (sock) return sock.post(msg);
     if (port) {
       port.postMessage(msg);
       return Promise.resolve();
@@ -38,7 +51,11 @@ export async function startWorkerProcess(): Promise<void> {
       else if (listeners.length === 0) early.push(m);
       for (const l of listeners) l(m);
     };
-    if (port) port.on('message', (e) => onMsg(e.data));
+    if (sock) {
+      sock.onMessage(onMsg);
+      // the studio is gone (or ended this worker): as on 'disconnect' below
+      sock.onClose(() => process.exit(1));
+    } else if (port) port.on('message', (e) => onMsg(e.data));
     else {
       process.on('message', (m) => onMsg(m as ParentMessage));
       // the parent is gone: nobody records this run any more, so stop (its last checkpoint is the resume point)

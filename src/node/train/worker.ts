@@ -23,6 +23,7 @@ import { openTrainingData } from './data';
 import { initPathOf, runDirOf } from './paths';
 import { CONTROL_FILE, type ParentMessage, type WorkerPayload } from './protocol';
 import { SystemSampler, sampleInterval } from './system-metrics';
+import { receiveModel, sendModel } from './share-model';
 
 /** The model config of a run config. */
 export function modelConfigOf(c: RunConfig): GPTConfig {
@@ -63,7 +64,8 @@ async function joinRanks(
   }
   let id = start.commId;
   if (rank === 0) {
-    id = engine.dataParallel.newId();
+    // under mpirun or srun, every process of the job is already in MPI_COMM_WORLD: no id to make
+    id = start.commKind === 'mpi-world' ? 'mpi:world' : engine.dataParallel.newId(start.commKind);
     io.send({ type: 'comm-id', id, engine: engine.name });
   }
   if (!id)
@@ -80,6 +82,10 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
   const { runId, home, config } = start;
   const rank = start.rank ?? 0;
   const lead = rank === 0;
+  const nodes = start.nodes;
+  // the first rank of each node reports its steps and log to its own workspace (multi-node); rank 0 alone reports
+  // what belongs to the run: evaluations, samples, checkpoints, system metrics
+  const reporter = rank === (nodes?.first ?? 0);
   const runDir = runDirOf(home, runId);
   const controlFile = path.join(runDir, CONTROL_FILE);
   let control: 'run' | 'stop' | 'pause' = 'run';
@@ -101,7 +107,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
   };
   // only rank 0 reports the run; the other ranks report nothing but their errors
   const log = (level: 'info' | 'warn' | 'error', message: string) => {
-    if (lead) io.send({ type: 'log', level, message });
+    if (reporter) io.send({ type: 'log', level, message });
   };
 
   let model: Model | null = null;
@@ -110,11 +116,14 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
   try {
     fs.mkdirSync(runDir, { recursive: true });
     const world = config.world_size;
-    // data parallel on the CPU: the processes share the cores
+    // data parallel on the CPU: the processes of this machine share its cores
+    const here = nodes?.local ?? world;
     const threads =
-      world > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
-        ? Math.max(1, Math.floor(os.availableParallelism() / world))
+      here > 1 && !process.env.GPT2_STUDIO_THREADS && !process.env.OMP_NUM_THREADS
+        ? Math.max(1, Math.floor(os.availableParallelism() / here))
         : undefined;
+    // a CUDA rank takes the GPU of its place on this machine (read when the communicator is made)
+    if (nodes) process.env.GPT2_STUDIO_LOCAL_RANK = String(rank - nodes.first);
     // the other ranks run the engine rank 0 resolved ("auto" could resolve differently in each process)
     const engine = await getEngine(rank > 0 && start.engine ? start.engine : config.engine, {
       threads,
@@ -123,27 +132,40 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
     if (world > 1) dist = await joinRanks(engine, start, io);
     let mc = modelConfigOf(config);
     let resume: TrainerState | undefined;
-    if (start.resumeFrom) {
-      const ck = readCheckpoint(start.resumeFrom);
-      mc = ck.state.modelConfig;
-      model = await engine.createModel(mc, ck.weights);
-      model.loadOptimizerState(ck.optimizer);
-      resume = ck.state.trainer;
-      log('info', `resumed from ${ck.dir} (step ${ck.state.step})`);
-    } else if (config.init_from === 'weights') {
-      const w = loadGpt2Weights(initPathOf(home, config.init_path!), { paddedVocabSize: mc.paddedVocabSize });
-      mc = { ...w.config };
-      model = await engine.createModel(mc, w.tensors);
-      log('info', `initialized from weights ${w.file}`);
-    } else if (config.init_from === 'checkpoint') {
-      const ck = readCheckpoint(initPathOf(home, config.init_path!));
-      mc = ck.state.modelConfig;
-      model = await engine.createModel(mc, ck.weights);
-      log('info', `initialized from the weights of checkpoint ${ck.dir}`);
+    if (nodes && !lead) {
+      // multi-node: the starting point is rank 0's, received over the communicator
+      resume = nodes.trainer;
+      const got = await receiveModel(dist!, resume !== undefined);
+      mc = got.modelConfig;
+      model = await engine.createModel(mc, got.weights);
+      if (got.optimizer) model.loadOptimizerState(got.optimizer);
     } else {
-      model = await engine.createModel(mc, initWeights(mc, config.seed));
+      if (start.resumeFrom) {
+        const ck = readCheckpoint(start.resumeFrom);
+        mc = ck.state.modelConfig;
+        model = await engine.createModel(mc, ck.weights);
+        model.loadOptimizerState(ck.optimizer);
+        resume = ck.state.trainer;
+        log('info', `resumed from ${ck.dir} (step ${ck.state.step})`);
+      } else if (config.init_from === 'weights') {
+        const w = loadGpt2Weights(initPathOf(home, config.init_path!), { paddedVocabSize: mc.paddedVocabSize });
+        mc = { ...w.config };
+        model = await engine.createModel(mc, w.tensors);
+        log('info', `initialized from weights ${w.file}`);
+      } else if (config.init_from === 'checkpoint') {
+        const ck = readCheckpoint(initPathOf(home, config.init_path!));
+        mc = ck.state.modelConfig;
+        model = await engine.createModel(mc, ck.weights);
+        log('info', `initialized from the weights of checkpoint ${ck.dir}`);
+      } else {
+        model = await engine.createModel(mc, initWeights(mc, config.seed));
+      }
+      if (nodes && dist) {
+        log('info', `sending the model to the other ${world - 1} ranks`);
+        await sendModel(dist, mc, await model.exportWeights(), resume ? await model.exportOptimizerState() : undefined);
+      }
     }
-    if (lead)
+    if (reporter)
       io.send({
         type: 'ready',
         engine: engine.info().detail,
@@ -189,7 +211,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
       hooks: {
         onStep: (e) => {
           sysStep = e.step;
-          if (lead) io.send({ type: 'step', ...e });
+          if (reporter) io.send({ type: 'step', ...e });
         },
         onEval: (e) => io.send({ type: 'eval', step: e.step, name: 'val/loss', value: e.valLoss }),
         onHellaswag: (e) => {
