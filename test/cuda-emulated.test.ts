@@ -294,6 +294,7 @@ describe.skipIf(!haveCxx)(
       ])
         expect(summary, r.out).toContain(`parity ${name}: pass`);
       expect(summary).toContain('data parallel (shm, 2 ranks): pass');
+      expect(summary).toContain('data parallel (shm, id over TCP, 2 processes): pass');
       const engine = fs
         .readFileSync(path.join(out, 'bench.jsonl'), 'utf8')
         .trim()
@@ -482,6 +483,87 @@ describe.skipIf(!!studioSkip)('native-cuda under the emulation, in the studio', 
           await studio.shutdown(5000);
         }
       });
+    },
+    300_000,
+  );
+
+  it.skipIf(!hasFixture('data/tinyshakespeare.txt'))(
+    'two nodes over the rendezvous (torchrun-style flags): native-cuda ranks take the steps of one native-cpu process',
+    async () => {
+      ensureBuilt();
+      const root = fs.mkdtempSync(path.join(dir, 'nodes-'));
+      const quiet = { out: () => {}, err: () => {} };
+      const home = (n: string) => path.join(root, n);
+      expect(
+        await main(
+          ['prepare', 'tinyshakespeare', '--file', sharedPath('data/tinyshakespeare.txt'), '--home', home('0')],
+          quiet,
+        ),
+      ).toBe(0);
+      for (const n of ['1', 'ref'])
+        fs.cpSync(path.join(home('0'), 'datasets'), path.join(home(n), 'datasets'), { recursive: true });
+      const cfg = path.join(root, 'config.json');
+      const config = (engine: string) => ({
+        model: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 32 },
+        dataset: 'tinyshakespeare',
+        engine,
+        precision: 'fp32',
+        total_batch_size: 256,
+        batch_size: 4,
+        seq_len: 32,
+        max_steps: 2,
+        warmup_steps: 1,
+        eval_interval: 0,
+        hellaswag_interval: 0,
+        sample_interval: 0,
+        checkpoint_interval: 0,
+        seed: 7,
+      });
+      fs.writeFileSync(cfg, JSON.stringify(config('native-cuda')));
+      const port = String(29000 + Math.floor(Math.random() * 2000));
+      // the emulated build has no NCCL: the ranks of both "nodes" share this host's memory, but every other part
+      // of the multi-node path runs: the rendezvous, the id handed over it, rank 0's broadcast, the local rank
+      const env = { ...process.env, GPT2_STUDIO_CUDA_LIB: lib, GPT2_STUDIO_COMM: 'shm' };
+      const node = (r: number, extra: string[]) =>
+        new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const args = ['train', '--home', home(String(r)), '--json', '--nnodes', '2', '--node-rank', String(r)];
+          const c = spawn(
+            process.execPath,
+            [path.join(repoRoot, 'bin/gpt2-studio.mjs'), ...args, '--master-port', port, ...extra],
+            {
+              env,
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
+          let out = '';
+          let err = '';
+          c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+          c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+          c.on('exit', (code) => resolve({ code, out, err }));
+        });
+      const [n0, n1] = await Promise.all([node(0, ['--config', cfg]), node(1, [])]);
+      expect(n0.code, n0.err).toBe(0);
+      expect(n1.code, n1.err).toBe(0);
+      const steps = (out: string) =>
+        out
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { event: string; loss?: number })
+          .filter((e) => e.event === 'run-step')
+          .map((e) => e.loss!);
+      const studio = new Studio({ home: home('ref') });
+      try {
+        const run = await studio.invoke('runs-create', { config: config('native-cpu') });
+        const done = await studio.runs.wait(run.id);
+        expect(done.status, JSON.stringify(done.error)).toBe('done');
+        const ref = (await studio.invoke('runs-metrics', { id: run.id, names: ['train/loss'] }))['train/loss']!.values;
+        const got = steps(n0.out);
+        expect(got).toHaveLength(2);
+        got.forEach((v, i) => expect(Math.abs(v - ref[i]!), `step ${i}`).toBeLessThan(1e-4));
+        expect(steps(n1.out)).toHaveLength(2);
+      } finally {
+        await studio.shutdown(5000);
+      }
     },
     300_000,
   );

@@ -192,13 +192,11 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const studio = new Studio({ home: resolveHome({ flag: a.home }) });
   try {
-    const run = await studio.invoke('runs-create', {
-      config,
-      preset: a.preset,
-      name: a.name,
-      start: false,
-      force: a.force === true,
-    });
+    const input = { config, preset: a.preset, name: a.name, start: false, force: a.force === true };
+    // a multi-node run: this machine's memory holds only its own ranks
+    const run = topology
+      ? await studio.runs.create(input, { ranksHere: topology.nprocPerNode })
+      : await studio.invoke('runs-create', input);
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
     return await follow(studio, run.id, io, a.json, () =>

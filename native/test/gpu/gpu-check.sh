@@ -169,6 +169,12 @@ dp() {
   if timeout 150 "$BUILD/test_dp" "$B_LIB" --kind "$kind" >"$OUT/dp-$kind.txt" 2>&1; then say "data parallel ($kind, 2 ranks): pass"; else say "data parallel ($kind, 2 ranks): FAIL"; STATUS=1; fi
   tail -n 6 "$OUT/dp-$kind.txt"
 }
+# the same, with the id handed over a loopback TCP connection and GPT2_STUDIO_LOCAL_RANK set, as between nodes
+dp_tcp() {
+  local kind=$1 port=${GPT2_DP_TCP_PORT:-29533}
+  if timeout 150 "$BUILD/test_dp" "$B_LIB" --kind "$kind" --tcp "$port" >"$OUT/dp-$kind-tcp.txt" 2>&1; then say "data parallel ($kind, id over TCP, 2 processes): pass"; else say "data parallel ($kind, id over TCP, 2 processes): FAIL"; STATUS=1; fi
+  tail -n 6 "$OUT/dp-$kind-tcp.txt"
+}
 
 say "parity: $(basename "$B_LIB") against libgpt2_cpu.so"
 if timeout 150 "$BUILD/test_parity" "$BUILD/libgpt2_cpu.so" "$B_LIB" "${PARITY_ARGS[@]}" --comm >"$OUT/parity-fp32.txt" 2>&1; then say "parity FP32: pass"; else say "parity FP32: FAIL"; STATUS=1; fi
@@ -206,9 +212,10 @@ if [ "$CPU_ONLY" = 0 ]; then
 fi
 
 dp shm
+dp_tcp shm
 if [ "$CPU_ONLY" = 0 ]; then
   NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-  if [ "$NCCL_BUILT" = 1 ] && [ "${NGPU:-0}" -ge 2 ]; then dp nccl; else say "data parallel (nccl): skipped (NCCL built: $NCCL_BUILT, GPUs: ${NGPU:-0}; it needs NCCL and 2 GPUs)"; fi
+  if [ "$NCCL_BUILT" = 1 ] && [ "${NGPU:-0}" -ge 2 ]; then dp nccl; dp_tcp nccl; else say "data parallel (nccl): skipped (NCCL built: $NCCL_BUILT, GPUs: ${NGPU:-0}; it needs NCCL and 2 GPUs)"; fi
 fi
 
 for p in "${PRECISIONS[@]}"; do [ "$p" != "$HEADLINE" ] && bench "$p"; done

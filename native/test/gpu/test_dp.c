@@ -9,8 +9,13 @@
  *   test_dp build/libgpt2_cuda.so --kind shm      two ranks on one GPU (or one per GPU), staging through the host
  *   test_dp build/libgpt2_cuda.so --kind nccl     one GPU per rank (needs 2 GPUs and an NCCL build)
  *   test_dp build/libgpt2_cpu.so --kind shm       the CPU engine
+ *   ... --tcp PORT   the id travels over TCP on 127.0.0.1:PORT instead of a pipe, as between the studio's nodes (rank 0
+ *                    listens, rank 1 connects), and each rank sets GPT2_STUDIO_LOCAL_RANK as the studio does
  */
+#include <arpa/inet.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,7 +46,42 @@ static double urand(void) {
   return (double)((rng_state * 2685821657736338717ull) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static int run_rank(const char* path, const char* kind, int rank, int id_read, int id_write, int hash_write) {
+/* --tcp: rank 0 sends the id to rank 1 over a loopback TCP connection; returns 0 on success */
+static int tcp_send_id(int port, const char* id, size_t n) {
+  int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  if (s < 0) return 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(s, (struct sockaddr*)&a, sizeof a) || listen(s, 1)) return close(s), 1;
+  int c = accept(s, NULL, NULL);
+  close(s);
+  if (c < 0) return 1;
+  const int ok = write(c, id, n) == (ssize_t)n;
+  close(c);
+  return ok ? 0 : 1;
+}
+
+static int tcp_receive_id(int port, char* id, size_t n) {
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int tries = 0; tries < 300; tries++) { /* rank 0 may not listen yet: 30 s of retries */
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0) return 1;
+    if (connect(c, (struct sockaddr*)&a, sizeof a) == 0) {
+      size_t got = 0;
+      ssize_t k;
+      while (got < n && (k = read(c, id + got, n - got)) > 0) got += (size_t)k;
+      close(c);
+      return got == n ? 0 : 1;
+    }
+    close(c);
+    usleep(100000);
+  }
+  return 1;
+}
+
+static int run_rank(const char* path, const char* kind, int rank, int id_read, int id_write, int hash_write, int tcp_port) {
   void* so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!so) {
     fprintf(stderr, "rank %d: cannot load %s: %s\n", rank, path, dlerror());
@@ -72,10 +112,18 @@ static int run_rank(const char* path, const char* kind, int rank, int id_read, i
   GPT2Comm* comm = NULL;
   char id[GPT2_COMM_ID_BYTES];
   memset(id, 0, sizeof id);
+  if (tcp_port > 0) {
+    char lr[8];
+    snprintf(lr, sizeof lr, "%d", rank);
+    setenv("GPT2_STUDIO_LOCAL_RANK", lr, 1);
+  }
   if (rank == 0) {
     CHECK(comm_new_id(kind, id));
-    if (write(id_write, id, sizeof id) != (ssize_t)sizeof id) return 2;
-  } else if (read(id_read, id, sizeof id) != (ssize_t)sizeof id) {
+    if (tcp_port > 0 ? tcp_send_id(tcp_port, id, sizeof id) : write(id_write, id, sizeof id) != (ssize_t)sizeof id) {
+      fprintf(stderr, "rank 0: could not hand the id to rank 1\n");
+      return 2;
+    }
+  } else if (tcp_port > 0 ? tcp_receive_id(tcp_port, id, sizeof id) : read(id_read, id, sizeof id) != (ssize_t)sizeof id) {
     fprintf(stderr, "rank 1: no id from rank 0\n");
     return 2;
   }
@@ -143,12 +191,15 @@ static int run_rank(const char* path, const char* kind, int rank, int id_read, i
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    fprintf(stderr, "usage: %s LIB.so [--kind shm|nccl]\n", argv[0]);
+    fprintf(stderr, "usage: %s LIB.so [--kind shm|nccl] [--tcp PORT]\n", argv[0]);
     return 2;
   }
   const char* kind = NULL;
-  for (int i = 2; i + 1 < argc; i++)
+  int tcp_port = 0;
+  for (int i = 2; i + 1 < argc; i++) {
     if (!strcmp(argv[i], "--kind")) kind = argv[i + 1];
+    if (!strcmp(argv[i], "--tcp")) tcp_port = atoi(argv[i + 1]);
+  }
   int idp[2], hp[2];
   if (pipe(idp) || pipe(hp)) return 2;
   pid_t pid[2];
@@ -159,7 +210,7 @@ int main(int argc, char** argv) {
       alarm(300); /* a rank that never finishes fails the check instead of hanging it */
       close(r == 0 ? idp[0] : idp[1]); /* rank 1's read ends when rank 0 exits without an id */
       close(hp[0]);
-      exit(run_rank(argv[1], kind, r, idp[0], idp[1], hp[1]));
+      exit(run_rank(argv[1], kind, r, idp[0], idp[1], hp[1], tcp_port));
     }
   }
   close(idp[0]), close(idp[1]), close(hp[1]);

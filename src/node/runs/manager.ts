@@ -366,9 +366,14 @@ export class RunManager {
     }
   }
 
-  async create(input: CreateRunInput): Promise<Run> {
+  /**
+   * `ranksHere`: a multi-node run's ranks on this machine (its world_size counts every node's), which is what this
+   * machine's memory must hold.
+   */
+  async create(input: CreateRunInput, opts: { ranksHere?: number } = {}): Promise<Run> {
     const config = this.validate(input.config);
-    if (!input.force) await this.checkMemory(config);
+    if (!input.force)
+      await this.checkMemory(opts.ranksHere ? { ...config, world_size: opts.ranksHere } : config);
     const run = this.store.createRun({
       name:
         input.name ??
