@@ -215,7 +215,7 @@ describe.skipIf(!mpirun || !mpiBuilt || !hasFixture('data/tinyshakespeare.txt'))
 
     it('a killed node is named on node 0 within 30 s, and the run resumes from its checkpoint on one node', async () => {
       const port = String(await freePort());
-      const long = config({ max_steps: 40, checkpoint_interval: 2 });
+      const long = config({ max_steps: 16, checkpoint_interval: 2 });
       const flags = (r: number) => ['--nnodes', '2', '--node-rank', String(r), '--master-port', port];
       const h0 = home('kill0');
       const node0 = cli(['train', '--config', long, '--home', h0, '--json', ...flags(0)]);
@@ -244,9 +244,45 @@ describe.skipIf(!mpirun || !mpiBuilt || !hasFixture('data/tinyshakespeare.txt'))
       const again = cli(['resume', runId, '--home', h0, '--json', '--nnodes', '1', '--nproc-per-node', '1']);
       expect(await again.exit, again.stderr).toBe(0);
       const steps = losses(again).map(([s]) => s);
-      expect(steps.at(-1)).toBe(39);
+      expect(steps.at(-1)).toBe(15);
       expect(steps[0]).toBe(Number(last!.slice(5)));
     }, 180_000);
+
+    it('a stop on node 0 stops every node at the same step, and the run resumes on two nodes to its end', async () => {
+      const port = String(await freePort());
+      const cfg12 = config({ max_steps: 12, checkpoint_interval: 0 });
+      const flags = (r: number) => ['--nnodes', '2', '--node-rank', String(r), '--master-port', port];
+      const h0 = home('stop0');
+      const h1 = home('stop1');
+      const node0 = cli(['train', '--config', cfg12, '--home', h0, '--json', ...flags(0)]);
+      const node1 = cli(['train', '--home', h1, '--json', ...flags(1)]);
+      await new Promise<void>((resolve) => {
+        const t = setInterval(() => {
+          if (losses(node0).length >= 2) {
+            clearInterval(t);
+            resolve();
+          }
+        }, 100);
+      });
+      const runId = runIdOf(node0);
+      const stop = cli(['stop', runId, '--home', h0]);
+      expect(await stop.exit, stop.stderr).toBe(0);
+      expect(await node0.exit, node0.stderr).toBe(0);
+      expect(await node1.exit, node1.stderr).toBe(0);
+      const status = (p: Proc) => p.events.filter((e) => e.event === 'run-status').at(-1)?.status;
+      expect(status(node0)).toBe('stopped');
+      expect(status(node1)).toBe('stopped');
+      const stoppedAt = losses(node0).length;
+      expect(losses(node1)).toHaveLength(stoppedAt);
+      expect(stoppedAt).toBeLessThan(12);
+      // node 1 needs no run id: it joins whatever node 0 resumes
+      const again0 = cli(['resume', runId, '--home', h0, '--json', ...flags(0)]);
+      const again1 = cli(['resume', '--home', h1, '--json', ...flags(1)]);
+      expect(await again0.exit, again0.stderr).toBe(0);
+      expect(await again1.exit, again1.stderr).toBe(0);
+      expect(losses(again0).map(([s]) => s)).toEqual([...Array(12).keys()].slice(stoppedAt));
+      expect(losses(again1).map(([s]) => s)).toEqual([...Array(12).keys()].slice(stoppedAt));
+    }, 120_000);
 
     it('a node whose dataset differs is refused before step 0, with its name', async () => {
       const port = String(await freePort());
