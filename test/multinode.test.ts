@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main';
 import { readCheckpoint } from '../src/node/checkpoints/files';
+import { Studio } from '../src/node/studio';
 import { loadNativeAddon } from '../src/node/native/addon';
 import { hasFixture, repoRoot, sharedPath } from './shared';
 
@@ -165,6 +166,20 @@ describe.skipIf(!mpirun || !mpiBuilt || !hasFixture('data/tinyshakespeare.txt'))
       expectSameRun(node0, h0);
       // node 1 recorded its share in its own workspace: the same steps
       expect(losses(node1).map(([s]) => s)).toEqual([0, 1, 2, 3, 4, 5]);
+      // node 0's record lists both nodes, ended with the run
+      const studio = new Studio({ home: h0 });
+      try {
+        const run = await studio.invoke('runs-get', { id: runIdOf(node0) });
+        // (node 1's step is its last heartbeat's: at most one a second)
+        expect(run.nodes.map((n) => [n.node, n.ranks, n.status])).toEqual([
+          [0, [0], 'left'],
+          [1, [1], 'left'],
+        ]);
+        expect(run.nodes[0]!.step).toBe(5);
+        expect(run.nodes[1]!.step).toBeGreaterThanOrEqual(0);
+      } finally {
+        studio.close();
+      }
     }, 120_000);
 
     it('mpirun: two processes of one MPI job give the run of one process', async () => {

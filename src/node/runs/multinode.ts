@@ -216,7 +216,7 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
       }),
       start: {
         commKind,
-        nodes: { nnodes: t.nnodes, nodeRank: 0, first: 0, local: t.nprocPerNode, trainer },
+        nodes: { nnodes: t.nnodes, nodeRank: 0, first: 0, local: t.nprocPerNode, localBase: t.localRank, trainer },
       },
     }));
     // node 0's own row follows its steps
@@ -237,6 +237,15 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
     });
     void runs.wait(runId).then((r) => {
       offStep();
+      // the run is over for every node (they stop at the same step, or are stopped with it): the table says so
+      try {
+        runs.setNodes(
+          runId,
+          server.nodes().map((n) => nodeOf(n.status === 'running' ? { ...n, status: 'left' } : n)),
+        );
+      } catch {
+        // the studio is closing
+      }
       // the other nodes end by themselves (the trainer's vote, or their ranks failing); tell them the outcome
       server.set('end', { status: r.status });
       if (r.status === 'failed' || r.status === 'interrupted') server.abort(r.error?.message ?? r.status);
@@ -314,6 +323,7 @@ export async function followRun(studio: Studio, t: Topology): Promise<string> {
           nodeRank: t.nodeRank,
           first: t.firstRank,
           local: t.nprocPerNode,
+          localBase: t.localRank,
           trainer: info.trainer,
         },
       },

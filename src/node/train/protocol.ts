@@ -73,6 +73,11 @@ export interface NodeStart {
   /** this node's ranks: first .. first + local - 1 */
   first: number;
   local: number;
+  /**
+   * the local rank of this node's first rank on its host: 0 with torchrun-style flags; under mpirun or srun, where
+   * each process is a one-rank node, the launcher's local rank (which GPU it takes)
+   */
+  localBase: number;
   /** on a resume: the checkpoint's trainer state (step, tokens, loader position, guard) */
   trainer?: TrainerState;
 }

@@ -123,7 +123,7 @@ export async function runWorker(start: Extract<ParentMessage, { type: 'start' }>
         ? Math.max(1, Math.floor(os.availableParallelism() / here))
         : undefined;
     // a CUDA rank takes the GPU of its place on this machine (read when the communicator is made)
-    if (nodes) process.env.GPT2_STUDIO_LOCAL_RANK = String(rank - nodes.first);
+    if (nodes) process.env.GPT2_STUDIO_LOCAL_RANK = String(nodes.localBase + rank - nodes.first);
     // the other ranks run the engine rank 0 resolved ("auto" could resolve differently in each process)
     const engine = await getEngine(rank > 0 && start.engine ? start.engine : config.engine, {
       threads,
