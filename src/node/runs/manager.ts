@@ -372,8 +372,7 @@ export class RunManager {
    */
   async create(input: CreateRunInput, opts: { ranksHere?: number } = {}): Promise<Run> {
     const config = this.validate(input.config);
-    if (!input.force)
-      await this.checkMemory(opts.ranksHere ? { ...config, world_size: opts.ranksHere } : config);
+    if (!input.force) await this.checkMemory(opts.ranksHere ? { ...config, world_size: opts.ranksHere } : config);
     const run = this.store.createRun({
       name:
         input.name ??
