@@ -69,7 +69,6 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
     fs.existsSync('/dev/shm') ? fs.readdirSync('/dev/shm').filter((f) => f.startsWith('gpt2-studio-')) : [];
 
   it('two ranks get the mean gradient of both micro-batches, and the same parameters after AdamW', async () => {
-    const before = new Set(segments());
     const id = await newId();
     const [r0, r1] = (await Promise.all([0, 1].map((rank) => runRank(dir, { id, rank, world: 2, mode: 'step' })))) as [
       RankOut,
@@ -115,8 +114,9 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
     for (let i = 0; i < n; i++) maxP = Math.max(maxP, Math.abs(p[i]! - params[i]!));
     expect(maxP).toBeLessThan(1e-6);
     expect(norm).toBeGreaterThan(0);
-    // the segment's name is removed once every rank has joined: nothing is left behind
-    expect(segments().filter((s) => !before.has(s))).toEqual([]);
+    // the segment's name is removed once every rank has joined: nothing is left behind (other test files may have
+    // segments of their own at the same time, so only this one is looked for)
+    expect(segments()).not.toContain(id.slice('shm:/'.length));
   }, 120_000);
 
   it('a rank that gives up makes the other fail with the reason instead of waiting forever', async () => {
@@ -142,12 +142,11 @@ describe.skipIf(!native.ok)('data parallel (native-cpu, shared memory)', () => {
   }, 120_000);
 
   it('a rank whose peers never come gives up after its timeout, saying how many arrived', async () => {
-    const before = new Set(segments());
     const id = await newId();
     const r = await runRank(dir, { id, rank: 0, world: 3, mode: 'step', timeoutMs: 1500 });
     expect(r.ok).toBe(false);
     expect(r.error).toMatch(/rank 0 could not join the other 2 processes: .*waited 1500 ms .*1 of 3 arrived/);
-    expect(segments().filter((s) => !before.has(s))).toEqual([]);
+    expect(segments()).not.toContain(id.slice('shm:/'.length));
   }, 60_000);
 
   it('refuses a communicator id that is not one, and a rank outside the world', async () => {

@@ -128,14 +128,22 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
   const config = runs.validate(run.config, { shapeFromInit: false });
   const server = await RendezvousServer.listen(t.masterAddr, t.masterPort);
   let ompi: { uri: string; stop(): void } | null = null;
+  let ompiDir: string | null = null;
   const cleanup = () => {
     server.close();
     ompi?.stop();
+    if (ompiDir) fs.rmSync(ompiDir, { recursive: true, force: true });
   };
   try {
     log('info', describeTopology(t));
     const commKind = await chooseComm(t, config);
-    if (commKind === 'mpi') ompi = await startOmpiServer(fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-ompi-')));
+    if (commKind === 'mpi') {
+      ompiDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gpt2-ompi-'));
+      ompi = await startOmpiServer(ompiDir);
+      // the URI is read: the folder of its file is no longer needed
+      fs.rmSync(ompiDir, { recursive: true, force: true });
+      ompiDir = null;
+    }
     const mine = manifestHash(studio.home, config.dataset);
     // the checkpoint RunManager.start resumes from: its trainer state goes to every other rank
     const runDir = runDirOf(studio.home, runId);
