@@ -16,7 +16,7 @@ import { runDirOf } from '../node/train/paths';
 import { exportGpt2Weights } from '../node/models/weights';
 import { resolveHome } from '../node/workspace';
 import { num, parse, type CliIo } from './common';
-import { followRun, leadRun } from '../node/runs/multinode';
+import { followRun, leadRun, nodesClosed } from '../node/runs/multinode';
 import { describeTopology, resolveTopology, type Topology } from '../node/train/topology';
 
 const homeOpt = {
@@ -199,9 +199,11 @@ export async function trainCommand(argv: string[], io: CliIo): Promise<number> {
       : await studio.invoke('runs-create', input);
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: run.id, home: studio.home, config: run.config }) + '\n');
     else io.out(`run ${run.id} in ${studio.home}\n`);
-    return await follow(studio, run.id, io, a.json, () =>
+    const code = await follow(studio, run.id, io, a.json, () =>
       topology && topology.nnodes > 1 ? leadRun(studio, run.id, topology) : studio.invoke('runs-start', { id: run.id }),
     );
+    await nodesClosed(run.id);
+    return code;
   } finally {
     studio.close();
   }
@@ -272,9 +274,11 @@ export async function resumeCommand(argv: string[], io: CliIo): Promise<number> 
     if (a.json) io.out(JSON.stringify({ event: 'run', runId: id, home: studio.home }) + '\n');
     // one node: its ranks resume here alone (world_size may change when total_batch_size still divides)
     if (topology && topology.nnodes === 1) studio.runs.resize(id, topology.worldSize);
-    return await follow(studio, id, io, a.json, () =>
+    const code = await follow(studio, id, io, a.json, () =>
       topology && topology.nnodes > 1 ? leadRun(studio, id, topology) : studio.invoke('runs-resume', { id }),
     );
+    await nodesClosed(id);
+    return code;
   } finally {
     studio.close();
   }

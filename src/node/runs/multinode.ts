@@ -34,6 +34,15 @@ import { RendezvousClient, RendezvousServer, type NodeState } from '../train/ren
 import { describeTopology, type Topology } from '../train/topology';
 import { mpirunWorkerSpawner, startOmpiServer } from '../train/mpi-spawn';
 
+/** Node 0: per run, resolves once the rendezvous has closed (every other node done, or after a grace). */
+const closing = new Map<string, Promise<void>>();
+
+/** Node 0: waits until the other nodes of the run are done with the rendezvous (call it before the process exits). */
+export async function nodesClosed(runId: string): Promise<void> {
+  await closing.get(runId);
+  closing.delete(runId);
+}
+
 /** What node 0 publishes for the other nodes under the key "run". */
 interface RunInfo {
   runId: string;
@@ -127,6 +136,8 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
   if ((run.config as { world_size?: number }).world_size !== t.worldSize) run = runs.resize(runId, t.worldSize);
   const config = runs.validate(run.config, { shapeFromInit: false });
   const server = await RendezvousServer.listen(t.masterAddr, t.masterPort);
+  let resolveClosed!: () => void;
+  closing.set(runId, new Promise<void>((r) => (resolveClosed = r)));
   let ompi: { uri: string; stop(): void } | null = null;
   let ompiDir: string | null = null;
   const cleanup = () => {
@@ -257,7 +268,15 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
       // the other nodes end by themselves (the trainer's vote, or their ranks failing); tell them the outcome
       server.set('end', { status: r.status });
       if (r.status === 'failed' || r.status === 'interrupted') server.abort(r.error?.message ?? r.status);
-      setTimeout(cleanup, 3_000).unref();
+      // the rendezvous stays up until every other node has said it is done (or 15 s): a node that saw it close
+      // first would take it for node 0's loss
+      const until = Date.now() + 15_000;
+      const poll = setInterval(() => {
+        if (Date.now() < until && server.nodes().some((n) => n.node !== 0 && n.status === 'running')) return;
+        clearInterval(poll);
+        cleanup();
+        resolveClosed();
+      }, 100);
     });
     return runs.get(runId);
   } catch (e) {
@@ -265,6 +284,7 @@ export async function leadRun(studio: Studio, runId: string, t: Topology): Promi
     server.abort(e instanceof Error ? e.message : String(e));
     await new Promise((r) => setTimeout(r, 300));
     cleanup();
+    resolveClosed();
     throw e;
   }
 }
@@ -289,9 +309,16 @@ export async function followRun(studio: Studio, t: Topology): Promise<string> {
     else rejectWait(new StudioError(ErrorCode.PEER_FAILED, message, hint));
   };
   client.onAbort((reason) => end(`node 0 ended the run: ${reason}`, 'See node 0 for why.'));
-  client.onLost((reason) =>
-    end(`Multi-node: ${reason}.`, 'Resume the run on node 0, then start this node again with the same flags.'),
+  // node 0 says when the run has ended; its rendezvous closing after that is no loss
+  let over = false;
+  void client.get('end', 2 ** 31 - 1).then(
+    () => (over = true),
+    () => {},
   );
+  client.onLost((reason) => {
+    if (!over)
+      end(`Multi-node: ${reason}.`, 'Resume the run on node 0, then start this node again with the same flags.');
+  });
   try {
     const info = (await wait('run')) as RunInfo;
     if (info.world !== t.worldSize)
