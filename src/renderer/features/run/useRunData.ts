@@ -114,7 +114,11 @@ export function useRunData(runId: string): RunData {
         for (const [name, ser] of Object.entries(s)) if (!name.startsWith('train/')) truncateFrom(ser, p.step + 1);
         for (const [name, v] of Object.entries(values)) {
           if (v === undefined) continue;
-          appendPoint((s[name] ??= emptySeries()), p.step, v, now, p.tokensSeen);
+          const ser = (s[name] ??= emptySeries());
+          // steps that arrive together (a burst after the page or the stream was busy) still get distinct, rising
+          // wall times: equal x values would be merged into one point on the wall-time axis
+          const last = ser.wall.length ? ser.wall[ser.wall.length - 1]! : -Infinity;
+          appendPoint(ser, p.step, v, Math.max(now, last + 1e-3), p.tokensSeen);
         }
         setRun((r) => (r ? { ...r, stepsDone: p.step + 1, tokensSeen: p.tokensSeen } : r));
         setLive((l) => ({
