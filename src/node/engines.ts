@@ -7,6 +7,7 @@ import type { Precision } from './native/addon';
 import { makeConfig } from '../core/model/config';
 import { initWeights } from '../core/model/init';
 import { checkFixtureParity, findFixture, type FixtureParity } from './native/fixture-parity';
+import { webgpuEngine, type WebGpuEngine } from './webgpu/engine';
 
 /** TF.js backends, fastest first. The two native ones are optional dependencies that need libtensorflow. */
 export const TFJS_BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -101,7 +102,7 @@ export async function selectTfjsBackend(pref?: string, env: NodeJS.ProcessEnv = 
   );
 }
 
-export const ENGINE_NAMES = ['tfjs', 'native-cpu', 'native-cuda'] as const;
+export const ENGINE_NAMES = ['tfjs', 'native-cpu', 'native-cuda', 'native-webgpu'] as const;
 
 export interface EngineOptions {
   /** TF.js backend (tfjs only); asking for one makes "auto" mean tfjs */
@@ -120,11 +121,16 @@ export function resolvePrecision(engine: string, precision: Precision | 'auto' |
   return engine === 'native-cuda' ? 'bf16' : undefined;
 }
 
-/** Parity of native-cpu with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
+/** The engines the parity checks run on: a native build (by GEMM backend) or the WebGPU engine. */
+type CheckedEngine = NativeEngine | WebGpuEngine;
+const checkKey = (engine: CheckedEngine): string =>
+  'gemm' in engine ? `${engine.name}:${engine.gemm}` : `${engine.name}:${engine.adapter.name}`;
+
+/** Parity of an engine with tfjs, checked once per process and GEMM backend (see src/node/native/parity.ts). */
 const parityRuns = new Map<string, Promise<ParityResult>>();
 
-function nativeParity(engine: NativeEngine): Promise<ParityResult> {
-  const key = `${engine.name}:${engine.gemm}`;
+function nativeParity(engine: CheckedEngine): Promise<ParityResult> {
+  const key = checkKey(engine);
   let p = parityRuns.get(key);
   if (!p) {
     p = (async () => {
@@ -139,8 +145,8 @@ function nativeParity(engine: NativeEngine): Promise<ParityResult> {
 /** Parity with the PyTorch fixture, when it is reachable (a development checkout), once per process and GEMM. */
 const fixtureRuns = new Map<string, Promise<FixtureParity>>();
 
-function nativeFixtureParity(engine: NativeEngine, dir: string): Promise<FixtureParity> {
-  const key = `${engine.name}:${engine.gemm}`;
+function nativeFixtureParity(engine: CheckedEngine, dir: string): Promise<FixtureParity> {
+  const key = checkKey(engine);
   let p = fixtureRuns.get(key);
   if (!p) {
     p = checkFixtureParity(engine, dir);
@@ -184,6 +190,7 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
   if (name === 'native-cpu')
     return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision });
   if (name === 'native-cuda') return nativeCudaEngine({ precision: cudaPrecision });
+  if (name === 'native-webgpu') return webgpuEngine();
   if (name === 'auto') {
     let cudaWhy: string;
     try {
@@ -199,6 +206,8 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     } catch (e) {
       cudaWhy = `native-cuda: ${reason(e)}`;
     }
+    const webgpuWhy = await autoWebgpu();
+    if (typeof webgpuWhy !== 'string') return webgpuWhy;
     let why: string;
     try {
       const native = nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads });
@@ -207,19 +216,38 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
         return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision }, [
           `default engine: parity ${parity.summary}`,
           cudaWhy,
+          webgpuWhy,
         ]);
       why = `native-cpu failed its parity check (${parity.summary})`;
     } catch (e) {
       why = `native-cpu: ${reason(e)}`;
     }
     const choice = await selectTfjsBackend();
-    return new TfjsEngine([...choice.notes, cudaWhy, why]);
+    return new TfjsEngine([...choice.notes, cudaWhy, webgpuWhy, why]);
   }
   throw new StudioError(
     ErrorCode.BAD_ARGUMENT,
     `Unknown engine "${name}".`,
     `Use one of: auto, ${ENGINE_NAMES.join(', ')}.`,
   );
+}
+
+/**
+ * "auto"'s second choice: native-webgpu on a hardware adapter (discrete or integrated) that passes parity. Returns
+ * the engine, or why it was passed over. A software adapter (lavapipe, SwiftShader, WARP) is never picked: it is
+ * correct but slower than native-cpu on the same CPU.
+ */
+async function autoWebgpu(): Promise<WebGpuEngine | string> {
+  try {
+    const engine = await webgpuEngine();
+    const a = engine.adapter;
+    if (a.software) return `native-webgpu: ${a.name} is a software renderer, which "auto" never picks`;
+    const parity = await nativeParity(engine);
+    if (parity.pass) return webgpuEngine({}, [`default engine: parity ${parity.summary}`]);
+    return `native-webgpu failed its parity check on ${a.name} (${parity.summary})`;
+  } catch (e) {
+    return `native-webgpu: ${reason(e)}`;
+  }
 }
 
 /** Every engine with its availability, its parity and the reasons, for `gpt2-studio engines` and Settings. */
@@ -251,11 +279,19 @@ export async function describeEngines(): Promise<EngineInfo[]> {
       out.push({ name, available: false, detail: '', notes: [reason(e), ...hint] });
     }
   }
+  try {
+    const webgpu = await webgpuEngine();
+    const info = webgpu.info();
+    out.push({ ...info, notes: [...(await parityNotes(webgpu)), ...info.notes] });
+  } catch (e) {
+    const hint = e instanceof StudioError && e.hint ? [e.hint] : [];
+    out.push({ name: 'native-webgpu', available: false, detail: '', notes: [reason(e), ...hint] });
+  }
   return out;
 }
 
 /** The parity lines of a native engine: against tfjs, and against the PyTorch fixture where it is reachable. */
-async function parityNotes(native: NativeEngine): Promise<string[]> {
+async function parityNotes(native: CheckedEngine): Promise<string[]> {
   const parity: string[] = [];
   try {
     parity.push(`parity: ${(await nativeParity(native)).summary}`);

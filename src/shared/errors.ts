@@ -33,6 +33,8 @@ export const ErrorCode = {
   INTERRUPTED: 'INTERRUPTED',
   /** another process of a data-parallel group failed or vanished, so this one stopped */
   PEER_FAILED: 'PEER_FAILED',
+  /** the GPU device went away under a run (driver reset, GPU removed): the run is interrupted, and resumable */
+  DEVICE_LOST: 'DEVICE_LOST',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -146,8 +146,8 @@ const runConfigBase = z
       .max(2 ** 32 - 1, 'seed must be < 2^32')
       .default(1337),
     engine: z
-      .enum(['auto', 'tfjs', 'native-cpu', 'native-cuda'], {
-        error: 'engine must be auto, tfjs, native-cpu or native-cuda',
+      .enum(['auto', 'tfjs', 'native-cpu', 'native-cuda', 'native-webgpu'], {
+        error: 'engine must be auto, tfjs, native-cpu, native-cuda or native-webgpu',
       })
       .default('auto'),
     /** matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines */

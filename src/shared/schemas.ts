@@ -33,7 +33,7 @@ export const step = z.number().int().min(0);
 export const evalId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$/, 'an evaluation id');
 /** A generation id (chosen by the client, or given back by generate-start / chats-send). */
 export const genId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,199}$/, 'a generation id such as gen-1f2e');
-export const engineName = z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda']);
+export const engineName = z.enum(['auto', 'tfjs', 'native-cpu', 'native-cuda', 'native-webgpu']);
 
 /** The run statuses (as the store defines them). */
 export const RUN_STATUS_VALUES = ['created', 'running', 'paused', 'stopped', 'done', 'failed', 'interrupted'] as const;

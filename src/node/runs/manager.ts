@@ -310,10 +310,10 @@ export class RunManager {
       const conflict = shapeConflict(input, initShape);
       if (conflict) errors.push({ field: 'model', message: conflict });
     }
-    if (c.world_size > 1 && c.engine === 'tfjs') {
+    if (c.world_size > 1 && (c.engine === 'tfjs' || c.engine === 'native-webgpu')) {
       errors.push({
         field: 'world_size',
-        message: `world_size = ${c.world_size} needs data parallel, which the tfjs engine does not have; use engine native-cpu or native-cuda, or world_size 1`,
+        message: `world_size = ${c.world_size} needs data parallel, which the ${c.engine} engine does not have; use engine native-cpu or native-cuda, or world_size 1`,
       });
     }
     if (c.world_size > 1 && c.sft)
@@ -726,7 +726,8 @@ export class RunManager {
           break;
         case 'error':
           this.log(runId, 'error', `${m.error.message}${m.error.hint ? ` (${m.error.hint})` : ''}`);
-          this.finish(runId, a, 'failed', m.error);
+          // a lost GPU device is no fault of the run: it ends interrupted, to be resumed from its checkpoint
+          this.finish(runId, a, m.error.code === ErrorCode.DEVICE_LOST ? 'interrupted' : 'failed', m.error);
           break;
         case 'comm-id':
           // the group launcher's own message (rank 0's communicator id for the other ranks): it never reaches a run

@@ -60,10 +60,10 @@ export class GpuContext {
       this.error ??= String(ev?.error?.message ?? ev?.error ?? 'unknown error').split('\n')[0]!;
     });
     device.lost.then((info: Gpu) => {
-      this.lostReason = `${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''}`;
+      this.lostReason ??= `${info?.reason ?? 'unknown'}${info?.message ? `: ${info.message}` : ''}`;
     });
     if (profile) {
-      const capacity = 4096;
+      const capacity = 2048; // dispatches per submission: two timestamps each, 4096 queries at most
       this.profile = {
         query: device.createQuerySet({ type: 'timestamp', count: capacity * 2 }),
         resolve: device.createBuffer({ size: capacity * 16, usage: 0x200 | 0x4 }), // QUERY_RESOLVE | COPY_SRC
@@ -77,7 +77,7 @@ export class GpuContext {
   check(): void {
     if (this.lostReason !== null) {
       throw new StudioError(
-        ErrorCode.INTERRUPTED,
+        ErrorCode.DEVICE_LOST,
         `The WebGPU device was lost (${this.lostReason}).`,
         'The driver reset or the GPU was removed. Resume the run from its last checkpoint; if it happens again, update the graphics driver or use --engine native-cpu.',
       );

@@ -311,7 +311,7 @@ export interface MatmulVariant {
   bias: boolean;
 }
 
-/** Tile sizes of the matmul: a 64 x 64 block of C per workgroup of 16 x 16 threads, 4 x 4 per thread, K in 16s. */
+/** Tile sizes of the matmul: a 64 x 64 block of C per workgroup of 8 x 8 threads, 8 x 8 per thread, K in 16s. */
 export const MATMUL_TILE = { M: 64, N: 64, K: 16 } as const;
 
 /**
@@ -327,23 +327,42 @@ export function matmul(v: MatmulVariant): KernelSource {
     ['Bm', 'read'],
   ];
   if (v.bias) bindings.push(['bias', 'read']);
-  // loads: 1024 values of each tile over 256 threads; the index order follows memory so reads are contiguous
+  // loads: 1024 values of each tile over 64 threads; the index order follows memory so reads are contiguous.
+  // As holds the tile as [k][m] and Bs as [k][n], four floats to a vec4.
   const loadA = v.transA
     ? `let k = idx / 64u; let m = idx % 64u; let gm = row0 + m; let gk = k0 + k;
-       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gk * p.lda + gm]; } As[k * 64u + m] = x;`
+       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gk * p.lda + gm]; } As[k * 16u + m / 4u][m % 4u] = x;`
     : `let m = idx / 16u; let k = idx % 16u; let gm = row0 + m; let gk = k0 + k;
-       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gm * p.lda + gk]; } As[k * 64u + m] = x;`;
+       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gm * p.lda + gk]; } As[k * 16u + m / 4u][m % 4u] = x;`;
   const loadB = v.transB
     ? `let n = idx / 16u; let k = idx % 16u; let gn = col0 + n; let gk = k0 + k;
-       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gn * p.ldb + gk]; } Bs[k * 64u + n] = y;`
+       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gn * p.ldb + gk]; } Bs[k * 16u + n / 4u][n % 4u] = y;`
     : `let k = idx / 64u; let n = idx % 64u; let gn = col0 + n; let gk = k0 + k;
-       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gk * p.ldb + gn]; } Bs[k * 64u + n] = y;`;
-  const store = [
-    'var r = acc[i * 4u + j];',
-    v.bias ? 'r = r + bias[p.offBias + gn];' : '',
-    v.accumulate ? 'r = r + Cm[ci];' : '',
-    'Cm[ci] = r;',
-  ].join(' ');
+       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gk * p.ldb + gn]; } Bs[k * 16u + n / 4u][n % 4u] = y;`;
+  // each thread owns an 8 x 8 block: rows ty*8 + r, columns tx*8 + (0..7), held as acc{r}_0 (columns 0-3) and
+  // acc{r}_1 (columns 4-7); everything is spelled out so nothing is indexed at run time
+  const R = [0, 1, 2, 3, 4, 5, 6, 7];
+  const lanes = 'xyzw';
+  const decl = R.map((r) => `  var acc${r}_0 = vec4<f32>(0.0);\n  var acc${r}_1 = vec4<f32>(0.0);`).join('\n');
+  const fma = R.map((r) => {
+    const a = `a${r >> 2}.${lanes[r & 3]}`;
+    return `      acc${r}_0 = acc${r}_0 + ${a} * b0;\n      acc${r}_1 = acc${r}_1 + ${a} * b1;`;
+  }).join('\n');
+  const storeCol = (j: number): string =>
+    [
+      `  { let gn = c0 + ${j}u; if (gn < p.N) {`,
+      `    let ci = p.offC + gm * p.ldc + gn; var x = ${j < 4 ? 'r0' : 'r1'}.${lanes[j & 3]};`,
+      v.bias ? '    x = x + bias[p.offBias + gn];' : '',
+      v.accumulate ? '    x = x + Cm[ci];' : '',
+      '    Cm[ci] = x; } }',
+    ].join('\n');
+  const storeRow = [
+    'fn storeRow(gm: u32, c0: u32, r0: vec4<f32>, r1: vec4<f32>) {',
+    '  if (gm >= p.M) { return; }',
+    ...R.map(storeCol),
+    '}',
+  ].join('\n');
+  const stores = R.map((r) => `  storeRow(row0 + ty * 8u + ${r}u, c0, acc${r}_0, acc${r}_1);`).join('\n');
   return kernel(
     name,
     [
@@ -360,41 +379,35 @@ export function matmul(v: MatmulVariant): KernelSource {
     ],
     bindings,
     /* wgsl */ `
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
-@compute @workgroup_size(16, 16)
+var<workgroup> As: array<vec4<f32>, 256>;
+var<workgroup> Bs: array<vec4<f32>, 256>;
+${storeRow}
+@compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wid.y * 64u;
   let col0 = wid.x * 64u;
-  let tid = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
+  let tx = lid.x;
+  let ty = lid.y;
+  let tid = ty * 8u + tx;
+${decl}
   for (var k0 = 0u; k0 < p.K; k0 += 16u) {
-    for (var q = 0u; q < 4u; q++) {
-      let idx = tid + q * 256u;
+    for (var q = 0u; q < 16u; q++) {
+      let idx = tid + q * 64u;
       { ${loadA} }
       { ${loadB} }
     }
     workgroupBarrier();
     for (var k = 0u; k < 16u; k++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) { a[i] = As[k * 64u + lid.y + 16u * i]; b[i] = Bs[k * 64u + lid.x + 16u * i]; }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j]; }
-      }
+      let a0 = As[k * 16u + ty * 2u];
+      let a1 = As[k * 16u + ty * 2u + 1u];
+      let b0 = Bs[k * 16u + tx * 2u];
+      let b1 = Bs[k * 16u + tx * 2u + 1u];
+${fma}
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 4u; i++) {
-    let gm = row0 + lid.y + 16u * i;
-    if (gm >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let gn = col0 + lid.x + 16u * j;
-      if (gn >= p.N) { continue; }
-      let ci = p.offC + gm * p.ldc + gn;
-      ${store}
-    }
-  }
+  let c0 = col0 + tx * 8u;
+${stores}
 }`,
   );
 }

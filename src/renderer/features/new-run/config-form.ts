@@ -56,6 +56,7 @@ export const SECTIONS: SectionDef[] = [
           ['tfjs', 'tfjs'],
           ['native-cpu', 'native-cpu'],
           ['native-cuda', 'native-cuda'],
+          ['native-webgpu', 'native-webgpu (Metal, Vulkan, D3D12)'],
         ],
       },
       {
