@@ -118,6 +118,7 @@ export function webgpuRuntime(env: NodeJS.ProcessEnv = process.env): Promise<Web
       const backend = env.GPT2_STUDIO_WEBGPU_BACKEND || defaultBackend();
       const flags = [`backend=${backend}`];
       if (env.GPT2_STUDIO_WEBGPU_ADAPTER) flags.push(`adapter=${env.GPT2_STUDIO_WEBGPU_ADAPTER}`);
+      if (env.GPT2_STUDIO_WEBGPU_TOGGLES) flags.push(`enable-dawn-features=${env.GPT2_STUDIO_WEBGPU_TOGGLES}`);
       const gpu = mod.create(flags);
       const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       if (!adapter) {

@@ -412,6 +412,74 @@ ${stores}
   );
 }
 
+/** Rows of C per workgroup of the matmul for CPU renderers; each of its 64 threads owns 4 columns. */
+export const MATMUL_SIMD_ROWS = 8;
+
+/**
+ * The same product for software renderers (lavapipe), which run a workgroup's threads in the lanes of a CPU's SIMD
+ * registers: there, workgroup memory and barriers cost more than they save, while a load whose address is the same
+ * for every thread is one scalar load. So each workgroup takes 8 rows of C and each thread 4 columns: per k, the 8
+ * values of A are the same for every thread, and each thread loads 4 values of B for 32 multiply-adds.
+ */
+export function matmulSimd(v: MatmulVariant): KernelSource {
+  const name = `matmul_simd_${v.transA ? 't' : 'n'}${v.transB ? 't' : 'n'}${v.accumulate ? '_acc' : ''}${v.bias ? '_bias' : ''}`;
+  const bindings: [string, 'read' | 'rw'][] = [
+    ['Cm', 'rw'],
+    ['A', 'read'],
+    ['Bm', 'read'],
+  ];
+  if (v.bias) bindings.push(['bias', 'read']);
+  const R = Array.from({ length: MATMUL_SIMD_ROWS }, (_, r) => r);
+  const J = [0, 1, 2, 3];
+  const aAt = (r: number): string => (v.transA ? `A[p.offA + k * p.lda + mr${r}]` : `A[p.offA + mr${r} * p.lda + k]`);
+  const bAt = (j: number): string => (v.transB ? `Bm[p.offB + nc${j} * p.ldb + k]` : `Bm[p.offB + k * p.ldb + nc${j}]`);
+  const body = [
+    ...R.map((r) => `  let mr${r} = min(m0 + ${r}u, p.M - 1u);`),
+    ...J.map((j) => `  let nc${j} = min(n0 + ${j}u, p.N - 1u);`),
+    `  var acc: array<vec4<f32>, ${MATMUL_SIMD_ROWS}>;`,
+    '  for (var k = 0u; k < p.K; k++) {',
+    `    let b = vec4<f32>(${J.map(bAt).join(', ')});`,
+    ...R.map((r) => `    acc[${r}] = acc[${r}] + ${aAt(r)} * b;`),
+    '  }',
+    ...R.map((r) =>
+      J.map((j) =>
+        [
+          `  if (m0 + ${r}u < p.M && n0 + ${j}u < p.N) {`,
+          `    let ci = p.offC + (m0 + ${r}u) * p.ldc + n0 + ${j}u;`,
+          `    var x = acc[${r}].${'xyzw'[j]};`,
+          v.bias ? `    x = x + bias[p.offBias + n0 + ${j}u];` : '',
+          v.accumulate ? '    x = x + Cm[ci];' : '',
+          '    Cm[ci] = x;',
+          '  }',
+        ].join('\n'),
+      ).join('\n'),
+    ),
+  ].join('\n');
+  return kernel(
+    name,
+    [
+      ['M', 'u32'],
+      ['N', 'u32'],
+      ['K', 'u32'],
+      ['lda', 'u32'],
+      ['ldb', 'u32'],
+      ['ldc', 'u32'],
+      ['offA', 'u32'],
+      ['offB', 'u32'],
+      ['offC', 'u32'],
+      ['offBias', 'u32'],
+    ],
+    bindings,
+    /* wgsl */ `
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let m0 = wid.y * ${MATMUL_SIMD_ROWS}u;
+  let n0 = (wid.x * 64u + li) * 4u;
+${body}
+}`,
+  );
+}
+
 /** db[c] += sum over rows of dout[n, c] (a bias gradient): one thread per column, rows in order. */
 export const biasBackward = kernel(
   'bias_backward',
