@@ -1,13 +1,24 @@
 /**
  * npm run bench: runs every benchmark, each in its own process so that one's memory and threads do not skew
  * the next. Each prints one JSON line per figure (see bench/lib.ts). Arguments after `--` go to every benchmark;
- * `--only NAME[,NAME]` picks some (train-tfjs, native, dp, tokenize, trainer-overhead, hellaswag, responsiveness, eta).
+ * `--only NAME[,NAME]` picks some (train-tfjs, native, dp, tokenize, trainer-overhead, hellaswag, responsiveness, eta,
+ * webgpu).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['train-tfjs', 'native', 'dp', 'tokenize', 'trainer-overhead', 'hellaswag', 'responsiveness', 'eta'];
+const BENCHES = [
+  'train-tfjs',
+  'native',
+  'dp',
+  'tokenize',
+  'trainer-overhead',
+  'hellaswag',
+  'responsiveness',
+  'eta',
+  'webgpu',
+];
 
 const argv = process.argv.slice(2);
 const onlyAt = argv.indexOf('--only');
