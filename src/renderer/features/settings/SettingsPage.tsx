@@ -144,7 +144,13 @@ export function SettingsPage() {
         )}
         {engines.status === 'error' && <ErrorNote error={engines.error} onRetry={reloadEngines} />}
         {engines.status === 'ok' && (
-          <table className="table" aria-labelledby="engines-title">
+          <table className="table engines-table" aria-labelledby="engines-title">
+            <colgroup>
+              <col className="engines-name" />
+              <col className="engines-status" />
+              <col className="engines-detail" />
+              <col />
+            </colgroup>
             <thead>
               <tr>
                 <th scope="col">Engine</th>
