@@ -2,9 +2,61 @@
  * native-webgpu against the PyTorch fixture (test/support/fixture-suite.ts), on whatever adapter Dawn finds here
  * (lavapipe in CI).
  */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/cli/main';
 import { webgpuEngine } from '../src/node/webgpu/engine';
 import { webgpuSkip } from './support/webgpu';
-import { fixtureSuite } from './support/fixture-suite';
+import { fixturePresent, fixtureSuite } from './support/fixture-suite';
+import { hasFixture, sharedPath } from './shared';
 
 const skip = await webgpuSkip();
 fixtureSuite('native-webgpu engine against the PyTorch fixture (gpt2-tiny)', () => webgpuEngine(), skip);
+
+const hellaswagPresent = fixturePresent && hasFixture('data/hellaswag_val_1000.jsonl');
+
+describe.skipIf(skip !== undefined || !hellaswagPresent)('native-webgpu HellaSwag against the fixture', () => {
+  it("reproduces the 40 examples' losses (1e-3), predictions and accuracies through the CLI", async () => {
+    const expected = JSON.parse(readFileSync(sharedPath('fixtures/gpt2-tiny/expected.json'), 'utf8')).hellaswag as {
+      examples: {
+        ind: number;
+        label: number;
+        sum_loss: number[];
+        avg_loss: number[];
+        pred: number;
+        pred_norm: number;
+      }[];
+      acc: number;
+      acc_norm: number;
+    };
+    let out = '';
+    const code = await main(
+      [
+        'hellaswag',
+        '--engine',
+        'native-webgpu',
+        '--weights',
+        sharedPath('fixtures/gpt2-tiny'),
+        '--data',
+        sharedPath('data/hellaswag_val_1000.jsonl'),
+        '--limit',
+        '40',
+        '--json',
+      ],
+      { out: (s) => (out += s), err: () => {} },
+    );
+    expect(code).toBe(0);
+    const r = JSON.parse(out);
+    expect(r.examples).toHaveLength(40);
+    r.examples.forEach((g: (typeof expected.examples)[number], i: number) => {
+      const e = expected.examples[i]!;
+      expect([g.ind, g.label, g.pred, g.pred_norm]).toEqual([e.ind, e.label, e.pred, e.pred_norm]);
+      for (let k = 0; k < 4; k++) {
+        expect(Math.abs(g.sum_loss[k]! - e.sum_loss[k]!)).toBeLessThan(1e-3);
+        expect(Math.abs(g.avg_loss[k]! - e.avg_loss[k]!)).toBeLessThan(1e-3);
+      }
+    });
+    expect(r.summary.acc).toBeCloseTo(expected.acc, 10);
+    expect(r.summary.accNorm).toBeCloseTo(expected.acc_norm, 10);
+  }, 120_000);
+});

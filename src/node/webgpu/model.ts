@@ -230,15 +230,12 @@ export class WebGpuModel implements Model {
     const key = `${B}x${T}`;
     let a = this.acts.get(key);
     if (!a) {
-      // keep at most two shapes (training and one evaluation or decoding shape)
+      // keep at most two shapes: the training one (with gradients) stays while another shape is needed
       if (this.acts.size >= 2) {
-        for (const [k, old] of this.acts) {
-          if (!old.grads || !training) {
-            old.all.forEach((b) => b.destroy());
-            this.acts.delete(k);
-            break;
-          }
-        }
+        const entries = [...this.acts];
+        const [k, old] = entries.find(([, x]) => !x.grads) ?? entries[0]!;
+        old.all.forEach((x) => x.destroy());
+        this.acts.delete(k);
       }
       a = this.allocActs(B, T);
       this.acts.set(key, a);
