@@ -226,7 +226,7 @@ interface WebGpuMatmul {
 async function webgpuMatmul(ops: MatmulOperands): Promise<WebGpuMatmul> {
   const { M, K: KD, N } = MM;
   const rt = await webgpuRuntime();
-  const device = await requestDevice(rt, true);
+  const device = await requestDevice(rt, { timestamps: true });
   const gpu = new GpuContext(device, rt.facts.limits.maxStorageBufferBindingSize, rt.facts.timestampQuery);
   try {
     const upload = (data: Float32Array, what: string): Gpu => {

@@ -266,6 +266,58 @@ describe.each(SHAPES)(titled('native-webgpu against native-cpu, head size $hs, T
   });
 });
 
+// ---- fp16: f16 matmul operands, fp32 sums and master weights, where the adapter has shader-f16 --------------------
+
+// one shape: lavapipe compiles the f16 kernels slowly (over a minute with a cold shader cache)
+describe.each(SHAPES.slice(1, 2))(
+  titled('native-webgpu in fp16 against native-cpu in fp32, head size $hs, T = $T'),
+  (s) => {
+    const B = 2;
+    const cfg = makeConfig({ nLayer: 2, nHead: s.nHead, nEmbd: s.nEmbd, blockSize: s.blockSize, vocabSize: 300 });
+    let gpu: Model | null = null;
+    let cpu: Model;
+    let noF16 = false;
+    const rng = new Rng(200 + s.hs);
+
+    beforeAll(async () => {
+      if (skip) return;
+      const engine = await webgpuEngine({ precision: 'fp16' });
+      noF16 = !engine.adapter.shaderF16;
+      const w = randomWeights(cfg, s.hs);
+      if (!noF16) gpu = await engine.createModel(cfg, w);
+      cpu = await (await cpuEngine()).createModel(cfg, w);
+    });
+    afterAll(() => {
+      gpu?.dispose();
+      cpu?.dispose();
+    });
+
+    it.skipIf(!!skip)('logits, the loss, the gradient norm and a step within f16 rounding of fp32', async (ctx) => {
+      if (noF16 || !gpu) return ctx.skip();
+      const batch = randomBatch(rng, cfg, B, s.T);
+      const lg = await gpu.logits(batch.inputs, B, s.T);
+      const lc = await cpu.logits(batch.inputs, B, s.T);
+      // operands carry 11 significant bits: logits of about 1 move by a few 1e-3, never by 1e-1
+      const d = maxDiff(lg, lc);
+      expect(d, 'logits').toBeLessThan(2e-2);
+      expect(d, 'fp16 is really in use').toBeGreaterThan(1e-6);
+      gpu.zeroGrad();
+      cpu.zeroGrad();
+      const lossG = await gpu.forwardBackward(batch, 1);
+      const lossC = await cpu.forwardBackward(batch, 1);
+      expect(rel(lossG, lossC), 'loss').toBeLessThan(2e-3);
+      expect(rel(await gpu.gradNorm(), await cpu.gradNorm()), 'grad norm').toBeLessThan(2e-2);
+      gpu.adamwStep(HYPER);
+      cpu.adamwStep(HYPER);
+      const after = randomBatch(rng, cfg, B, s.T);
+      expect(
+        rel(await gpu.forwardBackward(after, 1), await cpu.forwardBackward(after, 1)),
+        'loss after a step',
+      ).toBeLessThan(5e-3);
+    });
+  },
+);
+
 // ---- c. what the engine refuses ----------------------------------------------------------------------------------
 
 describe(titled('native-webgpu refusals'), () => {

@@ -111,12 +111,23 @@ export interface EngineOptions {
   gemm?: 'blas' | 'builtin';
   /** native-cpu OpenMP threads (default: OMP_NUM_THREADS, else every core) */
   threads?: number;
-  /** matmul precision (default fp32); "auto" is bf16 on native-cuda and fp32 on the other engines */
-  precision?: Precision | 'auto';
+  /** matmul precision (default fp32); "auto" is bf16 on native-cuda and fp32 on the other engines; fp16 is
+   * native-webgpu's (shader-f16) */
+  precision?: Precision | 'fp16' | 'auto';
 }
 
 /** The precision an engine computes in for a requested one: "auto" is bf16 on native-cuda, fp32 elsewhere. */
-export function resolvePrecision(engine: string, precision: Precision | 'auto' | undefined): Precision | undefined {
+export function resolvePrecision(
+  engine: string,
+  precision: Precision | 'fp16' | 'auto' | undefined,
+): Precision | undefined {
+  if (precision === 'fp16') {
+    throw new StudioError(
+      ErrorCode.BAD_CONFIG,
+      `precision = fp16 is the native-webgpu engine's; ${engine} computes in fp32${engine === 'native-cuda' ? ', tf32 or bf16' : ''}.`,
+      'Set engine to native-webgpu, or precision to auto.',
+    );
+  }
   if (precision !== 'auto') return precision;
   return engine === 'native-cuda' ? 'bf16' : undefined;
 }
@@ -185,12 +196,12 @@ export async function getEngine(name = 'auto', opts: EngineOptions = {}): Promis
     const choice = await selectTfjsBackend(opts.backend);
     return new TfjsEngine(choice.notes);
   }
+  if (name === 'native-webgpu') return webgpuEngine({ precision: opts.precision === 'fp16' ? 'fp16' : undefined });
   const cpuPrecision = resolvePrecision('native-cpu', opts.precision);
   const cudaPrecision = resolvePrecision('native-cuda', opts.precision);
   if (name === 'native-cpu')
     return nativeCpuEngine({ gemm: opts.gemm, threads: opts.threads, precision: cpuPrecision });
   if (name === 'native-cuda') return nativeCudaEngine({ precision: cudaPrecision });
-  if (name === 'native-webgpu') return webgpuEngine();
   if (name === 'auto') {
     let cudaWhy: string;
     try {

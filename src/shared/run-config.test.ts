@@ -30,10 +30,27 @@ describe('run config', () => {
   });
 
   it('computes in bf16 on native-cuda and fp32 elsewhere unless told: precision auto, valid with every engine', () => {
-    for (const engine of ['auto', 'tfjs', 'native-cpu', 'native-cuda']) {
+    for (const engine of ['auto', 'tfjs', 'native-cpu', 'native-cuda', 'native-webgpu']) {
       const r = checkRunConfig({ dataset: 'fineweb', max_steps: 1000, engine });
       expect(r.ok && r.config.precision, JSON.stringify(r)).toBe('auto');
     }
+  });
+
+  it('takes fp16 on native-webgpu only, and tf32 or bf16 on native-cuda only, naming the field', () => {
+    const check = (engine: string, precision: string) =>
+      checkRunConfig({ dataset: 'fineweb', max_steps: 1000, engine, precision });
+    expect(check('native-webgpu', 'fp16').ok).toBe(true);
+    expect(check('native-webgpu', 'fp32').ok).toBe(true);
+    expect(check('native-cuda', 'bf16').ok).toBe(true);
+    for (const engine of ['auto', 'native-cpu', 'native-cuda', 'tfjs']) {
+      const r = check(engine, 'fp16');
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.errors[0]).toMatchObject({ field: 'precision', message: /fp16 needs engine native-webgpu/ });
+    }
+    const r = check('native-webgpu', 'bf16');
+    expect(r.ok).toBe(false);
+    if (!r.ok)
+      expect(r.errors[0]!.message).toMatch(/needs the native-cuda engine; native-webgpu computes in fp32 or fp16/);
   });
 
   it('turns a token budget into steps', () => {

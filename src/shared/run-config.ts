@@ -150,9 +150,12 @@ const runConfigBase = z
         error: 'engine must be auto, tfjs, native-cpu, native-cuda or native-webgpu',
       })
       .default('auto'),
-    /** matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines */
+    /**
+     * matmul precision: auto = bf16 on native-cuda (as build-nanogpt's autocast), fp32 on the other engines; tf32 and
+     * bf16 are native-cuda's, fp16 (f16 operands, fp32 sums) native-webgpu's on an adapter with shader-f16
+     */
     precision: z
-      .enum(['auto', 'fp32', 'bf16', 'tf32'], { error: 'precision must be auto, fp32, bf16 or tf32' })
+      .enum(['auto', 'fp32', 'bf16', 'tf32', 'fp16'], { error: 'precision must be auto, fp32, bf16, tf32 or fp16' })
       .default('auto'),
     /** data-parallel processes (GPUs) */
     world_size: posInt('world_size').max(64, { error: 'world_size must be at most 64 processes' }).default(1),
@@ -257,11 +260,18 @@ export const runConfigSchema = runConfigBase.superRefine((c, ctx) => {
       message: `init_from = ${c.init_from} needs init_path (a weights file or folder, or a checkpoint folder)`,
     });
   }
-  if (c.precision !== 'fp32' && c.precision !== 'auto' && c.engine !== 'native-cuda' && c.engine !== 'auto') {
+  if ((c.precision === 'bf16' || c.precision === 'tf32') && c.engine !== 'native-cuda' && c.engine !== 'auto') {
     ctx.addIssue({
       code: 'custom',
       path: ['precision'],
-      message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32`,
+      message: `precision = ${c.precision} needs the native-cuda engine; ${c.engine} computes in fp32${c.engine === 'native-webgpu' ? ' or fp16' : ''}`,
+    });
+  }
+  if (c.precision === 'fp16' && c.engine !== 'native-webgpu') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['precision'],
+      message: `precision = fp16 needs engine native-webgpu (on an adapter with shader-f16); ${c.engine} computes in ${c.engine === 'native-cuda' || c.engine === 'auto' ? 'fp32, tf32 or bf16' : 'fp32'}`,
     });
   }
 });

@@ -51,6 +51,10 @@ export class WebGpuEngine implements Engine {
     private readonly notes: string[] = [],
   ) {}
 
+  get precision(): 'fp32' | 'fp16' {
+    return this.opts.precision ?? 'fp32';
+  }
+
   get adapter(): AdapterFacts {
     return this.rt.facts;
   }
@@ -58,11 +62,22 @@ export class WebGpuEngine implements Engine {
   info(): EngineInfo {
     const f = this.rt.facts;
     const notes = [...this.notes, `limits: ${describeLimits(f)}`];
+    if (this.precision === 'fp16' && !f.shaderF16)
+      return {
+        name: this.name,
+        available: false,
+        detail: `${f.name} (${f.backend})`,
+        notes: [`precision fp16 needs the shader-f16 feature, which ${f.name} lacks; use precision fp32`],
+      };
     if (f.software)
       notes.push(
         'a software (CPU) renderer: correct but slow, so "auto" never picks it; choose it with --engine native-webgpu',
       );
-    notes.push('fp32 matmuls with fp32 master weights; one process per run (no data parallel)');
+    notes.push(
+      this.precision === 'fp16'
+        ? 'fp16 matmul operands with fp32 accumulation and fp32 master weights; one process per run (no data parallel)'
+        : `fp32 matmuls with fp32 master weights${f.shaderF16 ? ' (precision fp16 is available: shader-f16)' : ''}; one process per run (no data parallel)`,
+    );
     return {
       name: this.name,
       available: true,
@@ -72,15 +87,22 @@ export class WebGpuEngine implements Engine {
         engine: this.name,
         backend: f.backend.toLowerCase(),
         build: `${f.name}; ${describeLimits(f)}`,
-        precision: 'fp32',
+        precision: this.precision,
       },
     };
   }
 
   async createModel(config: GPTConfig, weights: NamedTensors): Promise<Model> {
+    if (this.precision === 'fp16' && !this.rt.facts.shaderF16) {
+      throw new StudioError(
+        ErrorCode.ENGINE_UNAVAILABLE,
+        `native-webgpu cannot compute in fp16: ${this.rt.facts.name} has no shader-f16 feature.`,
+        'Set precision to fp32 (or auto).',
+      );
+    }
     let device;
     try {
-      device = await requestDevice(this.rt, this.opts.profile);
+      device = await requestDevice(this.rt, { timestamps: this.opts.profile, f16: this.precision === 'fp16' });
     } catch (e) {
       throw new StudioError(
         ErrorCode.ENGINE_UNAVAILABLE,

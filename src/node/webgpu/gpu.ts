@@ -164,13 +164,17 @@ export function webgpuRuntime(env: NodeJS.ProcessEnv = process.env): Promise<Web
  * A device with the adapter's largest buffer and binding limits (the defaults are far below what GPUs have). An
  * adapter gives one device, so each device comes from a fresh adapter of the same kind.
  */
-export async function requestDevice(rt: WebGpuRuntime, timestamps = false): Promise<Gpu> {
+export async function requestDevice(
+  rt: WebGpuRuntime,
+  want: { timestamps?: boolean; f16?: boolean } = {},
+): Promise<Gpu> {
   const l = rt.facts.limits;
   const adapter = rt.used ? await rt.gpu.requestAdapter({ powerPreference: 'high-performance' }) : rt.adapter;
   rt.used = true;
   if (!adapter) throw new Error('the adapter is no longer available');
   const requiredFeatures: string[] = [];
-  if (timestamps && rt.facts.timestampQuery) requiredFeatures.push('timestamp-query');
+  if (want.timestamps && rt.facts.timestampQuery) requiredFeatures.push('timestamp-query');
+  if (want.f16 && rt.facts.shaderF16) requiredFeatures.push('shader-f16');
   return adapter.requestDevice({
     requiredFeatures,
     requiredLimits: {

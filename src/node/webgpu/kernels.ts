@@ -63,6 +63,8 @@ function kernel(
   fields: readonly (readonly [string, FieldType])[],
   bindings: readonly (readonly [string, 'read' | 'rw', string?])[],
   body: string,
+  /** directives that must come first, e.g. "enable f16;" */
+  preamble = '',
 ): KernelSource {
   const uniform = new Uniform(fields);
   const kinds = bindings.map((b) => b[1]);
@@ -70,7 +72,7 @@ function kernel(
     name,
     uniform,
     bindings: kinds,
-    code: `${header(
+    code: `${preamble}${header(
       uniform,
       kinds,
       bindings.map((b) => b[0]),
@@ -309,6 +311,8 @@ export interface MatmulVariant {
   accumulate: boolean;
   /** + bias[n] */
   bias: boolean;
+  /** operands rounded to f16 in workgroup memory, products summed in f32 (needs the shader-f16 feature) */
+  f16?: boolean;
 }
 
 /** Tile sizes of the matmul: a 64 x 64 block of C per workgroup of 8 x 8 threads, 8 x 8 per thread, K in 16s. */
@@ -320,7 +324,10 @@ export const MATMUL_TILE = { M: 64, N: 64, K: 16 } as const;
  * (a slice of the logits, a vocabulary slice of the embedding).
  */
 export function matmul(v: MatmulVariant): KernelSource {
-  const name = `matmul_${v.transA ? 't' : 'n'}${v.transB ? 't' : 'n'}${v.accumulate ? '_acc' : ''}${v.bias ? '_bias' : ''}`;
+  const name = `matmul_${v.transA ? 't' : 'n'}${v.transB ? 't' : 'n'}${v.accumulate ? '_acc' : ''}${v.bias ? '_bias' : ''}${v.f16 ? '_f16' : ''}`;
+  const cast = v.f16 ? 'f16' : '';
+  const tile = v.f16 ? 'vec4<f16>' : 'vec4<f32>';
+  const widen = (x: string): string => (v.f16 ? `vec4<f32>(${x})` : x);
   const bindings: [string, 'read' | 'rw'][] = [
     ['Cm', 'rw'],
     ['A', 'read'],
@@ -331,14 +338,14 @@ export function matmul(v: MatmulVariant): KernelSource {
   // As holds the tile as [k][m] and Bs as [k][n], four floats to a vec4.
   const loadA = v.transA
     ? `let k = idx / 64u; let m = idx % 64u; let gm = row0 + m; let gk = k0 + k;
-       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gk * p.lda + gm]; } As[k * 16u + m / 4u][m % 4u] = x;`
+       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gk * p.lda + gm]; } As[k * 16u + m / 4u][m % 4u] = ${cast}(x);`
     : `let m = idx / 16u; let k = idx % 16u; let gm = row0 + m; let gk = k0 + k;
-       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gm * p.lda + gk]; } As[k * 16u + m / 4u][m % 4u] = x;`;
+       var x = 0.0; if (gm < p.M && gk < p.K) { x = A[p.offA + gm * p.lda + gk]; } As[k * 16u + m / 4u][m % 4u] = ${cast}(x);`;
   const loadB = v.transB
     ? `let n = idx / 16u; let k = idx % 16u; let gn = col0 + n; let gk = k0 + k;
-       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gn * p.ldb + gk]; } Bs[k * 16u + n / 4u][n % 4u] = y;`
+       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gn * p.ldb + gk]; } Bs[k * 16u + n / 4u][n % 4u] = ${cast}(y);`
     : `let k = idx / 64u; let n = idx % 64u; let gn = col0 + n; let gk = k0 + k;
-       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gk * p.ldb + gn]; } Bs[k * 16u + n / 4u][n % 4u] = y;`;
+       var y = 0.0; if (gn < p.N && gk < p.K) { y = Bm[p.offB + gk * p.ldb + gn]; } Bs[k * 16u + n / 4u][n % 4u] = ${cast}(y);`;
   // each thread owns an 8 x 8 block: rows ty*8 + r, columns tx*8 + (0..7), held as acc{r}_0 (columns 0-3) and
   // acc{r}_1 (columns 4-7); everything is spelled out so nothing is indexed at run time
   const R = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -379,8 +386,8 @@ export function matmul(v: MatmulVariant): KernelSource {
     ],
     bindings,
     /* wgsl */ `
-var<workgroup> As: array<vec4<f32>, 256>;
-var<workgroup> Bs: array<vec4<f32>, 256>;
+var<workgroup> As: array<${tile}, 256>;
+var<workgroup> Bs: array<${tile}, 256>;
 ${storeRow}
 @compute @workgroup_size(8, 8)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -398,10 +405,10 @@ ${decl}
     }
     workgroupBarrier();
     for (var k = 0u; k < 16u; k++) {
-      let a0 = As[k * 16u + ty * 2u];
-      let a1 = As[k * 16u + ty * 2u + 1u];
-      let b0 = Bs[k * 16u + tx * 2u];
-      let b1 = Bs[k * 16u + tx * 2u + 1u];
+      let a0 = ${widen('As[k * 16u + ty * 2u]')};
+      let a1 = ${widen('As[k * 16u + ty * 2u + 1u]')};
+      let b0 = ${widen('Bs[k * 16u + tx * 2u]')};
+      let b1 = ${widen('Bs[k * 16u + tx * 2u + 1u]')};
 ${fma}
     }
     workgroupBarrier();
@@ -409,6 +416,7 @@ ${fma}
   let c0 = col0 + tx * 8u;
 ${stores}
 }`,
+    v.f16 ? 'enable f16;\n' : '',
   );
 }
 

@@ -107,6 +107,8 @@ export interface WebGpuModelOptions {
   profile?: boolean;
   /** for tests of a lost device: destroy the device after this many forward-backward passes */
   loseAfter?: number;
+  /** matmul operands in fp32 (default) or f16 (shader-f16; fp32 accumulation and master weights) */
+  precision?: 'fp32' | 'fp16';
 }
 
 export class WebGpuModel implements Model {
@@ -128,6 +130,7 @@ export class WebGpuModel implements Model {
   private passes = 0;
   private tail: Promise<unknown> = Promise.resolve();
   private disposed = false;
+  private readonly mm: ReturnType<typeof matmulKernels>;
 
   constructor(
     device: Gpu,
@@ -146,6 +149,7 @@ export class WebGpuModel implements Model {
       );
     }
     this.gpu = new GpuContext(device, Math.min(maxBinding, opts.maxBindingBytes ?? Infinity), opts.profile);
+    this.mm = MATMULS[opts.precision ?? 'fp32'];
     this.specs = paramSpecs(config);
     this.offsets = [];
     let o = 0;
@@ -347,7 +351,7 @@ export class WebGpuModel implements Model {
 
   private matmulForward(out: Gpu, inp: Gpu, w: string, b: string, N: number, IC: number, OC: number): void {
     this.gpu.dispatch(
-      K_MM_FWD,
+      this.mm.fwd,
       { M: N, N: OC, K: IC, lda: IC, ldb: IC, ldc: OC, offA: 0, offB: 0, offC: 0, offBias: 0 },
       [{ buffer: out }, { buffer: inp }, this.bind(this.params, w), this.bind(this.params, b)],
       [Math.ceil(OC / 64), Math.ceil(N / 64)],
@@ -367,13 +371,13 @@ export class WebGpuModel implements Model {
   ): void {
     const g = this.grads!;
     this.gpu.dispatch(
-      K_MM_NN,
+      this.mm.nn,
       { M: N, N: IC, K: OC, lda: OC, ldb: IC, ldc: IC, offA: 0, offB: 0, offC: 0, offBias: 0 },
       [{ buffer: dinp }, { buffer: dout }, this.bind(this.params, w)],
       [Math.ceil(IC / 64), Math.ceil(N / 64)],
     );
     this.gpu.dispatch(
-      K_MM_TN_ACC,
+      this.mm.tnAcc,
       { M: OC, N: IC, K: N, lda: OC, ldb: IC, ldc: IC, offA: 0, offB: 0, offC: 0, offBias: 0 },
       [this.bind(g, w), { buffer: dout }, { buffer: inp }],
       [Math.ceil(IC / 64), Math.ceil(OC / 64)],
@@ -499,7 +503,7 @@ export class WebGpuModel implements Model {
     const { nEmbd: C, vocabSize: V } = this.config;
     for (const [v0, n, wte] of this.wteSlices(this.params, a.plan, V)) {
       this.gpu.dispatch(
-        K_MM_NT,
+        this.mm.nt,
         { M: rows, N: n, K: C, lda: C, ldb: C, ldc: V, offA: n0 * C, offB: 0, offC: v0, offBias: 0 },
         [{ buffer: a.logits }, { buffer: src }, wte],
         [Math.ceil(n / 64), Math.ceil(rows / 64)],
@@ -524,13 +528,13 @@ export class WebGpuModel implements Model {
     const dwtes = this.wteSlices(this.grads!, a.plan, V);
     wtes.forEach(([v0, n, wte], i) => {
       this.gpu.dispatch(
-        i === 0 ? K_MM_NN : K_MM_NN_ACC,
+        i === 0 ? this.mm.nn : this.mm.nnAcc,
         { M: rows, N: C, K: n, lda: V, ldb: C, ldc: C, offA: v0, offB: 0, offC: n0 * C, offBias: 0 },
         [{ buffer: dlnf }, { buffer: a.logits }, wte],
         [Math.ceil(C / 64), Math.ceil(rows / 64)],
       );
       this.gpu.dispatch(
-        K_MM_TN_ACC,
+        this.mm.tnAcc,
         { M: n, N: C, K: rows, lda: V, ldb: C, ldc: C, offA: v0, offB: n0 * C, offC: 0, offBias: 0 },
         [dwtes[i]![2], { buffer: a.logits }, { buffer: a.lnf }],
         [Math.ceil(C / 64), Math.ceil(n / 64)],
@@ -885,11 +889,18 @@ export class WebGpuModel implements Model {
 }
 
 const K_GRID = 65535;
-const K_MM_FWD = K.matmul({ transA: false, transB: true, accumulate: false, bias: true });
-const K_MM_NT = K.matmul({ transA: false, transB: true, accumulate: false, bias: false });
-const K_MM_NN = K.matmul({ transA: false, transB: false, accumulate: false, bias: false });
-const K_MM_NN_ACC = K.matmul({ transA: false, transB: false, accumulate: true, bias: false });
-const K_MM_TN_ACC = K.matmul({ transA: true, transB: false, accumulate: true, bias: false });
+
+/** The matmuls a model dispatches, in fp32 or with f16 operands. */
+function matmulKernels(f16: boolean) {
+  return {
+    fwd: K.matmul({ transA: false, transB: true, accumulate: false, bias: true, f16 }),
+    nt: K.matmul({ transA: false, transB: true, accumulate: false, bias: false, f16 }),
+    nn: K.matmul({ transA: false, transB: false, accumulate: false, bias: false, f16 }),
+    nnAcc: K.matmul({ transA: false, transB: false, accumulate: true, bias: false, f16 }),
+    tnAcc: K.matmul({ transA: true, transB: false, accumulate: true, bias: false, f16 }),
+  };
+}
+const MATMULS = { fp32: matmulKernels(false), fp16: matmulKernels(true) };
 
 const attnCache = new Map<number, { forward: K.KernelSource; backwardQ: K.KernelSource; backwardKV: K.KernelSource }>();
 function attentionKernels(hs: number) {

@@ -68,6 +68,7 @@ export const SECTIONS: SectionDef[] = [
           ['fp32', 'fp32'],
           ['bf16', 'bf16 (native-cuda)'],
           ['tf32', 'tf32 (native-cuda)'],
+          ['fp16', 'fp16 (native-webgpu with shader-f16)'],
         ],
       },
       { path: 'seed', label: 'Seed', kind: 'int' },
