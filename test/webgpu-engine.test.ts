@@ -182,7 +182,7 @@ describe(titled('native-webgpu: the classifier in chunks under a lowered binding
     );
     expect(err).toBeInstanceOf(StudioError);
     expect((err as StudioError).code).toBe(ErrorCode.BAD_ARGUMENT);
-    expect((err as StudioError).message).toMatch(/micro-batch of 3 x 40 positions/);
+    expect((err as StudioError).message).toMatch(/micro-batch of 3 x 40 positions needs 120 KiB .* \(96 KiB\)/);
     expect((err as StudioError).hint).toMatch(/batch_size 2 or less/);
     // the model goes on working after the refusal
     expect(Number.isFinite(await gpu.forwardBackward(batch, 1))).toBe(true);
@@ -192,6 +192,46 @@ describe(titled('native-webgpu: the classifier in chunks under a lowered binding
     expect(gpu.gpu.maxBoundBytes).toBeGreaterThan(0);
     expect(gpu.gpu.maxBoundBytes).toBeLessThanOrEqual(LIMIT);
   });
+});
+
+// ---- a'. GPT-2's vocabulary at the adapter's own limit -----------------------------------------------------------
+
+describe(titled("native-webgpu: GPT-2's vocabulary over 1024 positions, chunked at the adapter's own limit"), () => {
+  // 1024 x 50257 logits are 196 MiB: past lavapipe's 128 MiB binding limit (and the 128 MiB most GPUs default to)
+  const cfg = makeConfig({ nLayer: 1, nHead: 2, nEmbd: 64, blockSize: 256, vocabSize: 50257 });
+  const [B, T] = [4, 256];
+  let gpu: WebGpuModel;
+  let cpu: Model;
+
+  beforeAll(async () => {
+    if (skip) return;
+    const w = randomWeights(cfg, 30);
+    gpu = (await (await webgpuEngine()).createModel(cfg, w)) as WebGpuModel;
+    cpu = await (await cpuEngine()).createModel(cfg, w);
+  });
+  afterAll(() => {
+    gpu?.dispose();
+    cpu?.dispose();
+  });
+
+  it.skipIf(!!skip)(
+    'takes the loss and the gradients of native-cpu, never binding past the limit',
+    async () => {
+      const limit = gpu.gpu.maxBinding;
+      const logitsBytes = B * T * cfg.vocabSize * 4;
+      if (logitsBytes <= limit) return; // an adapter that binds it all at once: nothing to chunk
+      expect(classifierPlan(B * T, cfg.vocabSize, cfg.paddedVocabSize, cfg.nEmbd, limit).chunks).toBeGreaterThan(1);
+      const batch = randomBatch(new Rng(31), cfg, B, T);
+      gpu.zeroGrad();
+      cpu.zeroGrad();
+      const lossG = await gpu.forwardBackward(batch, 1);
+      const lossC = await cpu.forwardBackward(batch, 1);
+      expect(Math.abs(lossG - lossC)).toBeLessThan(1e-4);
+      expect(rel(await gpu.gradNorm(), await cpu.gradNorm())).toBeLessThan(1e-4);
+      expect(gpu.gpu.maxBoundBytes).toBeLessThanOrEqual(limit);
+    },
+    120_000,
+  );
 });
 
 // ---- b. parity on shapes that are not multiples of the tiles -----------------------------------------------------

@@ -13,6 +13,10 @@ import { GpuContext, type Binding } from './context';
 import type { Gpu } from './gpu';
 import * as K from './kernels';
 
+/** "206 MiB", "120 KiB" */
+const size = (bytes: number): string =>
+  bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(0)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+
 /** Floats per alignment unit: 64 floats = 256 bytes, the largest storage offset alignment adapters ask for. */
 const ALIGN = 64;
 const alignUp = (n: number, a = ALIGN): number => Math.ceil(n / a) * a;
@@ -256,7 +260,7 @@ export class WebGpuModel implements Model {
       const fit = Math.floor(this.gpu.maxBinding / (T * 4 * C * 4));
       throw new StudioError(
         ErrorCode.BAD_ARGUMENT,
-        `native-webgpu: a micro-batch of ${B} x ${T} positions needs ${(largest / 2 ** 20).toFixed(0)} MiB for one MLP activation, more than this adapter binds at once (${(this.gpu.maxBinding / 2 ** 20).toFixed(0)} MiB).`,
+        `native-webgpu: a micro-batch of ${B} x ${T} positions needs ${size(largest)} for one MLP activation, more than this adapter binds at once (${size(this.gpu.maxBinding)}).`,
         fit >= 1
           ? `Use batch_size ${fit} or less (total_batch_size stays: gradient accumulation makes up the rest).`
           : 'Use a shorter seq_len or a smaller model.',
