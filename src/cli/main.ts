@@ -42,7 +42,8 @@ which. --max-new-tokens above the context is refused.
 W is a .safetensors file, a folder with model.safetensors (and config.json when present) in the Hugging Face
 GPT-2 layout, or a name that "gpt2-studio models" lists: model:ID (imported) or ckpt:RUN_ID:STEP (a checkpoint).
 Engines (--engine, and a run's "engine"): auto (default: the fastest that passes its parity check), native-cuda,
-native-cpu, tfjs; "gpt2-studio engines" says which this machine has. The TF.js backend can be forced with
+native-webgpu (Metal, Vulkan, D3D12; never picked by auto on a software renderer), native-cpu, tfjs;
+"gpt2-studio engines" says which this machine has. The TF.js backend can be forced with
 --backend (tensorflow-gpu, tensorflow, wasm, cpu) or GPT2_STUDIO_TFJS_BACKEND.
 The workspace is --home DIR, else GPT2_STUDIO_HOME, else ~/.gpt2-studio.
 `;
