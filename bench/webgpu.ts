@@ -9,6 +9,8 @@
  *   matmul-native-webgpu       GFLOP/s of the forward matmul kernel (A x B^T) on (512 x 768) x (2304 x 768)^T;
  *                              peer: native-cpu's matmul layer (the forward product and both backward ones) on the
  *                              same shape; config also holds the three WebGPU kernels of that layer timed together
+ *   matmul-native-webgpu-fp16  the same product with f16 operands (precision fp16), where the adapter has
+ *                              shader-f16; peer: the fp32 kernel
  * and a last line that says whether the matmul is within 10x of native-cpu's: a software renderer on the same cores
  * should be, and a larger gap points at the kernel.
  *
@@ -198,9 +200,13 @@ function kernelShares(times: readonly KernelTime[]): KernelShare[] {
 
 // ---- matmul throughput ------------------------------------------------------------------------------------------
 
-const MM_NT = K.matmul({ transA: false, transB: true, accumulate: false, bias: false });
-const MM_NN = K.matmul({ transA: false, transB: false, accumulate: false, bias: false });
-const MM_TN_ACC = K.matmul({ transA: true, transB: false, accumulate: true, bias: false });
+/** The three products of a linear layer, in fp32 or with f16 operands (precision fp16). */
+const matmuls = (f16: boolean) => ({
+  nt: K.matmul({ transA: false, transB: true, accumulate: false, bias: false, f16 }),
+  nn: K.matmul({ transA: false, transB: false, accumulate: false, bias: false, f16 }),
+  tnAcc: K.matmul({ transA: true, transB: false, accumulate: true, bias: false, f16 }),
+});
+const MM_NT = matmuls(false).nt;
 
 const randn = (rng: Rng, n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
 
@@ -223,10 +229,11 @@ interface WebGpuMatmul {
   maxRelErr: number;
 }
 
-async function webgpuMatmul(ops: MatmulOperands): Promise<WebGpuMatmul> {
+async function webgpuMatmul(ops: MatmulOperands, f16 = false): Promise<WebGpuMatmul> {
   const { M, K: KD, N } = MM;
+  const mm = matmuls(f16);
   const rt = await webgpuRuntime();
-  const device = await requestDevice(rt, { timestamps: true });
+  const device = await requestDevice(rt, { timestamps: true, f16 });
   const gpu = new GpuContext(device, rt.facts.limits.maxStorageBufferBindingSize, rt.facts.timestampQuery);
   try {
     const upload = (data: Float32Array, what: string): Gpu => {
@@ -244,7 +251,7 @@ async function webgpuMatmul(ops: MatmulOperands): Promise<WebGpuMatmul> {
     const offsets = { offA: 0, offB: 0, offC: 0, offBias: 0 };
     const forward = () =>
       gpu.dispatch(
-        MM_NT,
+        mm.nt,
         { M, N, K: KD, lda: KD, ldb: KD, ldc: N, ...offsets },
         [{ buffer: out }, { buffer: x }, { buffer: w }],
         [Math.ceil(N / 64), Math.ceil(M / 64)],
@@ -253,13 +260,13 @@ async function webgpuMatmul(ops: MatmulOperands): Promise<WebGpuMatmul> {
       forward();
       // dx = dout @ w; dw += dout^T @ x
       gpu.dispatch(
-        MM_NN,
+        mm.nn,
         { M, N: KD, K: N, lda: N, ldb: KD, ldc: KD, ...offsets },
         [{ buffer: dx }, { buffer: dout }, { buffer: w }],
         [Math.ceil(KD / 64), Math.ceil(M / 64)],
       );
       gpu.dispatch(
-        MM_TN_ACC,
+        mm.tnAcc,
         { M: N, N: KD, K: M, lda: N, ldb: KD, ldc: KD, ...offsets },
         [{ buffer: dw }, { buffer: dout }, { buffer: x }],
         [Math.ceil(KD / 64), Math.ceil(N / 64)],
@@ -282,7 +289,7 @@ async function webgpuMatmul(ops: MatmulOperands): Promise<WebGpuMatmul> {
       },
       { warmup: 0, iters: 3 },
     );
-    const stamps = (await gpu.profiled()).slice(before).filter((t) => t.name === MM_NT.name);
+    const stamps = (await gpu.profiled()).slice(before).filter((t) => t.name === mm.nt.name);
     const lay = await timeIt(
       async () => {
         layer();
@@ -372,6 +379,21 @@ async function benchMatmul(addon: NativeAddon | null): Promise<void> {
     },
     notes: 'peer: native-cpu matmul_forward + matmul_backward (3 products); ratio = ours / peer',
   });
+  if ((await webgpuRuntime()).facts.shaderF16) {
+    log('matmul: the same with f16 operands (precision fp16)');
+    const half = await webgpuMatmul(ops, true);
+    printResult({
+      name: 'matmul-native-webgpu-fp16',
+      figure: round(half.gflops, 2),
+      unit: 'GFLOP/s',
+      peer: 'matmul-native-webgpu (fp32)',
+      peerFigure: round(ours.gflops, 2),
+      ratio: round(half.gflops / ours.gflops, 4),
+      config: { M, K: KD, N, kernel: matmuls(true).nt.name, max_rel_err: Number(half.maxRelErr.toExponential(2)) },
+      notes:
+        'f16 operands in workgroup memory, fp32 sums; max_rel_err against a float64 dot product of the fp32 inputs',
+    });
+  }
   if (ratio === null) log('matmul sanity: no native-cpu peer (the native addon is not built)');
   else if (ratio >= 0.1)
     log(`matmul sanity: ok, within 10x of native-cpu (${ratio.toFixed(3)}x: ${(1 / ratio).toFixed(1)} times slower)`);
