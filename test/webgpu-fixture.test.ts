@@ -3,12 +3,15 @@
  * (lavapipe in CI).
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli/main';
 import { webgpuEngine } from '../src/node/webgpu/engine';
 import { webgpuSkip } from './support/webgpu';
 import { fixturePresent, fixtureSuite } from './support/fixture-suite';
 import { hasFixture, sharedPath } from './shared';
+
+// lavapipe compiles each kernel on its first dispatch: over a minute for some with a cold shader cache
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const skip = await webgpuSkip();
 fixtureSuite('native-webgpu engine against the PyTorch fixture (gpt2-tiny)', () => webgpuEngine(), skip);
@@ -59,5 +62,5 @@ describe.skipIf(skip !== undefined || !hellaswagPresent)('native-webgpu HellaSwa
     });
     const correct = expected.examples.slice(0, 12).filter((e) => e.pred_norm === e.label).length;
     expect(r.summary.accNorm).toBeCloseTo(correct / 12, 10);
-  }, 120_000);
+  }, 300_000);
 });
