@@ -515,6 +515,18 @@ export class WebGpuModel implements Model {
     }
   }
 
+  /** The logits of the first `n` rows of `src`, a chunk of rows at a time. */
+  private async readLogits(a: Acts, src: Gpu, n: number): Promise<Float32Array> {
+    const V = this.config.vocabSize;
+    const out = new Float32Array(n * V);
+    for (let n0 = 0; n0 < n; n0 += a.plan.rows) {
+      const rows = Math.min(a.plan.rows, n - n0);
+      this.classifierChunk(a, src, n0, rows);
+      out.set(await this.gpu.readF32(a.logits, 0, rows * V), n0 * V);
+    }
+    return out;
+  }
+
   private crossEntropy(a: Acts, n0: number, rows: number, grad: boolean, scale: number): void {
     const gx = Math.min(rows, K_GRID);
     this.gpu.dispatch(
@@ -725,18 +737,11 @@ export class WebGpuModel implements Model {
     this.live();
     checkTokenBatch(this.config, B, T, inputs);
     return this.serial(async () => {
-      const V = this.config.vocabSize;
       const N = B * T;
       const a = this.actsFor(B, T, false);
       this.upload(a, inputs);
       this.forwardHidden(a, B, T);
-      const out = new Float32Array(N * V);
-      for (let n0 = 0; n0 < N; n0 += a.plan.rows) {
-        const rows = Math.min(a.plan.rows, N - n0);
-        this.classifierChunk(a, a.lnf, n0, rows);
-        out.set(await this.gpu.readF32(a.logits, 0, rows * V), n0 * V);
-      }
-      return out;
+      return this.readLogits(a, a.lnf, N);
     });
   }
 
@@ -821,7 +826,7 @@ export class WebGpuModel implements Model {
     }
     checkTokenBatch(this.config, B, S, tokens);
     return this.serial(async () => {
-      const { nEmbd: C, vocabSize: V } = this.config;
+      const C = this.config.nEmbd;
       const a = this.actsFor(B, S, false);
       this.upload(a, tokens);
       this.forwardHidden(a, B, S, cache);
@@ -832,13 +837,7 @@ export class WebGpuModel implements Model {
         [{ buffer: a.last }, { buffer: a.lnf }],
         B * C,
       );
-      const out = new Float32Array(B * V);
-      for (let n0 = 0; n0 < B; n0 += a.plan.rows) {
-        const rows = Math.min(a.plan.rows, B - n0);
-        this.classifierChunk(a, a.last, n0, rows);
-        out.set(await this.gpu.readF32(a.logits, 0, rows * V), n0 * V);
-      }
-      return out;
+      return this.readLogits(a, a.last, B);
     });
   }
 
